@@ -1,0 +1,58 @@
+/*
+ * cli.h — command-line plumbing shared by the subcommands of `neuralops` (app/ only).
+ */
+#ifndef NOPS_APP_CLI_H
+#define NOPS_APP_CLI_H
+
+#include "core/core.h"
+#include "detect/detect.h"
+
+/* Exit statuses shared by every command. */
+enum {
+    NOPS_EXIT_OK = 0,
+    NOPS_EXIT_FAIL = 1,    /* runtime failure (I/O, out of memory) */
+    NOPS_EXIT_USAGE = 2,   /* bad flags, bad config, bad input rows */
+};
+
+/* One option a command accepts besides the config aliases. */
+typedef struct cli_opt {
+    const char *name;    /* long name without dashes */
+    char short_name;     /* or 0 */
+    bool has_arg;        /* takes a value */
+    const char *metavar; /* for --help */
+    const char *help;    /* one line */
+} cli_opt;
+
+/* The settings every command shares: a [log] section and the module sections. */
+typedef struct app_log_cfg {
+    int level;  /* index into debug|info|warn|error|off */
+    int format; /* text|json */
+} app_log_cfg;
+
+typedef struct app_ctx {
+    nops_cfg *cfg;              /* tables below, registered */
+    app_log_cfg log;            /* [log] */
+    nops_detect_params detect;  /* [detect] */
+} app_ctx;
+
+/* Build the config with every section and its defaults; NULL (message printed) on failure. */
+bool app_ctx_init(app_ctx *ctx);
+void app_ctx_fini(app_ctx *ctx);
+
+/*
+ * Parse argv for a command: its own options (`opts`, reported through `on_opt`) and the config
+ * aliases/`--set`/`-c FILE`, applied in the order defaults < file < env < flags. Positional
+ * arguments are refused. Prints a clear message and returns false on any error; sets *help when
+ * -h/--help was given.
+ */
+typedef bool (*cli_opt_fn)(void *ud, const cli_opt *opt, const char *value);
+bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_opt *opts,
+               size_t n_opts, cli_opt_fn on_opt, void *ud, bool *help);
+/* Print the options of a command and the config aliases. */
+void cli_print_opts(const app_ctx *ctx, const cli_opt *opts, size_t n_opts, FILE *out);
+
+/* Shortest text that reads back as exactly the same double / float. */
+void fmt_double(char *buf, size_t cap, double v);
+void fmt_float(char *buf, size_t cap, float v);
+
+#endif

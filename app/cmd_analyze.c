@@ -1,0 +1,259 @@
+/*
+ * cmd_analyze.c — `neuralops analyze`: batch detection over a `timestamp,value` CSV.
+ *
+ * One series, one pass, streaming: each input row is parsed, pushed through the same detector
+ * kernels the streaming engine uses, and written out at once, so arbitrarily long inputs run
+ * in constant memory. Bad rows stop the run with the line number (exit 2) unless --skip-bad,
+ * which writes a zero-score row in their place so output rows still line up with input rows.
+ */
+#include "app/cli.h"
+#include "ingest/ingest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ANALYZE_MAX_LINE (1u << 20)
+
+typedef struct analyze_opts {
+    const char *input;   /* -i FILE, NULL = stdin */
+    bool skip_bad;       /* --skip-bad */
+    bool json;           /* --format json */
+    bool no_header;      /* --no-header */
+    bool summary;        /* --summary */
+} analyze_opts;
+
+static const cli_opt analyze_cli[] = {
+    {"input", 'i', true, "FILE", "read CSV from FILE instead of stdin"},
+    {"format", 0, true, "csv|json", "output format (default csv; json is one array)"},
+    {"skip-bad", 0, false, NULL, "write a zero-score row for bad rows instead of stopping"},
+    {"no-header", 0, false, NULL, "omit the CSV header line"},
+    {"summary", 0, false, NULL, "also list each anomalous excursion (signal) on stderr"},
+};
+#define N_ANALYZE_CLI (sizeof analyze_cli / sizeof analyze_cli[0])
+
+static bool on_opt(void *ud, const cli_opt *opt, const char *value)
+{
+    analyze_opts *o = ud;
+    if (strcmp(opt->name, "input") == 0) {
+        o->input = value;
+    } else if (strcmp(opt->name, "format") == 0) {
+        if (strcmp(value, "csv") && strcmp(value, "json")) {
+            fprintf(stderr, "neuralops analyze: --format must be csv or json, got \"%s\"\n",
+                    value);
+            return false;
+        }
+        o->json = strcmp(value, "json") == 0;
+    } else if (strcmp(opt->name, "skip-bad") == 0) {
+        o->skip_bad = true;
+    } else if (strcmp(opt->name, "no-header") == 0) {
+        o->no_header = true;
+    } else if (strcmp(opt->name, "summary") == 0) {
+        o->summary = true;
+    }
+    return true;
+}
+
+static void usage(const app_ctx *ctx, FILE *out)
+{
+    fprintf(out,
+            "Usage: neuralops analyze [-i FILE] [options]\n\n"
+            "Detect anomalies in one series. Input: CSV rows `timestamp,value` (header\n"
+            "optional) on stdin or from FILE; timestamps may be ISO-8601, `YYYY-MM-DD\n"
+            "HH:MM:SS` or epoch s/ms/us/ns. Output: one row per input row,\n"
+            "`timestamp,value,zscore,ewma_z,score,anomaly`, timestamp passed through verbatim.\n"
+            "score = 1 - 2^-(r^2) with r = max(|z|/z-threshold, |ewma_z|/ewma-threshold):\n"
+            "0.5 exactly at the threshold. Rows before warm-up (window/2 points) have z = 0.\n\n"
+            "Exit status: 0 ok, 1 I/O failure, 2 bad flags/config or a bad row (the message\n"
+            "names the line; --skip-bad writes a zero-score row instead and counts them).\n\n");
+    cli_print_opts(ctx, analyze_cli, N_ANALYZE_CLI, out);
+}
+
+typedef struct analyze_run {
+    const analyze_opts *o;  /* options */
+    const nops_detect_params *p; /* detector params */
+    nops_detector *det;     /* one series, slot 0 */
+    uint64_t rows;          /* rows written */
+    uint64_t bad;           /* bad rows skipped */
+    uint64_t first_bad_line;/* line of the first one */
+    const char *first_bad_reason;
+    uint64_t signals;       /* excursions (FIRED) */
+} analyze_run;
+
+static void write_row(analyze_run *r, const char *ts, size_t ts_len, const char *value_text,
+                      float z, float ze, double score, int anomaly)
+{
+    char zb[32], zeb[32], sb[32];
+    fmt_float(zb, sizeof zb, z);
+    fmt_float(zeb, sizeof zeb, ze);
+    fmt_double(sb, sizeof sb, score);
+    if (r->o->json) {
+        printf("%s{\"timestamp\":\"%.*s\",\"value\":%s,\"zscore\":%s,\"ewma_z\":%s,"
+               "\"score\":%s,\"anomaly\":%d}",
+               r->rows ? ",\n" : "", (int)ts_len, ts, value_text[0] ? value_text : "null", zb,
+               zeb, sb, anomaly);
+    } else {
+        printf("%.*s,%s,%s,%s,%s,%d\n", (int)ts_len, ts, value_text, zb, zeb, sb, anomaly);
+    }
+    r->rows++;
+}
+
+/* A bad row under --skip-bad: keep the timestamp text when it is safe to echo. */
+static void write_bad_row(analyze_run *r, const char *line, size_t len)
+{
+    const char *comma = memchr(line, ',', len);
+    size_t tl = comma ? (size_t)(comma - line) : 0;
+    for (size_t i = 0; i < tl; i++) {
+        char c = line[i];
+        if (c == '"' || c == '\\' || (unsigned char)c < 0x20 || (unsigned char)c >= 0x7f) {
+            tl = 0;
+            break;
+        }
+    }
+    write_row(r, line, tl, "", 0.0f, 0.0f, 0.0, 0);
+}
+
+static int process_line(analyze_run *r, const char *line, size_t len, uint64_t lineno,
+                        bool *first)
+{
+    nops_csv_row row;
+    nops_csv_kind kind;
+    const char *reason = NULL;
+    nops_err err = nops_ingest_csv_line(line, len, *first, &row, &kind, &reason);
+    if (err == NOPS_OK && kind == NOPS_CSV_BLANK)
+        return 0;
+    *first = false;
+    if (err == NOPS_OK && kind == NOPS_CSV_HEADER)
+        return 0;
+    if (err != NOPS_OK) {
+        if (!r->o->skip_bad) {
+            fflush(stdout);
+            fprintf(stderr, "neuralops analyze: line %llu: %s\n", (unsigned long long)lineno,
+                    reason);
+            return -1;
+        }
+        if (r->bad++ == 0) {
+            r->first_bad_line = lineno;
+            r->first_bad_reason = reason;
+        }
+        write_bad_row(r, line, len);
+        return 0;
+    }
+    float x = (float)row.value;
+    uint32_t slot = 0;
+    float z, ze;
+    uint8_t flags;
+    nops_detect_out out = {&z, &ze, &flags};
+    nops_detect_update_pairs(r->det, &slot, &x, 1, &out);
+    double score = nops_detect_score(nops_detect_ratio(r->p, z, ze));
+    if (!(flags & NOPS_DETECT_WARM))
+        score = 0.0;
+    char vb[40];
+    fmt_double(vb, sizeof vb, row.value);
+    write_row(r, row.ts, row.ts_len, vb, z, ze, score, (flags & NOPS_DETECT_ANOM) ? 1 : 0);
+    if (flags & NOPS_DETECT_FIRED) {
+        r->signals++;
+        if (r->o->summary) {
+            char zb[32], zeb[32];
+            fmt_float(zb, sizeof zb, z);
+            fmt_float(zeb, sizeof zeb, ze);
+            fprintf(stderr, "anomaly: line %llu at %.*s value %s (z %s, ewma_z %s, score %.3f)\n",
+                    (unsigned long long)lineno, (int)row.ts_len, row.ts, vb, zb, zeb, score);
+        }
+    }
+    return 0;
+}
+
+int nops_cmd_analyze(int argc, char **argv)
+{
+    app_ctx ctx;
+    analyze_opts o = {0};
+    bool help = false;
+    int status = NOPS_EXIT_USAGE;
+    if (!app_ctx_init(&ctx))
+        return NOPS_EXIT_FAIL;
+    if (!cli_parse(&ctx, "analyze", argc, argv, analyze_cli, N_ANALYZE_CLI, on_opt, &o, &help))
+        goto out;
+    if (help) {
+        usage(&ctx, stdout);
+        status = NOPS_EXIT_OK;
+        goto out;
+    }
+    FILE *in = stdin;
+    if (o.input && !(in = fopen(o.input, "r"))) {
+        fprintf(stderr, "neuralops analyze: cannot open %s: %s\n", o.input, strerror(errno));
+        status = NOPS_EXIT_FAIL;
+        goto out;
+    }
+    char errbuf[512];
+    analyze_run r = {.o = &o, .p = &ctx.detect};
+    r.det = nops_detect_new(&ctx.detect, 1, errbuf, sizeof errbuf);
+    uint32_t slot;
+    if (!r.det || nops_detect_slot(r.det, 1, "analyze", 7, 0, &slot) != NOPS_OK) {
+        fprintf(stderr, "neuralops analyze: %s\n", r.det ? "out of memory" : errbuf);
+        status = NOPS_EXIT_FAIL;
+        goto close;
+    }
+    if (o.json)
+        printf("[\n");
+    else if (!o.no_header)
+        printf("timestamp,value,zscore,ewma_z,score,anomaly\n");
+
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    uint64_t lineno = 0;
+    bool first = true;
+    status = NOPS_EXIT_OK;
+    errno = 0;
+    while ((len = getline(&line, &cap, in)) >= 0) {
+        lineno++;
+        if (len > 0 && line[len - 1] == '\n')
+            len--;
+        if ((size_t)len > ANALYZE_MAX_LINE) {
+            if (!o.skip_bad) {
+                fprintf(stderr, "neuralops analyze: line %llu: longer than %u bytes\n",
+                        (unsigned long long)lineno, ANALYZE_MAX_LINE);
+                status = NOPS_EXIT_USAGE;
+                break;
+            }
+            if (r.bad++ == 0) {
+                r.first_bad_line = lineno;
+                r.first_bad_reason = "line too long";
+            }
+            write_bad_row(&r, "", 0);
+            continue;
+        }
+        if (process_line(&r, line, (size_t)len, lineno, &first) != 0) {
+            status = NOPS_EXIT_USAGE;
+            break;
+        }
+    }
+    if (status == NOPS_EXIT_OK && ferror(in)) {
+        fprintf(stderr, "neuralops analyze: read error: %s\n", strerror(errno));
+        status = NOPS_EXIT_FAIL;
+    }
+    free(line);
+    if (o.json && status == NOPS_EXIT_OK)
+        printf("%s]\n", r.rows ? "\n" : "");
+    if (r.bad)
+        fprintf(stderr,
+                "neuralops analyze: skipped %llu bad row(s), written with score 0 (first: line "
+                "%llu: %s)\n",
+                (unsigned long long)r.bad, (unsigned long long)r.first_bad_line,
+                r.first_bad_reason);
+    if (o.summary && status == NOPS_EXIT_OK)
+        fprintf(stderr, "neuralops analyze: %llu row(s), %llu anomalous excursion(s)\n",
+                (unsigned long long)r.rows, (unsigned long long)r.signals);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "neuralops analyze: cannot write output: %s\n", strerror(errno));
+        status = NOPS_EXIT_FAIL;
+    }
+close:
+    nops_detect_destroy(r.det);
+    if (in != stdin)
+        fclose(in);
+out:
+    app_ctx_fini(&ctx);
+    return status;
+}

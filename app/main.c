@@ -1,0 +1,55 @@
+/*
+ * main.c — the `neuralops` binary: dispatch to a subcommand.
+ */
+#include "app/cli.h"
+
+#include <string.h>
+
+int nops_cmd_analyze(int argc, char **argv);
+int nops_cmd_config(int argc, char **argv);
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"analyze", nops_cmd_analyze, "detect anomalies in a timestamp,value CSV (stdin or -i FILE)"},
+    {"config", nops_cmd_config, "show the effective settings or print the config reference"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "NeuralOps %s — streaming telemetry anomaly detection\n\n"
+                 "Usage: neuralops <command> [options]   (neuralops <command> --help)\n\n"
+                 "Commands:\n",
+            NOPS_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-10s %s\n", "version", "print the version and the detector kernel in use");
+    fprintf(out, "\nDocumentation: README.md, docs/configuration.md\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return NOPS_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return NOPS_EXIT_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("neuralops %s (detector kernel: %s)\n", NOPS_VERSION,
+               nops_detect_variant_name(nops_detect_variant_best()));
+        return NOPS_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "neuralops: unknown command \"%s\" (see neuralops --help)\n", cmd);
+    return NOPS_EXIT_USAGE;
+}

@@ -1,0 +1,176 @@
+/*
+ * alloc.c — the one allocation layer.
+ *
+ * Every block carries a 16-byte header in front of the caller's pointer holding the requested
+ * size and the distance back to the start of the underlying malloc block (non-zero only for
+ * aligned blocks). That lets nops_free() release both kinds and lets the layer count the bytes
+ * it holds without a global table. Counters are relaxed atomics: they are statistics, not
+ * synchronisation. Failure injection is a countdown shared by all threads.
+ */
+#include "core/core.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct nops__alloc_hdr {
+    size_t size;   /* bytes the caller asked for */
+    uint32_t back; /* bytes from the malloc block start to the caller's pointer */
+    uint32_t magic;
+} nops__alloc_hdr;
+
+#define NOPS__ALLOC_MAGIC 0x6e6f7073u /* "nops" */
+#define NOPS__HDR sizeof(nops__alloc_hdr)
+
+_Static_assert(sizeof(nops__alloc_hdr) == 16, "header keeps 16-byte alignment");
+
+static atomic_size_t g_in_use;
+static atomic_size_t g_peak;
+static atomic_size_t g_live;
+static atomic_long g_fail_countdown = -1;
+static atomic_bool g_fail_sticky;
+
+static bool should_fail(void)
+{
+    long c = atomic_load_explicit(&g_fail_countdown, memory_order_relaxed);
+    if (c < 0)
+        return false;
+    if (c == 0) {
+        if (!atomic_load_explicit(&g_fail_sticky, memory_order_relaxed))
+            atomic_store(&g_fail_countdown, -1);
+        return true;
+    }
+    /* Another thread may race us here; injection is for single-threaded tests. */
+    atomic_fetch_sub_explicit(&g_fail_countdown, 1, memory_order_relaxed);
+    return false;
+}
+
+static void account_add(size_t size)
+{
+    size_t now = atomic_fetch_add_explicit(&g_in_use, size, memory_order_relaxed) + size;
+    atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
+    size_t peak = atomic_load_explicit(&g_peak, memory_order_relaxed);
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&g_peak, &peak, now, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+static void account_sub(size_t size)
+{
+    atomic_fetch_sub_explicit(&g_in_use, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
+}
+
+static void *finish(char *block, uint32_t back, size_t size)
+{
+    nops__alloc_hdr *h = (nops__alloc_hdr *)(block + back - NOPS__HDR);
+    h->size = size;
+    h->back = back;
+    h->magic = NOPS__ALLOC_MAGIC;
+    account_add(size);
+    return block + back;
+}
+
+static nops__alloc_hdr *header_of(void *ptr)
+{
+    nops__alloc_hdr *h = (nops__alloc_hdr *)((char *)ptr - NOPS__HDR);
+    if (h->magic != NOPS__ALLOC_MAGIC)
+        abort(); /* freeing memory that did not come from this layer: a bug, fail loudly */
+    return h;
+}
+
+void *nops_malloc(size_t size)
+{
+    if (should_fail() || size > SIZE_MAX - NOPS__HDR)
+        return NULL;
+    char *block = malloc(size + NOPS__HDR);
+    return block ? finish(block, NOPS__HDR, size) : NULL;
+}
+
+void *nops_calloc(size_t n, size_t size)
+{
+    if (size && n > (SIZE_MAX - NOPS__HDR) / size)
+        return NULL;
+    if (should_fail())
+        return NULL;
+    char *block = calloc(1, n * size + NOPS__HDR);
+    return block ? finish(block, NOPS__HDR, n * size) : NULL;
+}
+
+void *nops_realloc(void *ptr, size_t size)
+{
+    if (!ptr)
+        return nops_malloc(size);
+    nops__alloc_hdr *h = header_of(ptr);
+    if (h->back != NOPS__HDR)
+        abort(); /* aligned blocks cannot be realloc'd */
+    if (should_fail() || size > SIZE_MAX - NOPS__HDR)
+        return NULL;
+    size_t old = h->size;
+    char *block = realloc((char *)h, size + NOPS__HDR);
+    if (!block)
+        return NULL;
+    account_sub(old);
+    return finish(block, NOPS__HDR, size);
+}
+
+void *nops_aligned_alloc(size_t align, size_t size)
+{
+    if (align < 16 || align > 4096 || (align & (align - 1)) || size > SIZE_MAX - align)
+        return NULL;
+    if (should_fail())
+        return NULL;
+    void *block = NULL;
+    if (posix_memalign(&block, align, size + align) != 0)
+        return NULL;
+    memset(block, 0, size + align);
+    return finish(block, (uint32_t)align, size);
+}
+
+char *nops_strndup(const char *s, size_t n)
+{
+    size_t len = strnlen(s, n);
+    char *d = nops_malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+char *nops_strdup(const char *s)
+{
+    return nops_strndup(s, SIZE_MAX);
+}
+
+void nops_free(void *ptr)
+{
+    if (!ptr)
+        return;
+    nops__alloc_hdr *h = header_of(ptr);
+    account_sub(h->size);
+    h->magic = 0;
+    free((char *)ptr - h->back);
+}
+
+size_t nops_alloc_bytes_in_use(void)
+{
+    return atomic_load(&g_in_use);
+}
+
+size_t nops_alloc_bytes_peak(void)
+{
+    return atomic_load(&g_peak);
+}
+
+size_t nops_alloc_live_count(void)
+{
+    return atomic_load(&g_live);
+}
+
+void nops_alloc_fail_after(long n, bool sticky)
+{
+    atomic_store(&g_fail_sticky, sticky);
+    atomic_store(&g_fail_countdown, n < 0 ? -1 : n);
+}

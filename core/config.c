@@ -1,0 +1,523 @@
+/*
+ * config.c — the table-driven configuration system.
+ *
+ * A nops_cfg is a list of registered sections, each a static table plus the caller's struct
+ * the table's offsets point into. Every source (defaults, file, environment, flags) ends in
+ * one function, set_entry(), which parses text by the entry's type, checks the bounds and
+ * writes the struct; so a value is validated the same way wherever it came from. Errors name
+ * where the bad value came from ("config.ini:12", "NEURALOPS_DETECT_WINDOW", "--window").
+ */
+#include "core/core.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define NOPS__CFG_MAX_SECTIONS 32
+#define NOPS__CFG_MAX_LINE 4096
+
+typedef struct cfg_slot {
+    const nops_cfg_section *sec; /* static table */
+    void *base;                  /* caller's struct */
+} cfg_slot;
+
+struct nops_cfg {
+    cfg_slot slots[NOPS__CFG_MAX_SECTIONS]; /* registered sections, in order */
+    size_t n;                               /* how many */
+};
+
+nops_cfg *nops_cfg_new(void)
+{
+    return nops_calloc(1, sizeof(nops_cfg));
+}
+
+void nops_cfg_destroy(nops_cfg *cfg)
+{
+    nops_free(cfg);
+}
+
+static const char *type_name(nops_cfg_type t)
+{
+    switch (t) {
+    case NOPS_CFG_INT:
+        return "integer";
+    case NOPS_CFG_DOUBLE:
+        return "number";
+    case NOPS_CFG_BOOL:
+        return "boolean";
+    case NOPS_CFG_STRING:
+        return "string";
+    case NOPS_CFG_ENUM:
+        return "choice";
+    }
+    return "?";
+}
+
+static int enum_index(const char *choices, const char *v)
+{
+    size_t vlen = strlen(v);
+    int idx = 0;
+    for (const char *p = choices; *p; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == vlen && strncasecmp(p, v, len) == 0)
+            return idx;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static void enum_name(const char *choices, int idx, char *out, size_t cap)
+{
+    const char *p = choices;
+    for (int i = 0; i < idx && p; i++) {
+        p = strchr(p, '|');
+        if (p)
+            p++;
+    }
+    if (!p) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    const char *bar = strchr(p, '|');
+    size_t len = bar ? (size_t)(bar - p) : strlen(p);
+    snprintf(out, cap, "%.*s", (int)len, p);
+}
+
+static nops_err parse_bool(const char *v, bool *out)
+{
+    static const char *yes[] = {"true", "yes", "on", "1"};
+    static const char *no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return NOPS_OK;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return NOPS_OK;
+        }
+    }
+    return NOPS_PARSE;
+}
+
+/* The single place a value is parsed, checked and stored. */
+static nops_err set_entry(const nops_cfg_section *sec, const nops_cfg_entry *e, void *base,
+                          const char *v, const char *source, char *errstr, size_t errstr_size)
+{
+    char *field = (char *)base + e->offset;
+    char *end = NULL;
+    switch (e->type) {
+    case NOPS_CFG_INT: {
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end) {
+            nops_errf(errstr, errstr_size, "%s: %s.%s expects an integer, got \"%s\"", source,
+                      sec->name, e->key, v);
+            return NOPS_PARSE;
+        }
+        if ((double)x < e->min || (double)x > e->max) {
+            nops_errf(errstr, errstr_size, "%s: %s.%s = %lld is outside [%.17g, %.17g]", source,
+                      sec->name, e->key, x, e->min, e->max);
+            return NOPS_RANGE;
+        }
+        *(int64_t *)(void *)field = (int64_t)x;
+        return NOPS_OK;
+    }
+    case NOPS_CFG_DOUBLE: {
+        errno = 0;
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !isfinite(x)) {
+            nops_errf(errstr, errstr_size, "%s: %s.%s expects a finite number, got \"%s\"",
+                      source, sec->name, e->key, v);
+            return NOPS_PARSE;
+        }
+        if (x < e->min || x > e->max) {
+            nops_errf(errstr, errstr_size, "%s: %s.%s = %g is outside [%g, %g]", source,
+                      sec->name, e->key, x, e->min, e->max);
+            return NOPS_RANGE;
+        }
+        *(double *)(void *)field = x;
+        return NOPS_OK;
+    }
+    case NOPS_CFG_BOOL: {
+        bool b;
+        if (parse_bool(v, &b) != NOPS_OK) {
+            nops_errf(errstr, errstr_size, "%s: %s.%s expects true or false, got \"%s\"", source,
+                      sec->name, e->key, v);
+            return NOPS_PARSE;
+        }
+        *(bool *)(void *)field = b;
+        return NOPS_OK;
+    }
+    case NOPS_CFG_STRING: {
+        size_t len = strlen(v);
+        if ((double)len + 1 > e->max) {
+            nops_errf(errstr, errstr_size, "%s: %s.%s is %zu bytes long, at most %.0f allowed",
+                      source, sec->name, e->key, len, e->max - 1);
+            return NOPS_RANGE;
+        }
+        memcpy(field, v, len + 1);
+        return NOPS_OK;
+    }
+    case NOPS_CFG_ENUM: {
+        int idx = enum_index(e->choices, v);
+        if (idx < 0) {
+            nops_errf(errstr, errstr_size, "%s: %s.%s must be one of %s, got \"%s\"", source,
+                      sec->name, e->key, e->choices, v);
+            return NOPS_PARSE;
+        }
+        *(int *)(void *)field = idx;
+        return NOPS_OK;
+    }
+    }
+    return NOPS_INTERNAL;
+}
+
+nops_err nops_cfg_add(nops_cfg *cfg, const nops_cfg_section *sec, void *base, char *errstr,
+                      size_t errstr_size)
+{
+    if (!cfg || !sec || !base)
+        return NOPS_INVAL;
+    if (cfg->n == NOPS__CFG_MAX_SECTIONS) {
+        nops_errf(errstr, errstr_size, "too many config sections");
+        return NOPS_FULL;
+    }
+    for (size_t i = 0; i < sec->n_entries; i++) {
+        const nops_cfg_entry *e = &sec->entries[i];
+        nops_err err = set_entry(sec, e, base, e->def, "default", errstr, errstr_size);
+        if (err != NOPS_OK)
+            return err;
+    }
+    cfg->slots[cfg->n++] = (cfg_slot){sec, base};
+    return NOPS_OK;
+}
+
+static const nops_cfg_entry *find(const nops_cfg *cfg, const char *section, size_t slen,
+                                  const char *key, cfg_slot **slot_out)
+{
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        if (strlen(sec->name) != slen || strncmp(sec->name, section, slen) != 0)
+            continue;
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            if (strcmp(sec->entries[j].key, key) == 0) {
+                if (slot_out)
+                    *slot_out = (cfg_slot *)&cfg->slots[i];
+                return &sec->entries[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+nops_err nops_cfg_set(nops_cfg *cfg, const char *name, const char *value, const char *source,
+                      char *errstr, size_t errstr_size)
+{
+    const char *dot = strchr(name, '.');
+    cfg_slot *slot = NULL;
+    const nops_cfg_entry *e = dot ? find(cfg, name, (size_t)(dot - name), dot + 1, &slot) : NULL;
+    if (!e) {
+        nops_errf(errstr, errstr_size, "%s: unknown setting \"%s\" (see docs/configuration.md)",
+                  source, name);
+        return NOPS_NOTFOUND;
+    }
+    return set_entry(slot->sec, e, slot->base, value, source, errstr, errstr_size);
+}
+
+const char *nops_cfg_flag_target(const nops_cfg *cfg, const char *flag, bool *takes_value)
+{
+    static __thread char name[160];
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            const nops_cfg_entry *e = &sec->entries[j];
+            snprintf(name, sizeof name, "%s.%s", sec->name, e->key);
+            if ((e->flag && strcmp(e->flag, flag) == 0) || strcmp(name, flag) == 0) {
+                if (takes_value)
+                    *takes_value = true;
+                return name;
+            }
+        }
+    }
+    return NULL;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const char *origin,
+                              char *errstr, size_t errstr_size)
+{
+    char section[128] = "";
+    char line[NOPS__CFG_MAX_LINE];
+    size_t lineno = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        lineno++;
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t llen = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        if (llen >= sizeof line) {
+            nops_errf(errstr, errstr_size, "%s:%zu: line longer than %zu bytes", origin, lineno,
+                      sizeof line - 1);
+            return NOPS_PARSE;
+        }
+        memcpy(line, text + pos, llen);
+        line[llen] = '\0';
+        pos += llen + (nl ? 1 : 0);
+        if (memchr(line, '\0', llen)) {
+            nops_errf(errstr, errstr_size, "%s:%zu: NUL byte in config", origin, lineno);
+            return NOPS_PARSE;
+        }
+        char *s = trim(line, line + llen);
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *close = strchr(s, ']');
+            if (!close || close[1] != '\0') {
+                nops_errf(errstr, errstr_size, "%s:%zu: expected [section], got \"%s\"", origin,
+                          lineno, s);
+                return NOPS_PARSE;
+            }
+            char *name = trim(s + 1, close);
+            if (strlen(name) >= sizeof section || *name == '\0') {
+                nops_errf(errstr, errstr_size, "%s:%zu: bad section name", origin, lineno);
+                return NOPS_PARSE;
+            }
+            bool known = false;
+            for (size_t i = 0; i < cfg->n; i++)
+                known |= strcmp(cfg->slots[i].sec->name, name) == 0;
+            if (!known) {
+                nops_errf(errstr, errstr_size, "%s:%zu: unknown section [%s]", origin, lineno,
+                          name);
+                return NOPS_NOTFOUND;
+            }
+            snprintf(section, sizeof section, "%s", name);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            nops_errf(errstr, errstr_size, "%s:%zu: expected key = value, got \"%s\"", origin,
+                      lineno, s);
+            return NOPS_PARSE;
+        }
+        if (section[0] == '\0') {
+            nops_errf(errstr, errstr_size, "%s:%zu: key outside any [section]", origin, lineno);
+            return NOPS_PARSE;
+        }
+        char *key = trim(s, eq);
+        char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+        size_t vlen = strlen(val);
+        if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"') {
+            val[vlen - 1] = '\0';
+            val++;
+        }
+        char where[300];
+        snprintf(where, sizeof where, "%s:%zu", origin, lineno);
+        cfg_slot *slot = NULL;
+        const nops_cfg_entry *e = find(cfg, section, strlen(section), key, &slot);
+        if (!e) {
+            nops_errf(errstr, errstr_size, "%s: unknown key \"%s\" in [%s]", where, key, section);
+            return NOPS_NOTFOUND;
+        }
+        nops_err err = set_entry(slot->sec, e, slot->base, val, where, errstr, errstr_size);
+        if (err != NOPS_OK)
+            return err;
+    }
+    return NOPS_OK;
+}
+
+nops_err nops_cfg_load_file(nops_cfg *cfg, const char *path, char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        nops_errf(errstr, errstr_size, "cannot open config file %s: %s", path, strerror(errno));
+        return NOPS_IO;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    nops_err err = NOPS_OK;
+    for (;;) {
+        if (len + 4096 > cap) {
+            if (cap >= (16u << 20)) {
+                nops_errf(errstr, errstr_size, "config file %s is larger than 16 MiB", path);
+                err = NOPS_RANGE;
+                break;
+            }
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *nb = nops_realloc(buf, ncap);
+            if (!nb) {
+                err = NOPS_NOMEM;
+                nops_errf(errstr, errstr_size, "out of memory reading %s", path);
+                break;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t r = fread(buf + len, 1, cap - len, f);
+        len += r;
+        if (r == 0) {
+            if (ferror(f)) {
+                nops_errf(errstr, errstr_size, "cannot read %s: %s", path, strerror(errno));
+                err = NOPS_IO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (err == NOPS_OK)
+        err = nops_cfg_load_buffer(cfg, buf ? buf : "", len, path, errstr, errstr_size);
+    nops_free(buf);
+    return err;
+}
+
+static void env_name(const char *section, const char *key, char *out, size_t cap)
+{
+    size_t o = (size_t)snprintf(out, cap, "NEURALOPS_%s_%s", section, key);
+    for (size_t i = 0; i < o && i < cap; i++)
+        out[i] = (char)toupper((unsigned char)out[i]);
+}
+
+nops_err nops_cfg_apply_env(nops_cfg *cfg, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            char name[160];
+            env_name(sec->name, sec->entries[j].key, name, sizeof name);
+            const char *v = getenv(name);
+            if (!v)
+                continue;
+            nops_err err =
+                set_entry(sec, &sec->entries[j], cfg->slots[i].base, v, name, errstr, errstr_size);
+            if (err != NOPS_OK)
+                return err;
+        }
+    }
+    return NOPS_OK;
+}
+
+nops_err nops_cfg_finalize(nops_cfg *cfg, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        if (!sec->finalize)
+            continue;
+        nops_err err = sec->finalize(cfg->slots[i].base, errstr, errstr_size);
+        if (err != NOPS_OK)
+            return err;
+    }
+    return NOPS_OK;
+}
+
+static void value_text(const nops_cfg_entry *e, const void *base, char *out, size_t cap)
+{
+    const char *field = (const char *)base + e->offset;
+    if (e->flags & NOPS_CFG_SECRET) {
+        snprintf(out, cap, "%s", *field ? "********" : "");
+        return;
+    }
+    switch (e->type) {
+    case NOPS_CFG_INT:
+        snprintf(out, cap, "%lld", (long long)*(const int64_t *)(const void *)field);
+        break;
+    case NOPS_CFG_DOUBLE:
+        snprintf(out, cap, "%.17g", *(const double *)(const void *)field);
+        break;
+    case NOPS_CFG_BOOL:
+        snprintf(out, cap, "%s", *(const bool *)(const void *)field ? "true" : "false");
+        break;
+    case NOPS_CFG_STRING:
+        snprintf(out, cap, "%s", field);
+        break;
+    case NOPS_CFG_ENUM:
+        enum_name(e->choices, *(const int *)(const void *)field, out, cap);
+        break;
+    }
+}
+
+static void range_text(const nops_cfg_entry *e, char *out, size_t cap)
+{
+    if (e->type == NOPS_CFG_INT || e->type == NOPS_CFG_DOUBLE)
+        snprintf(out, cap, "%g … %g", e->min, e->max);
+    else if (e->type == NOPS_CFG_ENUM)
+        snprintf(out, cap, "%s", e->choices);
+    else if (e->type == NOPS_CFG_STRING)
+        snprintf(out, cap, "≤ %.0f bytes", e->max - 1);
+    else
+        snprintf(out, cap, "true, false");
+}
+
+void nops_cfg_print_flags(const nops_cfg *cfg, FILE *out)
+{
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            const nops_cfg_entry *e = &sec->entries[j];
+            if (!e->flag)
+                continue;
+            char opt[64];
+            snprintf(opt, sizeof opt, "--%s %s", e->flag,
+                     e->type == NOPS_CFG_ENUM ? e->choices : type_name(e->type));
+            fprintf(out, "  %-34s %s (default %s; %s.%s)\n", opt, e->doc, e->def, sec->name,
+                    e->key);
+        }
+    }
+    fprintf(out, "  %-34s %s\n", "--set SECTION.KEY=VALUE",
+             "any setting of docs/configuration.md");
+}
+
+void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
+{
+    fprintf(out, "# Configuration\n\n"
+                 "<!-- Generated by `neuralops config docs` from the tables in the code; "
+                 "do not edit by hand. -->\n\n"
+                 "Every setting can come from the config file (`-c FILE`, INI: `[section]` "
+                 "then `key = value`), from an environment variable "
+                 "`NEURALOPS_<SECTION>_<KEY>`, or from a command-line flag "
+                 "(`--set section.key=value`, or the short alias shown). Later sources win: "
+                 "defaults < file < environment < flags. Unknown keys and out-of-range values "
+                 "are errors that name the file and line, the variable or the flag.\n\n");
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        fprintf(out, "## [%s]\n\n%s\n\n", sec->name, sec->doc);
+        fprintf(out, "| key | type | default | allowed | environment | flag | description |\n"
+                     "|---|---|---|---|---|---|---|\n");
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            const nops_cfg_entry *e = &sec->entries[j];
+            char env[160], range[128];
+            env_name(sec->name, e->key, env, sizeof env);
+            range_text(e, range, sizeof range);
+            fprintf(out, "| `%s` | %s | `%s` | %s | `%s` | %s%s%s | %s%s |\n", e->key,
+                    type_name(e->type), e->def, range, env, e->flag ? "`--" : "",
+                    e->flag ? e->flag : "", e->flag ? "`" : "", e->doc,
+                    (e->flags & NOPS_CFG_SECRET) ? " Secret: masked in dumps." : "");
+        }
+        fprintf(out, "\n");
+    }
+}
+
+void nops_cfg_print_values(const nops_cfg *cfg, FILE *out)
+{
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        fprintf(out, "%s[%s]\n", i ? "\n" : "", sec->name);
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            char v[512];
+            value_text(&sec->entries[j], cfg->slots[i].base, v, sizeof v);
+            fprintf(out, "%s = %s\n", sec->entries[j].key, v);
+        }
+    }
+}

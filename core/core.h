@@ -1,0 +1,214 @@
+/*
+ * core.h — what every NeuralOps module shares: errors, allocation, logging, configuration.
+ *
+ * Ownership in one sentence: whoever calls a `_new`/`_create` owns the result and frees it with the
+ * matching `_destroy` (NULL is always accepted); functions that take a `char *errstr, size_t
+ * errstr_size` fill it with a sentence a user can act on whenever they return an error, and
+ * ownership of an argument moves only when the call succeeds.
+ *
+ * Library code never prints or exits: it returns a nops_err and, for setup calls, an error
+ * sentence. Only app/ prints. Logging goes through nops_log(), which the application points at
+ * stderr (text or JSON lines) or anywhere else.
+ */
+#ifndef NOPS_CORE_H
+#define NOPS_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/** One X-macro drives the enum, nops_strerror() and nops_err_name(). */
+#define NOPS_ERRORS(X)                                                                         \
+    X(OK, 0, "success")                                                                        \
+    X(NOMEM, -1, "out of memory")                                                              \
+    X(INVAL, -2, "invalid argument")                                                           \
+    X(PARSE, -3, "malformed input")                                                            \
+    X(RANGE, -4, "value out of range")                                                         \
+    X(IO, -5, "input/output error")                                                            \
+    X(NOTFOUND, -6, "not found")                                                               \
+    X(EXISTS, -7, "already exists")                                                            \
+    X(FULL, -8, "capacity exhausted")                                                          \
+    X(UNSUPPORTED, -9, "not supported on this machine")                                        \
+    X(CONFIG, -10, "invalid configuration")                                                    \
+    X(INTERNAL, -11, "internal error")
+
+typedef enum nops_err {
+#define NOPS__ERR_ENUM(name, code, text) NOPS_##name = code,
+    NOPS_ERRORS(NOPS__ERR_ENUM)
+#undef NOPS__ERR_ENUM
+} nops_err;
+
+/** Human sentence for an error code; never NULL, static storage. */
+const char *nops_strerror(nops_err err);
+/** Symbolic name ("NOPS_PARSE"); never NULL, static storage. */
+const char *nops_err_name(nops_err err);
+
+/** Format into an error buffer (no-op when errstr is NULL or errstr_size is 0). */
+void nops_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------------------------------ */
+/* Allocation                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Every module allocates through these so that the process can report the bytes it holds and
+ * tests can make the Nth allocation fail. Memory from nops_malloc/nops_calloc/nops_realloc/
+ * nops_aligned_alloc/nops_strdup is released with nops_free (and only with it).
+ */
+
+void *nops_malloc(size_t size);
+void *nops_calloc(size_t n, size_t size);
+/** Like realloc(3); not for memory from nops_aligned_alloc. On failure the old block stays. */
+void *nops_realloc(void *ptr, size_t size);
+/** Zeroed memory aligned to `align` (a power of two, 16..4096). */
+void *nops_aligned_alloc(size_t align, size_t size);
+char *nops_strdup(const char *s);
+char *nops_strndup(const char *s, size_t n);
+void nops_free(void *ptr);
+
+/** Bytes currently held through this layer (requested sizes, headers excluded). */
+size_t nops_alloc_bytes_in_use(void);
+/** Highest value nops_alloc_bytes_in_use() has reached. */
+size_t nops_alloc_bytes_peak(void);
+/** Number of live allocations. */
+size_t nops_alloc_live_count(void);
+/**
+ * Make the allocation `n` calls from now fail (0 = the very next one), and every one after it
+ * when `sticky`; n < 0 turns failure injection off. For tests.
+ */
+void nops_alloc_fail_after(long n, bool sticky);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Logging                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum nops_log_level {
+    NOPS_LOG_DEBUG = 0,
+    NOPS_LOG_INFO = 1,
+    NOPS_LOG_WARN = 2,
+    NOPS_LOG_ERROR = 3,
+    NOPS_LOG_OFF = 4,
+} nops_log_level;
+
+typedef enum nops_log_format {
+    NOPS_LOG_TEXT = 0, /**< `2026-11-23T10:00:00.123Z INFO  detect: message` */
+    NOPS_LOG_JSON = 1, /**< `{"ts":"…","level":"info","module":"detect","msg":"…"}` */
+} nops_log_format;
+
+/** Where log lines go; `line` has no trailing newline. */
+typedef void(nops_log_sink_fn)(void *userdata, nops_log_level level, const char *line);
+
+/** Set level and format; the sink stays as it is (stderr by default). Thread-safe. */
+void nops_log_configure(nops_log_level level, nops_log_format format);
+/** Route lines to `fn` (NULL restores stderr). */
+void nops_log_set_sink(nops_log_sink_fn *fn, void *userdata);
+nops_log_level nops_log_get_level(void);
+/** Parse "debug|info|warn|error|off". */
+nops_err nops_log_level_parse(const char *s, nops_log_level *out);
+
+void nops_log(nops_log_level level, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_list ap);
+
+#define NOPS_DEBUG(mod, ...) nops_log(NOPS_LOG_DEBUG, mod, __VA_ARGS__)
+#define NOPS_INFO(mod, ...) nops_log(NOPS_LOG_INFO, mod, __VA_ARGS__)
+#define NOPS_WARN(mod, ...) nops_log(NOPS_LOG_WARN, mod, __VA_ARGS__)
+#define NOPS_ERROR(mod, ...) nops_log(NOPS_LOG_ERROR, mod, __VA_ARGS__)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Configuration                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Each module describes its settings in one table of nops_cfg_entry rows pointing into a
+ * struct of its own. The same table drives defaults, the config file, NEURALOPS_<SECTION>_<KEY>
+ * environment overrides, command-line flags, validation, `--help` text, docs/configuration.md
+ * and the masked dump. Precedence: defaults < file < environment < flags.
+ *
+ * The file format is INI-like:
+ *
+ *     # comment
+ *     [detect]
+ *     window = 60
+ *     method = both
+ */
+
+typedef enum nops_cfg_type {
+    NOPS_CFG_INT,    /**< int64_t; min/max inclusive */
+    NOPS_CFG_DOUBLE, /**< double; finite, min/max inclusive */
+    NOPS_CFG_BOOL,   /**< bool; true/false/yes/no/on/off/1/0 */
+    NOPS_CFG_STRING, /**< char[max] inside the struct; max is the buffer size */
+    NOPS_CFG_ENUM,   /**< int; index into the '|'-separated `choices` */
+} nops_cfg_type;
+
+#define NOPS_CFG_SECRET 0x1u /**< masked in dumps and never logged */
+
+typedef struct nops_cfg_entry {
+    const char *key;     /**< key within its section, lower_snake_case */
+    nops_cfg_type type;  /**< how the value is parsed and stored */
+    size_t offset;       /**< offsetof() into the section struct */
+    double min;          /**< lower bound (INT/DOUBLE) */
+    double max;          /**< upper bound (INT/DOUBLE) or buffer size (STRING) */
+    const char *def;     /**< default, as text, parsed like any other value */
+    const char *choices; /**< ENUM only: "a|b|c" */
+    const char *flag;    /**< command-line alias without dashes ("window"), or NULL */
+    unsigned flags;      /**< NOPS_CFG_SECRET, ... */
+    const char *doc;     /**< one or two sentences for --help and the docs */
+} nops_cfg_entry;
+
+typedef struct nops_cfg_section {
+    const char *name;                 /**< "[name]" in the file, NEURALOPS_NAME_* in env */
+    const char *doc;                  /**< one paragraph for the docs */
+    const nops_cfg_entry *entries;    /**< the table */
+    size_t n_entries;                 /**< rows in the table */
+    /** Cross-field checks after all sources were applied (may be NULL). */
+    nops_err (*finalize)(void *base, char *errstr, size_t errstr_size);
+} nops_cfg_section;
+
+typedef struct nops_cfg nops_cfg;
+
+/** An empty configuration; add sections next. */
+nops_cfg *nops_cfg_new(void);
+void nops_cfg_destroy(nops_cfg *cfg);
+/**
+ * Register a section whose settings live in `*base` (caller-owned, must outlive cfg) and write
+ * the defaults into it. `sec` must have static storage.
+ */
+nops_err nops_cfg_add(nops_cfg *cfg, const nops_cfg_section *sec, void *base, char *errstr,
+                      size_t errstr_size);
+/** Set one value from text; `name` is "section.key". `source` names it in errors ("--window"). */
+nops_err nops_cfg_set(nops_cfg *cfg, const char *name, const char *value, const char *source,
+                      char *errstr, size_t errstr_size);
+/** Look up the entry behind a command-line alias or a "section.key" name; NULL if none. */
+const char *nops_cfg_flag_target(const nops_cfg *cfg, const char *flag, bool *takes_value);
+/** Apply a config file's text; errors name `origin` and the line. Unknown keys are errors. */
+nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const char *origin,
+                              char *errstr, size_t errstr_size);
+nops_err nops_cfg_load_file(nops_cfg *cfg, const char *path, char *errstr, size_t errstr_size);
+/** Apply every NEURALOPS_<SECTION>_<KEY> variable that is set. */
+nops_err nops_cfg_apply_env(nops_cfg *cfg, char *errstr, size_t errstr_size);
+/** Run every section's finalize check. */
+nops_err nops_cfg_finalize(nops_cfg *cfg, char *errstr, size_t errstr_size);
+
+/** `--help` lines for every entry that has a flag alias (and `--set section.key=V`). */
+void nops_cfg_print_flags(const nops_cfg *cfg, FILE *out);
+/** docs/configuration.md, generated from the tables. */
+void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out);
+/** Current values as INI text; secrets masked. */
+void nops_cfg_print_values(const nops_cfg *cfg, FILE *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small shared helpers                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Monotonic clock in nanoseconds. */
+uint64_t nops_now_ns(void);
+/** Wall clock in nanoseconds since the Unix epoch. */
+int64_t nops_wall_ns(void);
+
+#endif /* NOPS_CORE_H */

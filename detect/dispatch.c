@@ -1,0 +1,167 @@
+/*
+ * dispatch.c — the detector object: creation, kernel variant choice, update entry points.
+ *
+ * The variant is chosen once (at creation or by nops_detect_set_variant) from the CPU flags
+ * reported by __builtin_cpu_supports; the update calls then cost one indirect call per batch.
+ */
+#include "detect/detect_int.h"
+
+#include <math.h>
+#include <string.h>
+
+bool nops_detect_variant_supported(nops_detect_variant v)
+{
+    __builtin_cpu_init();
+    switch (v) {
+    case NOPS_VARIANT_AUTO:
+    case NOPS_VARIANT_SCALAR:
+        return true;
+    case NOPS_VARIANT_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case NOPS_VARIANT_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("fma");
+    }
+    return false;
+}
+
+nops_detect_variant nops_detect_variant_best(void)
+{
+    if (nops_detect_variant_supported(NOPS_VARIANT_AVX512))
+        return NOPS_VARIANT_AVX512;
+    if (nops_detect_variant_supported(NOPS_VARIANT_AVX2))
+        return NOPS_VARIANT_AVX2;
+    return NOPS_VARIANT_SCALAR;
+}
+
+const char *nops_detect_variant_name(nops_detect_variant v)
+{
+    static const char *names[] = {"auto", "scalar", "avx2", "avx512"};
+    return (unsigned)v < 4 ? names[v] : "?";
+}
+
+nops_err nops_detect_set_variant(nops_detector *det, nops_detect_variant v)
+{
+    if (v == NOPS_VARIANT_AUTO)
+        v = nops_detect_variant_best();
+    if (!nops_detect_variant_supported(v))
+        return NOPS_UNSUPPORTED;
+    det->variant = v;
+    det->kern = v == NOPS_VARIANT_AVX512 ? &nops__kernels_avx512
+                : v == NOPS_VARIANT_AVX2 ? &nops__kernels_avx2
+                                         : &nops__kernels_scalar;
+    return NOPS_OK;
+}
+
+nops_detect_variant nops_detect_get_variant(const nops_detector *det)
+{
+    return det->variant;
+}
+
+nops_detector *nops_detect_new(const nops_detect_params *p, uint32_t capacity_hint, char *errstr,
+                               size_t errstr_size)
+{
+    if (!p) {
+        nops_errf(errstr, errstr_size, "no detector parameters");
+        return NULL;
+    }
+    if (nops_detect_params_check(p, errstr, errstr_size) != NOPS_OK)
+        return NULL;
+    nops_detector *det = nops_calloc(1, sizeof *det);
+    if (!det)
+        goto nomem;
+    det->p = *p;
+    nops__kconst_init(&det->k, p);
+    const uint32_t cap = capacity_hint ? capacity_hint : 1024;
+    if (nops__dstate_init(&det->st, det->k.W, cap) != NOPS_OK)
+        goto nomem;
+    if (nops__registry_init(det, cap) != NOPS_OK)
+        goto nomem;
+    if (nops_detect_set_variant(det, (nops_detect_variant)p->variant) != NOPS_OK) {
+        nops_errf(errstr, errstr_size,
+                  "detect.variant=%s is not supported by this CPU (best available: %s)",
+                  nops_detect_variant_name((nops_detect_variant)p->variant),
+                  nops_detect_variant_name(nops_detect_variant_best()));
+        nops_detect_destroy(det);
+        return NULL;
+    }
+    return det;
+nomem:
+    nops_errf(errstr, errstr_size, "out of memory creating a detector for %u series",
+              capacity_hint);
+    nops_detect_destroy(det);
+    return NULL;
+}
+
+void nops_detect_destroy(nops_detector *det)
+{
+    if (!det)
+        return;
+    nops__registry_fini(det);
+    nops__dstate_fini(&det->st);
+    nops_free(det);
+}
+
+const nops_detect_params *nops_detect_get_params(const nops_detector *det)
+{
+    return &det->p;
+}
+
+nops_err nops_detect_update_range(nops_detector *det, uint32_t first, uint32_t n,
+                                  const float *values, const nops_detect_out *out)
+{
+    if (!det || !values || !out || !out->z || !out->ze || !out->flags)
+        return NOPS_INVAL;
+    if (n == 0)
+        return NOPS_OK;
+    if ((uint64_t)first + n > det->hwm)
+        return NOPS_RANGE;
+    det->kern->range[det->p.method](&det->k, &det->st, first, n, values, out);
+    return NOPS_OK;
+}
+
+nops_err nops_detect_update_pairs(nops_detector *det, const uint32_t *slots, const float *values,
+                                  size_t n, const nops_detect_out *out)
+{
+    if (!det || !slots || !values || !out || !out->z || !out->ze || !out->flags)
+        return NOPS_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if (slots[i] >= det->hwm)
+            return NOPS_RANGE;
+    /* the kernels take 32-bit counts; feed them in bounded batches */
+    for (size_t off = 0; off < n; off += (1u << 30)) {
+        uint32_t m = (uint32_t)(n - off < (1u << 30) ? n - off : (1u << 30));
+        nops_detect_out o = {out->z + off, out->ze + off, out->flags + off};
+        det->kern->pairs[det->p.method](&det->k, &det->st, slots + off, m, values + off, &o);
+    }
+    return NOPS_OK;
+}
+
+nops_err nops_detect_slot_stats(const nops_detector *det, uint32_t slot, double *mean,
+                                double *std, uint32_t *count)
+{
+    if (slot >= det->hwm)
+        return NOPS_RANGE;
+    const nops__dstate *st = &det->st;
+    const uint32_t c = st->cnt[slot];
+    if (count)
+        *count = c;
+    if (c == 0 || det->p.method == NOPS_METHOD_EWMA) {
+        if (c && det->p.method == NOPS_METHOD_EWMA) {
+            if (mean)
+                *mean = st->em[slot];
+            if (std)
+                *std = sqrt(st->ev[slot]);
+            return NOPS_OK;
+        }
+        return NOPS_RANGE;
+    }
+    const double md = st->sum[slot] / c;
+    const double var = st->sumsq[slot] / c - md * md;
+    if (mean)
+        *mean = (double)st->shift[slot] + md;
+    if (std)
+        *std = var > 0 ? sqrt(var) : 0.0;
+    return NOPS_OK;
+}

@@ -1,0 +1,299 @@
+/*
+ * registry.c — series identity: canonical keys, stable 64-bit ids, dense slots.
+ *
+ * A series is its name plus its labels sorted by key; the canonical text is hashed with XXH3
+ * (stable across versions and machines) into the id. The id → slot map is an open-addressing
+ * table with linear probing sized to at least twice the slot capacity, with backward-shift
+ * deletion so eviction leaves no tombstones. Slots freed by eviction are reused before new
+ * ones; state of a reused slot is reset.
+ */
+#include "detect/detect_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define NOPS__MAX_LABELS 64
+
+static int label_cmp(const nops_label *a, const nops_label *b)
+{
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = memcmp(a->key, b->key, n);
+    if (c)
+        return c;
+    return (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+uint64_t nops_detect_key_id(const char *key, size_t key_len)
+{
+    uint64_t id = XXH3_64bits(key, key_len);
+    return id ? id : 1; /* 0 marks an empty table cell */
+}
+
+static bool put(char *key, size_t cap, size_t *o, const char *s, size_t n)
+{
+    if (*o + n >= cap)
+        return false;
+    memcpy(key + *o, s, n);
+    *o += n;
+    return true;
+}
+
+nops_err nops_detect_series_key(const char *name, size_t name_len, nops_label *labels,
+                                size_t n_labels, char *key, size_t key_cap, size_t *key_len,
+                                uint64_t *id)
+{
+    if (!name || name_len == 0 || n_labels > NOPS__MAX_LABELS || (n_labels && !labels))
+        return NOPS_INVAL;
+    /* insertion sort: label sets are small, and this keeps the sort stable and allocation-free */
+    for (size_t i = 1; i < n_labels; i++) {
+        nops_label t = labels[i];
+        size_t j = i;
+        while (j > 0 && label_cmp(&labels[j - 1], &t) > 0) {
+            labels[j] = labels[j - 1];
+            j--;
+        }
+        labels[j] = t;
+    }
+    for (size_t i = 1; i < n_labels; i++)
+        if (label_cmp(&labels[i - 1], &labels[i]) == 0)
+            return NOPS_INVAL;
+    size_t o = 0;
+    if (!put(key, key_cap, &o, name, name_len))
+        return NOPS_RANGE;
+    for (size_t i = 0; i < n_labels; i++) {
+        if (!put(key, key_cap, &o, i ? "," : "{", 1) ||
+            !put(key, key_cap, &o, labels[i].key, labels[i].key_len) ||
+            !put(key, key_cap, &o, "=\"", 2))
+            return NOPS_RANGE;
+        /* escape like the Prometheus exposition format: backslash, quote, newline */
+        for (size_t j = 0; j < labels[i].value_len; j++) {
+            char c = labels[i].value[j];
+            const char *esc = c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : NULL;
+            if (!(esc ? put(key, key_cap, &o, esc, 2) : put(key, key_cap, &o, &c, 1)))
+                return NOPS_RANGE;
+        }
+        if (!put(key, key_cap, &o, "\"", 1))
+            return NOPS_RANGE;
+    }
+    if (n_labels && !put(key, key_cap, &o, "}", 1))
+        return NOPS_RANGE;
+    key[o] = '\0';
+    if (key_len)
+        *key_len = o;
+    if (id)
+        *id = nops_detect_key_id(key, o);
+    return NOPS_OK;
+}
+
+static uint32_t ht_size_for(uint32_t cap)
+{
+    uint32_t n = 16;
+    while (n < 2u * cap && n < (1u << 31))
+        n <<= 1;
+    return n;
+}
+
+static void ht_insert(uint64_t *ids, uint32_t *slots, uint32_t mask, uint64_t id, uint32_t slot)
+{
+    uint32_t i = (uint32_t)id & mask;
+    while (ids[i])
+        i = (i + 1) & mask;
+    ids[i] = id;
+    slots[i] = slot;
+}
+
+static nops_err ht_rebuild(nops_detector *det, uint32_t new_cap)
+{
+    uint64_t *ids = nops_calloc(new_cap, sizeof *ids);
+    uint32_t *slots = nops_calloc(new_cap, sizeof *slots);
+    if (!ids || !slots) {
+        nops_free(ids);
+        nops_free(slots);
+        return NOPS_NOMEM;
+    }
+    for (uint32_t i = 0; i < det->ht_cap; i++)
+        if (det->ht_id[i])
+            ht_insert(ids, slots, new_cap - 1, det->ht_id[i], det->ht_slot[i]);
+    nops_free(det->ht_id);
+    nops_free(det->ht_slot);
+    det->ht_id = ids;
+    det->ht_slot = slots;
+    det->ht_cap = new_cap;
+    return NOPS_OK;
+}
+
+static nops_err resize_slot_arrays(nops_detector *det, uint32_t old_cap, uint32_t cap)
+{
+    uint64_t *sid = nops_realloc(det->slot_id, (size_t)cap * sizeof *sid);
+    if (!sid)
+        return NOPS_NOMEM;
+    det->slot_id = sid;
+    uint32_t *ls = nops_realloc(det->last_seen, (size_t)cap * sizeof *ls);
+    if (!ls)
+        return NOPS_NOMEM;
+    det->last_seen = ls;
+    char **keys = nops_realloc(det->keys, (size_t)cap * sizeof *keys);
+    if (!keys)
+        return NOPS_NOMEM;
+    det->keys = keys;
+    uint32_t *fs = nops_realloc(det->free_slots, (size_t)cap * sizeof *fs);
+    if (!fs)
+        return NOPS_NOMEM;
+    det->free_slots = fs;
+    for (uint32_t s = old_cap; s < cap; s++) {
+        det->slot_id[s] = 0;
+        det->last_seen[s] = 0;
+        det->keys[s] = NULL;
+    }
+    return NOPS_OK;
+}
+
+nops_err nops__registry_init(nops_detector *det, uint32_t cap)
+{
+    nops_err err = resize_slot_arrays(det, 0, cap);
+    if (err == NOPS_OK)
+        err = ht_rebuild(det, ht_size_for(cap));
+    return err;
+}
+
+void nops__registry_fini(nops_detector *det)
+{
+    if (det->keys)
+        for (uint32_t s = 0; s < det->hwm; s++)
+            nops_free(det->keys[s]);
+    nops_free(det->keys);
+    nops_free(det->slot_id);
+    nops_free(det->last_seen);
+    nops_free(det->free_slots);
+    nops_free(det->ht_id);
+    nops_free(det->ht_slot);
+}
+
+nops_err nops_detect_lookup(const nops_detector *det, uint64_t id, uint32_t *slot)
+{
+    id = id ? id : 1;
+    const uint32_t mask = det->ht_cap - 1;
+    for (uint32_t i = (uint32_t)id & mask; det->ht_id[i]; i = (i + 1) & mask) {
+        if (det->ht_id[i] == id) {
+            *slot = det->ht_slot[i];
+            return NOPS_OK;
+        }
+    }
+    return NOPS_NOTFOUND;
+}
+
+/* Make room for one more slot: grow state, slot arrays and the table together. */
+static nops_err grow(nops_detector *det)
+{
+    const uint32_t old = det->st.cap;
+    if (old >= (1u << 30))
+        return NOPS_FULL;
+    const uint32_t cap = old * 2;
+    nops_err err = resize_slot_arrays(det, old, cap);
+    if (err == NOPS_OK)
+        err = nops__dstate_grow(&det->st, cap);
+    if (err == NOPS_OK && det->ht_cap < 2u * cap)
+        err = ht_rebuild(det, ht_size_for(cap));
+    return err;
+}
+
+nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size_t key_len,
+                          uint32_t now_s, uint32_t *slot)
+{
+    id = id ? id : 1;
+    if (nops_detect_lookup(det, id, slot) == NOPS_OK) {
+        det->last_seen[*slot] = now_s;
+        return NOPS_OK;
+    }
+    if (det->n_free == 0 && det->hwm == det->st.cap) {
+        nops_err err = grow(det);
+        if (err != NOPS_OK)
+            return err;
+    }
+    char *copy = NULL;
+    if (key) {
+        copy = nops_strndup(key, key_len);
+        if (!copy)
+            return NOPS_NOMEM;
+    }
+    uint32_t s = det->n_free ? det->free_slots[--det->n_free] : det->hwm++;
+    nops__dstate_reset_slot(&det->st, s);
+    det->slot_id[s] = id;
+    det->last_seen[s] = now_s;
+    det->keys[s] = copy;
+    if (copy)
+        det->key_bytes += key_len + 1 + 16;
+    ht_insert(det->ht_id, det->ht_slot, det->ht_cap - 1, id, s);
+    det->active++;
+    *slot = s;
+    return NOPS_OK;
+}
+
+const char *nops_detect_slot_key(const nops_detector *det, uint32_t slot)
+{
+    if (slot >= det->hwm || !det->keys[slot])
+        return "";
+    return det->keys[slot];
+}
+
+static void ht_remove(nops_detector *det, uint64_t id)
+{
+    const uint32_t mask = det->ht_cap - 1;
+    uint32_t i = (uint32_t)id & mask;
+    while (det->ht_id[i] && det->ht_id[i] != id)
+        i = (i + 1) & mask;
+    if (!det->ht_id[i])
+        return;
+    /* backward-shift: pull later members of the cluster into the hole when allowed */
+    uint32_t hole = i;
+    for (uint32_t j = (i + 1) & mask; det->ht_id[j]; j = (j + 1) & mask) {
+        uint32_t home = (uint32_t)det->ht_id[j] & mask;
+        bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!between) {
+            det->ht_id[hole] = det->ht_id[j];
+            det->ht_slot[hole] = det->ht_slot[j];
+            hole = j;
+        }
+    }
+    det->ht_id[hole] = 0;
+}
+
+uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s)
+{
+    if (det->p.ttl_s <= 0)
+        return 0;
+    uint32_t evicted = 0;
+    for (uint32_t s = 0; s < det->hwm; s++) {
+        if (!det->slot_id[s] || (int64_t)now_s - (int64_t)det->last_seen[s] < det->p.ttl_s)
+            continue;
+        ht_remove(det, det->slot_id[s]);
+        if (det->keys[s]) {
+            det->key_bytes -= strlen(det->keys[s]) + 1 + 16;
+            nops_free(det->keys[s]);
+            det->keys[s] = NULL;
+        }
+        det->slot_id[s] = 0;
+        det->free_slots[det->n_free++] = s;
+        det->active--;
+        evicted++;
+    }
+    return evicted;
+}
+
+uint32_t nops_detect_series_count(const nops_detector *det)
+{
+    return det->active;
+}
+
+void nops_detect_memory(const nops_detector *det, nops_detect_mem *mem)
+{
+    const size_t cap = det->st.cap;
+    mem->state_bytes = cap * nops__dstate_bytes_per_slot(det->st.W);
+    mem->registry_bytes = (size_t)det->ht_cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
+                          cap * (sizeof(uint64_t) + sizeof(uint32_t) + sizeof(char *) +
+                                 sizeof(uint32_t));
+    mem->key_bytes = det->key_bytes;
+    mem->capacity = det->st.cap;
+    mem->active = det->active;
+}

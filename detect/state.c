@@ -1,0 +1,191 @@
+/*
+ * state.c — the [detect] parameters and the SoA series state (allocation, growth, reset).
+ */
+#include "detect/detect_int.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#define P(f) offsetof(nops_detect_params, f)
+static const nops_cfg_entry detect_entries[] = {
+    {"window", NOPS_CFG_INT, P(window), 4, NOPS_DETECT_MAX_WINDOW, "60", NULL, "window", 0,
+     "Points in the rolling window W; z is computed over the previous W points."},
+    {"alpha", NOPS_CFG_DOUBLE, P(alpha), 1e-4, 1.0, "0.1", NULL, "alpha", 0,
+     "EWMA smoothing factor α (weight of the newest point)."},
+    {"z_threshold", NOPS_CFG_DOUBLE, P(z_threshold), 0.1, 1e6, "4", NULL, "z-threshold", 0,
+     "A point with |rolling z| at or above this is anomalous."},
+    {"ewma_threshold", NOPS_CFG_DOUBLE, P(ewma_threshold), 0.1, 1e6, "4", NULL,
+     "ewma-threshold", 0, "A point with |EWMA z| at or above this is anomalous."},
+    {"method", NOPS_CFG_ENUM, P(method), 0, 0, "both", "zscore|ewma|both", "method", 0,
+     "Which detectors decide: rolling z-score, EWMA, or either of them."},
+    {"hysteresis", NOPS_CFG_DOUBLE, P(hysteresis), 0.0, 1.0, "0.75", NULL, NULL, 0,
+     "A series leaves the anomalous state once its ratio |z|/threshold stays below this..."},
+    {"clear_points", NOPS_CFG_INT, P(clear_points), 1, 127, "3", NULL, NULL, 0,
+     "...for this many consecutive points. One excursion gives one signal."},
+    {"ttl_s", NOPS_CFG_INT, P(ttl_s), 0, 100000000, "3600", NULL, NULL, 0,
+     "Series not seen for this many seconds are evicted (0 keeps them forever)."},
+    {"variant", NOPS_CFG_ENUM, P(variant), 0, 0, "auto", "auto|scalar|avx2|avx512", "variant",
+     0, "Kernel instruction set; auto picks the best this CPU has."},
+};
+#undef P
+
+static nops_err detect_finalize(void *base, char *errstr, size_t errstr_size)
+{
+    return nops_detect_params_check(base, errstr, errstr_size);
+}
+
+const nops_cfg_section nops_detect_cfg_section = {
+    "detect",
+    "Anomaly detectors (rolling z-score and EWMA) and their signal hysteresis.",
+    detect_entries,
+    sizeof detect_entries / sizeof detect_entries[0],
+    detect_finalize,
+};
+
+void nops_detect_params_default(nops_detect_params *p)
+{
+    nops_cfg *cfg = nops_cfg_new();
+    memset(p, 0, sizeof *p);
+    if (cfg)
+        nops_cfg_add(cfg, &nops_detect_cfg_section, p, NULL, 0);
+    nops_cfg_destroy(cfg);
+    if (!cfg) { /* no memory for the table walk: same values, by hand */
+        *p = (nops_detect_params){60, 0.1, 4.0, 4.0, NOPS_METHOD_BOTH, 0.75, 3, 3600, 0};
+    }
+}
+
+nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, size_t errstr_size)
+{
+    if (p->window < 4 || p->window > NOPS_DETECT_MAX_WINDOW) {
+        nops_errf(errstr, errstr_size, "detect.window must be 4..%d, got %lld",
+                  NOPS_DETECT_MAX_WINDOW, (long long)p->window);
+        return NOPS_CONFIG;
+    }
+    if (!(p->alpha > 0.0 && p->alpha <= 1.0)) {
+        nops_errf(errstr, errstr_size, "detect.alpha must be in (0, 1], got %g", p->alpha);
+        return NOPS_CONFIG;
+    }
+    if (!(p->z_threshold > 0.0) || !(p->ewma_threshold > 0.0)) {
+        nops_errf(errstr, errstr_size, "detect thresholds must be positive");
+        return NOPS_CONFIG;
+    }
+    if (p->method < NOPS_METHOD_ZSCORE || p->method > NOPS_METHOD_BOTH) {
+        nops_errf(errstr, errstr_size, "detect.method must be zscore, ewma or both");
+        return NOPS_CONFIG;
+    }
+    if (!(p->hysteresis >= 0.0 && p->hysteresis <= 1.0)) {
+        nops_errf(errstr, errstr_size, "detect.hysteresis must be in [0, 1], got %g",
+                  p->hysteresis);
+        return NOPS_CONFIG;
+    }
+    if (p->clear_points < 1 || p->clear_points > 127) {
+        nops_errf(errstr, errstr_size, "detect.clear_points must be 1..127");
+        return NOPS_CONFIG;
+    }
+    if (p->variant < NOPS_VARIANT_AUTO || p->variant > NOPS_VARIANT_AVX512) {
+        nops_errf(errstr, errstr_size, "detect.variant must be auto, scalar, avx2 or avx512");
+        return NOPS_CONFIG;
+    }
+    return NOPS_OK;
+}
+
+void nops__kconst_init(nops__kconst *k, const nops_detect_params *p)
+{
+    k->W = (uint32_t)p->window;
+    k->min_n = k->W / 2 < 2 ? 2 : k->W / 2;
+    k->invW = 1.0 / (double)k->W;
+    k->alpha = p->alpha;
+    k->one_m_alpha = 1.0 - p->alpha;
+    k->inv_tz = (float)(1.0 / p->z_threshold);
+    k->inv_te = (float)(1.0 / p->ewma_threshold);
+    k->exit_ratio = (float)p->hysteresis;
+    k->clear_points = (uint8_t)p->clear_points;
+}
+
+size_t nops__dstate_bytes_per_slot(uint32_t W)
+{
+    return (size_t)W * sizeof(float) + 2 * sizeof(double) + sizeof(float) + 2 * sizeof(double) +
+           2 * sizeof(uint16_t) + sizeof(uint8_t);
+}
+
+#define NOPS__ALIGN 64
+
+static void *grow_array(void *old, size_t old_bytes, size_t new_bytes)
+{
+    void *n = nops_aligned_alloc(NOPS__ALIGN, new_bytes);
+    if (n && old)
+        memcpy(n, old, old_bytes);
+    return n;
+}
+
+/* Allocate every array at new_cap, copy the first old_cap slots, then swap (all or nothing). */
+static nops_err realloc_all(nops__dstate *st, uint32_t new_cap)
+{
+    const size_t oc = st->cap, nc = new_cap, W = st->W;
+    nops__dstate n = *st;
+    n.cap = new_cap;
+    n.ring = nops_aligned_alloc(NOPS__ALIGN, W * nc * sizeof(float));
+    n.sum = grow_array(st->sum, oc * sizeof(double), nc * sizeof(double));
+    n.sumsq = grow_array(st->sumsq, oc * sizeof(double), nc * sizeof(double));
+    n.shift = grow_array(st->shift, oc * sizeof(float), nc * sizeof(float));
+    n.em = grow_array(st->em, oc * sizeof(double), nc * sizeof(double));
+    n.ev = grow_array(st->ev, oc * sizeof(double), nc * sizeof(double));
+    n.cnt = grow_array(st->cnt, oc * sizeof(uint16_t), nc * sizeof(uint16_t));
+    n.pos = grow_array(st->pos, oc * sizeof(uint16_t), nc * sizeof(uint16_t));
+    n.hyst = grow_array(st->hyst, oc, nc);
+    if (!n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.cnt || !n.pos ||
+        !n.hyst) {
+        nops__dstate_fini(&n);
+        return NOPS_NOMEM;
+    }
+    if (st->ring)
+        for (size_t k = 0; k < W; k++)
+            memcpy(n.ring + k * nc, st->ring + k * oc, oc * sizeof(float));
+    nops__dstate_fini(st);
+    *st = n;
+    return NOPS_OK;
+}
+
+nops_err nops__dstate_init(nops__dstate *st, uint32_t W, uint32_t cap)
+{
+    memset(st, 0, sizeof *st);
+    st->W = W;
+    return realloc_all(st, cap ? cap : 1);
+}
+
+nops_err nops__dstate_grow(nops__dstate *st, uint32_t new_cap)
+{
+    if (new_cap <= st->cap)
+        return NOPS_OK;
+    return realloc_all(st, new_cap);
+}
+
+void nops__dstate_reset_slot(nops__dstate *st, uint32_t s)
+{
+    for (size_t k = 0; k < st->W; k++)
+        st->ring[k * st->cap + s] = 0.0f;
+    st->sum[s] = st->sumsq[s] = 0.0;
+    st->shift[s] = 0.0f;
+    st->em[s] = st->ev[s] = 0.0;
+    st->cnt[s] = st->pos[s] = 0;
+    st->hyst[s] = 0;
+}
+
+void nops__dstate_fini(nops__dstate *st)
+{
+    nops_free(st->ring);
+    nops_free(st->sum);
+    nops_free(st->sumsq);
+    nops_free(st->shift);
+    nops_free(st->em);
+    nops_free(st->ev);
+    nops_free(st->cnt);
+    nops_free(st->pos);
+    nops_free(st->hyst);
+    st->ring = NULL;
+    st->sum = st->sumsq = st->em = st->ev = NULL;
+    st->shift = NULL;
+    st->cnt = st->pos = NULL;
+    st->hyst = NULL;
+}
