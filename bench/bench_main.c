@@ -1,1 +1,76 @@
-int main(void) { return 0; }
+/*
+ * bench_main.c — `neuralops-bench <suite>`: every figure is printed as one JSON line beside
+ * the peer or physical limit measured in the same run.
+ */
+#include "bench/bench.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void bench_emit(const char *suite, const char *figure, double value, const char *unit,
+                const char *peer, double peer_value, const char *extra_json)
+{
+    printf("{\"suite\":\"%s\",\"figure\":\"%s\",\"value\":%.6g,\"unit\":\"%s\",\"peer\":\"%s\","
+           "\"peer_value\":%.6g,\"ratio\":%.4f%s%s}\n",
+           suite, figure, value, unit, peer, peer_value, peer_value > 0 ? value / peer_value : 0.0,
+           extra_json && *extra_json ? "," : "", extra_json ? extra_json : "");
+    fflush(stdout);
+}
+
+double bench_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: neuralops-bench <suite> [options]\n\n"
+            "Suites:\n"
+            "  detect   detector kernels: updates/s per variant and method at S=100k and 16M\n"
+            "           series (W=64, one thread), beside the scalar kernel and the memory\n"
+            "           bandwidth limit (a triad); bytes per series\n\n"
+            "Options:\n"
+            "  --quick          small sizes (a smoke run, seconds)\n"
+            "  --variant NAME   only scalar|avx2|avx512\n"
+            "  --series N       only this series count\n"
+            "  -h, --help       this help\n\n"
+            "Output: one JSON object per line: suite, figure, value, unit, peer, peer_value,\n"
+            "ratio, plus context fields. Progress goes to stderr.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    bench_opts o = {0};
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            o.quick = true;
+        } else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
+            o.variant = argv[++i];
+        } else if (strcmp(argv[i], "--series") == 0 && i + 1 < argc) {
+            char *end;
+            o.series = strtoull(argv[++i], &end, 10);
+            if (*end || o.series == 0 || o.series > (1ull << 28)) {
+                fprintf(stderr, "neuralops-bench: --series expects 1..268435456\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "neuralops-bench: unknown option %s (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (strcmp(argv[1], "detect") == 0)
+        return bench_detect(&o);
+    fprintf(stderr, "neuralops-bench: unknown suite \"%s\" (see --help)\n", argv[1]);
+    return 2;
+}

@@ -32,10 +32,18 @@ typedef struct nops__dstate {
     float *shift;   /* K, re-chosen at every wrap */
     double *em;     /* EWMA mean */
     double *ev;     /* EW variance */
-    uint16_t *cnt;  /* points in the window, ≤ W */
-    uint16_t *pos;  /* ring index the next point goes to */
-    uint8_t *hyst;  /* bit 7: in anomalous state; bits 0..6: consecutive quiet points */
+    uint32_t *meta; /* NOPS__META_*: count, ring position and hysteresis state in one word */
 } nops__dstate;
+
+/*
+ * The small per-series counters share one 32-bit word, so that every array the kernel loop
+ * touches has 32- or 64-bit elements: mixing 8- and 16-bit arrays with doubles makes GCC pick
+ * 64-lane vectorisation factors that spill registers badly.
+ */
+#define NOPS__META_CNT(m) ((m) & 0x7ffu)           /* bits 0..10: points in the window ≤ W */
+#define NOPS__META_POS(m) (((m) >> 11) & 0x7ffu)   /* bits 11..21: next ring index */
+#define NOPS__META_HYST(m) ((m) >> 24)             /* bits 24..31: bit 7 in-anomaly, 0..6 quiet */
+#define NOPS__META(cnt, pos, hyst) ((cnt) | ((pos) << 11) | ((hyst) << 24))
 
 /* Constants a kernel needs, derived once from the params. */
 typedef struct nops__kconst {

@@ -144,7 +144,7 @@ nops_err nops_detect_slot_stats(const nops_detector *det, uint32_t slot, double 
     if (slot >= det->hwm)
         return NOPS_RANGE;
     const nops__dstate *st = &det->st;
-    const uint32_t c = st->cnt[slot];
+    const uint32_t c = NOPS__META_CNT(st->meta[slot]);
     if (count)
         *count = c;
     if (c == 0 || det->p.method == NOPS_METHOD_EWMA) {

@@ -34,117 +34,180 @@
 #define NOPS__FN(name) NOPS__CAT(name, NOPS__KSUFFIX)
 #define NOPS__INLINE static inline __attribute__((always_inline))
 
-static const double nops__zmax2 = (double)NOPS_DETECT_Z_MAX * (double)NOPS_DETECT_Z_MAX;
-
-/* z from a squared deviation and a variance: clamped, floored, finite, signed like dev. */
+/*
+ * z = dev / max(sqrt(var), floor), clamped to ±NOPS_DETECT_Z_MAX, never NaN. The sums stay in
+ * double; the division and square root run in float (twice the lanes, several times the
+ * throughput of their double forms), after scaling both terms by a power of two when the
+ * variance would overflow float: the scaling is exact and cancels in the quotient.
+ */
 NOPS__INLINE float zfrom(double dev, double var, double level)
 {
     const double fl = NOPS_DETECT_FLOOR_REL * fabs(level) + NOPS_DETECT_FLOOR_ABS;
     const double fl2 = fl * fl;
     const double den = var > fl2 ? var : fl2;
-    double q = dev * dev / den;
-    q = q < nops__zmax2 ? q : nops__zmax2;
-    return copysignf(sqrtf((float)q), (float)dev);
+    const double big = den > 1e30 ? 0x1p-64 : 1.0;
+    const float devf = (float)(dev * big);
+    const float denf = (float)(den * (big * big));
+    float z = devf / sqrtf(denf);
+    z = z < NOPS_DETECT_Z_MAX ? z : NOPS_DETECT_Z_MAX;
+    z = z > -NOPS_DETECT_Z_MAX ? z : -NOPS_DETECT_Z_MAX;
+    return z;
 }
 
 /*
- * Process n lanes. Lane i is series `slots ? slots[i] : base + i`; when `uniform`, every lane's
- * ring position is `up` and count `uc` (the caller checked). `method` is a constant after
- * inlining, so z-only and EWMA-only instances do not touch the other detector's state.
+ * The compute step over n contiguous lanes. Every array is a restrict parameter indexed by
+ * lane: in the uniform range path they point straight into the state (offset to the block) and
+ * `ring` points at the ring row all lanes share; in the gather path they point at block-local
+ * copies that the caller gathered and scatters back. `ring` holds the value leaving the window on
+ * entry and the value entering it on return. With `uniform`, all counts equal `uc`, so 1/count is
+ * a constant. `method` is a constant after inlining, so z-only and EWMA-only instances do not
+ * touch the other detector's state. Selects are written as arithmetic on 0/1 integers and
+ * blends: GCC if-converts those for AVX2 too, where it gives up on `?:` over mixed types.
  */
-NOPS__INLINE void kbody(const nops__kconst *restrict k, const nops__dstate *restrict st,
-                        const uint32_t *restrict slots, uint32_t base, uint32_t n,
-                        const float *restrict xin, float *restrict zo, float *restrict zeo,
-                        uint8_t *restrict fo, const int method, const bool uniform, uint32_t up,
-                        uint32_t uc)
+NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
+                           const float *restrict xin, float *restrict ring,
+                           double *restrict sum, double *restrict sumsq,
+                           const float *restrict shift, double *restrict em, double *restrict ev,
+                           uint32_t *restrict meta, float *restrict zo, float *restrict zeo,
+                           uint32_t *restrict fo, const int method, const bool uniform,
+                           const uint32_t uc)
 {
-    float *restrict ring = st->ring;
-    double *restrict sum = st->sum;
-    double *restrict sumsq = st->sumsq;
-    const float *restrict shift = st->shift;
-    double *restrict em = st->em;
-    double *restrict ev = st->ev;
-    uint16_t *restrict cnt = st->cnt;
-    uint16_t *restrict pos = st->pos;
-    uint8_t *restrict hyst = st->hyst;
-    const size_t cap = st->cap;
     const bool do_z = method != NOPS_METHOD_EWMA;
     const bool do_e = method != NOPS_METHOD_ZSCORE;
     const uint32_t W = k->W;
     const double inv_u = uc == W ? k->invW : 1.0 / (double)(uc ? uc : 1);
     const float inv_tz = k->inv_tz, inv_te = k->inv_te, exit_ratio = k->exit_ratio;
-    const uint32_t clear = k->clear_points;
-    const double alpha = k->alpha, oma = k->one_m_alpha;
+    const uint32_t clear = k->clear_points, min_n = k->min_n;
+    const double alpha = k->alpha, oma = k->one_m_alpha, invW = k->invW;
 
     for (uint32_t i = 0; i < n; i++) {
-        const size_t s = slots ? slots[i] : (size_t)base + i;
         const float x = xin[i];
-        const bool valid = (x - x) == 0.0f; /* false for NaN and ±Inf */
-        const uint32_t c = uniform ? uc : cnt[s];
-        const uint32_t p = uniform ? up : pos[s];
-        const bool warm = c >= k->min_n;
-        const bool full = c == W;
-        const bool show = warm && valid;
+        const uint32_t valid = (x - x) == 0.0f; /* 0 for NaN and ±Inf */
+        const uint32_t mt = meta[i];
+        const uint32_t c = NOPS__META_CNT(mt);
+        const uint32_t warm = c >= min_n;
+        const uint32_t full = c == W;
+        const uint32_t show = warm & valid;
+        const double xd = valid ? (double)x : 0.0; /* keeps NaN out of the arithmetic */
         float z = 0.0f, ze = 0.0f;
 
         if (do_z) {
-            const double K = shift[s];
-            const double S1 = sum[s], S2 = sumsq[s];
-            const double inv = uniform ? inv_u : (full ? k->invW : 1.0 / (double)(c ? c : 1));
+            const double K = shift[i];
+            const double S1 = sum[i], S2 = sumsq[i];
+            const double inv = uniform ? inv_u : (full ? invW : 1.0 / (double)(c + !c));
             const double md = S1 * inv;
             double var = S2 * inv - md * md;
             var = var > 0.0 ? var : 0.0;
-            const double d = (double)x - K;
+            const double d = xd - K;
             const float zz = zfrom(d - md, var, K + md);
             z = show ? zz : 0.0f;
-
-            const size_t ri = (size_t)p * cap + s;
-            const float old = ring[ri];
+            const float old = ring[i];
             const double dold = full ? (double)old - K : 0.0;
-            const double S1n = S1 + d - dold;
-            const double S2n = S2 + d * d - dold * dold;
-            sum[s] = valid ? S1n : S1;
-            sumsq[s] = valid ? S2n : S2;
-            ring[ri] = valid ? x : old;
+            const double dv = valid ? d : 0.0, dov = valid ? dold : 0.0;
+            sum[i] = S1 + dv - dov;
+            sumsq[i] = S2 + dv * dv - dov * dov;
+            ring[i] = valid ? x : old;
         }
         if (do_e) {
-            const double m = em[s], v = ev[s];
-            const double e = (double)x - m;
+            const double m = em[i], v = ev[i];
+            const double e = xd - m;
             const float zz = zfrom(e, v, m);
             ze = show ? zz : 0.0f;
-            const bool first = c == 0;
-            const double mn = first ? (double)x : m + alpha * e;
-            const double vn = first ? 0.0 : oma * (v + alpha * e * e);
-            em[s] = valid ? mn : m;
-            ev[s] = valid ? vn : v;
+            const double ev_ = valid ? e : 0.0;
+            const double a = c == 0 ? 1.0 : alpha;         /* the first point sets m = x */
+            const double keep = c == 0 ? 0.0 : (valid ? oma : 1.0);
+            em[i] = m + a * ev_;
+            ev[i] = keep * (v + alpha * ev_ * ev_);
         }
 
-        const uint32_t cn = full ? c : c + 1;
-        const uint32_t pn = p + 1 == W ? 0 : p + 1;
-        cnt[s] = (uint16_t)(valid ? cn : c);
-        pos[s] = (uint16_t)(valid ? pn : p);
+        const uint32_t p = NOPS__META_POS(mt);
+        const uint32_t pn = (p + 1) * (p + 1 != W);
+        const uint32_t cn = c + (full ^ 1u);
 
-        const float ra = do_z ? fabsf(z) * inv_tz : 0.0f;
-        const float rb = do_e ? fabsf(ze) * inv_te : 0.0f;
-        const float r = ra > rb ? ra : rb;
-        const bool anom = show && r >= 1.0f;
-        const uint32_t h = hyst[s];
-        const bool in = (h & 0x80u) != 0;
-        const uint32_t quiet = r < exit_ratio ? (h & 0x7fu) + 1u : 0u;
-        const bool cleared = in && quiet >= clear;
-        const bool fired = !in && anom;
-        const bool in_n = fired || (in && !cleared);
-        const uint32_t hn = in_n ? (0x80u | (in ? quiet : 0u)) : 0u;
-        hyst[s] = (uint8_t)(valid ? hn : h);
+        float r = do_z ? fabsf(z) * inv_tz : fabsf(ze) * inv_te;
+        if (do_z && do_e) {
+            const float rb = fabsf(ze) * inv_te;
+            r = r > rb ? r : rb;
+        }
+        const uint32_t anom = show & (r >= 1.0f);
+        const uint32_t h = NOPS__META_HYST(mt);
+        const uint32_t in = h >> 7;
+        const uint32_t calm = r < exit_ratio;
+        const uint32_t quiet = ((h & 0x7fu) + 1u) * calm;
+        const uint32_t cleared = in & (quiet >= clear);
+        const uint32_t fired = (in ^ 1u) & anom;
+        const uint32_t in_n = fired | (in & (cleared ^ 1u));
+        const uint32_t hn = in_n * (0x80u | (in * quiet));
+        const uint32_t vm = 0u - valid; /* all ones when valid */
+        meta[i] = (NOPS__META(cn, pn, hn) & vm) | (mt & ~vm);
 
         zo[i] = z;
         zeo[i] = ze;
-        fo[i] = (uint8_t)(valid ? (NOPS_DETECT_VALID | (warm ? NOPS_DETECT_WARM : 0u) |
-                                   (anom ? NOPS_DETECT_ANOM : 0u) |
-                                   (fired ? NOPS_DETECT_FIRED : 0u) |
-                                   (cleared ? NOPS_DETECT_CLEARED : 0u))
-                                : 0u);
+        fo[i] = (NOPS_DETECT_VALID | (warm << 1) | (anom << 2) | (fired << 3) | (cleared << 4)) &
+                vm;
     }
+}
+
+/* Narrow the block's 32-bit flags into the caller's bytes. */
+NOPS__INLINE void narrow_flags(const uint32_t *restrict f32, uint8_t *restrict fo, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        fo[i] = (uint8_t)f32[i];
+}
+
+/* Gather path: copy lane state in, compute, copy it back. `slots == NULL` means base + i. */
+NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_t *slots,
+                          size_t base, uint32_t n, const float *x, float *zo, float *zeo,
+                          uint8_t *fo, const int method)
+{
+    const bool do_z = method != NOPS_METHOD_EWMA;
+    const bool do_e = method != NOPS_METHOD_ZSCORE;
+    float ring[NOPS__BLOCK], shift[NOPS__BLOCK];
+    double sum[NOPS__BLOCK], sumsq[NOPS__BLOCK], em[NOPS__BLOCK], ev[NOPS__BLOCK];
+    uint32_t meta[NOPS__BLOCK], f32[NOPS__BLOCK];
+    const size_t cap = st->cap;
+    for (uint32_t i = 0; i < n; i++) {
+        const size_t s = slots ? slots[i] : base + i;
+        meta[i] = st->meta[s];
+        if (do_z) {
+            ring[i] = st->ring[(size_t)NOPS__META_POS(meta[i]) * cap + s];
+            shift[i] = st->shift[s];
+            sum[i] = st->sum[s];
+            sumsq[i] = st->sumsq[s];
+        }
+        if (do_e) {
+            em[i] = st->em[s];
+            ev[i] = st->ev[s];
+        }
+    }
+    kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, meta, zo, zeo, f32, method, false, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        const size_t s = slots ? slots[i] : base + i;
+        if (do_z) {
+            /* the value entering the window goes where the leaving one was: the old position */
+            st->ring[(size_t)NOPS__META_POS(st->meta[s]) * cap + s] = ring[i];
+            st->sum[s] = sum[i];
+            st->sumsq[s] = sumsq[i];
+        }
+        if (do_e) {
+            st->em[s] = em[i];
+            st->ev[s] = ev[i];
+        }
+        st->meta[s] = meta[i];
+    }
+    narrow_flags(f32, fo, n);
+}
+
+/* Uniform path: compute in place on the state of contiguous slots [s0, s0 + n). */
+NOPS__INLINE void kuniform(const nops__kconst *k, nops__dstate *st, size_t s0, uint32_t n,
+                           uint32_t up, uint32_t uc, const float *x, float *zo, float *zeo,
+                           uint8_t *fo, const int method)
+{
+    uint32_t f32[NOPS__BLOCK];
+    kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
+             st->shift + s0, st->em + s0, st->ev + s0, st->meta + s0, zo, zeo, f32, method, true,
+             uc);
+    narrow_flags(f32, fo, n);
 }
 
 /* Exact recompute of K, Σ(x−K), Σ(x−K)² for one series from its ring. */
@@ -206,21 +269,23 @@ NOPS__INLINE void range_impl(const nops__kconst *k, nops__dstate *st, uint32_t f
     for (uint32_t b = 0; b < n; b += NOPS__BLOCK) {
         const uint32_t m = n - b < NOPS__BLOCK ? n - b : NOPS__BLOCK;
         const size_t s0 = (size_t)first + b;
-        const uint16_t p0 = st->pos[s0], c0 = st->cnt[s0];
+        /* uniform when count and position (the low 22 bits) agree across the block */
+        const uint32_t m0 = st->meta[s0] & 0x3fffffu;
         uint32_t diff = 0;
         for (uint32_t i = 0; i < m; i++)
-            diff |= (uint32_t)(st->pos[s0 + i] ^ p0) | (uint32_t)(st->cnt[s0 + i] ^ c0);
+            diff |= (st->meta[s0 + i] & 0x3fffffu) ^ m0;
+        const uint32_t p0 = NOPS__META_POS(m0), c0 = NOPS__META_CNT(m0);
         if (diff == 0) {
-            kbody(k, st, NULL, (uint32_t)s0, m, x + b, out->z + b, out->ze + b, out->flags + b,
-                  method, true, p0, c0);
+            kuniform(k, st, s0, m, p0, c0, x + b, out->z + b, out->ze + b, out->flags + b,
+                     method);
             if (do_z && p0 + 1u == k->W)
                 recompute_block(k, st, s0, m, out->flags + b);
         } else {
-            kbody(k, st, NULL, (uint32_t)s0, m, x + b, out->z + b, out->ze + b, out->flags + b,
-                  method, false, 0, 0);
+            kgather(k, st, NULL, s0, m, x + b, out->z + b, out->ze + b, out->flags + b, method);
             if (do_z)
                 for (uint32_t i = 0; i < m; i++)
-                    if ((out->flags[b + i] & NOPS_DETECT_VALID) && st->pos[s0 + i] == 0)
+                    if ((out->flags[b + i] & NOPS_DETECT_VALID) &&
+                        NOPS__META_POS(st->meta[s0 + i]) == 0)
                         recompute_one(k, st, s0 + i);
         }
     }
@@ -243,11 +308,12 @@ NOPS__INLINE void pairs_impl(const nops__kconst *k, nops__dstate *st, const uint
             seen[h >> 6] |= bit;
             j++;
         }
-        kbody(k, st, slots + i, 0, j - i, x + i, out->z + i, out->ze + i, out->flags + i, method,
-              false, 0, 0);
+        kgather(k, st, slots + i, 0, j - i, x + i, out->z + i, out->ze + i, out->flags + i,
+                method);
         if (do_z)
             for (uint32_t l = i; l < j; l++)
-                if ((out->flags[l] & NOPS_DETECT_VALID) && st->pos[slots[l]] == 0)
+                if ((out->flags[l] & NOPS_DETECT_VALID) &&
+                    NOPS__META_POS(st->meta[slots[l]]) == 0)
                     recompute_one(k, st, slots[l]);
         i = j;
     }

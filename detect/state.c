@@ -106,7 +106,7 @@ void nops__kconst_init(nops__kconst *k, const nops_detect_params *p)
 size_t nops__dstate_bytes_per_slot(uint32_t W)
 {
     return (size_t)W * sizeof(float) + 2 * sizeof(double) + sizeof(float) + 2 * sizeof(double) +
-           2 * sizeof(uint16_t) + sizeof(uint8_t);
+           sizeof(uint32_t);
 }
 
 #define NOPS__ALIGN 64
@@ -131,11 +131,8 @@ static nops_err realloc_all(nops__dstate *st, uint32_t new_cap)
     n.shift = grow_array(st->shift, oc * sizeof(float), nc * sizeof(float));
     n.em = grow_array(st->em, oc * sizeof(double), nc * sizeof(double));
     n.ev = grow_array(st->ev, oc * sizeof(double), nc * sizeof(double));
-    n.cnt = grow_array(st->cnt, oc * sizeof(uint16_t), nc * sizeof(uint16_t));
-    n.pos = grow_array(st->pos, oc * sizeof(uint16_t), nc * sizeof(uint16_t));
-    n.hyst = grow_array(st->hyst, oc, nc);
-    if (!n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.cnt || !n.pos ||
-        !n.hyst) {
+    n.meta = grow_array(st->meta, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
+    if (!n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.meta) {
         nops__dstate_fini(&n);
         return NOPS_NOMEM;
     }
@@ -168,8 +165,7 @@ void nops__dstate_reset_slot(nops__dstate *st, uint32_t s)
     st->sum[s] = st->sumsq[s] = 0.0;
     st->shift[s] = 0.0f;
     st->em[s] = st->ev[s] = 0.0;
-    st->cnt[s] = st->pos[s] = 0;
-    st->hyst[s] = 0;
+    st->meta[s] = 0;
 }
 
 void nops__dstate_fini(nops__dstate *st)
@@ -180,12 +176,9 @@ void nops__dstate_fini(nops__dstate *st)
     nops_free(st->shift);
     nops_free(st->em);
     nops_free(st->ev);
-    nops_free(st->cnt);
-    nops_free(st->pos);
-    nops_free(st->hyst);
+    nops_free(st->meta);
     st->ring = NULL;
     st->sum = st->sumsq = st->em = st->ev = NULL;
     st->shift = NULL;
-    st->cnt = st->pos = NULL;
-    st->hyst = NULL;
+    st->meta = NULL;
 }

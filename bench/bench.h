@@ -1,0 +1,24 @@
+/*
+ * bench.h — shared helpers of neuralops-bench (bench/ only).
+ */
+#ifndef NOPS_BENCH_H
+#define NOPS_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct bench_opts {
+    bool quick;          /* small sizes: a smoke run for tests */
+    const char *variant; /* only this kernel variant, or NULL for all */
+    uint64_t series;     /* override the series counts (0 = the suite's defaults) */
+} bench_opts;
+
+/* One figure as one JSON line: the DESIGN.md shape plus free-form extra fields. */
+void bench_emit(const char *suite, const char *figure, double value, const char *unit,
+                const char *peer, double peer_value, const char *extra_json);
+double bench_seconds(void);
+
+int bench_detect(const bench_opts *o);
+
+#endif
