@@ -54,6 +54,16 @@ NOPS__INLINE float zfrom(double dev, double var, double level)
     return z;
 }
 
+/* Squared std floor at a level: the same floor zfrom() applies. */
+NOPS__INLINE double fl2_of(double level)
+{
+    const double fl = NOPS_DETECT_FLOOR_REL * fabs(level) + NOPS_DETECT_FLOOR_ABS;
+    return fl * fl;
+}
+
+/* Bit 8 of a block's 32-bit flags: the lane asks for an exact recompute (re-centring). */
+#define NOPS__RECENTRE 0x100u
+
 /*
  * The compute step over n contiguous lanes. Every array is a restrict parameter indexed by
  * lane: in the uniform range path they point straight into the state (offset to the block) and
@@ -67,7 +77,7 @@ NOPS__INLINE float zfrom(double dev, double var, double level)
 NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
                            const float *restrict xin, float *restrict ring,
                            double *restrict sum, double *restrict sumsq,
-                           const float *restrict shift, double *restrict em, double *restrict ev,
+                           float *restrict shift, double *restrict em, double *restrict ev,
                            uint32_t *restrict meta, float *restrict zo, float *restrict zeo,
                            uint32_t *restrict fo, const int method, const bool uniform,
                            const uint32_t uc)
@@ -91,8 +101,13 @@ NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
         const double xd = valid ? (double)x : 0.0; /* keeps NaN out of the arithmetic */
         float z = 0.0f, ze = 0.0f;
 
+        uint32_t recentre = 0;
         if (do_z) {
-            const double K = shift[i];
+            /* the first point of a series becomes its shift, so its sums start exact at 0 */
+            const float K0 = shift[i];
+            const float Kf = (c == 0) & valid ? x : K0;
+            shift[i] = Kf;
+            const double K = Kf;
             const double S1 = sum[i], S2 = sumsq[i];
             const double inv = uniform ? inv_u : (full ? invW : 1.0 / (double)(c + !c));
             const double md = S1 * inv;
@@ -104,9 +119,16 @@ NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
             const float old = ring[i];
             const double dold = full ? (double)old - K : 0.0;
             const double dv = valid ? d : 0.0, dov = valid ? dold : 0.0;
-            sum[i] = S1 + dv - dov;
-            sumsq[i] = S2 + dv * dv - dov * dov;
+            const double S1n = S1 + dv - dov, S2n = S2 + dv * dv - dov * dov;
+            sum[i] = S1n;
+            sumsq[i] = S2n;
             ring[i] = valid ? x : old;
+            /* K far from the window (its mean moved by more than 8 std since K was chosen, or
+             * a huge value left and took the small ones' bits with it): re-centre now */
+            const double invn = full ? invW : 1.0 / (double)(c + 1);
+            const double mdn = S1n * invn;
+            const double varn = S2n * invn - mdn * mdn;
+            recentre = (mdn * mdn > 64.0 * varn + fl2_of(K)) & valid;
         }
         if (do_e) {
             const double m = em[i], v = ev[i];
@@ -143,9 +165,36 @@ NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
 
         zo[i] = z;
         zeo[i] = ze;
-        fo[i] = (NOPS_DETECT_VALID | (warm << 1) | (anom << 2) | (fired << 3) | (cleared << 4)) &
-                vm;
+        fo[i] = ((NOPS_DETECT_VALID | (warm << 1) | (anom << 2) | (fired << 3) | (cleared << 4)) &
+                 vm) |
+                (recentre << 8);
     }
+}
+
+/*
+ * Exact recompute of K, Σ(x−K), Σ(x−K)² for one series from its ring. A window that is not yet
+ * full holds its values at ring positions 0 … count−1 (positions start at 0 with the count).
+ */
+static void recompute_one(const nops__kconst *k, nops__dstate *st, size_t s)
+{
+    const size_t cap = st->cap;
+    const uint32_t n = NOPS__META_CNT(st->meta[s]);
+    if (n == 0)
+        return;
+    double acc = 0.0;
+    for (uint32_t j = 0; j < n; j++)
+        acc += st->ring[(size_t)j * cap + s];
+    const float K = (float)(acc / n);
+    double s1 = 0.0, s2 = 0.0;
+    for (uint32_t j = 0; j < n; j++) {
+        const double d = (double)st->ring[(size_t)j * cap + s] - K;
+        s1 += d;
+        s2 += d * d;
+    }
+    st->shift[s] = K;
+    st->sum[s] = s1;
+    st->sumsq[s] = s2;
+    (void)k;
 }
 
 /* Narrow the block's 32-bit flags into the caller's bytes. */
@@ -186,6 +235,7 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
         if (do_z) {
             /* the value entering the window goes where the leaving one was: the old position */
             st->ring[(size_t)NOPS__META_POS(st->meta[s]) * cap + s] = ring[i];
+            st->shift[s] = shift[i];
             st->sum[s] = sum[i];
             st->sumsq[s] = sumsq[i];
         }
@@ -195,6 +245,9 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
         }
         st->meta[s] = meta[i];
     }
+    for (uint32_t i = 0; i < n; i++)
+        if (f32[i] & NOPS__RECENTRE)
+            recompute_one(k, st, slots ? slots[i] : base + i);
     narrow_flags(f32, fo, n);
 }
 
@@ -207,26 +260,10 @@ NOPS__INLINE void kuniform(const nops__kconst *k, nops__dstate *st, size_t s0, u
     kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
              st->shift + s0, st->em + s0, st->ev + s0, st->meta + s0, zo, zeo, f32, method, true,
              uc);
+    for (uint32_t i = 0; i < n; i++)
+        if (f32[i] & NOPS__RECENTRE)
+            recompute_one(k, st, s0 + i);
     narrow_flags(f32, fo, n);
-}
-
-/* Exact recompute of K, Σ(x−K), Σ(x−K)² for one series from its ring. */
-static void recompute_one(const nops__kconst *k, nops__dstate *st, size_t s)
-{
-    const size_t cap = st->cap;
-    double acc = 0.0;
-    for (uint32_t j = 0; j < k->W; j++)
-        acc += st->ring[(size_t)j * cap + s];
-    const float K = (float)(acc * k->invW);
-    double s1 = 0.0, s2 = 0.0;
-    for (uint32_t j = 0; j < k->W; j++) {
-        const double d = (double)st->ring[(size_t)j * cap + s] - K;
-        s1 += d;
-        s2 += d * d;
-    }
-    st->shift[s] = K;
-    st->sum[s] = s1;
-    st->sumsq[s] = s2;
 }
 
 /* The same for n ≤ NOPS__BLOCK contiguous series that all wrapped (vectorised across lanes). */
