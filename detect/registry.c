@@ -193,8 +193,6 @@ static nops_err grow(nops_detector *det)
     nops_err err = resize_slot_arrays(det, old, cap);
     if (err == NOPS_OK)
         err = nops__dstate_grow(&det->st, cap);
-    if (err == NOPS_OK && det->ht_cap < 2u * cap)
-        err = ht_rebuild(det, ht_size_for(cap));
     return err;
 }
 
@@ -208,6 +206,14 @@ nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size
     }
     if (det->n_free == 0 && det->hwm == det->st.cap) {
         nops_err err = grow(det);
+        if (err != NOPS_OK)
+            return err;
+    }
+    /* keep the table at most half full (also after a growth whose rebuild failed) */
+    if ((uint64_t)(det->active + 1) * 2 > det->ht_cap) {
+        nops_err err = ht_rebuild(det, ht_size_for(det->st.cap > det->active + 1
+                                                       ? det->st.cap
+                                                       : det->active + 1));
         if (err != NOPS_OK)
             return err;
     }

@@ -364,7 +364,7 @@ static void test_level_shift_within_quarter_window(void **state)
     }
     /* 20 × 170 judged points of pure Gaussian noise: only the odd false alarm */
     print_message("  false signals before the shift: %d in 3400 points\n", noise_signals);
-    assert_true(noise_signals <= 3);
+    assert_true(noise_signals <= 5); /* 3 with these seeds */
 }
 
 static void test_hysteresis_one_signal_per_excursion(void **state)

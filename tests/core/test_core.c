@@ -1,0 +1,332 @@
+/*
+ * test_core.c — errors, the allocation layer, logging, and the config system.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+static void test_errors(void **state)
+{
+    assert_string_equal(nops_strerror(NOPS_OK), "success");
+    assert_string_equal(nops_err_name(NOPS_PARSE), "NOPS_PARSE");
+    for (int e = 0; e >= NOPS_INTERNAL; e--) {
+        assert_non_null(nops_strerror((nops_err)e));
+        assert_string_not_equal(nops_strerror((nops_err)e), "unknown error");
+        assert_int_equal(strncmp(nops_err_name((nops_err)e), "NOPS_", 5), 0);
+    }
+    assert_string_equal(nops_strerror((nops_err)-999), "unknown error");
+    char buf[8];
+    nops_errf(buf, sizeof buf, "%s", "truncated message");
+    assert_string_equal(buf, "truncat");
+    nops_errf(NULL, 0, "no crash");
+}
+
+/* ---- allocation ------------------------------------------------------------------------- */
+
+static void test_alloc_counts(void **state)
+{
+    size_t base = nops_alloc_bytes_in_use(), live = nops_alloc_live_count();
+    char *a = nops_malloc(100);
+    void *b = nops_aligned_alloc(64, 1000);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal((uintptr_t)b % 64, 0);
+    assert_int_equal(nops_alloc_bytes_in_use(), base + 1100);
+    assert_int_equal(nops_alloc_live_count(), live + 2);
+    a = nops_realloc(a, 300);
+    assert_non_null(a);
+    assert_int_equal(nops_alloc_bytes_in_use(), base + 1300);
+    assert_true(nops_alloc_bytes_peak() >= base + 1300);
+    char *s = nops_strdup("hello");
+    assert_string_equal(s, "hello");
+    char *t = nops_strndup("hello", 3);
+    assert_string_equal(t, "hel");
+    nops_free(s);
+    nops_free(t);
+    nops_free(a);
+    nops_free(b);
+    nops_free(NULL);
+    assert_int_equal(nops_alloc_bytes_in_use(), base);
+    assert_int_equal(nops_alloc_live_count(), live);
+    /* overflowing sizes are refused, not wrapped */
+    assert_null(nops_calloc(SIZE_MAX / 2, 4));
+    assert_null(nops_malloc(SIZE_MAX));
+    assert_null(nops_aligned_alloc(3, 10));
+}
+
+static void test_alloc_fail_injection(void **state)
+{
+    nops_alloc_fail_after(2, false);
+    void *a = nops_malloc(1), *b = nops_malloc(1);
+    void *c = nops_malloc(1); /* the third fails */
+    void *d = nops_malloc(1); /* not sticky: works again */
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_null(c);
+    assert_non_null(d);
+    nops_alloc_fail_after(0, true);
+    assert_null(nops_malloc(1));
+    assert_null(nops_calloc(1, 1));
+    assert_null(nops_aligned_alloc(64, 64));
+    char *old = d;
+    assert_null(nops_realloc(old, 100)); /* on failure the old block stays valid */
+    nops_alloc_fail_after(-1, false);
+    nops_free(a);
+    nops_free(b);
+    nops_free(old);
+}
+
+/* ---- logging ---------------------------------------------------------------------------- */
+
+typedef struct captured {
+    char lines[8][1200];
+    int n;
+} captured;
+
+static void sink(void *ud, nops_log_level level, const char *line)
+{
+    captured *c = ud;
+    if (c->n < 8)
+        snprintf(c->lines[c->n++], sizeof c->lines[0], "%s", line);
+}
+
+static void test_log_levels_and_json(void **state)
+{
+    captured c = {0};
+    nops_log_set_sink(sink, &c);
+    nops_log_configure(NOPS_LOG_WARN, NOPS_LOG_TEXT);
+    NOPS_INFO("test", "hidden %d", 1);
+    NOPS_WARN("test", "shown %d", 2);
+    assert_int_equal(c.n, 1);
+    assert_non_null(strstr(c.lines[0], "warn  test: shown 2"));
+    nops_log_configure(NOPS_LOG_DEBUG, NOPS_LOG_JSON);
+    NOPS_ERROR("api", "quote \" backslash \\ newline \n tab \t");
+    assert_int_equal(c.n, 2);
+    assert_non_null(strstr(c.lines[1], "\"level\":\"error\",\"module\":\"api\""));
+    assert_non_null(strstr(c.lines[1], "quote \\\" backslash \\\\ newline \\n tab \\u0009"));
+    nops_log_level lv;
+    assert_int_equal(nops_log_level_parse("ERROR", &lv), NOPS_OK);
+    assert_int_equal(lv, NOPS_LOG_ERROR);
+    assert_int_equal(nops_log_level_parse("loud", &lv), NOPS_INVAL);
+    nops_log_set_sink(NULL, NULL);
+    nops_log_configure(NOPS_LOG_INFO, NOPS_LOG_TEXT);
+}
+
+/* ---- config ----------------------------------------------------------------------------- */
+
+typedef struct demo_cfg {
+    int64_t workers;
+    double ratio;
+    bool enabled;
+    char name[16];
+    int mode;
+    char token[32];
+} demo_cfg;
+
+static const nops_cfg_entry demo_entries[] = {
+    {"workers", NOPS_CFG_INT, offsetof(demo_cfg, workers), 1, 64, "4", NULL, "workers", 0,
+     "Worker threads."},
+    {"ratio", NOPS_CFG_DOUBLE, offsetof(demo_cfg, ratio), 0, 1, "0.5", NULL, NULL, 0, "A ratio."},
+    {"enabled", NOPS_CFG_BOOL, offsetof(demo_cfg, enabled), 0, 0, "true", NULL, NULL, 0,
+     "On or off."},
+    {"name", NOPS_CFG_STRING, offsetof(demo_cfg, name), 0, 16, "alpha", NULL, NULL, 0, "A name."},
+    {"mode", NOPS_CFG_ENUM, offsetof(demo_cfg, mode), 0, 0, "fast", "fast|safe|off", "mode", 0,
+     "A mode."},
+    {"token", NOPS_CFG_STRING, offsetof(demo_cfg, token), 0, 32, "", NULL, NULL, NOPS_CFG_SECRET,
+     "A secret."},
+};
+
+static nops_err demo_finalize(void *base, char *errstr, size_t errstr_size)
+{
+    demo_cfg *c = base;
+    if (!c->enabled && c->mode == 0) {
+        nops_errf(errstr, errstr_size, "demo.mode=fast needs demo.enabled=true");
+        return NOPS_CONFIG;
+    }
+    return NOPS_OK;
+}
+
+static const nops_cfg_section demo_section = {
+    "demo", "A section for tests.", demo_entries, sizeof demo_entries / sizeof demo_entries[0],
+    demo_finalize,
+};
+
+static nops_cfg *make_cfg(demo_cfg *c)
+{
+    nops_cfg *cfg = nops_cfg_new();
+    assert_non_null(cfg);
+    assert_int_equal(nops_cfg_add(cfg, &demo_section, c, NULL, 0), NOPS_OK);
+    return cfg;
+}
+
+static void test_config_defaults_and_file(void **state)
+{
+    demo_cfg c;
+    nops_cfg *cfg = make_cfg(&c);
+    assert_int_equal(c.workers, 4);
+    assert_float_equal(c.ratio, 0.5, 0);
+    assert_true(c.enabled);
+    assert_string_equal(c.name, "alpha");
+    assert_int_equal(c.mode, 0);
+    const char *text = "# comment\n\n[demo]\r\nworkers = 8\n  ratio=0.25  \n"
+                       "enabled = off\nname = \"beta\"\nmode = SAFE\n; another comment\n";
+    char err[256];
+    assert_int_equal(nops_cfg_load_buffer(cfg, text, strlen(text), "t.ini", err, sizeof err),
+                     NOPS_OK);
+    assert_int_equal(c.workers, 8);
+    assert_float_equal(c.ratio, 0.25, 0);
+    assert_false(c.enabled);
+    assert_string_equal(c.name, "beta");
+    assert_int_equal(c.mode, 1);
+    assert_int_equal(nops_cfg_finalize(cfg, err, sizeof err), NOPS_OK);
+    nops_cfg_destroy(cfg);
+}
+
+static void expect_error(const char *text, nops_err code, const char *needle)
+{
+    demo_cfg c;
+    nops_cfg *cfg = make_cfg(&c);
+    char err[256] = "";
+    assert_int_equal(nops_cfg_load_buffer(cfg, text, strlen(text), "bad.ini", err, sizeof err),
+                     code);
+    if (!strstr(err, needle))
+        fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
+    nops_cfg_destroy(cfg);
+}
+
+static void test_config_errors_name_the_line(void **state)
+{
+    expect_error("[demo]\nworkers = many\n", NOPS_PARSE, "bad.ini:2");
+    expect_error("[demo]\nworkers = 0\n", NOPS_RANGE, "outside");
+    expect_error("[demo]\nworkers = 99999999999999999999\n", NOPS_PARSE, "integer");
+    expect_error("[demo]\nratio = nan\n", NOPS_PARSE, "finite");
+    expect_error("[demo]\nratio = 1.5\n", NOPS_RANGE, "ratio");
+    expect_error("[demo]\nenabled = maybe\n", NOPS_PARSE, "true or false");
+    expect_error("[demo]\nname = 0123456789abcdefXYZ\n", NOPS_RANGE, "at most 15");
+    expect_error("[demo]\nmode = turbo\n", NOPS_PARSE, "fast|safe|off");
+    expect_error("[demo]\ncolour = red\n", NOPS_NOTFOUND, "unknown key \"colour\"");
+    expect_error("[nope]\n", NOPS_NOTFOUND, "unknown section [nope]");
+    expect_error("workers = 2\n", NOPS_PARSE, "outside any [section]");
+    expect_error("[demo\n", NOPS_PARSE, "expected [section]");
+    expect_error("[demo]\njust words\n", NOPS_PARSE, "bad.ini:2: expected key = value");
+    {
+        demo_cfg c;
+        nops_cfg *cfg = make_cfg(&c);
+        char err[128] = "";
+        static const char nul[] = "[demo]\nworkers = 2\0 9\n";
+        assert_int_equal(nops_cfg_load_buffer(cfg, nul, sizeof nul - 1, "n.ini", err, sizeof err),
+                         NOPS_PARSE);
+        assert_non_null(strstr(err, "n.ini:2: NUL"));
+        nops_cfg_destroy(cfg);
+    }
+    char big[5000];
+    memset(big, 'x', sizeof big);
+    big[sizeof big - 1] = '\0';
+    expect_error(big, NOPS_PARSE, "longer than");
+}
+
+static void test_config_env_and_flags_precedence(void **state)
+{
+    demo_cfg c;
+    nops_cfg *cfg = make_cfg(&c);
+    char err[256];
+    const char *text = "[demo]\nworkers = 8\nmode = safe\n";
+    assert_int_equal(nops_cfg_load_buffer(cfg, text, strlen(text), "f", err, sizeof err),
+                     NOPS_OK);
+    setenv("NEURALOPS_DEMO_WORKERS", "16", 1);
+    assert_int_equal(nops_cfg_apply_env(cfg, err, sizeof err), NOPS_OK);
+    assert_int_equal(c.workers, 16); /* env beats file */
+    assert_int_equal(c.mode, 1);     /* untouched by env */
+    bool takes;
+    const char *target = nops_cfg_flag_target(cfg, "workers", &takes);
+    assert_non_null(target);
+    assert_string_equal(target, "demo.workers");
+    assert_int_equal(nops_cfg_set(cfg, target, "32", "--workers", err, sizeof err), NOPS_OK);
+    assert_int_equal(c.workers, 32); /* flag beats env */
+    assert_non_null(nops_cfg_flag_target(cfg, "demo.ratio", NULL));
+    assert_null(nops_cfg_flag_target(cfg, "nonsense", NULL));
+    assert_int_equal(nops_cfg_set(cfg, "demo.workers", "0", "--workers", err, sizeof err),
+                     NOPS_RANGE);
+    assert_non_null(strstr(err, "--workers"));
+    setenv("NEURALOPS_DEMO_RATIO", "lots", 1);
+    assert_int_equal(nops_cfg_apply_env(cfg, err, sizeof err), NOPS_PARSE);
+    assert_non_null(strstr(err, "NEURALOPS_DEMO_RATIO"));
+    unsetenv("NEURALOPS_DEMO_RATIO");
+    unsetenv("NEURALOPS_DEMO_WORKERS");
+    /* cross-field check */
+    assert_int_equal(nops_cfg_set(cfg, "demo.enabled", "no", "x", err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_cfg_set(cfg, "demo.mode", "fast", "x", err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_cfg_finalize(cfg, err, sizeof err), NOPS_CONFIG);
+    assert_non_null(strstr(err, "needs demo.enabled"));
+    nops_cfg_destroy(cfg);
+}
+
+static void test_config_docs_and_dump(void **state)
+{
+    demo_cfg c;
+    nops_cfg *cfg = make_cfg(&c);
+    char err[128];
+    assert_int_equal(nops_cfg_set(cfg, "demo.token", "s3cr3t", "x", err, sizeof err), NOPS_OK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    nops_cfg_print_markdown(cfg, f);
+    nops_cfg_print_values(cfg, f);
+    nops_cfg_print_flags(cfg, f);
+    fclose(f);
+    for (size_t i = 0; i < demo_section.n_entries; i++)
+        assert_non_null(strstr(buf, demo_entries[i].key));
+    assert_non_null(strstr(buf, "`NEURALOPS_DEMO_WORKERS`"));
+    assert_non_null(strstr(buf, "workers = 4"));
+    assert_non_null(strstr(buf, "token = ********"));
+    assert_null(strstr(buf, "s3cr3t"));
+    assert_non_null(strstr(buf, "--workers"));
+    free(buf);
+    nops_cfg_destroy(cfg);
+}
+
+static void test_config_file_io(void **state)
+{
+    demo_cfg c;
+    nops_cfg *cfg = make_cfg(&c);
+    char err[256];
+    assert_int_equal(nops_cfg_load_file(cfg, "/nonexistent/neuralops.ini", err, sizeof err),
+                     NOPS_IO);
+    assert_non_null(strstr(err, "/nonexistent/neuralops.ini"));
+    char path[] = "/tmp/nops-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("[demo]\nworkers = 3\n", f);
+    fclose(f);
+    assert_int_equal(nops_cfg_load_file(cfg, path, err, sizeof err), NOPS_OK);
+    assert_int_equal(c.workers, 3);
+    unlink(path);
+    nops_cfg_destroy(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_alloc_counts),
+        cmocka_unit_test(test_alloc_fail_injection),
+        cmocka_unit_test(test_log_levels_and_json),
+        cmocka_unit_test(test_config_defaults_and_file),
+        cmocka_unit_test(test_config_errors_name_the_line),
+        cmocka_unit_test(test_config_env_and_flags_precedence),
+        cmocka_unit_test(test_config_docs_and_dump),
+        cmocka_unit_test(test_config_file_io),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

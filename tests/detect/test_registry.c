@@ -1,0 +1,272 @@
+/*
+ * test_registry.c — series keys, stable ids, dense slots, growth, eviction, memory, and clean
+ * failure when allocations fail.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "detect/detect.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+static nops_label L(const char *k, const char *v)
+{
+    return (nops_label){k, strlen(k), v, strlen(v)};
+}
+
+static void test_key_canonical_and_sorted(void **state)
+{
+    char key[256];
+    size_t len;
+    uint64_t id1, id2;
+    nops_label a[] = {L("region", "eu"), L("host", "web-1"), L("az", "b")};
+    assert_int_equal(nops_detect_series_key("cpu_usage_user", 14, a, 3, key, sizeof key, &len,
+                                            &id1),
+                     NOPS_OK);
+    assert_string_equal(key, "cpu_usage_user{az=\"b\",host=\"web-1\",region=\"eu\"}");
+    assert_int_equal(len, strlen(key));
+    /* the same labels in another order give the same key and id */
+    nops_label b[] = {L("host", "web-1"), L("az", "b"), L("region", "eu")};
+    char key2[256];
+    assert_int_equal(nops_detect_series_key("cpu_usage_user", 14, b, 3, key2, sizeof key2, NULL,
+                                            &id2),
+                     NOPS_OK);
+    assert_string_equal(key, key2);
+    assert_true(id1 == id2);
+    /* stable: the id is XXH3-64 of the canonical text, the same on every machine and version */
+    assert_true(id1 == XXH3_64bits(key, len));
+    /* no labels: no braces */
+    assert_int_equal(nops_detect_series_key("up", 2, NULL, 0, key, sizeof key, &len, NULL),
+                     NOPS_OK);
+    assert_string_equal(key, "up");
+}
+
+static void test_key_escaping_and_errors(void **state)
+{
+    char key[64];
+    nops_label e[] = {L("path", "a\"b\\c\nd")};
+    assert_int_equal(nops_detect_series_key("m", 1, e, 1, key, sizeof key, NULL, NULL), NOPS_OK);
+    assert_string_equal(key, "m{path=\"a\\\"b\\\\c\\nd\"}");
+    nops_label dup[] = {L("host", "a"), L("host", "b")};
+    assert_int_equal(nops_detect_series_key("m", 1, dup, 2, key, sizeof key, NULL, NULL),
+                     NOPS_INVAL);
+    assert_int_equal(nops_detect_series_key("", 0, NULL, 0, key, sizeof key, NULL, NULL),
+                     NOPS_INVAL);
+    nops_label big[] = {L("k", "0123456789012345678901234567890123456789012345678901234567890")};
+    assert_int_equal(nops_detect_series_key("m", 1, big, 1, key, sizeof key, NULL, NULL),
+                     NOPS_RANGE);
+    /* exactly fitting vs one byte short */
+    assert_int_equal(nops_detect_series_key("abc", 3, NULL, 0, key, 4, NULL, NULL), NOPS_OK);
+    assert_int_equal(nops_detect_series_key("abc", 3, NULL, 0, key, 3, NULL, NULL), NOPS_RANGE);
+}
+
+static nops_detector *make(uint32_t cap, int64_t ttl)
+{
+    nops_detect_params p;
+    nops_detect_params_default(&p);
+    p.ttl_s = ttl;
+    char err[128];
+    nops_detector *d = nops_detect_new(&p, cap, err, sizeof err);
+    assert_non_null(d);
+    return d;
+}
+
+static void test_slots_dense_and_stable(void **state)
+{
+    nops_detector *d = make(4, 0);
+    uint32_t slot;
+    for (uint32_t i = 0; i < 1000; i++) { /* grows from 4 past 1000 */
+        char key[32];
+        int n = snprintf(key, sizeof key, "m{i=\"%u\"}", i);
+        assert_int_equal(nops_detect_slot(d, nops_detect_key_id(key, (size_t)n), key, (size_t)n,
+                                          1, &slot),
+                         NOPS_OK);
+        assert_int_equal(slot, i);
+    }
+    assert_int_equal(nops_detect_series_count(d), 1000);
+    for (uint32_t i = 0; i < 1000; i += 37) {
+        char key[32];
+        int n = snprintf(key, sizeof key, "m{i=\"%u\"}", i);
+        assert_int_equal(nops_detect_lookup(d, nops_detect_key_id(key, (size_t)n), &slot),
+                         NOPS_OK);
+        assert_int_equal(slot, i);
+        assert_string_equal(nops_detect_slot_key(d, slot), key);
+    }
+    assert_int_equal(nops_detect_lookup(d, 12345, &slot), NOPS_NOTFOUND);
+    nops_detect_destroy(d);
+}
+
+/* State survives growth: a series keeps its window across reallocation of every array. */
+static void test_growth_keeps_state(void **state)
+{
+    nops_detector *d = make(2, 0);
+    uint32_t s0, s1, tmp;
+    assert_int_equal(nops_detect_slot(d, 1, "a", 1, 0, &s0), NOPS_OK);
+    assert_int_equal(nops_detect_slot(d, 2, "b", 1, 0, &s1), NOPS_OK);
+    float z[2], ze[2];
+    uint8_t f[2];
+    nops_detect_out o = {z, ze, f};
+    for (int t = 0; t < 100; t++) {
+        float x[2] = {(float)(t % 5), (float)(100 + t % 3)};
+        nops_detect_update_range(d, 0, 2, x, &o);
+    }
+    double m_before, sd_before;
+    nops_detect_slot_stats(d, s1, &m_before, &sd_before, NULL);
+    for (uint64_t id = 10; id < 5000; id++)
+        assert_int_equal(nops_detect_slot(d, id, NULL, 0, 0, &tmp), NOPS_OK);
+    double m_after, sd_after;
+    uint32_t cnt;
+    nops_detect_slot_stats(d, s1, &m_after, &sd_after, &cnt);
+    assert_float_equal(m_before, m_after, 0.0);
+    assert_float_equal(sd_before, sd_after, 0.0);
+    assert_int_equal(cnt, 60);
+    nops_detect_destroy(d);
+}
+
+/* Random insert/evict against a simple model: the hash table never loses or confuses a series. */
+static void test_eviction_against_model(void **state)
+{
+    enum { IDS = 3000 };
+    nops_detector *d = make(16, 100);
+    static int32_t model_slot[IDS]; /* -1 = absent */
+    static uint32_t seen[IDS];
+    for (int i = 0; i < IDS; i++)
+        model_slot[i] = -1;
+    uint64_t rs = 77;
+    uint32_t now = 0;
+    for (int step = 0; step < 60000; step++) {
+        rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+        int id = (int)((rs >> 33) % IDS);
+        if (step % 500 == 0) {
+            now += 40;
+            uint32_t expected = 0;
+            for (int i = 0; i < IDS; i++)
+                if (model_slot[i] >= 0 && now - seen[i] >= 100) {
+                    model_slot[i] = -1;
+                    expected++;
+                }
+            assert_int_equal(nops_detect_evict_idle(d, now), expected);
+        }
+        uint32_t slot;
+        /* ids are spread over the table with a multiplier so clusters form and wrap */
+        uint64_t sid = (uint64_t)(id + 1) * 0x10001ull;
+        assert_int_equal(nops_detect_slot(d, sid, NULL, 0, now, &slot), NOPS_OK);
+        if (model_slot[id] >= 0)
+            assert_int_equal(slot, (uint32_t)model_slot[id]);
+        model_slot[id] = (int32_t)slot;
+        seen[id] = now;
+    }
+    uint32_t active = 0;
+    for (int i = 0; i < IDS; i++) {
+        uint32_t slot;
+        nops_err e = nops_detect_lookup(d, (uint64_t)(i + 1) * 0x10001ull, &slot);
+        if (model_slot[i] >= 0) {
+            active++;
+            assert_int_equal(e, NOPS_OK);
+            assert_int_equal(slot, (uint32_t)model_slot[i]);
+        } else {
+            assert_int_equal(e, NOPS_NOTFOUND);
+        }
+    }
+    assert_int_equal(nops_detect_series_count(d), active);
+    nops_detect_destroy(d);
+}
+
+/* A reused slot starts cold: no state leaks from the evicted series. */
+static void test_evicted_slot_is_reset(void **state)
+{
+    nops_detector *d = make(4, 10);
+    uint32_t s, s2;
+    assert_int_equal(nops_detect_slot(d, 1, "old", 3, 0, &s), NOPS_OK);
+    float z, ze;
+    uint8_t f;
+    nops_detect_out o = {&z, &ze, &f};
+    for (int i = 0; i < 80; i++) {
+        float x = 1000.0f + (float)(i % 7);
+        nops_detect_update_pairs(d, &s, &x, 1, &o);
+    }
+    assert_int_equal(nops_detect_evict_idle(d, 5), 0);
+    assert_int_equal(nops_detect_evict_idle(d, 10), 1);
+    assert_int_equal(nops_detect_slot(d, 2, "new", 3, 10, &s2), NOPS_OK);
+    assert_int_equal(s2, s);
+    assert_string_equal(nops_detect_slot_key(d, s2), "new");
+    uint32_t cnt = 99;
+    assert_int_equal(nops_detect_slot_stats(d, s2, NULL, NULL, &cnt), NOPS_RANGE);
+    assert_int_equal(cnt, 0);
+    float x = 5.0f;
+    nops_detect_update_pairs(d, &s2, &x, 1, &o);
+    assert_true(z == 0.0f && !(f & NOPS_DETECT_WARM));
+    nops_detect_destroy(d);
+}
+
+static void test_memory_report(void **state)
+{
+    nops_detector *d = make(1000, 0);
+    uint32_t slot;
+    for (uint64_t i = 1; i <= 1000; i++)
+        nops_detect_slot(d, i, "some_metric{host=\"web-01\"}", 26, 0, &slot);
+    nops_detect_mem m;
+    nops_detect_memory(d, &m);
+    assert_int_equal(m.active, 1000);
+    assert_int_equal(m.capacity, 1000);
+    /* W = 60: 240 B ring + 41 B sums/EWMA/meta per slot */
+    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 8 + 8 + 4 + 8 + 8 + 4));
+    assert_true(m.registry_bytes > 0 && m.key_bytes >= 1000u * 27u);
+    nops_detect_destroy(d);
+}
+
+/* Every allocation of creation and growth can fail: a clean error and no leak. */
+static void test_allocation_failures(void **state)
+{
+    size_t base = nops_alloc_bytes_in_use();
+    nops_detect_params p;
+    nops_detect_params_default(&p);
+    for (long n = 0; n < 40; n++) {
+        nops_alloc_fail_after(n, false);
+        char err[128] = "";
+        nops_detector *d = nops_detect_new(&p, 2, err, sizeof err);
+        nops_alloc_fail_after(-1, false);
+        if (!d) {
+            assert_non_null(strstr(err, "out of memory"));
+            assert_int_equal(nops_alloc_bytes_in_use(), base);
+            continue;
+        }
+        /* creation succeeded: now fail inside growth */
+        uint32_t slot;
+        nops_err e = NOPS_OK;
+        nops_alloc_fail_after(n % 12, false);
+        for (uint64_t id = 1; id <= 64 && e == NOPS_OK; id++)
+            e = nops_detect_slot(d, id, "k", 1, 0, &slot);
+        nops_alloc_fail_after(-1, false);
+        if (e != NOPS_OK) {
+            assert_int_equal(e, NOPS_NOMEM);
+            /* the detector still works after the failure */
+            assert_int_equal(nops_detect_slot(d, 999, "k", 1, 0, &slot), NOPS_OK);
+            uint32_t again;
+            assert_int_equal(nops_detect_lookup(d, 999, &again), NOPS_OK);
+            assert_int_equal(again, slot);
+        }
+        nops_detect_destroy(d);
+        assert_int_equal(nops_alloc_bytes_in_use(), base);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_canonical_and_sorted),
+        cmocka_unit_test(test_key_escaping_and_errors),
+        cmocka_unit_test(test_slots_dense_and_stable),
+        cmocka_unit_test(test_growth_keeps_state),
+        cmocka_unit_test(test_eviction_against_model),
+        cmocka_unit_test(test_evicted_slot_is_reset),
+        cmocka_unit_test(test_memory_report),
+        cmocka_unit_test(test_allocation_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
