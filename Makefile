@@ -28,7 +28,7 @@ test: build build-san
 	    ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	@./$(BUILD)/neuralops demo $(DEMO_ARGS)
+	@./deploy/demo.sh
 
 bench: build
 	@./$(BUILD)/neuralops-bench detect
