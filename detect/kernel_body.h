@@ -74,7 +74,7 @@ NOPS__INLINE double fl2_of(double level)
  * touch the other detector's state. Selects are written as arithmetic on 0/1 integers and
  * blends: GCC if-converts those for AVX2 too, where it gives up on `?:` over mixed types.
  */
-NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
+NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
                            const float *restrict xin, float *restrict ring,
                            double *restrict sum, double *restrict sumsq,
                            float *restrict shift, double *restrict em, double *restrict ev,
@@ -89,6 +89,7 @@ NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
     const float inv_tz = k->inv_tz, inv_te = k->inv_te, exit_ratio = k->exit_ratio;
     const uint32_t clear = k->clear_points, min_n = k->min_n;
     const double alpha = k->alpha, oma = k->one_m_alpha, invW = k->invW;
+    uint32_t any_recentre = 0;
 
     for (uint32_t i = 0; i < n; i++) {
         const float x = xin[i];
@@ -168,7 +169,9 @@ NOPS__INLINE void kcompute(const nops__kconst *restrict k, const uint32_t n,
         fo[i] = ((NOPS_DETECT_VALID | (warm << 1) | (anom << 2) | (fired << 3) | (cleared << 4)) &
                  vm) |
                 (recentre << 8);
+        any_recentre |= recentre;
     }
+    return any_recentre;
 }
 
 /*
@@ -229,7 +232,8 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
             ev[i] = st->ev[s];
         }
     }
-    kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, meta, zo, zeo, f32, method, false, 0);
+    const uint32_t any =
+        kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, meta, zo, zeo, f32, method, false, 0);
     for (uint32_t i = 0; i < n; i++) {
         const size_t s = slots ? slots[i] : base + i;
         if (do_z) {
@@ -245,7 +249,7 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
         }
         st->meta[s] = meta[i];
     }
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; any && i < n; i++)
         if (f32[i] & NOPS__RECENTRE)
             recompute_one(k, st, slots ? slots[i] : base + i);
     narrow_flags(f32, fo, n);
@@ -257,10 +261,11 @@ NOPS__INLINE void kuniform(const nops__kconst *k, nops__dstate *st, size_t s0, u
                            uint8_t *fo, const int method)
 {
     uint32_t f32[NOPS__BLOCK];
-    kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
-             st->shift + s0, st->em + s0, st->ev + s0, st->meta + s0, zo, zeo, f32, method, true,
-             uc);
-    for (uint32_t i = 0; i < n; i++)
+    const uint32_t any =
+        kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
+                 st->shift + s0, st->em + s0, st->ev + s0, st->meta + s0, zo, zeo, f32, method,
+                 true, uc);
+    for (uint32_t i = 0; any && i < n; i++)
         if (f32[i] & NOPS__RECENTRE)
             recompute_one(k, st, s0 + i);
     narrow_flags(f32, fo, n);
