@@ -55,119 +55,147 @@ static const cli_opt *find_opt(const cli_opt *opts, size_t n, const char *name, 
     return NULL;
 }
 
+/* Collected state of one cli_parse() run. */
+typedef struct parse_state {
+    const char *cmd;         /* command name for messages */
+    pending *pend;           /* config settings from flags, applied last */
+    size_t n_pend;           /* how many */
+    const char *config_file; /* -c FILE */
+} parse_state;
+
+/* Split "--name=value", "--name" or "-xVALUE" into a name or short letter and a value. */
+static bool split_arg(const char *arg, char *namebuf, size_t cap, const char **name,
+                      char *short_name, const char **value)
+{
+    *name = NULL;
+    *value = NULL;
+    *short_name = 0;
+    if (arg[1] != '-') {
+        *short_name = arg[1];
+        *value = arg[2] ? arg + 2 : NULL;
+        return true;
+    }
+    const char *eq = strchr(arg + 2, '=');
+    size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+    if (len >= cap)
+        return false;
+    memcpy(namebuf, arg + 2, len);
+    namebuf[len] = '\0';
+    *name = namebuf;
+    *value = eq ? eq + 1 : NULL;
+    return true;
+}
+
+/* Queue a config setting ("section.key" = value) given by a flag. */
+static bool push_setting(parse_state *ps, const char *arg, const char *target, const char *value)
+{
+    const char *eq = target ? NULL : strchr(value, '=');
+    if (!target && !eq) {
+        fprintf(stderr, "neuralops %s: --set expects SECTION.KEY=VALUE, got \"%s\"\n", ps->cmd,
+                value);
+        return false;
+    }
+    pending *p = &ps->pend[ps->n_pend++];
+    p->name = target ? strdup(target) : strndup(value, (size_t)(eq - value));
+    p->value = strdup(target ? value : eq + 1);
+    p->src = strdup(arg);
+    if (!p->name || !p->value || !p->src) {
+        fprintf(stderr, "neuralops %s: out of memory\n", ps->cmd);
+        return false;
+    }
+    return true;
+}
+
+/* One argument (and its value, which may be the next argument). Returns false on error. */
+static bool parse_arg(app_ctx *ctx, parse_state *ps, int argc, char **argv, int *i,
+                      const cli_opt *opts, size_t n_opts, cli_opt_fn on_opt, void *ud, bool *help)
+{
+    const char *arg = argv[*i];
+    char namebuf[128];
+    const char *name, *value;
+    char short_name;
+    if (strcmp(arg, "--") == 0 || arg[0] != '-' || arg[1] == '\0') {
+        fprintf(stderr, "neuralops %s: unexpected argument \"%s\" (see --help)\n", ps->cmd, arg);
+        return false;
+    }
+    if (!split_arg(arg, namebuf, sizeof namebuf, &name, &short_name, &value)) {
+        fprintf(stderr, "neuralops %s: unknown flag %s\n", ps->cmd, arg);
+        return false;
+    }
+    if ((name && strcmp(name, "help") == 0) || short_name == 'h') {
+        *help = true;
+        return true;
+    }
+    const cli_opt *opt = find_opt(opts, n_opts, name, short_name);
+    const bool is_config = (name && strcmp(name, "config") == 0) || short_name == 'c';
+    const bool is_set = name && strcmp(name, "set") == 0;
+    const char *target = (!opt && name && !is_set && !is_config)
+                             ? nops_cfg_flag_target(ctx->cfg, name, NULL)
+                             : NULL;
+    if (!opt && !is_config && !is_set && !target) {
+        fprintf(stderr, "neuralops %s: unknown flag %s (see --help)\n", ps->cmd, arg);
+        return false;
+    }
+    const bool needs = is_config || is_set || target || opt->has_arg;
+    if (needs && !value) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "neuralops %s: %s needs a value\n", ps->cmd, arg);
+            return false;
+        }
+        value = argv[++*i];
+    } else if (!needs && value) {
+        fprintf(stderr, "neuralops %s: %s takes no value\n", ps->cmd, arg);
+        return false;
+    }
+    if (is_config) {
+        ps->config_file = value;
+        return true;
+    }
+    if (is_set || target)
+        return push_setting(ps, arg, target, value);
+    return on_opt(ud, opt, value);
+}
+
+/* Apply file, environment, queued flags, then the cross-field checks. */
+static bool apply_sources(app_ctx *ctx, parse_state *ps)
+{
+    char err[1024];
+    nops_err e = NOPS_OK;
+    if (ps->config_file)
+        e = nops_cfg_load_file(ctx->cfg, ps->config_file, err, sizeof err);
+    if (e == NOPS_OK)
+        e = nops_cfg_apply_env(ctx->cfg, err, sizeof err);
+    for (size_t i = 0; e == NOPS_OK && i < ps->n_pend; i++)
+        e = nops_cfg_set(ctx->cfg, ps->pend[i].name, ps->pend[i].value, ps->pend[i].src, err,
+                         sizeof err);
+    if (e == NOPS_OK)
+        e = nops_cfg_finalize(ctx->cfg, err, sizeof err);
+    if (e != NOPS_OK) {
+        fprintf(stderr, "neuralops %s: %s\n", ps->cmd, err);
+        return false;
+    }
+    nops_log_configure((nops_log_level)ctx->log.level, (nops_log_format)ctx->log.format);
+    return true;
+}
+
 bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_opt *opts,
                size_t n_opts, cli_opt_fn on_opt, void *ud, bool *help)
 {
-    char err[1024];
-    pending *pend = calloc((size_t)argc + 1, sizeof *pend);
-    size_t n_pend = 0;
-    const char *config_file = NULL;
-    bool ok = false;
+    parse_state ps = {cmd, calloc((size_t)argc + 1, sizeof(pending)), 0, NULL};
+    bool ok = ps.pend != NULL;
     *help = false;
-    if (!pend) {
+    if (!ok)
         fprintf(stderr, "neuralops %s: out of memory\n", cmd);
-        return false;
+    for (int i = 1; ok && !*help && i < argc; i++)
+        ok = parse_arg(ctx, &ps, argc, argv, &i, opts, n_opts, on_opt, ud, help);
+    if (ok && !*help)
+        ok = apply_sources(ctx, &ps);
+    for (size_t i = 0; ps.pend && i < ps.n_pend; i++) {
+        free(ps.pend[i].name);
+        free(ps.pend[i].value);
+        free(ps.pend[i].src);
     }
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        char namebuf[128];
-        const char *name = NULL, *value = NULL;
-        char short_name = 0;
-        if (strcmp(arg, "--") == 0 || arg[0] != '-' || arg[1] == '\0') {
-            fprintf(stderr, "neuralops %s: unexpected argument \"%s\" (see --help)\n", cmd, arg);
-            goto out;
-        }
-        if (arg[1] == '-') {
-            const char *eq = strchr(arg + 2, '=');
-            size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-            if (len >= sizeof namebuf) {
-                fprintf(stderr, "neuralops %s: unknown flag %s\n", cmd, arg);
-                goto out;
-            }
-            memcpy(namebuf, arg + 2, len);
-            namebuf[len] = '\0';
-            name = namebuf;
-            value = eq ? eq + 1 : NULL;
-        } else {
-            short_name = arg[1];
-            value = arg[2] ? arg + 2 : NULL;
-        }
-        if ((name && strcmp(name, "help") == 0) || short_name == 'h') {
-            *help = true;
-            ok = true;
-            goto out;
-        }
-        const cli_opt *opt = find_opt(opts, n_opts, name, short_name);
-        bool is_config = (name && strcmp(name, "config") == 0) || short_name == 'c';
-        bool is_set = name && strcmp(name, "set") == 0;
-        bool takes = false;
-        const char *target = (!opt && name && !is_set && !is_config)
-                                 ? nops_cfg_flag_target(ctx->cfg, name, &takes)
-                                 : NULL;
-        if (!opt && !is_config && !is_set && !target) {
-            fprintf(stderr, "neuralops %s: unknown flag %s (see --help)\n", cmd, arg);
-            goto out;
-        }
-        bool needs = is_config || is_set || target || opt->has_arg;
-        if (needs && !value) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "neuralops %s: %s needs a value\n", cmd, arg);
-                goto out;
-            }
-            value = argv[++i];
-        } else if (!needs && value) {
-            fprintf(stderr, "neuralops %s: %s takes no value\n", cmd, arg);
-            goto out;
-        }
-        if (is_config) {
-            config_file = value;
-        } else if (is_set || target) {
-            const char *eq = is_set ? strchr(value, '=') : NULL;
-            if (is_set && !eq) {
-                fprintf(stderr, "neuralops %s: --set expects SECTION.KEY=VALUE, got \"%s\"\n",
-                        cmd, value);
-                goto out;
-            }
-            pend[n_pend].name = is_set ? strndup(value, (size_t)(eq - value)) : strdup(target);
-            pend[n_pend].value = strdup(is_set ? eq + 1 : value);
-            pend[n_pend].src = strdup(arg);
-            n_pend++;
-        } else if (!on_opt(ud, opt, value)) {
-            goto out;
-        }
-    }
-    if (config_file && nops_cfg_load_file(ctx->cfg, config_file, err, sizeof err) != NOPS_OK) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        goto out;
-    }
-    if (nops_cfg_apply_env(ctx->cfg, err, sizeof err) != NOPS_OK) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        goto out;
-    }
-    for (size_t i = 0; i < n_pend; i++) {
-        if (!pend[i].name || !pend[i].value || !pend[i].src) {
-            fprintf(stderr, "neuralops %s: out of memory\n", cmd);
-            goto out;
-        }
-        if (nops_cfg_set(ctx->cfg, pend[i].name, pend[i].value, pend[i].src, err, sizeof err) !=
-            NOPS_OK) {
-            fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-            goto out;
-        }
-    }
-    if (nops_cfg_finalize(ctx->cfg, err, sizeof err) != NOPS_OK) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        goto out;
-    }
-    nops_log_configure((nops_log_level)ctx->log.level, (nops_log_format)ctx->log.format);
-    ok = true;
-out:
-    for (size_t i = 0; i < n_pend; i++) {
-        free(pend[i].name);
-        free(pend[i].value);
-        free(pend[i].src);
-    }
-    free(pend);
+    free(ps.pend);
     return ok;
 }
 

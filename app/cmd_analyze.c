@@ -164,67 +164,35 @@ static int process_line(analyze_run *r, const char *line, size_t len, uint64_t l
     return 0;
 }
 
-int nops_cmd_analyze(int argc, char **argv)
+/* Read every line of `in`; returns an exit status. */
+static int analyze_stream(analyze_run *r, FILE *in)
 {
-    app_ctx ctx;
-    analyze_opts o = {0};
-    bool help = false;
-    int status = NOPS_EXIT_USAGE;
-    if (!app_ctx_init(&ctx))
-        return NOPS_EXIT_FAIL;
-    if (!cli_parse(&ctx, "analyze", argc, argv, analyze_cli, N_ANALYZE_CLI, on_opt, &o, &help))
-        goto out;
-    if (help) {
-        usage(&ctx, stdout);
-        status = NOPS_EXIT_OK;
-        goto out;
-    }
-    FILE *in = stdin;
-    if (o.input && !(in = fopen(o.input, "r"))) {
-        fprintf(stderr, "neuralops analyze: cannot open %s: %s\n", o.input, strerror(errno));
-        status = NOPS_EXIT_FAIL;
-        goto out;
-    }
-    char errbuf[512];
-    analyze_run r = {.o = &o, .p = &ctx.detect};
-    r.det = nops_detect_new(&ctx.detect, 1, errbuf, sizeof errbuf);
-    uint32_t slot;
-    if (!r.det || nops_detect_slot(r.det, 1, "analyze", 7, 0, &slot) != NOPS_OK) {
-        fprintf(stderr, "neuralops analyze: %s\n", r.det ? "out of memory" : errbuf);
-        status = NOPS_EXIT_FAIL;
-        goto close;
-    }
-    if (o.json)
-        printf("[\n");
-    else if (!o.no_header)
-        printf("timestamp,value,zscore,ewma_z,score,anomaly\n");
-
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     uint64_t lineno = 0;
     bool first = true;
-    status = NOPS_EXIT_OK;
+    int status = NOPS_EXIT_OK;
     errno = 0;
     while ((len = getline(&line, &cap, in)) >= 0) {
         lineno++;
         if (len > 0 && line[len - 1] == '\n')
             len--;
         if ((size_t)len > ANALYZE_MAX_LINE) {
-            if (!o.skip_bad) {
+            if (!r->o->skip_bad) {
                 fprintf(stderr, "neuralops analyze: line %llu: longer than %u bytes\n",
                         (unsigned long long)lineno, ANALYZE_MAX_LINE);
                 status = NOPS_EXIT_USAGE;
                 break;
             }
-            if (r.bad++ == 0) {
-                r.first_bad_line = lineno;
-                r.first_bad_reason = "line too long";
+            if (r->bad++ == 0) {
+                r->first_bad_line = lineno;
+                r->first_bad_reason = "line too long";
             }
-            write_bad_row(&r, "", 0);
+            write_bad_row(r, "", 0);
             continue;
         }
-        if (process_line(&r, line, (size_t)len, lineno, &first) != 0) {
+        if (process_line(r, line, (size_t)len, lineno, &first) != 0) {
             status = NOPS_EXIT_USAGE;
             break;
         }
@@ -234,26 +202,70 @@ int nops_cmd_analyze(int argc, char **argv)
         status = NOPS_EXIT_FAIL;
     }
     free(line);
-    if (o.json && status == NOPS_EXIT_OK)
-        printf("%s]\n", r.rows ? "\n" : "");
-    if (r.bad)
+    return status;
+}
+
+/* The closing lines on stderr and the final flush; returns the exit status. */
+static int analyze_finish(analyze_run *r, int status)
+{
+    if (r->o->json && status == NOPS_EXIT_OK)
+        printf("%s]\n", r->rows ? "\n" : "");
+    if (r->bad)
         fprintf(stderr,
                 "neuralops analyze: skipped %llu bad row(s), written with score 0 (first: line "
                 "%llu: %s)\n",
-                (unsigned long long)r.bad, (unsigned long long)r.first_bad_line,
-                r.first_bad_reason);
-    if (o.summary && status == NOPS_EXIT_OK)
+                (unsigned long long)r->bad, (unsigned long long)r->first_bad_line,
+                r->first_bad_reason);
+    if (r->o->summary && status == NOPS_EXIT_OK)
         fprintf(stderr, "neuralops analyze: %llu row(s), %llu anomalous excursion(s)\n",
-                (unsigned long long)r.rows, (unsigned long long)r.signals);
+                (unsigned long long)r->rows, (unsigned long long)r->signals);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "neuralops analyze: cannot write output: %s\n", strerror(errno));
         status = NOPS_EXIT_FAIL;
     }
-close:
+    return status;
+}
+
+int nops_cmd_analyze(int argc, char **argv)
+{
+    app_ctx ctx;
+    analyze_opts o = {0};
+    analyze_run r = {.o = &o};
+    bool help = false;
+    int status = NOPS_EXIT_USAGE;
+    FILE *in = stdin;
+    char errbuf[512];
+    uint32_t slot;
+    if (!app_ctx_init(&ctx))
+        return NOPS_EXIT_FAIL;
+    if (!cli_parse(&ctx, "analyze", argc, argv, analyze_cli, N_ANALYZE_CLI, on_opt, &o, &help))
+        goto out;
+    if (help) {
+        usage(&ctx, stdout);
+        status = NOPS_EXIT_OK;
+        goto out;
+    }
+    status = NOPS_EXIT_FAIL;
+    if (o.input && !(in = fopen(o.input, "r"))) {
+        fprintf(stderr, "neuralops analyze: cannot open %s: %s\n", o.input, strerror(errno));
+        in = stdin;
+        goto out;
+    }
+    r.p = &ctx.detect;
+    r.det = nops_detect_new(&ctx.detect, 1, errbuf, sizeof errbuf);
+    if (!r.det || nops_detect_slot(r.det, 1, "analyze", 7, 0, &slot) != NOPS_OK) {
+        fprintf(stderr, "neuralops analyze: %s\n", r.det ? "out of memory" : errbuf);
+        goto out;
+    }
+    if (o.json)
+        printf("[\n");
+    else if (!o.no_header)
+        printf("timestamp,value,zscore,ewma_z,score,anomaly\n");
+    status = analyze_finish(&r, analyze_stream(&r, in));
+out:
     nops_detect_destroy(r.det);
     if (in != stdin)
         fclose(in);
-out:
     app_ctx_fini(&ctx);
     return status;
 }

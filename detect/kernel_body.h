@@ -65,6 +65,30 @@ NOPS__INLINE double fl2_of(double level)
 #define NOPS__RECENTRE 0x100u
 
 /*
+ * Hysteresis for one lane: from the ratio r and the lane's meta word, the new meta word (count
+ * cn, position pn, updated state) and the point's NOPS_DETECT_* flags. Invalid points leave the
+ * word as it was and get no flags. Branch-free: 0/1 integers and masks only.
+ */
+NOPS__INLINE uint32_t hyst_step(float r, uint32_t show, float exit_ratio, uint32_t clear,
+                                uint32_t *mt_io, uint32_t cn, uint32_t pn, uint32_t valid)
+{
+    const uint32_t mt = *mt_io;
+    const uint32_t anom = show & (r >= 1.0f);
+    const uint32_t h = NOPS__META_HYST(mt);
+    const uint32_t in = h >> 7;
+    const uint32_t calm = r < exit_ratio;
+    const uint32_t quiet = ((h & 0x7fu) + 1u) * calm;
+    const uint32_t cleared = in & (quiet >= clear);
+    const uint32_t fired = (in ^ 1u) & anom;
+    const uint32_t in_n = fired | (in & (cleared ^ 1u));
+    const uint32_t hn = in_n * (0x80u | (in * quiet));
+    const uint32_t vm = 0u - valid; /* all ones when valid */
+    *mt_io = (NOPS__META(cn, pn, hn) & vm) | (mt & ~vm);
+    /* masked by validity, so WARM = warm & valid = show */
+    return (NOPS_DETECT_VALID | (show << 1) | (anom << 2) | (fired << 3) | (cleared << 4)) & vm;
+}
+
+/*
  * The compute step over n contiguous lanes. Every array is a restrict parameter indexed by
  * lane: in the uniform range path they point straight into the state (offset to the block) and
  * `ring` points at the ring row all lanes share; in the gather path they point at block-local
@@ -94,7 +118,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
     for (uint32_t i = 0; i < n; i++) {
         const float x = xin[i];
         const uint32_t valid = (x - x) == 0.0f; /* 0 for NaN and ±Inf */
-        const uint32_t mt = meta[i];
+        uint32_t mt = meta[i];
         const uint32_t c = NOPS__META_CNT(mt);
         const uint32_t warm = c >= min_n;
         const uint32_t full = c == W;
@@ -152,23 +176,11 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             const float rb = fabsf(ze) * inv_te;
             r = r > rb ? r : rb;
         }
-        const uint32_t anom = show & (r >= 1.0f);
-        const uint32_t h = NOPS__META_HYST(mt);
-        const uint32_t in = h >> 7;
-        const uint32_t calm = r < exit_ratio;
-        const uint32_t quiet = ((h & 0x7fu) + 1u) * calm;
-        const uint32_t cleared = in & (quiet >= clear);
-        const uint32_t fired = (in ^ 1u) & anom;
-        const uint32_t in_n = fired | (in & (cleared ^ 1u));
-        const uint32_t hn = in_n * (0x80u | (in * quiet));
-        const uint32_t vm = 0u - valid; /* all ones when valid */
-        meta[i] = (NOPS__META(cn, pn, hn) & vm) | (mt & ~vm);
-
+        uint32_t f = hyst_step(r, show, exit_ratio, clear, &mt, cn, pn, valid);
+        meta[i] = mt;
         zo[i] = z;
         zeo[i] = ze;
-        fo[i] = ((NOPS_DETECT_VALID | (warm << 1) | (anom << 2) | (fired << 3) | (cleared << 4)) &
-                 vm) |
-                (recentre << 8);
+        fo[i] = f | (recentre << 8);
         any_recentre |= recentre;
     }
     return any_recentre;

@@ -46,4 +46,76 @@ typedef enum nops_csv_kind {
 nops_err nops_ingest_csv_line(const char *line, size_t len, bool first, nops_csv_row *row,
                               nops_csv_kind *kind, const char **reason);
 
+/* ---- metric points ------------------------------------------------------------------- */
+
+#define NOPS_INGEST_MAX_TAGS 64  /**< more tags than this on one point is a bad point */
+
+/** A label of a point; spans point into the message or into the parser's scratch space. */
+typedef struct nops_ingest_tag {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} nops_ingest_tag;
+
+/**
+ * One numeric sample, valid only during the callback that receives it. The series name is
+ * `measurement_field`, or `measurement` alone when the field is `value` (DESIGN.md); `field` is
+ * empty for formats that carry a name and no field (prometheus-kafka-adapter).
+ */
+typedef struct nops_point {
+    const char *measurement;       /**< measurement / metric name */
+    size_t measurement_len;
+    const char *field;             /**< field name, or "" */
+    size_t field_len;
+    const nops_ingest_tag *tags;   /**< labels, in message order, `__name__` excluded */
+    size_t n_tags;
+    double value;                  /**< finite */
+    int64_t ts_ns;                 /**< nanoseconds since the epoch */
+} nops_point;
+
+/** Receives each point; return false to stop parsing (the parse returns NOPS_OK). */
+typedef bool (*nops_point_fn)(void *ud, const nops_point *pt);
+
+/** Why a message (or part of it) was rejected; names the label of ..._rejected_total{reason}. */
+typedef enum nops_reject {
+    NOPS_REJECT_NONE = 0,
+    NOPS_REJECT_SYNTAX,      /**< not line protocol / not the expected JSON */
+    NOPS_REJECT_VALUE,       /**< a field value that is not a finite number */
+    NOPS_REJECT_TIMESTAMP,   /**< a bad timestamp */
+    NOPS_REJECT_TOO_LARGE,   /**< too many tags, names too long */
+    NOPS_REJECT_EMPTY,       /**< no point in the message */
+} nops_reject;
+
+/** "syntax", "value", ... — the Prometheus label value. */
+const char *nops_ingest_reject_name(nops_reject r);
+
+/** Result of parsing one message. */
+typedef struct nops_parse_stats {
+    uint32_t points;      /**< points delivered */
+    uint32_t rejected;    /**< lines or objects rejected */
+    nops_reject reason;   /**< reason of the first rejection */
+    uint32_t first_bad;   /**< 1-based line (or JSON object) of the first rejection */
+    const char *detail;   /**< a human sentence for the first rejection (static storage) */
+} nops_parse_stats;
+
+/**
+ * Parse one Kafka message (or POST /ingest body) holding Influx line protocol lines, a
+ * prometheus-kafka-adapter JSON object, a Telegraf JSON object (or {"metrics":[...]}), or
+ * newline-separated JSON objects; the format is detected from the first non-blank byte. Every
+ * good point goes to `fn`; bad lines or objects are counted in `st` and skipped, so one bad
+ * point never loses its neighbours. `now_ns` stamps points without a timestamp.
+ * @return NOPS_OK when at least one point was delivered or the message had none to give,
+ *         NOPS_PARSE when every line or object was rejected (see st->reason).
+ */
+nops_err nops_ingest_parse(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
+                           void *ud, nops_parse_stats *st);
+
+/** Line protocol only (exposed for tests and the parse benchmark). */
+nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns,
+                                     nops_point_fn fn, void *ud, nops_parse_stats *st);
+/** JSON only: one object, {"metrics":[...]}, or newline-separated objects. */
+nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
+                                void *ud, nops_parse_stats *st);
+
 #endif /* NOPS_INGEST_H */

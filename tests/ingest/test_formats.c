@@ -1,0 +1,231 @@
+/*
+ * test_formats.c — Influx line protocol and the two JSON metric shapes: every accepted form,
+ * escapes, skipped field types, and each kind of malformed input rejected with its reason while
+ * the good lines beside it still arrive.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "ingest/ingest.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct got {
+    char series[16][256]; /* "name|field|k=v,k=v" */
+    double value[16];
+    int64_t ts[16];
+    int n;
+} got;
+
+static bool collect(void *ud, const nops_point *p)
+{
+    got *g = ud;
+    if (g->n == 16)
+        return false;
+    int o = snprintf(g->series[g->n], 256, "%.*s|%.*s|", (int)p->measurement_len, p->measurement,
+                     (int)p->field_len, p->field);
+    for (size_t i = 0; i < p->n_tags; i++)
+        o += snprintf(g->series[g->n] + o, (size_t)(256 - o), "%s%.*s=%.*s", i ? "," : "",
+                      (int)p->tags[i].key_len, p->tags[i].key, (int)p->tags[i].value_len,
+                      p->tags[i].value);
+    g->value[g->n] = p->value;
+    g->ts[g->n] = p->ts_ns;
+    g->n++;
+    return true;
+}
+
+static got parse(const char *msg, nops_err want, nops_parse_stats *st)
+{
+    got g = {0};
+    nops_parse_stats local;
+    nops_err e = nops_ingest_parse(msg, strlen(msg), 42, collect, &g, st ? st : &local);
+    if (e != want)
+        fail_msg("\"%s\": %s, want %s", msg, nops_err_name(e), nops_err_name(want));
+    return g;
+}
+
+static void test_lineproto_basic(void **state)
+{
+    got g = parse("cpu,host=web-1,region=eu usage_user=12.5,usage_system=3 1700000000000000000",
+                  NOPS_OK, NULL);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.series[0], "cpu|usage_user|host=web-1,region=eu");
+    assert_float_equal(g.value[0], 12.5, 0);
+    assert_string_equal(g.series[1], "cpu|usage_system|host=web-1,region=eu");
+    assert_true(g.ts[0] == 1700000000000000000ll);
+    /* field `value` names the series after the measurement; no timestamp → now */
+    g = parse("latency value=0.25", NOPS_OK, NULL);
+    assert_string_equal(g.series[0], "latency||");
+    assert_true(g.ts[0] == 42);
+    /* integers, unsigned, exponents, negative; strings and booleans skipped */
+    g = parse("m a=12i,b=7u,c=-1.5e3,d=\"text, with = signs\",e=true,f=F,g=+4 -5", NOPS_OK, NULL);
+    assert_int_equal(g.n, 4);
+    assert_float_equal(g.value[0], 12, 0);
+    assert_float_equal(g.value[1], 7, 0);
+    assert_float_equal(g.value[2], -1500, 0);
+    assert_float_equal(g.value[3], 4, 0);
+    assert_true(g.ts[0] == -5);
+    /* a message of many lines, comments, blank lines and CRLF */
+    g = parse("# header\ncpu v=1 1\r\n\n  \nmem v=2 2\n", NOPS_OK, NULL);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.series[1], "mem|v|");
+}
+
+static void test_lineproto_escapes_and_numbers(void **state)
+{
+    got g = parse("disk\\ io,path=/var\\,log,na\\=me=a\\ b bytes\\ read=1 10", NOPS_OK, NULL);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.series[0], "disk io|bytes read|path=/var,log,na=me=a b");
+    /* correctly rounded numbers, fast path and fallback alike */
+    const char *nums[] = {"0.1", "123456789012345678901234567890", "1e-300", "2.2250738585072014e-308",
+                          "0.000001", "9007199254740993", "1.7976931348623157e308"};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        char line[128];
+        snprintf(line, sizeof line, "m v=%s", nums[i]);
+        g = parse(line, NOPS_OK, NULL);
+        assert_int_equal(g.n, 1);
+        assert_true(g.value[0] == strtod(nums[i], NULL));
+    }
+}
+
+typedef struct bad {
+    const char *msg;
+    nops_reject reason;
+} bad;
+
+static void test_lineproto_rejects(void **state)
+{
+    static const bad cases[] = {
+        {"cpu", NOPS_REJECT_SYNTAX},
+        {"cpu,host=a", NOPS_REJECT_SYNTAX},
+        {"cpu,host value=1", NOPS_REJECT_SYNTAX},
+        {"cpu,host= value=1", NOPS_REJECT_SYNTAX},
+        {",host=a value=1", NOPS_REJECT_SYNTAX},
+        {"cpu value", NOPS_REJECT_SYNTAX},
+        {"cpu =1", NOPS_REJECT_SYNTAX},
+        {"cpu value=", NOPS_REJECT_VALUE},
+        {"cpu value=abc", NOPS_REJECT_VALUE},
+        {"cpu value=nan", NOPS_REJECT_VALUE},
+        {"cpu value=inf", NOPS_REJECT_VALUE},
+        {"cpu value=1e999", NOPS_REJECT_VALUE},
+        {"cpu value=12x", NOPS_REJECT_VALUE},
+        {"cpu value=-3u", NOPS_REJECT_VALUE},
+        {"cpu value=\"open", NOPS_REJECT_SYNTAX},
+        {"cpu value=1 abc", NOPS_REJECT_TIMESTAMP},
+        {"cpu value=1 99999999999999999999", NOPS_REJECT_TIMESTAMP},
+        {"cpu value=1 1 2", NOPS_REJECT_TIMESTAMP},
+        {"", NOPS_REJECT_EMPTY},
+        {"# only a comment\n", NOPS_REJECT_EMPTY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nops_parse_stats st;
+        got g = parse(cases[i].msg, NOPS_PARSE, &st);
+        assert_int_equal(g.n, 0);
+        if (st.reason != cases[i].reason)
+            fail_msg("\"%s\": reason %s, want %s", cases[i].msg, nops_ingest_reject_name(st.reason),
+                     nops_ingest_reject_name(cases[i].reason));
+        assert_non_null(st.detail);
+    }
+    /* too many tags */
+    char big[4096] = "m";
+    for (int i = 0; i < 70; i++)
+        snprintf(big + strlen(big), sizeof big - strlen(big), ",t%d=v", i);
+    strcat(big, " v=1");
+    nops_parse_stats st;
+    parse(big, NOPS_PARSE, &st);
+    assert_int_equal(st.reason, NOPS_REJECT_TOO_LARGE);
+    /* one bad line among good ones: the good ones arrive, the bad one is counted */
+    got g = parse("a v=1\nb v=oops\nc v=3\n", NOPS_OK, &st);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(st.points, 2);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.first_bad, 2);
+    assert_int_equal(st.reason, NOPS_REJECT_VALUE);
+}
+
+static void test_json_shapes(void **state)
+{
+    got g = parse("{\"timestamp\":\"2024-01-01T00:00:00Z\",\"value\":\"0.53\",\"name\":\"cpu\","
+                  "\"labels\":{\"__name__\":\"cpu\",\"host\":\"a\"}}",
+                  NOPS_OK, NULL);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.series[0], "cpu||host=a");
+    assert_float_equal(g.value[0], 0.53, 0);
+    assert_true(g.ts[0] == 1704067200000000000ll);
+    g = parse("{\"name\":\"cpu\",\"tags\":{\"host\":\"b\"},\"fields\":{\"usage\":1.5,\"value\":2,"
+              "\"state\":\"ok\",\"up\":true},\"timestamp\":1700000000}",
+              NOPS_OK, NULL);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.series[0], "cpu|usage|host=b");
+    assert_string_equal(g.series[1], "cpu||host=b");
+    assert_true(g.ts[0] == 1700000000000000000ll);
+    g = parse("{\"metrics\":[{\"name\":\"a\",\"fields\":{\"x\":1},\"timestamp\":1700000000000},"
+              "{\"name\":\"b\",\"fields\":{\"y\":2}}]}",
+              NOPS_OK, NULL);
+    assert_int_equal(g.n, 2);
+    assert_true(g.ts[0] == 1700000000000000000ll);
+    assert_true(g.ts[1] == 42);
+    /* newline-separated objects, one of them broken: the others still arrive */
+    nops_parse_stats st;
+    g = parse("{\"name\":\"a\",\"value\":1}\n{\"name\":\"b\",\"value\":\n{\"name\":\"c\",\"value\":3}\n",
+              NOPS_OK, &st);
+    assert_int_equal(g.n, 2);
+    assert_int_equal(st.rejected, 1);
+}
+
+static void test_json_rejects(void **state)
+{
+    static const bad cases[] = {
+        {"{", NOPS_REJECT_SYNTAX},
+        {"{\"value\":1}", NOPS_REJECT_SYNTAX},
+        {"{\"name\":\"\",\"value\":1}", NOPS_REJECT_SYNTAX},
+        {"{\"name\":7,\"value\":1}", NOPS_REJECT_SYNTAX},
+        {"{\"name\":\"a\",\"value\":\"NaN\"}", NOPS_REJECT_VALUE},
+        {"{\"name\":\"a\",\"value\":\"12abc\"}", NOPS_REJECT_VALUE},
+        {"{\"name\":\"a\",\"value\":[1]}", NOPS_REJECT_VALUE},
+        {"{\"name\":\"a\",\"value\":1,\"labels\":{\"h\":1}}", NOPS_REJECT_SYNTAX},
+        {"{\"name\":\"a\",\"value\":1,\"timestamp\":\"soon\"}", NOPS_REJECT_TIMESTAMP},
+        {"{\"name\":\"a\",\"fields\":[1]}", NOPS_REJECT_SYNTAX},
+        {"{\"name\":\"a\",\"fields\":{\"x\":{}}}", NOPS_REJECT_VALUE},
+        {"{\"name\":\"a\",\"value\":1,\"name\":\"b\"}", NOPS_REJECT_SYNTAX},
+        {"   \n", NOPS_REJECT_EMPTY},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nops_parse_stats st;
+        got g = {0};
+        nops_err e = nops_ingest_parse(cases[i].msg, strlen(cases[i].msg), 42, collect, &g, &st);
+        if (e != NOPS_PARSE || g.n != 0 || st.reason != cases[i].reason)
+            fail_msg("\"%s\": %s, %d points, reason %s, want %s", cases[i].msg, nops_err_name(e),
+                     g.n, nops_ingest_reject_name(st.reason),
+                     nops_ingest_reject_name(cases[i].reason));
+    }
+}
+
+static void test_consumer_can_stop(void **state)
+{
+    got g = {0};
+    g.n = 15; /* room for one more: collect() refuses the 17th */
+    nops_parse_stats st;
+    assert_int_equal(nops_ingest_parse("a v=1\nb v=2\nc v=3\n", 18, 0, collect, &g, &st), NOPS_OK);
+    assert_int_equal(g.n, 16);
+    assert_int_equal(st.points, 2); /* the second was refused, parsing stopped there */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lineproto_basic),
+        cmocka_unit_test(test_lineproto_escapes_and_numbers),
+        cmocka_unit_test(test_lineproto_rejects),
+        cmocka_unit_test(test_json_shapes),
+        cmocka_unit_test(test_json_rejects),
+        cmocka_unit_test(test_consumer_can_stop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
