@@ -203,6 +203,60 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out);
 void nops_cfg_print_values(const nops_cfg *cfg, FILE *out);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Records shared by detection, sinks and the API (DESIGN.md "Signal", "Incident")             */
+/* ------------------------------------------------------------------------------------------ */
+
+#define NOPS_KEY_MAX 1024   /**< longest canonical series key, NUL included */
+#define NOPS_ID_LEN 17      /**< 16 hex digits + NUL */
+
+/** How a signal was raised. */
+typedef enum nops_method_fired {
+    NOPS_FIRED_ZSCORE = 0, /**< the rolling z-score crossed its threshold (first, or larger) */
+    NOPS_FIRED_EWMA = 1,   /**< the EWMA z crossed its threshold */
+} nops_method_fired;
+
+/**
+ * A signal: one series entering its anomalous state. Plain data; strings are inline so a record
+ * can be copied, queued and written without ownership questions.
+ */
+typedef struct nops_signal {
+    char id[NOPS_ID_LEN];        /**< hex of a hash of (series id, ts): stable across replays */
+    uint64_t series_id;          /**< XXH3 of `series` */
+    char series[NOPS_KEY_MAX];   /**< canonical key `name{k="v",...}` */
+    int64_t ts_ns;               /**< point timestamp */
+    double value;                /**< the point's value */
+    nops_method_fired method;    /**< which detector decided */
+    float zscore;                /**< rolling z at the point */
+    float ewma;                  /**< EWMA z at the point */
+    double score;                /**< in [0, 1] */
+    char hint[384];              /**< one human sentence */
+    int64_t received_ns;         /**< wall clock when the point was read (latency figures) */
+} nops_signal;
+
+#define NOPS_INCIDENT_MAX_SIGNALS 64 /**< signals listed per incident (the count goes on) */
+
+typedef enum nops_incident_status {
+    NOPS_INCIDENT_OPEN = 0,
+    NOPS_INCIDENT_RESOLVED = 1,
+} nops_incident_status;
+
+/** An incident: correlated signals. Inline storage, like nops_signal. */
+typedef struct nops_incident {
+    char id[NOPS_ID_LEN];                              /**< hex id */
+    nops_incident_status status;                       /**< open or resolved */
+    int64_t opened_ns;                                 /**< first signal's timestamp */
+    int64_t updated_ns;                                /**< last change */
+    uint32_t n_signals;                                /**< signals joined (may exceed the list) */
+    char signals[NOPS_INCIDENT_MAX_SIGNALS][NOPS_ID_LEN]; /**< the first signal ids */
+    char labels[512];          /**< labels common to all its series, as `k="v",...` */
+    char summary[384];         /**< one line: how many series, which metrics */
+    char root_cause_hint[384]; /**< earliest and strongest signal named */
+} nops_incident;
+
+/** Format nanoseconds since the epoch as RFC 3339 UTC with milliseconds. */
+void nops_format_ts(int64_t ns, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Small shared helpers                                                                        */
 /* ------------------------------------------------------------------------------------------ */
 

@@ -303,3 +303,61 @@ void nops_detect_memory(const nops_detector *det, nops_detect_mem *mem)
     mem->capacity = det->st.cap;
     mem->active = det->active;
 }
+
+uint32_t nops_detect_slot_window(const nops_detector *det, uint32_t slot, float *out, uint32_t n)
+{
+    if (slot >= det->hwm || det->p.method == NOPS_METHOD_EWMA)
+        return 0;
+    const uint32_t meta = det->st.meta[slot];
+    const uint32_t cnt = NOPS__META_CNT(meta), pos = NOPS__META_POS(meta), W = det->st.W;
+    const uint32_t take = n < cnt ? n : cnt;
+    /* the newest value sits just before `pos`; a full ring's oldest sits at `pos` */
+    for (uint32_t i = 0; i < take; i++) {
+        uint32_t k = (pos + W - take + i) % W;
+        out[i] = det->st.ring[(size_t)k * det->st.cap + slot];
+    }
+    return take;
+}
+
+nops_err nops_detect_key_split(const char *key, size_t *name_len, nops_label_fn fn, void *ud)
+{
+    const char *brace = strchr(key, '{');
+    size_t len = strlen(key);
+    *name_len = brace ? (size_t)(brace - key) : len;
+    if (*name_len == 0)
+        return NOPS_PARSE;
+    if (!brace)
+        return NOPS_OK;
+    if (key[len - 1] != '}')
+        return NOPS_PARSE;
+    const char *p = brace + 1, *end = key + len - 1;
+    char val[NOPS_KEY_MAX];
+    while (p < end) {
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (!eq || eq + 1 >= end || eq[1] != '"')
+            return NOPS_PARSE;
+        const char *k = p;
+        size_t klen = (size_t)(eq - p);
+        p = eq + 2;
+        size_t vl = 0;
+        while (p < end && *p != '"') {
+            if (vl + 1 >= sizeof val)
+                return NOPS_RANGE;
+            if (*p == '\\' && p + 1 < end) {
+                p++;
+                val[vl++] = *p == 'n' ? '\n' : *p;
+            } else {
+                val[vl++] = *p;
+            }
+            p++;
+        }
+        if (p >= end)
+            return NOPS_PARSE;
+        p++; /* closing quote */
+        if (fn)
+            fn(ud, k, klen, val, vl);
+        if (p < end && *p == ',')
+            p++;
+    }
+    return NOPS_OK;
+}

@@ -118,4 +118,76 @@ nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns
 nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
                                 void *ud, nops_parse_stats *st);
 
+/* ---- the streaming pipeline: Kafka → parse → detect → correlate → sinks -------------- */
+
+#include "detect/detect.h"
+#include "sinks/sinks.h"
+
+/** [kafka] settings. */
+typedef struct nops_kafka_params {
+    char brokers[512];          /**< bootstrap servers */
+    char topic[256];            /**< metrics topic */
+    char group[128];            /**< consumer group */
+    char dlq_topic[256];        /**< dead-letter topic for rejected messages */
+    int64_t session_timeout_ms; /**< group session timeout */
+    char extra[1024];           /**< more librdkafka properties: "k=v,k=v" */
+} nops_kafka_params;
+
+/** [pipeline] settings. */
+typedef struct nops_pipeline_params {
+    int64_t workers;     /**< detector threads; partition p goes to worker p % workers */
+    int64_t queue_depth; /**< messages queued per worker before the poller waits */
+    int64_t batch;       /**< messages a worker takes per turn */
+    int64_t flush_ms;    /**< flush sinks and commit offsets at least this often */
+    int64_t max_series;  /**< series per worker before registration is refused */
+} nops_pipeline_params;
+
+/** [storage] settings. */
+typedef struct nops_storage_params {
+    char data_dir[512]; /**< JSONL files and state snapshots */
+} nops_storage_params;
+
+extern const nops_cfg_section nops_kafka_cfg_section;
+extern const nops_cfg_section nops_pipeline_cfg_section;
+extern const nops_cfg_section nops_storage_cfg_section;
+
+/** Counters of a running pipeline (monotonic totals unless named otherwise). */
+typedef struct nops_pipeline_stats {
+    uint64_t messages;          /**< Kafka messages processed */
+    uint64_t points;            /**< points detected on */
+    uint64_t rejected[6];       /**< rejected lines/objects by nops_reject */
+    uint64_t dlq;               /**< messages sent to the dead-letter topic */
+    uint64_t signals;           /**< signals raised */
+    uint64_t incidents_opened;  /**< incidents opened */
+    uint64_t incidents_resolved;/**< incidents resolved */
+    uint64_t incidents_open;    /**< open now */
+    uint64_t series;            /**< series tracked now (all workers) */
+    uint64_t commits;           /**< successful offset commits */
+    uint64_t commit_failures;   /**< failed commits (retried) */
+    uint64_t flush_failures;    /**< failed sink flushes (partitions paused, retried) */
+    uint32_t partitions;        /**< partitions assigned now */
+    bool paused;                /**< consumption paused because a sink is down */
+    int64_t lag;                /**< sum over assigned partitions of high watermark − position */
+} nops_pipeline_stats;
+
+typedef struct nops_pipeline nops_pipeline;
+
+/**
+ * Build a pipeline: a consumer in the group, a DLQ producer, `workers` detector threads and a
+ * correlator; signals and incidents go to `sinks` (borrowed; must outlive the pipeline).
+ * Nothing runs until nops_pipeline_start(). All params are copied.
+ */
+nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipeline_params *pp,
+                                 const nops_detect_params *dp, const nops_correlate_params *cp,
+                                 nops_sinks *sinks, char *errstr, size_t errstr_size);
+nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size);
+/**
+ * Stop consuming, let the workers drain, flush the sinks, commit, leave the group. Bounded by
+ * `timeout_ms`; returns NOPS_IO if the final flush or commit failed (nothing is lost: the
+ * uncommitted messages are consumed again by the next owner).
+ */
+nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms);
+void nops_pipeline_destroy(nops_pipeline *p);
+void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st);
+
 #endif /* NOPS_INGEST_H */

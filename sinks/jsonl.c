@@ -1,0 +1,129 @@
+/*
+ * jsonl.c — the default sink: one JSON object per line in DIR/signals.jsonl and
+ * DIR/incidents.jsonl.
+ *
+ * Lines are appended to an in-memory buffer per file; a flush writes the buffer with write(2)
+ * and fsync(2)s the file, and only then forgets it. If the disk refuses (full, I/O error) the
+ * bytes stay buffered and the next flush tries again; a short write keeps the unwritten tail.
+ * The buffer is bounded: past `max_buffer` bytes a write is refused with NOPS_FULL, which the
+ * set counts and logs as a drop.
+ */
+#include "sinks/sinks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct jsonl_file {
+    int fd;        /* O_APPEND file */
+    char *buf;     /* pending bytes */
+    size_t len;    /* bytes pending */
+    size_t cap;    /* allocated */
+} jsonl_file;
+
+typedef struct jsonl_sink {
+    jsonl_file f[2];   /* signals, incidents */
+    size_t max_buffer; /* bound per file */
+} jsonl_sink;
+
+static nops_err jsonl_write(void *self, int kind, const char *json, size_t len)
+{
+    jsonl_sink *s = self;
+    jsonl_file *f = &s->f[kind == NOPS_SINK_INCIDENT];
+    if (f->len + len + 1 > s->max_buffer)
+        return NOPS_FULL;
+    if (f->len + len + 1 > f->cap) {
+        size_t ncap = f->cap ? f->cap * 2 : 65536;
+        while (ncap < f->len + len + 1)
+            ncap *= 2;
+        char *nb = nops_realloc(f->buf, ncap);
+        if (!nb)
+            return NOPS_NOMEM;
+        f->buf = nb;
+        f->cap = ncap;
+    }
+    memcpy(f->buf + f->len, json, len);
+    f->buf[f->len + len] = '\n';
+    f->len += len + 1;
+    return NOPS_OK;
+}
+
+static nops_err flush_file(jsonl_file *f, char *errstr, size_t errstr_size)
+{
+    size_t off = 0;
+    while (off < f->len) {
+        ssize_t w = write(f->fd, f->buf + off, f->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            memmove(f->buf, f->buf + off, f->len - off);
+            f->len -= off;
+            nops_errf(errstr, errstr_size, "write failed: %s", strerror(errno));
+            return NOPS_IO;
+        }
+        off += (size_t)w;
+    }
+    f->len = 0;
+    if (off && fsync(f->fd) != 0) {
+        nops_errf(errstr, errstr_size, "fsync failed: %s", strerror(errno));
+        return NOPS_IO;
+    }
+    return NOPS_OK;
+}
+
+static nops_err jsonl_flush(void *self, char *errstr, size_t errstr_size)
+{
+    jsonl_sink *s = self;
+    nops_err e = flush_file(&s->f[0], errstr, errstr_size);
+    nops_err e2 = flush_file(&s->f[1], errstr, errstr_size);
+    return e != NOPS_OK ? e : e2;
+}
+
+static void jsonl_destroy(void *self)
+{
+    jsonl_sink *s = self;
+    for (int i = 0; i < 2; i++) {
+        if (s->f[i].fd >= 0)
+            close(s->f[i].fd);
+        nops_free(s->f[i].buf);
+    }
+    nops_free(s);
+}
+
+static const nops_sink_ops jsonl_ops = {"jsonl", jsonl_write, jsonl_flush, jsonl_destroy};
+
+nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffer, char *errstr,
+                              size_t errstr_size)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        nops_errf(errstr, errstr_size, "cannot create data directory %s: %s", dir,
+                  strerror(errno));
+        return NOPS_IO;
+    }
+    jsonl_sink *s = nops_calloc(1, sizeof *s);
+    if (!s) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    s->max_buffer = max_buffer ? max_buffer : (64u << 20);
+    static const char *names[2] = {"signals.jsonl", "incidents.jsonl"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        s->f[i].fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (s->f[i].fd < 0) {
+            nops_errf(errstr, errstr_size, "cannot open %s: %s", path, strerror(errno));
+            s->f[1].fd = i == 0 ? -1 : s->f[1].fd;
+            jsonl_destroy(s);
+            return NOPS_IO;
+        }
+    }
+    nops_err e = nops_sinks_add(set, &jsonl_ops, s);
+    if (e != NOPS_OK) {
+        nops_errf(errstr, errstr_size, "too many sinks");
+        jsonl_destroy(s);
+    }
+    return e;
+}

@@ -1,0 +1,64 @@
+/*
+ * sinks.h — where signals and incidents go: JSONL files (the default), PostgreSQL and Kafka
+ * (later milestones plug in through the same table of operations).
+ *
+ * Ownership: a nops_sinks set owns the sinks added to it; records passed in are copied (encoded)
+ * before the call returns. The set is thread-safe: workers write and flush concurrently.
+ *
+ * Delivery contract (DESIGN.md "Sinks and delivery"): a write only buffers; nops_sinks_flush()
+ * returns NOPS_OK only when every sink has made everything written before it durable. A sink
+ * that fails keeps what it had (up to its bound) and is retried by the next flush; the caller
+ * commits Kafka offsets only after a successful flush, so nothing is lost, at worst replayed.
+ */
+#ifndef NOPS_SINKS_H
+#define NOPS_SINKS_H
+
+#include "core/core.h"
+
+/** The operations one sink implements (Redis-style plug-in table). */
+typedef struct nops_sink_ops {
+    const char *name;
+    /** Buffer one encoded JSON line (no newline). NOPS_FULL when over its bound. */
+    nops_err (*write)(void *self, int kind, const char *json, size_t len);
+    /** Make everything buffered durable; keep it on failure. */
+    nops_err (*flush)(void *self, char *errstr, size_t errstr_size);
+    void (*destroy)(void *self);
+} nops_sink_ops;
+
+/** Record kinds: the `kind` argument of write. */
+enum { NOPS_SINK_SIGNAL = 0, NOPS_SINK_INCIDENT = 1 };
+
+typedef struct nops_sinks nops_sinks;
+
+/** Counters of a set, for logs and /metrics. */
+typedef struct nops_sinks_stats {
+    uint64_t signals;        /**< signals written */
+    uint64_t incidents;      /**< incident records written (open, update, resolve) */
+    uint64_t flushes;        /**< successful flushes */
+    uint64_t flush_failures; /**< failed flushes (each retried later) */
+    uint64_t dropped;        /**< records a sink had to drop at its bound (logged) */
+} nops_sinks_stats;
+
+nops_sinks *nops_sinks_new(void);
+void nops_sinks_destroy(nops_sinks *set);
+/** Add a sink; on success the set owns `self` and destroys it with ops->destroy. */
+nops_err nops_sinks_add(nops_sinks *set, const nops_sink_ops *ops, void *self);
+
+/**
+ * The JSONL sink: appends to DIR/signals.jsonl and DIR/incidents.jsonl (DIR is created), buffers
+ * up to `max_buffer` bytes, and makes them durable with write(2) + fsync(2) on flush.
+ */
+nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffer, char *errstr,
+                              size_t errstr_size);
+
+nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig);
+nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc);
+nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size);
+void nops_sinks_get_stats(nops_sinks *set, nops_sinks_stats *st);
+
+/** DESIGN.md signal JSON (one line, no newline) into buf; returns its length or 0 if too long. */
+size_t nops_signal_json(const nops_signal *sig, char *buf, size_t cap);
+/** DESIGN.md incident JSON (one line, no newline) into buf; returns its length or 0. */
+size_t nops_incident_json(const nops_incident *inc, char *buf, size_t cap);
+
+#endif /* NOPS_SINKS_H */
