@@ -4,7 +4,7 @@ BUILD_SAN  ?= build-san
 JOBS       ?= $(shell nproc)
 DEMO_ARGS  ?=
 
-.PHONY: all deps build build-san test test-san demo bench fuzz format clean docs
+.PHONY: all deps build build-san test test-san demo demo-analyze bench fuzz format clean docs
 
 all: build
 
@@ -28,7 +28,12 @@ test: build build-san
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
 
+# The streaming demo: in-process Kafka, a synthetic fleet with incidents, the pipeline.
 demo: build
+	@./$(BUILD)/neuralops demo $(DEMO_ARGS)
+
+# Batch detection over the bundled sample day (neuralops analyze).
+demo-analyze: build
 	@./deploy/demo.sh
 
 bench: build

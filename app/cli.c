@@ -6,8 +6,10 @@
  */
 #include "app/cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const nops_cfg_entry log_entries[] = {
     {"level", NOPS_CFG_ENUM, offsetof(app_log_cfg, level), 0, 0, "info",
@@ -26,7 +28,11 @@ bool app_ctx_init(app_ctx *ctx)
     memset(ctx, 0, sizeof *ctx);
     ctx->cfg = nops_cfg_new();
     if (!ctx->cfg || nops_cfg_add(ctx->cfg, &log_section, &ctx->log, err, sizeof err) ||
-        nops_cfg_add(ctx->cfg, &nops_detect_cfg_section, &ctx->detect, err, sizeof err)) {
+        nops_cfg_add(ctx->cfg, &nops_detect_cfg_section, &ctx->detect, err, sizeof err) ||
+        nops_cfg_add(ctx->cfg, &nops_correlate_cfg_section, &ctx->correlate, err, sizeof err) ||
+        nops_cfg_add(ctx->cfg, &nops_kafka_cfg_section, &ctx->kafka, err, sizeof err) ||
+        nops_cfg_add(ctx->cfg, &nops_pipeline_cfg_section, &ctx->pipeline, err, sizeof err) ||
+        nops_cfg_add(ctx->cfg, &nops_storage_cfg_section, &ctx->storage, err, sizeof err)) {
         fprintf(stderr, "neuralops: cannot set up configuration\n");
         nops_cfg_destroy(ctx->cfg);
         return false;
@@ -234,4 +240,29 @@ void fmt_float(char *buf, size_t cap, float v)
         if (strtof(buf, NULL) == v)
             return;
     }
+}
+
+static atomic_bool g_stop;
+
+static void on_signal(int sig)
+{
+    if (atomic_exchange(&g_stop, true)) { /* second signal: the user means it */
+        static const char msg[] = "\nneuralops: second signal, exiting now\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(130);
+    }
+    (void)sig;
+}
+
+atomic_bool *app_stop_on_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return &g_stop;
 }

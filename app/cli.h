@@ -6,6 +6,9 @@
 
 #include "core/core.h"
 #include "detect/detect.h"
+#include "ingest/ingest.h"
+
+#include <stdatomic.h>
 
 /* Exit statuses shared by every command. */
 enum {
@@ -30,9 +33,13 @@ typedef struct app_log_cfg {
 } app_log_cfg;
 
 typedef struct app_ctx {
-    nops_cfg *cfg;              /* tables below, registered */
-    app_log_cfg log;            /* [log] */
-    nops_detect_params detect;  /* [detect] */
+    nops_cfg *cfg;                  /* tables below, registered */
+    app_log_cfg log;                /* [log] */
+    nops_detect_params detect;      /* [detect] */
+    nops_correlate_params correlate;/* [correlate] */
+    nops_kafka_params kafka;        /* [kafka] */
+    nops_pipeline_params pipeline;  /* [pipeline] */
+    nops_storage_params storage;    /* [storage] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */
@@ -50,6 +57,9 @@ bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_o
                size_t n_opts, cli_opt_fn on_opt, void *ud, bool *help);
 /* Print the options of a command and the config aliases. */
 void cli_print_opts(const app_ctx *ctx, const cli_opt *opts, size_t n_opts, FILE *out);
+
+/* SIGINT/SIGTERM set the returned flag (the first; a second one exits at once). */
+atomic_bool *app_stop_on_signals(void);
 
 /* Shortest text that reads back as exactly the same double / float. */
 void fmt_double(char *buf, size_t cap, double v);

@@ -7,6 +7,9 @@
 
 int nops_cmd_analyze(int argc, char **argv);
 int nops_cmd_config(int argc, char **argv);
+int nops_cmd_serve(int argc, char **argv);
+int nops_cmd_loadgen(int argc, char **argv);
+int nops_cmd_demo(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -15,6 +18,9 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"demo", nops_cmd_demo, "the embedded default: in-process Kafka, a synthetic fleet, the pipeline"},
+    {"serve", nops_cmd_serve, "consume metrics from Kafka, detect, correlate, write the sinks"},
+    {"loadgen", nops_cmd_loadgen, "produce a synthetic fleet with injected incidents to Kafka"},
     {"analyze", nops_cmd_analyze, "detect anomalies in a timestamp,value CSV (stdin or -i FILE)"},
     {"config", nops_cmd_config, "show the effective settings or print the config reference"},
 };
