@@ -19,7 +19,7 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const ch
         return NULL;
     }
     nops_pipeline *p = nops_pipeline_new(&ctx->kafka, &ctx->pipeline, &ctx->detect,
-                                         &ctx->correlate, sinks, err, sizeof err);
+                                         &ctx->correlate, &ctx->storage, sinks, err, sizeof err);
     if (!p || nops_pipeline_start(p, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         nops_pipeline_destroy(p);

@@ -176,6 +176,22 @@ nops_err nops_detect_slot_stats(const nops_detector *det, uint32_t slot, double 
  */
 uint32_t nops_detect_slot_window(const nops_detector *det, uint32_t slot, float *out, uint32_t n);
 
+/**
+ * Serialise one series (key, window in time order, EWMA, hysteresis) into buf; returns the
+ * bytes written, 0 if the slot is free or buf is too small. The format is versioned and
+ * little-endian; window sums are not stored but recomputed exactly on restore.
+ */
+size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t *buf, size_t cap);
+/**
+ * Restore a series saved by nops_detect_save_series (registering it, or overwriting its state
+ * if present); *used gets the bytes consumed. NOPS_PARSE for a malformed or foreign record
+ * (other window or version), NOPS_NOMEM when it cannot be registered.
+ */
+nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size_t len,
+                                    uint32_t now_s, size_t *used, uint32_t *slot);
+/** Slots handed out so far (slot indices are below this). */
+uint32_t nops_detect_slot_limit(const nops_detector *det);
+
 /** Called for each label of a canonical key, unescaped into a scratch buffer. */
 typedef void (*nops_label_fn)(void *ud, const char *key, size_t key_len, const char *value,
                               size_t value_len);

@@ -9,6 +9,7 @@
  */
 #include "detect/detect_int.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -359,5 +360,107 @@ nops_err nops_detect_key_split(const char *key, size_t *name_len, nops_label_fn 
         if (p < end && *p == ',')
             p++;
     }
+    return NOPS_OK;
+}
+
+uint32_t nops_detect_slot_limit(const nops_detector *det)
+{
+    return det->hwm;
+}
+
+/*
+ * Series record, little-endian (x86 and every target we build for):
+ *   u32 magic "NDS1" | u32 W | u32 key_len | key | u32 meta | f64 em | f64 ev | f32 window[cnt]
+ * The window is stored oldest first; cnt comes from meta.
+ */
+#define NOPS__SNAP_MAGIC 0x3153444eu
+
+size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t *buf, size_t cap)
+{
+    if (slot >= det->hwm || !det->slot_id[slot] || !det->keys[slot])
+        return 0;
+    const uint32_t meta = det->st.meta[slot];
+    const uint32_t cnt = NOPS__META_CNT(meta), klen = (uint32_t)strlen(det->keys[slot]);
+    const size_t need = 4 * 4 + klen + 8 + 8 + (size_t)cnt * 4;
+    if (need > cap)
+        return 0;
+    uint8_t *p = buf;
+    uint32_t hdr[3] = {NOPS__SNAP_MAGIC, det->st.W, klen};
+    memcpy(p, hdr, sizeof hdr);
+    p += sizeof hdr;
+    memcpy(p, det->keys[slot], klen);
+    p += klen;
+    memcpy(p, &meta, 4);
+    p += 4;
+    memcpy(p, &det->st.em[slot], 8);
+    p += 8;
+    memcpy(p, &det->st.ev[slot], 8);
+    p += 8;
+    float win[NOPS_DETECT_MAX_WINDOW];
+    uint32_t n = 0;
+    if (det->p.method != NOPS_METHOD_EWMA)
+        n = nops_detect_slot_window(det, slot, win, cnt);
+    if (n < cnt) /* EWMA-only detectors keep no ring: store the count's worth of zeros */
+        memset(win + n, 0, (cnt - n) * sizeof(float));
+    memcpy(p, win, (size_t)cnt * 4);
+    p += (size_t)cnt * 4;
+    return (size_t)(p - buf);
+}
+
+nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size_t len,
+                                    uint32_t now_s, size_t *used, uint32_t *slot_out)
+{
+    uint32_t hdr[3];
+    if (len < sizeof hdr)
+        return NOPS_PARSE;
+    memcpy(hdr, rec, sizeof hdr);
+    if (hdr[0] != NOPS__SNAP_MAGIC || hdr[1] != det->st.W || hdr[2] == 0 ||
+        hdr[2] >= NOPS_KEY_MAX || len < sizeof hdr + hdr[2] + 20)
+        return NOPS_PARSE;
+    const char *key = (const char *)rec + sizeof hdr;
+    const uint8_t *p = rec + sizeof hdr + hdr[2];
+    uint32_t meta;
+    double em, ev;
+    memcpy(&meta, p, 4);
+    memcpy(&em, p + 4, 8);
+    memcpy(&ev, p + 12, 8);
+    p += 20;
+    const uint32_t cnt = NOPS__META_CNT(meta), W = det->st.W;
+    if (cnt > W || (size_t)(p - rec) + (size_t)cnt * 4 > len || !isfinite(em) || !(ev >= 0) ||
+        !isfinite(ev) || memchr(key, '\0', hdr[2]))
+        return NOPS_PARSE;
+    float win[NOPS_DETECT_MAX_WINDOW];
+    memcpy(win, p, (size_t)cnt * 4);
+    for (uint32_t i = 0; i < cnt; i++)
+        if (!isfinite(win[i]))
+            return NOPS_PARSE;
+    uint32_t slot;
+    nops_err e = nops_detect_slot(det, nops_detect_key_id(key, hdr[2]), key, hdr[2], now_s, &slot);
+    if (e != NOPS_OK)
+        return e;
+    nops__dstate *st = &det->st;
+    nops__dstate_reset_slot(st, slot);
+    for (uint32_t i = 0; i < cnt; i++) /* oldest at 0: the next point goes to cnt % W */
+        st->ring[(size_t)i * st->cap + slot] = win[i];
+    st->meta[slot] = NOPS__META(cnt, cnt % W, NOPS__META_HYST(meta));
+    st->em[slot] = em;
+    st->ev[slot] = ev;
+    /* exact sums from the window (the same as recompute at a wrap) */
+    double acc = 0;
+    for (uint32_t i = 0; i < cnt; i++)
+        acc += win[i];
+    const float K = cnt ? (float)(acc / cnt) : 0.0f;
+    double s1 = 0, s2 = 0;
+    for (uint32_t i = 0; i < cnt; i++) {
+        const double d = (double)win[i] - K;
+        s1 += d;
+        s2 += d * d;
+    }
+    st->shift[slot] = K;
+    st->sum[slot] = s1;
+    st->sumsq[slot] = s2;
+    *used = (size_t)(p - rec) + (size_t)cnt * 4;
+    if (slot_out)
+        *slot_out = slot;
     return NOPS_OK;
 }

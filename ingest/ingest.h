@@ -140,6 +140,7 @@ typedef struct nops_pipeline_params {
     int64_t batch;       /**< messages a worker takes per turn */
     int64_t flush_ms;    /**< flush sinks and commit offsets at least this often */
     int64_t max_series;  /**< series per worker before registration is refused */
+    int64_t snapshot_ms; /**< detector state is snapshot to the data dir this often */
 } nops_pipeline_params;
 
 /** [storage] settings. */
@@ -165,6 +166,8 @@ typedef struct nops_pipeline_stats {
     uint64_t commits;           /**< successful offset commits */
     uint64_t commit_failures;   /**< failed commits (retried) */
     uint64_t flush_failures;    /**< failed sink flushes (partitions paused, retried) */
+    uint64_t snapshots;         /**< partition state snapshots written */
+    uint64_t restored_series;   /**< series restored from snapshots on assignment */
     uint32_t partitions;        /**< partitions assigned now */
     bool paused;                /**< consumption paused because a sink is down */
     int64_t lag;                /**< sum over assigned partitions of high watermark − position */
@@ -174,12 +177,14 @@ typedef struct nops_pipeline nops_pipeline;
 
 /**
  * Build a pipeline: a consumer in the group, a DLQ producer, `workers` detector threads and a
- * correlator; signals and incidents go to `sinks` (borrowed; must outlive the pipeline).
+ * correlator; detector state is snapshot per partition under sp->data_dir/state/ (on revoke,
+ * periodically, at stop) and restored on assignment, so a rebalance or restart starts warm; signals and incidents go to `sinks` (borrowed; must outlive the pipeline).
  * Nothing runs until nops_pipeline_start(). All params are copied.
  */
 nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipeline_params *pp,
                                  const nops_detect_params *dp, const nops_correlate_params *cp,
-                                 nops_sinks *sinks, char *errstr, size_t errstr_size);
+                                 const nops_storage_params *sp, nops_sinks *sinks, char *errstr,
+                                 size_t errstr_size);
 nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size);
 /**
  * Stop consuming, let the workers drain, flush the sinks, commit, leave the group. Bounded by

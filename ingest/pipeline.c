@@ -22,7 +22,11 @@
  */
 #include "ingest/ingest.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -70,6 +74,8 @@ static const nops_cfg_entry pipeline_entries[] = {
      "Sinks are flushed and offsets committed at least this often."},
     {"max_series", NOPS_CFG_INT, P(max_series), 1, 1 << 30, "10000000", NULL, NULL, 0,
      "Series per worker; points of new series past this are rejected (reason too_large)."},
+    {"snapshot_ms", NOPS_CFG_INT, P(snapshot_ms), 100, 3600000, "5000", NULL, NULL, 0,
+     "Detector state is written to storage.data_dir/state/ this often (and on revoke/stop)."},
 };
 #undef P
 const nops_cfg_section nops_pipeline_cfg_section = {
@@ -188,6 +194,7 @@ struct nops_pipeline {
     nops_kafka_params kp;        /* copies of the settings */
     nops_pipeline_params pp;
     nops_detect_params dp;
+    char state_dir[600];         /* data_dir/state */
     rd_kafka_t *rk;              /* consumer */
     rd_kafka_t *dlq;             /* dead-letter producer */
     nops_sinks *sinks;           /* borrowed */
@@ -222,6 +229,9 @@ struct worker {
     int64_t recv_ns;            /* wall clock when the batch was taken */
     nops_parse_stats ps;        /* last message's parse result */
     uint64_t rejected_series;   /* points refused by max_series */
+    int32_t cur_part;           /* partition of the message being parsed */
+    uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
+    uint32_t slot_part_cap;     /* entries allocated */
     uint32_t last_evict_s;      /* last TTL sweep */
 };
 
@@ -288,6 +298,17 @@ static bool on_point(void *ud, const nops_point *pt)
     } else {
         nops_detect_slot(w->det, id, NULL, 0, (uint32_t)(w->recv_ns / 1000000000), &slot);
     }
+    if (slot >= w->slot_part_cap) {
+        uint32_t ncap = w->slot_part_cap ? w->slot_part_cap * 2 : 4096;
+        while (ncap <= slot)
+            ncap *= 2;
+        uint16_t *np = nops_realloc(w->slot_part, ncap * sizeof *np);
+        if (!np)
+            return false;
+        w->slot_part = np;
+        w->slot_part_cap = ncap;
+    }
+    w->slot_part[slot] = (uint16_t)w->cur_part;
     w->slots[w->n] = slot;
     w->values[w->n] = pt->value > 3.4e38 ? INFINITY : pt->value < -3.4e38 ? -INFINITY
                                                                           : (float)pt->value;
@@ -383,6 +404,7 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = msgs[i];
         size_t before = w->n;
+        w->cur_part = m->partition >= 0 && m->partition < MAX_PARTITIONS ? m->partition : 0;
         nops_ingest_parse(m->payload ? m->payload : "", m->len, w->recv_ns, on_point, w, &w->ps);
         if (w->ps.rejected) {
             STAT_ADD(p, rejected[w->ps.reason < 6 ? w->ps.reason : 0], w->ps.rejected);
@@ -439,6 +461,140 @@ static void *worker_main(void *arg)
     }
     nops_free(msgs);
     return NULL;
+}
+
+/* ---- detector state snapshots (per partition) ------------------------------------------- */
+
+/*
+ * Called by the poller with every worker drained and idle (it is the only producer of their
+ * queues), so reading and writing the detectors here races with nothing; the queue mutex the
+ * drain waited on orders the workers' last writes before our reads.
+ */
+static void snap_path(const nops_pipeline *p, int32_t part, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s-%d.snap", p->state_dir, p->kp.topic, (int)part);
+}
+
+static bool write_file_atomic(const char *path, const uint8_t *buf, size_t len)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return false;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    bool ok = off == len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    return ok && rename(tmp, path) == 0;
+}
+
+/* Snapshot the series of every partition marked in `which`. */
+static void snapshot_partitions(nops_pipeline *p, const bool *which)
+{
+    typedef struct { uint8_t *b; size_t len, cap; } sbuf;
+    sbuf *bufs = nops_calloc(MAX_PARTITIONS, sizeof *bufs);
+    if (!bufs)
+        return;
+    uint8_t rec[NOPS_KEY_MAX + 32 + NOPS_DETECT_MAX_WINDOW * 4];
+    for (int wi = 0; wi < p->pp.workers; wi++) {
+        worker *w = &p->workers[wi];
+        uint32_t lim = nops_detect_slot_limit(w->det);
+        for (uint32_t s = 0; s < lim && s < w->slot_part_cap; s++) {
+            uint16_t part = w->slot_part[s];
+            if (!which[part])
+                continue;
+            size_t n = nops_detect_save_series(w->det, s, rec, sizeof rec);
+            if (!n)
+                continue;
+            sbuf *b = &bufs[part];
+            if (b->len + n > b->cap) {
+                size_t ncap = b->cap ? b->cap * 2 : 65536;
+                while (ncap < b->len + n)
+                    ncap *= 2;
+                uint8_t *nb = nops_realloc(b->b, ncap);
+                if (!nb)
+                    continue;
+                b->b = nb;
+                b->cap = ncap;
+            }
+            memcpy(b->b + b->len, rec, n);
+            b->len += n;
+        }
+    }
+    for (int part = 0; part < MAX_PARTITIONS; part++) {
+        if (!which[part])
+            continue;
+        char path[1000];
+        snap_path(p, part, path, sizeof path);
+        if (write_file_atomic(path, bufs[part].b ? bufs[part].b : (const uint8_t *)"",
+                              bufs[part].len))
+            STAT_ADD(p, snapshots, 1);
+        else
+            NOPS_WARN("ingest", "cannot write state snapshot %s: %s", path, strerror(errno));
+        nops_free(bufs[part].b);
+    }
+    nops_free(bufs);
+}
+
+/* Load the snapshots of newly assigned partitions into their workers' detectors. */
+static void restore_partitions(nops_pipeline *p, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t part = parts->elems[i].partition;
+        if (part < 0 || part >= MAX_PARTITIONS)
+            continue;
+        char path[1000];
+        snap_path(p, part, path, sizeof path);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        uint8_t *buf = len > 0 ? nops_malloc((size_t)len) : NULL;
+        size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
+        fclose(f);
+        worker *w = &p->workers[part % p->pp.workers];
+        size_t off = 0, restored = 0;
+        uint32_t now_s = (uint32_t)(nops_wall_ns() / 1000000000);
+        while (off < got) {
+            size_t used;
+            uint32_t slot;
+            if (nops_detect_restore_series(w->det, buf + off, got - off, now_s, &used, &slot) !=
+                NOPS_OK) {
+                NOPS_WARN("ingest", "state snapshot %s is damaged after %zu series: rest ignored",
+                          path, restored);
+                break;
+            }
+            w->cur_part = part;
+            if (slot >= w->slot_part_cap) { /* the same growth as on_point */
+                uint32_t ncap = w->slot_part_cap ? w->slot_part_cap * 2 : 4096;
+                while (ncap <= slot)
+                    ncap *= 2;
+                uint16_t *np = nops_realloc(w->slot_part, ncap * sizeof *np);
+                if (!np)
+                    break;
+                w->slot_part = np;
+                w->slot_part_cap = ncap;
+            }
+            w->slot_part[slot] = (uint16_t)part;
+            off += used;
+            restored++;
+        }
+        nops_free(buf);
+        STAT_ADD(p, restored_series, restored);
+        if (restored)
+            NOPS_INFO("ingest", "partition %d: %zu series restored warm from %s", (int)part,
+                      restored, path);
+    }
 }
 
 /* ---- poller: checkpoints, rebalance, pause/resume ---------------------------------------- */
@@ -547,6 +703,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         atomic_fetch_add(&p->n_assigned, (unsigned)parts->cnt);
         NOPS_INFO("ingest", "assigned %d partition(s) of %s", parts->cnt, p->kp.topic);
+        drain_workers(p);
+        restore_partitions(p, parts);
         rd_kafka_error_t *e = coop ? rd_kafka_incremental_assign(rk, parts) : NULL;
         if (!coop)
             rd_kafka_assign(rk, parts);
@@ -562,8 +720,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     /* revoke (or lost): finish and commit what we have of them, then let go */
     drain_workers(p);
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        bool *which = nops_calloc(MAX_PARTITIONS, sizeof *which);
+        for (int i = 0; which && i < parts->cnt; i++)
+            if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTITIONS)
+                which[parts->elems[i].partition] = true;
+        if (which)
+            snapshot_partitions(p, which);
+        nops_free(which);
         checkpoint(p, parts, true);
+    }
     for (int i = 0; i < parts->cnt; i++) {
         int32_t part = parts->elems[i].partition;
         if (part >= 0 && part < MAX_PARTITIONS && p->assigned[part]) {
@@ -587,7 +753,7 @@ static void *poller_main(void *arg)
     enum { CHUNK = 256 };
     rd_kafka_message_t **pend = nops_calloc((size_t)p->pp.workers * CHUNK, sizeof *pend);
     uint32_t *npend = nops_calloc((size_t)p->pp.workers, sizeof *npend);
-    uint64_t last_ckpt = nops_now_ns(), backoff_ms = 100, next_retry = 0;
+    uint64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, backoff_ms = 100, next_retry = 0;
     while (pend && npend && !atomic_load(&p->stopping)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 20);
         if (m && m->err) {
@@ -619,6 +785,11 @@ static void *poller_main(void *arg)
                 npend[i] = 0;
             }
         last_ckpt = now;
+        if (now - last_snap >= (uint64_t)p->pp.snapshot_ms * 1000000) {
+            drain_workers(p); /* workers idle: their detectors can be read */
+            snapshot_partitions(p, p->assigned);
+            last_snap = now;
+        }
         if (checkpoint(p, NULL, false) == NOPS_OK) {
             set_paused(p, false);
             backoff_ms = 100;
@@ -664,7 +835,8 @@ bad:
 
 nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipeline_params *pp,
                                  const nops_detect_params *dp, const nops_correlate_params *cp,
-                                 nops_sinks *sinks, char *errstr, size_t errstr_size)
+                                 const nops_storage_params *sp, nops_sinks *sinks, char *errstr,
+                                 size_t errstr_size)
 {
     nops_pipeline *p = nops_calloc(1, sizeof *p);
     if (!p) {
@@ -675,6 +847,13 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     p->pp = *pp;
     p->dp = *dp;
     p->sinks = sinks;
+    snprintf(p->state_dir, sizeof p->state_dir, "%s/state", sp->data_dir);
+    if ((mkdir(sp->data_dir, 0755) != 0 && errno != EEXIST) ||
+        (mkdir(p->state_dir, 0755) != 0 && errno != EEXIST)) {
+        nops_errf(errstr, errstr_size, "cannot create %s: %s", p->state_dir, strerror(errno));
+        nops_free(p);
+        return NULL;
+    }
     pthread_mutex_init(&p->st_mu, NULL);
     char kerr[512] = "";
     rd_kafka_conf_t *cc = base_conf(kp, kerr, sizeof kerr);
@@ -770,6 +949,7 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms)
     atomic_store(&p->stopping, true);
     pthread_join(p->poller, NULL);
     drain_workers(p);
+    snapshot_partitions(p, p->assigned);
     nops_err e = NOPS_IO;
     uint64_t deadline = nops_now_ns() + (uint64_t)timeout_ms * 1000000;
     while (e != NOPS_OK && nops_now_ns() < deadline) {
@@ -807,6 +987,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->z);
         nops_free(w->ze);
         nops_free(w->flags);
+        nops_free(w->slot_part);
     }
     nops_free(p->workers);
     nops_correlate_destroy(p->corr);
@@ -832,6 +1013,8 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(commits);
     LD(commit_failures);
     LD(flush_failures);
+    LD(snapshots);
+    LD(restored_series);
     for (int i = 0; i < 6; i++)
         LD(rejected[i]);
 #undef LD
