@@ -640,11 +640,16 @@ static void set_paused(nops_pipeline *p, bool pause)
 }
 
 /*
- * Flush sinks and the DLQ, then commit what the workers finished. `only` limits the commit to
- * one set of partitions (revocation); `sync` waits for the broker's answer.
+ * Flush sinks and the DLQ, then (with the workers drained, when `snap` is given) snapshot the
+ * detector state of those partitions, then commit what the workers finished. `only` limits the
+ * commit to one set of partitions (revocation); `sync` waits for the broker's answer.
+ *
+ * The snapshot comes after the flush on purpose: a snapshot must never hold a series' "already
+ * signalled" state for a signal that is not durable yet, or a crash between the two would lose
+ * that signal for good (the replay would find the excursion already signalled).
  */
 static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list_t *only,
-                           bool sync)
+                           bool sync, const bool *snap)
 {
     int64_t offs[MAX_PARTITIONS];
     for (int i = 0; i < MAX_PARTITIONS; i++) /* read before flushing: acquire */
@@ -662,6 +667,8 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         NOPS_WARN("ingest", "flush failed, offsets not committed: %s", err);
         return e;
     }
+    if (snap)
+        snapshot_partitions(p, snap);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(64);
     for (int i = 0; i < MAX_PARTITIONS; i++) {
         if (offs[i] <= 0 || offs[i] <= p->committed[i])
@@ -725,10 +732,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; which && i < parts->cnt; i++)
             if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTITIONS)
                 which[parts->elems[i].partition] = true;
-        if (which)
-            snapshot_partitions(p, which);
+        checkpoint(p, parts, true, which);
         nops_free(which);
-        checkpoint(p, parts, true);
     }
     for (int i = 0; i < parts->cnt; i++) {
         int32_t part = parts->elems[i].partition;
@@ -785,12 +790,12 @@ static void *poller_main(void *arg)
                 npend[i] = 0;
             }
         last_ckpt = now;
-        if (now - last_snap >= (uint64_t)p->pp.snapshot_ms * 1000000) {
+        const bool snap_due = now - last_snap >= (uint64_t)p->pp.snapshot_ms * 1000000;
+        if (snap_due) {
             drain_workers(p); /* workers idle: their detectors can be read */
-            snapshot_partitions(p, p->assigned);
             last_snap = now;
         }
-        if (checkpoint(p, NULL, false) == NOPS_OK) {
+        if (checkpoint(p, NULL, false, snap_due ? p->assigned : NULL) == NOPS_OK) {
             set_paused(p, false);
             backoff_ms = 100;
         } else {
@@ -949,11 +954,10 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms)
     atomic_store(&p->stopping, true);
     pthread_join(p->poller, NULL);
     drain_workers(p);
-    snapshot_partitions(p, p->assigned);
     nops_err e = NOPS_IO;
     uint64_t deadline = nops_now_ns() + (uint64_t)timeout_ms * 1000000;
     while (e != NOPS_OK && nops_now_ns() < deadline) {
-        e = checkpoint(p, NULL, true);
+        e = checkpoint(p, NULL, true, p->assigned);
         if (e != NOPS_OK)
             nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
