@@ -22,11 +22,13 @@ build-san: deps
 	@cmake --build $(BUILD_SAN) -j $(JOBS)
 
 # Every test (units, integration, fuzz-corpus replay), then again under ASan+UBSan.
+# tests/with-postgres.sh starts a throw-away PostgreSQL server for the run and stops it after.
 test: build build-san
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
-	@cd $(BUILD_SAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	@./tests/with-postgres.sh sh -c 'cd $(BUILD) && ctest --output-on-failure -j $(JOBS)'
+	@./tests/with-postgres.sh sh -c 'cd $(BUILD_SAN) && \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    ctest --output-on-failure -j $(JOBS)
+	    ctest --output-on-failure -j $(JOBS)'
 
 # The streaming demo: in-process Kafka, a synthetic fleet with incidents, the pipeline.
 demo: build

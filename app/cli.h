@@ -40,6 +40,7 @@ typedef struct app_ctx {
     nops_kafka_params kafka;        /* [kafka] */
     nops_pipeline_params pipeline;  /* [pipeline] */
     nops_storage_params storage;    /* [storage] */
+    nops_sinks_params sinks;        /* [sinks] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */

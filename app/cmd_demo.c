@@ -211,6 +211,7 @@ int nops_cmd_demo(int argc, char **argv)
      * false signal per 1300 points of Gaussian noise, which would bury the injected incidents. */
     ctx.detect.z_threshold = 5.0;
     ctx.detect.ewma_threshold = 6.0;
+    snprintf(ctx.sinks.kafka_topic, sizeof ctx.sinks.kafka_topic, "neuralops.signals");
     bool help;
     int status = NOPS_EXIT_USAGE;
     if (!cli_parse(&ctx, "demo", argc, argv, demo_opts, N_DEMO, on_opt, &d, &help))
@@ -301,8 +302,9 @@ int nops_cmd_demo(int argc, char **argv)
            (unsigned long long)st.points, (unsigned long long)st.messages,
            (unsigned long long)st.incidents_opened, (unsigned long long)st.incidents_resolved,
            drained ? "everything produced was consumed" : "stopped before the lag reached 0");
-    printf("\nRecords: %s/signals.jsonl, %s/incidents.jsonl\n", ctx.storage.data_dir,
-           ctx.storage.data_dir);
+    printf("\nRecords: %s/signals.jsonl, %s/incidents.jsonl%s%s\n", ctx.storage.data_dir,
+           ctx.storage.data_dir, ctx.sinks.kafka_topic[0] ? ", Kafka topic " : "",
+           ctx.sinks.kafka_topic);
     nops_pipeline_destroy(p);
     nops_sinks_destroy(sinks);
     loadgen_destroy(lg);

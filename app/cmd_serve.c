@@ -13,8 +13,17 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const ch
 {
     char err[1024];
     nops_sinks *sinks = nops_sinks_new();
-    if (!sinks || nops_sinks_add_jsonl(sinks, ctx->storage.data_dir, 0, err, sizeof err)) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, sinks ? err : "out of memory");
+    nops_err e = sinks ? NOPS_OK : NOPS_NOMEM;
+    snprintf(err, sizeof err, "out of memory");
+    if (e == NOPS_OK && ctx->sinks.jsonl)
+        e = nops_sinks_add_jsonl(sinks, ctx->storage.data_dir, 0, err, sizeof err);
+    if (e == NOPS_OK && ctx->sinks.kafka_topic[0])
+        e = nops_sinks_add_kafka(sinks, ctx->kafka.brokers, ctx->sinks.kafka_topic, err,
+                                 sizeof err);
+    if (e == NOPS_OK && ctx->sinks.postgres_dsn[0])
+        e = nops_sinks_add_postgres(sinks, ctx->sinks.postgres_dsn, 0, err, sizeof err);
+    if (e != NOPS_OK) {
+        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         nops_sinks_destroy(sinks);
         return NULL;
     }

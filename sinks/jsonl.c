@@ -92,6 +92,21 @@ static void jsonl_destroy(void *self)
     nops_free(s);
 }
 
+/*
+ * A crash in the middle of a write can leave a partial last line. Its record was not committed
+ * (offsets move only after a complete flush), so it will be written again; close the torn line
+ * so that the replayed record and everything after it start on a line of their own.
+ */
+static void end_torn_line(int fd)
+{
+    off_t size = lseek(fd, 0, SEEK_END);
+    char last = '\n';
+    if (size > 0 && pread(fd, &last, 1, size - 1) == 1 && last != '\n') {
+        ssize_t w = write(fd, "\n", 1);
+        (void)w;
+    }
+}
+
 static const nops_sink_ops jsonl_ops = {"jsonl", jsonl_write, jsonl_flush, jsonl_destroy};
 
 nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffer, char *errstr,
@@ -112,7 +127,9 @@ nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffe
     for (int i = 0; i < 2; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        s->f[i].fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        s->f[i].fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (s->f[i].fd >= 0)
+            end_torn_line(s->f[i].fd);
         if (s->f[i].fd < 0) {
             nops_errf(errstr, errstr_size, "cannot open %s: %s", path, strerror(errno));
             s->f[1].fd = i == 0 ? -1 : s->f[1].fd;

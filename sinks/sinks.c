@@ -177,3 +177,18 @@ void nops_sinks_get_stats(nops_sinks *set, nops_sinks_stats *st)
     *st = set->st;
     pthread_mutex_unlock(&set->lock);
 }
+
+#define S(f) offsetof(nops_sinks_params, f)
+static const nops_cfg_entry sinks_entries[] = {
+    {"jsonl", NOPS_CFG_BOOL, S(jsonl), 0, 0, "true", NULL, NULL, 0,
+     "Write signals.jsonl and incidents.jsonl in storage.data_dir."},
+    {"kafka_topic", NOPS_CFG_STRING, S(kafka_topic), 0, 256, "", NULL, NULL, 0,
+     "Also publish signals and incidents on this Kafka topic (e.g. neuralops.signals)."},
+    {"postgres_dsn", NOPS_CFG_STRING, S(postgres_dsn), 0, 512, "", NULL, "postgres", NOPS_CFG_SECRET,
+     "Also write to PostgreSQL (libpq connection string); the schema is created at start."},
+};
+#undef S
+const nops_cfg_section nops_sinks_cfg_section = {
+    "sinks", "Where signals and incidents are written; every configured sink gets everything.",
+    sinks_entries, sizeof sinks_entries / sizeof sinks_entries[0], NULL,
+};

@@ -51,6 +51,30 @@ nops_err nops_sinks_add(nops_sinks *set, const nops_sink_ops *ops, void *self);
 nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffer, char *errstr,
                               size_t errstr_size);
 
+/**
+ * The Kafka sink: records as JSON on `topic` (header `kind`: signal|incident), keyed by id;
+ * failed deliveries are produced again by the next flush, which succeeds only when all arrived.
+ */
+nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *topic,
+                              char *errstr, size_t errstr_size);
+
+/**
+ * The PostgreSQL sink: connects with `dsn` (libpq connection string), creates or migrates the
+ * schema (insight_signals, incidents, detector_state) idempotently, and writes each flush as one
+ * transaction of batched inserts. NOPS_IO with the server's message when it cannot connect.
+ */
+nops_err nops_sinks_add_postgres(nops_sinks *set, const char *dsn, size_t max_buffer,
+                                 char *errstr, size_t errstr_size);
+
+/** [sinks] settings: which sinks a pipeline writes to. */
+typedef struct nops_sinks_params {
+    bool jsonl;              /**< JSONL files in storage.data_dir */
+    char kafka_topic[256];   /**< topic for the Kafka sink, "" = off */
+    char postgres_dsn[512];  /**< libpq connection string for the PostgreSQL sink, "" = off */
+} nops_sinks_params;
+
+extern const nops_cfg_section nops_sinks_cfg_section;
+
 nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig);
 nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc);
 nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size);

@@ -1,0 +1,270 @@
+/*
+ * test_sinks.c — the JSONL, Kafka and PostgreSQL sinks against the real things: files, the
+ * librdkafka mock cluster read back by `kcat`, and the PostgreSQL server `make test` starts
+ * (tests/with-postgres.sh exports NEURALOPS_TEST_PG_DSN and commands to stop and start it).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "sinks/sinks.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static nops_signal make_signal(int i)
+{
+    nops_signal s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.id, sizeof s.id, "%016x", 0xabc000 + i);
+    snprintf(s.series, sizeof s.series, "cpu_usage{host=\"web-%d\",service=\"checkout\"}", i);
+    s.ts_ns = 1700000000000000000ll + i * 1000000000ll;
+    s.value = 95.5 + i;
+    s.method = i % 2 ? NOPS_FIRED_EWMA : NOPS_FIRED_ZSCORE;
+    s.zscore = 6.25f;
+    s.ewma = 5.5f;
+    s.score = 0.9;
+    snprintf(s.hint, sizeof s.hint, "cpu_usage{host=web-%d} is 6.2σ above its rolling mean", i);
+    return s;
+}
+
+static nops_incident make_incident(const char *id, int n, bool resolved)
+{
+    nops_incident inc;
+    memset(&inc, 0, sizeof inc);
+    snprintf(inc.id, sizeof inc.id, "%s", id);
+    inc.status = resolved ? NOPS_INCIDENT_RESOLVED : NOPS_INCIDENT_OPEN;
+    inc.opened_ns = 1700000000000000000ll;
+    inc.updated_ns = inc.opened_ns + n * 1000000000ll;
+    inc.n_signals = (uint32_t)n;
+    for (int i = 0; i < n; i++)
+        snprintf(inc.signals[i], NOPS_ID_LEN, "%016x", 0xabc000 + i);
+    snprintf(inc.labels, sizeof inc.labels, "service=\"checkout\"");
+    snprintf(inc.summary, sizeof inc.summary, "%d signal(s)", n);
+    snprintf(inc.root_cause_hint, sizeof inc.root_cause_hint, "earliest: web-0");
+    return inc;
+}
+
+static void test_signal_json_shape(void **state)
+{
+    nops_signal s = make_signal(3);
+    char buf[4096];
+    size_t n = nops_signal_json(&s, buf, sizeof buf);
+    assert_true(n > 0 && n == strlen(buf));
+    json_error_t e;
+    json_t *o = json_loads(buf, 0, &e);
+    assert_non_null(o);
+    const char *keys[] = {"id", "series", "metric", "labels", "ts", "value", "method",
+                          "zscore", "ewma", "score", "hint"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        assert_non_null(json_object_get(o, keys[i]));
+    assert_string_equal(json_string_value(json_object_get(o, "metric")), "cpu_usage");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "labels"), "host")),
+                        "web-3");
+    assert_string_equal(json_string_value(json_object_get(o, "ts")), "2023-11-14T22:13:23.000Z");
+    assert_string_equal(json_string_value(json_object_get(o, "method")), "ewma");
+    json_decref(o);
+    nops_incident inc = make_incident("00000000000000aa", 2, false);
+    n = nops_incident_json(&inc, buf, sizeof buf);
+    o = json_loads(buf, 0, &e);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "status")), "open");
+    assert_int_equal(json_array_size(json_object_get(o, "signals")), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(o, "labels"), "service")), "checkout");
+    json_decref(o);
+    assert_int_equal(nops_signal_json(&s, buf, 10), 0); /* too small: refused, not truncated */
+}
+
+static void test_jsonl_sink(void **state)
+{
+    char dir[] = "/tmp/nops-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[256];
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(set, dir, 4096, err, sizeof err), NOPS_OK);
+    for (int i = 0; i < 5; i++) {
+        nops_signal s = make_signal(i);
+        assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);
+    }
+    nops_incident inc = make_incident("00000000000000bb", 5, false);
+    assert_int_equal(nops_sinks_incident(set, &inc), NOPS_OK);
+    char path[128];
+    snprintf(path, sizeof path, "%s/signals.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    fseek(f, 0, SEEK_END);
+    assert_int_equal(ftell(f), 0); /* buffered until the flush */
+    fclose(f);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    f = fopen(path, "r");
+    char line[4096];
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *o = json_loads(line, 0, NULL);
+        assert_non_null(o);
+        json_decref(o);
+        lines++;
+    }
+    fclose(f);
+    assert_int_equal(lines, 5);
+    /* the bound: 4 KiB per file, further writes are refused and counted */
+    nops_err e = NOPS_OK;
+    for (int i = 0; i < 100 && e == NOPS_OK; i++) {
+        nops_signal s = make_signal(i);
+        e = nops_sinks_signal(set, &s);
+    }
+    assert_int_equal(e, NOPS_FULL);
+    nops_sinks_stats st;
+    nops_sinks_get_stats(set, &st);
+    assert_true(st.dropped >= 1);
+    assert_int_equal(st.flushes, 1);
+    nops_sinks_destroy(set);
+    set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(set, "/proc/nope/neuralops", 0, err, sizeof err),
+                     NOPS_IO);
+    assert_non_null(strstr(err, "/proc/nope/neuralops"));
+    nops_sinks_destroy(set);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_kafka_sink(void **state)
+{
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "test.mock.num.brokers", "1", err, sizeof err);
+    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
+    rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    assert_non_null(host);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(host);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.signals", 2, 1), 0);
+    char boot[256];
+    snprintf(boot, sizeof boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_kafka(set, boot, "neuralops.signals", err, sizeof err),
+                     NOPS_OK);
+    for (int i = 0; i < 7; i++) {
+        nops_signal s = make_signal(i);
+        assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);
+    }
+    nops_incident inc = make_incident("00000000000000cc", 7, true);
+    nops_sinks_incident(set, &inc);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    char out[] = "/tmp/nops-kcat-XXXXXX";
+    int fd = mkstemp(out);
+    close(fd);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "kcat -C -b '%s' -t neuralops.signals -o beginning -e -q -f '%%h %%s\\n' > %s", boot,
+             out);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(out, "r");
+    char line[4096];
+    int signals = 0, incidents = 0;
+    while (fgets(line, sizeof line, f)) {
+        signals += strncmp(line, "kind=signal {", 13) == 0;
+        incidents += strncmp(line, "kind=incident {", 15) == 0;
+    }
+    fclose(f);
+    unlink(out);
+    assert_int_equal(signals, 7);
+    assert_int_equal(incidents, 1);
+    nops_sinks_destroy(set);
+    rd_kafka_destroy(host);
+}
+
+static long pg_count(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long n = atol(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return n;
+}
+
+static void test_postgres_sink(void **state)
+{
+    const char *dsn = getenv("NEURALOPS_TEST_PG_DSN");
+    if (!dsn) {
+        print_message("  NEURALOPS_TEST_PG_DSN not set: run through tests/with-postgres.sh "
+                      "(make test does)\n");
+        skip();
+    }
+    char err[512];
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_postgres(set, dsn, 0, err, sizeof err), NOPS_OK);
+    nops_sinks *again = nops_sinks_new(); /* the schema step is idempotent */
+    assert_int_equal(nops_sinks_add_postgres(again, dsn, 0, err, sizeof err), NOPS_OK);
+    nops_sinks_destroy(again);
+    PGconn *c = PQconnectdb(dsn);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "TRUNCATE insight_signals, incidents"));
+    for (int i = 0; i < 4; i++) {
+        nops_signal s = make_signal(i);
+        nops_sinks_signal(set, &s);
+    }
+    nops_signal dup = make_signal(2); /* a replay: same id */
+    nops_sinks_signal(set, &dup);
+    nops_incident a = make_incident("00000000000000dd", 1, false);
+    nops_incident b = make_incident("00000000000000dd", 3, true); /* the same incident, later */
+    nops_sinks_incident(set, &a);
+    nops_sinks_incident(set, &b);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals"), 4);
+    assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals WHERE "
+                                 "labels->>'host' = 'web-1' AND method = 'ewma' AND "
+                                 "ts = '2023-11-14T22:13:21Z' AND metric = 'cpu_usage'"),
+                     1);
+    assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE status = 'resolved' AND "
+                                 "signal_count = 3 AND jsonb_array_length(signals) = 3"),
+                     1);
+
+    /* the server goes down: flushes fail and keep the records; it comes back: they arrive */
+    const char *stop = getenv("NEURALOPS_TEST_PG_STOP"), *start = getenv("NEURALOPS_TEST_PG_START");
+    assert_non_null(stop);
+    assert_int_equal(system(stop), 0);
+    for (int i = 10; i < 13; i++) {
+        nops_signal s = make_signal(i);
+        nops_sinks_signal(set, &s);
+    }
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_IO);
+    assert_non_null(strstr(err, "postgres sink"));
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_IO);
+    assert_int_equal(system(start), 0);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    PQfinish(c);
+    c = PQconnectdb(dsn);
+    assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals"), 7);
+    PQfinish(c);
+    nops_sinks_stats st;
+    nops_sinks_get_stats(set, &st);
+    assert_int_equal(st.flush_failures, 2);
+    nops_sinks_destroy(set);
+
+    set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_postgres(set, "host=127.0.0.1 port=1 connect_timeout=2", 0,
+                                             err, sizeof err),
+                     NOPS_IO);
+    assert_non_null(strstr(err, "cannot connect"));
+    nops_sinks_destroy(set);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_signal_json_shape),
+        cmocka_unit_test(test_jsonl_sink),
+        cmocka_unit_test(test_kafka_sink),
+        cmocka_unit_test(test_postgres_sink),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
