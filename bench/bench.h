@@ -20,5 +20,6 @@ void bench_emit(const char *suite, const char *figure, double value, const char 
 double bench_seconds(void);
 
 int bench_detect(const bench_opts *o);
+int bench_ingest(const bench_opts *o);
 
 #endif

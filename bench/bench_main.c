@@ -32,7 +32,10 @@ static void usage(FILE *out)
             "Suites:\n"
             "  detect   detector kernels: updates/s per variant and method at S=100k and 16M\n"
             "           series (W=64, one thread), beside the scalar kernel and the memory\n"
-            "           bandwidth limit (a triad); bytes per series\n\n"
+            "           bandwidth limit (a triad); bytes per series\n"
+            "  ingest   parsers (MB/s beside a memchr scan), end-to-end points/s over a\n"
+            "           pre-filled mock-cluster topic beside a bare consumer, and\n"
+            "           ingest-to-signal latency p50/p99 at half that rate\n\n"
             "Options:\n"
             "  --quick          small sizes (a smoke run, seconds)\n"
             "  --variant NAME   only scalar|avx2|avx512\n"
@@ -71,6 +74,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "detect") == 0)
         return bench_detect(&o);
+    if (strcmp(argv[1], "ingest") == 0)
+        return bench_ingest(&o);
     fprintf(stderr, "neuralops-bench: unknown suite \"%s\" (see --help)\n", argv[1]);
     return 2;
 }

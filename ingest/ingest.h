@@ -171,7 +171,13 @@ typedef struct nops_pipeline_stats {
     uint32_t partitions;        /**< partitions assigned now */
     bool paused;                /**< consumption paused because a sink is down */
     int64_t lag;                /**< sum over assigned partitions of high watermark − position */
+    /** ingest-to-signal latency (wall clock at emission − point timestamp, for points stamped
+     *  within the last hour): bucket i counts latencies below 2^i µs (the last is the rest) */
+    uint64_t latency_us_log2[32];
 } nops_pipeline_stats;
+
+/** The q-quantile (0..1) of the latency histogram in microseconds (bucket upper bound). */
+double nops_pipeline_latency_quantile(const nops_pipeline_stats *st, double q);
 
 typedef struct nops_pipeline nops_pipeline;
 

@@ -71,11 +71,12 @@ static const nops_cfg_entry pipeline_entries[] = {
     {"batch", NOPS_CFG_INT, P(batch), 1, 1 << 16, "2048", NULL, NULL, 0,
      "Messages a worker takes per turn."},
     {"flush_ms", NOPS_CFG_INT, P(flush_ms), 10, 60000, "500", NULL, NULL, 0,
-     "Sinks are flushed and offsets committed at least this often."},
+     "Sinks are flushed (made durable) at least this often."},
     {"max_series", NOPS_CFG_INT, P(max_series), 1, 1 << 30, "10000000", NULL, NULL, 0,
      "Series per worker; points of new series past this are rejected (reason too_large)."},
     {"snapshot_ms", NOPS_CFG_INT, P(snapshot_ms), 100, 3600000, "5000", NULL, NULL, 0,
-     "Detector state is written to storage.data_dir/state/ this often (and on revoke/stop)."},
+     "Detector state is snapshot to storage.data_dir/state/ and the matching offsets "
+     "committed this often (and on revoke and stop); a crash replays at most this much."},
 };
 #undef P
 const nops_cfg_section nops_pipeline_cfg_section = {
@@ -387,6 +388,14 @@ static void emit_signals(worker *w)
         bool opened = false;
         nops_sinks_signal(p->sinks, &sig);
         STAT_ADD(p, signals, 1);
+        const int64_t lat = nops_wall_ns() - sig.ts_ns;
+        if (lat >= 0 && lat < 3600ll * 1000000000ll) {
+            uint64_t us = (uint64_t)(lat / 1000);
+            int b = 0;
+            while (b < 31 && us >= (1ull << b))
+                b++;
+            STAT_ADD(p, latency_us_log2[b], 1);
+        }
         if (nops_correlate_signal(p->corr, &sig, win, nw, &inc, &opened) == NOPS_OK) {
             nops_sinks_incident(p->sinks, &inc);
             if (opened)
@@ -640,13 +649,16 @@ static void set_paused(nops_pipeline *p, bool pause)
 }
 
 /*
- * Flush sinks and the DLQ, then (with the workers drained, when `snap` is given) snapshot the
- * detector state of those partitions, then commit what the workers finished. `only` limits the
+ * Flush sinks and the DLQ; with `snap` (the workers drained) also snapshot the detector state
+ * of those partitions and commit the offsets that state corresponds to. `only` limits the
  * commit to one set of partitions (revocation); `sync` waits for the broker's answer.
  *
- * The snapshot comes after the flush on purpose: a snapshot must never hold a series' "already
- * signalled" state for a signal that is not durable yet, or a crash between the two would lose
- * that signal for good (the replay would find the excursion already signalled).
+ * Offsets are committed only together with a snapshot of the same point: a restart then
+ * resumes exactly where its restored state ends, warm, instead of at an offset whose history
+ * the state lacks (a spike right after such a cold resume would go unsignalled while the window
+ * refills). The snapshot comes after the flush: it must never hold a series' "already
+ * signalled" state for a signal that is not durable yet. Between snapshots, flushes keep the
+ * sinks current; a crash replays from the last snapshot (duplicates, never losses).
  */
 static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list_t *only,
                            bool sync, const bool *snap)
@@ -667,11 +679,12 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         NOPS_WARN("ingest", "flush failed, offsets not committed: %s", err);
         return e;
     }
-    if (snap)
-        snapshot_partitions(p, snap);
+    if (!snap)
+        return NOPS_OK;
+    snapshot_partitions(p, snap);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(64);
     for (int i = 0; i < MAX_PARTITIONS; i++) {
-        if (offs[i] <= 0 || offs[i] <= p->committed[i])
+        if (offs[i] <= 0 || offs[i] <= p->committed[i] || !snap[i])
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, p->kp.topic, i))
             continue;
@@ -682,6 +695,9 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         return NOPS_OK;
     }
     rd_kafka_resp_err_t ce = rd_kafka_commit(p->rk, l, sync ? 0 : 1);
+    NOPS_DEBUG("ingest", "commit of %d partition(s) (first %d@%lld): %s", l->cnt,
+               (int)l->elems[0].partition, (long long)l->elems[0].offset,
+               ce ? rd_kafka_err2str(ce) : "requested");
     if (ce) {
         STAT_ADD(p, commit_failures, 1);
         NOPS_WARN("ingest", "offset commit failed (will retry): %s", rd_kafka_err2str(ce));
@@ -1021,6 +1037,8 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(restored_series);
     for (int i = 0; i < 6; i++)
         LD(rejected[i]);
+    for (int i = 0; i < 32; i++)
+        LD(latency_us_log2[i]);
 #undef LD
     nops_correlate_counts(p->corr, &st->incidents_open, NULL, NULL);
     st->series = 0; /* read racily from the workers' registries: a gauge, good enough */
@@ -1038,4 +1056,20 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
         int64_t pos = atomic_load(&p->processed[i]);
         st->lag += hi - (pos >= 0 ? pos : lo);
     }
+}
+
+double nops_pipeline_latency_quantile(const nops_pipeline_stats *st, double q)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < 32; i++)
+        total += st->latency_us_log2[i];
+    if (!total)
+        return 0.0;
+    uint64_t want = (uint64_t)(q * (double)total + 0.5), acc = 0;
+    for (int i = 0; i < 32; i++) {
+        acc += st->latency_us_log2[i];
+        if (acc >= want && acc)
+            return (double)(1ull << i);
+    }
+    return (double)(1ull << 31);
 }

@@ -225,6 +225,7 @@ static pid_t start_serve(const char *dir, const char *topic)
         putenv("NEURALOPS_KAFKA_DLQ_TOPIC=dlq1");
         putenv("NEURALOPS_KAFKA_SESSION_TIMEOUT_MS=6000");
         putenv("NEURALOPS_PIPELINE_FLUSH_MS=50");
+        putenv("NEURALOPS_PIPELINE_SNAPSHOT_MS=300");
         putenv("NEURALOPS_LOG_LEVEL=warn");
         execl(NEURALOPS_BIN, NEURALOPS_BIN, "serve", (char *)NULL);
         _exit(127);

@@ -1,0 +1,386 @@
+/*
+ * bench_ingest.c — the streaming path against its limits, measured in one run:
+ *
+ *   parse_*        parser points/s and MB/s per input format, beside memchr scanning the same
+ *                  bytes for newlines (the floor any line-oriented parser pays);
+ *   e2e_*          end-to-end points/s of the pipeline (consume + parse + detect + correlate +
+ *                  JSONL sink) over a pre-filled mock-cluster topic (lz4, 32 partitions), beside
+ *                  a bare librdkafka consumer that only counts the same topic's messages;
+ *   latency_*      ingest-to-signal p50/p99 while producing at half the measured end-to-end
+ *                  rate with spikes injected.
+ */
+#include "bench/bench.h"
+#include "ingest/ingest.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- parse-only --------------------------------------------------------------------------- */
+
+static bool count_point(void *ud, const nops_point *p)
+{
+    (*(uint64_t *)ud)++;
+    (void)p;
+    return true;
+}
+
+typedef struct corpus {
+    char *buf;      /* all messages back to back */
+    size_t *off;    /* message start offsets, n + 1 entries */
+    size_t n;       /* messages */
+    uint64_t points;/* points they hold */
+} corpus;
+
+static void corpus_add(corpus *c, const char *msg, size_t len, size_t *cap, uint32_t pts)
+{
+    if (c->off[c->n] + len > *cap) {
+        *cap = (*cap + len) * 2;
+        c->buf = realloc(c->buf, *cap);
+    }
+    memcpy(c->buf + c->off[c->n], msg, len);
+    c->off[c->n + 1] = c->off[c->n] + len;
+    c->n++;
+    c->points += pts;
+}
+
+/* kind 0: line protocol, 100 lines per message; 1: adapter JSON; 2: Telegraf JSON batch */
+static corpus make_corpus(int kind, size_t messages)
+{
+    corpus c = {NULL, calloc(messages + 1, sizeof(size_t)), 0, 0};
+    size_t cap = 0;
+    char msg[32768];
+    uint64_t t = 1700000000000000000ull;
+    for (size_t m = 0; m < messages; m++) {
+        size_t len = 0;
+        uint32_t pts = 0;
+        if (kind == 1) {
+            len = (size_t)snprintf(msg, sizeof msg,
+                                   "{\"timestamp\":\"2024-01-01T00:00:%02zuZ\",\"value\":\"%.3f\","
+                                   "\"name\":\"node_cpu\",\"labels\":{\"__name__\":\"node_cpu\","
+                                   "\"instance\":\"host-%05zu:9100\",\"mode\":\"user\"}}",
+                                   m % 60, 12.5 + (double)(m % 7), m % 100000);
+            pts = 1;
+        } else if (kind == 2) {
+            len = (size_t)snprintf(msg, sizeof msg, "{\"metrics\":[");
+            for (int i = 0; i < 100; i++)
+                len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                        "%s{\"name\":\"cpu\",\"tags\":{\"host\":\"h%05zu\","
+                                        "\"region\":\"eu\"},\"fields\":{\"usage\":%.2f},"
+                                        "\"timestamp\":1700000000}",
+                                        i ? "," : "", (m * 100 + (size_t)i) % 100000,
+                                        30.0 + i % 5);
+            len += (size_t)snprintf(msg + len, sizeof msg - len, "]}");
+            pts = 100;
+        } else {
+            for (int i = 0; i < 100; i++)
+                len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                        "cpu,host=h%05zu,region=eu-west-1 usage_user=%.2f %llu\n",
+                                        (m * 100 + (size_t)i) % 100000, 30.0 + i % 5,
+                                        (unsigned long long)(t + m));
+            pts = 100;
+        }
+        corpus_add(&c, msg, len, &cap, pts);
+    }
+    return c;
+}
+
+static void bench_parse(const char *figure, int kind, size_t messages)
+{
+    corpus c = make_corpus(kind, messages);
+    uint64_t got = 0;
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        got = 0;
+        double t0 = bench_seconds();
+        for (size_t m = 0; m < c.n; m++) {
+            nops_parse_stats st;
+            nops_ingest_parse(c.buf + c.off[m], c.off[m + 1] - c.off[m], 0, count_point, &got,
+                              &st);
+        }
+        double el = bench_seconds() - t0;
+        best = el < best ? el : best;
+    }
+    /* peer: memchr for every newline of the same bytes */
+    double best_scan = 1e30;
+    size_t lines = 0;
+    for (int r = 0; r < 3; r++) {
+        lines = 0;
+        double t0 = bench_seconds();
+        const char *p = c.buf, *end = c.buf + c.off[c.n];
+        while (p < end && (p = memchr(p, '\n', (size_t)(end - p)))) {
+            lines++;
+            p++;
+        }
+        double el = bench_seconds() - t0;
+        best_scan = el < best_scan ? el : best_scan;
+    }
+    const double mb = (double)c.off[c.n] / 1e6;
+    char extra[160];
+    snprintf(extra, sizeof extra, "\"points\":%llu,\"bytes\":%zu,\"points_per_s\":%.4g",
+             (unsigned long long)got, c.off[c.n], (double)got / best);
+    bench_emit("ingest", figure, mb / best, "MB/s", "memchr_newline_scan", mb / best_scan, extra);
+    (void)lines;
+    free(c.buf);
+    free(c.off);
+}
+
+/* ---- end to end on the mock cluster -------------------------------------------------------- */
+
+static rd_kafka_t *g_host;
+static char g_boot[512];
+
+static bool start_cluster(void)
+{
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    const char *props[][2] = {{"test.mock.num.brokers", "3"},
+                              {"linger.ms", "5"},
+                              {"batch.num.messages", "10000"},
+                              {"compression.codec", "lz4"},
+                              {"queue.buffering.max.messages", "2000000"},
+                              {"log_level", "3"}};
+    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+        rd_kafka_conf_set(c, props[i][0], props[i][1], err, sizeof err);
+    g_host = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    if (!g_host)
+        return false;
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_host);
+    const char *topics[] = {"bench1", "bench100", "benchlat", "dlq"};
+    for (int i = 0; i < 4; i++)
+        if (rd_kafka_mock_topic_create(mc, topics[i], 32, 1))
+            return false;
+    snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    return true;
+}
+
+static void produce(const char *topic, const char *msg, size_t len, const char *key, size_t kl)
+{
+    while (rd_kafka_producev(g_host, RD_KAFKA_V_TOPIC(topic),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_VALUE((void *)msg, len), RD_KAFKA_V_KEY(key, kl),
+                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(g_host, 5);
+}
+
+/* Fill `topic` with `messages` messages of `lines` points each over `series` series. */
+static void prefill(const char *topic, size_t messages, int lines, uint32_t series)
+{
+    char msg[16384], key[16];
+    uint64_t t = 1700000000000000000ull;
+    for (size_t m = 0; m < messages; m++) {
+        size_t len = 0;
+        size_t s0 = (m * (size_t)lines) % series;
+        for (int i = 0; i < lines; i++) {
+            size_t s = (s0 + (size_t)i) % series;
+            len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                    "%scpu,host=h%06zu usage=%.2f %llu", i ? "\n" : "", s,
+                                    30.0 + (double)((m + (size_t)i) % 7),
+                                    (unsigned long long)(t + (m * (size_t)lines + (size_t)i) /
+                                                                 series * 10000000000ull));
+        }
+        int kl = snprintf(key, sizeof key, "%zu", s0 / 64);
+        produce(topic, msg, len, key, (size_t)kl);
+    }
+    rd_kafka_flush(g_host, 60000);
+}
+
+/* A consumer that only counts messages: the limit the pipeline is measured against. */
+static double bare_consume(const char *topic, size_t messages)
+{
+    char err[256], group[64];
+    snprintf(group, sizeof group, "bare-%s", topic);
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    const char *props[][2] = {{"bootstrap.servers", g_boot}, {"group.id", group},
+                              {"auto.offset.reset", "earliest"}, {"enable.auto.commit", "false"},
+                              {"queued.min.messages", "1000000"}, {"fetch.wait.max.ms", "10"},
+                              {"max.partition.fetch.bytes", "8388608"}, {"log_level", "3"}};
+    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+        rd_kafka_conf_set(c, props[i][0], props[i][1], err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    size_t n = 0;
+    double t0 = 0;
+    double deadline = bench_seconds() + 120;
+    while (n < messages && bench_seconds() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            if (n++ == 0)
+                t0 = bench_seconds(); /* time from the first message: group join excluded */
+        }
+        rd_kafka_message_destroy(m);
+    }
+    double el = bench_seconds() - t0;
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n > 1 ? (double)(n - 1) / el : 0.0;
+}
+
+typedef struct pipe_run {
+    nops_sinks *sinks;
+    nops_pipeline *p;
+    char dir[64];
+} pipe_run;
+
+static bool pipe_start(pipe_run *r, const char *topic, const char *group)
+{
+    nops_kafka_params kp = {0};
+    snprintf(kp.brokers, sizeof kp.brokers, "%s", g_boot);
+    snprintf(kp.topic, sizeof kp.topic, "%s", topic);
+    snprintf(kp.group, sizeof kp.group, "%s", group);
+    snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "dlq");
+    kp.session_timeout_ms = 6000;
+    nops_pipeline_params pp = {2, 65536, 2048, 500, 10000000, 60000};
+    nops_detect_params dp;
+    nops_detect_params_default(&dp);
+    nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
+    nops_storage_params sp;
+    snprintf(r->dir, sizeof r->dir, "/tmp/nops-bench-XXXXXX");
+    if (!mkdtemp(r->dir))
+        return false;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", r->dir);
+    char err[512];
+    r->sinks = nops_sinks_new();
+    if (nops_sinks_add_jsonl(r->sinks, r->dir, 0, err, sizeof err) != NOPS_OK)
+        return false;
+    r->p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, r->sinks, err, sizeof err);
+    if (!r->p || nops_pipeline_start(r->p, err, sizeof err) != NOPS_OK) {
+        fprintf(stderr, "bench ingest: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+static void pipe_stop(pipe_run *r)
+{
+    nops_pipeline_stop(r->p, 15000);
+    nops_pipeline_destroy(r->p);
+    nops_sinks_destroy(r->sinks);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", r->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench ingest: could not remove %s\n", r->dir);
+}
+
+/* Points per second of the pipeline over a pre-filled topic (from its first point). */
+static double pipe_consume(const char *topic, uint64_t points, uint64_t *series)
+{
+    pipe_run r;
+    char group[64];
+    snprintf(group, sizeof group, "pipe-%s", topic);
+    if (!pipe_start(&r, topic, group))
+        return 0;
+    nops_pipeline_stats st;
+    double t0 = 0, deadline = bench_seconds() + 300;
+    uint64_t p0 = 0;
+    for (;;) {
+        usleep(2000);
+        nops_pipeline_get_stats(r.p, &st);
+        if (!t0 && st.points) {
+            t0 = bench_seconds();
+            p0 = st.points;
+        }
+        if (st.points >= points || bench_seconds() > deadline)
+            break;
+    }
+    double el = bench_seconds() - t0;
+    *series = st.series;
+    pipe_stop(&r);
+    return el > 0 ? (double)(st.points - p0) / el : 0;
+}
+
+/* Produce at `rate` points/s (100 per message) with spikes; report signal latency. */
+static void latency_run(double rate, double seconds)
+{
+    pipe_run r;
+    if (!pipe_start(&r, "benchlat", "pipe-lat"))
+        return;
+    usleep(4000000); /* let the group settle before measuring */
+    const uint32_t series = 100000;
+    char msg[16384], key[16];
+    double t0 = bench_seconds();
+    uint64_t sent = 0;
+    for (uint64_t m = 0; bench_seconds() - t0 < seconds; m++) {
+        int64_t now = nops_wall_ns();
+        size_t len = 0;
+        for (int i = 0; i < 100; i++) {
+            size_t s = (m * 100 + (size_t)i) % series;
+            double v = 30.0 + (double)((m + (size_t)i) % 7);
+            if ((m * 100 + (size_t)i) % 20011 == 0 && m * 100 > 40 * series)
+                v += 500; /* a spike, once windows are warm */
+            len += (size_t)snprintf(msg + len, sizeof msg - len, "%scpu,host=h%06zu usage=%.2f %lld",
+                                    i ? "\n" : "", s, v, (long long)now);
+        }
+        int kl = snprintf(key, sizeof key, "%zu", (m * 100 % series) / 64);
+        produce("benchlat", msg, len, key, (size_t)kl);
+        rd_kafka_poll(g_host, 0);
+        sent += 100;
+        double due = (double)sent / rate;
+        double el = bench_seconds() - t0;
+        if (due > el)
+            usleep((useconds_t)((due - el) * 1e6));
+    }
+    rd_kafka_flush(g_host, 10000);
+    usleep(2000000);
+    nops_pipeline_stats st;
+    nops_pipeline_get_stats(r.p, &st);
+    char extra[200];
+    snprintf(extra, sizeof extra,
+             "\"rate_points_per_s\":%.4g,\"signals\":%llu,\"note\":\"log2 histogram bucket "
+             "upper bounds\"",
+             rate, (unsigned long long)st.signals);
+    bench_emit("ingest", "latency_p50", nops_pipeline_latency_quantile(&st, 0.5) / 1000.0, "ms",
+               "target_p99", 100.0, extra);
+    bench_emit("ingest", "latency_p99", nops_pipeline_latency_quantile(&st, 0.99) / 1000.0, "ms",
+               "target_p99", 100.0, extra);
+    pipe_stop(&r);
+}
+
+int bench_ingest(const bench_opts *o)
+{
+    const size_t scale = o->quick ? 20 : 1;
+    fprintf(stderr, "bench ingest: parsers...\n");
+    bench_parse("parse_lineproto", 0, 20000 / scale);
+    bench_parse("parse_json_adapter", 1, 500000 / scale);
+    bench_parse("parse_json_telegraf", 2, 10000 / scale);
+    if (!start_cluster()) {
+        fprintf(stderr, "bench ingest: cannot start the mock cluster\n");
+        return 1;
+    }
+    const uint32_t series = o->series ? (uint32_t)o->series : 100000;
+    const size_t m1 = 1000000 / scale, m100 = 30000 / scale;
+    fprintf(stderr, "bench ingest: pre-filling bench1 with %zu one-point messages...\n", m1);
+    prefill("bench1", m1, 1, series);
+    fprintf(stderr, "bench ingest: pre-filling bench100 with %zu 100-line messages...\n", m100);
+    prefill("bench100", m100, 100, series);
+    char extra[160];
+    fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
+    double bare1 = bare_consume("bench1", m1);
+    uint64_t ser = 0;
+    double pipe1 = pipe_consume("bench1", m1, &ser);
+    snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":1", m1,
+             (unsigned long long)ser);
+    bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s", "bare_consumer_msgs_per_s",
+               bare1, extra);
+    fprintf(stderr, "bench ingest: bare consumer and pipeline, 100 lines per message...\n");
+    double bare100 = bare_consume("bench100", m100);
+    double pipe100 = pipe_consume("bench100", m100 * 100, &ser);
+    snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":100",
+             m100, (unsigned long long)ser);
+    bench_emit("ingest", "e2e_points_per_s_100pt_msgs", pipe100, "points/s",
+               "bare_consumer_points_per_s", bare100 * 100, extra);
+    const double half = pipe100 > 0 ? pipe100 / 2 : 100000;
+    fprintf(stderr, "bench ingest: latency at %.0f points/s...\n", half);
+    latency_run(half, o->quick ? 3 : 10);
+    rd_kafka_destroy(g_host);
+    return 0;
+}
