@@ -1,0 +1,92 @@
+/*
+ * pipeline_int.h — internals shared by pipeline.c (queues, workers) and poller.c (consumer,
+ * checkpoints, rebalance, snapshots, life cycle). Not a public header.
+ */
+#ifndef NOPS_PIPELINE_INT_H
+#define NOPS_PIPELINE_INT_H
+
+#include "ingest/ingest.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define MAX_PARTITIONS 4096
+#define MAX_WORKERS 64
+
+/* A bounded queue of Kafka messages from the poller to one worker. */
+typedef struct msgq {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full, drained;
+    rd_kafka_message_t **ring; /* bounded ring */
+    uint32_t cap, head, len;   /* capacity, first, count */
+    uint32_t busy;             /* messages taken by the worker and not finished */
+    bool closed;               /* no more messages will come */
+} msgq;
+
+bool nops__msgq_init(msgq *q, uint32_t cap);
+void nops__msgq_fini(msgq *q);
+/* Push n messages, waiting while full (the poller's backpressure). */
+void nops__msgq_push(msgq *q, rd_kafka_message_t **m, uint32_t n);
+/* Wait until the worker has finished everything queued so far. */
+void nops__msgq_wait_drained(msgq *q);
+
+
+typedef struct worker worker;
+
+struct nops_pipeline {
+    nops_kafka_params kp;        /* copies of the settings */
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    char state_dir[600];         /* data_dir/state */
+    rd_kafka_t *rk;              /* consumer */
+    rd_kafka_t *dlq;             /* dead-letter producer */
+    nops_sinks *sinks;           /* borrowed */
+    nops_correlator *corr;       /* shared, locked inside */
+    worker *workers;             /* pp.workers of them */
+    pthread_t poller;            /* the poller thread */
+    bool started;                /* threads running */
+    atomic_bool stopping;        /* stop requested */
+    atomic_int_fast64_t processed[MAX_PARTITIONS]; /* next offset whose signals are written */
+    int64_t committed[MAX_PARTITIONS];  /* last committed offset (poller only) */
+    bool assigned[MAX_PARTITIONS];      /* partitions we own (poller only) */
+    atomic_uint n_assigned;             /* how many */
+    atomic_bool paused;                 /* consumption paused on a sink failure */
+    atomic_int_fast64_t latest_ts;      /* newest point time seen (for incident resolution) */
+    nops_pipeline_stats st;             /* counters, updated with atomics */
+    pthread_mutex_t st_mu;              /* guards st's non-atomic fields */
+};
+
+struct worker {
+    nops_pipeline *p;           /* owner */
+    int id;                     /* index */
+    pthread_t thr;              /* thread */
+    msgq q;                     /* its queue */
+    nops_detector *det;         /* its series state */
+    /* per-batch scratch, grown as needed and reused */
+    uint32_t *slots;            /* point → slot */
+    float *values;              /* point values */
+    int64_t *ts;                /* point timestamps */
+    float *z, *ze;              /* detector outputs */
+    uint8_t *flags;
+    size_t n, cap;              /* points in the batch, capacity */
+    int64_t recv_ns;            /* wall clock when the batch was taken */
+    nops_parse_stats ps;        /* last message's parse result */
+    uint64_t rejected_series;   /* points refused by max_series */
+    int32_t cur_part;           /* partition of the message being parsed */
+    uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
+    uint32_t slot_part_cap;     /* entries allocated */
+    uint32_t last_evict_s;      /* last TTL sweep */
+};
+
+#define STAT_ADD(p, field, v) __atomic_fetch_add(&(p)->st.field, (v), __ATOMIC_RELAXED)
+
+
+
+/* Remember which partition a slot's series arrives on (pipeline.c). */
+bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part);
+
+/* The worker thread (pipeline.c). */
+void *nops__worker_main(void *arg);
+
+#endif
