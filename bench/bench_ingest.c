@@ -272,7 +272,8 @@ static void pipe_stop(pipe_run *r)
 }
 
 /* Points per second of the pipeline over a pre-filled topic (from its first point). */
-static double pipe_consume(const char *topic, uint64_t points, uint64_t *series)
+static double pipe_consume(const char *topic, uint64_t points, uint64_t *series,
+                           double *bytes_per_series)
 {
     pipe_run r;
     char group[64];
@@ -294,6 +295,9 @@ static double pipe_consume(const char *topic, uint64_t points, uint64_t *series)
     }
     double el = bench_seconds() - t0;
     *series = st.series;
+    /* everything the engine holds through the allocator (detectors, registries, queues, sink
+     * buffers, correlator) per active series */
+    *bytes_per_series = st.series ? (double)nops_alloc_bytes_in_use() / (double)st.series : 0;
     pipe_stop(&r);
     return el > 0 ? (double)(st.points - p0) / el : 0;
 }
@@ -366,18 +370,21 @@ int bench_ingest(const bench_opts *o)
     fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
     double bare1 = bare_consume("bench1", m1);
     uint64_t ser = 0;
-    double pipe1 = pipe_consume("bench1", m1, &ser);
+    double bps = 0;
+    double pipe1 = pipe_consume("bench1", m1, &ser, &bps);
     snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":1", m1,
              (unsigned long long)ser);
     bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s", "bare_consumer_msgs_per_s",
                bare1, extra);
     fprintf(stderr, "bench ingest: bare consumer and pipeline, 100 lines per message...\n");
     double bare100 = bare_consume("bench100", m100);
-    double pipe100 = pipe_consume("bench100", m100 * 100, &ser);
+    double pipe100 = pipe_consume("bench100", m100 * 100, &ser, &bps);
     snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":100",
              m100, (unsigned long long)ser);
     bench_emit("ingest", "e2e_points_per_s_100pt_msgs", pipe100, "points/s",
                "bare_consumer_points_per_s", bare100 * 100, extra);
+    snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)ser);
+    bench_emit("ingest", "bytes_per_active_series", bps, "bytes", "target", 1024.0, extra);
     const double half = pipe100 > 0 ? pipe100 / 2 : 100000;
     fprintf(stderr, "bench ingest: latency at %.0f points/s...\n", half);
     latency_run(half, o->quick ? 3 : 10);

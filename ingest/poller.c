@@ -427,9 +427,20 @@ static void *poller_main(void *arg)
 
 /* ---- life cycle ------------------------------------------------------------------------- */
 
+/* librdkafka's own log lines go through ours (levels are syslog's). */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    nops_log_level l = level <= 3 ? NOPS_LOG_ERROR : level <= 5 ? NOPS_LOG_WARN
+                       : level == 6                ? NOPS_LOG_INFO
+                                                   : NOPS_LOG_DEBUG;
+    nops_log(l, "kafka", "%s: %s", fac, buf);
+    (void)rk;
+}
+
 static rd_kafka_conf_t *base_conf(const nops_kafka_params *kp, char *errstr, size_t sz)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(c, kafka_log);
     if (rd_kafka_conf_set(c, "bootstrap.servers", kp->brokers, errstr, sz) != RD_KAFKA_CONF_OK)
         goto bad;
     char extra[1024];

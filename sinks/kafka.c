@@ -81,7 +81,8 @@ static nops_err kafka_flush(void *self, char *errstr, size_t errstr_size)
         }
         nops_free(s->retry[i].json);
     }
-    memmove(s->retry, s->retry + n, (s->n_retry - n) * sizeof *s->retry);
+    if (s->n_retry > n) /* failures reported while producing the retries */
+        memmove(s->retry, s->retry + n, (s->n_retry - n) * sizeof *s->retry);
     s->n_retry -= n;
     s->failed = 0;
     rd_kafka_resp_err_t e = rd_kafka_flush(s->rk, 5000);

@@ -11,7 +11,6 @@ if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
   exit 1
 fi
 TMP=$(mktemp -d /tmp/nops-pg-XXXXXX)
-PORT=$(( 20000 + RANDOM % 20000 ))
 AS=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres "$TMP"
@@ -20,7 +19,6 @@ fi
 PGDATA="$TMP/data"
 SOCK="$TMP"
 CTL="${AS[*]} $BIN/pg_ctl -D $PGDATA -l $TMP/log -w"
-OPTS="-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$SOCK -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 cleanup() {
   $CTL -m fast stop >/dev/null 2>&1 || true
@@ -29,7 +27,13 @@ cleanup() {
 trap cleanup EXIT
 
 "${AS[@]}" "$BIN/initdb" -D "$PGDATA" --no-sync --auth=trust -U postgres >/dev/null
-$CTL -o "$OPTS" start >/dev/null
+# a random loopback port; another one if it is taken
+for attempt in 1 2 3 4 5; do
+  PORT=$(( 20000 + RANDOM % 20000 ))
+  OPTS="-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$SOCK -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if $CTL -o "$OPTS" start >/dev/null 2>&1; then break; fi
+  if [ "$attempt" -eq 5 ]; then echo "with-postgres: cannot start PostgreSQL:" >&2; cat "$TMP/log" >&2; exit 1; fi
+done
 "${AS[@]}" "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres neuralops
 
 export NEURALOPS_TEST_PG_DSN="host=127.0.0.1 port=$PORT user=postgres dbname=neuralops connect_timeout=3"

@@ -46,6 +46,7 @@ static int setup(void **state)
     assert_int_equal(rd_kafka_mock_topic_create(mc, "dlq1", 2, 1), 0);
     assert_int_equal(rd_kafka_mock_topic_create(mc, "m3", 8, 1), 0);
     assert_int_equal(rd_kafka_mock_topic_create(mc, "m4", 8, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "m5", 8, 1), 0);
     snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     return 0;
 }
@@ -192,8 +193,15 @@ static void test_kcat_to_signals_and_dlq(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* Produce with our own producer on the cluster handle, keyed by host. */
+/* Produce with our own producer on the cluster handle, keyed by host (flush unless asked not). */
+static void produce_spikes_nf(const char *topic, int hosts, int t0, int t1, bool flush);
+
 static void produce_spikes(const char *topic, int hosts, int t0, int t1)
+{
+    produce_spikes_nf(topic, hosts, t0, t1, true);
+}
+
+static void produce_spikes_nf(const char *topic, int hosts, int t0, int t1, bool flush)
 {
     char line[256], key[16];
     for (int t = t0; t < t1; t++)
@@ -207,7 +215,8 @@ static void produce_spikes(const char *topic, int hosts, int t0, int t1)
                                      RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(g_cluster, 10);
         }
-    assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
+    if (flush)
+        assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
 }
 
 static pid_t start_serve(const char *dir, const char *topic)
@@ -446,12 +455,58 @@ static void test_postgres_outage_pauses_and_loses_nothing(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A broker of the cluster goes down and comes back: the pipeline keeps running, catches up,
+ * and every spike is signalled once. */
+static void test_broker_down_and_back(void **state)
+{
+    char dir[] = "/tmp/nops-brk-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    enum { HOSTS = 12, T = 600 };
+    running r = start_pipeline("m5", "g-broker", dir, NULL);
+    produce_spikes("m5", HOSTS, 0, 300);
+    nops_pipeline_stats st;
+    for (int i = 0; i < 300; i++) {
+        sleep_ms(100);
+        nops_pipeline_get_stats(r.p, &st);
+        if (st.points >= HOSTS * 300)
+            break;
+    }
+    assert_int_equal(st.points, HOSTS * 300);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
+    assert_int_equal(rd_kafka_mock_broker_set_down(mc, 2), 0);
+    produce_spikes_nf("m5", HOSTS, 300, T, false); /* buffered by the producer while down */
+    sleep_ms(3000);
+    nops_pipeline_get_stats(r.p, &st);
+    uint64_t during = st.points;
+    assert_int_equal(rd_kafka_mock_broker_set_up(mc, 2), 0);
+    assert_int_equal(rd_kafka_flush(g_cluster, 30000), 0);
+    for (int i = 0; i < 600; i++) {
+        sleep_ms(100);
+        nops_pipeline_get_stats(r.p, &st);
+        if (st.points >= HOSTS * T)
+            break;
+    }
+    print_message("  points: %d before the outage, %llu while broker 2 was down, %llu after\n",
+                  HOSTS * 300, (unsigned long long)during, (unsigned long long)st.points);
+    assert_int_equal(st.points, HOSTS * T);
+    stop_pipeline(&r);
+    char path[256];
+    snprintf(path, sizeof path, "%s/signals.jsonl", dir);
+    int unique, lines;
+    count_signals(path, &unique, &lines);
+    assert_int_equal(unique, HOSTS * ((T - 130 + 99) / 100));
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kcat_to_signals_and_dlq),
         cmocka_unit_test(test_sigkill_loses_nothing),
         cmocka_unit_test(test_two_instances_and_rebalance),
+        cmocka_unit_test(test_broker_down_and_back),
         cmocka_unit_test(test_postgres_outage_pauses_and_loses_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
