@@ -40,12 +40,21 @@ const char *nops_ingest_reject_name(nops_reject r)
  * equals sign, space, quote or backslash) are resolved into scratch when present. On return
  * *tok and *len hold the token.
  */
-static bool lp_token(lp_line *l, const char *stops, const char **tok, size_t *len)
+/* Stop-character sets as 256-entry tables: one load per byte instead of a strchr. */
+typedef struct lp_stops {
+    bool stop[256];
+} lp_stops;
+
+static const lp_stops STOP_MEAS = {.stop = {[','] = true, [' '] = true}};
+static const lp_stops STOP_TAGKEY = {.stop = {[','] = true, ['='] = true, [' '] = true}};
+static const lp_stops STOP_FIELDKEY = {.stop = {['='] = true, [' '] = true}};
+
+static bool lp_token(lp_line *l, const lp_stops *stops, const char **tok, size_t *len)
 {
     const char *s = l->p;
     const char *q = s;
     bool escaped = false;
-    while (q < l->end && !strchr(stops, *q)) {
+    while (q < l->end && !stops->stop[(unsigned char)*q]) {
         if (*q == '\\' && q + 1 < l->end) {
             escaped = true;
             q += 2;
@@ -166,11 +175,14 @@ static lp_field_kind lp_field_value(const char *s, const char *e, double *v)
         return LP_BAD;
     if (*s == '"')
         return LP_SKIP; /* strings were delimited by the caller */
-    static const char *bools[] = {"t", "T", "true", "True", "TRUE", "f", "F", "false", "False",
-                                  "FALSE"};
-    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
-        if ((size_t)(e - s) == strlen(bools[i]) && memcmp(s, bools[i], (size_t)(e - s)) == 0)
-            return LP_SKIP;
+    if (*s == 't' || *s == 'T' || *s == 'f' || *s == 'F') { /* booleans: only then compare */
+        static const char *bools[] = {"t",     "T", "true",  "True",  "TRUE",
+                                      "f",     "F", "false", "False", "FALSE"};
+        for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
+            if ((size_t)(e - s) == strlen(bools[i]) && memcmp(s, bools[i], (size_t)(e - s)) == 0)
+                return LP_SKIP;
+        return LP_BAD;
+    }
     if (e[-1] == 'i' || e[-1] == 'u') { /* integer types */
         if (e - s < 2 || (e[-1] == 'u' && *s == '-'))
             return LP_BAD;
@@ -218,7 +230,7 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
     size_t meas_len;
     l->used = 0;
     l->n_tags = 0;
-    if (!lp_token(l, ", ", &meas, &meas_len)) {
+    if (!lp_token(l, &STOP_MEAS, &meas, &meas_len)) {
         *detail = "names on one line exceed the 4 KiB scratch space";
         return NOPS_REJECT_TOO_LARGE;
     }
@@ -233,13 +245,13 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
             *detail = "more than 64 tags";
             return NOPS_REJECT_TOO_LARGE;
         }
-        if (!lp_token(l, ",= ", &t.key, &t.key_len) || l->p >= l->end || *l->p != '=' ||
+        if (!lp_token(l, &STOP_TAGKEY, &t.key, &t.key_len) || l->p >= l->end || *l->p != '=' ||
             t.key_len == 0) {
             *detail = "tag is not key=value";
             return NOPS_REJECT_SYNTAX;
         }
         l->p++;
-        if (!lp_token(l, ", ", &t.value, &t.value_len) || t.value_len == 0) {
+        if (!lp_token(l, &STOP_MEAS, &t.value, &t.value_len) || t.value_len == 0) {
             *detail = "tag has an empty value";
             return NOPS_REJECT_SYNTAX;
         }
@@ -255,7 +267,7 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
     size_t n_fields = 0;
     for (;;) { /* fields */
         lp_field f = {0};
-        if (!lp_token(l, "= ", &f.key, &f.key_len) || l->p >= l->end || *l->p != '=' ||
+        if (!lp_token(l, &STOP_FIELDKEY, &f.key, &f.key_len) || l->p >= l->end || *l->p != '=' ||
             f.key_len == 0) {
             *detail = "field is not key=value";
             return NOPS_REJECT_SYNTAX;

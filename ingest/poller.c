@@ -372,6 +372,7 @@ static void *poller_main(void *arg)
     rd_kafka_message_t **pend = nops_calloc((size_t)p->pp.workers * CHUNK, sizeof *pend);
     uint32_t *npend = nops_calloc((size_t)p->pp.workers, sizeof *npend);
     uint64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, backoff_ms = 100, next_retry = 0;
+    uint64_t last_handover = last_ckpt;
     while (pend && npend && !atomic_load(&p->stopping)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 20);
         if (m && m->err) {
@@ -388,13 +389,16 @@ static void *poller_main(void *arg)
                 npend[wi] = 0;
             }
         }
-        if (!m) /* idle: hand over partial chunks */
+        uint64_t now = nops_now_ns();
+        /* hand over partial chunks when idle, or at least every 2 ms (latency bound) */
+        if (!m || now - last_handover > 2000000) {
             for (int i = 0; i < p->pp.workers; i++)
                 if (npend[i]) {
                     nops__msgq_push(&p->workers[i].q, &pend[i * CHUNK], npend[i]);
                     npend[i] = 0;
                 }
-        uint64_t now = nops_now_ns();
+            last_handover = now;
+        }
         if (now - last_ckpt < (uint64_t)p->pp.flush_ms * 1000000 || now < next_retry)
             continue;
         for (int i = 0; i < p->pp.workers; i++) /* hand over before the checkpoint */
