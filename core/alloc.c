@@ -174,3 +174,18 @@ void nops_alloc_fail_after(long n, bool sticky)
     atomic_store(&g_fail_sticky, sticky);
     atomic_store(&g_fail_countdown, n < 0 ? -1 : n);
 }
+
+nops_err nops_buf_reserve(nops_buf *buf, size_t extra)
+{
+    if (buf->len + extra <= buf->cap)
+        return NOPS_OK;
+    size_t ncap = buf->cap ? buf->cap * 2 : 65536;
+    while (ncap < buf->len + extra)
+        ncap *= 2;
+    char *nb = nops_realloc(buf->b, ncap);
+    if (!nb)
+        return NOPS_NOMEM;
+    buf->b = nb;
+    buf->cap = ncap;
+    return NOPS_OK;
+}

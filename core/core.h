@@ -84,6 +84,18 @@ size_t nops_alloc_live_count(void);
  */
 void nops_alloc_fail_after(long n, bool sticky);
 
+/**
+ * A growable byte buffer (owned bytes, freed with nops_free(buf.b)). Reserve before writing:
+ * nops_buf_reserve makes room for `extra` more bytes past len, doubling, all or nothing.
+ */
+typedef struct nops_buf {
+    char *b;    /**< bytes */
+    size_t len; /**< used */
+    size_t cap; /**< allocated */
+} nops_buf;
+
+nops_err nops_buf_reserve(nops_buf *buf, size_t extra);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Logging                                                                                     */
 /* ------------------------------------------------------------------------------------------ */

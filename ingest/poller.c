@@ -65,8 +65,7 @@ typedef struct snap_hdr {
 /* Snapshot the series of every partition marked in `which`, stamped with offs[partition]. */
 static void snapshot_partitions(nops_pipeline *p, const bool *which, const int64_t *offs)
 {
-    typedef struct { uint8_t *b; size_t len, cap; } sbuf;
-    sbuf *bufs = nops_calloc(MAX_PARTITIONS, sizeof *bufs);
+    nops_buf *bufs = nops_calloc(MAX_PARTITIONS, sizeof *bufs);
     if (!bufs)
         return;
     uint8_t rec[NOPS_KEY_MAX + 32 + NOPS_DETECT_MAX_WINDOW * 4];
@@ -80,17 +79,9 @@ static void snapshot_partitions(nops_pipeline *p, const bool *which, const int64
             size_t n = nops_detect_save_series(w->det, s, rec, sizeof rec);
             if (!n)
                 continue;
-            sbuf *b = &bufs[part];
-            if (b->len + n > b->cap) {
-                size_t ncap = b->cap ? b->cap * 2 : 65536;
-                while (ncap < b->len + n)
-                    ncap *= 2;
-                uint8_t *nb = nops_realloc(b->b, ncap);
-                if (!nb)
-                    continue;
-                b->b = nb;
-                b->cap = ncap;
-            }
+            nops_buf *b = &bufs[part];
+            if (nops_buf_reserve(b, n) != NOPS_OK)
+                continue;
             memcpy(b->b + b->len, rec, n);
             b->len += n;
         }

@@ -18,9 +18,7 @@
 
 typedef struct jsonl_file {
     int fd;        /* O_APPEND file */
-    char *buf;     /* pending bytes */
-    size_t len;    /* bytes pending */
-    size_t cap;    /* allocated */
+    nops_buf pend; /* bytes not yet written */
 } jsonl_file;
 
 typedef struct jsonl_sink {
@@ -32,40 +30,32 @@ static nops_err jsonl_write(void *self, int kind, const char *json, size_t len)
 {
     jsonl_sink *s = self;
     jsonl_file *f = &s->f[kind == NOPS_SINK_INCIDENT];
-    if (f->len + len + 1 > s->max_buffer)
+    if (f->pend.len + len + 1 > s->max_buffer)
         return NOPS_FULL;
-    if (f->len + len + 1 > f->cap) {
-        size_t ncap = f->cap ? f->cap * 2 : 65536;
-        while (ncap < f->len + len + 1)
-            ncap *= 2;
-        char *nb = nops_realloc(f->buf, ncap);
-        if (!nb)
-            return NOPS_NOMEM;
-        f->buf = nb;
-        f->cap = ncap;
-    }
-    memcpy(f->buf + f->len, json, len);
-    f->buf[f->len + len] = '\n';
-    f->len += len + 1;
+    if (nops_buf_reserve(&f->pend, len + 1) != NOPS_OK)
+        return NOPS_NOMEM;
+    memcpy(f->pend.b + f->pend.len, json, len);
+    f->pend.b[f->pend.len + len] = '\n';
+    f->pend.len += len + 1;
     return NOPS_OK;
 }
 
 static nops_err flush_file(jsonl_file *f, char *errstr, size_t errstr_size)
 {
     size_t off = 0;
-    while (off < f->len) {
-        ssize_t w = write(f->fd, f->buf + off, f->len - off);
+    while (off < f->pend.len) {
+        ssize_t w = write(f->fd, f->pend.b + off, f->pend.len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            memmove(f->buf, f->buf + off, f->len - off);
-            f->len -= off;
+            memmove(f->pend.b, f->pend.b + off, f->pend.len - off);
+            f->pend.len -= off;
             nops_errf(errstr, errstr_size, "write failed: %s", strerror(errno));
             return NOPS_IO;
         }
         off += (size_t)w;
     }
-    f->len = 0;
+    f->pend.len = 0;
     if (off && fsync(f->fd) != 0) {
         nops_errf(errstr, errstr_size, "fsync failed: %s", strerror(errno));
         return NOPS_IO;
@@ -87,7 +77,7 @@ static void jsonl_destroy(void *self)
     for (int i = 0; i < 2; i++) {
         if (s->f[i].fd >= 0)
             close(s->f[i].fd);
-        nops_free(s->f[i].buf);
+        nops_free(s->f[i].pend.b);
     }
     nops_free(s);
 }

@@ -14,8 +14,7 @@
 #include <string.h>
 
 typedef struct pg_buf {
-    char *b;     /* "[doc,doc,...": JSON array without the closing bracket */
-    size_t len, cap;
+    nops_buf a;  /* "[doc,doc,...": a JSON array without its closing bracket */
     size_t n;    /* records */
 } pg_buf;
 
@@ -94,21 +93,13 @@ static nops_err pg_write(void *self, int kind, const char *json, size_t len)
 {
     pg_sink *s = self;
     pg_buf *b = &s->buf[kind == NOPS_SINK_INCIDENT];
-    if (b->len + len + 2 > s->max_buffer)
+    if (b->a.len + len + 2 > s->max_buffer)
         return NOPS_FULL;
-    if (b->len + len + 2 > b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 65536;
-        while (ncap < b->len + len + 2)
-            ncap *= 2;
-        char *nb = nops_realloc(b->b, ncap);
-        if (!nb)
-            return NOPS_NOMEM;
-        b->b = nb;
-        b->cap = ncap;
-    }
-    b->b[b->len++] = b->n ? ',' : '[';
-    memcpy(b->b + b->len, json, len);
-    b->len += len;
+    if (nops_buf_reserve(&b->a, len + 2) != NOPS_OK) /* +1 separator, +1 closing bracket */
+        return NOPS_NOMEM;
+    b->a.b[b->a.len++] = b->n ? ',' : '[';
+    memcpy(b->a.b + b->a.len, json, len);
+    b->a.len += len;
     b->n++;
     return NOPS_OK;
 }
@@ -118,8 +109,8 @@ static bool pg_send(pg_sink *s, pg_buf *b, const char *sql, char *errstr, size_t
 {
     if (!b->n)
         return true;
-    b->b[b->len] = ']';
-    char *arr = nops_strndup(b->b, b->len + 1);
+    b->a.b[b->a.len] = ']';
+    char *arr = nops_strndup(b->a.b, b->a.len + 1);
     if (!arr) {
         nops_errf(errstr, errstr_size, "out of memory");
         return false;
@@ -153,7 +144,7 @@ static nops_err pg_flush(void *self, char *errstr, size_t errstr_size)
         return NOPS_IO;
     }
     for (int i = 0; i < 2; i++)
-        s->buf[i].len = s->buf[i].n = 0;
+        s->buf[i].a.len = s->buf[i].n = 0;
     return NOPS_OK;
 }
 
@@ -162,8 +153,8 @@ static void pg_destroy(void *self)
     pg_sink *s = self;
     if (s->conn)
         PQfinish(s->conn);
-    nops_free(s->buf[0].b);
-    nops_free(s->buf[1].b);
+    nops_free(s->buf[0].a.b);
+    nops_free(s->buf[1].a.b);
     nops_free(s);
 }
 

@@ -86,6 +86,25 @@ static void test_alloc_fail_injection(void **state)
     nops_free(old);
 }
 
+static void test_buf_reserve(void **state)
+{
+    nops_buf b = {0};
+    assert_int_equal(nops_buf_reserve(&b, 10), NOPS_OK);
+    assert_true(b.cap >= 10);
+    memcpy(b.b, "0123456789", 10);
+    b.len = 10;
+    assert_int_equal(nops_buf_reserve(&b, 200000), NOPS_OK); /* grows, keeps the bytes */
+    assert_true(b.cap >= 200010);
+    assert_memory_equal(b.b, "0123456789", 10);
+    size_t cap = b.cap;
+    nops_alloc_fail_after(0, false);
+    assert_int_equal(nops_buf_reserve(&b, cap), NOPS_NOMEM); /* all or nothing */
+    nops_alloc_fail_after(-1, false);
+    assert_int_equal(b.cap, cap);
+    assert_memory_equal(b.b, "0123456789", 10);
+    nops_free(b.b);
+}
+
 /* ---- logging ---------------------------------------------------------------------------- */
 
 typedef struct captured {
@@ -321,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_alloc_counts),
         cmocka_unit_test(test_alloc_fail_injection),
+        cmocka_unit_test(test_buf_reserve),
         cmocka_unit_test(test_log_levels_and_json),
         cmocka_unit_test(test_config_defaults_and_file),
         cmocka_unit_test(test_config_errors_name_the_line),
