@@ -47,6 +47,7 @@ static int setup(void **state)
     assert_int_equal(rd_kafka_mock_topic_create(mc, "m3", 8, 1), 0);
     assert_int_equal(rd_kafka_mock_topic_create(mc, "m4", 8, 1), 0);
     assert_int_equal(rd_kafka_mock_topic_create(mc, "m5", 8, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "sig1", 2, 1), 0);
     snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     return 0;
 }
@@ -121,8 +122,17 @@ static void test_kcat_to_signals_and_dlq(void **state)
             spike_line(line, sizeof line, h, t);
             fprintf(f, "h%02d|%s\n", h, line); /* key|value */
         }
-    fprintf(f, "bad|this is not line protocol\n");
-    fprintf(f, "bad|cpu,host=zz usage=lots 1\n");
+    /* one malformed message of every kind */
+    fprintf(f, "bad|this is not line protocol\n");                     /* syntax */
+    fprintf(f, "bad|cpu,host=zz usage=lots 1\n");                       /* value */
+    fprintf(f, "bad|cpu,host=zz usage=1 yesterday\n");                  /* timestamp */
+    fprintf(f, "bad|{\"name\":\"cpu\",\"value\":\n");                   /* JSON syntax */
+    fprintf(f, "bad|{\"name\":\"cpu\",\"value\":\"NaN\"}\n");            /* JSON value */
+    fprintf(f, "bad|m");
+    for (int i = 0; i < 70; i++)
+        fprintf(f, ",t%d=v", i);
+    fprintf(f, " v=1\n");                                              /* too_large */
+    fprintf(f, "bad|# only a comment\n");                                /* empty */
     fclose(f);
     /* kcat: an outside Kafka client producing to the mock cluster */
     snprintf(cmd, sizeof cmd, "kcat -P -b '%s' -t m1 -K '|' < %s", g_boot, path);
@@ -136,6 +146,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
     char err[512];
     nops_sinks *sinks = nops_sinks_new();
     assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_sinks_add_kafka(sinks, g_boot, "sig1", err, sizeof err), NOPS_OK);
     nops_storage_params sp;
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
     nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
@@ -144,17 +155,20 @@ static void test_kcat_to_signals_and_dlq(void **state)
     nops_pipeline_stats st;
     for (int i = 0; i < 300; i++) {
         nops_pipeline_get_stats(p, &st);
-        if (st.messages >= HOSTS * T + 2)
+        if (st.messages >= HOSTS * T + 7)
             break;
         sleep_ms(100);
     }
     assert_int_equal(nops_pipeline_stop(p, 10000), NOPS_OK);
     nops_pipeline_get_stats(p, &st);
-    assert_int_equal(st.messages, HOSTS * T + 2);
+    assert_int_equal(st.messages, HOSTS * T + 7);
     assert_int_equal(st.points, HOSTS * T);
-    assert_int_equal(st.rejected[NOPS_REJECT_SYNTAX], 1);
-    assert_int_equal(st.rejected[NOPS_REJECT_VALUE], 1);
-    assert_int_equal(st.dlq, 2);
+    assert_int_equal(st.rejected[NOPS_REJECT_SYNTAX], 2);
+    assert_int_equal(st.rejected[NOPS_REJECT_VALUE], 2);
+    assert_int_equal(st.rejected[NOPS_REJECT_TIMESTAMP], 1);
+    assert_int_equal(st.rejected[NOPS_REJECT_TOO_LARGE], 1);
+    assert_int_equal(st.rejected[NOPS_REJECT_EMPTY], 1);
+    assert_int_equal(st.dlq, 7);
     nops_pipeline_destroy(p);
     nops_sinks_destroy(sinks);
 
@@ -184,11 +198,30 @@ static void test_kcat_to_signals_and_dlq(void **state)
     assert_int_equal(system(cmd), 0);
     snprintf(path, sizeof path, "%s/dlq.txt", dir);
     char *dlq = read_file(path);
-    assert_non_null(strstr(dlq, "reason=syntax"));
-    assert_non_null(strstr(dlq, "reason=value"));
+    const char *reasons[] = {"syntax", "value", "timestamp", "too_large", "empty"};
+    for (size_t r = 0; r < 5; r++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, "reason=%s", reasons[r]);
+        if (!strstr(dlq, needle))
+            fail_msg("no dead letter with %s", needle);
+    }
     assert_non_null(strstr(dlq, "|this is not line protocol"));
     assert_non_null(strstr(dlq, "source_partition="));
     free(dlq);
+
+    /* the same signals on the Kafka topic, incidents beside them */
+    snprintf(cmd, sizeof cmd,
+             "kcat -C -b '%s' -t sig1 -o beginning -e -q -f '%%h %%s\\n' > %s/sig1.txt", g_boot,
+             dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/sig1.txt", dir);
+    char *topic = read_file(path);
+    int on_topic = 0;
+    for (char *l = topic; (l = strstr(l, "kind=signal {")) != NULL; l++)
+        on_topic++;
+    assert_int_equal(on_topic, HOSTS * 3);
+    assert_non_null(strstr(topic, "kind=incident {"));
+    free(topic);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
 }
