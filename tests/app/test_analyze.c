@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/testutil.h"
+
 #include "tests/detect/ref.h"
 
 #include <jansson.h>
@@ -24,20 +26,6 @@ typedef struct result {
     char *err;   /* stderr */
 } result;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t r = fread(b, 1, (size_t)n, f);
-    b[r] = '\0';
-    fclose(f);
-    return b;
-}
 
 /* Run `bin args` with `input` on stdin (NULL: no stdin redirection) and `env` prefix. */
 static result run(const char *env, const char *bin, const char *args, const char *input)
@@ -57,7 +45,7 @@ static result run(const char *env, const char *bin, const char *args, const char
     snprintf(cmd, sizeof cmd, "%s %s %s < %s > %s 2> %s", env ? env : "", bin, args,
              input ? in : "/dev/null", out, err);
     int st = system(cmd);
-    result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out), slurp(err)};
+    result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, tu_read_file(out), tu_read_file(err)};
     unlink(in);
     unlink(out);
     unlink(err);
@@ -70,13 +58,6 @@ static void result_free(result *r)
     free(r->err);
 }
 
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
 
 /* A series with noise, spikes and a shift, as CSV text; values kept for the reference. */
 static char *make_csv(int n, float *vals, bool header)
@@ -106,7 +87,7 @@ static void test_matches_reference(void **state)
     char *csv = make_csv(N, vals, true);
     result r = run(NULL, NEURALOPS_BIN, "analyze", csv);
     assert_int_equal(r.status, 0);
-    assert_int_equal(count_lines(r.out), N + 1);
+    assert_int_equal(tu_count_lines(r.out), N + 1);
     nops_detect_params p;
     nops_detect_params_default(&p);
     ref_det ref;
@@ -153,7 +134,7 @@ static void test_timestamps_verbatim_and_header_optional(void **state)
                      "1704067203000,4\n1704067204000000000,5\n2024-01-01T00:00:05.5+01:00,6\n";
     result a = run(NULL, NEURALOPS_BIN, "analyze --no-header", in);
     assert_int_equal(a.status, 0);
-    assert_int_equal(count_lines(a.out), 6);
+    assert_int_equal(tu_count_lines(a.out), 6);
     assert_non_null(strstr(a.out, "2024-01-01 00:00:01,2,"));
     assert_non_null(strstr(a.out, "1704067203000,4,"));
     assert_non_null(strstr(a.out, "1704067204000000000,5,"));
@@ -178,7 +159,7 @@ static void test_bad_row_names_line(void **state)
     result r = run(NULL, NEURALOPS_BIN, "analyze", in);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "line 5: value is not a number"));
-    assert_int_equal(count_lines(r.out), 3); /* header and the two good rows before it */
+    assert_int_equal(tu_count_lines(r.out), 3); /* header and the two good rows before it */
     result_free(&r);
     const char *cases[][2] = {
         {"2024-01-01,1,2\n", "line 1: expected two fields"},
@@ -200,7 +181,7 @@ static void test_skip_bad_keeps_rows_aligned(void **state)
     const char *in = "2024-01-01,1\n2024-01-02,x\n2024-01-03,3\nbroken\n2024-01-05,inf\n2024-01-06,6\n";
     result r = run(NULL, NEURALOPS_BIN, "analyze --skip-bad --no-header", in);
     assert_int_equal(r.status, 0);
-    assert_int_equal(count_lines(r.out), 6);
+    assert_int_equal(tu_count_lines(r.out), 6);
     assert_non_null(strstr(r.out, "2024-01-02,,0,0,0,0\n"));
     assert_non_null(strstr(r.out, "\n,,0,0,0,0\n")); /* "broken": no timestamp to echo */
     assert_non_null(strstr(r.err, "skipped 3 bad row(s)"));
@@ -346,7 +327,7 @@ static void test_config_docs_are_current(void **state)
 {
     result r = run(NULL, NEURALOPS_BIN, "config docs", NULL);
     assert_int_equal(r.status, 0);
-    char *doc = slurp(NOPS_SOURCE_DIR "/docs/configuration.md");
+    char *doc = tu_read_file(NOPS_SOURCE_DIR "/docs/configuration.md");
     if (strcmp(r.out, doc) != 0)
         fail_msg("docs/configuration.md is stale: run `make docs`");
     free(doc);

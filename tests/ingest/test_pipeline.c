@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/testutil.h"
+
 #include "ingest/ingest.h"
 
 #include <jansson.h>
@@ -72,28 +74,7 @@ static void params(nops_kafka_params *kp, nops_pipeline_params *pp, nops_detect_
     *cp = (nops_correlate_params){120, 0.8, "service,host,cluster", 300};
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t r = fread(b, 1, (size_t)n, f);
-    b[r] = '\0';
-    fclose(f);
-    return b;
-}
 
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
 
 static void sleep_ms(long ms)
 {
@@ -174,8 +155,8 @@ static void test_kcat_to_signals_and_dlq(void **state)
 
     /* exactly one signal per spike: spikes at t = 130, 230, 330 on each host */
     snprintf(path, sizeof path, "%s/signals.jsonl", dir);
-    char *sigs = read_file(path);
-    assert_int_equal(count_lines(sigs), HOSTS * 3);
+    char *sigs = tu_read_file(path);
+    assert_int_equal(tu_count_lines(sigs), HOSTS * 3);
     for (int h = 0; h < HOSTS; h++)
         for (int t = 130; t < T; t += 100) {
             char ts[40], needle[128];
@@ -187,8 +168,8 @@ static void test_kcat_to_signals_and_dlq(void **state)
         }
     free(sigs);
     snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
-    char *inc = read_file(path);
-    assert_true(count_lines(inc) >= 3);
+    char *inc = tu_read_file(path);
+    assert_true(tu_count_lines(inc) >= 3);
     free(inc);
 
     /* the dead-letter topic holds both bad messages with their reasons in headers */
@@ -197,7 +178,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
              dir);
     assert_int_equal(system(cmd), 0);
     snprintf(path, sizeof path, "%s/dlq.txt", dir);
-    char *dlq = read_file(path);
+    char *dlq = tu_read_file(path);
     const char *reasons[] = {"syntax", "value", "timestamp", "too_large", "empty"};
     for (size_t r = 0; r < 5; r++) {
         char needle[64];
@@ -215,7 +196,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
              dir);
     assert_int_equal(system(cmd), 0);
     snprintf(path, sizeof path, "%s/sig1.txt", dir);
-    char *topic = read_file(path);
+    char *topic = tu_read_file(path);
     int on_topic = 0;
     for (char *l = topic; (l = strstr(l, "kind=signal {")) != NULL; l++)
         on_topic++;
@@ -278,7 +259,7 @@ static pid_t start_serve(const char *dir, const char *topic)
 /* Unique signal ids and lines in a signals.jsonl. */
 static void count_signals(const char *path, int *unique, int *lines)
 {
-    char *s = read_file(path);
+    char *s = tu_read_file(path);
     json_t *ids = json_object();
     *lines = 0;
     for (char *l = strtok(s, "\n"); l; l = strtok(NULL, "\n")) {
@@ -307,8 +288,8 @@ static void test_sigkill_loses_nothing(void **state)
     int before = 0;
     for (int i = 0; i < 300 && before < HOSTS; i++) { /* until it has written some signals */
         sleep_ms(100);
-        char *s = read_file(path);
-        before = count_lines(s);
+        char *s = tu_read_file(path);
+        before = tu_count_lines(s);
         free(s);
     }
     produce_spikes("m2", HOSTS, T / 2, 3 * T / 4);

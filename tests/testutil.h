@@ -1,0 +1,36 @@
+/*
+ * testutil.h — small helpers shared by the integration tests (header-only, tests only).
+ */
+#ifndef NOPS_TESTUTIL_H
+#define NOPS_TESTUTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The whole file as a NUL-terminated string ("" when it cannot be read); free() it. */
+static inline char *tu_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)(n > 0 ? n : 0) + 1);
+    size_t r = n > 0 ? fread(b, 1, (size_t)n, f) : 0;
+    b[r] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* Newlines in s. */
+static inline int tu_count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+#endif
