@@ -330,8 +330,14 @@ static void emit_signals(worker *w)
             continue;
         nops_signal sig;
         build_signal(w, i, &sig);
+        /* the window as of the signal's point: the batch may hold later points of the same
+         * series, already applied; leave them out so correlated spikes line up */
         float win[NOPS_DETECT_MAX_WINDOW];
         uint32_t nw = nops_detect_slot_window(w->det, w->slots[i], win, NOPS_DETECT_MAX_WINDOW);
+        uint32_t later = 0;
+        for (size_t j = i + 1; j < w->n; j++)
+            later += w->slots[j] == w->slots[i] && (w->flags[j] & NOPS_DETECT_VALID);
+        nw = nw > later ? nw - later : 0;
         nops_incident inc;
         bool opened = false;
         nops_sinks_signal(p->sinks, &sig);
