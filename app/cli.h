@@ -59,6 +59,12 @@ bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_o
 /* Print the options of a command and the config aliases. */
 void cli_print_opts(const app_ctx *ctx, const cli_opt *opts, size_t n_opts, FILE *out);
 
+/*
+ * Build the configured sinks and the pipeline from ctx and start it (cmd_serve.c); NULL with a
+ * message printed on failure. The caller owns both and stops/destroys the pipeline first.
+ */
+nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const char *cmd);
+
 /* SIGINT/SIGTERM set the returned flag (the first; a second one exits at once). */
 atomic_bool *app_stop_on_signals(void);
 

@@ -18,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const char *cmd);
-
 typedef struct demo_cli {
     double seconds;
     double rate;

@@ -6,9 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Build sinks + pipeline from the settings and start it; NULL (message printed) on failure. */
-nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const char *cmd);
-
 nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const char *cmd)
 {
     char err[1024];

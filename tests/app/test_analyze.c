@@ -322,6 +322,61 @@ static void test_help_and_commands(void **state)
     result_free(&h);
 }
 
+/* The streaming commands: help, and bad flags refused before anything starts. */
+static void test_stream_commands_refuse_bad_flags(void **state)
+{
+    const char *helps[] = {"serve --help", "demo --help", "loadgen --help"};
+    for (size_t i = 0; i < 3; i++) {
+        result h = run(NULL, NEURALOPS_BIN, helps[i], NULL);
+        assert_int_equal(h.status, 0);
+        assert_non_null(strstr(h.out, "Usage: neuralops"));
+        result_free(&h);
+    }
+    const char *bad[][2] = {
+        {"loadgen --rate fast", "--rate expects a number"},
+        {"loadgen --format xml", "--format must be lp or json"},
+        {"loadgen --series 2", "--series expects a number"},
+        {"demo --seconds -3", "--seconds expects a positive number"},
+        {"serve --workers 0", "pipeline.workers = 0 is outside"},
+        {"serve --set kafka.session_timeout_ms=5", "outside"},
+        {"serve stray", "unexpected argument"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        result b = run(NULL, NEURALOPS_BIN, bad[i][0], NULL);
+        assert_int_equal(b.status, 2);
+        if (!strstr(b.err, bad[i][1]))
+            fail_msg("`%s`: stderr \"%s\" lacks \"%s\"", bad[i][0], b.err, bad[i][1]);
+        result_free(&b);
+    }
+    /* a bad librdkafka property is a clear error, not a crash */
+    result k = run("NEURALOPS_KAFKA_EXTRA=no.such.property=1", NEURALOPS_BIN, "serve", NULL);
+    assert_int_equal(k.status, 1);
+    assert_non_null(strstr(k.err, "no.such.property"));
+    result_free(&k);
+}
+
+/* A line longer than 1 MiB: an error naming it, or a zero-score row with --skip-bad. */
+static void test_overlong_line(void **state)
+{
+    size_t n = (1u << 20) + 10;
+    char *in = malloc(n + 64);
+    strcpy(in, "2024-01-01,1\n");
+    size_t o = strlen(in);
+    memset(in + o, '7', n);
+    o += n;
+    strcpy(in + o, "\n2024-01-03,3\n");
+    result r = run(NULL, NEURALOPS_BIN, "analyze --no-header", in);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "line 2: longer than"));
+    result_free(&r);
+    r = run(NULL, NEURALOPS_BIN, "analyze --no-header --skip-bad", in);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(tu_count_lines(r.out), 3);
+    assert_non_null(strstr(r.err, "line too long"));
+    result_free(&r);
+    free(in);
+}
+
 /* docs/configuration.md is exactly what the tables generate. */
 static void test_config_docs_are_current(void **state)
 {
@@ -374,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_flags_env_and_config),
         cmocka_unit_test(test_help_and_commands),
         cmocka_unit_test(test_config_docs_are_current),
+        cmocka_unit_test(test_stream_commands_refuse_bad_flags),
+        cmocka_unit_test(test_overlong_line),
         cmocka_unit_test(test_bench_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

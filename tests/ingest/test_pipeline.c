@@ -89,6 +89,17 @@ static int spike_line(char *buf, size_t cap, int host, int t)
                     1700000000000000000ll + (long long)t * 1000000000ll);
 }
 
+/* Everything on `topic` read back by kcat, one message per line in kcat's -f `format`. */
+static char *kcat_read(const char *topic, const char *format, const char *dir)
+{
+    char cmd[1024], path[256];
+    snprintf(path, sizeof path, "%s/%s.txt", dir, topic);
+    snprintf(cmd, sizeof cmd, "kcat -C -b '%s' -t %s -o beginning -e -q -f '%s\\n' > %s",
+             g_boot, topic, format, path);
+    assert_int_equal(system(cmd), 0);
+    return tu_read_file(path);
+}
+
 static void test_kcat_to_signals_and_dlq(void **state)
 {
     char dir[] = "/tmp/nops-pipe-XXXXXX";
@@ -190,13 +201,8 @@ static void test_kcat_to_signals_and_dlq(void **state)
     json_decref(final);
     free(inc);
 
-    /* the dead-letter topic holds both bad messages with their reasons in headers */
-    snprintf(cmd, sizeof cmd,
-             "kcat -C -b '%s' -t dlq1 -o beginning -e -q -f '%%h|%%s\\n' > %s/dlq.txt", g_boot,
-             dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(path, sizeof path, "%s/dlq.txt", dir);
-    char *dlq = tu_read_file(path);
+    /* the dead-letter topic holds every bad message, its reason in a header */
+    char *dlq = kcat_read("dlq1", "%h|%s", dir);
     const char *reasons[] = {"syntax", "value", "timestamp", "too_large", "empty"};
     for (size_t r = 0; r < 5; r++) {
         char needle[64];
@@ -209,12 +215,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
     free(dlq);
 
     /* the same signals on the Kafka topic, incidents beside them */
-    snprintf(cmd, sizeof cmd,
-             "kcat -C -b '%s' -t sig1 -o beginning -e -q -f '%%h %%s\\n' > %s/sig1.txt", g_boot,
-             dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(path, sizeof path, "%s/sig1.txt", dir);
-    char *topic = tu_read_file(path);
+    char *topic = kcat_read("sig1", "%h %s", dir);
     int on_topic = 0;
     for (char *l = topic; (l = strstr(l, "kind=signal {")) != NULL; l++)
         on_topic++;
