@@ -133,6 +133,8 @@ uint64_t nops_detect_key_id(const char *key, size_t key_len);
  */
 nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size_t key_len,
                           uint32_t now_s, uint32_t *slot);
+/** Mark a registered series seen at now_s (keeps it from TTL eviction); O(1). */
+void nops_detect_touch(nops_detector *det, uint32_t slot, uint32_t now_s);
 /** Slot of a registered series, or NOPS_NOTFOUND. */
 nops_err nops_detect_lookup(const nops_detector *det, uint64_t id, uint32_t *slot);
 /** The key a series was registered with ("" if none was given); valid until evicted. */

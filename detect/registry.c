@@ -237,6 +237,12 @@ nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size
     return NOPS_OK;
 }
 
+void nops_detect_touch(nops_detector *det, uint32_t slot, uint32_t now_s)
+{
+    if (slot < det->hwm)
+        det->last_seen[slot] = now_s;
+}
+
 const char *nops_detect_slot_key(const nops_detector *det, uint32_t slot)
 {
     if (slot >= det->hwm || !det->keys[slot])

@@ -254,7 +254,7 @@ static bool on_point(void *ud, const nops_point *pt)
             return true;
         }
     } else {
-        nops_detect_slot(w->det, id, NULL, 0, (uint32_t)(w->recv_ns / 1000000000), &slot);
+        nops_detect_touch(w->det, slot, (uint32_t)(w->recv_ns / 1000000000));
     }
     if (!nops__set_slot_part(w, slot, w->cur_part))
         return false;
