@@ -1,0 +1,343 @@
+/*
+ * test_loadgen.c — `neuralops loadgen` (a separate process, a real Kafka client) produces a
+ * noisy fleet with injected incidents to the mock cluster hosted here; the pipeline consumes it
+ * with all three sinks (JSONL, PostgreSQL when the test run has one, Kafka topic
+ * neuralops.signals). The ground truth loadgen writes decides what is expected:
+ *
+ *   - every injected incident is found: at least one signal on its service, host (or any host
+ *     of the service for service-wide kinds) and metric, within its time span;
+ *   - every signal but a few is explained by an injected incident: same service/host/metric,
+ *     from the incident's start to one window after its end. The rest are false positives on
+ *     the Gaussian noise; at z 5 / EWMA 6 with W = 60 the detectors fire on about 1e-5 of pure
+ *     noise points (`neuralops analyze` over 400k N(0,1) points: 4), so about 0.4 are expected
+ *     in the 38 400 points here, and more than MAX_FALSE_POSITIVES fails the test;
+ *   - the signals of one injected incident are grouped into incidents whose labels carry the
+ *     service, and every signal is in exactly one incident;
+ *   - JSONL, PostgreSQL and the Kafka topic hold the same set of signal ids.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/testutil.h"
+
+#include "ingest/ingest.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_S 10
+#define WINDOW 60
+#define MAX_FALSE_POSITIVES 4
+
+static rd_kafka_t *g_cluster;
+static char g_boot[512];
+static char g_dir[] = "/tmp/nops-loadgen-XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "test.mock.num.brokers", "3", err, sizeof err);
+    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
+    g_cluster = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    assert_non_null(g_cluster);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.metrics", 8, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.metrics.dlq", 1, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.signals", 2, 1), 0);
+    snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    assert_non_null(mkdtemp(g_dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rd_kafka_destroy(g_cluster);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Every JSON line of `path` (absent file: none). */
+static json_t *read_jsonl(const char *path)
+{
+    json_t *arr = json_array();
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        json_t *o = json_loads(line, 0, NULL);
+        assert_non_null(o);
+        json_array_append_new(arr, o);
+    }
+    free(line);
+    if (f)
+        fclose(f);
+    return arr;
+}
+
+static const char *sget(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static int64_t ts_of(json_t *o, const char *k)
+{
+    const char *s = sget(o, k);
+    int64_t ns = 0;
+    assert_int_equal(nops_ingest_parse_timestamp(s, strlen(s), &ns, NULL), NOPS_OK);
+    return ns;
+}
+
+/* Does signal `s` belong to injected incident `t`, with `tail_ticks` of slack after its end? */
+static bool explains(json_t *t, json_t *s, int tail_ticks)
+{
+    json_t *labels = json_object_get(s, "labels");
+    if (strcmp(sget(s, "metric"), sget(t, "metric")) != 0 ||
+        strcmp(sget(labels, "service"), sget(t, "service")) != 0)
+        return false;
+    if (strcmp(sget(t, "host"), "*") != 0 && strcmp(sget(labels, "host"), sget(t, "host")) != 0)
+        return false;
+    /* signal times carry milliseconds, the truth too: half a tick of slack before the start */
+    int64_t ts = ts_of(s, "ts"), half = (int64_t)TICK_S * 500000000ll;
+    return ts >= ts_of(t, "start") - half &&
+           ts <= ts_of(t, "end") + (int64_t)tail_ticks * TICK_S * 1000000000ll + half;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorted, newline-joined ids: the comparable form of a set of signal ids. */
+static char *id_set(char **ids, size_t n)
+{
+    qsort(ids, n, sizeof *ids, cmp_str);
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(ids[i]) + 1;
+    char *out = calloc(1, len), *p = out;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0) /* a set: duplicates collapse */
+            p += sprintf(p, "%s\n", ids[i]);
+    return out;
+}
+
+static char *pg_ids(const char *dsn)
+{
+    PGconn *c = PQconnectdb(dsn);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, "SELECT id FROM insight_signals");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    size_t n = (size_t)PQntuples(r);
+    char **ids = calloc(n + 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = strdup(PQgetvalue(r, (int)i, 0));
+    PQclear(r);
+    PQfinish(c);
+    char *s = id_set(ids, n);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return s;
+}
+
+/* Signal ids on the Kafka sink topic, read by kcat (records of kind "signal" only). */
+static char *kafka_ids(void)
+{
+    char cmd[2048], path[600];
+    snprintf(path, sizeof path, "%s/kafka.txt", g_dir);
+    snprintf(cmd, sizeof cmd,
+             "kcat -C -b '%s' -t neuralops.signals -o beginning -e -q -f '%%h|%%s\\n' > %s",
+             g_boot, path);
+    assert_int_equal(system(cmd), 0);
+    char *text = tu_read_file(path);
+    size_t n = 0, cap = 64;
+    char **ids = calloc(cap, sizeof *ids);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *bar = strchr(line, '|');
+        if (!bar)
+            continue;
+        *bar = '\0'; /* headers before the bar */
+        if (!strstr(line, "kind=signal"))
+            continue;
+        json_t *o = json_loads(bar + 1, 0, NULL);
+        assert_non_null(o);
+        if (n == cap)
+            ids = realloc(ids, (cap *= 2) * sizeof *ids);
+        ids[n++] = strdup(sget(o, "id"));
+        json_decref(o);
+    }
+    char *s = id_set(ids, n);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    free(text);
+    return s;
+}
+
+static void test_loadgen_incidents_are_found_in_every_sink(void **state)
+{
+    (void)state;
+    const char *dsn = getenv("NEURALOPS_TEST_PG_DSN");
+    char truth[600], err[512];
+    snprintf(truth, sizeof truth, "%s/truth.jsonl", g_dir);
+
+    /* the pipeline first, so that it is assigned when the points arrive */
+    nops_kafka_params kp = {0};
+    snprintf(kp.brokers, sizeof kp.brokers, "%s", g_boot);
+    snprintf(kp.topic, sizeof kp.topic, "neuralops.metrics");
+    snprintf(kp.group, sizeof kp.group, "loadgen-test");
+    snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "neuralops.metrics.dlq");
+    kp.session_timeout_ms = 6000;
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000};
+    nops_detect_params dp;
+    nops_detect_params_default(&dp);
+    dp.window = WINDOW;
+    dp.z_threshold = 5; /* the demo's thresholds: the noise is Gaussian, the incidents are not */
+    dp.ewma_threshold = 6;
+    nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", g_dir);
+    nops_sinks *sinks = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(sinks, g_dir, 0, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_sinks_add_kafka(sinks, g_boot, "neuralops.signals", err, sizeof err),
+                     NOPS_OK);
+    if (dsn) {
+        assert_int_equal(nops_sinks_add_postgres(sinks, dsn, 0, err, sizeof err), NOPS_OK);
+        PGconn *c = PQconnectdb(dsn); /* a clean table: other tests share the database */
+        PQclear(PQexec(c, "TRUNCATE insight_signals"));
+        PQfinish(c);
+    } else {
+        print_message("NEURALOPS_TEST_PG_DSN unset: the PostgreSQL sink is not checked\n");
+    }
+    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+
+    /* 24 hosts (96 series) for 400 ticks: 120 quiet, then 4 incidents (one of each kind) */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s loadgen --brokers '%s' --series 96 --rate 19200 --seconds 2 --anomalies 4 "
+             "--tick %d --truth %s --log-level warn",
+             NEURALOPS_BIN, g_boot, TICK_S, truth);
+    assert_int_equal(system(cmd), 0);
+    const uint64_t expected_points = 96ull * 400;
+
+    nops_pipeline_stats st = {0};
+    for (int i = 0; i < 600; i++) { /* up to 60 s to consume it all */
+        nops_pipeline_get_stats(p, &st);
+        if (st.points >= expected_points && st.lag == 0)
+            break;
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    assert_true(st.points == expected_points);
+    assert_int_equal(st.dlq, 0);
+    assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+
+    char path[700];
+    json_t *inj = read_jsonl(truth);
+    snprintf(path, sizeof path, "%s/signals.jsonl", g_dir);
+    json_t *sigs = read_jsonl(path);
+    snprintf(path, sizeof path, "%s/incidents.jsonl", g_dir);
+    json_t *incs = read_jsonl(path);
+    assert_int_equal(json_array_size(inj), 4);
+    print_message("%zu injected incidents, %zu signals, %zu incident records\n",
+                  json_array_size(inj), json_array_size(sigs), json_array_size(incs));
+
+    /* the latest record of each incident (updates append) */
+    json_t *latest = json_object();
+    size_t i, j;
+    json_t *o, *t;
+    json_array_foreach(incs, i, o) json_object_set(latest, sget(o, "id"), o);
+
+    /* each signal is explained by an injected incident (but for a few false positives on the
+     * noise) and sits in exactly one incident */
+    size_t unexplained = 0;
+    json_array_foreach(sigs, i, o) {
+        bool ok = false;
+        json_array_foreach(inj, j, t) ok = ok || explains(t, o, WINDOW);
+        if (!ok) {
+            unexplained++;
+            print_message("false positive: %s %s z %.2f ewma %.2f at %s\n", sget(o, "series"),
+                          sget(o, "method"), json_real_value(json_object_get(o, "zscore")),
+                          json_real_value(json_object_get(o, "ewma")), sget(o, "ts"));
+        }
+        int in = 0;
+        const char *id;
+        json_t *inc;
+        json_object_foreach(latest, id, inc) {
+            size_t k;
+            json_t *sid;
+            json_array_foreach(json_object_get(inc, "signals"), k, sid)
+                in += strcmp(json_string_value(sid), sget(o, "id")) == 0;
+        }
+        assert_int_equal(in, 1);
+    }
+    assert_in_range(unexplained, 0, MAX_FALSE_POSITIVES);
+    /* each injected incident is found, within its span, in an incident on its service */
+    json_array_foreach(inj, j, t) {
+        int found = 0;
+        json_array_foreach(sigs, i, o) {
+            if (!explains(t, o, 0))
+                continue;
+            found++;
+            const char *id;
+            json_t *inc;
+            json_object_foreach(latest, id, inc) {
+                size_t k;
+                json_t *sid;
+                json_array_foreach(json_object_get(inc, "signals"), k, sid)
+                    if (strcmp(json_string_value(sid), sget(o, "id")) == 0)
+                        assert_string_equal(sget(json_object_get(inc, "labels"), "service"),
+                                            sget(t, "service"));
+            }
+        }
+        if (!found)
+            fail_msg("missed: %s on %s/%s %s at %s", sget(t, "kind"), sget(t, "service"),
+                     sget(t, "host"), sget(t, "metric"), sget(t, "start"));
+    }
+
+    /* the same signals in every sink */
+    char **ids = calloc(json_array_size(sigs) + 1, sizeof *ids);
+    json_array_foreach(sigs, i, o) ids[i] = (char *)sget(o, "id");
+    char *jsonl_set = id_set(ids, json_array_size(sigs));
+    free(ids);
+    char *kset = kafka_ids();
+    assert_string_equal(kset, jsonl_set);
+    free(kset);
+    if (dsn) {
+        char *pset = pg_ids(dsn);
+        assert_string_equal(pset, jsonl_set);
+        free(pset);
+    }
+    free(jsonl_set);
+    json_decref(latest);
+    json_decref(inj);
+    json_decref(sigs);
+    json_decref(incs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loadgen_incidents_are_found_in_every_sink),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
