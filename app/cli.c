@@ -33,7 +33,8 @@ bool app_ctx_init(app_ctx *ctx)
         nops_cfg_add(ctx->cfg, &nops_kafka_cfg_section, &ctx->kafka, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_pipeline_cfg_section, &ctx->pipeline, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_storage_cfg_section, &ctx->storage, err, sizeof err) ||
-        nops_cfg_add(ctx->cfg, &nops_sinks_cfg_section, &ctx->sinks, err, sizeof err)) {
+        nops_cfg_add(ctx->cfg, &nops_sinks_cfg_section, &ctx->sinks, err, sizeof err) ||
+        nops_cfg_add(ctx->cfg, &nops_api_cfg_section, &ctx->api, err, sizeof err)) {
         fprintf(stderr, "neuralops: cannot set up configuration\n");
         nops_cfg_destroy(ctx->cfg);
         return false;

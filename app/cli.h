@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "detect/detect.h"
 #include "ingest/ingest.h"
+#include "api/api.h"
 
 #include <stdatomic.h>
 
@@ -41,6 +42,7 @@ typedef struct app_ctx {
     nops_pipeline_params pipeline;  /* [pipeline] */
     nops_storage_params storage;    /* [storage] */
     nops_sinks_params sinks;        /* [sinks] */
+    nops_api_params api;            /* [api] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */
@@ -62,8 +64,26 @@ void cli_print_opts(const app_ctx *ctx, const cli_opt *opts, size_t n_opts, FILE
 /*
  * Build the configured sinks and the pipeline from ctx and start it (cmd_serve.c); NULL with a
  * message printed on failure. The caller owns both and stops/destroys the pipeline first.
+ * `store` (may be NULL) is attached to the sinks before anything flows, for the HTTP API.
  */
-nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const char *cmd);
+nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_store *store,
+                                  const char *cmd);
+
+/* The HTTP API of a running engine (cmd_serve.c). */
+typedef struct app_api {
+    nops_store *store; /* recent signals and incidents, fed by the sinks */
+    nops_api *api;     /* NULL when api.listen is "" */
+} app_api;
+
+/* Create the store (seeded from the data dir's JSONL files); false with a message printed. */
+bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd);
+/* Start the server over the running pipeline; false with a message printed. */
+bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks,
+                   const char *cmd);
+/* Stop the server (before the pipeline stops). */
+void app_api_stop(app_api *a);
+/* Free the store (after the sinks that feed it are destroyed). */
+void app_api_fini(app_api *a);
 
 /* SIGINT/SIGTERM set the returned flag (the first; a second one exits at once). */
 atomic_bool *app_stop_on_signals(void);

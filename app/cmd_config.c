@@ -1,6 +1,7 @@
 /*
- * cmd_config.c — `neuralops config show|docs`: the effective settings, or the Markdown
- * reference generated from the same tables (docs/configuration.md).
+ * cmd_config.c — `neuralops config show|docs|hash-key`: the effective settings, the Markdown
+ * reference generated from the same tables (docs/configuration.md), or the SHA-256 form of an
+ * API key for api.keys (the key is read from stdin, so it shows in no process list).
  */
 #include "app/cli.h"
 
@@ -23,10 +24,12 @@ int nops_cmd_config(int argc, char **argv)
                    no_opt, NULL, &help))
         goto out;
     if (help || !what) {
-        printf("Usage: neuralops config show|docs [options]\n\n"
-               "  show   print the effective settings (defaults < file < env < flags) as INI,\n"
-               "         secrets masked\n"
-               "  docs   print the configuration reference in Markdown\n\n");
+        printf("Usage: neuralops config show|docs|hash-key [options]\n\n"
+               "  show      print the effective settings (defaults < file < env < flags) as\n"
+               "            INI, secrets masked\n"
+               "  docs      print the configuration reference in Markdown\n"
+               "  hash-key  read an API key from stdin, print its SHA-256 hex for api.keys\n"
+               "            (entry format id:role:hex)\n\n");
         cli_print_opts(&ctx, NULL, 0, stdout);
         status = help ? NOPS_EXIT_OK : NOPS_EXIT_USAGE;
         goto out;
@@ -37,8 +40,20 @@ int nops_cmd_config(int argc, char **argv)
     } else if (strcmp(what, "docs") == 0) {
         nops_cfg_print_markdown(ctx.cfg, stdout);
         status = NOPS_EXIT_OK;
+    } else if (strcmp(what, "hash-key") == 0) {
+        char key[1024], hex[65];
+        size_t n = fgets(key, sizeof key, stdin) ? strcspn(key, "\r\n") : 0;
+        key[n] = '\0';
+        if (n == 0 || nops_api_hash_key(key, hex) != NOPS_OK) {
+            fprintf(stderr, "neuralops config hash-key: give the key on stdin, e.g. "
+                            "printf %%s \"$KEY\" | neuralops config hash-key\n");
+        } else {
+            printf("%s\n", hex);
+            status = NOPS_EXIT_OK;
+        }
     } else {
-        fprintf(stderr, "neuralops config: unknown action \"%s\" (show or docs)\n", what);
+        fprintf(stderr, "neuralops config: unknown action \"%s\" (show, docs or hash-key)\n",
+                what);
     }
 out:
     app_ctx_fini(&ctx);

@@ -31,6 +31,22 @@ static const cli_opt demo_opts[] = {
 };
 #define N_DEMO (sizeof demo_opts / sizeof demo_opts[0])
 
+/* The demo's API keys (unless api.keys is configured): one per role, printed at start. */
+static void demo_keys(app_ctx *ctx)
+{
+    static const char *keys[][3] = {{"demo-viewer", "viewer", "demo-viewer-key"},
+                                    {"demo-operator", "operator", "demo-operator-key"},
+                                    {"demo-admin", "org-admin", "demo-admin-key"}};
+    size_t at = 0;
+    for (size_t i = 0; i < 3; i++) {
+        char hex[65];
+        if (nops_api_hash_key(keys[i][2], hex) != NOPS_OK)
+            return;
+        at += (size_t)snprintf(ctx->api.keys + at, sizeof ctx->api.keys - at, "%s%s:%s:%s",
+                               i ? "," : "", keys[i][0], keys[i][1], hex);
+    }
+}
+
 static bool on_opt(void *ud, const cli_opt *opt, const char *v)
 {
     demo_cli *d = ud;
@@ -210,6 +226,7 @@ int nops_cmd_demo(int argc, char **argv)
     ctx.detect.z_threshold = 5.0;
     ctx.detect.ewma_threshold = 6.0;
     snprintf(ctx.sinks.kafka_topic, sizeof ctx.sinks.kafka_topic, "neuralops.signals");
+    demo_keys(&ctx);
     bool help;
     int status = NOPS_EXIT_USAGE;
     if (!cli_parse(&ctx, "demo", argc, argv, demo_opts, N_DEMO, on_opt, &d, &help))
@@ -236,8 +253,19 @@ int nops_cmd_demo(int argc, char **argv)
     ctx.kafka.session_timeout_ms = 6000;
     rotate(ctx.storage.data_dir);
     nops_sinks *sinks = NULL;
-    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, "demo");
-    if (!p) {
+    app_api api;
+    if (!app_api_store(&ctx, &api, "demo")) {
+        rd_kafka_destroy(cluster);
+        goto out;
+    }
+    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, api.store, "demo");
+    if (!p || !app_api_start(&ctx, &api, p, sinks, "demo")) {
+        if (p) {
+            nops_pipeline_stop(p, 15000);
+            nops_pipeline_destroy(p);
+        }
+        nops_sinks_destroy(sinks);
+        app_api_fini(&api);
         rd_kafka_destroy(cluster);
         goto out;
     }
@@ -252,8 +280,11 @@ int nops_cmd_demo(int argc, char **argv)
     pthread_t thr;
     if (!lg || pthread_create(&thr, NULL, lg_main, &lt) != 0) {
         fprintf(stderr, "neuralops demo: %s\n", lg ? "cannot start the load generator" : err);
+        app_api_stop(&api);
+        nops_pipeline_stop(p, 15000);
         nops_pipeline_destroy(p);
         nops_sinks_destroy(sinks);
+        app_api_fini(&api);
         loadgen_destroy(lg);
         rd_kafka_destroy(cluster);
         goto out;
@@ -261,6 +292,10 @@ int nops_cmd_demo(int argc, char **argv)
     printf("NeuralOps demo: mock Kafka at %s, %u series, %.0f points/s for %.0f s, "
            "records in %s\n",
            boot, d.series, d.rate, d.seconds, ctx.storage.data_dir);
+    if (api.api)
+        printf("HTTP API on http://127.0.0.1:%d (GET /openapi.json); demo keys: X-API-Key "
+               "demo-viewer-key | demo-operator-key | demo-admin-key\n",
+               nops_api_port(api.api));
     const bool tty = isatty(STDERR_FILENO);
     const uint64_t t0 = nops_now_ns();
     uint64_t last_pts = 0;
@@ -286,6 +321,7 @@ int nops_cmd_demo(int argc, char **argv)
     }
     atomic_store(stop, true);
     pthread_join(thr, NULL);
+    app_api_stop(&api);
     nops_err e = nops_pipeline_stop(p, 15000);
     status_line(p, lg, (double)(nops_now_ns() - t0) / 1e9, &last_pts, &last_el, tty);
     fprintf(stderr, "\n");
@@ -305,6 +341,7 @@ int nops_cmd_demo(int argc, char **argv)
            ctx.sinks.kafka_topic);
     nops_pipeline_destroy(p);
     nops_sinks_destroy(sinks);
+    app_api_fini(&api);
     loadgen_destroy(lg);
     rd_kafka_destroy(cluster);
     status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;

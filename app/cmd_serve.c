@@ -6,12 +6,15 @@
 #include <string.h>
 #include <time.h>
 
-nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const char *cmd)
+nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_store *store,
+                                  const char *cmd)
 {
     char err[1024];
     nops_sinks *sinks = nops_sinks_new();
     nops_err e = sinks ? NOPS_OK : NOPS_NOMEM;
     snprintf(err, sizeof err, "out of memory");
+    if (e == NOPS_OK && store)
+        e = nops_store_attach(store, sinks, err, sizeof err);
     if (e == NOPS_OK && ctx->sinks.jsonl)
         e = nops_sinks_add_jsonl(sinks, ctx->storage.data_dir, 0, err, sizeof err);
     if (e == NOPS_OK && ctx->sinks.kafka_topic[0])
@@ -36,6 +39,63 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, const ch
     return p;
 }
 
+bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd)
+{
+    memset(a, 0, sizeof *a);
+    if (!ctx->api.listen[0])
+        return true;
+    size_t hist = (size_t)ctx->api.history;
+    if (!(a->store = nops_store_new(hist, hist / 10 ? hist / 10 : 1))) {
+        fprintf(stderr, "neuralops %s: out of memory for the API store\n", cmd);
+        return false;
+    }
+    char err[512];
+    size_t ns = 0, ni = 0;
+    if (nops_store_load_jsonl(a->store, ctx->storage.data_dir, &ns, &ni, err, sizeof err) !=
+        NOPS_OK)
+        NOPS_WARN(cmd, "the API starts without history: %s", err);
+    else if (ns || ni)
+        NOPS_INFO(cmd, "API history: %zu signals and %zu incident records from %s", ns, ni,
+                  ctx->storage.data_dir);
+    return true;
+}
+
+bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks,
+                   const char *cmd)
+{
+    if (!ctx->api.listen[0])
+        return true;
+    char err[1024];
+    nops_api_deps deps = {.pipeline = p,
+                          .sinks = sinks,
+                          .store = a->store,
+                          .detect = &ctx->detect,
+                          .brokers = ctx->kafka.brokers,
+                          .metrics_topic = ctx->kafka.topic,
+                          .kafka_extra = ctx->kafka.extra};
+    a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
+    if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
+        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
+        nops_api_destroy(a->api);
+        a->api = NULL;
+        return false;
+    }
+    return true;
+}
+
+void app_api_stop(app_api *a)
+{
+    nops_api_destroy(a->api);
+    a->api = NULL;
+}
+
+void app_api_fini(app_api *a)
+{
+    app_api_stop(a);
+    nops_store_destroy(a->store);
+    a->store = NULL;
+}
+
 int nops_cmd_serve(int argc, char **argv)
 {
     app_ctx ctx;
@@ -51,16 +111,29 @@ int nops_cmd_serve(int argc, char **argv)
                "anomalies, correlate them into incidents and write both to the sinks\n"
                "(storage.data_dir/signals.jsonl, incidents.jsonl). Offsets are committed only\n"
                "after the sinks have made the results durable (at-least-once). SIGTERM or\n"
-               "Ctrl-C: stop consuming, flush, commit, exit 0.\n\n");
+               "Ctrl-C: stop consuming, flush, commit, exit 0. The HTTP API (api.listen,\n"
+               "default 127.0.0.1:8080; GET /openapi.json) serves analysis, ingest, signals,\n"
+               "incidents and /metrics.\n\n");
         cli_print_opts(&ctx, NULL, 0, stdout);
         status = NOPS_EXIT_OK;
         goto out;
     }
     atomic_bool *stop = app_stop_on_signals();
     nops_sinks *sinks = NULL;
-    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, "serve");
+    app_api api;
+    status = NOPS_EXIT_FAIL;
+    if (!app_api_store(&ctx, &api, "serve"))
+        goto out;
+    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, api.store, "serve");
     if (!p) {
-        status = NOPS_EXIT_FAIL;
+        app_api_fini(&api);
+        goto out;
+    }
+    if (!app_api_start(&ctx, &api, p, sinks, "serve")) {
+        nops_pipeline_stop(p, 15000);
+        nops_pipeline_destroy(p);
+        nops_sinks_destroy(sinks);
+        app_api_fini(&api);
         goto out;
     }
     uint64_t last = nops_now_ns(), last_points = 0;
@@ -82,9 +155,11 @@ int nops_cmd_serve(int argc, char **argv)
         last_points = st.points;
     }
     NOPS_INFO("serve", "stopping: flushing sinks and committing offsets");
+    app_api_stop(&api);
     nops_err e = nops_pipeline_stop(p, 15000);
     nops_pipeline_destroy(p);
     nops_sinks_destroy(sinks);
+    app_api_fini(&api);
     status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
 out:
     app_ctx_fini(&ctx);

@@ -8,6 +8,7 @@ PKGS=(
   clang libclang-rt-14-dev
   librdkafka-dev kcat
   libmicrohttpd-dev
+  libcurl4-openssl-dev
   libfaiss-dev libopenblas-dev liblapack-dev
   libjansson-dev
   libpq-dev postgresql

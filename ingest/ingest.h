@@ -159,6 +159,7 @@ typedef struct nops_pipeline_stats {
     uint64_t rejected[6];       /**< rejected lines/objects by nops_reject */
     uint64_t dlq;               /**< messages sent to the dead-letter topic */
     uint64_t signals;           /**< signals raised */
+    uint64_t anomalies;         /**< anomalous points (a signal is raised at the first) */
     uint64_t incidents_opened;  /**< incidents opened */
     uint64_t incidents_resolved;/**< incidents resolved */
     uint64_t incidents_open;    /**< open now */
@@ -198,6 +199,15 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
  * uncommitted messages are consumed again by the next owner).
  */
 nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms);
+/**
+ * The recent window of series `key` (canonical `name{k="v",...}`) as the detectors hold it:
+ * up to `cap` values, oldest first, and the window's mean and std. Asks the workers between
+ * their batches; NOPS_NOTFOUND if no worker tracks the series, NOPS_IO if they did not answer
+ * within `timeout_ms` (pipeline not running or stalled). Thread-safe.
+ */
+nops_err nops_pipeline_series_window(nops_pipeline *p, const char *key, float *out,
+                                     uint32_t cap, uint32_t *n, double *mean, double *std,
+                                     int timeout_ms);
 void nops_pipeline_destroy(nops_pipeline *p);
 void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st);
 

@@ -321,11 +321,13 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
 static void emit_signals(worker *w)
 {
     nops_pipeline *p = w->p;
+    uint64_t anomalies = 0;
     for (size_t i = 0; i < w->n; i++) {
         if (w->flags[i] & NOPS_DETECT_CLEARED) {
             const char *key = nops_detect_slot_key(w->det, w->slots[i]);
             nops_correlate_cleared(p->corr, nops_detect_key_id(key, strlen(key)), w->ts[i]);
         }
+        anomalies += (w->flags[i] & NOPS_DETECT_ANOM) != 0;
         if (!(w->flags[i] & NOPS_DETECT_FIRED))
             continue;
         nops_signal sig;
@@ -356,6 +358,7 @@ static void emit_signals(worker *w)
                 STAT_ADD(p, incidents_opened, 1);
         }
     }
+    STAT_ADD(p, anomalies, anomalies);
 }
 
 static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
@@ -401,6 +404,71 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
     }
 }
 
+/* Answer the pending series question, if any (between batches: the state is at rest). */
+static void answer_query(worker *w)
+{
+    nops_pipeline *p = w->p;
+    if (!atomic_exchange(&w->has_query, false))
+        return;
+    pthread_mutex_lock(&p->query_mu);
+    series_query *q = p->query;
+    uint32_t slot;
+    if (q && nops_detect_lookup(w->det, q->id, &slot) == NOPS_OK) {
+        uint32_t count = 0;
+        q->found = true;
+        q->n = nops_detect_slot_window(w->det, slot, q->out, q->cap);
+        if (nops_detect_slot_stats(w->det, slot, &q->mean, &q->std, &count) != NOPS_OK)
+            q->mean = q->std = 0;
+    }
+    if (q) {
+        q->answered++;
+        pthread_cond_broadcast(&p->query_cv);
+    }
+    pthread_mutex_unlock(&p->query_mu);
+}
+
+nops_err nops_pipeline_series_window(nops_pipeline *p, const char *key, float *out,
+                                     uint32_t cap, uint32_t *n, double *mean, double *std,
+                                     int timeout_ms)
+{
+    series_query q = {.id = nops_detect_key_id(key, strlen(key)), .out = out, .cap = cap};
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&p->query_mu);
+    int rc = 0;
+    while (p->query && rc == 0) /* one question at a time */
+        rc = pthread_cond_timedwait(&p->query_cv, &p->query_mu, &dl);
+    if (rc != 0 || !p->started) {
+        pthread_mutex_unlock(&p->query_mu);
+        return NOPS_IO;
+    }
+    p->query = &q;
+    for (int64_t i = 0; i < p->pp.workers; i++) {
+        worker *w = &p->workers[i];
+        atomic_store(&w->has_query, true);
+        pthread_mutex_lock(&w->q.mu); /* wake it if it waits for messages */
+        pthread_cond_broadcast(&w->q.not_empty);
+        pthread_mutex_unlock(&w->q.mu);
+    }
+    while (!q.found && q.answered < (uint32_t)p->pp.workers && rc == 0)
+        rc = pthread_cond_timedwait(&p->query_cv, &p->query_mu, &dl);
+    p->query = NULL; /* late workers see none and leave q alone */
+    pthread_cond_broadcast(&p->query_cv);
+    pthread_mutex_unlock(&p->query_mu);
+    if (!q.found)
+        return rc != 0 ? NOPS_IO : NOPS_NOTFOUND;
+    *n = q.n;
+    *mean = q.mean;
+    *std = q.std;
+    return NOPS_OK;
+}
+
 void *nops__worker_main(void *arg)
 {
     worker *w = arg;
@@ -410,6 +478,7 @@ void *nops__worker_main(void *arg)
         return NULL;
     }
     for (;;) {
+        answer_query(w);
         uint32_t n = nops__msgq_pop(&w->q, msgs, (uint32_t)w->p->pp.batch);
         if (n) {
             worker_batch(w, msgs, n);

@@ -34,6 +34,16 @@ void nops__msgq_wait_drained(msgq *q);
 
 typedef struct worker worker;
 
+/* A question from another thread about one series, answered by whichever worker holds it. */
+typedef struct series_query {
+    uint64_t id;        /* series id */
+    float *out;         /* window values, oldest first */
+    uint32_t cap, n;    /* room in out, values copied */
+    double mean, std;   /* window statistics */
+    uint32_t answered;  /* workers that have looked */
+    bool found;
+} series_query;
+
 struct nops_pipeline {
     nops_kafka_params kp;        /* copies of the settings */
     nops_pipeline_params pp;
@@ -53,6 +63,9 @@ struct nops_pipeline {
     atomic_uint n_assigned;             /* how many */
     atomic_bool paused;                 /* consumption paused on a sink failure */
     atomic_int_fast64_t latest_ts;      /* newest point time seen (for incident resolution) */
+    pthread_mutex_t query_mu;           /* guards query; held while a worker answers it */
+    pthread_cond_t query_cv;            /* a worker answered */
+    series_query *query;                /* the pending question, or NULL */
     nops_pipeline_stats st;             /* counters, updated with atomics */
     pthread_mutex_t st_mu;              /* guards st's non-atomic fields */
 };
@@ -77,6 +90,7 @@ struct worker {
     uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
     uint32_t slot_part_cap;     /* entries allocated */
     uint32_t last_evict_s;      /* last TTL sweep */
+    atomic_bool has_query;      /* a series_query waits for this worker */
 };
 
 #define STAT_ADD(p, field, v) __atomic_fetch_add(&(p)->st.field, (v), __ATOMIC_RELAXED)

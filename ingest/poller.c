@@ -479,6 +479,8 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         return NULL;
     }
     pthread_mutex_init(&p->st_mu, NULL);
+    pthread_mutex_init(&p->query_mu, NULL);
+    pthread_cond_init(&p->query_cv, NULL);
     char kerr[512] = "";
     rd_kafka_conf_t *cc = base_conf(kp, kerr, sizeof kerr);
     char sess[32];
@@ -621,6 +623,8 @@ void nops_pipeline_destroy(nops_pipeline *p)
         rd_kafka_destroy(p->dlq);
     }
     pthread_mutex_destroy(&p->st_mu);
+    pthread_mutex_destroy(&p->query_mu);
+    pthread_cond_destroy(&p->query_cv);
     nops_free(p);
 }
 
@@ -631,6 +635,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(points);
     LD(dlq);
     LD(signals);
+    LD(anomalies);
     LD(incidents_opened);
     LD(incidents_resolved);
     LD(commits);

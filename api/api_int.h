@@ -1,0 +1,116 @@
+/*
+ * api_int.h — what server.c (HTTP plumbing, auth, limits), handlers.c (the endpoints) and
+ * metrics.c (exposition) share. Not a public header.
+ */
+#ifndef NOPS_API_INT_H
+#define NOPS_API_INT_H
+
+#include "api/api.h"
+#include "api/auth.h"
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+
+/* Routes, for dispatch and for the per-route metrics. */
+#define NOPS_ROUTES(X)                                                                         \
+    X(ANALYZE, "/analyze")                                                                     \
+    X(INGEST, "/ingest")                                                                       \
+    X(SIGNALS, "/signals")                                                                     \
+    X(INCIDENTS, "/incidents")                                                                 \
+    X(INCIDENT, "/incidents/{id}")                                                             \
+    X(METRICS, "/metrics")                                                                     \
+    X(HEALTHZ, "/healthz")                                                                     \
+    X(READYZ, "/readyz")                                                                       \
+    X(OPENAPI, "/openapi.json")                                                                \
+    X(OTHER, "other")
+
+typedef enum route_id {
+#define NOPS__ROUTE_ENUM(name, path) ROUTE_##name,
+    NOPS_ROUTES(NOPS__ROUTE_ENUM)
+#undef NOPS__ROUTE_ENUM
+    ROUTE_COUNT
+} route_id;
+
+extern const char *const nops__route_paths[ROUTE_COUNT];
+
+/* Status codes counted in neuralops_http_requests_total (others count as the last). */
+#define NOPS_HTTP_CODES 15
+extern const int nops__http_codes[NOPS_HTTP_CODES];
+
+/* Request latency histogram bounds, seconds. */
+#define NOPS_HTTP_BUCKETS 12
+extern const double nops__http_buckets[NOPS_HTTP_BUCKETS];
+
+typedef struct http_metrics {
+    atomic_uint_fast64_t requests[ROUTE_COUNT][NOPS_HTTP_CODES];
+    atomic_uint_fast64_t latency[ROUTE_COUNT][NOPS_HTTP_BUCKETS + 1]; /* last = +Inf */
+    atomic_uint_fast64_t latency_sum_us[ROUTE_COUNT];
+    atomic_uint_fast64_t rate_limited;
+    atomic_uint_fast64_t auth_failures;
+    atomic_uint_fast64_t ingest_points;   /* accepted by POST /ingest */
+    atomic_uint_fast64_t ingest_rejected; /* refused lines of POST /ingest */
+} http_metrics;
+
+struct nops_api {
+    nops_api_params p;
+    nops_api_deps d;
+    nops_auth *auth;
+    rd_kafka_t *producer;    /* for POST /ingest, or NULL */
+    char topic[256];         /* its topic */
+    struct MHD_Daemon *mhd;
+    struct sockaddr_storage addr;
+    int port;
+    int64_t started_ns;
+    http_metrics m;
+};
+
+/* One request in flight (MHD's per-connection-request context). */
+typedef struct request {
+    nops_api *api;
+    route_id route;
+    int64_t start_ns;
+    nops_buf body;          /* uploaded body */
+    bool too_large;         /* body went over the limit: the rest was discarded */
+    bool answered;          /* a response was queued */
+    int status;             /* status sent */
+    nops_principal who;     /* authenticated caller (role NONE for public routes) */
+    char method[8];
+    char path[160];         /* for the access log, truncated */
+} request;
+
+/* A response being built: status, JSON (or other) body, extra header. */
+typedef struct response {
+    int status;
+    nops_buf body;
+    const char *content_type;  /* default application/json */
+    char retry_after[24];      /* "" = none */
+    const char *allow;         /* Allow header for 405, or NULL */
+} response;
+
+/* Set an error response {"error":{"code","message"}} (code derived from the status). */
+void nops__api_error(response *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Append bytes to a response body; false when out of memory. */
+bool nops__api_put(response *r, const char *s, size_t n);
+/* Set the body to a JSON value (stolen); false when out of memory. */
+bool nops__api_json(response *r, int status, json_t *v);
+
+/* Handlers (handlers.c): fill `res` for the request. */
+void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+void nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+void nops__api_list(nops_api *api, struct MHD_Connection *c, int kind, response *res);
+void nops__api_incident(nops_api *api, const char *id, response *res);
+void nops__api_readyz(nops_api *api, response *res);
+void nops__api_healthz(nops_api *api, response *res);
+void nops__api_openapi(response *res);
+/* The /ingest producer from deps->brokers, when given (ingest.c). */
+nops_err nops__api_producer(nops_api *api, char *errstr, size_t errstr_size);
+/* GET /metrics (metrics.c). */
+void nops__api_metrics(nops_api *api, response *res);
+
+/* Prometheus query_range for prom_query (prom.c): values of the first series, oldest first. */
+nops_err nops__prom_query(const char *base_url, const char *query, int64_t lookback_s,
+                          int64_t step_s, double **values, size_t *n, char *errstr,
+                          size_t errstr_size);
+
+#endif

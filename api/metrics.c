@@ -1,0 +1,179 @@
+/*
+ * metrics.c — GET /metrics: every engine counter, gauge and latency histogram in the Prometheus
+ * text exposition format (version 0.0.4), named neuralops_*, each with HELP and TYPE, counters
+ * ending in _total and durations in seconds, so `promtool check metrics` finds nothing to say.
+ */
+#include "api/api_int.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static void out(response *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void out(response *r, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        nops__api_put(r, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void head(response *r, const char *name, const char *type, const char *help)
+{
+    out(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(response *r, const char *name, const char *type, const char *help, double v)
+{
+    head(r, name, type, help);
+    out(r, "%s %.17g\n", name, v);
+}
+
+static void pipeline_metrics(response *r, nops_pipeline *p)
+{
+    nops_pipeline_stats st;
+    nops_pipeline_get_stats(p, &st);
+    one(r, "neuralops_ingest_messages_total", "counter", "Kafka messages processed.",
+        (double)st.messages);
+    one(r, "neuralops_ingest_points_total", "counter", "Metric points run through the detectors.",
+        (double)st.points);
+    head(r, "neuralops_ingest_rejected_total", "counter",
+         "Rejected lines or JSON objects, by reason (the message went to the dead-letter topic).");
+    for (int i = 1; i < 6; i++)
+        out(r, "neuralops_ingest_rejected_total{reason=\"%s\"} %llu\n",
+            nops_ingest_reject_name((nops_reject)i), (unsigned long long)st.rejected[i]);
+    one(r, "neuralops_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.",
+        (double)st.dlq);
+    one(r, "neuralops_signals_total", "counter", "Signals raised (one per anomalous excursion).",
+        (double)st.signals);
+    one(r, "neuralops_anomaly_total", "counter", "Anomalous points seen by the detectors.",
+        (double)st.anomalies);
+    one(r, "neuralops_incidents_opened_total", "counter", "Incidents opened.",
+        (double)st.incidents_opened);
+    one(r, "neuralops_incidents_resolved_total", "counter", "Incidents resolved.",
+        (double)st.incidents_resolved);
+    one(r, "neuralops_incidents_open", "gauge", "Incidents open now.",
+        (double)st.incidents_open);
+    one(r, "neuralops_series", "gauge", "Series tracked by the detectors now.",
+        (double)st.series);
+    one(r, "neuralops_kafka_commits_total", "counter", "Successful offset commits.",
+        (double)st.commits);
+    one(r, "neuralops_kafka_commit_failures_total", "counter", "Failed offset commits (retried).",
+        (double)st.commit_failures);
+    one(r, "neuralops_sink_flush_failures_total", "counter",
+        "Failed sink flushes seen by the pipeline (partitions paused and retried).",
+        (double)st.flush_failures);
+    one(r, "neuralops_state_snapshots_total", "counter", "Partition state snapshots written.",
+        (double)st.snapshots);
+    one(r, "neuralops_restored_series_total", "counter",
+        "Series restored from snapshots on partition assignment.", (double)st.restored_series);
+    one(r, "neuralops_partitions_assigned", "gauge", "Kafka partitions assigned to this instance.",
+        (double)st.partitions);
+    one(r, "neuralops_consumer_paused", "gauge", "1 while consumption is paused on a sink failure.",
+        st.paused ? 1 : 0);
+    one(r, "neuralops_consumer_lag_messages", "gauge",
+        "Messages behind the high watermark, summed over the assigned partitions.",
+        (double)(st.lag > 0 ? st.lag : 0));
+    /* ingest-to-signal latency: bucket i of the pipeline counts latencies below 2^i µs */
+    head(r, "neuralops_ingest_to_signal_seconds", "histogram",
+         "Time from a point's timestamp to its signal leaving the detectors.");
+    uint64_t cum = 0;
+    double sum = 0;
+    for (int i = 0; i < 31; i++) {
+        cum += st.latency_us_log2[i];
+        sum += (double)st.latency_us_log2[i] * (i ? 0.75 * (double)(1ull << i) : 0.5) / 1e6;
+        if (i >= 6 && i % 2 == 0) /* 64 µs .. 1 s in powers of four: enough resolution */
+            out(r, "neuralops_ingest_to_signal_seconds_bucket{le=\"%.6g\"} %llu\n",
+                (double)(1ull << i) / 1e6, (unsigned long long)cum);
+    }
+    cum += st.latency_us_log2[31];
+    out(r, "neuralops_ingest_to_signal_seconds_bucket{le=\"+Inf\"} %llu\n",
+        (unsigned long long)cum);
+    out(r, "neuralops_ingest_to_signal_seconds_sum %.6f\n", sum);
+    out(r, "neuralops_ingest_to_signal_seconds_count %llu\n", (unsigned long long)cum);
+}
+
+static void sink_metrics(response *r, nops_sinks *s)
+{
+    nops_sinks_stats st;
+    nops_sinks_get_stats(s, &st);
+    head(r, "neuralops_sink_records_total", "counter", "Records written to the sinks, by kind.");
+    out(r, "neuralops_sink_records_total{kind=\"signal\"} %llu\n",
+        (unsigned long long)st.signals);
+    out(r, "neuralops_sink_records_total{kind=\"incident\"} %llu\n",
+        (unsigned long long)st.incidents);
+    one(r, "neuralops_sink_flushes_total", "counter", "Successful sink flushes.",
+        (double)st.flushes);
+    one(r, "neuralops_sink_dropped_total", "counter",
+        "Records a sink dropped at its buffer bound (each also logged).", (double)st.dropped);
+}
+
+static void http_metrics_out(response *r, nops_api *api)
+{
+    head(r, "neuralops_http_requests_total", "counter", "HTTP requests answered, by route and "
+                                                        "status code (0 = closed unanswered).");
+    for (int rt = 0; rt < ROUTE_COUNT; rt++)
+        for (int c = 0; c < NOPS_HTTP_CODES; c++) {
+            uint64_t n = atomic_load(&api->m.requests[rt][c]);
+            if (n)
+                out(r, "neuralops_http_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
+                    nops__route_paths[rt], nops__http_codes[c], (unsigned long long)n);
+        }
+    head(r, "neuralops_http_request_duration_seconds", "histogram",
+         "HTTP request duration from the first byte read to the response queued.");
+    for (int rt = 0; rt < ROUTE_COUNT; rt++) {
+        uint64_t cum = 0;
+        for (int b = 0; b <= NOPS_HTTP_BUCKETS; b++) {
+            cum += atomic_load(&api->m.latency[rt][b]);
+            if (b < NOPS_HTTP_BUCKETS)
+                out(r, "neuralops_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
+                       "%llu\n", nops__route_paths[rt], nops__http_buckets[b],
+                    (unsigned long long)cum);
+            else
+                out(r, "neuralops_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
+                       " %llu\n", nops__route_paths[rt], (unsigned long long)cum);
+        }
+        out(r, "neuralops_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+            nops__route_paths[rt], (double)atomic_load(&api->m.latency_sum_us[rt]) / 1e6);
+        out(r, "neuralops_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+            nops__route_paths[rt], (unsigned long long)cum);
+    }
+    one(r, "neuralops_http_rate_limited_total", "counter", "Requests refused with 429.",
+        (double)atomic_load(&api->m.rate_limited));
+    one(r, "neuralops_http_auth_failures_total", "counter", "Requests refused with 401.",
+        (double)atomic_load(&api->m.auth_failures));
+    one(r, "neuralops_api_ingest_points_total", "counter",
+        "Points accepted by POST /ingest and acknowledged by Kafka.",
+        (double)atomic_load(&api->m.ingest_points));
+    one(r, "neuralops_api_ingest_rejected_total", "counter",
+        "Lines or objects of POST /ingest bodies refused.",
+        (double)atomic_load(&api->m.ingest_rejected));
+}
+
+void nops__api_metrics(nops_api *api, response *r)
+{
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    head(r, "neuralops_build_info", "gauge", "Build information; the value is always 1.");
+    out(r, "neuralops_build_info{version=\"%s\"} 1\n", NOPS_VERSION);
+    one(r, "neuralops_uptime_seconds", "gauge", "Seconds since the API started.",
+        (double)(nops_now_ns() - api->started_ns) / 1e9);
+    one(r, "neuralops_memory_bytes", "gauge", "Bytes held through the engine's allocator.",
+        (double)nops_alloc_bytes_in_use());
+    size_t ns = 0, ni = 0;
+    nops_store_counts(api->d.store, &ns, &ni);
+    head(r, "neuralops_api_store_records", "gauge",
+         "Records the API holds in memory for GET /signals and GET /incidents.");
+    out(r, "neuralops_api_store_records{kind=\"signal\"} %zu\n", ns);
+    out(r, "neuralops_api_store_records{kind=\"incident\"} %zu\n", ni);
+    if (api->d.pipeline)
+        pipeline_metrics(r, api->d.pipeline);
+    if (api->d.sinks)
+        sink_metrics(r, api->d.sinks);
+    http_metrics_out(r, api);
+    if (!r->body.b)
+        nops__api_error(r, 500, "out of memory");
+}

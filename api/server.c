@@ -1,0 +1,496 @@
+/*
+ * server.c — the HTTP plumbing of api.h on libmicrohttpd: one internal epoll thread (or a pool),
+ * per-request contexts with bounded body buffers, routing, authentication and roles, the token
+ * bucket, uniform JSON errors, per-route counters and latency histograms, and one access-log line
+ * per request.
+ *
+ * Keep-alive: MHD answers with "Connection: close" when a response is queued on the first call
+ * of the access handler, so the first call only sets the request up and every answer is queued
+ * on a later call (FACTS.md). A body over the limit announced by Content-Length is refused at
+ * once (413, connection closed); one that grows past it while streaming is discarded and
+ * answered 413 at its end.
+ */
+#include "api/api_int.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+
+const char *const nops__route_paths[ROUTE_COUNT] = {
+#define NOPS__ROUTE_PATH(name, path) path,
+    NOPS_ROUTES(NOPS__ROUTE_PATH)
+#undef NOPS__ROUTE_PATH
+};
+
+const int nops__http_codes[NOPS_HTTP_CODES] = {200, 202, 400, 401, 403, 404, 405, 413,
+                                               415, 429, 500, 501, 502, 503, 0};
+const double nops__http_buckets[NOPS_HTTP_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
+                                                      0.0025, 0.005,   0.01,   0.025,
+                                                      0.05,   0.1,     0.5,    2.5};
+
+/* ---- config ---------------------------------------------------------------------------- */
+
+#define OFF(f) offsetof(nops_api_params, f)
+static const nops_cfg_entry api_entries[] = {
+    {"listen", NOPS_CFG_STRING, OFF(listen), 0, sizeof(((nops_api_params *)0)->listen),
+     "127.0.0.1:8080", NULL, "listen", 0,
+     "HTTP API address host:port (port 0 = any free port); empty = no HTTP server."},
+    {"keys", NOPS_CFG_STRING, OFF(keys), 0, sizeof(((nops_api_params *)0)->keys), "", NULL,
+     NULL, NOPS_CFG_SECRET,
+     "API keys as id:role:sha256hex, comma-separated; role viewer|operator|org-admin. "
+     "`neuralops config hash-key KEY` prints the hash. Clients send the key in X-API-Key."},
+    {"jwt_secret", NOPS_CFG_STRING, OFF(jwt_secret), 0,
+     sizeof(((nops_api_params *)0)->jwt_secret), "", NULL, NULL, NOPS_CFG_SECRET,
+     "HS256 secret for Authorization: Bearer tokens (claims exp, role; nbf, iss checked when "
+     "present/configured); empty = bearer tokens refused."},
+    {"jwt_issuer", NOPS_CFG_STRING, OFF(jwt_issuer), 0,
+     sizeof(((nops_api_params *)0)->jwt_issuer), "", NULL, NULL, 0,
+     "Required `iss` claim of bearer tokens; empty = any issuer."},
+    {"rate", NOPS_CFG_DOUBLE, OFF(rate), 0.001, 1e9, "100", NULL, NULL, 0,
+     "Requests per second allowed per API key or token subject (token bucket refill); over it "
+     "the answer is 429 with Retry-After."},
+    {"burst", NOPS_CFG_DOUBLE, OFF(burst), 1, 1e9, "200", NULL, NULL, 0,
+     "Token bucket size: requests a caller may make at once."},
+    {"body_limit", NOPS_CFG_INT, OFF(body_limit), 64, 1 << 30, "1048576", NULL, NULL, 0,
+     "Largest request body in bytes; larger bodies get 413."},
+    {"timeout_s", NOPS_CFG_INT, OFF(timeout_s), 1, 3600, "10", NULL, NULL, 0,
+     "A connection idle this long (e.g. a client sending its request too slowly) is closed."},
+    {"threads", NOPS_CFG_INT, OFF(threads), 1, 64, "1", NULL, NULL, 0,
+     "HTTP server threads (each runs its own epoll loop)."},
+    {"prometheus_url", NOPS_CFG_STRING, OFF(prometheus_url), 0,
+     sizeof(((nops_api_params *)0)->prometheus_url), "", NULL, NULL, 0,
+     "Base URL of a Prometheus server (http://host:9090) for POST /analyze with prom_query; "
+     "empty = that form answers 501."},
+    {"access_log", NOPS_CFG_BOOL, OFF(access_log), 0, 0, "true", NULL, NULL, 0,
+     "Log one line per request (method, path, status, duration, caller id; never a key)."},
+    {"history", NOPS_CFG_INT, OFF(history), 1, 100000000, "100000", NULL, NULL, 0,
+     "Signals kept in memory for GET /signals (incidents: a tenth of it)."},
+};
+#undef OFF
+
+const nops_cfg_section nops_api_cfg_section = {
+    "api",
+    "The HTTP API (docs: README, GET /openapi.json): address, authentication by API key or "
+    "HS256 bearer token, limits.",
+    api_entries, sizeof api_entries / sizeof api_entries[0], NULL};
+
+/* ---- responses ------------------------------------------------------------------------- */
+
+bool nops__api_put(response *r, const char *s, size_t n)
+{
+    if (nops_buf_reserve(&r->body, n + 1) != NOPS_OK)
+        return false;
+    memcpy(r->body.b + r->body.len, s, n);
+    r->body.len += n;
+    r->body.b[r->body.len] = '\0';
+    return true;
+}
+
+static const char *status_code_name(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
+    case 429: return "rate_limited";
+    case 501: return "not_implemented";
+    case 502: return "bad_gateway";
+    case 503: return "unavailable";
+    default: return "internal";
+    }
+}
+
+void nops__api_error(response *r, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->body.len = 0;
+    json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", status_code_name(status),
+                          "message", msg);
+    if (!o || !nops__api_json(r, status, o))
+        r->status = 500;
+}
+
+bool nops__api_json(response *r, int status, json_t *v)
+{
+    r->status = status;
+    r->body.len = 0;
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    bool ok = n > 0 && nops_buf_reserve(&r->body, n + 1) == NOPS_OK;
+    if (ok) {
+        r->body.len = json_dumpb(v, r->body.b, n, JSON_COMPACT);
+        r->body.b[r->body.len] = '\0';
+    }
+    json_decref(v);
+    if (!ok)
+        r->status = 500;
+    return ok;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *c, request *rq, response *res)
+{
+    if (res->status == 500 && res->body.len == 0)
+        nops__api_put(res, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}",
+                      55);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+        res->body.len, res->body.b ? res->body.b : (void *)"", res->body.b ? nops_free : NULL);
+    if (!r) {
+        nops_free(res->body.b);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            res->content_type ? res->content_type : "application/json");
+    if (res->retry_after[0])
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, res->retry_after);
+    if (res->allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)res->status, r);
+    MHD_destroy_response(r);
+    rq->answered = true;
+    rq->status = res->status;
+    return ok;
+}
+
+/* ---- routing ---------------------------------------------------------------------------- */
+
+typedef struct route {
+    route_id id;
+    const char *method;  /* the one allowed */
+    nops_role role;      /* NOPS_ROLE_NONE = public */
+} route;
+
+static const route routes[] = {
+    {ROUTE_ANALYZE, "POST", NOPS_ROLE_VIEWER},   {ROUTE_INGEST, "POST", NOPS_ROLE_OPERATOR},
+    {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
+    {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
+    {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
+    {ROUTE_OPENAPI, "GET", NOPS_ROLE_NONE},
+};
+
+static const route *find_route(const char *url)
+{
+    if (strncmp(url, "/incidents/", 11) == 0 && url[11] && !strchr(url + 11, '/'))
+        return &routes[4];
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (routes[i].id != ROUTE_INCIDENT && strcmp(url, nops__route_paths[routes[i].id]) == 0)
+            return &routes[i];
+    return NULL;
+}
+
+/* 401/403/429 decisions; true when the request may go on. */
+static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, request *rq,
+                  response *res)
+{
+    if (rt->role == NOPS_ROLE_NONE)
+        return true;
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
+    const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    char why[160] = "";
+    nops_auth_result ar = nops__auth_check(api->auth, key, authz, nops_wall_ns() / 1000000000,
+                                           &rq->who, why, sizeof why);
+    if (ar != NOPS_AUTH_OK) {
+        atomic_fetch_add(&api->m.auth_failures, 1);
+        nops__api_error(res, 401, "%s",
+                        ar == NOPS_AUTH_MISSING
+                            ? "authentication required: send X-API-Key or Authorization: Bearer"
+                            : why);
+        return false;
+    }
+    int64_t retry = 1;
+    if (!nops__auth_take(api->auth, rq->who.id, nops_now_ns(), &retry)) {
+        atomic_fetch_add(&api->m.rate_limited, 1);
+        nops__api_error(res, 429, "rate limit exceeded: %.4g requests/s, burst %.4g",
+                        api->p.rate, api->p.burst);
+        snprintf(res->retry_after, sizeof res->retry_after, "%lld", (long long)retry);
+        return false;
+    }
+    if (rq->who.role < rt->role) {
+        nops__api_error(res, 403, "role %s may not call %s %s (needs %s)",
+                        nops__role_name(rq->who.role), rt->method,
+                        nops__route_paths[rt->id], nops__role_name(rt->role));
+        return false;
+    }
+    return true;
+}
+
+static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, request *rq,
+                     response *res)
+{
+    const route *rt = find_route(url);
+    if (!rt) {
+        nops__api_error(res, 404, "no such endpoint: %.200s (see /openapi.json)", url);
+        return;
+    }
+    rq->route = rt->id;
+    if (strcmp(rq->method, rt->method) != 0 &&
+        !(strcmp(rq->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)) {
+        nops__api_error(res, 405, "%s is not allowed on %s", rq->method,
+                        nops__route_paths[rt->id]);
+        res->allow = rt->method;
+        return;
+    }
+    if (!admit(api, c, rt, rq, res))
+        return;
+    if (rq->too_large) {
+        nops__api_error(res, 413, "request body over the limit of %lld bytes",
+                        (long long)api->p.body_limit);
+        return;
+    }
+    switch (rt->id) {
+    case ROUTE_ANALYZE: nops__api_analyze(api, c, rq, res); break;
+    case ROUTE_INGEST: nops__api_ingest(api, c, rq, res); break;
+    case ROUTE_SIGNALS: nops__api_list(api, c, NOPS_SINK_SIGNAL, res); break;
+    case ROUTE_INCIDENTS: nops__api_list(api, c, NOPS_SINK_INCIDENT, res); break;
+    case ROUTE_INCIDENT: nops__api_incident(api, url + 11, res); break;
+    case ROUTE_METRICS: nops__api_metrics(api, res); break;
+    case ROUTE_HEALTHZ: nops__api_healthz(api, res); break;
+    case ROUTE_READYZ: nops__api_readyz(api, res); break;
+    case ROUTE_OPENAPI: nops__api_openapi(res); break;
+    default: nops__api_error(res, 404, "no such endpoint"); break;
+    }
+}
+
+/* ---- the MHD callbacks -------------------------------------------------------------------- */
+
+static request *request_new(nops_api *api, const char *method, const char *url)
+{
+    request *rq = nops_calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->api = api;
+    rq->route = ROUTE_OTHER;
+    rq->start_ns = nops_now_ns();
+    snprintf(rq->method, sizeof rq->method, "%s", method);
+    snprintf(rq->path, sizeof rq->path, "%s", url);
+    for (char *p = rq->path; *p; p++) /* the access log is one line of printable text */
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    return rq;
+}
+
+/* Take body bytes, keeping at most body_limit; true when the caller should answer now. */
+static bool take_body(nops_api *api, request *rq, const char *data, size_t n)
+{
+    if (rq->too_large)
+        return false;
+    if (rq->body.len + n > (size_t)api->p.body_limit) {
+        rq->too_large = true;
+        nops_free(rq->body.b);
+        rq->body = (nops_buf){0};
+        return false;
+    }
+    if (nops_buf_reserve(&rq->body, n + 1) != NOPS_OK) {
+        rq->too_large = true; /* cannot hold it: refuse it like an oversized body */
+        return false;
+    }
+    memcpy(rq->body.b + rq->body.len, data, n);
+    rq->body.len += n;
+    rq->body.b[rq->body.len] = '\0';
+    return false;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    nops_api *api = cls;
+    request *rq = *con_cls;
+    if (!rq) { /* first call: headers only; answering now would close the connection */
+        if (!(rq = request_new(api, method, url)))
+            return MHD_NO;
+        *con_cls = rq;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)api->p.body_limit) {
+            rq->too_large = true; /* refuse before reading it (MHD then closes) */
+            response res = {0};
+            const route *rt = find_route(url);
+            rq->route = rt ? rt->id : ROUTE_OTHER;
+            nops__api_error(&res, 413, "request body over the limit of %lld bytes",
+                            (long long)api->p.body_limit);
+            return send_response(c, rq, &res);
+        }
+        return MHD_YES;
+    }
+    if (rq->answered)
+        return MHD_YES;
+    if (*upload_data_size) {
+        take_body(api, rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    response res = {0};
+    dispatch(api, c, url, rq, &res);
+    return send_response(c, rq, &res);
+}
+
+static int code_index(int status)
+{
+    for (int i = 0; i < NOPS_HTTP_CODES - 1; i++)
+        if (nops__http_codes[i] == status)
+            return i;
+    return NOPS_HTTP_CODES - 1;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    nops_api *api = cls;
+    request *rq = *con_cls;
+    if (!rq)
+        return;
+    *con_cls = NULL;
+    const double secs = (double)(nops_now_ns() - rq->start_ns) / 1e9;
+    const int status = rq->answered ? rq->status : 0;
+    atomic_fetch_add(&api->m.requests[rq->route][code_index(status)], 1);
+    int b = 0;
+    while (b < NOPS_HTTP_BUCKETS && secs > nops__http_buckets[b])
+        b++;
+    atomic_fetch_add(&api->m.latency[rq->route][b], 1);
+    atomic_fetch_add(&api->m.latency_sum_us[rq->route], (uint_fast64_t)(secs * 1e6));
+    if (api->p.access_log)
+        NOPS_INFO("http", "%s %s %d %.3f ms %s%s", rq->method, rq->path, status, secs * 1e3,
+                  rq->who.id[0] ? rq->who.id : "-",
+                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+    nops_free(rq->body.b);
+    nops_free(rq);
+}
+
+/* ---- life cycle -------------------------------------------------------------------------- */
+
+static nops_err parse_listen(const char *s, struct sockaddr_storage *ss, char *errstr,
+                             size_t errstr_size)
+{
+    char host[128];
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == s || port < 0 || port > 65535 || *end ||
+        (size_t)(colon - s) >= sizeof host) {
+        nops_errf(errstr, errstr_size, "api.listen: \"%s\" is not host:port", s);
+        return NOPS_CONFIG;
+    }
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    size_t hl = strlen(host);
+    if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        memmove(host, host + 1, hl - 1);
+    }
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+    } else {
+        nops_errf(errstr, errstr_size, "api.listen: \"%s\" is not an IP address", host);
+        return NOPS_CONFIG;
+    }
+    return NOPS_OK;
+}
+
+nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps, char *errstr,
+                       size_t errstr_size)
+{
+    if (!deps || !deps->store || !deps->detect) {
+        nops_errf(errstr, errstr_size, "the API needs a store and detector settings");
+        return NULL;
+    }
+    nops_api *api = nops_calloc(1, sizeof *api);
+    if (!api) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    api->p = *params;
+    api->d = *deps;
+    if (parse_listen(params->listen, &api->addr, errstr, errstr_size) != NOPS_OK ||
+        !(api->auth = nops__auth_new(params->keys, params->jwt_secret, params->jwt_issuer,
+                                     params->rate, params->burst, errstr, errstr_size)) ||
+        nops__api_producer(api, errstr, errstr_size) != NOPS_OK) {
+        nops_api_destroy(api);
+        return NULL;
+    }
+    if (nops__auth_methods(api->auth) == 0)
+        NOPS_WARN("http", "no API keys and no JWT secret are configured: every endpoint but "
+                          "/healthz, /readyz, /metrics and /openapi.json answers 401 (see "
+                          "api.keys)");
+    return api;
+}
+
+nops_err nops_api_start(nops_api *api, char *errstr, size_t errstr_size)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    if (api->addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    api->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &api->addr,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)api->p.timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, api, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(api->p.threads > 1 ? api->p.threads : 0), MHD_OPTION_END);
+    if (!api->mhd) {
+        nops_errf(errstr, errstr_size, "cannot listen on %s (in use, or not an address here)",
+                  api->p.listen);
+        return NOPS_IO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    api->port = di ? di->port : 0;
+    api->started_ns = nops_now_ns();
+    NOPS_INFO("http", "API listening on http://%s (port %d)", api->p.listen, api->port);
+    return NOPS_OK;
+}
+
+int nops_api_port(const nops_api *api)
+{
+    return api->port;
+}
+
+void nops_api_stop(nops_api *api)
+{
+    if (api && api->mhd) {
+        MHD_stop_daemon(api->mhd);
+        api->mhd = NULL;
+    }
+}
+
+void nops_api_destroy(nops_api *api)
+{
+    if (!api)
+        return;
+    nops_api_stop(api);
+    nops__auth_destroy(api->auth);
+    if (api->producer) {
+        rd_kafka_flush(api->producer, 5000);
+        rd_kafka_destroy(api->producer);
+    }
+    nops_free(api);
+}
+
+nops_err nops_api_hash_key(const char *key, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!key || !*key)
+        return NOPS_INVAL;
+    if (EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        return NOPS_INTERNAL;
+    for (unsigned i = 0; i < n; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return NOPS_OK;
+}

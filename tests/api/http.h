@@ -1,0 +1,86 @@
+/*
+ * http.h — a small libcurl client for the API tests: one request, its status, headers and body.
+ */
+#ifndef NOPS_TESTS_HTTP_H
+#define NOPS_TESTS_HTTP_H
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct http_res {
+    long status;       /* 0 when the request failed at the transport */
+    char *body;        /* NUL-terminated, malloc'd */
+    size_t len;
+    char headers[2048];
+} http_res;
+
+static size_t http__body(char *p, size_t sz, size_t n, void *ud)
+{
+    http_res *r = ud;
+    char *nb = realloc(r->body, r->len + sz * n + 1);
+    if (!nb)
+        return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, p, sz * n);
+    r->len += sz * n;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static size_t http__header(char *p, size_t sz, size_t n, void *ud)
+{
+    http_res *r = ud;
+    size_t used = strlen(r->headers), len = sz * n;
+    if (used + len < sizeof r->headers) {
+        memcpy(r->headers + used, p, len);
+        r->headers[used + len] = '\0';
+    }
+    return len;
+}
+
+/*
+ * `hdrs`: NULL-terminated list of "Name: value" lines (may be NULL). `body` may be NULL;
+ * `body_len` (size_t)-1 = strlen(body).
+ */
+static http_res http_do(int port, const char *method, const char *path, const char **hdrs,
+                        const char *body, size_t body_len)
+{
+    http_res r = {0};
+    r.body = calloc(1, 1);
+    CURL *h = curl_easy_init();
+    char url[2048];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    struct curl_slist *sl = NULL;
+    for (size_t i = 0; hdrs && hdrs[i]; i++)
+        sl = curl_slist_append(sl, hdrs[i]);
+    sl = curl_slist_append(sl, "Expect:"); /* no 100-continue round trip */
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, sl);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http__body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, http__header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(body_len == (size_t)-1 ? strlen(body) : body_len));
+    }
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(sl);
+    curl_easy_cleanup(h);
+    return r;
+}
+
+static void http_free(http_res *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+#endif
