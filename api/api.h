@@ -2,7 +2,8 @@
  * api.h — the HTTP API (DESIGN.md "HTTP API") on libmicrohttpd, and the in-memory store of
  * recent signals and incidents that GET /signals and GET /incidents read.
  *
- * Endpoints: POST /analyze, POST /ingest, GET /signals, GET /incidents, GET /incidents/{id},
+ * Endpoints: POST /analyze, POST /ingest, POST /recommend, GET /signals, GET /incidents,
+ * GET /incidents/{id},
  * GET /metrics, GET /healthz, GET /readyz, GET /openapi.json. JSON in and out; every error is
  * {"error":{"code","message"}}. Auth by X-API-Key (keys configured as SHA-256 hashes, each with
  * a role) or an HS256 JWT bearer token; roles viewer < operator < org-admin. Per-principal token
@@ -19,6 +20,7 @@
 #include "detect/detect.h"
 #include "ingest/ingest.h"
 #include "sinks/sinks.h"
+#include "recommend/recommend.h"
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -58,6 +60,8 @@ typedef struct nops_store_query {
  */
 nops_err nops_store_page(nops_store *st, int kind, const nops_store_query *q, nops_buf *out,
                          char *errstr, size_t errstr_size);
+/** Signal `id` into `out`; NOPS_NOTFOUND if unknown (or older than the store keeps). */
+nops_err nops_store_signal(nops_store *st, const char *id, nops_buf *out);
 /** The latest record of incident `id` into `out`; NOPS_NOTFOUND if unknown. */
 nops_err nops_store_incident(nops_store *st, const char *id, nops_buf *out);
 /** Records held now. */
@@ -92,6 +96,7 @@ typedef struct nops_api_deps {
     const char *brokers;                /**< POST /ingest produces to these; NULL = 503 */
     const char *metrics_topic;          /**< ... on this topic, one message per series */
     const char *kafka_extra;            /**< more producer properties "k=v,k=v", or NULL */
+    nops_recommender *recommender;      /**< POST /recommend; NULL = 503 */
 } nops_api_deps;
 
 typedef struct nops_api nops_api;

@@ -15,6 +15,7 @@
 #define NOPS_ROUTES(X)                                                                         \
     X(ANALYZE, "/analyze")                                                                     \
     X(INGEST, "/ingest")                                                                       \
+    X(RECOMMEND, "/recommend")                                                                 \
     X(SIGNALS, "/signals")                                                                     \
     X(INCIDENTS, "/incidents")                                                                 \
     X(INCIDENT, "/incidents/{id}")                                                             \
@@ -98,6 +99,7 @@ bool nops__api_json(response *r, int status, json_t *v);
 /* Handlers (handlers.c): fill `res` for the request. */
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
 void nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
 void nops__api_list(nops_api *api, struct MHD_Connection *c, int kind, response *res);
 void nops__api_incident(nops_api *api, const char *id, response *res);
 void nops__api_readyz(nops_api *api, response *res);

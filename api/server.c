@@ -170,6 +170,7 @@ typedef struct route {
 
 static const route routes[] = {
     {ROUTE_ANALYZE, "POST", NOPS_ROLE_VIEWER},   {ROUTE_INGEST, "POST", NOPS_ROLE_OPERATOR},
+    {ROUTE_RECOMMEND, "POST", NOPS_ROLE_VIEWER},
     {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
     {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
@@ -179,7 +180,7 @@ static const route routes[] = {
 static const route *find_route(const char *url)
 {
     if (strncmp(url, "/incidents/", 11) == 0 && url[11] && !strchr(url + 11, '/'))
-        return &routes[4];
+        return &routes[5];
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (routes[i].id != ROUTE_INCIDENT && strcmp(url, nops__route_paths[routes[i].id]) == 0)
             return &routes[i];
@@ -249,6 +250,7 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     switch (rt->id) {
     case ROUTE_ANALYZE: nops__api_analyze(api, c, rq, res); break;
     case ROUTE_INGEST: nops__api_ingest(api, c, rq, res); break;
+    case ROUTE_RECOMMEND: nops__api_recommend(api, c, rq, res); break;
     case ROUTE_SIGNALS: nops__api_list(api, c, NOPS_SINK_SIGNAL, res); break;
     case ROUTE_INCIDENTS: nops__api_list(api, c, NOPS_SINK_INCIDENT, res); break;
     case ROUTE_INCIDENT: nops__api_incident(api, url + 11, res); break;

@@ -470,6 +470,19 @@ nops_err nops_store_incident(nops_store *st, const char *id, nops_buf *out)
     return e;
 }
 
+nops_err nops_store_signal(nops_store *st, const char *id, nops_buf *out)
+{
+    pthread_mutex_lock(&st->mu);
+    nops_err e = NOPS_NOTFOUND;
+    for (size_t i = 0; i < st->sig_n && e == NOPS_NOTFOUND; i++) { /* newest first */
+        const rec *r = &st->sig[(st->sig_head + st->sig_n - 1 - i) % st->sig_cap];
+        if (strcmp(r->id, id) == 0)
+            e = put(out, r->json, r->len);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return e;
+}
+
 void nops_store_counts(nops_store *st, size_t *signals, size_t *incidents)
 {
     pthread_mutex_lock(&st->mu);

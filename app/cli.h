@@ -8,6 +8,8 @@
 #include "detect/detect.h"
 #include "ingest/ingest.h"
 #include "api/api.h"
+#include "recommend/recommend.h"
+#include "vector/vector.h"
 
 #include <stdatomic.h>
 
@@ -43,6 +45,8 @@ typedef struct app_ctx {
     nops_storage_params storage;    /* [storage] */
     nops_sinks_params sinks;        /* [sinks] */
     nops_api_params api;            /* [api] */
+    nops_vector_params vector;      /* [vector] */
+    nops_reco_params recommend;     /* [recommend] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */
@@ -71,8 +75,9 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
 
 /* The HTTP API of a running engine (cmd_serve.c). */
 typedef struct app_api {
-    nops_store *store; /* recent signals and incidents, fed by the sinks */
-    nops_api *api;     /* NULL when api.listen is "" */
+    nops_store *store;        /* recent signals and incidents, fed by the sinks */
+    nops_recommender *reco;   /* follows recommend.index_dir */
+    nops_api *api;            /* NULL when api.listen is "" */
 } app_api;
 
 /* Create the store (seeded from the data dir's JSONL files); false with a message printed. */
@@ -84,6 +89,10 @@ bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks
 void app_api_stop(app_api *a);
 /* Free the store (after the sinks that feed it are destroyed). */
 void app_api_fini(app_api *a);
+
+/* Vectorize a JSONL history into `out` (cmd_vectorize.c); prints like the command; returns
+ * its exit status. */
+int app_vectorize_jsonl(app_ctx *ctx, const char *path, const char *out, bool quiet);
 
 /* SIGINT/SIGTERM set the returned flag (the first; a second one exits at once). */
 atomic_bool *app_stop_on_signals(void);

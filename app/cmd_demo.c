@@ -7,6 +7,7 @@
  * shows progress; at the end the signals found are matched against what was injected.
  */
 #include "app/cli.h"
+#include "app/demo.h"
 #include "app/loadgen.h"
 
 #include <errno.h>
@@ -252,6 +253,13 @@ int nops_cmd_demo(int argc, char **argv)
     snprintf(ctx.kafka.brokers, sizeof ctx.kafka.brokers, "%s", boot);
     ctx.kafka.session_timeout_ms = 6000;
     rotate(ctx.storage.data_dir);
+    if (strcmp(ctx.recommend.index_dir, "./neuralops-data/index") == 0) /* follow the data dir */
+        snprintf(ctx.recommend.index_dir, sizeof ctx.recommend.index_dir, "%.500s/index",
+                 ctx.storage.data_dir);
+    if (!demo_history(&ctx, 20000)) {
+        rd_kafka_destroy(cluster);
+        goto out;
+    }
     nops_sinks *sinks = NULL;
     app_api api;
     if (!app_api_store(&ctx, &api, "demo")) {
@@ -332,6 +340,8 @@ int nops_cmd_demo(int argc, char **argv)
     size_t n;
     const loadgen_injected *t = loadgen_truth(lg, &n);
     summarise(ctx.storage.data_dir, t, n, lo.tick_s);
+    if (api.reco)
+        demo_recommend(&ctx, api.reco, 6);
     printf("  %llu points in %llu messages, %llu incidents opened, %llu resolved; %s\n",
            (unsigned long long)st.points, (unsigned long long)st.messages,
            (unsigned long long)st.incidents_opened, (unsigned long long)st.incidents_resolved,

@@ -2,6 +2,7 @@
  * cmd_loadgen.c — `neuralops loadgen`: a synthetic fleet with injected incidents, to Kafka.
  */
 #include "app/cli.h"
+#include "app/history.h"
 #include "app/loadgen.h"
 
 #include <stdlib.h>
@@ -9,6 +10,9 @@
 
 typedef struct lg_cli {
     loadgen_opts o;
+    double history;      /* runs to generate instead of metrics (0 = metrics) */
+    const char *out;     /* where the history goes */
+    double seed;
 } lg_cli;
 
 static const cli_opt lg_opts[] = {
@@ -19,6 +23,9 @@ static const cli_opt lg_opts[] = {
     {"anomalies", 0, true, "K", "incidents to inject over the run (default 6)"},
     {"tick", 0, true, "SECONDS", "data time between two points of a series (default 10)"},
     {"truth", 0, true, "FILE", "write the injected incidents as JSON lines to FILE"},
+    {"history", 0, true, "N", "instead of metrics, write N past remediation runs (JSONL)"},
+    {"out", 'o', true, "FILE", "with --history: the output file (\"-\" = stdout)"},
+    {"seed", 0, true, "N", "with --history: random seed (default 1)"},
 };
 #define N_LG (sizeof lg_opts / sizeof lg_opts[0])
 
@@ -64,8 +71,48 @@ static bool on_opt(void *ud, const cli_opt *opt, const char *v)
             return false;
     } else if (strcmp(opt->name, "truth") == 0) {
         c->o.truth = v;
+    } else if (strcmp(opt->name, "history") == 0) {
+        if (!num(v, 1, 1e9, &c->history, opt->name))
+            return false;
+    } else if (strcmp(opt->name, "seed") == 0) {
+        if (!num(v, 0, 1e18, &c->seed, opt->name))
+            return false;
+    } else if (strcmp(opt->name, "out") == 0) {
+        c->out = v;
     }
     return true;
+}
+
+/* --history N --out FILE: a synthetic workflow_runs history as JSON lines. */
+static int write_history(const lg_cli *c)
+{
+    if (!c->out) {
+        fprintf(stderr, "neuralops loadgen: --history needs --out FILE\n");
+        return NOPS_EXIT_USAGE;
+    }
+    FILE *f = strcmp(c->out, "-") == 0 ? stdout : fopen(c->out, "w");
+    if (!f) {
+        fprintf(stderr, "neuralops loadgen: cannot write %s\n", c->out);
+        return NOPS_EXIT_FAIL;
+    }
+    history_gen g;
+    history_init(&g, c->seed > 0 ? (uint64_t)c->seed : 1);
+    const size_t n = (size_t)c->history;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        json_t *run = history_run(&g);
+        ok = run && json_dumpf(run, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF;
+        json_decref(run);
+        if ((i + 1) % 1000000 == 0)
+            fprintf(stderr, "loadgen: %zu of %zu runs\n", i + 1, n);
+    }
+    ok = (f == stdout ? fflush(f) : fclose(f)) == 0 && ok;
+    if (!ok) {
+        fprintf(stderr, "neuralops loadgen: writing %s failed\n", c->out);
+        return NOPS_EXIT_FAIL;
+    }
+    fprintf(stderr, "neuralops loadgen: %zu runs written to %s\n", n, c->out);
+    return NOPS_EXIT_OK;
 }
 
 int nops_cmd_loadgen(int argc, char **argv)
@@ -73,7 +120,7 @@ int nops_cmd_loadgen(int argc, char **argv)
     app_ctx ctx;
     if (!app_ctx_init(&ctx))
         return NOPS_EXIT_FAIL;
-    lg_cli c = {{.series = 4000, .rate = 100000, .seconds = 60, .incidents = 6, .tick_s = 10}};
+    lg_cli c = {.o = {.series = 4000, .rate = 100000, .seconds = 60, .incidents = 6, .tick_s = 10}};
     bool help;
     int status = NOPS_EXIT_USAGE;
     if (!cli_parse(&ctx, "loadgen", argc, argv, lg_opts, N_LG, on_opt, &c, &help))
@@ -84,8 +131,14 @@ int nops_cmd_loadgen(int argc, char **argv)
                "4 series per host, one message per host per tick keyed by host) to the\n"
                "metrics topic, injecting incidents of four kinds after a warm-up of 120\n"
                "ticks: latency_spike, deploy_regression, cpu_saturation, error_burst.\n\n");
+        printf("With --history N --out FILE it writes N past remediation runs instead\n"
+               "(workflow_runs as JSON lines, for neuralops vectorize), no broker needed.\n\n");
         cli_print_opts(&ctx, lg_opts, N_LG, stdout);
         status = NOPS_EXIT_OK;
+        goto out;
+    }
+    if (c.history > 0) {
+        status = write_history(&c);
         goto out;
     }
     c.o.brokers = ctx.kafka.brokers;

@@ -44,6 +44,10 @@ bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd)
     memset(a, 0, sizeof *a);
     if (!ctx->api.listen[0])
         return true;
+    char rerr[512];
+    if (ctx->recommend.index_dir[0] &&
+        !(a->reco = nops_recommender_new(&ctx->recommend, rerr, sizeof rerr)))
+        NOPS_WARN(cmd, "POST /recommend is off: %s", rerr);
     size_t hist = (size_t)ctx->api.history;
     if (!(a->store = nops_store_new(hist, hist / 10 ? hist / 10 : 1))) {
         fprintf(stderr, "neuralops %s: out of memory for the API store\n", cmd);
@@ -72,7 +76,8 @@ bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks
                           .detect = &ctx->detect,
                           .brokers = ctx->kafka.brokers,
                           .metrics_topic = ctx->kafka.topic,
-                          .kafka_extra = ctx->kafka.extra};
+                          .kafka_extra = ctx->kafka.extra,
+                          .recommender = a->reco};
     a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
     if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
@@ -94,6 +99,8 @@ void app_api_fini(app_api *a)
     app_api_stop(a);
     nops_store_destroy(a->store);
     a->store = NULL;
+    nops_recommender_destroy(a->reco);
+    a->reco = NULL;
 }
 
 int nops_cmd_serve(int argc, char **argv)

@@ -7,6 +7,8 @@
 
 int nops_cmd_analyze(int argc, char **argv);
 int nops_cmd_config(int argc, char **argv);
+int nops_cmd_vectorize(int argc, char **argv);
+int nops_cmd_recommend(int argc, char **argv);
 int nops_cmd_serve(int argc, char **argv);
 int nops_cmd_loadgen(int argc, char **argv);
 int nops_cmd_demo(int argc, char **argv);
@@ -22,6 +24,8 @@ static const command commands[] = {
     {"serve", nops_cmd_serve, "consume metrics from Kafka, detect, correlate, write the sinks"},
     {"loadgen", nops_cmd_loadgen, "produce a synthetic fleet with injected incidents to Kafka"},
     {"analyze", nops_cmd_analyze, "detect anomalies in a timestamp,value CSV (stdin or -i FILE)"},
+    {"vectorize", nops_cmd_vectorize, "build the history index: runs → redaction → vectors"},
+    {"recommend", nops_cmd_recommend, "rank the playbooks that fixed similar incidents"},
     {"config", nops_cmd_config, "show the effective settings or print the config reference"},
 };
 

@@ -717,7 +717,7 @@ static void test_openapi_is_true(void **state)
     json_t *doc = json_of(&r);
     http_free(&r);
     json_t *paths = json_object_get(doc, "paths");
-    assert_true(json_object_size(paths) >= 9);
+    assert_true(json_object_size(paths) >= 10);
     const char *path;
     json_t *ops;
     size_t walked = 0;
@@ -742,8 +742,8 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 9);
-    const char *routes[] = {"/analyze", "/ingest", "/signals", "/incidents", "/incidents/{id}",
+    assert_int_equal(walked, 10);
+    const char *routes[] = {"/analyze", "/ingest", "/recommend", "/signals", "/incidents", "/incidents/{id}",
                             "/metrics", "/healthz", "/readyz", "/openapi.json"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!json_object_get(paths, routes[i]))

@@ -1,0 +1,341 @@
+/*
+ * recommend.c — ranking playbooks by what fixed similar incidents (recommend.h); the formula,
+ * with a worked example, is docs/recommendation.md:
+ *
+ *   neighbours i with cosine s_i ≥ min_similarity are the evidence; weight w_i = s_i²;
+ *   prior p0 = weighted success share over all the evidence;
+ *   per playbook P:  W = Σ w_i,  S = Σ w_i·[run i succeeded],
+ *                    rate = (S + a·p0) / (W + a)          (a = prior_weight)
+ *                    support = W / (W + 1)
+ *                    score = rate · support
+ *                    confidence = (1 − e^(−W/2)) · mean s_i of P's evidence
+ */
+#include "recommend/recommend.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_K 1000
+#define MAX_PLAYBOOKS 128
+#define EVIDENCE_SHOWN 5
+
+/* ---- config ---------------------------------------------------------------------------- */
+
+#define OFF(f) offsetof(nops_reco_params, f)
+static const nops_cfg_entry reco_entries[] = {
+    {"index_dir", NOPS_CFG_STRING, OFF(index_dir), 0,
+     sizeof(((nops_reco_params *)0)->index_dir), "./neuralops-data/index", NULL, "index", 0,
+     "Index directory written by `neuralops vectorize` (followed: rebuilds are picked up)."},
+    {"neighbours", NOPS_CFG_INT, OFF(neighbours), 1, MAX_K, "100", NULL, NULL, 0,
+     "Nearest past runs looked at per recommendation."},
+    {"min_similarity", NOPS_CFG_DOUBLE, OFF(min_similarity), -1, 1, "0.5", NULL, NULL, 0,
+     "Past runs less similar than this (cosine) are not used as evidence."},
+    {"prior_weight", NOPS_CFG_DOUBLE, OFF(prior_weight), 0, 1000, "2", NULL, NULL, 0,
+     "Smoothing: pseudo-runs at the prior success rate added to each playbook's record."},
+    {"reload_s", NOPS_CFG_INT, OFF(reload_s), 1, 3600, "2", NULL, NULL, 0,
+     "Seconds between checks of the index directory for a new generation."},
+};
+#undef OFF
+
+const nops_cfg_section nops_reco_cfg_section = {
+    "recommend", "Playbook recommendations from the history index (docs/recommendation.md).",
+    reco_entries, sizeof reco_entries / sizeof reco_entries[0], NULL};
+
+/* ---- a loaded generation, shared by queries ----------------------------------------------- */
+
+typedef struct loaded {
+    nops_histdir *h;
+    int refs;     /* queries using it + 1 while current */
+} loaded;
+
+struct nops_recommender {
+    nops_reco_params p;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    loaded *cur;
+    bool stop;
+    pthread_t thr;
+    bool thr_started;
+};
+
+static void release(nops_recommender *r, loaded *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&r->mu);
+    bool last = --l->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (last) {
+        nops_histdir_close(l->h);
+        nops_free(l);
+    }
+}
+
+static loaded *acquire(nops_recommender *r)
+{
+    pthread_mutex_lock(&r->mu);
+    loaded *l = r->cur;
+    if (l)
+        l->refs++;
+    pthread_mutex_unlock(&r->mu);
+    return l;
+}
+
+/* Open the current generation if it differs from the loaded one; swap it in. */
+static nops_err reload(nops_recommender *r, char *errstr, size_t errstr_size)
+{
+    uint64_t gen = nops_histdir_current(r->p.index_dir);
+    loaded *have = acquire(r);
+    bool same = have && nops_histdir_generation(have->h) == gen && gen != 0;
+    release(r, have);
+    if (same || (gen == 0 && have))
+        return NOPS_OK;
+    nops_histdir *h = nops_histdir_open(r->p.index_dir, errstr, errstr_size);
+    if (!h)
+        return NOPS_IO;
+    loaded *l = nops_calloc(1, sizeof *l);
+    if (!l) {
+        nops_histdir_close(h);
+        return NOPS_NOMEM;
+    }
+    l->h = h;
+    l->refs = 1;
+    pthread_mutex_lock(&r->mu);
+    loaded *old = r->cur;
+    r->cur = l;
+    pthread_mutex_unlock(&r->mu);
+    release(r, old);
+    NOPS_INFO("recommend", "history index %s: generation %llu, %zu runs", r->p.index_dir,
+              (unsigned long long)nops_histdir_generation(h), nops_histdir_count(h));
+    return NOPS_OK;
+}
+
+static void *reload_main(void *arg)
+{
+    nops_recommender *r = arg;
+    uint64_t failed_gen = 0;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += r->p.reload_s;
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        if (r->stop)
+            break;
+        pthread_mutex_unlock(&r->mu);
+        uint64_t gen = nops_histdir_current(r->p.index_dir);
+        char err[512];
+        if (gen && gen != failed_gen && reload(r, err, sizeof err) != NOPS_OK) {
+            NOPS_WARN("recommend", "keeping the loaded index: %s", err);
+            failed_gen = gen;
+        }
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+nops_recommender *nops_recommender_new(const nops_reco_params *params, char *errstr,
+                                       size_t errstr_size)
+{
+    nops_recommender *r = nops_calloc(1, sizeof *r);
+    if (!r) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    r->p = *params;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    if (r->p.index_dir[0] && nops_histdir_current(r->p.index_dir) &&
+        reload(r, errstr, errstr_size) != NOPS_OK) {
+        nops_recommender_destroy(r);
+        return NULL;
+    }
+    if (r->p.index_dir[0] && pthread_create(&r->thr, NULL, reload_main, r) == 0)
+        r->thr_started = true;
+    return r;
+}
+
+void nops_recommender_destroy(nops_recommender *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->thr_started)
+        pthread_join(r->thr, NULL);
+    release(r, r->cur);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    nops_free(r);
+}
+
+void nops_recommender_info(nops_recommender *r, size_t *runs, uint64_t *generation)
+{
+    loaded *l = acquire(r);
+    *runs = l ? nops_histdir_count(l->h) : 0;
+    *generation = l ? nops_histdir_generation(l->h) : 0;
+    release(r, l);
+}
+
+/* ---- ranking -------------------------------------------------------------------------- */
+
+typedef struct pb_stat {
+    const char *id;
+    double w, s, sim_sum;
+    int n, succ;
+    int ev[EVIDENCE_SHOWN]; /* neighbour indices, most similar first */
+    int n_ev;
+    double rate, support, score, confidence;
+} pb_stat;
+
+static int by_score(const void *a, const void *b)
+{
+    const pb_stat *x = a, *y = b;
+    return x->score < y->score ? 1 : x->score > y->score ? -1 : strcmp(x->id, y->id);
+}
+
+static json_t *evidence(const nops_histdir *h, const int64_t *ids, const float *sims,
+                        const int *idx, int n)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        const nops_run_meta *m = nops_histdir_meta(h, ids[idx[i]]);
+        if (m)
+            json_array_append_new(arr, json_pack("{s:s, s:f, s:s}", "run_id", m->run_id,
+                                                 "similarity", (double)sims[idx[i]], "status",
+                                                 nops_run_status_name(m->status)));
+    }
+    return arr;
+}
+
+static json_t *no_history(const nops_histdir *h, const int64_t *ids, const float *sims, int k,
+                          double min_sim)
+{
+    char why[400];
+    int idx[EVIDENCE_SHOWN], n = 0;
+    for (int i = 0; i < k && n < EVIDENCE_SHOWN; i++)
+        if (ids[i] >= 0)
+            idx[n++] = i;
+    if (n)
+        snprintf(why, sizeof why, "No similar past runs: the nearest has similarity %.2f, below "
+                 "the %.2f needed to count as evidence, so no playbook is recommended.",
+                 (double)sims[idx[0]], min_sim);
+    else
+        snprintf(why, sizeof why, "No past runs in the history: nothing to recommend from.");
+    json_t *o = json_pack("{s:n, s:f, s:f, s:s, s:o}", "playbook_id", "score", 0.0,
+                          "confidence", 0.0, "justification", why, "evidence",
+                          evidence(h, ids, sims, idx, n));
+    json_t *arr = json_array();
+    json_array_append_new(arr, o);
+    return arr;
+}
+
+static void justify(const pb_stat *p, const pb_stat *all, int np, int n_evidence, char *out,
+                    size_t cap)
+{
+    int at = snprintf(out, cap,
+                      "%s was run in %d of the %d similar past runs (mean similarity %.2f) and "
+                      "succeeded in %d of them; smoothed success rate %.2f, evidence weight "
+                      "%.2f, so score %.2f.",
+                      p->id, p->n, n_evidence, p->sim_sum / p->n, p->succ, p->rate, p->w,
+                      p->score);
+    for (int i = 0; i < np && at > 0 && (size_t)at < cap; i++) /* a more frequent, worse one */
+        if (&all[i] != p && all[i].n > p->n && all[i].rate < p->rate) {
+            snprintf(out + at, cap - (size_t)at,
+                     " %s was used more often (%d runs) but succeeded less (rate %.2f).",
+                     all[i].id, all[i].n, all[i].rate);
+            break;
+        }
+}
+
+static json_t *rank(const nops_recommender *r, const nops_histdir *h, const int64_t *ids,
+                    const float *sims, int k, int top_n)
+{
+    pb_stat pb[MAX_PLAYBOOKS];
+    int np = 0, n_ev = 0;
+    double W = 0, S = 0;
+    for (int i = 0; i < k; i++) {
+        const nops_run_meta *m = ids[i] >= 0 ? nops_histdir_meta(h, ids[i]) : NULL;
+        if (!m || sims[i] < r->p.min_similarity)
+            continue;
+        int j = 0;
+        while (j < np && strcmp(pb[j].id, m->playbook_id) != 0)
+            j++;
+        if (j == np) {
+            if (np == MAX_PLAYBOOKS)
+                continue;
+            memset(&pb[np], 0, sizeof pb[np]);
+            pb[np++].id = m->playbook_id;
+        }
+        const double w = (double)sims[i] * sims[i];
+        const bool ok = m->status == NOPS_RUN_SUCCESS;
+        pb[j].w += w;
+        pb[j].s += ok ? w : 0;
+        pb[j].sim_sum += sims[i];
+        pb[j].n++;
+        pb[j].succ += ok;
+        if (pb[j].n_ev < EVIDENCE_SHOWN)
+            pb[j].ev[pb[j].n_ev++] = i;
+        W += w;
+        S += ok ? w : 0;
+        n_ev++;
+    }
+    if (n_ev == 0)
+        return no_history(h, ids, sims, k, r->p.min_similarity);
+    const double p0 = S / W, a = r->p.prior_weight;
+    for (int j = 0; j < np; j++) {
+        pb[j].rate = (pb[j].s + a * p0) / (pb[j].w + a);
+        pb[j].support = pb[j].w / (pb[j].w + 1);
+        pb[j].score = pb[j].rate * pb[j].support;
+        pb[j].confidence = (1 - exp(-pb[j].w / 2)) * (pb[j].sim_sum / pb[j].n);
+    }
+    qsort(pb, (size_t)np, sizeof pb[0], by_score);
+    json_t *arr = json_array();
+    for (int j = 0; j < np && j < top_n; j++) {
+        char why[800];
+        justify(&pb[j], pb, np, n_ev, why, sizeof why);
+        json_array_append_new(arr, json_pack("{s:s, s:f, s:f, s:s, s:o}", "playbook_id",
+                                             pb[j].id, "score", pb[j].score, "confidence",
+                                             pb[j].confidence, "justification", why, "evidence",
+                                             evidence(h, ids, sims, pb[j].ev, pb[j].n_ev)));
+    }
+    return arr;
+}
+
+nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
+                        char *errstr, size_t errstr_size)
+{
+    float q[NOPS_EMBED_DIM];
+    *out = NULL;
+    if (nops_embed_json(incident, q) != NOPS_OK) {
+        nops_errf(errstr, errstr_size, "the incident has nothing to embed: give signals, "
+                                       "labels, metrics or a summary");
+        return NOPS_PARSE;
+    }
+    loaded *l = acquire(r);
+    if (!l) {
+        nops_errf(errstr, errstr_size, "no history index is loaded (%s): run neuralops "
+                  "vectorize", r->p.index_dir[0] ? r->p.index_dir : "recommend.index_dir unset");
+        return NOPS_NOTFOUND;
+    }
+    int k = (int)(r->p.neighbours < MAX_K ? r->p.neighbours : MAX_K);
+    float sims[MAX_K];
+    int64_t ids[MAX_K];
+    nops_err e = nops_vindex_search(nops_histdir_index(l->h), q, 1, k, sims, ids, errstr,
+                                    errstr_size);
+    if (e == NOPS_OK) {
+        *out = rank(r, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
+        if (!*out) {
+            nops_errf(errstr, errstr_size, "out of memory");
+            e = NOPS_NOMEM;
+        }
+    }
+    release(r, l);
+    return e;
+}

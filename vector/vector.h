@@ -1,0 +1,198 @@
+/*
+ * vector.h — history → vectors (DESIGN.md "History, redaction, vectors"): the redactor that runs
+ * before anything is embedded or written, the embedder shared by past runs and live incidents,
+ * the ANN index on the official FAISS C API, and the index directory (runs.faiss, run metadata,
+ * manifest.json) with atomic rebuilds.
+ *
+ * Ownership: every _new/_load result is owned by the caller and freed with its _destroy; inputs
+ * are copied or only read during the call. Thread-safety: a redactor, an embedder call and
+ * nops_vindex_search on one index may run concurrently from many threads; building (train,
+ * add) is single-threaded.
+ */
+#ifndef NOPS_VECTOR_H
+#define NOPS_VECTOR_H
+
+#include "core/core.h"
+
+#include <jansson.h>
+
+/** [vector] settings. */
+typedef struct nops_vector_params {
+    char actor_key[256]; /**< secret of the keyed hash that replaces executed_by */
+} nops_vector_params;
+
+extern const nops_cfg_section nops_vector_cfg_section;
+
+/* ---- redaction ------------------------------------------------------------------------- */
+
+/** What the redactor finds, each replaced by its placeholder. */
+#define NOPS_REDACT_CLASSES(X)                                                                 \
+    X(EMAIL, "<EMAIL>")                                                                        \
+    X(JWT, "<JWT>")                                                                            \
+    X(BEARER, "<TOKEN>")                                                                       \
+    X(AWS_KEY, "<AWS_KEY>")                                                                    \
+    X(SECRET, "<SECRET>")  /* the value of password=, secret=, api_key=, token=, ... */        \
+    X(IP, "<IP>")          /* IPv4 and IPv6 */                                                 \
+    X(CARD, "<CARD>")      /* payment card numbers (Luhn-checked) */                           \
+    X(PHONE, "<PHONE>")
+
+typedef enum nops_redact_class {
+#define NOPS__REDACT_ENUM(name, ph) NOPS_REDACT_##name,
+    NOPS_REDACT_CLASSES(NOPS__REDACT_ENUM)
+#undef NOPS__REDACT_ENUM
+    NOPS_REDACT_N
+} nops_redact_class;
+
+/** Placeholder of a class ("<EMAIL>"), static storage. */
+const char *nops_redact_placeholder(nops_redact_class c);
+
+typedef struct nops_redact_stats {
+    uint64_t found[NOPS_REDACT_N]; /**< replacements made, by class (added to) */
+} nops_redact_stats;
+
+typedef struct nops_redactor nops_redactor;
+
+/** `actor_key`: the secret of the keyed hash that replaces executed_by (must be non-empty). */
+nops_redactor *nops_redactor_new(const char *actor_key, char *errstr, size_t errstr_size);
+void nops_redactor_destroy(nops_redactor *r);
+/**
+ * Redact `len` bytes of text into `out` (NUL-terminated). `cap` must be at least
+ * NOPS_REDACT_CAP(len). Returns the output length. Counts what it replaced into `st` (may be
+ * NULL). Ordinary operations text (hostnames, metric names, versions, durations, timestamps,
+ * percentages) passes unchanged.
+ */
+#define NOPS_REDACT_CAP(len) (3 * (len) + 16)
+size_t nops_redact(const nops_redactor *r, const char *in, size_t len, char *out, size_t cap,
+                   nops_redact_stats *st);
+/**
+ * Redact a workflow run (or incident) JSON object in place: the free-text fields
+ * (incident_summary, summary, notes, root_cause_hint), signal hints, every label value, and
+ * executed_by → its keyed hash. NOPS_NOMEM leaves the object partly redacted (do not use it).
+ */
+nops_err nops_redact_json(const nops_redactor *r, json_t *obj, nops_redact_stats *st);
+/** executed_by → "actor:" + 16 hex digits of HMAC-SHA256(actor_key, who); out holds 24 bytes. */
+void nops_redact_actor(const nops_redactor *r, const char *who, char out[24]);
+
+/* ---- embedding ------------------------------------------------------------------------- */
+
+#define NOPS_EMBED_DIM 256                 /**< vector dimension */
+#define NOPS_EMBED_VERSION "nops-embed-1"  /**< changes whenever vectors would change */
+
+/**
+ * Embed a workflow run or an incident (JSON objects; see DESIGN.md for both shapes: fields
+ * metrics, labels, signals, incident_summary/summary, root_cause_hint are read when present)
+ * into `out`, L2-normalised, so inner product = cosine. NOPS_PARSE when the object holds
+ * nothing to embed (no metrics, labels, signals or summary).
+ */
+nops_err nops_embed_json(const json_t *obj, float out[NOPS_EMBED_DIM]);
+
+/* ---- the ANN index ---------------------------------------------------------------------- */
+
+typedef enum nops_index_type {
+    NOPS_INDEX_AUTO = 0, /**< FLAT below NOPS_INDEX_AUTO_FLAT_MAX vectors, else the ANN type */
+    NOPS_INDEX_FLAT,     /**< exact inner-product search */
+    NOPS_INDEX_IVF,      /**< inverted lists over a coarse quantizer (trained) */
+    NOPS_INDEX_HNSW,     /**< graph index */
+} nops_index_type;
+
+#define NOPS_INDEX_AUTO_FLAT_MAX 50000
+
+/** "auto" | "flat" | "ivf" | "hnsw"; parse returns NOPS_INVAL for anything else. */
+const char *nops_index_type_name(nops_index_type t);
+nops_err nops_index_type_parse(const char *s, nops_index_type *t);
+
+typedef struct nops_vindex nops_vindex;
+
+/**
+ * An empty inner-product index of dimension `dim` for about `expected_n` vectors; AUTO resolves
+ * here from expected_n. NULL with a sentence on failure (FAISS's message included).
+ */
+nops_vindex *nops_vindex_new(int dim, nops_index_type type, size_t expected_n, char *errstr,
+                             size_t errstr_size);
+void nops_vindex_destroy(nops_vindex *ix);
+/** Train on a sample (IVF needs it before add; a no-op for the others). */
+nops_err nops_vindex_train(nops_vindex *ix, const float *x, size_t n, char *errstr,
+                           size_t errstr_size);
+/** Append n vectors; they get ids count..count+n−1. */
+nops_err nops_vindex_add(nops_vindex *ix, const float *x, size_t n, char *errstr,
+                         size_t errstr_size);
+/**
+ * k nearest (largest inner product) of each of nq queries: sims[nq*k] and ids[nq*k] (−1 where
+ * fewer than k exist). One thread per call (OpenMP held to 1), safe to call concurrently.
+ */
+nops_err nops_vindex_search(const nops_vindex *ix, const float *q, size_t nq, int k,
+                            float *sims, int64_t *ids, char *errstr, size_t errstr_size);
+size_t nops_vindex_count(const nops_vindex *ix);
+int nops_vindex_dim(const nops_vindex *ix);
+nops_index_type nops_vindex_type(const nops_vindex *ix);
+/** Write to `path` (FAISS's own format). */
+nops_err nops_vindex_save(const nops_vindex *ix, const char *path, char *errstr,
+                          size_t errstr_size);
+/** Read from `path`; NULL with a sentence when unreadable, corrupt or not `dim`-dimensional. */
+nops_vindex *nops_vindex_load(const char *path, int dim, char *errstr, size_t errstr_size);
+
+/* ---- the index directory ---------------------------------------------------------------- */
+/*
+ * DIR/current → gen-<N>/ (a symlink, replaced atomically by rename(2)); each generation holds
+ * runs.faiss (vector i = run i), runs.meta (fixed binary records, run i's metadata) and
+ * manifest.json {"dimension","count","embedder_version","index_type","source_checksum",
+ * "skipped","created_at","generation"}. Readers open DIR/current; a rebuild writes gen-<N+1>
+ * aside and swaps the link, so readers see the old or the new generation, never a mix. The
+ * two newest generations are kept.
+ */
+
+typedef enum nops_run_status {
+    NOPS_RUN_SUCCESS = 0,
+    NOPS_RUN_FAILURE = 1,
+    NOPS_RUN_ABORTED = 2,
+} nops_run_status;
+
+/** "success" | "failure" | "aborted"; parse returns NOPS_INVAL otherwise. */
+const char *nops_run_status_name(nops_run_status s);
+nops_err nops_run_status_parse(const char *s, nops_run_status *out);
+
+typedef struct nops_run_meta {
+    char run_id[48];
+    char playbook_id[48];
+    int64_t finished_ns;
+    uint8_t status; /* nops_run_status */
+    uint8_t pad[7];
+} nops_run_meta;
+
+typedef struct nops_histdir_writer nops_histdir_writer;
+
+/** Start a new generation under `dir` (created if missing). */
+nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, char *errstr,
+                                        size_t errstr_size);
+/** Buffer one embedded run (vector copied). */
+nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM],
+                          const nops_run_meta *meta);
+size_t nops_histdir_pending(const nops_histdir_writer *w);
+/**
+ * Build the index (training when needed), write the generation, swap DIR/current, drop older
+ * generations but one; `checksum` identifies the source (hex SHA-256). Frees the writer
+ * whatever the result. On failure the current generation is untouched.
+ */
+nops_err nops_histdir_commit(nops_histdir_writer *w, const char *checksum, size_t skipped,
+                             char *errstr, size_t errstr_size);
+void nops_histdir_abort(nops_histdir_writer *w);
+
+typedef struct nops_histdir nops_histdir;
+
+/**
+ * Open DIR/current (or DIR itself when it holds a generation's files). Refused with a
+ * sentence when a file is missing or corrupt, or the manifest's dimension, count or embedder
+ * version does not match this build.
+ */
+nops_histdir *nops_histdir_open(const char *dir, char *errstr, size_t errstr_size);
+void nops_histdir_close(nops_histdir *h);
+const nops_vindex *nops_histdir_index(const nops_histdir *h);
+/** Metadata of run `id` (0..count−1), or NULL. */
+const nops_run_meta *nops_histdir_meta(const nops_histdir *h, int64_t id);
+size_t nops_histdir_count(const nops_histdir *h);
+/** The generation number opened (increases with each rebuild). */
+uint64_t nops_histdir_generation(const nops_histdir *h);
+/** The generation DIR/current points at now (0 if none): cheap, for reload checks. */
+uint64_t nops_histdir_current(const char *dir);
+
+#endif /* NOPS_VECTOR_H */
