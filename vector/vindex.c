@@ -2,8 +2,10 @@
  * vindex.c — the ANN index of vector.h on FAISS's official C API (inner product = cosine for
  * the L2-normalised embeddings).
  *
- * Types: FLAT "Flat" (exact); IVF "IVF<nlist>,Flat" with nlist ≈ 4·√n (64..16384), trained on
- * up to 64 points per list, searched with nprobe = 48; HNSW "HNSW32" with efSearch 128. AUTO is
+ * Types: FLAT "Flat" (exact); IVF "IVF<nlist>,Flat" with nlist ≈ 4·√n (≥ 39 training points
+ * per list, 16..16384), trained on up to 64 points per list, searched with nprobe = 48; HNSW
+ * "HNSW32" with efSearch 1024 (clustered histories need it for recall ≥ 0.95), on the
+ * L2 metric (equivalent ranking for unit vectors; similarities converted back). AUTO is
  * FLAT below NOPS_INDEX_AUTO_FLAT_MAX vectors, IVF above (it builds in seconds where HNSW takes
  * minutes on two cores, see bench/RESULTS.md). Search parameters are fixed when the index is
  * built or loaded, never per call, so concurrent searches share nothing mutable; OpenMP is held
@@ -23,11 +25,12 @@
 #include <string.h>
 
 #define IVF_NPROBE 48
-#define HNSW_EF_SEARCH 128
+#define HNSW_EF_SEARCH 1024
 
 struct nops_vindex {
     FaissIndex *ix;
     nops_index_type type;
+    bool l2; /* built with the L2 metric (HNSW): similarities are 1 − d²/2 */
 };
 
 static const char *type_names[] = {"auto", "flat", "ivf", "hnsw"};
@@ -54,10 +57,13 @@ static nops_err faiss_failed(char *errstr, size_t errstr_size, const char *what)
     return NOPS_INTERNAL;
 }
 
+/* ≈ 4·√n lists, but at least 39 training points each (k-means needs them), 16..16384 */
 static size_t ivf_lists(size_t n)
 {
     size_t nl = (size_t)(4 * sqrt((double)(n ? n : 1)));
-    return nl < 64 ? 64 : nl > 16384 ? 16384 : nl;
+    if (nl > n / 39)
+        nl = n / 39;
+    return nl < 16 ? 16 : nl > 16384 ? 16384 : nl;
 }
 
 /* Search-time parameters, set once before the index is shared. */
@@ -101,7 +107,10 @@ nops_vindex *nops_vindex_new(int dim, nops_index_type type, size_t expected_n, c
         return NULL;
     }
     v->type = type;
-    if (faiss_index_factory(&v->ix, dim, desc, METRIC_INNER_PRODUCT) != 0 ||
+    /* HNSW's graph is built for a metric: on unit vectors L2 ranks exactly like the cosine, and
+     * gives it far better recall than inner product as FAISS builds it) */
+    v->l2 = type == NOPS_INDEX_HNSW;
+    if (faiss_index_factory(&v->ix, dim, desc, v->l2 ? METRIC_L2 : METRIC_INNER_PRODUCT) != 0 ||
         tune(v, errstr, errstr_size) != NOPS_OK) {
         faiss_failed(errstr, errstr_size, desc);
         nops_vindex_destroy(v);
@@ -167,6 +176,9 @@ nops_err nops_vindex_search(const nops_vindex *v, const float *q, size_t nq, int
     omp_set_num_threads(1); /* this thread's searches run on this thread only */
     if (faiss_Index_search(v->ix, (idx_t)nq, q, k, sims, (idx_t *)ids) != 0)
         return faiss_failed(errstr, errstr_size, "search");
+    if (v->l2)
+        for (size_t i = 0; i < nq * (size_t)k; i++)
+            sims[i] = ids[i] >= 0 ? 1.0f - sims[i] / 2 : -1.0f;
     return NOPS_OK;
 }
 
@@ -215,6 +227,7 @@ nops_vindex *nops_vindex_load(const char *path, int dim, char *errstr, size_t er
         nops_vindex_destroy(v);
         return NULL;
     }
+    v->l2 = faiss_Index_metric_type(v->ix) == METRIC_L2;
     /* the type back from the index itself: IVF casts; only HNSW takes an efSearch */
     v->type = faiss_IndexIVF_cast(v->ix) ? NOPS_INDEX_IVF : NOPS_INDEX_HNSW;
     char ignored[64];

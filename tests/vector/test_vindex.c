@@ -1,0 +1,245 @@
+/*
+ * test_vindex.c — the FAISS index layer: exact search is exact, the ANN types reach recall@10
+ * ≥ 0.95 against it on clustered unit vectors, save/load round-trips, bad files are refused
+ * with a sentence, and concurrent searches agree with serial ones.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "vector/vector.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIM 64
+
+static uint64_t g_rng = 88172645463325252ull;
+
+static double urand(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double nrand(void)
+{
+    double u = urand(), v = urand();
+    return sqrt(-2 * log(u > 1e-12 ? u : 1e-12)) * cos(6.283185307179586 * v);
+}
+
+/* n unit vectors around `clusters` random centres. */
+static float *clustered(size_t n, int dim, int clusters)
+{
+    float *c = malloc((size_t)clusters * dim * sizeof *c), *x = malloc(n * dim * sizeof *x);
+    for (int i = 0; i < clusters * dim; i++)
+        c[i] = (float)nrand();
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)(urand() * clusters) % clusters;
+        double norm = 0;
+        for (int d = 0; d < dim; d++) {
+            x[i * dim + d] = c[k * dim + d] + (float)(0.6 * nrand());
+            norm += (double)x[i * dim + d] * x[i * dim + d];
+        }
+        for (int d = 0; d < dim; d++)
+            x[i * dim + d] /= (float)sqrt(norm);
+    }
+    free(c);
+    return x;
+}
+
+static nops_vindex *build(nops_index_type t, const float *x, size_t n, int dim)
+{
+    char err[256];
+    nops_vindex *ix = nops_vindex_new(dim, t, n, err, sizeof err);
+    if (!ix)
+        fail_msg("new: %s", err);
+    if (nops_vindex_train(ix, x, n, err, sizeof err) != NOPS_OK ||
+        nops_vindex_add(ix, x, n, err, sizeof err) != NOPS_OK)
+        fail_msg("build: %s", err);
+    return ix;
+}
+
+static void test_flat_is_exact(void **state)
+{
+    const size_t n = 500;
+    float *x = clustered(n, DIM, 5);
+    nops_vindex *ix = build(NOPS_INDEX_FLAT, x, n, DIM);
+    assert_int_equal(nops_vindex_count(ix), n);
+    assert_int_equal(nops_vindex_type(ix), NOPS_INDEX_FLAT);
+    char err[128];
+    for (size_t q = 0; q < 20; q++) {
+        float sims[5];
+        int64_t ids[5];
+        assert_int_equal(nops_vindex_search(ix, x + q * DIM, 1, 5, sims, ids, err, sizeof err),
+                         NOPS_OK);
+        assert_int_equal(ids[0], (int64_t)q); /* itself, similarity 1 */
+        assert_true(fabsf(sims[0] - 1.0f) < 1e-5f);
+        /* the brute-force best other neighbour agrees */
+        double best = -2;
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int d = 0; d < DIM; d++)
+                s += (double)x[q * DIM + d] * x[j * DIM + d];
+            if (j != q && s > best)
+                best = s;
+        }
+        assert_true(fabs(sims[1] - best) < 1e-4);
+    }
+    /* fewer vectors than k: the rest are -1 */
+    float sims[600];
+    int64_t ids[600];
+    assert_int_equal(nops_vindex_search(ix, x, 1, 600, sims, ids, err, sizeof err), NOPS_OK);
+    assert_int_equal(ids[599], -1);
+    nops_vindex_destroy(ix);
+    free(x);
+}
+
+static double recall_at_10(const nops_vindex *ann, const nops_vindex *exact, const float *q,
+                           size_t nq, int dim)
+{
+    char err[128];
+    float s1[10], s2[10];
+    int64_t a[10], e[10];
+    size_t hit = 0;
+    for (size_t i = 0; i < nq; i++) {
+        assert_int_equal(nops_vindex_search(ann, q + i * dim, 1, 10, s1, a, err, sizeof err),
+                         NOPS_OK);
+        assert_int_equal(nops_vindex_search(exact, q + i * dim, 1, 10, s2, e, err, sizeof err),
+                         NOPS_OK);
+        for (int j = 0; j < 10; j++)
+            for (int k = 0; k < 10; k++)
+                hit += a[j] == e[k];
+    }
+    return (double)hit / (double)(nq * 10);
+}
+
+static void test_ann_recall(void **state)
+{
+    const size_t n = 20000, nq = 200;
+    float *x = clustered(n, DIM, 50), *q = clustered(nq, DIM, 50);
+    nops_vindex *exact = build(NOPS_INDEX_FLAT, x, n, DIM);
+    const nops_index_type types[] = {NOPS_INDEX_IVF, NOPS_INDEX_HNSW};
+    for (int t = 0; t < 2; t++) {
+        nops_vindex *ann = build(types[t], x, n, DIM);
+        assert_int_equal(nops_vindex_type(ann), types[t]);
+        double r = recall_at_10(ann, exact, q, nq, DIM);
+        print_message("%s recall@10 = %.3f\n", nops_index_type_name(types[t]), r);
+        assert_true(r >= 0.95);
+        nops_vindex_destroy(ann);
+    }
+    /* AUTO: exact below the threshold */
+    char err[128];
+    nops_vindex *a = nops_vindex_new(DIM, NOPS_INDEX_AUTO, 1000, err, sizeof err);
+    assert_int_equal(nops_vindex_type(a), NOPS_INDEX_FLAT);
+    nops_vindex_destroy(a);
+    a = nops_vindex_new(DIM, NOPS_INDEX_AUTO, NOPS_INDEX_AUTO_FLAT_MAX, err, sizeof err);
+    assert_int_equal(nops_vindex_type(a), NOPS_INDEX_IVF);
+    nops_vindex_destroy(a);
+    nops_vindex_destroy(exact);
+    free(x);
+    free(q);
+}
+
+static void test_save_load_and_bad_files(void **state)
+{
+    const size_t n = 5000;
+    float *x = clustered(n, DIM, 20);
+    char dir[] = "/tmp/nops-vix-XXXXXX", path[128], err[512];
+    assert_non_null(mkdtemp(dir));
+    const nops_index_type types[] = {NOPS_INDEX_FLAT, NOPS_INDEX_IVF, NOPS_INDEX_HNSW};
+    for (int t = 0; t < 3; t++) {
+        nops_vindex *ix = build(types[t], x, n, DIM);
+        snprintf(path, sizeof path, "%s/ix-%d.faiss", dir, t);
+        assert_int_equal(nops_vindex_save(ix, path, err, sizeof err), NOPS_OK);
+        nops_vindex *back = nops_vindex_load(path, DIM, err, sizeof err);
+        if (!back)
+            fail_msg("load: %s", err);
+        assert_int_equal(nops_vindex_type(back), types[t]);
+        assert_int_equal(nops_vindex_count(back), n);
+        float s1[10], s2[10];
+        int64_t i1[10], i2[10];
+        for (int q = 0; q < 10; q++) {
+            nops_vindex_search(ix, x + q * DIM, 1, 10, s1, i1, err, sizeof err);
+            nops_vindex_search(back, x + q * DIM, 1, 10, s2, i2, err, sizeof err);
+            assert_memory_equal(i1, i2, sizeof i1);
+        }
+        nops_vindex_destroy(back);
+        nops_vindex_destroy(ix);
+    }
+    /* wrong dimension, missing, truncated, not an index */
+    snprintf(path, sizeof path, "%s/ix-0.faiss", dir);
+    assert_null(nops_vindex_load(path, DIM * 2, err, sizeof err));
+    assert_non_null(strstr(err, "dimension"));
+    snprintf(path, sizeof path, "%s/none.faiss", dir);
+    assert_null(nops_vindex_load(path, DIM, err, sizeof err));
+    assert_non_null(strstr(err, "not a readable FAISS index"));
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "head -c 300 %s/ix-1.faiss > %s/cut.faiss && "
+             "echo 'hello world' > %s/text.faiss", dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/cut.faiss", dir);
+    assert_null(nops_vindex_load(path, DIM, err, sizeof err));
+    snprintf(path, sizeof path, "%s/text.faiss", dir);
+    assert_null(nops_vindex_load(path, DIM, err, sizeof err));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(x);
+}
+
+typedef struct job {
+    const nops_vindex *ix;
+    const float *q;
+    int64_t ids[100][10];
+} job;
+
+static void *searcher(void *arg)
+{
+    job *j = arg;
+    float s[10];
+    char err[64];
+    for (int i = 0; i < 100; i++)
+        nops_vindex_search(j->ix, j->q + i * DIM, 1, 10, s, j->ids[i], err, sizeof err);
+    return NULL;
+}
+
+static void test_concurrent_search(void **state)
+{
+    const size_t n = 8000;
+    float *x = clustered(n, DIM, 30), *q = clustered(100, DIM, 30);
+    nops_vindex *ix = build(NOPS_INDEX_IVF, x, n, DIM);
+    job serial = {ix, q, {{0}}};
+    searcher(&serial);
+    job *jobs = calloc(4, sizeof *jobs);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (job){.ix = ix, .q = q};
+        assert_int_equal(pthread_create(&t[i], NULL, searcher, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_memory_equal(jobs[i].ids, serial.ids, sizeof serial.ids);
+    }
+    free(jobs);
+    nops_vindex_destroy(ix);
+    free(x);
+    free(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flat_is_exact),
+        cmocka_unit_test(test_ann_recall),
+        cmocka_unit_test(test_save_load_and_bad_files),
+        cmocka_unit_test(test_concurrent_search),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
