@@ -11,7 +11,8 @@
 typedef struct bench_opts {
     bool quick;          /* small sizes: a smoke run for tests */
     const char *variant; /* only this kernel variant, or NULL for all */
-    uint64_t series;     /* override the series counts (0 = the suite's defaults) */
+    uint64_t series;     /* override the series (or runs) counts (0 = the suite's defaults) */
+    const char *dsn;     /* PostgreSQL for the vectorize suite, or NULL */
 } bench_opts;
 
 /* One figure as one JSON line: the DESIGN.md shape plus free-form extra fields. */
@@ -21,5 +22,7 @@ double bench_seconds(void);
 
 int bench_detect(const bench_opts *o);
 int bench_ingest(const bench_opts *o);
+int bench_vectorize(const bench_opts *o);
+int bench_recommend(const bench_opts *o);
 
 #endif

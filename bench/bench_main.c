@@ -35,11 +35,16 @@ static void usage(FILE *out)
             "           bandwidth limit (a triad); bytes per series\n"
             "  ingest   parsers (MB/s beside a memchr scan), end-to-end points/s over a\n"
             "           pre-filled mock-cluster topic beside a bare consumer, and\n"
-            "           ingest-to-signal latency p50/p99 at half that rate\n\n"
+            "           ingest-to-signal latency p50/p99 at half that rate\n"
+            "  vectorize  runs/s of redact+embed from JSONL beside read+parse, and from\n"
+            "           PostgreSQL beside the raw COPY row rate (--dsn or NEURALOPS_TEST_PG_DSN)\n"
+            "  recommend  at 100k and 1M runs: recommend path and POST /recommend p50/p99\n"
+            "           beside the raw FAISS search and exact search, recall@10\n\n"
             "Options:\n"
             "  --quick          small sizes (a smoke run, seconds)\n"
             "  --variant NAME   only scalar|avx2|avx512\n"
-            "  --series N       only this series count\n"
+            "  --series N       only this series (or runs) count\n"
+            "  --dsn DSN        PostgreSQL for the vectorize suite\n"
             "  -h, --help       this help\n\n"
             "Output: one JSON object per line: suite, figure, value, unit, peer, peer_value,\n"
             "ratio, plus context fields. Progress goes to stderr.\n");
@@ -64,6 +69,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "neuralops-bench: --series expects 1..268435456\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
+            o.dsn = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -76,6 +83,10 @@ int main(int argc, char **argv)
         return bench_detect(&o);
     if (strcmp(argv[1], "ingest") == 0)
         return bench_ingest(&o);
+    if (strcmp(argv[1], "vectorize") == 0)
+        return bench_vectorize(&o);
+    if (strcmp(argv[1], "recommend") == 0)
+        return bench_recommend(&o);
     fprintf(stderr, "neuralops-bench: unknown suite \"%s\" (see --help)\n", argv[1]);
     return 2;
 }

@@ -111,7 +111,8 @@ static bool is_token(char c)
 /* "Bearer <token>": returns the length of the token part only; *pre the "Bearer " part. */
 static size_t m_bearer(const char *s, size_t n, size_t *pre)
 {
-    if (n < 8 || strncasecmp(s, "bearer", 6) != 0 || (s[6] != ' ' && s[6] != '\t'))
+    if (n < 8 || (s[0] | 0x20) != 'b' || strncasecmp(s, "bearer", 6) != 0 ||
+        (s[6] != ' ' && s[6] != '\t'))
         return 0;
     size_t i = 6;
     while (i < n && (s[i] == ' ' || s[i] == '\t'))
@@ -132,6 +133,11 @@ static size_t m_secret(const char *s, size_t n, size_t *vstart, size_t *vlen)
 {
     size_t k = span(s, n, is_ident);
     if (k < 3)
+        return 0;
+    size_t sep = k + (k < n && (s[k] == '"' || s[k] == '\'')); /* cheap test first */
+    while (sep < n && s[sep] == ' ')
+        sep++;
+    if (sep >= n || (s[sep] != '=' && s[sep] != ':'))
         return 0;
     bool named = false;
     for (size_t i = 0; i < sizeof secret_keys / sizeof secret_keys[0] && !named; i++) {
@@ -443,7 +449,8 @@ static nops_err redact_field(const nops_redactor *r, json_t *o, const char *key,
     if (!buf)
         return NOPS_NOMEM;
     size_t n = nops_redact(r, s, len, buf, NOPS_REDACT_CAP(len), st);
-    int rc = json_object_set_new(o, key, json_stringn(buf, n));
+    int rc = n == len && memcmp(buf, s, n) == 0 ? 0 /* nothing found: keep the string */
+                                                : json_object_set_new(o, key, json_stringn(buf, n));
     if (buf != stack)
         nops_free(buf);
     return rc == 0 ? NOPS_OK : NOPS_NOMEM;

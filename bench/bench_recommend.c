@@ -1,0 +1,232 @@
+/*
+ * bench_recommend.c — `neuralops-bench recommend`: at 100k and 1M generated runs (redacted and
+ * embedded as vectorize does, indexed by AUTO = IVF), single-query latency p50/p99 of
+ *   - the whole recommend path in-process (embed + search + rank: nops_recommend),
+ *   - POST /recommend over loopback HTTP (one keep-alive connection, libcurl),
+ *   - the raw FAISS search of the same index (the peer of both),
+ *   - the exact (flat) search of the same vectors,
+ * and recall@10 of the index against the exact search, on held-out incidents.
+ */
+#include "bench/bench.h"
+
+#include "api/api.h"
+#include "app/history.h"
+#include "recommend/recommend.h"
+#include "vector/vector.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QUERIES 2000
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, cmp_d);
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+/* n runs → an index generation in dir; the vectors also into *flat (exact peer). */
+static bool build(const char *dir, size_t n, nops_vindex **flat)
+{
+    char err[256];
+    nops_redactor *red = nops_redactor_new("bench", err, sizeof err);
+    nops_histdir_writer *w = nops_histdir_begin(dir, NOPS_INDEX_AUTO, err, sizeof err);
+    *flat = nops_vindex_new(NOPS_EMBED_DIM, NOPS_INDEX_FLAT, n, err, sizeof err);
+    history_gen g;
+    history_init(&g, 77);
+    float *batch = malloc(4096 * NOPS_EMBED_DIM * sizeof *batch);
+    size_t nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *run = history_run(&g);
+        nops_redact_json(red, run, NULL);
+        float *v = batch + nb * NOPS_EMBED_DIM;
+        nops_embed_json(run, v);
+        nops_run_meta m = {0};
+        snprintf(m.run_id, sizeof m.run_id, "%.47s",
+                 json_string_value(json_object_get(run, "id")));
+        snprintf(m.playbook_id, sizeof m.playbook_id, "%.47s",
+                 json_string_value(json_object_get(run, "playbook_id")));
+        nops_run_status st = NOPS_RUN_FAILURE;
+        nops_run_status_parse(json_string_value(json_object_get(run, "status")), &st);
+        m.status = (uint8_t)st;
+        nops_histdir_add(w, v, &m);
+        json_decref(run);
+        if (++nb == 4096 || i + 1 == n) {
+            nops_vindex_add(*flat, batch, nb, err, sizeof err);
+            nb = 0;
+        }
+        if ((i + 1) % 200000 == 0)
+            fprintf(stderr, "bench recommend: %zu of %zu runs embedded\n", i + 1, n);
+    }
+    free(batch);
+    nops_redactor_destroy(red);
+    double t0 = bench_seconds();
+    bool ok = nops_histdir_commit(w, "bench", 0, err, sizeof err) == NOPS_OK;
+    fprintf(stderr, "bench recommend: index of %zu runs built in %.1f s%s%s\n", n,
+            bench_seconds() - t0, ok ? "" : ": ", ok ? "" : err);
+    return ok;
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *ud)
+{
+    return sz * n;
+}
+
+/* Latency of POST /recommend for each query body, one keep-alive connection. */
+static void http_latencies(int port, json_t **incs, size_t nq, double *lat)
+{
+    CURL *h = curl_easy_init();
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/recommend", port);
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    hd = curl_slist_append(hd, "X-API-Key: bench-key");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    for (size_t i = 0; i < nq; i++) {
+        json_t *body = json_pack("{s:O, s:i}", "incident", incs[i], "top_n", 3);
+        char *txt = json_dumps(body, JSON_COMPACT);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, txt);
+        double t0 = bench_seconds();
+        long code = 0;
+        if (curl_easy_perform(h) != CURLE_OK ||
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200)
+            fprintf(stderr, "bench recommend: HTTP request failed (%ld)\n", code);
+        lat[i] = (bench_seconds() - t0) * 1e3;
+        free(txt);
+        json_decref(body);
+    }
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(h);
+}
+
+static nops_api *start_api(nops_recommender *r, nops_store *store, nops_detect_params *dp)
+{
+    nops_api_params p = {.rate = 1e9, .burst = 1e9, .body_limit = 1 << 20, .timeout_s = 10,
+                         .threads = 1, .history = 10};
+    snprintf(p.listen, sizeof p.listen, "127.0.0.1:0");
+    char hex[65], err[256];
+    nops_api_hash_key("bench-key", hex);
+    snprintf(p.keys, sizeof p.keys, "b:viewer:%s", hex);
+    nops_api_deps d = {.store = store, .detect = dp, .recommender = r};
+    nops_api *api = nops_api_new(&p, &d, err, sizeof err);
+    if (!api || nops_api_start(api, err, sizeof err) != NOPS_OK) {
+        fprintf(stderr, "bench recommend: %s\n", err);
+        nops_api_destroy(api);
+        return NULL;
+    }
+    return api;
+}
+
+static void one_size(size_t n, size_t nq)
+{
+    char dir[] = "/tmp/nops-bench-reco-XXXXXX", err[256];
+    nops_vindex *flat = NULL;
+    if (!mkdtemp(dir) || !build(dir, n, &flat))
+        return;
+    nops_reco_params rp = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
+                           .reload_s = 3600};
+    snprintf(rp.index_dir, sizeof rp.index_dir, "%s", dir);
+    nops_recommender *r = nops_recommender_new(&rp, err, sizeof err);
+    nops_histdir *h = nops_histdir_open(dir, err, sizeof err);
+    json_t **incs = malloc(nq * sizeof *incs);
+    float *q = malloc(nq * NOPS_EMBED_DIM * sizeof *q);
+    history_gen g;
+    history_init(&g, 9191);
+    for (size_t i = 0; i < nq; i++) {
+        incs[i] = history_incident(&g, (int)(i % HISTORY_KINDS));
+        nops_embed_json(incs[i], q + i * NOPS_EMBED_DIM);
+    }
+    double *lat[4];
+    for (int k = 0; k < 4; k++)
+        lat[k] = malloc(nq * sizeof(double));
+    size_t hit = 0;
+    for (size_t i = 0; i < nq; i++) {
+        float s[100], se[10];
+        int64_t id[100], ie[10];
+        double t0 = bench_seconds();
+        json_t *out = NULL;
+        nops_recommend(r, incs[i], 3, &out, err, sizeof err);
+        lat[0][i] = (bench_seconds() - t0) * 1e3;
+        json_decref(out);
+        t0 = bench_seconds();
+        nops_vindex_search(nops_histdir_index(h), q + i * NOPS_EMBED_DIM, 1, 100, s, id, err,
+                           sizeof err);
+        lat[1][i] = (bench_seconds() - t0) * 1e3;
+        t0 = bench_seconds();
+        nops_vindex_search(flat, q + i * NOPS_EMBED_DIM, 1, 10, se, ie, err, sizeof err);
+        lat[2][i] = (bench_seconds() - t0) * 1e3;
+        for (int a = 0; a < 10; a++) /* recall@10: the index's top 10 against the exact top 10 */
+            for (int b = 0; b < 10; b++)
+                hit += id[a] == ie[b];
+    }
+    nops_store *store = nops_store_new(10, 10);
+    nops_detect_params dp;
+    nops_detect_params_default(&dp);
+    nops_api *api = start_api(r, store, &dp);
+    if (api)
+        http_latencies(nops_api_port(api), incs, nq, lat[3]);
+    double recall = (double)hit / (double)(nq * 10);
+    double p99[4], p50[4];
+    for (int k = 0; k < 4; k++) {
+        p99[k] = pct(lat[k], nq, 0.99);
+        p50[k] = pct(lat[k], nq, 0.50);
+    }
+    char extra[256];
+    const char *type = nops_index_type_name(nops_vindex_type(nops_histdir_index(h)));
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"k\":100,\"p50_ms\":%.4f,"
+             "\"peer_p50_ms\":%.4f,\"target_p99_ms\":2,\"target_overhead\":1.3", n, type,
+             p50[0], p50[1]);
+    bench_emit("recommend", "recommend_p99_ms", p99[0], "ms", "raw_faiss_search_p99_ms", p99[1],
+               extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f,"
+             "\"target_p99_ms\":5", n, p50[3], p50[1]);
+    if (api)
+        bench_emit("recommend", "http_recommend_p99_ms", p99[3], "ms", "raw_faiss_search_p99_ms",
+                   p99[1], extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
+             p50[1], p50[2]);
+    bench_emit("recommend", "ann_search_p99_ms", p99[1], "ms", "exact_search_p99_ms", p99[2],
+               extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"target\":0.95", n, type);
+    bench_emit("recommend", "recall_at_10", recall, "fraction", "exact", 1.0, extra);
+    nops_api_destroy(api);
+    nops_store_destroy(store);
+    for (size_t i = 0; i < nq; i++)
+        json_decref(incs[i]);
+    for (int k = 0; k < 4; k++)
+        free(lat[k]);
+    free(incs);
+    free(q);
+    nops_histdir_close(h);
+    nops_recommender_destroy(r);
+    nops_vindex_destroy(flat);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench recommend: cannot remove %s\n", dir);
+}
+
+int bench_recommend(const bench_opts *o)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    nops_log_configure(NOPS_LOG_WARN, NOPS_LOG_TEXT);
+    if (o->series) {
+        one_size(o->series, o->quick ? 200 : QUERIES);
+    } else if (o->quick) {
+        one_size(60000, 200);
+    } else {
+        one_size(100000, QUERIES);
+        one_size(1000000, QUERIES);
+    }
+    curl_global_cleanup();
+    return 0;
+}
