@@ -19,6 +19,7 @@ enum { EXIT_SKIPPED = 3 };
 
 typedef struct vec_cli {
     const char *input, *dsn, *out, *type;
+    bool append;
 } vec_cli;
 
 static const cli_opt vec_opts[] = {
@@ -26,13 +27,17 @@ static const cli_opt vec_opts[] = {
     {"from-postgres", 0, true, "DSN", "read table workflow_runs through this libpq DSN"},
     {"out", 'o', true, "DIR", "index directory (default recommend.index_dir)"},
     {"index-type", 0, true, "auto|flat|ivf|hnsw", "index kind (default auto: by size)"},
+    {"append", 0, false, NULL, "add new runs to the current index (no retraining; known ids "
+                               "are left as they are)"},
 };
 #define N_VEC (sizeof vec_opts / sizeof vec_opts[0])
 
 static bool on_opt(void *ud, const cli_opt *opt, const char *v)
 {
     vec_cli *c = ud;
-    if (strcmp(opt->name, "input") == 0)
+    if (strcmp(opt->name, "append") == 0)
+        c->append = true;
+    else if (strcmp(opt->name, "input") == 0)
         c->input = v;
     else if (strcmp(opt->name, "from-postgres") == 0)
         c->dsn = v;
@@ -48,7 +53,7 @@ typedef struct job {
     nops_histdir_writer *w;
     EVP_MD_CTX *sha;
     nops_redact_stats rs;
-    size_t rows, skipped;
+    size_t rows, skipped, known;
     uint64_t t0, last_progress;
     bool quiet;
 } job;
@@ -101,7 +106,10 @@ static void take_row(job *j, const char *text, size_t len, const char *where)
             m.status = (uint8_t)st;
             if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &m.finished_ns, NULL))
                 m.finished_ns = 0;
-            if (nops_histdir_add(j->w, v, &m) != NOPS_OK)
+            nops_err e = nops_histdir_add(j->w, v, &m);
+            if (e == NOPS_EXISTS)
+                j->known++; /* indexed already (append) or repeated in the input */
+            else if (e != NOPS_OK)
                 skip(j, ref, "out of memory");
         }
     }
@@ -203,7 +211,9 @@ static int run(app_ctx *ctx, const vec_cli *c, bool quiet)
     char err[512];
     job j = {.t0 = nops_now_ns(), .quiet = quiet};
     j.red = nops_redactor_new(ctx->vector.actor_key, err, sizeof err);
-    j.w = j.red ? nops_histdir_begin(out, type, err, sizeof err) : NULL;
+    j.w = !j.red        ? NULL
+          : c->append ? nops_histdir_append(out, err, sizeof err)
+                      : nops_histdir_begin(out, type, err, sizeof err);
     j.sha = EVP_MD_CTX_new();
     if (!j.red || !j.w || !j.sha || !EVP_DigestInit_ex(j.sha, EVP_sha256(), NULL)) {
         fprintf(stderr, "neuralops vectorize: %s\n", err);
@@ -230,8 +240,9 @@ static int run(app_ctx *ctx, const vec_cli *c, bool quiet)
             for (int k = 0; k < NOPS_REDACT_N; k++)
                 redacted += j.rs.found[k];
             if (!quiet)
-                printf("%zu vectors written to %s (%llu values redacted, %zu rows skipped)\n",
-                       n, out, (unsigned long long)redacted, j.skipped);
+                printf("%zu vectors written to %s (%llu values redacted, %zu rows skipped, "
+                       "%zu already indexed)\n",
+                       n, out, (unsigned long long)redacted, j.skipped, j.known);
             status = j.skipped ? EXIT_SKIPPED : NOPS_EXIT_OK;
         } else {
             fprintf(stderr, "neuralops vectorize: %s\n", err);

@@ -39,7 +39,9 @@ static void usage(FILE *out)
             "  vectorize  runs/s of redact+embed from JSONL beside read+parse, and from\n"
             "           PostgreSQL beside the raw COPY row rate (--dsn or NEURALOPS_TEST_PG_DSN)\n"
             "  recommend  at 100k and 1M runs: recommend path and POST /recommend p50/p99\n"
-            "           beside the raw FAISS search and exact search, recall@10\n\n"
+            "           beside the raw FAISS search and exact search, recall@10\n"
+            "  http     wrk against POST /analyze and GET /signals beside a bare\n"
+            "           libmicrohttpd handler in the same process\n\n"
             "Options:\n"
             "  --quick          small sizes (a smoke run, seconds)\n"
             "  --variant NAME   only scalar|avx2|avx512\n"
@@ -87,6 +89,8 @@ int main(int argc, char **argv)
         return bench_vectorize(&o);
     if (strcmp(argv[1], "recommend") == 0)
         return bench_recommend(&o);
+    if (strcmp(argv[1], "http") == 0)
+        return bench_http(&o);
     fprintf(stderr, "neuralops-bench: unknown suite \"%s\" (see --help)\n", argv[1]);
     return 2;
 }

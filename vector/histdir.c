@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #define META_MAGIC "NOPSRUN1"
 
@@ -58,10 +59,62 @@ nops_err nops_run_status_parse(const char *s, nops_run_status *out)
 struct nops_histdir_writer {
     char dir[512];
     nops_index_type type;
-    float *vecs;
-    nops_run_meta *meta;
-    size_t n, cap;
+    float *vecs;             /* pending vectors */
+    nops_run_meta *meta;     /* base runs (when appending) then pending runs */
+    size_t n_base, n, cap;   /* n counts base + pending; vecs holds n − n_base */
+    nops_vindex *base;       /* the current generation's index when appending, else NULL */
+    uint64_t *seen;          /* open addressing over XXH3(run_id) | 1; 0 = empty */
+    size_t seen_cap;         /* power of two, kept ≥ 2·n */
 };
+
+static void seen_put(uint64_t *t, size_t cap, uint64_t h)
+{
+    for (size_t i = (size_t)h & (cap - 1); t[i] != h; i = (i + 1) & (cap - 1))
+        if (t[i] == 0) {
+            t[i] = h;
+            return;
+        }
+}
+
+/* Room for `need` run ids (2× slack), rehashing the known ones; false when out of memory. */
+static bool seen_grow(nops_histdir_writer *w, size_t need)
+{
+    size_t cap = w->seen_cap ? w->seen_cap : 8192;
+    while (cap < 2 * need)
+        cap *= 2;
+    if (cap == w->seen_cap)
+        return true;
+    uint64_t *t = nops_calloc(cap, sizeof *t);
+    if (!t)
+        return false;
+    for (size_t i = 0; i < w->n; i++)
+        seen_put(t, cap, XXH3_64bits(w->meta[i].run_id, strlen(w->meta[i].run_id)) | 1);
+    nops_free(w->seen);
+    w->seen = t;
+    w->seen_cap = cap;
+    return true;
+}
+
+/* Remember run_id; false when it was there already (a duplicate). */
+static bool remember(nops_histdir_writer *w, const char *id)
+{
+    if (!seen_grow(w, w->n + 1))
+        return true; /* cannot track: accept */
+    uint64_t h = XXH3_64bits(id, strlen(id)) | 1;
+    size_t mask = w->seen_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        if (w->seen[i] == 0) {
+            w->seen[i] = h;
+            return true;
+        }
+        if (w->seen[i] == h) { /* the same hash: a duplicate, unless a 64-bit collision */
+            for (size_t k = 0; k < w->n; k++)
+                if (strcmp(w->meta[k].run_id, id) == 0)
+                    return false;
+            return true;
+        }
+    }
+}
 
 nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, char *errstr,
                                         size_t errstr_size)
@@ -83,9 +136,11 @@ nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, c
 nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM],
                           const nops_run_meta *meta)
 {
+    if (!remember(w, meta->run_id))
+        return NOPS_EXISTS;
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 4096;
-        float *v = nops_realloc(w->vecs, cap * NOPS_EMBED_DIM * sizeof *v);
+        float *v = nops_realloc(w->vecs, (cap - w->n_base) * NOPS_EMBED_DIM * sizeof *v);
         if (!v)
             return NOPS_NOMEM;
         w->vecs = v;
@@ -95,22 +150,24 @@ nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM
         w->meta = m;
         w->cap = cap;
     }
-    memcpy(w->vecs + w->n * NOPS_EMBED_DIM, vec, NOPS_EMBED_DIM * sizeof *vec);
+    memcpy(w->vecs + (w->n - w->n_base) * NOPS_EMBED_DIM, vec, NOPS_EMBED_DIM * sizeof *vec);
     w->meta[w->n++] = *meta;
     return NOPS_OK;
 }
 
 size_t nops_histdir_pending(const nops_histdir_writer *w)
 {
-    return w->n;
+    return w->n - w->n_base;
 }
 
 void nops_histdir_abort(nops_histdir_writer *w)
 {
     if (!w)
         return;
+    nops_vindex_destroy(w->base);
     nops_free(w->vecs);
     nops_free(w->meta);
+    nops_free(w->seen);
     nops_free(w);
 }
 
@@ -186,6 +243,16 @@ static void prune(const char *dir, uint64_t keep_from)
 
 static nops_vindex *build_index(nops_histdir_writer *w, char *errstr, size_t errstr_size)
 {
+    const size_t pending = w->n - w->n_base;
+    if (w->base) { /* appending: the trained index takes the new vectors */
+        nops_vindex *ix = w->base;
+        w->base = NULL;
+        if (nops_vindex_add(ix, w->vecs, pending, errstr, errstr_size) != NOPS_OK) {
+            nops_vindex_destroy(ix);
+            return NULL;
+        }
+        return ix;
+    }
     nops_vindex *ix = nops_vindex_new(NOPS_EMBED_DIM, w->type, w->n, errstr, errstr_size);
     if (!ix)
         return NULL;
@@ -373,4 +440,29 @@ size_t nops_histdir_count(const nops_histdir *h)
 uint64_t nops_histdir_generation(const nops_histdir *h)
 {
     return h->gen;
+}
+
+nops_histdir_writer *nops_histdir_append(const char *dir, char *errstr, size_t errstr_size)
+{
+    nops_histdir *h = nops_histdir_open(dir, errstr, errstr_size);
+    if (!h)
+        return NULL;
+    nops_histdir_writer *w = nops_histdir_begin(dir, nops_vindex_type(h->ix), errstr,
+                                                errstr_size);
+    if (!w) {
+        nops_histdir_close(h);
+        return NULL;
+    }
+    w->base = h->ix; /* the writer takes the index and the metadata over */
+    w->meta = h->meta;
+    w->n = w->n_base = w->cap = h->n;
+    h->ix = NULL;
+    h->meta = NULL;
+    nops_histdir_close(h);
+    if (!seen_grow(w, w->n)) { /* index every base run */
+        nops_errf(errstr, errstr_size, "out of memory");
+        nops_histdir_abort(w);
+        return NULL;
+    }
+    return w;
 }

@@ -122,6 +122,10 @@ nops_err nops_vindex_add(nops_vindex *ix, const float *x, size_t n, char *errstr
  */
 nops_err nops_vindex_search(const nops_vindex *ix, const float *q, size_t nq, int k,
                             float *sims, int64_t *ids, char *errstr, size_t errstr_size);
+/** Lists probed per IVF search (no-op for the other types). Not thread-safe: call before the
+ *  index is shared (benchmarks sweep it; the default is NOPS_INDEX_IVF_NPROBE). */
+#define NOPS_INDEX_IVF_NPROBE 16
+void nops_vindex_set_nprobe(nops_vindex *ix, int nprobe);
 size_t nops_vindex_count(const nops_vindex *ix);
 int nops_vindex_dim(const nops_vindex *ix);
 nops_index_type nops_vindex_type(const nops_vindex *ix);
@@ -164,9 +168,15 @@ typedef struct nops_histdir_writer nops_histdir_writer;
 /** Start a new generation under `dir` (created if missing). */
 nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, char *errstr,
                                         size_t errstr_size);
-/** Buffer one embedded run (vector copied). */
+/**
+ * Start a generation that extends DIR/current: its trained index takes the new runs (no
+ * retraining), its runs stay. NULL with a sentence when there is no usable current generation.
+ */
+nops_histdir_writer *nops_histdir_append(const char *dir, char *errstr, size_t errstr_size);
+/** Buffer one embedded run (vector copied); NOPS_EXISTS when its run_id is already there. */
 nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM],
                           const nops_run_meta *meta);
+/** Runs added since begin/append. */
 size_t nops_histdir_pending(const nops_histdir_writer *w);
 /**
  * Build the index (training when needed), write the generation, swap DIR/current, drop older

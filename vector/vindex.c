@@ -3,7 +3,7 @@
  * the L2-normalised embeddings).
  *
  * Types: FLAT "Flat" (exact); IVF "IVF<nlist>,Flat" with nlist ≈ 4·√n (≥ 39 training points
- * per list, 16..16384), trained on up to 64 points per list, searched with nprobe = 48; HNSW
+ * per list, 16..16384), trained on up to 64 points per list, searched with nprobe = 16 (NOPS_INDEX_IVF_NPROBE, chosen by the sweep of bench recommend); HNSW
  * "HNSW32" with efSearch 1024 (clustered histories need it for recall ≥ 0.95), on the
  * L2 metric (equivalent ranking for unit vectors; similarities converted back). AUTO is
  * FLAT below NOPS_INDEX_AUTO_FLAT_MAX vectors, IVF above (it builds in seconds where HNSW takes
@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define IVF_NPROBE 48
 #define HNSW_EF_SEARCH 1024
 
 struct nops_vindex {
@@ -72,7 +71,7 @@ static nops_err tune(nops_vindex *v, char *errstr, size_t errstr_size)
     if (v->type == NOPS_INDEX_IVF) {
         FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
         if (ivf)
-            faiss_IndexIVF_set_nprobe(ivf, IVF_NPROBE);
+            faiss_IndexIVF_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
     } else if (v->type == NOPS_INDEX_HNSW) {
         FaissParameterSpace *ps = NULL;
         if (faiss_ParameterSpace_new(&ps) ||
@@ -180,6 +179,13 @@ nops_err nops_vindex_search(const nops_vindex *v, const float *q, size_t nq, int
         for (size_t i = 0; i < nq * (size_t)k; i++)
             sims[i] = ids[i] >= 0 ? 1.0f - sims[i] / 2 : -1.0f;
     return NOPS_OK;
+}
+
+void nops_vindex_set_nprobe(nops_vindex *v, int nprobe)
+{
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
+    if (ivf && nprobe > 0)
+        faiss_IndexIVF_set_nprobe(ivf, (size_t)nprobe);
 }
 
 size_t nops_vindex_count(const nops_vindex *v)

@@ -127,6 +127,43 @@ static void test_bad_rows_are_named_and_counted(void **state)
     free(out);
 }
 
+/* --append adds the new runs to the current index; runs it has are left alone. */
+static void test_append(void **state)
+{
+    (void)state;
+    char cmd[2048], *out;
+    snprintf(cmd, sizeof cmd, "head -n 2000 %s/runs.jsonl > %s/first.jsonl && "
+             "%s vectorize --input %s/first.jsonl --out %s/ix-app --index-type ivf",
+             g_dir, g_dir, NEURALOPS_BIN, g_dir, g_dir);
+    int rc = run(cmd, &out);
+    if (rc != 0)
+        fail_msg("vectorize: %s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s vectorize --append --input %s/runs.jsonl --out %s/ix-app",
+             NEURALOPS_BIN, g_dir, g_dir);
+    rc = run(cmd, &out);
+    if (rc != 0)
+        fail_msg("vectorize --append: %s", out);
+    assert_non_null(strstr(out, "1000 vectors written"));
+    assert_non_null(strstr(out, "2000 already indexed"));
+    free(out);
+    char dir[256], err[256];
+    snprintf(dir, sizeof dir, "%s/ix-app", g_dir);
+    nops_histdir *h = nops_histdir_open(dir, err, sizeof err);
+    assert_non_null(h);
+    assert_int_equal(nops_histdir_count(h), 3000);
+    assert_int_equal(nops_histdir_generation(h), 2);
+    assert_int_equal(nops_vindex_type(nops_histdir_index(h)), NOPS_INDEX_IVF);
+    nops_histdir_close(h);
+    /* appending to nothing is refused with a sentence */
+    snprintf(cmd, sizeof cmd, "%s vectorize --append --input %s/runs.jsonl --out %s/none",
+             NEURALOPS_BIN, g_dir, g_dir);
+    rc = run(cmd, &out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "not an index directory"));
+    free(out);
+}
+
 static void pg_exec(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
@@ -217,6 +254,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jsonl_and_no_pii),
         cmocka_unit_test(test_bad_rows_are_named_and_counted),
+        cmocka_unit_test(test_append),
         cmocka_unit_test(test_postgres_gives_the_same_index),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
