@@ -11,6 +11,7 @@
  */
 #include <faiss/AutoTune.h>
 #include <faiss/Index.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -20,6 +21,7 @@
 
 extern "C" {
 #include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/error_c.h>
@@ -109,6 +111,11 @@ int faiss_Index_search(const FaissIndex *index, idx_t n, const float *x, idx_t k
                        float *distances, idx_t *labels)
 {
     return guarded([&] { cxx(index)->search(n, x, k, distances, labels); });
+}
+
+FaissIndexFlat *faiss_IndexFlat_cast(FaissIndex *index)
+{
+    return reinterpret_cast<FaissIndexFlat *>(dynamic_cast<faiss::IndexFlat *>(cxx(index)));
 }
 
 FaissIndexIVF *faiss_IndexIVF_cast(FaissIndex *index)

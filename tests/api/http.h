@@ -5,6 +5,8 @@
 #define NOPS_TESTS_HTTP_H
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@ typedef struct http_res {
     char headers[2048];
 } http_res;
 
-static size_t http__body(char *p, size_t sz, size_t n, void *ud)
+static inline size_t http__body(char *p, size_t sz, size_t n, void *ud)
 {
     http_res *r = ud;
     char *nb = realloc(r->body, r->len + sz * n + 1);
@@ -29,7 +31,7 @@ static size_t http__body(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-static size_t http__header(char *p, size_t sz, size_t n, void *ud)
+static inline size_t http__header(char *p, size_t sz, size_t n, void *ud)
 {
     http_res *r = ud;
     size_t used = strlen(r->headers), len = sz * n;
@@ -44,8 +46,8 @@ static size_t http__header(char *p, size_t sz, size_t n, void *ud)
  * `hdrs`: NULL-terminated list of "Name: value" lines (may be NULL). `body` may be NULL;
  * `body_len` (size_t)-1 = strlen(body).
  */
-static http_res http_do(int port, const char *method, const char *path, const char **hdrs,
-                        const char *body, size_t body_len)
+static inline http_res http_do(int port, const char *method, const char *path,
+                               const char **hdrs, const char *body, size_t body_len)
 {
     http_res r = {0};
     r.body = calloc(1, 1);
@@ -77,10 +79,38 @@ static http_res http_do(int port, const char *method, const char *path, const ch
     return r;
 }
 
-static void http_free(http_res *r)
+static inline void http_free(http_res *r)
 {
     free(r->body);
     r->body = NULL;
+}
+
+/* base64url without padding, as JWS wants it. */
+static inline void http_b64url(const unsigned char *in, size_t n, char *out)
+{
+    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    for (int i = 0; i < len; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+    while (len > 0 && out[len - 1] == '=')
+        out[--len] = '\0';
+}
+
+/* `prefix` + "<header>.<payload>.<signature>", HS256-signed with `secret` (NULL = unsigned). */
+static inline void http_jwt(const char *prefix, const char *header, const char *payload,
+                     const char *secret, char *out, size_t cap)
+{
+    char h[512], p[1024], signing[1600], sig[128] = "";
+    http_b64url((const unsigned char *)header, strlen(header), h);
+    http_b64url((const unsigned char *)payload, strlen(payload), p);
+    snprintf(signing, sizeof signing, "%s.%s", h, p);
+    if (secret) {
+        unsigned char mac[32];
+        unsigned int ml = 0;
+        HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signing,
+             strlen(signing), mac, &ml);
+        http_b64url(mac, ml, sig);
+    }
+    snprintf(out, cap, "%s%s.%s", prefix, signing, sig);
 }
 
 #endif

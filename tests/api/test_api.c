@@ -20,8 +20,6 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -184,29 +182,11 @@ static long status_of(http_res r)
     return s;
 }
 
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    for (int i = 0; i < len; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    while (len > 0 && out[len - 1] == '=')
-        out[--len] = '\0';
-}
-
 /* An HS256 token for `payload` signed with `secret`, as an Authorization header line. */
 static void bearer(const char *payload, const char *secret, char *out, size_t cap)
 {
-    char h[64], p[1024], signing[1200], sig[64];
-    const char *header = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-    b64url((const unsigned char *)header, strlen(header), h);
-    b64url((const unsigned char *)payload, strlen(payload), p);
-    snprintf(signing, sizeof signing, "%s.%s", h, p);
-    unsigned char mac[32];
-    unsigned int ml = 0;
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signing,
-         strlen(signing), mac, &ml);
-    b64url(mac, ml, sig);
-    snprintf(out, cap, "Authorization: Bearer %s.%s", signing, sig);
+    http_jwt("Authorization: Bearer ", "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, secret,
+             out, cap);
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */

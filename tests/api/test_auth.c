@@ -11,9 +11,8 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "tests/api/http.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,31 +35,11 @@ static int setup(void **state)
     return 0;
 }
 
-static void b64url(const unsigned char *in, size_t n, char *out)
-{
-    int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    for (int i = 0; i < len; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    while (len > 0 && out[len - 1] == '=')
-        out[--len] = '\0';
-}
-
 /* "Bearer <header>.<payload>.<sig>" signed with `secret` (NULL = leave the signature empty). */
 static void token(const char *header, const char *payload, const char *secret, char *out,
                   size_t cap)
 {
-    char h[512], p[1024], signing[1600], sig[128] = "";
-    b64url((const unsigned char *)header, strlen(header), h);
-    b64url((const unsigned char *)payload, strlen(payload), p);
-    snprintf(signing, sizeof signing, "%s.%s", h, p);
-    if (secret) {
-        unsigned char mac[32];
-        unsigned int ml = 0;
-        HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signing,
-             strlen(signing), mac, &ml);
-        b64url(mac, ml, sig);
-    }
-    snprintf(out, cap, "Bearer %s.%s", signing, sig);
+    http_jwt("Bearer ", header, payload, secret, out, cap);
 }
 
 static nops_auth *make(const char *keys, const char *secret, const char *iss)

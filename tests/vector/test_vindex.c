@@ -1,7 +1,8 @@
 /*
- * test_vindex.c — the FAISS index layer: exact search is exact, the ANN types reach recall@10
- * ≥ 0.95 against it on clustered unit vectors, save/load round-trips, bad files are refused
- * with a sentence, and concurrent searches agree with serial ones.
+ * test_vindex.c — the FAISS index layer: type names, exact search is exact, the ANN types reach
+ * recall@10 ≥ 0.95 against it on clustered unit vectors of the embedding dimension (and AUTO on
+ * history embeddings), save/load round-trips with the type recovered, bad files and bad
+ * arguments are refused with a sentence, and concurrent searches agree with serial ones.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DIM 64
+#define DIM 256 /* = NOPS_EMBED_DIM */
 
 static uint64_t g_rng = 88172645463325252ull;
 
@@ -66,6 +67,49 @@ static nops_vindex *build(nops_index_type t, const float *x, size_t n, int dim)
         nops_vindex_add(ix, x, n, err, sizeof err) != NOPS_OK)
         fail_msg("build: %s", err);
     return ix;
+}
+
+static void test_type_names(void **state)
+{
+    const char *names[] = {"auto", "flat", "ivf", "hnsw"};
+    for (int i = 0; i < 4; i++) {
+        nops_index_type t = NOPS_INDEX_HNSW;
+        assert_string_equal(nops_index_type_name((nops_index_type)i), names[i]);
+        assert_int_equal(nops_index_type_parse(names[i], &t), NOPS_OK);
+        assert_int_equal(t, (nops_index_type)i);
+    }
+    nops_index_type t;
+    assert_int_equal(nops_index_type_parse("HNSW", &t), NOPS_INVAL);
+    assert_int_equal(nops_index_type_parse("", &t), NOPS_INVAL);
+    assert_int_equal(nops_index_type_parse(NULL, &t), NOPS_INVAL);
+    assert_string_equal(nops_index_type_name((nops_index_type)9), "unknown");
+}
+
+static void test_bad_arguments(void **state)
+{
+    char err[256] = "";
+    assert_null(nops_vindex_new(0, NOPS_INDEX_FLAT, 10, err, sizeof err));
+    assert_true(strlen(err) > 0);
+    assert_null(nops_vindex_new(DIM, (nops_index_type)7, 10, err, sizeof err));
+    /* an IVF index wants training vectors, at least one per list, before any add */
+    float *x = clustered(100, DIM, 3);
+    nops_vindex *ix = nops_vindex_new(DIM, NOPS_INDEX_IVF, 100000, err, sizeof err);
+    assert_non_null(ix);
+    assert_int_equal(nops_vindex_train(ix, x, 100, err, sizeof err), NOPS_INVAL);
+    assert_non_null(strstr(err, "training vectors"));
+    err[0] = '\0';
+    assert_int_not_equal(nops_vindex_add(ix, x, 100, err, sizeof err), NOPS_OK);
+    assert_non_null(strstr(err, "FAISS add failed"));
+    nops_vindex_destroy(ix);
+    /* k must be positive */
+    ix = nops_vindex_new(DIM, NOPS_INDEX_FLAT, 100, err, sizeof err);
+    assert_int_equal(nops_vindex_add(ix, x, 100, err, sizeof err), NOPS_OK);
+    float s[1];
+    int64_t id[1];
+    assert_int_equal(nops_vindex_search(ix, x, 1, 0, s, id, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_vindex_dim(ix), DIM);
+    nops_vindex_destroy(ix);
+    free(x);
 }
 
 static void test_flat_is_exact(void **state)
@@ -124,24 +168,25 @@ static double recall_at_10(const nops_vindex *ann, const nops_vindex *exact, con
 
 static void test_ann_recall(void **state)
 {
+    /* queries from the same clusters as the data, not in the index */
     const size_t n = 20000, nq = 200;
-    float *x = clustered(n, DIM, 50), *q = clustered(nq, DIM, 50);
+    float *x = clustered(n + nq, DIM, 50), *q = x + n * DIM;
     nops_vindex *exact = build(NOPS_INDEX_FLAT, x, n, DIM);
     const nops_index_type types[] = {NOPS_INDEX_IVF, NOPS_INDEX_HNSW};
     for (int t = 0; t < 2; t++) {
         nops_vindex *ann = build(types[t], x, n, DIM);
         assert_int_equal(nops_vindex_type(ann), types[t]);
-        /* Gaussian blobs spread their neighbours over more lists than real histories do
-         * (test_history_recall uses the default): probe more here */
-        nops_vindex_set_nprobe(ann, 48);
         double r = recall_at_10(ann, exact, q, nq, DIM);
         print_message("%s recall@10 = %.3f\n", nops_index_type_name(types[t]), r);
         assert_true(r >= 0.95);
         nops_vindex_destroy(ann);
     }
-    /* AUTO: exact below the threshold */
+    /* AUTO: exact below the threshold, IVF from it on */
     char err[128];
     nops_vindex *a = nops_vindex_new(DIM, NOPS_INDEX_AUTO, 1000, err, sizeof err);
+    assert_int_equal(nops_vindex_type(a), NOPS_INDEX_FLAT);
+    nops_vindex_destroy(a);
+    a = nops_vindex_new(DIM, NOPS_INDEX_AUTO, NOPS_INDEX_AUTO_FLAT_MAX - 1, err, sizeof err);
     assert_int_equal(nops_vindex_type(a), NOPS_INDEX_FLAT);
     nops_vindex_destroy(a);
     a = nops_vindex_new(DIM, NOPS_INDEX_AUTO, NOPS_INDEX_AUTO_FLAT_MAX, err, sizeof err);
@@ -149,7 +194,6 @@ static void test_ann_recall(void **state)
     nops_vindex_destroy(a);
     nops_vindex_destroy(exact);
     free(x);
-    free(q);
 }
 
 static void test_save_load_and_bad_files(void **state)
@@ -191,8 +235,18 @@ static void test_save_load_and_bad_files(void **state)
     assert_int_equal(system(cmd), 0);
     snprintf(path, sizeof path, "%s/cut.faiss", dir);
     assert_null(nops_vindex_load(path, DIM, err, sizeof err));
+    assert_non_null(strstr(err, "not a readable FAISS index"));
     snprintf(path, sizeof path, "%s/text.faiss", dir);
     assert_null(nops_vindex_load(path, DIM, err, sizeof err));
+    assert_non_null(strstr(err, "not a readable FAISS index"));
+    /* a directory where the index should be; an unwritable path */
+    assert_null(nops_vindex_load(dir, DIM, err, sizeof err));
+    assert_non_null(strstr(err, "not a readable FAISS index"));
+    nops_vindex *ix = build(NOPS_INDEX_FLAT, x, 10, DIM);
+    snprintf(path, sizeof path, "%s/no/such/dir/ix.faiss", dir);
+    assert_int_equal(nops_vindex_save(ix, path, err, sizeof err), NOPS_IO);
+    assert_non_null(strstr(err, "cannot write"));
+    nops_vindex_destroy(ix);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
     free(x);
@@ -236,6 +290,7 @@ typedef struct job {
     const nops_vindex *ix;
     const float *q;
     int64_t ids[100][10];
+    int failed;
 } job;
 
 static void *searcher(void *arg)
@@ -244,36 +299,43 @@ static void *searcher(void *arg)
     float s[10];
     char err[64];
     for (int i = 0; i < 100; i++)
-        nops_vindex_search(j->ix, j->q + i * DIM, 1, 10, s, j->ids[i], err, sizeof err);
+        j->failed += nops_vindex_search(j->ix, j->q + i * DIM, 1, 10, s, j->ids[i], err,
+                                        sizeof err) != NOPS_OK;
     return NULL;
 }
 
 static void test_concurrent_search(void **state)
 {
     const size_t n = 8000;
-    float *x = clustered(n, DIM, 30), *q = clustered(100, DIM, 30);
-    nops_vindex *ix = build(NOPS_INDEX_IVF, x, n, DIM);
-    job serial = {ix, q, {{0}}};
-    searcher(&serial);
-    job *jobs = calloc(4, sizeof *jobs);
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++) {
-        jobs[i] = (job){.ix = ix, .q = q};
-        assert_int_equal(pthread_create(&t[i], NULL, searcher, &jobs[i]), 0);
+    float *x = clustered(n + 100, DIM, 30), *q = x + n * DIM;
+    const nops_index_type types[] = {NOPS_INDEX_FLAT, NOPS_INDEX_IVF, NOPS_INDEX_HNSW};
+    job *serial = calloc(1, sizeof *serial), *jobs = calloc(4, sizeof *jobs);
+    for (int ty = 0; ty < 3; ty++) {
+        nops_vindex *ix = build(types[ty], x, n, DIM);
+        *serial = (job){.ix = ix, .q = q};
+        searcher(serial);
+        pthread_t t[4];
+        for (int i = 0; i < 4; i++) {
+            jobs[i] = (job){.ix = ix, .q = q};
+            assert_int_equal(pthread_create(&t[i], NULL, searcher, &jobs[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(jobs[i].failed, 0);
+            assert_memory_equal(jobs[i].ids, serial->ids, sizeof serial->ids);
+        }
+        nops_vindex_destroy(ix);
     }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(t[i], NULL);
-        assert_memory_equal(jobs[i].ids, serial.ids, sizeof serial.ids);
-    }
+    free(serial);
     free(jobs);
-    nops_vindex_destroy(ix);
     free(x);
-    free(q);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_flat_is_exact),
         cmocka_unit_test(test_ann_recall),
         cmocka_unit_test(test_history_recall),
