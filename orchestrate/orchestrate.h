@@ -1,0 +1,53 @@
+/*
+ * orchestrate.h — acting on incidents safely (DESIGN.md "Orchestration, policy gate, audit").
+ *
+ * This header starts with the audit trail: an append-only hash chain of entries
+ *   {seq, ts, actor, action, subject, decision, details, prev_hash, hash}
+ * where hash = hex SHA-256(prev_hash ‖ canonical JSON of the entry without "hash"), canonical
+ * JSON being jansson's compact dump with sorted keys and ASCII escapes. The first entry's
+ * prev_hash is 64 zeros. Entries go to a JSONL file (written and fsync'ed per entry) and, when a
+ * DSN is given, to PostgreSQL table audit_logs, whose trigger refuses UPDATE and DELETE.
+ * Verification recomputes every hash and names the first entry that does not match.
+ *
+ * Ownership: the caller owns a nops_audit and closes it; `details` passed in is only read.
+ * Thread-safety: appends are serialised inside.
+ */
+#ifndef NOPS_ORCHESTRATE_H
+#define NOPS_ORCHESTRATE_H
+
+#include "core/core.h"
+
+#include <jansson.h>
+
+typedef struct nops_audit nops_audit;
+
+/**
+ * Open (creating) the chain in `path`, continuing after its last entry; with `pg_dsn` (may be
+ * NULL or "") also in PostgreSQL (schema and trigger created idempotently). A file whose last
+ * line is not a chain entry is refused with a sentence (run `neuralops audit verify`).
+ */
+nops_audit *nops_audit_open(const char *path, const char *pg_dsn, char *errstr,
+                            size_t errstr_size);
+void nops_audit_close(nops_audit *a);
+
+/** Append one entry (details may be NULL); its seq in *seq (may be NULL). NOPS_IO when the file
+ *  or the database refused it (then nothing of it counts: the chain is not advanced). */
+nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
+                           const char *subject, const char *decision, const json_t *details,
+                           uint64_t *seq, char *errstr, size_t errstr_size);
+
+/** What a verification found. */
+typedef struct nops_audit_report {
+    uint64_t entries;   /**< entries read */
+    uint64_t first_bad; /**< 1-based position of the first bad entry, 0 = chain intact */
+    char why[300];      /**< what is wrong with it */
+} nops_audit_report;
+
+/** Verify the JSONL chain in `path`: NOPS_OK intact, NOPS_PARSE tampered (see report), NOPS_IO
+ *  unreadable. An empty or missing file is an intact empty chain only when it exists. */
+nops_err nops_audit_verify_file(const char *path, nops_audit_report *r);
+/** The same for PostgreSQL table audit_logs, in seq order. */
+nops_err nops_audit_verify_pg(const char *dsn, nops_audit_report *r, char *errstr,
+                              size_t errstr_size);
+
+#endif /* NOPS_ORCHESTRATE_H */
