@@ -10,6 +10,7 @@ int nops_cmd_config(int argc, char **argv);
 int nops_cmd_vectorize(int argc, char **argv);
 int nops_cmd_recommend(int argc, char **argv);
 int nops_cmd_audit(int argc, char **argv);
+int nops_cmd_playbook(int argc, char **argv);
 int nops_cmd_serve(int argc, char **argv);
 int nops_cmd_loadgen(int argc, char **argv);
 int nops_cmd_demo(int argc, char **argv);
@@ -28,6 +29,7 @@ static const command commands[] = {
     {"vectorize", nops_cmd_vectorize, "build the history index: runs → redaction → vectors"},
     {"recommend", nops_cmd_recommend, "rank the playbooks that fixed similar incidents"},
     {"audit", nops_cmd_audit, "verify the tamper-evident audit trail"},
+    {"playbook", nops_cmd_playbook, "sign remediation playbooks, list a registry"},
     {"config", nops_cmd_config, "show the effective settings or print the config reference"},
 };
 

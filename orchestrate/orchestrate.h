@@ -50,4 +50,56 @@ nops_err nops_audit_verify_file(const char *path, nops_audit_report *r);
 nops_err nops_audit_verify_pg(const char *dsn, nops_audit_report *r, char *errstr,
                               size_t errstr_size);
 
+/* ---- playbooks (WPKs): signed JSON manifests in a registry directory --------------------- */
+/*
+ * A manifest {"id","name","version","description","safety":{"mode":"manual|auto",
+ * "allowed_roles":[...]},"steps":[{"name","exec":["cmd","arg",...]} |
+ * {"name","kafka":{"topic","payload"}}],"timeout_s"} in DIR/<anything>.json, with a detached
+ * signature DIR/<same>.json.sig in the format of `cosign sign-blob`: base64 of the DER ECDSA
+ * P-256 signature over SHA-256 of the file's bytes. Verified with OpenSSL against the configured
+ * PEM public keys (any one may match).
+ */
+
+#define NOPS_PLAYBOOK_MAX_STEPS 32
+
+typedef struct nops_playbook {
+    char id[64];
+    char name[128];
+    char version[32];
+    char description[512];
+    bool auto_mode;          /**< safety.mode == "auto" (default manual) */
+    unsigned allowed_roles;  /**< bit (1 << role) for viewer 1, operator 2, org-admin 3 */
+    int64_t timeout_s;       /**< whole-run timeout (default 300) */
+    json_t *manifest;        /**< the parsed manifest (owned by the registry) */
+    char sha256[65];         /**< hex SHA-256 of the signed file: approvals bind to it */
+    char path[512];          /**< the manifest file */
+} nops_playbook;
+
+typedef struct nops_registry nops_registry;
+
+/**
+ * Load every *.json of `dir`, keeping only manifests that are well-formed and signed by one of
+ * `pubkeys` (comma-separated PEM files). Refused manifests are logged with their reason and
+ * counted; a bad public key or an unreadable directory fails the load (NULL + sentence).
+ */
+nops_registry *nops_registry_load(const char *dir, const char *pubkeys, char *errstr,
+                                  size_t errstr_size);
+void nops_registry_destroy(nops_registry *r);
+size_t nops_registry_count(const nops_registry *r);
+const nops_playbook *nops_registry_at(const nops_registry *r, size_t i);
+const nops_playbook *nops_registry_get(const nops_registry *r, const char *id);
+/** Manifests refused at load, and the reason of the i-th ("file: reason"). */
+size_t nops_registry_refused(const nops_registry *r);
+const char *nops_registry_refusal(const nops_registry *r, size_t i);
+/**
+ * Check a playbook again right before it runs: its file must still hash to `sha256` (what was
+ * approved) and carry a valid signature. NOPS_INVAL with the reason otherwise.
+ */
+nops_err nops_registry_recheck(const nops_registry *r, const nops_playbook *pb,
+                               const char *sha256, char *why, size_t why_size);
+
+/** Sign `file` with the PEM EC private key `key_pem`, writing `file`.sig (cosign format). */
+nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
+                            size_t errstr_size);
+
 #endif /* NOPS_ORCHESTRATE_H */
