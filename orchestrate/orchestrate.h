@@ -102,4 +102,61 @@ nops_err nops_registry_recheck(const nops_registry *r, const nops_playbook *pb,
 nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
                             size_t errstr_size);
 
+/* ---- the policy gate ------------------------------------------------------------------------ */
+/*
+ * Rules (docs/policies/safety.md): a JSON array of {"name","priority","when","action",
+ * "escalation"} where `when` is a condition over the decision context
+ *   {"playbook":{"id","version","mode","allowed_roles":[..]},
+ *    "incident":{"severity","labels":{..}}, "actor":{"id","role"},
+ *    "time":{"hour","weekday"}}
+ * written as   path op value   joined by `and`, `or`, `not` and parentheses; ops are
+ * == != < <= > >= (numbers or strings), ~ (shell glob, fnmatch) and `in [v, ...]`; a path that is
+ * absent compares as null (only `!= x` holds). Conditions are parsed once at load into an
+ * expression tree. Rules are tried highest priority first; `log` rules record and go on; the
+ * first other matching rule decides. No match: require_approval (manual).
+ */
+
+typedef enum nops_policy_action {
+    NOPS_POLICY_ALLOW = 0,
+    NOPS_POLICY_DENY,
+    NOPS_POLICY_REQUIRE_APPROVAL,
+    NOPS_POLICY_ESCALATE,
+    NOPS_POLICY_LOG,
+} nops_policy_action;
+
+typedef enum nops_escalation {
+    NOPS_ESC_NONE = 0,
+    NOPS_ESC_INFO,
+    NOPS_ESC_WARNING,
+    NOPS_ESC_CRITICAL,
+    NOPS_ESC_EMERGENCY,
+} nops_escalation;
+
+const char *nops_policy_action_name(nops_policy_action a);
+const char *nops_escalation_name(nops_escalation e);
+
+typedef struct nops_policy nops_policy;
+
+/** Parse rules (a JSON array text); NULL with a sentence naming the rule and the position of a
+ *  syntax error. */
+nops_policy *nops_policy_parse(const char *json_text, char *errstr, size_t errstr_size);
+/** Load rules from a file (see nops_policy_parse). */
+nops_policy *nops_policy_load(const char *path, char *errstr, size_t errstr_size);
+void nops_policy_destroy(nops_policy *p);
+size_t nops_policy_count(const nops_policy *p);
+
+typedef struct nops_policy_decision {
+    nops_policy_action action;     /**< never LOG */
+    nops_escalation escalation;    /**< for ESCALATE (and any rule that names one) */
+    char rule[64];                 /**< the deciding rule, "" for the default */
+    char logged[256];              /**< names of `log` rules that matched, comma-separated */
+    bool auto_execute;             /**< allowed to run without an approval (see below) */
+} nops_policy_decision;
+
+/**
+ * Decide for `ctx` (the context object above). auto_execute holds only when the decision is
+ * ALLOW, the playbook's mode is "auto" and its allowed_roles include "org-admin".
+ */
+void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_decision *d);
+
 #endif /* NOPS_ORCHESTRATE_H */
