@@ -44,7 +44,7 @@ bench: build
 
 # libFuzzer targets (clang); corpora live in tests/fuzz/corpus/<target>/.
 fuzz: deps
-	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DNOPS_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DNOPS_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 
 docs: build
