@@ -235,8 +235,9 @@ static size_t m_ipv4(const char *s, size_t n)
             return 0;
     }
     if (i < n && (isalnum((unsigned char)s[i]) ||
-                  (s[i] == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1]))))
-        return 0; /* a longer dotted number: a version, not an address */
+                  (s[i] == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1])) ||
+                  (s[i] == ':' && i + 1 < n && s[i + 1] == ':')))
+        return 0; /* a longer dotted number (a version) or a colon run: not an address */
     return i;
 }
 
@@ -278,8 +279,8 @@ static size_t m_ipv6(const char *s, size_t n)
     }
     if (s[i - 1] == ':' && !(i >= 2 && s[i - 2] == ':'))
         return 0; /* ends in a single colon: "key:" text */
-    if (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_'))
-        return 0;
+    if (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ':'))
+        return 0; /* part of a longer colon run: not an address */
     return i;
 }
 
@@ -420,11 +421,22 @@ size_t nops_redact(const nops_redactor *r, const char *in, size_t len, char *out
         /* a token starts where the previous byte cannot continue one */
         bool start = i == 0 || !(isalnum((unsigned char)in[i - 1]) || in[i - 1] == '_' ||
                                  in[i - 1] == '.' || in[i - 1] == '-' || in[i - 1] == '+' ||
-                                 in[i - 1] == '%');
+                                 in[i - 1] == '%' || (in[i - 1] == ':' && in[i] == ':'));
         size_t m = start ? try_at(in + i, len - i, &o, st) : 0;
         if (m) {
             i += m;
             continue;
+        }
+        if (start) { /* a colon run that is no address stays whole: no part of it matches */
+            size_t k = 0, colons = 0;
+            while (i + k < len && (isxdigit((unsigned char)in[i + k]) || in[i + k] == ':' ||
+                                   in[i + k] == '.'))
+                colons += in[i + k++] == ':';
+            if (colons >= 2) {
+                emit(&o, in + i, k);
+                i += k;
+                continue;
+            }
         }
         emit(&o, in + i, 1);
         i++;
