@@ -159,4 +159,47 @@ typedef struct nops_policy_decision {
  */
 void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_decision *d);
 
+/* ---- the orchestrator: suggest → dry-run → approve → execute ---------------------------- */
+/*
+ * One record per proposed run, persisted as DIR/<id>.json (written aside and renamed), so a
+ * restart resumes any flow where it stopped. States: suggested → dry_run_ok | dry_run_failed →
+ * approved → executed | failed; a policy `deny` ends a flow at suggested+denied. Approval needs
+ * role org-admin, an approver other than the requester, and binds to the plan and the
+ * manifest's sha256; execution rechecks signature and hash. `exec` steps run as argument
+ * vectors (never a shell) with an environment of PATH and NEURALOPS_* only, within the
+ * playbook's timeout, output captured (bounded); in dry-run they get NEURALOPS_DRY_RUN=1 and,
+ * when the step says "dry_run": true, a --dry-run argument (otherwise they are only checked).
+ * `kafka` steps are refused in this build (no producer is wired in yet). Every step is audited;
+ * an execution appends a workflow_runs row to the history JSONL.
+ */
+
+typedef struct nops_actor {
+    const char *id;   /* "key:ops", "jwt:alice" */
+    const char *role; /* viewer | operator | org-admin */
+} nops_actor;
+
+typedef struct nops_orchestrator nops_orchestrator;
+
+/** Borrowed: registry, policy (may be NULL: everything needs approval), audit. */
+nops_orchestrator *nops_orch_new(const char *state_dir, const char *history_jsonl,
+                                 const nops_registry *reg, const nops_policy *pol,
+                                 nops_audit *audit, char *errstr, size_t errstr_size);
+void nops_orch_destroy(nops_orchestrator *o);
+
+/**
+ * Each call returns the record as it stands after the step (*out, a new reference) or an
+ * error: NOPS_NOTFOUND (no such orchestration or playbook), NOPS_INVAL (not allowed now: wrong
+ * state, role, approver, policy; errstr says which), NOPS_IO (state could not be saved).
+ */
+nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const char *playbook_id,
+                           const nops_actor *who, json_t **out, char *errstr,
+                           size_t errstr_size);
+nops_err nops_orch_dry_run(nops_orchestrator *o, const char *id, const nops_actor *who,
+                           json_t **out, char *errstr, size_t errstr_size);
+nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_actor *who,
+                           json_t **out, char *errstr, size_t errstr_size);
+nops_err nops_orch_execute(nops_orchestrator *o, const char *id, const nops_actor *who,
+                           json_t **out, char *errstr, size_t errstr_size);
+nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out);
+
 #endif /* NOPS_ORCHESTRATE_H */
