@@ -21,6 +21,7 @@
 #include "ingest/ingest.h"
 #include "sinks/sinks.h"
 #include "recommend/recommend.h"
+#include "orchestrate/orchestrate.h"
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -97,6 +98,8 @@ typedef struct nops_api_deps {
     const char *metrics_topic;          /**< ... on this topic, one message per series */
     const char *kafka_extra;            /**< more producer properties "k=v,k=v", or NULL */
     nops_recommender *recommender;      /**< POST /recommend; NULL = 503 */
+    nops_orchestrator *orchestrator;    /**< /orchestrate, /orchestrations; NULL = 503 */
+    const nops_registry *registry;      /**< GET /playbooks; NULL = 503 */
 } nops_api_deps;
 
 typedef struct nops_api nops_api;

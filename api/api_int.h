@@ -16,6 +16,12 @@
     X(ANALYZE, "/analyze")                                                                     \
     X(INGEST, "/ingest")                                                                       \
     X(RECOMMEND, "/recommend")                                                                 \
+    X(ORCHESTRATE, "/orchestrate")                                                             \
+    X(ORCHESTRATION, "/orchestrations/{id}")                                                   \
+    X(ORCH_DRY_RUN, "/orchestrations/{id}/dry-run")                                            \
+    X(ORCH_APPROVE, "/orchestrations/{id}/approve")                                            \
+    X(ORCH_EXECUTE, "/orchestrations/{id}/execute")                                            \
+    X(PLAYBOOKS, "/playbooks")                                                                 \
     X(SIGNALS, "/signals")                                                                     \
     X(INCIDENTS, "/incidents")                                                                 \
     X(INCIDENT, "/incidents/{id}")                                                             \
@@ -35,7 +41,7 @@ typedef enum route_id {
 extern const char *const nops__route_paths[ROUTE_COUNT];
 
 /* Status codes counted in neuralops_http_requests_total (others count as the last). */
-#define NOPS_HTTP_CODES 15
+#define NOPS_HTTP_CODES 17
 extern const int nops__http_codes[NOPS_HTTP_CODES];
 
 /* Request latency histogram bounds, seconds. */
@@ -100,6 +106,10 @@ bool nops__api_json(response *r, int status, json_t *v);
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
 void nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
 void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+/* /orchestrate, /orchestrations/{id}[/step], /playbooks (orchestrate.c). */
+void nops__api_orchestrate(nops_api *api, route_id route, const char *id, request *rq,
+                           response *res);
+void nops__api_playbooks(nops_api *api, response *res);
 void nops__api_list(nops_api *api, struct MHD_Connection *c, int kind, response *res);
 void nops__api_incident(nops_api *api, const char *id, response *res);
 void nops__api_readyz(nops_api *api, response *res);

@@ -24,8 +24,8 @@ const char *const nops__route_paths[ROUTE_COUNT] = {
 #undef NOPS__ROUTE_PATH
 };
 
-const int nops__http_codes[NOPS_HTTP_CODES] = {200, 202, 400, 401, 403, 404, 405, 413,
-                                               415, 429, 500, 501, 502, 503, 0};
+const int nops__http_codes[NOPS_HTTP_CODES] = {200, 201, 202, 400, 401, 403, 404, 405, 409,
+                                               413, 415, 429, 500, 501, 502, 503, 0};
 const double nops__http_buckets[NOPS_HTTP_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
                                                       0.0025, 0.005,   0.01,   0.025,
                                                       0.05,   0.1,     0.5,    2.5};
@@ -96,6 +96,7 @@ static const char *status_code_name(int status)
     case 403: return "forbidden";
     case 404: return "not_found";
     case 405: return "method_not_allowed";
+    case 409: return "conflict";
     case 413: return "payload_too_large";
     case 415: return "unsupported_media_type";
     case 429: return "rate_limited";
@@ -170,21 +171,61 @@ typedef struct route {
 
 static const route routes[] = {
     {ROUTE_ANALYZE, "POST", NOPS_ROLE_VIEWER},   {ROUTE_INGEST, "POST", NOPS_ROLE_OPERATOR},
-    {ROUTE_RECOMMEND, "POST", NOPS_ROLE_VIEWER},
+    {ROUTE_RECOMMEND, "POST", NOPS_ROLE_VIEWER},  {ROUTE_ORCHESTRATE, "POST", NOPS_ROLE_OPERATOR},
+    {ROUTE_ORCHESTRATION, "GET", NOPS_ROLE_VIEWER},
+    {ROUTE_ORCH_DRY_RUN, "POST", NOPS_ROLE_OPERATOR},
+    {ROUTE_ORCH_APPROVE, "POST", NOPS_ROLE_ADMIN},
+    {ROUTE_ORCH_EXECUTE, "POST", NOPS_ROLE_OPERATOR}, {ROUTE_PLAYBOOKS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
     {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
     {ROUTE_OPENAPI, "GET", NOPS_ROLE_NONE},
 };
 
-static const route *find_route(const char *url)
+static const route *route_of(route_id id)
 {
-    if (strncmp(url, "/incidents/", 11) == 0 && url[11] && !strchr(url + 11, '/'))
-        return &routes[5];
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (routes[i].id != ROUTE_INCIDENT && strcmp(url, nops__route_paths[routes[i].id]) == 0)
+        if (routes[i].id == id)
             return &routes[i];
     return NULL;
+}
+
+/* The route of a URL; *id points at the {id} part of templated paths (not terminated). */
+static const route *find_route_id(const char *url, const char **id, size_t *id_len)
+{
+    *id = NULL;
+    *id_len = 0;
+    if (strncmp(url, "/incidents/", 11) == 0 && url[11] && !strchr(url + 11, '/')) {
+        *id = url + 11;
+        *id_len = strlen(*id);
+        return route_of(ROUTE_INCIDENT);
+    }
+    if (strncmp(url, "/orchestrations/", 16) == 0 && url[16] && url[16] != '/') {
+        const char *slash = strchr(url + 16, '/');
+        *id = url + 16;
+        *id_len = slash ? (size_t)(slash - *id) : strlen(*id);
+        if (!slash)
+            return route_of(ROUTE_ORCHESTRATION);
+        static const struct { const char *s; route_id r; } steps[] = {
+            {"/dry-run", ROUTE_ORCH_DRY_RUN}, {"/approve", ROUTE_ORCH_APPROVE},
+            {"/execute", ROUTE_ORCH_EXECUTE}};
+        for (size_t i = 0; i < 3; i++)
+            if (strcmp(slash, steps[i].s) == 0)
+                return route_of(steps[i].r);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strchr(nops__route_paths[routes[i].id], '{') &&
+            strcmp(url, nops__route_paths[routes[i].id]) == 0)
+            return &routes[i];
+    return NULL;
+}
+
+static const route *find_route(const char *url)
+{
+    const char *id;
+    size_t n;
+    return find_route_id(url, &id, &n);
 }
 
 /* 401/403/429 decisions; true when the request may go on. */
@@ -227,7 +268,12 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
 static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, request *rq,
                      response *res)
 {
-    const route *rt = find_route(url);
+    const char *idp;
+    size_t id_len;
+    const route *rt = find_route_id(url, &idp, &id_len);
+    char id[80] = "";
+    if (idp)
+        snprintf(id, sizeof id, "%.*s", (int)(id_len < sizeof id ? id_len : sizeof id - 1), idp);
     if (!rt) {
         nops__api_error(res, 404, "no such endpoint: %.200s (see /openapi.json)", url);
         return;
@@ -253,7 +299,13 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_RECOMMEND: nops__api_recommend(api, c, rq, res); break;
     case ROUTE_SIGNALS: nops__api_list(api, c, NOPS_SINK_SIGNAL, res); break;
     case ROUTE_INCIDENTS: nops__api_list(api, c, NOPS_SINK_INCIDENT, res); break;
-    case ROUTE_INCIDENT: nops__api_incident(api, url + 11, res); break;
+    case ROUTE_INCIDENT: nops__api_incident(api, id, res); break;
+    case ROUTE_ORCHESTRATE:
+    case ROUTE_ORCHESTRATION:
+    case ROUTE_ORCH_DRY_RUN:
+    case ROUTE_ORCH_APPROVE:
+    case ROUTE_ORCH_EXECUTE: nops__api_orchestrate(api, rt->id, id, rq, res); break;
+    case ROUTE_PLAYBOOKS: nops__api_playbooks(api, res); break;
     case ROUTE_METRICS: nops__api_metrics(api, res); break;
     case ROUTE_HEALTHZ: nops__api_healthz(api, res); break;
     case ROUTE_READYZ: nops__api_readyz(api, res); break;

@@ -9,6 +9,7 @@
 #include "ingest/ingest.h"
 #include "api/api.h"
 #include "recommend/recommend.h"
+#include "orchestrate/orchestrate.h"
 #include "vector/vector.h"
 
 #include <stdatomic.h>
@@ -47,6 +48,7 @@ typedef struct app_ctx {
     nops_api_params api;            /* [api] */
     nops_vector_params vector;      /* [vector] */
     nops_reco_params recommend;     /* [recommend] */
+    nops_orch_params orchestrate;   /* [orchestrate] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */
@@ -77,6 +79,10 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
 typedef struct app_api {
     nops_store *store;        /* recent signals and incidents, fed by the sinks */
     nops_recommender *reco;   /* follows recommend.index_dir */
+    nops_registry *registry;  /* signed playbooks (orchestrate.registry_dir), or NULL */
+    nops_policy *policy;      /* orchestrate.policy_file, or NULL */
+    nops_audit *audit;        /* data_dir/audit.jsonl (+ PostgreSQL) */
+    nops_orchestrator *orch;  /* the flow, or NULL */
     nops_api *api;            /* NULL when api.listen is "" */
 } app_api;
 

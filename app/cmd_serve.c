@@ -39,11 +39,46 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
     return p;
 }
 
+/* The orchestration pieces from [orchestrate]; false (message printed) on a bad setting. */
+static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
+{
+    if (!ctx->orchestrate.registry_dir[0])
+        return true;
+    char err[1024], path[1100], hist[1100];
+    if (!(a->registry = nops_registry_load(ctx->orchestrate.registry_dir,
+                                           ctx->orchestrate.pubkeys, err, sizeof err)) ||
+        (ctx->orchestrate.policy_file[0] &&
+         !(a->policy = nops_policy_load(ctx->orchestrate.policy_file, err, sizeof err)))) {
+        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
+        return false;
+    }
+    snprintf(path, sizeof path, "%s/audit.jsonl", ctx->storage.data_dir);
+    if (!(a->audit = nops_audit_open(path, ctx->sinks.postgres_dsn, err, sizeof err))) {
+        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
+        return false;
+    }
+    snprintf(path, sizeof path, "%s/orchestrations", ctx->storage.data_dir);
+    snprintf(hist, sizeof hist, "%s/history.jsonl", ctx->storage.data_dir);
+    if (!(a->orch = nops_orch_new(path, hist, a->registry, a->policy, a->audit, err,
+                                  sizeof err))) {
+        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
+        return false;
+    }
+    NOPS_INFO(cmd, "orchestration: %zu signed playbooks (%zu refused), %s",
+              nops_registry_count(a->registry), nops_registry_refused(a->registry),
+              a->policy ? "policy rules loaded" : "no policy: every run needs an approval");
+    return true;
+}
+
 bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd)
 {
     memset(a, 0, sizeof *a);
     if (!ctx->api.listen[0])
         return true;
+    if (!app_orchestration(ctx, a, cmd)) {
+        app_api_fini(a);
+        return false;
+    }
     char rerr[512];
     if (ctx->recommend.index_dir[0] &&
         !(a->reco = nops_recommender_new(&ctx->recommend, rerr, sizeof rerr)))
@@ -77,7 +112,9 @@ bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks
                           .brokers = ctx->kafka.brokers,
                           .metrics_topic = ctx->kafka.topic,
                           .kafka_extra = ctx->kafka.extra,
-                          .recommender = a->reco};
+                          .recommender = a->reco,
+                          .orchestrator = a->orch,
+                          .registry = a->registry};
     a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
     if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
@@ -101,6 +138,14 @@ void app_api_fini(app_api *a)
     a->store = NULL;
     nops_recommender_destroy(a->reco);
     a->reco = NULL;
+    nops_orch_destroy(a->orch);
+    nops_audit_close(a->audit);
+    nops_policy_destroy(a->policy);
+    nops_registry_destroy(a->registry);
+    a->orch = NULL;
+    a->audit = NULL;
+    a->policy = NULL;
+    a->registry = NULL;
 }
 
 int nops_cmd_serve(int argc, char **argv)

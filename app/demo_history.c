@@ -6,12 +6,19 @@
 #include "app/demo.h"
 #include "app/history.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 bool demo_history(app_ctx *ctx, size_t runs)
 {
     char path[1024];
+    if (mkdir(ctx->storage.data_dir, 0755) != 0 && errno != EEXIST) { /* a fresh checkout */
+        fprintf(stderr, "neuralops demo: cannot create %s: %s\n", ctx->storage.data_dir,
+                strerror(errno));
+        return false;
+    }
     snprintf(path, sizeof path, "%s/history.jsonl", ctx->storage.data_dir);
     FILE *f = fopen(path, "w");
     if (!f) {

@@ -173,6 +173,15 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
  * an execution appends a workflow_runs row to the history JSONL.
  */
 
+/** [orchestrate] settings. */
+typedef struct nops_orch_params {
+    char registry_dir[512]; /**< signed playbooks; "" = orchestration off */
+    char pubkeys[1024];     /**< PEM public keys that may sign them, comma-separated */
+    char policy_file[512];  /**< JSON policy rules; "" = every run needs an approval */
+} nops_orch_params;
+
+extern const nops_cfg_section nops_orch_cfg_section;
+
 typedef struct nops_actor {
     const char *id;   /* "key:ops", "jwt:alice" */
     const char *role; /* viewer | operator | org-admin */

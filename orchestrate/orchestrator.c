@@ -14,6 +14,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#define OFF(f) offsetof(nops_orch_params, f)
+static const nops_cfg_entry orch_entries[] = {
+    {"registry_dir", NOPS_CFG_STRING, OFF(registry_dir), 0,
+     sizeof(((nops_orch_params *)0)->registry_dir), "", NULL, NULL, 0,
+     "Directory of signed playbook manifests (docs/policies/safety.md); empty = orchestration "
+     "off."},
+    {"pubkeys", NOPS_CFG_STRING, OFF(pubkeys), 0, sizeof(((nops_orch_params *)0)->pubkeys), "",
+     NULL, NULL, 0, "PEM public keys that may sign playbooks, comma-separated."},
+    {"policy_file", NOPS_CFG_STRING, OFF(policy_file), 0,
+     sizeof(((nops_orch_params *)0)->policy_file), "", NULL, NULL, 0,
+     "JSON policy rules (docs/policies/safety.md); empty = every run needs an approval."},
+};
+#undef OFF
+
+const nops_cfg_section nops_orch_cfg_section = {
+    "orchestrate",
+    "Playbooks, the policy gate and approvals (docs/policies/). State and the audit trail live "
+    "in storage.data_dir (orchestrations/, audit.jsonl) and, with sinks.postgres_dsn, in "
+    "PostgreSQL audit_logs.",
+    orch_entries, sizeof orch_entries / sizeof orch_entries[0], NULL};
+
 struct nops_orchestrator {
     char dir[512];
     char history[512];

@@ -27,6 +27,9 @@
 #define SECRET "test-secret-0123456789"
 #define ISSUER "neuralops-test"
 
+static nops_registry *g_reg;
+static nops_audit *g_audit;
+static nops_orchestrator *g_orch;
 static rd_kafka_t *g_cluster;
 static char g_dir[] = "/tmp/nops-api-XXXXXX";
 static nops_detect_params g_dp;
@@ -82,7 +85,8 @@ static void api_params(nops_api_params *p)
 static nops_api *start_api(const nops_api_params *p, char *boot)
 {
     nops_api_deps deps = {.pipeline = g_pipe, .sinks = g_sinks, .store = g_store,
-                          .detect = &g_dp, .brokers = boot, .metrics_topic = "neuralops.metrics"};
+                          .detect = &g_dp, .brokers = boot, .metrics_topic = "neuralops.metrics",
+                          .orchestrator = g_orch, .registry = g_reg};
     char err[512];
     nops_api *api = nops_api_new(p, &deps, err, sizeof err);
     if (!api)
@@ -92,6 +96,36 @@ static nops_api *start_api(const nops_api_params *p, char *boot)
 }
 
 static char g_boot[512];
+
+/* A signed playbook registry, an audit log and an orchestrator for the orchestration routes. */
+static void setup_orchestration(void)
+{
+    char cmd[2048], err[512], path[256];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/reg && openssl ecparam -name prime256v1 -genkey "
+             "-noout -out %s/k.pem 2>/dev/null && openssl ec -in %s/k.pem -pubout -out "
+             "%s/p.pem 2>/dev/null", g_dir, g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/reg/echo.json", g_dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"id\":\"echo\",\"name\":\"Echo\",\"version\":\"1\",\"safety\":{\"mode\":"
+          "\"manual\",\"allowed_roles\":[\"org-admin\"]},\"steps\":[{\"name\":\"say\","
+          "\"exec\":[\"/bin/echo\",\"fixed\"]}],\"timeout_s\":20}", f);
+    fclose(f);
+    char key[256], pub[256], reg[256];
+    snprintf(key, sizeof key, "%s/k.pem", g_dir);
+    snprintf(pub, sizeof pub, "%s/p.pem", g_dir);
+    snprintf(reg, sizeof reg, "%s/reg", g_dir);
+    assert_int_equal(nops_playbook_sign(path, key, err, sizeof err), NOPS_OK);
+    g_reg = nops_registry_load(reg, pub, err, sizeof err);
+    assert_non_null(g_reg);
+    snprintf(path, sizeof path, "%s/audit.jsonl", g_dir);
+    g_audit = nops_audit_open(path, NULL, err, sizeof err);
+    snprintf(path, sizeof path, "%s/orch", g_dir);
+    char hist[256];
+    snprintf(hist, sizeof hist, "%s/runs.jsonl", g_dir);
+    g_orch = nops_orch_new(path, hist, g_reg, NULL, g_audit, err, sizeof err);
+    assert_non_null(g_orch);
+}
 
 static int setup(void **state)
 {
@@ -107,6 +141,7 @@ static int setup(void **state)
     snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     assert_non_null(mkdtemp(g_dir));
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    setup_orchestration();
 
     nops_kafka_params kp = {0};
     snprintf(kp.brokers, sizeof kp.brokers, "%s", g_boot);
@@ -142,6 +177,9 @@ static int teardown(void **state)
     nops_pipeline_destroy(g_pipe);
     nops_sinks_destroy(g_sinks);
     nops_store_destroy(g_store);
+    nops_orch_destroy(g_orch);
+    nops_audit_close(g_audit);
+    nops_registry_destroy(g_reg);
     rd_kafka_destroy(g_cluster);
     curl_global_cleanup();
     char cmd[256];
@@ -685,6 +723,52 @@ static void test_bad_settings(void **state)
     nops_api_destroy(api);
 }
 
+/* suggest → dry-run → approve → execute over HTTP, with the role checks on the way. */
+static void test_orchestration_over_http(void **state)
+{
+    (void)state;
+    http_res r = http_do(g_port, "GET", "/playbooks", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"echo\""));
+    http_free(&r);
+    const char *op_json[] = {"X-API-Key: operator-key-1", "Content-Type: application/json", NULL};
+    const char *body = "{\"playbook_id\":\"echo\",\"incident\":{\"summary\":\"test\","
+                       "\"labels\":{\"service\":\"checkout\"}}}";
+    expect_error(http_do(g_port, "POST", "/orchestrate", op_json,
+                         "{\"playbook_id\":\"nope\",\"incident\":{}}", (size_t)-1),
+                 404, "no signed playbook");
+    expect_error(http_do(g_port, "POST", "/orchestrate", H_VIEWER, body, (size_t)-1), 403,
+                 "needs operator");
+    r = http_do(g_port, "POST", "/orchestrate", op_json, body, (size_t)-1);
+    assert_int_equal(r.status, 201);
+    json_t *o = json_of(&r);
+    char id[64], path[160];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")));
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "suggested");
+    json_decref(o);
+    http_free(&r);
+    snprintf(path, sizeof path, "/orchestrations/%s/execute", id);
+    expect_error(http_do(g_port, "POST", path, op_json, "", 0), 409, "is suggested");
+    snprintf(path, sizeof path, "/orchestrations/%s/dry-run", id);
+    assert_int_equal(status_of(http_do(g_port, "POST", path, op_json, "", 0)), 200);
+    snprintf(path, sizeof path, "/orchestrations/%s/approve", id);
+    expect_error(http_do(g_port, "POST", path, op_json, "", 0), 403, "needs org-admin");
+    assert_int_equal(status_of(http_do(g_port, "POST", path, H_ADMIN_JSON, "", 0)), 200);
+    snprintf(path, sizeof path, "/orchestrations/%s/execute", id);
+    r = http_do(g_port, "POST", path, op_json, "", 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"executed\""));
+    http_free(&r);
+    snprintf(path, sizeof path, "/orchestrations/%s", id);
+    r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "fixed\\n"));
+    http_free(&r);
+    expect_error(http_do(g_port, "GET", "/orchestrations/orch-none", H_VIEWER, NULL, 0), 404,
+                 "no orchestration");
+    expect_error(http_do(g_port, "POST", "/orchestrations/x/undo", op_json, "", 0), 404, NULL);
+}
+
 /*
  * The OpenAPI document walked against the server: every operation it lists answers (with an
  * admin key and no body) a status the document lists for it, and every route the server has
@@ -697,7 +781,7 @@ static void test_openapi_is_true(void **state)
     json_t *doc = json_of(&r);
     http_free(&r);
     json_t *paths = json_object_get(doc, "paths");
-    assert_true(json_object_size(paths) >= 10);
+    assert_true(json_object_size(paths) >= 16);
     const char *path;
     json_t *ops;
     size_t walked = 0;
@@ -708,8 +792,11 @@ static void test_openapi_is_true(void **state)
             char url[256], upper[8];
             snprintf(url, sizeof url, "%s", path);
             char *brace = strchr(url, '{');
-            if (brace)
-                snprintf(brace, sizeof url - (size_t)(brace - url), "0000000000000000");
+            if (brace) { /* {id} → an id that does not exist, the rest of the path kept */
+                char rest[128];
+                snprintf(rest, sizeof rest, "%s", strchr(brace, '}') + 1);
+                snprintf(brace, sizeof url - (size_t)(brace - url), "0000000000000000%s", rest);
+            }
             for (size_t i = 0; i <= strlen(method) && i < sizeof upper; i++)
                 upper[i] = (char)(method[i] >= 'a' ? method[i] - 32 : method[i]);
             const char *body = strcmp(upper, "POST") == 0 ? "{}" : NULL;
@@ -722,8 +809,11 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 10);
-    const char *routes[] = {"/analyze", "/ingest", "/recommend", "/signals", "/incidents", "/incidents/{id}",
+    assert_int_equal(walked, 16);
+    const char *routes[] = {"/analyze", "/ingest", "/recommend", "/orchestrate",
+                            "/orchestrations/{id}", "/orchestrations/{id}/approve",
+                            "/orchestrations/{id}/dry-run", "/orchestrations/{id}/execute",
+                            "/playbooks", "/signals", "/incidents", "/incidents/{id}",
                             "/metrics", "/healthz", "/readyz", "/openapi.json"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!json_object_get(paths, routes[i]))
@@ -742,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_metrics_promtool),
         cmocka_unit_test(test_limits_and_bad_clients),
         cmocka_unit_test(test_bad_settings),
+        cmocka_unit_test(test_orchestration_over_http),
         cmocka_unit_test(test_openapi_is_true),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
