@@ -289,6 +289,23 @@ static json_t *load_in(nops_orchestrator *o, const char *id, const char *want,
     return rec;
 }
 
+/* Save the record, audit the step (details stolen), hand the record out — or drop it when it
+ * could not be saved. */
+static nops_err commit_step(nops_orchestrator *o, json_t *rec, const nops_actor *who,
+                            const char *action, const char *decision, json_t *details,
+                            json_t **out, char *errstr, size_t errstr_size)
+{
+    pthread_mutex_lock(&o->mu);
+    nops_err e = save(o, rec, errstr, errstr_size);
+    pthread_mutex_unlock(&o->mu);
+    audit(o, who, action, json_string_value(json_object_get(rec, "id")), decision, details);
+    if (e == NOPS_OK)
+        *out = rec;
+    else
+        json_decref(rec);
+    return e;
+}
+
 nops_err nops_orch_dry_run(nops_orchestrator *o, const char *id, const nops_actor *who,
                            json_t **out, char *errstr, size_t errstr_size)
 {
@@ -303,15 +320,8 @@ nops_err nops_orch_dry_run(nops_orchestrator *o, const char *id, const nops_acto
     set_state(rec, ok ? "dry_run_ok" : "dry_run_failed");
     if (!ok)
         json_object_set_new(rec, "error", json_string(why));
-    pthread_mutex_lock(&o->mu);
-    e = save(o, rec, errstr, errstr_size);
-    pthread_mutex_unlock(&o->mu);
-    audit(o, who, "dry-run", id, ok ? "ok" : "failed", json_pack("{s:s}", "error", why));
-    if (e == NOPS_OK)
-        *out = rec;
-    else
-        json_decref(rec);
-    return e;
+    return commit_step(o, rec, who, "dry-run", ok ? "ok" : "failed",
+                       json_pack("{s:s}", "error", why), out, errstr, errstr_size);
 }
 
 nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_actor *who,
@@ -340,15 +350,8 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     json_object_set_new(rec, "approval", json_pack("{s:s, s:s, s:s}", "by", who->id, "at", ts,
                                                    "plan_sha256", ph));
     set_state(rec, "approved");
-    pthread_mutex_lock(&o->mu);
-    e = save(o, rec, errstr, errstr_size);
-    pthread_mutex_unlock(&o->mu);
-    audit(o, who, "approve", id, "approved", json_pack("{s:s}", "plan_sha256", ph));
-    if (e == NOPS_OK)
-        *out = rec;
-    else
-        json_decref(rec);
-    return e;
+    return commit_step(o, rec, who, "approve", "approved", json_pack("{s:s}", "plan_sha256", ph),
+                       out, errstr, errstr_size);
 }
 
 /* Append the run to the history, as a workflow_runs row. */
@@ -414,16 +417,9 @@ nops_err nops_orch_execute(nops_orchestrator *o, const char *id, const nops_acto
     set_state(rec, ok ? "executed" : "failed");
     if (!ok)
         json_object_set_new(rec, "error", json_string(why));
-    pthread_mutex_lock(&o->mu);
-    e = save(o, rec, errstr, errstr_size);
-    pthread_mutex_unlock(&o->mu);
     record_run(o, rec, ok, who);
-    audit(o, who, "execute", id, ok ? "executed" : "failed", json_pack("{s:s}", "error", why));
-    if (e == NOPS_OK)
-        *out = rec;
-    else
-        json_decref(rec);
-    return e;
+    return commit_step(o, rec, who, "execute", ok ? "executed" : "failed",
+                       json_pack("{s:s}", "error", why), out, errstr, errstr_size);
 }
 
 nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out)
