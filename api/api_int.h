@@ -102,6 +102,13 @@ bool nops__api_put(response *r, const char *s, size_t n);
 /* Set the body to a JSON value (stolen); false when out of memory. */
 bool nops__api_json(response *r, int status, json_t *v);
 
+/* Content-Type is absent or `want` (parameters such as charset allowed) (handlers.c). */
+bool nops__api_content_type_is(struct MHD_Connection *c, const char *want);
+/* The body as a JSON object (new reference), or NULL with a 400 in `res` (handlers.c). */
+json_t *nops__api_body_object(request *rq, response *res);
+/* Every key of `o` is one of `known`; else false with a 400 naming the field (handlers.c). */
+bool nops__api_known_fields(json_t *o, const char *const *known, size_t n, response *res);
+
 /* Handlers (handlers.c): fill `res` for the request. */
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
 void nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);

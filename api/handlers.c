@@ -17,8 +17,7 @@ extern const char nops__openapi_json[];
 
 /* ---- request bodies ------------------------------------------------------------------------ */
 
-/* Content-Type is absent or `want` (parameters such as charset allowed). */
-static bool content_type_is(struct MHD_Connection *c, const char *want)
+bool nops__api_content_type_is(struct MHD_Connection *c, const char *want)
 {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -28,8 +27,7 @@ static bool content_type_is(struct MHD_Connection *c, const char *want)
     return strncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* The body as a JSON object, or an error response. */
-static json_t *body_object(request *rq, response *res)
+json_t *nops__api_body_object(request *rq, response *res)
 {
     if (rq->body.len == 0) {
         nops__api_error(res, 400, "empty body: a JSON object is expected");
@@ -48,6 +46,22 @@ static json_t *body_object(request *rq, response *res)
         return NULL;
     }
     return o;
+}
+
+bool nops__api_known_fields(json_t *o, const char *const *known, size_t n, response *res)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++)
+            ok = strcmp(k, known[i]) == 0;
+        if (!ok) {
+            nops__api_error(res, 400, "unknown field \"%.100s\"", k);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* ---- POST /analyze ------------------------------------------------------------------------ */
@@ -301,27 +315,19 @@ out:
 
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res)
 {
-    if (!content_type_is(c, "application/json")) {
+    if (!nops__api_content_type_is(c, "application/json")) {
         nops__api_error(res, 415, "send the body as application/json");
         return;
     }
-    json_t *o = body_object(rq, res);
+    json_t *o = nops__api_body_object(rq, res);
     if (!o)
         return;
-    static const char *known[] = {"values", "series", "prom_query", "lookback", "step",
-                                  "window", "alpha", "z_threshold", "ewma_threshold", "method",
-                                  "labels"};
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v) {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            ok = ok || strcmp(k, known[i]) == 0;
-        if (!ok) {
-            nops__api_error(res, 400, "unknown field \"%.100s\"", k);
-            json_decref(o);
-            return;
-        }
+    static const char *const known[] = {"values", "series", "prom_query", "lookback", "step",
+                                        "window", "alpha", "z_threshold", "ewma_threshold",
+                                        "method", "labels"};
+    if (!nops__api_known_fields(o, known, sizeof known / sizeof known[0], res)) {
+        json_decref(o);
+        return;
     }
     int forms = !!json_object_get(o, "values") + !!json_object_get(o, "series") +
                 !!json_object_get(o, "prom_query");

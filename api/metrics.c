@@ -6,6 +6,7 @@
 #include "api/api_int.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
 static void out(response *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -32,44 +33,54 @@ static void one(response *r, const char *name, const char *type, const char *hel
     out(r, "%s %.17g\n", name, v);
 }
 
+/* The plain uint64 counters and gauges of nops_pipeline_stats, one row each. */
+typedef struct stat_row {
+    const char *name, *type, *help;
+    size_t off;
+} stat_row;
+
+#define ROW(n, t, h, f) {n, t, h, offsetof(nops_pipeline_stats, f)}
+static const stat_row pipeline_rows[] = {
+    ROW("neuralops_ingest_messages_total", "counter", "Kafka messages processed.", messages),
+    ROW("neuralops_ingest_points_total", "counter", "Metric points run through the detectors.",
+        points),
+    ROW("neuralops_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.", dlq),
+    ROW("neuralops_signals_total", "counter", "Signals raised (one per anomalous excursion).",
+        signals),
+    ROW("neuralops_anomaly_total", "counter", "Anomalous points seen by the detectors.",
+        anomalies),
+    ROW("neuralops_incidents_opened_total", "counter", "Incidents opened.", incidents_opened),
+    ROW("neuralops_incidents_resolved_total", "counter", "Incidents resolved.",
+        incidents_resolved),
+    ROW("neuralops_incidents_open", "gauge", "Incidents open now.", incidents_open),
+    ROW("neuralops_series", "gauge", "Series tracked by the detectors now.", series),
+    ROW("neuralops_kafka_commits_total", "counter", "Successful offset commits.", commits),
+    ROW("neuralops_kafka_commit_failures_total", "counter", "Failed offset commits (retried).",
+        commit_failures),
+    ROW("neuralops_sink_flush_failures_total", "counter",
+        "Failed sink flushes seen by the pipeline (partitions paused and retried).",
+        flush_failures),
+    ROW("neuralops_state_snapshots_total", "counter", "Partition state snapshots written.",
+        snapshots),
+    ROW("neuralops_restored_series_total", "counter",
+        "Series restored from snapshots on partition assignment.", restored_series),
+};
+#undef ROW
+
 static void pipeline_metrics(response *r, nops_pipeline *p)
 {
     nops_pipeline_stats st;
     nops_pipeline_get_stats(p, &st);
-    one(r, "neuralops_ingest_messages_total", "counter", "Kafka messages processed.",
-        (double)st.messages);
-    one(r, "neuralops_ingest_points_total", "counter", "Metric points run through the detectors.",
-        (double)st.points);
+    for (size_t i = 0; i < sizeof pipeline_rows / sizeof pipeline_rows[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&st + pipeline_rows[i].off, sizeof v);
+        one(r, pipeline_rows[i].name, pipeline_rows[i].type, pipeline_rows[i].help, (double)v);
+    }
     head(r, "neuralops_ingest_rejected_total", "counter",
          "Rejected lines or JSON objects, by reason (the message went to the dead-letter topic).");
     for (int i = 1; i < 6; i++)
         out(r, "neuralops_ingest_rejected_total{reason=\"%s\"} %llu\n",
             nops_ingest_reject_name((nops_reject)i), (unsigned long long)st.rejected[i]);
-    one(r, "neuralops_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.",
-        (double)st.dlq);
-    one(r, "neuralops_signals_total", "counter", "Signals raised (one per anomalous excursion).",
-        (double)st.signals);
-    one(r, "neuralops_anomaly_total", "counter", "Anomalous points seen by the detectors.",
-        (double)st.anomalies);
-    one(r, "neuralops_incidents_opened_total", "counter", "Incidents opened.",
-        (double)st.incidents_opened);
-    one(r, "neuralops_incidents_resolved_total", "counter", "Incidents resolved.",
-        (double)st.incidents_resolved);
-    one(r, "neuralops_incidents_open", "gauge", "Incidents open now.",
-        (double)st.incidents_open);
-    one(r, "neuralops_series", "gauge", "Series tracked by the detectors now.",
-        (double)st.series);
-    one(r, "neuralops_kafka_commits_total", "counter", "Successful offset commits.",
-        (double)st.commits);
-    one(r, "neuralops_kafka_commit_failures_total", "counter", "Failed offset commits (retried).",
-        (double)st.commit_failures);
-    one(r, "neuralops_sink_flush_failures_total", "counter",
-        "Failed sink flushes seen by the pipeline (partitions paused and retried).",
-        (double)st.flush_failures);
-    one(r, "neuralops_state_snapshots_total", "counter", "Partition state snapshots written.",
-        (double)st.snapshots);
-    one(r, "neuralops_restored_series_total", "counter",
-        "Series restored from snapshots on partition assignment.", (double)st.restored_series);
     one(r, "neuralops_partitions_assigned", "gauge", "Kafka partitions assigned to this instance.",
         (double)st.partitions);
     one(r, "neuralops_consumer_paused", "gauge", "1 while consumption is paused on a sink failure.",

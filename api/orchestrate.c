@@ -44,24 +44,13 @@ static json_t *incident_for(nops_api *api, json_t *body, response *res)
 
 static void suggest(nops_api *api, request *rq, const nops_actor *who, response *res)
 {
-    json_error_t je;
-    json_t *body = json_loadb(rq->body.b ? rq->body.b : "", rq->body.len, 0, &je);
-    if (!json_is_object(body)) {
-        nops__api_error(res, 400, body ? "the body must be a JSON object"
-                                       : "malformed JSON: expected {\"playbook_id\", ...}");
+    static const char *const known[] = {"playbook_id", "incident_id", "incident"};
+    json_t *body = nops__api_body_object(rq, res);
+    if (!body || !nops__api_known_fields(body, known, 3, res)) {
         json_decref(body);
         return;
     }
     const char *pb = json_string_value(json_object_get(body, "playbook_id"));
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v) {
-        if (strcmp(k, "playbook_id") && strcmp(k, "incident_id") && strcmp(k, "incident")) {
-            nops__api_error(res, 400, "unknown field \"%.100s\"", k);
-            json_decref(body);
-            return;
-        }
-    }
     json_t *inc = pb ? incident_for(api, body, res) : NULL;
     if (!pb)
         nops__api_error(res, 400, "playbook_id must be a string");

@@ -78,9 +78,7 @@ static json_t *incident_of(nops_api *api, json_t *o, response *res)
 
 void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, response *res)
 {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ct && strncasecmp(ct, "application/json", 16) != 0) {
+    if (!nops__api_content_type_is(c, "application/json")) {
         nops__api_error(res, 415, "send the body as application/json");
         return;
     }
@@ -88,28 +86,11 @@ void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, r
         nops__api_error(res, 503, "recommendations are not configured (recommend.index_dir)");
         return;
     }
-    json_error_t je;
-    json_t *o = json_loadb(rq->body.b ? rq->body.b : "", rq->body.len, JSON_REJECT_DUPLICATES,
-                           &je);
-    if (!o) {
-        nops__api_error(res, 400, "malformed JSON at line %d column %d: %s", je.line, je.column,
-                        je.text);
-        return;
-    }
-    if (!json_is_object(o)) {
-        nops__api_error(res, 400, "the body must be a JSON object");
+    static const char *const known[] = {"signal_id", "incident_id", "incident", "top_n"};
+    json_t *o = nops__api_body_object(rq, res);
+    if (!o || !nops__api_known_fields(o, known, 4, res)) {
         json_decref(o);
         return;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v) {
-        if (strcmp(k, "signal_id") && strcmp(k, "incident_id") && strcmp(k, "incident") &&
-            strcmp(k, "top_n")) {
-            nops__api_error(res, 400, "unknown field \"%.100s\"", k);
-            json_decref(o);
-            return;
-        }
     }
     json_t *tn = json_object_get(o, "top_n");
     if (tn && (!json_is_integer(tn) || json_integer_value(tn) < 1 ||

@@ -73,45 +73,23 @@ static void take_row(job *j, const char *text, size_t len, const char *where)
     json_error_t je;
     json_t *run = json_loadb(text, len, 0, &je);
     const char *id = json_string_value(json_object_get(run, "id"));
-    const char *pb = json_string_value(json_object_get(run, "playbook_id"));
-    nops_run_meta m = {0};
-    nops_run_status st;
-    char ref[600];
+    char ref[600], why[160];
     snprintf(ref, sizeof ref, "%s%s%.100s", where, id ? " id " : "", id ? id : "");
-    if (!run)
+    float v[NOPS_EMBED_DIM];
+    nops_run_meta m;
+    if (!run) {
         skip(j, ref, je.text);
-    else if (!id || !*id || strlen(id) >= sizeof m.run_id)
-        skip(j, ref, "no usable \"id\" (a string of 1-47 characters)");
-    else if (!pb || !*pb || strlen(pb) >= sizeof m.playbook_id)
-        skip(j, ref, "no usable \"playbook_id\" (a string of 1-47 characters)");
-    else if (nops_run_status_parse(json_string_value(json_object_get(run, "status")), &st) !=
-             NOPS_OK)
-        skip(j, ref, "\"status\" must be success, failure or aborted");
-    else {
-        float v[NOPS_EMBED_DIM];
-        if (nops_redact_json(j->red, run, &j->rs) != NOPS_OK) {
-            skip(j, ref, "out of memory");
-            json_decref(run);
-            return;
-        }
+    } else if (nops_vector_prepare_run(j->red, run, v, &m, &j->rs, why, sizeof why) != NOPS_OK) {
+        skip(j, ref, why);
+    } else {
         const char *fin = json_string_value(json_object_get(run, "finished_at"));
-        if (nops_embed_json(run, v) != NOPS_OK) {
-            skip(j, ref, "nothing to embed (no metrics, labels, signals or summary)");
-        } else {
-            char safe_id[NOPS_REDACT_CAP(48)], safe_pb[NOPS_REDACT_CAP(48)];
-            nops_redact(j->red, id, strlen(id), safe_id, sizeof safe_id, NULL);
-            nops_redact(j->red, pb, strlen(pb), safe_pb, sizeof safe_pb, NULL);
-            snprintf(m.run_id, sizeof m.run_id, "%.47s", safe_id);
-            snprintf(m.playbook_id, sizeof m.playbook_id, "%.47s", safe_pb);
-            m.status = (uint8_t)st;
-            if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &m.finished_ns, NULL))
-                m.finished_ns = 0;
-            nops_err e = nops_histdir_add(j->w, v, &m);
-            if (e == NOPS_EXISTS)
-                j->known++; /* indexed already (append) or repeated in the input */
-            else if (e != NOPS_OK)
-                skip(j, ref, "out of memory");
-        }
+        if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &m.finished_ns, NULL))
+            m.finished_ns = 0;
+        nops_err e = nops_histdir_add(j->w, v, &m);
+        if (e == NOPS_EXISTS)
+            j->known++; /* indexed already (append) or repeated in the input */
+        else if (e != NOPS_OK)
+            skip(j, ref, "out of memory");
     }
     json_decref(run);
     uint64_t now = nops_now_ns();

@@ -46,18 +46,14 @@ static bool build(const char *dir, size_t n, nops_vindex **flat)
     size_t nb = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *run = history_run(&g);
-        nops_redact_json(red, run, NULL);
         float *v = batch + nb * NOPS_EMBED_DIM;
-        nops_embed_json(run, v);
-        nops_run_meta m = {0};
-        snprintf(m.run_id, sizeof m.run_id, "%.47s",
-                 json_string_value(json_object_get(run, "id")));
-        snprintf(m.playbook_id, sizeof m.playbook_id, "%.47s",
-                 json_string_value(json_object_get(run, "playbook_id")));
-        nops_run_status st = NOPS_RUN_FAILURE;
-        nops_run_status_parse(json_string_value(json_object_get(run, "status")), &st);
-        m.status = (uint8_t)st;
-        nops_histdir_add(w, v, &m);
+        nops_run_meta m;
+        if (nops_vector_prepare_run(red, run, v, &m, NULL, err, sizeof err) != NOPS_OK ||
+            nops_histdir_add(w, v, &m) != NOPS_OK) {
+            fprintf(stderr, "bench recommend: run %zu: %s\n", i, err);
+            json_decref(run);
+            continue;
+        }
         json_decref(run);
         if (++nb == 4096 || i + 1 == n) {
             nops_vindex_add(*flat, batch, nb, err, sizeof err);

@@ -1,7 +1,8 @@
 /*
  * bench_vector.c — `neuralops-bench vectorize` and `neuralops-bench recommend`.
  *
- * vectorize: runs/s of the vectorize path (read line, parse, redact, embed, buffer — index
+ * vectorize: runs/s of the vectorize path (read line, parse, nops_vector_prepare_run — the
+ * checks, redaction and embedding the command runs — and buffer; index
  * training timed apart) from a generated JSONL history, beside reading and parsing the same
  * lines alone; and, when a PostgreSQL DSN is given (--dsn or NEURALOPS_TEST_PG_DSN), the same
  * path from a workflow_runs table beside the raw `COPY … TO STDOUT` row rate.
@@ -44,17 +45,12 @@ typedef struct vjob {
 static void vec_row(vjob *j, const char *text, size_t len)
 {
     json_t *run = json_loadb(text, len, 0, NULL);
-    nops_run_meta m = {0};
+    nops_run_meta m;
     float v[NOPS_EMBED_DIM];
-    if (run && nops_redact_json(j->red, run, NULL) == NOPS_OK &&
-        nops_embed_json(run, v) == NOPS_OK) {
-        snprintf(m.run_id, sizeof m.run_id, "%.47s",
-                 json_string_value(json_object_get(run, "id")));
-        snprintf(m.playbook_id, sizeof m.playbook_id, "%.47s",
-                 json_string_value(json_object_get(run, "playbook_id")));
-        nops_histdir_add(j->w, v, &m);
+    char why[160];
+    if (run && nops_vector_prepare_run(j->red, run, v, &m, NULL, why, sizeof why) == NOPS_OK &&
+        nops_histdir_add(j->w, v, &m) == NOPS_OK)
         j->ok++;
-    }
     json_decref(run);
 }
 

@@ -54,6 +54,51 @@ nops_err nops_run_status_parse(const char *s, nops_run_status *out)
     return NOPS_INVAL;
 }
 
+/* ---- one run ---------------------------------------------------------------------------- */
+
+static bool usable_id(const char *s)
+{
+    return s && *s && strlen(s) < sizeof(((nops_run_meta *)0)->run_id);
+}
+
+nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
+                                 float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
+                                 nops_redact_stats *st, char *why, size_t why_size)
+{
+    const char *id = json_string_value(json_object_get(run, "id"));
+    const char *pb = json_string_value(json_object_get(run, "playbook_id"));
+    nops_run_status status;
+    memset(meta, 0, sizeof *meta);
+    if (!usable_id(id)) {
+        nops_errf(why, why_size, "no usable \"id\" (a string of 1-47 characters)");
+        return NOPS_PARSE;
+    }
+    if (!usable_id(pb)) {
+        nops_errf(why, why_size, "no usable \"playbook_id\" (a string of 1-47 characters)");
+        return NOPS_PARSE;
+    }
+    if (nops_run_status_parse(json_string_value(json_object_get(run, "status")), &status) !=
+        NOPS_OK) {
+        nops_errf(why, why_size, "\"status\" must be success, failure or aborted");
+        return NOPS_PARSE;
+    }
+    if (nops_redact_json(r, run, st) != NOPS_OK) { /* id and playbook_id are not touched */
+        nops_errf(why, why_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    if (nops_embed_json(run, vec) != NOPS_OK) {
+        nops_errf(why, why_size, "nothing to embed (no metrics, labels, signals or summary)");
+        return NOPS_PARSE;
+    }
+    char safe[NOPS_REDACT_CAP(48)];
+    nops_redact(r, id, strlen(id), safe, sizeof safe, NULL);
+    snprintf(meta->run_id, sizeof meta->run_id, "%.47s", safe);
+    nops_redact(r, pb, strlen(pb), safe, sizeof safe, NULL);
+    snprintf(meta->playbook_id, sizeof meta->playbook_id, "%.47s", safe);
+    meta->status = (uint8_t)status;
+    return NOPS_OK;
+}
+
 /* ---- writing ---------------------------------------------------------------------------- */
 
 struct nops_histdir_writer {

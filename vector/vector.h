@@ -163,6 +163,16 @@ typedef struct nops_run_meta {
     uint8_t pad[7];
 } nops_run_meta;
 
+/**
+ * One workflow run as vectorize takes it: checks id, playbook_id (1-47 characters) and status,
+ * redacts the run in place (nops_redact_json), embeds it, and fills `meta` (ids redacted too;
+ * finished_ns is left 0 for the caller). NOPS_PARSE with the reason in `why` for a run that
+ * cannot be used; NOPS_NOMEM.
+ */
+nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
+                                 float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
+                                 nops_redact_stats *st, char *why, size_t why_size);
+
 typedef struct nops_histdir_writer nops_histdir_writer;
 
 /** Start a new generation under `dir` (created if missing). */

@@ -14,11 +14,11 @@
 
 #include "api/api.h"
 #include "tests/api/http.h"
+#include "tests/kafkautil.h"
 #include "tests/testutil.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -131,14 +131,9 @@ static int setup(void **state)
 {
     (void)state;
     char err[512];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "test.mock.num.brokers", "1", err, sizeof err);
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
-    g_cluster = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.metrics", 4, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.metrics.dlq", 1, 1), 0);
-    snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    static const tu_topic topics[] = {{"neuralops.metrics", 4}, {"neuralops.metrics.dlq", 1}};
+    g_cluster = tu_mock_cluster(1, topics, 2, g_boot, sizeof g_boot);
+    assert_non_null(g_cluster);
     assert_non_null(mkdtemp(g_dir));
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setup_orchestration();

@@ -22,13 +22,13 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
+#include "tests/kafkautil.h"
 
 #include "ingest/ingest.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +46,11 @@ static char g_dir[] = "/tmp/nops-loadgen-XXXXXX";
 static int setup(void **state)
 {
     (void)state;
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "test.mock.num.brokers", "3", err, sizeof err);
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
-    g_cluster = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    static const tu_topic topics[] = {{"neuralops.metrics", 8},
+                                      {"neuralops.metrics.dlq", 1},
+                                      {"neuralops.signals", 2}};
+    g_cluster = tu_mock_cluster(3, topics, 3, g_boot, sizeof g_boot);
     assert_non_null(g_cluster);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
-    assert_non_null(mc);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.metrics", 8, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.metrics.dlq", 1, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.signals", 2, 1), 0);
-    snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     assert_non_null(mkdtemp(g_dir));
     return 0;
 }

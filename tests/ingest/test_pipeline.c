@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
+#include "tests/kafkautil.h"
 
 #include "ingest/ingest.h"
 
@@ -34,23 +35,10 @@ static char g_boot[512];
 
 static int setup(void **state)
 {
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "test.mock.num.brokers", "3", err, sizeof err);
-    rd_kafka_conf_set(c, "linger.ms", "2", err, sizeof err);
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
-    g_cluster = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    static const tu_topic topics[] = {{"m1", 8}, {"m2", 8},  {"dlq1", 2}, {"m3", 8},
+                                      {"m4", 8}, {"m5", 8}, {"sig1", 2}};
+    g_cluster = tu_mock_cluster(3, topics, 7, g_boot, sizeof g_boot);
     assert_non_null(g_cluster);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
-    assert_non_null(mc);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "m1", 8, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "m2", 8, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "dlq1", 2, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "m3", 8, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "m4", 8, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "m5", 8, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "sig1", 2, 1), 0);
-    snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     return 0;
 }
 

@@ -35,18 +35,10 @@ static void build(const char *dir, size_t n, uint64_t seed)
     nops_redactor *red = nops_redactor_new("test-key", err, sizeof err);
     for (size_t i = 0; i < n; i++) {
         json_t *run = history_run(&g);
-        assert_int_equal(nops_redact_json(red, run, NULL), NOPS_OK); /* as vectorize does */
         float v[NOPS_EMBED_DIM];
-        assert_int_equal(nops_embed_json(run, v), NOPS_OK);
-        nops_run_meta m = {0};
-        nops_run_status st;
-        snprintf(m.run_id, sizeof m.run_id, "%s", json_string_value(json_object_get(run, "id")));
-        snprintf(m.playbook_id, sizeof m.playbook_id, "%s",
-                 json_string_value(json_object_get(run, "playbook_id")));
-        assert_int_equal(
-            nops_run_status_parse(json_string_value(json_object_get(run, "status")), &st),
-            NOPS_OK);
-        m.status = (uint8_t)st;
+        nops_run_meta m;
+        if (nops_vector_prepare_run(red, run, v, &m, NULL, err, sizeof err) != NOPS_OK)
+            fail_msg("run %zu: %s", i, err); /* as vectorize takes it */
         assert_int_equal(nops_histdir_add(w, v, &m), NOPS_OK);
         json_decref(run);
     }
