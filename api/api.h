@@ -100,6 +100,7 @@ typedef struct nops_api_deps {
     nops_recommender *recommender;      /**< POST /recommend; NULL = 503 */
     nops_orchestrator *orchestrator;    /**< /orchestrate, /orchestrations; NULL = 503 */
     const nops_registry *registry;      /**< GET /playbooks; NULL = 503 */
+    nops_audit *audit;                  /**< GET /audit; NULL = 503 */
 } nops_api_deps;
 
 typedef struct nops_api nops_api;

@@ -22,6 +22,7 @@
     X(ORCH_APPROVE, "/orchestrations/{id}/approve")                                            \
     X(ORCH_EXECUTE, "/orchestrations/{id}/execute")                                            \
     X(PLAYBOOKS, "/playbooks")                                                                 \
+    X(AUDIT, "/audit")                                                                         \
     X(SIGNALS, "/signals")                                                                     \
     X(INCIDENTS, "/incidents")                                                                 \
     X(INCIDENT, "/incidents/{id}")                                                             \
@@ -117,6 +118,8 @@ void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, r
 void nops__api_orchestrate(nops_api *api, route_id route, const char *id, request *rq,
                            response *res);
 void nops__api_playbooks(nops_api *api, response *res);
+/* GET /audit?after&limit&actor&action&subject (orchestrate.c). */
+void nops__api_audit(nops_api *api, struct MHD_Connection *c, response *res);
 void nops__api_list(nops_api *api, struct MHD_Connection *c, int kind, response *res);
 void nops__api_incident(nops_api *api, const char *id, response *res);
 void nops__api_readyz(nops_api *api, response *res);

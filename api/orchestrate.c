@@ -6,6 +6,7 @@
  */
 #include "api/api_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* NOPS_NOTFOUND → 404; a refusal about who may act → 403; any other refusal → 409. */
@@ -82,15 +83,20 @@ void nops__api_orchestrate(nops_api *api, route_id route, const char *id, reques
     char err[512] = "";
     json_t *rec = NULL;
     nops_err e;
+    int ok_status = 200;
     switch (route) {
-    case ROUTE_ORCH_DRY_RUN:
-        e = nops_orch_dry_run(api->d.orchestrator, id, &who, &rec, err, sizeof err);
+    case ROUTE_ORCH_DRY_RUN: /* steps run on the orchestrator's worker: 202, poll the record */
+        e = nops_orch_start(api->d.orchestrator, NOPS_ORCH_DRY_RUN, id, &who, &rec, err,
+                            sizeof err);
+        ok_status = 202;
         break;
     case ROUTE_ORCH_APPROVE:
         e = nops_orch_approve(api->d.orchestrator, id, &who, &rec, err, sizeof err);
         break;
     case ROUTE_ORCH_EXECUTE:
-        e = nops_orch_execute(api->d.orchestrator, id, &who, &rec, err, sizeof err);
+        e = nops_orch_start(api->d.orchestrator, NOPS_ORCH_EXECUTE, id, &who, &rec, err,
+                            sizeof err);
+        ok_status = 202;
         break;
     default:
         e = nops_orch_get(api->d.orchestrator, id, &rec);
@@ -98,7 +104,7 @@ void nops__api_orchestrate(nops_api *api, route_id route, const char *id, reques
         break;
     }
     if (e == NOPS_OK)
-        nops__api_json(res, 200, rec);
+        nops__api_json(res, ok_status, rec);
     else
         fail(res, e, err);
 }
@@ -120,4 +126,63 @@ void nops__api_playbooks(nops_api *api, response *res)
     }
     nops__api_json(res, 200, json_pack("{s:o, s:I}", "playbooks", arr, "refused",
                                        (json_int_t)nops_registry_refused(api->d.registry)));
+}
+
+typedef struct audit_args {
+    nops_audit_query q;
+    response *res;
+    bool bad;
+} audit_args;
+
+static enum MHD_Result audit_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *v)
+{
+    (void)kind;
+    audit_args *a = cls;
+    char *end = NULL;
+    if (!v)
+        v = "";
+    if (strcmp(key, "after") == 0 || strcmp(key, "limit") == 0) {
+        unsigned long long n = strtoull(v, &end, 10);
+        bool ok = *v >= '0' && *v <= '9' && !*end && (key[0] == 'a' || (n >= 1 && n <= 1000));
+        if (!ok) {
+            nops__api_error(a->res, 400, "%s must be %s", key,
+                            key[0] == 'a' ? "a sequence number" : "1 to 1000");
+            a->bad = true;
+            return MHD_NO;
+        }
+        if (key[0] == 'a')
+            a->q.after = n;
+        else
+            a->q.limit = (size_t)n;
+    } else if (strcmp(key, "actor") == 0) {
+        a->q.actor = v;
+    } else if (strcmp(key, "action") == 0) {
+        a->q.action = v;
+    } else if (strcmp(key, "subject") == 0) {
+        a->q.subject = v;
+    } else {
+        nops__api_error(a->res, 400, "unknown query parameter \"%.60s\"", key);
+        a->bad = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+void nops__api_audit(nops_api *api, struct MHD_Connection *c, response *res)
+{
+    if (!api->d.audit) {
+        nops__api_error(res, 503, "no audit trail is configured (orchestration is off)");
+        return;
+    }
+    audit_args a = {.q = {.limit = 100}, .res = res};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, audit_arg, &a);
+    if (a.bad)
+        return;
+    char err[256];
+    json_t *page = NULL;
+    if (nops_audit_page(api->d.audit, &a.q, &page, err, sizeof err) != NOPS_OK)
+        nops__api_error(res, 500, "%s", err);
+    else
+        nops__api_json(res, 200, page);
 }

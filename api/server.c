@@ -176,6 +176,7 @@ static const route routes[] = {
     {ROUTE_ORCH_DRY_RUN, "POST", NOPS_ROLE_OPERATOR},
     {ROUTE_ORCH_APPROVE, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_ORCH_EXECUTE, "POST", NOPS_ROLE_OPERATOR}, {ROUTE_PLAYBOOKS, "GET", NOPS_ROLE_VIEWER},
+    {ROUTE_AUDIT, "GET", NOPS_ROLE_OPERATOR},
     {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
     {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
@@ -306,6 +307,7 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_ORCH_APPROVE:
     case ROUTE_ORCH_EXECUTE: nops__api_orchestrate(api, rt->id, id, rq, res); break;
     case ROUTE_PLAYBOOKS: nops__api_playbooks(api, res); break;
+    case ROUTE_AUDIT: nops__api_audit(api, c, res); break;
     case ROUTE_METRICS: nops__api_metrics(api, res); break;
     case ROUTE_HEALTHZ: nops__api_healthz(api, res); break;
     case ROUTE_READYZ: nops__api_readyz(api, res); break;

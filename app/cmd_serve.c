@@ -59,8 +59,14 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
     }
     snprintf(path, sizeof path, "%s/orchestrations", ctx->storage.data_dir);
     snprintf(hist, sizeof hist, "%s/history.jsonl", ctx->storage.data_dir);
-    if (!(a->orch = nops_orch_new(path, hist, a->registry, a->policy, a->audit, err,
-                                  sizeof err))) {
+    nops_orch_deps deps = {.state_dir = path,
+                           .history_jsonl = hist,
+                           .pg_dsn = ctx->sinks.postgres_dsn,
+                           .brokers = ctx->kafka.brokers,
+                           .reg = a->registry,
+                           .pol = a->policy,
+                           .audit = a->audit};
+    if (!(a->orch = nops_orch_new(&deps, err, sizeof err))) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         return false;
     }
@@ -114,7 +120,8 @@ bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks
                           .kafka_extra = ctx->kafka.extra,
                           .recommender = a->reco,
                           .orchestrator = a->orch,
-                          .registry = a->registry};
+                          .registry = a->registry,
+                          .audit = a->audit};
     a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
     if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);

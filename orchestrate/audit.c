@@ -32,7 +32,23 @@ struct nops_audit {
     PGconn *pg;
     uint64_t seq;        /* last seq written */
     char prev[65];       /* its hash */
+    long *off;           /* file offset of each line (entry seq k at off[k-1]) */
+    size_t noff, capoff;
 };
+
+static bool push_off(nops_audit *a, long at)
+{
+    if (a->noff == a->capoff) {
+        size_t cap = a->capoff ? a->capoff * 2 : 1024;
+        long *n = realloc(a->off, cap * sizeof *n);
+        if (!n)
+            return false;
+        a->off = n;
+        a->capoff = cap;
+    }
+    a->off[a->noff++] = at;
+    return true;
+}
 
 /* hex SHA-256 of prev ‖ canonical JSON of `e` (without "hash"). */
 static bool entry_hash(const char *prev, json_t *e, char out[65])
@@ -96,19 +112,25 @@ static bool check_entry(json_t *e, uint64_t k, const char *prev, char *why, size
 
 /* ---- opening and appending ------------------------------------------------------------- */
 
-static bool last_line(FILE *f, char *buf, size_t cap)
+/* Index the lines of the file; the last non-empty one into buf. */
+static bool index_lines(nops_audit *a, char *buf, size_t cap)
 {
     char *line = NULL;
     size_t lcap = 0;
     bool any = false;
     ssize_t n;
-    rewind(f);
-    while ((n = getline(&line, &lcap, f)) > 0)
+    rewind(a->f);
+    long at = 0;
+    while ((n = getline(&line, &lcap, a->f)) > 0) {
         if (n > 1) {
             snprintf(buf, cap, "%s", line);
             any = true;
+            push_off(a, at);
         }
+        at += (long)n;
+    }
     free(line);
+    fseek(a->f, 0, SEEK_END);
     return any;
 }
 
@@ -144,7 +166,7 @@ nops_audit *nops_audit_open(const char *path, const char *pg_dsn, char *errstr,
         return NULL;
     }
     static char last[1 << 16];
-    if (last_line(a->f, last, sizeof last)) {
+    if (index_lines(a, last, sizeof last)) {
         json_t *e = json_loads(last, 0, NULL);
         const char *h = json_string_value(json_object_get(e, "hash"));
         json_int_t seq = json_integer_value(json_object_get(e, "seq"));
@@ -173,6 +195,7 @@ void nops_audit_close(nops_audit *a)
     if (a->f)
         fclose(a->f);
     PQfinish(a->pg);
+    free(a->off);
     pthread_mutex_destroy(&a->mu);
     nops_free(a);
 }
@@ -224,17 +247,26 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
     } else {
         json_object_set_new(e, "hash", json_string(h));
         char *line = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        fseek(a->f, 0, SEEK_END); /* a page read may have moved the position */
         long at = ftell(a->f);
         bool ok = line && fprintf(a->f, "%s\n", line) > 0 && fflush(a->f) == 0 &&
                   fsync(fileno(a->f)) == 0;
         if (!ok)
             nops_errf(errstr, errstr_size, "audit: cannot write the log: %s", strerror(errno));
+        if (ok && a->pg && PQstatus(a->pg) != CONNECTION_OK)
+            PQreset(a->pg); /* the database restarted: one reconnection attempt */
         if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size)) {
             ok = false; /* keep file and database in step: take the line back */
             if (at >= 0 && ftruncate(fileno(a->f), at) != 0)
                 NOPS_ERROR("audit", "cannot take back a line refused by PostgreSQL");
         }
         free(line);
+        if (ok && !push_off(a, at)) {
+            ok = false;
+            nops_errf(errstr, errstr_size, "audit: out of memory");
+            if (ftruncate(fileno(a->f), at) != 0)
+                NOPS_ERROR("audit", "cannot take back a line");
+        }
         if (ok) {
             a->seq++;
             snprintf(a->prev, sizeof a->prev, "%s", h);
@@ -246,6 +278,57 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
     json_decref(e);
     pthread_mutex_unlock(&a->mu);
     return err;
+}
+
+/* ---- reading a page ------------------------------------------------------------------------- */
+
+static bool matches(json_t *e, const char *field, const char *want)
+{
+    const char *v = json_string_value(json_object_get(e, field));
+    return !want || (v && strcmp(v, want) == 0);
+}
+
+nops_err nops_audit_page(nops_audit *a, const nops_audit_query *q, json_t **out, char *errstr,
+                         size_t errstr_size)
+{
+    *out = NULL;
+    json_t *entries = json_array();
+    size_t limit = q->limit < 1 ? 1 : q->limit > 1000 ? 1000 : q->limit;
+    char *line = NULL;
+    size_t lcap = 0, scanned = 0;
+    nops_err err = NOPS_OK;
+    pthread_mutex_lock(&a->mu);
+    size_t i = q->after < a->noff ? (size_t)q->after : a->noff;
+    for (; i < a->noff && json_array_size(entries) < limit && scanned < 100000; i++, scanned++) {
+        if (fseek(a->f, a->off[i], SEEK_SET) != 0 || getline(&line, &lcap, a->f) <= 0) {
+            nops_errf(errstr, errstr_size, "audit: cannot read entry %zu", i + 1);
+            err = NOPS_IO;
+            break;
+        }
+        json_t *e = json_loads(line, 0, NULL);
+        if (!e) {
+            nops_errf(errstr, errstr_size, "audit: entry %zu is not JSON (run neuralops audit "
+                      "verify)", i + 1);
+            err = NOPS_PARSE;
+            break;
+        }
+        if (matches(e, "actor", q->actor) && matches(e, "action", q->action) &&
+            matches(e, "subject", q->subject))
+            json_array_append(entries, e);
+        json_decref(e);
+    }
+    const size_t total = a->noff;
+    fseek(a->f, 0, SEEK_END);
+    pthread_mutex_unlock(&a->mu);
+    free(line);
+    if (err != NOPS_OK) {
+        json_decref(entries);
+        return err;
+    }
+    *out = json_pack("{s:o, s:o, s:I}", "entries", entries, "next",
+                     i < total ? json_integer((json_int_t)i) : json_null(), "total",
+                     (json_int_t)total);
+    return NOPS_OK;
 }
 
 /* ---- verification ------------------------------------------------------------------------- */

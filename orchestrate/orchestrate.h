@@ -36,6 +36,23 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
                            const char *subject, const char *decision, const json_t *details,
                            uint64_t *seq, char *errstr, size_t errstr_size);
 
+/** Which entries nops_audit_page returns. */
+typedef struct nops_audit_query {
+    uint64_t after;      /**< entries with seq > after (the `next` of the previous page) */
+    size_t limit;        /**< at most this many (clamped to 1..1000) */
+    const char *actor;   /**< only this actor (NULL = any); likewise action and subject */
+    const char *action;
+    const char *subject;
+} nops_audit_query;
+
+/**
+ * A page of the chain, oldest first: {"entries":[..],"next":seq|null,"total":n}, where next is
+ * the `after` of the following page (null at the end; with filters a page may hold fewer than
+ * `limit` entries before the end). NOPS_IO/NOPS_PARSE when the file cannot be read.
+ */
+nops_err nops_audit_page(nops_audit *a, const nops_audit_query *q, json_t **out, char *errstr,
+                         size_t errstr_size);
+
 /** What a verification found. */
 typedef struct nops_audit_report {
     uint64_t entries;   /**< entries read */
@@ -54,7 +71,9 @@ nops_err nops_audit_verify_pg(const char *dsn, nops_audit_report *r, char *errst
 /*
  * A manifest {"id","name","version","description","safety":{"mode":"manual|auto",
  * "allowed_roles":[...]},"steps":[{"name","exec":["cmd","arg",...]} |
- * {"name","kafka":{"topic","payload"}}],"timeout_s"} in DIR/<anything>.json, with a detached
+ * {"name","kafka":{"topic","payload"}}],"timeout_s","state_probe":["cmd","arg",...]} (the
+ * probe, optional, runs before and after an execution: its output is the pre/post state
+ * recorded) in DIR/<anything>.json, with a detached
  * signature DIR/<same>.json.sig in the format of `cosign sign-blob`: base64 of the DER ECDSA
  * P-256 signature over SHA-256 of the file's bytes. Verified with OpenSSL against the configured
  * PEM public keys (any one may match).
@@ -97,6 +116,14 @@ const char *nops_registry_refusal(const nops_registry *r, size_t i);
  */
 nops_err nops_registry_recheck(const nops_registry *r, const nops_playbook *pb,
                                const char *sha256, char *why, size_t why_size);
+
+/**
+ * Parse and check one manifest's bytes (no signature check) into *pb; NOPS_PARSE with the reason
+ * in `why`. On success pb->manifest is a reference the caller drops with nops_playbook_release.
+ */
+nops_err nops_playbook_parse(const void *data, size_t n, nops_playbook *pb, char *why,
+                             size_t why_size);
+void nops_playbook_release(nops_playbook *pb);
 
 /** Sign `file` with the PEM EC private key `key_pem`, writing `file`.sig (cosign format). */
 nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
@@ -161,16 +188,25 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
 
 /* ---- the orchestrator: suggest → dry-run → approve → execute ---------------------------- */
 /*
- * One record per proposed run, persisted as DIR/<id>.json (written aside and renamed), so a
- * restart resumes any flow where it stopped. States: suggested → dry_run_ok | dry_run_failed →
- * approved → executed | failed; a policy `deny` ends a flow at suggested+denied. Approval needs
- * role org-admin, an approver other than the requester, and binds to the plan and the
- * manifest's sha256; execution rechecks signature and hash. `exec` steps run as argument
- * vectors (never a shell) with an environment of PATH and NEURALOPS_* only, within the
+ * One record per proposed run, kept in a record store — JSON files in the state directory, or
+ * PostgreSQL table `orchestrations` when a DSN is given — so a restart (or another instance on
+ * the same database) continues any flow where it stopped. States:
+ *   suggested → dry_running → dry_run_ok | dry_run_failed (→ dry_running again)
+ *   dry_run_ok → approved → executing → executed | failed
+ *   denied (policy deny at suggest), interrupted (the process died during an execution: the
+ *   outcome is unknown and the run is not repeated by itself)
+ * Every transition is a compare-and-set on the stored state, so one step cannot be taken twice.
+ * Approval needs role org-admin, an approver other than the requester, and binds to the plan
+ * and the manifest's sha256; execution rechecks signature and hash. `exec` steps run as
+ * argument vectors (never a shell) with an environment of PATH and NEURALOPS_* only
+ * (NEURALOPS_ORCHESTRATION_ID, _PLAYBOOK_ID, _INCIDENT_ID, _SERVICE, _HOST, _DRY_RUN), within the
  * playbook's timeout, output captured (bounded); in dry-run they get NEURALOPS_DRY_RUN=1 and,
  * when the step says "dry_run": true, a --dry-run argument (otherwise they are only checked).
- * `kafka` steps are refused in this build (no producer is wired in yet). Every step is audited;
- * an execution appends a workflow_runs row to the history JSONL.
+ * `kafka` steps publish {"orchestration_id","playbook_id","incident_id","step","dry_run",
+ * "labels","payload"} keyed by the orchestration id and wait for the broker's acknowledgement;
+ * in a dry-run they check that the topic exists (and publish with "dry_run": true when the step
+ * says "dry_run": true). Every step is audited; an execution writes a workflow_runs row to the
+ * history JSONL and, with a DSN, to PostgreSQL table workflow_runs.
  */
 
 /** [orchestrate] settings. */
@@ -187,18 +223,30 @@ typedef struct nops_actor {
     const char *role; /* viewer | operator | org-admin */
 } nops_actor;
 
+/** What an orchestrator works with (all borrowed; strings copied). */
+typedef struct nops_orch_deps {
+    const char *state_dir;     /**< records as <id>.json (without pg_dsn) */
+    const char *history_jsonl; /**< workflow_runs rows appended here (NULL/"" = not) */
+    const char *pg_dsn;        /**< NULL/"": files; else `orchestrations` + `workflow_runs` */
+    const char *brokers;       /**< Kafka for kafka steps (NULL/"": those steps fail) */
+    const nops_registry *reg;
+    const nops_policy *pol;    /**< may be NULL: everything needs an approval */
+    nops_audit *audit;         /**< may be NULL (tests) */
+} nops_orch_deps;
+
 typedef struct nops_orchestrator nops_orchestrator;
 
-/** Borrowed: registry, policy (may be NULL: everything needs approval), audit. */
-nops_orchestrator *nops_orch_new(const char *state_dir, const char *history_jsonl,
-                                 const nops_registry *reg, const nops_policy *pol,
-                                 nops_audit *audit, char *errstr, size_t errstr_size);
+/** Open the record store, mark executions a dead process left behind as interrupted (and give
+ *  dry-runs it left back), start the worker thread for nops_orch_start. */
+nops_orchestrator *nops_orch_new(const nops_orch_deps *deps, char *errstr, size_t errstr_size);
+/** Finishes the runs already started (their own timeouts bound the wait), then frees. */
 void nops_orch_destroy(nops_orchestrator *o);
 
 /**
  * Each call returns the record as it stands after the step (*out, a new reference) or an
  * error: NOPS_NOTFOUND (no such orchestration or playbook), NOPS_INVAL (not allowed now: wrong
  * state, role, approver, policy; errstr says which), NOPS_IO (state could not be saved).
+ * Dry-run and execute run the steps in the caller's thread.
  */
 nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const char *playbook_id,
                            const nops_actor *who, json_t **out, char *errstr,
@@ -210,5 +258,15 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
 nops_err nops_orch_execute(nops_orchestrator *o, const char *id, const nops_actor *who,
                            json_t **out, char *errstr, size_t errstr_size);
 nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out);
+
+typedef enum nops_orch_step { NOPS_ORCH_DRY_RUN, NOPS_ORCH_EXECUTE } nops_orch_step;
+
+/**
+ * Take the step's checks and claim now (the record comes back dry_running or executing, or the
+ * errors above) and run its steps on the orchestrator's worker thread; poll nops_orch_get for
+ * the outcome. For servers, whose request threads must not wait for a playbook.
+ */
+nops_err nops_orch_start(nops_orchestrator *o, nops_orch_step step, const char *id,
+                         const nops_actor *who, json_t **out, char *errstr, size_t errstr_size);
 
 #endif /* NOPS_ORCHESTRATE_H */

@@ -1,16 +1,18 @@
 /*
  * orchestrator.c — the suggest → dry-run → approve → execute state machine of orchestrate.h.
- * Records are JSON files in the state directory, written aside and renamed, read back on every
- * call, so a restart (or a second process) continues from what is on disk.
+ * Records live in the record store (records.c) and are read back on every call, so a restart
+ * (or another instance on the same PostgreSQL) continues from what is stored. A step that runs
+ * commands is taken in two halves: the claim (checks, then a compare-and-set into dry_running
+ * or executing) and the run (steps, outcome, audit), in the caller's thread or on the worker.
  */
-#include "orchestrate/runner.h"
+#include "orchestrate/orch_int.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,86 +32,38 @@ static const nops_cfg_entry orch_entries[] = {
 
 const nops_cfg_section nops_orch_cfg_section = {
     "orchestrate",
-    "Playbooks, the policy gate and approvals (docs/policies/). State and the audit trail live "
-    "in storage.data_dir (orchestrations/, audit.jsonl) and, with sinks.postgres_dsn, in "
-    "PostgreSQL audit_logs.",
+    "Playbooks, the policy gate and approvals (docs/policies/). Records, runs and the audit "
+    "trail live in storage.data_dir (orchestrations/, history.jsonl, audit.jsonl); with "
+    "sinks.postgres_dsn the records are PostgreSQL table orchestrations and runs and audit "
+    "entries also go to workflow_runs and audit_logs. kafka steps publish through "
+    "kafka.brokers.",
     orch_entries, sizeof orch_entries / sizeof orch_entries[0], NULL};
 
+typedef struct job {
+    struct job *next;
+    nops_orch_step step;
+    char id[48];
+    char actor[160];
+    char role[16];
+} job;
+
 struct nops_orchestrator {
-    char dir[512];
     char history[512];
+    char owner[160]; /* host:pid, recorded in every claim */
     const nops_registry *reg;
     const nops_policy *pol;
     nops_audit *audit;
-    pthread_mutex_t mu;
+    nops_records *rs;
+    nops_kstep *kafka;
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    job *head, *tail;
+    bool stop;
 };
 
-nops_orchestrator *nops_orch_new(const char *state_dir, const char *history_jsonl,
-                                 const nops_registry *reg, const nops_policy *pol,
-                                 nops_audit *audit, char *errstr, size_t errstr_size)
-{
-    if (mkdir(state_dir, 0750) != 0 && errno != EEXIST) {
-        nops_errf(errstr, errstr_size, "orchestrations: cannot create %s: %s", state_dir,
-                  strerror(errno));
-        return NULL;
-    }
-    nops_orchestrator *o = nops_calloc(1, sizeof *o);
-    if (!o) {
-        nops_errf(errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    snprintf(o->dir, sizeof o->dir, "%s", state_dir);
-    snprintf(o->history, sizeof o->history, "%s", history_jsonl ? history_jsonl : "");
-    o->reg = reg;
-    o->pol = pol;
-    o->audit = audit;
-    pthread_mutex_init(&o->mu, NULL);
-    return o;
-}
-
-void nops_orch_destroy(nops_orchestrator *o)
-{
-    if (!o)
-        return;
-    pthread_mutex_destroy(&o->mu);
-    nops_free(o);
-}
-
-/* ---- records ------------------------------------------------------------------------------ */
-
-static bool valid_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 40)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
-            return false;
-    return true;
-}
-
-static json_t *load(nops_orchestrator *o, const char *id)
-{
-    if (!valid_id(id))
-        return NULL;
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.json", o->dir, id);
-    return json_load_file(path, 0, NULL);
-}
-
-static nops_err save(nops_orchestrator *o, json_t *rec, char *errstr, size_t errstr_size)
-{
-    char path[700], tmp[720];
-    const char *id = json_string_value(json_object_get(rec, "id"));
-    snprintf(path, sizeof path, "%s/%s.json", o->dir, id);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (json_dump_file(rec, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
-        rename(tmp, path) != 0) {
-        nops_errf(errstr, errstr_size, "orchestrations: cannot write %s", path);
-        return NOPS_IO;
-    }
-    return NOPS_OK;
-}
+/* ---- small helpers ------------------------------------------------------------------------ */
 
 static void set_state(json_t *rec, const char *state)
 {
@@ -125,12 +79,18 @@ static const char *state_of(json_t *rec)
     return s ? s : "";
 }
 
-static void audit(nops_orchestrator *o, const nops_actor *who, const char *action,
-                  const char *id, const char *decision, json_t *details)
+static const char *id_of(json_t *rec)
+{
+    const char *s = json_string_value(json_object_get(rec, "id"));
+    return s ? s : "";
+}
+
+static void audit(nops_orchestrator *o, const char *actor, const char *action, const char *id,
+                  const char *decision, json_t *details)
 {
     char err[256];
-    if (o->audit && nops_audit_append(o->audit, who->id, action, id, decision, details, NULL,
-                                      err, sizeof err) != NOPS_OK)
+    if (o->audit && nops_audit_append(o->audit, actor, action, id, decision, details, NULL, err,
+                                      sizeof err) != NOPS_OK)
         NOPS_ERROR("orchestrate", "audit entry lost: %s", err);
     json_decref(details);
 }
@@ -149,6 +109,52 @@ static void plan_hash(json_t *rec, char out[65])
         snprintf(out + 2 * i, 3, "%02x", md[i]);
     free(s);
     json_decref(plan);
+}
+
+/* Load a record in one of the `want` states ("a|b") whose playbook is still registered; NULL
+ * with an error otherwise. */
+static json_t *load_in(nops_orchestrator *o, const char *id, const char *want,
+                       const nops_playbook **pb, nops_err *e, char *errstr, size_t errstr_size)
+{
+    json_t *rec = nops__records_load(o->rs, id);
+    if (!rec) {
+        nops_errf(errstr, errstr_size, "no orchestration %.48s", id);
+        *e = NOPS_NOTFOUND;
+        return NULL;
+    }
+    char w[96], s[64];
+    snprintf(w, sizeof w, "|%s|", want);
+    snprintf(s, sizeof s, "|%s|", state_of(rec));
+    *pb = nops_registry_get(o->reg, json_string_value(json_object_get(rec, "playbook_id")));
+    if (!strstr(w, s) || !*pb) {
+        nops_errf(errstr, errstr_size, !*pb ? "its playbook is no longer in the registry"
+                                            : "orchestration %s is %s (needs %s)",
+                  id, state_of(rec), want);
+        *e = !*pb ? NOPS_NOTFOUND : NOPS_INVAL;
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+/* Store the record (compare-and-set from `from` when given), audit the step (details stolen),
+ * hand the record out — or drop it when it could not be stored. */
+static nops_err commit_step(nops_orchestrator *o, json_t *rec, const char *from,
+                            const char *actor, const char *action, const char *decision,
+                            json_t *details, json_t **out, char *errstr, size_t errstr_size)
+{
+    nops_err e = nops__records_save(o->rs, rec, from, errstr, errstr_size);
+    if (e != NOPS_OK) {
+        json_decref(details);
+        json_decref(rec);
+        return e;
+    }
+    audit(o, actor, action, id_of(rec), decision, details);
+    if (out)
+        *out = rec;
+    else
+        json_decref(rec);
+    return NOPS_OK;
 }
 
 /* ---- suggest ------------------------------------------------------------------------------- */
@@ -180,7 +186,7 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
     *out = NULL;
     const nops_playbook *pb = nops_registry_get(o->reg, playbook_id);
     if (!pb) {
-        nops_errf(errstr, errstr_size, "no signed playbook %s in the registry", playbook_id);
+        nops_errf(errstr, errstr_size, "no signed playbook %.64s in the registry", playbook_id);
         return NOPS_NOTFOUND;
     }
     json_t *ctx = policy_context(pb, incident, who);
@@ -188,13 +194,13 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
     nops_policy_decide(o->pol, ctx, &d);
     json_decref(ctx);
     char id[48], ts[40];
-    unsigned char rnd[8];
+    unsigned long long rnd = 0;
     FILE *ur = fopen("/dev/urandom", "rb");
-    size_t got = ur ? fread(rnd, 1, sizeof rnd, ur) : 0;
+    if (!ur || fread(&rnd, sizeof rnd, 1, ur) != 1)
+        rnd = (unsigned long long)nops_wall_ns() ^ ((unsigned long long)getpid() << 40);
     if (ur)
         fclose(ur);
-    snprintf(id, sizeof id, "orch-%016llx", got == 8 ? *(unsigned long long *)rnd
-                                                      : (unsigned long long)nops_wall_ns());
+    snprintf(id, sizeof id, "orch-%016llx", rnd);
     nops_format_ts(nops_wall_ns(), ts, sizeof ts);
     json_t *rec = json_pack(
         "{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:{s:s, s:s, s:s, s:b}, s:s}", "id", id,
@@ -205,105 +211,48 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
         "policy", "action", nops_policy_action_name(d.action), "escalation",
         nops_escalation_name(d.escalation), "rule", d.rule, "auto_execute", d.auto_execute,
         "logged_rules", d.logged);
-    set_state(rec, d.action == NOPS_POLICY_DENY ? "denied" : "suggested");
-    pthread_mutex_lock(&o->mu);
-    nops_err e = save(o, rec, errstr, errstr_size);
-    pthread_mutex_unlock(&o->mu);
-    audit(o, who, "suggest", id, nops_policy_action_name(d.action),
-          json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule, "escalation",
-                    nops_escalation_name(d.escalation)));
-    if (e != NOPS_OK) {
-        json_decref(rec);
-        return e;
-    }
-    *out = rec;
-    return NOPS_OK;
-}
-
-/* ---- dry-run, approve, execute ------------------------------------------------------------- */
-
-/* Run every step (dry-run or for real); results into rec["<kind>"]; true when all succeeded. */
-static bool run_steps(nops_orchestrator *o, json_t *rec, const nops_playbook *pb, bool dry,
-                      char *why, size_t why_size)
-{
-    json_t *results = json_array();
-    const int64_t deadline = (int64_t)nops_now_ns() + pb->timeout_s * 1000000000ll;
-    bool ok = true;
-    size_t i;
-    json_t *st;
-    json_array_foreach(json_object_get(rec, "steps"), i, st) {
-        const char *name = json_string_value(json_object_get(st, "name"));
-        json_t *exec = json_object_get(st, "exec");
-        nops_step_result r = {0};
-        if (!exec) {
-            snprintf(why, why_size, "step %s: kafka steps are not supported in this build", name);
-            ok = false;
-        } else if (dry && !json_is_true(json_object_get(st, "dry_run"))) {
-            /* no dry-run mode in the command: check that it exists and is executable */
-            const char *cmd = json_string_value(json_array_get(exec, 0));
-            if (!cmd || cmd[0] != '/' || access(cmd, X_OK) != 0) {
-                snprintf(why, why_size, "step %s: %s is not an executable absolute path", name,
-                         cmd ? cmd : "(none)");
-                ok = false;
-            }
-            snprintf(r.output, sizeof r.output, "checked, not run (no dry-run mode)");
-        } else if (nops__run_step(exec, dry, dry, deadline, &r) != NOPS_OK || r.exit_code != 0) {
-            snprintf(why, why_size, "step %.60s %s%.300s", name,
-                     r.timed_out ? "timed out after the playbook's timeout_s" : "failed: ",
-                     r.timed_out ? "" : r.output);
-            ok = false;
-        }
-        json_array_append_new(results, json_pack("{s:s, s:i, s:b, s:s}", "step", name, "exit",
-                                                 r.exit_code, "timed_out", r.timed_out, "output",
-                                                 r.output));
-        if (!ok)
-            break;
-    }
-    json_object_set_new(rec, dry ? "dry_run" : "execution", results);
-    return ok;
-}
-
-/* Load a record in one of the `want` states ("a|b"); NULL with an error otherwise. */
-static json_t *load_in(nops_orchestrator *o, const char *id, const char *want,
-                       const nops_playbook **pb, nops_err *e, char *errstr, size_t errstr_size)
-{
-    json_t *rec = load(o, id);
     if (!rec) {
-        nops_errf(errstr, errstr_size, "no orchestration %s", id);
-        *e = NOPS_NOTFOUND;
-        return NULL;
+        nops_errf(errstr, errstr_size, "the incident is not a JSON object");
+        return NOPS_INVAL;
     }
-    char w[64];
-    snprintf(w, sizeof w, "|%s|", want);
-    char s[64];
-    snprintf(s, sizeof s, "|%s|", state_of(rec));
-    *pb = nops_registry_get(o->reg, json_string_value(json_object_get(rec, "playbook_id")));
-    if (!strstr(w, s) || !*pb) {
-        nops_errf(errstr, errstr_size, !*pb ? "its playbook is no longer in the registry"
-                                            : "orchestration %s is %s (needs %s)",
-                  id, state_of(rec), want);
-        *e = !*pb ? NOPS_NOTFOUND : NOPS_INVAL;
+    set_state(rec, d.action == NOPS_POLICY_DENY ? "denied" : "suggested");
+    return commit_step(o, rec, NULL, who->id, "suggest", nops_policy_action_name(d.action),
+                       json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
+                                 "escalation", nops_escalation_name(d.escalation)),
+                       out, errstr, errstr_size);
+}
+
+/* ---- dry-run ------------------------------------------------------------------------------- */
+
+static json_t *claim_dry_run(nops_orchestrator *o, const char *id, const nops_playbook **pb,
+                             nops_err *e, char *errstr, size_t errstr_size)
+{
+    json_t *rec = load_in(o, id, "suggested|dry_run_failed", pb, e, errstr, errstr_size);
+    if (!rec)
+        return NULL;
+    char from[32];
+    snprintf(from, sizeof from, "%s", state_of(rec));
+    set_state(rec, "dry_running");
+    json_object_set_new(rec, "claimed_by", json_string(o->owner));
+    if ((*e = nops__records_save(o->rs, rec, from, errstr, errstr_size)) != NOPS_OK) {
         json_decref(rec);
         return NULL;
     }
     return rec;
 }
 
-/* Save the record, audit the step (details stolen), hand the record out — or drop it when it
- * could not be saved. */
-static nops_err commit_step(nops_orchestrator *o, json_t *rec, const nops_actor *who,
-                            const char *action, const char *decision, json_t *details,
-                            json_t **out, char *errstr, size_t errstr_size)
+static nops_err finish_dry_run(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
+                               const char *actor, json_t **out, char *errstr,
+                               size_t errstr_size)
 {
-    pthread_mutex_lock(&o->mu);
-    nops_err e = save(o, rec, errstr, errstr_size);
-    pthread_mutex_unlock(&o->mu);
-    audit(o, who, action, json_string_value(json_object_get(rec, "id")), decision, details);
-    if (e == NOPS_OK)
-        *out = rec;
-    else
-        json_decref(rec);
-    return e;
+    char why[512] = "";
+    bool ok = nops__run_steps(rec, pb, o->kafka, true, why, sizeof why);
+    set_state(rec, ok ? "dry_run_ok" : "dry_run_failed");
+    json_object_del(rec, "error");
+    if (!ok)
+        json_object_set_new(rec, "error", json_string(why));
+    return commit_step(o, rec, "dry_running", actor, "dry-run", ok ? "ok" : "failed",
+                       json_pack("{s:s}", "error", why), out, errstr, errstr_size);
 }
 
 nops_err nops_orch_dry_run(nops_orchestrator *o, const char *id, const nops_actor *who,
@@ -312,17 +261,11 @@ nops_err nops_orch_dry_run(nops_orchestrator *o, const char *id, const nops_acto
     const nops_playbook *pb;
     nops_err e = NOPS_OK;
     *out = NULL;
-    json_t *rec = load_in(o, id, "suggested|dry_run_failed", &pb, &e, errstr, errstr_size);
-    if (!rec)
-        return e;
-    char why[512] = "";
-    bool ok = run_steps(o, rec, pb, true, why, sizeof why);
-    set_state(rec, ok ? "dry_run_ok" : "dry_run_failed");
-    if (!ok)
-        json_object_set_new(rec, "error", json_string(why));
-    return commit_step(o, rec, who, "dry-run", ok ? "ok" : "failed",
-                       json_pack("{s:s}", "error", why), out, errstr, errstr_size);
+    json_t *rec = claim_dry_run(o, id, &pb, &e, errstr, errstr_size);
+    return rec ? finish_dry_run(o, rec, pb, who->id, out, errstr, errstr_size) : e;
 }
+
+/* ---- approve ------------------------------------------------------------------------------- */
 
 nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_actor *who,
                            json_t **out, char *errstr, size_t errstr_size)
@@ -339,7 +282,7 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     else if (strcmp(who->id, json_string_value(json_object_get(rec, "requested_by"))) == 0)
         refuse = "the approver must not be the requester";
     if (refuse) {
-        audit(o, who, "approve", id, "refused", json_pack("{s:s}", "reason", refuse));
+        audit(o, who->id, "approve", id, "refused", json_pack("{s:s}", "reason", refuse));
         nops_errf(errstr, errstr_size, "%s", refuse);
         json_decref(rec);
         return NOPS_INVAL;
@@ -350,33 +293,91 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     json_object_set_new(rec, "approval", json_pack("{s:s, s:s, s:s}", "by", who->id, "at", ts,
                                                    "plan_sha256", ph));
     set_state(rec, "approved");
-    return commit_step(o, rec, who, "approve", "approved", json_pack("{s:s}", "plan_sha256", ph),
-                       out, errstr, errstr_size);
+    return commit_step(o, rec, "dry_run_ok", who->id, "approve", "approved",
+                       json_pack("{s:s}", "plan_sha256", ph), out, errstr, errstr_size);
 }
 
-/* Append the run to the history, as a workflow_runs row. */
-static void record_run(nops_orchestrator *o, json_t *rec, bool ok, const nops_actor *who)
+/* ---- execute ------------------------------------------------------------------------------- */
+
+/* Why `rec` may not run now ("" when it may). */
+static void execute_refusal(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
+                            char *why, size_t why_size)
 {
-    if (!o->history[0])
-        return;
-    json_t *inc = json_object_get(rec, "incident");
-    json_t *summary = json_object_get(inc, "summary"), *labels = json_object_get(inc, "labels");
-    json_t *signals = json_object_get(inc, "signals");
-    json_t *row = json_pack("{s:O, s:O, s:o, s:o, s:o, s:O, s:O, s:s, s:s, s:s}", "id",
-                            json_object_get(rec, "id"), "playbook_id",
-                            json_object_get(rec, "playbook_id"), "incident_summary",
-                            summary ? json_incref(summary) : json_string(""), "labels",
-                            labels ? json_incref(labels) : json_object(), "signals",
-                            signals ? json_incref(signals) : json_array(), "started_at",
-                            json_object_get(rec, "started_at"), "finished_at",
-                            json_object_get(rec, "updated_at"), "status",
-                            ok ? "success" : "failure", "executed_by", who->id, "notes", "");
-    FILE *f = fopen(o->history, "a");
-    if (!f || json_dumpf(row, f, JSON_COMPACT) != 0 || fputc('\n', f) == EOF)
-        NOPS_ERROR("orchestrate", "cannot append the run to %s", o->history);
-    if (f)
-        fclose(f);
+    char ph[65];
+    json_t *policy = json_object_get(rec, "policy");
+    const bool auto_ok = json_is_true(json_object_get(policy, "auto_execute"));
+    const char *approved = json_string_value(
+        json_object_get(json_object_get(rec, "approval"), "plan_sha256"));
+    plan_hash(rec, ph);
+    why[0] = '\0';
+    if (strcmp(state_of(rec), "dry_run_ok") == 0 && !auto_ok)
+        snprintf(why, why_size, "this run needs an approval (policy: %s)",
+                 json_string_value(json_object_get(policy, "action")));
+    else if (approved && strcmp(approved, ph) != 0)
+        snprintf(why, why_size, "the plan changed since it was approved");
+    else
+        nops_registry_recheck(o->reg, pb,
+                              json_string_value(json_object_get(rec, "manifest_sha256")), why,
+                              why_size); /* fills why when it fails */
+}
+
+static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_actor *who,
+                             const nops_playbook **pb, nops_err *e, char *errstr,
+                             size_t errstr_size)
+{
+    json_t *rec = load_in(o, id, "approved|dry_run_ok", pb, e, errstr, errstr_size);
+    if (!rec)
+        return NULL;
+    char why[512], from[32], ts[40];
+    execute_refusal(o, rec, *pb, why, sizeof why);
+    if (why[0]) {
+        audit(o, who->id, "execute", id, "refused", json_pack("{s:s}", "reason", why));
+        nops_errf(errstr, errstr_size, "%s", why);
+        json_decref(rec);
+        *e = NOPS_INVAL;
+        return NULL;
+    }
+    snprintf(from, sizeof from, "%s", state_of(rec));
+    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
+    set_state(rec, "executing");
+    json_object_set_new(rec, "claimed_by", json_string(o->owner));
+    json_object_set_new(rec, "executed_by", json_string(who->id));
+    json_object_set_new(rec, "started_at", json_string(ts));
+    if ((*e = nops__records_save(o->rs, rec, from, errstr, errstr_size)) != NOPS_OK) {
+        json_decref(rec);
+        return NULL;
+    }
+    audit(o, who->id, "execute", id, "started", json_pack("{s:s}", "from", from));
+    return rec;
+}
+
+static nops_err finish_execute(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
+                               const char *actor, json_t **out, char *errstr,
+                               size_t errstr_size)
+{
+    char why[512] = "";
+    bool ok = nops_registry_recheck(o->reg, pb,
+                                    json_string_value(json_object_get(rec, "manifest_sha256")),
+                                    why, sizeof why) == NOPS_OK;
+    if (ok) {
+        json_t *pre = nops__probe_state(rec, pb);
+        if (pre)
+            json_object_set_new(rec, "pre_state", pre);
+        ok = nops__run_steps(rec, pb, o->kafka, false, why, sizeof why);
+        json_t *post = nops__probe_state(rec, pb);
+        if (post)
+            json_object_set_new(rec, "post_state", post);
+    }
+    set_state(rec, ok ? "executed" : "failed");
+    if (!ok)
+        json_object_set_new(rec, "error", json_string(why));
+    json_t *row = nops__workflow_row(rec, ok, actor);
+    char rerr[512];
+    if (nops__records_add_run(o->rs, o->history, row, rerr, sizeof rerr) != NOPS_OK)
+        NOPS_ERROR("orchestrate", "the run of %s is not in the history: %s", id_of(rec), rerr);
     json_decref(row);
+    return commit_step(o, rec, "executing", actor, "execute", ok ? "executed" : "failed",
+                       json_pack("{s:s}", "error", why), out, errstr, errstr_size);
 }
 
 nops_err nops_orch_execute(nops_orchestrator *o, const char *id, const nops_actor *who,
@@ -385,45 +386,197 @@ nops_err nops_orch_execute(nops_orchestrator *o, const char *id, const nops_acto
     const nops_playbook *pb;
     nops_err e = NOPS_OK;
     *out = NULL;
-    json_t *rec = load_in(o, id, "approved|dry_run_ok", &pb, &e, errstr, errstr_size);
-    if (!rec)
-        return e;
-    char why[512] = "", ph[65];
-    const bool auto_ok = json_is_true(json_object_get(json_object_get(rec, "policy"),
-                                                      "auto_execute"));
-    const char *approved = json_string_value(
-        json_object_get(json_object_get(rec, "approval"), "plan_sha256"));
-    plan_hash(rec, ph);
-    if (strcmp(state_of(rec), "dry_run_ok") == 0 && !auto_ok)
-        snprintf(why, sizeof why, "this run needs an approval (policy: %s)",
-                 json_string_value(json_object_get(json_object_get(rec, "policy"), "action")));
-    else if (approved && strcmp(approved, ph) != 0)
-        snprintf(why, sizeof why, "the plan changed since it was approved");
-    else if (nops_registry_recheck(o->reg, pb,
-                                   json_string_value(json_object_get(rec, "manifest_sha256")),
-                                   why, sizeof why) != NOPS_OK) {
-        /* why says it */
-    }
-    if (why[0]) {
-        audit(o, who, "execute", id, "refused", json_pack("{s:s}", "reason", why));
-        nops_errf(errstr, errstr_size, "%s", why);
-        json_decref(rec);
-        return NOPS_INVAL;
-    }
-    char ts[40];
-    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
-    json_object_set_new(rec, "started_at", json_string(ts));
-    bool ok = run_steps(o, rec, pb, false, why, sizeof why);
-    set_state(rec, ok ? "executed" : "failed");
-    if (!ok)
-        json_object_set_new(rec, "error", json_string(why));
-    record_run(o, rec, ok, who);
-    return commit_step(o, rec, who, "execute", ok ? "executed" : "failed",
-                       json_pack("{s:s}", "error", why), out, errstr, errstr_size);
+    json_t *rec = claim_execute(o, id, who, &pb, &e, errstr, errstr_size);
+    return rec ? finish_execute(o, rec, pb, who->id, out, errstr, errstr_size) : e;
 }
 
 nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out)
 {
-    *out = load(o, id);
+    *out = nops__records_load(o->rs, id);
     return *out ? NOPS_OK : NOPS_NOTFOUND;
+}
+
+/* ---- the worker: claimed steps run off the caller's thread -------------------------------- */
+
+static void run_job(nops_orchestrator *o, const job *j)
+{
+    char err[512];
+    const nops_playbook *pb;
+    json_t *rec = nops__records_load(o->rs, j->id), *out = NULL;
+    pb = rec ? nops_registry_get(o->reg, json_string_value(json_object_get(rec, "playbook_id")))
+             : NULL;
+    nops_err e = NOPS_NOTFOUND;
+    if (rec && pb)
+        e = j->step == NOPS_ORCH_DRY_RUN ? finish_dry_run(o, rec, pb, j->actor, &out, err,
+                                                          sizeof err)
+                                         : finish_execute(o, rec, pb, j->actor, &out, err,
+                                                          sizeof err);
+    else
+        json_decref(rec);
+    if (e != NOPS_OK)
+        NOPS_ERROR("orchestrate", "%s of %s: %s", j->step == NOPS_ORCH_DRY_RUN ? "dry-run"
+                   : "execution", j->id, e == NOPS_NOTFOUND ? "the record or its playbook is gone" : err);
+    json_decref(out);
+}
+
+static void *worker_main(void *arg)
+{
+    nops_orchestrator *o = arg;
+    pthread_mutex_lock(&o->qmu);
+    for (;;) {
+        while (!o->head && !o->stop)
+            pthread_cond_wait(&o->qcv, &o->qmu);
+        job *j = o->head;
+        if (!j)
+            break; /* stopping with nothing left to run */
+        o->head = j->next;
+        if (!o->head)
+            o->tail = NULL;
+        pthread_mutex_unlock(&o->qmu);
+        run_job(o, j);
+        free(j);
+        pthread_mutex_lock(&o->qmu);
+    }
+    pthread_mutex_unlock(&o->qmu);
+    return NULL;
+}
+
+nops_err nops_orch_start(nops_orchestrator *o, nops_orch_step step, const char *id,
+                         const nops_actor *who, json_t **out, char *errstr, size_t errstr_size)
+{
+    const nops_playbook *pb;
+    nops_err e = NOPS_OK;
+    *out = NULL;
+    job *j = calloc(1, sizeof *j);
+    if (!j) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    json_t *rec = step == NOPS_ORCH_DRY_RUN ? claim_dry_run(o, id, &pb, &e, errstr, errstr_size)
+                                            : claim_execute(o, id, who, &pb, &e, errstr,
+                                                            errstr_size);
+    if (!rec) {
+        free(j);
+        return e;
+    }
+    j->step = step;
+    snprintf(j->id, sizeof j->id, "%s", id);
+    snprintf(j->actor, sizeof j->actor, "%s", who->id);
+    snprintf(j->role, sizeof j->role, "%s", who->role);
+    pthread_mutex_lock(&o->qmu);
+    if (o->tail)
+        o->tail->next = j;
+    else
+        o->head = j;
+    o->tail = j;
+    pthread_cond_signal(&o->qcv);
+    pthread_mutex_unlock(&o->qmu);
+    *out = rec;
+    return NOPS_OK;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
+/* Whether the claim "host:pid" was made by a process of this host that is gone. */
+static bool claim_is_dead(const char *claim)
+{
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    const char *colon = claim ? strrchr(claim, ':') : NULL;
+    if (!colon || (size_t)(colon - claim) != strlen(host) ||
+        strncmp(claim, host, strlen(host)) != 0)
+        return false; /* another machine's: it may still be running there */
+    long pid = strtol(colon + 1, NULL, 10);
+    return pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
+/* Steps a dead process left half-way: dry-runs go back to suggested (they are harmless to
+ * repeat); executions become interrupted (their outcome is unknown: not repeated by itself),
+ * with an aborted workflow_runs row. */
+static void recover(nops_orchestrator *o)
+{
+    static const char *states[] = {"dry_running", "executing"};
+    for (int s = 0; s < 2; s++) {
+        json_t *ids = nops__records_in_state(o->rs, states[s]), *x;
+        size_t i;
+        json_array_foreach(ids, i, x) {
+            json_t *rec = nops__records_load(o->rs, json_string_value(x));
+            char err[512];
+            if (!rec || !claim_is_dead(json_string_value(json_object_get(rec, "claimed_by")))) {
+                json_decref(rec);
+                continue;
+            }
+            if (s == 0) {
+                set_state(rec, "suggested");
+            } else {
+                set_state(rec, "interrupted");
+                json_object_set_new(rec, "error", json_string("the process running it stopped; "
+                                                              "the outcome is unknown"));
+                const char *by = json_string_value(json_object_get(rec, "executed_by"));
+                json_t *row = nops__workflow_row(rec, false, by ? by : "");
+                json_object_set_new(row, "status", json_string("aborted"));
+                if (nops__records_add_run(o->rs, o->history, row, err, sizeof err) != NOPS_OK)
+                    NOPS_ERROR("orchestrate", "%s", err);
+                json_decref(row);
+            }
+            NOPS_WARN("orchestrate", "%s was %s when its process stopped: now %s",
+                      json_string_value(x), states[s], state_of(rec));
+            json_t *details = json_pack("{s:O}", "claimed_by", json_object_get(rec, "claimed_by"));
+            if (commit_step(o, rec, states[s], "neuralops", s ? "execute" : "dry-run",
+                            s ? "interrupted" : "reset", details, NULL, err, sizeof err) !=
+                NOPS_OK)
+                NOPS_ERROR("orchestrate", "%s", err);
+        }
+        json_decref(ids);
+    }
+}
+
+nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t errstr_size)
+{
+    nops_orchestrator *o = nops_calloc(1, sizeof *o);
+    if (!o) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&o->qmu, NULL);
+    pthread_cond_init(&o->qcv, NULL);
+    snprintf(o->history, sizeof o->history, "%s", d->history_jsonl ? d->history_jsonl : "");
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(o->owner, sizeof o->owner, "%s:%ld", host, (long)getpid());
+    o->reg = d->reg;
+    o->pol = d->pol;
+    o->audit = d->audit;
+    if (!(o->rs = nops__records_open(d->state_dir, d->pg_dsn, errstr, errstr_size)) ||
+        (d->brokers && *d->brokers &&
+         !(o->kafka = nops__kstep_new(d->brokers, errstr, errstr_size)))) {
+        nops_orch_destroy(o);
+        return NULL;
+    }
+    recover(o);
+    if (pthread_create(&o->worker, NULL, worker_main, o) != 0) {
+        nops_errf(errstr, errstr_size, "cannot start the orchestration worker");
+        nops_orch_destroy(o);
+        return NULL;
+    }
+    o->worker_started = true;
+    return o;
+}
+
+void nops_orch_destroy(nops_orchestrator *o)
+{
+    if (!o)
+        return;
+    if (o->worker_started) {
+        pthread_mutex_lock(&o->qmu);
+        o->stop = true;
+        pthread_cond_signal(&o->qcv);
+        pthread_mutex_unlock(&o->qmu);
+        pthread_join(o->worker, NULL);
+    }
+    nops__kstep_destroy(o->kafka);
+    nops__records_close(o->rs);
+    pthread_cond_destroy(&o->qcv);
+    pthread_mutex_destroy(&o->qmu);
+    nops_free(o);
 }

@@ -112,6 +112,29 @@ static bool is_id(const char *s)
     return true;
 }
 
+/* A Kafka topic name: 1-249 of [A-Za-z0-9._-]. */
+static bool is_topic(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 249)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+/* An argument vector: 1-64 strings, the first an absolute path. */
+static bool is_argv(json_t *a)
+{
+    size_t k;
+    json_t *arg;
+    bool ok = json_is_array(a) && json_array_size(a) > 0 && json_array_size(a) <= 64;
+    json_array_foreach(a, k, arg) ok = ok && json_is_string(arg);
+    return ok;
+}
+
 static bool check_steps(json_t *steps, char *why, size_t why_size)
 {
     if (!json_is_array(steps) || !json_array_size(steps) ||
@@ -120,20 +143,20 @@ static bool check_steps(json_t *steps, char *why, size_t why_size)
                  NOPS_PLAYBOOK_MAX_STEPS);
         return false;
     }
-    size_t i, k;
-    json_t *st, *arg;
+    size_t i;
+    json_t *st;
     json_array_foreach(steps, i, st) {
         json_t *ex = json_object_get(st, "exec"), *kf = json_object_get(st, "kafka");
         bool ok = json_is_string(json_object_get(st, "name")) && (!ex != !kf);
-        if (ok && ex) {
-            ok = json_is_array(ex) && json_array_size(ex) > 0;
-            json_array_foreach(ex, k, arg) ok = ok && json_is_string(arg);
-        }
+        if (ok && ex)
+            ok = is_argv(ex);
         if (ok && kf)
-            ok = json_is_string(json_object_get(kf, "topic")) && json_object_get(kf, "payload");
+            ok = is_topic(json_string_value(json_object_get(kf, "topic"))) &&
+                 json_object_get(kf, "payload");
         if (!ok) {
-            snprintf(why, why_size, "step %zu needs a name and either exec (an array of "
-                                    "strings) or kafka {topic, payload}", i + 1);
+            snprintf(why, why_size, "step %zu needs a name and either exec (an array of 1-64 "
+                                    "strings) or kafka {topic (a Kafka topic name), payload}",
+                     i + 1);
             return false;
         }
     }
@@ -189,6 +212,8 @@ static bool parse_manifest(const unsigned char *data, size_t n, nops_playbook *p
     else if (to && (!json_is_integer(to) || json_integer_value(to) < 1 ||
                     json_integer_value(to) > 86400))
         snprintf(why, why_size, "timeout_s must be an integer of 1 to 86400 seconds");
+    else if (json_object_get(m, "state_probe") && !is_argv(json_object_get(m, "state_probe")))
+        snprintf(why, why_size, "state_probe must be an argument vector (1-64 strings)");
     else
         ok = check_steps(json_object_get(m, "steps"), why, why_size);
     if (!ok) {
@@ -204,6 +229,19 @@ static bool parse_manifest(const unsigned char *data, size_t n, nops_playbook *p
     pb->manifest = m;
     sha256_hex(data, n, pb->sha256);
     return true;
+}
+
+nops_err nops_playbook_parse(const void *data, size_t n, nops_playbook *pb, char *why,
+                             size_t why_size)
+{
+    memset(pb, 0, sizeof *pb);
+    return parse_manifest(data, n, pb, why, why_size) ? NOPS_OK : NOPS_PARSE;
+}
+
+void nops_playbook_release(nops_playbook *pb)
+{
+    json_decref(pb->manifest);
+    pb->manifest = NULL;
 }
 
 /* ---- the registry ----------------------------------------------------------------------- */

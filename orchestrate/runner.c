@@ -4,7 +4,7 @@
  * /dev/null, stdout and stderr captured into one bounded buffer, killed (the whole process
  * group) when the deadline passes.
  */
-#include "orchestrate/runner.h"
+#include "orchestrate/orch_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,8 +31,8 @@ static void child(char *const argv[], char *const envp[], int out_fd)
     _exit(127);
 }
 
-nops_err nops__run_step(const json_t *exec, bool dry_run, bool dry_run_arg, int64_t deadline_ns,
-                        nops_step_result *res)
+nops_err nops__run_step(const json_t *exec, bool dry_run, bool dry_run_arg,
+                        char *const *env, int64_t deadline_ns, nops_step_result *res)
 {
     memset(res, 0, sizeof *res);
     char *argv[MAX_ARGS + 2];
@@ -49,8 +49,14 @@ nops_err nops__run_step(const json_t *exec, bool dry_run, bool dry_run_arg, int6
     if (dry_run && dry_run_arg)
         argv[n++] = "--dry-run";
     argv[n] = NULL;
-    char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", dry_run ? "NEURALOPS_DRY_RUN=1" : NULL,
-                    NULL};
+    char *envp[12] = {"PATH=/usr/local/bin:/usr/bin:/bin"};
+    size_t ne = 1;
+    if (dry_run)
+        envp[ne++] = "NEURALOPS_DRY_RUN=1";
+    for (size_t k = 0; env && env[k] && k < 8; k++)
+        if (strncmp(env[k], "NEURALOPS_", 10) == 0)
+            envp[ne++] = env[k];
+    envp[ne] = NULL;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
         snprintf(res->output, sizeof res->output, "pipe: %s", strerror(errno));

@@ -86,7 +86,8 @@ static nops_api *start_api(const nops_api_params *p, char *boot)
 {
     nops_api_deps deps = {.pipeline = g_pipe, .sinks = g_sinks, .store = g_store,
                           .detect = &g_dp, .brokers = boot, .metrics_topic = "neuralops.metrics",
-                          .orchestrator = g_orch, .registry = g_reg};
+                          .orchestrator = g_orch, .registry = g_reg,
+                          .audit = g_audit};
     char err[512];
     nops_api *api = nops_api_new(p, &deps, err, sizeof err);
     if (!api)
@@ -123,7 +124,8 @@ static void setup_orchestration(void)
     snprintf(path, sizeof path, "%s/orch", g_dir);
     char hist[256];
     snprintf(hist, sizeof hist, "%s/runs.jsonl", g_dir);
-    g_orch = nops_orch_new(path, hist, g_reg, NULL, g_audit, err, sizeof err);
+    nops_orch_deps d = {.state_dir = path, .history_jsonl = hist, .reg = g_reg, .audit = g_audit};
+    g_orch = nops_orch_new(&d, err, sizeof err);
     assert_non_null(g_orch);
 }
 
@@ -718,6 +720,23 @@ static void test_bad_settings(void **state)
     nops_api_destroy(api);
 }
 
+/* Poll GET /orchestrations/{id} until it is in `state` (the worker runs the steps). */
+static void await_state(const char *id, const char *state)
+{
+    char path[160], want[64];
+    snprintf(path, sizeof path, "/orchestrations/%s", id);
+    snprintf(want, sizeof want, "\"state\":\"%s\"", state);
+    for (int i = 0; i < 500; i++) {
+        http_res r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
+        bool there = r.status == 200 && r.body && strstr(r.body, want);
+        http_free(&r);
+        if (there)
+            return;
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    fail_msg("orchestration %s never reached %s", id, state);
+}
+
 /* suggest → dry-run → approve → execute over HTTP, with the role checks on the way. */
 static void test_orchestration_over_http(void **state)
 {
@@ -745,20 +764,63 @@ static void test_orchestration_over_http(void **state)
     snprintf(path, sizeof path, "/orchestrations/%s/execute", id);
     expect_error(http_do(g_port, "POST", path, op_json, "", 0), 409, "is suggested");
     snprintf(path, sizeof path, "/orchestrations/%s/dry-run", id);
-    assert_int_equal(status_of(http_do(g_port, "POST", path, op_json, "", 0)), 200);
+    r = http_do(g_port, "POST", path, op_json, "", 0);
+    assert_int_equal(r.status, 202); /* steps run on the worker: the record says so */
+    assert_non_null(strstr(r.body, "\"dry_running\""));
+    http_free(&r);
+    await_state(id, "dry_run_ok");
     snprintf(path, sizeof path, "/orchestrations/%s/approve", id);
     expect_error(http_do(g_port, "POST", path, op_json, "", 0), 403, "needs org-admin");
     assert_int_equal(status_of(http_do(g_port, "POST", path, H_ADMIN_JSON, "", 0)), 200);
     snprintf(path, sizeof path, "/orchestrations/%s/execute", id);
     r = http_do(g_port, "POST", path, op_json, "", 0);
-    assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "\"executed\""));
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"executing\""));
     http_free(&r);
+    /* taken once: a second execute while (or after) it runs is refused */
+    expect_error(http_do(g_port, "POST", path, op_json, "", 0), 409, NULL);
+    await_state(id, "executed");
     snprintf(path, sizeof path, "/orchestrations/%s", id);
     r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "fixed\\n"));
     http_free(&r);
+    /* the audit trail of it: operators and admins read it, page by page and filtered */
+    expect_error(http_do(g_port, "GET", "/audit", H_VIEWER, NULL, 0), 403, "needs operator");
+    snprintf(path, sizeof path, "/audit?subject=%s&limit=2", id);
+    r = http_do(g_port, "GET", path, H_OPERATOR, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *page = json_of(&r);
+    http_free(&r);
+    json_t *entries = json_object_get(page, "entries");
+    assert_int_equal(json_array_size(entries), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(entries, 0), "action")),
+                        "suggest");
+    json_int_t next = json_integer_value(json_object_get(page, "next"));
+    assert_true(next >= 2);
+    json_decref(page);
+    snprintf(path, sizeof path, "/audit?subject=%s&after=%lld&limit=1000", id, (long long)next);
+    r = http_do(g_port, "GET", path, H_ADMIN, NULL, 0);
+    page = json_of(&r);
+    http_free(&r);
+    entries = json_object_get(page, "entries");
+    /* after suggest and dry-run: approved, execute started, executed (the refusals above were
+     * the server's role check or a wrong state, before any decision about this run) */
+    assert_int_equal(json_array_size(entries), 3);
+    assert_true(json_is_null(json_object_get(page, "next")));
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        assert_string_equal(json_string_value(json_object_get(e, "subject")), id);
+        assert_true(json_integer_value(json_object_get(e, "seq")) > next);
+    }
+    const char *decisions[] = {"approved", "started", "executed"};
+    json_array_foreach(entries, i, e)
+        assert_string_equal(json_string_value(json_object_get(e, "decision")), decisions[i]);
+    json_decref(page);
+    expect_error(http_do(g_port, "GET", "/audit?limit=0", H_ADMIN, NULL, 0), 400, "limit");
+    expect_error(http_do(g_port, "GET", "/audit?after=-1", H_ADMIN, NULL, 0), 400, "after");
+    expect_error(http_do(g_port, "GET", "/audit?sort=x", H_ADMIN, NULL, 0), 400, "sort");
     expect_error(http_do(g_port, "GET", "/orchestrations/orch-none", H_VIEWER, NULL, 0), 404,
                  "no orchestration");
     expect_error(http_do(g_port, "POST", "/orchestrations/x/undo", op_json, "", 0), 404, NULL);
@@ -804,11 +866,11 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 16);
+    assert_int_equal(walked, 17);
     const char *routes[] = {"/analyze", "/ingest", "/recommend", "/orchestrate",
                             "/orchestrations/{id}", "/orchestrations/{id}/approve",
                             "/orchestrations/{id}/dry-run", "/orchestrations/{id}/execute",
-                            "/playbooks", "/signals", "/incidents", "/incidents/{id}",
+                            "/playbooks", "/audit", "/signals", "/incidents", "/incidents/{id}",
                             "/metrics", "/healthz", "/readyz", "/openapi.json"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!json_object_get(paths, routes[i]))

@@ -46,7 +46,9 @@ static void playbook(const char *id, const char *steps, const char *mode, int ti
 static nops_orchestrator *orch(void)
 {
     char err[256];
-    nops_orchestrator *o = nops_orch_new(g_state, g_hist, g_r, g_p, g_a, err, sizeof err);
+    nops_orch_deps d = {.state_dir = g_state, .history_jsonl = g_hist, .reg = g_r, .pol = g_p,
+                        .audit = g_a};
+    nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
     if (!o)
         fail_msg("%s", err);
     return o;

@@ -1,0 +1,78 @@
+/*
+ * orch_int.h — the orchestrator's parts (internal to orchestrate/; not a public header):
+ * running one exec step, publishing one kafka step, and the record store (files or PostgreSQL)
+ * with the workflow_runs writer.
+ */
+#ifndef NOPS_ORCHESTRATE_INT_H
+#define NOPS_ORCHESTRATE_INT_H
+
+#include "orchestrate/orchestrate.h"
+
+/* ---- exec steps (runner.c) ---------------------------------------------------------------- */
+
+typedef struct nops_step_result {
+    int exit_code;      /* 0 success; 128+signal when killed; 127 when it could not start */
+    bool timed_out;     /* killed at the deadline */
+    bool truncated;     /* output longer than the buffer */
+    char output[8192];  /* stdout and stderr, interleaved as written */
+} nops_step_result;
+
+/* Run argv `exec` (absolute path first) until done or deadline_ns (monotonic). `env` holds up to
+ * 8 extra "NEURALOPS_X=value" strings (NULL-terminated; may be NULL). NOPS_INVAL for a relative
+ * command, NOPS_IO when it could not be started at all. */
+nops_err nops__run_step(const json_t *exec, bool dry_run, bool dry_run_arg,
+                        char *const *env, int64_t deadline_ns, nops_step_result *res);
+
+/* ---- kafka steps (kstep.c) ----------------------------------------------------------------- */
+
+typedef struct nops_kstep nops_kstep;
+
+/* A producer for kafka steps (acks=all, idempotent); NULL + sentence on a bad setting. */
+nops_kstep *nops__kstep_new(const char *brokers, char *errstr, size_t errstr_size);
+void nops__kstep_destroy(nops_kstep *k);
+/* Publish `value` (compact JSON) keyed by `key` and wait for the broker's acknowledgement until
+ * deadline_ns (monotonic). NOPS_OK once acknowledged; NOPS_IO + why otherwise. */
+nops_err nops__kstep_publish(nops_kstep *k, const char *topic, const char *key,
+                             const json_t *value, int64_t deadline_ns, char *why,
+                             size_t why_size);
+/* Check that `topic` exists on the cluster (metadata request) before deadline_ns. */
+nops_err nops__kstep_check(nops_kstep *k, const char *topic, int64_t deadline_ns, char *why,
+                           size_t why_size);
+
+/* ---- a record's steps (steps.c) --------------------------------------------------------- */
+
+/* Run every step of `rec` (dry-run or for real) within the playbook's timeout; per-step results
+ * into rec["dry_run"] or rec["execution"]; false with the first failure in `why`. `k` may be
+ * NULL (kafka steps then fail). */
+bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, bool dry, char *why,
+                     size_t why_size);
+/* The playbook's state_probe run now ({"exit","output"} or {"error"}), NULL without a probe. */
+json_t *nops__probe_state(json_t *rec, const nops_playbook *pb);
+/* The workflow_runs row of an executed record (new reference). */
+json_t *nops__workflow_row(json_t *rec, bool ok, const char *executed_by);
+
+/* ---- the record store (records.c) ------------------------------------------------------- */
+
+typedef struct nops_records nops_records;
+
+/* Records as DIR/<id>.json, or — with a DSN — rows of table `orchestrations` (schema created
+ * idempotently, like `workflow_runs`). NULL + sentence when neither can be set up. */
+nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errstr,
+                                 size_t errstr_size);
+void nops__records_close(nops_records *s);
+/* The record `id` (new reference) or NULL (no such record, bad id, store unreachable). */
+json_t *nops__records_load(nops_records *s, const char *id);
+/* Store `rec` (its "id" and "state"). With `expect_state` non-NULL the stored record must still
+ * be in that state (a compare-and-set across processes on PostgreSQL): NOPS_INVAL otherwise.
+ * NOPS_IO when it could not be written. */
+nops_err nops__records_save(nops_records *s, json_t *rec, const char *expect_state,
+                            char *errstr, size_t errstr_size);
+/* The ids of records in `state` (new array reference; empty on error). */
+json_t *nops__records_in_state(nops_records *s, const char *state);
+/* Write a workflow_runs row: appended to `history_jsonl` (when not "") and inserted into
+ * PostgreSQL table workflow_runs (when the store has a DSN). NOPS_IO + sentence if either
+ * failed. */
+nops_err nops__records_add_run(nops_records *s, const char *history_jsonl, const json_t *row,
+                               char *errstr, size_t errstr_size);
+
+#endif
