@@ -63,6 +63,7 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
                            .history_jsonl = hist,
                            .pg_dsn = ctx->sinks.postgres_dsn,
                            .brokers = ctx->kafka.brokers,
+                           .kafka_extra = ctx->kafka.extra,
                            .reg = a->registry,
                            .pol = a->policy,
                            .audit = a->audit};

@@ -34,7 +34,35 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         free(d);
 }
 
-nops_kstep *nops__kstep_new(const char *brokers, char *errstr, size_t errstr_size)
+/* librdkafka's log lines through ours (levels are syslog's). */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    nops_log(level <= 3 ? NOPS_LOG_ERROR : level <= 5 ? NOPS_LOG_WARN : NOPS_LOG_DEBUG,
+             "orchestrate", "kafka %s: %s", fac, buf);
+}
+
+/* kafka.extra: "k=v,k=v" producer properties (security settings and the like). */
+static bool set_extra(rd_kafka_conf_t *c, const char *extra, char *err, size_t errsz)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", extra ? extra : "");
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
+         kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            snprintf(err, errsz, "kafka.extra: \"%s\" is not k=v", kv);
+            return false;
+        }
+        *eq = '\0';
+        if (rd_kafka_conf_set(c, kv, eq + 1, err, errsz) != RD_KAFKA_CONF_OK)
+            return false;
+    }
+    return true;
+}
+
+nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr,
+                            size_t errstr_size)
 {
     if (!brokers || !*brokers) {
         nops_errf(errstr, errstr_size, "kafka steps need kafka.brokers");
@@ -56,7 +84,13 @@ nops_kstep *nops__kstep_new(const char *brokers, char *errstr, size_t errstr_siz
             rd_kafka_conf_destroy(c);
             return NULL;
         }
+    if (!set_extra(c, extra, err, sizeof err)) {
+        nops_errf(errstr, errstr_size, "kafka steps: %s", err);
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+    rd_kafka_conf_set_log_cb(c, kafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
     if (!rk) {
         nops_errf(errstr, errstr_size, "kafka steps: %s", err);

@@ -27,8 +27,10 @@ nops_err nops__run_step(const json_t *exec, bool dry_run, bool dry_run_arg,
 
 typedef struct nops_kstep nops_kstep;
 
-/* A producer for kafka steps (acks=all, idempotent); NULL + sentence on a bad setting. */
-nops_kstep *nops__kstep_new(const char *brokers, char *errstr, size_t errstr_size);
+/* A producer for kafka steps (acks=all, idempotent; `extra` "k=v,k=v" more properties, may be
+ * NULL); NULL + sentence on a bad setting. */
+nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr,
+                            size_t errstr_size);
 void nops__kstep_destroy(nops_kstep *k);
 /* Publish `value` (compact JSON) keyed by `key` and wait for the broker's acknowledgement until
  * deadline_ns (monotonic). NOPS_OK once acknowledged; NOPS_IO + why otherwise. */

@@ -229,6 +229,7 @@ typedef struct nops_orch_deps {
     const char *history_jsonl; /**< workflow_runs rows appended here (NULL/"" = not) */
     const char *pg_dsn;        /**< NULL/"": files; else `orchestrations` + `workflow_runs` */
     const char *brokers;       /**< Kafka for kafka steps (NULL/"": those steps fail) */
+    const char *kafka_extra;   /**< more producer properties "k=v,k=v" (may be NULL) */
     const nops_registry *reg;
     const nops_policy *pol;    /**< may be NULL: everything needs an approval */
     nops_audit *audit;         /**< may be NULL (tests) */

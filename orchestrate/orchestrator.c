@@ -549,7 +549,7 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
     o->audit = d->audit;
     if (!(o->rs = nops__records_open(d->state_dir, d->pg_dsn, errstr, errstr_size)) ||
         (d->brokers && *d->brokers &&
-         !(o->kafka = nops__kstep_new(d->brokers, errstr, errstr_size)))) {
+         !(o->kafka = nops__kstep_new(d->brokers, d->kafka_extra, errstr, errstr_size)))) {
         nops_orch_destroy(o);
         return NULL;
     }
