@@ -23,12 +23,15 @@ typedef struct demo_cli {
     double seconds;
     double rate;
     uint32_t series;
+    bool approve;
 } demo_cli;
 
 static const cli_opt demo_opts[] = {
     {"seconds", 0, true, "N", "how long the fleet produces (default 30)"},
     {"series", 0, true, "N", "series in the fleet, 4 per host (default 2000)"},
     {"rate", 0, true, "POINTS/S", "points per second produced (default 100000)"},
+    {"approve", 0, false, NULL,
+     "approve and run the top recommended playbook without asking (as demo-admin)"},
 };
 #define N_DEMO (sizeof demo_opts / sizeof demo_opts[0])
 
@@ -51,6 +54,10 @@ static void demo_keys(app_ctx *ctx)
 static bool on_opt(void *ud, const cli_opt *opt, const char *v)
 {
     demo_cli *d = ud;
+    if (strcmp(opt->name, "approve") == 0) {
+        d->approve = true;
+        return true;
+    }
     char *end;
     double x = strtod(v, &end);
     if (end == v || *end || !(x > 0) || x > 1e9) {
@@ -116,7 +123,8 @@ static rd_kafka_t *start_cluster(char *bootstraps, size_t cap, char *err, size_t
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(rk);
     if (!mc || rd_kafka_mock_topic_create(mc, "neuralops.metrics", 32, 1) ||
         rd_kafka_mock_topic_create(mc, "neuralops.metrics.dlq", 4, 1) ||
-        rd_kafka_mock_topic_create(mc, "neuralops.signals", 4, 1)) {
+        rd_kafka_mock_topic_create(mc, "neuralops.signals", 4, 1) ||
+        rd_kafka_mock_topic_create(mc, "neuralops.actions", 1, 1)) { /* kafka playbook steps */
         snprintf(err, errsz, "cannot set up the mock cluster");
         rd_kafka_destroy(rk);
         return NULL;
@@ -220,7 +228,7 @@ int nops_cmd_demo(int argc, char **argv)
     app_ctx ctx;
     if (!app_ctx_init(&ctx))
         return NOPS_EXIT_FAIL;
-    demo_cli d = {30, 100000, 2000};
+    demo_cli d = {30, 100000, 2000, false};
     /* the demo's preset: thresholds for a fleet of ~2000 noisy series (flags, env and -c FILE
      * still override). With the library defaults (4 and 4) the EWMA alone raises about one
      * false signal per 1300 points of Gaussian noise, which would bury the injected incidents. */
@@ -233,10 +241,13 @@ int nops_cmd_demo(int argc, char **argv)
     if (!cli_parse(&ctx, "demo", argc, argv, demo_opts, N_DEMO, on_opt, &d, &help))
         goto out;
     if (help) {
-        printf("Usage: neuralops demo [--seconds N] [--series N] [--rate POINTS/S]\n\n"
+        printf("Usage: neuralops demo [--seconds N] [--series N] [--rate POINTS/S] [--approve]\n\n"
                "The embedded default, end to end: an in-process Kafka (librdkafka mock\n"
                "cluster, 3 brokers, 32 partitions), a synthetic fleet with injected incidents,\n"
-               "the streaming pipeline, and records in %s. Ctrl-C stops cleanly.\n\n",
+               "the streaming pipeline, and records in %s; then recommendations\n"
+               "from a generated history and, for the largest incident, the top playbook\n"
+               "suggested, dry-run and — once you approve it at the prompt, over the API or\n"
+               "with --approve — executed. Ctrl-C stops cleanly.\n\n",
                ctx.storage.data_dir);
         cli_print_opts(&ctx, demo_opts, N_DEMO, stdout);
         status = NOPS_EXIT_OK;
@@ -256,7 +267,7 @@ int nops_cmd_demo(int argc, char **argv)
     if (strcmp(ctx.recommend.index_dir, "./neuralops-data/index") == 0) /* follow the data dir */
         snprintf(ctx.recommend.index_dir, sizeof ctx.recommend.index_dir, "%.500s/index",
                  ctx.storage.data_dir);
-    if (!demo_history(&ctx, 20000)) {
+    if (!demo_history(&ctx, 20000) || !demo_playbooks(&ctx)) {
         rd_kafka_destroy(cluster);
         goto out;
     }
@@ -327,10 +338,10 @@ int nops_cmd_demo(int argc, char **argv)
             }
         }
     }
+    const bool user_stopped = atomic_load(stop);
     atomic_store(stop, true);
     pthread_join(thr, NULL);
-    app_api_stop(&api);
-    nops_err e = nops_pipeline_stop(p, 15000);
+    nops_err e = nops_pipeline_stop(p, 15000); /* the API stays up for the approval below */
     status_line(p, lg, (double)(nops_now_ns() - t0) / 1e9, &last_pts, &last_el, tty);
     fprintf(stderr, "\n");
     nops_pipeline_stats st;
@@ -340,12 +351,18 @@ int nops_cmd_demo(int argc, char **argv)
     size_t n;
     const loadgen_injected *t = loadgen_truth(lg, &n);
     summarise(ctx.storage.data_dir, t, n, lo.tick_s);
-    if (api.reco)
-        demo_recommend(&ctx, api.reco, 6);
     printf("  %llu points in %llu messages, %llu incidents opened, %llu resolved; %s\n",
            (unsigned long long)st.points, (unsigned long long)st.messages,
            (unsigned long long)st.incidents_opened, (unsigned long long)st.incidents_resolved,
            drained ? "everything produced was consumed" : "stopped before the lag reached 0");
+    char top_pb[64];
+    json_t *top = api.reco ? demo_recommend(&ctx, api.reco, 6, top_pb, sizeof top_pb) : NULL;
+    if (top && !user_stopped) {
+        atomic_store(stop, false); /* Ctrl-C now means: stop waiting for an approval */
+        demo_orchestrate(&ctx, &api, top, top_pb, d.approve, stop);
+    }
+    json_decref(top);
+    app_api_stop(&api);
     printf("\nRecords: %s/signals.jsonl, %s/incidents.jsonl%s%s\n", ctx.storage.data_dir,
            ctx.storage.data_dir, ctx.sinks.kafka_topic[0] ? ", Kafka topic " : "",
            ctx.sinks.kafka_topic);

@@ -1,7 +1,7 @@
 /*
- * cmd_playbook.c — `neuralops playbook sign|list`: sign manifests in the format of
- * `cosign sign-blob` with an EC P-256 key made by openssl (no cosign binary needed), and list a
- * registry directory as the engine loads it (accepted playbooks, refusals with their reasons).
+ * cmd_playbook.c — `neuralops playbook keygen|sign|list`: make an EC P-256 key pair, sign
+ * manifests in the format of `cosign sign-blob` (no cosign binary needed), and list a registry
+ * directory as the engine loads it (accepted playbooks, refusals with their reasons).
  */
 #include "app/cli.h"
 #include "orchestrate/orchestrate.h"
@@ -9,11 +9,12 @@
 #include <string.h>
 
 typedef struct pb_cli {
-    const char *key, *file, *dir, *pubkeys;
+    const char *key, *pub, *file, *dir, *pubkeys;
 } pb_cli;
 
 static const cli_opt pb_opts[] = {
-    {"key", 0, true, "KEY.pem", "sign: the EC P-256 private key (openssl ecparam -genkey)"},
+    {"key", 0, true, "KEY.pem", "sign, keygen: the EC P-256 private key"},
+    {"pub", 0, true, "PUB.pem", "keygen: where the public key goes"},
     {"file", 0, true, "MANIFEST.json", "sign: the manifest; writes MANIFEST.json.sig"},
     {"dir", 0, true, "DIR", "list: the registry directory"},
     {"pubkeys", 0, true, "PUB.pem[,PUB2.pem]", "list: public keys that may have signed"},
@@ -24,6 +25,7 @@ static bool on_opt(void *ud, const cli_opt *opt, const char *v)
 {
     pb_cli *c = ud;
     const char **slot = strcmp(opt->name, "key") == 0    ? &c->key
+                        : strcmp(opt->name, "pub") == 0  ? &c->pub
                         : strcmp(opt->name, "file") == 0 ? &c->file
                         : strcmp(opt->name, "dir") == 0  ? &c->dir
                                                          : &c->pubkeys;
@@ -34,6 +36,19 @@ static bool on_opt(void *ud, const cli_opt *opt, const char *v)
 static int run(const char *what, const pb_cli *c)
 {
     char err[512];
+    if (strcmp(what, "keygen") == 0) {
+        if (!c->key || !c->pub) {
+            fprintf(stderr, "neuralops playbook keygen: give --key KEY.pem --pub PUB.pem\n");
+            return NOPS_EXIT_USAGE;
+        }
+        if (nops_playbook_keygen(c->key, c->pub, err, sizeof err) != NOPS_OK) {
+            fprintf(stderr, "neuralops playbook keygen: %s\n", err);
+            return NOPS_EXIT_FAIL;
+        }
+        printf("private key %s (mode 0600: keep it secret), public key %s (configure it in "
+               "orchestrate.pubkeys)\n", c->key, c->pub);
+        return NOPS_EXIT_OK;
+    }
     if (strcmp(what, "sign") == 0) {
         if (!c->key || !c->file) {
             fprintf(stderr, "neuralops playbook sign: give --key KEY.pem --file MANIFEST.json\n");
@@ -47,7 +62,7 @@ static int run(const char *what, const pb_cli *c)
         return NOPS_EXIT_OK;
     }
     if (strcmp(what, "list") != 0) {
-        fprintf(stderr, "neuralops playbook: unknown action \"%s\" (sign or list)\n", what);
+        fprintf(stderr, "neuralops playbook: unknown action \"%s\" (keygen, sign or list)\n", what);
         return NOPS_EXIT_USAGE;
     }
     if (!c->dir || !c->pubkeys) {
@@ -83,10 +98,12 @@ int nops_cmd_playbook(int argc, char **argv)
     if (cli_parse(&ctx, "playbook", what ? argc - 1 : argc, what ? argv + 1 : argv, pb_opts,
                   N_PB, on_opt, &c, &help)) {
         if (help || !what) {
-            printf("Usage: neuralops playbook sign --key KEY.pem --file MANIFEST.json\n"
+            printf("Usage: neuralops playbook keygen --key KEY.pem --pub PUB.pem\n"
+                   "       neuralops playbook sign --key KEY.pem --file MANIFEST.json\n"
                    "       neuralops playbook list --dir DIR --pubkeys PUB.pem[,...]\n\n"
+                   "keygen makes an EC P-256 key pair (the private key 0600, never replaced).\n"
                    "sign writes MANIFEST.json.sig in the format of `cosign sign-blob` (base64\n"
-                   "DER ECDSA P-256 over SHA-256). Make a key pair with openssl:\n"
+                   "DER ECDSA P-256 over SHA-256). openssl makes the same key pairs:\n"
                    "  openssl ecparam -name prime256v1 -genkey -noout -out key.pem\n"
                    "  openssl ec -in key.pem -pubout -out pub.pem\n"
                    "list loads DIR as the engine does; exit 3 when a manifest is refused.\n\n");

@@ -9,7 +9,19 @@
 /* Write a generated history of `runs` runs to the data dir and vectorize it into
  * recommend.index_dir; false (message printed) on failure. */
 bool demo_history(app_ctx *ctx, size_t runs);
-/* Print recommendations for up to `max` of the incidents in the data dir, largest first. */
-void demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max);
+/* Print recommendations for up to `max` of the incidents in the data dir, largest first; the
+ * first incident that got one comes back (new reference, signals as objects, or NULL) with its
+ * top playbook in pb_out. */
+json_t *demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max, char *pb_out,
+                       size_t pb_cap);
+
+/* Write the example playbooks (signed; the key pair made at the first run), the fleet script and
+ * the policy under data_dir/playbooks and point [orchestrate] at them — unless
+ * orchestrate.registry_dir is configured. False (message printed) on failure. */
+bool demo_playbooks(app_ctx *ctx);
+/* Suggest `playbook_id` for `incident`, dry-run it, and run it once approved: at once with
+ * `approve`, else by a y at the terminal or over the API (Ctrl-C, `stop`, gives up). */
+void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *playbook_id,
+                      bool approve, atomic_bool *stop);
 
 #endif

@@ -20,6 +20,16 @@ bool demo_history(app_ctx *ctx, size_t runs)
         return false;
     }
     snprintf(path, sizeof path, "%s/history.jsonl", ctx->storage.data_dir);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && sb.st_size > 0) { /* kept: it holds the runs the demo added */
+        const uint64_t t0 = nops_now_ns();
+        if (app_vectorize_jsonl(ctx, path, ctx->recommend.index_dir, true) != NOPS_EXIT_OK)
+            return false;
+        printf("History: %s (from an earlier run, with the runs executed since; delete it for a "
+               "fresh one) redacted and vectorized into %s in %.1f s\n",
+               path, ctx->recommend.index_dir, (double)(nops_now_ns() - t0) / 1e9);
+        return true;
+    }
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "neuralops demo: cannot write %s\n", path);
@@ -65,8 +75,11 @@ static json_t *load_latest(const char *path, bool by_id_latest)
     return all;
 }
 
-void demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max)
+json_t *demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max, char *pb_out,
+                       size_t pb_cap)
 {
+    json_t *first = NULL;
+    pb_out[0] = '\0';
     char path[1024];
     snprintf(path, sizeof path, "%s/incidents.jsonl", ctx->storage.data_dir);
     json_t *incs = load_latest(path, true);
@@ -108,6 +121,12 @@ void demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max)
         if (nops_recommend(r, x, 2, &out, err, sizeof err) != NOPS_OK) {
             printf("      no recommendation: %s\n", err);
         } else {
+            const char *top = json_string_value(json_object_get(json_array_get(out, 0),
+                                                                "playbook_id"));
+            if (!first && top) {
+                first = json_incref(x);
+                snprintf(pb_out, pb_cap, "%s", top);
+            }
             json_array_foreach(out, i, sid) {
                 const char *pb = json_string_value(json_object_get(sid, "playbook_id"));
                 printf("      %s %-20s score %.2f, confidence %.2f\n", i ? "then" : "->  ",
@@ -121,4 +140,5 @@ void demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max)
     json_decref(order);
     json_decref(incs);
     json_decref(sigs);
+    return first;
 }

@@ -125,6 +125,11 @@ nops_err nops_playbook_parse(const void *data, size_t n, nops_playbook *pb, char
                              size_t why_size);
 void nops_playbook_release(nops_playbook *pb);
 
+/** Generate an EC P-256 key pair: the private key into `key_pem` (created 0600; an existing file
+ *  is never replaced: NOPS_IO), the public key into `pub_pem` (PEM SubjectPublicKeyInfo). */
+nops_err nops_playbook_keygen(const char *key_pem, const char *pub_pem, char *errstr,
+                              size_t errstr_size);
+
 /** Sign `file` with the PEM EC private key `key_pem`, writing `file`.sig (cosign format). */
 nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
                             size_t errstr_size);

@@ -7,11 +7,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_FILE (1 << 20)
 #define MAX_KEYS 16
@@ -438,6 +440,38 @@ nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
     ok = f && fclose(f) == 0 && ok;
     if (!ok) {
         nops_errf(errstr, errstr_size, "cannot write %s", sig);
+        return NOPS_IO;
+    }
+    return NOPS_OK;
+}
+
+nops_err nops_playbook_keygen(const char *key_pem, const char *pub_pem, char *errstr,
+                              size_t errstr_size)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    if (!k) {
+        nops_errf(errstr, errstr_size, "cannot generate an EC P-256 key");
+        return NOPS_IO;
+    }
+    /* the private key is created 0600 and never replaced: an existing file is an error */
+    int fd = open(key_pem, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    FILE *kf = fd >= 0 ? fdopen(fd, "w") : NULL;
+    bool ok = kf && PEM_write_PrivateKey(kf, k, NULL, NULL, 0, NULL, NULL) == 1;
+    ok = kf ? fclose(kf) == 0 && ok : false;
+    if (!kf && fd >= 0)
+        close(fd);
+    if (!ok) {
+        nops_errf(errstr, errstr_size, "cannot write the private key %s: %s", key_pem,
+                  errno == EEXIST ? "it exists (not replaced)" : strerror(errno));
+        EVP_PKEY_free(k);
+        return NOPS_IO;
+    }
+    FILE *pf = fopen(pub_pem, "w");
+    ok = pf && PEM_write_PUBKEY(pf, k) == 1;
+    ok = pf ? fclose(pf) == 0 && ok : false;
+    EVP_PKEY_free(k);
+    if (!ok) {
+        nops_errf(errstr, errstr_size, "cannot write the public key %s", pub_pem);
         return NOPS_IO;
     }
     return NOPS_OK;

@@ -1,0 +1,242 @@
+/*
+ * demo_playbooks.c — the demo's remediation side: signed example playbooks for the incident
+ * kinds the demo injects (a key pair made at the first run, never shipped), a policy, and the
+ * approve-and-run of one recommended playbook from the terminal or over the API.
+ */
+#include "app/demo.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const char nops__demo_playbooks[], nops__demo_policy[], nops__demo_fleet[];
+
+/* The demo's actors: the engine's operator asks, the terminal user (or an admin key) approves. */
+static const nops_actor REQUESTER = {"key:demo-operator", "operator"};
+static const nops_actor APPROVER = {"key:demo-admin", "org-admin"};
+
+static bool write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f && fputs(text, f) >= 0;
+    ok = f ? fclose(f) == 0 && ok : false;
+    return ok && chmod(path, mode) == 0;
+}
+
+/* Replace the placeholders in every string of `v` (arrays and objects walked). */
+static void render(json_t *v, const char *fleet, const char *log)
+{
+    size_t i;
+    const char *k;
+    json_t *x;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, x) {
+            const char *s = json_string_value(x);
+            if (s && strcmp(s, "@FLEET@") == 0)
+                json_array_set_new(v, i, json_string(fleet));
+            else if (s && strcmp(s, "@LOG@") == 0)
+                json_array_set_new(v, i, json_string(log));
+            else
+                render(x, fleet, log);
+        }
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, x) render(x, fleet, log);
+    }
+}
+
+bool demo_playbooks(app_ctx *ctx)
+{
+    if (ctx->orchestrate.registry_dir[0])
+        return true; /* the user's own registry, from the configuration */
+    char dir[600], reg[700], key[700], pub[700], fleet[700], log[700], pol[700], err[512];
+    snprintf(dir, sizeof dir, "%.500s/playbooks", ctx->storage.data_dir);
+    snprintf(reg, sizeof reg, "%s/registry", dir);
+    snprintf(key, sizeof key, "%s/demo-signing.key", dir);
+    snprintf(pub, sizeof pub, "%s/demo-signing.pub", dir);
+    snprintf(fleet, sizeof fleet, "%s/nops-demo-fleet", dir);
+    snprintf(log, sizeof log, "%s/fleet.log", dir);
+    snprintf(pol, sizeof pol, "%s/policy.json", dir);
+    char *abs = realpath(ctx->storage.data_dir, NULL); /* exec steps need absolute paths */
+    if (abs) {
+        snprintf(fleet, sizeof fleet, "%.500s/playbooks/nops-demo-fleet", abs);
+        snprintf(log, sizeof log, "%.500s/playbooks/fleet.log", abs);
+        free(abs);
+    }
+    if ((mkdir(dir, 0750) != 0 && errno != EEXIST) || (mkdir(reg, 0750) != 0 && errno != EEXIST)) {
+        fprintf(stderr, "neuralops demo: cannot create %s: %s\n", reg, strerror(errno));
+        return false;
+    }
+    bool fresh = access(key, F_OK) != 0;
+    if (fresh && nops_playbook_keygen(key, pub, err, sizeof err) != NOPS_OK) {
+        fprintf(stderr, "neuralops demo: %s\n", err);
+        return false;
+    }
+    if (!write_file(fleet, nops__demo_fleet, 0755) || !write_file(pol, nops__demo_policy, 0644)) {
+        fprintf(stderr, "neuralops demo: cannot write %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    json_t *all = json_loads(nops__demo_playbooks, 0, NULL), *m;
+    size_t i, n = 0;
+    json_array_foreach(all, i, m) {
+        render(m, fleet, log);
+        char path[800];
+        snprintf(path, sizeof path, "%s/%s.json", reg,
+                 json_string_value(json_object_get(m, "id")));
+        if (json_dump_file(m, path, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+            nops_playbook_sign(path, key, err, sizeof err) != NOPS_OK) {
+            fprintf(stderr, "neuralops demo: playbook %s: %s\n", path, err);
+            json_decref(all);
+            return false;
+        }
+        n++;
+    }
+    json_decref(all);
+    snprintf(ctx->orchestrate.registry_dir, sizeof ctx->orchestrate.registry_dir, "%.500s", reg);
+    snprintf(ctx->orchestrate.pubkeys, sizeof ctx->orchestrate.pubkeys, "%s", pub);
+    if (!ctx->orchestrate.policy_file[0])
+        snprintf(ctx->orchestrate.policy_file, sizeof ctx->orchestrate.policy_file, "%.500s", pol);
+    printf("Playbooks: %zu example playbooks in %s, signed with %s (%s)\n", n, reg, key,
+           fresh ? "a key pair made now, on the first run" : "the key pair of the first run");
+    return true;
+}
+
+/* ---- approve and run one -------------------------------------------------------------------- */
+
+static void print_steps(json_t *results, const char *title)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(results, i, r) {
+        const char *out = json_string_value(json_object_get(r, "output"));
+        printf("    %s %-20s exit %lld  %.*s\n", title,
+               json_string_value(json_object_get(r, "step")),
+               (long long)json_integer_value(json_object_get(r, "exit")),
+               out ? (int)strcspn(out, "\n") : 0, out ? out : "");
+    }
+}
+
+static void print_state(json_t *st, const char *when)
+{
+    const char *out = json_string_value(json_object_get(st, "output"));
+    if (out)
+        printf("    state %s: %.*s\n", when, (int)strcspn(out, "\n"), out);
+}
+
+typedef enum { ANSWER_NONE, ANSWER_YES, ANSWER_NO } answer;
+
+/* Wait for a y/n on the terminal or for the record to move on over the API. */
+static answer wait_for_decision(nops_orchestrator *o, const char *id, atomic_bool *stop)
+{
+    char line[64];
+    while (!atomic_load(stop)) {
+        struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+        if (poll(&p, 1, 500) > 0) {
+            if (!fgets(line, sizeof line, stdin))
+                return ANSWER_NO;
+            return line[0] == 'y' || line[0] == 'Y' ? ANSWER_YES : ANSWER_NO;
+        }
+        json_t *rec = NULL;
+        if (nops_orch_get(o, id, &rec) == NOPS_OK) {
+            const char *st = json_string_value(json_object_get(rec, "state"));
+            bool moved = st && strcmp(st, "dry_run_ok") != 0;
+            json_decref(rec);
+            if (moved)
+                return ANSWER_NONE; /* approved (and maybe run) through the API */
+        }
+    }
+    return ANSWER_NO;
+}
+
+void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *playbook_id,
+                      bool approve, atomic_bool *stop)
+{
+    nops_orchestrator *o = api->orch;
+    if (!o || !incident || !playbook_id)
+        return;
+    char err[512], id[64];
+    json_t *rec = NULL;
+    printf("\nRemediation: %s for %s (suggested by %s)\n", playbook_id,
+           json_string_value(json_object_get(incident, "id")), REQUESTER.id);
+    if (nops_orch_suggest(o, incident, playbook_id, &REQUESTER, &rec, err, sizeof err) !=
+        NOPS_OK) {
+        printf("    not possible: %s\n", err);
+        return;
+    }
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
+    json_t *pol = json_object_get(rec, "policy");
+    const char *rule = json_string_value(json_object_get(pol, "rule"));
+    printf("    %s; policy: %s (%s)\n", id, json_string_value(json_object_get(pol, "action")),
+           rule && *rule ? rule : "no rule matched: manual approval");
+    json_decref(rec);
+    if (nops_orch_dry_run(o, id, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
+        printf("    dry-run not possible: %s\n", err);
+        return;
+    }
+    print_steps(json_object_get(rec, "dry_run"), "dry-run");
+    bool ok = strcmp(json_string_value(json_object_get(rec, "state")), "dry_run_ok") == 0;
+    bool auto_ok = json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"));
+    json_decref(rec);
+    if (!ok) {
+        printf("    the dry-run failed: nothing runs\n");
+        return;
+    }
+    answer a = ANSWER_YES;
+    if (!approve && !auto_ok) {
+        if (!isatty(STDIN_FILENO)) {
+            printf("    waiting for an approval: rerun with --approve, or in a terminal answer "
+                   "the prompt\n");
+            return;
+        }
+        int port = api->api ? nops_api_port(api->api) : 0;
+        printf("    Approve and run it as %s? [y/N] (or over the API: curl -X POST "
+               "-H 'X-API-Key: demo-admin-key' http://127.0.0.1:%d/orchestrations/%s/approve, "
+               "then .../execute) ",
+               APPROVER.id, port, id);
+        fflush(stdout);
+        a = wait_for_decision(o, id, stop);
+        if (a == ANSWER_NO) {
+            printf("    not approved: %s stays dry_run_ok (GET /orchestrations/%s)\n", id, id);
+            return;
+        }
+    }
+    if (a == ANSWER_YES && !auto_ok &&
+        nops_orch_approve(o, id, &APPROVER, &rec, err, sizeof err) != NOPS_OK) {
+        printf("    approval refused: %s\n", err);
+        return;
+    }
+    if (a == ANSWER_YES) {
+        json_decref(rec);
+        rec = NULL;
+        if (nops_orch_execute(o, id, &APPROVER, &rec, err, sizeof err) != NOPS_OK) {
+            printf("    execution refused: %s\n", err);
+            return;
+        }
+    } else { /* approved over the API: wait for its execution there (Ctrl-C stops waiting) */
+        printf("\n    approved over the API; waiting for POST .../execute\n");
+        for (;;) {
+            if (nops_orch_get(o, id, &rec) != NOPS_OK || atomic_load(stop))
+                return;
+            const char *st = json_string_value(json_object_get(rec, "state"));
+            if (st && (strcmp(st, "executed") == 0 || strcmp(st, "failed") == 0))
+                break;
+            json_decref(rec);
+            rec = NULL;
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+        }
+    }
+    print_state(json_object_get(rec, "pre_state"), "before");
+    print_steps(json_object_get(rec, "execution"), "ran    ");
+    print_state(json_object_get(rec, "post_state"), "after ");
+    printf("    %s: %s by %s%s; a workflow_runs row went to %s/history.jsonl\n", id,
+           json_string_value(json_object_get(rec, "state")),
+           json_string_value(json_object_get(rec, "executed_by")),
+           auto_ok ? " (auto-executed: policy allow, mode auto)" : "",
+           ctx->storage.data_dir);
+    printf("    audit trail: %s/audit.jsonl (neuralops audit verify --input %s/audit.jsonl)\n",
+           ctx->storage.data_dir, ctx->storage.data_dir);
+    json_decref(rec);
+}

@@ -1,0 +1,175 @@
+/*
+ * test_demo.c — `neuralops demo --approve` as a user runs it (a separate process, its own mock
+ * Kafka, HTTP API on a free port): the example playbooks are written and signed with a key pair
+ * made at the first run (0600, kept for the next run), the top recommendation for the largest
+ * incident is suggested, dry-run, approved by demo-admin and executed, its workflow_runs row
+ * lands in the history, and the audit chain verifies — on the file store, and again with
+ * --postgres, where the record, the run and the audit entries are rows of PostgreSQL.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "orchestrate/orchestrate.h"
+#include "tests/testutil.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static char g_dir[] = "/tmp/nops-demo-XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    return mkdtemp(g_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Run the demo into data dir `data` (extra flags appended); its stdout, or fail. */
+static char *run_demo(const char *data, const char *extra)
+{
+    char cmd[2048], out[300];
+    snprintf(out, sizeof out, "%s/demo.out", g_dir);
+    snprintf(cmd, sizeof cmd,
+             "%s demo --seconds 4 --series 200 --rate 20000 --approve --listen 127.0.0.1:0 "
+             "--data-dir %s --index %s/index %s > %s 2>%s.err < /dev/null",
+             NEURALOPS_BIN, data, data, extra, out, out);
+    int rc = system(cmd);
+    char *text = tu_read_file(out);
+    if (rc != 0) {
+        snprintf(cmd, sizeof cmd, "%s.err", out);
+        char *err = tu_read_file(cmd);
+        fail_msg("demo exited %d:\n%s\n%s", rc, text ? text : "", err ? err : "");
+    }
+    return text;
+}
+
+/* The id of the orchestration the demo ran ("orch-…" after "executed"). */
+static void ran_id(const char *out, char *id, size_t cap)
+{
+    const char *p = strstr(out, "Remediation:");
+    assert_non_null(p);
+    p = strstr(p, "orch-");
+    assert_non_null(p);
+    snprintf(id, cap, "%.21s", p);
+}
+
+static void test_demo_on_files(void **state)
+{
+    (void)state;
+    char data[200], path[400], id[32];
+    snprintf(data, sizeof data, "%s/files", g_dir);
+    char *out = run_demo(data, "");
+    assert_non_null(strstr(out, "a key pair made now, on the first run"));
+    assert_non_null(strstr(out, "executed by key:demo-admin"));
+    assert_non_null(strstr(out, "state after"));
+    ran_id(out, id, sizeof id);
+    free(out);
+    /* the key pair: private 0600; the registry: every manifest signed and loadable */
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/playbooks/demo-signing.key", data);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    char reg[300], pub[300], err[256];
+    snprintf(reg, sizeof reg, "%s/playbooks/registry", data);
+    snprintf(pub, sizeof pub, "%s/playbooks/demo-signing.pub", data);
+    nops_registry *r = nops_registry_load(reg, pub, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(nops_registry_count(r), 10);
+    assert_int_equal(nops_registry_refused(r), 0);
+    nops_registry_destroy(r);
+    /* the run is in the history (status success) and the record says executed */
+    snprintf(path, sizeof path, "%s/history.jsonl", data);
+    char *hist = tu_read_file(path);
+    const char *row = strstr(hist, id);
+    assert_non_null(row);
+    assert_non_null(strstr(row, "\"status\":\"success\""));
+    free(hist);
+    snprintf(path, sizeof path, "%s/orchestrations/%s.json", data, id);
+    json_t *rec = json_load_file(path, 0, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "executed");
+    assert_string_equal(json_string_value(json_object_get(rec, "requested_by")),
+                        "key:demo-operator");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(rec, "approval"), "by")),
+                        "key:demo-admin");
+    json_decref(rec);
+    nops_audit_report ar;
+    snprintf(path, sizeof path, "%s/audit.jsonl", data);
+    assert_int_equal(nops_audit_verify_file(path, &ar), NOPS_OK);
+    assert_true(ar.entries >= 5); /* suggest, dry-run, approve, execute started, executed */
+    /* a second run keeps the key pair and the history the first one grew */
+    out = run_demo(data, "");
+    assert_non_null(strstr(out, "the key pair of the first run"));
+    assert_non_null(strstr(out, "from an earlier run"));
+    free(out);
+    assert_int_equal(nops_audit_verify_file(path, &ar), NOPS_OK);
+    assert_true(ar.entries >= 10);
+}
+
+static void test_demo_on_postgres(void **state)
+{
+    (void)state;
+    const char *base = getenv("NEURALOPS_TEST_PG_DSN");
+    if (!base) {
+        print_message("NEURALOPS_TEST_PG_DSN unset: skipped (make test provides it)\n");
+        skip();
+    }
+    PGconn *c = PQconnectdb(base);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    PQclear(PQexec(c, "DROP SCHEMA IF EXISTS demo_test CASCADE"));
+    PGresult *r = PQexec(c, "CREATE SCHEMA demo_test");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    char data[200], extra[800], dsn[600], id[32];
+    snprintf(data, sizeof data, "%s/pg", g_dir);
+    snprintf(dsn, sizeof dsn, "%s options=-csearch_path=demo_test", base);
+    snprintf(extra, sizeof extra, "--postgres '%s'", dsn);
+    char *out = run_demo(data, extra);
+    assert_non_null(strstr(out, "executed by key:demo-admin"));
+    ran_id(out, id, sizeof id);
+    free(out);
+    /* the record is a row, not a file; the run and every audit entry are rows too */
+    char path[400];
+    snprintf(path, sizeof path, "%s/orchestrations/%s.json", data, id);
+    FILE *f = fopen(path, "r");
+    assert_null(f);
+    const char *v[1] = {id};
+    r = PQexecParams(c, "SELECT o.state, w.status, (SELECT count(*) FROM demo_test.audit_logs "
+                        "WHERE subject = $1) FROM demo_test.orchestrations o JOIN "
+                        "demo_test.workflow_runs w USING (id) WHERE id = $1",
+                     1, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQntuples(r), 1);
+    assert_string_equal(PQgetvalue(r, 0, 0), "executed");
+    assert_string_equal(PQgetvalue(r, 0, 1), "success");
+    assert_true(atoi(PQgetvalue(r, 0, 2)) >= 5);
+    PQclear(r);
+    nops_audit_report ar;
+    char err[256];
+    assert_int_equal(nops_audit_verify_pg(dsn, &ar, err, sizeof err), NOPS_OK);
+    assert_true(ar.entries >= 5);
+    PQclear(PQexec(c, "DROP SCHEMA demo_test CASCADE"));
+    PQfinish(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_demo_on_files),
+        cmocka_unit_test(test_demo_on_postgres),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
