@@ -25,5 +25,6 @@ int bench_ingest(const bench_opts *o);
 int bench_vectorize(const bench_opts *o);
 int bench_recommend(const bench_opts *o);
 int bench_http(const bench_opts *o);
+int bench_audit(const bench_opts *o);
 
 #endif

@@ -41,12 +41,14 @@ static void usage(FILE *out)
             "  recommend  at 100k and 1M runs: recommend path and POST /recommend p50/p99\n"
             "           beside the raw FAISS search and exact search, recall@10\n"
             "  http     wrk against POST /analyze and GET /signals beside a bare\n"
-            "           libmicrohttpd handler in the same process\n\n"
+            "           libmicrohttpd handler in the same process\n"
+            "  audit    audit-trail appends (fsync'ed; and to PostgreSQL with a DSN) beside\n"
+            "           raw write+fsync and plain INSERTs; verify beside SHA-256 alone\n\n"
             "Options:\n"
             "  --quick          small sizes (a smoke run, seconds)\n"
             "  --variant NAME   only scalar|avx2|avx512\n"
             "  --series N       only this series (or runs) count\n"
-            "  --dsn DSN        PostgreSQL for the vectorize suite\n"
+            "  --dsn DSN        PostgreSQL for the vectorize and audit suites\n"
             "  -h, --help       this help\n\n"
             "Output: one JSON object per line: suite, figure, value, unit, peer, peer_value,\n"
             "ratio, plus context fields. Progress goes to stderr.\n");
@@ -89,6 +91,8 @@ int main(int argc, char **argv)
         return bench_vectorize(&o);
     if (strcmp(argv[1], "recommend") == 0)
         return bench_recommend(&o);
+    if (strcmp(argv[1], "audit") == 0)
+        return bench_audit(&o);
     if (strcmp(argv[1], "http") == 0)
         return bench_http(&o);
     fprintf(stderr, "neuralops-bench: unknown suite \"%s\" (see --help)\n", argv[1]);
