@@ -414,6 +414,8 @@ static void test_kafka_steps_and_worker(void **state)
     assert_string_equal(st(rec), "dry_run_failed");
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "no.such.topic"));
     json_decref(rec);
+    json_decref(inc);
+    nops_orch_destroy(o);
     /* without brokers a kafka step fails clearly */
     o = orch();
     inc = incident();
