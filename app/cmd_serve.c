@@ -64,6 +64,7 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
                            .pg_dsn = ctx->sinks.postgres_dsn,
                            .brokers = ctx->kafka.brokers,
                            .kafka_extra = ctx->kafka.extra,
+                           .allowed_commands = ctx->orchestrate.allowed_commands,
                            .reg = a->registry,
                            .pol = a->policy,
                            .audit = a->audit};

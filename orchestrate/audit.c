@@ -110,6 +110,21 @@ static bool check_entry(json_t *e, uint64_t k, const char *prev, char *why, size
     return true;
 }
 
+/* Write all of buf to fd (retrying short writes and EINTR). */
+static bool write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        buf += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
 /* ---- opening and appending ------------------------------------------------------------- */
 
 /* Index the lines of the file; the last non-empty one into buf. */
@@ -246,27 +261,31 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
         err = NOPS_NOMEM;
     } else {
         json_object_set_new(e, "hash", json_string(h));
-        char *line = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-        fseek(a->f, 0, SEEK_END); /* a page read may have moved the position */
-        long at = ftell(a->f);
-        bool ok = line && fprintf(a->f, "%s\n", line) > 0 && fflush(a->f) == 0 &&
-                  fsync(fileno(a->f)) == 0;
+        char *text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        char *line = text ? realloc(text, strlen(text) + 2) : NULL;
+        if (line)
+            strcat(line, "\n");
+        else
+            free(text);
+        /* write(2) on the O_APPEND descriptor, not stdio: a failed write leaves nothing
+         * buffered to come out later, and whatever part reached the file is cut off again */
+        const int fd = fileno(a->f);
+        const off_t at = lseek(fd, 0, SEEK_END);
+        bool ok = line && at >= 0 && write_all(fd, line, strlen(line)) && fsync(fd) == 0;
         if (!ok)
             nops_errf(errstr, errstr_size, "audit: cannot write the log: %s", strerror(errno));
         if (ok && a->pg && PQstatus(a->pg) != CONNECTION_OK)
             PQreset(a->pg); /* the database restarted: one reconnection attempt */
-        if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size)) {
-            ok = false; /* keep file and database in step: take the line back */
-            if (at >= 0 && ftruncate(fileno(a->f), at) != 0)
-                NOPS_ERROR("audit", "cannot take back a line refused by PostgreSQL");
-        }
-        free(line);
-        if (ok && !push_off(a, at)) {
+        if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size))
+            ok = false; /* keep file and database in step: the line is taken back below */
+        if (ok && !push_off(a, (long)at)) {
             ok = false;
             nops_errf(errstr, errstr_size, "audit: out of memory");
-            if (ftruncate(fileno(a->f), at) != 0)
-                NOPS_ERROR("audit", "cannot take back a line");
         }
+        if (!ok && at >= 0 && ftruncate(fd, at) != 0)
+            NOPS_ERROR("audit", "cannot take back a partly written or refused line: %s",
+                       strerror(errno));
+        free(line);
         if (ok) {
             a->seq++;
             snprintf(a->prev, sizeof a->prev, "%s", h);

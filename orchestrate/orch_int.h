@@ -45,11 +45,15 @@ nops_err nops__kstep_check(nops_kstep *k, const char *topic, int64_t deadline_ns
 
 /* Run every step of `rec` (dry-run or for real) within the playbook's timeout; per-step results
  * into rec["dry_run"] or rec["execution"]; false with the first failure in `why`. `k` may be
- * NULL (kafka steps then fail). */
-bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, bool dry, char *why,
-                     size_t why_size);
-/* The playbook's state_probe run now ({"exit","output"} or {"error"}), NULL without a probe. */
-json_t *nops__probe_state(json_t *rec, const nops_playbook *pb);
+ * NULL (kafka steps then fail); `allowed` are the fnmatch patterns exec[0] must match
+ * (comma-separated; "" = any). */
+bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, const char *allowed,
+                     bool dry, char *why, size_t why_size);
+/* Whether `cmd` matches one of the comma-separated fnmatch `patterns` ("" matches all). */
+bool nops__command_allowed(const char *cmd, const char *patterns);
+/* The playbook's state_probe run now ({"exit","output"} or {"error"}, also when its command is
+ * not `allowed`), NULL without a probe. */
+json_t *nops__probe_state(json_t *rec, const nops_playbook *pb, const char *allowed);
 /* The workflow_runs row of an executed record (new reference). */
 json_t *nops__workflow_row(json_t *rec, bool ok, const char *executed_by);
 

@@ -205,7 +205,8 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
  * and the manifest's sha256; execution rechecks signature and hash. `exec` steps run as
  * argument vectors (never a shell) with an environment of PATH and NEURALOPS_* only
  * (NEURALOPS_ORCHESTRATION_ID, _PLAYBOOK_ID, _INCIDENT_ID, _SERVICE, _HOST, _DRY_RUN), within the
- * playbook's timeout, output captured (bounded); in dry-run they get NEURALOPS_DRY_RUN=1 and,
+ * playbook's timeout, output captured (bounded); a command outside `allowed_commands` (when
+ * set) fails the dry-run and the execution; in dry-run they get NEURALOPS_DRY_RUN=1 and,
  * when the step says "dry_run": true, a --dry-run argument (otherwise they are only checked).
  * `kafka` steps publish {"orchestration_id","playbook_id","incident_id","step","dry_run",
  * "labels","payload"} keyed by the orchestration id and wait for the broker's acknowledgement;
@@ -219,6 +220,7 @@ typedef struct nops_orch_params {
     char registry_dir[512]; /**< signed playbooks; "" = orchestration off */
     char pubkeys[1024];     /**< PEM public keys that may sign them, comma-separated */
     char policy_file[512];  /**< JSON policy rules; "" = every run needs an approval */
+    char allowed_commands[1024]; /**< fnmatch patterns for exec[0], comma-separated; "" = any */
 } nops_orch_params;
 
 extern const nops_cfg_section nops_orch_cfg_section;
@@ -235,6 +237,8 @@ typedef struct nops_orch_deps {
     const char *pg_dsn;        /**< NULL/"": files; else `orchestrations` + `workflow_runs` */
     const char *brokers;       /**< Kafka for kafka steps (NULL/"": those steps fail) */
     const char *kafka_extra;   /**< more producer properties "k=v,k=v" (may be NULL) */
+    const char *allowed_commands; /**< exec[0] must match one of these fnmatch patterns
+                                       (comma-separated); NULL/"" = any absolute path */
     const nops_registry *reg;
     const nops_policy *pol;    /**< may be NULL: everything needs an approval */
     nops_audit *audit;         /**< may be NULL (tests) */

@@ -27,6 +27,11 @@ static const nops_cfg_entry orch_entries[] = {
     {"policy_file", NOPS_CFG_STRING, OFF(policy_file), 0,
      sizeof(((nops_orch_params *)0)->policy_file), "", NULL, NULL, 0,
      "JSON policy rules (docs/policies/safety.md); empty = every run needs an approval."},
+    {"allowed_commands", NOPS_CFG_STRING, OFF(allowed_commands), 0,
+     sizeof(((nops_orch_params *)0)->allowed_commands), "", NULL, NULL, 0,
+     "Commands exec steps may run: fnmatch patterns, comma-separated (e.g. "
+     "/usr/local/bin/kubectl,/opt/runbooks/*); anything else fails the dry-run and the "
+     "execution. Empty = any absolute path."},
 };
 #undef OFF
 
@@ -50,6 +55,7 @@ typedef struct job {
 struct nops_orchestrator {
     char history[512];
     char owner[160]; /* host:pid, recorded in every claim */
+    char allowed[1024]; /* allowed_commands */
     const nops_registry *reg;
     const nops_policy *pol;
     nops_audit *audit;
@@ -85,14 +91,27 @@ static const char *id_of(json_t *rec)
     return s ? s : "";
 }
 
+/* Append an audit entry (details stolen); false with the reason when the trail refused it. */
+static bool audit_ok(nops_orchestrator *o, const char *actor, const char *action, const char *id,
+                     const char *decision, json_t *details, char *errstr, size_t errstr_size)
+{
+    char err[256] = "";
+    bool ok = !o->audit || nops_audit_append(o->audit, actor, action, id, decision, details,
+                                             NULL, err, sizeof err) == NOPS_OK;
+    json_decref(details);
+    if (!ok)
+        nops_errf(errstr, errstr_size, "the audit trail refused the entry, so nothing was done "
+                  "(%s)", err);
+    return ok;
+}
+
+/* The same where the act is done already (an outcome, a refusal): a lost entry is logged. */
 static void audit(nops_orchestrator *o, const char *actor, const char *action, const char *id,
                   const char *decision, json_t *details)
 {
-    char err[256];
-    if (o->audit && nops_audit_append(o->audit, actor, action, id, decision, details, NULL, err,
-                                      sizeof err) != NOPS_OK)
-        NOPS_ERROR("orchestrate", "audit entry lost: %s", err);
-    json_decref(details);
+    char err[512];
+    if (!audit_ok(o, actor, action, id, decision, details, err, sizeof err))
+        NOPS_ERROR("orchestrate", "audit entry lost: %s %s %s: %s", action, id, decision, err);
 }
 
 /* hex SHA-256 of the plan (playbook id, manifest sha256, steps): what an approval binds to. */
@@ -137,24 +156,32 @@ static json_t *load_in(nops_orchestrator *o, const char *id, const char *want,
     return rec;
 }
 
-/* Store the record (compare-and-set from `from` when given), audit the step (details stolen),
- * hand the record out — or drop it when it could not be stored. */
-static nops_err commit_step(nops_orchestrator *o, json_t *rec, const char *from,
+/*
+ * Record a step: a decision (`before` true: suggest, dry-run and approve outcomes, the claim of
+ * an execution) is audited first and not stored when the trail refuses it — nothing is granted
+ * without its entry; an outcome of work already done is stored first and then audited. The
+ * store is a compare-and-set from `from` (when given). Details are stolen; the record is handed
+ * out, or dropped when it was not stored.
+ */
+static nops_err commit_step(nops_orchestrator *o, json_t *rec, const char *from, bool before,
                             const char *actor, const char *action, const char *decision,
                             json_t *details, json_t **out, char *errstr, size_t errstr_size)
 {
-    nops_err e = nops__records_save(o->rs, rec, from, errstr, errstr_size);
-    if (e != NOPS_OK) {
-        json_decref(details);
+    const char *id = id_of(rec);
+    if (before && !audit_ok(o, actor, action, id, decision, details, errstr, errstr_size)) {
         json_decref(rec);
-        return e;
+        return NOPS_IO;
     }
-    audit(o, actor, action, id_of(rec), decision, details);
-    if (out)
-        *out = rec;
-    else
+    nops_err e = nops__records_save(o->rs, rec, from, errstr, errstr_size);
+    if (before && e != NOPS_OK) /* the entry above went in: say that it did not take effect */
+        audit(o, actor, action, id, "not-recorded", json_pack("{s:s}", "error", errstr));
+    else if (!before)
+        audit(o, actor, action, id, e == NOPS_OK ? decision : "not-recorded", details);
+    if (e != NOPS_OK || !out)
         json_decref(rec);
-    return NOPS_OK;
+    else
+        *out = rec;
+    return e;
 }
 
 /* ---- suggest ------------------------------------------------------------------------------- */
@@ -216,7 +243,7 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
         return NOPS_INVAL;
     }
     set_state(rec, d.action == NOPS_POLICY_DENY ? "denied" : "suggested");
-    return commit_step(o, rec, NULL, who->id, "suggest", nops_policy_action_name(d.action),
+    return commit_step(o, rec, NULL, true, who->id, "suggest", nops_policy_action_name(d.action),
                        json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
                                  "escalation", nops_escalation_name(d.escalation)),
                        out, errstr, errstr_size);
@@ -246,12 +273,12 @@ static nops_err finish_dry_run(nops_orchestrator *o, json_t *rec, const nops_pla
                                size_t errstr_size)
 {
     char why[512] = "";
-    bool ok = nops__run_steps(rec, pb, o->kafka, true, why, sizeof why);
+    bool ok = nops__run_steps(rec, pb, o->kafka, o->allowed, true, why, sizeof why);
     set_state(rec, ok ? "dry_run_ok" : "dry_run_failed");
     json_object_del(rec, "error");
     if (!ok)
         json_object_set_new(rec, "error", json_string(why));
-    return commit_step(o, rec, "dry_running", actor, "dry-run", ok ? "ok" : "failed",
+    return commit_step(o, rec, "dry_running", false, actor, "dry-run", ok ? "ok" : "failed",
                        json_pack("{s:s}", "error", why), out, errstr, errstr_size);
 }
 
@@ -293,7 +320,7 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     json_object_set_new(rec, "approval", json_pack("{s:s, s:s, s:s}", "by", who->id, "at", ts,
                                                    "plan_sha256", ph));
     set_state(rec, "approved");
-    return commit_step(o, rec, "dry_run_ok", who->id, "approve", "approved",
+    return commit_step(o, rec, "dry_run_ok", true, who->id, "approve", "approved",
                        json_pack("{s:s}", "plan_sha256", ph), out, errstr, errstr_size);
 }
 
@@ -343,12 +370,10 @@ static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_ac
     json_object_set_new(rec, "claimed_by", json_string(o->owner));
     json_object_set_new(rec, "executed_by", json_string(who->id));
     json_object_set_new(rec, "started_at", json_string(ts));
-    if ((*e = nops__records_save(o->rs, rec, from, errstr, errstr_size)) != NOPS_OK) {
-        json_decref(rec);
-        return NULL;
-    }
-    audit(o, who->id, "execute", id, "started", json_pack("{s:s}", "from", from));
-    return rec;
+    json_t *got = NULL;
+    *e = commit_step(o, rec, from, true, who->id, "execute", "started",
+                     json_pack("{s:s}", "from", from), &got, errstr, errstr_size);
+    return got;
 }
 
 static nops_err finish_execute(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
@@ -360,11 +385,11 @@ static nops_err finish_execute(nops_orchestrator *o, json_t *rec, const nops_pla
                                     json_string_value(json_object_get(rec, "manifest_sha256")),
                                     why, sizeof why) == NOPS_OK;
     if (ok) {
-        json_t *pre = nops__probe_state(rec, pb);
+        json_t *pre = nops__probe_state(rec, pb, o->allowed);
         if (pre)
             json_object_set_new(rec, "pre_state", pre);
-        ok = nops__run_steps(rec, pb, o->kafka, false, why, sizeof why);
-        json_t *post = nops__probe_state(rec, pb);
+        ok = nops__run_steps(rec, pb, o->kafka, o->allowed, false, why, sizeof why);
+        json_t *post = nops__probe_state(rec, pb, o->allowed);
         if (post)
             json_object_set_new(rec, "post_state", post);
     }
@@ -376,7 +401,7 @@ static nops_err finish_execute(nops_orchestrator *o, json_t *rec, const nops_pla
     if (nops__records_add_run(o->rs, o->history, row, rerr, sizeof rerr) != NOPS_OK)
         NOPS_ERROR("orchestrate", "the run of %s is not in the history: %s", id_of(rec), rerr);
     json_decref(row);
-    return commit_step(o, rec, "executing", actor, "execute", ok ? "executed" : "failed",
+    return commit_step(o, rec, "executing", false, actor, "execute", ok ? "executed" : "failed",
                        json_pack("{s:s}", "error", why), out, errstr, errstr_size);
 }
 
@@ -522,7 +547,7 @@ static void recover(nops_orchestrator *o)
             NOPS_WARN("orchestrate", "%s was %s when its process stopped: now %s",
                       json_string_value(x), states[s], state_of(rec));
             json_t *details = json_pack("{s:O}", "claimed_by", json_object_get(rec, "claimed_by"));
-            if (commit_step(o, rec, states[s], "neuralops", s ? "execute" : "dry-run",
+            if (commit_step(o, rec, states[s], false, "neuralops", s ? "execute" : "dry-run",
                             s ? "interrupted" : "reset", details, NULL, err, sizeof err) !=
                 NOPS_OK)
                 NOPS_ERROR("orchestrate", "%s", err);
@@ -541,6 +566,7 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
     pthread_mutex_init(&o->qmu, NULL);
     pthread_cond_init(&o->qcv, NULL);
     snprintf(o->history, sizeof o->history, "%s", d->history_jsonl ? d->history_jsonl : "");
+    snprintf(o->allowed, sizeof o->allowed, "%s", d->allowed_commands ? d->allowed_commands : "");
     char host[128] = "";
     gethostname(host, sizeof host - 1);
     snprintf(o->owner, sizeof o->owner, "%s:%ld", host, (long)getpid());

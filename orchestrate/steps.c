@@ -4,6 +4,7 @@
  */
 #include "orchestrate/orch_int.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,8 +82,23 @@ static bool kafka_step(nops_kstep *k, json_t *rec, json_t *st, bool dry, int64_t
     return ok;
 }
 
-bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, bool dry, char *why,
-                     size_t why_size)
+bool nops__command_allowed(const char *cmd, const char *patterns)
+{
+    if (!patterns || !*patterns)
+        return true;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", patterns);
+    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        while (*p == ' ')
+            p++;
+        if (*p && fnmatch(p, cmd, FNM_PATHNAME) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, const char *allowed,
+                     bool dry, char *why, size_t why_size)
 {
     json_t *results = json_array();
     const int64_t deadline = (int64_t)nops_now_ns() + pb->timeout_s * 1000000000ll;
@@ -101,14 +117,19 @@ bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, bool d
         const char *name = json_string_value(json_object_get(st, "name"));
         json_t *exec = json_object_get(st, "exec");
         memset(r, 0, sizeof *r);
+        const char *cmd = json_string_value(json_array_get(exec, 0));
         if (!exec) {
             ok = kafka_step(k, rec, st, dry, deadline, r);
             if (!ok)
                 snprintf(why, why_size, "step %.60s: %.400s", name, r->output);
+        } else if (!cmd || !nops__command_allowed(cmd, allowed)) {
+            snprintf(r->output, sizeof r->output, "%.300s is not in orchestrate.allowed_commands",
+                     cmd ? cmd : "(none)");
+            snprintf(why, why_size, "step %.60s: %.400s", name, r->output);
+            ok = false;
         } else if (dry && !json_is_true(json_object_get(st, "dry_run"))) {
             /* no dry-run mode in the command: check that it exists and is executable */
-            const char *cmd = json_string_value(json_array_get(exec, 0));
-            if (!cmd || cmd[0] != '/' || access(cmd, X_OK) != 0) {
+            if (cmd[0] != '/' || access(cmd, X_OK) != 0) {
                 snprintf(why, why_size, "step %.60s: %.300s is not an executable absolute path",
                          name, cmd ? cmd : "(none)");
                 ok = false;
@@ -133,11 +154,15 @@ bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, bool d
     return ok;
 }
 
-json_t *nops__probe_state(json_t *rec, const nops_playbook *pb)
+json_t *nops__probe_state(json_t *rec, const nops_playbook *pb, const char *allowed)
 {
     json_t *probe = json_object_get(pb->manifest, "state_probe");
     if (!probe)
         return NULL;
+    const char *cmd = json_string_value(json_array_get(probe, 0));
+    if (!cmd || !nops__command_allowed(cmd, allowed))
+        return json_pack("{s:s}", "error", "the probe's command is not in "
+                                           "orchestrate.allowed_commands");
     nops_step_result *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;

@@ -18,7 +18,10 @@
 #include "tests/testutil.h"
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -49,11 +52,14 @@ static void playbook(const char *id, const char *steps, const char *mode, int ti
         fail_msg("sign: %s", err);
 }
 
+static const char *g_allowed; /* orchestrate.allowed_commands for the next orchestrator */
+
 static nops_orchestrator *orch_with(const char *dsn, const char *brokers)
 {
     char err[256];
     nops_orch_deps d = {.state_dir = g_state, .history_jsonl = g_hist, .pg_dsn = dsn,
-                        .brokers = brokers, .reg = g_r, .pol = g_p, .audit = g_a};
+                        .brokers = brokers, .reg = g_r, .pol = g_p, .audit = g_a,
+                        .allowed_commands = g_allowed};
     nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
     if (!o)
         fail_msg("%s", err);
@@ -489,6 +495,69 @@ static void test_postgres_store(void **state)
     assert_non_null(strstr(err, "PostgreSQL"));
 }
 
+/* Nothing is granted without its audit entry: with the audit file unable to grow (a real
+ * write failure: RLIMIT_FSIZE at its current size), approve and execute are refused and the
+ * record stays as it was; the chain is whole afterwards and the step goes through. */
+static void test_no_audit_no_action(void **state)
+{
+    nops_orchestrator *o = orch();
+    char err[512], id[64];
+    json_t *rec;
+    snprintf(id, sizeof id, "%s", prepared(o, "pg-ok"));
+    struct stat sb;
+    assert_int_equal(stat(g_audit, &sb), 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim.rlim_cur = (rlim_t)sb.st_size + 10; /* room for a part of a line, not a whole one */
+    lim.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    nops_err e = nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(e, NOPS_IO);
+    assert_non_null(strstr(err, "audit trail refused"));
+    assert_int_equal(nops_orch_get(o, id, &rec), NOPS_OK);
+    assert_string_equal(st(rec), "dry_run_ok");
+    json_decref(rec);
+    /* the part of a line that got in was taken back: the chain verifies and goes on */
+    nops_audit_report r;
+    assert_int_equal(nops_audit_verify_file(g_audit, &r), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    json_decref(rec);
+    assert_int_equal(nops_audit_verify_file(g_audit, &r), NOPS_OK);
+    nops_orch_destroy(o);
+}
+
+/* orchestrate.allowed_commands: a command outside the patterns fails the dry-run (and would
+ * fail an execution), one inside runs. */
+static void test_allowed_commands(void **state)
+{
+    g_allowed = "/usr/bin/*, /bin/echo";
+    nops_orchestrator *o = orch();
+    char err[512], id[64];
+    json_t *rec, *inc = incident();
+    /* fails: /bin/false is not allowed */
+    assert_int_equal(nops_orch_suggest(o, inc, "fails", &OPS, &rec, err, sizeof err), NOPS_OK);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_string_equal(st(rec), "dry_run_failed");
+    assert_non_null(strstr(json_string_value(json_object_get(rec, "error")),
+                           "/bin/false is not in orchestrate.allowed_commands"));
+    json_decref(rec);
+    /* pg-ok runs /bin/echo: allowed */
+    assert_int_equal(nops_orch_suggest(o, inc, "pg-ok", &OPS, &rec, err, sizeof err), NOPS_OK);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_string_equal(st(rec), "dry_run_ok");
+    json_decref(rec);
+    json_decref(inc);
+    nops_orch_destroy(o);
+    g_allowed = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +567,8 @@ int main(void)
         cmocka_unit_test(test_recovery_after_a_crash),
         cmocka_unit_test(test_kafka_steps_and_worker),
         cmocka_unit_test(test_postgres_store),
+        cmocka_unit_test(test_no_audit_no_action),
+        cmocka_unit_test(test_allowed_commands),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
