@@ -17,6 +17,7 @@
     X(INGEST, "/ingest")                                                                       \
     X(RECOMMEND, "/recommend")                                                                 \
     X(ORCHESTRATE, "/orchestrate")                                                             \
+    X(ORCHESTRATIONS, "/orchestrations")                                                       \
     X(ORCHESTRATION, "/orchestrations/{id}")                                                   \
     X(ORCH_DRY_RUN, "/orchestrations/{id}/dry-run")                                            \
     X(ORCH_APPROVE, "/orchestrations/{id}/approve")                                            \
@@ -118,6 +119,8 @@ void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, r
 void nops__api_orchestrate(nops_api *api, route_id route, const char *id, request *rq,
                            response *res);
 void nops__api_playbooks(nops_api *api, response *res);
+/* GET /orchestrations?state&limit (orchestrate.c). */
+void nops__api_orchestrations(nops_api *api, struct MHD_Connection *c, response *res);
 /* GET /audit?after&limit&actor&action&subject (orchestrate.c). */
 void nops__api_audit(nops_api *api, struct MHD_Connection *c, response *res);
 void nops__api_list(nops_api *api, struct MHD_Connection *c, int kind, response *res);

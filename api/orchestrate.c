@@ -128,6 +128,68 @@ void nops__api_playbooks(nops_api *api, response *res)
                                        (json_int_t)nops_registry_refused(api->d.registry)));
 }
 
+typedef struct list_args {
+    const char *state;
+    size_t limit;
+    response *res;
+    bool bad;
+} list_args;
+
+static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *v)
+{
+    (void)kind;
+    list_args *a = cls;
+    static const char *const states[] = {"suggested", "denied", "dry_running", "dry_run_ok",
+                                         "dry_run_failed", "approved", "executing", "executed",
+                                         "failed", "interrupted"};
+    if (!v)
+        v = "";
+    if (strcmp(key, "state") == 0) {
+        for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+            if (strcmp(v, states[i]) == 0)
+                a->state = states[i];
+        if (!a->state) {
+            nops__api_error(a->res, 400, "state must be one of suggested, denied, dry_running, "
+                            "dry_run_ok, dry_run_failed, approved, executing, executed, "
+                            "failed, interrupted");
+            a->bad = true;
+            return MHD_NO;
+        }
+    } else if (strcmp(key, "limit") == 0) {
+        char *end;
+        unsigned long n = strtoul(v, &end, 10);
+        if (!(*v >= '0' && *v <= '9') || *end || n < 1 || n > 1000) {
+            nops__api_error(a->res, 400, "limit must be 1 to 1000");
+            a->bad = true;
+            return MHD_NO;
+        }
+        a->limit = n;
+    } else {
+        nops__api_error(a->res, 400, "unknown query parameter \"%.60s\"", key);
+        a->bad = true;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+void nops__api_orchestrations(nops_api *api, struct MHD_Connection *c, response *res)
+{
+    if (!api->d.orchestrator) {
+        nops__api_error(res, 503, "orchestration is not configured (playbook registry)");
+        return;
+    }
+    list_args a = {.limit = 100, .res = res};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, list_arg, &a);
+    if (a.bad)
+        return;
+    json_t *list = NULL;
+    if (nops_orch_list(api->d.orchestrator, a.state, a.limit, &list) != NOPS_OK)
+        nops__api_error(res, 500, "the orchestration records could not be read");
+    else
+        nops__api_json(res, 200, json_pack("{s:o}", "orchestrations", list));
+}
+
 typedef struct audit_args {
     nops_audit_query q;
     response *res;

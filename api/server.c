@@ -172,7 +172,7 @@ typedef struct route {
 static const route routes[] = {
     {ROUTE_ANALYZE, "POST", NOPS_ROLE_VIEWER},   {ROUTE_INGEST, "POST", NOPS_ROLE_OPERATOR},
     {ROUTE_RECOMMEND, "POST", NOPS_ROLE_VIEWER},  {ROUTE_ORCHESTRATE, "POST", NOPS_ROLE_OPERATOR},
-    {ROUTE_ORCHESTRATION, "GET", NOPS_ROLE_VIEWER},
+    {ROUTE_ORCHESTRATION, "GET", NOPS_ROLE_VIEWER}, {ROUTE_ORCHESTRATIONS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_ORCH_DRY_RUN, "POST", NOPS_ROLE_OPERATOR},
     {ROUTE_ORCH_APPROVE, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_ORCH_EXECUTE, "POST", NOPS_ROLE_OPERATOR}, {ROUTE_PLAYBOOKS, "GET", NOPS_ROLE_VIEWER},
@@ -308,6 +308,7 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_ORCH_EXECUTE: nops__api_orchestrate(api, rt->id, id, rq, res); break;
     case ROUTE_PLAYBOOKS: nops__api_playbooks(api, res); break;
     case ROUTE_AUDIT: nops__api_audit(api, c, res); break;
+    case ROUTE_ORCHESTRATIONS: nops__api_orchestrations(api, c, res); break;
     case ROUTE_METRICS: nops__api_metrics(api, res); break;
     case ROUTE_HEALTHZ: nops__api_healthz(api, res); break;
     case ROUTE_READYZ: nops__api_readyz(api, res); break;

@@ -73,6 +73,9 @@ json_t *nops__records_load(nops_records *s, const char *id);
  * NOPS_IO when it could not be written. */
 nops_err nops__records_save(nops_records *s, json_t *rec, const char *expect_state,
                             char *errstr, size_t errstr_size);
+/* Up to `limit` records (whole), newest created first, only those in `state` when it is not
+ * NULL (new array reference; NULL when the store could not be read). */
+json_t *nops__records_list(nops_records *s, const char *state, size_t limit);
 /* The ids of records in `state` (new array reference; empty on error). */
 json_t *nops__records_in_state(nops_records *s, const char *state);
 /* Write a workflow_runs row: appended to `history_jsonl` (when not "") and inserted into

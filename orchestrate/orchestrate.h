@@ -268,6 +268,9 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
 nops_err nops_orch_execute(nops_orchestrator *o, const char *id, const nops_actor *who,
                            json_t **out, char *errstr, size_t errstr_size);
 nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out);
+/** Up to `limit` records, newest first, only in `state` when not NULL (e.g. "dry_run_ok": what
+ *  waits for an approval); NOPS_IO when the store could not be read. */
+nops_err nops_orch_list(nops_orchestrator *o, const char *state, size_t limit, json_t **out);
 
 typedef enum nops_orch_step { NOPS_ORCH_DRY_RUN, NOPS_ORCH_EXECUTE } nops_orch_step;
 

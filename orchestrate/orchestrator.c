@@ -421,6 +421,12 @@ nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out)
     return *out ? NOPS_OK : NOPS_NOTFOUND;
 }
 
+nops_err nops_orch_list(nops_orchestrator *o, const char *state, size_t limit, json_t **out)
+{
+    *out = nops__records_list(o->rs, state, limit);
+    return *out ? NOPS_OK : NOPS_IO;
+}
+
 /* ---- the worker: claimed steps run off the caller's thread -------------------------------- */
 
 static void run_job(nops_orchestrator *o, const job *j)

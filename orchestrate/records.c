@@ -233,6 +233,83 @@ json_t *nops__records_in_state(nops_records *s, const char *state)
     return ids;
 }
 
+static int newest_first(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "created_at"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "created_at"));
+    return strcmp(y ? y : "", x ? x : "");
+}
+
+json_t *nops__records_list(nops_records *s, const char *state, size_t limit)
+{
+    json_t *out = json_array();
+    pthread_mutex_lock(&s->mu);
+    if (s->pg) {
+        char lim[24];
+        snprintf(lim, sizeof lim, "%zu", limit);
+        const char *v[2] = {lim, state};
+        PGresult *r = pg_exec(s, state ? "SELECT record::text FROM orchestrations WHERE state = $2 "
+                                         "ORDER BY record->>'created_at' DESC LIMIT $1::bigint"
+                                       : "SELECT record::text FROM orchestrations "
+                                         "ORDER BY record->>'created_at' DESC LIMIT $1::bigint",
+                              state ? 2 : 1, v);
+        if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+            json_decref(out);
+            out = NULL;
+        }
+        for (int i = 0; out && i < PQntuples(r); i++) {
+            json_t *rec = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+            if (rec)
+                json_array_append_new(out, rec);
+        }
+        PQclear(r);
+        pthread_mutex_unlock(&s->mu);
+        return out;
+    }
+    DIR *d = opendir(s->dir);
+    struct dirent *de;
+    size_t n = 0, cap = 0;
+    json_t **all = NULL;
+    while (d && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || len > 45 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        char id[48];
+        snprintf(id, sizeof id, "%.*s", (int)(len - 5), de->d_name);
+        json_t *rec = load_locked(s, id);
+        if (!rec || (state && strcmp(state_of(rec), state) != 0)) {
+            json_decref(rec);
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            json_t **grown = realloc(all, cap * sizeof *all);
+            if (!grown) {
+                json_decref(rec);
+                break;
+            }
+            all = grown;
+        }
+        all[n++] = rec;
+    }
+    if (d)
+        closedir(d);
+    pthread_mutex_unlock(&s->mu);
+    if (n)
+        qsort(all, n, sizeof *all, newest_first);
+    for (size_t i = 0; i < n; i++) {
+        if (i < limit)
+            json_array_append(out, all[i]);
+        json_decref(all[i]);
+    }
+    free(all);
+    if (!d) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 nops_err nops__records_add_run(nops_records *s, const char *history_jsonl, const json_t *row,
                                char *errstr, size_t errstr_size)
 {

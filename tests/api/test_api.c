@@ -769,6 +769,18 @@ static void test_orchestration_over_http(void **state)
     assert_non_null(strstr(r.body, "\"dry_running\""));
     http_free(&r);
     await_state(id, "dry_run_ok");
+    /* what waits for an approval: listed by state, newest first */
+    r = http_do(g_port, "GET", "/orchestrations?state=dry_run_ok&limit=10", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *doc = json_of(&r), *waiting = json_object_get(doc, "orchestrations");
+    http_free(&r);
+    assert_int_equal(json_array_size(waiting), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(waiting, 0), "id")), id);
+    json_decref(doc);
+    expect_error(http_do(g_port, "GET", "/orchestrations?state=pending", H_VIEWER, NULL, 0), 400,
+                 "state must be");
+    expect_error(http_do(g_port, "GET", "/orchestrations?limit=0", H_VIEWER, NULL, 0), 400,
+                 "limit");
     snprintf(path, sizeof path, "/orchestrations/%s/approve", id);
     expect_error(http_do(g_port, "POST", path, op_json, "", 0), 403, "needs org-admin");
     assert_int_equal(status_of(http_do(g_port, "POST", path, H_ADMIN_JSON, "", 0)), 200);
@@ -866,8 +878,8 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 17);
-    const char *routes[] = {"/analyze", "/ingest", "/recommend", "/orchestrate",
+    assert_int_equal(walked, 18);
+    const char *routes[] = {"/analyze", "/ingest", "/recommend", "/orchestrate", "/orchestrations",
                             "/orchestrations/{id}", "/orchestrations/{id}/approve",
                             "/orchestrations/{id}/dry-run", "/orchestrations/{id}/execute",
                             "/playbooks", "/audit", "/signals", "/incidents", "/incidents/{id}",

@@ -238,6 +238,15 @@ static void test_failures(void **state)
     assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "dry_run_failed");
     json_decref(rec);
+    /* listing: newest first, by state */
+    json_t *list;
+    assert_int_equal(nops_orch_list(o, "dry_run_failed", 100, &list), NOPS_OK);
+    assert_true(json_array_size(list) >= 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "id")), id);
+    json_decref(list);
+    assert_int_equal(nops_orch_list(o, NULL, 2, &list), NOPS_OK);
+    assert_int_equal(json_array_size(list), 2);
+    json_decref(list);
     /* unknown playbook and orchestration */
     assert_int_equal(nops_orch_suggest(o, inc, "nope", &OPS, &rec, err, sizeof err),
                      NOPS_NOTFOUND);
@@ -470,6 +479,14 @@ static void test_postgres_store(void **state)
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
     assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    json_t *list;
+    assert_int_equal(nops_orch_list(o, "executed", 10, &list), NOPS_OK);
+    assert_int_equal(json_array_size(list), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "id")), id);
+    json_decref(list);
+    assert_int_equal(nops_orch_list(o, "approved", 10, &list), NOPS_OK);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
     nops_orch_destroy(o);
     nops_orch_destroy(o2);
     /* not in the file store: the database is the store */
