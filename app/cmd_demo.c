@@ -223,6 +223,129 @@ static void status_line(nops_pipeline *p, loadgen *lg, double el, uint64_t *last
             (long long)st.lag, st.paused ? " PAUSED" : "", tty ? "   " : "\n");
 }
 
+/* The status line until everything produced was consumed (or Ctrl-C, or 30 s past the end);
+ * whether it all was consumed. */
+static bool watch(nops_pipeline *p, lg_thread *lt, atomic_bool *stop, double seconds,
+                  uint64_t t0, uint64_t *last_pts, double *last_el)
+{
+    const bool tty = isatty(STDERR_FILENO);
+    double next_status = 1;
+    for (;;) {
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+        double el = (double)(nops_now_ns() - t0) / 1e9;
+        if (el >= next_status) {
+            status_line(p, lt->lg, el, last_pts, last_el, tty);
+            next_status += tty ? 1 : 5;
+        }
+        if (atomic_load(stop))
+            return false;
+        if (atomic_load(&lt->done)) { /* produced everything: wait for the pipeline to catch up */
+            nops_pipeline_stats st;
+            nops_pipeline_get_stats(p, &st);
+            if ((st.points >= loadgen_points(lt->lg) && st.lag == 0) || el > seconds + 30)
+                return st.points >= loadgen_points(lt->lg);
+        }
+    }
+}
+
+/* The summary after the stream: injected vs found, recommendations, and the remediation. */
+static void report(app_ctx *ctx, app_api *api, nops_pipeline *p, loadgen *lg, double tick_s,
+                   bool drained, const demo_cli *d, atomic_bool *stop, bool user_stopped)
+{
+    nops_pipeline_stats st;
+    nops_pipeline_get_stats(p, &st);
+    printf("\nInjected incidents vs signals found (%s/truth.jsonl, signals.jsonl):\n",
+           ctx->storage.data_dir);
+    size_t n;
+    const loadgen_injected *t = loadgen_truth(lg, &n);
+    summarise(ctx->storage.data_dir, t, n, tick_s);
+    printf("  %llu points in %llu messages, %llu incidents opened, %llu resolved; %s\n",
+           (unsigned long long)st.points, (unsigned long long)st.messages,
+           (unsigned long long)st.incidents_opened, (unsigned long long)st.incidents_resolved,
+           drained ? "everything produced was consumed" : "stopped before the lag reached 0");
+    char top_pb[64];
+    json_t *top = api->reco ? demo_recommend(ctx, api->reco, 6, top_pb, sizeof top_pb) : NULL;
+    if (top && !user_stopped) {
+        atomic_store(stop, false); /* Ctrl-C now means: stop waiting for an approval */
+        demo_orchestrate(ctx, api, top, top_pb, d->approve, stop);
+    }
+    json_decref(top);
+    printf("\nRecords: %s/signals.jsonl, %s/incidents.jsonl%s%s\n", ctx->storage.data_dir,
+           ctx->storage.data_dir, ctx->sinks.kafka_topic[0] ? ", Kafka topic " : "",
+           ctx->sinks.kafka_topic);
+}
+
+/* Everything after the command line: the exit status. */
+static int demo_run(app_ctx *ctx, const demo_cli *d)
+{
+    atomic_bool *stop = app_stop_on_signals();
+    char err[512], boot[512], truth[1024];
+    rd_kafka_t *cluster = start_cluster(boot, sizeof boot, err, sizeof err);
+    if (!cluster) {
+        fprintf(stderr, "neuralops demo: %s\n", err);
+        return NOPS_EXIT_FAIL;
+    }
+    snprintf(ctx->kafka.brokers, sizeof ctx->kafka.brokers, "%s", boot);
+    ctx->kafka.session_timeout_ms = 6000;
+    rotate(ctx->storage.data_dir);
+    if (strcmp(ctx->recommend.index_dir, "./neuralops-data/index") == 0) /* follow the data dir */
+        snprintf(ctx->recommend.index_dir, sizeof ctx->recommend.index_dir, "%.500s/index",
+                 ctx->storage.data_dir);
+    int status = NOPS_EXIT_FAIL;
+    nops_sinks *sinks = NULL;
+    nops_pipeline *p = NULL;
+    loadgen *lg = NULL;
+    app_api api;
+    memset(&api, 0, sizeof api);
+    if (!demo_history(ctx, 20000) || !demo_playbooks(ctx) || !app_api_store(ctx, &api, "demo") ||
+        !(p = app_start_pipeline(ctx, &sinks, api.store, "demo")) ||
+        !app_api_start(ctx, &api, p, sinks, "demo"))
+        goto done;
+    snprintf(truth, sizeof truth, "%s/truth.jsonl", ctx->storage.data_dir);
+    loadgen_opts lo = {.topic = ctx->kafka.topic, .series = d->series, .rate = d->rate,
+                       .seconds = d->seconds, .incidents = (uint32_t)(d->seconds / 5 + 1),
+                       .tick_s = 10, .warmup_ticks = (uint32_t)ctx->detect.window * 2,
+                       .truth = truth};
+    lg = loadgen_new(&lo, cluster, err, sizeof err);
+    lg_thread lt = {lg, stop, false};
+    pthread_t thr;
+    if (!lg || pthread_create(&thr, NULL, lg_main, &lt) != 0) {
+        fprintf(stderr, "neuralops demo: %s\n", lg ? "cannot start the load generator" : err);
+        goto done;
+    }
+    printf("NeuralOps demo: mock Kafka at %s, %u series, %.0f points/s for %.0f s, "
+           "records in %s\n",
+           boot, d->series, d->rate, d->seconds, ctx->storage.data_dir);
+    if (api.api)
+        printf("HTTP API on http://127.0.0.1:%d (GET /openapi.json); demo keys: X-API-Key "
+               "demo-viewer-key | demo-operator-key | demo-admin-key\n",
+               nops_api_port(api.api));
+    const uint64_t t0 = nops_now_ns();
+    uint64_t last_pts = 0;
+    double last_el = 0;
+    const bool drained = watch(p, &lt, stop, d->seconds, t0, &last_pts, &last_el);
+    const bool user_stopped = atomic_load(stop);
+    atomic_store(stop, true);
+    pthread_join(thr, NULL);
+    nops_err e = nops_pipeline_stop(p, 15000); /* the API stays up for the approval */
+    status_line(p, lg, (double)(nops_now_ns() - t0) / 1e9, &last_pts, &last_el,
+                isatty(STDERR_FILENO));
+    fprintf(stderr, "\n");
+    report(ctx, &api, p, lg, lo.tick_s, drained, d, stop, user_stopped);
+    status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
+done:
+    app_api_stop(&api);
+    if (p) {
+        nops_pipeline_stop(p, 15000); /* a no-op when stopped already */
+        nops_pipeline_destroy(p);
+    }
+    nops_sinks_destroy(sinks);
+    app_api_fini(&api);
+    loadgen_destroy(lg);
+    rd_kafka_destroy(cluster);
+    return status;
+}
+
 int nops_cmd_demo(int argc, char **argv)
 {
     app_ctx ctx;
@@ -238,9 +361,9 @@ int nops_cmd_demo(int argc, char **argv)
     demo_keys(&ctx);
     bool help;
     int status = NOPS_EXIT_USAGE;
-    if (!cli_parse(&ctx, "demo", argc, argv, demo_opts, N_DEMO, on_opt, &d, &help))
-        goto out;
-    if (help) {
+    if (!cli_parse(&ctx, "demo", argc, argv, demo_opts, N_DEMO, on_opt, &d, &help)) {
+        /* status stays: usage */
+    } else if (help) {
         printf("Usage: neuralops demo [--seconds N] [--series N] [--rate POINTS/S] [--approve]\n\n"
                "The embedded default, end to end: an in-process Kafka (librdkafka mock\n"
                "cluster, 3 brokers, 32 partitions), a synthetic fleet with injected incidents,\n"
@@ -251,128 +374,9 @@ int nops_cmd_demo(int argc, char **argv)
                ctx.storage.data_dir);
         cli_print_opts(&ctx, demo_opts, N_DEMO, stdout);
         status = NOPS_EXIT_OK;
-        goto out;
+    } else {
+        status = demo_run(&ctx, &d);
     }
-    status = NOPS_EXIT_FAIL;
-    atomic_bool *stop = app_stop_on_signals();
-    char err[512], boot[512];
-    rd_kafka_t *cluster = start_cluster(boot, sizeof boot, err, sizeof err);
-    if (!cluster) {
-        fprintf(stderr, "neuralops demo: %s\n", err);
-        goto out;
-    }
-    snprintf(ctx.kafka.brokers, sizeof ctx.kafka.brokers, "%s", boot);
-    ctx.kafka.session_timeout_ms = 6000;
-    rotate(ctx.storage.data_dir);
-    if (strcmp(ctx.recommend.index_dir, "./neuralops-data/index") == 0) /* follow the data dir */
-        snprintf(ctx.recommend.index_dir, sizeof ctx.recommend.index_dir, "%.500s/index",
-                 ctx.storage.data_dir);
-    if (!demo_history(&ctx, 20000) || !demo_playbooks(&ctx)) {
-        rd_kafka_destroy(cluster);
-        goto out;
-    }
-    nops_sinks *sinks = NULL;
-    app_api api;
-    if (!app_api_store(&ctx, &api, "demo")) {
-        rd_kafka_destroy(cluster);
-        goto out;
-    }
-    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, api.store, "demo");
-    if (!p || !app_api_start(&ctx, &api, p, sinks, "demo")) {
-        if (p) {
-            nops_pipeline_stop(p, 15000);
-            nops_pipeline_destroy(p);
-        }
-        nops_sinks_destroy(sinks);
-        app_api_fini(&api);
-        rd_kafka_destroy(cluster);
-        goto out;
-    }
-    char truth[1024];
-    snprintf(truth, sizeof truth, "%s/truth.jsonl", ctx.storage.data_dir);
-    loadgen_opts lo = {.topic = ctx.kafka.topic, .series = d.series, .rate = d.rate,
-                       .seconds = d.seconds, .incidents = (uint32_t)(d.seconds / 5 + 1),
-                       .tick_s = 10, .warmup_ticks = (uint32_t)ctx.detect.window * 2,
-                       .truth = truth};
-    loadgen *lg = loadgen_new(&lo, cluster, err, sizeof err);
-    lg_thread lt = {lg, stop, false};
-    pthread_t thr;
-    if (!lg || pthread_create(&thr, NULL, lg_main, &lt) != 0) {
-        fprintf(stderr, "neuralops demo: %s\n", lg ? "cannot start the load generator" : err);
-        app_api_stop(&api);
-        nops_pipeline_stop(p, 15000);
-        nops_pipeline_destroy(p);
-        nops_sinks_destroy(sinks);
-        app_api_fini(&api);
-        loadgen_destroy(lg);
-        rd_kafka_destroy(cluster);
-        goto out;
-    }
-    printf("NeuralOps demo: mock Kafka at %s, %u series, %.0f points/s for %.0f s, "
-           "records in %s\n",
-           boot, d.series, d.rate, d.seconds, ctx.storage.data_dir);
-    if (api.api)
-        printf("HTTP API on http://127.0.0.1:%d (GET /openapi.json); demo keys: X-API-Key "
-               "demo-viewer-key | demo-operator-key | demo-admin-key\n",
-               nops_api_port(api.api));
-    const bool tty = isatty(STDERR_FILENO);
-    const uint64_t t0 = nops_now_ns();
-    uint64_t last_pts = 0;
-    double last_el = 0, next_status = 1;
-    bool drained = false;
-    for (;;) {
-        nanosleep(&(struct timespec){0, 100000000}, NULL);
-        double el = (double)(nops_now_ns() - t0) / 1e9;
-        if (el >= next_status) {
-            status_line(p, lg, el, &last_pts, &last_el, tty);
-            next_status += tty ? 1 : 5;
-        }
-        if (atomic_load(stop))
-            break;
-        if (atomic_load(&lt.done)) { /* produced everything: wait for the pipeline to catch up */
-            nops_pipeline_stats st;
-            nops_pipeline_get_stats(p, &st);
-            if ((st.points >= loadgen_points(lg) && st.lag == 0) || el > d.seconds + 30) {
-                drained = st.points >= loadgen_points(lg);
-                break;
-            }
-        }
-    }
-    const bool user_stopped = atomic_load(stop);
-    atomic_store(stop, true);
-    pthread_join(thr, NULL);
-    nops_err e = nops_pipeline_stop(p, 15000); /* the API stays up for the approval below */
-    status_line(p, lg, (double)(nops_now_ns() - t0) / 1e9, &last_pts, &last_el, tty);
-    fprintf(stderr, "\n");
-    nops_pipeline_stats st;
-    nops_pipeline_get_stats(p, &st);
-    printf("\nInjected incidents vs signals found (%s/truth.jsonl, signals.jsonl):\n",
-           ctx.storage.data_dir);
-    size_t n;
-    const loadgen_injected *t = loadgen_truth(lg, &n);
-    summarise(ctx.storage.data_dir, t, n, lo.tick_s);
-    printf("  %llu points in %llu messages, %llu incidents opened, %llu resolved; %s\n",
-           (unsigned long long)st.points, (unsigned long long)st.messages,
-           (unsigned long long)st.incidents_opened, (unsigned long long)st.incidents_resolved,
-           drained ? "everything produced was consumed" : "stopped before the lag reached 0");
-    char top_pb[64];
-    json_t *top = api.reco ? demo_recommend(&ctx, api.reco, 6, top_pb, sizeof top_pb) : NULL;
-    if (top && !user_stopped) {
-        atomic_store(stop, false); /* Ctrl-C now means: stop waiting for an approval */
-        demo_orchestrate(&ctx, &api, top, top_pb, d.approve, stop);
-    }
-    json_decref(top);
-    app_api_stop(&api);
-    printf("\nRecords: %s/signals.jsonl, %s/incidents.jsonl%s%s\n", ctx.storage.data_dir,
-           ctx.storage.data_dir, ctx.sinks.kafka_topic[0] ? ", Kafka topic " : "",
-           ctx.sinks.kafka_topic);
-    nops_pipeline_destroy(p);
-    nops_sinks_destroy(sinks);
-    app_api_fini(&api);
-    loadgen_destroy(lg);
-    rd_kafka_destroy(cluster);
-    status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
-out:
     app_ctx_fini(&ctx);
     return status;
 }

@@ -151,22 +151,21 @@ static answer wait_for_decision(nops_orchestrator *o, const char *id, atomic_boo
     return ANSWER_NO;
 }
 
-void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *playbook_id,
-                      bool approve, atomic_bool *stop)
+/* Suggest and dry-run; the orchestration id in `id`, whether it may run, and whether the policy
+ * lets it run without an approval. */
+static bool suggest_and_dry_run(nops_orchestrator *o, json_t *incident, const char *playbook_id,
+                                char *id, size_t id_cap, bool *auto_ok)
 {
-    nops_orchestrator *o = api->orch;
-    if (!o || !incident || !playbook_id)
-        return;
-    char err[512], id[64];
+    char err[512];
     json_t *rec = NULL;
     printf("\nRemediation: %s for %s (suggested by %s)\n", playbook_id,
            json_string_value(json_object_get(incident, "id")), REQUESTER.id);
     if (nops_orch_suggest(o, incident, playbook_id, &REQUESTER, &rec, err, sizeof err) !=
         NOPS_OK) {
         printf("    not possible: %s\n", err);
-        return;
+        return false;
     }
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
+    snprintf(id, id_cap, "%s", json_string_value(json_object_get(rec, "id")));
     json_t *pol = json_object_get(rec, "policy");
     const char *rule = json_string_value(json_object_get(pol, "rule"));
     printf("    %s; policy: %s (%s)\n", id, json_string_value(json_object_get(pol, "action")),
@@ -174,16 +173,44 @@ void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *
     json_decref(rec);
     if (nops_orch_dry_run(o, id, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
         printf("    dry-run not possible: %s\n", err);
-        return;
+        return false;
     }
     print_steps(json_object_get(rec, "dry_run"), "dry-run");
     bool ok = strcmp(json_string_value(json_object_get(rec, "state")), "dry_run_ok") == 0;
-    bool auto_ok = json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"));
+    *auto_ok = json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"));
     json_decref(rec);
-    if (!ok) {
+    if (!ok)
         printf("    the dry-run failed: nothing runs\n");
-        return;
+    return ok;
+}
+
+/* Wait until the API's execution of `id` ended; its record, or NULL (Ctrl-C, gone). */
+static json_t *await_api_execution(nops_orchestrator *o, const char *id, atomic_bool *stop)
+{
+    printf("\n    approved over the API; waiting for POST .../execute\n");
+    for (;;) {
+        json_t *rec = NULL;
+        if (nops_orch_get(o, id, &rec) != NOPS_OK || atomic_load(stop)) {
+            json_decref(rec);
+            return NULL;
+        }
+        const char *st = json_string_value(json_object_get(rec, "state"));
+        if (st && (strcmp(st, "executed") == 0 || strcmp(st, "failed") == 0))
+            return rec;
+        json_decref(rec);
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
+}
+
+void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *playbook_id,
+                      bool approve, atomic_bool *stop)
+{
+    nops_orchestrator *o = api->orch;
+    char err[512], id[64];
+    bool auto_ok = false;
+    if (!o || !incident || !playbook_id ||
+        !suggest_and_dry_run(o, incident, playbook_id, id, sizeof id, &auto_ok))
+        return;
     answer a = ANSWER_YES;
     if (!approve && !auto_ok) {
         if (!isatty(STDIN_FILENO)) {
@@ -203,31 +230,20 @@ void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *
             return;
         }
     }
+    json_t *rec = NULL;
     if (a == ANSWER_YES && !auto_ok &&
         nops_orch_approve(o, id, &APPROVER, &rec, err, sizeof err) != NOPS_OK) {
         printf("    approval refused: %s\n", err);
         return;
     }
-    if (a == ANSWER_YES) {
-        json_decref(rec);
-        rec = NULL;
-        if (nops_orch_execute(o, id, &APPROVER, &rec, err, sizeof err) != NOPS_OK) {
-            printf("    execution refused: %s\n", err);
-            return;
-        }
-    } else { /* approved over the API: wait for its execution there (Ctrl-C stops waiting) */
-        printf("\n    approved over the API; waiting for POST .../execute\n");
-        for (;;) {
-            if (nops_orch_get(o, id, &rec) != NOPS_OK || atomic_load(stop))
-                return;
-            const char *st = json_string_value(json_object_get(rec, "state"));
-            if (st && (strcmp(st, "executed") == 0 || strcmp(st, "failed") == 0))
-                break;
-            json_decref(rec);
-            rec = NULL;
-            nanosleep(&(struct timespec){0, 200000000}, NULL);
-        }
+    json_decref(rec);
+    rec = NULL;
+    if (a == ANSWER_YES && nops_orch_execute(o, id, &APPROVER, &rec, err, sizeof err) != NOPS_OK) {
+        printf("    execution refused: %s\n", err);
+        return;
     }
+    if (a == ANSWER_NONE && !(rec = await_api_execution(o, id, stop)))
+        return;
     print_state(json_object_get(rec, "pre_state"), "before");
     print_steps(json_object_get(rec, "execution"), "ran    ");
     print_state(json_object_get(rec, "post_state"), "after ");
