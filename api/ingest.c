@@ -38,18 +38,8 @@ nops_err nops__api_producer(nops_api *api, char *errstr, size_t errstr_size)
     for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
         if (rd_kafka_conf_set(c, props[i][0], props[i][1], err, sizeof err) != RD_KAFKA_CONF_OK)
             goto bad;
-    if (api->d.kafka_extra && *api->d.kafka_extra) {
-        char extra[1024];
-        snprintf(extra, sizeof extra, "%s", api->d.kafka_extra);
-        for (char *kv = strtok(extra, ","); kv; kv = strtok(NULL, ",")) {
-            char *eq = strchr(kv, '=');
-            if (!eq)
-                continue;
-            *eq = '\0';
-            if (rd_kafka_conf_set(c, kv, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK)
-                goto bad;
-        }
-    }
+    if (!nops_kafka_conf_extra(c, api->d.kafka_extra, err, sizeof err))
+        goto bad;
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
     if (!(api->producer = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err)))
         goto bad;

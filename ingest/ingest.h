@@ -11,8 +11,11 @@
 
 #include "core/core.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct rd_kafka_conf_s; /* librdkafka's rd_kafka_conf_t */
 
 /**
  * Parse a timestamp into nanoseconds since the Unix epoch (UTC). Accepted:
@@ -199,6 +202,13 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
  * uncommitted messages are consumed again by the next owner).
  */
 nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms);
+/**
+ * Apply kafka.extra — "k=v,k=v" librdkafka properties (security settings and the like) — to
+ * `conf`, for every client the engine makes (consumer, producers). False with the reason naming
+ * the bad entry or property.
+ */
+bool nops_kafka_conf_extra(struct rd_kafka_conf_s *conf, const char *extra, char *errstr,
+                           size_t errstr_size);
 /**
  * The recent window of series `key` (canonical `name{k="v",...}`) as the detectors hold it:
  * up to `cap` values, oldest first, and the window's mean and std. Asks the workers between

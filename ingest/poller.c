@@ -432,25 +432,35 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     (void)rk;
 }
 
+bool nops_kafka_conf_extra(struct rd_kafka_conf_s *conf, const char *extra, char *errstr,
+                           size_t errstr_size)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", extra ? extra : "");
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
+         kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            nops_errf(errstr, errstr_size, "kafka.extra: \"%s\" is not k=v", kv);
+            return false;
+        }
+        *eq = '\0';
+        char why[256];
+        if (rd_kafka_conf_set(conf, kv, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK) {
+            nops_errf(errstr, errstr_size, "kafka.extra: %s", why);
+            return false;
+        }
+    }
+    return true;
+}
+
 static rd_kafka_conf_t *base_conf(const nops_kafka_params *kp, char *errstr, size_t sz)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(c, kafka_log);
-    if (rd_kafka_conf_set(c, "bootstrap.servers", kp->brokers, errstr, sz) != RD_KAFKA_CONF_OK)
+    if (rd_kafka_conf_set(c, "bootstrap.servers", kp->brokers, errstr, sz) != RD_KAFKA_CONF_OK ||
+        !nops_kafka_conf_extra(c, kp->extra, errstr, sz))
         goto bad;
-    char extra[1024];
-    snprintf(extra, sizeof extra, "%s", kp->extra);
-    for (char *save = NULL, *kv = strtok_r(extra, ",", &save); kv;
-         kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            snprintf(errstr, sz, "kafka.extra: \"%s\" is not k=v", kv);
-            goto bad;
-        }
-        *eq = '\0';
-        if (rd_kafka_conf_set(c, kv, eq + 1, errstr, sz) != RD_KAFKA_CONF_OK)
-            goto bad;
-    }
     return c;
 bad:
     rd_kafka_conf_destroy(c);

@@ -3,6 +3,7 @@
  * agents consume. One idempotent producer (acks=all) per orchestrator; a step waits for the
  * broker's acknowledgement of its message, within the playbook's deadline.
  */
+#include "ingest/ingest.h"
 #include "orchestrate/orch_int.h"
 
 #include <librdkafka/rdkafka.h>
@@ -42,25 +43,6 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
              "orchestrate", "kafka %s: %s", fac, buf);
 }
 
-/* kafka.extra: "k=v,k=v" producer properties (security settings and the like). */
-static bool set_extra(rd_kafka_conf_t *c, const char *extra, char *err, size_t errsz)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", extra ? extra : "");
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
-         kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            snprintf(err, errsz, "kafka.extra: \"%s\" is not k=v", kv);
-            return false;
-        }
-        *eq = '\0';
-        if (rd_kafka_conf_set(c, kv, eq + 1, err, errsz) != RD_KAFKA_CONF_OK)
-            return false;
-    }
-    return true;
-}
-
 nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr,
                             size_t errstr_size)
 {
@@ -84,7 +66,7 @@ nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr
             rd_kafka_conf_destroy(c);
             return NULL;
         }
-    if (!set_extra(c, extra, err, sizeof err)) {
+    if (!nops_kafka_conf_extra(c, extra, err, sizeof err)) {
         nops_errf(errstr, errstr_size, "kafka steps: %s", err);
         rd_kafka_conf_destroy(c);
         return NULL;
