@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -720,14 +721,14 @@ static void test_bad_settings(void **state)
     nops_api_destroy(api);
 }
 
-/* Poll GET /orchestrations/{id} until it is in `state` (the worker runs the steps). */
-static void await_state(const char *id, const char *state)
+/* Poll GET /orchestrations/{id} on `port` until it is in `state` (the worker runs the steps). */
+static void await_state_on(int port, const char *id, const char *state)
 {
     char path[160], want[64];
     snprintf(path, sizeof path, "/orchestrations/%s", id);
     snprintf(want, sizeof want, "\"state\":\"%s\"", state);
     for (int i = 0; i < 500; i++) {
-        http_res r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
+        http_res r = http_do(port, "GET", path, H_VIEWER, NULL, 0);
         bool there = r.status == 200 && r.body && strstr(r.body, want);
         http_free(&r);
         if (there)
@@ -735,6 +736,11 @@ static void await_state(const char *id, const char *state)
         nanosleep(&(struct timespec){0, 20000000}, NULL);
     }
     fail_msg("orchestration %s never reached %s", id, state);
+}
+
+static void await_state(const char *id, const char *state)
+{
+    await_state_on(g_port, id, state);
 }
 
 /* suggest → dry-run → approve → execute over HTTP, with the role checks on the way. */
@@ -838,6 +844,84 @@ static void test_orchestration_over_http(void **state)
     expect_error(http_do(g_port, "POST", "/orchestrations/x/undo", op_json, "", 0), 404, NULL);
 }
 
+/* The same flow over HTTP with the records, runs and audit trail in PostgreSQL. */
+static void test_orchestration_over_http_on_postgres(void **state)
+{
+    (void)state;
+    const char *base = getenv("NEURALOPS_TEST_PG_DSN");
+    if (!base) {
+        print_message("NEURALOPS_TEST_PG_DSN unset: skipped (make test provides it)\n");
+        skip();
+    }
+    PGconn *c = PQconnectdb(base);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS api_pg CASCADE"));
+    PGresult *pr = PQexec(c, "CREATE SCHEMA api_pg");
+    assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
+    PQclear(pr);
+    char dsn[600], err[512], path[256], state_dir[256];
+    snprintf(dsn, sizeof dsn, "%s options=-csearch_path=api_pg", base);
+    snprintf(path, sizeof path, "%s/audit-pg.jsonl", g_dir);
+    snprintf(state_dir, sizeof state_dir, "%s/orch-pg", g_dir);
+    nops_audit *audit = nops_audit_open(path, dsn, err, sizeof err);
+    assert_non_null(audit);
+    nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit};
+    nops_orchestrator *orch = nops_orch_new(&d, err, sizeof err);
+    assert_non_null(orch);
+    nops_orchestrator *files_orch = g_orch;
+    nops_audit *files_audit = g_audit;
+    g_orch = orch;
+    g_audit = audit;
+    nops_api_params ap;
+    api_params(&ap);
+    nops_api *api = start_api(&ap, g_boot);
+    g_orch = files_orch;
+    g_audit = files_audit;
+    const int port = nops_api_port(api);
+    const char *op_json[] = {"X-API-Key: operator-key-1", "Content-Type: application/json", NULL};
+    http_res r = http_do(port, "POST", "/orchestrate", op_json,
+                         "{\"playbook_id\":\"echo\",\"incident\":{\"summary\":\"pg\","
+                         "\"labels\":{\"service\":\"ledger\"}}}",
+                         (size_t)-1);
+    assert_int_equal(r.status, 201);
+    json_t *o = json_of(&r);
+    http_free(&r);
+    char id[64], url[160];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")));
+    json_decref(o);
+    snprintf(url, sizeof url, "/orchestrations/%s/dry-run", id);
+    assert_int_equal(status_of(http_do(port, "POST", url, op_json, "", 0)), 202);
+    await_state_on(port, id, "dry_run_ok");
+    snprintf(url, sizeof url, "/orchestrations/%s/approve", id);
+    assert_int_equal(status_of(http_do(port, "POST", url, H_ADMIN_JSON, "", 0)), 200);
+    snprintf(url, sizeof url, "/orchestrations/%s/execute", id);
+    assert_int_equal(status_of(http_do(port, "POST", url, op_json, "", 0)), 202);
+    await_state_on(port, id, "executed");
+    snprintf(url, sizeof url, "/audit?subject=%s", id);
+    r = http_do(port, "GET", url, H_OPERATOR, NULL, 0);
+    assert_int_equal(r.status, 200);
+    o = json_of(&r);
+    http_free(&r);
+    assert_int_equal(json_array_size(json_object_get(o, "entries")), 5);
+    json_decref(o);
+    nops_api_destroy(api);
+    nops_orch_destroy(orch);
+    nops_audit_close(audit);
+    /* all of it is in the database: the record, the run and the five audit rows */
+    const char *v[1] = {id};
+    pr = PQexecParams(c, "SELECT o.state, w.status, (SELECT count(*) FROM api_pg.audit_logs "
+                         "WHERE subject = $1) FROM api_pg.orchestrations o JOIN "
+                         "api_pg.workflow_runs w USING (id) WHERE id = $1",
+                      1, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQntuples(pr), 1);
+    assert_string_equal(PQgetvalue(pr, 0, 0), "executed");
+    assert_string_equal(PQgetvalue(pr, 0, 1), "success");
+    assert_string_equal(PQgetvalue(pr, 0, 2), "5");
+    PQclear(pr);
+    PQclear(PQexec(c, "DROP SCHEMA api_pg CASCADE"));
+    PQfinish(c);
+}
+
 /*
  * The OpenAPI document walked against the server: every operation it lists answers (with an
  * admin key and no body) a status the document lists for it, and every route the server has
@@ -902,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_limits_and_bad_clients),
         cmocka_unit_test(test_bad_settings),
         cmocka_unit_test(test_orchestration_over_http),
+        cmocka_unit_test(test_orchestration_over_http_on_postgres),
         cmocka_unit_test(test_openapi_is_true),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
