@@ -31,6 +31,7 @@
     X(HEALTHZ, "/healthz")                                                                     \
     X(READYZ, "/readyz")                                                                       \
     X(OPENAPI, "/openapi.json")                                                                \
+    X(DASHBOARD, "/")                                                                          \
     X(OTHER, "other")
 
 typedef enum route_id {
@@ -128,6 +129,8 @@ void nops__api_incident(nops_api *api, const char *id, response *res);
 void nops__api_readyz(nops_api *api, response *res);
 void nops__api_healthz(nops_api *api, response *res);
 void nops__api_openapi(response *res);
+/* GET /: the embedded dashboard page (handlers.c). */
+void nops__api_dashboard(response *res);
 /* The /ingest producer from deps->brokers, when given (ingest.c). */
 nops_err nops__api_producer(nops_api *api, char *errstr, size_t errstr_size);
 /* GET /metrics (metrics.c). */

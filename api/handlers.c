@@ -12,6 +12,7 @@
 #include <strings.h>
 
 extern const char nops__openapi_json[];
+extern const char nops__dashboard_html[];
 
 #define MAX_VALUES 100000
 
@@ -468,6 +469,15 @@ void nops__api_readyz(nops_api *api, response *res)
     if (o)
         nops__api_json(res, 200, o);
     else
+        nops__api_error(res, 500, "out of memory");
+}
+
+void nops__api_dashboard(response *res)
+{
+    if (nops__api_put(res, nops__dashboard_html, strlen(nops__dashboard_html))) {
+        res->content_type = "text/html; charset=utf-8";
+        res->status = 200;
+    } else
         nops__api_error(res, 500, "out of memory");
 }
 

@@ -6,9 +6,10 @@
  *
  * Keep-alive: MHD answers with "Connection: close" when a response is queued on the first call
  * of the access handler, so the first call only sets the request up and every answer is queued
- * on a later call (FACTS.md). A body over the limit announced by Content-Length is refused at
- * once (413, connection closed); one that grows past it while streaming is discarded and
- * answered 413 at its end.
+ * on a later call (FACTS.md). A body over the limit is read and discarded and answered 413 at
+ * its end — so a client that sends it without waiting for "100 Continue" still reads the answer
+ * instead of a reset — unless Content-Length announces more than DISCARD_MAX times the limit:
+ * that one is refused at once (413, connection closed).
  */
 #include "api/api_int.h"
 
@@ -154,6 +155,15 @@ static enum MHD_Result send_response(struct MHD_Connection *c, request *rq, resp
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, res->retry_after);
     if (res->allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow);
+    if (res->content_type && strncmp(res->content_type, "text/html", 9) == 0) {
+        /* the dashboard: its own inline script and style, talking to this server only */
+        MHD_add_response_header(r, "Content-Security-Policy",
+                                "default-src 'none'; script-src 'unsafe-inline'; "
+                                "style-src 'unsafe-inline'; connect-src 'self'; "
+                                "frame-ancestors 'none'");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+    }
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)res->status, r);
     MHD_destroy_response(r);
     rq->answered = true;
@@ -180,7 +190,7 @@ static const route routes[] = {
     {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
     {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
-    {ROUTE_OPENAPI, "GET", NOPS_ROLE_NONE},
+    {ROUTE_OPENAPI, "GET", NOPS_ROLE_NONE},      {ROUTE_DASHBOARD, "GET", NOPS_ROLE_NONE},
 };
 
 static const route *route_of(route_id id)
@@ -313,6 +323,7 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_HEALTHZ: nops__api_healthz(api, res); break;
     case ROUTE_READYZ: nops__api_readyz(api, res); break;
     case ROUTE_OPENAPI: nops__api_openapi(res); break;
+    case ROUTE_DASHBOARD: nops__api_dashboard(res); break;
     default: nops__api_error(res, 404, "no such endpoint"); break;
     }
 }
@@ -334,6 +345,9 @@ static request *request_new(nops_api *api, const char *method, const char *url)
             *p = '?';
     return rq;
 }
+
+/* Bodies up to this many times body_limit are read to their end before the 413. */
+#define DISCARD_MAX 16
 
 /* Take body bytes, keeping at most body_limit; true when the caller should answer now. */
 static bool take_body(nops_api *api, request *rq, const char *data, size_t n)
@@ -369,8 +383,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rq;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)api->p.body_limit) {
-            rq->too_large = true; /* refuse before reading it (MHD then closes) */
+        const unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+        if (announced > (unsigned long long)api->p.body_limit)
+            rq->too_large = true; /* read and dropped, answered 413 at its end */
+        if (announced > (unsigned long long)api->p.body_limit * DISCARD_MAX) {
+            /* too much to read for nothing: refuse before reading it (MHD then closes) */
             response res = {0};
             const route *rt = find_route(url);
             rq->route = rt ? rt->id : ROUTE_OTHER;

@@ -249,6 +249,22 @@ static void test_health_ready_openapi(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "openapi")), "3.0.3");
     json_decref(o);
     http_free(&r);
+    /* the dashboard: public HTML, locked down to talk to this server only; every route it
+     * calls exists (the walk below checks they are documented) */
+    r = http_do(g_port, "GET", "/", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "text/html"));
+    assert_non_null(strstr(r.headers, "Content-Security-Policy: default-src 'none'"));
+    assert_non_null(strstr(r.headers, "connect-src 'self'"));
+    assert_non_null(strstr(r.body, "<title>NeuralOps</title>"));
+    const char *calls[] = {"\"/healthz\"", "\"/readyz\"", "\"/incidents?status=open",
+                           "\"/signals?limit=", "\"/orchestrations?state=dry_run_ok",
+                           "\"/audit?limit=", "textContent"};
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+        if (!strstr(r.body, calls[i]))
+            fail_msg("the dashboard does not contain %s", calls[i]);
+    assert_null(strstr(r.body, "innerHTML")); /* data goes in as text only */
+    http_free(&r);
 }
 
 static void test_unready_without_pipeline(void **state)
@@ -636,6 +652,14 @@ static void test_limits_and_bad_clients(void **state)
                              "Transfer-Encoding: chunked", NULL};
     expect_error(http_do(g_port, "POST", "/analyze", chunked, b, big), 413, "limit");
     free(b);
+    /* announced far over it (more than 16 times the limit): refused before any of it is read
+     * (curl waits for "100 Continue" on a body this large, so the answer comes first) */
+    size_t huge = 2u << 20;
+    b = malloc(huge + 1);
+    memset(b, ' ', huge);
+    b[huge] = '\0';
+    expect_error(http_do(g_port, "POST", "/analyze", H_ADMIN_JSON, b, huge), 413, "limit");
+    free(b);
     /* unknown path, wrong method */
     expect_error(http_do(g_port, "GET", "/nope", H_ADMIN, NULL, 0), 404, "no such endpoint");
     http_res r = http_do(g_port, "DELETE", "/signals", H_ADMIN, NULL, 0);
@@ -962,12 +986,12 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 18);
+    assert_int_equal(walked, 19);
     const char *routes[] = {"/analyze", "/ingest", "/recommend", "/orchestrate", "/orchestrations",
                             "/orchestrations/{id}", "/orchestrations/{id}/approve",
                             "/orchestrations/{id}/dry-run", "/orchestrations/{id}/execute",
                             "/playbooks", "/audit", "/signals", "/incidents", "/incidents/{id}",
-                            "/metrics", "/healthz", "/readyz", "/openapi.json"};
+                            "/metrics", "/healthz", "/readyz", "/openapi.json", "/"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!json_object_get(paths, routes[i]))
             fail_msg("route %s is not in the OpenAPI document", routes[i]);
