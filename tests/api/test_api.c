@@ -15,11 +15,11 @@
 #include "api/api.h"
 #include "tests/api/http.h"
 #include "tests/kafkautil.h"
+#include "tests/pgutil.h"
 #include "tests/testutil.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -872,19 +872,8 @@ static void test_orchestration_over_http(void **state)
 static void test_orchestration_over_http_on_postgres(void **state)
 {
     (void)state;
-    const char *base = getenv("NEURALOPS_TEST_PG_DSN");
-    if (!base) {
-        print_message("NEURALOPS_TEST_PG_DSN unset: skipped (make test provides it)\n");
-        skip();
-    }
-    PGconn *c = PQconnectdb(base);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQclear(PQexec(c, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS api_pg CASCADE"));
-    PGresult *pr = PQexec(c, "CREATE SCHEMA api_pg");
-    assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
-    PQclear(pr);
     char dsn[600], err[512], path[256], state_dir[256];
-    snprintf(dsn, sizeof dsn, "%s options=-csearch_path=api_pg", base);
+    PGconn *c = tu_pg_schema("api_pg", dsn, sizeof dsn);
     snprintf(path, sizeof path, "%s/audit-pg.jsonl", g_dir);
     snprintf(state_dir, sizeof state_dir, "%s/orch-pg", g_dir);
     nops_audit *audit = nops_audit_open(path, dsn, err, sizeof err);
@@ -932,18 +921,8 @@ static void test_orchestration_over_http_on_postgres(void **state)
     nops_orch_destroy(orch);
     nops_audit_close(audit);
     /* all of it is in the database: the record, the run and the five audit rows */
-    const char *v[1] = {id};
-    pr = PQexecParams(c, "SELECT o.state, w.status, (SELECT count(*) FROM api_pg.audit_logs "
-                         "WHERE subject = $1) FROM api_pg.orchestrations o JOIN "
-                         "api_pg.workflow_runs w USING (id) WHERE id = $1",
-                      1, NULL, v, NULL, NULL, 0);
-    assert_int_equal(PQntuples(pr), 1);
-    assert_string_equal(PQgetvalue(pr, 0, 0), "executed");
-    assert_string_equal(PQgetvalue(pr, 0, 1), "success");
-    assert_string_equal(PQgetvalue(pr, 0, 2), "5");
-    PQclear(pr);
-    PQclear(PQexec(c, "DROP SCHEMA api_pg CASCADE"));
-    PQfinish(c);
+    tu_pg_expect_run(c, "api_pg", id, "executed", "success", 5);
+    tu_pg_drop_schema(c, "api_pg");
 }
 
 /*

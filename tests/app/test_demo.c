@@ -13,9 +13,9 @@
 #include <cmocka.h>
 
 #include "orchestrate/orchestrate.h"
+#include "tests/pgutil.h"
 #include "tests/testutil.h"
 
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,21 +127,9 @@ static void test_demo_on_files(void **state)
 static void test_demo_on_postgres(void **state)
 {
     (void)state;
-    const char *base = getenv("NEURALOPS_TEST_PG_DSN");
-    if (!base) {
-        print_message("NEURALOPS_TEST_PG_DSN unset: skipped (make test provides it)\n");
-        skip();
-    }
-    PGconn *c = PQconnectdb(base);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQclear(PQexec(c, "SET client_min_messages = warning"));
-    PQclear(PQexec(c, "DROP SCHEMA IF EXISTS demo_test CASCADE"));
-    PGresult *r = PQexec(c, "CREATE SCHEMA demo_test");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
     char data[200], extra[800], dsn[600], id[32];
+    PGconn *c = tu_pg_schema("demo_test", dsn, sizeof dsn);
     snprintf(data, sizeof data, "%s/pg", g_dir);
-    snprintf(dsn, sizeof dsn, "%s options=-csearch_path=demo_test", base);
     snprintf(extra, sizeof extra, "--postgres '%s'", dsn);
     char *out = run_demo(data, extra);
     assert_non_null(strstr(out, "executed by key:demo-admin"));
@@ -152,22 +140,12 @@ static void test_demo_on_postgres(void **state)
     snprintf(path, sizeof path, "%s/orchestrations/%s.json", data, id);
     FILE *f = fopen(path, "r");
     assert_null(f);
-    const char *v[1] = {id};
-    r = PQexecParams(c, "SELECT o.state, w.status, (SELECT count(*) FROM demo_test.audit_logs "
-                        "WHERE subject = $1) FROM demo_test.orchestrations o JOIN "
-                        "demo_test.workflow_runs w USING (id) WHERE id = $1",
-                     1, NULL, v, NULL, NULL, 0);
-    assert_int_equal(PQntuples(r), 1);
-    assert_string_equal(PQgetvalue(r, 0, 0), "executed");
-    assert_string_equal(PQgetvalue(r, 0, 1), "success");
-    assert_true(atoi(PQgetvalue(r, 0, 2)) >= 4);
-    PQclear(r);
+    tu_pg_expect_run(c, "demo_test", id, "executed", "success", 4);
     nops_audit_report ar;
     char err[256];
     assert_int_equal(nops_audit_verify_pg(dsn, &ar, err, sizeof err), NOPS_OK);
     assert_true(ar.entries >= 4);
-    PQclear(PQexec(c, "DROP SCHEMA demo_test CASCADE"));
-    PQfinish(c);
+    tu_pg_drop_schema(c, "demo_test");
 }
 
 int main(void)

@@ -15,6 +15,7 @@
 
 #include "orchestrate/orchestrate.h"
 #include "tests/kafkautil.h"
+#include "tests/pgutil.h"
 #include "tests/testutil.h"
 
 #include <libpq-fe.h>
@@ -449,19 +450,8 @@ static void test_kafka_steps_and_worker(void **state)
  * orchestrator on the same database cannot take a step twice), the run in workflow_runs. */
 static void test_postgres_store(void **state)
 {
-    const char *base = getenv("NEURALOPS_TEST_PG_DSN");
-    if (!base) {
-        print_message("NEURALOPS_TEST_PG_DSN unset: skipped (make test provides it)\n");
-        skip();
-    }
-    PGconn *c = PQconnectdb(base);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQclear(PQexec(c, "SET client_min_messages = warning"));
-    PGresult *r = PQexec(c, "DROP SCHEMA IF EXISTS flow_test CASCADE; CREATE SCHEMA flow_test");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
     char dsn[600], err[512], id[64];
-    snprintf(dsn, sizeof dsn, "%s options='-csearch_path=flow_test'", base);
+    PGconn *c = tu_pg_schema("flow_test", dsn, sizeof dsn);
     nops_orchestrator *o = orch_with(dsn, NULL), *o2 = orch_with(dsn, NULL);
     snprintf(id, sizeof id, "%s", prepared(o, "pg-ok"));
     json_t *rec;
@@ -494,17 +484,17 @@ static void test_postgres_store(void **state)
     snprintf(path, sizeof path, "%s/%s.json", g_state, id);
     assert_int_not_equal(access(path, F_OK), 0);
     const char *v[1] = {id};
-    r = PQexecParams(c, "SELECT o.state, w.status, w.executed_by, w.labels->>'service' FROM "
-                        "flow_test.orchestrations o JOIN flow_test.workflow_runs w USING (id) "
-                        "WHERE id = $1", 1, NULL, v, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, "SELECT o.state, w.status, w.executed_by, "
+                                  "w.labels->>'service' FROM flow_test.orchestrations o JOIN "
+                                  "flow_test.workflow_runs w USING (id) WHERE id = $1",
+                               1, NULL, v, NULL, NULL, 0);
     assert_int_equal(PQntuples(r), 1);
     assert_string_equal(PQgetvalue(r, 0, 0), "executed");
     assert_string_equal(PQgetvalue(r, 0, 1), "success");
     assert_string_equal(PQgetvalue(r, 0, 2), "key:admin");
     assert_string_equal(PQgetvalue(r, 0, 3), "checkout");
     PQclear(r);
-    PQclear(PQexec(c, "DROP SCHEMA flow_test CASCADE"));
-    PQfinish(c);
+    tu_pg_drop_schema(c, "flow_test");
     /* a database that is not there: a clear error, no orchestrator */
     nops_orch_deps d = {.state_dir = g_state, .pg_dsn = "host=127.0.0.1 port=1 connect_timeout=2",
                         .reg = g_r};
