@@ -25,6 +25,8 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 130' INT   # so that an interrupted run still stops its server
+trap 'exit 143' TERM
 
 "${AS[@]}" "$BIN/initdb" -D "$PGDATA" --no-sync --auth=trust -U postgres >/dev/null
 # a random loopback port; another one if it is taken
