@@ -278,6 +278,7 @@ static void report(app_ctx *ctx, app_api *api, nops_pipeline *p, loadgen *lg, do
 /* Everything after the command line: the exit status. */
 static int demo_run(app_ctx *ctx, const demo_cli *d)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* the API address and keys show at once, even in a pipe */
     atomic_bool *stop = app_stop_on_signals();
     char err[512], boot[512], truth[1024];
     rd_kafka_t *cluster = start_cluster(boot, sizeof boot, err, sizeof err);

@@ -168,7 +168,11 @@ static bool suggest_and_dry_run(nops_orchestrator *o, json_t *incident, const ch
     snprintf(id, id_cap, "%s", json_string_value(json_object_get(rec, "id")));
     json_t *pol = json_object_get(rec, "policy");
     const char *rule = json_string_value(json_object_get(pol, "rule"));
-    printf("    %s; policy: %s (%s)\n", id, json_string_value(json_object_get(pol, "action")),
+    const char *action = json_string_value(json_object_get(pol, "action"));
+    const char *level = json_string_value(json_object_get(pol, "escalation"));
+    printf("    %s; policy: %s%s%s (%s)\n", id, action,
+           action && strcmp(action, "escalate") == 0 && level ? " at " : "",
+           action && strcmp(action, "escalate") == 0 && level ? level : "",
            rule && *rule ? rule : "no rule matched: manual approval");
     json_decref(rec);
     if (nops_orch_dry_run(o, id, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
@@ -214,8 +218,8 @@ void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *
     answer a = ANSWER_YES;
     if (!approve && !auto_ok) {
         if (!isatty(STDIN_FILENO)) {
-            printf("    waiting for an approval: rerun with --approve, or in a terminal answer "
-                   "the prompt\n");
+            printf("    waiting for an approval: rerun with --approve (make demo "
+                   "DEMO_ARGS=--approve), or in a terminal answer the prompt\n");
             return;
         }
         int port = api->api ? nops_api_port(api->api) : 0;
