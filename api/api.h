@@ -101,6 +101,8 @@ typedef struct nops_api_deps {
     nops_orchestrator *orchestrator;    /**< /orchestrate, /orchestrations; NULL = 503 */
     const nops_registry *registry;      /**< GET /playbooks; NULL = 503 */
     nops_audit *audit;                  /**< GET /audit; NULL = 503 */
+    const char *orchestration_off;      /**< why orchestrator/audit are NULL, for the 503s
+                                             (NULL = "not configured"); copied */
 } nops_api_deps;
 
 typedef struct nops_api nops_api;

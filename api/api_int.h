@@ -64,6 +64,7 @@ typedef struct http_metrics {
 struct nops_api {
     nops_api_params p;
     nops_api_deps d;
+    char orch_off[512];      /* d.orchestration_off, copied */
     nops_auth *auth;
     rd_kafka_t *producer;    /* for POST /ingest, or NULL */
     char topic[256];         /* its topic */

@@ -9,6 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The 503 of an orchestration route when the flow is off, saying why. */
+static void off(nops_api *api, response *res)
+{
+    nops__api_error(res, 503, "orchestration is off: %.400s",
+                    api->orch_off[0] ? api->orch_off
+                                     : "not configured (orchestrate.registry_dir)");
+}
+
 /* NOPS_NOTFOUND → 404; a refusal about who may act → 403; any other refusal → 409. */
 static void fail(response *res, nops_err e, const char *err)
 {
@@ -72,7 +80,7 @@ void nops__api_orchestrate(nops_api *api, route_id route, const char *id, reques
                            response *res)
 {
     if (!api->d.orchestrator) {
-        nops__api_error(res, 503, "orchestration is not configured (playbook registry)");
+        off(api, res);
         return;
     }
     const nops_actor who = {rq->who.id, nops__role_name(rq->who.role)};
@@ -112,7 +120,7 @@ void nops__api_orchestrate(nops_api *api, route_id route, const char *id, reques
 void nops__api_playbooks(nops_api *api, response *res)
 {
     if (!api->d.registry) {
-        nops__api_error(res, 503, "no playbook registry is configured");
+        off(api, res);
         return;
     }
     json_t *arr = json_array();
@@ -176,7 +184,7 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
 void nops__api_orchestrations(nops_api *api, struct MHD_Connection *c, response *res)
 {
     if (!api->d.orchestrator) {
-        nops__api_error(res, 503, "orchestration is not configured (playbook registry)");
+        off(api, res);
         return;
     }
     list_args a = {.limit = 100, .res = res};
@@ -234,7 +242,7 @@ static enum MHD_Result audit_arg(void *cls, enum MHD_ValueKind kind, const char 
 void nops__api_audit(nops_api *api, struct MHD_Connection *c, response *res)
 {
     if (!api->d.audit) {
-        nops__api_error(res, 503, "no audit trail is configured (orchestration is off)");
+        off(api, res);
         return;
     }
     audit_args a = {.q = {.limit = 100}, .res = res};

@@ -494,6 +494,9 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     }
     api->p = *params;
     api->d = *deps;
+    snprintf(api->orch_off, sizeof api->orch_off, "%s",
+             deps->orchestration_off ? deps->orchestration_off : "");
+    api->d.orchestration_off = NULL; /* the copy above is the one in use */
     if (parse_listen(params->listen, &api->addr, errstr, errstr_size) != NOPS_OK ||
         !(api->auth = nops__auth_new(params->keys, params->jwt_secret, params->jwt_issuer,
                                      params->rate, params->burst, errstr, errstr_size)) ||

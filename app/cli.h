@@ -83,6 +83,7 @@ typedef struct app_api {
     nops_policy *policy;      /* orchestrate.policy_file, or NULL */
     nops_audit *audit;        /* data_dir/audit.jsonl (+ PostgreSQL) */
     nops_orchestrator *orch;  /* the flow, or NULL */
+    char orch_off[512];       /* why the flow is off although configured ("" = it is not off) */
     nops_api *api;            /* NULL when api.listen is "" */
 } app_api;
 

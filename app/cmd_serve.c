@@ -3,7 +3,9 @@
  */
 #include "app/cli.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_store *store,
@@ -39,7 +41,12 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
     return p;
 }
 
-/* The orchestration pieces from [orchestrate]; false (message printed) on a bad setting. */
+/*
+ * The orchestration pieces from [orchestrate]. A bad setting (registry, keys, policy) stops the
+ * command (false, message printed); a resource that is not there now — the audit file or the
+ * database — only turns the flow off: detection runs on, the orchestration routes answer 503
+ * with the reason, and a restart tries again.
+ */
 static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
 {
     if (!ctx->orchestrate.registry_dir[0])
@@ -52,10 +59,16 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         return false;
     }
+    if (mkdir(ctx->storage.data_dir, 0755) != 0 && errno != EEXIST) { /* before any sink */
+        fprintf(stderr, "neuralops %s: cannot create %s: %s\n", cmd, ctx->storage.data_dir,
+                strerror(errno));
+        return false;
+    }
     snprintf(path, sizeof path, "%s/audit.jsonl", ctx->storage.data_dir);
     if (!(a->audit = nops_audit_open(path, ctx->sinks.postgres_dsn, err, sizeof err))) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        return false;
+        snprintf(a->orch_off, sizeof a->orch_off, "%.500s", err);
+        NOPS_ERROR(cmd, "orchestration is off: %s", err);
+        return true;
     }
     snprintf(path, sizeof path, "%s/orchestrations", ctx->storage.data_dir);
     snprintf(hist, sizeof hist, "%s/history.jsonl", ctx->storage.data_dir);
@@ -69,8 +82,11 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
                            .pol = a->policy,
                            .audit = a->audit};
     if (!(a->orch = nops_orch_new(&deps, err, sizeof err))) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        return false;
+        snprintf(a->orch_off, sizeof a->orch_off, "%.500s", err);
+        NOPS_ERROR(cmd, "orchestration is off: %s", err);
+        nops_audit_close(a->audit);
+        a->audit = NULL;
+        return true;
     }
     NOPS_INFO(cmd, "orchestration: %zu signed playbooks (%zu refused), %s",
               nops_registry_count(a->registry), nops_registry_refused(a->registry),
@@ -123,7 +139,8 @@ bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks
                           .recommender = a->reco,
                           .orchestrator = a->orch,
                           .registry = a->registry,
-                          .audit = a->audit};
+                          .audit = a->audit,
+                          .orchestration_off = a->orch_off};
     a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
     if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);

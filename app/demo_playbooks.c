@@ -212,6 +212,8 @@ void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *
     nops_orchestrator *o = api->orch;
     char err[512], id[64];
     bool auto_ok = false;
+    if (!o && api->orch_off[0])
+        printf("\nRemediation: orchestration is off: %s\n", api->orch_off);
     if (!o || !incident || !playbook_id ||
         !suggest_and_dry_run(o, incident, playbook_id, id, sizeof id, &auto_ok))
         return;

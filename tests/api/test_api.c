@@ -281,6 +281,21 @@ static void test_unready_without_pipeline(void **state)
     expect_error(http_do(port, "GET", "/readyz", NULL, NULL, 0), 503, "not ready");
     expect_error(http_do(port, "POST", "/ingest", H_OP_TEXT, "cpu v=1", (size_t)-1), 503,
                  "producer");
+    /* no orchestration: every route of it says so, and why when it is known */
+    expect_error(http_do(port, "GET", "/playbooks", H_VIEWER, NULL, 0), 503, "not configured");
+    nops_api_destroy(api);
+    deps.orchestration_off = "audit: PostgreSQL: connection refused";
+    api = nops_api_new(&ap, &deps, err, sizeof err);
+    assert_non_null(api);
+    assert_int_equal(nops_api_start(api, err, sizeof err), NOPS_OK);
+    port = nops_api_port(api);
+    const char *routes[][2] = {{"GET", "/playbooks"}, {"GET", "/audit"},
+                               {"GET", "/orchestrations"}, {"GET", "/orchestrations/orch-1"},
+                               {"POST", "/orchestrations/orch-1/approve"}};
+    for (size_t i = 0; i < 5; i++)
+        expect_error(http_do(port, routes[i][0], routes[i][1], H_ADMIN_JSON,
+                             routes[i][0][0] == 'P' ? "" : NULL, 0),
+                     503, "orchestration is off: audit: PostgreSQL: connection refused");
     nops_api_destroy(api);
 }
 
