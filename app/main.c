@@ -29,7 +29,7 @@ static const command commands[] = {
     {"vectorize", nops_cmd_vectorize, "build the history index: runs → redaction → vectors"},
     {"recommend", nops_cmd_recommend, "rank the playbooks that fixed similar incidents"},
     {"audit", nops_cmd_audit, "verify the tamper-evident audit trail"},
-    {"playbook", nops_cmd_playbook, "sign remediation playbooks, list a registry"},
+    {"playbook", nops_cmd_playbook, "key pairs, signatures and registries of remediation playbooks"},
     {"config", nops_cmd_config, "show the effective settings or print the config reference"},
 };
 
