@@ -164,6 +164,41 @@ static void http_metrics_out(response *r, nops_api *api)
         (double)atomic_load(&api->m.ingest_rejected));
 }
 
+/* The remediation flow: steps by outcome, refusals, lost audit entries, steps running. */
+static void orchestration_metrics(response *r, nops_orchestrator *o)
+{
+    nops_orch_stats st;
+    nops_orch_get_stats(o, &st);
+    static const struct {
+        const char *step, *outcome;
+        size_t off;
+    } rows[] = {
+        {"suggest", "suggested", offsetof(nops_orch_stats, suggested)},
+        {"suggest", "denied", offsetof(nops_orch_stats, denied)},
+        {"dry-run", "ok", offsetof(nops_orch_stats, dry_run_ok)},
+        {"dry-run", "failed", offsetof(nops_orch_stats, dry_run_failed)},
+        {"approve", "approved", offsetof(nops_orch_stats, approved)},
+        {"execute", "executed", offsetof(nops_orch_stats, executed)},
+        {"execute", "failed", offsetof(nops_orch_stats, failed)},
+        {"execute", "interrupted", offsetof(nops_orch_stats, interrupted)},
+    };
+    head(r, "neuralops_orchestration_steps_total", "counter",
+         "Steps of the remediation flow taken, by step and outcome.");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        out(r, "neuralops_orchestration_steps_total{step=\"%s\",outcome=\"%s\"} %llu\n",
+            rows[i].step, rows[i].outcome,
+            (unsigned long long)*(const uint64_t *)((const char *)&st + rows[i].off));
+    one(r, "neuralops_orchestration_refusals_total", "counter",
+        "Approvals and executions refused (role, approver is requester, plan or manifest "
+        "changed).",
+        (double)st.refused);
+    one(r, "neuralops_audit_failures_total", "counter",
+        "Audit entries the trail refused (the step was refused, or the entry was lost).",
+        (double)st.audit_failures);
+    one(r, "neuralops_orchestration_running", "gauge",
+        "Dry-runs and executions claimed and not yet finished.", (double)st.running);
+}
+
 void nops__api_metrics(nops_api *api, response *r)
 {
     r->status = 200;
@@ -184,6 +219,8 @@ void nops__api_metrics(nops_api *api, response *r)
         pipeline_metrics(r, api->d.pipeline);
     if (api->d.sinks)
         sink_metrics(r, api->d.sinks);
+    if (api->d.orchestrator)
+        orchestration_metrics(r, api->d.orchestrator);
     http_metrics_out(r, api);
     if (!r->body.b)
         nops__api_error(r, 500, "out of memory");

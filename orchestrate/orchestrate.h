@@ -272,6 +272,23 @@ nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out);
  *  waits for an approval); NOPS_IO when the store could not be read. */
 nops_err nops_orch_list(nops_orchestrator *o, const char *state, size_t limit, json_t **out);
 
+/** What an orchestrator did since it started (for /metrics). */
+typedef struct nops_orch_stats {
+    uint64_t suggested;      /**< suggestions recorded (policy did not deny) */
+    uint64_t denied;         /**< suggestions a deny rule ended */
+    uint64_t dry_run_ok;     /**< dry-runs that passed */
+    uint64_t dry_run_failed; /**< dry-runs that failed */
+    uint64_t approved;       /**< approvals */
+    uint64_t refused;        /**< approvals and executions refused (role, requester, plan, hash) */
+    uint64_t executed;       /**< executions that succeeded */
+    uint64_t failed;         /**< executions that failed (a step, a timeout, the recheck) */
+    uint64_t interrupted;    /**< executions found half-done after a crash */
+    uint64_t audit_failures; /**< entries the audit trail refused (steps refused or entries lost) */
+    uint64_t running;        /**< steps claimed and not yet finished (gauge) */
+} nops_orch_stats;
+
+void nops_orch_get_stats(nops_orchestrator *o, nops_orch_stats *st);
+
 typedef enum nops_orch_step { NOPS_ORCH_DRY_RUN, NOPS_ORCH_EXECUTE } nops_orch_step;
 
 /**

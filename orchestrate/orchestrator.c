@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +64,10 @@ struct nops_orchestrator {
     nops_kstep *kafka;
     pthread_t worker;
     bool worker_started;
+    /* counters (nops_orch_stats), updated without the record store's lock */
+    atomic_uint_fast64_t n_suggested, n_denied, n_dry_ok, n_dry_failed, n_approved, n_refused,
+        n_executed, n_failed, n_interrupted, n_audit_failures;
+    atomic_int_fast64_t n_running;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     job *head, *tail;
@@ -99,9 +104,11 @@ static bool audit_ok(nops_orchestrator *o, const char *actor, const char *action
     bool ok = !o->audit || nops_audit_append(o->audit, actor, action, id, decision, details,
                                              NULL, err, sizeof err) == NOPS_OK;
     json_decref(details);
-    if (!ok)
+    if (!ok) {
+        atomic_fetch_add(&o->n_audit_failures, 1);
         nops_errf(errstr, errstr_size, "the audit trail refused the entry, so nothing was done "
                   "(%s)", err);
+    }
     return ok;
 }
 
@@ -242,11 +249,16 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
         nops_errf(errstr, errstr_size, "the incident is not a JSON object");
         return NOPS_INVAL;
     }
-    set_state(rec, d.action == NOPS_POLICY_DENY ? "denied" : "suggested");
-    return commit_step(o, rec, NULL, true, who->id, "suggest", nops_policy_action_name(d.action),
-                       json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
-                                 "escalation", nops_escalation_name(d.escalation)),
-                       out, errstr, errstr_size);
+    const bool denied = d.action == NOPS_POLICY_DENY;
+    set_state(rec, denied ? "denied" : "suggested");
+    nops_err e = commit_step(o, rec, NULL, true, who->id, "suggest",
+                             nops_policy_action_name(d.action),
+                             json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
+                                       "escalation", nops_escalation_name(d.escalation)),
+                             out, errstr, errstr_size);
+    if (e == NOPS_OK)
+        atomic_fetch_add(denied ? &o->n_denied : &o->n_suggested, 1);
+    return e;
 }
 
 /* ---- dry-run ------------------------------------------------------------------------------- */
@@ -265,6 +277,7 @@ static json_t *claim_dry_run(nops_orchestrator *o, const char *id, const nops_pl
         json_decref(rec);
         return NULL;
     }
+    atomic_fetch_add(&o->n_running, 1);
     return rec;
 }
 
@@ -275,6 +288,8 @@ static nops_err finish_dry_run(nops_orchestrator *o, json_t *rec, const nops_pla
     char why[512] = "";
     bool ok = nops__run_steps(rec, pb, o->kafka, o->allowed, true, why, sizeof why);
     set_state(rec, ok ? "dry_run_ok" : "dry_run_failed");
+    atomic_fetch_add(ok ? &o->n_dry_ok : &o->n_dry_failed, 1);
+    atomic_fetch_sub(&o->n_running, 1);
     json_object_del(rec, "error");
     if (!ok)
         json_object_set_new(rec, "error", json_string(why));
@@ -309,6 +324,7 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     else if (strcmp(who->id, json_string_value(json_object_get(rec, "requested_by"))) == 0)
         refuse = "the approver must not be the requester";
     if (refuse) {
+        atomic_fetch_add(&o->n_refused, 1);
         audit(o, who->id, "approve", id, "refused", json_pack("{s:s}", "reason", refuse));
         nops_errf(errstr, errstr_size, "%s", refuse);
         json_decref(rec);
@@ -320,8 +336,11 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     json_object_set_new(rec, "approval", json_pack("{s:s, s:s, s:s}", "by", who->id, "at", ts,
                                                    "plan_sha256", ph));
     set_state(rec, "approved");
-    return commit_step(o, rec, "dry_run_ok", true, who->id, "approve", "approved",
-                       json_pack("{s:s}", "plan_sha256", ph), out, errstr, errstr_size);
+    e = commit_step(o, rec, "dry_run_ok", true, who->id, "approve", "approved",
+                    json_pack("{s:s}", "plan_sha256", ph), out, errstr, errstr_size);
+    if (e == NOPS_OK)
+        atomic_fetch_add(&o->n_approved, 1);
+    return e;
 }
 
 /* ---- execute ------------------------------------------------------------------------------- */
@@ -358,6 +377,7 @@ static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_ac
     char why[512], from[32], ts[40];
     execute_refusal(o, rec, *pb, why, sizeof why);
     if (why[0]) {
+        atomic_fetch_add(&o->n_refused, 1);
         audit(o, who->id, "execute", id, "refused", json_pack("{s:s}", "reason", why));
         nops_errf(errstr, errstr_size, "%s", why);
         json_decref(rec);
@@ -373,6 +393,8 @@ static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_ac
     json_t *got = NULL;
     *e = commit_step(o, rec, from, true, who->id, "execute", "started",
                      json_pack("{s:s}", "from", from), &got, errstr, errstr_size);
+    if (got)
+        atomic_fetch_add(&o->n_running, 1);
     return got;
 }
 
@@ -394,6 +416,8 @@ static nops_err finish_execute(nops_orchestrator *o, json_t *rec, const nops_pla
             json_object_set_new(rec, "post_state", post);
     }
     set_state(rec, ok ? "executed" : "failed");
+    atomic_fetch_add(ok ? &o->n_executed : &o->n_failed, 1);
+    atomic_fetch_sub(&o->n_running, 1);
     if (!ok)
         json_object_set_new(rec, "error", json_string(why));
     json_t *row = nops__workflow_row(rec, ok, actor);
@@ -419,6 +443,22 @@ nops_err nops_orch_get(nops_orchestrator *o, const char *id, json_t **out)
 {
     *out = nops__records_load(o->rs, id);
     return *out ? NOPS_OK : NOPS_NOTFOUND;
+}
+
+void nops_orch_get_stats(nops_orchestrator *o, nops_orch_stats *st)
+{
+    st->suggested = atomic_load(&o->n_suggested);
+    st->denied = atomic_load(&o->n_denied);
+    st->dry_run_ok = atomic_load(&o->n_dry_ok);
+    st->dry_run_failed = atomic_load(&o->n_dry_failed);
+    st->approved = atomic_load(&o->n_approved);
+    st->refused = atomic_load(&o->n_refused);
+    st->executed = atomic_load(&o->n_executed);
+    st->failed = atomic_load(&o->n_failed);
+    st->interrupted = atomic_load(&o->n_interrupted);
+    st->audit_failures = atomic_load(&o->n_audit_failures);
+    int64_t running = atomic_load(&o->n_running);
+    st->running = running > 0 ? (uint64_t)running : 0;
 }
 
 nops_err nops_orch_list(nops_orchestrator *o, const char *state, size_t limit, json_t **out)
@@ -541,6 +581,7 @@ static void recover(nops_orchestrator *o)
                 set_state(rec, "suggested");
             } else {
                 set_state(rec, "interrupted");
+                atomic_fetch_add(&o->n_interrupted, 1);
                 json_object_set_new(rec, "error", json_string("the process running it stopped; "
                                                               "the outcome is unknown"));
                 const char *by = json_string_value(json_object_get(rec, "executed_by"));

@@ -842,6 +842,14 @@ static void test_orchestration_over_http(void **state)
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "fixed\\n"));
     http_free(&r);
+    /* /metrics counted the flow */
+    r = http_do(g_port, "GET", "/metrics", NULL, NULL, 0);
+    assert_non_null(strstr(r.body, "neuralops_orchestration_steps_total{step=\"execute\","
+                                   "outcome=\"executed\"} 1\n"));
+    assert_non_null(strstr(r.body, "neuralops_orchestration_steps_total{step=\"approve\","
+                                   "outcome=\"approved\"} 1\n"));
+    assert_non_null(strstr(r.body, "neuralops_orchestration_running 0\n"));
+    http_free(&r);
     /* the audit trail of it: operators and admins read it, page by page and filtered */
     expect_error(http_do(g_port, "GET", "/audit", H_VIEWER, NULL, 0), 403, "needs operator");
     snprintf(path, sizeof path, "/audit?subject=%s&limit=2", id);

@@ -175,6 +175,14 @@ static void test_happy_path(void **state)
     assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "approved");
     json_decref(rec);
+    /* counted: one suggestion, one dry-run, three refusals, one approval, nothing running */
+    nops_orch_stats sts;
+    nops_orch_get_stats(o, &sts);
+    assert_int_equal(sts.suggested, 1);
+    assert_int_equal(sts.dry_run_ok, 1);
+    assert_int_equal(sts.refused, 3);
+    assert_int_equal(sts.approved, 1);
+    assert_int_equal(sts.executed + sts.running + sts.audit_failures, 0);
     nops_orch_destroy(o);
     /* a restart between approval and execution: the new orchestrator goes on */
     o = orch();
