@@ -78,6 +78,7 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
                            .brokers = ctx->kafka.brokers,
                            .kafka_extra = ctx->kafka.extra,
                            .allowed_commands = ctx->orchestrate.allowed_commands,
+                           .workers = (int)ctx->orchestrate.workers,
                            .reg = a->registry,
                            .pol = a->policy,
                            .audit = a->audit};

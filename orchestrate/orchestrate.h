@@ -215,12 +215,15 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
  * history JSONL and, with a DSN, to PostgreSQL table workflow_runs.
  */
 
+#define NOPS_ORCH_MAX_WORKERS 64
+
 /** [orchestrate] settings. */
 typedef struct nops_orch_params {
     char registry_dir[512]; /**< signed playbooks; "" = orchestration off */
     char pubkeys[1024];     /**< PEM public keys that may sign them, comma-separated */
     char policy_file[512];  /**< JSON policy rules; "" = every run needs an approval */
     char allowed_commands[1024]; /**< fnmatch patterns for exec[0], comma-separated; "" = any */
+    int64_t workers;        /**< threads running started steps (1..NOPS_ORCH_MAX_WORKERS) */
 } nops_orch_params;
 
 extern const nops_cfg_section nops_orch_cfg_section;
@@ -239,6 +242,7 @@ typedef struct nops_orch_deps {
     const char *kafka_extra;   /**< more producer properties "k=v,k=v" (may be NULL) */
     const char *allowed_commands; /**< exec[0] must match one of these fnmatch patterns
                                        (comma-separated); NULL/"" = any absolute path */
+    int workers;               /**< threads for nops_orch_start (0 = 4) */
     const nops_registry *reg;
     const nops_policy *pol;    /**< may be NULL: everything needs an approval */
     nops_audit *audit;         /**< may be NULL (tests) */
@@ -247,9 +251,10 @@ typedef struct nops_orch_deps {
 typedef struct nops_orchestrator nops_orchestrator;
 
 /** Open the record store, mark executions a dead process left behind as interrupted (and give
- *  dry-runs it left back), start the worker thread for nops_orch_start. */
+ *  dry-runs it left back), start the worker threads for nops_orch_start. */
 nops_orchestrator *nops_orch_new(const nops_orch_deps *deps, char *errstr, size_t errstr_size);
-/** Finishes the runs already started (their own timeouts bound the wait), then frees. */
+/** Finishes the runs already started or queued (their own timeouts bound the wait), then
+ *  frees. */
 void nops_orch_destroy(nops_orchestrator *o);
 
 /**
@@ -293,8 +298,9 @@ typedef enum nops_orch_step { NOPS_ORCH_DRY_RUN, NOPS_ORCH_EXECUTE } nops_orch_s
 
 /**
  * Take the step's checks and claim now (the record comes back dry_running or executing, or the
- * errors above) and run its steps on the orchestrator's worker thread; poll nops_orch_get for
- * the outcome. For servers, whose request threads must not wait for a playbook.
+ * errors above) and run its steps on one of the orchestrator's workers (as many run at once as
+ * there are workers; the rest queue); poll nops_orch_get for the outcome. For servers, whose
+ * request threads must not wait for a playbook.
  */
 nops_err nops_orch_start(nops_orchestrator *o, nops_orch_step step, const char *id,
                          const nops_actor *who, json_t **out, char *errstr, size_t errstr_size);

@@ -3,7 +3,8 @@
  * Records live in the record store (records.c) and are read back on every call, so a restart
  * (or another instance on the same PostgreSQL) continues from what is stored. A step that runs
  * commands is taken in two halves: the claim (checks, then a compare-and-set into dry_running
- * or executing) and the run (steps, outcome, audit), in the caller's thread or on the worker.
+ * or executing) and the run (steps, outcome, audit), in the caller's thread or on one of the
+ * workers (a pool, so one long playbook does not hold up the others).
  */
 #include "orchestrate/orch_int.h"
 
@@ -28,6 +29,9 @@ static const nops_cfg_entry orch_entries[] = {
     {"policy_file", NOPS_CFG_STRING, OFF(policy_file), 0,
      sizeof(((nops_orch_params *)0)->policy_file), "", NULL, NULL, 0,
      "JSON policy rules (docs/policies/safety.md); empty = every run needs an approval."},
+    {"workers", NOPS_CFG_INT, OFF(workers), 1, NOPS_ORCH_MAX_WORKERS, "4", NULL, NULL, 0,
+     "Threads that run dry-runs and executions started over the API: that many playbooks run "
+     "at once, the rest wait their turn."},
     {"allowed_commands", NOPS_CFG_STRING, OFF(allowed_commands), 0,
      sizeof(((nops_orch_params *)0)->allowed_commands), "", NULL, NULL, 0,
      "Commands exec steps may run: fnmatch patterns, comma-separated (e.g. "
@@ -62,8 +66,8 @@ struct nops_orchestrator {
     nops_audit *audit;
     nops_records *rs;
     nops_kstep *kafka;
-    pthread_t worker;
-    bool worker_started;
+    pthread_t workers[NOPS_ORCH_MAX_WORKERS];
+    int n_workers;          /* started */
     /* counters (nops_orch_stats), updated without the record store's lock */
     atomic_uint_fast64_t n_suggested, n_denied, n_dry_ok, n_dry_failed, n_approved, n_refused,
         n_executed, n_failed, n_interrupted, n_audit_failures;
@@ -627,12 +631,14 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
         return NULL;
     }
     recover(o);
-    if (pthread_create(&o->worker, NULL, worker_main, o) != 0) {
-        nops_errf(errstr, errstr_size, "cannot start the orchestration worker");
-        nops_orch_destroy(o);
-        return NULL;
-    }
-    o->worker_started = true;
+    const int want = d->workers < 1 ? 4 : d->workers > NOPS_ORCH_MAX_WORKERS
+                                              ? NOPS_ORCH_MAX_WORKERS : d->workers;
+    for (; o->n_workers < want; o->n_workers++)
+        if (pthread_create(&o->workers[o->n_workers], NULL, worker_main, o) != 0) {
+            nops_errf(errstr, errstr_size, "cannot start the orchestration workers");
+            nops_orch_destroy(o);
+            return NULL;
+        }
     return o;
 }
 
@@ -640,13 +646,12 @@ void nops_orch_destroy(nops_orchestrator *o)
 {
     if (!o)
         return;
-    if (o->worker_started) {
-        pthread_mutex_lock(&o->qmu);
-        o->stop = true;
-        pthread_cond_signal(&o->qcv);
-        pthread_mutex_unlock(&o->qmu);
-        pthread_join(o->worker, NULL);
-    }
+    pthread_mutex_lock(&o->qmu);
+    o->stop = true;
+    pthread_cond_broadcast(&o->qcv);
+    pthread_mutex_unlock(&o->qmu);
+    for (int i = 0; i < o->n_workers; i++)
+        pthread_join(o->workers[i], NULL);
     nops__kstep_destroy(o->kafka);
     nops__records_close(o->rs);
     pthread_cond_destroy(&o->qcv);

@@ -102,6 +102,14 @@ static int setup(void **state)
     playbook("to-nowhere", "[{\"name\":\"tell\",\"kafka\":{\"topic\":\"no.such.topic\","
                            "\"payload\":{}}}]", "manual", 2);
     playbook("pg-ok", "[{\"name\":\"hello\",\"exec\":[\"/bin/echo\",\"ok\"]}]", "manual", 30);
+    /* a step that waits for the flag file the other one creates: both must run at once */
+    char steps[600];
+    snprintf(steps, sizeof steps, "[{\"name\":\"wait\",\"dry_run\":true,\"exec\":[\"/bin/sh\","
+             "\"-c\",\"while [ ! -e %s/flag ]; do sleep 0.05; done\"]}]", g_dir);
+    playbook("wait-flag", steps, "manual", 20);
+    snprintf(steps, sizeof steps, "[{\"name\":\"flag\",\"dry_run\":true,\"exec\":"
+             "[\"/bin/sh\",\"-c\",\": > %s/flag\"]}]", g_dir);
+    playbook("set-flag", steps, "manual", 20);
     char err[256];
     g_r = nops_registry_load(g_reg, g_pub, err, sizeof err);
     g_p = nops_policy_parse("[{\"name\":\"no-deletes\",\"priority\":10,\"when\":\"playbook.id ~ "
@@ -573,6 +581,35 @@ static void test_allowed_commands(void **state)
     g_allowed = NULL;
 }
 
+/* The workers are a pool: a playbook that waits for another one's effect does not hold it up
+ * (with one worker this would end in the first one's timeout). */
+static void test_workers_run_side_by_side(void **state)
+{
+    nops_orchestrator *o = orch();
+    char err[512], a[64], b[64];
+    json_t *rec, *inc = incident();
+    assert_int_equal(nops_orch_suggest(o, inc, "wait-flag", &OPS, &rec, err, sizeof err), NOPS_OK);
+    snprintf(a, sizeof a, "%s", json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    assert_int_equal(nops_orch_suggest(o, inc, "set-flag", &OPS, &rec, err, sizeof err), NOPS_OK);
+    snprintf(b, sizeof b, "%s", json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, a, &OPS, &rec, err, sizeof err),
+                     NOPS_OK);
+    json_decref(rec);
+    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, b, &OPS, &rec, err, sizeof err),
+                     NOPS_OK);
+    json_decref(rec);
+    rec = await(o, a, "dry_running");
+    assert_string_equal(st(rec), "dry_run_ok");
+    json_decref(rec);
+    rec = await(o, b, "dry_running");
+    assert_string_equal(st(rec), "dry_run_ok");
+    json_decref(rec);
+    json_decref(inc);
+    nops_orch_destroy(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_postgres_store),
         cmocka_unit_test(test_no_audit_no_action),
         cmocka_unit_test(test_allowed_commands),
+        cmocka_unit_test(test_workers_run_side_by_side),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
