@@ -110,6 +110,10 @@ bool nops__api_json(response *r, int status, json_t *v);
 bool nops__api_content_type_is(struct MHD_Connection *c, const char *want);
 /* The body as a JSON object (new reference), or NULL with a 400 in `res` (handlers.c). */
 json_t *nops__api_body_object(request *rq, response *res);
+/* Query parameter `key` = `v` as a whole number in [lo, hi] into *out; else false with a 400
+ * naming it (handlers.c). */
+bool nops__api_count_arg(const char *key, const char *v, unsigned long long lo,
+                         unsigned long long hi, unsigned long long *out, response *res);
 /* Every key of `o` is one of `known`; else false with a 400 naming the field (handlers.c). */
 bool nops__api_known_fields(json_t *o, const char *const *known, size_t n, response *res);
 

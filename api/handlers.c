@@ -6,6 +6,8 @@
  */
 #include "api/api_int.h"
 
+#include <errno.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,6 +365,20 @@ typedef struct list_args {
     bool bad;
 } list_args;
 
+bool nops__api_count_arg(const char *key, const char *v, unsigned long long lo,
+                         unsigned long long hi, unsigned long long *out, response *res)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = v && *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+    if (!end || *end || errno == ERANGE || n < lo || n > hi) {
+        nops__api_error(res, 400, "%s must be an integer in [%llu, %llu]", key, lo, hi);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
 static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                 const char *value)
 {
@@ -379,9 +395,8 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
         }
         *(key[0] == 's' ? &la->q.since_ns : &la->q.until_ns) = ns;
     } else if (strcmp(key, "limit") == 0) {
-        long n = strtol(v, &end, 10);
-        if (end == v || *end || n < 1 || n > 1000) {
-            nops__api_error(la->res, 400, "limit must be an integer in [1, 1000]");
+        unsigned long long n;
+        if (!nops__api_count_arg(key, v, 1, 1000, &n, la->res)) {
             la->bad = true;
             return MHD_NO;
         }

@@ -165,14 +165,12 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
             return MHD_NO;
         }
     } else if (strcmp(key, "limit") == 0) {
-        char *end;
-        unsigned long n = strtoul(v, &end, 10);
-        if (!(*v >= '0' && *v <= '9') || *end || n < 1 || n > 1000) {
-            nops__api_error(a->res, 400, "limit must be 1 to 1000");
+        unsigned long long n;
+        if (!nops__api_count_arg(key, v, 1, 1000, &n, a->res)) {
             a->bad = true;
             return MHD_NO;
         }
-        a->limit = n;
+        a->limit = (size_t)n;
     } else {
         nops__api_error(a->res, 400, "unknown query parameter \"%.60s\"", key);
         a->bad = true;
@@ -209,19 +207,16 @@ static enum MHD_Result audit_arg(void *cls, enum MHD_ValueKind kind, const char 
 {
     (void)kind;
     audit_args *a = cls;
-    char *end = NULL;
     if (!v)
         v = "";
     if (strcmp(key, "after") == 0 || strcmp(key, "limit") == 0) {
-        unsigned long long n = strtoull(v, &end, 10);
-        bool ok = *v >= '0' && *v <= '9' && !*end && (key[0] == 'a' || (n >= 1 && n <= 1000));
-        if (!ok) {
-            nops__api_error(a->res, 400, "%s must be %s", key,
-                            key[0] == 'a' ? "a sequence number" : "1 to 1000");
+        unsigned long long n;
+        const bool after = key[0] == 'a';
+        if (!nops__api_count_arg(key, v, after ? 0 : 1, after ? UINT64_MAX : 1000, &n, a->res)) {
             a->bad = true;
             return MHD_NO;
         }
-        if (key[0] == 'a')
+        if (after)
             a->q.after = n;
         else
             a->q.limit = (size_t)n;

@@ -87,6 +87,9 @@ typedef struct app_api {
     nops_api *api;            /* NULL when api.listen is "" */
 } app_api;
 
+/* Make storage.data_dir if it is missing (before anything writes there); false with a message
+ * printed. */
+bool app_data_dir(app_ctx *ctx, const char *cmd);
 /* Create the store (seeded from the data dir's JSONL files); false with a message printed. */
 bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd);
 /* Start the server over the running pipeline; false with a message printed. */

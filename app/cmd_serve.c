@@ -41,6 +41,15 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
     return p;
 }
 
+bool app_data_dir(app_ctx *ctx, const char *cmd)
+{
+    if (mkdir(ctx->storage.data_dir, 0755) == 0 || errno == EEXIST)
+        return true;
+    fprintf(stderr, "neuralops %s: cannot create %s: %s\n", cmd, ctx->storage.data_dir,
+            strerror(errno));
+    return false;
+}
+
 /*
  * The orchestration pieces from [orchestrate]. A bad setting (registry, keys, policy) stops the
  * command (false, message printed); a resource that is not there now — the audit file or the
@@ -59,11 +68,8 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         return false;
     }
-    if (mkdir(ctx->storage.data_dir, 0755) != 0 && errno != EEXIST) { /* before any sink */
-        fprintf(stderr, "neuralops %s: cannot create %s: %s\n", cmd, ctx->storage.data_dir,
-                strerror(errno));
+    if (!app_data_dir(ctx, cmd)) /* the audit trail opens before any sink made it */
         return false;
-    }
     snprintf(path, sizeof path, "%s/audit.jsonl", ctx->storage.data_dir);
     if (!(a->audit = nops_audit_open(path, ctx->sinks.postgres_dsn, err, sizeof err))) {
         snprintf(a->orch_off, sizeof a->orch_off, "%.500s", err);

@@ -6,7 +6,6 @@
 #include "app/demo.h"
 #include "app/history.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,11 +13,8 @@
 bool demo_history(app_ctx *ctx, size_t runs)
 {
     char path[1024];
-    if (mkdir(ctx->storage.data_dir, 0755) != 0 && errno != EEXIST) { /* a fresh checkout */
-        fprintf(stderr, "neuralops demo: cannot create %s: %s\n", ctx->storage.data_dir,
-                strerror(errno));
+    if (!app_data_dir(ctx, "demo")) /* a fresh checkout */
         return false;
-    }
     snprintf(path, sizeof path, "%s/history.jsonl", ctx->storage.data_dir);
     struct stat sb;
     if (stat(path, &sb) == 0 && sb.st_size > 0) { /* kept: it holds the runs the demo added */

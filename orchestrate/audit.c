@@ -2,7 +2,7 @@
  * audit.c — the tamper-evident audit trail of orchestrate.h: a SHA-256 hash chain in JSONL and,
  * optionally, in PostgreSQL audit_logs (UPDATE and DELETE refused by a trigger).
  */
-#include "orchestrate/orchestrate.h"
+#include "orchestrate/orch_int.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -149,22 +149,6 @@ static bool index_lines(nops_audit *a, char *buf, size_t cap)
     return any;
 }
 
-static bool pg_setup(nops_audit *a, const char *dsn, char *errstr, size_t errstr_size)
-{
-    a->pg = PQconnectdb(dsn);
-    if (PQstatus(a->pg) != CONNECTION_OK) {
-        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
-        return false;
-    }
-    PQclear(PQexec(a->pg, "SET client_min_messages = warning"));
-    PGresult *r = PQexec(a->pg, schema_sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        nops_errf(errstr, errstr_size, "audit: schema: %s", PQerrorMessage(a->pg));
-    PQclear(r);
-    return ok;
-}
-
 nops_audit *nops_audit_open(const char *path, const char *pg_dsn, char *errstr,
                             size_t errstr_size)
 {
@@ -196,7 +180,8 @@ nops_audit *nops_audit_open(const char *path, const char *pg_dsn, char *errstr,
         a->seq = (uint64_t)seq;
         json_decref(e);
     }
-    if (pg_dsn && *pg_dsn && !pg_setup(a, pg_dsn, errstr, errstr_size)) {
+    if (pg_dsn && *pg_dsn &&
+        !(a->pg = nops__pg_open(pg_dsn, schema_sql, "audit", errstr, errstr_size))) {
         nops_audit_close(a);
         return NULL;
     }

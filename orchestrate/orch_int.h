@@ -8,6 +8,17 @@
 
 #include "orchestrate/orchestrate.h"
 
+/* ---- shared helpers ---------------------------------------------------------------------- */
+
+/* Hex SHA-256 of n bytes (playbook.c). */
+void nops__sha256_hex(const void *b, size_t n, char out[65]);
+
+/* A PostgreSQL connection to `dsn` with the `schema` statements run (notices quiet), for the
+ * audit trail and the record store (records.c); NULL with "<what>: PostgreSQL: <reason>"
+ * otherwise. Returns a PGconn * (libpq's type, kept out of this header). */
+void *nops__pg_open(const char *dsn, const char *schema, const char *what, char *errstr,
+                    size_t errstr_size);
+
 /* ---- exec steps (runner.c) ---------------------------------------------------------------- */
 
 typedef struct nops_step_result {

@@ -9,7 +9,6 @@
 #include "orchestrate/orch_int.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -132,11 +131,7 @@ static void plan_hash(json_t *rec, char out[65])
                              "manifest_sha256", json_object_get(rec, "manifest_sha256"), "steps",
                              json_object_get(rec, "steps"));
     char *s = json_dumps(plan, JSON_COMPACT | JSON_SORT_KEYS);
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    nops__sha256_hex(s ? s : "", s ? strlen(s) : 0, out);
     free(s);
     json_decref(plan);
 }

@@ -3,7 +3,7 @@
  * verified against detached cosign-format signatures (base64 DER ECDSA P-256 over SHA-256) with
  * OpenSSL's EVP_DigestVerify; signing with an EC key made by `openssl ecparam`.
  */
-#include "orchestrate/orchestrate.h"
+#include "orchestrate/orch_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -46,7 +46,7 @@ static unsigned char *read_all(const char *path, size_t *len)
     return b;
 }
 
-static void sha256_hex(const unsigned char *b, size_t n, char out[65])
+void nops__sha256_hex(const void *b, size_t n, char out[65])
 {
     unsigned char md[32];
     unsigned int ml = 0;
@@ -229,7 +229,7 @@ static bool parse_manifest(const unsigned char *data, size_t n, nops_playbook *p
     pb->auto_mode = mode && strcmp(mode, "auto") == 0;
     pb->timeout_s = to ? (int64_t)json_integer_value(to) : 300;
     pb->manifest = m;
-    sha256_hex(data, n, pb->sha256);
+    nops__sha256_hex(data, n, pb->sha256);
     return true;
 }
 
@@ -398,7 +398,7 @@ nops_err nops_registry_recheck(const nops_registry *r, const nops_playbook *pb,
         snprintf(why, why_size, "%s is gone or unreadable", pb->path);
         return NOPS_INVAL;
     }
-    sha256_hex(data, n, now);
+    nops__sha256_hex(data, n, now);
     snprintf(sig, sizeof sig, "%s.sig", pb->path);
     bool ok = strcmp(now, sha256) == 0;
     if (!ok)

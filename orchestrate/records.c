@@ -57,6 +57,26 @@ static PGresult *pg_exec(nops_records *s, const char *sql, int n, const char *co
     return NULL;
 }
 
+void *nops__pg_open(const char *dsn, const char *schema, const char *what, char *errstr,
+                    size_t errstr_size)
+{
+    PGconn *c = PQconnectdb(dsn);
+    PGresult *r = NULL;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQclear(PQexec(c, "SET client_min_messages = warning"));
+        r = PQexec(c, schema);
+    }
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        nops_errf(errstr, errstr_size, "%s: PostgreSQL: %s", what, PQerrorMessage(c));
+    PQclear(r);
+    if (!ok) {
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
 nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errstr,
                                  size_t errstr_size)
 {
@@ -68,20 +88,11 @@ nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errs
     pthread_mutex_init(&s->mu, NULL);
     snprintf(s->dir, sizeof s->dir, "%s", dir ? dir : "");
     if (pg_dsn && *pg_dsn) {
-        s->pg = PQconnectdb(pg_dsn);
-        PGresult *r = NULL;
-        if (PQstatus(s->pg) == CONNECTION_OK) {
-            PQclear(PQexec(s->pg, "SET client_min_messages = warning"));
-            r = PQexec(s->pg, schema_sql);
-        }
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            nops_errf(errstr, errstr_size, "orchestrations: PostgreSQL: %s",
-                      PQerrorMessage(s->pg));
-            PQclear(r);
+        if (!(s->pg = nops__pg_open(pg_dsn, schema_sql, "orchestrations", errstr,
+                                    errstr_size))) {
             nops__records_close(s);
             return NULL;
         }
-        PQclear(r);
     } else if (mkdir(s->dir, 0750) != 0 && errno != EEXIST) {
         nops_errf(errstr, errstr_size, "orchestrations: cannot create %s: %s", s->dir,
                   strerror(errno));
