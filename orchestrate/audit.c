@@ -214,11 +214,11 @@ static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size
                         json_string_value(json_object_get(e, "decision")), details,
                         json_string_value(json_object_get(e, "prev_hash")),
                         json_string_value(json_object_get(e, "hash"))};
-    PGresult *r = PQexecParams(a->pg,
-                               "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
-                               "decision, details, prev_hash, hash) VALUES "
-                               "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)",
-                               9, NULL, v, NULL, NULL, 0);
+    PGresult *r = nops__pg_exec(a->pg,
+                                "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
+                                "decision, details, prev_hash, hash) VALUES "
+                                "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)",
+                                9, v);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
@@ -259,8 +259,6 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
         bool ok = line && at >= 0 && write_all(fd, line, strlen(line)) && fsync(fd) == 0;
         if (!ok)
             nops_errf(errstr, errstr_size, "audit: cannot write the log: %s", strerror(errno));
-        if (ok && a->pg && PQstatus(a->pg) != CONNECTION_OK)
-            PQreset(a->pg); /* the database restarted: one reconnection attempt */
         if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size))
             ok = false; /* keep file and database in step: the line is taken back below */
         if (ok && !push_off(a, (long)at)) {

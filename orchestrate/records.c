@@ -42,23 +42,28 @@ static bool valid_id(const char *id)
     return true;
 }
 
-/* Run a statement, reconnecting once when the connection was lost (a database restart). */
-static PGresult *pg_exec(nops_records *s, const char *sql, int n, const char *const *v)
+PGresult *nops__pg_exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (PQstatus(s->pg) != CONNECTION_OK)
-            PQreset(s->pg);
-        PGresult *r = PQexecParams(s->pg, sql, n, NULL, v, NULL, NULL, 0);
+        if (PQstatus(c) != CONNECTION_OK)
+            PQreset(c);
+        PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
         ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || PQstatus(s->pg) == CONNECTION_OK)
-            return r;
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || PQstatus(c) == CONNECTION_OK)
+            return r; /* done, or an error of the statement itself */
         PQclear(r);
     }
     return NULL;
 }
 
-void *nops__pg_open(const char *dsn, const char *schema, const char *what, char *errstr,
-                    size_t errstr_size)
+/* The store's statements (under s->mu). */
+static PGresult *pg_exec(nops_records *s, const char *sql, int n, const char *const *v)
+{
+    return nops__pg_exec(s->pg, sql, n, v);
+}
+
+PGconn *nops__pg_open(const char *dsn, const char *schema, const char *what, char *errstr,
+                      size_t errstr_size)
 {
     PGconn *c = PQconnectdb(dsn);
     PGresult *r = NULL;

@@ -474,6 +474,13 @@ static void test_postgres_store(void **state)
     assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
     nops_orch_destroy(o);
+    /* the database drops every other connection (a restart, a failover): the other instance
+     * reconnects on its next statement */
+    PGresult *k = PQexec(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE pid <> pg_backend_pid() AND datname = current_database()");
+    assert_int_equal(PQresultStatus(k), PGRES_TUPLES_OK);
+    assert_true(atoi(PQgetvalue(k, 0, 0)) >= 1);
+    PQclear(k);
     /* the other instance sees the approval and executes; the restarted one cannot again */
     nops_err ee = nops_orch_execute(o2, id, &ADMIN, &rec, err, sizeof err);
     if (ee != NOPS_OK)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char g_dir[] = "/tmp/nops-pb-XXXXXX";
 static char g_reg[160], g_pub[128], g_key[128], g_pub2[128], g_key2[128];
@@ -210,11 +211,45 @@ static void test_malformed_manifests(void **state)
     nops_registry_destroy(priv);
 }
 
+/* neuralops playbook keygen's function: a P-256 pair that signs what the registry accepts, the
+ * private key 0600, and an existing key never replaced. */
+static void test_keygen(void **state)
+{
+    char key[200], pub[200], err[256], dir[200];
+    snprintf(key, sizeof key, "%s/gen.key", g_dir);
+    snprintf(pub, sizeof pub, "%s/gen.pub", g_dir);
+    assert_int_equal(nops_playbook_keygen(key, pub, err, sizeof err), NOPS_OK);
+    struct stat sb;
+    assert_int_equal(stat(key, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(dir, sizeof dir, "%s/gen", g_dir);
+    sh("mkdir -p %s && cp %s/interop.json %s/", dir, g_reg, dir);
+    char file[260];
+    snprintf(file, sizeof file, "%s/interop.json", dir);
+    assert_int_equal(nops_playbook_sign(file, key, err, sizeof err), NOPS_OK);
+    nops_registry *r = nops_registry_load(dir, pub, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(nops_registry_count(r), 1);
+    nops_registry_destroy(r);
+    /* a second keygen onto the same file is refused and the key stays the one that signed */
+    char before[1024] = "", after[1024] = "";
+    FILE *f = fopen(key, "r");
+    assert_true(fread(before, 1, sizeof before - 1, f) > 0);
+    fclose(f);
+    assert_int_equal(nops_playbook_keygen(key, pub, err, sizeof err), NOPS_IO);
+    assert_non_null(strstr(err, "not replaced"));
+    f = fopen(key, "r");
+    assert_true(fread(after, 1, sizeof after - 1, f) > 0);
+    fclose(f);
+    assert_string_equal(before, after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signature_matrix),
         cmocka_unit_test(test_openssl_interop),
+        cmocka_unit_test(test_keygen),
         cmocka_unit_test(test_malformed_manifests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
