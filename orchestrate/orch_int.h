@@ -71,8 +71,9 @@ bool nops__command_allowed(const char *cmd, const char *patterns);
 /* The playbook's state_probe run now ({"exit","output"} or {"error"}, also when its command is
  * not `allowed`), NULL without a probe. */
 json_t *nops__probe_state(json_t *rec, const nops_playbook *pb, const char *allowed);
-/* The workflow_runs row of an executed record (new reference). */
-json_t *nops__workflow_row(json_t *rec, bool ok, const char *executed_by);
+/* The workflow_runs row of an executed record, with `status` success|failure|aborted (new
+ * reference). */
+json_t *nops__workflow_row(json_t *rec, const char *status, const char *executed_by);
 
 /* ---- the record store (records.c) ------------------------------------------------------- */
 
@@ -93,8 +94,6 @@ nops_err nops__records_save(nops_records *s, json_t *rec, const char *expect_sta
 /* Up to `limit` records (whole), newest created first, only those in `state` when it is not
  * NULL (new array reference; NULL when the store could not be read). */
 json_t *nops__records_list(nops_records *s, const char *state, size_t limit);
-/* The ids of records in `state` (new array reference; empty on error). */
-json_t *nops__records_in_state(nops_records *s, const char *state);
 /* Write a workflow_runs row: appended to `history_jsonl` (when not "") and inserted into
  * PostgreSQL table workflow_runs (when the store has a DSN). NOPS_IO + sentence if either
  * failed. */

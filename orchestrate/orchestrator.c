@@ -419,7 +419,7 @@ static nops_err finish_execute(nops_orchestrator *o, json_t *rec, const nops_pla
     atomic_fetch_sub(&o->n_running, 1);
     if (!ok)
         json_object_set_new(rec, "error", json_string(why));
-    json_t *row = nops__workflow_row(rec, ok, actor);
+    json_t *row = nops__workflow_row(rec, ok ? "success" : "failure", actor);
     char rerr[512];
     if (nops__records_add_run(o->rs, o->history, row, rerr, sizeof rerr) != NOPS_OK)
         NOPS_ERROR("orchestrate", "the run of %s is not in the history: %s", id_of(rec), rerr);
@@ -567,15 +567,13 @@ static void recover(nops_orchestrator *o)
 {
     static const char *states[] = {"dry_running", "executing"};
     for (int s = 0; s < 2; s++) {
-        json_t *ids = nops__records_in_state(o->rs, states[s]), *x;
+        json_t *recs = nops__records_list(o->rs, states[s], SIZE_MAX), *rec;
         size_t i;
-        json_array_foreach(ids, i, x) {
-            json_t *rec = nops__records_load(o->rs, json_string_value(x));
+        json_array_foreach(recs, i, rec) {
             char err[512];
-            if (!rec || !claim_is_dead(json_string_value(json_object_get(rec, "claimed_by")))) {
-                json_decref(rec);
+            if (!claim_is_dead(json_string_value(json_object_get(rec, "claimed_by"))))
                 continue;
-            }
+            rec = json_deep_copy(rec); /* commit_step takes it */
             if (s == 0) {
                 set_state(rec, "suggested");
             } else {
@@ -584,21 +582,20 @@ static void recover(nops_orchestrator *o)
                 json_object_set_new(rec, "error", json_string("the process running it stopped; "
                                                               "the outcome is unknown"));
                 const char *by = json_string_value(json_object_get(rec, "executed_by"));
-                json_t *row = nops__workflow_row(rec, false, by ? by : "");
-                json_object_set_new(row, "status", json_string("aborted"));
+                json_t *row = nops__workflow_row(rec, "aborted", by ? by : "");
                 if (nops__records_add_run(o->rs, o->history, row, err, sizeof err) != NOPS_OK)
                     NOPS_ERROR("orchestrate", "%s", err);
                 json_decref(row);
             }
-            NOPS_WARN("orchestrate", "%s was %s when its process stopped: now %s",
-                      json_string_value(x), states[s], state_of(rec));
+            NOPS_WARN("orchestrate", "%s was %s when its process stopped: now %s", id_of(rec),
+                      states[s], state_of(rec));
             json_t *details = json_pack("{s:O}", "claimed_by", json_object_get(rec, "claimed_by"));
             if (commit_step(o, rec, states[s], false, "neuralops", s ? "execute" : "dry-run",
                             s ? "interrupted" : "reset", details, NULL, err, sizeof err) !=
                 NOPS_OK)
                 NOPS_ERROR("orchestrate", "%s", err);
         }
-        json_decref(ids);
+        json_decref(recs);
     }
 }
 

@@ -217,38 +217,6 @@ nops_err nops__records_save(nops_records *s, json_t *rec, const char *expect_sta
     return e;
 }
 
-json_t *nops__records_in_state(nops_records *s, const char *state)
-{
-    json_t *ids = json_array();
-    pthread_mutex_lock(&s->mu);
-    if (s->pg) {
-        const char *v[1] = {state};
-        PGresult *r = pg_exec(s, "SELECT id FROM orchestrations WHERE state = $1 ORDER BY id", 1,
-                              v);
-        for (int i = 0; r && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
-            json_array_append_new(ids, json_string(PQgetvalue(r, i, 0)));
-        PQclear(r);
-    } else {
-        DIR *d = opendir(s->dir);
-        struct dirent *de;
-        while (d && (de = readdir(d))) {
-            size_t n = strlen(de->d_name);
-            if (n < 6 || n > 45 || strcmp(de->d_name + n - 5, ".json") != 0)
-                continue;
-            char id[48];
-            snprintf(id, sizeof id, "%.*s", (int)(n - 5), de->d_name);
-            json_t *rec = load_locked(s, id);
-            if (rec && strcmp(state_of(rec), state) == 0)
-                json_array_append_new(ids, json_string(id));
-            json_decref(rec);
-        }
-        if (d)
-            closedir(d);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return ids;
-}
-
 static int newest_first(const void *a, const void *b)
 {
     const char *x = json_string_value(json_object_get(*(json_t *const *)a, "created_at"));
@@ -262,7 +230,8 @@ json_t *nops__records_list(nops_records *s, const char *state, size_t limit)
     pthread_mutex_lock(&s->mu);
     if (s->pg) {
         char lim[24];
-        snprintf(lim, sizeof lim, "%zu", limit);
+        snprintf(lim, sizeof lim, "%llu", /* bigint */
+                 (unsigned long long)(limit > (size_t)INT64_MAX ? (size_t)INT64_MAX : limit));
         const char *v[2] = {lim, state};
         PGresult *r = pg_exec(s, state ? "SELECT record::text FROM orchestrations WHERE state = $2 "
                                          "ORDER BY record->>'created_at' DESC LIMIT $1::bigint"

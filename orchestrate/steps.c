@@ -194,7 +194,7 @@ static json_t *metrics_of(json_t *inc)
     return out;
 }
 
-json_t *nops__workflow_row(json_t *rec, bool ok, const char *executed_by)
+json_t *nops__workflow_row(json_t *rec, const char *status, const char *executed_by)
 {
     json_t *inc = json_object_get(rec, "incident");
     json_t *summary = json_object_get(inc, "summary"), *labels = json_object_get(inc, "labels");
@@ -208,6 +208,6 @@ json_t *nops__workflow_row(json_t *rec, bool ok, const char *executed_by)
                      json_is_object(labels) ? json_incref(labels) : json_object(), "signals",
                      json_is_array(signals) ? json_incref(signals) : json_array(), "started_at",
                      json_object_get(rec, "started_at"), "finished_at",
-                     json_object_get(rec, "updated_at"), "status", ok ? "success" : "failure",
+                     json_object_get(rec, "updated_at"), "status", status,
                      "executed_by", executed_by, "notes", err ? err : "");
 }

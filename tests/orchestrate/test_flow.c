@@ -502,6 +502,22 @@ static void test_postgres_store(void **state)
     json_decref(list);
     nops_orch_destroy(o);
     nops_orch_destroy(o2);
+    /* an execution a dead process of this host left in the database is found at start */
+    char host[128] = "", planted[512];
+    gethostname(host, sizeof host - 1);
+    snprintf(planted, sizeof planted,
+             "INSERT INTO flow_test.orchestrations (id, state, playbook_id, record) VALUES "
+             "('orch-dead-pg', 'executing', 'pg-ok', '{\"id\":\"orch-dead-pg\",\"state\":"
+             "\"executing\",\"playbook_id\":\"pg-ok\",\"claimed_by\":\"%s:999999999\","
+             "\"incident\":{},\"executed_by\":\"key:admin\"}')", host);
+    PGresult *pl = PQexec(c, planted);
+    assert_int_equal(PQresultStatus(pl), PGRES_COMMAND_OK);
+    PQclear(pl);
+    o = orch_with(dsn, NULL);
+    assert_int_equal(nops_orch_get(o, "orch-dead-pg", &rec), NOPS_OK);
+    assert_string_equal(st(rec), "interrupted");
+    json_decref(rec);
+    nops_orch_destroy(o);
     /* not in the file store: the database is the store */
     char path[300];
     snprintf(path, sizeof path, "%s/%s.json", g_state, id);
