@@ -234,11 +234,12 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
     char ts[40];
     nops_format_ts(nops_wall_ns(), ts, sizeof ts);
     pthread_mutex_lock(&a->mu);
-    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:O, s:s}", "seq",
+    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "seq",
                           (json_int_t)(a->seq + 1), "ts", ts, "actor", actor ? actor : "",
                           "action", action ? action : "", "subject", subject ? subject : "",
                           "decision", decision ? decision : "", "details",
-                          details ? (json_t *)details : json_object(), "prev_hash", a->prev);
+                          details ? json_incref((json_t *)details) : json_object(), "prev_hash",
+                          a->prev);
     char h[65];
     nops_err err = NOPS_IO;
     if (!e || !entry_hash(a->prev, e, h)) {
