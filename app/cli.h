@@ -49,6 +49,7 @@ typedef struct app_ctx {
     nops_vector_params vector;      /* [vector] */
     nops_reco_params recommend;     /* [recommend] */
     nops_orch_params orchestrate;   /* [orchestrate] */
+    nops_security_params security;  /* [security] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */

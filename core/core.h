@@ -277,4 +277,90 @@ uint64_t nops_now_ns(void);
 /** Wall clock in nanoseconds since the Unix epoch. */
 int64_t nops_wall_ns(void);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Text from outside (core/text.c)                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Length of the longest valid UTF-8 prefix of s[0..n) (RFC 3629: no overlongs, surrogates). */
+size_t nops_utf8_valid_prefix(const char *s, size_t n);
+/** True when s[0..n) is valid UTF-8 (NUL bytes count as valid here). */
+bool nops_utf8_valid(const char *s, size_t n);
+/**
+ * Copy s[0..n) into out (cap bytes, NUL-terminated) as valid UTF-8: each byte that does not
+ * start a valid sequence, and each NUL, becomes U+FFFD; a full `out` ends on a character
+ * boundary. Returns the bytes written (NUL excluded); `*replaced` (may be NULL) counts the
+ * replacements.
+ */
+size_t nops_utf8_sanitize(const char *s, size_t n, char *out, size_t cap, size_t *replaced);
+/** The largest length <= max that does not cut a UTF-8 character of s[0..n) in two. */
+size_t nops_utf8_cut(const char *s, size_t n, size_t max);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files the engine creates (core/files.c)                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+#define NOPS_DIR_MODE 0750  /**< every directory the engine creates */
+#define NOPS_FILE_MODE 0640 /**< every data file the engine creates */
+
+/**
+ * open(2) with O_CLOEXEC always; with O_CREAT a new file gets exactly NOPS_FILE_MODE whatever the
+ * umask and an existing file of ours that is wider is narrowed. Returns the fd or -1 (errno).
+ */
+int nops_file_open(const char *path, int flags);
+/** fopen(3) through nops_file_open ("r", "w", "a", with "+"); close-on-exec, private mode. */
+FILE *nops_file_fopen(const char *path, const char *mode);
+/** mkdir with NOPS_DIR_MODE whatever the umask; an existing directory is fine. 0 or -1 (errno). */
+int nops_dir_make(const char *path);
+/** fsync the directory that holds `path` (after a rename into it). 0 or -1 (errno). */
+int nops_fsync_dir_of(const char *path);
+/** Write `data` to path.tmp.PID, fsync, rename over `path`, fsync the directory. 0 or -1. */
+int nops_file_replace(const char *path, const void *data, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The engine's secret (core/secret.c)                                                         */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * 32 random bytes in a key file outside the data dir. What the engine reads back from disk or
+ * the database and then acts on (approvals, the audit chain, remembered heads) carries an
+ * HMAC-SHA256 under a subkey derived for its purpose, so whoever can write the data dir or the
+ * database but cannot read the key file cannot forge it. Thread contract: a loaded nops_secret
+ * is immutable; any number of threads may MAC with it at once.
+ */
+
+#define NOPS_MAC_LEN 32 /**< bytes of an HMAC-SHA256 */
+
+typedef struct nops_secret nops_secret;
+
+typedef struct nops_security_params {
+    char key_file[512]; /**< the key file; "" = the per-user default (nops_security_key_path) */
+} nops_security_params;
+
+extern const nops_cfg_section nops_security_cfg_section;
+
+/** The key file to use for `p`: p->key_file, else $XDG_CONFIG_HOME or ~/.config/neuralops/. */
+void nops_security_key_path(const nops_security_params *p, char *out, size_t cap);
+/**
+ * Read the key at `path`; when it is missing and `create`, make it first (parent directories
+ * 0700, file 0600, O_EXCL: an existing key is never replaced). A key readable by group or
+ * others is refused. The caller owns the result (nops_secret_destroy).
+ */
+nops_secret *nops_secret_load(const char *path, bool create, char *errstr, size_t errstr_size);
+/** A key from bytes (tests, fuzzers); any length, reduced with SHA-256. */
+nops_secret *nops_secret_from_bytes(const void *key, size_t len);
+void nops_secret_destroy(nops_secret *s);
+/** Where the key was read from ("(in memory)" for nops_secret_from_bytes). */
+const char *nops_secret_path(const nops_secret *s);
+/** False (and a sentence) when the key file lies inside `dir` (e.g. the data dir). */
+bool nops_secret_outside(const nops_secret *s, const char *dir, char *errstr,
+                         size_t errstr_size);
+/** HMAC-SHA256 of data under the subkey HMAC(key, purpose). */
+void nops_secret_mac(const nops_secret *s, const char *purpose, const void *data, size_t len,
+                     unsigned char out[NOPS_MAC_LEN]);
+/** The same as 64 lower-case hex digits and a NUL. */
+void nops_secret_mac_hex(const nops_secret *s, const char *purpose, const void *data, size_t len,
+                         char out[2 * NOPS_MAC_LEN + 1]);
+/** Constant-time check of a hex MAC made by nops_secret_mac_hex; false for NULL or bad length. */
+bool nops_secret_verify_hex(const nops_secret *s, const char *purpose, const void *data,
+                            size_t len, const char *hex);
+
 #endif /* NOPS_CORE_H */
