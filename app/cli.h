@@ -84,6 +84,7 @@ typedef struct app_api {
     nops_policy *policy;      /* orchestrate.policy_file, or NULL */
     nops_audit *audit;        /* data_dir/audit.jsonl (+ PostgreSQL) */
     nops_orchestrator *orch;  /* the flow, or NULL */
+    nops_secret *secret;      /* the engine's key (security.key_file); approvals, audit chain */
     char orch_off[512];       /* why the flow is off although configured ("" = it is not off) */
     nops_api *api;            /* NULL when api.listen is "" */
 } app_api;
@@ -91,6 +92,9 @@ typedef struct app_api {
 /* Make storage.data_dir if it is missing (before anything writes there); false with a message
  * printed. */
 bool app_data_dir(app_ctx *ctx, const char *cmd);
+/* The engine's key (security.key_file, made at the first start, refused inside the data dir);
+ * NULL with a message printed. */
+nops_secret *app_secret(app_ctx *ctx, const char *cmd);
 /* Create the store (seeded from the data dir's JSONL files); false with a message printed. */
 bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd);
 /* Start the server over the running pipeline; false with a message printed. */

@@ -4,6 +4,7 @@
 #include "app/cli.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -50,6 +51,26 @@ bool app_data_dir(app_ctx *ctx, const char *cmd)
     return false;
 }
 
+nops_secret *app_secret(app_ctx *ctx, const char *cmd)
+{
+    char path[600], err[1024];
+    nops_security_key_path(&ctx->security, path, sizeof path);
+    bool existed = access(path, F_OK) == 0;
+    nops_secret *s = nops_secret_load(path, true, err, sizeof err);
+    if (s && !nops_secret_outside(s, ctx->storage.data_dir, err, sizeof err)) {
+        nops_secret_destroy(s);
+        s = NULL;
+    }
+    if (!s) {
+        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
+        return NULL;
+    }
+    if (!existed)
+        NOPS_WARN(cmd, "made a new engine key %s (mode 0600): approvals and the audit chain are "
+                  "keyed with it; back it up and keep it out of the data dir", path);
+    return s;
+}
+
 /*
  * The orchestration pieces from [orchestrate]. A bad setting (registry, keys, policy) stops the
  * command (false, message printed); a resource that is not there now — the audit file or the
@@ -69,6 +90,8 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
         return false;
     }
     if (!app_data_dir(ctx, cmd)) /* the audit trail opens before any sink made it */
+        return false;
+    if (!(a->secret = app_secret(ctx, cmd)))
         return false;
     snprintf(path, sizeof path, "%s/audit.jsonl", ctx->storage.data_dir);
     if (!(a->audit = nops_audit_open(path, ctx->sinks.postgres_dsn, err, sizeof err))) {
@@ -175,6 +198,8 @@ void app_api_fini(app_api *a)
     nops_audit_close(a->audit);
     nops_policy_destroy(a->policy);
     nops_registry_destroy(a->registry);
+    nops_secret_destroy(a->secret);
+    a->secret = NULL;
     a->orch = NULL;
     a->audit = NULL;
     a->policy = NULL;

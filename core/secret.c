@@ -92,12 +92,15 @@ static bool create_key(const char *path, char *errstr, size_t errstr_size)
     strcat(hex, "\n");
     if (!make_parents(path, errstr, errstr_size))
         return false;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* written whole to a temp file, then linked into place: link(2) fails if a key exists
+     * already, and a reader never sees a half-written key */
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.new.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        if (errno == EEXIST) /* another process made it first: read theirs */
-            return true;
-        nops_errf(errstr, errstr_size, "cannot create the engine key %s: %s", path,
+        nops_errf(errstr, errstr_size, "cannot create the engine key %s: %s", tmp,
                   strerror(errno));
+        OPENSSL_cleanse(hex, sizeof hex);
         return false;
     }
     size_t len = strlen(hex);
@@ -105,11 +108,14 @@ static bool create_key(const char *path, char *errstr, size_t errstr_size)
     int saved = errno;
     close(fd);
     OPENSSL_cleanse(hex, sizeof hex);
-    if (!ok) {
-        unlink(path);
+    if (ok && link(tmp, path) != 0 && errno != EEXIST) { /* EEXIST: another process won */
+        saved = errno;
+        ok = false;
+    }
+    unlink(tmp);
+    if (!ok)
         nops_errf(errstr, errstr_size, "cannot write the engine key %s: %s", path,
                   strerror(saved));
-    }
     return ok;
 }
 
