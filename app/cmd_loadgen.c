@@ -5,6 +5,7 @@
 #include "app/history.h"
 #include "app/loadgen.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,9 +91,9 @@ static int write_history(const lg_cli *c)
         fprintf(stderr, "neuralops loadgen: --history needs --out FILE\n");
         return NOPS_EXIT_USAGE;
     }
-    FILE *f = strcmp(c->out, "-") == 0 ? stdout : fopen(c->out, "w");
+    FILE *f = strcmp(c->out, "-") == 0 ? stdout : nops_file_fopen(c->out, "w");
     if (!f) {
-        fprintf(stderr, "neuralops loadgen: cannot write %s\n", c->out);
+        fprintf(stderr, "neuralops loadgen: cannot write %s: %s\n", c->out, strerror(errno));
         return NOPS_EXIT_FAIL;
     }
     history_gen g;
@@ -106,9 +107,11 @@ static int write_history(const lg_cli *c)
         if ((i + 1) % 1000000 == 0)
             fprintf(stderr, "loadgen: %zu of %zu runs\n", i + 1, n);
     }
+    errno = 0;
     ok = (f == stdout ? fflush(f) : fclose(f)) == 0 && ok;
     if (!ok) {
-        fprintf(stderr, "neuralops loadgen: writing %s failed\n", c->out);
+        fprintf(stderr, "neuralops loadgen: writing %s failed: %s\n", c->out,
+                errno ? strerror(errno) : "write error");
         return NOPS_EXIT_FAIL;
     }
     fprintf(stderr, "neuralops loadgen: %zu runs written to %s\n", n, c->out);

@@ -228,7 +228,7 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
     json_decref(ctx);
     char id[48], ts[40];
     unsigned long long rnd = 0;
-    FILE *ur = fopen("/dev/urandom", "rb");
+    FILE *ur = nops_file_fopen("/dev/urandom", "r");
     if (!ur || fread(&rnd, sizeof rnd, 1, ur) != 1)
         rnd = (unsigned long long)nops_wall_ns() ^ ((unsigned long long)getpid() << 40);
     if (ur)
