@@ -71,8 +71,10 @@ static nops_err flush_file(jsonl_file *f, char *errstr, size_t errstr_size)
 static nops_err jsonl_flush(void *self, char *errstr, size_t errstr_size)
 {
     jsonl_sink *s = self;
+    char second[sizeof s->f[1].path + 200];
     nops_err e = flush_file(&s->f[0], errstr, errstr_size);
-    nops_err e2 = flush_file(&s->f[1], errstr, errstr_size);
+    nops_err e2 = e != NOPS_OK ? flush_file(&s->f[1], second, sizeof second) /* keep the first */
+                               : flush_file(&s->f[1], errstr, errstr_size);
     return e != NOPS_OK ? e : e2;
 }
 
