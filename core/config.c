@@ -596,7 +596,9 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                  "`NEURALOPS_<SECTION>_<KEY>`, or from a command-line flag "
                  "(`--set section.key=value`, or the short alias shown). Later sources win: "
                  "defaults < file < environment < flags. Unknown keys and out-of-range values "
-                 "are errors that name the file and line, the variable or the flag.\n\n");
+                 "are errors that name the file and line, the variable or the flag; a "
+                 "`NEURALOPS_*` environment variable that is no setting's is logged as a "
+                 "warning naming the closest setting.\n\n");
     for (size_t i = 0; i < cfg->n; i++) {
         const nops_cfg_section *sec = cfg->slots[i].sec;
         fprintf(out, "## [%s]\n\n%s\n\n", sec->name, sec->doc);

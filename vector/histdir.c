@@ -30,7 +30,8 @@ static const nops_cfg_entry vector_entries[] = {
      sizeof(((nops_vector_params *)0)->actor_key), "neuralops-change-me", NULL, NULL,
      NOPS_CFG_SECRET,
      "Secret of the keyed hash (HMAC-SHA256) that replaces executed_by before anything is "
-     "written; change it (NEURALOPS_VECTOR_ACTOR_KEY) so hashes cannot be recomputed from names."},
+     "written; change it (NEURALOPS_VECTOR_ACTOR_KEY) so hashes cannot be recomputed from names: "
+     "serve and vectorize refuse to start with the default (only the demo uses it)."},
 };
 
 const nops_cfg_section nops_vector_cfg_section = {
