@@ -31,6 +31,7 @@
 static nops_registry *g_reg;
 static nops_audit *g_audit;
 static nops_orchestrator *g_orch;
+static nops_secret *g_secret; /* the engine's key for the orchestrators */
 static rd_kafka_t *g_cluster;
 static char g_dir[] = "/tmp/nops-api-XXXXXX";
 static nops_detect_params g_dp;
@@ -122,10 +123,12 @@ static void setup_orchestration(void)
     assert_non_null(g_reg);
     snprintf(path, sizeof path, "%s/audit.jsonl", g_dir);
     g_audit = nops_audit_open(path, NULL, err, sizeof err);
+    g_secret = nops_secret_from_bytes("api test key", 12);
     snprintf(path, sizeof path, "%s/orch", g_dir);
     char hist[256];
     snprintf(hist, sizeof hist, "%s/runs.jsonl", g_dir);
-    nops_orch_deps d = {.state_dir = path, .history_jsonl = hist, .reg = g_reg, .audit = g_audit};
+    nops_orch_deps d = {.state_dir = path, .history_jsonl = hist, .reg = g_reg, .audit = g_audit,
+                        .secret = g_secret};
     g_orch = nops_orch_new(&d, err, sizeof err);
     assert_non_null(g_orch);
 }
@@ -177,6 +180,7 @@ static int teardown(void **state)
     nops_store_destroy(g_store);
     nops_orch_destroy(g_orch);
     nops_audit_close(g_audit);
+    nops_secret_destroy(g_secret);
     nops_registry_destroy(g_reg);
     rd_kafka_destroy(g_cluster);
     curl_global_cleanup();
@@ -901,7 +905,8 @@ static void test_orchestration_over_http_on_postgres(void **state)
     snprintf(state_dir, sizeof state_dir, "%s/orch-pg", g_dir);
     nops_audit *audit = nops_audit_open(path, dsn, err, sizeof err);
     assert_non_null(audit);
-    nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit};
+    nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit,
+                        .secret = g_secret};
     nops_orchestrator *orch = nops_orch_new(&d, err, sizeof err);
     assert_non_null(orch);
     nops_orchestrator *files_orch = g_orch;
