@@ -253,9 +253,9 @@ nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errs
                                  size_t errstr_size)
 {
     static const char *schema_more =
-        "CREATE INDEX IF NOT EXISTS orchestrations_created ON orchestrations (created_at);"
+        "CREATE INDEX IF NOT EXISTS orchestrations_created ON orchestrations (created_at, id);"
         "CREATE INDEX IF NOT EXISTS orchestrations_state_created ON orchestrations "
-        "(state, created_at);";
+        "(state, created_at, id);";
     nops_records *s = nops_calloc(1, sizeof *s);
     if (!s) {
         nops_errf(errstr, errstr_size, "out of memory");

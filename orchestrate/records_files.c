@@ -264,7 +264,8 @@ json_t *nops__rfiles_list(nops_rfiles *f, const char *state, size_t limit)
     for (size_t i = 0; i < f->n; i++)
         if (!state || strcmp(f->ix[i].state, state) == 0)
             pick[n++] = &f->ix[i];
-    qsort(pick, n, sizeof *pick, newest_first);
+    if (n)
+        qsort(pick, n, sizeof *pick, newest_first);
     /* copy the ids first: reading a file updates the index, which may move its entries */
     char (*ids)[44] = n ? nops_malloc((n < limit ? n : limit) * sizeof *ids) : NULL;
     size_t k = 0;

@@ -828,6 +828,10 @@ static void test_orchestration_over_http(void **state)
     json_decref(doc);
     expect_error(http_do(g_port, "GET", "/orchestrations?state=pending", H_VIEWER, NULL, 0), 400,
                  "state must be");
+    r = http_do(g_port, "GET", "/orchestrations?state=damaged", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"orchestrations\":[]"));
+    http_free(&r);
     expect_error(http_do(g_port, "GET", "/orchestrations?limit=0", H_VIEWER, NULL, 0), 400,
                  "limit");
     snprintf(path, sizeof path, "/orchestrations/%s/approve", id);
@@ -906,7 +910,7 @@ static void test_orchestration_over_http_on_postgres(void **state)
     nops_audit *audit = nops_audit_open(path, dsn, err, sizeof err);
     assert_non_null(audit);
     nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit,
-                        .secret = g_secret};
+                        .secret = g_secret, .max_open = 1};
     nops_orchestrator *orch = nops_orch_new(&d, err, sizeof err);
     assert_non_null(orch);
     nops_orchestrator *files_orch = g_orch;
@@ -915,6 +919,7 @@ static void test_orchestration_over_http_on_postgres(void **state)
     g_audit = audit;
     nops_api_params ap;
     api_params(&ap);
+    ap.body_limit = 1 << 20; /* the incident's own cap is the one to meet */
     nops_api *api = start_api(&ap, g_boot);
     g_orch = files_orch;
     g_audit = files_audit;
@@ -930,6 +935,16 @@ static void test_orchestration_over_http_on_postgres(void **state)
     char id[64], url[160];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")));
     json_decref(o);
+    /* an inline incident over 64 KiB of JSON */
+    static char big[NOPS_ORCH_MAX_INCIDENT + 100];
+    snprintf(big, sizeof big, "{\"playbook_id\":\"echo\",\"incident\":{\"summary\":\"%0*d\"}}",
+             NOPS_ORCH_MAX_INCIDENT, 0);
+    expect_error(http_do(port, "POST", "/orchestrate", op_json, big, (size_t)-1), 413,
+                 "incident is");
+    /* orchestrate.max_open = 1: a second open one is refused until the first ends */
+    expect_error(http_do(port, "POST", "/orchestrate", op_json,
+                         "{\"playbook_id\":\"echo\",\"incident\":{}}", (size_t)-1),
+                 429, "orchestrate.max_open");
     snprintf(url, sizeof url, "/orchestrations/%s/dry-run", id);
     assert_int_equal(status_of(http_do(port, "POST", url, op_json, "", 0)), 202);
     await_state_on(port, id, "dry_run_ok");
@@ -945,11 +960,21 @@ static void test_orchestration_over_http_on_postgres(void **state)
     http_free(&r);
     assert_int_equal(json_array_size(json_object_get(o, "entries")), 5);
     json_decref(o);
+    /* the row edited to be approved again by someone else: the approval does not verify */
+    const char *v[1] = {id};
+    PGresult *pr = PQexecParams(c, "UPDATE api_pg.orchestrations SET state = 'approved', record "
+                                   "= jsonb_set(jsonb_set(record, '{state}', '\"approved\"'), "
+                                   "'{approval,by}', '\"key:mallory\"') WHERE id = $1",
+                                1, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
+    PQclear(pr);
+    snprintf(url, sizeof url, "/orchestrations/%s/execute", id);
+    expect_error(http_do(port, "POST", url, op_json, "", 0), 409, "does not verify");
     nops_api_destroy(api);
     nops_orch_destroy(orch);
     nops_audit_close(audit);
     /* all of it is in the database: the record, the run and the five audit rows */
-    tu_pg_expect_run(c, "api_pg", id, "executed", "success", 5);
+    tu_pg_expect_run(c, "api_pg", id, "approved", "success", 6); /* + the refusal */
     tu_pg_drop_schema(c, "api_pg");
 }
 
