@@ -72,6 +72,17 @@ bool nops__seal_make(const nops_secret *s, const char *kind, json_t *rec,
 /* Whether `hex` is that seal (constant time). */
 bool nops__seal_check(const nops_secret *s, const char *kind, json_t *rec,
                       const nops_playbook *pb, json_t *sub, const char *hex);
+/* "" when the record's own seal ("mac", made at suggest) holds against the manifest `pb` loaded
+ * now and its copy of the steps is the manifest's; otherwise why not, in `why`. */
+void nops__origin_refusal(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                          char *why, size_t why_size);
+/* Seal `kind` ("dry-run", "approval") into rec[key] = {"by" (when not NULL), "at",
+ * "manifest_sha256", "mac"}; false when out of memory. */
+bool nops__seal_into(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                     const char *kind, const char *key, const char *by);
+/* Whether rec[key] is a seal of `kind` that holds against the manifest `pb` loaded now. */
+bool nops__sealed(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                  const char *kind, const char *key);
 /* The policy's decision context for a suggestion (orchestrate.h, the policy gate). */
 json_t *nops__policy_context(const nops_playbook *pb, const json_t *incident,
                              const nops_actor *who);

@@ -148,27 +148,6 @@ static nops_err refuse(nops_orchestrator *o, const char *actor, const char *acti
     return NOPS_INVAL;
 }
 
-/* "" when the record's own seal (made at suggest) holds against the manifest loaded now;
- * otherwise why not. */
-static void origin_refusal(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
-                           char *why, size_t why_size)
-{
-    why[0] = '\0';
-    if (nops__seal_check(o->secret, "suggest", rec, pb, NULL,
-                         json_string_value(json_object_get(rec, "mac"))))
-        return;
-    const char *sha = json_string_value(json_object_get(rec, "manifest_sha256"));
-    if (sha && strcmp(sha, pb->sha256) != 0)
-        snprintf(why, why_size, "the manifest of playbook %s is not the one orchestration %s "
-                 "was suggested with (sha256 %.12s…, the registry's %.12s…): the manifest "
-                 "changed, or the record was edited; suggest it again", pb->id, id_of(rec), sha,
-                 pb->sha256);
-    else
-        snprintf(why, why_size, "the record of orchestration %s does not verify: it was changed "
-                 "outside the engine (or made under another engine key); nothing of it is run",
-                 id_of(rec));
-}
-
 /* Load a record in one of the `want` states ("a|b") whose playbook is still registered and whose
  * seal holds; NULL with an error otherwise (a record that does not verify is refused: counted
  * and audited as `action` by `actor`). */
@@ -200,7 +179,7 @@ static json_t *load_in(nops_orchestrator *o, const char *id, const char *want,
         nops_errf(errstr, errstr_size, "its playbook is no longer in the registry");
         *e = NOPS_NOTFOUND;
     } else {
-        origin_refusal(o, rec, *pb, why, sizeof why);
+        nops__origin_refusal(o->secret, rec, *pb, why, sizeof why);
         if (!why[0])
             return rec;
         *e = refuse(o, actor, action, id, why, errstr, errstr_size);
@@ -323,33 +302,6 @@ static json_t *claim_dry_run(nops_orchestrator *o, const char *id, const nops_ac
     return rec;
 }
 
-/* Seal `kind` ("dry-run", "approval") into rec[key] = {"by"?, "at", "manifest_sha256", "mac"}. */
-static bool seal_into(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
-                      const char *kind, const char *key, const char *by)
-{
-    char ts[40], mac[2 * NOPS_MAC_LEN + 1];
-    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
-    json_t *sub = json_pack("{s:s, s:s}", "at", ts, "manifest_sha256", pb->sha256);
-    if (sub && by)
-        json_object_set_new(sub, "by", json_string(by));
-    if (!sub || !nops__seal_make(o->secret, kind, rec, pb, sub, mac)) {
-        json_decref(sub);
-        return false;
-    }
-    json_object_set_new(sub, "mac", json_string(mac));
-    return json_object_set_new(rec, key, sub) == 0;
-}
-
-/* Whether rec[key] is a seal of `kind` that holds against the manifest loaded now. */
-static bool sealed(nops_orchestrator *o, json_t *rec, const nops_playbook *pb, const char *kind,
-                   const char *key)
-{
-    json_t *sub = json_object_get(rec, key);
-    return json_is_object(sub) &&
-           nops__seal_check(o->secret, kind, rec, pb, sub,
-                            json_string_value(json_object_get(sub, "mac")));
-}
-
 static nops_err finish_dry_run(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
                                const char *actor, json_t **out, char *errstr,
                                size_t errstr_size)
@@ -357,7 +309,7 @@ static nops_err finish_dry_run(nops_orchestrator *o, json_t *rec, const nops_pla
     char why[512] = "";
     bool ok = nops__run_steps(rec, pb, o->kafka, o->allowed, true, why, sizeof why);
     json_object_del(rec, "dry_run_seal");
-    if (ok && !seal_into(o, rec, pb, "dry-run", "dry_run_seal", NULL)) {
+    if (ok && !nops__seal_into(o->secret, rec, pb, "dry-run", "dry_run_seal", NULL)) {
         snprintf(why, sizeof why, "out of memory");
         ok = false;
     }
@@ -398,14 +350,14 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     else if (!json_is_string(json_object_get(rec, "requested_by")) ||
              strcmp(who->id, json_string_value(json_object_get(rec, "requested_by"))) == 0)
         snprintf(why, sizeof why, "the approver must not be the requester");
-    else if (!sealed(o, rec, pb, "dry-run", "dry_run_seal"))
+    else if (!nops__sealed(o->secret, rec, pb, "dry-run", "dry_run_seal"))
         snprintf(why, sizeof why, "the passed dry-run of orchestration %s does not verify (its "
                  "record was changed outside the engine): suggest it again", id);
     if (why[0]) {
         json_decref(rec);
         return refuse(o, who->id, "approve", id, why, errstr, errstr_size);
     }
-    if (!seal_into(o, rec, pb, "approval", "approval", who->id)) {
+    if (!nops__seal_into(o->secret, rec, pb, "approval", "approval", who->id)) {
         json_decref(rec);
         nops_errf(errstr, errstr_size, "out of memory");
         return NOPS_NOMEM;
@@ -452,10 +404,10 @@ static void execute_refusal(nops_orchestrator *o, json_t *rec, const nops_playbo
         if (!json_is_true(json_object_get(policy, "auto_execute")) || !pb->auto_mode)
             snprintf(why, why_size, "this run needs an approval (policy: %s)",
                      json_string_value(json_object_get(policy, "action")));
-        else if (!sealed(o, rec, pb, "dry-run", "dry_run_seal"))
+        else if (!nops__sealed(o->secret, rec, pb, "dry-run", "dry_run_seal"))
             snprintf(why, why_size, "the passed dry-run of orchestration %s does not verify "
                      "(its record was changed outside the engine): suggest it again", id);
-    } else if (!sealed(o, rec, pb, "approval", "approval")) {
+    } else if (!nops__sealed(o->secret, rec, pb, "approval", "approval")) {
         const char *sha = json_string_value(
             json_object_get(json_object_get(rec, "approval"), "manifest_sha256"));
         if (sha && strcmp(sha, pb->sha256) != 0)

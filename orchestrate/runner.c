@@ -106,6 +106,37 @@ static void output_text(const char *raw, size_t got, bool more, nops_step_result
         res->truncated = true;
 }
 
+/* Read the child's output from fd until it closes it or the deadline passes (then the process
+ * group is killed): at most cap bytes into raw, *more when there were more. */
+static void read_output(int fd, pid_t pid, int64_t deadline_ns, nops_step_result *res,
+                        char *raw, size_t cap, size_t *got, bool *more)
+{
+    for (;;) {
+        int64_t left_ms = (deadline_ns - (int64_t)nops_now_ns()) / 1000000;
+        if (left_ms <= 0) {
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            res->timed_out = true;
+            return;
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, left_ms > 200 ? 200 : (int)left_ms) <= 0)
+            continue;
+        char buf[4096];
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return; /* the child closed its output (or it cannot be read): wait below */
+        const size_t room = cap - *got;
+        size_t take = (size_t)r < room ? (size_t)r : room;
+        if (take)
+            memcpy(raw + *got, buf, take);
+        *got += take;
+        *more = *more || take < (size_t)r;
+    }
+}
+
 nops_err nops__run_step(const json_t *exec, bool dry_run, bool dry_run_arg,
                         char *const *env, int64_t deadline_ns, nops_step_result *res)
 {
@@ -147,33 +178,11 @@ nops_err nops__run_step(const json_t *exec, bool dry_run, bool dry_run_arg,
         return NOPS_IO;
     }
     /* a few bytes past the buffer, to see whether its last character is whole */
-    char *raw = malloc(sizeof res->output + 4);
+    const size_t cap = sizeof res->output + 4;
+    char *raw = malloc(cap);
     size_t got = 0;
     bool more = false;
-    for (;;) {
-        int64_t left_ms = (deadline_ns - (int64_t)nops_now_ns()) / 1000000;
-        if (left_ms <= 0) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            res->timed_out = true;
-            break;
-        }
-        struct pollfd p = {fds[0], POLLIN, 0};
-        if (poll(&p, 1, left_ms > 200 ? 200 : (int)left_ms) <= 0)
-            continue;
-        char buf[4096];
-        ssize_t r = read(fds[0], buf, sizeof buf);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r <= 0)
-            break; /* the child closed its output (or it cannot be read): wait below */
-        const size_t room = raw ? sizeof res->output + 4 - got : 0;
-        size_t take = (size_t)r < room ? (size_t)r : room;
-        if (take)
-            memcpy(raw + got, buf, take);
-        got += take;
-        more = more || take < (size_t)r;
-    }
+    read_output(fds[0], pid, deadline_ns, res, raw, raw ? cap : 0, &got, &more);
     close(fds[0]);
     int status = 0;
     for (;;) { /* the deadline holds while waiting too */

@@ -12,7 +12,8 @@
  *   compact JSON, keys sorted, non-ASCII escaped, of
  *   {"kind", "orchestration_id", "playbook_id", "playbook_version", "manifest_sha256",
  *    "context", "requested_by", "created_at", "policy" (kind "suggest") | "origin" (the
- *    suggest seal, other kinds), "by", "at" (dry-run and approval)}
+ *    suggest seal, other kinds), "by", "at" (dry-run and approval), "dry_run" (the dry-run's
+ *    per-step results, kind "dry-run")}
  *
  * where the playbook's id, version and sha256 are those of the manifest loaded now, never the
  * record's copies. A seal made for one manifest therefore fails against another, one made for
@@ -21,8 +22,10 @@
  * auto_execute), "dry-run" (made when a dry-run passed) and "approval" (made at approve; binds
  * the approver and the time).
  *
- * Every value sealed is a string, a boolean or an object of those, so the text is the same
- * after the record went through a file or jsonb and back.
+ * Every value sealed is a string, a boolean, an integer or an object or array of those, so the
+ * text is the same after the record went through a file or jsonb and back. The record's copy of
+ * the manifest's steps (for reading) is not sealed but must equal the manifest's (checked by the
+ * orchestrator).
  */
 #include "orchestrate/orch_int.h"
 
@@ -67,6 +70,8 @@ static char *plan_text(const char *kind, json_t *rec, const nops_playbook *pb, j
         json_object_set_new(p, "by", field(sub, "by"));
         json_object_set_new(p, "at", field(sub, "at"));
     }
+    if (p && strcmp(kind, "dry-run") == 0) /* what the approver reads of it */
+        json_object_set_new(p, "dry_run", field(rec, "dry_run"));
     char *text = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
     json_decref(p);
     return text;
@@ -94,6 +99,67 @@ bool nops__seal_check(const nops_secret *s, const char *kind, json_t *rec,
     bool ok = text && nops_secret_verify_hex(s, SEAL_PURPOSE, text, strlen(text), hex);
     free(text);
     return ok;
+}
+
+/* ---- checks the orchestrator makes ---------------------------------------------------------- */
+
+static const char *rec_id(json_t *rec)
+{
+    const char *s = json_string_value(json_object_get(rec, "id"));
+    return s ? s : "";
+}
+
+/* "" when the record's own seal (made at suggest) holds against the manifest loaded now;
+ * otherwise why not. */
+void nops__origin_refusal(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                          char *why, size_t why_size)
+{
+    why[0] = '\0';
+    if (nops__seal_check(secret, "suggest", rec, pb, NULL,
+                         json_string_value(json_object_get(rec, "mac")))) {
+        if (!json_equal(json_object_get(rec, "steps"), json_object_get(pb->manifest, "steps")))
+            snprintf(why, why_size, "the steps shown in orchestration %s are not its signed "
+                     "manifest's: the record was changed outside the engine; nothing of it is "
+                     "run", rec_id(rec));
+        return;
+    }
+    const char *sha = json_string_value(json_object_get(rec, "manifest_sha256"));
+    if (sha && strcmp(sha, pb->sha256) != 0)
+        snprintf(why, why_size, "the manifest of playbook %s is not the one orchestration %s "
+                 "was suggested with (sha256 %.12s…, the registry's %.12s…): the manifest "
+                 "changed, or the record was edited; suggest it again", pb->id, rec_id(rec), sha,
+                 pb->sha256);
+    else
+        snprintf(why, why_size, "the record of orchestration %s does not verify: it was changed "
+                 "outside the engine (or made under another engine key); nothing of it is run",
+                 rec_id(rec));
+}
+
+/* Seal `kind` ("dry-run", "approval") into rec[key] = {"by"?, "at", "manifest_sha256", "mac"}. */
+bool nops__seal_into(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                     const char *kind, const char *key, const char *by)
+{
+    char ts[40], mac[2 * NOPS_MAC_LEN + 1];
+    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
+    json_t *sub = json_pack("{s:s, s:s}", "at", ts, "manifest_sha256", pb->sha256);
+    if (sub && by)
+        json_object_set_new(sub, "by", json_string(by));
+    if (!sub || !nops__seal_make(secret, kind, rec, pb, sub, mac)) {
+        json_decref(sub);
+        return false;
+    }
+    json_object_set_new(sub, "mac", json_string(mac));
+    return json_object_set_new(rec, key, sub) == 0;
+}
+
+/* Whether rec[key] is a seal of `kind` that holds against the manifest loaded now. */
+bool nops__sealed(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                  const char *kind, const char *key)
+{
+    json_t *sub = json_object_get(rec, key);
+    return json_is_object(sub) &&
+           nops__seal_check(secret, kind, rec, pb, sub,
+                            json_string_value(json_object_get(sub, "mac")));
 }
 
 /* ---- a new record ------------------------------------------------------------------------ */

@@ -182,14 +182,15 @@ static void file_put(json_t *rec)
 }
 
 /* What an attacker with write access to the store does to `rec`: steps become a shell that
- * creates the marker, state approved, the approval with the plan hash recomputed as the engine
+ * creates the marker (with `shell`), state approved, the approval with the plan hash recomputed as the engine
  * used to compute it (plain SHA-256 of playbook id, manifest hash and steps). */
-static void forge_approval(json_t *rec)
+static void forge_approval(json_t *rec, bool shell)
 {
     char cmd[300], ph[65];
     snprintf(cmd, sizeof cmd, "id > %s", g_marker);
-    json_object_set_new(rec, "steps", json_pack("[{s:s, s:[s, s, s]}]", "name", "pwn", "exec",
-                                                "/bin/sh", "-c", cmd));
+    if (shell)
+        json_object_set_new(rec, "steps", json_pack("[{s:s, s:[s, s, s]}]", "name", "pwn",
+                                                    "exec", "/bin/sh", "-c", cmd));
     json_object_set_new(rec, "state", json_string("approved"));
     json_t *plan = json_pack("{s:O, s:O, s:O}", "playbook_id", json_object_get(rec, "playbook_id"),
                              "manifest_sha256", json_object_get(rec, "manifest_sha256"), "steps",
@@ -248,29 +249,54 @@ static void test_edited_record_file_runs_nothing(void **state)
     /* the attack of the review: a suggested, dry-run record edited into an approved shell */
     prepared(o, "safe", id);
     rec = file_rec(id);
-    forge_approval(rec);
+    forge_approval(rec, true);
     file_put(rec);
-    expect_refused(o, id, "does not verify");
-    /* a genuine approval, then the steps edited: the signed manifest's steps run */
+    expect_refused(o, id, "changed outside the engine");
+    /* only the approval forged, the steps left as they are */
+    prepared(o, "safe", id);
+    rec = file_rec(id);
+    forge_approval(rec, false);
+    file_put(rec);
+    expect_refused(o, id, "approval of orchestration");
+    /* a genuine approval, then the steps shown edited: refused, nothing run */
     prepared(o, "safe", id);
     approve(o, id);
     rec = file_rec(id);
     json_t *approval = json_incref(json_object_get(rec, "approval"));
-    forge_approval(rec);
+    forge_approval(rec, true);
     json_object_set_new(rec, "approval", approval);
     file_put(rec);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
-    assert_string_equal(st(rec), "executed");
+    expect_refused(o, id, "not its signed manifest's");
+    /* the same edit cannot make the steps run anyway: they come from the manifest */
+    rec = file_rec(id);
+    char why[512] = "";
+    assert_true(nops__run_steps(rec, nops_registry_get(g_r, "safe"), NULL, "", false, why,
+                                sizeof why));
     assert_string_equal(json_string_value(json_object_get(
                             json_array_get(json_object_get(rec, "execution"), 0), "output")),
                         "safe\n");
     json_decref(rec);
     assert_int_not_equal(access(g_marker, F_OK), 0);
-    /* ... and set back to approved to run again: not by this process */
+    /* a genuine run, then set back to approved to run again: not by this process */
+    prepared(o, "safe", id);
+    approve(o, id);
+    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_string_equal(st(rec), "executed");
+    json_decref(rec);
     rec = file_rec(id);
     json_object_set_new(rec, "state", json_string("approved"));
     file_put(rec);
     expect_refused(o, id, "executed by this process already");
+    nops_orch_destroy(o);
+}
+
+/* Edits of what is sealed: the context, the playbook, the policy's decision, the dry-run. */
+static void test_edited_seals_are_refused(void **state)
+{
+    (void)state;
+    nops_orchestrator *o = orch();
+    char id[64], err[512];
+    json_t *rec;
     /* the context the steps get (labels → NEURALOPS_SERVICE, kafka labels) is sealed */
     prepared(o, "safe", id);
     approve(o, id);
@@ -298,6 +324,14 @@ static void test_edited_record_file_runs_nothing(void **state)
     json_object_set_new(json_object_get(rec, "policy"), "action", json_string("allow"));
     file_put(rec);
     expect_refused(o, id, "does not verify");
+    /* nor the dry-run's results the approver reads */
+    prepared(o, "safe", id);
+    rec = file_rec(id);
+    json_object_set_new(json_array_get(json_object_get(rec, "dry_run"), 0), "output",
+                        json_string("all clear"));
+    file_put(rec);
+    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_non_null(strstr(err, "dry-run"));
     /* a dry-run that never happened cannot be approved */
     json_t *inc = json_object();
     assert_int_equal(nops_orch_suggest(o, inc, "safe", &OPS, &rec, err, sizeof err), NOPS_OK);
@@ -367,7 +401,7 @@ static void test_edited_row_runs_nothing(void **state)
     prepared(o, "safe", id);
     json_t *rec;
     assert_int_equal(nops_orch_get(o, id, &rec), NOPS_OK);
-    forge_approval(rec);
+    forge_approval(rec, true);
     char *text = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
     const char *v[2] = {id, text};
@@ -378,7 +412,7 @@ static void test_edited_row_runs_nothing(void **state)
     assert_string_equal(PQcmdTuples(r), "1");
     PQclear(r);
     free(text);
-    expect_refused(o, id, "does not verify");
+    expect_refused(o, id, "changed outside the engine");
     /* a genuine approval on the database executes, from another instance too */
     prepared(o, "safe", id);
     approve(o, id);
@@ -650,6 +684,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edited_record_file_runs_nothing),
+        cmocka_unit_test(test_edited_seals_are_refused),
         cmocka_unit_test(test_other_key_is_refused),
         cmocka_unit_test(test_edited_row_runs_nothing),
         cmocka_unit_test(test_binary_output_is_kept_as_text),
