@@ -118,6 +118,8 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
                            .kafka_extra = ctx->kafka.extra,
                            .allowed_commands = ctx->orchestrate.allowed_commands,
                            .workers = (int)ctx->orchestrate.workers,
+                           .max_open = ctx->orchestrate.max_open,
+                           .secret = a->secret,
                            .reg = a->registry,
                            .pol = a->policy,
                            .audit = a->audit};
