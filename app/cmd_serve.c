@@ -103,8 +103,14 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
         return false;
     if (!(a->secret = app_secret(ctx, cmd)))
         return false;
+    /* the chain is keyed with the engine key; its head is remembered beside the key, out of
+     * reach of whoever can write the data dir or the database alone */
+    char key_path[600], heads[700];
+    nops_security_key_path(&ctx->security, key_path, sizeof key_path);
+    nops_audit_head_dir_for(key_path, heads, sizeof heads);
     snprintf(path, sizeof path, "%s/audit.jsonl", ctx->storage.data_dir);
-    if (!(a->audit = nops_audit_open(path, ctx->sinks.postgres_dsn, err, sizeof err))) {
+    if (!(a->audit = nops_audit_open(path, ctx->sinks.postgres_dsn, a->secret, heads, err,
+                                     sizeof err))) {
         snprintf(a->orch_off, sizeof a->orch_off, "%.500s", err);
         NOPS_ERROR(cmd, "orchestration is off: %s", err);
         return true;

@@ -1,18 +1,20 @@
 /*
  * bench_audit.c — `neuralops-bench audit`: the audit trail's two paths beside their limits.
  *
- * append: entries/s of nops_audit_append (hash chain + one fsync'ed line each) beside writing
- * and fsync'ing the same number of lines of the same size with write(2) alone — the disk's sync
- * rate is the limit. With a DSN (--dsn or NEURALOPS_TEST_PG_DSN), also appends that go to
+ * append: entries/s of nops_audit_append (keyed hash chain, one fsync'ed line each, and the head
+ * record outside the data dir replaced durably: a file fsync and a directory fsync more) beside
+ * writing and fsync'ing the same number of lines of the same size with write(2) alone — the
+ * disk's sync rate is the limit. With a DSN (--dsn or NEURALOPS_TEST_PG_DSN), also appends that go to
  * PostgreSQL audit_logs beside the two bare durable writes per entry (write+fsync of a line,
  * a plain INSERT of the same row into an unconstrained table).
- * verify: entries/s of nops_audit_verify_file beside SHA-256 over the same bytes (the hashing
- * alone, in one pass) and beside parsing the lines with jansson alone.
+ * verify: entries/s of nops_audit_verify_file (HMAC-SHA256 per entry) beside SHA-256 over the
+ * same bytes (the hashing alone, in one pass) and beside parsing the lines with jansson alone.
  */
 #include "bench/bench.h"
 
 #include "orchestrate/orchestrate.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <libpq-fe.h>
@@ -27,14 +29,41 @@ static json_t *details_of(size_t i)
                      "p50 latency on checkout/checkout-007 jumped to 300 ms");
 }
 
-/* n appends through the audit trail; entries/s. */
+static nops_secret *g_key; /* the chain's key, in memory (bench_audit makes and frees it) */
+
+static nops_secret *bench_key(void)
+{
+    return g_key;
+}
+
+/* Remove directory `dir` and the files in it. */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[600];
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            unlink(p);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+/* n appends through the audit trail (a new chain, its head record in a directory of its own);
+ * entries/s. */
 static double append_rate(const char *path, const char *dsn, size_t n)
 {
-    char err[256];
+    char err[512], heads[] = "/tmp/nops-bench-heads-XXXXXX";
     unlink(path);
-    nops_audit *a = nops_audit_open(path, dsn, err, sizeof err);
+    if (!mkdtemp(heads))
+        return 0;
+    nops_audit *a = nops_audit_open(path, dsn, bench_key(), heads, err, sizeof err);
     if (!a) {
         fprintf(stderr, "neuralops-bench audit: %s\n", err);
+        remove_dir(heads);
         return 0;
     }
     double t0 = bench_seconds();
@@ -50,6 +79,7 @@ static double append_rate(const char *path, const char *dsn, size_t n)
     }
     double el = bench_seconds() - t0;
     nops_audit_close(a);
+    remove_dir(heads);
     return (double)n / el;
 }
 
@@ -159,7 +189,7 @@ int bench_audit(const bench_opts *o)
     const size_t n_sync = o->quick ? 200 : 5000;
     const size_t n_verify = o->quick ? 2000 : 200000; /* written on /dev/shm */
     char dir[] = "/tmp/nops-bench-audit-XXXXXX", path[200], raw[200];
-    if (!mkdtemp(dir))
+    if (!mkdtemp(dir) || !(g_key = nops_secret_from_bytes("neuralops-bench", 15)))
         return 1;
     snprintf(path, sizeof path, "%s/audit.jsonl", dir);
     snprintf(raw, sizeof raw, "%s/raw.jsonl", dir);
@@ -186,15 +216,16 @@ int bench_audit(const bench_opts *o)
 
     /* a long chain for verify: one fsync per entry makes it slow to write on a disk, so it is
      * written on /dev/shm (tmpfs, where fsync returns at once) when there is one */
-    char err[256];
+    char err[512];
     unlink(path);
     char shm[] = "/dev/shm/nops-bench-audit-XXXXXX";
     bool on_shm = mkdtemp(shm) != NULL;
     if (on_shm)
         snprintf(path, sizeof path, "%s/audit.jsonl", shm);
-    nops_audit *a = nops_audit_open(path, NULL, err, sizeof err);
+    nops_audit *a = nops_audit_open(path, NULL, bench_key(), NULL, err, sizeof err);
     if (!a) {
         fprintf(stderr, "neuralops-bench audit: %s\n", err);
+        nops_secret_destroy(g_key);
         return 1;
     }
     fprintf(stderr, "audit: writing a chain of %zu entries for verify...\n", n_verify);
@@ -207,7 +238,7 @@ int bench_audit(const bench_opts *o)
     nops_audit_close(a);
     nops_audit_report r;
     double t0 = bench_seconds();
-    nops_err e = nops_audit_verify_file(path, &r);
+    nops_err e = nops_audit_verify_file(path, bench_key(), &r);
     double ver = (double)r.entries / (bench_seconds() - t0);
     if (e != NOPS_OK || r.entries != n_verify)
         fprintf(stderr, "neuralops-bench audit: verify found %s\n", r.why);
@@ -221,5 +252,7 @@ int bench_audit(const bench_opts *o)
     if (on_shm)
         rmdir(shm);
     rmdir(dir);
+    nops_secret_destroy(g_key);
+    g_key = NULL;
     return 0;
 }

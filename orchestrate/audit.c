@@ -1,18 +1,23 @@
 /*
- * audit.c — the tamper-evident audit trail of orchestrate.h: a SHA-256 hash chain in JSONL and,
- * optionally, in PostgreSQL audit_logs (UPDATE and DELETE refused by a trigger).
+ * audit.c — the tamper-evident audit trail of orchestrate.h: opening it (and checking that it
+ * was not cut short or rewritten since the last start), appending, and reading pages.
+ *
+ * The chain is keyed (audit_chain.c) and its end is remembered outside the data dir and, with
+ * PostgreSQL, in table audit_logs too (audit_head.c). A start that finds the file, the table
+ * and the head record disagreeing refuses to continue the chain: nops_audit_open fails with a
+ * sentence that says what was found, and the orchestration flow stays off until an operator
+ * looks (docs/security-audit.md).
  */
-#include "orchestrate/orch_int.h"
+#include "orchestrate/audit_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
-#include <openssl/evp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 static const char *schema_sql =
     "CREATE TABLE IF NOT EXISTS audit_logs ("
@@ -28,11 +33,14 @@ static const char *schema_sql =
 
 struct nops_audit {
     pthread_mutex_t mu;
-    FILE *f;
-    PGconn *pg;
-    uint64_t seq;        /* last seq written */
-    char prev[65];       /* its hash */
-    long *off;           /* file offset of each line (entry seq k at off[k-1]) */
+    FILE *f;                 /* the JSONL file, read-write, O_APPEND, close-on-exec */
+    PGconn *pg;              /* audit_logs, or NULL */
+    const nops_secret *key;  /* the engine key (borrowed) */
+    bool keep_head;          /* a head record is kept (head_dir given) */
+    nops__audit_head head;   /* which one */
+    uint64_t seq;            /* last seq written */
+    char prev[65];           /* its hash */
+    long *off;               /* file offset of each line (entry seq k at off[k-1]) */
     size_t noff, capoff;
 };
 
@@ -47,66 +55,6 @@ static bool push_off(nops_audit *a, long at)
         a->capoff = cap;
     }
     a->off[a->noff++] = at;
-    return true;
-}
-
-/* hex SHA-256 of prev ‖ canonical JSON of `e` (without "hash"). */
-static bool entry_hash(const char *prev, json_t *e, char out[65])
-{
-    json_t *copy = json_copy(e);
-    json_object_del(copy, "hash");
-    char *canon = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-    json_decref(copy);
-    if (!canon)
-        return false;
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    bool ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
-              EVP_DigestUpdate(c, prev, strlen(prev)) &&
-              EVP_DigestUpdate(c, canon, strlen(canon)) && EVP_DigestFinal_ex(c, md, &n);
-    EVP_MD_CTX_free(c);
-    free(canon);
-    for (unsigned i = 0; ok && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return ok;
-}
-
-/* ---- checking one entry against the chain ------------------------------------------------ */
-
-static const char *fields[] = {"seq", "ts", "actor", "action", "subject", "decision",
-                               "details", "prev_hash", "hash"};
-
-/* Whether entry `e` (the k-th, 1-based) follows `prev`; *why says what is wrong. */
-static bool check_entry(json_t *e, uint64_t k, const char *prev, char *why, size_t why_size)
-{
-    if (!json_is_object(e) || json_object_size(e) != 9) {
-        snprintf(why, why_size, "not an audit entry (nine fields expected)");
-        return false;
-    }
-    for (size_t i = 0; i < 9; i++)
-        if (!json_object_get(e, fields[i])) {
-            snprintf(why, why_size, "field \"%s\" is missing", fields[i]);
-            return false;
-        }
-    if (json_integer_value(json_object_get(e, "seq")) != (json_int_t)k) {
-        snprintf(why, why_size, "seq %lld where %llu was due (an entry was removed, added or "
-                 "moved)", (long long)json_integer_value(json_object_get(e, "seq")),
-                 (unsigned long long)k);
-        return false;
-    }
-    const char *ph = json_string_value(json_object_get(e, "prev_hash"));
-    if (!ph || strcmp(ph, prev) != 0) {
-        snprintf(why, why_size, "prev_hash does not match the hash of entry %llu",
-                 (unsigned long long)(k - 1));
-        return false;
-    }
-    char h[65];
-    const char *stored = json_string_value(json_object_get(e, "hash"));
-    if (!entry_hash(prev, e, h) || !stored || strcmp(h, stored) != 0) {
-        snprintf(why, why_size, "hash does not match the entry's content (a field was changed)");
-        return false;
-    }
     return true;
 }
 
@@ -125,65 +73,424 @@ static bool write_all(int fd, const char *buf, size_t n)
     return true;
 }
 
-/* ---- opening and appending ------------------------------------------------------------- */
-
-/* Index the lines of the file; the last non-empty one into buf. */
-static bool index_lines(nops_audit *a, char *buf, size_t cap)
+/* Entry k (1-based) of the file as JSON (new reference), NULL when unreadable or not JSON. */
+static json_t *read_entry(nops_audit *a, uint64_t k)
 {
+    if (k < 1 || k > a->noff || fseek(a->f, a->off[k - 1], SEEK_SET) != 0)
+        return NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    json_t *e = getline(&line, &cap, a->f) > 0 ? json_loads(line, 0, NULL) : NULL;
+    free(line);
+    fseek(a->f, 0, SEEK_END);
+    return e;
+}
+
+/* The hash entry k of the file states into out (k = 0: the zeros before entry 1); false when
+ * there is no such entry. */
+static bool hash_at(nops_audit *a, uint64_t k, char out[65])
+{
+    if (k == 0) {
+        snprintf(out, 65, "%s", NOPS__AUDIT_ZERO_HASH);
+        return true;
+    }
+    json_t *e = read_entry(a, k);
+    const char *h = json_string_value(json_object_get(e, "hash"));
+    if (h)
+        snprintf(out, 65, "%s", h);
+    json_decref(e);
+    return h != NULL;
+}
+
+/* Check entries from+1..noff against the walk `w` (positioned after entry `from`). */
+static bool walk_file(nops_audit *a, nops__audit_walk *w, char *why, size_t why_size)
+{
+    for (uint64_t k = w->n + 1; k <= a->noff; k++) {
+        json_t *e = read_entry(a, k);
+        bool ok = e && nops__audit_walk_step(w, e, why, why_size);
+        if (!e)
+            snprintf(why, why_size, "entry %llu is not JSON", (unsigned long long)k);
+        json_decref(e);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* ---- appending ------------------------------------------------------------------------------ */
+
+static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size)
+{
+    char seq[24];
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long)json_integer_value(
+                                          json_object_get(e, "seq")));
+    char *details = json_dumps(json_object_get(e, "details"),
+                               JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    const char *hash = json_string_value(json_object_get(e, "hash"));
+    const char *v[9] = {seq, json_string_value(json_object_get(e, "ts")),
+                        json_string_value(json_object_get(e, "actor")),
+                        json_string_value(json_object_get(e, "action")),
+                        json_string_value(json_object_get(e, "subject")),
+                        json_string_value(json_object_get(e, "decision")), details,
+                        json_string_value(json_object_get(e, "prev_hash")), hash};
+    PGresult *r = nops__pg_exec(a->pg,
+                                "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
+                                "decision, details, prev_hash, hash) VALUES "
+                                "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)",
+                                9, v);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (!ok && state && strcmp(state, "23505") == 0) {
+        /* the row is there: the INSERT committed but its answer was lost with the connection
+         * and nops__pg_exec ran it again; it counts when it is this very entry */
+        PQclear(r);
+        r = nops__pg_exec(a->pg, "SELECT hash FROM audit_logs WHERE seq = $1::bigint", 1, v);
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && hash &&
+             strcmp(PQgetvalue(r, 0, 0), hash) == 0;
+        if (!ok)
+            nops_errf(errstr, errstr_size, "audit: PostgreSQL audit_logs already holds a "
+                      "different entry %s", seq);
+    } else if (!ok) {
+        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
+    }
+    PQclear(r);
+    free(details);
+    return ok;
+}
+
+/* Remember the new end in the head record. A failure does not take the entry back (it is in the
+ * file and the table already): it is logged and counted, and the next append tries again. */
+static void update_head(nops_audit *a)
+{
+    if (!a->keep_head)
+        return;
+    nops__audit_pos at = {.seq = a->seq};
+    snprintf(at.hash, sizeof at.hash, "%s", a->prev);
+    if (nops__audit_head_write(&a->head, a->key, &at, a->pg != NULL) != 0) {
+        atomic_fetch_add(&nops__audit_alarms, 1);
+        NOPS_ERROR("audit", "cannot update the head record %s: %s; until it is written again, "
+                   "cutting entries after seq %llu off the trail would go unnoticed",
+                   a->head.file, strerror(errno), (unsigned long long)a->seq);
+    }
+}
+
+/* The entry as one line (malloc'ed, ends in a newline); NULL when out of memory. */
+static char *entry_line(json_t *e)
+{
+    char *text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    char *line = text ? realloc(text, strlen(text) + 2) : NULL;
+    if (line)
+        strcat(line, "\n");
+    else
+        free(text);
+    return line;
+}
+
+/* Append under a->mu (or before anyone else can see `a`). */
+static nops_err append_locked(nops_audit *a, const char *actor, const char *action,
+                              const char *subject, const char *decision, const json_t *details,
+                              uint64_t *seq, char *errstr, size_t errstr_size)
+{
+    char ts[40], h[65];
+    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
+    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "seq",
+                          (json_int_t)(a->seq + 1), "ts", ts, "actor", actor ? actor : "",
+                          "action", action ? action : "", "subject", subject ? subject : "",
+                          "decision", decision ? decision : "", "details",
+                          details ? json_incref((json_t *)details) : json_object(), "prev_hash",
+                          a->prev);
+    char *line = NULL;
+    if (!e || !nops__audit_hash(a->key, a->prev, e, h) ||
+        json_object_set_new(e, "hash", json_string(h)) != 0 || !(line = entry_line(e))) {
+        nops_errf(errstr, errstr_size, "audit: out of memory");
+        json_decref(e);
+        return NOPS_NOMEM;
+    }
+    /* write(2) on the O_APPEND descriptor, not stdio: a failed write leaves nothing buffered to
+     * come out later, and whatever part reached the file is cut off again */
+    const int fd = fileno(a->f);
+    const off_t at = lseek(fd, 0, SEEK_END);
+    bool ok = at >= 0 && write_all(fd, line, strlen(line)) && fsync(fd) == 0;
+    if (!ok)
+        nops_errf(errstr, errstr_size, "audit: cannot write the log: %s", strerror(errno));
+    if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size))
+        ok = false; /* keep file and database in step: the line is taken back below */
+    if (ok && !push_off(a, (long)at)) {
+        ok = false;
+        nops_errf(errstr, errstr_size, "audit: out of memory");
+    }
+    if (!ok && at >= 0 && ftruncate(fd, at) != 0)
+        NOPS_ERROR("audit", "cannot take back a partly written or refused line: %s",
+                   strerror(errno));
+    free(line);
+    json_decref(e);
+    if (!ok)
+        return NOPS_IO;
+    a->seq++;
+    snprintf(a->prev, sizeof a->prev, "%s", h);
+    if (seq)
+        *seq = a->seq;
+    update_head(a);
+    return NOPS_OK;
+}
+
+nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
+                           const char *subject, const char *decision, const json_t *details,
+                           uint64_t *seq, char *errstr, size_t errstr_size)
+{
+    pthread_mutex_lock(&a->mu);
+    nops_err e = append_locked(a, actor, action, subject, decision, details, seq, errstr,
+                               errstr_size);
+    pthread_mutex_unlock(&a->mu);
+    return e;
+}
+
+/* ---- opening: where the chain ends, and whether that is where it ended before ---------------- */
+
+static bool open_file(nops_audit *a, const char *path, char *errstr, size_t errstr_size)
+{
+    int fd = nops_file_open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW);
+    if (fd < 0 || !(a->f = fdopen(fd, "a+"))) {
+        if (errno == ELOOP)
+            nops_errf(errstr, errstr_size, "audit: %s is a symbolic link: refused (the trail "
+                      "is remembered by its real path)", path);
+        else
+            nops_errf(errstr, errstr_size, "audit: cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    /* index the lines (entry k at off[k-1]) */
     char *line = NULL;
     size_t lcap = 0;
-    bool any = false;
     ssize_t n;
-    rewind(a->f);
     long at = 0;
-    while ((n = getline(&line, &lcap, a->f)) > 0) {
-        if (n > 1) {
-            snprintf(buf, cap, "%s", line);
-            any = true;
-            push_off(a, at);
-        }
+    bool ok = true;
+    rewind(a->f);
+    while (ok && (n = getline(&line, &lcap, a->f)) > 0) {
+        if (n > 1)
+            ok = push_off(a, at);
         at += (long)n;
     }
     free(line);
     fseek(a->f, 0, SEEK_END);
-    return any;
+    if (!ok)
+        nops_errf(errstr, errstr_size, "audit: out of memory");
+    return ok;
 }
 
-nops_audit *nops_audit_open(const char *path, const char *pg_dsn, char *errstr,
-                            size_t errstr_size)
+/* Name the head record in head_dir, which must lie outside the audit file's directory. */
+static bool prepare_head(nops_audit *a, const char *head_dir, const char *path, char *errstr,
+                         size_t errstr_size)
 {
+    char real[PATH_MAX];
+    if (nops_dir_make(head_dir) != 0 || !realpath(head_dir, real)) {
+        nops_errf(errstr, errstr_size, "audit: cannot create the head record directory %s: %s",
+                  head_dir, strerror(errno));
+        return false;
+    }
+    if (!nops__audit_head_locate(&a->head, real, path, errstr, errstr_size))
+        return false;
+    const char *slash = strrchr(a->head.id, '/');
+    size_t dl = slash ? (size_t)(slash - a->head.id) : 0;
+    if (strncmp(real, a->head.id, dl) == 0 && (real[dl] == '\0' || real[dl] == '/')) {
+        nops_errf(errstr, errstr_size, "audit: the head record directory %s lies inside %.*s, "
+                  "the audit file's directory: whoever can write one could roll back both; "
+                  "keep it outside (beside the engine key)", real, (int)dl, a->head.id);
+        return false;
+    }
+    a->keep_head = true;
+    return true;
+}
+
+/* An integrity refusal: counted, and said with what was found. */
+static bool refuse(const char *path, const char *why, char *errstr, size_t errstr_size)
+{
+    atomic_fetch_add(&nops__audit_alarms, 1);
+    nops_errf(errstr, errstr_size, "audit: %s: %s; refusing to continue the chain (neuralops "
+              "audit verify checks every entry; docs/security-audit.md says how to recover)",
+              path, why);
+    return false;
+}
+
+/* Where the file ends: its last entry, keyed — or a whole trail of an earlier version (unkeyed
+ * entries only), which *legacy then says and the caller seals. */
+static bool load_end(nops_audit *a, const char *path, bool *legacy, char *errstr,
+                     size_t errstr_size)
+{
+    *legacy = false;
+    a->seq = 0;
+    snprintf(a->prev, sizeof a->prev, "%s", NOPS__AUDIT_ZERO_HASH);
+    if (a->noff == 0)
+        return true;
+    json_t *last = read_entry(a, a->noff);
+    const char *ph = json_string_value(json_object_get(last, "prev_hash"));
+    char why[400] = "its last line is not a chain entry";
+    nops__audit_walk w;
+    bool ok = false;
+    if (ph && strlen(ph) == 64) {
+        nops__audit_walk_from(&w, a->key, a->noff - 1, ph);
+        w.keyed = false; /* the last entry alone: keyed, or unkeyed of an earlier version */
+        ok = nops__audit_walk_step(&w, last, why, sizeof why);
+    }
+    json_decref(last);
+    if (ok && !w.keyed) { /* an earlier version's trail: all of it must be unkeyed */
+        nops__audit_walk_init(&w, a->key);
+        ok = walk_file(a, &w, why, sizeof why);
+        *legacy = ok;
+    }
+    if (!ok)
+        return refuse(path, why, errstr, errstr_size);
+    a->seq = w.n;
+    snprintf(a->prev, sizeof a->prev, "%s", w.prev);
+    return true;
+}
+
+/* The head record against the file: refuse a file cut short, replaced or rewritten. */
+static bool check_head(nops_audit *a, const char *path, bool legacy, char *errstr,
+                       size_t errstr_size)
+{
+    char why[700];
+    nops_err e = nops__audit_head_read(&a->head, a->key, why, sizeof why);
+    if (e == NOPS_IO) {
+        nops_errf(errstr, errstr_size, "audit: %s", why);
+        return false;
+    }
+    if (e != NOPS_OK)
+        return refuse(path, why, errstr, errstr_size);
+    if (!a->head.present) {
+        if (a->seq > 0 && !legacy)
+            NOPS_WARN("audit", "no head record for %s (%s): whether entries were cut off its "
+                      "end before this start cannot be told; one is kept from now on", path,
+                      a->head.file);
+        return true;
+    }
+    if (legacy)
+        return refuse(path, "it holds only unkeyed entries although this version kept a head "
+                      "record for it: it was rewritten without the engine key",
+                      errstr, errstr_size);
+    nops__audit_pos f = {.seq = a->seq};
+    snprintf(f.hash, sizeof f.hash, "%s", a->prev);
+    char at[65];
+    bool have = a->head.at.seq <= a->noff && hash_at(a, a->head.at.seq, at);
+    if (!nops__audit_head_check(&f, have ? at : NULL, &a->head, why, sizeof why))
+        return refuse(path, why, errstr, errstr_size);
+    nops__audit_walk w;
+    nops__audit_walk_from(&w, a->key, a->head.at.seq, a->head.at.hash);
+    char bad[400];
+    if (!walk_file(a, &w, bad, sizeof bad)) {
+        snprintf(why, sizeof why, "entry %llu after the head record does not verify: %s",
+                 (unsigned long long)(w.n + 1), bad);
+        return refuse(path, why, errstr, errstr_size);
+    }
+    if (a->seq - a->head.at.seq > 1)
+        NOPS_WARN("audit", "the head record %s was %llu entries behind %s (its updates failed); "
+                  "those entries verify", a->head.file,
+                  (unsigned long long)(a->seq - a->head.at.seq), path);
+    return true;
+}
+
+/* Copy entries from..end of the file into audit_logs (one transaction). */
+static bool pg_copy(nops_audit *a, uint64_t from, char *errstr, size_t errstr_size)
+{
+    PGresult *r = PQexec(a->pg, "BEGIN");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
+    for (uint64_t k = from; ok && k <= a->noff; k++) {
+        json_t *e = read_entry(a, k);
+        ok = e && pg_insert(a, e, errstr, errstr_size);
+        json_decref(e);
+    }
+    r = PQexec(a->pg, ok ? "COMMIT" : "ROLLBACK");
+    if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
+        ok = false;
+    }
+    PQclear(r);
+    return ok;
+}
+
+/* The table against the file (and the head record): refuse when one was cut short or rewritten;
+ * give the table the entries it lacks after a crash or when it is new to this chain. */
+static bool check_pg(nops_audit *a, const char *dsn, const char *path, char *errstr,
+                     size_t errstr_size)
+{
+    nops__audit_pg_head p;
+    if (!(a->pg = nops__pg_open(dsn, schema_sql, "audit", errstr, errstr_size)) ||
+        !nops__audit_pg_head_read(a->pg, &p, errstr, errstr_size))
+        return false;
+    nops__audit_pos f = {.seq = a->seq};
+    snprintf(f.hash, sizeof f.hash, "%s", a->prev);
+    char at[65], why[700];
+    bool have = p.at.seq <= a->noff && hash_at(a, p.at.seq, at);
+    int64_t gap = nops__audit_pg_gap(&f, have ? at : NULL, &p, a->keep_head ? &a->head : NULL,
+                                     why, sizeof why);
+    if (gap < 0)
+        return refuse(path, why, errstr, errstr_size);
+    if (gap == 0)
+        return true;
+    if (!pg_copy(a, a->seq - (uint64_t)gap + 1, errstr, errstr_size))
+        return false;
+    NOPS_WARN("audit", "PostgreSQL audit_logs lacked the last %lld entries of %s (an append a "
+              "crash cut short, or a table new to this chain): copied them", (long long)gap,
+              path);
+    return true;
+}
+
+/* Seal a trail of an earlier version: a keyed entry naming its unkeyed entries. */
+static bool seal(nops_audit *a, const char *path, char *errstr, size_t errstr_size)
+{
+    const uint64_t n = a->seq;
+    json_t *d = json_pack("{s:I, s:s}", "legacy_entries", (json_int_t)n, "legacy_head", a->prev);
+    nops_err e = d ? append_locked(a, "neuralops", NOPS__AUDIT_SEAL_ACTION, "audit", "sealed", d,
+                                   NULL, errstr, errstr_size)
+                   : NOPS_NOMEM;
+    json_decref(d);
+    if (e == NOPS_OK)
+        NOPS_WARN("audit", "%s held %llu entries of an earlier version, hashed without a key: "
+                  "sealed them with keyed entry %llu. They cannot be changed unnoticed from now "
+                  "on; a change made to them before this start cannot be detected", path,
+                  (unsigned long long)n, (unsigned long long)a->seq);
+    return e == NOPS_OK;
+}
+
+nops_audit *nops_audit_open(const char *path, const char *pg_dsn, const nops_secret *key,
+                            const char *head_dir, char *errstr, size_t errstr_size)
+{
+    if (!key) {
+        nops_errf(errstr, errstr_size, "audit: no engine key (security.key_file): the chain is "
+                  "keyed with it");
+        return NULL;
+    }
     nops_audit *a = nops_calloc(1, sizeof *a);
     if (!a) {
         nops_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
-    snprintf(a->prev, sizeof a->prev, ZERO_HASH);
-    if (!(a->f = fopen(path, "a+"))) {
-        nops_errf(errstr, errstr_size, "audit: cannot open %s: %s", path, strerror(errno));
+    a->key = key;
+    bool legacy = false;
+    if (!open_file(a, path, errstr, errstr_size) ||
+        (head_dir && *head_dir && !prepare_head(a, head_dir, path, errstr, errstr_size)) ||
+        !load_end(a, path, &legacy, errstr, errstr_size) ||
+        (a->keep_head && !check_head(a, path, legacy, errstr, errstr_size)) ||
+        (pg_dsn && *pg_dsn && !check_pg(a, pg_dsn, path, errstr, errstr_size)) ||
+        (legacy && !seal(a, path, errstr, errstr_size))) {
         nops_audit_close(a);
         return NULL;
     }
-    static char last[1 << 16];
-    if (index_lines(a, last, sizeof last)) {
-        json_t *e = json_loads(last, 0, NULL);
-        const char *h = json_string_value(json_object_get(e, "hash"));
-        json_int_t seq = json_integer_value(json_object_get(e, "seq"));
-        if (!h || strlen(h) != 64 || seq < 1) {
-            nops_errf(errstr, errstr_size, "audit: the last line of %s is not a chain entry "
-                      "(check it with neuralops audit verify)", path);
-            json_decref(e);
+    if (a->keep_head) {
+        nops__audit_pos at = {.seq = a->seq};
+        snprintf(at.hash, sizeof at.hash, "%s", a->prev);
+        if (nops__audit_head_write(&a->head, key, &at, a->pg != NULL) != 0) {
+            nops_errf(errstr, errstr_size, "audit: cannot write the head record %s: %s (the "
+                      "engine must be able to write that directory, outside the data dir)",
+                      a->head.file, strerror(errno));
             nops_audit_close(a);
             return NULL;
         }
-        snprintf(a->prev, sizeof a->prev, "%s", h);
-        a->seq = (uint64_t)seq;
-        json_decref(e);
-    }
-    if (pg_dsn && *pg_dsn &&
-        !(a->pg = nops__pg_open(pg_dsn, schema_sql, "audit", errstr, errstr_size))) {
-        nops_audit_close(a);
-        return NULL;
     }
     return a;
 }
@@ -198,89 +505,6 @@ void nops_audit_close(nops_audit *a)
     free(a->off);
     pthread_mutex_destroy(&a->mu);
     nops_free(a);
-}
-
-static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size)
-{
-    char seq[24];
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long)json_integer_value(
-                                          json_object_get(e, "seq")));
-    char *details = json_dumps(json_object_get(e, "details"),
-                               JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-    const char *v[9] = {seq, json_string_value(json_object_get(e, "ts")),
-                        json_string_value(json_object_get(e, "actor")),
-                        json_string_value(json_object_get(e, "action")),
-                        json_string_value(json_object_get(e, "subject")),
-                        json_string_value(json_object_get(e, "decision")), details,
-                        json_string_value(json_object_get(e, "prev_hash")),
-                        json_string_value(json_object_get(e, "hash"))};
-    PGresult *r = nops__pg_exec(a->pg,
-                                "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
-                                "decision, details, prev_hash, hash) VALUES "
-                                "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)",
-                                9, v);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
-    PQclear(r);
-    free(details);
-    return ok;
-}
-
-nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
-                           const char *subject, const char *decision, const json_t *details,
-                           uint64_t *seq, char *errstr, size_t errstr_size)
-{
-    char ts[40];
-    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
-    pthread_mutex_lock(&a->mu);
-    json_t *e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "seq",
-                          (json_int_t)(a->seq + 1), "ts", ts, "actor", actor ? actor : "",
-                          "action", action ? action : "", "subject", subject ? subject : "",
-                          "decision", decision ? decision : "", "details",
-                          details ? json_incref((json_t *)details) : json_object(), "prev_hash",
-                          a->prev);
-    char h[65];
-    nops_err err = NOPS_IO;
-    if (!e || !entry_hash(a->prev, e, h)) {
-        nops_errf(errstr, errstr_size, "audit: out of memory");
-        err = NOPS_NOMEM;
-    } else {
-        json_object_set_new(e, "hash", json_string(h));
-        char *text = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-        char *line = text ? realloc(text, strlen(text) + 2) : NULL;
-        if (line)
-            strcat(line, "\n");
-        else
-            free(text);
-        /* write(2) on the O_APPEND descriptor, not stdio: a failed write leaves nothing
-         * buffered to come out later, and whatever part reached the file is cut off again */
-        const int fd = fileno(a->f);
-        const off_t at = lseek(fd, 0, SEEK_END);
-        bool ok = line && at >= 0 && write_all(fd, line, strlen(line)) && fsync(fd) == 0;
-        if (!ok)
-            nops_errf(errstr, errstr_size, "audit: cannot write the log: %s", strerror(errno));
-        if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size))
-            ok = false; /* keep file and database in step: the line is taken back below */
-        if (ok && !push_off(a, (long)at)) {
-            ok = false;
-            nops_errf(errstr, errstr_size, "audit: out of memory");
-        }
-        if (!ok && at >= 0 && ftruncate(fd, at) != 0)
-            NOPS_ERROR("audit", "cannot take back a partly written or refused line: %s",
-                       strerror(errno));
-        free(line);
-        if (ok) {
-            a->seq++;
-            snprintf(a->prev, sizeof a->prev, "%s", h);
-            if (seq)
-                *seq = a->seq;
-            err = NOPS_OK;
-        }
-    }
-    json_decref(e);
-    pthread_mutex_unlock(&a->mu);
-    return err;
 }
 
 /* ---- reading a page ------------------------------------------------------------------------- */
@@ -334,81 +558,3 @@ nops_err nops_audit_page(nops_audit *a, const nops_audit_query *q, json_t **out,
     return NOPS_OK;
 }
 
-/* ---- verification ------------------------------------------------------------------------- */
-
-nops_err nops_audit_verify_file(const char *path, nops_audit_report *r)
-{
-    memset(r, 0, sizeof *r);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(r->why, sizeof r->why, "cannot read %s: %s", path, strerror(errno));
-        return NOPS_IO;
-    }
-    char prev[65] = ZERO_HASH, *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    nops_err e = NOPS_OK;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (n == 1 && line[0] == '\n') {
-            snprintf(r->why, sizeof r->why, "an empty line (a removed entry?)");
-            r->first_bad = r->entries + 1;
-            e = NOPS_PARSE;
-            break;
-        }
-        r->entries++;
-        json_t *ent = json_loads(line, 0, NULL);
-        if (!ent || !check_entry(ent, r->entries, prev, r->why, sizeof r->why)) {
-            if (!ent)
-                snprintf(r->why, sizeof r->why, "not JSON");
-            r->first_bad = r->entries;
-            json_decref(ent);
-            e = NOPS_PARSE;
-            break;
-        }
-        snprintf(prev, sizeof prev, "%s", json_string_value(json_object_get(ent, "hash")));
-        json_decref(ent);
-    }
-    free(line);
-    fclose(f);
-    return e;
-}
-
-nops_err nops_audit_verify_pg(const char *dsn, nops_audit_report *r, char *errstr,
-                              size_t errstr_size)
-{
-    memset(r, 0, sizeof *r);
-    PGconn *c = PQconnectdb(dsn);
-    PGresult *res = NULL;
-    nops_err e = NOPS_IO;
-    if (PQstatus(c) != CONNECTION_OK ||
-        PQresultStatus(res = PQexec(c, "SELECT seq, ts, actor, action, subject, decision, "
-                                       "details::text, prev_hash, hash FROM audit_logs "
-                                       "ORDER BY seq")) != PGRES_TUPLES_OK) {
-        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(c));
-        goto out;
-    }
-    char prev[65] = ZERO_HASH;
-    e = NOPS_OK;
-    for (int i = 0; i < PQntuples(res) && e == NOPS_OK; i++) {
-        r->entries++;
-        json_t *details = json_loads(PQgetvalue(res, i, 6), 0, NULL);
-        json_t *ent = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "seq",
-                                (json_int_t)atoll(PQgetvalue(res, i, 0)), "ts",
-                                PQgetvalue(res, i, 1), "actor", PQgetvalue(res, i, 2), "action",
-                                PQgetvalue(res, i, 3), "subject", PQgetvalue(res, i, 4),
-                                "decision", PQgetvalue(res, i, 5), "details",
-                                details ? details : json_null(), "prev_hash",
-                                PQgetvalue(res, i, 7), "hash", PQgetvalue(res, i, 8));
-        if (!ent || !check_entry(ent, r->entries, prev, r->why, sizeof r->why)) {
-            r->first_bad = r->entries;
-            e = NOPS_PARSE;
-        } else {
-            snprintf(prev, sizeof prev, "%s", PQgetvalue(res, i, 8));
-        }
-        json_decref(ent);
-    }
-out:
-    PQclear(res);
-    PQfinish(c);
-    return e;
-}

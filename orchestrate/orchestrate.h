@@ -1,16 +1,27 @@
 /*
  * orchestrate.h — acting on incidents safely (DESIGN.md "Orchestration, policy gate, audit").
  *
- * This header starts with the audit trail: an append-only hash chain of entries
+ * This header starts with the audit trail: an append-only, keyed hash chain of entries
  *   {seq, ts, actor, action, subject, decision, details, prev_hash, hash}
- * where hash = hex SHA-256(prev_hash ‖ canonical JSON of the entry without "hash"), canonical
- * JSON being jansson's compact dump with sorted keys and ASCII escapes. The first entry's
- * prev_hash is 64 zeros. Entries go to a JSONL file (written and fsync'ed per entry) and, when a
- * DSN is given, to PostgreSQL table audit_logs, whose trigger refuses UPDATE and DELETE.
- * Verification recomputes every hash and names the first entry that does not match.
+ * where hash = hex HMAC-SHA256 under the engine key's subkey "audit" (nops_secret_mac_hex) of
+ * prev_hash ‖ canonical JSON of the entry without "hash", canonical JSON being jansson's compact
+ * dump with sorted keys and ASCII escapes. The first entry's prev_hash is 64 zeros. Entries go to
+ * a JSONL file (written and fsync'ed per entry) and, when a DSN is given, to PostgreSQL table
+ * audit_logs, whose trigger refuses UPDATE and DELETE. Without the key nobody can make an entry
+ * that verifies, so an edited entry cannot be covered up by recomputing the hashes after it.
  *
- * Ownership: the caller owns a nops_audit and closes it; `details` passed in is only read.
- * Thread-safety: appends are serialised inside.
+ * The chain's end (seq and hash, MAC'ed) is also kept in a head record outside the data dir
+ * (nops_audit_head_dir_for: beside the engine key), rewritten after every append, and — with
+ * PostgreSQL — the table's end must match the file's. A start that finds the file cut short,
+ * rolled back or rewritten, or the table behind or different, refuses to continue the chain.
+ *
+ * A trail of an earlier version (plain SHA-256 hashes) is sealed when first opened: a keyed
+ * entry (action "audit.keyed", details {"legacy_entries","legacy_head"}) is appended after it;
+ * unkeyed entries are accepted only as such a sealed prefix. docs/security-audit.md says what
+ * is and is not detected.
+ *
+ * Ownership: the caller owns a nops_audit and closes it; the key is borrowed and must outlive
+ * it; `details` passed in is only read. Thread-safety: appends are serialised inside.
  */
 #ifndef NOPS_ORCHESTRATE_H
 #define NOPS_ORCHESTRATE_H
@@ -22,16 +33,25 @@
 typedef struct nops_audit nops_audit;
 
 /**
- * Open (creating) the chain in `path`, continuing after its last entry; with `pg_dsn` (may be
- * NULL or "") also in PostgreSQL (schema and trigger created idempotently). A file whose last
- * line is not a chain entry is refused with a sentence (run `neuralops audit verify`).
+ * Open (creating, mode 0640, close-on-exec; a symbolic link is refused) the chain in `path`,
+ * continuing after its last entry, keyed with `key` (required; borrowed). With `pg_dsn` (may be
+ * NULL or "") also in PostgreSQL (schema and trigger created idempotently). With `head_dir`
+ * (created 0750; must lie outside the file's directory) the head record is checked and kept
+ * there; NULL or "" keeps none (tests: a file-only trail cut short then goes unnoticed).
+ *
+ * Refused (NULL and a sentence saying what was found; nops_audit_integrity_failures counts it)
+ * when the last entry does not verify under the key, the file is shorter than the head record
+ * or differs from it, or PostgreSQL and the file disagree about the end. A table that lacks
+ * only the file's last entry (a crash between the two writes) or that is new to this chain
+ * (empty, or the last start ran without it) is given the entries it lacks.
  */
-nops_audit *nops_audit_open(const char *path, const char *pg_dsn, char *errstr,
-                            size_t errstr_size);
+nops_audit *nops_audit_open(const char *path, const char *pg_dsn, const nops_secret *key,
+                            const char *head_dir, char *errstr, size_t errstr_size);
 void nops_audit_close(nops_audit *a);
 
 /** Append one entry (details may be NULL); its seq in *seq (may be NULL). NOPS_IO when the file
- *  or the database refused it (then nothing of it counts: the chain is not advanced). */
+ *  or the database refused it (then nothing of it counts: the chain is not advanced). A head
+ *  record that cannot be rewritten does not fail the append; it is logged and counted. */
 nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
                            const char *subject, const char *decision, const json_t *details,
                            uint64_t *seq, char *errstr, size_t errstr_size);
@@ -53,19 +73,43 @@ typedef struct nops_audit_query {
 nops_err nops_audit_page(nops_audit *a, const nops_audit_query *q, json_t **out, char *errstr,
                          size_t errstr_size);
 
+/** The head record directory for the engine key at `key_path`: DIR_OF_KEY/audit-heads. */
+void nops_audit_head_dir_for(const char *key_path, char *out, size_t cap);
+
+/** Integrity problems found in this process: opens refused (cut short, rolled back, rewritten,
+ *  diverged), verifications that found tampering, head records that could not be rewritten. */
+uint64_t nops_audit_integrity_failures(void);
+
 /** What a verification found. */
 typedef struct nops_audit_report {
-    uint64_t entries;   /**< entries read */
-    uint64_t first_bad; /**< 1-based position of the first bad entry, 0 = chain intact */
-    char why[300];      /**< what is wrong with it */
+    uint64_t entries;    /**< entries read from the file (from the table when only it is read) */
+    uint64_t pg_entries; /**< rows read from PostgreSQL audit_logs */
+    uint64_t legacy;     /**< of the entries, unkeyed ones of an earlier version (sealed) */
+    uint64_t first_bad;  /**< 1-based position of the first bad or missing entry; 0 = none
+                              (intact, or only the head record is wrong: see the return) */
+    char why[700];       /**< what is wrong */
+    char note[1400];     /**< about an intact chain, what could not be checked ("" = nothing) */
 } nops_audit_report;
 
-/** Verify the JSONL chain in `path`: NOPS_OK intact, NOPS_PARSE tampered (see report), NOPS_IO
- *  unreadable. An empty or missing file is an intact empty chain only when it exists. */
-nops_err nops_audit_verify_file(const char *path, nops_audit_report *r);
-/** The same for PostgreSQL table audit_logs, in seq order. */
-nops_err nops_audit_verify_pg(const char *dsn, nops_audit_report *r, char *errstr,
-                              size_t errstr_size);
+/** What nops_audit_verify reads (each may be NULL/""). */
+typedef struct nops_audit_sources {
+    const char *path;     /**< the JSONL file */
+    const char *pg_dsn;   /**< PostgreSQL table audit_logs */
+    const char *head_dir; /**< the head records (checked against `path`) */
+} nops_audit_sources;
+
+/**
+ * Verify every entry of the file and/or the table under `key`, then their ends against each
+ * other and against the head record: NOPS_OK intact, NOPS_PARSE tampered (first_bad and why say
+ * where and what), NOPS_IO unreadable (errstr), NOPS_INVAL without a key. Reads only.
+ */
+nops_err nops_audit_verify(const nops_audit_sources *src, const nops_secret *key,
+                           nops_audit_report *r, char *errstr, size_t errstr_size);
+/** The JSONL chain in `path` alone (the same; an unreadable file: NOPS_IO, why says so). */
+nops_err nops_audit_verify_file(const char *path, const nops_secret *key, nops_audit_report *r);
+/** PostgreSQL table audit_logs alone, in seq order. */
+nops_err nops_audit_verify_pg(const char *dsn, const nops_secret *key, nops_audit_report *r,
+                              char *errstr, size_t errstr_size);
 
 /* ---- playbooks (WPKs): signed JSON manifests in a registry directory --------------------- */
 /*

@@ -30,6 +30,7 @@
 
 static nops_registry *g_reg;
 static nops_audit *g_audit;
+static nops_secret *g_audit_key; /* the audit chain's key (in memory) */
 static nops_orchestrator *g_orch;
 static nops_secret *g_secret; /* the engine's key for the orchestrators */
 static rd_kafka_t *g_cluster;
@@ -122,7 +123,8 @@ static void setup_orchestration(void)
     g_reg = nops_registry_load(reg, pub, err, sizeof err);
     assert_non_null(g_reg);
     snprintf(path, sizeof path, "%s/audit.jsonl", g_dir);
-    g_audit = nops_audit_open(path, NULL, err, sizeof err);
+    g_audit_key = nops_secret_from_bytes("test-audit-key", 14);
+    g_audit = nops_audit_open(path, NULL, g_audit_key, NULL, err, sizeof err);
     g_secret = nops_secret_from_bytes("api test key", 12);
     snprintf(path, sizeof path, "%s/orch", g_dir);
     char hist[256];
@@ -181,6 +183,7 @@ static int teardown(void **state)
     nops_orch_destroy(g_orch);
     nops_audit_close(g_audit);
     nops_secret_destroy(g_secret);
+    nops_secret_destroy(g_audit_key);
     nops_registry_destroy(g_reg);
     rd_kafka_destroy(g_cluster);
     curl_global_cleanup();
@@ -907,7 +910,7 @@ static void test_orchestration_over_http_on_postgres(void **state)
     PGconn *c = tu_pg_schema("api_pg", dsn, sizeof dsn);
     snprintf(path, sizeof path, "%s/audit-pg.jsonl", g_dir);
     snprintf(state_dir, sizeof state_dir, "%s/orch-pg", g_dir);
-    nops_audit *audit = nops_audit_open(path, dsn, err, sizeof err);
+    nops_audit *audit = nops_audit_open(path, dsn, g_audit_key, NULL, err, sizeof err);
     assert_non_null(audit);
     nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit,
                         .secret = g_secret, .max_open = 1};

@@ -34,6 +34,7 @@ static nops_registry *g_r;
 static nops_policy *g_p;
 static nops_audit *g_a;
 static nops_secret *g_secret; /* the engine's key: seals records */
+static nops_secret *g_audit_key; /* the audit chain's key (in memory) */
 
 static const nops_actor OPS = {"key:ops", "operator"};
 static const nops_actor ADMIN = {"key:admin", "org-admin"};
@@ -118,7 +119,8 @@ static int setup(void **state)
                             "\"priority\":5,\"when\":\"playbook.id == \\\"auto-fix\\\"\","
                             "\"action\":\"allow\"}]",
                             err, sizeof err);
-    g_a = nops_audit_open(g_audit, NULL, err, sizeof err);
+    g_audit_key = nops_secret_from_bytes("test-audit-key", 14);
+    g_a = nops_audit_open(g_audit, NULL, g_audit_key, NULL, err, sizeof err);
     g_secret = nops_secret_from_bytes("flow test key", 13);
     return g_r && g_p && g_a && g_secret ? 0 : -1;
 }
@@ -129,6 +131,7 @@ static int teardown(void **state)
     nops_policy_destroy(g_p);
     nops_audit_close(g_a);
     nops_secret_destroy(g_secret);
+    nops_secret_destroy(g_audit_key);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -212,7 +215,7 @@ static void test_happy_path(void **state)
     assert_non_null(strstr(hist, "\"status\":\"success\""));
     free(hist);
     nops_audit_report r;
-    assert_int_equal(nops_audit_verify_file(g_audit, &r), NOPS_OK);
+    assert_int_equal(nops_audit_verify_file(g_audit, g_audit_key, &r), NOPS_OK);
     char *log = tu_read_file(g_audit);
     const char *actions[] = {"\"suggest\"", "\"dry-run\"", "\"approve\"", "\"execute\""};
     for (int i = 0; i < 4; i++)
@@ -571,10 +574,10 @@ static void test_no_audit_no_action(void **state)
     json_decref(rec);
     /* the part of a line that got in was taken back: the chain verifies and goes on */
     nops_audit_report r;
-    assert_int_equal(nops_audit_verify_file(g_audit, &r), NOPS_OK);
+    assert_int_equal(nops_audit_verify_file(g_audit, g_audit_key, &r), NOPS_OK);
     assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
-    assert_int_equal(nops_audit_verify_file(g_audit, &r), NOPS_OK);
+    assert_int_equal(nops_audit_verify_file(g_audit, g_audit_key, &r), NOPS_OK);
     nops_orch_destroy(o);
 }
 

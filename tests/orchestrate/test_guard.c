@@ -114,8 +114,8 @@ static int setup(void **state)
     char err[256];
     g_r = nops_registry_load(g_reg, g_pub, err, sizeof err);
     g_p = nops_policy_parse("[]", err, sizeof err);
-    g_a = nops_audit_open(g_audit, NULL, err, sizeof err);
     g_secret = nops_secret_from_bytes("the engine key", 14);
+    g_a = nops_audit_open(g_audit, NULL, g_secret, NULL, err, sizeof err);
     g_other = nops_secret_from_bytes("another engine key", 18);
     return g_r && nops_registry_count(g_r) == 6 && g_p && g_a && g_secret && g_other ? 0 : -1;
 }
