@@ -6,7 +6,8 @@
  *     recomputed) is refused at execute and runs nothing, on files and on PostgreSQL; edited
  *     steps under a genuine approval run the signed manifest's steps; an edited context,
  *     playbook or policy decision, an approval sealed with another key, a record made by
- *     another engine and a record set back to approved after it ran are refused;
+ *     another engine and a record set back to approved after it ran (also after a restart:
+ *     the audit trail holds its start) are refused;
  *   - step output that is not UTF-8 (binary bytes, a character cut at the 8 KiB cap) is kept as
  *     text: the record keeps its execution, pre/post state and error, the audit its details;
  *   - a step inherits no descriptor of the engine's (audit file, Kafka producer, others);
@@ -287,6 +288,10 @@ static void test_edited_record_file_runs_nothing(void **state)
     json_object_set_new(rec, "state", json_string("approved"));
     file_put(rec);
     expect_refused(o, id, "executed by this process already");
+    nops_orch_destroy(o);
+    /* ... nor after a restart: the keyed audit trail holds its start */
+    o = orch();
+    expect_refused(o, id, "was started before (audit entry");
     nops_orch_destroy(o);
 }
 
