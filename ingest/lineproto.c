@@ -9,7 +9,9 @@
  * mantissa below 2^53 scaled by an exact power of ten) and fall back to strtod for everything
  * else, so results are correctly rounded either way. Integer (`12i`), unsigned (`12u`) and float
  * fields are samples; string and boolean fields are skipped, as they carry no series value.
- * A bad line is counted and skipped; the lines around it still count.
+ * A bad line is counted and skipped; the lines around it still count. A line must be valid
+ * UTF-8 (checked before anything else): names and tag values become series keys and JSON text
+ * downstream, where invalid bytes would make records fail to serialise.
  */
 #include "ingest/ingest.h"
 
@@ -31,7 +33,9 @@ typedef struct lp_line {
 
 const char *nops_ingest_reject_name(nops_reject r)
 {
-    static const char *names[] = {"none", "syntax", "value", "timestamp", "too_large", "empty"};
+    static const char *names[] = {"none",  "syntax", "value",       "timestamp",
+                                  "too_large", "empty", "utf8", "series_limit"};
+    _Static_assert(sizeof names / sizeof names[0] == NOPS_REJECT_COUNT, "a name per reason");
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "unknown";
 }
 
@@ -367,6 +371,14 @@ nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns
                 st->reason = NOPS_REJECT_SYNTAX;
                 st->first_bad = lineno;
                 st->detail = "line contains a NUL byte";
+            }
+            continue;
+        }
+        if (!nops_utf8_valid(ls, (size_t)(lt - ls))) { /* names and tags end up in JSON */
+            if (st->rejected++ == 0) {
+                st->reason = NOPS_REJECT_UTF8;
+                st->first_bad = lineno;
+                st->detail = "line is not valid UTF-8";
             }
             continue;
         }
