@@ -344,6 +344,21 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
     return NOPS_REJECT_NONE;
 }
 
+/* No byte ≥ 0x80 in s[0..n): plain ASCII, valid UTF-8 without a closer look (8 bytes a step). */
+static bool lp_ascii(const char *s, size_t n)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= (unsigned char)s[i];
+    return (acc & 0x8080808080808080ull) == 0;
+}
+
 nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns,
                                      nops_point_fn fn, void *ud, nops_parse_stats *st)
 {
@@ -374,7 +389,7 @@ nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns
             }
             continue;
         }
-        if (!nops_utf8_valid(ls, (size_t)(lt - ls))) { /* names and tags end up in JSON */
+        if (!lp_ascii(ls, (size_t)(lt - ls)) && !nops_utf8_valid(ls, (size_t)(lt - ls))) { /* names and tags end up in JSON */
             if (st->rejected++ == 0) {
                 st->reason = NOPS_REJECT_UTF8;
                 st->first_bad = lineno;
