@@ -78,7 +78,7 @@ static void pipeline_metrics(response *r, nops_pipeline *p)
     }
     head(r, "neuralops_ingest_rejected_total", "counter",
          "Rejected lines or JSON objects, by reason (the message went to the dead-letter topic).");
-    for (int i = 1; i < 6; i++)
+    for (int i = 1; i < NOPS_REJECT_COUNT; i++)
         out(r, "neuralops_ingest_rejected_total{reason=\"%s\"} %llu\n",
             nops_ingest_reject_name((nops_reject)i), (unsigned long long)st.rejected[i]);
     one(r, "neuralops_partitions_assigned", "gauge", "Kafka partitions assigned to this instance.",
@@ -111,15 +111,22 @@ static void sink_metrics(response *r, nops_sinks *s)
 {
     nops_sinks_stats st;
     nops_sinks_get_stats(s, &st);
-    head(r, "neuralops_sink_records_total", "counter", "Records written to the sinks, by kind.");
+    head(r, "neuralops_sink_records_total", "counter",
+         "Records taken by the sinks (written, or kept for the next flush), by kind.");
     out(r, "neuralops_sink_records_total{kind=\"signal\"} %llu\n",
         (unsigned long long)st.signals);
     out(r, "neuralops_sink_records_total{kind=\"incident\"} %llu\n",
         (unsigned long long)st.incidents);
     one(r, "neuralops_sink_flushes_total", "counter", "Successful sink flushes.",
         (double)st.flushes);
+    one(r, "neuralops_sink_refused_total", "counter",
+        "Records a sink refused; kept and written again at the next flush (offsets wait).",
+        (double)st.refused);
+    one(r, "neuralops_sink_held_records", "gauge",
+        "Refused records kept for the next flush now.", (double)st.held);
     one(r, "neuralops_sink_dropped_total", "counter",
-        "Records a sink dropped at its buffer bound (each also logged).", (double)st.dropped);
+        "Records neither written nor kept (each logged); from the first, flushes fail and "
+        "offsets stay uncommitted until a restart replays them.", (double)st.dropped);
 }
 
 static void http_metrics_out(response *r, nops_api *api)

@@ -239,7 +239,7 @@ static bool pipe_start(pipe_run *r, const char *topic, const char *group)
     snprintf(kp.group, sizeof kp.group, "%s", group);
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "dlq");
     kp.session_timeout_ms = 6000;
-    nops_pipeline_params pp = {2, 65536, 2048, 500, 10000000, 60000};
+    nops_pipeline_params pp = {2, 65536, 2048, 500, 10000000, 60000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};

@@ -143,6 +143,19 @@ const char *nops_detect_slot_key(const nops_detector *det, uint32_t slot);
 uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s);
 uint32_t nops_detect_series_count(const nops_detector *det);
 void nops_detect_memory(const nops_detector *det, nops_detect_mem *mem);
+/**
+ * What nops_detect_memory() would report after registering one more series whose key is
+ * `key_len` bytes, the doubling of every array included when the registration needs it.
+ * Lets a caller refuse a series before it breaks a memory budget.
+ */
+void nops_detect_memory_after_add(const nops_detector *det, size_t key_len, nops_detect_mem *mem);
+/**
+ * The largest number of series whose state fits in `budget` bytes for a detector created with
+ * `initial` slots (growing by doubling), keys of `key_len` bytes, and `extra_per_slot` bytes the
+ * caller keeps per slot beside it; 0 when not even the initial arrays fit.
+ */
+uint32_t nops_detect_series_fit(const nops_detect_params *p, size_t budget, uint32_t initial,
+                                size_t key_len, size_t extra_per_slot);
 
 /* ---- kernels -------------------------------------------------------------------------- */
 

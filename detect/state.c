@@ -109,6 +109,66 @@ size_t nops__dstate_bytes_per_slot(uint32_t W)
            sizeof(uint32_t);
 }
 
+/* ---- memory accounting (the series budget of pipeline.series_memory_mb) ------------------ */
+
+/*
+ * What a detector holds, as nops_detect_memory() reports it, for `cap` slots and `keys` bytes
+ * of key copies: the SoA state, the slot arrays (id, last-seen, key pointer, free stack) and the
+ * id table, which registry.c keeps at the power of two ≥ 2 × cap (at least 16 cells).
+ */
+static uint32_t table_cells(uint32_t cap)
+{
+    uint32_t n = 16;
+    while (n < 2u * cap && n < (1u << 31))
+        n <<= 1;
+    return n;
+}
+
+static size_t slot_bytes(uint32_t W)
+{
+    return nops__dstate_bytes_per_slot(W) + sizeof(uint64_t) + sizeof(uint32_t) +
+           sizeof(char *) + sizeof(uint32_t);
+}
+
+static size_t held_bytes(uint32_t W, uint32_t cap, uint32_t cells)
+{
+    return (size_t)cap * slot_bytes(W) + (size_t)cells * (sizeof(uint64_t) + sizeof(uint32_t));
+}
+
+void nops_detect_memory_after_add(const nops_detector *det, size_t key_len, nops_detect_mem *mem)
+{
+    uint32_t cap = det->st.cap, cells = det->ht_cap;
+    if (det->n_free == 0 && det->hwm == cap && cap < (1u << 30))
+        cap *= 2; /* registration grows every array by doubling */
+    if ((uint64_t)(det->active + 1) * 2 > cells)
+        cells = table_cells(cap > det->active + 1 ? cap : det->active + 1);
+    mem->state_bytes = (size_t)cap * nops__dstate_bytes_per_slot(det->st.W);
+    mem->registry_bytes = held_bytes(det->st.W, cap, cells) - mem->state_bytes;
+    mem->key_bytes = det->key_bytes + key_len + 1 + 16; /* as registry.c charges a copy */
+    mem->capacity = cap;
+    mem->active = det->active + 1;
+}
+
+uint32_t nops_detect_series_fit(const nops_detect_params *p, size_t budget, uint32_t initial,
+                                size_t key_len, size_t extra_per_slot)
+{
+    const uint32_t W = (uint32_t)p->window;
+    const size_t per_key = key_len + 1 + 16;
+    uint32_t best = 0;
+    /* capacities a detector passes through: initial, 2·initial, ... — at each, as many series
+     * as the slots allow and the keys' bytes left after the arrays pay for */
+    for (uint64_t cap = initial ? initial : 1024; cap <= (1u << 30); cap *= 2) {
+        size_t fixed = held_bytes(W, (uint32_t)cap, table_cells((uint32_t)cap)) +
+                       (size_t)cap * extra_per_slot;
+        if (fixed > budget)
+            break;
+        uint64_t n = (budget - fixed) / per_key;
+        n = n < cap ? n : cap;
+        best = n > best ? (uint32_t)n : best;
+    }
+    return best;
+}
+
 #define NOPS__ALIGN 64
 
 static void *grow_array(void *old, size_t old_bytes, size_t new_bytes)

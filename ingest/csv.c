@@ -78,6 +78,10 @@ nops_err nops_ingest_csv_line(const char *line, size_t len, bool first, nops_csv
         *reason = "line contains a NUL byte";
         return NOPS_PARSE;
     }
+    if (!nops_utf8_valid(line, len)) {
+        *reason = "line is not valid UTF-8";
+        return NOPS_PARSE;
+    }
     const char *end = line + len;
     const char *p = line;
     while (p < end && (blank(*p)))

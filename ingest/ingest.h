@@ -88,10 +88,21 @@ typedef enum nops_reject {
     NOPS_REJECT_TIMESTAMP,   /**< a bad timestamp */
     NOPS_REJECT_TOO_LARGE,   /**< too many tags, names too long */
     NOPS_REJECT_EMPTY,       /**< no point in the message */
+    NOPS_REJECT_UTF8,        /**< names, tags or text that are not valid UTF-8 */
+    NOPS_REJECT_SERIES_LIMIT,/**< a new series past the series limit (memory budget) */
+    NOPS_REJECT_COUNT        /**< number of reasons (not a reason) */
 } nops_reject;
 
 /** "syntax", "value", ... — the Prometheus label value. */
 const char *nops_ingest_reject_name(nops_reject r);
+
+/**
+ * Whether a point stamped `ts_ns` lies within [now − max_past_s, now + max_future_s] of the
+ * wall clock `now_ns` (a bound ≤ 0 is off). NOPS_REJECT_TIMESTAMP with *detail (may be NULL)
+ * naming the bound it broke, else NOPS_REJECT_NONE. Bounds must be ≤ 100 years.
+ */
+nops_reject nops_ingest_check_time(int64_t ts_ns, int64_t now_ns, int64_t max_past_s,
+                                   int64_t max_future_s, const char **detail);
 
 /** Result of parsing one message. */
 typedef struct nops_parse_stats {
@@ -142,8 +153,11 @@ typedef struct nops_pipeline_params {
     int64_t queue_depth; /**< messages queued per worker before the poller waits */
     int64_t batch;       /**< messages a worker takes per turn */
     int64_t flush_ms;    /**< flush sinks and commit offsets at least this often */
-    int64_t max_series;  /**< series per worker before registration is refused */
+    int64_t max_series;  /**< series per worker before registration is refused (0 = budget) */
     int64_t snapshot_ms; /**< detector state is snapshot to the data dir this often */
+    int64_t max_future_s;     /**< points this far ahead of the wall clock are refused (0 = off) */
+    int64_t max_past_s;       /**< points this far behind the wall clock are refused (0 = off) */
+    int64_t series_memory_mb; /**< detector memory of all workers together (0 = no budget) */
 } nops_pipeline_params;
 
 /** [storage] settings. */
@@ -159,7 +173,7 @@ extern const nops_cfg_section nops_storage_cfg_section;
 typedef struct nops_pipeline_stats {
     uint64_t messages;          /**< Kafka messages processed */
     uint64_t points;            /**< points detected on */
-    uint64_t rejected[6];       /**< rejected lines/objects by nops_reject */
+    uint64_t rejected[NOPS_REJECT_COUNT]; /**< rejected lines/objects/points by nops_reject */
     uint64_t dlq;               /**< messages sent to the dead-letter topic */
     uint64_t signals;           /**< signals raised */
     uint64_t anomalies;         /**< anomalous points (a signal is raised at the first) */
@@ -182,6 +196,14 @@ typedef struct nops_pipeline_stats {
 
 /** The q-quantile (0..1) of the latency histogram in microseconds (bucket upper bound). */
 double nops_pipeline_latency_quantile(const nops_pipeline_stats *st, double q);
+
+/**
+ * The series one worker may hold: pipeline.max_series when set, and never more than fit in its
+ * share (series_memory_mb / workers) of the budget with detect.window's state per series and
+ * keys of ~128 bytes. Longer keys are charged as they come, so the budget holds whatever the
+ * keys. 0 when not even the initial arrays fit (every new series is refused).
+ */
+uint32_t nops_pipeline_series_limit(const nops_pipeline_params *pp, const nops_detect_params *dp);
 
 typedef struct nops_pipeline nops_pipeline;
 

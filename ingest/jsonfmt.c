@@ -7,7 +7,8 @@
  *                              "timestamp":1700000000}   (also {"metrics":[ ... ]})
  *
  * A message may hold one object, a Telegraf batch, or several objects one per line. Each
- * object is judged alone: a bad one is counted and skipped. Telegraf timestamps are epoch
+ * object is judged alone: a bad one is counted and skipped (jansson refuses text that is not
+ * valid UTF-8, and a string holding U+0000, so every name and label handed out is clean text). Telegraf timestamps are epoch
  * numbers whose unit is told apart by magnitude (s, ms, µs, ns), like everywhere else.
  */
 #include "ingest/ingest.h"
@@ -203,7 +204,10 @@ nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nop
                                  &jerr);
         if (!doc) {
             c.objects++;
-            reject(&c, NOPS_REJECT_SYNTAX, "malformed JSON");
+            if (json_error_code(&jerr) == json_error_invalid_utf8)
+                reject(&c, NOPS_REJECT_UTF8, "JSON text is not valid UTF-8");
+            else
+                reject(&c, NOPS_REJECT_SYNTAX, "malformed JSON");
             const char *nl = memchr(p, '\n', (size_t)(end - p)); /* resync at the next line */
             p = nl ? nl + 1 : end;
             continue;

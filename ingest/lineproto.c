@@ -9,7 +9,9 @@
  * mantissa below 2^53 scaled by an exact power of ten) and fall back to strtod for everything
  * else, so results are correctly rounded either way. Integer (`12i`), unsigned (`12u`) and float
  * fields are samples; string and boolean fields are skipped, as they carry no series value.
- * A bad line is counted and skipped; the lines around it still count.
+ * A bad line is counted and skipped; the lines around it still count. A line must be valid
+ * UTF-8 (checked before anything else): names and tag values become series keys and JSON text
+ * downstream, where invalid bytes would make records fail to serialise.
  */
 #include "ingest/ingest.h"
 
@@ -31,7 +33,9 @@ typedef struct lp_line {
 
 const char *nops_ingest_reject_name(nops_reject r)
 {
-    static const char *names[] = {"none", "syntax", "value", "timestamp", "too_large", "empty"};
+    static const char *names[] = {"none",  "syntax", "value",       "timestamp",
+                                  "too_large", "empty", "utf8", "series_limit"};
+    _Static_assert(sizeof names / sizeof names[0] == NOPS_REJECT_COUNT, "a name per reason");
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "unknown";
 }
 
@@ -340,6 +344,21 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
     return NOPS_REJECT_NONE;
 }
 
+/* No byte ≥ 0x80 in s[0..n): plain ASCII, valid UTF-8 without a closer look (8 bytes a step). */
+static bool lp_ascii(const char *s, size_t n)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof w);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= (unsigned char)s[i];
+    return (acc & 0x8080808080808080ull) == 0;
+}
+
 nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns,
                                      nops_point_fn fn, void *ud, nops_parse_stats *st)
 {
@@ -367,6 +386,14 @@ nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns
                 st->reason = NOPS_REJECT_SYNTAX;
                 st->first_bad = lineno;
                 st->detail = "line contains a NUL byte";
+            }
+            continue;
+        }
+        if (!lp_ascii(ls, (size_t)(lt - ls)) && !nops_utf8_valid(ls, (size_t)(lt - ls))) { /* names and tags end up in JSON */
+            if (st->rejected++ == 0) {
+                st->reason = NOPS_REJECT_UTF8;
+                st->first_bad = lineno;
+                st->detail = "line is not valid UTF-8";
             }
             continue;
         }

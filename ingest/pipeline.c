@@ -19,6 +19,13 @@
  *
  * Rebalance (cooperative-sticky). On revoke the poller waits for the workers to drain what was
  * queued, flushes, commits synchronously, then gives the partitions up; on assign it takes them.
+ *
+ * Guards. Whoever can write to the metrics topic must not be able to break what others rely on.
+ * Parsers refuse text that is not UTF-8; a worker refuses points stamped far from the wall clock
+ * (pipeline.max_future_s / max_past_s) and new series past its series limit (max_series, and its
+ * share of series_memory_mb, charged with the real key sizes). Every refusal is counted by
+ * reason, logged at most once per 10 s, and its message copied to the dead-letter topic. "Now"
+ * for incident resolution comes from point times but not from the newest few (advance_now).
  */
 #include "ingest/pipeline_int.h"
 
@@ -70,11 +77,23 @@ static const nops_cfg_entry pipeline_entries[] = {
      "Messages a worker takes per turn."},
     {"flush_ms", NOPS_CFG_INT, P(flush_ms), 10, 60000, "500", NULL, NULL, 0,
      "Sinks are flushed (made durable) at least this often."},
-    {"max_series", NOPS_CFG_INT, P(max_series), 1, 1 << 30, "10000000", NULL, NULL, 0,
-     "Series per worker; points of new series past this are rejected (reason too_large)."},
+    {"max_series", NOPS_CFG_INT, P(max_series), 0, 1 << 30, "0", NULL, NULL, 0,
+     "Series per worker (0: as many as series_memory_mb allows); points of a new series past "
+     "the limit go to the dead-letter topic (reason series_limit)."},
     {"snapshot_ms", NOPS_CFG_INT, P(snapshot_ms), 100, 3600000, "5000", NULL, NULL, 0,
      "Detector state is snapshot to storage.data_dir/state/ and the matching offsets "
      "committed this often (and on revoke and stop); a crash replays at most this much."},
+    {"max_future_s", NOPS_CFG_INT, P(max_future_s), 0, 3155760000ll, "86400", NULL, NULL, 0,
+     "Points stamped more than this many seconds ahead of the wall clock go to the "
+     "dead-letter topic (reason timestamp); 0 accepts any time."},
+    {"max_past_s", NOPS_CFG_INT, P(max_past_s), 0, 3155760000ll, "0", NULL, NULL, 0,
+     "Points stamped more than this many seconds behind the wall clock go to the dead-letter "
+     "topic (reason timestamp); 0 (the default) accepts any past time, so history can be "
+     "replayed."},
+    {"series_memory_mb", NOPS_CFG_INT, P(series_memory_mb), 0, 1 << 24, "512", NULL, NULL, 0,
+     "Memory budget (MiB) for the detector state of all workers together; each worker holds "
+     "at most its share, and a new series that would pass it goes to the dead-letter topic "
+     "(reason series_limit). 0: no budget (max_series alone limits)."},
 };
 #undef P
 const nops_cfg_section nops_pipeline_cfg_section = {
@@ -212,12 +231,87 @@ bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part)
     return true;
 }
 
+/* True when a line is due under `rl` (period 10 s); *missed gets the events skipped since. */
+static bool ratelimit_due(nops__ratelimit *rl, int64_t now_ns, uint64_t *missed)
+{
+    if (rl->last_ns && now_ns - rl->last_ns < 10ll * 1000000000ll) {
+        rl->suppressed++;
+        return false;
+    }
+    *missed = rl->suppressed;
+    rl->suppressed = 0;
+    rl->last_ns = now_ns;
+    return true;
+}
+
+/* A parsed point the pipeline refuses: counted by reason; its message goes to the DLQ. */
+static void point_reject(worker *w, nops_reject r, const char *detail)
+{
+    if (w->pt_total++ == 0) {
+        w->pt_reason = r;
+        w->pt_detail = detail;
+    }
+    w->pt_rejected[r]++;
+}
+
+/* The series limit of one worker, in series: see ingest.h. */
+#define NOPS__INITIAL_SLOTS 1024 /* slots nops_pipeline_new gives each worker's detector */
+#define NOPS__KEY_GUESS 112      /* bytes of a typical series key, for the derived limit */
+
+uint32_t nops_pipeline_series_limit(const nops_pipeline_params *pp, const nops_detect_params *dp)
+{
+    uint64_t lim = pp->max_series > 0 ? (uint64_t)pp->max_series : (1u << 30);
+    if (pp->series_memory_mb > 0) {
+        const size_t budget = ((size_t)pp->series_memory_mb << 20) /
+                              (size_t)(pp->workers > 0 ? pp->workers : 1);
+        uint32_t fit = nops_detect_series_fit(dp, budget, NOPS__INITIAL_SLOTS, NOPS__KEY_GUESS,
+                                              sizeof(uint16_t) /* slot_part */);
+        lim = fit < lim ? fit : lim;
+    }
+    return (uint32_t)lim;
+}
+
+/* Why a new series may not be registered (static text), or NULL when it may. */
+static const char *series_refusal(worker *w, size_t key_len)
+{
+    if (nops_detect_series_count(w->det) >= w->series_cap)
+        return "new series refused: the worker holds as many series as pipeline.max_series or "
+               "pipeline.series_memory_mb allow";
+    if (w->series_budget) { /* the keys as they really are: long keys cost more than guessed */
+        nops_detect_mem m;
+        nops_detect_memory_after_add(w->det, key_len, &m);
+        size_t total = m.state_bytes + m.registry_bytes + m.key_bytes +
+                       (size_t)m.capacity * sizeof(uint16_t);
+        if (total > w->series_budget)
+            return "new series refused: it would take the worker's detector state past its "
+                   "share of pipeline.series_memory_mb";
+    }
+    return NULL;
+}
+
+static void log_series_limit(worker *w, const char *why)
+{
+    uint64_t missed;
+    if (ratelimit_due(&w->limit_log, w->recv_ns, &missed))
+        NOPS_WARN("ingest", "worker %d: %s (%u series held, limit %u; %llu point(s) of new "
+                  "series refused so far, to the dead-letter topic as series_limit)",
+                  w->id, why, nops_detect_series_count(w->det), w->series_cap,
+                  (unsigned long long)w->rejected_series);
+}
+
 /* One parsed point: find its series slot and queue it for the batch kernel call. */
 static bool on_point(void *ud, const nops_point *pt)
 {
     worker *w = ud;
+    const nops_pipeline *p = w->p;
     if (w->n == w->cap && !grow_scratch(w))
         return false;
+    const char *detail = NULL;
+    if (nops_ingest_check_time(pt->ts_ns, w->recv_ns, p->pp.max_past_s, p->pp.max_future_s,
+                               &detail) != NOPS_REJECT_NONE) {
+        point_reject(w, NOPS_REJECT_TIMESTAMP, detail);
+        return true;
+    }
     char name[512];
     size_t nl;
     if (pt->field_len)
@@ -227,8 +321,7 @@ static bool on_point(void *ud, const nops_point *pt)
         nl = (size_t)snprintf(name, sizeof name, "%.*s", (int)pt->measurement_len,
                               pt->measurement);
     if (nl >= sizeof name) {
-        w->ps.rejected++;
-        w->ps.reason = NOPS_REJECT_TOO_LARGE;
+        point_reject(w, NOPS_REJECT_TOO_LARGE, "series name longer than 511 bytes");
         return true;
     }
     nops_label labels[NOPS_INGEST_MAX_TAGS];
@@ -240,21 +333,24 @@ static bool on_point(void *ud, const nops_point *pt)
     uint64_t id;
     if (nops_detect_series_key(name, nl, labels, pt->n_tags, key, sizeof key, &klen, &id) !=
         NOPS_OK) {
-        w->ps.rejected++;
-        w->ps.reason = NOPS_REJECT_TOO_LARGE;
+        point_reject(w, NOPS_REJECT_TOO_LARGE, "series key longer than 1023 bytes, or a "
+                                               "label given twice");
         return true;
     }
     uint32_t slot;
+    const uint32_t now_s = (uint32_t)(w->recv_ns / 1000000000);
     if (nops_detect_lookup(w->det, id, &slot) != NOPS_OK) {
-        if (nops_detect_series_count(w->det) >= (uint64_t)w->p->pp.max_series ||
-            nops_detect_slot(w->det, id, key, klen, (uint32_t)(w->recv_ns / 1000000000), &slot) !=
-                NOPS_OK) {
+        const char *why = series_refusal(w, klen);
+        if (!why && nops_detect_slot(w->det, id, key, klen, now_s, &slot) != NOPS_OK)
+            why = "new series refused: out of memory registering it";
+        if (why) {
             w->rejected_series++;
-            STAT_ADD(w->p, rejected[NOPS_REJECT_TOO_LARGE], 1);
+            point_reject(w, NOPS_REJECT_SERIES_LIMIT, why);
+            log_series_limit(w, why);
             return true;
         }
     } else {
-        nops_detect_touch(w->det, slot, (uint32_t)(w->recv_ns / 1000000000));
+        nops_detect_touch(w->det, slot, now_s);
     }
     if (!nops__set_slot_part(w, slot, w->cur_part))
         return false;
@@ -266,15 +362,19 @@ static bool on_point(void *ud, const nops_point *pt)
     return true;
 }
 
+/* Copy a message to the dead-letter topic with why (reason, detail, count) in its headers. */
 static void send_dlq(worker *w, const rd_kafka_message_t *m)
 {
     nops_pipeline *p = w->p;
     char part[16], off[24], count[16];
     snprintf(part, sizeof part, "%d", (int)m->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
-    snprintf(count, sizeof count, "%u", w->ps.rejected);
-    const char *reason = nops_ingest_reject_name(w->ps.reason);
-    const char *detail = w->ps.detail ? w->ps.detail : "";
+    snprintf(count, sizeof count, "%u", w->ps.rejected + w->pt_total);
+    /* the parser's verdict first: it saw the message before the pipeline judged its points */
+    const nops_reject r = w->ps.rejected ? w->ps.reason : w->pt_reason;
+    const char *reason = nops_ingest_reject_name(r);
+    const char *detail = (w->ps.rejected ? w->ps.detail : w->pt_detail);
+    detail = detail ? detail : "";
     rd_kafka_resp_err_t err = rd_kafka_producev(
         p->dlq, RD_KAFKA_V_TOPIC(p->kp.dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
@@ -285,6 +385,12 @@ static void send_dlq(worker *w, const rd_kafka_message_t *m)
         NOPS_WARN("ingest", "dead-letter produce failed: %s", rd_kafka_err2str(err));
     else
         STAT_ADD(p, dlq, 1);
+    uint64_t missed;
+    if (ratelimit_due(&w->dlq_log, w->recv_ns, &missed))
+        NOPS_WARN("ingest", "partition %d offset %lld: %s rejected point(s) or line(s), reason "
+                  "%s (%s): message copied to %s (%llu more such message(s) not logged in the "
+                  "last 10 s)", (int)m->partition, (long long)m->offset, count, reason, detail,
+                  p->kp.dlq_topic, (unsigned long long)missed);
 }
 
 static void build_signal(worker *w, size_t i, nops_signal *s)
@@ -313,9 +419,27 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     nops_detect_slot_stats(w->det, w->slots[i], &mean, &sd, &cnt);
     double prev_mean = cnt > 1 ? (mean * cnt - s->value) / (cnt - 1) : mean;
     float zz = s->method == NOPS_FIRED_ZSCORE ? s->zscore : s->ewma;
-    snprintf(s->hint, sizeof s->hint, "%.300s is %.1fσ %s its %s (%.4g)", key, fabs(zz),
+    /* the key shortened on a character boundary: a cut inside one is not UTF-8 any more */
+    const int kl = (int)nops_utf8_cut(key, strlen(key), 300);
+    snprintf(s->hint, sizeof s->hint, "%.*s is %.1fσ %s its %s (%.4g)", kl, key, fabs(zz),
              zz >= 0 ? "above" : "below",
              s->method == NOPS_FIRED_ZSCORE ? "rolling mean" : "moving average", prev_mean);
+}
+
+/*
+ * The sink set keeps every record it takes until a flush makes it durable (a sink that refuses
+ * one gets it again at the next flush, and the flush fails until it is in); it refuses a record
+ * only when it cannot even keep it, and from then on every flush fails, so no offset past it is
+ * ever committed and a restart replays it. Here that is logged; the set counts it.
+ */
+static void sink_failed(worker *w, const char *what, const char *id, nops_err e)
+{
+    uint64_t missed;
+    if (ratelimit_due(&w->sink_log, w->recv_ns, &missed))
+        NOPS_ERROR("ingest", "%s %s could not be handed to the sinks (%s): offsets are no "
+                   "longer committed, restart to replay it (%llu more such failure(s) not "
+                   "logged in the last 10 s)", what, id, nops_strerror(e),
+                   (unsigned long long)missed);
 }
 
 static void emit_signals(worker *w)
@@ -342,7 +466,9 @@ static void emit_signals(worker *w)
         nw = nw > later ? nw - later : 0;
         nops_incident inc;
         bool opened = false;
-        nops_sinks_signal(p->sinks, &sig);
+        nops_err e = nops_sinks_signal(p->sinks, &sig);
+        if (e != NOPS_OK)
+            sink_failed(w, "signal", sig.id, e);
         STAT_ADD(p, signals, 1);
         const int64_t lat = nops_wall_ns() - sig.ts_ns;
         if (lat >= 0 && lat < 3600ll * 1000000000ll) {
@@ -353,7 +479,8 @@ static void emit_signals(worker *w)
             STAT_ADD(p, latency_us_log2[b], 1);
         }
         if (nops_correlate_signal(p->corr, &sig, win, nw, &inc, &opened) == NOPS_OK) {
-            nops_sinks_incident(p->sinks, &inc);
+            if ((e = nops_sinks_incident(p->sinks, &inc)) != NOPS_OK)
+                sink_failed(w, "incident", inc.id, e);
             if (opened)
                 STAT_ADD(p, incidents_opened, 1);
         }
@@ -361,24 +488,68 @@ static void emit_signals(worker *w)
     STAT_ADD(p, anomalies, anomalies);
 }
 
+/* Offer the NOPS__TS_KTH-newest of the recent messages' times as "now" (see pipeline_int.h). */
+static void advance_now(worker *w)
+{
+    if (w->msg_ts_n < NOPS__TS_KTH)
+        return;
+    int64_t top[NOPS__TS_KTH]; /* the K newest, descending */
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < w->msg_ts_n; i++) {
+        int64_t t = w->msg_ts[i];
+        if (k == NOPS__TS_KTH && t <= top[k - 1])
+            continue;
+        uint32_t j = k < NOPS__TS_KTH ? k++ : k - 1;
+        while (j > 0 && top[j - 1] < t) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = t;
+    }
+    const int64_t cand = top[NOPS__TS_KTH - 1];
+    nops_pipeline *p = w->p;
+    int64_t cur = atomic_load(&p->latest_ts);
+    while (cand > cur && !atomic_compare_exchange_weak(&p->latest_ts, &cur, cand)) {
+    }
+}
+
+/* Parse one message into the batch; count what was refused and copy the message to the DLQ
+ * if anything was. */
+static void take_message(worker *w, rd_kafka_message_t *m)
+{
+    nops_pipeline *p = w->p;
+    const size_t before = w->n;
+    w->cur_part = m->partition >= 0 && m->partition < MAX_PARTITIONS ? m->partition : 0;
+    memset(w->pt_rejected, 0, sizeof w->pt_rejected);
+    w->pt_total = 0;
+    w->pt_reason = NOPS_REJECT_NONE;
+    w->pt_detail = NULL;
+    nops_ingest_parse(m->payload ? m->payload : "", m->len, w->recv_ns, on_point, w, &w->ps);
+    if (w->ps.rejected)
+        STAT_ADD(p, rejected[w->ps.reason < NOPS_REJECT_COUNT ? w->ps.reason : 0],
+                 w->ps.rejected);
+    for (int r = 0; r < NOPS_REJECT_COUNT; r++)
+        if (w->pt_rejected[r])
+            STAT_ADD(p, rejected[r], w->pt_rejected[r]);
+    if (w->ps.rejected || w->pt_total)
+        send_dlq(w, m);
+    if (w->n > before) { /* remember the message's newest point time */
+        int64_t newest = w->ts[before];
+        for (size_t k = before + 1; k < w->n; k++)
+            newest = w->ts[k] > newest ? w->ts[k] : newest;
+        w->msg_ts[w->msg_ts_pos] = newest;
+        w->msg_ts_pos = (w->msg_ts_pos + 1) % NOPS__TS_RING;
+        w->msg_ts_n += w->msg_ts_n < NOPS__TS_RING;
+    }
+}
+
 static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
 {
     nops_pipeline *p = w->p;
     w->n = 0;
     w->recv_ns = nops_wall_ns();
-    int64_t newest = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        rd_kafka_message_t *m = msgs[i];
-        size_t before = w->n;
-        w->cur_part = m->partition >= 0 && m->partition < MAX_PARTITIONS ? m->partition : 0;
-        nops_ingest_parse(m->payload ? m->payload : "", m->len, w->recv_ns, on_point, w, &w->ps);
-        if (w->ps.rejected) {
-            STAT_ADD(p, rejected[w->ps.reason < 6 ? w->ps.reason : 0], w->ps.rejected);
-            send_dlq(w, m);
-        }
-        for (size_t k = before; k < w->n; k++)
-            newest = w->ts[k] > newest ? w->ts[k] : newest;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        take_message(w, msgs[i]);
     if (w->n) {
         nops_detect_out out = {w->z, w->ze, w->flags};
         nops_detect_update_pairs(w->det, w->slots, w->values, w->n, &out);
@@ -392,9 +563,7 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
                                   memory_order_release);
         rd_kafka_message_destroy(m);
     }
-    int64_t cur = atomic_load(&p->latest_ts);
-    while (newest > cur && !atomic_compare_exchange_weak(&p->latest_ts, &cur, newest)) {
-    }
+    advance_now(w);
     STAT_ADD(p, messages, n);
     STAT_ADD(p, points, w->n);
     uint32_t now_s = (uint32_t)(w->recv_ns / 1000000000);
@@ -469,6 +638,28 @@ nops_err nops_pipeline_series_window(nops_pipeline *p, const char *key, float *o
     return NOPS_OK;
 }
 
+/* The worker's series limit and memory share, logged once by worker 0. */
+static void series_limits(worker *w)
+{
+    const nops_pipeline_params *pp = &w->p->pp;
+    w->series_cap = nops_pipeline_series_limit(pp, &w->p->dp);
+    w->series_budget = pp->series_memory_mb > 0
+                           ? ((size_t)pp->series_memory_mb << 20) / (size_t)pp->workers
+                           : 0;
+    if (w->id != 0)
+        return;
+    if (w->series_cap == 0)
+        NOPS_ERROR("ingest", "pipeline.series_memory_mb=%lld cannot hold the state of one "
+                   "series per worker with detect.window=%lld and %lld worker(s): every point "
+                   "goes to the dead-letter topic; raise it", (long long)pp->series_memory_mb,
+                   (long long)w->p->dp.window, (long long)pp->workers);
+    else
+        NOPS_INFO("ingest", "series limit: %u per worker (pipeline.max_series=%lld, "
+                  "series_memory_mb=%lld shared by %lld worker(s))", w->series_cap,
+                  (long long)pp->max_series, (long long)pp->series_memory_mb,
+                  (long long)pp->workers);
+}
+
 void *nops__worker_main(void *arg)
 {
     worker *w = arg;
@@ -477,6 +668,7 @@ void *nops__worker_main(void *arg)
         NOPS_ERROR("ingest", "worker %d: out of memory", w->id);
         return NULL;
     }
+    series_limits(w);
     for (;;) {
         answer_query(w);
         uint32_t n = nops__msgq_pop(&w->q, msgs, (uint32_t)w->p->pp.batch);

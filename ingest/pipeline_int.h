@@ -34,6 +34,21 @@ void nops__msgq_wait_drained(msgq *q);
 
 typedef struct worker worker;
 
+/*
+ * "Now" for incident resolution. Point times drive it (a replay resolves like the live run),
+ * but not the newest one: each worker remembers the newest point time of each of its last
+ * NOPS__TS_RING messages and offers the NOPS__TS_KTH-newest of them, so a few messages stamped
+ * ahead of the rest (within pipeline.max_future_s; beyond it they never get here) move nothing.
+ */
+#define NOPS__TS_RING 64
+#define NOPS__TS_KTH 8
+
+/* At most one log line per period; the lines in between are counted and reported with it. */
+typedef struct nops__ratelimit {
+    int64_t last_ns;    /* wall clock of the last line (0 = never) */
+    uint64_t suppressed;/* events since that were not logged */
+} nops__ratelimit;
+
 /* A question from another thread about one series, answered by whichever worker holds it. */
 typedef struct series_query {
     uint64_t id;        /* series id */
@@ -62,7 +77,8 @@ struct nops_pipeline {
     bool assigned[MAX_PARTITIONS];      /* partitions we own (poller only) */
     atomic_uint n_assigned;             /* how many */
     atomic_bool paused;                 /* consumption paused on a sink failure */
-    atomic_int_fast64_t latest_ts;      /* newest point time seen (for incident resolution) */
+    atomic_int_fast64_t latest_ts;      /* "now" for incident resolution (never decreases):
+                                           a robust newest point time, see NOPS__TS_KTH */
     pthread_mutex_t query_mu;           /* guards query; held while a worker answers it */
     pthread_cond_t query_cv;            /* a worker answered */
     series_query *query;                /* the pending question, or NULL */
@@ -85,7 +101,18 @@ struct worker {
     size_t n, cap;              /* points in the batch, capacity */
     int64_t recv_ns;            /* wall clock when the batch was taken */
     nops_parse_stats ps;        /* last message's parse result */
-    uint64_t rejected_series;   /* points refused by max_series */
+    uint32_t pt_rejected[NOPS_REJECT_COUNT]; /* this message's points refused after parsing */
+    uint32_t pt_total;          /* ... all reasons together */
+    nops_reject pt_reason;      /* ... the first one's reason */
+    const char *pt_detail;      /* ... and its sentence (static storage) */
+    uint64_t rejected_series;   /* points refused by the series limit */
+    uint32_t series_cap;        /* series this worker may hold (nops_pipeline_series_limit) */
+    size_t series_budget;       /* its share of pipeline.series_memory_mb in bytes (0 = none) */
+    int64_t msg_ts[NOPS__TS_RING]; /* newest point time of each of the last messages */
+    uint32_t msg_ts_n, msg_ts_pos;  /* entries filled, next to overwrite */
+    nops__ratelimit dlq_log;    /* "messages sent to the dead-letter topic" lines */
+    nops__ratelimit limit_log;  /* "series limit reached" lines */
+    nops__ratelimit sink_log;   /* "a record could not be handed to the sinks" lines */
     int32_t cur_part;           /* partition of the message being parsed */
     uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
     uint32_t slot_part_cap;     /* entries allocated */

@@ -653,7 +653,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(flush_failures);
     LD(snapshots);
     LD(restored_series);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < NOPS_REJECT_COUNT; i++)
         LD(rejected[i]);
     for (int i = 0; i < 32; i++)
         LD(latency_us_log2[i]);

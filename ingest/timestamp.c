@@ -181,3 +181,22 @@ nops_err nops_ingest_parse_timestamp(const char *s, size_t len, int64_t *ns, con
         return parse_iso(s, end, ns, reason);
     return parse_epoch(s, end, ns, reason);
 }
+
+nops_reject nops_ingest_check_time(int64_t ts_ns, int64_t now_ns, int64_t max_past_s,
+                                   int64_t max_future_s, const char **detail)
+{
+    /* the distance in unsigned arithmetic: exact for any two int64 times, never overflowing */
+    const uint64_t d = ts_ns > now_ns ? (uint64_t)ts_ns - (uint64_t)now_ns
+                                      : (uint64_t)now_ns - (uint64_t)ts_ns;
+    if (max_future_s > 0 && ts_ns > now_ns && d > (uint64_t)max_future_s * 1000000000ull) {
+        if (detail)
+            *detail = "timestamp is further ahead of the wall clock than pipeline.max_future_s";
+        return NOPS_REJECT_TIMESTAMP;
+    }
+    if (max_past_s > 0 && ts_ns < now_ns && d > (uint64_t)max_past_s * 1000000000ull) {
+        if (detail)
+            *detail = "timestamp is further behind the wall clock than pipeline.max_past_s";
+        return NOPS_REJECT_TIMESTAMP;
+    }
+    return NOPS_REJECT_NONE;
+}

@@ -25,6 +25,8 @@ typedef struct kafka_sink {
     size_t n_retry, cap_retry;
     size_t max_retry;      /* bound */
     uint64_t failed;       /* delivery failures since the last flush */
+    uint64_t lost;         /* failed deliveries that could not be kept: flushes fail from then
+                              on, so no offset past them is committed (a restart replays) */
 } kafka_sink;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -33,19 +35,25 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (!m->err)
         return;
     s->failed++;
-    if (s->n_retry == s->max_retry)
-        return; /* bounded: the set counts it as a drop when the next write is refused */
+    if (s->n_retry == s->max_retry) { /* bounded: lost, and said so by every later flush */
+        s->lost++;
+        return;
+    }
     if (s->n_retry == s->cap_retry) {
         size_t ncap = s->cap_retry ? s->cap_retry * 2 : 64;
         retry_rec *nr = nops_realloc(s->retry, ncap * sizeof *nr);
-        if (!nr)
+        if (!nr) {
+            s->lost++;
             return;
+        }
         s->retry = nr;
         s->cap_retry = ncap;
     }
     char *copy = nops_strndup(m->payload, m->len);
-    if (!copy)
+    if (!copy) {
+        s->lost++;
         return;
+    }
     s->retry[s->n_retry++] = (retry_rec){(int)(intptr_t)m->_private, copy, m->len};
     (void)rk;
 }
@@ -86,6 +94,12 @@ static nops_err kafka_flush(void *self, char *errstr, size_t errstr_size)
     s->n_retry -= n;
     s->failed = 0;
     rd_kafka_resp_err_t e = rd_kafka_flush(s->rk, 5000);
+    if (s->lost) {
+        nops_errf(errstr, errstr_size, "%llu failed delivery(ies) to %s could not be kept for "
+                  "another try: offsets are no longer committed; restart to replay them",
+                  (unsigned long long)s->lost, s->topic);
+        return NOPS_IO;
+    }
     if (e || s->failed || s->n_retry) {
         nops_errf(errstr, errstr_size, "%s: %llu record(s) not delivered to %s",
                   e ? rd_kafka_err2str(e) : "delivery failed",

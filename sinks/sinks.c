@@ -4,6 +4,19 @@
  * Records are encoded once with jansson and the same line goes to every sink. One mutex guards
  * the set: signals and incidents are rare next to points, so a lock here costs nothing on the
  * hot path, which never touches the sinks.
+ *
+ * Nothing the set takes is lost without the flushes saying so (the essay). A record a sink
+ * refuses (its buffer is at its bound, it is out of memory, it is broken) is kept by the set,
+ * per sink and in order, and handed to that sink again at the next flush, after the sink's own
+ * flush has made room; the flush fails until every kept record is in and durable, and since the
+ * pipeline commits Kafka offsets only after a successful flush, no offset moves past a record
+ * that is not written. While a sink holds kept records, newer records queue behind them, so a
+ * sink never sees an incident's later state before its earlier one. Kept bytes are bounded
+ * (NOPS__HELD_MAX per sink); a record that cannot be kept either (past that bound, or no
+ * memory) is lost: it is counted, logged, and every later flush fails, so the offsets stay
+ * where they were and a restart replays the record. Encoding is sized to the record (no fixed
+ * buffer) and never fails on text: a string that is not valid UTF-8 is written with U+FFFD in
+ * place of its bad bytes (parsers refuse such input, so this is a last line of defence).
  */
 #include "sinks/sinks.h"
 #include "detect/detect.h"
@@ -13,13 +26,18 @@
 #include <string.h>
 
 #define NOPS__MAX_SINKS 8
+#define NOPS__HELD_MAX (64u << 20) /* bytes of refused records kept per sink */
 
 struct nops_sinks {
     pthread_mutex_t lock;                 /* guards everything below */
     const nops_sink_ops *ops[NOPS__MAX_SINKS]; /* sink tables */
     void *self[NOPS__MAX_SINKS];          /* sink instances */
     size_t n;                             /* sinks added */
+    nops_buf held[NOPS__MAX_SINKS];       /* records sink i refused: {u8 kind, u32 len, json} */
+    size_t n_held[NOPS__MAX_SINKS];       /* records in held[i] */
     nops_sinks_stats st;                  /* counters */
+    int64_t log_ns;                       /* wall clock of the last refusal logged */
+    uint64_t log_missed;                  /* refusals since, not logged */
 };
 
 nops_sinks *nops_sinks_new(void)
@@ -34,8 +52,10 @@ void nops_sinks_destroy(nops_sinks *set)
 {
     if (!set)
         return;
-    for (size_t i = 0; i < set->n; i++)
+    for (size_t i = 0; i < set->n; i++) {
         set->ops[i]->destroy(set->self[i]);
+        nops_free(set->held[i].b);
+    }
     pthread_mutex_destroy(&set->lock);
     nops_free(set);
 }
@@ -53,20 +73,135 @@ nops_err nops_sinks_add(nops_sinks *set, const nops_sink_ops *ops, void *self)
     return e;
 }
 
-/* Labels of a canonical key into a JSON object (keys need a NUL: copy them). */
-static void add_label(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+/* ---- encoding ----------------------------------------------------------------------------- */
+
+/* A JSON string of s[0..n); bytes that are not UTF-8 (and NULs) become U+FFFD. */
+static json_t *jstr(const char *s, size_t n)
 {
-    char key[256];
-    if (kl >= sizeof key)
-        return;
-    memcpy(key, k, kl);
-    key[kl] = '\0';
-    json_object_set_new((json_t *)ud, key, json_stringn(v, vl));
+    json_t *j = json_stringn(s, n);
+    if (j || !s)
+        return j;
+    size_t cap = 3 * n + 1; /* each bad byte becomes three */
+    char small[1024];
+    char *buf = cap <= sizeof small ? small : nops_malloc(cap);
+    if (!buf)
+        return NULL;
+    size_t len = nops_utf8_sanitize(s, n, buf, cap, NULL);
+    j = json_stringn(buf, len);
+    if (buf != small)
+        nops_free(buf);
+    return j;
 }
 
+/* Set o[key] to a string (see jstr); false when that failed (no memory). */
+static bool set_str(json_t *o, const char *key, const char *s, size_t n)
+{
+    return json_object_set_new(o, key, jstr(s, n)) == 0;
+}
+
+/* Labels of a canonical key into a JSON object (keys need a NUL: copy them). */
+typedef struct label_ctx {
+    json_t *obj;
+    bool ok;
+} label_ctx;
+
+static void add_label(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+{
+    label_ctx *c = ud;
+    char key[NOPS_KEY_MAX]; /* a label key is shorter than its whole series key */
+    if (kl >= sizeof key) {
+        c->ok = false;
+        return;
+    }
+    json_t *jk = jstr(k, kl); /* the object key must be valid UTF-8 too */
+    const char *ks = jk ? json_string_value(jk) : NULL;
+    size_t ksl = jk ? json_string_length(jk) : 0;
+    if (!ks || ksl >= sizeof key || memchr(ks, '\0', ksl)) {
+        json_decref(jk);
+        c->ok = false;
+        return;
+    }
+    memcpy(key, ks, ksl);
+    key[ksl] = '\0';
+    json_decref(jk);
+    if (json_object_set_new(c->obj, key, jstr(v, vl)) != 0)
+        c->ok = false;
+}
+
+static json_t *signal_obj(const nops_signal *sig)
+{
+    json_t *o = json_object(), *labels = json_object();
+    label_ctx lc = {labels, labels != NULL};
+    size_t name_len;
+    const size_t slen = strnlen(sig->series, sizeof sig->series);
+    if (nops_detect_key_split(sig->series, &name_len, add_label, &lc) != NOPS_OK)
+        name_len = slen;
+    char ts[40];
+    nops_format_ts(sig->ts_ns, ts, sizeof ts);
+    const char *method = sig->method == NOPS_FIRED_EWMA ? "ewma" : "zscore";
+    bool ok = o && lc.ok && set_str(o, "id", sig->id, strnlen(sig->id, sizeof sig->id)) &&
+              set_str(o, "series", sig->series, slen) &&
+              set_str(o, "metric", sig->series, name_len) &&
+              json_object_set(o, "labels", labels) == 0 && set_str(o, "ts", ts, strlen(ts)) &&
+              json_object_set_new(o, "value", json_real(sig->value)) == 0 &&
+              set_str(o, "method", method, strlen(method)) &&
+              json_object_set_new(o, "zscore", json_real((double)sig->zscore)) == 0 &&
+              json_object_set_new(o, "ewma", json_real((double)sig->ewma)) == 0 &&
+              json_object_set_new(o, "score", json_real(sig->score)) == 0 &&
+              set_str(o, "hint", sig->hint, strnlen(sig->hint, sizeof sig->hint));
+    json_decref(labels);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *incident_obj(const nops_incident *inc)
+{
+    json_t *o = json_object(), *labels = json_object(), *sigs = json_array();
+    label_ctx lc = {labels, labels != NULL};
+    if (inc->labels[0]) {
+        char wrapped[sizeof inc->labels + 8];
+        snprintf(wrapped, sizeof wrapped, "x{%s}", inc->labels);
+        size_t name_len;
+        nops_detect_key_split(wrapped, &name_len, add_label, &lc);
+    }
+    uint32_t n = inc->n_signals < NOPS_INCIDENT_MAX_SIGNALS ? inc->n_signals
+                                                            : NOPS_INCIDENT_MAX_SIGNALS;
+    bool ok = o && sigs && lc.ok;
+    for (uint32_t i = 0; ok && i < n; i++)
+        ok = json_array_append_new(sigs, jstr(inc->signals[i],
+                                              strnlen(inc->signals[i], NOPS_ID_LEN))) == 0;
+    char opened[40], updated[40];
+    nops_format_ts(inc->opened_ns, opened, sizeof opened);
+    nops_format_ts(inc->updated_ns, updated, sizeof updated);
+    const char *status = inc->status == NOPS_INCIDENT_OPEN ? "open" : "resolved";
+    ok = ok && set_str(o, "id", inc->id, strnlen(inc->id, sizeof inc->id)) &&
+         set_str(o, "status", status, strlen(status)) &&
+         set_str(o, "opened_at", opened, strlen(opened)) &&
+         set_str(o, "updated_at", updated, strlen(updated)) &&
+         json_object_set(o, "signals", sigs) == 0 &&
+         json_object_set_new(o, "signal_count", json_integer((json_int_t)inc->n_signals)) == 0 &&
+         json_object_set(o, "labels", labels) == 0 &&
+         set_str(o, "summary", inc->summary, strnlen(inc->summary, sizeof inc->summary)) &&
+         set_str(o, "root_cause_hint", inc->root_cause_hint,
+                 strnlen(inc->root_cause_hint, sizeof inc->root_cause_hint));
+    json_decref(labels);
+    json_decref(sigs);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+#define NOPS__JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
+
+/* Dump into buf (cap bytes, NUL-terminated); the length, or 0 if it does not fit. */
 static size_t dump(json_t *o, char *buf, size_t cap)
 {
-    size_t n = o ? json_dumpb(o, buf, cap, JSON_COMPACT | JSON_REAL_PRECISION(9)) : 0;
+    size_t n = o ? json_dumpb(o, buf, cap, NOPS__JSON_FLAGS) : 0;
     json_decref(o);
     if (n == 0 || n >= cap)
         return 0;
@@ -76,43 +211,74 @@ static size_t dump(json_t *o, char *buf, size_t cap)
 
 size_t nops_signal_json(const nops_signal *sig, char *buf, size_t cap)
 {
-    size_t name_len;
-    json_t *labels = json_object();
-    if (nops_detect_key_split(sig->series, &name_len, add_label, labels) != NOPS_OK)
-        name_len = strlen(sig->series);
-    char ts[40];
-    nops_format_ts(sig->ts_ns, ts, sizeof ts);
-    json_t *o = json_pack("{s:s, s:s, s:s%, s:o, s:s, s:f, s:s, s:f, s:f, s:f, s:s}", "id",
-                          sig->id, "series", sig->series, "metric", sig->series, name_len,
-                          "labels", labels, "ts", ts, "value", sig->value, "method",
-                          sig->method == NOPS_FIRED_EWMA ? "ewma" : "zscore", "zscore",
-                          (double)sig->zscore, "ewma", (double)sig->ewma, "score", sig->score,
-                          "hint", sig->hint);
-    return dump(o, buf, cap);
+    return dump(signal_obj(sig), buf, cap);
 }
 
 size_t nops_incident_json(const nops_incident *inc, char *buf, size_t cap)
 {
-    json_t *labels = json_object();
-    char wrapped[600];
-    snprintf(wrapped, sizeof wrapped, "x{%s}", inc->labels);
-    size_t name_len;
-    if (inc->labels[0])
-        nops_detect_key_split(wrapped, &name_len, add_label, labels);
-    json_t *sigs = json_array();
-    uint32_t n = inc->n_signals < NOPS_INCIDENT_MAX_SIGNALS ? inc->n_signals
-                                                            : NOPS_INCIDENT_MAX_SIGNALS;
-    for (uint32_t i = 0; i < n; i++)
-        json_array_append_new(sigs, json_string(inc->signals[i]));
-    char opened[40], updated[40];
-    nops_format_ts(inc->opened_ns, opened, sizeof opened);
-    nops_format_ts(inc->updated_ns, updated, sizeof updated);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:o, s:s, s:s}", "id", inc->id,
-                          "status", inc->status == NOPS_INCIDENT_OPEN ? "open" : "resolved",
-                          "opened_at", opened, "updated_at", updated, "signals", sigs,
-                          "signal_count", (json_int_t)inc->n_signals, "labels", labels,
-                          "summary", inc->summary, "root_cause_hint", inc->root_cause_hint);
-    return dump(o, buf, cap);
+    return dump(incident_obj(inc), buf, cap);
+}
+
+/*
+ * Encode o (consumed) into `stack` when it fits, else into a buffer allocated to its size;
+ * returns the text (stack or heap: free it when it is not `stack`), NULL without memory.
+ */
+static char *encode(json_t *o, char *stack, size_t cap, size_t *len)
+{
+    if (!o)
+        return NULL;
+    size_t n = json_dumpb(o, stack, cap, NOPS__JSON_FLAGS);
+    char *out = stack;
+    if (n >= cap) { /* json_dumpb said how much it needs */
+        out = nops_malloc(n + 1);
+        if (out && json_dumpb(o, out, n + 1, NOPS__JSON_FLAGS) != n) {
+            nops_free(out);
+            out = NULL;
+        }
+    }
+    json_decref(o);
+    if (!out || n == 0) {
+        if (out != stack)
+            nops_free(out);
+        return NULL;
+    }
+    out[n] = '\0';
+    *len = n;
+    return out;
+}
+
+/* ---- fan-out, refused records, flush ----------------------------------------------------- */
+
+static void log_refusal(nops_sinks *set, size_t i, int kind, nops_err e)
+{
+    int64_t now = nops_wall_ns();
+    if (set->log_ns && now - set->log_ns < 10ll * 1000000000ll) {
+        set->log_missed++;
+        return;
+    }
+    NOPS_WARN("sinks", "%s sink refused a%s record (%s): kept and written again at the next "
+              "flush; offsets wait until it is in (%llu more refusal(s) not logged in the last "
+              "10 s)", set->ops[i]->name, kind == NOPS_SINK_SIGNAL ? " signal" : "n incident",
+              nops_strerror(e), (unsigned long long)set->log_missed);
+    set->log_ns = now;
+    set->log_missed = 0;
+}
+
+/* Keep a record for sink i (under the lock); false when it cannot be kept (lost). */
+static bool hold(nops_sinks *set, size_t i, int kind, const char *json, size_t len)
+{
+    nops_buf *b = &set->held[i];
+    const size_t need = 1 + sizeof(uint32_t) + len;
+    if (len > UINT32_MAX || b->len + need > NOPS__HELD_MAX || nops_buf_reserve(b, need) != NOPS_OK)
+        return false;
+    const uint32_t l32 = (uint32_t)len;
+    b->b[b->len] = (char)kind;
+    memcpy(b->b + b->len + 1, &l32, sizeof l32);
+    memcpy(b->b + b->len + 1 + sizeof l32, json, len);
+    b->len += need;
+    set->n_held[i]++;
+    set->st.held++;
+    return true;
 }
 
 static nops_err fan_out(nops_sinks *set, int kind, const char *json, size_t len)
@@ -120,35 +286,112 @@ static nops_err fan_out(nops_sinks *set, int kind, const char *json, size_t len)
     nops_err first = NOPS_OK;
     pthread_mutex_lock(&set->lock);
     for (size_t i = 0; i < set->n; i++) {
-        nops_err e = set->ops[i]->write(set->self[i], kind, json, len);
-        if (e == NOPS_FULL) {
-            set->st.dropped++;
-            NOPS_WARN("sinks", "%s sink is full: a record was dropped (see flush errors)",
-                      set->ops[i]->name);
+        /* behind kept records, a record waits its turn: the sink sees records in order */
+        nops_err e = set->n_held[i] ? NOPS_FULL : set->ops[i]->write(set->self[i], kind, json,
+                                                                     len);
+        if (e == NOPS_OK)
+            continue;
+        if (!set->n_held[i]) {
+            set->st.refused++;
+            log_refusal(set, i, kind, e);
         }
-        if (e != NOPS_OK && first == NOPS_OK)
-            first = e;
+        if (!hold(set, i, kind, json, len)) {
+            set->st.dropped++;
+            NOPS_ERROR("sinks", "%s sink: a%s record could be neither written nor kept (%s): "
+                       "flushes fail from now on so that no offset past it is committed; "
+                       "restart to replay it", set->ops[i]->name,
+                       kind == NOPS_SINK_SIGNAL ? " signal" : "n incident", nops_strerror(e));
+            if (first == NOPS_OK)
+                first = NOPS_FULL;
+        }
     }
-    if (kind == NOPS_SINK_SIGNAL)
-        set->st.signals++;
-    else
-        set->st.incidents++;
+    if (first == NOPS_OK) {
+        if (kind == NOPS_SINK_SIGNAL)
+            set->st.signals++;
+        else
+            set->st.incidents++;
+    }
     pthread_mutex_unlock(&set->lock);
     return first;
+}
+
+/* The set could not even encode a record: it is lost (see the essay). */
+static nops_err lost(nops_sinks *set, int kind)
+{
+    pthread_mutex_lock(&set->lock);
+    set->st.dropped++;
+    pthread_mutex_unlock(&set->lock);
+    NOPS_ERROR("sinks", "a%s record could not be encoded (out of memory): flushes fail from now "
+               "on so that no offset past it is committed; restart to replay it",
+               kind == NOPS_SINK_SIGNAL ? " signal" : "n incident");
+    return NOPS_NOMEM;
 }
 
 nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig)
 {
     char buf[4096];
-    size_t n = nops_signal_json(sig, buf, sizeof buf);
-    return n ? fan_out(set, NOPS_SINK_SIGNAL, buf, n) : NOPS_RANGE;
+    size_t n = 0;
+    char *json = encode(signal_obj(sig), buf, sizeof buf, &n);
+    if (!json)
+        return lost(set, NOPS_SINK_SIGNAL);
+    nops_err e = fan_out(set, NOPS_SINK_SIGNAL, json, n);
+    if (json != buf)
+        nops_free(json);
+    return e;
 }
 
 nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc)
 {
     char buf[8192];
-    size_t n = nops_incident_json(inc, buf, sizeof buf);
-    return n ? fan_out(set, NOPS_SINK_INCIDENT, buf, n) : NOPS_RANGE;
+    size_t n = 0;
+    char *json = encode(incident_obj(inc), buf, sizeof buf, &n);
+    if (!json)
+        return lost(set, NOPS_SINK_INCIDENT);
+    nops_err e = fan_out(set, NOPS_SINK_INCIDENT, json, n);
+    if (json != buf)
+        nops_free(json);
+    return e;
+}
+
+/* Hand sink i its kept records in order until it refuses one; how many it took. */
+static size_t replay_held(nops_sinks *set, size_t i, nops_err *refusal)
+{
+    nops_buf *b = &set->held[i];
+    size_t off = 0, taken = 0;
+    while (off < b->len) {
+        uint32_t len;
+        memcpy(&len, b->b + off + 1, sizeof len);
+        const int kind = (unsigned char)b->b[off];
+        nops_err e = set->ops[i]->write(set->self[i], kind, b->b + off + 1 + sizeof len, len);
+        if (e != NOPS_OK) {
+            *refusal = e;
+            break;
+        }
+        off += 1 + sizeof len + len;
+        taken++;
+    }
+    memmove(b->b, b->b + off, b->len - off);
+    b->len -= off;
+    set->n_held[i] -= taken;
+    set->st.held -= taken;
+    return taken;
+}
+
+/* Flush sink i, then give it its kept records (flushing to make room) until all are in. */
+static nops_err flush_one(nops_sinks *set, size_t i, char *err, size_t err_size)
+{
+    nops_err e = set->ops[i]->flush(set->self[i], err, err_size);
+    while (e == NOPS_OK && set->n_held[i]) {
+        nops_err refusal = NOPS_OK;
+        size_t taken = replay_held(set, i, &refusal);
+        if (taken == 0) {
+            nops_errf(err, err_size, "%zu refused record(s) wait for the sink (it refuses them: "
+                      "%s)", set->n_held[i], nops_strerror(refusal));
+            return NOPS_IO;
+        }
+        e = set->ops[i]->flush(set->self[i], err, err_size);
+    }
+    return e;
 }
 
 nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size)
@@ -157,11 +400,17 @@ nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size)
     pthread_mutex_lock(&set->lock);
     for (size_t i = 0; i < set->n; i++) {
         char err[256] = "";
-        nops_err e = set->ops[i]->flush(set->self[i], err, sizeof err);
+        nops_err e = flush_one(set, i, err, sizeof err);
         if (e != NOPS_OK && first == NOPS_OK) {
             first = e;
             nops_errf(errstr, errstr_size, "%s sink: %s", set->ops[i]->name, err);
         }
+    }
+    if (first == NOPS_OK && set->st.dropped) {
+        first = NOPS_IO;
+        nops_errf(errstr, errstr_size, "%llu record(s) could be neither written nor kept: "
+                  "offsets are no longer committed; restart to replay them",
+                  (unsigned long long)set->st.dropped);
     }
     if (first == NOPS_OK)
         set->st.flushes++;

@@ -7,8 +7,10 @@
  *
  * Delivery contract (DESIGN.md "Sinks and delivery"): a write only buffers; nops_sinks_flush()
  * returns NOPS_OK only when every sink has made everything written before it durable. A sink
- * that fails keeps what it had (up to its bound) and is retried by the next flush; the caller
- * commits Kafka offsets only after a successful flush, so nothing is lost, at worst replayed.
+ * that fails keeps what it had (up to its bound) and is retried by the next flush; a record a
+ * sink refuses is kept by the set and given to it again at the next flush, which fails until
+ * it is in; a record that can be kept nowhere makes every later flush fail. The caller commits
+ * Kafka offsets only after a successful flush, so nothing is lost, at worst replayed.
  */
 #ifndef NOPS_SINKS_H
 #define NOPS_SINKS_H
@@ -32,11 +34,15 @@ typedef struct nops_sinks nops_sinks;
 
 /** Counters of a set, for logs and /metrics. */
 typedef struct nops_sinks_stats {
-    uint64_t signals;        /**< signals written */
-    uint64_t incidents;      /**< incident records written (open, update, resolve) */
+    uint64_t signals;        /**< signals taken: written to every sink, or kept for a sink
+                                  that refused them until a flush gives them again (see held) */
+    uint64_t incidents;      /**< incident records taken the same way (open, update, resolve) */
     uint64_t flushes;        /**< successful flushes */
     uint64_t flush_failures; /**< failed flushes (each retried later) */
-    uint64_t dropped;        /**< records a sink had to drop at its bound (logged) */
+    uint64_t refused;        /**< records a sink refused; kept and given again at the next flush */
+    uint64_t held;           /**< records kept that way now (a gauge) */
+    uint64_t dropped;        /**< records lost: neither written nor kept (each logged); from the
+                                  first, every flush fails so no offset passes them */
 } nops_sinks_stats;
 
 nops_sinks *nops_sinks_new(void);
@@ -75,6 +81,12 @@ typedef struct nops_sinks_params {
 
 extern const nops_cfg_section nops_sinks_cfg_section;
 
+/**
+ * Encode a record (sized to it) and hand it to every sink. NOPS_OK when every sink took it or
+ * the set kept it for a sink that refused it; otherwise the record is lost (no memory, or more
+ * than 64 MiB kept for one sink): it is counted in `dropped`, logged, and every later flush
+ * fails, so the caller never commits past it.
+ */
 nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig);
 nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc);
 nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size);

@@ -152,7 +152,7 @@ static int setup(void **state)
     snprintf(kp.group, sizeof kp.group, "api-test");
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "neuralops.metrics.dlq");
     kp.session_timeout_ms = 6000;
-    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000};
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params_default(&g_dp);
     nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
     nops_storage_params sp;

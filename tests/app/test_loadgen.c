@@ -197,7 +197,7 @@ static void test_loadgen_incidents_are_found_in_every_sink(void **state)
     snprintf(kp.group, sizeof kp.group, "loadgen-test");
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "neuralops.metrics.dlq");
     kp.session_timeout_ms = 6000;
-    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000};
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     dp.window = WINDOW;

@@ -222,6 +222,56 @@ static void test_memory_report(void **state)
     nops_detect_destroy(d);
 }
 
+static size_t mem_total(const nops_detect_mem *m)
+{
+    return m->state_bytes + m->registry_bytes + m->key_bytes;
+}
+
+/* The series budget: nops_detect_memory_after_add predicts every registration (growth
+ * included), and nops_detect_series_fit gives the most series whose state fits — one more
+ * would not. */
+static void test_series_budget(void **state)
+{
+    nops_detect_params p;
+    nops_detect_params_default(&p);
+    const size_t budgets[] = {1u << 20, 3u << 20, 5000000};
+    for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+        const size_t budget = budgets[b];
+        const char *key = "some_metric{host=\"web-0001\",service=\"checkout\"}";
+        const size_t klen = strlen(key);
+        uint32_t n = nops_detect_series_fit(&p, budget, 1024, klen, 0);
+        assert_true(n >= 1024);
+        char err[128];
+        nops_detector *d = nops_detect_new(&p, 1024, err, sizeof err);
+        assert_non_null(d);
+        nops_detect_mem m, pred;
+        for (uint64_t i = 1; i <= n; i++) {
+            nops_detect_memory_after_add(d, klen, &pred);
+            uint32_t slot;
+            assert_int_equal(nops_detect_slot(d, i, key, klen, 0, &slot), NOPS_OK);
+            nops_detect_memory(d, &m);
+            if (mem_total(&pred) != mem_total(&m) || pred.capacity != m.capacity ||
+                pred.active != m.active)
+                fail_msg("series %llu: predicted %zu bytes / %u slots, got %zu / %u",
+                         (unsigned long long)i, mem_total(&pred), pred.capacity, mem_total(&m),
+                         m.capacity);
+        }
+        assert_true(mem_total(&m) <= budget);
+        nops_detect_memory_after_add(d, klen, &pred);
+        assert_true(mem_total(&pred) > budget); /* the next one would break the budget */
+        print_message("  %zu bytes: %u series (%u slots, %zu bytes held)\n", budget, n,
+                      m.capacity, mem_total(&m));
+        nops_detect_destroy(d);
+    }
+    /* a budget that cannot hold the initial arrays fits nothing */
+    assert_int_equal(nops_detect_series_fit(&p, 1000, 1024, 40, 0), 0);
+    /* the window drives the cost: a longer window, fewer series */
+    nops_detect_params w = p;
+    w.window = 600;
+    assert_true(nops_detect_series_fit(&w, 64u << 20, 1024, 40, 0) <
+                nops_detect_series_fit(&p, 64u << 20, 1024, 40, 0) / 4);
+}
+
 /* Every allocation of creation and growth can fail: a clean error and no leak. */
 static void test_allocation_failures(void **state)
 {
@@ -268,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_eviction_against_model),
         cmocka_unit_test(test_evicted_slot_is_reset),
         cmocka_unit_test(test_memory_report),
+        cmocka_unit_test(test_series_budget),
         cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             if (!(row.value == row.value) || row.value > 3.5e38 || row.value < -3.5e38)
                 abort();
+            if (!nops_utf8_valid(text + pos, len)) /* rows are text */
+                abort();
         } else if (e != NOPS_OK && !reason) {
             abort();
         }

@@ -1,7 +1,8 @@
 /*
  * fuzz_metrics.c — libFuzzer target for Kafka metric messages (line protocol and JSON).
  * Contract checked: every point delivered is finite with non-empty name and spans inside the
- * message or the parser's scratch; counters add up; a rejection always has a reason.
+ * message or the parser's scratch, every name and tag valid UTF-8; counters add up; a rejection
+ * always has a reason.
  */
 #include "ingest/ingest.h"
 
@@ -15,6 +16,13 @@ static bool check_point(void *ud, const nops_point *p)
     size_t *n = ud;
     if (!isfinite(p->value) || p->measurement_len == 0 || p->n_tags > NOPS_INGEST_MAX_TAGS)
         abort();
+    if (!nops_utf8_valid(p->measurement, p->measurement_len) ||
+        !nops_utf8_valid(p->field, p->field_len))
+        abort();
+    for (size_t t = 0; t < p->n_tags; t++)
+        if (!nops_utf8_valid(p->tags[t].key, p->tags[t].key_len) ||
+            !nops_utf8_valid(p->tags[t].value, p->tags[t].value_len))
+            abort();
     volatile char sink = 0;
     for (size_t i = 0; i < p->measurement_len; i++)
         sink ^= p->measurement[i];

@@ -145,8 +145,24 @@ static void test_csv_bad_rows(void **state)
     const char *reason = NULL;
     assert_int_equal(nops_ingest_csv_line(nul, sizeof nul - 1, false, &row, &kind, &reason),
                      NOPS_PARSE);
+    const char *l;
+    /* text that is not UTF-8 is refused with that reason, even where a header may stand */
+    static const char *const not_utf8[] = {"2024-01-01T00:00:00Z,5\xff", "2024-01-01\xc3,5",
+                                           "ts,lat\xe9ncy", "ts,\xed\xa0\x80",
+                                           "ts,\xc0\xafvalue"};
+    for (size_t i = 0; i < sizeof not_utf8 / sizeof not_utf8[0]; i++) {
+        reason = NULL;
+        nops_err e = nops_ingest_csv_line(not_utf8[i], strlen(not_utf8[i]), true, &row, &kind,
+                                          &reason);
+        if (e != NOPS_PARSE || !reason || !strstr(reason, "not valid UTF-8"))
+            fail_msg("line %zu: %s, reason \"%s\"", i, nops_err_name(e),
+                     reason ? reason : "(none)");
+    }
+    l = "Zeit,Latenz (\xc2\xb5s)"; /* a header in UTF-8 is still a header */
+    assert_int_equal(nops_ingest_csv_line(l, strlen(l), true, &row, &kind, &reason), NOPS_OK);
+    assert_int_equal(kind, NOPS_CSV_HEADER);
     /* a first line with a numeric-looking but broken value is an error, not a header */
-    const char *l = "2024-01-01,1.2.3";
+    l = "2024-01-01,1.2.3";
     assert_int_equal(nops_ingest_csv_line(l, strlen(l), true, &row, &kind, &reason), NOPS_PARSE);
 }
 

@@ -207,6 +207,86 @@ static void test_json_rejects(void **state)
     }
 }
 
+/* Names, tags and text that are not UTF-8 are refused at parse time with reason utf8 (they
+ * would make the signal's JSON fail later); the good lines beside them still arrive. */
+static void test_utf8_rejected(void **state)
+{
+    static const char *const lp[] = {
+        "cpu,host=web\xff value=1",                 /* a stray byte in a tag value */
+        "cpu,ho\xc3st=web value=1",                 /* a cut character in a tag key */
+        "c\xe2\x82u value=1",                       /* in the measurement */
+        "cpu v\x80=1",                              /* in a field key */
+        "cpu,host=a\xc0\xaf value=1",               /* an overlong '/' */
+        "cpu,host=\xed\xa0\x80 value=1",            /* a surrogate */
+        "cpu,host=\xf4\x90\x80\x80 value=1",        /* past U+10FFFF */
+        "cpu,host=a value=1,s=\"text \xfe\"",         /* inside a string field, too */
+        "cpu,host=a\xe2\x82 value=1",               /* cut at the end of the tag */
+    };
+    for (size_t i = 0; i < sizeof lp / sizeof lp[0]; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "ok,host=a value=1 5\n%s\nok,host=b value=2 6\n", lp[i]);
+        nops_parse_stats st;
+        got g = parse(msg, NOPS_OK, &st);
+        if (g.n != 2 || st.rejected != 1 || st.reason != NOPS_REJECT_UTF8 || st.first_bad != 2 ||
+            !strstr(st.detail, "UTF-8"))
+            fail_msg("line %zu: %d points, %u rejected, reason %s", i, g.n, st.rejected,
+                     nops_ingest_reject_name(st.reason));
+    }
+    static const char *const js[] = {
+        "{\"name\":\"cpu\",\"value\":1,\"labels\":{\"host\":\"web\xff\"}}",
+        "{\"name\":\"cpu\",\"value\":1,\"labels\":{\"h\xc3\":\"web\"}}",
+        "{\"name\":\"c\xed\xa0\x80\",\"value\":1}",
+        "{\"name\":\"cpu\",\"tags\":{\"host\":\"\xc0\xaf\"},\"fields\":{\"v\":1}}",
+    };
+    for (size_t i = 0; i < sizeof js / sizeof js[0]; i++) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "{\"name\":\"ok\",\"value\":1}\n%s\n{\"name\":\"ok\","
+                                  "\"value\":2}\n", js[i]);
+        nops_parse_stats st;
+        got g = parse(msg, NOPS_OK, &st);
+        if (g.n != 2 || st.rejected != 1 || st.reason != NOPS_REJECT_UTF8 || st.first_bad != 2)
+            fail_msg("object %zu: %d points, %u rejected, reason %s", i, g.n, st.rejected,
+                     nops_ingest_reject_name(st.reason));
+    }
+    /* valid UTF-8 of every length passes, verbatim */
+    got g = parse("cpu,city=K\xc3\xb6ln,sym=\xe2\x82\xac,e=\xf0\x9f\x98\x80 value=1", NOPS_OK,
+                  NULL);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.series[0], "cpu||city=K\xc3\xb6ln,sym=\xe2\x82\xac,e=\xf0\x9f\x98\x80");
+    g = parse("{\"name\":\"cpu\",\"value\":1,\"labels\":{\"city\":\"K\\u00f6ln\"}}", NOPS_OK,
+              NULL);
+    assert_string_equal(g.series[0], "cpu||city=K\xc3\xb6ln");
+    assert_string_equal(nops_ingest_reject_name(NOPS_REJECT_UTF8), "utf8");
+    assert_string_equal(nops_ingest_reject_name(NOPS_REJECT_SERIES_LIMIT), "series_limit");
+}
+
+/* The wall-clock tolerance of the pipeline: far-off times out, 0 turns a bound off, and the
+ * extremes of int64 compare without overflow. */
+static void test_check_time(void **state)
+{
+    const int64_t now = 1800000000000000000ll, s = 1000000000ll;
+    const char *why = NULL;
+    assert_int_equal(nops_ingest_check_time(9000000000000000000ll, now, 0, 86400, &why),
+                     NOPS_REJECT_TIMESTAMP);
+    assert_non_null(strstr(why, "max_future_s"));
+    assert_int_equal(nops_ingest_check_time(now + 86400 * s, now, 0, 86400, NULL),
+                     NOPS_REJECT_NONE);
+    assert_int_equal(nops_ingest_check_time(now + 86400 * s + 1, now, 0, 86400, NULL),
+                     NOPS_REJECT_TIMESTAMP);
+    assert_int_equal(nops_ingest_check_time(now - 7 * 86400 * s - 1, now, 7 * 86400, 86400, &why),
+                     NOPS_REJECT_TIMESTAMP);
+    assert_non_null(strstr(why, "max_past_s"));
+    assert_int_equal(nops_ingest_check_time(now - 7 * 86400 * s, now, 7 * 86400, 86400, NULL),
+                     NOPS_REJECT_NONE);
+    assert_int_equal(nops_ingest_check_time(0, now, 0, 86400, NULL), NOPS_REJECT_NONE);
+    assert_int_equal(nops_ingest_check_time(INT64_MAX, now, 0, 0, NULL), NOPS_REJECT_NONE);
+    assert_int_equal(nops_ingest_check_time(INT64_MIN, now, 1, 1, NULL), NOPS_REJECT_TIMESTAMP);
+    assert_int_equal(nops_ingest_check_time(INT64_MAX, INT64_MIN, 1, 1, NULL),
+                     NOPS_REJECT_TIMESTAMP);
+    assert_int_equal(nops_ingest_check_time(INT64_MIN, INT64_MAX, 0, 3155760000ll, NULL),
+                     NOPS_REJECT_NONE);
+}
+
 static void test_consumer_can_stop(void **state)
 {
     got g = {0};
@@ -225,6 +305,8 @@ int main(void)
         cmocka_unit_test(test_lineproto_rejects),
         cmocka_unit_test(test_json_shapes),
         cmocka_unit_test(test_json_rejects),
+        cmocka_unit_test(test_utf8_rejected),
+        cmocka_unit_test(test_check_time),
         cmocka_unit_test(test_consumer_can_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,6 +53,176 @@ static nops_incident make_incident(const char *id, int n, bool resolved)
     return inc;
 }
 
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    b[n] = '\0';
+    fclose(f);
+    return b;
+}
+
+/* A sink that remembers what it was given and refuses signals (or everything) on demand. */
+typedef struct test_sink {
+    bool refuse_signals;  /* write() fails for signals */
+    bool refuse_all;      /* write() fails for everything */
+    char kinds[64];       /* kinds written, in order: 's' or 'i' */
+    size_t n;
+    int flushes;          /* successful flushes */
+} test_sink;
+
+static nops_err ts_write(void *self, int kind, const char *json, size_t len)
+{
+    test_sink *t = self;
+    if (t->refuse_all || (t->refuse_signals && kind == NOPS_SINK_SIGNAL))
+        return NOPS_IO;
+    json_t *o = json_loadb(json, len, 0, NULL); /* whole JSON */
+    assert_non_null(o);
+    json_decref(o);
+    if (t->n < sizeof t->kinds - 1)
+        t->kinds[t->n++] = kind == NOPS_SINK_SIGNAL ? 's' : 'i';
+    return NOPS_OK;
+}
+
+static nops_err ts_flush(void *self, char *errstr, size_t errstr_size)
+{
+    (void)errstr;
+    (void)errstr_size;
+    ((test_sink *)self)->flushes++;
+    return NOPS_OK;
+}
+
+static void ts_destroy(void *self)
+{
+    (void)self;
+}
+
+static const nops_sink_ops test_ops = {"test", ts_write, ts_flush, ts_destroy};
+
+/* A sink that refuses a signal: the set keeps it (and what follows, in order), every flush
+ * fails until the sink takes it, and then it arrives; nothing is lost on the way. */
+static void test_refused_signal_is_kept_and_flush_fails(void **state)
+{
+    test_sink t = {.refuse_signals = true};
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add(set, &test_ops, &t), NOPS_OK);
+    nops_signal s = make_signal(1);
+    nops_incident inc = make_incident("00000000000000ee", 1, false);
+    assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK); /* kept, not lost */
+    assert_int_equal(nops_sinks_incident(set, &inc), NOPS_OK);
+    assert_int_equal(t.n, 0); /* the incident waits behind the refused signal */
+    char err[256] = "";
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_IO);
+    assert_non_null(strstr(err, "test sink"));
+    assert_non_null(strstr(err, "refused"));
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_IO);
+    nops_sinks_stats st;
+    nops_sinks_get_stats(set, &st);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.held, 2);
+    assert_int_equal(st.signals, 1); /* taken by the set (kept), not lost */
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.flush_failures, 2);
+    t.refuse_signals = false; /* the sink recovers: both arrive, in order */
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    assert_string_equal(t.kinds, "si");
+    nops_sinks_get_stats(set, &st);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.flushes, 1);
+    nops_sinks_destroy(set);
+}
+
+/* A record that can be kept nowhere (no memory for it) is counted, and from then on every flush
+ * fails, so the caller never commits past it. */
+static void test_lost_record_fails_every_flush(void **state)
+{
+    test_sink t = {.refuse_all = true};
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add(set, &test_ops, &t), NOPS_OK);
+    nops_signal s = make_signal(2);
+    nops_alloc_fail_after(0, true);
+    nops_err e = nops_sinks_signal(set, &s);
+    nops_alloc_fail_after(-1, false);
+    assert_int_not_equal(e, NOPS_OK);
+    nops_sinks_stats st;
+    nops_sinks_get_stats(set, &st);
+    assert_int_equal(st.dropped, 1);
+    t.refuse_all = false;
+    char err[256] = "";
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_IO);
+        assert_non_null(strstr(err, "restart to replay"));
+    }
+    nops_sinks_destroy(set);
+}
+
+/* Labels whose JSON is far over 4 KiB (control characters escape to six bytes each), and
+ * text that is not UTF-8 (a hint cut inside a character), are written whole and valid. */
+static void test_large_and_broken_records_written_whole(void **state)
+{
+    char dir[] = "/tmp/nops-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[256];
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(set, dir, 0, err, sizeof err), NOPS_OK);
+    nops_signal s = make_signal(7);
+    char value[901];
+    memset(value, '\x01', 900);
+    value[900] = '\0';
+    snprintf(s.series, sizeof s.series, "cpu{host=\"%s\",service=\"checkout\"}", value);
+    char small[4096];
+    assert_int_equal(nops_signal_json(&s, small, sizeof small), 0); /* > 4 KiB of JSON */
+    assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);
+    nops_signal bad = make_signal(8);
+    snprintf(bad.hint, sizeof bad.hint, "latency{city=\"K\xc3\xb6ln\"} is hig\xc3");
+    assert_int_equal(nops_sinks_signal(set, &bad), NOPS_OK);
+    nops_incident inc = make_incident("00000000000000ff", 2, false);
+    snprintf(inc.summary, sizeof inc.summary, "2 signals sharing city=\"K\xc3");
+    assert_int_equal(nops_sinks_incident(set, &inc), NOPS_OK);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    char path[160];
+    snprintf(path, sizeof path, "%s/signals.jsonl", dir);
+    char *all = read_all(path);
+    char *nl = strchr(all, '\n');
+    assert_non_null(nl);
+    assert_true(nl - all > 4096);
+    *nl = '\0';
+    json_t *o = json_loads(all, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "labels"), "host")),
+                        value);
+    assert_string_equal(json_string_value(json_object_get(o, "series")), s.series);
+    json_decref(o);
+    o = json_loads(nl + 1, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "hint")),
+                        "latency{city=\"K\xc3\xb6ln\"} is hig\xef\xbf\xbd");
+    json_decref(o);
+    free(all);
+    snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
+    all = read_all(path);
+    o = json_loads(all, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "summary")),
+                        "2 signals sharing city=\"K\xef\xbf\xbd");
+    json_decref(o);
+    free(all);
+    nops_sinks_stats st;
+    nops_sinks_get_stats(set, &st);
+    assert_int_equal(st.signals, 2);
+    assert_int_equal(st.incidents, 1);
+    assert_int_equal(st.dropped, 0);
+    nops_sinks_destroy(set);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_signal_json_shape(void **state)
 {
     nops_signal s = make_signal(3);
@@ -115,17 +285,34 @@ static void test_jsonl_sink(void **state)
     }
     fclose(f);
     assert_int_equal(lines, 5);
-    /* the bound: 4 KiB per file, further writes are refused and counted */
-    nops_err e = NOPS_OK;
-    for (int i = 0; i < 100 && e == NOPS_OK; i++) {
+    /* the bound: 4 KiB per file; past it the sink refuses, the set keeps the records and the
+     * next flush writes every one of them, in order (nothing dropped) */
+    for (int i = 100; i < 200; i++) {
         nops_signal s = make_signal(i);
-        e = nops_sinks_signal(set, &s);
+        assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);
     }
-    assert_int_equal(e, NOPS_FULL);
     nops_sinks_stats st;
     nops_sinks_get_stats(set, &st);
-    assert_true(st.dropped >= 1);
+    assert_true(st.refused >= 1);
+    assert_true(st.held >= 50);
+    assert_int_equal(st.dropped, 0);
     assert_int_equal(st.flushes, 1);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    nops_sinks_get_stats(set, &st);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.signals, 105);
+    char *all = read_all(path);
+    const char *at = all;
+    for (int i = 100; i < 200; i++) { /* each once, in the order written */
+        char id[40];
+        snprintf(id, sizeof id, "\"id\":\"%016x\"", 0xabc000 + i);
+        const char *hit = strstr(at, id);
+        if (!hit)
+            fail_msg("signal %d missing or out of order", i);
+        assert_null(strstr(hit + 1, id));
+        at = hit;
+    }
+    free(all);
     nops_sinks_destroy(set);
     set = nops_sinks_new();
     assert_int_equal(nops_sinks_add_jsonl(set, "/proc/nope/neuralops", 0, err, sizeof err),
@@ -263,6 +450,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signal_json_shape),
         cmocka_unit_test(test_jsonl_sink),
+        cmocka_unit_test(test_refused_signal_is_kept_and_flush_fails),
+        cmocka_unit_test(test_lost_record_fails_every_flush),
+        cmocka_unit_test(test_large_and_broken_records_written_whole),
         cmocka_unit_test(test_kafka_sink),
         cmocka_unit_test(test_postgres_sink),
     };

@@ -1,0 +1,439 @@
+/*
+ * test_pipeline_guard.c — what the pipeline refuses and what it never does, against the
+ * librdkafka mock cluster hosted by this process:
+ *   - a point stamped far from the wall clock (the 2255 "poison" point, by line protocol or
+ *     JSON) goes to the dead-letter topic as `timestamp` and moves nothing: open incidents stay
+ *     open; a point a little ahead of the wall clock is taken but does not move "now" either;
+ *   - text that is not UTF-8 goes to the dead-letter topic as `utf8`;
+ *   - past the series limit (a small series_memory_mb), a new series goes to the dead-letter
+ *     topic as `series_limit`, counted, while the series already held keep working;
+ *   - a sink that refuses a signal holds the offsets: nothing past that message is committed
+ *     until the sink takes the signal.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/testutil.h"
+#include "tests/kafkautil.h"
+
+#include "ingest/ingest.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static rd_kafka_t *g_cluster; /* producer handle hosting the mock cluster */
+static char g_boot[512];
+
+static int setup(void **state)
+{
+    static const tu_topic topics[] = {{"guard-ts", 2}, {"guard-ts-dlq", 1}, {"guard-lim", 1},
+                                      {"guard-lim-dlq", 1}, {"guard-sink", 1},
+                                      {"guard-sink-dlq", 1}};
+    g_cluster = tu_mock_cluster(1, topics, 6, g_boot, sizeof g_boot);
+    assert_non_null(g_cluster);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    rd_kafka_destroy(g_cluster);
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000}, NULL);
+}
+
+static void params(nops_kafka_params *kp, nops_pipeline_params *pp, nops_detect_params *dp,
+                   nops_correlate_params *cp, const char *topic, const char *group)
+{
+    memset(kp, 0, sizeof *kp);
+    snprintf(kp->brokers, sizeof kp->brokers, "%s", g_boot);
+    snprintf(kp->topic, sizeof kp->topic, "%s", topic);
+    snprintf(kp->group, sizeof kp->group, "%s", group);
+    snprintf(kp->dlq_topic, sizeof kp->dlq_topic, "%s-dlq", topic);
+    kp->session_timeout_ms = 6000;
+    *pp = (nops_pipeline_params){.workers = 1, .queue_depth = 4096, .batch = 512,
+                                 .flush_ms = 50, .max_series = 0, .snapshot_ms = 200,
+                                 .max_future_s = 86400, .max_past_s = 0,
+                                 .series_memory_mb = 64};
+    nops_detect_params_default(dp);
+    *cp = (nops_correlate_params){120, 0.8, "service,host,cluster", 300};
+}
+
+static void produce(const char *topic, const char *key, const char *value, size_t len)
+{
+    while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC(topic),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_VALUE((void *)value, len),
+                             RD_KAFKA_V_KEY((void *)key, strlen(key)),
+                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(g_cluster, 10);
+}
+
+static void producef(const char *topic, const char *key, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    produce(topic, key, line, (size_t)n);
+}
+
+static void flush_producer(void)
+{
+    assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
+}
+
+/* Constant series at 100 (+ host) with one spike at t = spike (no spike when spike < 0). */
+static void produce_series(const char *topic, const char *meas, int hosts, int t0, int t1,
+                           int spike, int64_t base_ns)
+{
+    for (int t = t0; t < t1; t++)
+        for (int h = 0; h < hosts; h++) {
+            char key[16];
+            snprintf(key, sizeof key, "h%02d", h);
+            producef(topic, key, "%s,host=h%02d,service=s%d usage=%.1f %lld", meas, h, h % 3,
+                     100.0 + h + (t == spike ? 50.0 : 0.0),
+                     (long long)(base_ns + (int64_t)t * 1000000000ll));
+        }
+    flush_producer();
+}
+
+/* Everything on `topic` read back by kcat, one message per line as `%h|%s`. */
+static char *read_topic(const char *topic, const char *dir)
+{
+    char cmd[1024], path[300];
+    snprintf(path, sizeof path, "%s/%s.txt", dir, topic);
+    snprintf(cmd, sizeof cmd, "kcat -C -b '%s' -t %s -o beginning -e -q -f '%%h|%%s\\n' > %s",
+             g_boot, topic, path);
+    assert_int_equal(system(cmd), 0);
+    return tu_read_file(path);
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Poll the pipeline's counters until `done` holds (generous deadline: a loaded machine). */
+typedef bool (*stats_pred)(const nops_pipeline_stats *st, void *ud);
+
+static nops_pipeline_stats wait_for(nops_pipeline *p, stats_pred done, void *ud, const char *what)
+{
+    nops_pipeline_stats st;
+    for (int i = 0; i < 2400; i++) { /* 120 s */
+        nops_pipeline_get_stats(p, &st);
+        if (done(&st, ud))
+            return st;
+        sleep_ms(50);
+    }
+    fail_msg("timed out waiting for %s (messages %llu, signals %llu)", what,
+             (unsigned long long)st.messages, (unsigned long long)st.signals);
+    return st;
+}
+
+typedef struct after {
+    uint64_t messages;  /* at least this many messages processed */
+    uint64_t snapshots; /* ... and more snapshots than this (checkpoints that resolved) */
+} after;
+
+static bool processed_and_checkpointed(const nops_pipeline_stats *st, void *ud)
+{
+    const after *a = ud;
+    return st->messages >= a->messages && st->snapshots > a->snapshots;
+}
+
+/* ---- 1. timestamps and UTF-8 ------------------------------------------------------------ */
+
+static void test_poison_timestamp_keeps_incidents_open(void **state)
+{
+    char dir[] = "/tmp/nops-guard-ts-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-ts", "g-ts");
+    pp.max_past_s = 30 * 86400;
+    char err[512];
+    nops_sinks *sinks = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+
+    /* 200 s of four series ending now, a spike at 150 s: incidents open, their series clear
+     * ~47 s before the newest point, so with resolve_s = 300 they must stay open */
+    enum { HOSTS = 4, T = 200 };
+    const int64_t base = nops_wall_ns() - (int64_t)T * 1000000000ll;
+    produce_series("guard-ts", "cpu", HOSTS, 0, T, 150, base);
+    after a = {HOSTS * T, 0};
+    nops_pipeline_stats st = wait_for(p, processed_and_checkpointed, &a, "the series");
+    assert_true(st.incidents_opened >= 1);
+    assert_int_equal(st.incidents_resolved, 0);
+
+    const int64_t now = nops_wall_ns();
+    /* taken: an hour ahead is within max_future_s, but one message does not move "now" */
+    producef("guard-ts", "x", "ahead,host=x v=1 %lld", (long long)(now + 3600ll * 1000000000ll));
+    /* refused, timestamp: the poison point by line protocol and by JSON, and one from 2001 */
+    producef("guard-ts", "x", "poison,host=x v=1 9000000000000000000");
+    producef("guard-ts", "x", "{\"name\":\"poison\",\"value\":1,\"labels\":{\"host\":\"y\"},"
+                              "\"timestamp\":9000000000000000000}");
+    producef("guard-ts", "x", "old,host=x v=1 1000000000000000000");
+    /* refused, utf8: a tag value that is not UTF-8 (by both formats) */
+    producef("guard-ts", "h00", "cpu,host=h00\xff,service=s0 usage=1 %lld", (long long)now);
+    producef("guard-ts", "h00", "{\"name\":\"cpu\",\"value\":1,\"labels\":{\"host\":\"\xc3\"}}");
+    flush_producer();
+    a = (after){HOSTS * T + 6, st.snapshots + 4};
+    st = wait_for(p, processed_and_checkpointed, &a, "the poison points");
+    assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
+    nops_pipeline_get_stats(p, &st);
+    print_message("  %llu incidents opened, %llu resolved; rejected: %llu timestamp, %llu utf8\n",
+                  (unsigned long long)st.incidents_opened,
+                  (unsigned long long)st.incidents_resolved,
+                  (unsigned long long)st.rejected[NOPS_REJECT_TIMESTAMP],
+                  (unsigned long long)st.rejected[NOPS_REJECT_UTF8]);
+    assert_int_equal(st.points, HOSTS * T + 1);
+    assert_int_equal(st.rejected[NOPS_REJECT_TIMESTAMP], 3);
+    assert_int_equal(st.rejected[NOPS_REJECT_UTF8], 2);
+    assert_int_equal(st.dlq, 5);
+    assert_int_equal(st.incidents_resolved, 0);
+    assert_int_equal(st.incidents_open, st.incidents_opened);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+
+    char path[300];
+    snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
+    char *inc = tu_read_file(path);
+    assert_true(tu_count_lines(inc) >= 1);
+    assert_null(strstr(inc, "\"resolved\""));
+    assert_null(strstr(inc, "2255-"));
+    free(inc);
+    char *dlq = read_topic("guard-ts-dlq", dir);
+    assert_int_equal(count(dlq, "reason=timestamp"), 3);
+    assert_int_equal(count(dlq, "reason=utf8"), 2);
+    assert_non_null(strstr(dlq, "max_future_s"));
+    assert_non_null(strstr(dlq, "max_past_s"));
+    assert_non_null(strstr(dlq, "|poison,host=x v=1 9000000000000000000"));
+    assert_null(strstr(dlq, "|ahead,"));
+    free(dlq);
+    rm_rf(dir);
+}
+
+/* ---- 2. the series limit ---------------------------------------------------------------- */
+
+typedef struct want_n {
+    uint64_t messages, signals;
+} want_n;
+
+static bool messages_and_signals(const nops_pipeline_stats *st, void *ud)
+{
+    const want_n *w = ud;
+    return st->messages >= w->messages && st->signals >= w->signals;
+}
+
+static void test_series_limit_to_dlq(void **state)
+{
+    char dir[] = "/tmp/nops-guard-lim-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-lim", "g-lim");
+    pp.series_memory_mb = 1; /* a small budget: a few thousand series */
+    const uint32_t limit = nops_pipeline_series_limit(&pp, &dp);
+    print_message("  series limit with 1 MiB and detect.window %lld: %u\n",
+                  (long long)dp.window, limit);
+    assert_true(limit > 100 && limit < 100000);
+    char err[512];
+    nops_sinks *sinks = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+
+    enum { BASE = 3, T = 120, OVER = 5 };
+    const int64_t base = nops_wall_ns() - 1000ll * 1000000000ll;
+    produce_series("guard-lim", "base", BASE, 0, T, -1, base); /* three series, held */
+    for (uint32_t i = 0; i < limit - BASE + OVER; i++) /* fill up, then five too many */
+        producef("guard-lim", "fill", "fill,id=%u v=1 %lld", i, (long long)(base + T * 1000000000ll));
+    flush_producer();
+    produce_series("guard-lim", "base", BASE, T, T + 10, T, base); /* held series spike */
+    want_n w = {BASE * (T + 10) + limit - BASE + OVER, BASE};
+    nops_pipeline_stats st = wait_for(p, messages_and_signals, &w, "the series");
+    assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
+    nops_pipeline_get_stats(p, &st);
+    print_message("  %llu series held, %llu points of new series refused, %llu signals\n",
+                  (unsigned long long)st.series,
+                  (unsigned long long)st.rejected[NOPS_REJECT_SERIES_LIMIT],
+                  (unsigned long long)st.signals);
+    assert_int_equal(st.series, limit);
+    assert_int_equal(st.rejected[NOPS_REJECT_SERIES_LIMIT], OVER);
+    assert_int_equal(st.rejected[NOPS_REJECT_TOO_LARGE], 0);
+    assert_int_equal(st.dlq, OVER);
+    assert_int_equal(st.signals, BASE); /* the series already held still signal */
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    char *dlq = read_topic("guard-lim-dlq", dir);
+    assert_int_equal(count(dlq, "reason=series_limit"), OVER);
+    char last[64];
+    snprintf(last, sizeof last, "|fill,id=%u v=1", limit - BASE + OVER - 1);
+    assert_non_null(strstr(dlq, last)); /* the newest ones, not the first */
+    free(dlq);
+    rm_rf(dir);
+}
+
+/* ---- 3. a sink that refuses a signal holds the offsets ---------------------------------- */
+
+typedef struct refusing_sink {
+    atomic_bool refuse; /* write() fails for signals */
+    atomic_int signals; /* signals taken */
+} refusing_sink;
+
+static nops_err rs_write(void *self, int kind, const char *json, size_t len)
+{
+    refusing_sink *s = self;
+    (void)json;
+    (void)len;
+    if (kind != NOPS_SINK_SIGNAL)
+        return NOPS_OK;
+    if (atomic_load(&s->refuse))
+        return NOPS_IO;
+    atomic_fetch_add(&s->signals, 1);
+    return NOPS_OK;
+}
+
+static nops_err rs_flush(void *self, char *errstr, size_t errstr_size)
+{
+    (void)self;
+    (void)errstr;
+    (void)errstr_size;
+    return NOPS_OK;
+}
+
+static void rs_destroy(void *self)
+{
+    (void)self;
+}
+
+static const nops_sink_ops refusing_ops = {"refusing", rs_write, rs_flush, rs_destroy};
+
+/* The group's committed offset of partition 0 (-1 when there is none). */
+static int64_t committed(rd_kafka_t *rk, const char *topic)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0);
+    int64_t off = -1;
+    if (rd_kafka_committed(rk, l, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        l->elems[0].offset >= 0)
+        off = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return off;
+}
+
+static bool refused_for_a_while(const nops_pipeline_stats *st, void *ud)
+{
+    const want_n *w = ud;
+    return st->messages >= w->messages && st->signals >= w->signals && st->flush_failures >= 3 &&
+           st->paused;
+}
+
+static void test_refused_signal_holds_offsets(void **state)
+{
+    char dir[] = "/tmp/nops-guard-sink-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-sink", "g-sink");
+    char err[512];
+    refusing_sink rs;
+    atomic_init(&rs.refuse, true);
+    atomic_init(&rs.signals, 0);
+    nops_sinks *sinks = nops_sinks_new();
+    assert_int_equal(nops_sinks_add(sinks, &refusing_ops, &rs), NOPS_OK);
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+
+    enum { HOSTS = 2, T = 200, SPIKE = 150 };
+    produce_series("guard-sink", "cpu", HOSTS, 0, T, SPIKE, nops_wall_ns() - 300ll * 1000000000ll);
+    want_n w = {HOSTS * T, HOSTS};
+    nops_pipeline_stats st = wait_for(p, refused_for_a_while, &w, "refused flushes");
+    char cerr[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", g_boot, cerr, sizeof cerr);
+    rd_kafka_conf_set(c, "group.id", "g-sink", cerr, sizeof cerr);
+    rd_kafka_conf_set(c, "log_level", "3", cerr, sizeof cerr);
+    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, cerr, sizeof cerr);
+    assert_non_null(reader);
+    const int64_t first_spike = (int64_t)SPIKE * HOSTS; /* offset of the first spike message */
+    int64_t held = committed(reader, "guard-sink");
+    nops_sinks_stats ss;
+    nops_sinks_get_stats(sinks, &ss);
+    print_message("  while the sink refuses: committed %lld (first spike at offset %lld), %llu "
+                  "failed flushes, %llu record(s) kept\n", (long long)held,
+                  (long long)first_spike, (unsigned long long)st.flush_failures,
+                  (unsigned long long)ss.held);
+    assert_true(held <= first_spike); /* never past the signal that is not written */
+    assert_int_equal(atomic_load(&rs.signals), 0);
+    assert_true(ss.refused >= 1 && ss.held >= HOSTS);
+    assert_int_equal(ss.dropped, 0);
+
+    atomic_store(&rs.refuse, false); /* the sink recovers: the signals arrive, offsets move */
+    int64_t off = -1;
+    for (int i = 0; i < 600 && off < HOSTS * T; i++) {
+        sleep_ms(100);
+        off = committed(reader, "guard-sink");
+    }
+    print_message("  after it recovers: committed %lld, %d signal(s) written\n", (long long)off,
+                  atomic_load(&rs.signals));
+    assert_int_equal(off, HOSTS * T);
+    assert_int_equal(atomic_load(&rs.signals), HOSTS);
+    rd_kafka_destroy(reader);
+    assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
+    nops_pipeline_get_stats(p, &st);
+    assert_false(st.paused);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    rm_rf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_poison_timestamp_keeps_incidents_open),
+        cmocka_unit_test(test_series_limit_to_dlq),
+        cmocka_unit_test(test_refused_signal_holds_offsets),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
