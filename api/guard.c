@@ -10,7 +10,8 @@
  * have arrived: api.request_timeout_s after the connection opened, or after the previous
  * request on it was answered (keep-alive). The access handler clears the deadline once the
  * request is in (headers and body), so an answer that takes long (an /ingest waiting for Kafka)
- * is never cut; the completion callback sets the next one. A reaper thread wakes every
+ * is never cut, and sets a new one when it queues the answer (a client reading it too slowly
+ * is bounded the same way); the completion callback sets the next request's. A reaper wakes every
  * REAP_MS, and for each record past its deadline calls shutdown(2) on the socket: MHD then
  * reads end-of-file and closes the connection itself, through its usual path. The records'
  * list, the shutdown and the CLOSED callback are all under conns_mu, and MHD calls CLOSED

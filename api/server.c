@@ -63,8 +63,9 @@ static const nops_cfg_entry api_entries[] = {
      "request is bounded by request_timeout_s)."},
     {"request_timeout_s", NOPS_CFG_INT, OFF(request_timeout_s), 1, 3600, "30", NULL, NULL, 0,
      "A whole request (headers and body) must arrive within this many seconds of the "
-     "connection opening, or of the previous answer on a kept-alive connection; slower "
-     "connections are closed. The time to answer is not counted."},
+     "connection opening, or of the previous answer on a kept-alive connection, and an answer "
+     "must be taken by the client within as long; slower connections are closed. The time "
+     "the server takes to answer (e.g. /ingest waiting for Kafka) is not counted."},
     {"max_connections", NOPS_CFG_INT, OFF(max_connections), 16, 1000000, "1024", NULL, NULL, 0,
      "Connections open at once, in all; more wait in the listen backlog. Keep it below the "
      "process's open-file limit (ulimit -n)."},
@@ -474,6 +475,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         nops__api_ingest_answer(api, rq, &res);
     else if (!dispatch(api, c, url, rq, &res))
         return MHD_YES; /* suspended */
+    nops__guard_next(api, c); /* the answer, too, must be taken within request_timeout_s */
     return send_response(c, rq, &res);
 }
 
