@@ -179,7 +179,8 @@ static void *ask_healthz(void *arg)
     return NULL;
 }
 
-static void raise_fd_limit(rlim_t want)
+/* Raise the open-file limit towards `want`; returns the limit now. */
+static rlim_t raise_fd_limit(rlim_t want)
 {
     struct rlimit rl;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -187,7 +188,7 @@ static void raise_fd_limit(rlim_t want)
         rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
         assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
     }
-    assert_true(rl.rlim_cur >= 4500); /* 2,000 client and 2,000 server sockets in one process */
+    return rl.rlim_cur;
 }
 
 static size_t count_gone(const slow *s, size_t n)
@@ -201,17 +202,25 @@ static size_t count_gone(const slow *s, size_t n)
 static void test_slow_clients(void **state)
 {
     (void)state;
-    enum { N = 2000, ADDRS = 25 };
-    raise_fd_limit(16384);
+    enum { ADDRS = 25 };
+    /* 2,000 client and as many server sockets live in this one process: fewer where the
+     * open-file limit cannot be raised that far */
+    rlim_t fds = raise_fd_limit(16384);
+    int N = fds >= 4500 ? 2000 : (int)(fds - 300) / 2;
+    if (N < 2000)
+        print_message("  open-file limit %llu: %d slow connections\n", (unsigned long long)fds,
+                      N);
+    assert_true(N >= 200);
     nops_api_params p;
     base_params(&p);
     p.request_timeout_s = 2;
-    p.max_connections = 1000;
-    p.max_per_ip = 50;
+    p.max_connections = N / 2;       /* the slow ones are more than the server holds */
+    p.max_per_ip = N / ADDRS * 5 / 8; /* and more than each address may hold */
     nops_api *api = start_api(&p);
     int port = nops_api_port(api);
-    static slow s[N];
-    static struct pollfd pf[N];
+    slow *s = calloc((size_t)N, sizeof *s);
+    struct pollfd *pf = calloc((size_t)N, sizeof *pf);
+    assert_true(s && pf);
     for (int i = 0; i < N; i++) {
         char from[32];
         snprintf(from, sizeof from, "127.0.0.%d", 2 + i % ADDRS);
@@ -225,29 +234,32 @@ static void test_slow_clients(void **state)
         bool trickle = now_s() - last_trickle >= 0.5;
         if (trickle)
             last_trickle = now_s();
-        slow_turn(s, N, pf, trickle);
+        slow_turn(s, (size_t)N, pf, trickle);
         if (!asked) { /* once the slow ones are in place: ask /healthz from 127.0.0.1 */
             size_t placed = 0;
             for (int i = 0; i < N; i++)
                 placed += s[i].st != S_CONNECTING;
-            if (placed == N) {
+            if (placed == (size_t)N) {
                 assert_int_equal(pthread_create(&t, NULL, ask_healthz, &a), 0);
                 asked = true;
             }
         }
-        if (asked && atomic_load(&a.done) && count_gone(s, N) == N)
+        if (asked && atomic_load(&a.done) && count_gone(s, (size_t)N) == (size_t)N)
             break;
     }
     if (asked)
         pthread_join(t, NULL);
     assert_true(asked);
     assert_int_equal(a.status, 200); /* answered while the slow ones held on */
-    if (count_gone(s, N) != N)
-        fail_msg("%zu of %d slow connections still open", N - count_gone(s, N), N);
+    if (count_gone(s, (size_t)N) != (size_t)N)
+        fail_msg("%zu of %d slow connections still open", (size_t)N - count_gone(s, (size_t)N),
+                 N);
     for (int i = 0; i < N; i++) {
         assert_false(s[i].answered); /* cut, never answered */
         close(s[i].fd);
     }
+    free(s);
+    free(pf);
     http_res r = http_do(port, "GET", "/metrics", NULL, NULL, 0);
     const char *name = "\nneuralops_http_slow_requests_cut_total ";
     const char *cut = strstr(r.body, name);
