@@ -1,5 +1,5 @@
 /*
- * test_guard.c — what a client without credentials can do to the API (issue 12, items 5, 15
+ * test_api_guard.c — what a client without credentials can do to the API (issue 12, items 5, 15
  * and 18), over real loopback connections from several source addresses (all of 127/8 is
  * local on Linux, so 127.0.0.2.. are distinct clients to the server):
  *   - 2,000 slow connections trickling header lines from 25 addresses: /healthz asked from
