@@ -17,11 +17,15 @@ static void off(nops_api *api, response *res)
                                      : "not configured (orchestrate.registry_dir)");
 }
 
-/* NOPS_NOTFOUND → 404; a refusal about who may act → 403; any other refusal → 409. */
+/* NOPS_NOTFOUND → 404; a refusal about who may act → 403; any other refusal (a state, a record
+ * or manifest that changed, an approval that does not verify) → 409; too many open → 429; an
+ * incident over the size a suggestion takes → 413. */
 static void fail(response *res, nops_err e, const char *err)
 {
     int st = e == NOPS_NOTFOUND ? 404
              : e == NOPS_INVAL  ? (strstr(err, "requester") || strstr(err, "org-admin") ? 403 : 409)
+             : e == NOPS_FULL   ? 429
+             : e == NOPS_RANGE  ? 413
                                 : 500;
     nops__api_error(res, st, "%s", err);
 }
@@ -37,6 +41,14 @@ static json_t *incident_for(nops_api *api, json_t *body, response *res)
     if (inline_inc) {
         if (!json_is_object(inline_inc)) {
             nops__api_error(res, 400, "incident must be an object");
+            return NULL;
+        }
+        char *text = json_dumps(inline_inc, JSON_COMPACT);
+        const size_t n = text ? strlen(text) : 0;
+        free(text);
+        if (n > NOPS_ORCH_MAX_INCIDENT) {
+            nops__api_error(res, 413, "incident is %zu bytes of JSON, more than the %d bytes a "
+                            "suggestion takes inline", n, NOPS_ORCH_MAX_INCIDENT);
             return NULL;
         }
         return json_incref(inline_inc);
@@ -150,7 +162,7 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
     list_args *a = cls;
     static const char *const states[] = {"suggested", "denied", "dry_running", "dry_run_ok",
                                          "dry_run_failed", "approved", "executing", "executed",
-                                         "failed", "interrupted"};
+                                         "failed", "interrupted", "damaged"};
     if (!v)
         v = "";
     if (strcmp(key, "state") == 0) {
@@ -160,7 +172,7 @@ static enum MHD_Result list_arg(void *cls, enum MHD_ValueKind kind, const char *
         if (!a->state) {
             nops__api_error(a->res, 400, "state must be one of suggested, denied, dry_running, "
                             "dry_run_ok, dry_run_failed, approved, executing, executed, "
-                            "failed, interrupted");
+                            "failed, interrupted, damaged");
             a->bad = true;
             return MHD_NO;
         }

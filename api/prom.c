@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define MAX_ANSWER (16u << 20)
 
@@ -57,6 +58,15 @@ static nops_err parse_answer(const nops_buf *b, double **values, size_t *n, char
     return e;
 }
 
+/* curl's own socket(2) is not close-on-exec (7.88): a playbook step forked meanwhile would
+ * inherit the connection. This one is, atomically. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)ud;
+    (void)purpose;
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 nops_err nops__prom_query(const char *base_url, const char *query, int64_t lookback_s,
                           int64_t step_s, double **values, size_t *n, char *errstr,
                           size_t errstr_size)
@@ -84,6 +94,7 @@ nops_err nops__prom_query(const char *base_url, const char *query, int64_t lookb
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         CURLcode rc = curl_easy_perform(h);
         long code = 0;

@@ -257,7 +257,7 @@ nops_err nops_store_attach(nops_store *st, nops_sinks *set, char *errstr, size_t
 static nops_err load_tail(nops_store *st, int kind, const char *path, size_t keep, size_t *n,
                           char *errstr, size_t errstr_size)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = nops_file_fopen(path, "r");
     if (!f)
         return NOPS_OK; /* nothing written yet */
     long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;

@@ -187,7 +187,23 @@ static bool apply_sources(app_ctx *ctx, parse_state *ps)
         return false;
     }
     nops_log_configure((nops_log_level)ctx->log.level, (nops_log_format)ctx->log.format);
+    nops_cfg_warn_unknown_env(ctx->cfg); /* a typo must not leave a default silently in force */
     return true;
+}
+
+bool app_actor_key_set(const app_ctx *ctx, const char *cmd)
+{
+    const char *def = nops_cfg_default(ctx->cfg, "vector.actor_key");
+    if (!def || strcmp(ctx->vector.actor_key, def) != 0)
+        return true;
+    fprintf(stderr,
+            "neuralops %s: vector.actor_key is still the published default \"%s\", so anyone "
+            "could recompute who ran each playbook from the hashes in the index. Set a secret of "
+            "your own, e.g. `export NEURALOPS_VECTOR_ACTOR_KEY=$(openssl rand -hex 32)` or "
+            "`actor_key = ...` under [vector] in the config file (keep it: the same key maps the "
+            "same person to the same id). Only `neuralops demo` runs with the default.\n",
+            cmd, def);
+    return false;
 }
 
 bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_opt *opts,

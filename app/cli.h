@@ -65,6 +65,11 @@ void app_ctx_fini(app_ctx *ctx);
 typedef bool (*cli_opt_fn)(void *ud, const cli_opt *opt, const char *value);
 bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_opt *opts,
                size_t n_opts, cli_opt_fn on_opt, void *ud, bool *help);
+/*
+ * False, with a message telling how to set one, when vector.actor_key is still the published
+ * default: serve and vectorize refuse to start with it (only the demo may use it).
+ */
+bool app_actor_key_set(const app_ctx *ctx, const char *cmd);
 /* Print the options of a command and the config aliases. */
 void cli_print_opts(const app_ctx *ctx, const cli_opt *opts, size_t n_opts, FILE *out);
 

@@ -246,7 +246,7 @@ int nops_cmd_analyze(int argc, char **argv)
         goto out;
     }
     status = NOPS_EXIT_FAIL;
-    if (o.input && !(in = fopen(o.input, "r"))) {
+    if (o.input && !(in = nops_file_fopen(o.input, "r"))) {
         fprintf(stderr, "neuralops analyze: cannot open %s: %s\n", o.input, strerror(errno));
         in = stdin;
         goto out;

@@ -144,7 +144,7 @@ static size_t summarise(const char *dir, const loadgen_injected *t, size_t n, do
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/signals.jsonl", dir);
-    FILE *f = fopen(path, "r");
+    FILE *f = nops_file_fopen(path, "r");
     json_t **sigs = NULL;
     size_t ns = 0, cap = 0;
     char *line = NULL;

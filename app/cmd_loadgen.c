@@ -5,6 +5,7 @@
 #include "app/history.h"
 #include "app/loadgen.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,25 +91,33 @@ static int write_history(const lg_cli *c)
         fprintf(stderr, "neuralops loadgen: --history needs --out FILE\n");
         return NOPS_EXIT_USAGE;
     }
-    FILE *f = strcmp(c->out, "-") == 0 ? stdout : fopen(c->out, "w");
+    FILE *f = strcmp(c->out, "-") == 0 ? stdout : nops_file_fopen(c->out, "w");
     if (!f) {
-        fprintf(stderr, "neuralops loadgen: cannot write %s\n", c->out);
+        fprintf(stderr, "neuralops loadgen: cannot write %s: %s\n", c->out, strerror(errno));
         return NOPS_EXIT_FAIL;
     }
     history_gen g;
     history_init(&g, c->seed > 0 ? (uint64_t)c->seed : 1);
     const size_t n = (size_t)c->history;
     bool ok = true;
+    int why = 0; /* errno of the first failure (a full disk, EFBIG past ulimit -f) */
     for (size_t i = 0; i < n && ok; i++) {
         json_t *run = history_run(&g);
+        errno = 0;
         ok = run && json_dumpf(run, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF;
+        why = ok ? 0 : run ? errno : ENOMEM;
         json_decref(run);
         if ((i + 1) % 1000000 == 0)
             fprintf(stderr, "loadgen: %zu of %zu runs\n", i + 1, n);
     }
-    ok = (f == stdout ? fflush(f) : fclose(f)) == 0 && ok;
+    errno = 0;
+    if ((f == stdout ? fflush(f) : fclose(f)) != 0 && ok) {
+        ok = false;
+        why = errno;
+    }
     if (!ok) {
-        fprintf(stderr, "neuralops loadgen: writing %s failed\n", c->out);
+        fprintf(stderr, "neuralops loadgen: writing %s failed: %s\n", c->out,
+                strerror(why ? why : EIO));
         return NOPS_EXIT_FAIL;
     }
     fprintf(stderr, "neuralops loadgen: %zu runs written to %s\n", n, c->out);

@@ -5,6 +5,7 @@
  */
 #include "app/cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,12 @@ static int run(app_ctx *ctx, const reco_cli *c)
         return NOPS_EXIT_USAGE;
     }
     json_error_t je;
-    json_t *inc = strcmp(c->incident, "-") == 0 ? json_loadf(stdin, 0, &je)
-                                                : json_load_file(c->incident, 0, &je);
+    FILE *f = strcmp(c->incident, "-") == 0 ? stdin : nops_file_fopen(c->incident, "r");
+    json_t *inc = f ? json_loadf(f, 0, &je) : NULL;
+    if (!f)
+        snprintf(je.text, sizeof je.text, "cannot open: %s", strerror(errno));
+    if (f && f != stdin)
+        fclose(f);
     if (!inc) {
         fprintf(stderr, "neuralops recommend: %s: line %d: %s\n", c->incident, je.line, je.text);
         return NOPS_EXIT_USAGE;

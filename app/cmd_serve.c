@@ -44,11 +44,21 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
 
 bool app_data_dir(app_ctx *ctx, const char *cmd)
 {
-    if (mkdir(ctx->storage.data_dir, 0755) == 0 || errno == EEXIST)
-        return true;
-    fprintf(stderr, "neuralops %s: cannot create %s: %s\n", cmd, ctx->storage.data_dir,
-            strerror(errno));
-    return false;
+    static bool warned; /* once per process (the demo comes here twice) */
+    const char *dir = ctx->storage.data_dir;
+    struct stat st;
+    const bool existed = stat(dir, &st) == 0;
+    if (nops_dir_make(dir) != 0) { /* a new one is 0750 whatever the umask */
+        fprintf(stderr, "neuralops %s: cannot create %s: %s\n", cmd, dir, strerror(errno));
+        return false;
+    }
+    if (existed && (st.st_mode & 027) && !warned) {
+        warned = true;
+        NOPS_WARN(cmd, "data directory %s is mode %04o, wider than 0750 (its files hold raw "
+                  "personal data and the audit trail): run `chmod 0750 %s`", dir,
+                  (unsigned)(st.st_mode & 07777), dir);
+    }
+    return true;
 }
 
 nops_secret *app_secret(app_ctx *ctx, const char *cmd)
@@ -108,6 +118,8 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
                            .kafka_extra = ctx->kafka.extra,
                            .allowed_commands = ctx->orchestrate.allowed_commands,
                            .workers = (int)ctx->orchestrate.workers,
+                           .max_open = ctx->orchestrate.max_open,
+                           .secret = a->secret,
                            .reg = a->registry,
                            .pol = a->policy,
                            .audit = a->audit};
@@ -228,10 +240,14 @@ int nops_cmd_serve(int argc, char **argv)
         status = NOPS_EXIT_OK;
         goto out;
     }
+    if (!app_actor_key_set(&ctx, "serve")) /* status stays: usage */
+        goto out;
+    status = NOPS_EXIT_FAIL;
+    if (!app_data_dir(&ctx, "serve")) /* made 0750 before any module writes there */
+        goto out;
     atomic_bool *stop = app_stop_on_signals();
     nops_sinks *sinks = NULL;
     app_api api;
-    status = NOPS_EXIT_FAIL;
     if (!app_api_store(&ctx, &api, "serve"))
         goto out;
     nops_pipeline *p = app_start_pipeline(&ctx, &sinks, api.store, "serve");

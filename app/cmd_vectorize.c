@@ -10,6 +10,7 @@
 #include "app/cli.h"
 #include "vector/vector.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -102,9 +103,9 @@ static void take_row(job *j, const char *text, size_t len, const char *where)
 
 static bool read_jsonl(job *j, const char *path)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    FILE *f = strcmp(path, "-") == 0 ? stdin : nops_file_fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "neuralops vectorize: cannot read %s\n", path);
+        fprintf(stderr, "neuralops vectorize: cannot read %s: %s\n", path, strerror(errno));
         return false;
     }
     char *line = NULL, where[64];
@@ -257,7 +258,7 @@ int nops_cmd_vectorize(int argc, char **argv)
                    "reported and skipped; any skipped row makes the exit status 3.\n\n");
             cli_print_opts(&ctx, vec_opts, N_VEC, stdout);
             status = NOPS_EXIT_OK;
-        } else {
+        } else if (app_actor_key_set(&ctx, "vectorize")) {
             status = run(&ctx, &c, false);
         }
     }

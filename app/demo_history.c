@@ -6,6 +6,7 @@
 #include "app/demo.h"
 #include "app/history.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,9 +27,9 @@ bool demo_history(app_ctx *ctx, size_t runs)
                path, ctx->recommend.index_dir, (double)(nops_now_ns() - t0) / 1e9);
         return true;
     }
-    FILE *f = fopen(path, "w");
+    FILE *f = nops_file_fopen(path, "w");
     if (!f) {
-        fprintf(stderr, "neuralops demo: cannot write %s\n", path);
+        fprintf(stderr, "neuralops demo: cannot write %s: %s\n", path, strerror(errno));
         return false;
     }
     history_gen g;
@@ -39,8 +40,9 @@ bool demo_history(app_ctx *ctx, size_t runs)
         fputc('\n', f);
         json_decref(run);
     }
-    if (fclose(f) != 0) {
-        fprintf(stderr, "neuralops demo: cannot write %s\n", path);
+    const bool failed = ferror(f) != 0;
+    if (fclose(f) != 0 || failed) {
+        fprintf(stderr, "neuralops demo: cannot write %s: %s\n", path, strerror(errno));
         return false;
     }
     const uint64_t t0 = nops_now_ns();
@@ -55,7 +57,7 @@ bool demo_history(app_ctx *ctx, size_t runs)
 static json_t *load_latest(const char *path, bool by_id_latest)
 {
     json_t *all = json_object();
-    FILE *f = fopen(path, "r");
+    FILE *f = nops_file_fopen(path, "r");
     char *line = NULL;
     size_t cap = 0;
     while (f && getline(&line, &cap, f) > 0) {

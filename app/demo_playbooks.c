@@ -19,12 +19,21 @@ extern const char nops__demo_playbooks[], nops__demo_policy[], nops__demo_fleet[
 static const nops_actor REQUESTER = {"key:demo-operator", "operator"};
 static const nops_actor APPROVER = {"key:demo-admin", "org-admin"};
 
+/* Write a file of the demo's (0640, or `mode` when narrower or an executable 0750). */
 static bool write_file(const char *path, const char *text, mode_t mode)
 {
-    FILE *f = fopen(path, "w");
+    FILE *f = nops_file_fopen(path, "w");
     bool ok = f && fputs(text, f) >= 0;
     ok = f ? fclose(f) == 0 && ok : false;
     return ok && chmod(path, mode) == 0;
+}
+
+/* json_dump_file with a private, close-on-exec file. */
+static bool dump_json(json_t *v, const char *path)
+{
+    FILE *f = nops_file_fopen(path, "w");
+    bool ok = f && json_dumpf(v, f, JSON_INDENT(2) | JSON_SORT_KEYS) == 0;
+    return f ? fclose(f) == 0 && ok : false;
 }
 
 /* Replace the placeholders in every string of `v` (arrays and objects walked). */
@@ -66,16 +75,18 @@ bool demo_playbooks(app_ctx *ctx)
         snprintf(log, sizeof log, "%.500s/playbooks/fleet.log", abs);
         free(abs);
     }
-    if ((mkdir(dir, 0750) != 0 && errno != EEXIST) || (mkdir(reg, 0750) != 0 && errno != EEXIST)) {
+    if (nops_dir_make(dir) != 0 || nops_dir_make(reg) != 0) {
         fprintf(stderr, "neuralops demo: cannot create %s: %s\n", reg, strerror(errno));
         return false;
     }
     bool fresh = access(key, F_OK) != 0;
+    if (fresh)
+        unlink(pub); /* the demo's own, useless without its private key; keygen replaces none */
     if (fresh && nops_playbook_keygen(key, pub, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops demo: %s\n", err);
         return false;
     }
-    if (!write_file(fleet, nops__demo_fleet, 0755) || !write_file(pol, nops__demo_policy, 0644)) {
+    if (!write_file(fleet, nops__demo_fleet, 0750) || !write_file(pol, nops__demo_policy, 0640)) {
         fprintf(stderr, "neuralops demo: cannot write %s: %s\n", dir, strerror(errno));
         return false;
     }
@@ -86,7 +97,7 @@ bool demo_playbooks(app_ctx *ctx)
         char path[800];
         snprintf(path, sizeof path, "%s/%s.json", reg,
                  json_string_value(json_object_get(m, "id")));
-        if (json_dump_file(m, path, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+        if (!dump_json(m, path) ||
             nops_playbook_sign(path, key, err, sizeof err) != NOPS_OK) {
             fprintf(stderr, "neuralops demo: playbook %s: %s\n", path, err);
             json_decref(all);

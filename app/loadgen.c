@@ -8,6 +8,7 @@
  */
 #include "app/loadgen.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ struct loadgen {
     active_inc active[MAX_TRUTH];
     size_t n_active;
     FILE *truth_f;             /* ground truth output */
+    bool truth_failed;         /* a write to it failed (logged once) */
 };
 
 static double urand(loadgen *lg)
@@ -72,8 +74,8 @@ loadgen *loadgen_new(const loadgen_opts *o, rd_kafka_t *producer, char *errstr, 
     lg->rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)nops_wall_ns();
     if (lg->o.tick_s <= 0)
         lg->o.tick_s = 10;
-    if (o->truth && !(lg->truth_f = fopen(o->truth, "w"))) {
-        nops_errf(errstr, sz, "cannot write %s", o->truth);
+    if (o->truth && !(lg->truth_f = nops_file_fopen(o->truth, "w"))) {
+        nops_errf(errstr, sz, "cannot write %s: %s", o->truth, strerror(errno));
         nops_free(lg);
         return NULL;
     }
@@ -148,7 +150,10 @@ static void inject(loadgen *lg, uint64_t tick, int64_t ts)
                 "{\"kind\":\"%s\",\"service\":\"%s\",\"host\":\"%s\",\"metric\":\"%s\","
                 "\"start\":\"%s\",\"end\":\"%s\"}\n",
                 t->kind, t->service, t->host, t->metric, s, e);
-        fflush(lg->truth_f);
+        if (fflush(lg->truth_f) != 0 && !lg->truth_failed) {
+            lg->truth_failed = true; /* once: the load goes on without its ground truth */
+            NOPS_WARN("loadgen", "cannot write %s: %s", lg->o.truth, strerror(errno));
+        }
     }
 }
 

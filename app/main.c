@@ -1,8 +1,15 @@
 /*
  * main.c — the `neuralops` binary: dispatch to a subcommand.
+ *
+ * SIGXFSZ is ignored before any command runs: past the file size limit (ulimit -f) a write
+ * then fails with EFBIG, which every writer reports, instead of the kernel killing the process
+ * without a word. What a command printed to stdout is checked once more at the end, so output
+ * cut short by a full disk or that limit is an error, not a silent success.
  */
 #include "app/cli.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 int nops_cmd_analyze(int argc, char **argv);
@@ -45,8 +52,21 @@ static void usage(FILE *out)
     fprintf(out, "\nDocumentation: README.md, docs/configuration.md\n");
 }
 
+/* The exit status once stdout is flushed: a failure when any of it could not be written. */
+static int stdout_written(int status, const char *cmd)
+{
+    errno = 0;
+    const bool flushed = fflush(stdout) == 0;
+    if (flushed && !ferror(stdout))
+        return status;
+    fprintf(stderr, "neuralops %s: standard output is incomplete: %s\n", cmd,
+            !flushed && errno ? strerror(errno) : "a write failed");
+    return status == NOPS_EXIT_OK ? NOPS_EXIT_FAIL : status;
+}
+
 int main(int argc, char **argv)
 {
+    signal(SIGXFSZ, SIG_IGN); /* EFBIG from write(2), reported, rather than death unlogged */
     if (argc < 2) {
         usage(stderr);
         return NOPS_EXIT_USAGE;
@@ -59,11 +79,11 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("neuralops %s (detector kernel: %s)\n", NOPS_VERSION,
                nops_detect_variant_name(nops_detect_variant_best()));
-        return NOPS_EXIT_OK;
+        return stdout_written(NOPS_EXIT_OK, cmd);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(cmd, commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+            return stdout_written(commands[i].run(argc - 1, argv + 1), cmd);
     fprintf(stderr, "neuralops: unknown command \"%s\" (see neuralops --help)\n", cmd);
     return NOPS_EXIT_USAGE;
 }

@@ -341,7 +341,7 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
 
 nops_err nops_cfg_load_file(nops_cfg *cfg, const char *path, char *errstr, size_t errstr_size)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = nops_file_fopen(path, "r");
     if (!f) {
         nops_errf(errstr, errstr_size, "cannot open config file %s: %s", path, strerror(errno));
         return NOPS_IO;
@@ -407,6 +407,113 @@ nops_err nops_cfg_apply_env(nops_cfg *cfg, char *errstr, size_t errstr_size)
         }
     }
     return NOPS_OK;
+}
+
+/*
+ * NEURALOPS_* variables that are not settings, so not typos either: the test harness's
+ * (tests/with-postgres.sh exports NEURALOPS_TEST_PG_DSN and friends to every process of a run)
+ * and the ones a playbook step is given (orchestrate/steps.c and runner.c), since a step may
+ * itself run neuralops. A trailing '*' matches any rest of the name.
+ */
+static const char *const env_not_settings[] = {
+    "NEURALOPS_TEST_*",     "NEURALOPS_DRY_RUN",     "NEURALOPS_ORCHESTRATION_ID",
+    "NEURALOPS_PLAYBOOK_ID", "NEURALOPS_INCIDENT_ID", "NEURALOPS_SERVICE",
+    "NEURALOPS_HOST",
+};
+
+static bool env_allowed(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof env_not_settings / sizeof env_not_settings[0]; i++) {
+        const char *a = env_not_settings[i];
+        size_t alen = strlen(a);
+        if (a[alen - 1] == '*' ? len >= alen - 1 && strncmp(name, a, alen - 1) == 0
+                               : len == alen && strncmp(name, a, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Edit distance (insertions, deletions, substitutions; case-insensitive) of a[0..al), b. */
+static size_t edit_distance(const char *a, size_t al, const char *b)
+{
+    size_t bl = strlen(b), row[161];
+    if (al > 160 || bl > 160)
+        return al > bl ? al : bl;
+    for (size_t j = 0; j <= bl; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= al; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= bl; j++) {
+            size_t up = row[j];
+            size_t sub = diag + (toupper((unsigned char)a[i - 1]) !=
+                                 toupper((unsigned char)b[j - 1]));
+            size_t best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[bl];
+}
+
+/* True when `name` (len bytes, from the environment) is the variable of a registered setting;
+ * otherwise the closest such variable goes to `closest` with its distance. */
+static bool env_known(const nops_cfg *cfg, const char *name, size_t len, char *closest,
+                      size_t cap, size_t *dist)
+{
+    *dist = (size_t)-1;
+    for (size_t i = 0; i < cfg->n; i++) {
+        const nops_cfg_section *sec = cfg->slots[i].sec;
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            char env[160];
+            env_name(sec->name, sec->entries[j].key, env, sizeof env);
+            if (strlen(env) == len && strncmp(env, name, len) == 0)
+                return true;
+            size_t d = edit_distance(name, len, env);
+            if (d < *dist) {
+                *dist = d;
+                snprintf(closest, cap, "%s", env);
+            }
+        }
+    }
+    return false;
+}
+
+size_t nops_cfg_warn_unknown_env(const nops_cfg *cfg)
+{
+    extern char **environ;
+    size_t unknown = 0;
+    for (char **ep = environ; ep && *ep; ep++) {
+        const char *var = *ep;
+        size_t len = strcspn(var, "=");
+        if (len < 10 || strncasecmp(var, "NEURALOPS_", 10) != 0 || env_allowed(var, len))
+            continue;
+        char closest[160] = "", shown[104];
+        size_t dist;
+        if (env_known(cfg, var, len, closest, sizeof closest, &dist))
+            continue;
+        unknown++;
+        size_t n = len < 100 ? len : 100; /* the name only (the value may be a secret), tamed */
+        for (size_t i = 0; i < n; i++)
+            shown[i] = isalnum((unsigned char)var[i]) || var[i] == '_' ? var[i] : '?';
+        snprintf(shown + n, sizeof shown - n, "%s", len > n ? "..." : "");
+        if (!closest[0])
+            NOPS_WARN("config", "environment variable %s is not a setting and is ignored", shown);
+        else if (dist <= 3 || dist * 4 <= len)
+            NOPS_WARN("config", "environment variable %s is not a setting and is ignored: did "
+                      "you mean %s?", shown, closest);
+        else
+            NOPS_WARN("config", "environment variable %s is not a setting and is ignored (the "
+                      "closest is %s; docs/configuration.md lists them all)", shown, closest);
+    }
+    return unknown;
+}
+
+const char *nops_cfg_default(const nops_cfg *cfg, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    const nops_cfg_entry *e = dot ? find(cfg, name, (size_t)(dot - name), dot + 1, NULL) : NULL;
+    return e ? e->def : NULL;
 }
 
 nops_err nops_cfg_finalize(nops_cfg *cfg, char *errstr, size_t errstr_size)
@@ -489,7 +596,9 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                  "`NEURALOPS_<SECTION>_<KEY>`, or from a command-line flag "
                  "(`--set section.key=value`, or the short alias shown). Later sources win: "
                  "defaults < file < environment < flags. Unknown keys and out-of-range values "
-                 "are errors that name the file and line, the variable or the flag.\n\n");
+                 "are errors that name the file and line, the variable or the flag; a "
+                 "`NEURALOPS_*` environment variable that is no setting's is logged as a "
+                 "warning naming the closest setting.\n\n");
     for (size_t i = 0; i < cfg->n; i++) {
         const nops_cfg_section *sec = cfg->slots[i].sec;
         fprintf(out, "## [%s]\n\n%s\n\n", sec->name, sec->doc);

@@ -204,6 +204,16 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
 nops_err nops_cfg_load_file(nops_cfg *cfg, const char *path, char *errstr, size_t errstr_size);
 /** Apply every NEURALOPS_<SECTION>_<KEY> variable that is set. */
 nops_err nops_cfg_apply_env(nops_cfg *cfg, char *errstr, size_t errstr_size);
+/**
+ * Log a warning for each NEURALOPS_* variable in the environment (the prefix in any case) that
+ * is no setting's variable, naming it (never its value) and the closest setting's variable, so
+ * a typo does not silently leave a default in force. NEURALOPS_TEST_* and the variables a
+ * playbook step is given (NEURALOPS_DRY_RUN, _ORCHESTRATION_ID, _PLAYBOOK_ID, _INCIDENT_ID,
+ * _SERVICE, _HOST) are not settings and are left alone. Returns how many were unknown.
+ */
+size_t nops_cfg_warn_unknown_env(const nops_cfg *cfg);
+/** The default of "section.key" as text (the table's), or NULL when there is no such setting. */
+const char *nops_cfg_default(const nops_cfg *cfg, const char *name);
 /** Run every section's finalize check. */
 nops_err nops_cfg_finalize(nops_cfg *cfg, char *errstr, size_t errstr_size);
 

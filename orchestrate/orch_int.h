@@ -31,7 +31,8 @@ typedef struct nops_step_result {
     int exit_code;      /* 0 success; 128+signal when killed; 127 when it could not start */
     bool timed_out;     /* killed at the deadline */
     bool truncated;     /* output longer than the buffer */
-    char output[8192];  /* stdout and stderr, interleaved as written */
+    char output[8192];  /* stdout and stderr, interleaved as written; valid UTF-8 (bytes that
+                           are not become U+FFFD; cut on a character boundary) */
 } nops_step_result;
 
 /* Run argv `exec` (absolute path first) until done or deadline_ns (monotonic). `env` holds up to
@@ -58,11 +59,46 @@ nops_err nops__kstep_publish(nops_kstep *k, const char *topic, const char *key,
 nops_err nops__kstep_check(nops_kstep *k, const char *topic, int64_t deadline_ns, char *why,
                            size_t why_size);
 
+/* ---- seals: HMACs over a record's plan (seal.c) ------------------------------------------- */
+
+/* The incident context steps get: {"incident_id": string|null, "labels": {name: string}}
+ * (string labels only; new reference). */
+json_t *nops__step_context(const json_t *incident);
+/* The seal (hex HMAC) of `kind` ("suggest", "dry-run", "approval") over the plan of `rec`
+ * against the playbook `pb` loaded now; `sub` holds "by" and "at" (NULL for "suggest"). False
+ * when out of memory. */
+bool nops__seal_make(const nops_secret *s, const char *kind, json_t *rec,
+                     const nops_playbook *pb, json_t *sub, char out[2 * NOPS_MAC_LEN + 1]);
+/* Whether `hex` is that seal (constant time). */
+bool nops__seal_check(const nops_secret *s, const char *kind, json_t *rec,
+                      const nops_playbook *pb, json_t *sub, const char *hex);
+/* "" when the record's own seal ("mac", made at suggest) holds against the manifest `pb` loaded
+ * now and its copy of the steps is the manifest's; otherwise why not, in `why`. */
+void nops__origin_refusal(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                          char *why, size_t why_size);
+/* Seal `kind` ("dry-run", "approval") into rec[key] = {"by" (when not NULL), "at",
+ * "manifest_sha256", "mac"}; false when out of memory. */
+bool nops__seal_into(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                     const char *kind, const char *key, const char *by);
+/* Whether rec[key] is a seal of `kind` that holds against the manifest `pb` loaded now. */
+bool nops__sealed(const nops_secret *secret, json_t *rec, const nops_playbook *pb,
+                  const char *kind, const char *key);
+/* The policy's decision context for a suggestion (orchestrate.h, the policy gate). */
+json_t *nops__policy_context(const nops_playbook *pb, const json_t *incident,
+                             const nops_actor *who);
+/* A new record for a suggestion: a random id, the playbook, the incident and its step context,
+ * the requester, the decision `d`, state suggested (denied for a deny), sealed ("mac"). NULL
+ * when out of memory. */
+json_t *nops__record_new(const nops_secret *secret, const nops_playbook *pb,
+                         const json_t *incident, const nops_actor *who,
+                         const nops_policy_decision *d);
+
 /* ---- a record's steps (steps.c) --------------------------------------------------------- */
 
-/* Run every step of `rec` (dry-run or for real) within the playbook's timeout; per-step results
- * into rec["dry_run"] or rec["execution"]; false with the first failure in `why`. `k` may be
- * NULL (kafka steps then fail); `allowed` are the fnmatch patterns exec[0] must match
+/* Run every step of the signed manifest pb (dry-run or for real) within its timeout, with the
+ * orchestration id and the context of `rec` (never its other fields); per-step results into
+ * rec["dry_run"] or rec["execution"]; false with the first failure in `why` (valid UTF-8). `k`
+ * may be NULL (kafka steps then fail); `allowed` are the fnmatch patterns exec[0] must match
  * (comma-separated; "" = any). */
 bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, const char *allowed,
                      bool dry, char *why, size_t why_size);
@@ -75,7 +111,7 @@ json_t *nops__probe_state(json_t *rec, const nops_playbook *pb, const char *allo
  * reference). */
 json_t *nops__workflow_row(json_t *rec, const char *status, const char *executed_by);
 
-/* ---- the record store (records.c) ------------------------------------------------------- */
+/* ---- the record store (records.c; the file store in records_files.c) ----------------------- */
 
 typedef struct nops_records nops_records;
 
@@ -84,16 +120,46 @@ typedef struct nops_records nops_records;
 nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errstr,
                                  size_t errstr_size);
 void nops__records_close(nops_records *s);
-/* The record `id` (new reference) or NULL (no such record, bad id, store unreachable). */
+/* The record `id` (new reference), a damaged stub {"id","state":"damaged","error","created_at"}
+ * when what is stored is not a record of that id, or NULL (no such record, bad id, store
+ * unreachable). */
 json_t *nops__records_load(nops_records *s, const char *id);
-/* Store `rec` (its "id" and "state"). With `expect_state` non-NULL the stored record must still
- * be in that state (a compare-and-set across processes on PostgreSQL): NOPS_INVAL otherwise.
- * NOPS_IO when it could not be written. */
+/* Store `rec` (its "id" and "state"), durably. With `expect_state` non-NULL the stored record
+ * must still be in that state (a compare-and-set across processes on PostgreSQL): NOPS_INVAL
+ * otherwise. NOPS_IO when it could not be written. */
 nops_err nops__records_save(nops_records *s, json_t *rec, const char *expect_state,
                             char *errstr, size_t errstr_size);
 /* Up to `limit` records (whole), newest created first, only those in `state` when it is not
- * NULL (new array reference; NULL when the store could not be read). */
+ * NULL ("damaged": the damaged stubs); damaged ones appear as stubs in an unfiltered listing.
+ * New array reference; NULL when the store could not be read. Files: reads only the records
+ * returned (an index in memory picks them). */
 json_t *nops__records_list(nops_records *s, const char *state, size_t limit);
+/* Records in a state that is not an end state (see nops__record_state_open); -1 on error. */
+long long nops__records_count_open(nops_records *s);
+/* Record files read since the store opened (0 on PostgreSQL); for tests. */
+uint64_t nops__records_file_reads(nops_records *s);
+/* An id the store accepts: 1-40 of [a-z0-9-]. */
+bool nops__record_id_valid(const char *id);
+/* suggested, dry_running, dry_run_ok, dry_run_failed, approved, executing. */
+bool nops__record_state_open(const char *state);
+/* NULL when `rec` is a record of `id` with a state; otherwise why it is damaged. */
+const char *nops__record_damage(json_t *rec, const char *id);
+/* A damaged stub (new reference). */
+json_t *nops__record_damaged(const char *id, const char *why, const char *created_at);
+/* Log a damaged record (at most 10 lines a minute; the rest are counted). */
+void nops__record_warn_damaged(const char *id, const char *why);
+
+/* The file store (records_files.c); every call under the nops_records lock. */
+typedef struct nops_rfiles nops_rfiles;
+nops_rfiles *nops__rfiles_open(const char *dir, char *errstr, size_t errstr_size);
+void nops__rfiles_close(nops_rfiles *f);
+json_t *nops__rfiles_load(nops_rfiles *f, const char *id);
+nops_err nops__rfiles_save(nops_rfiles *f, json_t *rec, const char *id, const char *expect,
+                           char *errstr, size_t errstr_size);
+json_t *nops__rfiles_list(nops_rfiles *f, const char *state, size_t limit);
+long long nops__rfiles_count_open(nops_rfiles *f);
+uint64_t nops__rfiles_reads(nops_rfiles *f);
+
 /* Write a workflow_runs row: appended to `history_jsonl` (when not "") and inserted into
  * PostgreSQL table workflow_runs (when the store has a DSN). NOPS_IO + sentence if either
  * failed. */

@@ -201,8 +201,20 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
  *   denied (policy deny at suggest), interrupted (the process died during an execution: the
  *   outcome is unknown and the run is not repeated by itself)
  * Every transition is a compare-and-set on the stored state, so one step cannot be taken twice.
- * Approval needs role org-admin, an approver other than the requester, and binds to the plan
- * and the manifest's sha256; execution rechecks signature and hash. `exec` steps run as
+ * Approval needs role org-admin and an approver other than the requester.
+ *
+ * What runs is never read from a record: dry-runs and executions take the steps (and the state
+ * probe) from the registry's signed manifest of the record's playbook, and the incident context
+ * steps receive ({"incident_id", "labels"}, string labels only) from the record's "context",
+ * which is sealed. A record carries HMACs under the engine's secret (nops_secret, purpose
+ * "orchestration") over a canonical plan — orchestration id, playbook id and version, the
+ * manifest's sha256, the context, the requester, the creation time and the policy decision
+ * ("mac", made at suggest, which also binds an auto-execute decision), the passed dry-run
+ * ("dry_run_seal") and the approval with its approver and time ("approval"). Every step checks
+ * the seals it relies on against the manifest loaded now; a record edited in the store (files
+ * or database) by someone without the key, or a manifest that changed, is refused, audited and
+ * counted. Execution also rechecks the manifest file's hash and signature, and one process
+ * never starts the same orchestration twice. `exec` steps run as
  * argument vectors (never a shell) with an environment of PATH and NEURALOPS_* only
  * (NEURALOPS_ORCHESTRATION_ID, _PLAYBOOK_ID, _INCIDENT_ID, _SERVICE, _HOST, _DRY_RUN), within the
  * playbook's timeout, output captured (bounded); a command outside `allowed_commands` (when
@@ -224,7 +236,11 @@ typedef struct nops_orch_params {
     char policy_file[512];  /**< JSON policy rules; "" = every run needs an approval */
     char allowed_commands[1024]; /**< fnmatch patterns for exec[0], comma-separated; "" = any */
     int64_t workers;        /**< threads running started steps (1..NOPS_ORCH_MAX_WORKERS) */
+    int64_t max_open;       /**< records not yet in an end state that may exist at once */
 } nops_orch_params;
+
+/** Largest incident (compact JSON bytes) a suggestion takes inline. */
+#define NOPS_ORCH_MAX_INCIDENT 65536
 
 extern const nops_cfg_section nops_orch_cfg_section;
 
@@ -243,6 +259,8 @@ typedef struct nops_orch_deps {
     const char *allowed_commands; /**< exec[0] must match one of these fnmatch patterns
                                        (comma-separated); NULL/"" = any absolute path */
     int workers;               /**< threads for nops_orch_start (0 = 4) */
+    int64_t max_open;          /**< open records at most (0 = 1000): more suggestions NOPS_FULL */
+    const nops_secret *secret; /**< the engine's key: seals approvals (required) */
     const nops_registry *reg;
     const nops_policy *pol;    /**< may be NULL: everything needs an approval */
     nops_audit *audit;         /**< may be NULL (tests) */
@@ -251,7 +269,8 @@ typedef struct nops_orch_deps {
 typedef struct nops_orchestrator nops_orchestrator;
 
 /** Open the record store, mark executions a dead process left behind as interrupted (and give
- *  dry-runs it left back), start the worker threads for nops_orch_start. */
+ *  dry-runs it left back), report damaged records, start the worker threads for
+ *  nops_orch_start. Without deps->secret: NULL and a sentence. */
 nops_orchestrator *nops_orch_new(const nops_orch_deps *deps, char *errstr, size_t errstr_size);
 /** Finishes the runs already started or queued (their own timeouts bound the wait), then
  *  frees. */
@@ -260,8 +279,11 @@ void nops_orch_destroy(nops_orchestrator *o);
 /**
  * Each call returns the record as it stands after the step (*out, a new reference) or an
  * error: NOPS_NOTFOUND (no such orchestration or playbook), NOPS_INVAL (not allowed now: wrong
- * state, role, approver, policy; errstr says which), NOPS_IO (state could not be saved).
- * Dry-run and execute run the steps in the caller's thread.
+ * state, role, approver, policy, a record or manifest that changed; errstr says which),
+ * NOPS_IO (state could not be saved), NOPS_FULL (suggest: max_open records are open).
+ * Dry-run and execute run the steps in the caller's thread. A record file or row that cannot be
+ * read as a record comes back from nops_orch_get and nops_orch_list as {"id", "state":
+ * "damaged", "error": why, "created_at"} and no step is taken on it.
  */
 nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const char *playbook_id,
                            const nops_actor *who, json_t **out, char *errstr,
@@ -284,12 +306,14 @@ typedef struct nops_orch_stats {
     uint64_t dry_run_ok;     /**< dry-runs that passed */
     uint64_t dry_run_failed; /**< dry-runs that failed */
     uint64_t approved;       /**< approvals */
-    uint64_t refused;        /**< approvals and executions refused (role, requester, plan, hash) */
+    uint64_t refused;        /**< steps refused (role, requester, a changed record or manifest,
+                                  an approval that does not verify) */
     uint64_t executed;       /**< executions that succeeded */
     uint64_t failed;         /**< executions that failed (a step, a timeout, the recheck) */
     uint64_t interrupted;    /**< executions found half-done after a crash */
     uint64_t audit_failures; /**< entries the audit trail refused (steps refused or entries lost) */
     uint64_t running;        /**< steps claimed and not yet finished (gauge) */
+    uint64_t damaged;        /**< records found damaged at start (each is logged) */
 } nops_orch_stats;
 
 void nops_orch_get_stats(nops_orchestrator *o, nops_orch_stats *st);

@@ -1,10 +1,12 @@
 /*
  * orchestrator.c — the suggest → dry-run → approve → execute state machine of orchestrate.h.
  * Records live in the record store (records.c) and are read back on every call, so a restart
- * (or another instance on the same PostgreSQL) continues from what is stored. A step that runs
- * commands is taken in two halves: the claim (checks, then a compare-and-set into dry_running
- * or executing) and the run (steps, outcome, audit), in the caller's thread or on one of the
- * workers (a pool, so one long playbook does not hold up the others).
+ * (or another instance on the same PostgreSQL) continues from what is stored — but what is
+ * stored is not trusted: each step checks the record's seals (seal.c) against the signed
+ * manifest loaded now, and what runs comes from that manifest. A step that runs commands is
+ * taken in two halves: the claim (checks, then a compare-and-set into dry_running or
+ * executing) and the run (steps, outcome, audit) on the record as claimed, in the caller's
+ * thread or on one of the workers (a pool, so one long playbook does not hold up the others).
  */
 #include "orchestrate/orch_int.h"
 
@@ -31,6 +33,10 @@ static const nops_cfg_entry orch_entries[] = {
     {"workers", NOPS_CFG_INT, OFF(workers), 1, NOPS_ORCH_MAX_WORKERS, "4", NULL, NULL, 0,
      "Threads that run dry-runs and executions started over the API: that many playbooks run "
      "at once, the rest wait their turn."},
+    {"max_open", NOPS_CFG_INT, OFF(max_open), 1, 1000000, "1000", NULL, NULL, 0,
+     "Orchestrations not yet in an end state (suggested, dry-run, approved, executing) that may "
+     "exist at once; a suggestion past it is refused (HTTP 429) until some of them end "
+     "(executed, failed, interrupted)."},
     {"allowed_commands", NOPS_CFG_STRING, OFF(allowed_commands), 0,
      sizeof(((nops_orch_params *)0)->allowed_commands), "", NULL, NULL, 0,
      "Commands exec steps may run: fnmatch patterns, comma-separated (e.g. "
@@ -51,25 +57,33 @@ const nops_cfg_section nops_orch_cfg_section = {
 typedef struct job {
     struct job *next;
     nops_orch_step step;
+    json_t *rec;             /* the record as claimed (owned): never read back from the store */
+    const nops_playbook *pb; /* its playbook in the registry */
     char id[48];
     char actor[160];
-    char role[16];
 } job;
+
+#define RAN_MAX 4096 /* executions remembered against a record set back to be run again */
 
 struct nops_orchestrator {
     char history[512];
     char owner[160]; /* host:pid, recorded in every claim */
     char allowed[1024]; /* allowed_commands */
+    int64_t max_open;   /* open records at most */
+    const nops_secret *secret;
     const nops_registry *reg;
     const nops_policy *pol;
     nops_audit *audit;
     nops_records *rs;
+    pthread_mutex_t ranmu;
+    char (*ran)[48];    /* ids this process started executing (a ring of RAN_MAX) */
+    size_t n_ran;       /* executions started (the ring's write position mod RAN_MAX) */
     nops_kstep *kafka;
     pthread_t workers[NOPS_ORCH_MAX_WORKERS];
     int n_workers;          /* started */
     /* counters (nops_orch_stats), updated without the record store's lock */
     atomic_uint_fast64_t n_suggested, n_denied, n_dry_ok, n_dry_failed, n_approved, n_refused,
-        n_executed, n_failed, n_interrupted, n_audit_failures;
+        n_executed, n_failed, n_interrupted, n_audit_failures, n_damaged;
     atomic_int_fast64_t n_running;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
@@ -124,22 +138,22 @@ static void audit(nops_orchestrator *o, const char *actor, const char *action, c
         NOPS_ERROR("orchestrate", "audit entry lost: %s %s %s: %s", action, id, decision, err);
 }
 
-/* hex SHA-256 of the plan (playbook id, manifest sha256, steps): what an approval binds to. */
-static void plan_hash(json_t *rec, char out[65])
+/* A refusal: counted, audited, said in errstr; NOPS_INVAL. */
+static nops_err refuse(nops_orchestrator *o, const char *actor, const char *action,
+                       const char *id, const char *why, char *errstr, size_t errstr_size)
 {
-    json_t *plan = json_pack("{s:O, s:O, s:O}", "playbook_id", json_object_get(rec, "playbook_id"),
-                             "manifest_sha256", json_object_get(rec, "manifest_sha256"), "steps",
-                             json_object_get(rec, "steps"));
-    char *s = json_dumps(plan, JSON_COMPACT | JSON_SORT_KEYS);
-    nops__sha256_hex(s ? s : "", s ? strlen(s) : 0, out);
-    free(s);
-    json_decref(plan);
+    atomic_fetch_add(&o->n_refused, 1);
+    audit(o, actor, action, id, "refused", json_pack("{s:s}", "reason", why));
+    nops_errf(errstr, errstr_size, "%s", why);
+    return NOPS_INVAL;
 }
 
-/* Load a record in one of the `want` states ("a|b") whose playbook is still registered; NULL
- * with an error otherwise. */
+/* Load a record in one of the `want` states ("a|b") whose playbook is still registered and whose
+ * seal holds; NULL with an error otherwise (a record that does not verify is refused: counted
+ * and audited as `action` by `actor`). */
 static json_t *load_in(nops_orchestrator *o, const char *id, const char *want,
-                       const nops_playbook **pb, nops_err *e, char *errstr, size_t errstr_size)
+                       const char *actor, const char *action, const nops_playbook **pb,
+                       nops_err *e, char *errstr, size_t errstr_size)
 {
     json_t *rec = nops__records_load(o->rs, id);
     if (!rec) {
@@ -147,19 +161,31 @@ static json_t *load_in(nops_orchestrator *o, const char *id, const char *want,
         *e = NOPS_NOTFOUND;
         return NULL;
     }
-    char w[96], s[64];
+    char w[96], s[64], why[512];
     snprintf(w, sizeof w, "|%s|", want);
     snprintf(s, sizeof s, "|%s|", state_of(rec));
-    *pb = nops_registry_get(o->reg, json_string_value(json_object_get(rec, "playbook_id")));
-    if (!strstr(w, s) || !*pb) {
-        nops_errf(errstr, errstr_size, !*pb ? "its playbook is no longer in the registry"
-                                            : "orchestration %s is %s (needs %s)",
-                  id, state_of(rec), want);
-        *e = !*pb ? NOPS_NOTFOUND : NOPS_INVAL;
-        json_decref(rec);
-        return NULL;
+    const char *pid = json_string_value(json_object_get(rec, "playbook_id"));
+    *pb = strstr(w, s) && pid ? nops_registry_get(o->reg, pid) : NULL;
+    if (!strstr(w, s)) {
+        const char *err = json_string_value(json_object_get(rec, "error"));
+        if (strcmp(state_of(rec), "damaged") == 0)
+            nops_errf(errstr, errstr_size, "orchestration %s is damaged (%s): no step is taken "
+                      "on it", id, err ? err : "?");
+        else
+            nops_errf(errstr, errstr_size, "orchestration %s is %s (needs %s)", id,
+                      state_of(rec), want);
+        *e = NOPS_INVAL;
+    } else if (!*pb) {
+        nops_errf(errstr, errstr_size, "its playbook is no longer in the registry");
+        *e = NOPS_NOTFOUND;
+    } else {
+        nops__origin_refusal(o->secret, rec, *pb, why, sizeof why);
+        if (!why[0])
+            return rec;
+        *e = refuse(o, actor, action, id, why, errstr, errstr_size);
     }
-    return rec;
+    json_decref(rec);
+    return NULL;
 }
 
 /*
@@ -192,24 +218,29 @@ static nops_err commit_step(nops_orchestrator *o, json_t *rec, const char *from,
 
 /* ---- suggest ------------------------------------------------------------------------------- */
 
-static json_t *policy_context(const nops_playbook *pb, const json_t *incident,
-                              const nops_actor *who)
+/* Whether another suggestion may be recorded now (max_open); NOPS_OK or the error. */
+static nops_err room_for_one(nops_orchestrator *o, const json_t *incident, char *errstr,
+                             size_t errstr_size)
 {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    json_t *safety = json_object_get(pb->manifest, "safety");
-    json_t *roles = json_object_get(safety, "allowed_roles");
-    json_t *sev = json_object_get(incident, "severity"), *labels = json_object_get(incident,
-                                                                                 "labels");
-    return json_pack("{s:{s:s, s:s, s:s, s:o}, s:{s:o, s:o}, s:{s:s, s:s}, s:{s:i, s:i}}",
-                     "playbook", "id", pb->id, "version", pb->version, "mode",
-                     pb->auto_mode ? "auto" : "manual", "allowed_roles",
-                     roles ? json_incref(roles) : json_array(), "incident", "severity",
-                     sev ? json_incref(sev) : json_null(), "labels",
-                     labels ? json_incref(labels) : json_object(),
-                     "actor", "id", who->id, "role", who->role, "time", "hour", tm.tm_hour,
-                     "weekday", tm.tm_wday);
+    char *text = json_dumps(incident, JSON_COMPACT);
+    size_t n = text ? strlen(text) : 0;
+    free(text);
+    if (n > NOPS_ORCH_MAX_INCIDENT) {
+        nops_errf(errstr, errstr_size, "the incident is %zu bytes of JSON, more than the %d a "
+                  "suggestion takes", n, NOPS_ORCH_MAX_INCIDENT);
+        return NOPS_RANGE;
+    }
+    long long open = nops__records_count_open(o->rs);
+    if (open < 0) {
+        nops_errf(errstr, errstr_size, "the orchestration records could not be counted");
+        return NOPS_IO;
+    }
+    if (open >= o->max_open) {
+        nops_errf(errstr, errstr_size, "%lld orchestrations are open, the most "
+                  "orchestrate.max_open allows: execute, or let fail, some of them first", open);
+        return NOPS_FULL;
+    }
+    return NOPS_OK;
 }
 
 nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const char *playbook_id,
@@ -222,39 +253,28 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
         nops_errf(errstr, errstr_size, "no signed playbook %.64s in the registry", playbook_id);
         return NOPS_NOTFOUND;
     }
-    json_t *ctx = policy_context(pb, incident, who);
-    nops_policy_decision d;
-    nops_policy_decide(o->pol, ctx, &d);
-    json_decref(ctx);
-    char id[48], ts[40];
-    unsigned long long rnd = 0;
-    FILE *ur = fopen("/dev/urandom", "rb");
-    if (!ur || fread(&rnd, sizeof rnd, 1, ur) != 1)
-        rnd = (unsigned long long)nops_wall_ns() ^ ((unsigned long long)getpid() << 40);
-    if (ur)
-        fclose(ur);
-    snprintf(id, sizeof id, "orch-%016llx", rnd);
-    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
-    json_t *rec = json_pack(
-        "{s:s, s:s, s:s, s:s, s:O, s:o, s:s, s:s, s:{s:s, s:s, s:s, s:b}, s:s}", "id", id,
-        "playbook_id", pb->id, "playbook_version", pb->version, "manifest_sha256", pb->sha256,
-        "steps", json_object_get(pb->manifest, "steps"), "incident",
-        incident ? json_incref((json_t *)incident) : json_object(), "requested_by", who->id,
-        "created_at", ts,
-        "policy", "action", nops_policy_action_name(d.action), "escalation",
-        nops_escalation_name(d.escalation), "rule", d.rule, "auto_execute", d.auto_execute,
-        "logged_rules", d.logged);
-    if (!rec) {
+    if (!json_is_object(incident)) {
         nops_errf(errstr, errstr_size, "the incident is not a JSON object");
         return NOPS_INVAL;
     }
+    nops_err e = room_for_one(o, incident, errstr, errstr_size);
+    if (e != NOPS_OK)
+        return e;
+    json_t *ctx = nops__policy_context(pb, incident, who);
+    nops_policy_decision d;
+    nops_policy_decide(o->pol, ctx, &d);
+    json_decref(ctx);
+    json_t *rec = nops__record_new(o->secret, pb, incident, who, &d);
+    if (!rec) {
+        nops_errf(errstr, errstr_size, "the incident could not be recorded (not a JSON object, "
+                  "or out of memory)");
+        return NOPS_INVAL;
+    }
     const bool denied = d.action == NOPS_POLICY_DENY;
-    set_state(rec, denied ? "denied" : "suggested");
-    nops_err e = commit_step(o, rec, NULL, true, who->id, "suggest",
-                             nops_policy_action_name(d.action),
-                             json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
-                                       "escalation", nops_escalation_name(d.escalation)),
-                             out, errstr, errstr_size);
+    e = commit_step(o, rec, NULL, true, who->id, "suggest", nops_policy_action_name(d.action),
+                    json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
+                              "escalation", nops_escalation_name(d.escalation)),
+                    out, errstr, errstr_size);
     if (e == NOPS_OK)
         atomic_fetch_add(denied ? &o->n_denied : &o->n_suggested, 1);
     return e;
@@ -262,10 +282,12 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
 
 /* ---- dry-run ------------------------------------------------------------------------------- */
 
-static json_t *claim_dry_run(nops_orchestrator *o, const char *id, const nops_playbook **pb,
-                             nops_err *e, char *errstr, size_t errstr_size)
+static json_t *claim_dry_run(nops_orchestrator *o, const char *id, const nops_actor *who,
+                             const nops_playbook **pb, nops_err *e, char *errstr,
+                             size_t errstr_size)
 {
-    json_t *rec = load_in(o, id, "suggested|dry_run_failed", pb, e, errstr, errstr_size);
+    json_t *rec = load_in(o, id, "suggested|dry_run_failed", who->id, "dry-run", pb, e, errstr,
+                          errstr_size);
     if (!rec)
         return NULL;
     char from[32];
@@ -286,6 +308,11 @@ static nops_err finish_dry_run(nops_orchestrator *o, json_t *rec, const nops_pla
 {
     char why[512] = "";
     bool ok = nops__run_steps(rec, pb, o->kafka, o->allowed, true, why, sizeof why);
+    json_object_del(rec, "dry_run_seal");
+    if (ok && !nops__seal_into(o->secret, rec, pb, "dry-run", "dry_run_seal", NULL)) {
+        snprintf(why, sizeof why, "out of memory");
+        ok = false;
+    }
     set_state(rec, ok ? "dry_run_ok" : "dry_run_failed");
     atomic_fetch_add(ok ? &o->n_dry_ok : &o->n_dry_failed, 1);
     atomic_fetch_sub(&o->n_running, 1);
@@ -302,7 +329,7 @@ nops_err nops_orch_dry_run(nops_orchestrator *o, const char *id, const nops_acto
     const nops_playbook *pb;
     nops_err e = NOPS_OK;
     *out = NULL;
-    json_t *rec = claim_dry_run(o, id, &pb, &e, errstr, errstr_size);
+    json_t *rec = claim_dry_run(o, id, who, &pb, &e, errstr, errstr_size);
     return rec ? finish_dry_run(o, rec, pb, who->id, out, errstr, errstr_size) : e;
 }
 
@@ -314,29 +341,34 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     const nops_playbook *pb;
     nops_err e = NOPS_OK;
     *out = NULL;
-    json_t *rec = load_in(o, id, "dry_run_ok", &pb, &e, errstr, errstr_size);
+    json_t *rec = load_in(o, id, "dry_run_ok", who->id, "approve", &pb, &e, errstr, errstr_size);
     if (!rec)
         return e;
-    const char *refuse = NULL;
+    char why[300] = "";
     if (strcmp(who->role, "org-admin") != 0)
-        refuse = "approval needs role org-admin";
-    else if (strcmp(who->id, json_string_value(json_object_get(rec, "requested_by"))) == 0)
-        refuse = "the approver must not be the requester";
-    if (refuse) {
-        atomic_fetch_add(&o->n_refused, 1);
-        audit(o, who->id, "approve", id, "refused", json_pack("{s:s}", "reason", refuse));
-        nops_errf(errstr, errstr_size, "%s", refuse);
+        snprintf(why, sizeof why, "approval needs role org-admin");
+    else if (!json_is_string(json_object_get(rec, "requested_by")) ||
+             strcmp(who->id, json_string_value(json_object_get(rec, "requested_by"))) == 0)
+        snprintf(why, sizeof why, "the approver must not be the requester");
+    else if (!nops__sealed(o->secret, rec, pb, "dry-run", "dry_run_seal"))
+        snprintf(why, sizeof why, "the passed dry-run of orchestration %s does not verify (its "
+                 "record was changed outside the engine): suggest it again", id);
+    if (why[0]) {
         json_decref(rec);
-        return NOPS_INVAL;
+        return refuse(o, who->id, "approve", id, why, errstr, errstr_size);
     }
-    char ph[65], ts[40];
-    plan_hash(rec, ph);
-    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
-    json_object_set_new(rec, "approval", json_pack("{s:s, s:s, s:s}", "by", who->id, "at", ts,
-                                                   "plan_sha256", ph));
+    if (!nops__seal_into(o->secret, rec, pb, "approval", "approval", who->id)) {
+        json_decref(rec);
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
     set_state(rec, "approved");
+    json_t *ap = json_object_get(rec, "approval");
     e = commit_step(o, rec, "dry_run_ok", true, who->id, "approve", "approved",
-                    json_pack("{s:s}", "plan_sha256", ph), out, errstr, errstr_size);
+                    json_pack("{s:s, s:O, s:O}", "playbook", pb->id, "manifest_sha256",
+                              json_object_get(ap, "manifest_sha256"), "mac",
+                              json_object_get(ap, "mac")),
+                    out, errstr, errstr_size);
     if (e == NOPS_OK)
         atomic_fetch_add(&o->n_approved, 1);
     return e;
@@ -344,43 +376,67 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
 
 /* ---- execute ------------------------------------------------------------------------------- */
 
-/* Why `rec` may not run now ("" when it may). */
+/* Whether this process started executing `id` already (then `add` does nothing); with `add`,
+ * remember it. */
+static bool ran_before(nops_orchestrator *o, const char *id, bool add)
+{
+    bool seen = false;
+    pthread_mutex_lock(&o->ranmu);
+    const size_t n = o->n_ran < RAN_MAX ? o->n_ran : RAN_MAX;
+    for (size_t i = 0; i < n && !seen; i++)
+        seen = strcmp(o->ran[i], id) == 0;
+    if (add && !seen && o->ran)
+        snprintf(o->ran[o->n_ran++ % RAN_MAX], sizeof o->ran[0], "%s", id);
+    pthread_mutex_unlock(&o->ranmu);
+    return seen;
+}
+
+/* Why `rec` may not run now ("" when it may): an approval (or the policy's auto-execution
+ * decision, sealed at suggest, with a passed dry-run) that holds against the manifest loaded
+ * now, a manifest file that still hashes to it and is signed, and no earlier start here. */
 static void execute_refusal(nops_orchestrator *o, json_t *rec, const nops_playbook *pb,
                             char *why, size_t why_size)
 {
-    char ph[65];
     json_t *policy = json_object_get(rec, "policy");
-    const bool auto_ok = json_is_true(json_object_get(policy, "auto_execute"));
-    const char *approved = json_string_value(
-        json_object_get(json_object_get(rec, "approval"), "plan_sha256"));
-    plan_hash(rec, ph);
+    const char *id = id_of(rec);
     why[0] = '\0';
-    if (strcmp(state_of(rec), "dry_run_ok") == 0 && !auto_ok)
-        snprintf(why, why_size, "this run needs an approval (policy: %s)",
-                 json_string_value(json_object_get(policy, "action")));
-    else if (approved && strcmp(approved, ph) != 0)
-        snprintf(why, why_size, "the plan changed since it was approved");
-    else
-        nops_registry_recheck(o->reg, pb,
-                              json_string_value(json_object_get(rec, "manifest_sha256")), why,
-                              why_size); /* fills why when it fails */
+    if (strcmp(state_of(rec), "dry_run_ok") == 0) {
+        if (!json_is_true(json_object_get(policy, "auto_execute")) || !pb->auto_mode)
+            snprintf(why, why_size, "this run needs an approval (policy: %s)",
+                     json_string_value(json_object_get(policy, "action")));
+        else if (!nops__sealed(o->secret, rec, pb, "dry-run", "dry_run_seal"))
+            snprintf(why, why_size, "the passed dry-run of orchestration %s does not verify "
+                     "(its record was changed outside the engine): suggest it again", id);
+    } else if (!nops__sealed(o->secret, rec, pb, "approval", "approval")) {
+        const char *sha = json_string_value(
+            json_object_get(json_object_get(rec, "approval"), "manifest_sha256"));
+        if (sha && strcmp(sha, pb->sha256) != 0)
+            snprintf(why, why_size, "the manifest changed since it was approved (sha256 "
+                     "%.12s…, approved %.12s…)", pb->sha256, sha);
+        else
+            snprintf(why, why_size, "the approval of orchestration %s does not verify: the "
+                     "record was changed outside the engine (or approved under another engine "
+                     "key); suggest it again", id);
+    }
+    if (!why[0] && nops_registry_recheck(o->reg, pb, pb->sha256, why, why_size) == NOPS_OK &&
+        ran_before(o, id, false))
+        snprintf(why, why_size, "orchestration %s was executed by this process already (its "
+                 "record was set back outside the engine)", id);
 }
 
 static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_actor *who,
                              const nops_playbook **pb, nops_err *e, char *errstr,
                              size_t errstr_size)
 {
-    json_t *rec = load_in(o, id, "approved|dry_run_ok", pb, e, errstr, errstr_size);
+    json_t *rec = load_in(o, id, "approved|dry_run_ok", who->id, "execute", pb, e, errstr,
+                          errstr_size);
     if (!rec)
         return NULL;
     char why[512], from[32], ts[40];
     execute_refusal(o, rec, *pb, why, sizeof why);
     if (why[0]) {
-        atomic_fetch_add(&o->n_refused, 1);
-        audit(o, who->id, "execute", id, "refused", json_pack("{s:s}", "reason", why));
-        nops_errf(errstr, errstr_size, "%s", why);
         json_decref(rec);
-        *e = NOPS_INVAL;
+        *e = refuse(o, who->id, "execute", id, why, errstr, errstr_size);
         return NULL;
     }
     snprintf(from, sizeof from, "%s", state_of(rec));
@@ -391,9 +447,13 @@ static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_ac
     json_object_set_new(rec, "started_at", json_string(ts));
     json_t *got = NULL;
     *e = commit_step(o, rec, from, true, who->id, "execute", "started",
-                     json_pack("{s:s}", "from", from), &got, errstr, errstr_size);
-    if (got)
+                     json_pack("{s:s, s:s, s:s}", "from", from, "playbook", (*pb)->id,
+                               "manifest_sha256", (*pb)->sha256),
+                     &got, errstr, errstr_size);
+    if (got) {
+        ran_before(o, id, true);
         atomic_fetch_add(&o->n_running, 1);
+    }
     return got;
 }
 
@@ -402,9 +462,7 @@ static nops_err finish_execute(nops_orchestrator *o, json_t *rec, const nops_pla
                                size_t errstr_size)
 {
     char why[512] = "";
-    bool ok = nops_registry_recheck(o->reg, pb,
-                                    json_string_value(json_object_get(rec, "manifest_sha256")),
-                                    why, sizeof why) == NOPS_OK;
+    bool ok = nops_registry_recheck(o->reg, pb, pb->sha256, why, sizeof why) == NOPS_OK;
     if (ok) {
         json_t *pre = nops__probe_state(rec, pb, o->allowed);
         if (pre)
@@ -456,6 +514,7 @@ void nops_orch_get_stats(nops_orchestrator *o, nops_orch_stats *st)
     st->failed = atomic_load(&o->n_failed);
     st->interrupted = atomic_load(&o->n_interrupted);
     st->audit_failures = atomic_load(&o->n_audit_failures);
+    st->damaged = atomic_load(&o->n_damaged);
     int64_t running = atomic_load(&o->n_running);
     st->running = running > 0 ? (uint64_t)running : 0;
 }
@@ -468,24 +527,17 @@ nops_err nops_orch_list(nops_orchestrator *o, const char *state, size_t limit, j
 
 /* ---- the worker: claimed steps run off the caller's thread -------------------------------- */
 
-static void run_job(nops_orchestrator *o, const job *j)
+static void run_job(nops_orchestrator *o, job *j)
 {
     char err[512];
-    const nops_playbook *pb;
-    json_t *rec = nops__records_load(o->rs, j->id), *out = NULL;
-    pb = rec ? nops_registry_get(o->reg, json_string_value(json_object_get(rec, "playbook_id")))
-             : NULL;
-    nops_err e = NOPS_NOTFOUND;
-    if (rec && pb)
-        e = j->step == NOPS_ORCH_DRY_RUN ? finish_dry_run(o, rec, pb, j->actor, &out, err,
-                                                          sizeof err)
-                                         : finish_execute(o, rec, pb, j->actor, &out, err,
-                                                          sizeof err);
-    else
-        json_decref(rec);
+    json_t *out = NULL;
+    nops_err e = j->step == NOPS_ORCH_DRY_RUN
+                     ? finish_dry_run(o, j->rec, j->pb, j->actor, &out, err, sizeof err)
+                     : finish_execute(o, j->rec, j->pb, j->actor, &out, err, sizeof err);
+    j->rec = NULL; /* finish_* took it */
     if (e != NOPS_OK)
-        NOPS_ERROR("orchestrate", "%s of %s: %s", j->step == NOPS_ORCH_DRY_RUN ? "dry-run"
-                   : "execution", j->id, e == NOPS_NOTFOUND ? "the record or its playbook is gone" : err);
+        NOPS_ERROR("orchestrate", "%s of %s: %s",
+                   j->step == NOPS_ORCH_DRY_RUN ? "dry-run" : "execution", j->id, err);
     json_decref(out);
 }
 
@@ -504,6 +556,7 @@ static void *worker_main(void *arg)
             o->tail = NULL;
         pthread_mutex_unlock(&o->qmu);
         run_job(o, j);
+        json_decref(j->rec);
         free(j);
         pthread_mutex_lock(&o->qmu);
     }
@@ -522,17 +575,25 @@ nops_err nops_orch_start(nops_orchestrator *o, nops_orch_step step, const char *
         nops_errf(errstr, errstr_size, "out of memory");
         return NOPS_NOMEM;
     }
-    json_t *rec = step == NOPS_ORCH_DRY_RUN ? claim_dry_run(o, id, &pb, &e, errstr, errstr_size)
-                                            : claim_execute(o, id, who, &pb, &e, errstr,
-                                                            errstr_size);
+    json_t *rec = step == NOPS_ORCH_DRY_RUN
+                      ? claim_dry_run(o, id, who, &pb, &e, errstr, errstr_size)
+                      : claim_execute(o, id, who, &pb, &e, errstr, errstr_size);
+    json_t *mine = rec ? json_deep_copy(rec) : NULL; /* the worker's own, never re-read */
+    if (rec && !mine) { /* claimed but no copy for the worker: run it here */
+        free(j);
+        return step == NOPS_ORCH_DRY_RUN
+                   ? finish_dry_run(o, rec, pb, who->id, out, errstr, errstr_size)
+                   : finish_execute(o, rec, pb, who->id, out, errstr, errstr_size);
+    }
     if (!rec) {
         free(j);
         return e;
     }
     j->step = step;
+    j->rec = mine;
+    j->pb = pb;
     snprintf(j->id, sizeof j->id, "%s", id);
     snprintf(j->actor, sizeof j->actor, "%s", who->id);
-    snprintf(j->role, sizeof j->role, "%s", who->role);
     pthread_mutex_lock(&o->qmu);
     if (o->tail)
         o->tail->next = j;
@@ -560,9 +621,34 @@ static bool claim_is_dead(const char *claim)
     return pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
 }
 
+/* Records that cannot be read as records (each is logged when read): counted and said at
+ * start, left as they are for whoever looks into them. */
+static void report_damaged(nops_orchestrator *o)
+{
+    json_t *bad = nops__records_list(o->rs, "damaged", SIZE_MAX), *rec;
+    size_t i, n = json_array_size(bad);
+    char ids[400] = "";
+    size_t at = 0;
+    json_array_foreach(bad, i, rec) {
+        int w = snprintf(ids + at, sizeof ids - at, "%s%s", i ? ", " : "", id_of(rec));
+        if (w < 0 || (size_t)w >= sizeof ids - at) {
+            snprintf(ids + at, sizeof ids - at, ", ...");
+            break;
+        }
+        at += (size_t)w;
+    }
+    atomic_store(&o->n_damaged, n);
+    if (n)
+        NOPS_WARN("orchestrate", "%zu orchestration record%s damaged and left as they are (GET "
+                  "/orchestrations?state=damaged lists them; no step is taken on them, and a run "
+                  "that was executing in one has an unknown outcome): %s", n,
+                  n == 1 ? " is" : "s are", ids);
+    json_decref(bad);
+}
+
 /* Steps a dead process left half-way: dry-runs go back to suggested (they are harmless to
  * repeat); executions become interrupted (their outcome is unknown: not repeated by itself),
- * with an aborted workflow_runs row. */
+ * with an aborted workflow_runs row. Then the damaged records are reported. */
 static void recover(nops_orchestrator *o)
 {
     static const char *states[] = {"dry_running", "executing"};
@@ -597,6 +683,7 @@ static void recover(nops_orchestrator *o)
         }
         json_decref(recs);
     }
+    report_damaged(o);
 }
 
 nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t errstr_size)
@@ -608,6 +695,16 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
     }
     pthread_mutex_init(&o->qmu, NULL);
     pthread_cond_init(&o->qcv, NULL);
+    pthread_mutex_init(&o->ranmu, NULL);
+    if (!d->secret || !(o->ran = nops_calloc(RAN_MAX, sizeof *o->ran))) {
+        nops_errf(errstr, errstr_size, d->secret ? "out of memory"
+                  : "orchestration needs the engine's key (security.key_file): approvals are "
+                    "sealed with it");
+        nops_orch_destroy(o);
+        return NULL;
+    }
+    o->secret = d->secret;
+    o->max_open = d->max_open > 0 ? d->max_open : 1000;
     snprintf(o->history, sizeof o->history, "%s", d->history_jsonl ? d->history_jsonl : "");
     snprintf(o->allowed, sizeof o->allowed, "%s", d->allowed_commands ? d->allowed_commands : "");
     char host[128] = "";
@@ -648,5 +745,7 @@ void nops_orch_destroy(nops_orchestrator *o)
     nops__records_close(o->rs);
     pthread_cond_destroy(&o->qcv);
     pthread_mutex_destroy(&o->qmu);
+    pthread_mutex_destroy(&o->ranmu);
+    nops_free(o->ran);
     nops_free(o);
 }

@@ -31,7 +31,7 @@ struct nops_registry {
 
 static unsigned char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = nops_file_fopen(path, "r");
     if (!f)
         return NULL;
     unsigned char *b = nops_malloc(MAX_FILE + 1);
@@ -255,7 +255,7 @@ static bool load_keys(nops_registry *r, const char *pubkeys, char *errstr, size_
     for (char *p = strtok(list, ","); p; p = strtok(NULL, ",")) {
         while (*p == ' ')
             p++;
-        FILE *f = fopen(p, "r");
+        FILE *f = nops_file_fopen(p, "r");
         EVP_PKEY *k = f ? PEM_read_PUBKEY(f, NULL, NULL, NULL) : NULL;
         if (f)
             fclose(f);
@@ -413,7 +413,7 @@ nops_err nops_registry_recheck(const nops_registry *r, const nops_playbook *pb,
 nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
                             size_t errstr_size)
 {
-    FILE *kf = fopen(key_pem, "r");
+    FILE *kf = nops_file_fopen(key_pem, "r");
     EVP_PKEY *k = kf ? PEM_read_PrivateKey(kf, NULL, NULL, NULL) : NULL;
     if (kf)
         fclose(kf);
@@ -435,7 +435,7 @@ nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
     int bl = EVP_EncodeBlock(b64, der, (int)dl);
     char sig[1100];
     snprintf(sig, sizeof sig, "%s.sig", file);
-    FILE *f = fopen(sig, "w");
+    FILE *f = nops_file_fopen(sig, "w");
     ok = f && fwrite(b64, 1, (size_t)bl, f) == (size_t)bl;
     ok = f && fclose(f) == 0 && ok;
     if (!ok) {
@@ -453,8 +453,20 @@ nops_err nops_playbook_keygen(const char *key_pem, const char *pub_pem, char *er
         nops_errf(errstr, errstr_size, "cannot generate an EC P-256 key");
         return NOPS_IO;
     }
-    /* the private key is created 0600 and never replaced: an existing file is an error */
-    int fd = open(key_pem, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    /* Neither key is ever replaced: an existing file is an error, and nothing is written then.
+     * A public key overwritten by a new pair's would make every manifest signed with the old
+     * private key fail verification (or let the new key's holder sign for the old one). */
+    struct stat st;
+    const char *exists = lstat(key_pem, &st) == 0 ? key_pem : lstat(pub_pem, &st) == 0 ? pub_pem
+                                                                                         : NULL;
+    if (exists) {
+        nops_errf(errstr, errstr_size, "%s exists (not replaced: a key pair is written only "
+                  "where neither file exists; move it away or choose other names)", exists);
+        EVP_PKEY_free(k);
+        return NOPS_IO;
+    }
+    /* the private key is created 0600 (O_EXCL, so a file made meanwhile is not replaced) */
+    int fd = open(key_pem, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     FILE *kf = fd >= 0 ? fdopen(fd, "w") : NULL;
     bool ok = kf && PEM_write_PrivateKey(kf, k, NULL, NULL, 0, NULL, NULL) == 1;
     ok = kf ? fclose(kf) == 0 && ok : false;
@@ -463,15 +475,25 @@ nops_err nops_playbook_keygen(const char *key_pem, const char *pub_pem, char *er
     if (!ok) {
         nops_errf(errstr, errstr_size, "cannot write the private key %s: %s", key_pem,
                   errno == EEXIST ? "it exists (not replaced)" : strerror(errno));
+        if (fd >= 0)
+            unlink(key_pem); /* ours, and incomplete */
         EVP_PKEY_free(k);
         return NOPS_IO;
     }
-    FILE *pf = fopen(pub_pem, "w");
+    int pfd = nops_file_open(pub_pem, O_WRONLY | O_CREAT | O_EXCL); /* 0640 */
+    FILE *pf = pfd >= 0 ? fdopen(pfd, "w") : NULL;
     ok = pf && PEM_write_PUBKEY(pf, k) == 1;
     ok = pf ? fclose(pf) == 0 && ok : false;
+    const int saved = errno;
+    if (!pf && pfd >= 0)
+        close(pfd);
     EVP_PKEY_free(k);
     if (!ok) {
-        nops_errf(errstr, errstr_size, "cannot write the public key %s", pub_pem);
+        nops_errf(errstr, errstr_size, "cannot write the public key %s: %s", pub_pem,
+                  saved == EEXIST ? "it exists (not replaced)" : strerror(saved));
+        if (pfd >= 0)
+            unlink(pub_pem);
+        unlink(key_pem); /* a pair or nothing */
         return NOPS_IO;
     }
     return NOPS_OK;

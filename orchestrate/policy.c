@@ -399,7 +399,7 @@ nops_policy *nops_policy_parse(const char *text, char *errstr, size_t errstr_siz
 
 nops_policy *nops_policy_load(const char *path, char *errstr, size_t errstr_size)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = nops_file_fopen(path, "r");
     if (!f) {
         nops_errf(errstr, errstr_size, "policy: cannot read %s", path);
         return NULL;

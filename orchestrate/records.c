@@ -1,18 +1,19 @@
 /*
- * records.c — where orchestration records live: JSON files in a state directory (written aside
- * and renamed) or, with a PostgreSQL DSN, rows of table `orchestrations` whose state column makes
- * every transition a compare-and-set, so two processes cannot both take the same step. The
- * workflow_runs rows an execution produces go to the history JSONL and to PostgreSQL.
+ * records.c — where orchestration records live: JSON files in a state directory
+ * (records_files.c, with its index) or, with a PostgreSQL DSN, rows of table `orchestrations`
+ * whose state column makes every transition a compare-and-set, so two processes cannot both take
+ * the same step; listings there use an index on (state, created_at). A record that cannot be read
+ * as one (a torn or edited file, a row whose record does not match its id or state) comes back
+ * as a damaged stub, logged (rate-limited), and is never acted on. The workflow_runs rows an
+ * execution produces go to the history JSONL and to PostgreSQL.
  */
 #include "orchestrate/orch_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *schema_sql =
     "CREATE TABLE IF NOT EXISTS orchestrations ("
@@ -26,12 +27,14 @@ static const char *schema_sql =
     " status text NOT NULL, executed_by text, notes text);";
 
 struct nops_records {
-    char dir[512];
-    PGconn *pg;          /* NULL: the file store */
-    pthread_mutex_t mu;  /* one statement at a time on pg; file compare-and-set */
+    nops_rfiles *files;  /* the file store, or NULL */
+    PGconn *pg;          /* the PostgreSQL store, or NULL */
+    pthread_mutex_t mu;  /* one statement at a time on pg; the file index and compare-and-set */
 };
 
-static bool valid_id(const char *id)
+/* ---- shared: ids, states, damage ---------------------------------------------------------- */
+
+bool nops__record_id_valid(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
     if (n == 0 || n > 40)
@@ -41,6 +44,65 @@ static bool valid_id(const char *id)
             return false;
     return true;
 }
+
+bool nops__record_state_open(const char *state)
+{
+    static const char *const open_states[] = {"suggested", "dry_running", "dry_run_ok",
+                                              "dry_run_failed", "approved", "executing"};
+    for (size_t i = 0; state && i < sizeof open_states / sizeof open_states[0]; i++)
+        if (strcmp(state, open_states[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *nops__record_damage(json_t *rec, const char *id)
+{
+    const char *rid = json_string_value(json_object_get(rec, "id"));
+    const char *st = json_string_value(json_object_get(rec, "state"));
+    if (!json_is_object(rec))
+        return "not a JSON object";
+    if (!rid || strcmp(rid, id) != 0)
+        return "its id does not match where it is stored";
+    if (!st || !*st || strcmp(st, "damaged") == 0)
+        return "it has no state";
+    return NULL;
+}
+
+json_t *nops__record_damaged(const char *id, const char *why, const char *created_at)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "id", id, "state", "damaged", "error", why,
+                     "created_at", created_at ? created_at : "");
+}
+
+/* At most this many lines about damaged records a minute; the rest are counted and said in the
+ * next minute's first line. */
+#define DAMAGE_LINES_PER_MIN 10
+
+void nops__record_warn_damaged(const char *id, const char *why)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t window;
+    static unsigned lines, suppressed;
+    pthread_mutex_lock(&mu);
+    const uint64_t now = nops_now_ns() / 60000000000ull;
+    if (now != window) {
+        if (suppressed)
+            NOPS_WARN("orchestrate", "%u more damaged orchestration records were not logged",
+                      suppressed);
+        window = now;
+        lines = suppressed = 0;
+    }
+    if (lines < DAMAGE_LINES_PER_MIN) {
+        lines++;
+        NOPS_WARN("orchestrate", "orchestration record %s is damaged: %s (listed as damaged; "
+                  "no step is taken on it)", id, why);
+    } else {
+        suppressed++;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+/* ---- PostgreSQL ----------------------------------------------------------------------------- */
 
 PGresult *nops__pg_exec(PGconn *c, const char *sql, int n, const char *const *params)
 {
@@ -82,95 +144,50 @@ PGconn *nops__pg_open(const char *dsn, const char *schema, const char *what, cha
     return c;
 }
 
-nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errstr,
-                                 size_t errstr_size)
-{
-    nops_records *s = nops_calloc(1, sizeof *s);
-    if (!s) {
-        nops_errf(errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    pthread_mutex_init(&s->mu, NULL);
-    snprintf(s->dir, sizeof s->dir, "%s", dir ? dir : "");
-    if (pg_dsn && *pg_dsn) {
-        if (!(s->pg = nops__pg_open(pg_dsn, schema_sql, "orchestrations", errstr,
-                                    errstr_size))) {
-            nops__records_close(s);
-            return NULL;
-        }
-    } else if (mkdir(s->dir, 0750) != 0 && errno != EEXIST) {
-        nops_errf(errstr, errstr_size, "orchestrations: cannot create %s: %s", s->dir,
-                  strerror(errno));
-        nops__records_close(s);
-        return NULL;
-    }
-    return s;
-}
+/* Columns every record query selects: id, state, record, created_at. */
+#define PG_COLS                                                                                 \
+    "SELECT id, state, record::text, "                                                          \
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "             \
+    "FROM orchestrations "
+/* A row whose record is not the record of its id in its state. */
+#define PG_DAMAGED                                                                              \
+    "(jsonb_typeof(record) <> 'object' OR record->>'id' IS DISTINCT FROM id OR "                \
+    "record->>'state' IS DISTINCT FROM state)"
 
-void nops__records_close(nops_records *s)
+/* Row i of a PG_COLS result: the record, or a damaged stub (logged). */
+static json_t *pg_row(PGresult *r, int i)
 {
-    if (!s)
-        return;
-    PQfinish(s->pg);
-    pthread_mutex_destroy(&s->mu);
-    nops_free(s);
-}
-
-static json_t *load_locked(nops_records *s, const char *id)
-{
-    if (!valid_id(id))
-        return NULL;
-    if (!s->pg) {
-        char path[700];
-        snprintf(path, sizeof path, "%s/%s.json", s->dir, id);
-        return json_load_file(path, 0, NULL);
-    }
-    const char *v[1] = {id};
-    PGresult *r = pg_exec(s, "SELECT record::text FROM orchestrations WHERE id = $1", 1, v);
-    json_t *rec = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
-                      ? json_loads(PQgetvalue(r, 0, 0), 0, NULL)
-                      : NULL;
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
-        NOPS_ERROR("orchestrate", "cannot read orchestration %s: %s", id, PQerrorMessage(s->pg));
-    PQclear(r);
-    return rec;
-}
-
-json_t *nops__records_load(nops_records *s, const char *id)
-{
-    pthread_mutex_lock(&s->mu);
-    json_t *rec = load_locked(s, id);
-    pthread_mutex_unlock(&s->mu);
-    return rec;
-}
-
-static const char *state_of(const json_t *rec)
-{
+    const char *id = PQgetvalue(r, i, 0), *state = PQgetvalue(r, i, 1);
+    json_t *rec = json_loads(PQgetvalue(r, i, 2), 0, NULL);
+    const char *why = !rec ? "its record is not JSON" : nops__record_damage(rec, id);
     const char *st = json_string_value(json_object_get(rec, "state"));
-    return st ? st : "";
+    char buf[200];
+    if (!why && strcmp(st, state) != 0) {
+        snprintf(buf, sizeof buf, "its state column (%.40s) and its record (%.40s) disagree",
+                 state, st);
+        why = buf;
+    }
+    if (!why)
+        return rec;
+    json_decref(rec);
+    nops__record_warn_damaged(id, why);
+    return nops__record_damaged(id, why, PQgetvalue(r, i, 3));
 }
 
-static nops_err save_file(nops_records *s, json_t *rec, const char *id, const char *expect,
-                          char *errstr, size_t errstr_size)
+/* The rows of a PG_COLS query as records (new array), NULL when the query failed. */
+static json_t *pg_rows(nops_records *s, const char *sql, int n, const char *const *v)
 {
-    if (expect) {
-        json_t *cur = load_locked(s, id);
-        bool same = cur && strcmp(state_of(cur), expect) == 0;
-        if (!same)
-            nops_errf(errstr, errstr_size, "orchestration %s changed meanwhile (now %s)", id,
-                      cur ? state_of(cur) : "gone");
-        json_decref(cur);
-        if (!same)
-            return NOPS_INVAL;
+    PGresult *r = pg_exec(s, sql, n, v);
+    json_t *out = r && PQresultStatus(r) == PGRES_TUPLES_OK ? json_array() : NULL;
+    if (!out)
+        NOPS_ERROR("orchestrate", "cannot read the orchestrations: %s", PQerrorMessage(s->pg));
+    for (int i = 0; out && i < PQntuples(r); i++) {
+        json_t *rec = pg_row(r, i);
+        if (rec)
+            json_array_append_new(out, rec);
     }
-    char path[700], tmp[720];
-    snprintf(path, sizeof path, "%s/%s.json", s->dir, id);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (json_dump_file(rec, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || rename(tmp, path) != 0) {
-        nops_errf(errstr, errstr_size, "orchestrations: cannot write %s", path);
-        return NOPS_IO;
-    }
-    return NOPS_OK;
+    PQclear(r);
+    return out;
 }
 
 static nops_err save_pg(nops_records *s, json_t *rec, const char *id, const char *expect,
@@ -178,10 +195,17 @@ static nops_err save_pg(nops_records *s, json_t *rec, const char *id, const char
 {
     char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
     const char *pb = json_string_value(json_object_get(rec, "playbook_id"));
-    const char *v[5] = {id, state_of(rec), pb ? pb : "", text, expect};
+    const char *st = json_string_value(json_object_get(rec, "state"));
+    const char *v[5] = {id, st ? st : "", pb ? pb : "", text, expect};
+    if (!text) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    /* the compare-and-set also requires an intact row: a damaged one is never stepped on */
     PGresult *r =
         expect ? pg_exec(s, "UPDATE orchestrations SET state = $2, playbook_id = $3, "
-                            "record = $4::jsonb, updated_at = now() WHERE id = $1 AND state = $5",
+                            "record = $4::jsonb, updated_at = now() WHERE id = $1 AND state = $5 "
+                            "AND NOT " PG_DAMAGED,
                          5, v)
                : pg_exec(s, "INSERT INTO orchestrations (id, state, playbook_id, record) "
                             "VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (id) DO UPDATE SET "
@@ -202,97 +226,139 @@ static nops_err save_pg(nops_records *s, json_t *rec, const char *id, const char
     return e;
 }
 
+static json_t *list_pg(nops_records *s, const char *state, size_t limit)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%llu", /* bigint */
+             (unsigned long long)(limit > (size_t)INT64_MAX ? (size_t)INT64_MAX : limit));
+    const char *v[2] = {lim, state};
+    if (state && strcmp(state, "damaged") == 0)
+        return pg_rows(s, PG_COLS "WHERE " PG_DAMAGED " ORDER BY created_at DESC, id DESC "
+                              "LIMIT $1::bigint", 1, v);
+    json_t *out = state ? pg_rows(s, PG_COLS "WHERE state = $2 ORDER BY created_at DESC, "
+                                             "id DESC LIMIT $1::bigint", 2, v)
+                        : pg_rows(s, PG_COLS "ORDER BY created_at DESC, id DESC "
+                                             "LIMIT $1::bigint", 1, v);
+    size_t i = json_array_size(out);
+    while (state && i-- > 0) /* a damaged row is listed as damaged, not in the state asked */
+        if (strcmp(json_string_value(json_object_get(json_array_get(out, i), "state")),
+                   state) != 0)
+            json_array_remove(out, i);
+    return out;
+}
+
+/* ---- the store ------------------------------------------------------------------------------ */
+
+nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errstr,
+                                 size_t errstr_size)
+{
+    static const char *schema_more =
+        "CREATE INDEX IF NOT EXISTS orchestrations_created ON orchestrations (created_at, id);"
+        "CREATE INDEX IF NOT EXISTS orchestrations_state_created ON orchestrations "
+        "(state, created_at, id);";
+    nops_records *s = nops_calloc(1, sizeof *s);
+    if (!s) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    bool ok;
+    if (pg_dsn && *pg_dsn) {
+        ok = (s->pg = nops__pg_open(pg_dsn, schema_sql, "orchestrations", errstr,
+                                    errstr_size)) != NULL;
+        PGresult *r = ok ? PQexec(s->pg, schema_more) : NULL;
+        if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+            nops_errf(errstr, errstr_size, "orchestrations: PostgreSQL: %s",
+                      PQerrorMessage(s->pg));
+            ok = false;
+        }
+        PQclear(r);
+    } else {
+        ok = (s->files = nops__rfiles_open(dir, errstr, errstr_size)) != NULL;
+    }
+    if (!ok) {
+        nops__records_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void nops__records_close(nops_records *s)
+{
+    if (!s)
+        return;
+    PQfinish(s->pg);
+    nops__rfiles_close(s->files);
+    pthread_mutex_destroy(&s->mu);
+    nops_free(s);
+}
+
+json_t *nops__records_load(nops_records *s, const char *id)
+{
+    if (!nops__record_id_valid(id))
+        return NULL;
+    pthread_mutex_lock(&s->mu);
+    json_t *rec = NULL;
+    if (s->files) {
+        rec = nops__rfiles_load(s->files, id);
+    } else {
+        const char *v[1] = {id};
+        json_t *rows = pg_rows(s, PG_COLS "WHERE id = $1", 1, v);
+        rec = json_incref(json_array_get(rows, 0));
+        json_decref(rows);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rec;
+}
+
 nops_err nops__records_save(nops_records *s, json_t *rec, const char *expect_state,
                             char *errstr, size_t errstr_size)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
-    if (!valid_id(id)) {
+    if (!nops__record_id_valid(id)) {
         nops_errf(errstr, errstr_size, "orchestrations: bad record id");
         return NOPS_INVAL;
     }
     pthread_mutex_lock(&s->mu);
     nops_err e = s->pg ? save_pg(s, rec, id, expect_state, errstr, errstr_size)
-                       : save_file(s, rec, id, expect_state, errstr, errstr_size);
+                       : nops__rfiles_save(s->files, rec, id, expect_state, errstr, errstr_size);
     pthread_mutex_unlock(&s->mu);
     return e;
 }
 
-static int newest_first(const void *a, const void *b)
-{
-    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "created_at"));
-    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "created_at"));
-    return strcmp(y ? y : "", x ? x : "");
-}
-
 json_t *nops__records_list(nops_records *s, const char *state, size_t limit)
 {
-    json_t *out = json_array();
     pthread_mutex_lock(&s->mu);
-    if (s->pg) {
-        char lim[24];
-        snprintf(lim, sizeof lim, "%llu", /* bigint */
-                 (unsigned long long)(limit > (size_t)INT64_MAX ? (size_t)INT64_MAX : limit));
-        const char *v[2] = {lim, state};
-        PGresult *r = pg_exec(s, state ? "SELECT record::text FROM orchestrations WHERE state = $2 "
-                                         "ORDER BY record->>'created_at' DESC LIMIT $1::bigint"
-                                       : "SELECT record::text FROM orchestrations "
-                                         "ORDER BY record->>'created_at' DESC LIMIT $1::bigint",
-                              state ? 2 : 1, v);
-        if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-            json_decref(out);
-            out = NULL;
-        }
-        for (int i = 0; out && i < PQntuples(r); i++) {
-            json_t *rec = json_loads(PQgetvalue(r, i, 0), 0, NULL);
-            if (rec)
-                json_array_append_new(out, rec);
-        }
-        PQclear(r);
-        pthread_mutex_unlock(&s->mu);
-        return out;
-    }
-    DIR *d = opendir(s->dir);
-    struct dirent *de;
-    size_t n = 0, cap = 0;
-    json_t **all = NULL;
-    while (d && (de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if (len < 6 || len > 45 || strcmp(de->d_name + len - 5, ".json") != 0)
-            continue;
-        char id[48];
-        snprintf(id, sizeof id, "%.*s", (int)(len - 5), de->d_name);
-        json_t *rec = load_locked(s, id);
-        if (!rec || (state && strcmp(state_of(rec), state) != 0)) {
-            json_decref(rec);
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            json_t **grown = realloc(all, cap * sizeof *all);
-            if (!grown) {
-                json_decref(rec);
-                break;
-            }
-            all = grown;
-        }
-        all[n++] = rec;
-    }
-    if (d)
-        closedir(d);
+    json_t *out = s->pg ? list_pg(s, state, limit) : nops__rfiles_list(s->files, state, limit);
     pthread_mutex_unlock(&s->mu);
-    if (n)
-        qsort(all, n, sizeof *all, newest_first);
-    for (size_t i = 0; i < n; i++) {
-        if (i < limit)
-            json_array_append(out, all[i]);
-        json_decref(all[i]);
-    }
-    free(all);
-    if (!d) {
-        json_decref(out);
-        return NULL;
-    }
     return out;
+}
+
+long long nops__records_count_open(nops_records *s)
+{
+    long long n = -1;
+    pthread_mutex_lock(&s->mu);
+    if (s->files) {
+        n = nops__rfiles_count_open(s->files);
+    } else {
+        PGresult *r = pg_exec(s, "SELECT count(*) FROM orchestrations WHERE state IN "
+                                 "('suggested', 'dry_running', 'dry_run_ok', 'dry_run_failed', "
+                                 "'approved', 'executing')",
+                              0, NULL);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        PQclear(r);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+uint64_t nops__records_file_reads(nops_records *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = s->files ? nops__rfiles_reads(s->files) : 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 nops_err nops__records_add_run(nops_records *s, const char *history_jsonl, const json_t *row,
@@ -305,7 +371,7 @@ nops_err nops__records_add_run(nops_records *s, const char *history_jsonl, const
         return NOPS_NOMEM;
     }
     if (history_jsonl && *history_jsonl) {
-        FILE *f = fopen(history_jsonl, "a");
+        FILE *f = nops_file_fopen(history_jsonl, "a");
         if (!f || fprintf(f, "%s\n", text) < 0 || fflush(f) != 0) {
             nops_errf(errstr, errstr_size, "cannot append the run to %s: %s", history_jsonl,
                       strerror(errno));

@@ -1,6 +1,8 @@
 /*
- * steps.c — running a record's steps (exec or kafka, dry-run or for real), the state probe
- * around an execution, and the workflow_runs row an execution leaves in the history.
+ * steps.c — running a playbook's steps (exec or kafka, dry-run or for real) for a record, the
+ * state probe around an execution, and the workflow_runs row an execution leaves in the history.
+ * The steps and the probe are the signed manifest's; from the record only its id and its sealed
+ * incident context are used (see seal.c).
  */
 #include "orchestrate/orch_int.h"
 
@@ -29,16 +31,21 @@ typedef struct step_env {
     char *ptrs[6];
 } step_env;
 
-static void make_env(step_env *e, json_t *rec)
+/* The length of s cut to at most max bytes on a character boundary (for "%.*s"). */
+static int cut(const char *s, size_t max)
 {
-    json_t *inc = json_object_get(rec, "incident");
-    json_t *labels = json_object_get(inc, "labels");
+    return s ? (int)nops_utf8_cut(s, strlen(s), max) : 0;
+}
+
+static void make_env(step_env *e, json_t *rec, const nops_playbook *pb)
+{
+    json_t *ctx = json_object_get(rec, "context");
+    json_t *labels = json_object_get(ctx, "labels");
     env_var(e->vars[0], sizeof e->vars[0], "ORCHESTRATION_ID",
             json_string_value(json_object_get(rec, "id")));
-    env_var(e->vars[1], sizeof e->vars[1], "PLAYBOOK_ID",
-            json_string_value(json_object_get(rec, "playbook_id")));
+    env_var(e->vars[1], sizeof e->vars[1], "PLAYBOOK_ID", pb->id);
     env_var(e->vars[2], sizeof e->vars[2], "INCIDENT_ID",
-            json_string_value(json_object_get(inc, "id")));
+            json_string_value(json_object_get(ctx, "incident_id")));
     env_var(e->vars[3], sizeof e->vars[3], "SERVICE",
             json_string_value(json_object_get(labels, "service")));
     env_var(e->vars[4], sizeof e->vars[4], "HOST",
@@ -49,8 +56,8 @@ static void make_env(step_env *e, json_t *rec)
 }
 
 /* One kafka step. */
-static bool kafka_step(nops_kstep *k, json_t *rec, json_t *st, bool dry, int64_t deadline,
-                       nops_step_result *r)
+static bool kafka_step(nops_kstep *k, json_t *rec, const nops_playbook *pb, json_t *st,
+                       bool dry, int64_t deadline, nops_step_result *r)
 {
     json_t *kf = json_object_get(st, "kafka");
     const char *topic = json_string_value(json_object_get(kf, "topic"));
@@ -65,10 +72,10 @@ static bool kafka_step(nops_kstep *k, json_t *rec, json_t *st, bool dry, int64_t
         snprintf(r->output, sizeof r->output, "topic %s exists; not published (dry-run)", topic);
         return true;
     }
-    json_t *inc = json_object_get(rec, "incident");
-    json_t *iid = json_object_get(inc, "id"), *labels = json_object_get(inc, "labels");
-    json_t *msg = json_pack("{s:s, s:O, s:o, s:O, s:b, s:o, s:O}", "orchestration_id", id,
-                            "playbook_id", json_object_get(rec, "playbook_id"), "incident_id",
+    json_t *ctx = json_object_get(rec, "context");
+    json_t *iid = json_object_get(ctx, "incident_id"), *labels = json_object_get(ctx, "labels");
+    json_t *msg = json_pack("{s:s, s:s, s:o, s:O, s:b, s:o, s:O}", "orchestration_id", id,
+                            "playbook_id", pb->id, "incident_id",
                             iid ? json_incref(iid) : json_null(), "step",
                             json_object_get(st, "name"), "dry_run", dry, "labels",
                             labels ? json_incref(labels) : json_object(), "payload",
@@ -103,7 +110,7 @@ bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, const 
     json_t *results = json_array();
     const int64_t deadline = (int64_t)nops_now_ns() + pb->timeout_s * 1000000000ll;
     step_env env;
-    make_env(&env, rec);
+    make_env(&env, rec, pb);
     bool ok = true;
     size_t i;
     json_t *st;
@@ -113,33 +120,37 @@ bool nops__run_steps(json_t *rec, const nops_playbook *pb, nops_kstep *k, const 
         json_decref(results);
         return false;
     }
-    json_array_foreach(json_object_get(rec, "steps"), i, st) {
+    json_array_foreach(json_object_get(pb->manifest, "steps"), i, st) {
         const char *name = json_string_value(json_object_get(st, "name"));
         json_t *exec = json_object_get(st, "exec");
         memset(r, 0, sizeof *r);
         const char *cmd = json_string_value(json_array_get(exec, 0));
         if (!exec) {
-            ok = kafka_step(k, rec, st, dry, deadline, r);
+            ok = kafka_step(k, rec, pb, st, dry, deadline, r);
             if (!ok)
-                snprintf(why, why_size, "step %.60s: %.400s", name, r->output);
+                snprintf(why, why_size, "step %.*s: %.*s", cut(name, 60), name,
+                         cut(r->output, 400), r->output);
         } else if (!cmd || !nops__command_allowed(cmd, allowed)) {
-            snprintf(r->output, sizeof r->output, "%.300s is not in orchestrate.allowed_commands",
-                     cmd ? cmd : "(none)");
-            snprintf(why, why_size, "step %.60s: %.400s", name, r->output);
+            cmd = cmd ? cmd : "(none)";
+            snprintf(r->output, sizeof r->output, "%.*s is not in orchestrate.allowed_commands",
+                     cut(cmd, 300), cmd);
+            snprintf(why, why_size, "step %.*s: %.*s", cut(name, 60), name, cut(r->output, 400),
+                     r->output);
             ok = false;
         } else if (dry && !json_is_true(json_object_get(st, "dry_run"))) {
             /* no dry-run mode in the command: check that it exists and is executable */
             if (cmd[0] != '/' || access(cmd, X_OK) != 0) {
-                snprintf(why, why_size, "step %.60s: %.300s is not an executable absolute path",
-                         name, cmd ? cmd : "(none)");
+                snprintf(why, why_size, "step %.*s: %.*s is not an executable absolute path",
+                         cut(name, 60), name, cut(cmd, 300), cmd);
                 ok = false;
             }
             snprintf(r->output, sizeof r->output, "checked, not run (no dry-run mode)");
         } else if (nops__run_step(exec, dry, dry, env.ptrs, deadline, r) != NOPS_OK ||
                    r->exit_code != 0) {
-            snprintf(why, why_size, "step %.60s %s%.300s", name,
+            const char *out = r->timed_out ? "" : r->output;
+            snprintf(why, why_size, "step %.*s %s%.*s", cut(name, 60), name,
                      r->timed_out ? "timed out after the playbook's timeout_s" : "failed: ",
-                     r->timed_out ? "" : r->output);
+                     cut(out, 300), out);
             ok = false;
         }
         json_array_append_new(results, json_pack("{s:s, s:s, s:i, s:b, s:s}", "step", name,
@@ -167,7 +178,7 @@ json_t *nops__probe_state(json_t *rec, const nops_playbook *pb, const char *allo
     if (!r)
         return NULL;
     step_env env;
-    make_env(&env, rec);
+    make_env(&env, rec, pb);
     const int64_t deadline = (int64_t)nops_now_ns() + 30 * 1000000000ll; /* a probe is quick */
     json_t *out = nops__run_step(probe, false, false, env.ptrs, deadline, r) == NOPS_OK
                       ? json_pack("{s:i, s:s}", "exit", r->exit_code, "output", r->output)

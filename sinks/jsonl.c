@@ -17,8 +17,9 @@
 #include <unistd.h>
 
 typedef struct jsonl_file {
-    int fd;        /* O_APPEND file */
-    nops_buf pend; /* bytes not yet written */
+    int fd;         /* O_APPEND file */
+    nops_buf pend;  /* bytes not yet written */
+    char path[600]; /* for messages */
 } jsonl_file;
 
 typedef struct jsonl_sink {
@@ -50,14 +51,18 @@ static nops_err flush_file(jsonl_file *f, char *errstr, size_t errstr_size)
         if (w <= 0) {
             memmove(f->pend.b, f->pend.b + off, f->pend.len - off);
             f->pend.len -= off;
-            nops_errf(errstr, errstr_size, "write failed: %s", strerror(errno));
+            nops_errf(errstr, errstr_size, "cannot write %s: %s%s", f->path,
+                      w == 0 ? "no progress" : strerror(errno),
+                      w < 0 && errno == EFBIG ? " (the file size limit, ulimit -f, is reached; "
+                                                "records stay buffered and are retried)"
+                                              : "");
             return NOPS_IO;
         }
         off += (size_t)w;
     }
     f->pend.len = 0;
     if (off && fsync(f->fd) != 0) {
-        nops_errf(errstr, errstr_size, "fsync failed: %s", strerror(errno));
+        nops_errf(errstr, errstr_size, "cannot fsync %s: %s", f->path, strerror(errno));
         return NOPS_IO;
     }
     return NOPS_OK;
@@ -66,8 +71,10 @@ static nops_err flush_file(jsonl_file *f, char *errstr, size_t errstr_size)
 static nops_err jsonl_flush(void *self, char *errstr, size_t errstr_size)
 {
     jsonl_sink *s = self;
+    char second[sizeof s->f[1].path + 200];
     nops_err e = flush_file(&s->f[0], errstr, errstr_size);
-    nops_err e2 = flush_file(&s->f[1], errstr, errstr_size);
+    nops_err e2 = e != NOPS_OK ? flush_file(&s->f[1], second, sizeof second) /* keep the first */
+                               : flush_file(&s->f[1], errstr, errstr_size);
     return e != NOPS_OK ? e : e2;
 }
 
@@ -102,7 +109,7 @@ static const nops_sink_ops jsonl_ops = {"jsonl", jsonl_write, jsonl_flush, jsonl
 nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffer, char *errstr,
                               size_t errstr_size)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (nops_dir_make(dir) != 0) { /* 0750 whatever the umask */
         nops_errf(errstr, errstr_size, "cannot create data directory %s: %s", dir,
                   strerror(errno));
         return NOPS_IO;
@@ -117,7 +124,8 @@ nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffe
     for (int i = 0; i < 2; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        s->f[i].fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        snprintf(s->f[i].path, sizeof s->f[i].path, "%.*s", (int)sizeof s->f[i].path - 1, path);
+        s->f[i].fd = nops_file_open(path, O_RDWR | O_CREAT | O_APPEND); /* 0640, cloexec */
         if (s->f[i].fd >= 0)
             end_torn_line(s->f[i].fd);
         if (s->f[i].fd < 0) {

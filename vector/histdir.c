@@ -30,7 +30,8 @@ static const nops_cfg_entry vector_entries[] = {
      sizeof(((nops_vector_params *)0)->actor_key), "neuralops-change-me", NULL, NULL,
      NOPS_CFG_SECRET,
      "Secret of the keyed hash (HMAC-SHA256) that replaces executed_by before anything is "
-     "written; change it (NEURALOPS_VECTOR_ACTOR_KEY) so hashes cannot be recomputed from names."},
+     "written; change it (NEURALOPS_VECTOR_ACTOR_KEY) so hashes cannot be recomputed from names: "
+     "serve and vectorize refuse to start with the default (only the demo uses it)."},
 };
 
 const nops_cfg_section nops_vector_cfg_section = {
@@ -164,7 +165,7 @@ static bool remember(nops_histdir_writer *w, const char *id)
 nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, char *errstr,
                                         size_t errstr_size)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (nops_dir_make(dir) != 0) {
         nops_errf(errstr, errstr_size, "cannot create %s: %s", dir, strerror(errno));
         return NULL;
     }
@@ -231,7 +232,7 @@ uint64_t nops_histdir_current(const char *dir)
 static nops_err write_meta(const char *path, const nops_run_meta *m, size_t n, char *errstr,
                            size_t errstr_size)
 {
-    FILE *f = fopen(path, "wb");
+    FILE *f = nops_file_fopen(path, "w");
     uint64_t count = n;
     bool ok = f && fwrite(META_MAGIC, 8, 1, f) == 1 && fwrite(&count, sizeof count, 1, f) == 1 &&
               (n == 0 || fwrite(m, sizeof *m, n, f) == n);
@@ -255,10 +256,13 @@ static nops_err write_manifest(const char *path, const nops_vindex *ix, size_t n
                           nops_index_type_name(nops_vindex_type(ix)), "source_checksum",
                           checksum ? checksum : "", "skipped", (json_int_t)skipped, "created_at",
                           ts, "generation", (json_int_t)gen);
-    int rc = o ? json_dump_file(o, path, JSON_INDENT(2)) : -1;
+    FILE *f = o ? nops_file_fopen(path, "w") : NULL;
+    int rc = f ? json_dumpf(o, f, JSON_INDENT(2)) : -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
     json_decref(o);
     if (rc != 0) {
-        nops_errf(errstr, errstr_size, "cannot write %s", path);
+        nops_errf(errstr, errstr_size, "cannot write %s: %s", path, strerror(errno));
         return NOPS_IO;
     }
     return NOPS_OK;
@@ -319,7 +323,7 @@ nops_err nops_histdir_commit(nops_histdir_writer *w, const char *checksum, size_
     nops_vindex *ix = build_index(w, errstr, errstr_size);
     if (!ix)
         goto out;
-    if (mkdir(gdir, 0755) != 0 && errno != EEXIST) {
+    if (nops_dir_make(gdir) != 0) {
         nops_errf(errstr, errstr_size, "cannot create %s: %s", gdir, strerror(errno));
         goto out;
     }
@@ -365,7 +369,12 @@ static nops_err read_manifest(const char *path, size_t *count, uint64_t *gen, ch
                               size_t errstr_size)
 {
     json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
+    FILE *f = nops_file_fopen(path, "r");
+    json_t *o = f ? json_loadf(f, 0, &je) : NULL;
+    if (!f)
+        snprintf(je.text, sizeof je.text, "%s", strerror(errno));
+    else
+        fclose(f);
     if (!o) {
         nops_errf(errstr, errstr_size, "%s: %s", path, je.text);
         return NOPS_PARSE;
@@ -396,7 +405,7 @@ static nops_err read_manifest(const char *path, size_t *count, uint64_t *gen, ch
 static nops_err read_meta(const char *path, nops_histdir *h, size_t count, char *errstr,
                           size_t errstr_size)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = nops_file_fopen(path, "r");
     char magic[8];
     uint64_t n = 0;
     bool ok = f && fread(magic, 8, 1, f) == 1 && memcmp(magic, META_MAGIC, 8) == 0 &&

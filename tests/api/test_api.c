@@ -31,6 +31,7 @@
 static nops_registry *g_reg;
 static nops_audit *g_audit;
 static nops_orchestrator *g_orch;
+static nops_secret *g_secret; /* the engine's key for the orchestrators */
 static rd_kafka_t *g_cluster;
 static char g_dir[] = "/tmp/nops-api-XXXXXX";
 static nops_detect_params g_dp;
@@ -122,10 +123,12 @@ static void setup_orchestration(void)
     assert_non_null(g_reg);
     snprintf(path, sizeof path, "%s/audit.jsonl", g_dir);
     g_audit = nops_audit_open(path, NULL, err, sizeof err);
+    g_secret = nops_secret_from_bytes("api test key", 12);
     snprintf(path, sizeof path, "%s/orch", g_dir);
     char hist[256];
     snprintf(hist, sizeof hist, "%s/runs.jsonl", g_dir);
-    nops_orch_deps d = {.state_dir = path, .history_jsonl = hist, .reg = g_reg, .audit = g_audit};
+    nops_orch_deps d = {.state_dir = path, .history_jsonl = hist, .reg = g_reg, .audit = g_audit,
+                        .secret = g_secret};
     g_orch = nops_orch_new(&d, err, sizeof err);
     assert_non_null(g_orch);
 }
@@ -177,6 +180,7 @@ static int teardown(void **state)
     nops_store_destroy(g_store);
     nops_orch_destroy(g_orch);
     nops_audit_close(g_audit);
+    nops_secret_destroy(g_secret);
     nops_registry_destroy(g_reg);
     rd_kafka_destroy(g_cluster);
     curl_global_cleanup();
@@ -824,6 +828,10 @@ static void test_orchestration_over_http(void **state)
     json_decref(doc);
     expect_error(http_do(g_port, "GET", "/orchestrations?state=pending", H_VIEWER, NULL, 0), 400,
                  "state must be");
+    r = http_do(g_port, "GET", "/orchestrations?state=damaged", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"orchestrations\":[]"));
+    http_free(&r);
     expect_error(http_do(g_port, "GET", "/orchestrations?limit=0", H_VIEWER, NULL, 0), 400,
                  "limit");
     snprintf(path, sizeof path, "/orchestrations/%s/approve", id);
@@ -901,7 +909,8 @@ static void test_orchestration_over_http_on_postgres(void **state)
     snprintf(state_dir, sizeof state_dir, "%s/orch-pg", g_dir);
     nops_audit *audit = nops_audit_open(path, dsn, err, sizeof err);
     assert_non_null(audit);
-    nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit};
+    nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit,
+                        .secret = g_secret, .max_open = 1};
     nops_orchestrator *orch = nops_orch_new(&d, err, sizeof err);
     assert_non_null(orch);
     nops_orchestrator *files_orch = g_orch;
@@ -910,6 +919,7 @@ static void test_orchestration_over_http_on_postgres(void **state)
     g_audit = audit;
     nops_api_params ap;
     api_params(&ap);
+    ap.body_limit = 1 << 20; /* the incident's own cap is the one to meet */
     nops_api *api = start_api(&ap, g_boot);
     g_orch = files_orch;
     g_audit = files_audit;
@@ -925,6 +935,16 @@ static void test_orchestration_over_http_on_postgres(void **state)
     char id[64], url[160];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")));
     json_decref(o);
+    /* an inline incident over 64 KiB of JSON */
+    static char big[NOPS_ORCH_MAX_INCIDENT + 100];
+    snprintf(big, sizeof big, "{\"playbook_id\":\"echo\",\"incident\":{\"summary\":\"%0*d\"}}",
+             NOPS_ORCH_MAX_INCIDENT, 0);
+    expect_error(http_do(port, "POST", "/orchestrate", op_json, big, (size_t)-1), 413,
+                 "incident is");
+    /* orchestrate.max_open = 1: a second open one is refused until the first ends */
+    expect_error(http_do(port, "POST", "/orchestrate", op_json,
+                         "{\"playbook_id\":\"echo\",\"incident\":{}}", (size_t)-1),
+                 429, "orchestrate.max_open");
     snprintf(url, sizeof url, "/orchestrations/%s/dry-run", id);
     assert_int_equal(status_of(http_do(port, "POST", url, op_json, "", 0)), 202);
     await_state_on(port, id, "dry_run_ok");
@@ -940,11 +960,21 @@ static void test_orchestration_over_http_on_postgres(void **state)
     http_free(&r);
     assert_int_equal(json_array_size(json_object_get(o, "entries")), 5);
     json_decref(o);
+    /* the row edited to be approved again by someone else: the approval does not verify */
+    const char *v[1] = {id};
+    PGresult *pr = PQexecParams(c, "UPDATE api_pg.orchestrations SET state = 'approved', record "
+                                   "= jsonb_set(jsonb_set(record, '{state}', '\"approved\"'), "
+                                   "'{approval,by}', '\"key:mallory\"') WHERE id = $1",
+                                1, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
+    PQclear(pr);
+    snprintf(url, sizeof url, "/orchestrations/%s/execute", id);
+    expect_error(http_do(port, "POST", url, op_json, "", 0), 409, "does not verify");
     nops_api_destroy(api);
     nops_orch_destroy(orch);
     nops_audit_close(audit);
     /* all of it is in the database: the record, the run and the five audit rows */
-    tu_pg_expect_run(c, "api_pg", id, "executed", "success", 5);
+    tu_pg_expect_run(c, "api_pg", id, "approved", "success", 6); /* + the refusal */
     tu_pg_drop_schema(c, "api_pg");
 }
 

@@ -349,7 +349,8 @@ static void test_stream_commands_refuse_bad_flags(void **state)
         result_free(&b);
     }
     /* a bad librdkafka property is a clear error, not a crash */
-    result k = run("NEURALOPS_KAFKA_EXTRA=no.such.property=1", NEURALOPS_BIN, "serve", NULL);
+    result k = run("NEURALOPS_KAFKA_EXTRA=no.such.property=1 NEURALOPS_VECTOR_ACTOR_KEY=t",
+                   NEURALOPS_BIN, "serve", NULL);
     assert_int_equal(k.status, 1);
     assert_non_null(strstr(k.err, "no.such.property"));
     result_free(&k);

@@ -27,6 +27,8 @@ static int setup(void **state)
 {
     (void)state;
     assert_non_null(mkdtemp(g_dir));
+    /* vectorize refuses the published default key; every command below inherits this one */
+    setenv("NEURALOPS_VECTOR_ACTOR_KEY", "test-vectorize-actor-key", 1);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s loadgen --history 3000 --seed 11 --out %s/runs.jsonl",
              NEURALOPS_BIN, g_dir);

@@ -386,6 +386,87 @@ static void test_config_file_io(void **state)
     nops_cfg_destroy(cfg);
 }
 
+/* ---- unknown NEURALOPS_* variables (a typo must not leave a default in force) ------------ */
+
+typedef struct env_lines {
+    char lines[16][1200]; /* warnings logged */
+    int n;                /* how many */
+} env_lines;
+
+static void env_sink(void *ud, nops_log_level level, const char *line)
+{
+    env_lines *c = ud;
+    (void)level;
+    if (c->n < 16)
+        snprintf(c->lines[c->n++], sizeof c->lines[0], "%s", line);
+}
+
+/* The warning line that names `var`, or NULL. */
+static const char *env_warning(const env_lines *c, const char *var)
+{
+    for (int i = 0; i < c->n; i++) {
+        const char *p = strstr(c->lines[i], var);
+        if (p && (p[strlen(var)] == ' ' || p[strlen(var)] == ':'))
+            return c->lines[i];
+    }
+    return NULL;
+}
+
+static void test_config_unknown_env_warned(void **state)
+{
+    demo_cfg c;
+    nops_cfg *cfg = make_cfg(&c);
+    env_lines got = {0};
+    nops_log_set_sink(env_sink, &got);
+    const size_t before = nops_cfg_warn_unknown_env(cfg); /* whatever the runner's env holds */
+    got.n = 0;
+    setenv("NEURALOPS_DEMO_WORKRS", "s3cr3t-value", 1);   /* a typo */
+    setenv("neuralops_demo_ratio", "0.2", 1);              /* wrong case: getenv misses it */
+    setenv("NEURALOPS_NOTHING_LIKE_IT_AT_ALL", "1", 1);    /* no setting is close */
+    setenv("NEURALOPS_TEST_SOMETHING", "1", 1);            /* the test harness's */
+    setenv("NEURALOPS_DRY_RUN", "1", 1);                   /* what a playbook step is given */
+    setenv("NEURALOPS_SERVICE", "checkout", 1);
+    setenv("NEURALOPS_DEMO_WORKERS", "5", 1);              /* a setting */
+    assert_int_equal(nops_cfg_warn_unknown_env(cfg), before + 3);
+    const char *typo = env_warning(&got, "NEURALOPS_DEMO_WORKRS");
+    assert_non_null(typo);
+    assert_non_null(strstr(typo, "warn"));
+    assert_non_null(strstr(typo, "did you mean NEURALOPS_DEMO_WORKERS?"));
+    assert_null(strstr(typo, "s3cr3t")); /* never the value */
+    const char *lower = env_warning(&got, "neuralops_demo_ratio");
+    assert_non_null(lower);
+    assert_non_null(strstr(lower, "did you mean NEURALOPS_DEMO_RATIO?"));
+    const char *far = env_warning(&got, "NEURALOPS_NOTHING_LIKE_IT_AT_ALL");
+    assert_non_null(far);
+    assert_non_null(strstr(far, "the closest is NEURALOPS_DEMO_"));
+    assert_null(env_warning(&got, "NEURALOPS_TEST_SOMETHING"));
+    assert_null(env_warning(&got, "NEURALOPS_DRY_RUN"));
+    assert_null(env_warning(&got, "NEURALOPS_SERVICE"));
+    assert_null(env_warning(&got, "NEURALOPS_DEMO_WORKERS"));
+    const char *unset[] = {"NEURALOPS_DEMO_WORKRS", "neuralops_demo_ratio",
+                           "NEURALOPS_NOTHING_LIKE_IT_AT_ALL", "NEURALOPS_TEST_SOMETHING",
+                           "NEURALOPS_DRY_RUN", "NEURALOPS_SERVICE", "NEURALOPS_DEMO_WORKERS"};
+    for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
+        unsetenv(unset[i]);
+    got.n = 0;
+    assert_int_equal(nops_cfg_warn_unknown_env(cfg), before);
+    nops_log_set_sink(NULL, NULL);
+    nops_cfg_destroy(cfg);
+}
+
+static void test_config_default_text(void **state)
+{
+    demo_cfg c;
+    nops_cfg *cfg = make_cfg(&c);
+    char err[128];
+    assert_int_equal(nops_cfg_set(cfg, "demo.name", "beta", "x", err, sizeof err), NOPS_OK);
+    assert_string_equal(nops_cfg_default(cfg, "demo.name"), "alpha"); /* the table's, not now */
+    assert_string_equal(nops_cfg_default(cfg, "demo.workers"), "4");
+    assert_null(nops_cfg_default(cfg, "demo.nothing"));
+    assert_null(nops_cfg_default(cfg, "nosection"));
+    nops_cfg_destroy(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,6 +481,8 @@ int main(void)
         cmocka_unit_test(test_config_env_and_flags_precedence),
         cmocka_unit_test(test_config_docs_and_dump),
         cmocka_unit_test(test_config_file_io),
+        cmocka_unit_test(test_config_unknown_env_warned),
+        cmocka_unit_test(test_config_default_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

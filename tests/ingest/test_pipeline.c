@@ -257,6 +257,7 @@ static pid_t start_serve(const char *dir, const char *topic)
         putenv("NEURALOPS_PIPELINE_FLUSH_MS=50");
         putenv("NEURALOPS_PIPELINE_SNAPSHOT_MS=300");
         putenv("NEURALOPS_LOG_LEVEL=warn");
+        putenv("NEURALOPS_VECTOR_ACTOR_KEY=test-pipeline-actor-key"); /* serve refuses the default */
         execl(NEURALOPS_BIN, NEURALOPS_BIN, "serve", (char *)NULL);
         _exit(127);
     }

@@ -33,6 +33,7 @@ static char g_reg[160], g_key[160], g_pub[160], g_state[160], g_hist[160], g_aud
 static nops_registry *g_r;
 static nops_policy *g_p;
 static nops_audit *g_a;
+static nops_secret *g_secret; /* the engine's key: seals records */
 
 static const nops_actor OPS = {"key:ops", "operator"};
 static const nops_actor ADMIN = {"key:admin", "org-admin"};
@@ -60,7 +61,7 @@ static nops_orchestrator *orch_with(const char *dsn, const char *brokers)
     char err[256];
     nops_orch_deps d = {.state_dir = g_state, .history_jsonl = g_hist, .pg_dsn = dsn,
                         .brokers = brokers, .reg = g_r, .pol = g_p, .audit = g_a,
-                        .allowed_commands = g_allowed};
+                        .allowed_commands = g_allowed, .secret = g_secret};
     nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
     if (!o)
         fail_msg("%s", err);
@@ -118,7 +119,8 @@ static int setup(void **state)
                             "\"action\":\"allow\"}]",
                             err, sizeof err);
     g_a = nops_audit_open(g_audit, NULL, err, sizeof err);
-    return g_r && g_p && g_a ? 0 : -1;
+    g_secret = nops_secret_from_bytes("flow test key", 13);
+    return g_r && g_p && g_a && g_secret ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -126,6 +128,7 @@ static int teardown(void **state)
     nops_registry_destroy(g_r);
     nops_policy_destroy(g_p);
     nops_audit_close(g_a);
+    nops_secret_destroy(g_secret);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -536,7 +539,7 @@ static void test_postgres_store(void **state)
     tu_pg_drop_schema(c, "flow_test");
     /* a database that is not there: a clear error, no orchestrator */
     nops_orch_deps d = {.state_dir = g_state, .pg_dsn = "host=127.0.0.1 port=1 connect_timeout=2",
-                        .reg = g_r};
+                        .reg = g_r, .secret = g_secret};
     assert_null(nops_orch_new(&d, err, sizeof err));
     assert_non_null(strstr(err, "PostgreSQL"));
 }
