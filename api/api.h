@@ -7,7 +7,9 @@
  * GET /metrics, GET /healthz, GET /readyz, GET /openapi.json. JSON in and out; every error is
  * {"error":{"code","message"}}. Auth by X-API-Key (keys configured as SHA-256 hashes, each with
  * a role) or an HS256 JWT bearer token; roles viewer < operator < org-admin. Per-principal token
- * bucket (429 + Retry-After), body limit (413), idle timeout against slow clients.
+ * bucket (429 + Retry-After), failed authentications limited per client address (429), body
+ * limit (413), against slow clients an idle timeout and a bound on the time to receive a whole
+ * request, connections capped in all and per client address.
  *
  * Ownership: nops_api borrows everything in nops_api_deps (they must outlive it); nops_store is
  * owned by its creator and may be fed by a sink set (nops_store_attach) that it must outlive.
@@ -80,6 +82,14 @@ typedef struct nops_api_params {
     double burst;              /**< bucket size */
     int64_t body_limit;        /**< bytes; larger bodies get 413 */
     int64_t timeout_s;         /**< idle connection timeout (slow clients) */
+    int64_t request_timeout_s; /**< a whole request (headers and body) must arrive within this;
+                                    0 = 30 */
+    int64_t max_connections;   /**< connections open at once, in all; 0 = 1024 */
+    int64_t max_per_ip;        /**< connections open at once from one client address; 0 = any */
+    double auth_failures_per_min; /**< failed authentications per client address and minute
+                                       before 429; 0 = unlimited */
+    int64_t ingest_timeout_s;  /**< POST /ingest waits this long for Kafka's acknowledgements;
+                                    0 = 10 */
     int64_t threads;           /**< server threads */
     char prometheus_url[512];  /**< base URL of a Prometheus server for prom_query; "" = 501 */
     bool access_log;           /**< one log line per request */

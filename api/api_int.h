@@ -9,6 +9,7 @@
 #include "api/auth.h"
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 /* Routes, for dispatch and for the per-route metrics. */
@@ -44,7 +45,7 @@ typedef enum route_id {
 extern const char *const nops__route_paths[ROUTE_COUNT];
 
 /* Status codes counted in neuralops_http_requests_total (others count as the last). */
-#define NOPS_HTTP_CODES 17
+#define NOPS_HTTP_CODES 18
 extern const int nops__http_codes[NOPS_HTTP_CODES];
 
 /* Request latency histogram bounds, seconds. */
@@ -57,9 +58,15 @@ typedef struct http_metrics {
     atomic_uint_fast64_t latency_sum_us[ROUTE_COUNT];
     atomic_uint_fast64_t rate_limited;
     atomic_uint_fast64_t auth_failures;
-    atomic_uint_fast64_t ingest_points;   /* accepted by POST /ingest */
+    atomic_uint_fast64_t auth_blocked;    /* 429s to addresses out of failed attempts */
+    atomic_uint_fast64_t slow_cut;        /* connections cut by api.request_timeout_s */
+    atomic_uint_fast64_t ingest_points;   /* sent by POST /ingest and acknowledged by Kafka */
     atomic_uint_fast64_t ingest_rejected; /* refused lines of POST /ingest */
+    atomic_int_fast64_t ingest_waiting;   /* POST /ingest requests waiting for Kafka now */
 } http_metrics;
+
+typedef struct ingest_job ingest_job; /* one POST /ingest waiting for its reports (ingest.c) */
+typedef struct conn_rec conn_rec;     /* one connection as the slow-client guard sees it */
 
 struct nops_api {
     nops_api_params p;
@@ -73,6 +80,21 @@ struct nops_api {
     int port;
     int64_t started_ns;
     http_metrics m;
+    /* POST /ingest waiting for Kafka (ingest.c) */
+    pthread_t kpoll;         /* serves delivery reports, expires waiting jobs */
+    bool kpoll_started;
+    atomic_bool kpoll_stop;
+    pthread_mutex_t jobs_mu; /* the jobs' counts and states, the list, suspend and resume */
+    ingest_job *waiting;     /* jobs whose connection is suspended */
+    bool stopping;           /* nops_api_stop began: nothing suspends any more */
+    /* slow clients (guard.c) */
+    pthread_mutex_t conns_mu; /* the records, and shutdown(2) against their sockets */
+    conn_rec *conns;          /* every open connection */
+    size_t n_conns;
+    pthread_t reaper;         /* cuts requests that take too long to arrive */
+    bool reaper_started, reaper_stop;
+    pthread_mutex_t reaper_mu;
+    pthread_cond_t reaper_cv; /* wakes the reaper to stop (CLOCK_MONOTONIC) */
 };
 
 /* One request in flight (MHD's per-connection-request context). */
@@ -85,6 +107,7 @@ typedef struct request {
     bool answered;          /* a response was queued */
     int status;             /* status sent */
     nops_principal who;     /* authenticated caller (role NONE for public routes) */
+    ingest_job *job;        /* POST /ingest: its reference to the job, or NULL */
     char method[8];
     char path[160];         /* for the access log, truncated */
 } request;
@@ -119,7 +142,17 @@ bool nops__api_known_fields(json_t *o, const char *const *known, size_t n, respo
 
 /* Handlers (handlers.c): fill `res` for the request. */
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
-void nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+/* POST /ingest: true when the request was suspended to wait for Kafka (answered later through
+ * nops__api_ingest_answer when MHD calls again), false when `res` holds the answer (ingest.c). */
+bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+/* The answer of a request whose job is done (ingest.c). */
+void nops__api_ingest_answer(nops_api *api, request *rq, response *res);
+/* Drop the request's reference to its job (ingest.c). */
+void nops__api_ingest_release(ingest_job *j);
+/* Answer every waiting /ingest (503) and let none wait from now on; before MHD stops. */
+void nops__api_ingest_stop(nops_api *api);
+/* Stop the poll thread, drain the reports (purging what is left), destroy the producer. */
+void nops__api_producer_destroy(nops_api *api);
 void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
 /* /orchestrate, /orchestrations/{id}[/step], /playbooks (orchestrate.c). */
 void nops__api_orchestrate(nops_api *api, route_id route, const char *id, request *rq,
@@ -138,6 +171,15 @@ void nops__api_openapi(response *res);
 void nops__api_dashboard(response *res);
 /* The /ingest producer from deps->brokers, when given (ingest.c). */
 nops_err nops__api_producer(nops_api *api, char *errstr, size_t errstr_size);
+/* The slow-client guard (guard.c): MHD_OPTION_NOTIFY_CONNECTION callback (cls = api); the
+ * request on `c` is in (no deadline while it is answered); it was answered (the next request's
+ * deadline starts); the reaper thread. */
+void nops__guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe);
+void nops__guard_received(struct MHD_Connection *c);
+void nops__guard_next(nops_api *api, struct MHD_Connection *c);
+nops_err nops__guard_start(nops_api *api, char *errstr, size_t errstr_size);
+void nops__guard_stop(nops_api *api);
 /* GET /metrics (metrics.c). */
 void nops__api_metrics(nops_api *api, response *res);
 

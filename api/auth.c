@@ -1,5 +1,6 @@
 /*
- * auth.c — API keys, HS256 bearer tokens and per-principal token buckets (auth.h).
+ * auth.c — API keys, HS256 bearer tokens, per-principal token buckets and per-address buckets
+ * of failed authentications (auth.h).
  */
 #include "api/auth.h"
 
@@ -15,7 +16,8 @@
 #include <xxhash.h>
 
 #define MAX_TOKEN 8192
-#define MAX_BUCKETS 65536
+#define MAX_BUCKETS 65536      /* principals */
+#define MAX_FAIL_BUCKETS 16384 /* client addresses with failed attempts */
 
 typedef struct key_entry {
     char id[64];
@@ -24,20 +26,28 @@ typedef struct key_entry {
 } key_entry;
 
 typedef struct bucket {
-    char id[80];
-    double tokens;
-    int64_t last_ns;
-    bool used;
+    char id[80];     /* principal id or client address key */
+    double tokens;   /* left now (refilled lazily at last_ns) */
+    int64_t last_ns; /* monotonic time of the last refill */
+    bool used;       /* slot taken */
 } bucket;
+
+/* Token buckets by id: open addressing with a bounded probe; when a neighbourhood is full the
+ * bucket idle longest is reused, so the table never grows (an evicted id starts full again). */
+typedef struct bucket_table {
+    bucket *b;       /* `size` slots, a power of two */
+    size_t size;
+    double rate;     /* tokens per second */
+    double burst;    /* bucket size */
+} bucket_table;
 
 struct nops_auth {
     key_entry *keys;
     size_t n_keys;
     char *secret, *issuer;
-    double rate, burst;
-    pthread_mutex_t mu;
-    bucket *buckets; /* open addressing, MAX_BUCKETS */
-    size_t n_buckets;
+    pthread_mutex_t mu;   /* both tables */
+    bucket_table calls;   /* requests per principal */
+    bucket_table fails;   /* failed authentications per client address; rate 0 = off */
 };
 
 const char *nops__role_name(nops_role r)
@@ -146,7 +156,8 @@ static bool parse_keys(nops_auth *a, const char *keys, char *errstr, size_t errs
 }
 
 nops_auth *nops__auth_new(const char *keys, const char *jwt_secret, const char *jwt_issuer,
-                          double rate, double burst, char *errstr, size_t errstr_size)
+                          double rate, double burst, double fails_per_min, char *errstr,
+                          size_t errstr_size)
 {
     nops_auth *a = nops_calloc(1, sizeof *a);
     if (!a) {
@@ -154,12 +165,15 @@ nops_auth *nops__auth_new(const char *keys, const char *jwt_secret, const char *
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
-    a->rate = rate > 0 ? rate : 1;
-    a->burst = burst >= 1 ? burst : 1;
+    a->calls = (bucket_table){nops_calloc(MAX_BUCKETS, sizeof(bucket)), MAX_BUCKETS,
+                              rate > 0 ? rate : 1, burst >= 1 ? burst : 1};
+    a->fails = (bucket_table){NULL, MAX_FAIL_BUCKETS, fails_per_min > 0 ? fails_per_min / 60 : 0,
+                              fails_per_min >= 1 ? fails_per_min : 1};
+    if (fails_per_min > 0)
+        a->fails.b = nops_calloc(MAX_FAIL_BUCKETS, sizeof(bucket));
     a->secret = nops_strdup(jwt_secret ? jwt_secret : "");
     a->issuer = nops_strdup(jwt_issuer ? jwt_issuer : "");
-    a->buckets = nops_calloc(MAX_BUCKETS, sizeof *a->buckets);
-    if (!a->secret || !a->issuer || !a->buckets) {
+    if (!a->secret || !a->issuer || !a->calls.b || (fails_per_min > 0 && !a->fails.b)) {
         nops_errf(errstr, errstr_size, "out of memory");
         nops__auth_destroy(a);
         return NULL;
@@ -180,7 +194,8 @@ void nops__auth_destroy(nops_auth *a)
     nops_free(a->secret);
     nops_free(a->issuer);
     nops_free(a->keys);
-    nops_free(a->buckets);
+    nops_free(a->calls.b);
+    nops_free(a->fails.b);
     pthread_mutex_destroy(&a->mu);
     nops_free(a);
 }
@@ -322,13 +337,13 @@ nops_auth_result nops__auth_check(nops_auth *a, const char *api_key, const char 
 
 /* ---- token buckets ------------------------------------------------------------------------ */
 
-bool nops__auth_take(nops_auth *a, const char *id, int64_t now_ns, int64_t *retry_after_s)
+/* The bucket of `id`, refilled to now_ns (a new or evicted one starts full). Under a->mu. */
+static bucket *bucket_get(bucket_table *t, const char *id, int64_t now_ns)
 {
-    size_t mask = MAX_BUCKETS - 1, h = (size_t)XXH3_64bits(id, strlen(id)) & mask;
-    pthread_mutex_lock(&a->mu);
+    size_t mask = t->size - 1, h = (size_t)XXH3_64bits(id, strlen(id)) & mask;
     bucket *b = NULL, *stalest = NULL;
     for (size_t probe = 0; probe < 64; probe++, h = (h + 1) & mask) { /* bounded probe */
-        bucket *c = &a->buckets[h];
+        bucket *c = &t->b[h];
         if (!c->used || strcmp(c->id, id) == 0) {
             b = c;
             break;
@@ -341,22 +356,60 @@ bool nops__auth_take(nops_auth *a, const char *id, int64_t now_ns, int64_t *retr
     if (!b->used || strcmp(b->id, id) != 0) {
         snprintf(b->id, sizeof b->id, "%s", id);
         b->used = true;
-        b->tokens = a->burst;
+        b->tokens = t->burst;
         b->last_ns = now_ns;
     }
     if (now_ns > b->last_ns) {
-        b->tokens += (double)(now_ns - b->last_ns) / 1e9 * a->rate;
-        if (b->tokens > a->burst)
-            b->tokens = a->burst;
+        b->tokens += (double)(now_ns - b->last_ns) / 1e9 * t->rate;
+        if (b->tokens > t->burst)
+            b->tokens = t->burst;
         b->last_ns = now_ns;
     }
+    return b;
+}
+
+/* Whole seconds (>= 1) until bucket b holds a token again. */
+static int64_t retry_after(const bucket_table *t, const bucket *b)
+{
+    int64_t s = (int64_t)ceil((1 - b->tokens) / t->rate);
+    return s > 0 ? s : 1;
+}
+
+bool nops__auth_take(nops_auth *a, const char *id, int64_t now_ns, int64_t *retry_after_s)
+{
+    pthread_mutex_lock(&a->mu);
+    bucket *b = bucket_get(&a->calls, id, now_ns);
     bool ok = b->tokens >= 1;
     if (ok)
         b->tokens -= 1;
     else
-        *retry_after_s = (int64_t)ceil((1 - b->tokens) / a->rate) > 0
-                             ? (int64_t)ceil((1 - b->tokens) / a->rate)
-                             : 1;
+        *retry_after_s = retry_after(&a->calls, b);
     pthread_mutex_unlock(&a->mu);
     return ok;
+}
+
+bool nops__auth_blocked(nops_auth *a, const char *addr, int64_t now_ns, int64_t *retry_after_s)
+{
+    if (!a->fails.b)
+        return false;
+    pthread_mutex_lock(&a->mu);
+    bucket *b = bucket_get(&a->fails, addr, now_ns);
+    bool blocked = b->tokens < 1;
+    if (blocked)
+        *retry_after_s = retry_after(&a->fails, b);
+    pthread_mutex_unlock(&a->mu);
+    return blocked;
+}
+
+bool nops__auth_failed(nops_auth *a, const char *addr, int64_t now_ns)
+{
+    if (!a->fails.b)
+        return false;
+    pthread_mutex_lock(&a->mu);
+    bucket *b = bucket_get(&a->fails, addr, now_ns);
+    bool was_open = b->tokens >= 1;
+    b->tokens = b->tokens >= 1 ? b->tokens - 1 : 0;
+    bool now_blocked = was_open && b->tokens < 1;
+    pthread_mutex_unlock(&a->mu);
+    return now_blocked;
 }

@@ -9,6 +9,10 @@
  * claims: `exp` required and > now, `nbf` if present <= now, `iss` must equal the configured
  * issuer when one is configured, `role` required and one of the roles; `sub` names the caller.
  * Rate limit: one token bucket per principal id (rate per second, burst), thread-safe.
+ * Failed authentications: one token bucket per client address (api.auth_failures_per_min, a
+ * minute's worth as the burst); each failed attempt takes a token, and an address without one
+ * is refused before its credentials are even looked at (so guessing cannot go on unthrottled
+ * behind 429s), until the bucket refills.
  *
  * Ownership: nops_auth copies what it needs from its arguments; nops__auth_destroy frees all.
  */
@@ -44,11 +48,13 @@ typedef struct nops_auth nops_auth;
 
 /**
  * Build from api.keys (may be ""), the JWT secret ("" = tokens refused) and issuer ("" = any),
- * and the bucket settings (rate > 0, burst >= 1). NOPS_CONFIG with a sentence naming the bad
- * entry (never echoing a hash in full) when a key entry is malformed or duplicated.
+ * the bucket settings (rate > 0, burst >= 1) and the failed authentications allowed per client
+ * address and minute (0 = unlimited). NULL with a sentence naming the bad entry (never echoing
+ * a hash in full) when a key entry is malformed or duplicated.
  */
 nops_auth *nops__auth_new(const char *keys, const char *jwt_secret, const char *jwt_issuer,
-                          double rate, double burst, char *errstr, size_t errstr_size);
+                          double rate, double burst, double fails_per_min, char *errstr,
+                          size_t errstr_size);
 void nops__auth_destroy(nops_auth *a);
 /** Configured key entries plus (1 if a JWT secret is set). 0 = nobody can authenticate. */
 size_t nops__auth_methods(const nops_auth *a);
@@ -65,5 +71,13 @@ nops_auth_result nops__auth_check(nops_auth *a, const char *api_key, const char 
 /** Take one token of `id`'s bucket at monotonic time now_ns; false = limited, with
  *  *retry_after_s the whole seconds (>= 1) until a token is back. */
 bool nops__auth_take(nops_auth *a, const char *id, int64_t now_ns, int64_t *retry_after_s);
+
+/** True when client address `addr` (any stable text, e.g. "1.2.3.4") has used up its failed
+ *  authentications at monotonic time now_ns; then *retry_after_s is the whole seconds (>= 1)
+ *  until it may try again. Nothing is taken. */
+bool nops__auth_blocked(nops_auth *a, const char *addr, int64_t now_ns, int64_t *retry_after_s);
+/** Count one failed authentication of `addr`; true when this one used up its allowance (the
+ *  caller may log that the address is now blocked). */
+bool nops__auth_failed(nops_auth *a, const char *addr, int64_t now_ns);
 
 #endif /* NOPS_API_AUTH_H */

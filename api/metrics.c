@@ -163,9 +163,24 @@ static void http_metrics_out(response *r, nops_api *api)
         (double)atomic_load(&api->m.rate_limited));
     one(r, "neuralops_http_auth_failures_total", "counter", "Requests refused with 401.",
         (double)atomic_load(&api->m.auth_failures));
+    one(r, "neuralops_http_auth_blocked_total", "counter",
+        "Requests refused with 429 because their client address used up its failed "
+        "authentications (api.auth_failures_per_min).",
+        (double)atomic_load(&api->m.auth_blocked));
+    one(r, "neuralops_http_slow_requests_cut_total", "counter",
+        "Connections closed because a whole request did not arrive within "
+        "api.request_timeout_s.",
+        (double)atomic_load(&api->m.slow_cut));
+    pthread_mutex_lock(&api->conns_mu);
+    size_t conns = api->n_conns;
+    pthread_mutex_unlock(&api->conns_mu);
+    one(r, "neuralops_http_connections", "gauge", "HTTP connections open now.", (double)conns);
     one(r, "neuralops_api_ingest_points_total", "counter",
-        "Points accepted by POST /ingest and acknowledged by Kafka.",
+        "Points sent by POST /ingest and acknowledged by Kafka.",
         (double)atomic_load(&api->m.ingest_points));
+    one(r, "neuralops_api_ingest_waiting", "gauge",
+        "POST /ingest requests waiting for Kafka's acknowledgements now.",
+        (double)atomic_load(&api->m.ingest_waiting));
     one(r, "neuralops_api_ingest_rejected_total", "counter",
         "Lines or objects of POST /ingest bodies refused.",
         (double)atomic_load(&api->m.ingest_rejected));

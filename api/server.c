@@ -18,6 +18,8 @@
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
 
 const char *const nops__route_paths[ROUTE_COUNT] = {
 #define NOPS__ROUTE_PATH(name, path) path,
@@ -26,7 +28,7 @@ const char *const nops__route_paths[ROUTE_COUNT] = {
 };
 
 const int nops__http_codes[NOPS_HTTP_CODES] = {200, 201, 202, 400, 401, 403, 404, 405, 409,
-                                               413, 415, 429, 500, 501, 502, 503, 0};
+                                               413, 415, 429, 500, 501, 502, 503, 504, 0};
 const double nops__http_buckets[NOPS_HTTP_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
                                                       0.0025, 0.005,   0.01,   0.025,
                                                       0.05,   0.1,     0.5,    2.5};
@@ -57,7 +59,29 @@ static const nops_cfg_entry api_entries[] = {
     {"body_limit", NOPS_CFG_INT, OFF(body_limit), 64, 1 << 30, "1048576", NULL, NULL, 0,
      "Largest request body in bytes; larger bodies get 413."},
     {"timeout_s", NOPS_CFG_INT, OFF(timeout_s), 1, 3600, "10", NULL, NULL, 0,
-     "A connection idle this long (e.g. a client sending its request too slowly) is closed."},
+     "A connection that sends nothing for this long is closed (a client that trickles its "
+     "request is bounded by request_timeout_s)."},
+    {"request_timeout_s", NOPS_CFG_INT, OFF(request_timeout_s), 1, 3600, "30", NULL, NULL, 0,
+     "A whole request (headers and body) must arrive within this many seconds of the "
+     "connection opening, or of the previous answer on a kept-alive connection, and an answer "
+     "must be taken by the client within as long; slower connections are closed. The time "
+     "the server takes to answer (e.g. /ingest waiting for Kafka) is not counted."},
+    {"max_connections", NOPS_CFG_INT, OFF(max_connections), 16, 1000000, "1024", NULL, NULL, 0,
+     "Connections open at once, in all; more wait in the listen backlog. Keep it below the "
+     "process's open-file limit (ulimit -n)."},
+    {"max_connections_per_ip", NOPS_CFG_INT, OFF(max_per_ip), 0, 1000000, "64", NULL, NULL, 0,
+     "Connections open at once from one client address (more are closed at once); 0 = no "
+     "limit. Behind a reverse proxy every client shares its address: raise it there."},
+    {"auth_failures_per_min", NOPS_CFG_DOUBLE, OFF(auth_failures_per_min), 0, 1e6, "30", NULL,
+     NULL, 0,
+     "Failed authentications (unknown key, bad token) allowed per client address and minute, "
+     "a minute's worth at once; past it every request from that address that needs "
+     "credentials gets 429 with Retry-After, without its credentials being checked. 0 = no "
+     "limit."},
+    {"ingest_timeout_s", NOPS_CFG_INT, OFF(ingest_timeout_s), 1, 300, "10", NULL, NULL, 0,
+     "POST /ingest answers 202 only when Kafka acknowledged every point; it waits this long "
+     "(without holding up other requests), then answers 504 with the counts. Also the "
+     "producer's message.timeout.ms."},
     {"threads", NOPS_CFG_INT, OFF(threads), 1, 64, "1", NULL, NULL, 0,
      "HTTP server threads (each runs its own epoll loop)."},
     {"prometheus_url", NOPS_CFG_STRING, OFF(prometheus_url), 0,
@@ -104,6 +128,7 @@ static const char *status_code_name(int status)
     case 501: return "not_implemented";
     case 502: return "bad_gateway";
     case 503: return "unavailable";
+    case 504: return "timeout";
     default: return "internal";
     }
 }
@@ -239,12 +264,47 @@ static const route *find_route(const char *url)
     return find_route_id(url, &id, &n);
 }
 
+/* The client's address as the key of its failed-authentication bucket: IPv4 as is (also when
+ * mapped into IPv6), IPv6 by its /64 (one host commonly holds a whole /64). */
+static void client_key(struct MHD_Connection *c, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (sa && sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, a, sizeof a);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(in6)) {
+            inet_ntop(AF_INET, in6->s6_addr + 12, a, sizeof a);
+        } else {
+            struct in6_addr net = {0};
+            memcpy(net.s6_addr, in6->s6_addr, 8);
+            inet_ntop(AF_INET6, &net, a, sizeof a);
+            snprintf(out, cap, "%s/64", a);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", a);
+}
+
 /* 401/403/429 decisions; true when the request may go on. */
 static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, request *rq,
                   response *res)
 {
     if (rt->role == NOPS_ROLE_NONE)
         return true;
+    char addr[80];
+    client_key(c, addr, sizeof addr);
+    int64_t retry = 1;
+    if (nops__auth_blocked(api->auth, addr, (int64_t)nops_now_ns(), &retry)) {
+        atomic_fetch_add(&api->m.auth_blocked, 1);
+        nops__api_error(res, 429, "too many failed authentications from this address (%.4g "
+                        "per minute allowed); try again later", api->p.auth_failures_per_min);
+        snprintf(res->retry_after, sizeof res->retry_after, "%lld", (long long)retry);
+        return false;
+    }
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
@@ -253,13 +313,15 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
                                            &rq->who, why, sizeof why);
     if (ar != NOPS_AUTH_OK) {
         atomic_fetch_add(&api->m.auth_failures, 1);
+        if (ar == NOPS_AUTH_INVALID && nops__auth_failed(api->auth, addr, (int64_t)nops_now_ns()))
+            NOPS_WARN("http", "client %s used up its failed authentications (%.4g per minute): "
+                      "429 until its allowance refills", addr, api->p.auth_failures_per_min);
         nops__api_error(res, 401, "%s",
                         ar == NOPS_AUTH_MISSING
                             ? "authentication required: send X-API-Key or Authorization: Bearer"
                             : why);
         return false;
     }
-    int64_t retry = 1;
     if (!nops__auth_take(api->auth, rq->who.id, nops_now_ns(), &retry)) {
         atomic_fetch_add(&api->m.rate_limited, 1);
         nops__api_error(res, 429, "rate limit exceeded: %.4g requests/s, burst %.4g",
@@ -276,7 +338,9 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
     return true;
 }
 
-static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, request *rq,
+/* Fill `res` for the request; false when the handler suspended the connection instead (the
+ * answer comes when MHD calls again). */
+static bool dispatch(nops_api *api, struct MHD_Connection *c, const char *url, request *rq,
                      response *res)
 {
     const char *idp;
@@ -287,7 +351,7 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
         snprintf(id, sizeof id, "%.*s", (int)(id_len < sizeof id ? id_len : sizeof id - 1), idp);
     if (!rt) {
         nops__api_error(res, 404, "no such endpoint: %.200s (see /openapi.json)", url);
-        return;
+        return true;
     }
     rq->route = rt->id;
     if (strcmp(rq->method, rt->method) != 0 &&
@@ -295,18 +359,18 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
         nops__api_error(res, 405, "%s is not allowed on %s", rq->method,
                         nops__route_paths[rt->id]);
         res->allow = rt->method;
-        return;
+        return true;
     }
     if (!admit(api, c, rt, rq, res))
-        return;
+        return true;
     if (rq->too_large) {
         nops__api_error(res, 413, "request body over the limit of %lld bytes",
                         (long long)api->p.body_limit);
-        return;
+        return true;
     }
     switch (rt->id) {
     case ROUTE_ANALYZE: nops__api_analyze(api, c, rq, res); break;
-    case ROUTE_INGEST: nops__api_ingest(api, c, rq, res); break;
+    case ROUTE_INGEST: return !nops__api_ingest(api, c, rq, res);
     case ROUTE_RECOMMEND: nops__api_recommend(api, c, rq, res); break;
     case ROUTE_SIGNALS: nops__api_list(api, c, NOPS_SINK_SIGNAL, res); break;
     case ROUTE_INCIDENTS: nops__api_list(api, c, NOPS_SINK_INCIDENT, res); break;
@@ -326,6 +390,7 @@ static void dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_DASHBOARD: nops__api_dashboard(res); break;
     default: nops__api_error(res, 404, "no such endpoint"); break;
     }
+    return true;
 }
 
 /* ---- the MHD callbacks -------------------------------------------------------------------- */
@@ -404,8 +469,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         return MHD_YES;
     }
+    nops__guard_received(c); /* the whole request is in: answering it is not bounded here */
     response res = {0};
-    dispatch(api, c, url, rq, &res);
+    if (rq->job) /* resumed: the /ingest it waited for is done */
+        nops__api_ingest_answer(api, rq, &res);
+    else if (!dispatch(api, c, url, rq, &res))
+        return MHD_YES; /* suspended */
+    nops__guard_next(api, c); /* the answer, too, must be taken within request_timeout_s */
     return send_response(c, rq, &res);
 }
 
@@ -437,6 +507,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         NOPS_INFO("http", "%s %s %d %.3f ms %s%s", rq->method, rq->path, status, secs * 1e3,
                   rq->who.id[0] ? rq->who.id : "-",
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+    nops__guard_next(api, c); /* a kept-alive connection: the next request's clock starts */
+    nops__api_ingest_release(rq->job);
     nops_free(rq->body.b);
     nops_free(rq);
 }
@@ -492,14 +564,30 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
         nops_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&api->jobs_mu, NULL);
+    pthread_mutex_init(&api->conns_mu, NULL);
+    pthread_mutex_init(&api->reaper_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&api->reaper_cv, &ca);
+    pthread_condattr_destroy(&ca);
     api->p = *params;
+    /* zero means the default for the bounds a caller building params by hand may leave out */
+    if (api->p.request_timeout_s <= 0)
+        api->p.request_timeout_s = 30;
+    if (api->p.max_connections <= 0)
+        api->p.max_connections = 1024;
+    if (api->p.ingest_timeout_s <= 0)
+        api->p.ingest_timeout_s = 10;
     api->d = *deps;
     snprintf(api->orch_off, sizeof api->orch_off, "%s",
              deps->orchestration_off ? deps->orchestration_off : "");
     api->d.orchestration_off = NULL; /* the copy above is the one in use */
     if (parse_listen(params->listen, &api->addr, errstr, errstr_size) != NOPS_OK ||
         !(api->auth = nops__auth_new(params->keys, params->jwt_secret, params->jwt_issuer,
-                                     params->rate, params->burst, errstr, errstr_size)) ||
+                                     params->rate, params->burst, params->auth_failures_per_min,
+                                     errstr, errstr_size)) ||
         nops__api_producer(api, errstr, errstr_size) != NOPS_OK) {
         nops_api_destroy(api);
         return NULL;
@@ -511,17 +599,36 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     return api;
 }
 
+/* Warn when max_connections cannot be reached within the process's open-file limit. */
+static void check_fd_limit(const nops_api *api)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)api->p.max_connections + 128 > rl.rlim_cur)
+        NOPS_WARN("http", "api.max_connections is %lld but the open-file limit is %llu: new "
+                          "connections may fail before the cap is reached (raise ulimit -n, or "
+                          "lower api.max_connections)",
+                  (long long)api->p.max_connections, (unsigned long long)rl.rlim_cur);
+}
+
 nops_err nops_api_start(nops_api *api, char *errstr, size_t errstr_size)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (api->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    check_fd_limit(api);
+    if (nops__guard_start(api, errstr, errstr_size) != NOPS_OK)
+        return NOPS_INTERNAL;
     api->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, &api->addr,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)api->p.timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, api, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(api->p.threads > 1 ? api->p.threads : 0), MHD_OPTION_END);
+        on_completed, api, MHD_OPTION_NOTIFY_CONNECTION, nops__guard_notify, api,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)api->p.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)api->p.max_per_ip,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(api->p.threads > 1 ? api->p.threads : 0),
+        MHD_OPTION_END);
     if (!api->mhd) {
+        nops__guard_stop(api);
         nops_errf(errstr, errstr_size, "cannot listen on %s (in use, or not an address here)",
                   api->p.listen);
         return NOPS_IO;
@@ -541,9 +648,12 @@ int nops_api_port(const nops_api *api)
 void nops_api_stop(nops_api *api)
 {
     if (api && api->mhd) {
+        nops__api_ingest_stop(api); /* MHD must not stop with a connection suspended */
         MHD_stop_daemon(api->mhd);
         api->mhd = NULL;
     }
+    if (api)
+        nops__guard_stop(api);
 }
 
 void nops_api_destroy(nops_api *api)
@@ -552,10 +662,11 @@ void nops_api_destroy(nops_api *api)
         return;
     nops_api_stop(api);
     nops__auth_destroy(api->auth);
-    if (api->producer) {
-        rd_kafka_flush(api->producer, 5000);
-        rd_kafka_destroy(api->producer);
-    }
+    nops__api_producer_destroy(api);
+    pthread_mutex_destroy(&api->jobs_mu);
+    pthread_mutex_destroy(&api->conns_mu);
+    pthread_mutex_destroy(&api->reaper_mu);
+    pthread_cond_destroy(&api->reaper_cv);
     nops_free(api);
 }
 

@@ -373,4 +373,16 @@ void nops_secret_mac_hex(const nops_secret *s, const char *purpose, const void *
 bool nops_secret_verify_hex(const nops_secret *s, const char *purpose, const void *data,
                             size_t len, const char *hex);
 
+/* ------------------------------------------------------------------------------------------ */
+/* librdkafka's log lines through ours (core/log.c)                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+struct rd_kafka_s;
+/**
+ * A librdkafka log callback (`rd_kafka_conf_set_log_cb(conf, nops_log_kafka)`): each line goes
+ * through nops_log under module "kafka" as "FACILITY: text", escaped like every entry; syslog
+ * levels map to error (0-3), warn (4-5), info (6), debug (7). core does not link librdkafka.
+ */
+void nops_log_kafka(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf);
+
 #endif /* NOPS_CORE_H */

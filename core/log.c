@@ -1,9 +1,14 @@
 /*
  * log.c — levelled logging as text or JSON lines.
  *
+ * One entry is one line, whatever it says: a message may come from anywhere (a JWT subject, a
+ * PostgreSQL error spanning lines, a librdkafka report), so the logger itself escapes every free
+ * field before it builds the line, in both formats. Text: newline, CR and tab as \n \r \t, the
+ * other C0 controls and DEL as \xNN, and the Unicode line breaks U+0085, U+2028 and U+2029 as
+ * \uNNNN (a viewer may break a line on them). JSON: \" \\ \n, \u00NN for the other controls,
+ * \u2028 and \u2029, and U+FFFD for bytes that are not UTF-8, so the line stays valid JSON.
  * A line is formatted into a stack buffer and handed to the sink in one call, so lines from
- * different threads never interleave. JSON lines are built with jansson's string escaping rules
- * in mind but by hand: the message is the only free text and is escaped here byte by byte.
+ * different threads never interleave.
  */
 #include "core/core.h"
 
@@ -51,22 +56,58 @@ nops_err nops_log_level_parse(const char *s, nops_log_level *out)
     return NOPS_INVAL;
 }
 
-static size_t json_escape(char *dst, size_t cap, const char *src)
+/* The valid UTF-8 sequence at p[0..n) (its length), or 0 when p[0] does not start one. */
+static size_t utf8_at(const unsigned char *p, size_t n)
 {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)src; *p && o + 7 < cap; p++) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            dst[o++] = '\\';
-            dst[o++] = (char)c;
-        } else if (c == '\n') {
-            dst[o++] = '\\';
-            dst[o++] = 'n';
-        } else if (c < 0x20) {
-            o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
-        } else {
-            dst[o++] = (char)c;
+    size_t l = nops_utf8_valid_prefix((const char *)p, n < 4 ? n : 4);
+    if (l == 0)
+        return 0;
+    size_t want = p[0] < 0x80 ? 1 : p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : 4;
+    return l >= want ? want : 0;
+}
+
+/*
+ * Escape src into dst (cap bytes, NUL-terminated) for `format`; stops early, on a whole escape,
+ * when dst is full. Returns the bytes written.
+ */
+static size_t log_escape(char *dst, size_t cap, const char *src, nops_log_format format)
+{
+    const bool json = format == NOPS_LOG_JSON;
+    const unsigned char *p = (const unsigned char *)src;
+    size_t n = strlen(src), o = 0;
+    for (size_t i = 0; i < n && o + 8 < cap;) {
+        unsigned char c = p[i];
+        char e[8] = "";
+        size_t take = 1;
+        if (c == '\n' || (!json && (c == '\r' || c == '\t')))
+            snprintf(e, sizeof e, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+        else if (json && (c == '"' || c == '\\'))
+            snprintf(e, sizeof e, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            snprintf(e, sizeof e, json ? "\\u%04x" : "\\x%02x", c);
+        else if (c >= 0x80) {
+            take = utf8_at(p + i, n - i);
+            unsigned cp = take == 2 ? ((c & 0x1Fu) << 6 | (p[i + 1] & 0x3Fu))
+                          : take == 3 ? ((c & 0x0Fu) << 12 | (p[i + 1] & 0x3Fu) << 6 |
+                                         (p[i + 2] & 0x3Fu))
+                                      : 0;
+            if (cp == 0x85 || cp == 0x2028 || cp == 0x2029)
+                snprintf(e, sizeof e, "\\u%04x", cp);
+            else if (take == 0 && json) { /* not UTF-8: JSON must stay valid */
+                snprintf(e, sizeof e, "\xEF\xBF\xBD");
+                take = 1;
+            } else if (take == 0)
+                take = 1; /* text: the byte as it is (it breaks no line) */
         }
+        if (e[0]) {
+            size_t el = strlen(e);
+            memcpy(dst + o, e, el);
+            o += el;
+        } else {
+            memcpy(dst + o, p + i, take);
+            o += take;
+        }
+        i += take;
     }
     dst[o] = '\0';
     return o;
@@ -87,15 +128,16 @@ void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_lis
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 
-    char line[2048 + 256];
-    if (atomic_load(&g_format) == NOPS_LOG_JSON) {
-        char esc[2048];
-        json_escape(esc, sizeof esc, msg);
-        snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"%s\"}",
-                 when, level_names[level], module, esc);
-    } else {
-        snprintf(line, sizeof line, "%s %-5s %s: %s", when, level_names[level], module, msg);
-    }
+    const nops_log_format format = (nops_log_format)atomic_load(&g_format);
+    char esc[4096], mod[96], line[4096 + 256];
+    log_escape(esc, sizeof esc, msg, format);
+    log_escape(mod, sizeof mod, module ? module : "-", format);
+    if (format == NOPS_LOG_JSON)
+        snprintf(line, sizeof line,
+                 "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"%s\"}", when,
+                 level_names[level], mod, esc);
+    else
+        snprintf(line, sizeof line, "%s %-5s %s: %s", when, level_names[level], mod, esc);
 
     pthread_mutex_lock(&g_sink_lock);
     if (g_sink)
@@ -111,4 +153,13 @@ void nops_log(nops_log_level level, const char *module, const char *fmt, ...)
     va_start(ap, fmt);
     nops_vlog(level, module, fmt, ap);
     va_end(ap);
+}
+
+void nops_log_kafka(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    nops_log(level <= 3 ? NOPS_LOG_ERROR : level <= 5 ? NOPS_LOG_WARN
+             : level == 6            ? NOPS_LOG_INFO
+                                     : NOPS_LOG_DEBUG,
+             "kafka", "%s: %s", fac ? fac : "-", buf ? buf : "");
 }

@@ -42,12 +42,19 @@ static inline size_t http__header(char *p, size_t sz, size_t n, void *ud)
     return len;
 }
 
+/* Options of http_do_ex: 0/NULL = the defaults of http_do. */
+typedef struct http_opts {
+    long timeout_s;   /* whole request; default 30 */
+    const char *from; /* local address to connect from (e.g. "127.0.0.2"); default any */
+} http_opts;
+
 /*
  * `hdrs`: NULL-terminated list of "Name: value" lines (may be NULL). `body` may be NULL;
  * `body_len` (size_t)-1 = strlen(body).
  */
-static inline http_res http_do(int port, const char *method, const char *path,
-                               const char **hdrs, const char *body, size_t body_len)
+static inline http_res http_do_ex(int port, const char *method, const char *path,
+                                  const char **hdrs, const char *body, size_t body_len,
+                                  http_opts o)
 {
     http_res r = {0};
     r.body = calloc(1, 1);
@@ -65,7 +72,12 @@ static inline http_res http_do(int port, const char *method, const char *path,
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, http__header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, o.timeout_s > 0 ? o.timeout_s : 30L);
+    char from[64];
+    if (o.from) {
+        snprintf(from, sizeof from, "host!%s", o.from);
+        curl_easy_setopt(h, CURLOPT_INTERFACE, from);
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -77,6 +89,12 @@ static inline http_res http_do(int port, const char *method, const char *path,
     curl_slist_free_all(sl);
     curl_easy_cleanup(h);
     return r;
+}
+
+static inline http_res http_do(int port, const char *method, const char *path,
+                               const char **hdrs, const char *body, size_t body_len)
+{
+    return http_do_ex(port, method, path, hdrs, body, body_len, (http_opts){0});
 }
 
 static inline void http_free(http_res *r)

@@ -45,7 +45,7 @@ static void token(const char *header, const char *payload, const char *secret, c
 static nops_auth *make(const char *keys, const char *secret, const char *iss)
 {
     char err[256];
-    nops_auth *a = nops__auth_new(keys, secret, iss, 10, 5, err, sizeof err);
+    nops_auth *a = nops__auth_new(keys, secret, iss, 10, 5, 0, err, sizeof err);
     if (!a)
         fail_msg("auth: %s", err);
     return a;
@@ -65,7 +65,7 @@ static void test_key_entries(void **state)
     snprintf(bad[5], 200, ":viewer:%s", hex);             /* empty id */
     for (int i = 0; i < 6; i++) {
         err[0] = '\0';
-        assert_null(nops__auth_new(bad[i], "", "", 1, 1, err, sizeof err));
+        assert_null(nops__auth_new(bad[i], "", "", 1, 1, 0, err, sizeof err));
         assert_non_null(strstr(err, "api.keys"));
         assert_null(strstr(err, hex)); /* a hash is never echoed */
     }
@@ -198,10 +198,50 @@ static void test_buckets(void **state)
     nops__auth_destroy(a);
     /* slow refill: Retry-After counts whole seconds */
     char err[64];
-    a = nops__auth_new("", "", "", 0.25, 1, err, sizeof err);
+    a = nops__auth_new("", "", "", 0.25, 1, 0, err, sizeof err);
     assert_true(nops__auth_take(a, "x", t, &retry));
     assert_false(nops__auth_take(a, "x", t, &retry));
     assert_int_equal(retry, 4);
+    nops__auth_destroy(a);
+}
+
+/* Failed authentications per client address: a minute's worth at once, then blocked until a
+ * token is back (on the clock given); other addresses have their own; 0 = no limit. */
+static void test_failure_buckets(void **state)
+{
+    (void)state;
+    char err[64];
+    nops_auth *a = nops__auth_new("", "", "", 10, 5, 6, err, sizeof err); /* 6 a minute */
+    int64_t t = 5000000000000ll, retry = 0;
+    for (int i = 0; i < 6; i++) {
+        assert_false(nops__auth_blocked(a, "10.0.0.1", t, &retry));
+        assert_int_equal(nops__auth_failed(a, "10.0.0.1", t), i == 5); /* the 6th uses it up */
+    }
+    assert_true(nops__auth_blocked(a, "10.0.0.1", t, &retry));
+    assert_int_equal(retry, 10); /* one token every 10 s */
+    assert_false(nops__auth_blocked(a, "10.0.0.2", t, &retry)); /* its own bucket */
+    t += 9000000000ll;
+    assert_true(nops__auth_blocked(a, "10.0.0.1", t, &retry));
+    assert_int_equal(retry, 1);
+    t += 1000000000ll; /* one attempt back, and used up again by one failure */
+    assert_false(nops__auth_blocked(a, "10.0.0.1", t, &retry));
+    assert_true(nops__auth_failed(a, "10.0.0.1", t));
+    assert_true(nops__auth_blocked(a, "10.0.0.1", t, &retry));
+    t += 3600000000000ll; /* long quiet: a minute's worth again, not more */
+    for (int i = 0; i < 6; i++)
+        assert_false(nops__auth_failed(a, "10.0.0.1", t) && i < 5);
+    assert_true(nops__auth_blocked(a, "10.0.0.1", t, &retry));
+    /* many addresses: the table stays bounded and keeps working */
+    char id[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(id, sizeof id, "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
+        nops__auth_failed(a, id, t + i);
+    }
+    nops__auth_destroy(a);
+    a = nops__auth_new("", "", "", 10, 5, 0, err, sizeof err); /* no limit */
+    for (int i = 0; i < 1000; i++)
+        assert_false(nops__auth_failed(a, "10.0.0.1", t));
+    assert_false(nops__auth_blocked(a, "10.0.0.1", t, &retry));
     nops__auth_destroy(a);
 }
 
@@ -212,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_buckets),
+        cmocka_unit_test(test_failure_buckets),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -141,6 +141,58 @@ static void test_log_levels_and_json(void **state)
     nops_log_configure(NOPS_LOG_INFO, NOPS_LOG_TEXT);
 }
 
+/* No byte of `line` ends a line or is a control character. */
+static void assert_one_line(const char *line)
+{
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            fail_msg("control byte 0x%02x in \"%s\"", *p, line);
+    assert_null(strstr(line, "\xE2\x80\xA8")); /* U+2028 */
+    assert_null(strstr(line, "\xC2\x85"));     /* U+0085 */
+}
+
+/* Whatever a message holds (a forged log line, a multi-line database error, terminal escapes,
+ * bytes that are not UTF-8), it is one line in both formats. */
+static void test_log_one_line_per_entry(void **state)
+{
+    (void)state;
+    const char *forged = "user alice\n2026-01-01T00:00:00.000Z info  http: POST /x 200\r\n"
+                         "ERROR:  relation \"x\" does not exist\nLINE 1: SELECT\n\t^ \x1b[31m"
+                         "red\x7f \xff\xfe half \xE2\x80\xA8 sep \xC2\x85 nel";
+    captured c = {0};
+    nops_log_set_sink(sink, &c);
+    nops_log_configure(NOPS_LOG_DEBUG, NOPS_LOG_TEXT);
+    NOPS_WARN("pg", "%s", forged);
+    nops_log_kafka(NULL, 4, "FAIL", "broker down\nforged line");
+    NOPS_INFO("mod\nule", "x");
+    assert_int_equal(c.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_one_line(c.lines[i]);
+    assert_non_null(strstr(c.lines[0], "warn  pg: user alice\\n2026-01-01T00:00:00.000Z info  "
+                                       "http: POST /x 200\\r\\nERROR:  relation \"x\" does not "
+                                       "exist\\nLINE 1: SELECT\\n\\t^ \\x1b[31mred\\x7f"));
+    assert_non_null(strstr(c.lines[0], "\\u2028 sep \\u0085 nel"));
+    assert_non_null(strstr(c.lines[1], "warn  kafka: FAIL: broker down\\nforged line"));
+    assert_non_null(strstr(c.lines[2], "mod\\nule: x"));
+    c.n = 0;
+    nops_log_configure(NOPS_LOG_DEBUG, NOPS_LOG_JSON);
+    NOPS_WARN("pg", "%s", forged);
+    nops_log_kafka(NULL, 7, "BROKER", "line\none");
+    assert_int_equal(c.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_one_line(c.lines[i]);
+        assert_true(nops_utf8_valid(c.lines[i], strlen(c.lines[i]))); /* stays valid JSON */
+    }
+    assert_non_null(strstr(c.lines[0], "user alice\\n2026-01-01T00:00:00.000Z info  http: POST "
+                                       "/x 200\\u000d\\nERROR:  relation \\\"x\\\" does not "
+                                       "exist\\nLINE 1: SELECT\\n\\u0009^ \\u001b[31mred\\u007f "
+                                       "\xEF\xBF\xBD\xEF\xBF\xBD half \\u2028 sep \\u0085 nel"));
+    assert_non_null(strstr(c.lines[1], "\"level\":\"debug\",\"module\":\"kafka\",\"msg\":"
+                                       "\"BROKER: line\\none\""));
+    nops_log_set_sink(NULL, NULL);
+    nops_log_configure(NOPS_LOG_INFO, NOPS_LOG_TEXT);
+}
+
 /* ---- config ----------------------------------------------------------------------------- */
 
 typedef struct demo_cfg {
@@ -423,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),
         cmocka_unit_test(test_log_levels_and_json),
+        cmocka_unit_test(test_log_one_line_per_entry),
         cmocka_unit_test(test_config_defaults_and_file),
         cmocka_unit_test(test_config_errors_name_the_line),
         cmocka_unit_test(test_config_env_and_flags_precedence),

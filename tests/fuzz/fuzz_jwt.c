@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char keys[256], hex[65];
         nops_api_hash_key("fuzz-key", hex);
         snprintf(keys, sizeof keys, "f:operator:%s", hex);
-        if (!(a = nops__auth_new(keys, "fuzz-secret", "fuzz", 5, 5, NULL, 0)))
+        if (!(a = nops__auth_new(keys, "fuzz-secret", "fuzz", 5, 5, 0, NULL, 0)))
             abort();
     }
     char *s = malloc(size + 8);
