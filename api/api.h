@@ -107,6 +107,9 @@ typedef struct nops_api_deps {
     const char *brokers;                /**< POST /ingest produces to these; NULL = 503 */
     const char *metrics_topic;          /**< ... on this topic, one message per series */
     const char *kafka_extra;            /**< more producer properties "k=v,k=v", or NULL */
+    int64_t ingest_max_past_s;          /**< /ingest refuses points this far behind the wall
+                                             clock (pipeline.max_past_s; 0 = off) */
+    int64_t ingest_max_future_s;        /**< ... and this far ahead (pipeline.max_future_s) */
     nops_recommender *recommender;      /**< POST /recommend; NULL = 503 */
     nops_orchestrator *orchestrator;    /**< /orchestrate, /orchestrations; NULL = 503 */
     const nops_registry *registry;      /**< GET /playbooks; NULL = 503 */

@@ -235,6 +235,11 @@ typedef struct ingest_ctx {
     nops_api *api;
     ingest_job *job;
     nops_buf line;
+    int64_t now_ns;          /* the wall clock of the request */
+    uint32_t seen;           /* points the parser gave */
+    uint32_t out_of_time;    /* ... refused for their time (the pipeline would DLQ them) */
+    uint32_t first_late;     /* 1-based number of the first such point */
+    const char *late_detail; /* why (static storage) */
 } ingest_ctx;
 
 /* measurement,sorted tags → the key; then " field=value ts" → the whole line. */
@@ -276,6 +281,17 @@ static bool on_point(void *ud, const nops_point *pt)
     ingest_ctx *x = ud;
     ingest_job *j = x->job;
     size_t key_len;
+    const char *why = NULL;
+    x->seen++;
+    /* the pipeline sends these to the DLQ (reason timestamp): say so now instead of a 202 */
+    if (nops_ingest_check_time(pt->ts_ns, x->now_ns, x->api->d.ingest_max_past_s,
+                               x->api->d.ingest_max_future_s, &why) != NOPS_REJECT_NONE) {
+        if (!x->out_of_time++) {
+            x->first_late = x->seen;
+            x->late_detail = why;
+        }
+        return true;
+    }
     if (!encode(pt, &x->line, &key_len)) {
         j->produce_err = RD_KAFKA_RESP_ERR__FAIL;
         return false;
@@ -352,16 +368,21 @@ bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, resp
     atomic_init(&j->refs, 1);
     j->api = api;
     rq->job = j; /* the request's reference, dropped when MHD is done with it */
-    ingest_ctx x = {.api = api, .job = j};
+    ingest_ctx x = {.api = api, .job = j, .now_ns = nops_wall_ns()};
     nops_parse_stats ps = {0};
-    nops_ingest_parse(rq->body.b ? rq->body.b : "", rq->body.len, nops_wall_ns(), on_point, &x,
-                      &ps);
+    nops_ingest_parse(rq->body.b ? rq->body.b : "", rq->body.len, x.now_ns, on_point, &x, &ps);
     nops_free(x.line.b);
-    j->rejected = ps.rejected;
+    j->rejected = ps.rejected + x.out_of_time;
     j->first_bad = ps.first_bad;
     j->reason = ps.reason;
     snprintf(j->detail, sizeof j->detail, "%s", ps.detail ? ps.detail : "");
-    atomic_fetch_add(&api->m.ingest_rejected, ps.rejected);
+    if (x.out_of_time && !ps.rejected) { /* the first error named is a time one */
+        j->first_bad = x.first_late;
+        j->reason = NOPS_REJECT_TIMESTAMP;
+        snprintf(j->detail, sizeof j->detail, "point %u: %s", x.first_late,
+                 x.late_detail ? x.late_detail : "outside pipeline.max_past_s/max_future_s");
+    }
+    atomic_fetch_add(&api->m.ingest_rejected, j->rejected);
     if (wait_or_answer(api, c, j))
         return true;
     nops__api_ingest_answer(api, rq, res);

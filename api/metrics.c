@@ -219,6 +219,9 @@ static void orchestration_metrics(response *r, nops_orchestrator *o)
         (double)st.audit_failures);
     one(r, "neuralops_orchestration_running", "gauge",
         "Dry-runs and executions claimed and not yet finished.", (double)st.running);
+    one(r, "neuralops_orchestration_damaged_records", "gauge",
+        "Orchestration records found damaged at start (listed with state damaged, never run).",
+        (double)st.damaged);
 }
 
 void nops__api_metrics(nops_api *api, response *r)
@@ -237,6 +240,10 @@ void nops__api_metrics(nops_api *api, response *r)
          "Records the API holds in memory for GET /signals and GET /incidents.");
     out(r, "neuralops_api_store_records{kind=\"signal\"} %zu\n", ns);
     out(r, "neuralops_api_store_records{kind=\"incident\"} %zu\n", ni);
+    one(r, "neuralops_audit_integrity_failures_total", "counter",
+        "Audit trail integrity problems: starts refused (cut short, rolled back, rewritten, "
+        "diverged from PostgreSQL) and head records that could not be rewritten.",
+        (double)nops_audit_integrity_failures());
     if (api->d.pipeline)
         pipeline_metrics(r, api->d.pipeline);
     if (api->d.sinks)

@@ -184,6 +184,8 @@ bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks
                           .brokers = ctx->kafka.brokers,
                           .metrics_topic = ctx->kafka.topic,
                           .kafka_extra = ctx->kafka.extra,
+                          .ingest_max_past_s = ctx->pipeline.max_past_s,
+                          .ingest_max_future_s = ctx->pipeline.max_future_s,
                           .recommender = a->reco,
                           .orchestrator = a->orch,
                           .registry = a->registry,

@@ -860,6 +860,8 @@ static void test_orchestration_over_http(void **state)
     assert_non_null(strstr(r.body, "neuralops_orchestration_steps_total{step=\"approve\","
                                    "outcome=\"approved\"} 1\n"));
     assert_non_null(strstr(r.body, "neuralops_orchestration_running 0\n"));
+    assert_non_null(strstr(r.body, "neuralops_orchestration_damaged_records 0\n"));
+    assert_non_null(strstr(r.body, "neuralops_audit_integrity_failures_total 0\n"));
     http_free(&r);
     /* the audit trail of it: operators and admins read it, page by page and filtered */
     expect_error(http_do(g_port, "GET", "/audit", H_VIEWER, NULL, 0), 403, "needs operator");

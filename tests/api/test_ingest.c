@@ -85,7 +85,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static nops_api *start_api(int64_t ingest_timeout_s)
+static nops_api *start_api_ex(int64_t ingest_timeout_s, int64_t max_future_s)
 {
     nops_api_params p = {.rate = 1e6, .burst = 1e6, .body_limit = 65536, .timeout_s = 30,
                          .threads = 1, .access_log = true,
@@ -97,13 +97,19 @@ static nops_api *start_api(int64_t ingest_timeout_s)
     /* reconnect quickly once the broker is back, so the test need not wait out a backoff */
     nops_api_deps d = {.store = g_store, .detect = &g_dp, .brokers = g_boot,
                        .metrics_topic = TOPIC,
-                       .kafka_extra = "reconnect.backoff.ms=20,reconnect.backoff.max.ms=200"};
+                       .kafka_extra = "reconnect.backoff.ms=20,reconnect.backoff.max.ms=200",
+                       .ingest_max_future_s = max_future_s};
     char err[512];
     nops_api *api = nops_api_new(&p, &d, err, sizeof err);
     if (!api)
         fail_msg("nops_api_new: %s", err);
     assert_int_equal(nops_api_start(api, err, sizeof err), NOPS_OK);
     return api;
+}
+
+static nops_api *start_api(int64_t ingest_timeout_s)
+{
+    return start_api_ex(ingest_timeout_s, 0);
 }
 
 static void broker(bool up)
@@ -300,6 +306,38 @@ static void test_healthz_while_ingest_waits(void **state)
     nops_api_destroy(api);
 }
 
+/* A far-future point is refused by /ingest itself (the pipeline would only DLQ it after a 202):
+ * alone → 400 naming the reason; beside a good point → 202 with it counted as rejected. */
+static void test_out_of_time_points_named(void **state)
+{
+    (void)state;
+    nops_api *api = start_api_ex(10, 86400);
+    int port = nops_api_port(api);
+    http_res r = http_do(port, "POST", "/ingest", H_OP,
+                         "poison,host=x v=1 9000000000000000000", (size_t)-1);
+    if (r.status != 400 || !strstr(r.body, "timestamp"))
+        fail_msg("poison alone: %ld %s", r.status, r.body);
+    http_free(&r);
+    char body[512], good[256];
+    point(good, sizeof good, "fine", 5);
+    snprintf(body, sizeof body, "%s\npoison,host=x v=1 9000000000000000000\n", good);
+    bool ok = false;
+    for (int i = 0; i < 30 && !ok; i++) { /* the producer may still be connecting */
+        r = http_do(port, "POST", "/ingest", H_OP, body, (size_t)-1);
+        ok = r.status == 202;
+        if (ok) {
+            assert_non_null(strstr(r.body, "\"accepted\":1"));
+            assert_non_null(strstr(r.body, "\"rejected\":1"));
+            assert_non_null(strstr(r.body, "\"reason\":\"timestamp\""));
+        } else
+            expect_unavailable(&r, "connecting");
+        http_free(&r);
+    }
+    assert_true(ok);
+    assert_false(topic_has("poison"));
+    nops_api_destroy(api);
+}
+
 static void test_stop_while_ingest_waits(void **state)
 {
     (void)state;
@@ -322,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_broker_down_then_back),
         cmocka_unit_test(test_healthz_while_ingest_waits),
         cmocka_unit_test(test_stop_while_ingest_waits),
+        cmocka_unit_test(test_out_of_time_points_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
