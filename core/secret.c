@@ -254,7 +254,9 @@ static const nops_cfg_entry security_entries[] = {
      sizeof(((nops_security_params *)0)->key_file), "", NULL, "key-file", 0,
      "The engine's secret (64 hex digits, mode 0600), created at the first start when missing. "
      "Approvals and the audit chain are keyed with it, so it must live outside storage.data_dir "
-     "and out of reach of whoever can write that directory or the database. Empty = "
+     "and out of reach of whoever can write that directory or the database; its directory also "
+     "holds audit-heads/ (the audit chain's remembered heads), which the engine must be able to "
+     "write. Empty = "
      "$XDG_CONFIG_HOME/neuralops/engine.key (else ~/.config/neuralops/engine.key); the systemd "
      "unit uses /etc/neuralops/engine.key."},
 };
