@@ -257,8 +257,8 @@ static const nops_cfg_entry security_entries[] = {
      "and out of reach of whoever can write that directory or the database; its directory also "
      "holds audit-heads/ (the audit chain's remembered heads), which the engine must be able to "
      "write. Empty = "
-     "$XDG_CONFIG_HOME/neuralops/engine.key (else ~/.config/neuralops/engine.key); the systemd "
-     "unit uses /etc/neuralops/engine.key."},
+     "$XDG_CONFIG_HOME/neuralops/engine.key (else ~/.config/neuralops/engine.key); a service "
+     "should set it, e.g. /etc/neuralops/engine.key."},
 };
 #undef OFF
 
