@@ -9,6 +9,9 @@
  *                    support = W / (W + 1)
  *                    score = rate · support
  *                    confidence = (1 − e^(−W/2)) · mean s_i of P's evidence
+ *
+ * Ranges hold whatever the index returns: a non-finite s_i drops its neighbour, the others are
+ * clamped to [−1, 1] first, and rate, score and confidence to [0, 1].
  */
 #include "recommend/recommend.h"
 
@@ -254,27 +257,10 @@ static void justify(const pb_stat *p, const pb_stat *all, int np, int n_evidence
         }
 }
 
-static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
-                    const float *sims, int k, int top_n);
-
 /* x limited to [lo, hi] (NaN → lo) */
 static double clamp(double x, double lo, double hi)
 {
     return x >= lo ? (x <= hi ? x : hi) : lo;
-}
-
-json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
-                        float *sims, int k, int top_n)
-{
-    /* An index is checked when it is loaded, but its distances are still only numbers from a
-     * file: a non-finite similarity drops its neighbour and the others are held to the cosine
-     * range, so no score, confidence or shown similarity leaves its documented range. */
-    for (int i = 0; i < k; i++) {
-        if (!isfinite(sims[i]))
-            ids[i] = -1;
-        sims[i] = (float)clamp(sims[i], -1, 1);
-    }
-    return rank(p, h, ids, sims, k, top_n);
 }
 
 static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
@@ -331,6 +317,20 @@ static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int6
                                              evidence(h, ids, sims, pb[j].ev, pb[j].n_ev)));
     }
     return arr;
+}
+
+json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
+                        float *sims, int k, int top_n)
+{
+    /* An index is checked when it is loaded, but its distances are still only numbers from a
+     * file: a non-finite similarity drops its neighbour and the others are held to the cosine
+     * range, so no score, confidence or shown similarity leaves its documented range. */
+    for (int i = 0; i < k; i++) {
+        if (!isfinite(sims[i]))
+            ids[i] = -1;
+        sims[i] = (float)clamp(sims[i], -1, 1);
+    }
+    return rank(p, h, ids, sims, k, top_n);
 }
 
 nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,

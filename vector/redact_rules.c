@@ -87,8 +87,8 @@ static size_t pem_label_end(const char *s, size_t n, size_t i)
 }
 
 /* The body of a key whose END line is missing (a cut paste): base64 chunks of 16+ characters
- * (or one ending in '=' or at the end of the text) and "Name: value" header lines, separated by
- * white space or "\n" escapes. Prose after it stops the scan. */
+ * (or one ending in '=' or at the end of the text) and "Proc-Type: …"-style header lines (a
+ * name with a dash), separated by white space or "\n" escapes. Prose after it stops the scan. */
 static size_t pem_cut_body(const char *s, size_t n, size_t i)
 {
     size_t done = i;
@@ -103,8 +103,9 @@ static size_t pem_cut_body(const char *s, size_t n, size_t i)
             done = j + k;
             continue;
         }
-        size_t h = span(s + j, n - j, c_ident); /* Proc-Type: 4,ENCRYPTED */
-        if (h >= 4 && j + h + 1 < n && s[j + h] == ':' && s[j + h + 1] == ' ') {
+        size_t h = span(s + j, n - j, c_ident); /* Proc-Type: 4,ENCRYPTED; DEK-Info: … */
+        if (h >= 4 && j + h + 1 < n && s[j + h] == ':' && s[j + h + 1] == ' ' &&
+            memchr(s + j + 1, '-', h - 1)) {
             const char *eol = memchr(s + j, '\n', n - j);
             done = eol ? (size_t)(eol - s) : n;
             continue;
@@ -212,10 +213,13 @@ static size_t m_basic(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 static size_t m_url_credentials(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 {
     TOKEN;
+    const char *sep = memchr(s, ':', n < 33 ? n : 33); /* cheap test first */
+    if (!sep || (size_t)(sep - s) + 3 > n || sep[1] != '/' || sep[2] != '/')
+        return 0;
     size_t i = 0;
     while (i < n && i < 32 && (c_alnum(s[i]) || s[i] == '+' || s[i] == '.' || s[i] == '-'))
         i++;
-    if (!c_alpha(s[0]) || i + 3 > n || memcmp(s + i, "://", 3) != 0) return 0;
+    if (!c_alpha(s[0]) || s + i != sep) return 0;
     const size_t a = i + 3;
     size_t e = a, last_at = 0;
     for (; e < n && e - a < 512 && !in_set(s[e], "/?#<>\"'` \t\r\n"); e++)
@@ -303,6 +307,8 @@ static size_t m_stripe(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
     } pre[] = {
         {"sk_live_", 10}, {"rk_live_", 10}, {"sk_test_", 10}, {"rk_test_", 10}, {"whsec_", 20}};
     TOKEN;
+    if (n < 16 || (s[1] != 'k' && s[1] != 'h')) /* cheap test first */
+        return 0;
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++) {
         const size_t l = strlen(pre[i].p);
         if (n < l + pre[i].min || memcmp(s, pre[i].p, l) != 0) continue;
@@ -403,15 +409,19 @@ static size_t m_cli_password(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 
 /* Key names whose value is a secret: the key must END in one of them, after a non-letter or
  * at a camel-case hump; `bare` says whether the name alone is a key ("pass: 3" is prose). */
+#define KEY(name, bare) {name, sizeof name - 1, bare}
 static const struct {
     const char *name;
+    size_t len;
     bool bare;
 } secret_keys[] = {
-    {"password", true},   {"passwd", true},     {"pwd", true},         {"pass", false},
-    {"passphrase", true}, {"secret", true},     {"api_key", true},     {"apikey", true},
-    {"api-key", true},    {"token", true},      {"private_key", true}, {"private-key", true},
-    {"access_key", true}, {"secret_key", true},
+    KEY("password", true),   KEY("passwd", true),      KEY("pwd", true),
+    KEY("pass", false),      KEY("passphrase", true),  KEY("secret", true),
+    KEY("api_key", true),    KEY("apikey", true),      KEY("api-key", true),
+    KEY("token", true),      KEY("private_key", true), KEY("private-key", true),
+    KEY("access_key", true), KEY("secret_key", true),
 };
+#undef KEY
 
 /* key[=:]value with the key ending in a secret name; the value is replaced. */
 static size_t m_key_value(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
@@ -425,7 +435,7 @@ static size_t m_key_value(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
     if (i >= n || (s[i] != '=' && s[i] != ':')) return 0;
     bool named = false;
     for (size_t j = 0; j < sizeof secret_keys / sizeof secret_keys[0] && !named; j++) {
-        const size_t l = strlen(secret_keys[j].name);
+        const size_t l = secret_keys[j].len;
         named = k >= l && strncasecmp(s + k - l, secret_keys[j].name, l) == 0 &&
                 (k == l ? secret_keys[j].bare : !c_alnum(s[k - l - 1]) || c_upper(s[k - l]));
     }

@@ -141,7 +141,7 @@ static void test_ops_text_is_untouched(void **state)
  */
 typedef struct rule_case {
     const char *rule;
-    const char *pos[6][2]; /* {input, expected output}, up to an empty row */
+    const char *pos[8][2]; /* {input, expected output}, up to an empty row */
     const char *neg[8];    /* left unchanged, up to NULL */
 } rule_case;
 
@@ -163,7 +163,10 @@ static const rule_case rule_cases[] = {
        "private_key=<PRIVATE_KEY> ok"},
       {"10.0.0.1-----BEGIN DSA PRIVATE KEY-----\nMIIBuwIBAAKBgQD0123456789abcdef\n-----END DSA "
        "PRIVATE KEY-----",
-       "<IP><PRIVATE_KEY>"}},
+       "<IP><PRIVATE_KEY>"},
+      {"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F1A\n\n"
+       "MIIEowIBAAKCAQEAx3Yk1Zq9f0Qm1h2V\nNote: rotated",
+       "<PRIVATE_KEY>\nNote: rotated"}},
      {"-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIE\n-----END CERTIFICATE-----",
       "see -----BEGIN PUBLIC KEY----- in the docs", "------ divider ------",
       "-----BEGIN PRIVATE KEY without dashes", NULL}},
@@ -310,7 +313,7 @@ static void test_every_rule(void **state)
             fail_msg("rule %s has no examples in rule_cases", ri.name);
         if (!rc->pos[0][0] || !rc->neg[0])
             fail_msg("rule %s needs positive and negative examples", ri.name);
-        for (int k = 0; k < 6 && rc->pos[k][0]; k++) {
+        for (int k = 0; k < 8 && rc->pos[k][0]; k++) {
             nops_redact_stats st = {0};
             char *out = redact(rc->pos[k][0], &st);
             if (strcmp(out, rc->pos[k][1]) != 0)
