@@ -60,8 +60,11 @@ typedef struct job {
 
 static void skip(job *j, const char *where, const char *why)
 {
+    /* a parse error quotes the row ("near '…'"): the reason is redacted like the row */
+    char safe[NOPS_REDACT_CAP(200)];
+    nops_redact(j->red, why, strnlen(why, 200), safe, sizeof safe, NULL);
     j->skipped++;
-    fprintf(stderr, "neuralops vectorize: skipped %s: %s\n", where, why);
+    fprintf(stderr, "neuralops vectorize: skipped %s: %s\n", where, safe);
 }
 
 /* One source row (JSON text): redact, embed, buffer. */
