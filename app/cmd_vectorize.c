@@ -61,8 +61,11 @@ typedef struct job {
 
 static void skip(job *j, const char *where, const char *why)
 {
+    /* a parse error quotes the row ("near '…'"): the reason is redacted like the row */
+    char safe[NOPS_REDACT_CAP(200)];
+    nops_redact(j->red, why, strnlen(why, 200), safe, sizeof safe, NULL);
     j->skipped++;
-    fprintf(stderr, "neuralops vectorize: skipped %s: %s\n", where, why);
+    fprintf(stderr, "neuralops vectorize: skipped %s: %s\n", where, safe);
 }
 
 /* One source row (JSON text): redact, embed, buffer. */
@@ -74,8 +77,10 @@ static void take_row(job *j, const char *text, size_t len, const char *where)
     json_error_t je;
     json_t *run = json_loadb(text, len, 0, &je);
     const char *id = json_string_value(json_object_get(run, "id"));
-    char ref[600], why[160];
-    snprintf(ref, sizeof ref, "%s%s%.100s", where, id ? " id " : "", id ? id : "");
+    char ref[600], why[200], safe[NOPS_REDACT_CAP(100)] = "";
+    if (id) /* the message names the row, not what may hide in its id */
+        nops_redact(j->red, id, strnlen(id, 100), safe, sizeof safe, NULL);
+    snprintf(ref, sizeof ref, "%s%s%s", where, id ? " id " : "", safe);
     float v[NOPS_EMBED_DIM];
     nops_run_meta m;
     if (!run) {

@@ -9,6 +9,9 @@
  *                    support = W / (W + 1)
  *                    score = rate · support
  *                    confidence = (1 − e^(−W/2)) · mean s_i of P's evidence
+ *
+ * Ranges hold whatever the index returns: a non-finite s_i drops its neighbour, the others are
+ * clamped to [−1, 1] first, and rate, score and confidence to [0, 1].
  */
 #include "recommend/recommend.h"
 
@@ -254,7 +257,13 @@ static void justify(const pb_stat *p, const pb_stat *all, int np, int n_evidence
         }
 }
 
-static json_t *rank(const nops_recommender *r, const nops_histdir *h, const int64_t *ids,
+/* x limited to [lo, hi] (NaN → lo) */
+static double clamp(double x, double lo, double hi)
+{
+    return x >= lo ? (x <= hi ? x : hi) : lo;
+}
+
+static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
                     const float *sims, int k, int top_n)
 {
     pb_stat pb[MAX_PLAYBOOKS];
@@ -262,7 +271,7 @@ static json_t *rank(const nops_recommender *r, const nops_histdir *h, const int6
     double W = 0, S = 0;
     for (int i = 0; i < k; i++) {
         const nops_run_meta *m = ids[i] >= 0 ? nops_histdir_meta(h, ids[i]) : NULL;
-        if (!m || sims[i] < r->p.min_similarity)
+        if (!m || sims[i] < p->min_similarity)
             continue;
         int j = 0;
         while (j < np && strcmp(pb[j].id, m->playbook_id) != 0)
@@ -287,13 +296,15 @@ static json_t *rank(const nops_recommender *r, const nops_histdir *h, const int6
         n_ev++;
     }
     if (n_ev == 0)
-        return no_history(h, ids, sims, k, r->p.min_similarity);
-    const double p0 = S / W, a = r->p.prior_weight;
+        return no_history(h, ids, sims, k, p->min_similarity);
+    /* W is 0 only when every piece of evidence has similarity 0 (min_similarity ≤ 0) */
+    const double p0 = W > 0 ? S / W : 0, a = p->prior_weight;
     for (int j = 0; j < np; j++) {
-        pb[j].rate = (pb[j].s + a * p0) / (pb[j].w + a);
+        const double wa = pb[j].w + a;
+        pb[j].rate = clamp(wa > 0 ? (pb[j].s + a * p0) / wa : p0, 0, 1);
         pb[j].support = pb[j].w / (pb[j].w + 1);
-        pb[j].score = pb[j].rate * pb[j].support;
-        pb[j].confidence = (1 - exp(-pb[j].w / 2)) * (pb[j].sim_sum / pb[j].n);
+        pb[j].score = clamp(pb[j].rate * pb[j].support, 0, 1);
+        pb[j].confidence = clamp((1 - exp(-pb[j].w / 2)) * (pb[j].sim_sum / pb[j].n), 0, 1);
     }
     qsort(pb, (size_t)np, sizeof pb[0], by_score);
     json_t *arr = json_array();
@@ -306,6 +317,20 @@ static json_t *rank(const nops_recommender *r, const nops_histdir *h, const int6
                                              evidence(h, ids, sims, pb[j].ev, pb[j].n_ev)));
     }
     return arr;
+}
+
+json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
+                        float *sims, int k, int top_n)
+{
+    /* An index is checked when it is loaded, but its distances are still only numbers from a
+     * file: a non-finite similarity drops its neighbour and the others are held to the cosine
+     * range, so no score, confidence or shown similarity leaves its documented range. */
+    for (int i = 0; i < k; i++) {
+        if (!isfinite(sims[i]))
+            ids[i] = -1;
+        sims[i] = (float)clamp(sims[i], -1, 1);
+    }
+    return rank(p, h, ids, sims, k, top_n);
 }
 
 nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
@@ -330,7 +355,7 @@ nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, 
     nops_err e = nops_vindex_search(nops_histdir_index(l->h), q, 1, k, sims, ids, errstr,
                                     errstr_size);
     if (e == NOPS_OK) {
-        *out = rank(r, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
+        *out = nops__reco_rank(&r->p, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
         if (!*out) {
             nops_errf(errstr, errstr_size, "out of memory");
             e = NOPS_NOMEM;

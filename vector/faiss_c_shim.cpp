@@ -171,4 +171,16 @@ int faiss_read_index_fname(const char *fname, int io_flags, FaissIndex **p_out)
     });
 }
 
+int faiss_write_index(const FaissIndex *idx, FILE *f)
+{
+    return guarded([&] { faiss::write_index(cxx(idx), f); });
+}
+
+int faiss_read_index(FILE *f, int io_flags, FaissIndex **p_out)
+{
+    return guarded([&] {
+        *p_out = reinterpret_cast<FaissIndex *>(faiss::read_index(f, io_flags));
+    });
+}
+
 } // extern "C"

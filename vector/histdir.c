@@ -1,11 +1,25 @@
 /*
  * histdir.c — the index directory of vector.h: generations written aside, DIR/current swapped
- * with rename(2), manifest checked on open.
+ * with rename(2), each generation's files checksummed in its manifest and checked on open.
+ *
+ * Integrity: commit writes runs.faiss and runs.meta (0640, fsynced), then records the size and
+ * SHA-256 of each in manifest.json ("files"), written by a durable replace, and only then swaps
+ * the link (and fsyncs the directory). Open hashes each file before it is parsed — runs.faiss
+ * through the same open stream FAISS then reads — and refuses the generation on any mismatch,
+ * so a flipped byte, a torn write or a file swapped from another generation is an error with a
+ * sentence, never a loaded index. The checksums detect accidents, not attackers: whoever can
+ * write the directory can also rewrite the manifest (docs/security.md).
+ *
+ * Run metadata holds identifiers only: a playbook id must have the registry's shape and hold
+ * nothing the redactor finds (else the run is refused); a run id that is not plain ASCII or
+ * holds something the redactor finds is stored as a keyed hash ("run:" + 16 hex digits).
  */
-#include "vector/vector.h"
+#include "vector/histdir_int.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +27,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define META_MAGIC "NOPSRUN1"
 
 static nops_err vector_finalize(void *base, char *errstr, size_t errstr_size)
 {
@@ -62,6 +75,42 @@ static bool usable_id(const char *s)
     return s && *s && strlen(s) < sizeof(((nops_run_meta *)0)->run_id);
 }
 
+/* The playbook registry's id grammar: [a-z0-9._-]. */
+static bool playbook_shaped(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("._-", *s)))
+            return false;
+    return true;
+}
+
+/* Printable ASCII without space, quotes, backslash or angle brackets. */
+static bool plain_ascii(const char *s)
+{
+    for (; *s; s++)
+        if (*s <= ' ' || *s > '~' || strchr("\"'`\\<>", *s))
+            return false;
+    return true;
+}
+
+/* What the redactor would replace in id, or in any part of it after a separator ("run-",
+ * "pb_"), where a rule that only looks at token starts would not look (-1: nothing). */
+static int redactable(const nops_redactor *r, const char *id)
+{
+    char out[NOPS_REDACT_CAP(48)];
+    const size_t len = strlen(id);
+    for (size_t i = 0; i < len; i++) {
+        if (i && !strchr("-_.:/+", id[i - 1]))
+            continue;
+        nops_redact_stats st = {{0}};
+        nops_redact(r, id + i, len - i, out, sizeof out, &st);
+        for (int c = 0; c < NOPS_REDACT_N; c++)
+            if (st.found[c])
+                return c;
+    }
+    return -1;
+}
+
 nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
                                  float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
                                  nops_redact_stats *st, char *why, size_t why_size)
@@ -83,7 +132,17 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
         nops_errf(why, why_size, "\"status\" must be success, failure or aborted");
         return NOPS_PARSE;
     }
-    if (nops_redact_json(r, run, st) != NOPS_OK) { /* id and playbook_id are not touched */
+    if (!playbook_shaped(pb)) {
+        nops_errf(why, why_size, "\"playbook_id\" is not a playbook id (1-47 of [a-z0-9._-])");
+        return NOPS_PARSE;
+    }
+    const int found = redactable(r, pb);
+    if (found >= 0) { /* a playbook id never holds a secret: this row is not what it claims */
+        nops_errf(why, why_size, "\"playbook_id\" holds what looks like %s; not indexed",
+                  nops_redact_placeholder((nops_redact_class)found));
+        return NOPS_PARSE;
+    }
+    if (nops_redact_json(r, run, st) != NOPS_OK) {
         nops_errf(why, why_size, "out of memory");
         return NOPS_NOMEM;
     }
@@ -91,11 +150,15 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
         nops_errf(why, why_size, "nothing to embed (no metrics, labels, signals or summary)");
         return NOPS_PARSE;
     }
-    char safe[NOPS_REDACT_CAP(48)];
-    nops_redact(r, id, strlen(id), safe, sizeof safe, NULL);
-    snprintf(meta->run_id, sizeof meta->run_id, "%.47s", safe);
-    nops_redact(r, pb, strlen(pb), safe, sizeof safe, NULL);
-    snprintf(meta->playbook_id, sizeof meta->playbook_id, "%.47s", safe);
+    const int in_id = redactable(r, id);
+    if (in_id < 0 && plain_ascii(id)) {
+        snprintf(meta->run_id, sizeof meta->run_id, "%s", id);
+    } else { /* stored as a keyed hash: stable for --append, reveals nothing */
+        nops_redact_id(r, "run", id, meta->run_id, sizeof meta->run_id);
+        if (st && in_id >= 0)
+            st->found[in_id]++;
+    }
+    snprintf(meta->playbook_id, sizeof meta->playbook_id, "%s", pb);
     meta->status = (uint8_t)status;
     return NOPS_OK;
 }
@@ -182,6 +245,11 @@ nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, c
 nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM],
                           const nops_run_meta *meta)
 {
+    double norm = 0;
+    for (int d = 0; d < NOPS_EMBED_DIM; d++)
+        norm += (double)vec[d] * vec[d];
+    if (!(fabs(norm - 1) < 1e-3)) /* not an embedding (NaN and inf fail here too) */
+        return NOPS_INVAL;
     if (!remember(w, meta->run_id))
         return NOPS_EXISTS;
     if (w->n == w->cap) {
@@ -229,12 +297,60 @@ uint64_t nops_histdir_current(const char *dir)
     return sscanf(target, "gen-%llu", &g) == 1 ? g : 0;
 }
 
+static void to_hex(const unsigned char *d, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+bool nops__sum_stream(FILE *f, nops__file_sum *out)
+{
+    unsigned char buf[1 << 16], d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    size_t got;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    out->size = 0;
+    while (ok && (got = fread(buf, 1, sizeof buf, f)) > 0) {
+        ok = EVP_DigestUpdate(md, buf, got);
+        out->size += got;
+    }
+    ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, d, &dl) && dl == 32;
+    EVP_MD_CTX_free(md);
+    if (ok)
+        to_hex(d, 32, out->sha256);
+    return ok;
+}
+
+void nops__sum_mem(const void *data, size_t len, nops__file_sum *out)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    EVP_Digest(data, len, d, &dl, EVP_sha256(), NULL);
+    to_hex(d, 32, out->sha256);
+    out->size = len;
+}
+
+/* Size and SHA-256 of the file as written (read back; fsynced again for good measure). */
+static nops_err sum_file(const char *path, nops__file_sum *fs, char *errstr,
+                         size_t errstr_size)
+{
+    FILE *f = nops_file_fopen(path, "r");
+    bool ok = f && nops__sum_stream(f, fs) && fsync(fileno(f)) == 0;
+    if (f)
+        fclose(f);
+    if (!ok)
+        nops_errf(errstr, errstr_size, "cannot read back %s: %s", path, strerror(errno));
+    return ok ? NOPS_OK : NOPS_IO;
+}
+
 static nops_err write_meta(const char *path, const nops_run_meta *m, size_t n, char *errstr,
                            size_t errstr_size)
 {
     FILE *f = nops_file_fopen(path, "w");
     uint64_t count = n;
-    bool ok = f && fwrite(META_MAGIC, 8, 1, f) == 1 && fwrite(&count, sizeof count, 1, f) == 1 &&
+    bool ok = f && fwrite(NOPS__META_MAGIC, 8, 1, f) == 1 &&
+              fwrite(&count, sizeof count, 1, f) == 1 &&
               (n == 0 || fwrite(m, sizeof *m, n, f) == n);
     ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
     if (f)
@@ -244,25 +360,32 @@ static nops_err write_meta(const char *path, const nops_run_meta *m, size_t n, c
     return ok ? NOPS_OK : NOPS_IO;
 }
 
+/* manifest.json, with the size and SHA-256 of runs.faiss (sums[0]) and runs.meta (sums[1]). */
 static nops_err write_manifest(const char *path, const nops_vindex *ix, size_t n,
                                const char *checksum, size_t skipped, uint64_t gen,
-                               char *errstr, size_t errstr_size)
+                               const nops__file_sum sums[2], char *errstr, size_t errstr_size)
 {
     char ts[40];
     nops_format_ts(nops_wall_ns(), ts, sizeof ts);
-    json_t *o = json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:s, s:I}", "dimension",
-                          NOPS_EMBED_DIM, "count", (json_int_t)n, "embedder_version",
-                          NOPS_EMBED_VERSION, "index_type",
-                          nops_index_type_name(nops_vindex_type(ix)), "source_checksum",
-                          checksum ? checksum : "", "skipped", (json_int_t)skipped, "created_at",
-                          ts, "generation", (json_int_t)gen);
-    FILE *f = o ? nops_file_fopen(path, "w") : NULL;
-    int rc = f ? json_dumpf(o, f, JSON_INDENT(2)) : -1;
-    if (f && fclose(f) != 0)
-        rc = -1;
+    json_t *files = json_pack("{s:{s:I, s:s}, s:{s:I, s:s}}", NOPS__INDEX_FILE, "size",
+                              (json_int_t)sums[0].size, "sha256", sums[0].sha256,
+                              NOPS__META_FILE, "size", (json_int_t)sums[1].size, "sha256",
+                              sums[1].sha256);
+    json_t *o = files ? json_pack("{s:i, s:I, s:s, s:s, s:s, s:I, s:s, s:I, s:o}", "dimension",
+                                  NOPS_EMBED_DIM, "count", (json_int_t)n, "embedder_version",
+                                  NOPS_EMBED_VERSION, "index_type",
+                                  nops_index_type_name(nops_vindex_type(ix)), "source_checksum",
+                                  checksum ? checksum : "", "skipped", (json_int_t)skipped,
+                                  "created_at", ts, "generation", (json_int_t)gen, "files",
+                                  files)
+                      : NULL;
+    char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+    int rc = text ? nops_file_replace(path, text, strlen(text)) : -1;
+    free(text);
     json_decref(o);
     if (rc != 0) {
-        nops_errf(errstr, errstr_size, "cannot write %s: %s", path, strerror(errno));
+        nops_errf(errstr, errstr_size, "cannot write %s: %s", path,
+                  text ? strerror(errno) : "out of memory");
         return NOPS_IO;
     }
     return NOPS_OK;
@@ -278,7 +401,7 @@ static void prune(const char *dir, uint64_t keep_from)
         if (sscanf(e->d_name, "gen-%llu", &g) != 1 || g >= keep_from)
             continue;
         char p[1200];
-        const char *files[] = {"runs.faiss", "runs.meta", "manifest.json"};
+        const char *files[] = {NOPS__INDEX_FILE, NOPS__META_FILE, NOPS__MANIFEST_FILE};
         for (int i = 0; i < 3; i++) {
             snprintf(p, sizeof p, "%s/%s/%s", dir, e->d_name, files[i]);
             unlink(p);
@@ -313,6 +436,26 @@ static nops_vindex *build_index(nops_histdir_writer *w, char *errstr, size_t err
     return ix;
 }
 
+/* The generation's files in gdir: index, metadata, then the manifest that checksums both. */
+static nops_err write_generation(nops_histdir_writer *w, const nops_vindex *ix,
+                                 const char *gdir, const char *checksum, size_t skipped,
+                                 uint64_t gen, char *errstr, size_t errstr_size)
+{
+    char index[800], meta[800], manifest[800];
+    snprintf(index, sizeof index, "%s/" NOPS__INDEX_FILE, gdir);
+    snprintf(meta, sizeof meta, "%s/" NOPS__META_FILE, gdir);
+    snprintf(manifest, sizeof manifest, "%s/" NOPS__MANIFEST_FILE, gdir);
+    nops__file_sum sums[2];
+    nops_err e;
+    if ((e = nops_vindex_save(ix, index, errstr, errstr_size)) != NOPS_OK ||
+        (e = write_meta(meta, w->meta, w->n, errstr, errstr_size)) != NOPS_OK ||
+        (e = sum_file(index, &sums[0], errstr, errstr_size)) != NOPS_OK ||
+        (e = sum_file(meta, &sums[1], errstr, errstr_size)) != NOPS_OK)
+        return e;
+    return write_manifest(manifest, ix, w->n, checksum, skipped, gen, sums, errstr,
+                          errstr_size);
+}
+
 nops_err nops_histdir_commit(nops_histdir_writer *w, const char *checksum, size_t skipped,
                              char *errstr, size_t errstr_size)
 {
@@ -327,22 +470,16 @@ nops_err nops_histdir_commit(nops_histdir_writer *w, const char *checksum, size_
         nops_errf(errstr, errstr_size, "cannot create %s: %s", gdir, strerror(errno));
         goto out;
     }
-    snprintf(path, sizeof path, "%s/runs.faiss", gdir);
-    if ((e = nops_vindex_save(ix, path, errstr, errstr_size)) != NOPS_OK)
-        goto out;
-    snprintf(path, sizeof path, "%s/runs.meta", gdir);
-    if ((e = write_meta(path, w->meta, w->n, errstr, errstr_size)) != NOPS_OK)
-        goto out;
-    snprintf(path, sizeof path, "%s/manifest.json", gdir);
-    if ((e = write_manifest(path, ix, w->n, checksum, skipped, gen, errstr, errstr_size)) !=
+    if ((e = write_generation(w, ix, gdir, checksum, skipped, gen, errstr, errstr_size)) !=
         NOPS_OK)
         goto out;
-    /* the swap: a new link beside the old one, renamed over it */
+    /* the swap: a new link beside the old one, renamed over it, made durable */
     snprintf(tmp_link, sizeof tmp_link, "%s/.current.tmp", w->dir);
     snprintf(link, sizeof link, "%s/current", w->dir);
     snprintf(path, sizeof path, "gen-%llu", (unsigned long long)gen);
     unlink(tmp_link);
-    if (symlink(path, tmp_link) != 0 || rename(tmp_link, link) != 0) {
+    if (symlink(path, tmp_link) != 0 || rename(tmp_link, link) != 0 ||
+        nops_fsync_dir_of(link) != 0) {
         nops_errf(errstr, errstr_size, "cannot switch %s to %s: %s", link, path,
                   strerror(errno));
         e = NOPS_IO;
@@ -354,146 +491,6 @@ out:
     nops_vindex_destroy(ix);
     nops_histdir_abort(w);
     return e;
-}
-
-/* ---- reading ---------------------------------------------------------------------------- */
-
-struct nops_histdir {
-    nops_vindex *ix;
-    nops_run_meta *meta;
-    size_t n;
-    uint64_t gen;
-};
-
-static nops_err read_manifest(const char *path, size_t *count, uint64_t *gen, char *errstr,
-                              size_t errstr_size)
-{
-    json_error_t je;
-    FILE *f = nops_file_fopen(path, "r");
-    json_t *o = f ? json_loadf(f, 0, &je) : NULL;
-    if (!f)
-        snprintf(je.text, sizeof je.text, "%s", strerror(errno));
-    else
-        fclose(f);
-    if (!o) {
-        nops_errf(errstr, errstr_size, "%s: %s", path, je.text);
-        return NOPS_PARSE;
-    }
-    const char *ver = json_string_value(json_object_get(o, "embedder_version"));
-    json_int_t dim = json_integer_value(json_object_get(o, "dimension"));
-    json_t *cnt = json_object_get(o, "count");
-    nops_err e = NOPS_OK;
-    if (dim != NOPS_EMBED_DIM) {
-        nops_errf(errstr, errstr_size, "%s: dimension %lld, this build embeds in %d", path,
-                  (long long)dim, NOPS_EMBED_DIM);
-        e = NOPS_CONFIG;
-    } else if (!ver || strcmp(ver, NOPS_EMBED_VERSION) != 0) {
-        nops_errf(errstr, errstr_size, "%s: embedder version \"%s\", this build is \"%s\": run "
-                  "neuralops vectorize again", path, ver ? ver : "(none)", NOPS_EMBED_VERSION);
-        e = NOPS_CONFIG;
-    } else if (!json_is_integer(cnt) || json_integer_value(cnt) < 0) {
-        nops_errf(errstr, errstr_size, "%s: no count", path);
-        e = NOPS_PARSE;
-    } else {
-        *count = (size_t)json_integer_value(cnt);
-        *gen = (uint64_t)json_integer_value(json_object_get(o, "generation"));
-    }
-    json_decref(o);
-    return e;
-}
-
-static nops_err read_meta(const char *path, nops_histdir *h, size_t count, char *errstr,
-                          size_t errstr_size)
-{
-    FILE *f = nops_file_fopen(path, "r");
-    char magic[8];
-    uint64_t n = 0;
-    bool ok = f && fread(magic, 8, 1, f) == 1 && memcmp(magic, META_MAGIC, 8) == 0 &&
-              fread(&n, sizeof n, 1, f) == 1 && n == count;
-    if (ok && n) {
-        h->meta = nops_malloc((size_t)n * sizeof *h->meta);
-        ok = h->meta && fread(h->meta, sizeof *h->meta, (size_t)n, f) == n;
-    }
-    if (f)
-        fclose(f);
-    if (!ok) {
-        nops_errf(errstr, errstr_size, "%s is missing, corrupt or does not hold %zu runs", path,
-                  count);
-        return NOPS_PARSE;
-    }
-    for (size_t i = 0; i < n; i++) { /* strings stay terminated whatever the file says */
-        h->meta[i].run_id[sizeof h->meta[i].run_id - 1] = '\0';
-        h->meta[i].playbook_id[sizeof h->meta[i].playbook_id - 1] = '\0';
-    }
-    h->n = (size_t)n;
-    return NOPS_OK;
-}
-
-nops_histdir *nops_histdir_open(const char *dir, char *errstr, size_t errstr_size)
-{
-    char base[700], path[800];
-    struct stat sb;
-    snprintf(base, sizeof base, "%s/current", dir);
-    if (stat(base, &sb) != 0)
-        snprintf(base, sizeof base, "%s", dir);
-    nops_histdir *h = nops_calloc(1, sizeof *h);
-    if (!h) {
-        nops_errf(errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    size_t count = 0;
-    snprintf(path, sizeof path, "%s/manifest.json", base);
-    if (stat(path, &sb) != 0) {
-        nops_errf(errstr, errstr_size, "%s is not an index directory (no manifest.json; build "
-                  "one with neuralops vectorize)", dir);
-        goto fail;
-    }
-    if (read_manifest(path, &count, &h->gen, errstr, errstr_size) != NOPS_OK)
-        goto fail;
-    snprintf(path, sizeof path, "%s/runs.meta", base);
-    if (read_meta(path, h, count, errstr, errstr_size) != NOPS_OK)
-        goto fail;
-    snprintf(path, sizeof path, "%s/runs.faiss", base);
-    if (!(h->ix = nops_vindex_load(path, NOPS_EMBED_DIM, errstr, errstr_size)))
-        goto fail;
-    if (nops_vindex_count(h->ix) != count) {
-        nops_errf(errstr, errstr_size, "%s holds %zu vectors, the manifest says %zu", path,
-                  nops_vindex_count(h->ix), count);
-        goto fail;
-    }
-    return h;
-fail:
-    nops_histdir_close(h);
-    return NULL;
-}
-
-void nops_histdir_close(nops_histdir *h)
-{
-    if (!h)
-        return;
-    nops_vindex_destroy(h->ix);
-    nops_free(h->meta);
-    nops_free(h);
-}
-
-const nops_vindex *nops_histdir_index(const nops_histdir *h)
-{
-    return h->ix;
-}
-
-const nops_run_meta *nops_histdir_meta(const nops_histdir *h, int64_t id)
-{
-    return id >= 0 && (size_t)id < h->n ? &h->meta[id] : NULL;
-}
-
-size_t nops_histdir_count(const nops_histdir *h)
-{
-    return h->n;
-}
-
-uint64_t nops_histdir_generation(const nops_histdir *h)
-{
-    return h->gen;
 }
 
 nops_histdir_writer *nops_histdir_append(const char *dir, char *errstr, size_t errstr_size)

@@ -1,24 +1,32 @@
 /*
- * redact.c — the redactor of vector.h: one pass over the text; at each token start the matchers
- * are tried in a fixed order (JWT, bearer token, key=secret pair, e-mail, AWS key id, IPv6,
- * payment card, phone, IPv4) and the first that matches replaces its span by the typed
- * placeholder; otherwise the byte is copied. Rules and examples: docs/policies/data_redaction.md.
+ * redact.c — the redactor of vector.h: one pass over the text. Where a token starts (the byte
+ * before it, as already written to the output, cannot continue one), the rules of the table in
+ * redact_rules.c that can start with this byte are tried in table order, and the first that
+ * matches replaces its span (or the secret part of it) by its class's placeholder; rules marked
+ * `anywhere` (PEM blocks) are tried at every byte. Otherwise bytes are copied in runs up to the
+ * next possible token start. Rules and examples: docs/policies/data_redaction.md.
  *
- * Each matcher is a small hand-written scanner over the token shapes (no backtracking, no
- * allocation), so redaction runs at memory-scan speeds and the redactor is immutable after
- * _new (thread-safe).
+ * No matcher allocates or copies and none backtracks beyond its token, so the pass is linear
+ * (the PEM rule remembers its END search) and runs at memory-scan speeds; the redactor is
+ * immutable after _new (thread-safe): it holds the key and, per first byte, the bit set of the
+ * rules worth trying.
+ *
+ * Judging token starts by the output rather than the input makes a second pass over the output
+ * see the same token starts as the first pass did, so it finds nothing new in ordinary text
+ * and never swallows a placeholder the first pass wrote (fuzz_redact checks the second part).
  */
+#include "vector/redact_rules.h"
 #include "vector/vector.h"
 
-#include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <string.h>
-#include <strings.h>
 
 struct nops_redactor {
-    char *key;
-    size_t key_len;
+    char *key;                 /* the actor key (HMAC key of the keyed hashes) */
+    size_t key_len;            /* its length */
+    uint32_t at_start[256];    /* by first byte: rules tried where a token starts */
+    uint32_t anywhere[256];    /* by first byte: rules tried at every byte */
 };
 
 static const char *placeholders[] = {
@@ -45,6 +53,11 @@ nops_redactor *nops_redactor_new(const char *actor_key, char *errstr, size_t err
         return NULL;
     }
     r->key_len = strlen(actor_key);
+    for (size_t i = 0; i < nops__redact_nrules && i < 32; i++) {
+        const nops__rrule *ru = &nops__redact_rules[i];
+        for (const char *c = ru->first; *c; c++)
+            (ru->anywhere ? r->anywhere : r->at_start)[(unsigned char)*c] |= 1u << i;
+    }
     return r;
 }
 
@@ -67,292 +80,29 @@ void nops_redact_actor(const nops_redactor *r, const char *who, char out[24])
         snprintf(out + 6 + 2 * i, 3, "%02x", mac[i]);
 }
 
-/* ---- scanners: each returns the length matched at s[0..n), 0 for none ------------------- */
-
-static bool is_b64url(char c)
+void nops_redact_id(const nops_redactor *r, const char *prefix, const char *id, char *out,
+                    size_t cap)
 {
-    return isalnum((unsigned char)c) || c == '-' || c == '_';
+    unsigned char sub[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    /* a subkey per prefix, so that no id hashes like an actor name or another kind of id */
+    HMAC(EVP_sha256(), r->key, (int)r->key_len, (const unsigned char *)prefix, strlen(prefix),
+         sub, &n);
+    HMAC(EVP_sha256(), sub, (int)n, (const unsigned char *)id, strlen(id), mac, &n);
+    char hex[17];
+    for (int i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    snprintf(out, cap, "%s:%s", prefix, hex);
 }
 
-static bool is_ident(char c)
+bool nops_redact_rule(size_t i, nops_redact_rule_info *out)
 {
-    return isalnum((unsigned char)c) || c == '_' || c == '-';
-}
-
-static size_t span(const char *s, size_t n, bool (*ok)(char))
-{
-    size_t i = 0;
-    while (i < n && ok(s[i]))
-        i++;
-    return i;
-}
-
-static size_t m_jwt(const char *s, size_t n)
-{
-    if (n < 10 || memcmp(s, "eyJ", 3) != 0)
-        return 0;
-    size_t i = span(s, n, is_b64url);
-    for (int part = 0; part < 2; part++) {
-        if (i >= n || s[i] != '.')
-            return 0;
-        size_t k = span(s + i + 1, n - i - 1, is_b64url);
-        if (k == 0 && part == 0)
-            return 0;
-        i += 1 + k;
-    }
-    return i;
-}
-
-static bool is_token(char c)
-{
-    return is_b64url(c) || c == '.' || c == '~' || c == '+' || c == '/' || c == '=';
-}
-
-/* "Bearer <token>": returns the length of the token part only; *pre the "Bearer " part. */
-static size_t m_bearer(const char *s, size_t n, size_t *pre)
-{
-    if (n < 8 || (s[0] | 0x20) != 'b' || strncasecmp(s, "bearer", 6) != 0 ||
-        (s[6] != ' ' && s[6] != '\t'))
-        return 0;
-    size_t i = 6;
-    while (i < n && (s[i] == ' ' || s[i] == '\t'))
-        i++;
-    size_t k = span(s + i, n - i, is_token);
-    if (k < 8 || s[i] == '<')
-        return 0;
-    *pre = i;
-    return k;
-}
-
-static const char *secret_keys[] = {"password", "passwd", "pwd", "secret", "api_key", "apikey",
-                                    "api-key", "token", "access_token", "auth_token",
-                                    "secret_access_key", "private_key", "client_secret"};
-
-/* key[=:]value with the key ending in a secret name; vstart and vlen locate the value. */
-static size_t m_secret(const char *s, size_t n, size_t *vstart, size_t *vlen)
-{
-    size_t k = span(s, n, is_ident);
-    if (k < 3)
-        return 0;
-    size_t sep = k + (k < n && (s[k] == '"' || s[k] == '\'')); /* cheap test first */
-    while (sep < n && s[sep] == ' ')
-        sep++;
-    if (sep >= n || (s[sep] != '=' && s[sep] != ':'))
-        return 0;
-    bool named = false;
-    for (size_t i = 0; i < sizeof secret_keys / sizeof secret_keys[0] && !named; i++) {
-        size_t l = strlen(secret_keys[i]);
-        named = k >= l && strncasecmp(s + k - l, secret_keys[i], l) == 0 &&
-                (k == l || !isalnum((unsigned char)s[k - l - 1]) ||
-                 isupper((unsigned char)s[k - l]));
-    }
-    if (!named)
-        return 0;
-    size_t i = k;
-    if (i < n && (s[i] == '"' || s[i] == '\''))
-        i++;
-    while (i < n && s[i] == ' ')
-        i++;
-    if (i >= n || (s[i] != '=' && s[i] != ':'))
-        return 0;
-    i++;
-    while (i < n && s[i] == ' ')
-        i++;
-    char q = i < n && (s[i] == '"' || s[i] == '\'') ? s[i] : 0;
-    size_t v = i + (q ? 1 : 0), e = v;
-    while (e < n && (q ? s[e] != q : !strchr(" \t\r\n,;&)}]'\"", s[e])))
-        e++;
-    if (e == v || s[v] == '<')
-        return 0; /* empty, or already a placeholder */
-    *vstart = v;
-    *vlen = e - v;
-    return e + (q && e < n ? 1 : 0);
-}
-
-static bool is_local(char c)
-{
-    return isalnum((unsigned char)c) || strchr("._%+-", c);
-}
-
-static bool is_dom(char c)
-{
-    return isalnum((unsigned char)c) || c == '-';
-}
-
-static size_t m_email(const char *s, size_t n)
-{
-    size_t l = span(s, n, is_local);
-    if (l == 0 || l >= n || s[l] != '@')
-        return 0;
-    size_t i = l + 1, labels = 0, last = 0;
-    for (;;) {
-        size_t k = span(s + i, n - i, is_dom);
-        if (k == 0)
-            break;
-        labels++;
-        last = k;
-        i += k;
-        if (i + 1 < n && s[i] == '.' && is_dom(s[i + 1]))
-            i++;
-        else
-            break;
-    }
-    if (labels < 2 || last < 2)
-        return 0;
-    for (size_t t = i - last; t < i; t++)
-        if (!isalpha((unsigned char)s[t]))
-            return 0;
-    return i;
-}
-
-static size_t m_aws(const char *s, size_t n)
-{
-    static const char *pre[] = {"AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"};
-    if (n < 20)
-        return 0;
-    bool p = false;
-    for (int i = 0; i < 8 && !p; i++)
-        p = memcmp(s, pre[i], 4) == 0;
-    for (size_t i = 4; p && i < 20; i++)
-        p = isupper((unsigned char)s[i]) || isdigit((unsigned char)s[i]);
-    return p && (n == 20 || !isalnum((unsigned char)s[20])) ? 20 : 0;
-}
-
-static size_t m_ipv4(const char *s, size_t n)
-{
-    size_t i = 0;
-    for (int part = 0; part < 4; part++) {
-        if (part) {
-            if (i >= n || s[i] != '.')
-                return 0;
-            i++;
-        }
-        size_t d = 0;
-        int v = 0;
-        while (i < n && d < 4 && isdigit((unsigned char)s[i]))
-            v = v * 10 + (s[i++] - '0'), d++;
-        if (d == 0 || d > 3 || v > 255)
-            return 0;
-    }
-    if (i < n && (isalnum((unsigned char)s[i]) ||
-                  (s[i] == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1])) ||
-                  (s[i] == ':' && i + 1 < n && s[i + 1] == ':')))
-        return 0; /* a longer dotted number (a version) or a colon run: not an address */
-    return i;
-}
-
-static size_t m_ipv6(const char *s, size_t n)
-{
-    size_t i = 0, colons = 0, groups = 0, last_group = 0;
-    bool dbl = false;
-    while (i < n) {
-        size_t h = 0;
-        while (i + h < n && h < 5 && isxdigit((unsigned char)s[i + h]))
-            h++;
-        if (h > 4)
-            return 0;
-        if (h) {
-            groups++;
-            last_group = i;
-            i += h;
-        }
-        if (i < n && s[i] == ':') {
-            if (i + 1 < n && s[i + 1] == ':') {
-                if (dbl)
-                    return 0;
-                dbl = true;
-                colons += 2;
-                i += 2;
-            } else {
-                colons++;
-                i++;
-            }
-            continue;
-        }
-        break;
-    }
-    if (!(dbl || colons == 7) || colons < 2 || groups < 1 || groups > 8)
-        return 0;
-    if (i < n && s[i] == '.') { /* IPv4-mapped tail */
-        size_t v4 = m_ipv4(s + last_group, n - last_group);
-        return v4 ? last_group + v4 : 0;
-    }
-    if (s[i - 1] == ':' && !(i >= 2 && s[i - 2] == ':'))
-        return 0; /* ends in a single colon: "key:" text */
-    if (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ':'))
-        return 0; /* part of a longer colon run: not an address */
-    return i;
-}
-
-/* Digits with single spaces or dashes between; counts digits into *nd, fills digits[]. */
-static size_t digit_run(const char *s, size_t n, const char *seps, char *digits, size_t *nd,
-                        size_t max)
-{
-    size_t i = 0;
-    *nd = 0;
-    while (i < n) {
-        if (isdigit((unsigned char)s[i])) {
-            if (*nd == max)
-                return 0;
-            digits[(*nd)++] = s[i++];
-        } else if (strchr(seps, s[i]) && *nd && i + 1 < n && isdigit((unsigned char)s[i + 1])) {
-            i++;
-        } else {
-            break;
-        }
-    }
-    return i;
-}
-
-static size_t m_card(const char *s, size_t n)
-{
-    char d[20];
-    if (s[0] < '2' || s[0] > '6') /* card networks start 2-6; epoch timestamps start with 1 */
-        return 0;
-    size_t nd, len = digit_run(s, n, " -", d, &nd, 19);
-    if (len == 0 || nd < 13 || nd > 19 || (len < n && isalnum((unsigned char)s[len])))
-        return 0;
-    int sum = 0;
-    for (size_t i = 0; i < nd; i++) { /* Luhn */
-        int v = d[nd - 1 - i] - '0';
-        if (i % 2 == 1)
-            v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-        sum += v;
-    }
-    return sum % 10 == 0 ? len : 0;
-}
-
-static size_t m_phone(const char *s, size_t n)
-{
-    char d[20];
-    size_t nd, i = 0;
-    if (s[0] == '+') { /* international: +CC then 7..14 more digits in groups */
-        size_t len = digit_run(s + 1, n - 1, " -.()", d, &nd, 16);
-        return len && nd >= 8 && nd <= 15 && (1 + len >= n || !isalnum((unsigned char)s[1 + len]))
-                   ? 1 + len
-                   : 0;
-    }
-    if (s[0] == '(') /* (415) 555-0100 */
-        i = 1;
-    size_t g[3] = {0}, want[3] = {3, 3, 4};
-    for (int k = 0; k < 3; k++) {
-        while (i < n && isdigit((unsigned char)s[i]) && g[k] < 5)
-            g[k]++, i++;
-        if (g[k] != want[k])
-            return 0;
-        if (k == 0 && s[0] == '(') {
-            if (i >= n || s[i] != ')')
-                return 0;
-            i++;
-            if (i < n && s[i] == ' ')
-                i++;
-        } else if (k < 2) {
-            if (i >= n || !strchr("-. ", s[i]))
-                return 0;
-            i++;
-        }
-    }
-    return i < n && (isalnum((unsigned char)s[i]) || s[i] == '-') ? 0 : i;
+    if (i >= nops__redact_nrules)
+        return false;
+    out->name = nops__redact_rules[i].name;
+    out->cls = nops__redact_rules[i].cls;
+    out->doc = nops__redact_rules[i].doc;
+    return true;
 }
 
 /* ---- the pass ---------------------------------------------------------------------------- */
@@ -370,44 +120,46 @@ static void emit(out_t *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void emit_ph(out_t *o, nops_redact_class c, nops_redact_stats *st)
+/* `prev` (the last byte written) continues a token that `c` would be part of */
+static inline bool continues(char prev, char c)
 {
-    emit(o, placeholders[c], strlen(placeholders[c]));
-    if (st)
-        st->found[c]++;
+    return (unsigned char)((prev | 0x20) - 'a') < 26 || (unsigned char)(prev - '0') < 10 ||
+           prev == '_' || prev == '.' || prev == '-' || prev == '+' || prev == '%' ||
+           (prev == ':' && c == ':');
 }
 
-/* Try the matchers at a token start; the bytes consumed (0 = none matched). */
-static size_t try_at(const char *s, size_t n, out_t *o, nops_redact_stats *st)
+/* Try the candidate rules (bit i = row i, lowest first) at base[at]; bytes consumed or 0. */
+static size_t try_rules(nops__rscan *sc, size_t at, uint32_t cand, out_t *o,
+                        nops_redact_stats *st)
 {
-    size_t m, pre, vs, vl;
-    if ((m = m_jwt(s, n))) {
-        emit_ph(o, NOPS_REDACT_JWT, st);
+    for (; cand; cand &= cand - 1) {
+        const nops__rrule *ru = &nops__redact_rules[__builtin_ctz(cand)];
+        size_t vs = 0, vl = SIZE_MAX;
+        const size_t m = ru->match(sc, at, &vs, &vl);
+        if (!m)
+            continue;
+        if (vl == SIZE_MAX || vs > m || vl > m - vs) /* the whole match is the secret */
+            vs = 0, vl = m;
+        const char *ph = placeholders[ru->cls];
+        emit(o, sc->base + at, vs);
+        emit(o, ph, strlen(ph));
+        emit(o, sc->base + at + vs + vl, m - vs - vl);
+        if (st)
+            st->found[ru->cls]++;
         return m;
     }
-    if ((m = m_bearer(s, n, &pre))) {
-        emit(o, s, pre);
-        emit_ph(o, NOPS_REDACT_BEARER, st);
-        return pre + m;
-    }
-    if ((m = m_secret(s, n, &vs, &vl))) {
-        emit(o, s, vs);
-        emit_ph(o, NOPS_REDACT_SECRET, st);
-        emit(o, s + vs + vl, m - vs - vl);
-        return m;
-    }
-    static const struct {
-        size_t (*fn)(const char *, size_t);
-        nops_redact_class c;
-    } simple[] = {{m_email, NOPS_REDACT_EMAIL}, {m_aws, NOPS_REDACT_AWS_KEY},
-                  {m_ipv6, NOPS_REDACT_IP},     {m_card, NOPS_REDACT_CARD},
-                  {m_phone, NOPS_REDACT_PHONE}, {m_ipv4, NOPS_REDACT_IP}};
-    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
-        if ((m = simple[i].fn(s, n))) {
-            emit_ph(o, simple[i].c, st);
-            return m;
-        }
     return 0;
+}
+
+/* A run of hex digits, colons and dots with two or more colons that no rule took (a MAC
+ * address, "std::vector", a timestamp): its length, copied whole so no part of it matches. */
+static size_t colon_run(const char *s, size_t n)
+{
+    size_t k = 0, colons = 0;
+    while (k < n && ((unsigned char)(s[k] - '0') < 10 ||
+                     (unsigned char)((s[k] | 0x20) - 'a') < 6 || s[k] == ':' || s[k] == '.'))
+        colons += s[k++] == ':';
+    return colons >= 2 ? k : 0;
 }
 
 size_t nops_redact(const nops_redactor *r, const char *in, size_t len, char *out, size_t cap,
@@ -416,30 +168,24 @@ size_t nops_redact(const nops_redactor *r, const char *in, size_t len, char *out
     out_t o = {out, 0, cap};
     if (cap == 0)
         return 0;
+    nops__rscan sc = {in, len, SIZE_MAX, SIZE_MAX};
     size_t i = 0;
     while (i < len) {
-        /* a token starts where the previous byte cannot continue one */
-        bool start = i == 0 || !(isalnum((unsigned char)in[i - 1]) || in[i - 1] == '_' ||
-                                 in[i - 1] == '.' || in[i - 1] == '-' || in[i - 1] == '+' ||
-                                 in[i - 1] == '%' || (in[i - 1] == ':' && in[i] == ':'));
-        size_t m = start ? try_at(in + i, len - i, &o, st) : 0;
+        const unsigned char c = (unsigned char)in[i];
+        const bool start = o.len == 0 || !continues(o.b[o.len - 1], in[i]);
+        const uint32_t cand = r->anywhere[c] | (start ? r->at_start[c] : 0);
+        size_t m = cand ? try_rules(&sc, i, cand, &o, st) : 0;
         if (m) {
             i += m;
             continue;
         }
-        if (start) { /* a colon run that is no address stays whole: no part of it matches */
-            size_t k = 0, colons = 0;
-            while (i + k < len && (isxdigit((unsigned char)in[i + k]) || in[i + k] == ':' ||
-                                   in[i + k] == '.'))
-                colons += in[i + k++] == ':';
-            if (colons >= 2) {
-                emit(&o, in + i, k);
-                i += k;
-                continue;
-            }
-        }
-        emit(&o, in + i, 1);
-        i++;
+        m = start ? colon_run(in + i, len - i) : 0;
+        if (!m) /* copy up to the next byte where a rule could start */
+            for (m = 1; i + m < len && continues(in[i + m - 1], in[i + m]) &&
+                        !r->anywhere[(unsigned char)in[i + m]];)
+                m++;
+        emit(&o, in + i, m);
+        i += m;
     }
     out[o.len] = '\0';
     return o.len;

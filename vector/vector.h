@@ -34,7 +34,10 @@ extern const nops_cfg_section nops_vector_cfg_section;
     X(SECRET, "<SECRET>")  /* the value of password=, secret=, api_key=, token=, ... */        \
     X(IP, "<IP>")          /* IPv4 and IPv6 */                                                 \
     X(CARD, "<CARD>")      /* payment card numbers (Luhn-checked) */                           \
-    X(PHONE, "<PHONE>")
+    X(PHONE, "<PHONE>")                                                                        \
+    X(API_KEY, "<API_KEY>")         /* vendor tokens: GitHub, GitLab, Slack, Stripe, Google, ... */ \
+    X(PRIVATE_KEY, "<PRIVATE_KEY>") /* PEM private-key blocks */                               \
+    X(IBAN, "<IBAN>")               /* bank account numbers (mod-97 checked) */
 
 typedef enum nops_redact_class {
 #define NOPS__REDACT_ENUM(name, ph) NOPS_REDACT_##name,
@@ -72,6 +75,23 @@ size_t nops_redact(const nops_redactor *r, const char *in, size_t len, char *out
 nops_err nops_redact_json(const nops_redactor *r, json_t *obj, nops_redact_stats *st);
 /** executed_by → "actor:" + 16 hex digits of HMAC-SHA256(actor_key, who); out holds 24 bytes. */
 void nops_redact_actor(const nops_redactor *r, const char *who, char out[24]);
+/**
+ * A stable stand-in for an identifier that cannot be stored as it is: `prefix` + ":" + 16 hex
+ * digits of HMAC-SHA256(HMAC-SHA256(actor_key, prefix), id). Writes at most `cap` bytes
+ * (NUL-terminated; strlen(prefix) + 18 are enough).
+ */
+void nops_redact_id(const nops_redactor *r, const char *prefix, const char *id, char *out,
+                    size_t cap);
+
+/** One row of the redactor's rule table (docs/policies/data_redaction.md describes each). */
+typedef struct nops_redact_rule_info {
+    const char *name;      /**< stable rule name ("github_token"), static storage */
+    nops_redact_class cls; /**< what a match counts as and is replaced by */
+    const char *doc;       /**< what it matches, one line, static storage */
+} nops_redact_rule_info;
+
+/** Row i of the rule table, in the order the rules are tried; false past the last row. */
+bool nops_redact_rule(size_t i, nops_redact_rule_info *out);
 
 /* ---- embedding ------------------------------------------------------------------------- */
 
@@ -129,19 +149,26 @@ void nops_vindex_set_nprobe(nops_vindex *ix, int nprobe);
 size_t nops_vindex_count(const nops_vindex *ix);
 int nops_vindex_dim(const nops_vindex *ix);
 nops_index_type nops_vindex_type(const nops_vindex *ix);
-/** Write to `path` (FAISS's own format). */
+/** Write to `path` (FAISS's own format; a new file is 0640) and fsync it. */
 nops_err nops_vindex_save(const nops_vindex *ix, const char *path, char *errstr,
                           size_t errstr_size);
 /** Read from `path`; NULL with a sentence when unreadable, corrupt or not `dim`-dimensional. */
 nops_vindex *nops_vindex_load(const char *path, int dim, char *errstr, size_t errstr_size);
+/** The same from an open stream at its current position (`name` is for messages); the caller
+ *  keeps and closes `f`. */
+nops_vindex *nops_vindex_read(FILE *f, const char *name, int dim, char *errstr,
+                              size_t errstr_size);
 
 /* ---- the index directory ---------------------------------------------------------------- */
 /*
  * DIR/current → gen-<N>/ (a symlink, replaced atomically by rename(2)); each generation holds
  * runs.faiss (vector i = run i), runs.meta (fixed binary records, run i's metadata) and
  * manifest.json {"dimension","count","embedder_version","index_type","source_checksum",
- * "skipped","created_at","generation"}. Readers open DIR/current; a rebuild writes gen-<N+1>
- * aside and swaps the link, so readers see the old or the new generation, never a mix. The
+ * "skipped","created_at","generation","files":{"runs.faiss":{"size","sha256"},
+ * "runs.meta":{"size","sha256"}}}. Readers open DIR/current; a rebuild writes gen-<N+1>
+ * aside (files 0640, fsynced) and swaps the link, so readers see the old or the new
+ * generation, never a mix. Opening hashes both files and refuses the generation when either
+ * differs from the manifest (corruption, a torn write, a file from another generation). The
  * two newest generations are kept.
  */
 
@@ -164,10 +191,13 @@ typedef struct nops_run_meta {
 } nops_run_meta;
 
 /**
- * One workflow run as vectorize takes it: checks id, playbook_id (1-47 characters) and status,
- * redacts the run in place (nops_redact_json), embeds it, and fills `meta` (ids redacted too;
- * finished_ns is left 0 for the caller). NOPS_PARSE with the reason in `why` for a run that
- * cannot be used; NOPS_NOMEM.
+ * One workflow run as vectorize takes it: checks id, playbook_id (1-47 characters; the playbook
+ * id of the registry's shape, [a-z0-9._-], holding nothing the redactor finds) and status,
+ * redacts the run in place (nops_redact_json), embeds it, and fills `meta`: the playbook id as
+ * it is; the run id as it is when it is plain printable ASCII holding nothing the redactor
+ * finds, else nops_redact_id(r, "run", id) (finished_ns is left 0 for the caller). NOPS_PARSE
+ * with the reason in `why` for a run that cannot be used (the reason never repeats what the
+ * redactor found); NOPS_NOMEM.
  */
 nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
                                  float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
@@ -183,7 +213,8 @@ nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, c
  * retraining), its runs stay. NULL with a sentence when there is no usable current generation.
  */
 nops_histdir_writer *nops_histdir_append(const char *dir, char *errstr, size_t errstr_size);
-/** Buffer one embedded run (vector copied); NOPS_EXISTS when its run_id is already there. */
+/** Buffer one embedded run (vector copied); NOPS_EXISTS when its run_id is already there,
+ *  NOPS_INVAL when `vec` is not an embedding (not finite, or not of unit length). */
 nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM],
                           const nops_run_meta *meta);
 /** Runs added since begin/append. */
@@ -201,8 +232,9 @@ typedef struct nops_histdir nops_histdir;
 
 /**
  * Open DIR/current (or DIR itself when it holds a generation's files). Refused with a
- * sentence when a file is missing or corrupt, or the manifest's dimension, count or embedder
- * version does not match this build.
+ * sentence when a file is missing, corrupt or differs from the size and SHA-256 the manifest
+ * records for it, when the manifest records none (written by an older build), or when its
+ * dimension, count or embedder version does not match this build.
  */
 nops_histdir *nops_histdir_open(const char *dir, char *errstr, size_t errstr_size);
 void nops_histdir_close(nops_histdir *h);

@@ -31,10 +31,12 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HNSW_EF_CONSTRUCTION 80
 #define HNSW_EF_SEARCH 256
@@ -251,9 +253,23 @@ nops_index_type nops_vindex_type(const nops_vindex *v)
 nops_err nops_vindex_save(const nops_vindex *v, const char *path, char *errstr,
                           size_t errstr_size)
 {
-    if (faiss_write_index_fname(v->ix, path) != 0) {
-        nops_errf(errstr, errstr_size, "cannot write the index to %s: %.300s", path,
-                  faiss_msg());
+    FILE *f = nops_file_fopen(path, "w");
+    if (!f) {
+        nops_errf(errstr, errstr_size, "cannot write the index to %s: %s", path,
+                  strerror(errno));
+        return NOPS_IO;
+    }
+    int rc = faiss_write_index(v->ix, f);
+    bool ok = rc == 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    const int saved = errno;
+    ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        if (rc != 0)
+            nops_errf(errstr, errstr_size, "cannot write the index to %s: %.300s", path,
+                      faiss_msg());
+        else
+            nops_errf(errstr, errstr_size, "cannot write the index to %s: %s", path,
+                      strerror(saved ? saved : errno));
         return NOPS_IO;
     }
     return NOPS_OK;
@@ -283,14 +299,11 @@ static nops_err recover_type(nops_vindex *v, const char *path, char *errstr, siz
     return tune(v, errstr, errstr_size);
 }
 
-nops_vindex *nops_vindex_load(const char *path, int dim, char *errstr, size_t errstr_size)
+/* The index just read into v->ix (rc: FAISS's result) checked and tuned; NULL on failure. */
+static nops_vindex *loaded(nops_vindex *v, int rc, const char *path, int dim, char *errstr,
+                           size_t errstr_size)
 {
-    nops_vindex *v = nops_calloc(1, sizeof *v);
-    if (!v) {
-        nops_errf(errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    if (faiss_read_index_fname(path, 0, &v->ix) != 0 || !v->ix) {
+    if (rc != 0 || !v->ix) {
         nops_errf(errstr, errstr_size, "%s is not a readable FAISS index: %.300s", path,
                   faiss_msg());
         nops_vindex_destroy(v);
@@ -307,4 +320,25 @@ nops_vindex *nops_vindex_load(const char *path, int dim, char *errstr, size_t er
         return NULL;
     }
     return v;
+}
+
+nops_vindex *nops_vindex_load(const char *path, int dim, char *errstr, size_t errstr_size)
+{
+    nops_vindex *v = nops_calloc(1, sizeof *v);
+    if (!v) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    return loaded(v, faiss_read_index_fname(path, 0, &v->ix), path, dim, errstr, errstr_size);
+}
+
+nops_vindex *nops_vindex_read(FILE *f, const char *name, int dim, char *errstr,
+                              size_t errstr_size)
+{
+    nops_vindex *v = nops_calloc(1, sizeof *v);
+    if (!v) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    return loaded(v, faiss_read_index(f, 0, &v->ix), name, dim, errstr, errstr_size);
 }

@@ -104,8 +104,9 @@ static void test_bad_rows_are_named_and_counted(void **state)
     snprintf(path, sizeof path, "%s/bad.jsonl", g_dir);
     snprintf(cmd, sizeof cmd, "head -n 20 %s/runs.jsonl > %s && echo '{\"id\":\"r-x\"' >> %s && "
              "echo '{\"id\":\"r-y\",\"status\":\"success\"}' >> %s && "
-             "echo '{\"id\":\"r-z\",\"playbook_id\":\"p\",\"status\":\"maybe\"}' >> %s",
-             g_dir, path, path, path, path);
+             "echo '{\"id\":\"r-z\",\"playbook_id\":\"p\",\"status\":\"maybe\"}' >> %s && "
+             "echo '{\"id\":\"ghp_1234567890abcdefghijABCDEFGHIJ123456\"}' >> %s",
+             g_dir, path, path, path, path, path);
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s vectorize --input %s --out %s/ix-bad", NEURALOPS_BIN, path,
              g_dir);
@@ -114,8 +115,11 @@ static void test_bad_rows_are_named_and_counted(void **state)
     assert_non_null(strstr(out, "skipped line 21"));
     assert_non_null(strstr(out, "skipped line 22 id r-y: no usable \"playbook_id\""));
     assert_non_null(strstr(out, "skipped line 23 id r-z: \"status\""));
+    /* a skipped row is named by its redacted id: the message does not leak what it holds */
+    assert_non_null(strstr(out, "skipped line 24 id <API_KEY>: no usable \"playbook_id\""));
+    assert_null(strstr(out, "ghp_"));
     assert_non_null(strstr(out, "20 vectors written"));
-    assert_non_null(strstr(out, "3 rows skipped"));
+    assert_non_null(strstr(out, "4 rows skipped"));
     free(out);
     /* usage errors */
     snprintf(cmd, sizeof cmd, "%s vectorize --out %s/x", NEURALOPS_BIN, g_dir);
