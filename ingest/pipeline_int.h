@@ -89,6 +89,8 @@ struct worker {
     int32_t cur_part;           /* partition of the message being parsed */
     uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
     uint32_t slot_part_cap;     /* entries allocated */
+    uint32_t *slot_mark;        /* slot → run of the batch it last appeared in (detect_runs) */
+    uint32_t mark_cap, mark_gen;/* entries allocated, current run */
     uint32_t last_evict_s;      /* last TTL sweep */
     atomic_bool has_query;      /* a series_query waits for this worker */
 };

@@ -623,6 +623,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->ze);
         nops_free(w->flags);
         nops_free(w->slot_part);
+        nops_free(w->slot_mark);
     }
     nops_free(p->workers);
     nops_correlate_destroy(p->corr);
