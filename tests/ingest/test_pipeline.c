@@ -257,6 +257,7 @@ static pid_t start_serve(const char *dir, const char *topic)
         putenv("NEURALOPS_PIPELINE_FLUSH_MS=50");
         putenv("NEURALOPS_PIPELINE_SNAPSHOT_MS=300");
         putenv("NEURALOPS_LOG_LEVEL=warn");
+        putenv("NEURALOPS_API_LISTEN="); /* no HTTP API: port 8080 may be taken on this host */
         execl(NEURALOPS_BIN, NEURALOPS_BIN, "serve", (char *)NULL);
         _exit(127);
     }
