@@ -39,7 +39,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define SNAP_MAGIC 0x32504e5353504f4eull /* "NOPSSNP2" */
+#define SNAP_MAGIC 0x32504e5353504f4eull    /* "NOPSSNP2" */
+#define SNAP_MAGIC_V1 0x31504e5353504f4eull /* "NOPSSNP1": unchecked, no longer read */
 #define SNAP_PURPOSE "state-snapshot"
 #define SNAP_TAG_LEN 32
 
@@ -153,32 +154,30 @@ void nops__snap_write(nops_pipeline *p, const bool *which, const int64_t *offs)
     nops_free(bufs);
 }
 
-typedef enum { SNAP_MISSING, SNAP_BAD, SNAP_GOOD } snap_load;
+typedef enum { SNAP_MISSING, SNAP_OLD, SNAP_BAD, SNAP_GOOD } snap_load;
 
-/*
- * Read and verify the snapshot at path: on SNAP_GOOD *buf (owned by the caller) holds the file,
- * *h its header. SNAP_BAD puts the reason into why.
- */
-static snap_load load_verified(const nops_pipeline *p, const char *path, int32_t part,
-                               uint8_t **buf, snap_hdr *h, char *why, size_t why_cap)
+/* The whole regular file at path into *buf (owned by the caller), its size into *len. No
+ * symlinks, FIFOs or devices planted in the state dir: a regular file or nothing. */
+static snap_load read_regular(const char *path, uint8_t **buf, size_t *len, char *why,
+                              size_t why_cap)
 {
-    *buf = NULL;
-    /* no symlinks, no FIFOs or devices planted in the state dir: a regular file or nothing */
     int fd = nops_file_open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT)
         return SNAP_MISSING;
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, why_cap, "%s", fd < 0 ? strerror(errno) : "not a regular file");
+        snprintf(why, why_cap, "%s", fd >= 0 ? "not a regular file"
+                                     : errno == ELOOP ? "a symbolic link"
+                                                      : strerror(errno));
         if (fd >= 0)
             close(fd);
         return SNAP_BAD;
     }
-    const size_t len = (size_t)st.st_size;
-    uint8_t *b = len >= sizeof *h + SNAP_TAG_LEN ? nops_malloc(len) : NULL;
+    *len = (size_t)st.st_size;
+    *buf = nops_malloc(*len ? *len : 1);
     size_t got = 0;
-    while (b && got < len) {
-        ssize_t r = read(fd, b + got, len - got);
+    while (*buf && got < *len) {
+        ssize_t r = read(fd, *buf + got, *len - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -186,28 +185,57 @@ static snap_load load_verified(const nops_pipeline *p, const char *path, int32_t
         got += (size_t)r;
     }
     close(fd);
+    if (*buf && got == *len)
+        return SNAP_GOOD;
+    snprintf(why, why_cap, "%s", *buf ? "unreadable" : "too large to read");
+    nops_free(*buf);
+    *buf = NULL;
+    return SNAP_BAD;
+}
+
+/* Why the snapshot in b (len bytes) cannot be used for `part`, or NULL; *h gets its header. */
+static const char *check(const nops_pipeline *p, const uint8_t *b, size_t len, int32_t part,
+                         snap_hdr *h)
+{
+    if (len < sizeof *h + SNAP_TAG_LEN)
+        return "too short";
+    memcpy(h, b, sizeof *h);
+    if (h->magic != SNAP_MAGIC)
+        return "not a snapshot of this version";
+    if (h->body_len != len - sizeof *h - SNAP_TAG_LEN)
+        return "truncated or padded";
+    if (h->keyed != (p->secret != NULL))
+        return p->secret ? "not keyed with the engine key" : "keyed, and no key loaded";
     unsigned char tag[SNAP_TAG_LEN];
-    if (b && got == len) {
-        memcpy(h, b, sizeof *h);
-        snap_tag(p, b, len - SNAP_TAG_LEN, tag);
+    snap_tag(p, b, len - SNAP_TAG_LEN, tag);
+    if (CRYPTO_memcmp(tag, b + len - SNAP_TAG_LEN, SNAP_TAG_LEN) != 0)
+        return p->secret ? "its MAC does not verify (damaged or forged)"
+                         : "its checksum does not match (damaged)";
+    if (h->owner != snap_owner(p) || h->partition != part)
+        return "it belongs to another group, topic or partition";
+    return NULL;
+}
+
+/*
+ * Read and verify the snapshot at path: on SNAP_GOOD *buf (owned by the caller) holds the file,
+ * *h its header; SNAP_BAD puts the reason into why.
+ */
+static snap_load load_verified(const nops_pipeline *p, const char *path, int32_t part,
+                               uint8_t **buf, snap_hdr *h, char *why, size_t why_cap)
+{
+    size_t len = 0;
+    snap_load l = read_regular(path, buf, &len, why, why_cap);
+    if (l != SNAP_GOOD)
+        return l;
+    uint64_t magic = 0;
+    memcpy(&magic, *buf, len < sizeof magic ? len : sizeof magic);
+    const char *bad = magic == SNAP_MAGIC_V1 ? NULL : check(p, *buf, len, part, h);
+    if (magic == SNAP_MAGIC_V1 || bad) { /* v1: written before snapshots were checked */
+        snprintf(why, why_cap, "%s", bad ? bad : "");
+        nops_free(*buf);
+        *buf = NULL;
+        return bad ? SNAP_BAD : SNAP_OLD;
     }
-    const char *bad = !b || got != len                   ? "short or unreadable"
-                      : h->magic != SNAP_MAGIC           ? "not a snapshot of this version"
-                      : h->body_len != len - sizeof *h - SNAP_TAG_LEN ? "truncated or padded"
-                      : h->keyed != (p->secret != NULL)
-                          ? (p->secret ? "not keyed with the engine key" : "keyed, and no key loaded")
-                      : CRYPTO_memcmp(tag, b + len - SNAP_TAG_LEN, SNAP_TAG_LEN) != 0
-                          ? (p->secret ? "its MAC does not verify (damaged or forged)"
-                                       : "its checksum does not match (damaged)")
-                      : h->owner != snap_owner(p) || h->partition != part
-                          ? "it belongs to another group, topic or partition"
-                          : NULL;
-    if (bad) {
-        snprintf(why, why_cap, "%s", bad);
-        nops_free(b);
-        return SNAP_BAD;
-    }
-    *buf = b;
     return SNAP_GOOD;
 }
 
@@ -246,6 +274,11 @@ size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed)
         snap_load l = load_verified(p, path, part, &buf, &h, why, sizeof why);
         if (l == SNAP_MISSING)
             continue;
+        if (l == SNAP_OLD) {
+            NOPS_INFO("ingest", "partition %d: %s is a snapshot of an older version (no "
+                      "checksum): not used", (int)part, path);
+            continue;
+        }
         if (l == SNAP_BAD) {
             STAT_ADD(p, snapshots_rejected, 1);
             NOPS_WARN("ingest", "partition %d: state snapshot %s refused: %s", (int)part, path,

@@ -70,8 +70,8 @@ static int refusals(const char *needle)
 static int setup(void **state)
 {
     (void)state;
-    static const tu_topic topics[] = {{"s1", 2}, {"s2", 2}, {"s3", 2}, {"s4", 4}};
-    g_cluster = tu_mock_cluster(3, topics, 4, g_boot, sizeof g_boot);
+    static const tu_topic topics[] = {{"s1", 2}, {"s2", 2}, {"s3", 2}, {"s4", 4}, {"s5", 2}};
+    g_cluster = tu_mock_cluster(3, topics, 5, g_boot, sizeof g_boot);
     assert_non_null(g_cluster);
     nops_log_set_sink(capture, NULL);
     return 0;
@@ -319,6 +319,48 @@ static void test_offset_bitflip_skips_nothing(void **state)
     rm_rf(dir);
 }
 
+/* Files that verify but are not this partition's, a symlink planted in the state dir, and a
+ * snapshot of the old unchecked format: none is used, the first two are counted. */
+static void test_foreign_and_planted_snapshots(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-snapfor-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    first_run("s5", "g-for", dir, 20, NULL);
+    char p0[700], p0prev[700], p1[700], p1prev[700], keep[720];
+    snap_file(dir, "g-for", "s5", 0, false, p0, sizeof p0);
+    snap_file(dir, "g-for", "s5", 0, true, p0prev, sizeof p0prev);
+    snap_file(dir, "g-for", "s5", 1, false, p1, sizeof p1);
+    snap_file(dir, "g-for", "s5", 1, true, p1prev, sizeof p1prev);
+    snprintf(keep, sizeof keep, "%s.keep", p1);
+    /* partition 1: partition 0's snapshot under its name, and a symlink to its own as .prev */
+    size_t len;
+    unsigned char *b = read_all(p0, &len);
+    assert_int_equal(rename(p1, keep), 0);
+    write_all(p1, b, len);
+    free(b);
+    assert_int_equal(unlink(p1prev), 0);
+    assert_int_equal(symlink(keep, p1prev), 0);
+    /* partition 0: the old format ({magic, offset} and series), no .prev */
+    b = read_all(p0, &len);
+    memcpy(b, "NOPSSNP1", 8);
+    write_all(p0, b, HDR_OFFSET + 8);
+    free(b);
+    assert_int_equal(unlink(p0prev), 0);
+    int before = refusals("another group, topic or partition");
+    running r = start("s5", "g-for", dir, NULL);
+    nops_pipeline_stats st = settle(&r, 2, 0);
+    for (int i = 0; i < 100 && st.snapshots_rejected < 2; i++) {
+        sleep_ms(100);
+        nops_pipeline_get_stats(r.p, &st);
+    }
+    assert_int_equal(st.snapshots_rejected, 2); /* the foreign copy and the symlink */
+    assert_int_equal(st.restored_series, 0);
+    assert_int_equal(refusals("another group, topic or partition") - before, 1);
+    stop(&r);
+    rm_rf(dir);
+}
+
 /* With the engine key the tag is a MAC: the same key restores warm; a snapshot "repaired" with
  * a SHA-256, or read with another key, or without one, is refused. */
 static void test_keyed_snapshot(void **state)
@@ -421,6 +463,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_damaged_snapshot_starts_cold),
         cmocka_unit_test(test_offset_bitflip_skips_nothing),
+        cmocka_unit_test(test_foreign_and_planted_snapshots),
         cmocka_unit_test(test_keyed_snapshot),
         cmocka_unit_test(test_lag_after_restart_is_zero),
     };
