@@ -79,8 +79,9 @@ static void *lag_main(void *arg)
         if (p->lag_stop)
             break;
         p->lag_refresh = false;
-        int n = p->lag_n;
-        memcpy(parts, p->lag_parts, (size_t)n * sizeof *parts);
+        int n = p->lag_parts ? p->lag_n : 0; /* none before the first rebalance */
+        if (n)
+            memcpy(parts, p->lag_parts, (size_t)n * sizeof *parts);
         pthread_mutex_unlock(&p->lag_mu);
         if (n)
             query_highs(p, parts, n);
