@@ -26,6 +26,10 @@
  * written just before the offsets it belongs to are committed, so a crash between the two, or a
  * commit the broker refused, leaves a newest snapshot ahead of the committed offset and the
  * previous one at it — that one restores the partition warm.
+ *
+ * Threads: both directions run on the poller thread with every worker drained and idle (the
+ * poller is the only producer of their queues), so reading and writing the detectors races with
+ * nothing; the queue mutex the drain waited on orders the workers' last writes before our reads.
  */
 #include "ingest/pipeline_int.h"
 
@@ -125,7 +129,8 @@ static bool write_one(nops_pipeline *p, int32_t part, int64_t offset, const nops
     char path[1100], prev[1100];
     snap_path(p, part, false, path, sizeof path);
     snap_path(p, part, true, prev, sizeof prev);
-    bool ok = (rename(path, prev) == 0 || errno == ENOENT) && nops_file_replace(path, out, len) == 0;
+    bool ok = (rename(path, prev) == 0 || errno == ENOENT) &&
+              nops_file_replace(path, out, len) == 0;
     int saved = errno;
     nops_free(out);
     errno = saved;
