@@ -59,6 +59,10 @@ struct nops_pipeline {
     atomic_bool stopping;        /* stop requested */
     atomic_int_fast64_t processed[MAX_PARTITIONS]; /* next offset whose signals are written */
     int64_t committed[MAX_PARTITIONS];  /* last committed offset (poller only) */
+    int64_t held[MAX_PARTITIONS];       /* revoked after a good flush: where its in-memory state
+                                           ends, -1 none (poller only; start_partitions) */
+    rd_kafka_message_t **pend;          /* messages gathered per worker (poller only) */
+    uint32_t *npend;                    /* how many per worker */
     bool assigned[MAX_PARTITIONS];      /* partitions we own (poller only) */
     atomic_uint n_assigned;             /* how many */
     atomic_bool paused;                 /* consumption paused on a sink failure */

@@ -16,6 +16,19 @@
 
 /* ---- poller: checkpoints, rebalance, pause/resume ---------------------------------------- */
 
+#define CHUNK 256 /* messages the poller gathers per worker before handing them over */
+
+/* Hand the gathered messages to their workers (poller thread: the loop, and the rebalance
+ * callback before it drains, so a revoked partition's state holds everything polled of it). */
+static void hand_over(nops_pipeline *p)
+{
+    for (int i = 0; p->pend && i < p->pp.workers; i++)
+        if (p->npend[i]) {
+            nops__msgq_push(&p->workers[i].q, &p->pend[i * CHUNK], p->npend[i]);
+            p->npend[i] = 0;
+        }
+}
+
 static void drain_workers(nops_pipeline *p)
 {
     for (int i = 0; i < p->pp.workers; i++)
@@ -70,7 +83,7 @@ static void set_paused(nops_pipeline *p, bool pause)
  * the snapshot taken at that offset survives (snapshot.c keeps the previous one for this).
  */
 static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list_t *only,
-                           bool sync, const bool *snap)
+                           bool sync, const bool *snap, bool *flushed)
 {
     int64_t offs[MAX_PARTITIONS];
     for (int i = 0; i < MAX_PARTITIONS; i++) /* read before flushing: acquire */
@@ -83,6 +96,8 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         snprintf(err, sizeof err, "dead-letter producer did not flush in 5 s");
         e = NOPS_IO;
     }
+    if (flushed)
+        *flushed = e == NOPS_OK;
     if (e != NOPS_OK) {
         STAT_ADD(p, flush_failures, 1);
         NOPS_WARN("ingest", "flush failed, offsets not committed: %s", err);
@@ -120,10 +135,15 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
 }
 
 /*
- * Newly assigned partitions start at their committed offsets, always (see snapshot.c for why a
- * snapshot never moves the position); a snapshot restores a partition warm only when it was
- * taken at exactly that offset. Their position (processed) starts there too, so lag and the next
- * snapshot are right before the first message arrives.
+ * Where a newly assigned partition starts. At its committed offset, always, with its state from
+ * the snapshot taken at exactly that offset (snapshot.c says why a snapshot never moves the
+ * position) — with one exception that involves no file: a partition this instance itself gave
+ * up (revoked after a successful flush, `held`) and gets back while the broker's committed
+ * offset is still behind where it left it (the commit at revocation was refused, as brokers do
+ * in the middle of a rebalance). Its detectors still hold exactly the state at `held` and every
+ * signal before it is durable, so it resumes there, warm: nothing is skipped that was not
+ * processed, and nothing is signalled twice. Its position (processed) starts where it starts,
+ * so lag and the next snapshot are right before the first message arrives.
  */
 static void start_partitions(nops_pipeline *p, rd_kafka_topic_partition_list_t *parts)
 {
@@ -137,16 +157,54 @@ static void start_partitions(nops_pipeline *p, rd_kafka_topic_partition_list_t *
         int64_t committed = e || c->elems[i].err ? -1 : c->elems[i].offset;
         if (committed < 0)
             committed = -1; /* none: auto.offset.reset (earliest) decides */
-        else
-            parts->elems[i].offset = committed;
-        if (part < 0 || part >= MAX_PARTITIONS)
+        if (part < 0 || part >= MAX_PARTITIONS) {
+            if (committed >= 0)
+                parts->elems[i].offset = committed;
             continue;
-        p->committed[part] = committed;
-        atomic_store(&p->processed[part], committed);
-        if (!e)
+        }
+        int64_t start = committed, held = p->held[part];
+        p->held[part] = -1;
+        if (!e && held > committed) {
+            start = held;
+            NOPS_INFO("ingest", "partition %d: back to this instance, resuming where it left it "
+                      "at %lld with its state (the commit did not land: committed %lld)",
+                      (int)part, (long long)held, (long long)committed);
+        } else if (!e) {
             nops__snap_restore(p, part, committed);
+        }
+        if (start >= 0)
+            parts->elems[i].offset = start;
+        p->committed[part] = committed;
+        atomic_store(&p->processed[part], start);
     }
     rd_kafka_topic_partition_list_destroy(c);
+}
+
+/*
+ * A commit's result (served on the poller thread, or by consumer_close after it). A refused
+ * asynchronous commit is forgotten, so the next checkpoint with a snapshot commits again:
+ * otherwise an idle partition would keep a committed offset behind its snapshots, and the next
+ * start would be cold and replay.
+ */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    nops_pipeline *p = opaque;
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &offsets->elems[i];
+        rd_kafka_resp_err_t pe = t->err ? t->err : err;
+        if (!pe || pe == RD_KAFKA_RESP_ERR__NO_OFFSET || t->partition < 0 ||
+            t->partition >= MAX_PARTITIONS || strcmp(t->topic, p->kp.topic) != 0)
+            continue;
+        if (p->committed[t->partition] == t->offset) {
+            p->committed[t->partition] = -1;
+            STAT_ADD(p, commit_failures, 1);
+            NOPS_WARN("ingest", "partition %d: the commit of offset %lld was refused (%s): "
+                      "committing again at the next snapshot", (int)t->partition,
+                      (long long)t->offset, rd_kafka_err2str(pe));
+        }
+    }
+    (void)rk;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -165,6 +223,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         atomic_fetch_add(&p->n_assigned, (unsigned)parts->cnt);
         NOPS_INFO("ingest", "assigned %d partition(s) of %s", parts->cnt, p->kp.topic);
+        hand_over(p);
         drain_workers(p);
         start_partitions(p, parts);
         rd_kafka_error_t *e = coop ? rd_kafka_incremental_assign(rk, parts) : NULL;
@@ -182,14 +241,21 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         return;
     }
     /* revoke (or lost): finish and commit what we have of them, then let go */
+    hand_over(p);
     drain_workers(p);
+    bool flushed = false;
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         bool *which = nops_calloc(MAX_PARTITIONS, sizeof *which);
         for (int i = 0; which && i < parts->cnt; i++)
             if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTITIONS)
                 which[parts->elems[i].partition] = true;
-        checkpoint(p, parts, true, which);
+        checkpoint(p, parts, true, which, &flushed);
         nops_free(which);
+    }
+    for (int i = 0; i < parts->cnt; i++) { /* see start_partitions */
+        int32_t part = parts->elems[i].partition;
+        if (part >= 0 && part < MAX_PARTITIONS)
+            p->held[part] = flushed ? atomic_load(&p->processed[part]) : -1;
     }
     for (int i = 0; i < parts->cnt; i++) {
         int32_t part = parts->elems[i].partition;
@@ -212,12 +278,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void *poller_main(void *arg)
 {
     nops_pipeline *p = arg;
-    enum { CHUNK = 256 };
     rd_kafka_message_t **pend = nops_calloc((size_t)p->pp.workers * CHUNK, sizeof *pend);
     uint32_t *npend = nops_calloc((size_t)p->pp.workers, sizeof *npend);
+    if (pend && npend) {
+        p->pend = pend;
+        p->npend = npend;
+    }
     uint64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, backoff_ms = 100, next_retry = 0;
     uint64_t last_handover = last_ckpt;
-    while (pend && npend && !atomic_load(&p->stopping)) {
+    while (p->pend && !atomic_load(&p->stopping)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 20);
         if (m && m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -236,27 +305,19 @@ static void *poller_main(void *arg)
         uint64_t now = nops_now_ns();
         /* hand over partial chunks when idle, or at least every 2 ms (latency bound) */
         if (!m || now - last_handover > 2000000) {
-            for (int i = 0; i < p->pp.workers; i++)
-                if (npend[i]) {
-                    nops__msgq_push(&p->workers[i].q, &pend[i * CHUNK], npend[i]);
-                    npend[i] = 0;
-                }
+            hand_over(p);
             last_handover = now;
         }
         if (now - last_ckpt < (uint64_t)p->pp.flush_ms * 1000000 || now < next_retry)
             continue;
-        for (int i = 0; i < p->pp.workers; i++) /* hand over before the checkpoint */
-            if (npend[i]) {
-                nops__msgq_push(&p->workers[i].q, &pend[i * CHUNK], npend[i]);
-                npend[i] = 0;
-            }
+        hand_over(p); /* before the checkpoint */
         last_ckpt = now;
         const bool snap_due = now - last_snap >= (uint64_t)p->pp.snapshot_ms * 1000000;
         if (snap_due) {
             drain_workers(p); /* workers idle: their detectors can be read */
             last_snap = now;
         }
-        if (checkpoint(p, NULL, false, snap_due ? p->assigned : NULL) == NOPS_OK) {
+        if (checkpoint(p, NULL, false, snap_due ? p->assigned : NULL, NULL) == NOPS_OK) {
             set_paused(p, false);
             backoff_ms = 100;
         } else {
@@ -265,9 +326,9 @@ static void *poller_main(void *arg)
             backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
         }
     }
-    for (int i = 0; pend && npend && i < p->pp.workers; i++)
-        if (npend[i])
-            nops__msgq_push(&p->workers[i].q, &pend[i * CHUNK], npend[i]);
+    hand_over(p);
+    p->pend = NULL;
+    p->npend = NULL;
     nops_free(pend);
     nops_free(npend);
     return NULL;
@@ -340,6 +401,8 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         nops_free(p);
         return NULL;
     }
+    for (int i = 0; i < MAX_PARTITIONS; i++)
+        p->held[i] = -1;
     pthread_mutex_init(&p->st_mu, NULL);
     nops__lag_init(p);
     pthread_mutex_init(&p->query_mu, NULL);
@@ -366,6 +429,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         }
     if (cc) {
         rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+        rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
         rd_kafka_conf_set_opaque(cc, p);
         p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
         if (!p->rk)
@@ -449,7 +513,7 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms)
     nops_err e = NOPS_IO;
     uint64_t deadline = nops_now_ns() + (uint64_t)timeout_ms * 1000000;
     while (e != NOPS_OK && nops_now_ns() < deadline) {
-        e = checkpoint(p, NULL, true, p->assigned);
+        e = checkpoint(p, NULL, true, p->assigned, NULL);
         if (e != NOPS_OK)
             nanosleep(&(struct timespec){0, 200000000}, NULL);
     }

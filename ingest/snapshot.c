@@ -18,6 +18,8 @@
  * snapshot whose offset differs from the committed one (ahead: a commit that never landed, or a
  * forged offset; behind: a snapshot that failed) is ignored. Either way the partition starts cold
  * from the committed offset: nothing is skipped; a cold start only means the windows refill.
+ * (poller.c's start_partitions has the one exception, which involves no file: a partition that
+ * comes back to the instance that gave it up resumes where that instance's memory says.)
  * The checksum catches damage; only the keyed tag stops someone who can write the state
  * directory from planting a state of their choosing (e.g. variances that hide the next spike).
  *

@@ -70,8 +70,9 @@ static int refusals(const char *needle)
 static int setup(void **state)
 {
     (void)state;
-    static const tu_topic topics[] = {{"s1", 2}, {"s2", 2}, {"s3", 2}, {"s4", 4}, {"s5", 2}};
-    g_cluster = tu_mock_cluster(3, topics, 5, g_boot, sizeof g_boot);
+    static const tu_topic topics[] = {{"s1", 2}, {"s2", 2}, {"s3", 2},
+                                      {"s4", 4}, {"s5", 2}, {"s6", 2}};
+    g_cluster = tu_mock_cluster(3, topics, 6, g_boot, sizeof g_boot);
     assert_non_null(g_cluster);
     nops_log_set_sink(capture, NULL);
     return 0;
@@ -425,6 +426,38 @@ static void test_keyed_snapshot(void **state)
     rm_rf(dir);
 }
 
+/* The broker refuses the first commits (as it does in the middle of a rebalance): they are
+ * made again, so a restart neither replays nor starts cold. Before, a refused asynchronous
+ * commit counted as done, an idle partition was never committed again, and a restart replayed
+ * everything (and, now that snapshots never move the position, cold). */
+static void test_refused_commit_is_made_again(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-snapcommit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    produce("s6", 0, 50);
+    rd_kafka_mock_push_request_errors(rd_kafka_handle_mock_cluster(g_cluster), 8 /* OffsetCommit */,
+                                      2, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE,
+                                      RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    running r = start("s6", "g-commit", dir, NULL);
+    nops_pipeline_stats st = settle(&r, 2, HOSTS * 50);
+    assert_int_equal(st.messages, HOSTS * 50);
+    for (int i = 0; i < 600 && st.commit_failures < 1; i++) { /* the refusal came back */
+        sleep_ms(100);
+        nops_pipeline_get_stats(r.p, &st);
+    }
+    assert_true(st.commit_failures >= 1);
+    stop(&r);
+    r = start("s6", "g-commit", dir, NULL);
+    st = settle(&r, 2, 0);
+    print_message("  after refused commits: %llu messages replayed, %llu series restored\n",
+                  (unsigned long long)st.messages, (unsigned long long)st.restored_series);
+    assert_int_equal(st.messages, 0);
+    assert_int_equal(st.restored_series, HOSTS);
+    stop(&r);
+    rm_rf(dir);
+}
+
 /* Everything consumed and committed, then a restart: the lag is 0 once the high watermarks are
  * known, not the whole topic (it used to count every partition from its low watermark until a
  * new message arrived there). */
@@ -465,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_offset_bitflip_skips_nothing),
         cmocka_unit_test(test_foreign_and_planted_snapshots),
         cmocka_unit_test(test_keyed_snapshot),
+        cmocka_unit_test(test_refused_commit_is_made_again),
         cmocka_unit_test(test_lag_after_restart_is_zero),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
