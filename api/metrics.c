@@ -64,6 +64,9 @@ static const stat_row pipeline_rows[] = {
         snapshots),
     ROW("neuralops_restored_series_total", "counter",
         "Series restored from snapshots on partition assignment.", restored_series),
+    ROW("neuralops_state_snapshots_rejected_total", "counter",
+        "State snapshots refused on assignment (damaged, foreign or not keyed with the engine "
+        "key); the partition started cold.", snapshots_rejected),
 };
 #undef ROW
 

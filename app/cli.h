@@ -76,10 +76,11 @@ void cli_print_opts(const app_ctx *ctx, const cli_opt *opts, size_t n_opts, FILE
 /*
  * Build the configured sinks and the pipeline from ctx and start it (cmd_serve.c); NULL with a
  * message printed on failure. The caller owns both and stops/destroys the pipeline first.
- * `store` (may be NULL) is attached to the sinks before anything flows, for the HTTP API.
+ * `store` (may be NULL) is attached to the sinks before anything flows, for the HTTP API;
+ * `secret` (may be NULL; borrowed, must outlive the pipeline) keys the state snapshots.
  */
 nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_store *store,
-                                  const char *cmd);
+                                  const nops_secret *secret, const char *cmd);
 
 /* The HTTP API of a running engine (cmd_serve.c). */
 typedef struct app_api {

@@ -299,7 +299,7 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
     app_api api;
     memset(&api, 0, sizeof api);
     if (!demo_history(ctx, 20000) || !demo_playbooks(ctx) || !app_api_store(ctx, &api, "demo") ||
-        !(p = app_start_pipeline(ctx, &sinks, api.store, "demo")) ||
+        !(p = app_start_pipeline(ctx, &sinks, api.store, api.secret, "demo")) ||
         !app_api_start(ctx, &api, p, sinks, "demo"))
         goto done;
     snprintf(truth, sizeof truth, "%s/truth.jsonl", ctx->storage.data_dir);

@@ -10,7 +10,7 @@
 #include <time.h>
 
 nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_store *store,
-                                  const char *cmd)
+                                  const nops_secret *secret, const char *cmd)
 {
     char err[1024];
     nops_sinks *sinks = nops_sinks_new();
@@ -32,6 +32,8 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
     }
     nops_pipeline *p = nops_pipeline_new(&ctx->kafka, &ctx->pipeline, &ctx->detect,
                                          &ctx->correlate, &ctx->storage, sinks, err, sizeof err);
+    if (p)
+        nops_pipeline_set_secret(p, secret);
     if (!p || nops_pipeline_start(p, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         nops_pipeline_destroy(p);
@@ -258,7 +260,7 @@ int nops_cmd_serve(int argc, char **argv)
     app_api api;
     if (!app_api_store(&ctx, &api, "serve"))
         goto out;
-    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, api.store, "serve");
+    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, api.store, api.secret, "serve");
     if (!p) {
         app_api_fini(&api);
         goto out;

@@ -116,10 +116,16 @@ void nops_correlate_destroy(nops_correlator *c)
     nops_free(c);
 }
 
-/* Standardise into row: mean 0, norm 1; false for (near-)constant windows. */
+/*
+ * Standardise into row: mean 0, norm 1; false for (near-)constant windows and for windows
+ * shorter than half the correlation window. The detector gives no verdict before a series holds
+ * W/2 points, so a signal's own window is never shorter; a shorter one is a window cut short,
+ * and a few points ending in a spike correlate with any other spike (r ≈ 0.9 for 11 points):
+ * such a signal joins by its labels only.
+ */
 static bool standardise(const float *w, uint32_t n, float *row, uint32_t W)
 {
-    if (n < 8)
+    if (n < 8 || n < W / 2)
         return false;
     double mean = 0, ss = 0;
     for (uint32_t i = 0; i < n; i++)

@@ -186,9 +186,11 @@ typedef struct nops_pipeline_stats {
     uint64_t flush_failures;    /**< failed sink flushes (partitions paused, retried) */
     uint64_t snapshots;         /**< partition state snapshots written */
     uint64_t restored_series;   /**< series restored from snapshots on assignment */
+    uint64_t snapshots_rejected;/**< snapshots refused on assignment (damaged, foreign, forged) */
     uint32_t partitions;        /**< partitions assigned now */
     bool paused;                /**< consumption paused because a sink is down */
     int64_t lag;                /**< sum over assigned partitions of high watermark − position */
+    uint32_t lag_partitions;    /**< assigned partitions whose high watermark is known (in lag) */
     /** ingest-to-signal latency (wall clock at emission − point timestamp, for points stamped
      *  within the last hour): bucket i counts latencies below 2^i µs (the last is the rest) */
     uint64_t latency_us_log2[32];
@@ -210,13 +212,23 @@ typedef struct nops_pipeline nops_pipeline;
 /**
  * Build a pipeline: a consumer in the group, a DLQ producer, `workers` detector threads and a
  * correlator; detector state is snapshot per partition under sp->data_dir/state/ (on revoke,
- * periodically, at stop) and restored on assignment, so a rebalance or restart starts warm; signals and incidents go to `sinks` (borrowed; must outlive the pipeline).
+ * periodically, at stop) and restored on assignment when it was taken at the committed offset,
+ * so a rebalance or restart starts warm (a partition always resumes at its committed offset);
+ * signals and incidents go to `sinks` (borrowed; must outlive the pipeline).
  * Nothing runs until nops_pipeline_start(). All params are copied.
  */
 nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipeline_params *pp,
                                  const nops_detect_params *dp, const nops_correlate_params *cp,
                                  const nops_storage_params *sp, nops_sinks *sinks, char *errstr,
                                  size_t errstr_size);
+/**
+ * Key the state snapshots with the engine's secret (HMAC-SHA256, purpose "state-snapshot")
+ * instead of a plain SHA-256, so whoever can write the state directory but not read the key
+ * cannot plant a state. Call before nops_pipeline_start. `s` is borrowed and must outlive the
+ * pipeline; NULL goes back to SHA-256. Snapshots written one way are refused the other way (the
+ * partition then starts cold, once).
+ */
+void nops_pipeline_set_secret(nops_pipeline *p, const nops_secret *s);
 nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size);
 /**
  * Stop consuming, let the workers drain, flush the sinks, commit, leave the group. Bounded by

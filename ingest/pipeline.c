@@ -442,11 +442,12 @@ static void sink_failed(worker *w, const char *what, const char *id, nops_err e)
                    (unsigned long long)missed);
 }
 
-static void emit_signals(worker *w)
+/* Signals of points [from, to), a run in which no series repeats (see detect_runs). */
+static void emit_signals(worker *w, size_t from, size_t to)
 {
     nops_pipeline *p = w->p;
     uint64_t anomalies = 0;
-    for (size_t i = 0; i < w->n; i++) {
+    for (size_t i = from; i < to; i++) {
         if (w->flags[i] & NOPS_DETECT_CLEARED) {
             const char *key = nops_detect_slot_key(w->det, w->slots[i]);
             nops_correlate_cleared(p->corr, nops_detect_key_id(key, strlen(key)), w->ts[i]);
@@ -456,14 +457,9 @@ static void emit_signals(worker *w)
             continue;
         nops_signal sig;
         build_signal(w, i, &sig);
-        /* the window as of the signal's point: the batch may hold later points of the same
-         * series, already applied; leave them out so correlated spikes line up */
+        /* the window as of the signal's point: the run holds no later point of its series */
         float win[NOPS_DETECT_MAX_WINDOW];
         uint32_t nw = nops_detect_slot_window(w->det, w->slots[i], win, NOPS_DETECT_MAX_WINDOW);
-        uint32_t later = 0;
-        for (size_t j = i + 1; j < w->n; j++)
-            later += w->slots[j] == w->slots[i] && (w->flags[j] & NOPS_DETECT_VALID);
-        nw = nw > later ? nw - later : 0;
         nops_incident inc;
         bool opened = false;
         nops_err e = nops_sinks_signal(p->sinks, &sig);
@@ -543,6 +539,50 @@ static void take_message(worker *w, rd_kafka_message_t *m)
     }
 }
 
+/* slot_mark as long as slot_part (every slot in the batch has an entry there); false when out
+ * of memory. */
+static bool grow_marks(worker *w)
+{
+    if (w->mark_cap >= w->slot_part_cap)
+        return true;
+    uint32_t *m = nops_realloc(w->slot_mark, w->slot_part_cap * sizeof *m);
+    if (!m)
+        return false;
+    memset(m + w->mark_cap, 0, (w->slot_part_cap - w->mark_cap) * sizeof *m);
+    w->slot_mark = m;
+    w->mark_cap = w->slot_part_cap;
+    return true;
+}
+
+/*
+ * Detect and emit the batch in runs in which no series appears twice, each run whole before
+ * the next. A signal's window (what the correlator groups by) is then the window as of its
+ * point, whatever the batching: with the whole batch applied first, the window of a series with
+ * later points in the batch had to be cut to leave them out, which also lost its oldest points,
+ * and a cut-short window ending in a spike correlates with any other spike — which signals
+ * joined one incident depended on how many messages a batch happened to hold. Runs are as long
+ * as the batch when every series has one point in it (the common case with many series).
+ */
+static void detect_runs(worker *w)
+{
+    const bool marks = grow_marks(w); /* without: a point per run, slower but the same */
+    for (size_t from = 0, to; from < w->n; from = to) {
+        if (marks && ++w->mark_gen == 0) { /* wrapped: forget every old mark */
+            memset(w->slot_mark, 0, w->mark_cap * sizeof *w->slot_mark);
+            w->mark_gen = 1;
+        }
+        to = from + 1;
+        if (marks) {
+            w->slot_mark[w->slots[from]] = w->mark_gen;
+            while (to < w->n && w->slot_mark[w->slots[to]] != w->mark_gen)
+                w->slot_mark[w->slots[to++]] = w->mark_gen;
+        }
+        nops_detect_out out = {w->z + from, w->ze + from, w->flags + from};
+        nops_detect_update_pairs(w->det, w->slots + from, w->values + from, to - from, &out);
+        emit_signals(w, from, to);
+    }
+}
+
 static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
 {
     nops_pipeline *p = w->p;
@@ -550,11 +590,7 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
     w->recv_ns = nops_wall_ns();
     for (uint32_t i = 0; i < n; i++)
         take_message(w, msgs[i]);
-    if (w->n) {
-        nops_detect_out out = {w->z, w->ze, w->flags};
-        nops_detect_update_pairs(w->det, w->slots, w->values, w->n, &out);
-        emit_signals(w);
-    }
+    detect_runs(w);
     /* signals are in the sinks: publish how far each partition is done (release) */
     for (uint32_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = msgs[i];

@@ -74,6 +74,10 @@ struct nops_pipeline {
     atomic_bool stopping;        /* stop requested */
     atomic_int_fast64_t processed[MAX_PARTITIONS]; /* next offset whose signals are written */
     int64_t committed[MAX_PARTITIONS];  /* last committed offset (poller only) */
+    int64_t held[MAX_PARTITIONS];       /* revoked after a good flush: where its in-memory state
+                                           ends, -1 none (poller only; start_partitions) */
+    rd_kafka_message_t **pend;          /* messages gathered per worker (poller only) */
+    uint32_t *npend;                    /* how many per worker */
     bool assigned[MAX_PARTITIONS];      /* partitions we own (poller only) */
     atomic_uint n_assigned;             /* how many */
     atomic_bool paused;                 /* consumption paused on a sink failure */
@@ -82,6 +86,15 @@ struct nops_pipeline {
     pthread_mutex_t query_mu;           /* guards query; held while a worker answers it */
     pthread_cond_t query_cv;            /* a worker answered */
     series_query *query;                /* the pending question, or NULL */
+    const nops_secret *secret;          /* keys the state snapshots; NULL: SHA-256 only (borrowed) */
+    atomic_int_fast64_t high[MAX_PARTITIONS]; /* high watermark last queried, -1 unknown (lag.c) */
+    pthread_t lag_thr;                  /* asks the brokers for the high watermarks */
+    bool lag_started;                   /* lag_thr runs */
+    pthread_mutex_t lag_mu;             /* guards the lag_ fields below */
+    pthread_cond_t lag_cv;              /* wakes lag_thr: a rebalance, or stop */
+    int32_t *lag_parts;                 /* the assigned partitions, as of the last rebalance */
+    int lag_n;                          /* how many */
+    bool lag_refresh, lag_stop;         /* query now; leave */
     nops_pipeline_stats st;             /* counters, updated with atomics */
     pthread_mutex_t st_mu;              /* guards st's non-atomic fields */
 };
@@ -116,6 +129,8 @@ struct worker {
     int32_t cur_part;           /* partition of the message being parsed */
     uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
     uint32_t slot_part_cap;     /* entries allocated */
+    uint32_t *slot_mark;        /* slot → run of the batch it last appeared in (detect_runs) */
+    uint32_t mark_cap, mark_gen;/* entries allocated, current run */
     uint32_t last_evict_s;      /* last TTL sweep */
     atomic_bool has_query;      /* a series_query waits for this worker */
 };
@@ -129,5 +144,22 @@ bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part);
 
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);
+
+/* Snapshot the detector state of every partition marked in `which` at offs[partition]
+ * (snapshot.c); partitions with no known offset (< 0) are skipped. Workers must be idle. */
+void nops__snap_write(nops_pipeline *p, const bool *which, const int64_t *offs);
+/* Restore partition `part` warm from its snapshot if one verifies and was taken at `committed`;
+ * the series restored (0: the partition starts cold). Workers must be idle. */
+size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed);
+
+/* Consumer lag (lag.c): init/fini the lag fields; start/stop the thread that queries the high
+ * watermarks; tell it the assignment changed (poller, after each rebalance); the lag summed over
+ * the assigned partitions whose high watermark is known (*known of them). */
+void nops__lag_init(nops_pipeline *p);
+void nops__lag_fini(nops_pipeline *p);
+bool nops__lag_start(nops_pipeline *p);
+void nops__lag_stop(nops_pipeline *p);
+void nops__lag_assigned(nops_pipeline *p);
+int64_t nops__lag_sum(nops_pipeline *p, uint32_t *known);
 
 #endif

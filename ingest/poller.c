@@ -14,160 +14,20 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- detector state snapshots (per partition) ------------------------------------------- */
-
-/*
- * Called by the poller with every worker drained and idle (it is the only producer of their
- * queues), so reading and writing the detectors here races with nothing; the queue mutex the
- * drain waited on orders the workers' last writes before our reads.
- */
-static void snap_path(const nops_pipeline *p, int32_t part, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%s/%s-%s-%d.snap", p->state_dir, p->kp.group, p->kp.topic, (int)part);
-}
-
-static bool write_file_atomic(const char *path, const uint8_t *buf, size_t len)
-{
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return false;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    bool ok = off == len && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    return ok && rename(tmp, path) == 0;
-}
-
-/*
- * A snapshot file: a header {u64 magic, i64 offset} — the offset of the next message the state
- * has not seen — then series records (nops_detect_save_series). On assignment the consumer
- * starts at max(committed offset, snapshot offset), so state and position agree even when the
- * commit that followed the snapshot never reached the broker (a crash, or a commit refused in
- * the middle of a rebalance): the snapshot was taken after a successful flush, so skipping to
- * its offset loses nothing, and replaying onto it would signal old excursions a second time.
- */
-#define SNAP_MAGIC 0x31504e5353504f4eull /* "NOPSSNP1" */
-
-typedef struct snap_hdr {
-    uint64_t magic;
-    int64_t offset;
-} snap_hdr;
-
-/* Snapshot the series of every partition marked in `which`, stamped with offs[partition]. */
-static void snapshot_partitions(nops_pipeline *p, const bool *which, const int64_t *offs)
-{
-    nops_buf *bufs = nops_calloc(MAX_PARTITIONS, sizeof *bufs);
-    if (!bufs)
-        return;
-    uint8_t rec[NOPS_KEY_MAX + 32 + NOPS_DETECT_MAX_WINDOW * 4];
-    for (int wi = 0; wi < p->pp.workers; wi++) {
-        worker *w = &p->workers[wi];
-        uint32_t lim = nops_detect_slot_limit(w->det);
-        for (uint32_t s = 0; s < lim && s < w->slot_part_cap; s++) {
-            uint16_t part = w->slot_part[s];
-            if (!which[part])
-                continue;
-            size_t n = nops_detect_save_series(w->det, s, rec, sizeof rec);
-            if (!n)
-                continue;
-            nops_buf *b = &bufs[part];
-            if (nops_buf_reserve(b, n) != NOPS_OK)
-                continue;
-            memcpy(b->b + b->len, rec, n);
-            b->len += n;
-        }
-    }
-    for (int part = 0; part < MAX_PARTITIONS; part++) {
-        if (!which[part])
-            continue;
-        char path[1000];
-        snap_path(p, part, path, sizeof path);
-        snap_hdr h = {SNAP_MAGIC, offs[part]};
-        uint8_t *out = nops_malloc(sizeof h + bufs[part].len);
-        bool ok = out != NULL;
-        if (ok) {
-            memcpy(out, &h, sizeof h);
-            if (bufs[part].len)
-                memcpy(out + sizeof h, bufs[part].b, bufs[part].len);
-            ok = write_file_atomic(path, out, sizeof h + bufs[part].len);
-        }
-        nops_free(out);
-        if (ok)
-            STAT_ADD(p, snapshots, 1);
-        else
-            NOPS_WARN("ingest", "cannot write state snapshot %s: %s", path, strerror(errno));
-        nops_free(bufs[part].b);
-    }
-    nops_free(bufs);
-}
-
-/*
- * Load the snapshots of newly assigned partitions into their workers' detectors; snap_off[i]
- * gets the offset element i's snapshot was taken at (-1 without a usable snapshot).
- */
-static void restore_partitions(nops_pipeline *p, const rd_kafka_topic_partition_list_t *parts,
-                               int64_t *snap_off)
-{
-    for (int i = 0; i < parts->cnt; i++) {
-        int32_t part = parts->elems[i].partition;
-        snap_off[i] = -1;
-        if (part < 0 || part >= MAX_PARTITIONS)
-            continue;
-        char path[1000];
-        snap_path(p, part, path, sizeof path);
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            continue;
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        uint8_t *buf = len > 0 ? nops_malloc((size_t)len) : NULL;
-        size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
-        fclose(f);
-        worker *w = &p->workers[part % p->pp.workers];
-        size_t off = sizeof(snap_hdr), restored = 0;
-        snap_hdr h = {0, -1};
-        if (got >= sizeof h)
-            memcpy(&h, buf, sizeof h);
-        if (h.magic != SNAP_MAGIC) {
-            NOPS_WARN("ingest", "%s is not a state snapshot of this version: ignored", path);
-            got = 0;
-        } else {
-            snap_off[i] = h.offset;
-        }
-        uint32_t now_s = (uint32_t)(nops_wall_ns() / 1000000000);
-        while (off < got) {
-            size_t used;
-            uint32_t slot;
-            if (nops_detect_restore_series(w->det, buf + off, got - off, now_s, &used, &slot) !=
-                NOPS_OK) {
-                NOPS_WARN("ingest", "state snapshot %s is damaged after %zu series: rest ignored",
-                          path, restored);
-                break;
-            }
-            if (!nops__set_slot_part(w, slot, part))
-                break;
-            off += used;
-            restored++;
-        }
-        nops_free(buf);
-        STAT_ADD(p, restored_series, restored);
-        if (restored)
-            NOPS_INFO("ingest", "partition %d: %zu series restored warm from %s", (int)part,
-                      restored, path);
-    }
-}
-
 /* ---- poller: checkpoints, rebalance, pause/resume ---------------------------------------- */
+
+#define CHUNK 256 /* messages the poller gathers per worker before handing them over */
+
+/* Hand the gathered messages to their workers (poller thread: the loop, and the rebalance
+ * callback before it drains, so a revoked partition's state holds everything polled of it). */
+static void hand_over(nops_pipeline *p)
+{
+    for (int i = 0; p->pend && i < p->pp.workers; i++)
+        if (p->npend[i]) {
+            nops__msgq_push(&p->workers[i].q, &p->pend[i * CHUNK], p->npend[i]);
+            p->npend[i] = 0;
+        }
+}
 
 static void drain_workers(nops_pipeline *p)
 {
@@ -215,14 +75,15 @@ static void set_paused(nops_pipeline *p, bool pause)
  * commit to one set of partitions (revocation); `sync` waits for the broker's answer.
  *
  * Offsets are committed only together with a snapshot of the same point: a restart then
- * resumes exactly where its restored state ends, warm, instead of at an offset whose history
- * the state lacks (a spike right after such a cold resume would go unsignalled while the window
+ * resumes at the committed offset with the state taken there, warm, instead of with a state
+ * that lacks the history (a spike right after a cold resume goes unsignalled while the window
  * refills). The snapshot comes after the flush: it must never hold a series' "already
  * signalled" state for a signal that is not durable yet. Between snapshots, flushes keep the
- * sinks current; a crash replays from the last snapshot (duplicates, never losses).
+ * sinks current; a crash replays from the last commit (duplicates, never losses), warm when
+ * the snapshot taken at that offset survives (snapshot.c keeps the previous one for this).
  */
 static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list_t *only,
-                           bool sync, const bool *snap)
+                           bool sync, const bool *snap, bool *flushed)
 {
     int64_t offs[MAX_PARTITIONS];
     for (int i = 0; i < MAX_PARTITIONS; i++) /* read before flushing: acquire */
@@ -235,6 +96,8 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         snprintf(err, sizeof err, "dead-letter producer did not flush in 5 s");
         e = NOPS_IO;
     }
+    if (flushed)
+        *flushed = e == NOPS_OK;
     if (e != NOPS_OK) {
         STAT_ADD(p, flush_failures, 1);
         NOPS_WARN("ingest", "flush failed, offsets not committed: %s", err);
@@ -242,7 +105,7 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
     }
     if (!snap)
         return NOPS_OK;
-    snapshot_partitions(p, snap, offs);
+    nops__snap_write(p, snap, offs);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(64);
     for (int i = 0; i < MAX_PARTITIONS; i++) {
         if (offs[i] <= 0 || offs[i] <= p->committed[i] || !snap[i])
@@ -271,26 +134,77 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
     return ce ? NOPS_IO : NOPS_OK;
 }
 
-/* Start each partition at max(committed, snapshot offset): see the snapshot essay above. */
-static void start_positions(nops_pipeline *p, rd_kafka_topic_partition_list_t *parts,
-                            const int64_t *snap_off)
+/*
+ * Where a newly assigned partition starts. At its committed offset, always, with its state from
+ * the snapshot taken at exactly that offset (snapshot.c says why a snapshot never moves the
+ * position) — with one exception that involves no file: a partition this instance itself gave
+ * up (revoked after a successful flush, `held`) and gets back while the broker's committed
+ * offset is still behind where it left it (the commit at revocation was refused, as brokers do
+ * in the middle of a rebalance). Its detectors still hold exactly the state at `held` and every
+ * signal before it is durable, so it resumes there, warm: nothing is skipped that was not
+ * processed, and nothing is signalled twice. Its position (processed) starts where it starts,
+ * so lag and the next snapshot are right before the first message arrives.
+ */
+static void start_partitions(nops_pipeline *p, rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
     rd_kafka_resp_err_t e = rd_kafka_committed(p->rk, c, 5000);
+    if (e)
+        NOPS_WARN("ingest", "cannot read the committed offsets (%s): the assigned partitions "
+                  "start cold at whatever offset the group has", rd_kafka_err2str(e));
     for (int i = 0; i < parts->cnt; i++) {
-        int64_t committed = e ? -1 : c->elems[i].offset;
-        int64_t start = committed > snap_off[i] ? committed : snap_off[i];
-        if (start < 0)
-            continue; /* nothing known: auto.offset.reset (earliest) decides */
-        parts->elems[i].offset = start;
         int32_t part = parts->elems[i].partition;
-        if (part >= 0 && part < MAX_PARTITIONS)
-            p->committed[part] = committed;
-        if (snap_off[i] > committed)
-            NOPS_INFO("ingest", "partition %d: resuming at the snapshot's offset %lld (committed "
-                                "%lld)", (int)part, (long long)snap_off[i], (long long)committed);
+        int64_t committed = e || c->elems[i].err ? -1 : c->elems[i].offset;
+        if (committed < 0)
+            committed = -1; /* none: auto.offset.reset (earliest) decides */
+        if (part < 0 || part >= MAX_PARTITIONS) {
+            if (committed >= 0)
+                parts->elems[i].offset = committed;
+            continue;
+        }
+        int64_t start = committed, held = p->held[part];
+        p->held[part] = -1;
+        if (!e && held > committed) {
+            start = held;
+            NOPS_INFO("ingest", "partition %d: back to this instance, resuming where it left it "
+                      "at %lld with its state (the commit did not land: committed %lld)",
+                      (int)part, (long long)held, (long long)committed);
+        } else if (!e) {
+            nops__snap_restore(p, part, committed);
+        }
+        if (start >= 0)
+            parts->elems[i].offset = start;
+        p->committed[part] = committed;
+        atomic_store(&p->processed[part], start);
     }
     rd_kafka_topic_partition_list_destroy(c);
+}
+
+/*
+ * A commit's result (served on the poller thread, or by consumer_close after it). A refused
+ * asynchronous commit is forgotten, so the next checkpoint with a snapshot commits again:
+ * otherwise an idle partition would keep a committed offset behind its snapshots, and the next
+ * start would be cold and replay.
+ */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    nops_pipeline *p = opaque;
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &offsets->elems[i];
+        rd_kafka_resp_err_t pe = t->err ? t->err : err;
+        if (!pe || pe == RD_KAFKA_RESP_ERR__NO_OFFSET || t->partition < 0 ||
+            t->partition >= MAX_PARTITIONS || strcmp(t->topic, p->kp.topic) != 0)
+            continue;
+        if (p->committed[t->partition] == t->offset) {
+            p->committed[t->partition] = -1;
+            STAT_ADD(p, commit_failures, 1);
+            NOPS_WARN("ingest", "partition %d: the commit of offset %lld was refused (%s): "
+                      "committing again at the next snapshot", (int)t->partition,
+                      (long long)t->offset, rd_kafka_err2str(pe));
+        }
+    }
+    (void)rk;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -309,13 +223,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         atomic_fetch_add(&p->n_assigned, (unsigned)parts->cnt);
         NOPS_INFO("ingest", "assigned %d partition(s) of %s", parts->cnt, p->kp.topic);
+        hand_over(p);
         drain_workers(p);
-        int64_t *snap_off = nops_calloc((size_t)parts->cnt + 1, sizeof *snap_off);
-        if (snap_off) {
-            restore_partitions(p, parts, snap_off);
-            start_positions(p, parts, snap_off);
-        }
-        nops_free(snap_off);
+        start_partitions(p, parts);
         rd_kafka_error_t *e = coop ? rd_kafka_incremental_assign(rk, parts) : NULL;
         if (!coop)
             rd_kafka_assign(rk, parts);
@@ -327,17 +237,25 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             atomic_store(&p->paused, false);
             set_paused(p, true);
         }
+        nops__lag_assigned(p);
         return;
     }
     /* revoke (or lost): finish and commit what we have of them, then let go */
+    hand_over(p);
     drain_workers(p);
+    bool flushed = false;
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         bool *which = nops_calloc(MAX_PARTITIONS, sizeof *which);
         for (int i = 0; which && i < parts->cnt; i++)
             if (parts->elems[i].partition >= 0 && parts->elems[i].partition < MAX_PARTITIONS)
                 which[parts->elems[i].partition] = true;
-        checkpoint(p, parts, true, which);
+        checkpoint(p, parts, true, which, &flushed);
         nops_free(which);
+    }
+    for (int i = 0; i < parts->cnt; i++) { /* see start_partitions */
+        int32_t part = parts->elems[i].partition;
+        if (part >= 0 && part < MAX_PARTITIONS)
+            p->held[part] = flushed ? atomic_load(&p->processed[part]) : -1;
     }
     for (int i = 0; i < parts->cnt; i++) {
         int32_t part = parts->elems[i].partition;
@@ -347,6 +265,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
     }
     NOPS_INFO("ingest", "revoked %d partition(s)", parts->cnt);
+    nops__lag_assigned(p);
     if (coop) {
         rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
         if (e)
@@ -359,12 +278,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void *poller_main(void *arg)
 {
     nops_pipeline *p = arg;
-    enum { CHUNK = 256 };
     rd_kafka_message_t **pend = nops_calloc((size_t)p->pp.workers * CHUNK, sizeof *pend);
     uint32_t *npend = nops_calloc((size_t)p->pp.workers, sizeof *npend);
+    if (pend && npend) {
+        p->pend = pend;
+        p->npend = npend;
+    }
     uint64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, backoff_ms = 100, next_retry = 0;
     uint64_t last_handover = last_ckpt;
-    while (pend && npend && !atomic_load(&p->stopping)) {
+    while (p->pend && !atomic_load(&p->stopping)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 20);
         if (m && m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -383,27 +305,19 @@ static void *poller_main(void *arg)
         uint64_t now = nops_now_ns();
         /* hand over partial chunks when idle, or at least every 2 ms (latency bound) */
         if (!m || now - last_handover > 2000000) {
-            for (int i = 0; i < p->pp.workers; i++)
-                if (npend[i]) {
-                    nops__msgq_push(&p->workers[i].q, &pend[i * CHUNK], npend[i]);
-                    npend[i] = 0;
-                }
+            hand_over(p);
             last_handover = now;
         }
         if (now - last_ckpt < (uint64_t)p->pp.flush_ms * 1000000 || now < next_retry)
             continue;
-        for (int i = 0; i < p->pp.workers; i++) /* hand over before the checkpoint */
-            if (npend[i]) {
-                nops__msgq_push(&p->workers[i].q, &pend[i * CHUNK], npend[i]);
-                npend[i] = 0;
-            }
+        hand_over(p); /* before the checkpoint */
         last_ckpt = now;
         const bool snap_due = now - last_snap >= (uint64_t)p->pp.snapshot_ms * 1000000;
         if (snap_due) {
             drain_workers(p); /* workers idle: their detectors can be read */
             last_snap = now;
         }
-        if (checkpoint(p, NULL, false, snap_due ? p->assigned : NULL) == NOPS_OK) {
+        if (checkpoint(p, NULL, false, snap_due ? p->assigned : NULL, NULL) == NOPS_OK) {
             set_paused(p, false);
             backoff_ms = 100;
         } else {
@@ -412,9 +326,9 @@ static void *poller_main(void *arg)
             backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
         }
     }
-    for (int i = 0; pend && npend && i < p->pp.workers; i++)
-        if (npend[i])
-            nops__msgq_push(&p->workers[i].q, &pend[i * CHUNK], npend[i]);
+    hand_over(p);
+    p->pend = NULL;
+    p->npend = NULL;
     nops_free(pend);
     nops_free(npend);
     return NULL;
@@ -482,13 +396,15 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     p->dp = *dp;
     p->sinks = sinks;
     snprintf(p->state_dir, sizeof p->state_dir, "%s/state", sp->data_dir);
-    if ((mkdir(sp->data_dir, 0755) != 0 && errno != EEXIST) ||
-        (mkdir(p->state_dir, 0755) != 0 && errno != EEXIST)) {
+    if (nops_dir_make(sp->data_dir) != 0 || nops_dir_make(p->state_dir) != 0) {
         nops_errf(errstr, errstr_size, "cannot create %s: %s", p->state_dir, strerror(errno));
         nops_free(p);
         return NULL;
     }
+    for (int i = 0; i < MAX_PARTITIONS; i++)
+        p->held[i] = -1;
     pthread_mutex_init(&p->st_mu, NULL);
+    nops__lag_init(p);
     pthread_mutex_init(&p->query_mu, NULL);
     pthread_cond_init(&p->query_cv, NULL);
     char kerr[512] = "";
@@ -513,6 +429,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         }
     if (cc) {
         rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+        rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
         rd_kafka_conf_set_opaque(cc, p);
         p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
         if (!p->rk)
@@ -552,6 +469,11 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     return p;
 }
 
+void nops_pipeline_set_secret(nops_pipeline *p, const nops_secret *s)
+{
+    p->secret = s;
+}
+
 nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -572,6 +494,8 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
         nops_errf(errstr, errstr_size, "cannot start the poller thread");
         return NOPS_INTERNAL;
     }
+    if (!nops__lag_start(p)) /* lag then comes from the fetched watermarks alone */
+        NOPS_WARN("ingest", "cannot start the lag thread: consumer lag may read stale");
     p->started = true;
     NOPS_INFO("ingest", "consuming %s as group %s with %lld worker(s)", p->kp.topic, p->kp.group,
               (long long)p->pp.workers);
@@ -584,11 +508,12 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms)
         return NOPS_OK;
     atomic_store(&p->stopping, true);
     pthread_join(p->poller, NULL);
+    nops__lag_stop(p);
     drain_workers(p);
     nops_err e = NOPS_IO;
     uint64_t deadline = nops_now_ns() + (uint64_t)timeout_ms * 1000000;
     while (e != NOPS_OK && nops_now_ns() < deadline) {
-        e = checkpoint(p, NULL, true, p->assigned);
+        e = checkpoint(p, NULL, true, p->assigned, NULL);
         if (e != NOPS_OK)
             nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
@@ -623,6 +548,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->ze);
         nops_free(w->flags);
         nops_free(w->slot_part);
+        nops_free(w->slot_mark);
     }
     nops_free(p->workers);
     nops_correlate_destroy(p->corr);
@@ -633,6 +559,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         rd_kafka_destroy(p->dlq);
     }
     pthread_mutex_destroy(&p->st_mu);
+    nops__lag_fini(p);
     pthread_mutex_destroy(&p->query_mu);
     pthread_cond_destroy(&p->query_cv);
     nops_free(p);
@@ -653,6 +580,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(flush_failures);
     LD(snapshots);
     LD(restored_series);
+    LD(snapshots_rejected);
     for (int i = 0; i < NOPS_REJECT_COUNT; i++)
         LD(rejected[i]);
     for (int i = 0; i < 32; i++)
@@ -664,16 +592,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
         st->series += nops_detect_series_count(p->workers[i].det);
     st->partitions = atomic_load(&p->n_assigned);
     st->paused = atomic_load(&p->paused);
-    st->lag = 0;
-    for (int i = 0; i < MAX_PARTITIONS; i++) {
-        if (!p->assigned[i])
-            continue;
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_get_watermark_offsets(p->rk, p->kp.topic, i, &lo, &hi) != 0 || hi < 0)
-            continue;
-        int64_t pos = atomic_load(&p->processed[i]);
-        st->lag += hi - (pos >= 0 ? pos : lo);
-    }
+    st->lag = nops__lag_sum(p, &st->lag_partitions);
 }
 
 double nops_pipeline_latency_quantile(const nops_pipeline_stats *st, double q)
