@@ -115,6 +115,7 @@ static rd_kafka_t *start_cluster(char *bootstraps, size_t cap, char *err, size_t
             rd_kafka_conf_destroy(c);
             return NULL;
         }
+    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errsz);
     if (!rk) {
         rd_kafka_conf_destroy(c);

@@ -101,10 +101,6 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         return false;
     }
-    if (!app_data_dir(ctx, cmd)) /* the audit trail opens before any sink made it */
-        return false;
-    if (!(a->secret = app_secret(ctx, cmd)))
-        return false;
     /* the chain is keyed with the engine key; its head is remembered beside the key, out of
      * reach of whoever can write the data dir or the database alone */
     char key_path[600], heads[700];
@@ -147,6 +143,10 @@ static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
 bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd)
 {
     memset(a, 0, sizeof *a);
+    /* the engine key keys the state snapshots always, and approvals and the audit chain when
+     * orchestration is on; the data dir exists before the audit trail or any sink opens */
+    if (!app_data_dir(ctx, cmd) || !(a->secret = app_secret(ctx, cmd)))
+        return false;
     if (!ctx->api.listen[0])
         return true;
     if (!app_orchestration(ctx, a, cmd)) {

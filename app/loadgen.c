@@ -95,6 +95,7 @@ loadgen *loadgen_new(const loadgen_opts *o, rd_kafka_t *producer, char *errstr, 
             loadgen_destroy(lg);
             return NULL;
         }
+    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
     if (!(lg->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sz))) {
         rd_kafka_conf_destroy(c);
         loadgen_destroy(lg);

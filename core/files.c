@@ -104,7 +104,12 @@ int nops_file_replace(const char *path, const void *data, size_t len)
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = nops_file_open(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+    /* a fresh file, never an existing one: whatever sits at the temp name (a stale temp, or a
+     * symbolic link planted there to make us write elsewhere) is removed, and O_EXCL with
+     * O_NOFOLLOW refuses anything that appears meanwhile */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return -1;
+    int fd = nops_file_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW);
     if (fd < 0)
         return -1;
     const char *p = data;

@@ -253,7 +253,8 @@ static const nops_cfg_entry security_entries[] = {
     {"key_file", NOPS_CFG_STRING, OFF(key_file), 0,
      sizeof(((nops_security_params *)0)->key_file), "", NULL, "key-file", 0,
      "The engine's secret (64 hex digits, mode 0600), created at the first start when missing. "
-     "Approvals and the audit chain are keyed with it, so it must live outside storage.data_dir "
+     "Approvals, the audit chain and the state snapshots are keyed with it, so it must live "
+     "outside storage.data_dir "
      "and out of reach of whoever can write that directory or the database; its directory also "
      "holds audit-heads/ (the audit chain's remembered heads), which the engine must be able to "
      "write. Empty = "

@@ -337,15 +337,6 @@ static void *poller_main(void *arg)
 /* ---- life cycle ------------------------------------------------------------------------- */
 
 /* librdkafka's own log lines go through ours (levels are syslog's). */
-static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    nops_log_level l = level <= 3 ? NOPS_LOG_ERROR : level <= 5 ? NOPS_LOG_WARN
-                       : level == 6                ? NOPS_LOG_INFO
-                                                   : NOPS_LOG_DEBUG;
-    nops_log(l, "kafka", "%s: %s", fac, buf);
-    (void)rk;
-}
-
 bool nops_kafka_conf_extra(struct rd_kafka_conf_s *conf, const char *extra, char *errstr,
                            size_t errstr_size)
 {
@@ -371,7 +362,7 @@ bool nops_kafka_conf_extra(struct rd_kafka_conf_s *conf, const char *extra, char
 static rd_kafka_conf_t *base_conf(const nops_kafka_params *kp, char *errstr, size_t sz)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(c, kafka_log);
+    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
     if (rd_kafka_conf_set(c, "bootstrap.servers", kp->brokers, errstr, sz) != RD_KAFKA_CONF_OK ||
         !nops_kafka_conf_extra(c, kp->extra, errstr, sz))
         goto bad;

@@ -36,13 +36,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 }
 
 /* librdkafka's log lines through ours (levels are syslog's). */
-static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    nops_log(level <= 3 ? NOPS_LOG_ERROR : level <= 5 ? NOPS_LOG_WARN : NOPS_LOG_DEBUG,
-             "orchestrate", "kafka %s: %s", fac, buf);
-}
-
 nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr,
                             size_t errstr_size)
 {
@@ -72,7 +65,7 @@ nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
-    rd_kafka_conf_set_log_cb(c, kafka_log);
+    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
     if (!rk) {
         nops_errf(errstr, errstr_size, "kafka steps: %s", err);

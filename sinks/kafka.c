@@ -146,6 +146,7 @@ nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *
         return NOPS_CONFIG;
     }
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
     rd_kafka_conf_set_opaque(c, s);
     if (!(s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err))) {
         rd_kafka_conf_destroy(c);

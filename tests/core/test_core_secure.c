@@ -181,6 +181,25 @@ static void test_private_files(void **state)
     assert_string_equal(line, "new\n");
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640);
+    /* a symbolic link planted at the temp name does not redirect the write */
+    char tmpname[400], victim[300];
+    snprintf(victim, sizeof victim, "%s/victim", tmpdir);
+    f = fopen(victim, "w");
+    fputs("keep\n", f);
+    fclose(f);
+    snprintf(tmpname, sizeof tmpname, "%s.tmp.%ld", path, (long)getpid());
+    assert_int_equal(symlink(victim, tmpname), 0);
+    assert_int_equal(nops_file_replace(path, "newer\n", 6), 0);
+    f = fopen(victim, "r");
+    memset(line, 0, sizeof line);
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "keep\n");
+    f = fopen(path, "r");
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "newer\n");
+    assert_int_not_equal(access(tmpname, F_OK), 0);
     /* a file where a directory should be is an error */
     assert_int_equal(nops_dir_make(path), -1);
 }
