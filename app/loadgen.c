@@ -3,8 +3,10 @@
  *
  * Values: cpu usage_user ~ 30 ± 2 with a slow daily wave, usage_system ~ 8 ± 1, latency ~ 120 ±
  * 4 ms, error_rate ~ 0.5 ± 0.05 %, Gaussian noise from a per-run xorshift generator. Data time
- * starts at the wall clock and advances tick_s per tick, whatever the real pacing, so a demo can
- * replay hours of a fleet in seconds while timestamps stay realistic.
+ * advances tick_s per tick, whatever the real pacing, so a demo can replay hours of a fleet in
+ * seconds while timestamps stay realistic; a run of known length (seconds and rate given) starts
+ * that many ticks in the past and ends at the wall clock, so it never runs into the pipeline's
+ * bound on future timestamps (pipeline.max_future_s); an open-ended run starts at the wall clock.
  */
 #include "app/loadgen.h"
 
@@ -239,7 +241,10 @@ nops_err loadgen_run(loadgen *lg, atomic_bool *stop)
     const uint64_t every = lg->o.incidents && total_ticks > warm
                                ? (total_ticks - warm) / (lg->o.incidents + 1)
                                : 0;
-    const int64_t t0 = nops_wall_ns();
+    /* a run of known length ends at the wall clock, so a long replay never runs into
+     * pipeline.max_future_s; an open-ended one starts at it */
+    const int64_t t0 =
+        nops_wall_ns() - (int64_t)((double)total_ticks * lg->o.tick_s * 1e9);
     const uint64_t start = nops_now_ns();
     char buf[1024];
     for (uint64_t tick = 0; !(stop && atomic_load(stop)); tick++) {
