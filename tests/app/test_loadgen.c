@@ -245,12 +245,22 @@ static void test_loadgen_incidents_are_found_in_every_sink(void **state)
     nops_sinks_destroy(sinks);
 
     char path[700];
+    size_t i_chk;
+    json_t *o_chk;
     json_t *inj = read_jsonl(truth);
     snprintf(path, sizeof path, "%s/signals.jsonl", g_dir);
     json_t *sigs = read_jsonl(path);
     snprintf(path, sizeof path, "%s/incidents.jsonl", g_dir);
     json_t *incs = read_jsonl(path);
     assert_int_equal(json_array_size(inj), 4);
+    /* a run of known length ends at the wall clock: no point (so no signal) lies ahead of it,
+     * however much data time the run replayed (it used to start at the wall clock and run
+     * 400 ticks ahead — a long demo ran past pipeline.max_future_s) */
+    const int64_t wall = nops_wall_ns();
+    json_array_foreach(sigs, i_chk, o_chk)
+        assert_true(ts_of(o_chk, "ts") <= wall);
+    json_array_foreach(inj, i_chk, o_chk)
+        assert_true(ts_of(o_chk, "end") <= wall);
     print_message("%zu injected incidents, %zu signals, %zu incident records\n",
                   json_array_size(inj), json_array_size(sigs), json_array_size(incs));
 
