@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct rd_kafka_conf_s; /* librdkafka's rd_kafka_conf_t */
-
 /**
  * Parse a timestamp into nanoseconds since the Unix epoch (UTC). Accepted:
  *   - ISO-8601 `2024-01-01T00:00:00[.fff…][Z|±HH:MM|±HHMM]` (no zone means UTC),
@@ -135,17 +133,8 @@ nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nop
 /* ---- the streaming pipeline: Kafka → parse → detect → correlate → sinks -------------- */
 
 #include "detect/detect.h"
+#include "kafka/kafka.h"
 #include "sinks/sinks.h"
-
-/** [kafka] settings. */
-typedef struct nops_kafka_params {
-    char brokers[512];          /**< bootstrap servers */
-    char topic[256];            /**< metrics topic */
-    char group[128];            /**< consumer group */
-    char dlq_topic[256];        /**< dead-letter topic for rejected messages */
-    int64_t session_timeout_ms; /**< group session timeout */
-    char extra[1024];           /**< more librdkafka properties: "k=v,k=v" */
-} nops_kafka_params;
 
 /** [pipeline] settings. */
 typedef struct nops_pipeline_params {
@@ -165,7 +154,6 @@ typedef struct nops_storage_params {
     char data_dir[512]; /**< JSONL files and state snapshots */
 } nops_storage_params;
 
-extern const nops_cfg_section nops_kafka_cfg_section;
 extern const nops_cfg_section nops_pipeline_cfg_section;
 extern const nops_cfg_section nops_storage_cfg_section;
 
@@ -236,13 +224,6 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
  * uncommitted messages are consumed again by the next owner).
  */
 nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms);
-/**
- * Apply kafka.extra — "k=v,k=v" librdkafka properties (security settings and the like) — to
- * `conf`, for every client the engine makes (consumer, producers). False with the reason naming
- * the bad entry or property.
- */
-bool nops_kafka_conf_extra(struct rd_kafka_conf_s *conf, const char *extra, char *errstr,
-                           size_t errstr_size);
 /**
  * The recent window of series `key` (canonical `name{k="v",...}`) as the detectors hold it:
  * up to `cap` values, oldest first, and the window's mean and std. Asks the workers between

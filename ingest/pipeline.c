@@ -46,27 +46,6 @@
 
 /* ---- config tables ---------------------------------------------------------------------- */
 
-#define K(f) offsetof(nops_kafka_params, f)
-static const nops_cfg_entry kafka_entries[] = {
-    {"brokers", NOPS_CFG_STRING, K(brokers), 0, 512, "localhost:9092", NULL, "brokers", 0,
-     "Kafka bootstrap servers, host:port[,host:port...]."},
-    {"topic", NOPS_CFG_STRING, K(topic), 0, 256, "neuralops.metrics", NULL, "topic", 0,
-     "Topic the metrics are read from."},
-    {"group", NOPS_CFG_STRING, K(group), 0, 128, "neuralops", NULL, "group", 0,
-     "Consumer group; instances in one group share the partitions."},
-    {"dlq_topic", NOPS_CFG_STRING, K(dlq_topic), 0, 256, "neuralops.metrics.dlq", NULL, NULL, 0,
-     "Messages with rejected points are copied here, the reason in a header."},
-    {"session_timeout_ms", NOPS_CFG_INT, K(session_timeout_ms), 1000, 3600000, "10000", NULL,
-     NULL, 0, "Group session timeout; a dead instance's partitions move after this long."},
-    {"extra", NOPS_CFG_STRING, K(extra), 0, 1024, "", NULL, NULL, NOPS_CFG_SECRET,
-     "More librdkafka properties as k=v,k=v (e.g. security settings)."},
-};
-#undef K
-const nops_cfg_section nops_kafka_cfg_section = {
-    "kafka", "The Kafka cluster metrics are consumed from.", kafka_entries,
-    sizeof kafka_entries / sizeof kafka_entries[0], NULL,
-};
-
 #define P(f) offsetof(nops_pipeline_params, f)
 static const nops_cfg_entry pipeline_entries[] = {
     {"workers", NOPS_CFG_INT, P(workers), 1, MAX_WORKERS, "2", NULL, "workers", 0,

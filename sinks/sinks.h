@@ -60,9 +60,10 @@ nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffe
 /**
  * The Kafka sink: records as JSON on `topic` (header `kind`: signal|incident), keyed by id;
  * failed deliveries are produced again by the next flush, which succeeds only when all arrived.
+ * `extra` is kafka.extra ("k=v,k=v" librdkafka properties, e.g. security settings; may be NULL).
  */
-nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *topic,
-                              char *errstr, size_t errstr_size);
+nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *extra,
+                              const char *topic, char *errstr, size_t errstr_size);
 
 /**
  * The PostgreSQL sink: connects with `dsn` (libpq connection string), creates or migrates the
