@@ -67,7 +67,7 @@ nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *
 
 /**
  * The PostgreSQL sink: connects with `dsn` (libpq connection string), creates or migrates the
- * schema (insight_signals, incidents, detector_state) idempotently, and writes each flush as one
+ * schema (insight_signals, incidents) idempotently, and writes each flush as one
  * transaction of batched inserts. NOPS_IO with the server's message when it cannot connect.
  */
 nops_err nops_sinks_add_postgres(nops_sinks *set, const char *dsn, size_t max_buffer,
