@@ -132,6 +132,7 @@ nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nop
 
 /* ---- the streaming pipeline: Kafka → parse → detect → correlate → sinks -------------- */
 
+#include "correlate/correlate.h"
 #include "detect/detect.h"
 #include "kafka/kafka.h"
 #include "sinks/sinks.h"
@@ -149,13 +150,7 @@ typedef struct nops_pipeline_params {
     int64_t series_memory_mb; /**< detector memory of all workers together (0 = no budget) */
 } nops_pipeline_params;
 
-/** [storage] settings. */
-typedef struct nops_storage_params {
-    char data_dir[512]; /**< JSONL files and state snapshots */
-} nops_storage_params;
-
 extern const nops_cfg_section nops_pipeline_cfg_section;
-extern const nops_cfg_section nops_storage_cfg_section;
 
 /** Counters of a running pipeline (monotonic totals unless named otherwise). */
 typedef struct nops_pipeline_stats {

@@ -80,16 +80,6 @@ const nops_cfg_section nops_pipeline_cfg_section = {
     sizeof pipeline_entries / sizeof pipeline_entries[0], NULL,
 };
 
-static const nops_cfg_entry storage_entries[] = {
-    {"data_dir", NOPS_CFG_STRING, offsetof(nops_storage_params, data_dir), 0, 512,
-     "./neuralops-data", NULL, "data-dir", 0,
-     "Directory of signals.jsonl and incidents.jsonl (created if missing)."},
-};
-const nops_cfg_section nops_storage_cfg_section = {
-    "storage", "Where the embedded default keeps its records.", storage_entries,
-    sizeof storage_entries / sizeof storage_entries[0], NULL,
-};
-
 /* ---- worker queues ---------------------------------------------------------------------- */
 
 
