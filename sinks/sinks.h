@@ -1,6 +1,7 @@
 /*
- * sinks.h — where signals and incidents go: JSONL files (the default), PostgreSQL and Kafka
- * (later milestones plug in through the same table of operations).
+ * sinks.h — where signals and incidents go: JSONL files (the default, jsonl.c), PostgreSQL
+ * (postgres.c, through pg/) and Kafka (kafka.c, through kafka/), each a table of operations
+ * (nops_sink_ops) added to one set; a new sink plugs in the same way.
  *
  * Ownership: a nops_sinks set owns the sinks added to it; records passed in are copied (encoded)
  * before the call returns. The set is thread-safe: workers write and flush concurrently.
