@@ -24,6 +24,7 @@
  * while suspended; nops__api_ingest_stop answers every waiting job before the daemon stops.
  */
 #include "api/api_int.h"
+#include "kafka/kafka.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -129,23 +130,22 @@ nops_err nops__api_producer(nops_api *api, char *errstr, size_t errstr_size)
 {
     if (!api->d.brokers)
         return NOPS_OK;
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
     char err[512], timeout[32];
     snprintf(timeout, sizeof timeout, "%lld", (long long)api->p.ingest_timeout_s * 1000);
-    const char *props[][2] = {{"bootstrap.servers", api->d.brokers},
-                              {"linger.ms", "1"},
-                              {"compression.codec", "lz4"},
-                              {"message.timeout.ms", timeout},
-                              {"enable.idempotence", "true"}};
-    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
-        if (rd_kafka_conf_set(c, props[i][0], props[i][1], err, sizeof err) != RD_KAFKA_CONF_OK)
-            goto bad;
-    rd_kafka_conf_set_log_cb(c, nops_log_kafka); /* its lines through ours, one line each */
-    if (!nops_kafka_conf_extra(c, api->d.kafka_extra, err, sizeof err))
-        goto bad;
-    rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
-    if (!(api->producer = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err)))
-        goto bad;
+    const nops_kafka_prop props[] = {{"linger.ms", "1"},
+                                     {"compression.codec", "lz4"},
+                                     {"message.timeout.ms", timeout},
+                                     {"enable.idempotence", "true"}};
+    rd_kafka_conf_t *c = nops_kafka_conf_new(api->d.brokers, api->d.kafka_extra, props,
+                                             sizeof props / sizeof props[0], err, sizeof err);
+    if (c)
+        rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+    if (!c || !(api->producer = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err))) {
+        if (c)
+            rd_kafka_conf_destroy(c);
+        nops_errf(errstr, errstr_size, "the /ingest producer: %s", err);
+        return NOPS_CONFIG;
+    }
     snprintf(api->topic, sizeof api->topic, "%s",
              api->d.metrics_topic ? api->d.metrics_topic : "neuralops.metrics");
     if (pthread_create(&api->kpoll, NULL, kpoll_main, api) != 0) {
@@ -154,10 +154,6 @@ nops_err nops__api_producer(nops_api *api, char *errstr, size_t errstr_size)
     }
     api->kpoll_started = true;
     return NOPS_OK;
-bad:
-    rd_kafka_conf_destroy(c);
-    nops_errf(errstr, errstr_size, "the /ingest producer: %s", err);
-    return NOPS_CONFIG;
 }
 
 void nops__api_ingest_stop(nops_api *api)

@@ -7,7 +7,7 @@
  * which writes a zero-score row in their place so output rows still line up with input rows.
  */
 #include "app/cli.h"
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -9,6 +9,7 @@
 #include "app/cli.h"
 #include "app/demo.h"
 #include "app/loadgen.h"
+#include "kafka/kafka.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -103,22 +104,18 @@ static void rotate(const char *dir)
 
 static rd_kafka_t *start_cluster(char *bootstraps, size_t cap, char *err, size_t errsz)
 {
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    const char *props[][2] = {{"test.mock.num.brokers", "3"},
-                              {"linger.ms", "5"},
-                              {"batch.num.messages", "10000"},
-                              {"compression.codec", "lz4"},
-                              {"queue.buffering.max.messages", "1000000"},
-                              {"log_level", "3"}};
-    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
-        if (rd_kafka_conf_set(c, props[i][0], props[i][1], err, errsz) != RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(c);
-            return NULL;
-        }
-    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errsz);
+    const nops_kafka_prop props[] = {{"test.mock.num.brokers", "3"},
+                                     {"linger.ms", "5"},
+                                     {"batch.num.messages", "10000"},
+                                     {"compression.codec", "lz4"},
+                                     {"queue.buffering.max.messages", "1000000"},
+                                     {"log_level", "3"}};
+    rd_kafka_conf_t *c =
+        nops_kafka_conf_new(NULL, NULL, props, sizeof props / sizeof props[0], err, errsz);
+    rd_kafka_t *rk = c ? rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errsz) : NULL;
     if (!rk) {
-        rd_kafka_conf_destroy(c);
+        if (c)
+            rd_kafka_conf_destroy(c);
         return NULL;
     }
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(rk);

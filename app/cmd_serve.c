@@ -21,8 +21,8 @@ nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_sto
     if (e == NOPS_OK && ctx->sinks.jsonl)
         e = nops_sinks_add_jsonl(sinks, ctx->storage.data_dir, 0, err, sizeof err);
     if (e == NOPS_OK && ctx->sinks.kafka_topic[0])
-        e = nops_sinks_add_kafka(sinks, ctx->kafka.brokers, ctx->sinks.kafka_topic, err,
-                                 sizeof err);
+        e = nops_sinks_add_kafka(sinks, ctx->kafka.brokers, ctx->kafka.extra,
+                                 ctx->sinks.kafka_topic, err, sizeof err);
     if (e == NOPS_OK && ctx->sinks.postgres_dsn[0])
         e = nops_sinks_add_postgres(sinks, ctx->sinks.postgres_dsn, 0, err, sizeof err);
     if (e != NOPS_OK) {

@@ -9,6 +9,7 @@
  * bound on future timestamps (pipeline.max_future_s); an open-ended run starts at the wall clock.
  */
 #include "app/loadgen.h"
+#include "kafka/kafka.h"
 
 #include <errno.h>
 #include <math.h>
@@ -85,21 +86,15 @@ loadgen *loadgen_new(const loadgen_opts *o, rd_kafka_t *producer, char *errstr, 
         lg->rk = producer;
         return lg;
     }
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    const char *props[][2] = {{"bootstrap.servers", o->brokers},
-                              {"linger.ms", "5"},
-                              {"batch.num.messages", "10000"},
-                              {"compression.codec", "lz4"},
-                              {"queue.buffering.max.messages", "1000000"}};
-    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
-        if (rd_kafka_conf_set(c, props[i][0], props[i][1], errstr, sz) != RD_KAFKA_CONF_OK) {
+    const nops_kafka_prop props[] = {{"linger.ms", "5"},
+                                     {"batch.num.messages", "10000"},
+                                     {"compression.codec", "lz4"},
+                                     {"queue.buffering.max.messages", "1000000"}};
+    rd_kafka_conf_t *c =
+        nops_kafka_conf_new(o->brokers, NULL, props, sizeof props / sizeof props[0], errstr, sz);
+    if (!c || !(lg->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sz))) {
+        if (c)
             rd_kafka_conf_destroy(c);
-            loadgen_destroy(lg);
-            return NULL;
-        }
-    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
-    if (!(lg->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sz))) {
-        rd_kafka_conf_destroy(c);
         loadgen_destroy(lg);
         return NULL;
     }

@@ -309,6 +309,16 @@ size_t nops_utf8_cut(const char *s, size_t n, size_t max);
 /* Files the engine creates (core/files.c)                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
+/**
+ * [storage] settings: the data directory every module that keeps files writes under (the JSONL
+ * sink, the pipeline's state snapshots, the audit log, orchestration records, history).
+ */
+typedef struct nops_storage_params {
+    char data_dir[512]; /**< the engine's data directory */
+} nops_storage_params;
+
+extern const nops_cfg_section nops_storage_cfg_section;
+
 #define NOPS_DIR_MODE 0750  /**< every directory the engine creates */
 #define NOPS_FILE_MODE 0640 /**< every data file the engine creates */
 

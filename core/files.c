@@ -12,6 +12,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static const nops_cfg_entry storage_entries[] = {
+    {"data_dir", NOPS_CFG_STRING, offsetof(nops_storage_params, data_dir), 0, 512,
+     "./neuralops-data", NULL, "data-dir", 0,
+     "Directory of signals.jsonl and incidents.jsonl (created if missing)."},
+};
+const nops_cfg_section nops_storage_cfg_section = {
+    "storage", "Where the embedded default keeps its records.", storage_entries,
+    sizeof storage_entries / sizeof storage_entries[0], NULL,
+};
+
 int nops_file_open(const char *path, int flags)
 {
     if (!(flags & O_CREAT))

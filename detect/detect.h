@@ -4,7 +4,8 @@
  *
  * Ownership: a nops_detector owns all series state and the copies of series keys it was given;
  * output arrays passed to the update calls belong to the caller and are only written. A detector
- * is not thread-safe: one thread (one partition worker) drives it.
+ * is not thread-safe: one thread (one partition worker) drives it, without locks. (The
+ * correlator, which is shared and locked, is correlate/correlate.h.)
  *
  * Semantics (DESIGN.md "Detection"), per series, W = window:
  *   - rolling z = (x − mean) / std over the previous W points (the current point excluded),
@@ -215,39 +216,6 @@ typedef void (*nops_label_fn)(void *ud, const char *key, size_t key_len, const c
  * NOPS_PARSE if the text is not a canonical key.
  */
 nops_err nops_detect_key_split(const char *key, size_t *name_len, nops_label_fn fn, void *ud);
-
-/* ---- correlation: signals → incidents ----------------------------------------------- */
-
-/** Settings of the [correlate] config section. */
-typedef struct nops_correlate_params {
-    int64_t window_s;       /**< signals this close in time may join one incident */
-    double min_r;           /**< |Pearson r| of recent windows that joins two series */
-    char group_labels[128]; /**< comma-separated labels whose shared value joins signals */
-    int64_t resolve_s;      /**< an incident resolves after all its series were normal this long */
-} nops_correlate_params;
-
-extern const nops_cfg_section nops_correlate_cfg_section;
-
-typedef struct nops_correlator nops_correlator;
-
-/** A correlator for windows of `window` points. Thread-safe. */
-nops_correlator *nops_correlate_new(const nops_correlate_params *p, uint32_t window,
-                                    char *errstr, size_t errstr_size);
-void nops_correlate_destroy(nops_correlator *c);
-/**
- * Place a signal (with its series' recent window, oldest first; may be NULL) into an incident;
- * the incident as it now stands is copied to *out, *opened tells whether it is new.
- * NOPS_FULL when too many incidents are open.
- */
-nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, const float *window,
-                               uint32_t n, nops_incident *out, bool *opened);
-/** A series left its anomalous state at ts_ns. */
-void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_ns);
-/** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them. */
-size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *out, size_t max);
-/** Open incidents now, opened and resolved since creation. */
-void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
-                           uint64_t *resolved);
 
 /* ---- scoring -------------------------------------------------------------------------- */
 

@@ -242,24 +242,3 @@ void nops__dstate_fini(nops__dstate *st)
     st->shift = NULL;
     st->meta = NULL;
 }
-
-#define C(f) offsetof(nops_correlate_params, f)
-static const nops_cfg_entry correlate_entries[] = {
-    {"window_s", NOPS_CFG_INT, C(window_s), 1, 86400, "120", NULL, NULL, 0,
-     "Signals at most this many seconds apart may join one incident."},
-    {"min_r", NOPS_CFG_DOUBLE, C(min_r), 0.0, 1.0, "0.8", NULL, NULL, 0,
-     "Series whose recent windows correlate at least this much (|Pearson r|) join."},
-    {"group_labels", NOPS_CFG_STRING, C(group_labels), 0, 128, "service,host,cluster", NULL, NULL,
-     0, "Comma-separated labels: signals sharing a value of one of them join (at most 4)."},
-    {"resolve_s", NOPS_CFG_INT, C(resolve_s), 0, 86400 * 7, "300", NULL, NULL, 0,
-     "An incident resolves once all its series have been normal this many seconds."},
-};
-#undef C
-
-const nops_cfg_section nops_correlate_cfg_section = {
-    "correlate",
-    "Grouping of signals into incidents.",
-    correlate_entries,
-    sizeof correlate_entries / sizeof correlate_entries[0],
-    NULL,
-};

@@ -46,27 +46,6 @@
 
 /* ---- config tables ---------------------------------------------------------------------- */
 
-#define K(f) offsetof(nops_kafka_params, f)
-static const nops_cfg_entry kafka_entries[] = {
-    {"brokers", NOPS_CFG_STRING, K(brokers), 0, 512, "localhost:9092", NULL, "brokers", 0,
-     "Kafka bootstrap servers, host:port[,host:port...]."},
-    {"topic", NOPS_CFG_STRING, K(topic), 0, 256, "neuralops.metrics", NULL, "topic", 0,
-     "Topic the metrics are read from."},
-    {"group", NOPS_CFG_STRING, K(group), 0, 128, "neuralops", NULL, "group", 0,
-     "Consumer group; instances in one group share the partitions."},
-    {"dlq_topic", NOPS_CFG_STRING, K(dlq_topic), 0, 256, "neuralops.metrics.dlq", NULL, NULL, 0,
-     "Messages with rejected points are copied here, the reason in a header."},
-    {"session_timeout_ms", NOPS_CFG_INT, K(session_timeout_ms), 1000, 3600000, "10000", NULL,
-     NULL, 0, "Group session timeout; a dead instance's partitions move after this long."},
-    {"extra", NOPS_CFG_STRING, K(extra), 0, 1024, "", NULL, NULL, NOPS_CFG_SECRET,
-     "More librdkafka properties as k=v,k=v (e.g. security settings)."},
-};
-#undef K
-const nops_cfg_section nops_kafka_cfg_section = {
-    "kafka", "The Kafka cluster metrics are consumed from.", kafka_entries,
-    sizeof kafka_entries / sizeof kafka_entries[0], NULL,
-};
-
 #define P(f) offsetof(nops_pipeline_params, f)
 static const nops_cfg_entry pipeline_entries[] = {
     {"workers", NOPS_CFG_INT, P(workers), 1, MAX_WORKERS, "2", NULL, "workers", 0,
@@ -99,16 +78,6 @@ static const nops_cfg_entry pipeline_entries[] = {
 const nops_cfg_section nops_pipeline_cfg_section = {
     "pipeline", "Threads, batching and delivery of the streaming engine.", pipeline_entries,
     sizeof pipeline_entries / sizeof pipeline_entries[0], NULL,
-};
-
-static const nops_cfg_entry storage_entries[] = {
-    {"data_dir", NOPS_CFG_STRING, offsetof(nops_storage_params, data_dir), 0, 512,
-     "./neuralops-data", NULL, "data-dir", 0,
-     "Directory of signals.jsonl and incidents.jsonl (created if missing)."},
-};
-const nops_cfg_section nops_storage_cfg_section = {
-    "storage", "Where the embedded default keeps its records.", storage_entries,
-    sizeof storage_entries / sizeof storage_entries[0], NULL,
 };
 
 /* ---- worker queues ---------------------------------------------------------------------- */

@@ -336,42 +336,6 @@ static void *poller_main(void *arg)
 
 /* ---- life cycle ------------------------------------------------------------------------- */
 
-/* librdkafka's own log lines go through ours (levels are syslog's). */
-bool nops_kafka_conf_extra(struct rd_kafka_conf_s *conf, const char *extra, char *errstr,
-                           size_t errstr_size)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", extra ? extra : "");
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv;
-         kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            nops_errf(errstr, errstr_size, "kafka.extra: \"%s\" is not k=v", kv);
-            return false;
-        }
-        *eq = '\0';
-        char why[256];
-        if (rd_kafka_conf_set(conf, kv, eq + 1, why, sizeof why) != RD_KAFKA_CONF_OK) {
-            nops_errf(errstr, errstr_size, "kafka.extra: %s", why);
-            return false;
-        }
-    }
-    return true;
-}
-
-static rd_kafka_conf_t *base_conf(const nops_kafka_params *kp, char *errstr, size_t sz)
-{
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
-    if (rd_kafka_conf_set(c, "bootstrap.servers", kp->brokers, errstr, sz) != RD_KAFKA_CONF_OK ||
-        !nops_kafka_conf_extra(c, kp->extra, errstr, sz))
-        goto bad;
-    return c;
-bad:
-    rd_kafka_conf_destroy(c);
-    return NULL;
-}
-
 nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipeline_params *pp,
                                  const nops_detect_params *dp, const nops_correlate_params *cp,
                                  const nops_storage_params *sp, nops_sinks *sinks, char *errstr,
@@ -399,10 +363,9 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     pthread_mutex_init(&p->query_mu, NULL);
     pthread_cond_init(&p->query_cv, NULL);
     char kerr[512] = "";
-    rd_kafka_conf_t *cc = base_conf(kp, kerr, sizeof kerr);
     char sess[32];
     snprintf(sess, sizeof sess, "%lld", (long long)kp->session_timeout_ms);
-    const char *props[][2] = {
+    const nops_kafka_prop cprops[] = {
         {"group.id", kp->group},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
@@ -413,11 +376,8 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         {"fetch.wait.max.ms", "10"},
         {"max.partition.fetch.bytes", "8388608"},
     };
-    for (size_t i = 0; cc && i < sizeof props / sizeof props[0]; i++)
-        if (rd_kafka_conf_set(cc, props[i][0], props[i][1], kerr, sizeof kerr) != RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(cc);
-            cc = NULL;
-        }
+    rd_kafka_conf_t *cc = nops_kafka_conf_new(kp->brokers, kp->extra, cprops,
+                                              sizeof cprops / sizeof cprops[0], kerr, sizeof kerr);
     if (cc) {
         rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
         rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
@@ -426,12 +386,11 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         if (!p->rk)
             rd_kafka_conf_destroy(cc);
     }
-    rd_kafka_conf_t *pc = p->rk ? base_conf(kp, kerr, sizeof kerr) : NULL;
-    if (pc && (rd_kafka_conf_set(pc, "linger.ms", "20", kerr, sizeof kerr) ||
-               rd_kafka_conf_set(pc, "enable.idempotence", "false", kerr, sizeof kerr))) {
-        rd_kafka_conf_destroy(pc);
-        pc = NULL;
-    }
+    const nops_kafka_prop pprops[] = {{"linger.ms", "20"}, {"enable.idempotence", "false"}};
+    rd_kafka_conf_t *pc = p->rk ? nops_kafka_conf_new(kp->brokers, kp->extra, pprops,
+                                                      sizeof pprops / sizeof pprops[0], kerr,
+                                                      sizeof kerr)
+                                : NULL;
     if (pc && !(p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr)))
         rd_kafka_conf_destroy(pc);
     if (!p->rk || !p->dlq) {

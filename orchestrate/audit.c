@@ -133,7 +133,7 @@ static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size
                         json_string_value(json_object_get(e, "subject")),
                         json_string_value(json_object_get(e, "decision")), details,
                         json_string_value(json_object_get(e, "prev_hash")), hash};
-    PGresult *r = nops__pg_exec(a->pg,
+    PGresult *r = nops_pg_exec(a->pg,
                                 "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
                                 "decision, details, prev_hash, hash) VALUES "
                                 "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)",
@@ -142,9 +142,9 @@ static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (!ok && state && strcmp(state, "23505") == 0) {
         /* the row is there: the INSERT committed but its answer was lost with the connection
-         * and nops__pg_exec ran it again; it counts when it is this very entry */
+         * and nops_pg_exec ran it again; it counts when it is this very entry */
         PQclear(r);
-        r = nops__pg_exec(a->pg, "SELECT hash FROM audit_logs WHERE seq = $1::bigint", 1, v);
+        r = nops_pg_exec(a->pg, "SELECT hash FROM audit_logs WHERE seq = $1::bigint", 1, v);
         ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && hash &&
              strcmp(PQgetvalue(r, 0, 0), hash) == 0;
         if (!ok)
@@ -393,23 +393,17 @@ static bool check_head(nops_audit *a, const char *path, bool legacy, char *errst
 /* Copy entries from..end of the file into audit_logs (one transaction). */
 static bool pg_copy(nops_audit *a, uint64_t from, char *errstr, size_t errstr_size)
 {
-    PGresult *r = PQexec(a->pg, "BEGIN");
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok)
-        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
+    bool ok = nops_pg_run(a->pg, "BEGIN", "audit", errstr, errstr_size);
     for (uint64_t k = from; ok && k <= a->noff; k++) {
         json_t *e = read_entry(a, k);
         ok = e && pg_insert(a, e, errstr, errstr_size);
         json_decref(e);
     }
-    r = PQexec(a->pg, ok ? "COMMIT" : "ROLLBACK");
-    if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
-        nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(a->pg));
-        ok = false;
-    }
-    PQclear(r);
-    return ok;
+    if (ok)
+        return nops_pg_run(a->pg, "COMMIT", "audit", errstr, errstr_size);
+    char ignore[64];
+    nops_pg_run(a->pg, "ROLLBACK", NULL, ignore, sizeof ignore);
+    return false;
 }
 
 /* The table against the file (and the head record): refuse when one was cut short or rewritten;
@@ -418,7 +412,7 @@ static bool check_pg(nops_audit *a, const char *dsn, const char *path, char *err
                      size_t errstr_size)
 {
     nops__audit_pg_head p;
-    if (!(a->pg = nops__pg_open(dsn, schema_sql, "audit", errstr, errstr_size)) ||
+    if (!(a->pg = nops_pg_open(dsn, schema_sql, "audit", errstr, errstr_size)) ||
         !nops__audit_pg_head_read(a->pg, &p, errstr, errstr_size))
         return false;
     nops__audit_pos f = {.seq = a->seq};

@@ -172,7 +172,7 @@ bool nops__audit_pg_head_read(PGconn *c, nops__audit_pg_head *p, char *errstr,
 {
     memset(p, 0, sizeof *p);
     snprintf(p->at.hash, sizeof p->at.hash, "%s", NOPS__AUDIT_ZERO_HASH);
-    PGresult *r = nops__pg_exec(c, "SELECT (SELECT count(*) FROM audit_logs), seq, hash FROM "
+    PGresult *r = nops_pg_exec(c, "SELECT (SELECT count(*) FROM audit_logs), seq, hash FROM "
                                    "audit_logs ORDER BY seq DESC LIMIT 1", 0, NULL);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok)

@@ -211,11 +211,10 @@ nops_err nops_audit_verify(const nops_audit_sources *src, const nops_secret *key
     PGconn *c = NULL;
     nops_err e = NOPS_OK;
     if (src->pg_dsn && src->pg_dsn[0]) {
-        c = PQconnectdb(src->pg_dsn);
-        if (PQstatus(c) != CONNECTION_OK) {
-            nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(c));
+        c = nops_pg_open(src->pg_dsn, NULL, "audit", errstr, errstr_size);
+        if (!c)
             e = NOPS_IO;
-        } else if (!nops__audit_pg_head_read(c, &ph, errstr, errstr_size)) {
+        else if (!nops__audit_pg_head_read(c, &ph, errstr, errstr_size)) {
             e = NOPS_IO;
         }
     }

@@ -3,7 +3,7 @@
  * agents consume. One idempotent producer (acks=all) per orchestrator; a step waits for the
  * broker's acknowledgement of its message, within the playbook's deadline.
  */
-#include "ingest/ingest.h"
+#include "kafka/kafka.h"
 #include "orchestrate/orch_int.h"
 
 #include <librdkafka/rdkafka.h>
@@ -35,7 +35,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         free(d);
 }
 
-/* librdkafka's log lines through ours (levels are syslog's). */
 nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr,
                             size_t errstr_size)
 {
@@ -43,29 +42,20 @@ nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr
         nops_errf(errstr, errstr_size, "kafka steps need kafka.brokers");
         return NULL;
     }
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    const char *props[][2] = {{"bootstrap.servers", brokers},
-                              {"acks", "all"},
-                              {"enable.idempotence", "true"},
-                              {"allow.auto.create.topics", "false"}, /* a typo is an error */
-                              {"linger.ms", "0"},
-                              {"message.timeout.ms", "30000"},
-                              {"log_level", "3"}};
-    char err[256];
-    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
-        if (rd_kafka_conf_set(c, props[i][0], props[i][1], err, sizeof err) !=
-            RD_KAFKA_CONF_OK) {
-            nops_errf(errstr, errstr_size, "kafka steps: %s", err);
-            rd_kafka_conf_destroy(c);
-            return NULL;
-        }
-    if (!nops_kafka_conf_extra(c, extra, err, sizeof err)) {
+    const nops_kafka_prop props[] = {{"acks", "all"},
+                                     {"enable.idempotence", "true"},
+                                     {"allow.auto.create.topics", "false"}, /* a typo: error */
+                                     {"linger.ms", "0"},
+                                     {"message.timeout.ms", "30000"},
+                                     {"log_level", "3"}};
+    char err[512];
+    rd_kafka_conf_t *c =
+        nops_kafka_conf_new(brokers, extra, props, sizeof props / sizeof props[0], err, sizeof err);
+    if (!c) {
         nops_errf(errstr, errstr_size, "kafka steps: %s", err);
-        rd_kafka_conf_destroy(c);
         return NULL;
     }
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
-    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
     if (!rk) {
         nops_errf(errstr, errstr_size, "kafka steps: %s", err);

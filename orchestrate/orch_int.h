@@ -8,22 +8,14 @@
 
 #include "orchestrate/orchestrate.h"
 
+#include "pg/pg.h"
+
 #include <libpq-fe.h>
 
 /* ---- shared helpers ---------------------------------------------------------------------- */
 
 /* Hex SHA-256 of n bytes (playbook.c). */
 void nops__sha256_hex(const void *b, size_t n, char out[65]);
-
-/* A PostgreSQL connection to `dsn` with the `schema` statements run (notices quiet), for the
- * audit trail and the record store (records.c); NULL with "<what>: PostgreSQL: <reason>"
- * otherwise. */
-PGconn *nops__pg_open(const char *dsn, const char *schema, const char *what, char *errstr,
-                      size_t errstr_size);
-/* Run a statement with text parameters; when it failed because the connection was lost (a
- * database restart, a terminated backend — libpq only learns of it on use), reconnect once and
- * run it again. The result (PQclear it), or NULL when even that found no connection. */
-PGresult *nops__pg_exec(PGconn *c, const char *sql, int n, const char *const *params);
 
 /* ---- exec steps (runner.c) ---------------------------------------------------------------- */
 

@@ -104,44 +104,10 @@ void nops__record_warn_damaged(const char *id, const char *why)
 
 /* ---- PostgreSQL ----------------------------------------------------------------------------- */
 
-PGresult *nops__pg_exec(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (PQstatus(c) != CONNECTION_OK)
-            PQreset(c);
-        PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-        ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || PQstatus(c) == CONNECTION_OK)
-            return r; /* done, or an error of the statement itself */
-        PQclear(r);
-    }
-    return NULL;
-}
-
 /* The store's statements (under s->mu). */
 static PGresult *pg_exec(nops_records *s, const char *sql, int n, const char *const *v)
 {
-    return nops__pg_exec(s->pg, sql, n, v);
-}
-
-PGconn *nops__pg_open(const char *dsn, const char *schema, const char *what, char *errstr,
-                      size_t errstr_size)
-{
-    PGconn *c = PQconnectdb(dsn);
-    PGresult *r = NULL;
-    if (PQstatus(c) == CONNECTION_OK) {
-        PQclear(PQexec(c, "SET client_min_messages = warning"));
-        r = PQexec(c, schema);
-    }
-    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        nops_errf(errstr, errstr_size, "%s: PostgreSQL: %s", what, PQerrorMessage(c));
-    PQclear(r);
-    if (!ok) {
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
+    return nops_pg_exec(s->pg, sql, n, v);
 }
 
 /* Columns every record query selects: id, state, record, created_at. */
@@ -264,15 +230,9 @@ nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errs
     pthread_mutex_init(&s->mu, NULL);
     bool ok;
     if (pg_dsn && *pg_dsn) {
-        ok = (s->pg = nops__pg_open(pg_dsn, schema_sql, "orchestrations", errstr,
-                                    errstr_size)) != NULL;
-        PGresult *r = ok ? PQexec(s->pg, schema_more) : NULL;
-        if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
-            nops_errf(errstr, errstr_size, "orchestrations: PostgreSQL: %s",
-                      PQerrorMessage(s->pg));
-            ok = false;
-        }
-        PQclear(r);
+        ok = (s->pg = nops_pg_open(pg_dsn, schema_sql, "orchestrations", errstr,
+                                   errstr_size)) != NULL &&
+             nops_pg_run(s->pg, schema_more, "orchestrations", errstr, errstr_size);
     } else {
         ok = (s->files = nops__rfiles_open(dir, errstr, errstr_size)) != NULL;
     }

@@ -7,6 +7,7 @@
  * next flush, and flush() succeeds only when nothing is outstanding and nothing failed, so the
  * pipeline never commits offsets for records the topic does not hold.
  */
+#include "kafka/kafka.h"
 #include "sinks/sinks.h"
 
 #include <librdkafka/rdkafka.h>
@@ -124,8 +125,8 @@ static void kafka_destroy(void *self)
 
 static const nops_sink_ops kafka_ops = {"kafka", kafka_write, kafka_flush, kafka_destroy};
 
-nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *topic,
-                              char *errstr, size_t errstr_size)
+nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *extra,
+                              const char *topic, char *errstr, size_t errstr_size)
 {
     kafka_sink *s = nops_calloc(1, sizeof *s);
     if (!s) {
@@ -134,19 +135,17 @@ nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *
     }
     snprintf(s->topic, sizeof s->topic, "%s", topic);
     s->max_retry = 1000000;
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    const nops_kafka_prop props[] = {
+        {"linger.ms", "20"}, {"acks", "all"}, {"message.timeout.ms", "30000"}};
     char err[512];
-    if (rd_kafka_conf_set(c, "bootstrap.servers", brokers, err, sizeof err) ||
-        rd_kafka_conf_set(c, "linger.ms", "20", err, sizeof err) ||
-        rd_kafka_conf_set(c, "acks", "all", err, sizeof err) ||
-        rd_kafka_conf_set(c, "message.timeout.ms", "30000", err, sizeof err)) {
-        rd_kafka_conf_destroy(c);
+    rd_kafka_conf_t *c =
+        nops_kafka_conf_new(brokers, extra, props, sizeof props / sizeof props[0], err, sizeof err);
+    if (!c) {
         nops_errf(errstr, errstr_size, "kafka sink: %s", err);
         nops_free(s);
         return NOPS_CONFIG;
     }
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
-    rd_kafka_conf_set_log_cb(c, nops_log_kafka);
     rd_kafka_conf_set_opaque(c, s);
     if (!(s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err))) {
         rd_kafka_conf_destroy(c);

@@ -1,6 +1,6 @@
 /*
- * postgres.c — the PostgreSQL sink: tables insight_signals and incidents (and detector_state,
- * reserved for state snapshots), created or migrated idempotently when the sink is added.
+ * postgres.c — the PostgreSQL sink: tables insight_signals and incidents, created or migrated
+ * idempotently when the sink is added (connections and statements through pg/).
  *
  * Records are buffered as JSON; a flush sends each kind as one parameterised statement over a
  * JSON array (`jsonb_array_elements`), inside one transaction: a multi-row insert, no SQL built
@@ -8,9 +8,9 @@
  * are upserted, the newest record of an id in a batch winning. If the server is down the flush
  * fails, the buffer is kept (bounded), and the next flush reconnects and tries again.
  */
+#include "pg/pg.h"
 #include "sinks/sinks.h"
 
-#include <libpq-fe.h>
 #include <string.h>
 
 typedef struct pg_buf {
@@ -39,9 +39,6 @@ static const char *schema_sql =
     "  updated_at timestamptz NOT NULL, signals jsonb NOT NULL, signal_count integer,"
     "  labels jsonb NOT NULL DEFAULT '{}', summary text, root_cause_hint text);"
     "CREATE INDEX IF NOT EXISTS incidents_updated ON incidents (updated_at);"
-    "CREATE TABLE IF NOT EXISTS detector_state ("
-    "  topic text NOT NULL, partition integer NOT NULL, state bytea NOT NULL,"
-    "  updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (topic, partition));"
     "INSERT INTO neuralops_schema (version) SELECT 1 WHERE NOT EXISTS "
     "  (SELECT 1 FROM neuralops_schema);";
 
@@ -63,30 +60,15 @@ static const char *upsert_incidents =
     " labels = EXCLUDED.labels, summary = EXCLUDED.summary,"
     " root_cause_hint = EXCLUDED.root_cause_hint";
 
-static bool pg_exec_ok(PGconn *c, const char *sql, char *errstr, size_t errstr_size)
-{
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        nops_errf(errstr, errstr_size, "%s", PQresultErrorMessage(r));
-    PQclear(r);
-    return ok;
-}
-
-/* (Re)connect if needed; copy the libpq message at once on failure. */
-static bool pg_connect(pg_sink *s, char *errstr, size_t errstr_size)
+/* (Re)connect if needed; the libpq message is copied at once on failure. */
+static bool pg_connect(pg_sink *s, const char *schema, char *errstr, size_t errstr_size)
 {
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
         return true;
     if (s->conn)
         PQfinish(s->conn);
-    s->conn = PQconnectdb(s->dsn);
-    if (PQstatus(s->conn) != CONNECTION_OK) {
-        nops_errf(errstr, errstr_size, "cannot connect: %s", PQerrorMessage(s->conn));
-        return false;
-    }
-    PQsetNoticeProcessor(s->conn, NULL, NULL);
-    return pg_exec_ok(s->conn, "SET client_min_messages = warning", errstr, errstr_size);
+    s->conn = nops_pg_open(s->dsn, schema, NULL, errstr, errstr_size);
+    return s->conn != NULL;
 }
 
 static nops_err pg_write(void *self, int kind, const char *json, size_t len)
@@ -130,16 +112,16 @@ static nops_err pg_flush(void *self, char *errstr, size_t errstr_size)
     pg_sink *s = self;
     if (!s->buf[0].n && !s->buf[1].n)
         return NOPS_OK;
-    if (!pg_connect(s, errstr, errstr_size))
+    if (!pg_connect(s, NULL, errstr, errstr_size))
         return NOPS_IO;
-    bool ok = pg_exec_ok(s->conn, "BEGIN", errstr, errstr_size) &&
+    bool ok = nops_pg_run(s->conn, "BEGIN", NULL, errstr, errstr_size) &&
               pg_send(s, &s->buf[0], insert_signals, errstr, errstr_size) &&
               pg_send(s, &s->buf[1], upsert_incidents, errstr, errstr_size) &&
-              pg_exec_ok(s->conn, "COMMIT", errstr, errstr_size);
+              nops_pg_run(s->conn, "COMMIT", NULL, errstr, errstr_size);
     if (!ok) {
         if (PQstatus(s->conn) == CONNECTION_OK) {
             char ignore[64];
-            pg_exec_ok(s->conn, "ROLLBACK", ignore, sizeof ignore);
+            nops_pg_run(s->conn, "ROLLBACK", NULL, ignore, sizeof ignore);
         }
         return NOPS_IO;
     }
@@ -171,7 +153,7 @@ nops_err nops_sinks_add_postgres(nops_sinks *set, const char *dsn, size_t max_bu
     snprintf(s->dsn, sizeof s->dsn, "%s", dsn);
     s->max_buffer = max_buffer ? max_buffer : (64u << 20);
     char err[512] = "";
-    if (!pg_connect(s, err, sizeof err) || !pg_exec_ok(s->conn, schema_sql, err, sizeof err)) {
+    if (!pg_connect(s, schema_sql, err, sizeof err)) {
         nops_errf(errstr, errstr_size, "postgres sink: %s", err);
         pg_destroy(s);
         return NOPS_IO;

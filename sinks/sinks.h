@@ -1,6 +1,7 @@
 /*
- * sinks.h — where signals and incidents go: JSONL files (the default), PostgreSQL and Kafka
- * (later milestones plug in through the same table of operations).
+ * sinks.h — where signals and incidents go: JSONL files (the default, jsonl.c), PostgreSQL
+ * (postgres.c, through pg/) and Kafka (kafka.c, through kafka/), each a table of operations
+ * (nops_sink_ops) added to one set; a new sink plugs in the same way.
  *
  * Ownership: a nops_sinks set owns the sinks added to it; records passed in are copied (encoded)
  * before the call returns. The set is thread-safe: workers write and flush concurrently.
@@ -60,13 +61,14 @@ nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffe
 /**
  * The Kafka sink: records as JSON on `topic` (header `kind`: signal|incident), keyed by id;
  * failed deliveries are produced again by the next flush, which succeeds only when all arrived.
+ * `extra` is kafka.extra ("k=v,k=v" librdkafka properties, e.g. security settings; may be NULL).
  */
-nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *topic,
-                              char *errstr, size_t errstr_size);
+nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *extra,
+                              const char *topic, char *errstr, size_t errstr_size);
 
 /**
  * The PostgreSQL sink: connects with `dsn` (libpq connection string), creates or migrates the
- * schema (insight_signals, incidents, detector_state) idempotently, and writes each flush as one
+ * schema (insight_signals, incidents) idempotently, and writes each flush as one
  * transaction of batched inserts. NOPS_IO with the server's message when it cannot connect.
  */
 nops_err nops_sinks_add_postgres(nops_sinks *set, const char *dsn, size_t max_buffer,

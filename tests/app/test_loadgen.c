@@ -208,7 +208,7 @@ static void test_loadgen_incidents_are_found_in_every_sink(void **state)
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", g_dir);
     nops_sinks *sinks = nops_sinks_new();
     assert_int_equal(nops_sinks_add_jsonl(sinks, g_dir, 0, err, sizeof err), NOPS_OK);
-    assert_int_equal(nops_sinks_add_kafka(sinks, g_boot, "neuralops.signals", err, sizeof err),
+    assert_int_equal(nops_sinks_add_kafka(sinks, g_boot, NULL, "neuralops.signals", err, sizeof err),
                      NOPS_OK);
     if (dsn) {
         assert_int_equal(nops_sinks_add_postgres(sinks, dsn, 0, err, sizeof err), NOPS_OK);

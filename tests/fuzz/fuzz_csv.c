@@ -3,7 +3,7 @@
  * Every line of the input goes through the row parser (as first line and not), and the whole
  * input through the timestamp parser; the checks below are the parser's contract.
  */
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * message or the parser's scratch, every name and tag valid UTF-8; counters add up; a rejection
  * always has a reason.
  */
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <math.h>
 #include <stdlib.h>

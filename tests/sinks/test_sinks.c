@@ -337,7 +337,7 @@ static void test_kafka_sink(void **state)
     char boot[256];
     snprintf(boot, sizeof boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     nops_sinks *set = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_kafka(set, boot, "neuralops.signals", err, sizeof err),
+    assert_int_equal(nops_sinks_add_kafka(set, boot, NULL, "neuralops.signals", err, sizeof err),
                      NOPS_OK);
     for (int i = 0; i < 7; i++) {
         nops_signal s = make_signal(i);

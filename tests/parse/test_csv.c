@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <string.h>
 

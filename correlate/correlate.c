@@ -12,7 +12,8 @@
  * for `resolve_s` seconds of data time. Time here is the points' time, so a replay resolves the
  * same way as the live run.
  */
-#include "detect/detect.h"
+#include "correlate/correlate.h"
+#include "detect/detect.h" /* nops_detect_key_split */
 
 #include <cblas.h>
 #include <math.h>
@@ -364,3 +365,26 @@ void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
         *resolved = c->resolved_total;
     pthread_mutex_unlock(&c->lock);
 }
+
+/* ---- the [correlate] table -------------------------------------------------------------- */
+
+#define C(f) offsetof(nops_correlate_params, f)
+static const nops_cfg_entry correlate_entries[] = {
+    {"window_s", NOPS_CFG_INT, C(window_s), 1, 86400, "120", NULL, NULL, 0,
+     "Signals at most this many seconds apart may join one incident."},
+    {"min_r", NOPS_CFG_DOUBLE, C(min_r), 0.0, 1.0, "0.8", NULL, NULL, 0,
+     "Series whose recent windows correlate at least this much (|Pearson r|) join."},
+    {"group_labels", NOPS_CFG_STRING, C(group_labels), 0, 128, "service,host,cluster", NULL, NULL,
+     0, "Comma-separated labels: signals sharing a value of one of them join (at most 4)."},
+    {"resolve_s", NOPS_CFG_INT, C(resolve_s), 0, 86400 * 7, "300", NULL, NULL, 0,
+     "An incident resolves once all its series have been normal this many seconds."},
+};
+#undef C
+
+const nops_cfg_section nops_correlate_cfg_section = {
+    "correlate",
+    "Grouping of signals into incidents.",
+    correlate_entries,
+    sizeof correlate_entries / sizeof correlate_entries[0],
+    NULL,
+};

@@ -8,7 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "detect/detect.h"
+#include "correlate/correlate.h"
+#include "detect/detect.h" /* nops_detect_key_id */
 
 #include <math.h>
 #include <stdio.h>

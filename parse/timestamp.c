@@ -4,7 +4,7 @@
  * Calendar arithmetic uses the days-from-civil formula (proleptic Gregorian), so no libc
  * time-zone state is touched and the parser is re-entrant.
  */
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -13,7 +13,7 @@
  * UTF-8 (checked before anything else): names and tag values become series keys and JSON text
  * downstream, where invalid bytes would make records fail to serialise.
  */
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <errno.h>
 #include <math.h>

@@ -6,7 +6,7 @@
  * (detector state is float32). Anything else is an error with a reason the CLI prefixes with the
  * line number.
  */
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <errno.h>
 #include <float.h>

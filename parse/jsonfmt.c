@@ -11,7 +11,7 @@
  * valid UTF-8, and a string holding U+0000, so every name and label handed out is clean text). Telegraf timestamps are epoch
  * numbers whose unit is told apart by magnitude (s, ms, µs, ns), like everywhere else.
  */
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "ingest/ingest.h"
+#include "parse/parse.h"
 
 #include <math.h>
 #include <stdio.h>

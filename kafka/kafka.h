@@ -1,0 +1,50 @@
+/*
+ * kafka.h — every Kafka client the engine makes is configured here: the [kafka] settings, and
+ * one function that builds an rd_kafka_conf_t from them (bootstrap servers, the caller's role
+ * properties, the kafka.extra passthrough, the log callback). The consumer and dead-letter
+ * producer of ingest/, the Kafka sink, the /ingest producer of api/, the `kafka` playbook steps
+ * of orchestrate/, loadgen and the demo's mock cluster all go through it, so a security setting
+ * given once in kafka.extra reaches every client.
+ *
+ * Ownership: nops_kafka_conf_new returns a configuration the caller owns; rd_kafka_new takes
+ * it on success (librdkafka's rule), else the caller destroys it.
+ */
+#ifndef NOPS_KAFKA_H
+#define NOPS_KAFKA_H
+
+#include "core/core.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rd_kafka_conf_s; /* librdkafka's rd_kafka_conf_t */
+
+/** [kafka] settings. */
+typedef struct nops_kafka_params {
+    char brokers[512];          /**< bootstrap servers */
+    char topic[256];            /**< metrics topic */
+    char group[128];            /**< consumer group */
+    char dlq_topic[256];        /**< dead-letter topic for rejected messages */
+    int64_t session_timeout_ms; /**< group session timeout */
+    char extra[1024];           /**< more librdkafka properties: "k=v,k=v" */
+} nops_kafka_params;
+
+extern const nops_cfg_section nops_kafka_cfg_section;
+
+/** One librdkafka property of a client's role: {name, value}. */
+typedef const char *nops_kafka_prop[2];
+
+/**
+ * A new client configuration: `bootstrap.servers` = `brokers` (NULL or "" sets none, as for a
+ * mock cluster), then kafka.extra's `extra` ("k=v,k=v", NULL or "" for none: security settings
+ * and tuning), then the role's `n` properties `props` (last, so what the engine relies on —
+ * manual commits, idempotence — cannot be overridden), and librdkafka's log lines through
+ * nops_log_kafka. NULL with the reason in errstr (naming the bad entry or property).
+ * @remark The caller owns the result (see the file comment).
+ */
+struct rd_kafka_conf_s *nops_kafka_conf_new(const char *brokers, const char *extra,
+                                            const nops_kafka_prop *props, size_t n,
+                                            char *errstr, size_t errstr_size);
+
+#endif /* NOPS_KAFKA_H */

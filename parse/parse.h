@@ -1,0 +1,135 @@
+/*
+ * parse.h — parsers of outside input: timestamps, the `timestamp,value` CSV of
+ * `neuralops analyze`, and the metric formats of a Kafka message or a POST /ingest body
+ * (Influx line protocol, prometheus-kafka-adapter JSON, Telegraf JSON). They depend on core
+ * only; the pipeline (ingest/) and the HTTP ingest (api/) call them.
+ *
+ * Parsers never allocate and never copy: results point into the caller's buffer, which must
+ * outlive them. Errors come back as nops_err plus a short reason (static storage) suitable for
+ * "line N: <reason>" messages. They keep no state: any thread may call them at any time.
+ */
+#ifndef NOPS_PARSE_H
+#define NOPS_PARSE_H
+
+#include "core/core.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/**
+ * Parse a timestamp into nanoseconds since the Unix epoch (UTC). Accepted:
+ *   - ISO-8601 `2024-01-01T00:00:00[.fff…][Z|±HH:MM|±HHMM]` (no zone means UTC),
+ *   - the same with a space instead of `T` (`2024-01-01 00:00:00`), or a date alone,
+ *   - epoch numbers: integers are seconds (< 1e11), milliseconds (< 1e14), microseconds
+ *     (< 1e17) or nanoseconds, told apart by magnitude; decimals are seconds.
+ * @return NOPS_OK, or NOPS_PARSE with *reason set.
+ */
+nops_err nops_ingest_parse_timestamp(const char *s, size_t len, int64_t *ns, const char **reason);
+
+/** One parsed CSV row; `ts` points into the line. */
+typedef struct nops_csv_row {
+    const char *ts;  /**< timestamp text, verbatim (quotes and surrounding blanks removed) */
+    size_t ts_len;   /**< its length */
+    int64_t ts_ns;   /**< parsed timestamp */
+    double value;    /**< the value as written (finite, within float32 range) */
+} nops_csv_row;
+
+typedef enum nops_csv_kind {
+    NOPS_CSV_ROW = 0,    /**< a data row */
+    NOPS_CSV_BLANK = 1,  /**< empty or whitespace-only line: not a row */
+    NOPS_CSV_HEADER = 2, /**< a header line (only recognised when `first` is set) */
+} nops_csv_kind;
+
+/**
+ * Parse one line (without its '\n'; a trailing '\r' is ignored) of `timestamp,value`.
+ * `first`: this is the first non-blank line, which may be a header (two fields, the second not
+ * a number). On NOPS_PARSE *reason names the problem ("value is not a number", ...).
+ */
+nops_err nops_ingest_csv_line(const char *line, size_t len, bool first, nops_csv_row *row,
+                              nops_csv_kind *kind, const char **reason);
+
+/* ---- metric points ------------------------------------------------------------------- */
+
+#define NOPS_INGEST_MAX_TAGS 64  /**< more tags than this on one point is a bad point */
+
+/** A label of a point; spans point into the message or into the parser's scratch space. */
+typedef struct nops_ingest_tag {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} nops_ingest_tag;
+
+/**
+ * One numeric sample, valid only during the callback that receives it. The series name is
+ * `measurement_field`, or `measurement` alone when the field is `value` (DESIGN.md); `field` is
+ * empty for formats that carry a name and no field (prometheus-kafka-adapter).
+ */
+typedef struct nops_point {
+    const char *measurement;       /**< measurement / metric name */
+    size_t measurement_len;
+    const char *field;             /**< field name, or "" */
+    size_t field_len;
+    const nops_ingest_tag *tags;   /**< labels, in message order, `__name__` excluded */
+    size_t n_tags;
+    double value;                  /**< finite */
+    int64_t ts_ns;                 /**< nanoseconds since the epoch */
+} nops_point;
+
+/** Receives each point; return false to stop parsing (the parse returns NOPS_OK). */
+typedef bool (*nops_point_fn)(void *ud, const nops_point *pt);
+
+/** Why a message (or part of it) was rejected; names the label of ..._rejected_total{reason}. */
+typedef enum nops_reject {
+    NOPS_REJECT_NONE = 0,
+    NOPS_REJECT_SYNTAX,      /**< not line protocol / not the expected JSON */
+    NOPS_REJECT_VALUE,       /**< a field value that is not a finite number */
+    NOPS_REJECT_TIMESTAMP,   /**< a bad timestamp */
+    NOPS_REJECT_TOO_LARGE,   /**< too many tags, names too long */
+    NOPS_REJECT_EMPTY,       /**< no point in the message */
+    NOPS_REJECT_UTF8,        /**< names, tags or text that are not valid UTF-8 */
+    NOPS_REJECT_SERIES_LIMIT,/**< a new series past the series limit (memory budget) */
+    NOPS_REJECT_COUNT        /**< number of reasons (not a reason) */
+} nops_reject;
+
+/** "syntax", "value", ... — the Prometheus label value. */
+const char *nops_ingest_reject_name(nops_reject r);
+
+/**
+ * Whether a point stamped `ts_ns` lies within [now − max_past_s, now + max_future_s] of the
+ * wall clock `now_ns` (a bound ≤ 0 is off). NOPS_REJECT_TIMESTAMP with *detail (may be NULL)
+ * naming the bound it broke, else NOPS_REJECT_NONE. Bounds must be ≤ 100 years.
+ */
+nops_reject nops_ingest_check_time(int64_t ts_ns, int64_t now_ns, int64_t max_past_s,
+                                   int64_t max_future_s, const char **detail);
+
+/** Result of parsing one message. */
+typedef struct nops_parse_stats {
+    uint32_t points;      /**< points delivered */
+    uint32_t rejected;    /**< lines or objects rejected */
+    nops_reject reason;   /**< reason of the first rejection */
+    uint32_t first_bad;   /**< 1-based line (or JSON object) of the first rejection */
+    const char *detail;   /**< a human sentence for the first rejection (static storage) */
+} nops_parse_stats;
+
+/**
+ * Parse one Kafka message (or POST /ingest body) holding Influx line protocol lines, a
+ * prometheus-kafka-adapter JSON object, a Telegraf JSON object (or {"metrics":[...]}), or
+ * newline-separated JSON objects; the format is detected from the first non-blank byte. Every
+ * good point goes to `fn`; bad lines or objects are counted in `st` and skipped, so one bad
+ * point never loses its neighbours. `now_ns` stamps points without a timestamp.
+ * @return NOPS_OK when at least one point was delivered or the message had none to give,
+ *         NOPS_PARSE when every line or object was rejected (see st->reason).
+ */
+nops_err nops_ingest_parse(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
+                           void *ud, nops_parse_stats *st);
+
+/** Line protocol only (exposed for tests and the parse benchmark). */
+nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns,
+                                     nops_point_fn fn, void *ud, nops_parse_stats *st);
+/** JSON only: one object, {"metrics":[...]}, or newline-separated objects. */
+nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
+                                void *ud, nops_parse_stats *st);
+
+#endif /* NOPS_PARSE_H */
