@@ -42,7 +42,20 @@ struct nops_audit {
     char prev[65];           /* its hash */
     long *off;               /* file offset of each line (entry seq k at off[k-1]) */
     size_t noff, capoff;
+    json_t *started;         /* subject → seq of its "execute"/"started" entry, from entries
+                                verified at open and appended since (nops_audit_started) */
 };
+
+/* Remember `e` when it records the start of an execution. */
+static void note_started(nops_audit *a, const json_t *e)
+{
+    const char *act = json_string_value(json_object_get(e, "action"));
+    const char *dec = json_string_value(json_object_get(e, "decision"));
+    const char *sub = json_string_value(json_object_get(e, "subject"));
+    if (act && dec && sub && strcmp(act, "execute") == 0 && strcmp(dec, "started") == 0 &&
+        !json_object_get(a->started, sub))
+        json_object_set_new(a->started, sub, json_incref(json_object_get(e, "seq")));
+}
 
 static bool push_off(nops_audit *a, long at)
 {
@@ -102,14 +115,17 @@ static bool hash_at(nops_audit *a, uint64_t k, char out[65])
     return h != NULL;
 }
 
-/* Check entries from+1..noff against the walk `w` (positioned after entry `from`). */
-static bool walk_file(nops_audit *a, nops__audit_walk *w, char *why, size_t why_size)
+/* Check entries from+1..noff against the walk `w` (positioned after entry `from`); with
+ * `index`, remember the executions they record as started. */
+static bool walk_file(nops_audit *a, nops__audit_walk *w, bool index, char *why, size_t why_size)
 {
     for (uint64_t k = w->n + 1; k <= a->noff; k++) {
         json_t *e = read_entry(a, k);
         bool ok = e && nops__audit_walk_step(w, e, why, why_size);
         if (!e)
             snprintf(why, why_size, "entry %llu is not JSON", (unsigned long long)k);
+        if (ok && index)
+            note_started(a, e);
         json_decref(e);
         if (!ok)
             return false;
@@ -222,6 +238,8 @@ static nops_err append_locked(nops_audit *a, const char *actor, const char *acti
     if (!ok && at >= 0 && ftruncate(fd, at) != 0)
         NOPS_ERROR("audit", "cannot take back a partly written or refused line: %s",
                    strerror(errno));
+    if (ok)
+        note_started(a, e);
     free(line);
     json_decref(e);
     if (!ok)
@@ -336,7 +354,7 @@ static bool load_end(nops_audit *a, const char *path, bool *legacy, char *errstr
     json_decref(last);
     if (ok && !w.keyed) { /* an earlier version's trail: all of it must be unkeyed */
         nops__audit_walk_init(&w, a->key);
-        ok = walk_file(a, &w, why, sizeof why);
+        ok = walk_file(a, &w, false, why, sizeof why);
         *legacy = ok;
     }
     if (!ok)
@@ -378,7 +396,7 @@ static bool check_head(nops_audit *a, const char *path, bool legacy, char *errst
     nops__audit_walk w;
     nops__audit_walk_from(&w, a->key, a->head.at.seq, a->head.at.hash);
     char bad[400];
-    if (!walk_file(a, &w, bad, sizeof bad)) {
+    if (!walk_file(a, &w, false, bad, sizeof bad)) {
         snprintf(why, sizeof why, "entry %llu after the head record does not verify: %s",
                  (unsigned long long)(w.n + 1), bad);
         return refuse(path, why, errstr, errstr_size);
@@ -450,6 +468,23 @@ static bool seal(nops_audit *a, const char *path, char *errstr, size_t errstr_si
     return e == NOPS_OK;
 }
 
+/*
+ * Every entry checked under the key, once per start: the end checks above see only where the
+ * chain ends, but decisions are made from entries in its middle too (whether an execution was
+ * started: nops_audit_started), so none may be taken from an entry nobody verified. An HMAC over
+ * an entry of a few hundred bytes is about a microsecond: a million entries take a second or two.
+ */
+static bool verify_all(nops_audit *a, const char *path, char *errstr, size_t errstr_size)
+{
+    nops__audit_walk w;
+    char why[400] = "";
+    json_object_clear(a->started);
+    nops__audit_walk_init(&w, a->key);
+    if (!walk_file(a, &w, true, why, sizeof why) || !nops__audit_walk_end(&w, why, sizeof why))
+        return refuse(path, why, errstr, errstr_size);
+    return true;
+}
+
 nops_audit *nops_audit_open(const char *path, const char *pg_dsn, const nops_secret *key,
                             const char *head_dir, char *errstr, size_t errstr_size)
 {
@@ -465,13 +500,19 @@ nops_audit *nops_audit_open(const char *path, const char *pg_dsn, const nops_sec
     }
     pthread_mutex_init(&a->mu, NULL);
     a->key = key;
+    if (!(a->started = json_object())) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        nops_audit_close(a);
+        return NULL;
+    }
     bool legacy = false;
     if (!open_file(a, path, errstr, errstr_size) ||
         (head_dir && *head_dir && !prepare_head(a, head_dir, path, errstr, errstr_size)) ||
         !load_end(a, path, &legacy, errstr, errstr_size) ||
         (a->keep_head && !check_head(a, path, legacy, errstr, errstr_size)) ||
         (pg_dsn && *pg_dsn && !check_pg(a, pg_dsn, path, errstr, errstr_size)) ||
-        (legacy && !seal(a, path, errstr, errstr_size))) {
+        (legacy && !seal(a, path, errstr, errstr_size)) ||
+        !verify_all(a, path, errstr, errstr_size)) {
         nops_audit_close(a);
         return NULL;
     }
@@ -497,6 +538,7 @@ void nops_audit_close(nops_audit *a)
         fclose(a->f);
     PQfinish(a->pg);
     free(a->off);
+    json_decref(a->started);
     pthread_mutex_destroy(&a->mu);
     nops_free(a);
 }
@@ -552,3 +594,13 @@ nops_err nops_audit_page(nops_audit *a, const nops_audit_query *q, json_t **out,
     return NOPS_OK;
 }
 
+
+bool nops_audit_started(nops_audit *a, const char *subject, uint64_t *seq)
+{
+    pthread_mutex_lock(&a->mu);
+    json_t *v = json_object_get(a->started, subject);
+    if (v && seq)
+        *seq = (uint64_t)json_integer_value(v);
+    pthread_mutex_unlock(&a->mu);
+    return v != NULL;
+}

@@ -56,6 +56,14 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
                            const char *subject, const char *decision, const json_t *details,
                            uint64_t *seq, char *errstr, size_t errstr_size);
 
+/**
+ * Whether the trail records the start of an execution of `subject` (action "execute", decision
+ * "started"), and its seq. Answered from entries verified under the key when the trail was
+ * opened (every entry is checked then) and from those appended since, never from unverified
+ * text. Thread-safe.
+ */
+bool nops_audit_started(nops_audit *a, const char *subject, uint64_t *seq);
+
 /** Which entries nops_audit_page returns. */
 typedef struct nops_audit_query {
     uint64_t after;      /**< entries with seq > after (the `next` of the previous page) */

@@ -391,40 +391,12 @@ static bool ran_before(nops_orchestrator *o, const char *id, bool add)
     return seen;
 }
 
-/* Whether the audit trail (keyed, its end checked at start) records an execution of `id`
- * that was started: a record set back to approved after a restart is not run twice. A trail
- * that cannot be read counts as "started", so nothing runs on a guess. */
+/* Whether the audit trail records a started execution of `id` (from entries verified under
+ * the key: nops_audit_started): a record set back to approved after a restart is not run
+ * twice. */
 static bool started_in_audit(nops_orchestrator *o, const char *id, uint64_t *seq)
 {
-    if (!o->audit)
-        return false;
-    nops_audit_query q = {.after = 0, .limit = 1000, .action = "execute", .subject = id};
-    for (;;) {
-        json_t *page = NULL;
-        char err[256];
-        if (nops_audit_page(o->audit, &q, &page, err, sizeof err) != NOPS_OK) {
-            NOPS_ERROR("orchestrate", "cannot read the audit trail to check %s: %s", id, err);
-            return true;
-        }
-        size_t i;
-        json_t *e;
-        bool found = false;
-        json_array_foreach(json_object_get(page, "entries"), i, e)
-        {
-            const char *d = json_string_value(json_object_get(e, "decision"));
-            if (!found && d && strcmp(d, "started") == 0) {
-                found = true;
-                *seq = (uint64_t)json_integer_value(json_object_get(e, "seq"));
-            }
-        }
-        json_t *next = json_object_get(page, "next");
-        bool more = !found && json_is_integer(next);
-        if (more)
-            q.after = (uint64_t)json_integer_value(next);
-        json_decref(page);
-        if (!more)
-            return found;
-    }
+    return o->audit && nops_audit_started(o->audit, id, seq);
 }
 
 /* Why `rec` may not run now ("" when it may): an approval (or the policy's auto-execution

@@ -173,6 +173,49 @@ static void test_rechained_without_key(void **state)
     assert_non_null(strstr(err, "only unkeyed entries"));
 }
 
+/* A middle entry edited in place (no hash recomputed, the end of the chain intact) is refused
+ * at open: every entry is verified there, since decisions (was an execution started?) are taken
+ * from entries in the middle — the review's replay went through such an edit. */
+static void test_middle_entry_edited(void **state)
+{
+    (void)state;
+    char path[128], err[1024];
+    au_path(path, sizeof path, "middle.jsonl");
+    nops_audit *a = au_open(path, NULL, err, sizeof err);
+    assert_non_null(a);
+    assert_int_equal(nops_audit_append(a, "key:ops", "execute", "orch-7", "started", NULL, NULL,
+                                       err, sizeof err),
+                     NOPS_OK);
+    assert_int_equal(nops_audit_append(a, "key:ops", "execute", "orch-7", "executed", NULL,
+                                       NULL, err, sizeof err),
+                     NOPS_OK);
+    uint64_t seq = 0;
+    assert_true(nops_audit_started(a, "orch-7", &seq));
+    assert_int_equal(seq, 1);
+    assert_false(nops_audit_started(a, "orch-8", NULL));
+    nops_audit_close(a);
+    /* reopened: known from the verified file */
+    a = au_open(path, NULL, err, sizeof err);
+    assert_non_null(a);
+    assert_true(nops_audit_started(a, "orch-7", &seq));
+    assert_int_equal(seq, 1);
+    nops_audit_close(a);
+    /* "started" → "startex" in line 1, same length, nothing else touched */
+    FILE *f = fopen(path, "r+");
+    char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    char *hit = strstr(buf, "\"started\"");
+    assert_non_null(hit);
+    assert_true(hit < strchr(buf, '\n'));
+    memcpy(hit, "\"startex\"", 9);
+    rewind(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+    assert_null(au_open(path, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "refusing to continue the chain"));
+}
+
 /* c: a file cut short, deleted, replaced by an older copy or by another trail written with the
  * same key is refused at open — with what was found — and flagged by verify. */
 static void test_truncated_or_replaced(void **state)
@@ -410,7 +453,8 @@ static void test_pages(void **state)
     assert_int_equal(json_array_size(json_object_get(page, "entries")), 3);
     json_decref(page);
     nops_audit_close(a);
-    /* entry 2 overwritten with garbage of the same length: the page says so */
+    /* entry 2 overwritten with garbage of the same length: a start refuses the trail (every
+     * entry is verified at open; it used to open and only the page said so) */
     FILE *fp = fopen(path, "r+");
     char *line = NULL;
     size_t cap = 0;
@@ -423,13 +467,8 @@ static void test_pages(void **state)
         fputc('#', fp);
     fclose(fp);
     free(line);
-    /* the file is reopened only to read: its end still fits the head record */
-    a = au_open(path, NULL, err, sizeof err);
-    assert_non_null(a);
-    nops_audit_query all = {.limit = 100};
-    assert_int_equal(nops_audit_page(a, &all, &page, err, sizeof err), NOPS_PARSE);
+    assert_null(au_open(path, NULL, err, sizeof err));
     assert_non_null(strstr(err, "entry 2 is not JSON"));
-    nops_audit_close(a);
 }
 
 /* The app on a trail cut short: an ERROR line says what was found, the orchestration flow is off
@@ -479,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_intact_and_resumed),
         cmocka_unit_test(test_every_field_of_every_line),
         cmocka_unit_test(test_rechained_without_key),
+        cmocka_unit_test(test_middle_entry_edited),
         cmocka_unit_test(test_truncated_or_replaced),
         cmocka_unit_test(test_wrong_or_missing_key),
         cmocka_unit_test(test_legacy_trail_sealed),

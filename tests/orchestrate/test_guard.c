@@ -289,10 +289,51 @@ static void test_edited_record_file_runs_nothing(void **state)
     file_put(rec);
     expect_refused(o, id, "executed by this process already");
     nops_orch_destroy(o);
-    /* ... nor after a restart: the keyed audit trail holds its start */
+    /* ... nor after a restart: the keyed audit trail, verified entry by entry as it is
+     * opened again, holds its start */
+    char aerr[512];
+    nops_audit_close(g_a);
+    g_a = nops_audit_open(g_audit, NULL, g_secret, NULL, aerr, sizeof aerr);
+    assert_non_null(g_a);
     o = orch();
     expect_refused(o, id, "was started before (audit entry");
     nops_orch_destroy(o);
+    /* the review's replay: the "started" entry edited in place (never the last one) as well —
+     * the trail is refused as it is opened, so the flow stays off instead of running it again */
+    nops_audit_close(g_a);
+    FILE *af = fopen(g_audit, "r+");
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, af);
+    text[n] = '\0';
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"subject\":\"%s\"", id);
+    char *hit = NULL;
+    for (char *p = strstr(text, "\"decision\":\"started\""); p && !hit;
+         p = strstr(p + 1, "\"decision\":\"started\"")) {
+        char *bol = p;
+        while (bol > text && bol[-1] != '\n')
+            bol--;
+        char *eol = strchr(p, '\n');
+        char keep = *eol;
+        *eol = '\0';
+        if (strstr(bol, needle))
+            hit = p;
+        *eol = keep;
+    }
+    assert_non_null(hit);
+    memcpy(hit + strlen("\"decision\":\"start"), "ex", 2);
+    rewind(af);
+    assert_int_equal(fwrite(text, 1, n, af), n);
+    fclose(af);
+    assert_null(nops_audit_open(g_audit, NULL, g_secret, NULL, aerr, sizeof aerr));
+    assert_non_null(strstr(aerr, "refusing to continue the chain"));
+    /* put it back so the other tests have their trail */
+    memcpy(hit + strlen("\"decision\":\"start"), "ed", 2);
+    af = fopen(g_audit, "w");
+    assert_int_equal(fwrite(text, 1, n, af), n);
+    fclose(af);
+    g_a = nops_audit_open(g_audit, NULL, g_secret, NULL, aerr, sizeof aerr);
+    assert_non_null(g_a);
 }
 
 /* Edits of what is sealed: the context, the playbook, the policy's decision, the dry-run. */
