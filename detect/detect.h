@@ -83,13 +83,7 @@ typedef struct nops_detect_out {
     uint8_t *flags; /**< NOPS_DETECT_* bits */
 } nops_detect_out;
 
-/** One label of a series; strings need not be NUL-terminated (parsers point into messages). */
-typedef struct nops_label {
-    const char *key;
-    size_t key_len;
-    const char *value;
-    size_t value_len;
-} nops_label;
+/* nops_label, one label of a series, is core's (core/core.h). */
 
 typedef struct nops_detector nops_detector;
 

@@ -143,10 +143,8 @@ static nops_reject canonical_key(const nops_point *pt, char *key, size_t *klen, 
         *detail = "series name longer than 511 bytes";
         return NOPS_REJECT_TOO_LARGE;
     }
-    nops_label labels[NOPS_INGEST_MAX_TAGS];
-    for (size_t i = 0; i < pt->n_tags; i++)
-        labels[i] = (nops_label){pt->tags[i].key, pt->tags[i].key_len, pt->tags[i].value,
-                                 pt->tags[i].value_len};
+    nops_label labels[NOPS_INGEST_MAX_TAGS]; /* sorted in place: the point's stay as they are */
+    memcpy(labels, pt->tags, pt->n_tags * sizeof *labels);
     if (nops_detect_series_key(name, nl, labels, pt->n_tags, key, NOPS_KEY_MAX, klen, id) !=
         NOPS_OK) {
         *detail = "series key longer than 1023 bytes, or a label given twice";
