@@ -3,9 +3,14 @@
  *
  *   parse_*        parser points/s and MB/s per input format, beside memchr scanning the same
  *                  bytes for newlines (the floor any line-oriented parser pays);
+ *   identity_*     line-protocol parse plus the pipeline's per-point series identity work
+ *                  (nops_ingest_series_resolve on a warm detector, every series known) beside
+ *                  parse alone of the same bytes;
  *   e2e_*          end-to-end points/s of the pipeline (consume + parse + detect + correlate +
  *                  JSONL sink) over a pre-filled mock-cluster topic (lz4, 32 partitions), beside
- *                  a bare librdkafka consumer that only counts the same topic's messages;
+ *                  a bare librdkafka consumer that only counts the same topic's messages, and
+ *                  (100-line messages) beside the ceiling: parse alone of the same messages
+ *                  times the pipeline's workers;
  *   latency_*      ingest-to-signal p50/p99 while producing at half the measured end-to-end
  *                  rate with spikes injected.
  */
@@ -47,7 +52,26 @@ static void corpus_add(corpus *c, const char *msg, size_t len, size_t *cap, uint
     c->points += pts;
 }
 
-/* kind 0: line protocol, 100 lines per message; 1: adapter JSON; 2: Telegraf JSON batch */
+#define E2E_WORKERS 2 /* the pipeline's workers in the end-to-end runs */
+
+/* One message of the end-to-end topics: `lines` points from series s0 on, out of `series`. */
+static size_t e2e_message(char *msg, size_t cap, size_t m, int lines, uint32_t series)
+{
+    const uint64_t t = 1700000000000000000ull;
+    size_t len = 0;
+    const size_t s0 = (m * (size_t)lines) % series;
+    for (int i = 0; i < lines; i++) {
+        size_t s = (s0 + (size_t)i) % series;
+        len += (size_t)snprintf(msg + len, cap - len, "%scpu,host=h%06zu usage=%.2f %llu",
+                                i ? "\n" : "", s, 30.0 + (double)((m + (size_t)i) % 7),
+                                (unsigned long long)(t + (m * (size_t)lines + (size_t)i) /
+                                                             series * 10000000000ull));
+    }
+    return len;
+}
+
+/* kind 0: line protocol, 100 lines per message; 1: adapter JSON; 2: Telegraf JSON batch;
+ * 3: the end-to-end topics' 100-line messages (100k series); 4: line protocol with 5 tags */
 static corpus make_corpus(int kind, size_t messages)
 {
     corpus c = {NULL, calloc(messages + 1, sizeof(size_t)), 0, 0};
@@ -75,6 +99,19 @@ static corpus make_corpus(int kind, size_t messages)
                                         30.0 + i % 5);
             len += (size_t)snprintf(msg + len, sizeof msg - len, "]}");
             pts = 100;
+        } else if (kind == 3) {
+            len = e2e_message(msg, sizeof msg, m, 100, 100000);
+            pts = 100;
+        } else if (kind == 4) {
+            for (int i = 0; i < 100; i++) {
+                size_t s = (m * 100 + (size_t)i) % 100000;
+                len += (size_t)snprintf(msg + len, sizeof msg - len,
+                                        "cpu,host=h%05zu,region=eu-west-1,dc=dc%zu,rack=r%02zu,"
+                                        "service=api usage_user=%.2f %llu\n",
+                                        s, s % 3, s % 40, 30.0 + i % 5,
+                                        (unsigned long long)(t + m));
+            }
+            pts = 100;
         } else {
             for (int i = 0; i < 100; i++)
                 len += (size_t)snprintf(msg + len, sizeof msg - len,
@@ -86,6 +123,75 @@ static corpus make_corpus(int kind, size_t messages)
         corpus_add(&c, msg, len, &cap, pts);
     }
     return c;
+}
+
+/* Best of three: seconds to parse every message of `c` with `fn`. */
+static double time_parse(const corpus *c, nops_point_fn fn, void *ud, uint64_t *got)
+{
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        *got = 0;
+        double t0 = bench_seconds();
+        for (size_t m = 0; m < c->n; m++) {
+            nops_parse_stats st;
+            nops_ingest_parse(c->buf + c->off[m], c->off[m + 1] - c->off[m], 0, fn, ud, &st);
+        }
+        double el = bench_seconds() - t0;
+        best = el < best ? el : best;
+    }
+    return best;
+}
+
+typedef struct ident_ctx {
+    uint64_t points;                /* points resolved (the count, as count_point) */
+    nops_detector *det;             /* a detector as a worker's */
+    nops_ingest_series_cache *sc;   /* and its cache */
+    uint64_t sum;                   /* of slots: keeps the work from being optimised away */
+} ident_ctx;
+
+static bool ident_point(void *ud, const nops_point *p)
+{
+    ident_ctx *x = ud;
+    uint32_t slot = 0;
+    const char *detail;
+    if (nops_ingest_series_resolve(x->sc, x->det, p, 1, NULL, NULL, &slot, &detail) ==
+        NOPS_REJECT_NONE)
+        x->sum += slot;
+    x->points++;
+    return true;
+}
+
+/*
+ * Parse alone beside parse + the series identity the pipeline does per point, on the same
+ * messages, with every series already known (the steady state); returns parse-alone points/s.
+ */
+static double bench_identity(const char *figure, int kind, size_t messages)
+{
+    corpus c = make_corpus(kind, messages);
+    uint64_t got = 0;
+    const double parse_s = time_parse(&c, count_point, &got, &got);
+    char err[256];
+    nops_detect_params dp;
+    nops_detect_params_default(&dp);
+    ident_ctx x = {0, nops_detect_new(&dp, 1024, err, sizeof err),
+                   nops_ingest_series_cache_new(), 0};
+    uint64_t warm = 0;
+    for (size_t m = 0; m < c.n; m++) { /* register every series (and fill the cache) */
+        nops_parse_stats st;
+        nops_ingest_parse(c.buf + c.off[m], c.off[m + 1] - c.off[m], 0, ident_point, &x, &st);
+    }
+    warm = nops_detect_series_count(x.det);
+    const double ident_s = time_parse(&c, ident_point, &x, &x.points);
+    char extra[200];
+    snprintf(extra, sizeof extra, "\"points\":%llu,\"series\":%llu,\"parse_alone_points_per_s\":"
+             "%.4g", (unsigned long long)got, (unsigned long long)warm, (double)got / parse_s);
+    bench_emit("ingest", figure, (double)got / ident_s, "points/s", "parse_alone_points_per_s",
+               (double)got / parse_s, extra);
+    nops_ingest_series_cache_destroy(x.sc);
+    nops_detect_destroy(x.det);
+    free(c.buf);
+    free(c.off);
+    return (double)got / parse_s;
 }
 
 static void bench_parse(const char *figure, int kind, size_t messages)
@@ -170,18 +276,9 @@ static void produce(const char *topic, const char *msg, size_t len, const char *
 static void prefill(const char *topic, size_t messages, int lines, uint32_t series)
 {
     char msg[16384], key[16];
-    uint64_t t = 1700000000000000000ull;
     for (size_t m = 0; m < messages; m++) {
-        size_t len = 0;
+        size_t len = e2e_message(msg, sizeof msg, m, lines, series);
         size_t s0 = (m * (size_t)lines) % series;
-        for (int i = 0; i < lines; i++) {
-            size_t s = (s0 + (size_t)i) % series;
-            len += (size_t)snprintf(msg + len, sizeof msg - len,
-                                    "%scpu,host=h%06zu usage=%.2f %llu", i ? "\n" : "", s,
-                                    30.0 + (double)((m + (size_t)i) % 7),
-                                    (unsigned long long)(t + (m * (size_t)lines + (size_t)i) /
-                                                                 series * 10000000000ull));
-        }
         int kl = snprintf(key, sizeof key, "%zu", s0 / 64);
         produce(topic, msg, len, key, (size_t)kl);
     }
@@ -239,7 +336,7 @@ static bool pipe_start(pipe_run *r, const char *topic, const char *group)
     snprintf(kp.group, sizeof kp.group, "%s", group);
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "dlq");
     kp.session_timeout_ms = 6000;
-    nops_pipeline_params pp = {2, 65536, 2048, 500, 10000000, 60000, 0, 0, 0};
+    nops_pipeline_params pp = {E2E_WORKERS, 65536, 2048, 500, 10000000, 60000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
@@ -361,6 +458,10 @@ int bench_ingest(const bench_opts *o)
     bench_parse("parse_lineproto", 0, 20000 / scale);
     bench_parse("parse_json_adapter", 1, 500000 / scale);
     bench_parse("parse_json_telegraf", 2, 10000 / scale);
+    fprintf(stderr, "bench ingest: parse + series identity...\n");
+    bench_identity("identity_lineproto_5tags", 4, 5000 / scale);
+    /* the ceiling of the 100-line end-to-end run: parse alone of its messages × workers */
+    const double parse_e2e = bench_identity("identity_lineproto_e2e_msgs", 3, 5000 / scale);
     if (!start_cluster()) {
         fprintf(stderr, "bench ingest: cannot start the mock cluster\n");
         return 1;
@@ -388,6 +489,10 @@ int bench_ingest(const bench_opts *o)
              m100, (unsigned long long)ser);
     bench_emit("ingest", "e2e_points_per_s_100pt_msgs", pipe100, "points/s",
                "bare_consumer_points_per_s", bare100 * 100, extra);
+    snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g",
+             E2E_WORKERS, parse_e2e);
+    bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", pipe100, "points/s",
+               "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
     snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)ser);
     bench_emit("ingest", "bytes_per_active_series", bps, "bytes", "target", 1024.0, extra);
     const double half = pipe100 > 0 ? pipe100 / 2 : 100000;

@@ -231,6 +231,15 @@ void nops_cfg_print_values(const nops_cfg *cfg, FILE *out);
 #define NOPS_KEY_MAX 1024   /**< longest canonical series key, NUL included */
 #define NOPS_ID_LEN 17      /**< 16 hex digits + NUL */
 
+/** One label of a series (parsers' tags, canonical keys); strings need not be NUL-terminated
+ *  (parsers point into messages). The one label type of every module. */
+typedef struct nops_label {
+    const char *key;    /**< label name */
+    size_t key_len;     /**< its length */
+    const char *value;  /**< label value, unescaped */
+    size_t value_len;   /**< its length */
+} nops_label;
+
 /** How a signal was raised. */
 typedef enum nops_method_fired {
     NOPS_FIRED_ZSCORE = 0, /**< the rolling z-score crossed its threshold (first, or larger) */

@@ -84,13 +84,7 @@ typedef struct nops_detect_out {
     uint8_t *flags; /**< NOPS_DETECT_* bits */
 } nops_detect_out;
 
-/** One label of a series; strings need not be NUL-terminated (parsers point into messages). */
-typedef struct nops_label {
-    const char *key;
-    size_t key_len;
-    const char *value;
-    size_t value_len;
-} nops_label;
+/* nops_label, one label of a series, is core's (core/core.h). */
 
 typedef struct nops_detector nops_detector;
 
@@ -138,8 +132,13 @@ nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size
 void nops_detect_touch(nops_detector *det, uint32_t slot, uint32_t now_s);
 /** Slot of a registered series, or NOPS_NOTFOUND. */
 nops_err nops_detect_lookup(const nops_detector *det, uint64_t id, uint32_t *slot);
+/** The id of the series in `slot` (nops_detect_key_id of its key), or 0 when the slot is free
+ *  or beyond the slots handed out; O(1). */
+uint64_t nops_detect_slot_id(const nops_detector *det, uint32_t slot);
 /** The key a series was registered with ("" if none was given); valid until evicted. */
 const char *nops_detect_slot_key(const nops_detector *det, uint32_t slot);
+/** Series evicted since creation: while it stays the same, every slot keeps its series. */
+uint64_t nops_detect_evictions(const nops_detector *det);
 /** Evict series not seen for ttl_s seconds (no-op when ttl_s is 0); returns how many. */
 uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s);
 uint32_t nops_detect_series_count(const nops_detector *det);

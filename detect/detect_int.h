@@ -102,6 +102,7 @@ struct nops_detector {
     uint32_t *free_slots;       /* stack of evicted slots to reuse */
     uint32_t n_free;            /* entries on that stack */
     uint32_t hwm;               /* slots handed out so far (high-water mark) */
+    uint64_t evictions;         /* series evicted since creation (caches of slots watch it) */
     uint32_t active;            /* registered series */
     size_t key_bytes;           /* bytes held by key copies incl. allocation headers */
 };

@@ -243,6 +243,11 @@ void nops_detect_touch(nops_detector *det, uint32_t slot, uint32_t now_s)
         det->last_seen[slot] = now_s;
 }
 
+uint64_t nops_detect_slot_id(const nops_detector *det, uint32_t slot)
+{
+    return slot < det->hwm ? det->slot_id[slot] : 0;
+}
+
 const char *nops_detect_slot_key(const nops_detector *det, uint32_t slot)
 {
     if (slot >= det->hwm || !det->keys[slot])
@@ -289,9 +294,15 @@ uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s)
         det->slot_id[s] = 0;
         det->free_slots[det->n_free++] = s;
         det->active--;
+        det->evictions++;
         evicted++;
     }
     return evicted;
+}
+
+uint64_t nops_detect_evictions(const nops_detector *det)
+{
+    return det->evictions;
 }
 
 uint32_t nops_detect_series_count(const nops_detector *det)

@@ -18,6 +18,45 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- series identity of a point ----------------------------------------------------- */
+
+/**
+ * A per-worker cache from a point's raw series bytes (nops_point.series and its field) to its
+ * detector slot, so the canonical key is built only for a series not seen in that raw form.
+ * Not thread-safe: one per thread, beside the detector it indexes.
+ */
+typedef struct nops_ingest_series_cache nops_ingest_series_cache;
+
+/** A new cache, or NULL when out of memory. */
+nops_ingest_series_cache *nops_ingest_series_cache_new(void);
+void nops_ingest_series_cache_destroy(nops_ingest_series_cache *c);
+
+/* For tests: replace the raw hash (span, field → 128 bits) to force collisions; entries in use. */
+typedef void (*nops__series_hash_fn)(const char *span, size_t span_len, const char *field,
+                                     size_t field_len, uint64_t out[2]);
+void nops__ingest_series_cache_set_hash(nops_ingest_series_cache *c, nops__series_hash_fn fn);
+uint32_t nops__ingest_series_cache_size(const nops_ingest_series_cache *c);
+
+/**
+ * Asked before a new series is registered; returns why it may not be (static text), or NULL
+ * when it may. `key_len` is its canonical key's length.
+ */
+typedef const char *(*nops_ingest_admit_fn)(void *ud, size_t key_len);
+
+/**
+ * The detector slot of the point's series, registering it in `det` when new and `admit` (may
+ * be NULL: always) agrees; marks the series seen at now_s. The series id (XXH3 of the canonical
+ * key) is then nops_detect_slot_id(det, *slot). `c` may be NULL (no cache: the key is built
+ * every time); one cache serves one detector.
+ * @return NOPS_REJECT_NONE; NOPS_REJECT_TOO_LARGE when the name or key is too long or a label
+ *         is given twice; NOPS_REJECT_SERIES_LIMIT when the series is new and refused (by
+ *         `admit`, or out of memory). *detail (static text) says why.
+ */
+nops_reject nops_ingest_series_resolve(nops_ingest_series_cache *c, nops_detector *det,
+                                       const nops_point *pt, uint32_t now_s,
+                                       nops_ingest_admit_fn admit, void *ud, uint32_t *slot,
+                                       const char **detail);
+
 /** [pipeline] settings. */
 typedef struct nops_pipeline_params {
     int64_t workers;     /**< detector threads; partition p goes to worker p % workers */

@@ -241,8 +241,9 @@ uint32_t nops_pipeline_series_limit(const nops_pipeline_params *pp, const nops_d
 }
 
 /* Why a new series may not be registered (static text), or NULL when it may. */
-static const char *series_refusal(worker *w, size_t key_len)
+static const char *admit_series(void *ud, size_t key_len)
 {
+    worker *w = ud;
     if (nops_detect_series_count(w->det) >= w->series_cap)
         return "new series refused: the worker holds as many series as pipeline.max_series or "
                "pipeline.series_memory_mb allow";
@@ -281,45 +282,19 @@ static bool on_point(void *ud, const nops_point *pt)
         point_reject(w, NOPS_REJECT_TIMESTAMP, detail);
         return true;
     }
-    char name[512];
-    size_t nl;
-    if (pt->field_len)
-        nl = (size_t)snprintf(name, sizeof name, "%.*s_%.*s", (int)pt->measurement_len,
-                              pt->measurement, (int)pt->field_len, pt->field);
-    else
-        nl = (size_t)snprintf(name, sizeof name, "%.*s", (int)pt->measurement_len,
-                              pt->measurement);
-    if (nl >= sizeof name) {
-        point_reject(w, NOPS_REJECT_TOO_LARGE, "series name longer than 511 bytes");
-        return true;
-    }
-    nops_label labels[NOPS_INGEST_MAX_TAGS];
-    for (size_t i = 0; i < pt->n_tags; i++)
-        labels[i] = (nops_label){pt->tags[i].key, pt->tags[i].key_len, pt->tags[i].value,
-                                 pt->tags[i].value_len};
-    char key[NOPS_KEY_MAX];
-    size_t klen;
-    uint64_t id;
-    if (nops_detect_series_key(name, nl, labels, pt->n_tags, key, sizeof key, &klen, &id) !=
-        NOPS_OK) {
-        point_reject(w, NOPS_REJECT_TOO_LARGE, "series key longer than 1023 bytes, or a "
-                                               "label given twice");
-        return true;
-    }
     uint32_t slot;
     const uint32_t now_s = (uint32_t)(w->recv_ns / 1000000000);
-    if (nops_detect_lookup(w->det, id, &slot) != NOPS_OK) {
-        const char *why = series_refusal(w, klen);
-        if (!why && nops_detect_slot(w->det, id, key, klen, now_s, &slot) != NOPS_OK)
-            why = "new series refused: out of memory registering it";
-        if (why) {
+    nops_reject r = nops_ingest_series_resolve(w->sc, w->det, pt, now_s, admit_series, w, &slot,
+                                               &detail);
+    if (r != NOPS_REJECT_NONE) {
+        if (r == NOPS_REJECT_SERIES_LIMIT) {
             w->rejected_series++;
-            point_reject(w, NOPS_REJECT_SERIES_LIMIT, why);
-            log_series_limit(w, why);
-            return true;
+            point_reject(w, r, detail);
+            log_series_limit(w, detail);
+        } else {
+            point_reject(w, r, detail);
         }
-    } else {
-        nops_detect_touch(w->det, slot, now_s);
+        return true;
     }
     if (!nops__set_slot_part(w, slot, w->cur_part))
         return false;
@@ -367,8 +342,10 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     const nops_detect_params *dp = &w->p->dp;
     const char *key = nops_detect_slot_key(w->det, w->slots[i]);
     memset(s, 0, sizeof *s);
-    snprintf(s->series, sizeof s->series, "%s", key);
-    s->series_id = nops_detect_key_id(key, strlen(key));
+    const size_t klen = strlen(key);
+    memcpy(s->series, key, klen + 1); /* the detector's copy fits: both are NOPS_KEY_MAX */
+    s->series_id = nops_detect_slot_id(w->det, w->slots[i]); /* kept since the series was
+                                                                 registered: not hashed again */
     uint64_t h = XXH3_64bits_withSeed(&w->ts[i], sizeof w->ts[i], s->series_id);
     snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long)h);
     s->ts_ns = w->ts[i];
@@ -389,7 +366,7 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     double prev_mean = cnt > 1 ? (mean * cnt - s->value) / (cnt - 1) : mean;
     float zz = s->method == NOPS_FIRED_ZSCORE ? s->zscore : s->ewma;
     /* the key shortened on a character boundary: a cut inside one is not UTF-8 any more */
-    const int kl = (int)nops_utf8_cut(key, strlen(key), 300);
+    const int kl = (int)nops_utf8_cut(key, klen, 300);
     snprintf(s->hint, sizeof s->hint, "%.*s is %.1fσ %s its %s (%.4g)", kl, key, fabs(zz),
              zz >= 0 ? "above" : "below",
              s->method == NOPS_FIRED_ZSCORE ? "rolling mean" : "moving average", prev_mean);
@@ -417,10 +394,8 @@ static void emit_signals(worker *w, size_t from, size_t to)
     nops_pipeline *p = w->p;
     uint64_t anomalies = 0;
     for (size_t i = from; i < to; i++) {
-        if (w->flags[i] & NOPS_DETECT_CLEARED) {
-            const char *key = nops_detect_slot_key(w->det, w->slots[i]);
-            nops_correlate_cleared(p->corr, nops_detect_key_id(key, strlen(key)), w->ts[i]);
-        }
+        if (w->flags[i] & NOPS_DETECT_CLEARED)
+            nops_correlate_cleared(p->corr, nops_detect_slot_id(w->det, w->slots[i]), w->ts[i]);
         anomalies += (w->flags[i] & NOPS_DETECT_ANOM) != 0;
         if (!(w->flags[i] & NOPS_DETECT_FIRED))
             continue;
@@ -674,6 +649,7 @@ void *nops__worker_main(void *arg)
         return NULL;
     }
     series_limits(w);
+    w->sc = nops_ingest_series_cache_new(); /* NULL (out of memory): keys built every time */
     for (;;) {
         answer_query(w);
         uint32_t n = nops__msgq_pop(&w->q, msgs, (uint32_t)w->p->pp.batch);
@@ -688,6 +664,8 @@ void *nops__worker_main(void *arg)
         if (done)
             break;
     }
+    nops_ingest_series_cache_destroy(w->sc);
+    w->sc = NULL;
     nops_free(msgs);
     return NULL;
 }

@@ -105,6 +105,7 @@ struct worker {
     pthread_t thr;              /* thread */
     msgq q;                     /* its queue */
     nops_detector *det;         /* its series state */
+    nops_ingest_series_cache *sc; /* raw series bytes → slot of det (worker thread's own) */
     /* per-batch scratch, grown as needed and reused */
     uint32_t *slots;            /* point → slot */
     float *values;              /* point values */

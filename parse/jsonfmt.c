@@ -111,7 +111,7 @@ static void emit(json_ctx *c, const char *name, const char *field, const nops_in
 {
     bool is_value = strcmp(field, "value") == 0;
     nops_point pt = {name, strlen(name), is_value ? "" : field, is_value ? 0 : strlen(field),
-                     tags, n_tags,       value, ts};
+                     tags, n_tags,       value, ts, NULL, 0}; /* no raw span: keyed each time */
     c->st->points++;
     if (!c->fn(c->ud, &pt))
         c->stop = true;

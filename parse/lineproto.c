@@ -232,6 +232,7 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
 {
     const char *meas;
     size_t meas_len;
+    const char *series = l->p; /* measurement and tags as written: the point's raw series span */
     l->used = 0;
     l->n_tags = 0;
     if (!lp_token(l, &STOP_MEAS, &meas, &meas_len)) {
@@ -265,6 +266,7 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
         *detail = "line has no fields";
         return NOPS_REJECT_SYNTAX;
     }
+    const size_t series_len = (size_t)(l->p - series);
     while (l->p < l->end && *l->p == ' ')
         l->p++;
     lp_field fields[LP_MAX_FIELDS];
@@ -336,7 +338,7 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
         bool is_value = fields[i].key_len == 5 && memcmp(fields[i].key, "value", 5) == 0;
         nops_point pt = {meas,      meas_len, is_value ? "" : fields[i].key,
                          is_value ? 0 : fields[i].key_len,
-                         l->tags,   l->n_tags, fields[i].value, ts};
+                         l->tags,   l->n_tags, fields[i].value, ts, series, series_len};
         (*points)++;
         if (!fn(ud, &pt))
             *stop = true;

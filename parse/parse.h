@@ -53,13 +53,9 @@ nops_err nops_ingest_csv_line(const char *line, size_t len, bool first, nops_csv
 
 #define NOPS_INGEST_MAX_TAGS 64  /**< more tags than this on one point is a bad point */
 
-/** A label of a point; spans point into the message or into the parser's scratch space. */
-typedef struct nops_ingest_tag {
-    const char *key;
-    size_t key_len;
-    const char *value;
-    size_t value_len;
-} nops_ingest_tag;
+/** A label of a point (core's nops_label); spans point into the message or into the parser's
+ *  scratch space. */
+typedef nops_label nops_ingest_tag;
 
 /**
  * One numeric sample, valid only during the callback that receives it. The series name is
@@ -75,6 +71,12 @@ typedef struct nops_point {
     size_t n_tags;
     double value;                  /**< finite */
     int64_t ts_ns;                 /**< nanoseconds since the epoch */
+    const char *series;            /**< measurement and tags as written in the message (escapes
+                                        and tag order as they came), or NULL when the format
+                                        gives no such span; equal spans with equal `field` are
+                                        one series (the key is then built once, see
+                                        nops_ingest_series_resolve) */
+    size_t series_len;             /**< its length (0: none) */
 } nops_point;
 
 /** Receives each point; return false to stop parsing (the parse returns NOPS_OK). */
