@@ -8,7 +8,7 @@
  */
 #include "app/cli.h"
 #include "app/demo.h"
-#include "app/loadgen.h"
+#include "synth/loadgen.h"
 
 #include <errno.h>
 #include <jansson.h>

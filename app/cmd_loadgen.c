@@ -2,8 +2,8 @@
  * cmd_loadgen.c — `neuralops loadgen`: a synthetic fleet with injected incidents, to Kafka.
  */
 #include "app/cli.h"
-#include "app/history.h"
-#include "app/loadgen.h"
+#include "synth/history.h"
+#include "synth/loadgen.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * printed for each of the larger incidents the demo found.
  */
 #include "app/demo.h"
-#include "app/history.h"
+#include "synth/history.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
  */
 #include "bench/bench.h"
 
-#include "app/history.h"
+#include "synth/history.h"
 #include "vector/vector.h"
 
 #include <libpq-fe.h>

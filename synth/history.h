@@ -1,6 +1,7 @@
 /*
- * history.h — a synthetic history of remediation runs (app/ and tests only): the workflow_runs
- * that `neuralops vectorize` learns from, for the demo, the tests and the benchmarks.
+ * history.h — a synthetic history of remediation runs (synth/, linked by app, bench and tests):
+ * the workflow_runs that `neuralops vectorize` learns from, for the demo, the tests and the
+ * benchmarks.
  *
  * Six incident kinds (the loadgen's four plus disk_pressure and traffic_drop), each with two or
  * three candidate playbooks used at different frequencies and succeeding at different true
@@ -8,8 +9,8 @@
  * summaries, signals and notes with PII sprinkled in (e-mails, IPs, tokens, passwords, phone
  * numbers) for the redactor to remove.
  */
-#ifndef NOPS_APP_HISTORY_H
-#define NOPS_APP_HISTORY_H
+#ifndef NOPS_SYNTH_HISTORY_H
+#define NOPS_SYNTH_HISTORY_H
 
 #include <jansson.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * history.c — the synthetic remediation history of history.h.
  */
-#include "app/history.h"
+#include "synth/history.h"
 
 #include "core/core.h"
 

@@ -6,7 +6,7 @@
  * starts at the wall clock and advances tick_s per tick, whatever the real pacing, so a demo can
  * replay hours of a fleet in seconds while timestamps stay realistic.
  */
-#include "app/loadgen.h"
+#include "synth/loadgen.h"
 
 #include <errno.h>
 #include <math.h>
