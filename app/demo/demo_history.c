@@ -3,7 +3,7 @@
  * to the data dir, vectorized at start like `neuralops vectorize` would, and a recommendation
  * printed for each of the larger incidents the demo found.
  */
-#include "app/demo.h"
+#include "app/demo/demo.h"
 #include "synth/history.h"
 
 #include <errno.h>
