@@ -23,14 +23,7 @@
 static void write_history(const char *path, size_t n, uint64_t seed)
 {
     FILE *f = fopen(path, "w");
-    history_gen g;
-    history_init(&g, seed);
-    for (size_t i = 0; i < n; i++) {
-        json_t *run = history_run(&g);
-        json_dumpf(run, f, JSON_COMPACT);
-        fputc('\n', f);
-        json_decref(run);
-    }
+    history_write_jsonl(f, n, seed, NULL);
     fclose(f);
 }
 
