@@ -73,44 +73,6 @@ bool app_actor_key_set(const app_ctx *ctx, const char *cmd);
 /* Print the options of a command and the config aliases. */
 void cli_print_opts(const app_ctx *ctx, const cli_opt *opts, size_t n_opts, FILE *out);
 
-/*
- * Build the configured sinks and the pipeline from ctx and start it (cmd_serve.c); NULL with a
- * message printed on failure. The caller owns both and stops/destroys the pipeline first.
- * `store` (may be NULL) is attached to the sinks before anything flows, for the HTTP API;
- * `secret` (may be NULL; borrowed, must outlive the pipeline) keys the state snapshots.
- */
-nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_store *store,
-                                  const nops_secret *secret, const char *cmd);
-
-/* The HTTP API of a running engine (cmd_serve.c). */
-typedef struct app_api {
-    nops_store *store;        /* recent signals and incidents, fed by the sinks */
-    nops_recommender *reco;   /* follows recommend.index_dir */
-    nops_registry *registry;  /* signed playbooks (orchestrate.registry_dir), or NULL */
-    nops_policy *policy;      /* orchestrate.policy_file, or NULL */
-    nops_audit *audit;        /* data_dir/audit.jsonl (+ PostgreSQL) */
-    nops_orchestrator *orch;  /* the flow, or NULL */
-    nops_secret *secret;      /* the engine's key (security.key_file); approvals, audit chain */
-    char orch_off[512];       /* why the flow is off although configured ("" = it is not off) */
-    nops_api *api;            /* NULL when api.listen is "" */
-} app_api;
-
-/* Make storage.data_dir if it is missing (before anything writes there); false with a message
- * printed. */
-bool app_data_dir(app_ctx *ctx, const char *cmd);
-/* The engine's key (security.key_file, made at the first start, refused inside the data dir);
- * NULL with a message printed. */
-nops_secret *app_secret(app_ctx *ctx, const char *cmd);
-/* Create the store (seeded from the data dir's JSONL files); false with a message printed. */
-bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd);
-/* Start the server over the running pipeline; false with a message printed. */
-bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks,
-                   const char *cmd);
-/* Stop the server (before the pipeline stops). */
-void app_api_stop(app_api *a);
-/* Free the store (after the sinks that feed it are destroyed). */
-void app_api_fini(app_api *a);
-
 /* Vectorize a JSONL history into `out` (cmd_vectorize.c); prints like the command; returns
  * its exit status. */
 int app_vectorize_jsonl(app_ctx *ctx, const char *path, const char *out, bool quiet);

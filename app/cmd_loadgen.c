@@ -2,8 +2,8 @@
  * cmd_loadgen.c — `neuralops loadgen`: a synthetic fleet with injected incidents, to Kafka.
  */
 #include "app/cli.h"
-#include "app/history.h"
-#include "app/loadgen.h"
+#include "synth/history.h"
+#include "synth/loadgen.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -84,6 +84,11 @@ static bool on_opt(void *ud, const cli_opt *opt, const char *v)
     return true;
 }
 
+static void history_progress(size_t done, size_t n)
+{
+    fprintf(stderr, "loadgen: %zu of %zu runs\n", done, n);
+}
+
 /* --history N --out FILE: a synthetic workflow_runs history as JSON lines. */
 static int write_history(const lg_cli *c)
 {
@@ -96,20 +101,11 @@ static int write_history(const lg_cli *c)
         fprintf(stderr, "neuralops loadgen: cannot write %s: %s\n", c->out, strerror(errno));
         return NOPS_EXIT_FAIL;
     }
-    history_gen g;
-    history_init(&g, c->seed > 0 ? (uint64_t)c->seed : 1);
     const size_t n = (size_t)c->history;
-    bool ok = true;
-    int why = 0; /* errno of the first failure (a full disk, EFBIG past ulimit -f) */
-    for (size_t i = 0; i < n && ok; i++) {
-        json_t *run = history_run(&g);
-        errno = 0;
-        ok = run && json_dumpf(run, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF;
-        why = ok ? 0 : run ? errno : ENOMEM;
-        json_decref(run);
-        if ((i + 1) % 1000000 == 0)
-            fprintf(stderr, "loadgen: %zu of %zu runs\n", i + 1, n);
-    }
+    /* errno of the first failure (a full disk, EFBIG past ulimit -f) */
+    int why = history_write_jsonl(f, n, c->seed > 0 ? (uint64_t)c->seed : 1,
+                                  history_progress);
+    bool ok = why == 0;
     errno = 0;
     if ((f == stdout ? fflush(f) : fclose(f)) != 0 && ok) {
         ok = false;

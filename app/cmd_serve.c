@@ -1,232 +1,12 @@
 /*
- * cmd_serve.c — `neuralops serve -c FILE`: the streaming engine against real brokers.
+ * cmd_serve.c — `neuralops serve -c FILE`: the streaming engine against real brokers. The
+ * wiring (sinks, pipeline, store, recommender, orchestration, HTTP API) and its teardown order
+ * live in engine.c; this file is the command: options, the status log, the signal-driven stop.
  */
 #include "app/cli.h"
+#include "app/engine.h"
 
-#include <errno.h>
-#include <unistd.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-
-nops_pipeline *app_start_pipeline(app_ctx *ctx, nops_sinks **sinks_out, nops_store *store,
-                                  const nops_secret *secret, const char *cmd)
-{
-    char err[1024];
-    nops_sinks *sinks = nops_sinks_new();
-    nops_err e = sinks ? NOPS_OK : NOPS_NOMEM;
-    snprintf(err, sizeof err, "out of memory");
-    if (e == NOPS_OK && store)
-        e = nops_store_attach(store, sinks, err, sizeof err);
-    if (e == NOPS_OK && ctx->sinks.jsonl)
-        e = nops_sinks_add_jsonl(sinks, ctx->storage.data_dir, 0, err, sizeof err);
-    if (e == NOPS_OK && ctx->sinks.kafka_topic[0])
-        e = nops_sinks_add_kafka(sinks, ctx->kafka.brokers, ctx->kafka.extra,
-                                 ctx->sinks.kafka_topic, err, sizeof err);
-    if (e == NOPS_OK && ctx->sinks.postgres_dsn[0])
-        e = nops_sinks_add_postgres(sinks, ctx->sinks.postgres_dsn, 0, err, sizeof err);
-    if (e != NOPS_OK) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        nops_sinks_destroy(sinks);
-        return NULL;
-    }
-    nops_pipeline *p = nops_pipeline_new(&ctx->kafka, &ctx->pipeline, &ctx->detect,
-                                         &ctx->correlate, &ctx->storage, sinks, err, sizeof err);
-    if (p)
-        nops_pipeline_set_secret(p, secret);
-    if (!p || nops_pipeline_start(p, err, sizeof err) != NOPS_OK) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        nops_pipeline_destroy(p);
-        nops_sinks_destroy(sinks);
-        return NULL;
-    }
-    *sinks_out = sinks;
-    return p;
-}
-
-bool app_data_dir(app_ctx *ctx, const char *cmd)
-{
-    static bool warned; /* once per process (the demo comes here twice) */
-    const char *dir = ctx->storage.data_dir;
-    struct stat st;
-    const bool existed = stat(dir, &st) == 0;
-    if (nops_dir_make(dir) != 0) { /* a new one is 0750 whatever the umask */
-        fprintf(stderr, "neuralops %s: cannot create %s: %s\n", cmd, dir, strerror(errno));
-        return false;
-    }
-    if (existed && (st.st_mode & 027) && !warned) {
-        warned = true;
-        NOPS_WARN(cmd, "data directory %s is mode %04o, wider than 0750 (its files hold raw "
-                  "personal data and the audit trail): run `chmod 0750 %s`", dir,
-                  (unsigned)(st.st_mode & 07777), dir);
-    }
-    return true;
-}
-
-nops_secret *app_secret(app_ctx *ctx, const char *cmd)
-{
-    char path[600], err[1024];
-    nops_security_key_path(&ctx->security, path, sizeof path);
-    bool existed = access(path, F_OK) == 0;
-    nops_secret *s = nops_secret_load(path, true, err, sizeof err);
-    if (s && !nops_secret_outside(s, ctx->storage.data_dir, err, sizeof err)) {
-        nops_secret_destroy(s);
-        s = NULL;
-    }
-    if (!s) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        return NULL;
-    }
-    if (!existed)
-        NOPS_WARN(cmd, "made a new engine key %s (mode 0600): approvals and the audit chain are "
-                  "keyed with it; back it up and keep it out of the data dir", path);
-    return s;
-}
-
-/*
- * The orchestration pieces from [orchestrate]. A bad setting (registry, keys, policy) stops the
- * command (false, message printed); a resource that is not there now — the audit file or the
- * database — only turns the flow off: detection runs on, the orchestration routes answer 503
- * with the reason, and a restart tries again.
- */
-static bool app_orchestration(app_ctx *ctx, app_api *a, const char *cmd)
-{
-    if (!ctx->orchestrate.registry_dir[0])
-        return true;
-    char err[1024], path[1100], hist[1100];
-    if (!(a->registry = nops_registry_load(ctx->orchestrate.registry_dir,
-                                           ctx->orchestrate.pubkeys, err, sizeof err)) ||
-        (ctx->orchestrate.policy_file[0] &&
-         !(a->policy = nops_policy_load(ctx->orchestrate.policy_file, err, sizeof err)))) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        return false;
-    }
-    /* the chain is keyed with the engine key; its head is remembered beside the key, out of
-     * reach of whoever can write the data dir or the database alone */
-    char key_path[600], heads[700];
-    nops_security_key_path(&ctx->security, key_path, sizeof key_path);
-    nops_audit_head_dir_for(key_path, heads, sizeof heads);
-    snprintf(path, sizeof path, "%s/audit.jsonl", ctx->storage.data_dir);
-    if (!(a->audit = nops_audit_open(path, ctx->sinks.postgres_dsn, a->secret, heads, err,
-                                     sizeof err))) {
-        snprintf(a->orch_off, sizeof a->orch_off, "%.500s", err);
-        NOPS_ERROR(cmd, "orchestration is off: %s", err);
-        return true;
-    }
-    snprintf(path, sizeof path, "%s/orchestrations", ctx->storage.data_dir);
-    snprintf(hist, sizeof hist, "%s/history.jsonl", ctx->storage.data_dir);
-    nops_orch_deps deps = {.state_dir = path,
-                           .history_jsonl = hist,
-                           .pg_dsn = ctx->sinks.postgres_dsn,
-                           .brokers = ctx->kafka.brokers,
-                           .kafka_extra = ctx->kafka.extra,
-                           .allowed_commands = ctx->orchestrate.allowed_commands,
-                           .workers = (int)ctx->orchestrate.workers,
-                           .max_open = ctx->orchestrate.max_open,
-                           .secret = a->secret,
-                           .reg = a->registry,
-                           .pol = a->policy,
-                           .audit = a->audit};
-    if (!(a->orch = nops_orch_new(&deps, err, sizeof err))) {
-        snprintf(a->orch_off, sizeof a->orch_off, "%.500s", err);
-        NOPS_ERROR(cmd, "orchestration is off: %s", err);
-        nops_audit_close(a->audit);
-        a->audit = NULL;
-        return true;
-    }
-    NOPS_INFO(cmd, "orchestration: %zu signed playbooks (%zu refused), %s",
-              nops_registry_count(a->registry), nops_registry_refused(a->registry),
-              a->policy ? "policy rules loaded" : "no policy: every run needs an approval");
-    return true;
-}
-
-bool app_api_store(app_ctx *ctx, app_api *a, const char *cmd)
-{
-    memset(a, 0, sizeof *a);
-    /* the engine key keys the state snapshots always, and approvals and the audit chain when
-     * orchestration is on; the data dir exists before the audit trail or any sink opens */
-    if (!app_data_dir(ctx, cmd) || !(a->secret = app_secret(ctx, cmd)))
-        return false;
-    if (!ctx->api.listen[0])
-        return true;
-    if (!app_orchestration(ctx, a, cmd)) {
-        app_api_fini(a);
-        return false;
-    }
-    char rerr[512];
-    if (ctx->recommend.index_dir[0] &&
-        !(a->reco = nops_recommender_new(&ctx->recommend, rerr, sizeof rerr)))
-        NOPS_WARN(cmd, "POST /recommend is off: %s", rerr);
-    size_t hist = (size_t)ctx->api.history;
-    if (!(a->store = nops_store_new(hist, hist / 10 ? hist / 10 : 1))) {
-        fprintf(stderr, "neuralops %s: out of memory for the API store\n", cmd);
-        return false;
-    }
-    char err[512];
-    size_t ns = 0, ni = 0;
-    if (nops_store_load_jsonl(a->store, ctx->storage.data_dir, &ns, &ni, err, sizeof err) !=
-        NOPS_OK)
-        NOPS_WARN(cmd, "the API starts without history: %s", err);
-    else if (ns || ni)
-        NOPS_INFO(cmd, "API history: %zu signals and %zu incident records from %s", ns, ni,
-                  ctx->storage.data_dir);
-    return true;
-}
-
-bool app_api_start(app_ctx *ctx, app_api *a, nops_pipeline *p, nops_sinks *sinks,
-                   const char *cmd)
-{
-    if (!ctx->api.listen[0])
-        return true;
-    char err[1024];
-    nops_api_deps deps = {.pipeline = p,
-                          .sinks = sinks,
-                          .store = a->store,
-                          .detect = &ctx->detect,
-                          .brokers = ctx->kafka.brokers,
-                          .metrics_topic = ctx->kafka.topic,
-                          .kafka_extra = ctx->kafka.extra,
-                          .ingest_max_past_s = ctx->pipeline.max_past_s,
-                          .ingest_max_future_s = ctx->pipeline.max_future_s,
-                          .recommender = a->reco,
-                          .orchestrator = a->orch,
-                          .registry = a->registry,
-                          .audit = a->audit,
-                          .orchestration_off = a->orch_off};
-    a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
-    if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
-        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
-        nops_api_destroy(a->api);
-        a->api = NULL;
-        return false;
-    }
-    return true;
-}
-
-void app_api_stop(app_api *a)
-{
-    nops_api_destroy(a->api);
-    a->api = NULL;
-}
-
-void app_api_fini(app_api *a)
-{
-    app_api_stop(a);
-    nops_store_destroy(a->store);
-    a->store = NULL;
-    nops_recommender_destroy(a->reco);
-    a->reco = NULL;
-    nops_orch_destroy(a->orch);
-    nops_audit_close(a->audit);
-    nops_policy_destroy(a->policy);
-    nops_registry_destroy(a->registry);
-    nops_secret_destroy(a->secret);
-    a->secret = NULL;
-    a->orch = NULL;
-    a->audit = NULL;
-    a->policy = NULL;
-    a->registry = NULL;
-}
 
 int nops_cmd_serve(int argc, char **argv)
 {
@@ -256,22 +36,10 @@ int nops_cmd_serve(int argc, char **argv)
     if (!app_data_dir(&ctx, "serve")) /* made 0750 before any module writes there */
         goto out;
     atomic_bool *stop = app_stop_on_signals();
-    nops_sinks *sinks = NULL;
-    app_api api;
-    if (!app_api_store(&ctx, &api, "serve"))
+    app_engine eng;
+    if (!app_engine_start(&ctx, &eng, "serve"))
         goto out;
-    nops_pipeline *p = app_start_pipeline(&ctx, &sinks, api.store, api.secret, "serve");
-    if (!p) {
-        app_api_fini(&api);
-        goto out;
-    }
-    if (!app_api_start(&ctx, &api, p, sinks, "serve")) {
-        nops_pipeline_stop(p, 15000);
-        nops_pipeline_destroy(p);
-        nops_sinks_destroy(sinks);
-        app_api_fini(&api);
-        goto out;
-    }
+    nops_pipeline *p = eng.pipeline;
     uint64_t last = nops_now_ns(), last_points = 0;
     while (!atomic_load(stop)) {
         nanosleep(&(struct timespec){0, 200000000}, NULL);
@@ -291,11 +59,7 @@ int nops_cmd_serve(int argc, char **argv)
         last_points = st.points;
     }
     NOPS_INFO("serve", "stopping: flushing sinks and committing offsets");
-    app_api_stop(&api);
-    nops_err e = nops_pipeline_stop(p, 15000);
-    nops_pipeline_destroy(p);
-    nops_sinks_destroy(sinks);
-    app_api_fini(&api);
+    nops_err e = app_engine_stop(&eng);
     status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
 out:
     app_ctx_fini(&ctx);

@@ -1,6 +1,8 @@
 /*
  * cmd_vectorize.c — `neuralops vectorize`: workflow runs (JSONL file or PostgreSQL table) →
- * redaction → embeddings → a new generation of the index directory.
+ * redaction → embeddings → a new generation of the index directory. The pipeline itself is
+ * vector/vectorize.c (nops_vectorize_*), shared with the demo and the benchmark; this file is
+ * the front end: options, the source, the messages.
  *
  * Every text field is redacted before anything is embedded or written; executed_by becomes a
  * keyed hash. A row that cannot be used is reported (line or id) and skipped; the count is
@@ -11,8 +13,6 @@
 #include "vector/vector.h"
 
 #include <errno.h>
-#include <libpq-fe.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,134 +49,36 @@ static bool on_opt(void *ud, const cli_opt *opt, const char *v)
     return true;
 }
 
-typedef struct job {
-    nops_redactor *red;
-    nops_histdir_writer *w;
-    EVP_MD_CTX *sha;
-    nops_redact_stats rs;
-    size_t rows, skipped, known;
-    uint64_t t0, last_progress;
-    bool quiet;
-} job;
-
-static void skip(job *j, const char *where, const char *why)
+static void on_skip(void *ud, const char *where, const char *why)
 {
-    /* a parse error quotes the row ("near '…'"): the reason is redacted like the row */
-    char safe[NOPS_REDACT_CAP(200)];
-    nops_redact(j->red, why, strnlen(why, 200), safe, sizeof safe, NULL);
-    j->skipped++;
-    fprintf(stderr, "neuralops vectorize: skipped %s: %s\n", where, safe);
+    fprintf(stderr, "neuralops vectorize: skipped %s: %s\n", where, why);
 }
 
-/* One source row (JSON text): redact, embed, buffer. */
-static void take_row(job *j, const char *text, size_t len, const char *where)
+static void on_progress(void *ud, const nops_vectorize_stats *st)
 {
-    EVP_DigestUpdate(j->sha, text, len);
-    EVP_DigestUpdate(j->sha, "\n", 1);
-    j->rows++;
-    json_error_t je;
-    json_t *run = json_loadb(text, len, 0, &je);
-    const char *id = json_string_value(json_object_get(run, "id"));
-    char ref[600], why[200], safe[NOPS_REDACT_CAP(100)] = "";
-    if (id) /* the message names the row, not what may hide in its id */
-        nops_redact(j->red, id, strnlen(id, 100), safe, sizeof safe, NULL);
-    snprintf(ref, sizeof ref, "%s%s%s", where, id ? " id " : "", safe);
-    float v[NOPS_EMBED_DIM];
-    nops_run_meta m;
-    if (!run) {
-        skip(j, ref, je.text);
-    } else if (nops_vector_prepare_run(j->red, run, v, &m, &j->rs, why, sizeof why) != NOPS_OK) {
-        skip(j, ref, why);
-    } else {
-        const char *fin = json_string_value(json_object_get(run, "finished_at"));
-        if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &m.finished_ns, NULL))
-            m.finished_ns = 0;
-        nops_err e = nops_histdir_add(j->w, v, &m);
-        if (e == NOPS_EXISTS)
-            j->known++; /* indexed already (append) or repeated in the input */
-        else if (e != NOPS_OK)
-            skip(j, ref, "out of memory");
-    }
-    json_decref(run);
-    uint64_t now = nops_now_ns();
-    if (now - j->last_progress > 1000000000ull && !j->quiet) {
-        fprintf(stderr, "vectorize: %zu runs read, %zu skipped (%.0f runs/s)\n", j->rows,
-                j->skipped, (double)j->rows * 1e9 / (double)(now - j->t0));
-        j->last_progress = now;
-    }
+    fprintf(stderr, "vectorize: %zu runs read, %zu skipped (%.0f runs/s)\n", st->rows,
+            st->skipped, (double)st->rows / st->elapsed_s);
 }
 
-static bool read_jsonl(job *j, const char *path)
+/* The source into the job: a JSONL file ("-" = stdin) or the workflow_runs table. */
+static bool read_source(nops_vectorize *v, const vec_cli *c)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : nops_file_fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "neuralops vectorize: cannot read %s: %s\n", path, strerror(errno));
+    char err[512];
+    if (c->dsn) {
+        if (nops_vectorize_postgres(v, c->dsn, err, sizeof err) == NOPS_OK)
+            return true;
+        fprintf(stderr, "neuralops vectorize: %s", err);
         return false;
     }
-    char *line = NULL, where[64];
-    size_t cap = 0, lineno = 0;
-    ssize_t n;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            n--;
-        if (n == 0)
-            continue;
-        snprintf(where, sizeof where, "line %zu", lineno);
-        take_row(j, line, (size_t)n, where);
+    FILE *f = strcmp(c->input, "-") == 0 ? stdin : nops_file_fopen(c->input, "r");
+    if (!f) {
+        fprintf(stderr, "neuralops vectorize: cannot read %s: %s\n", c->input, strerror(errno));
+        return false;
     }
-    free(line);
+    nops_vectorize_jsonl(v, f);
     if (f != stdin)
         fclose(f);
     return true;
-}
-
-/* One CSV field (row_to_json text), unquoted in place. */
-static size_t csv_field(char *s, size_t n)
-{
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        n--;
-    if (n < 2 || s[0] != '"')
-        return n;
-    size_t o = 0;
-    for (size_t i = 1; i < n - 1; i++) {
-        s[o++] = s[i];
-        if (s[i] == '"' && s[i + 1] == '"')
-            i++;
-    }
-    return o;
-}
-
-static bool read_postgres(job *j, const char *dsn)
-{
-    PGconn *c = PQconnectdb(dsn);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "neuralops vectorize: PostgreSQL: %s", PQerrorMessage(c));
-        PQfinish(c);
-        return false;
-    }
-    PGresult *r = PQexec(c, "COPY (SELECT row_to_json(w)::text FROM workflow_runs w ORDER BY id)"
-                            " TO STDOUT WITH (FORMAT csv)");
-    bool ok = PQresultStatus(r) == PGRES_COPY_OUT;
-    if (!ok)
-        fprintf(stderr, "neuralops vectorize: PostgreSQL: %s", PQerrorMessage(c));
-    PQclear(r);
-    char *row, where[32];
-    int n;
-    size_t k = 0;
-    while (ok && (n = PQgetCopyData(c, &row, 0)) > 0) {
-        snprintf(where, sizeof where, "row %zu", ++k);
-        take_row(j, row, csv_field(row, (size_t)n), where);
-        PQfreemem(row);
-    }
-    if (ok && (n == -2 || PQresultStatus(r = PQgetResult(c)) != PGRES_COMMAND_OK)) {
-        fprintf(stderr, "neuralops vectorize: PostgreSQL: %s", PQerrorMessage(c));
-        ok = false;
-    }
-    if (ok)
-        PQclear(r);
-    PQfinish(c);
-    return ok;
 }
 
 static int run(app_ctx *ctx, const vec_cli *c, bool quiet)
@@ -193,49 +95,32 @@ static int run(app_ctx *ctx, const vec_cli *c, bool quiet)
     }
     const char *out = c->out ? c->out : ctx->recommend.index_dir;
     char err[512];
-    job j = {.t0 = nops_now_ns(), .quiet = quiet};
-    j.red = nops_redactor_new(ctx->vector.actor_key, err, sizeof err);
-    j.w = !j.red        ? NULL
-          : c->append ? nops_histdir_append(out, err, sizeof err)
-                      : nops_histdir_begin(out, type, err, sizeof err);
-    j.sha = EVP_MD_CTX_new();
-    if (!j.red || !j.w || !j.sha || !EVP_DigestInit_ex(j.sha, EVP_sha256(), NULL)) {
+    nops_vectorize_opts o = {.actor_key = ctx->vector.actor_key, .dir = out, .type = type,
+                             .append = c->append, .on_skip = on_skip,
+                             .on_progress = quiet ? NULL : on_progress};
+    nops_vectorize *v = nops_vectorize_begin(&o, err, sizeof err);
+    if (!v) {
         fprintf(stderr, "neuralops vectorize: %s\n", err);
-        nops_redactor_destroy(j.red);
-        nops_histdir_abort(j.w);
-        EVP_MD_CTX_free(j.sha);
         return NOPS_EXIT_FAIL;
     }
-    bool ok = c->input ? read_jsonl(&j, c->input) : read_postgres(&j, c->dsn);
-    unsigned char md[32];
-    unsigned int ml = 0;
-    char hex[65] = "";
-    EVP_DigestFinal_ex(j.sha, md, &ml);
-    for (unsigned i = 0; i < ml; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    size_t n = nops_histdir_pending(j.w);
     int status = NOPS_EXIT_FAIL;
-    if (ok) {
+    nops_vectorize_stats st;
+    if (read_source(v, c)) {
+        nops_vectorize_get_stats(v, &st);
         if (!quiet)
-            fprintf(stderr, "vectorize: %zu runs embedded in %.1f s; building the index\n", n,
-                    (double)(nops_now_ns() - j.t0) / 1e9);
-        if (nops_histdir_commit(j.w, hex, j.skipped, err, sizeof err) == NOPS_OK) {
-            uint64_t redacted = 0;
-            for (int k = 0; k < NOPS_REDACT_N; k++)
-                redacted += j.rs.found[k];
+            fprintf(stderr, "vectorize: %zu runs embedded in %.1f s; building the index\n",
+                    st.pending, st.elapsed_s);
+        if (nops_vectorize_commit(v, err, sizeof err) == NOPS_OK) {
             if (!quiet)
                 printf("%zu vectors written to %s (%llu values redacted, %zu rows skipped, "
                        "%zu already indexed)\n",
-                       n, out, (unsigned long long)redacted, j.skipped, j.known);
-            status = j.skipped ? EXIT_SKIPPED : NOPS_EXIT_OK;
+                       st.pending, out, (unsigned long long)st.redacted, st.skipped, st.known);
+            status = st.skipped ? EXIT_SKIPPED : NOPS_EXIT_OK;
         } else {
             fprintf(stderr, "neuralops vectorize: %s\n", err);
         }
-    } else {
-        nops_histdir_abort(j.w);
     }
-    nops_redactor_destroy(j.red);
-    EVP_MD_CTX_free(j.sha);
+    nops_vectorize_destroy(v);
     return status;
 }
 

@@ -10,7 +10,7 @@
 #include "bench/bench.h"
 
 #include "api/api.h"
-#include "app/history.h"
+#include "synth/history.h"
 #include "recommend/recommend.h"
 #include "vector/vector.h"
 

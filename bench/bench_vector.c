@@ -1,9 +1,8 @@
 /*
  * bench_vector.c — `neuralops-bench vectorize` and `neuralops-bench recommend`.
  *
- * vectorize: runs/s of the vectorize path (read line, parse, nops_vector_prepare_run — the
- * checks, redaction and embedding the command runs — and buffer; index
- * training timed apart) from a generated JSONL history, beside reading and parsing the same
+ * vectorize: runs/s of the vectorize path (nops_vectorize_*, the code `neuralops vectorize`
+ * runs: read line, parse, check, redact, embed, buffer; index training timed apart) from a generated JSONL history, beside reading and parsing the same
  * lines alone; and, when a PostgreSQL DSN is given (--dsn or NEURALOPS_TEST_PG_DSN), the same
  * path from a workflow_runs table beside the raw `COPY … TO STDOUT` row rate.
  * recommend: at 100k and 1M runs, single-query latency p50/p99 of the whole recommend path
@@ -12,7 +11,7 @@
  */
 #include "bench/bench.h"
 
-#include "app/history.h"
+#include "synth/history.h"
 #include "vector/vector.h"
 
 #include <libpq-fe.h>
@@ -24,54 +23,33 @@
 static void write_history(const char *path, size_t n, uint64_t seed)
 {
     FILE *f = fopen(path, "w");
-    history_gen g;
-    history_init(&g, seed);
-    for (size_t i = 0; i < n; i++) {
-        json_t *run = history_run(&g);
-        json_dumpf(run, f, JSON_COMPACT);
-        fputc('\n', f);
-        json_decref(run);
-    }
+    history_write_jsonl(f, n, seed, NULL);
     fclose(f);
 }
 
-typedef struct vjob {
-    nops_redactor *red;
-    nops_histdir_writer *w;
-    size_t ok;
-} vjob;
-
-/* The vectorize path for one row (as cmd_vectorize.c does it). */
-static void vec_row(vjob *j, const char *text, size_t len)
-{
-    json_t *run = json_loadb(text, len, 0, NULL);
-    nops_run_meta m;
-    float v[NOPS_EMBED_DIM];
-    char why[160];
-    if (run && nops_vector_prepare_run(j->red, run, v, &m, NULL, why, sizeof why) == NOPS_OK &&
-        nops_histdir_add(j->w, v, &m) == NOPS_OK)
-        j->ok++;
-    json_decref(run);
-}
-
-static double jsonl_pass(const char *path, vjob *j)
+/* Runs/s over the file: the vectorize job's own reader (nops_vectorize_jsonl) when `v` is given,
+ * else the peer: read and parse only. */
+static double jsonl_pass(const char *path, nops_vectorize *v)
 {
     FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0, n = 0;
-    ssize_t got;
     double t0 = bench_seconds();
-    while ((got = getline(&line, &cap, f)) > 0) {
-        if (j) {
-            vec_row(j, line, (size_t)got);
-        } else { /* the peer: read and parse only */
-            json_t *o = json_loadb(line, (size_t)got, 0, NULL);
+    size_t n = 0;
+    if (v) {
+        nops_vectorize_jsonl(v, f);
+        nops_vectorize_stats st;
+        nops_vectorize_get_stats(v, &st);
+        n = st.rows;
+    } else {
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0) {
+            json_t *o = json_loadb(line, strlen(line), 0, NULL);
             json_decref(o);
+            n++;
         }
-        n++;
+        free(line);
     }
     double dt = bench_seconds() - t0;
-    free(line);
     fclose(f);
     return (double)n / dt;
 }
@@ -136,44 +114,35 @@ static void postgres_figures(const char *dsn, const char *path, size_t n, const 
         return;
     }
     char err[256];
-    for (int pass = 0; pass < 2; pass++) { /* 0: raw COPY rows, 1: the vectorize path */
-        vjob j = {0};
-        if (pass) {
-            j.red = nops_redactor_new("bench", err, sizeof err);
-            j.w = nops_histdir_begin(dir, NOPS_INDEX_FLAT, err, sizeof err);
-        }
-        double t0 = bench_seconds();
-        PQclear(PQexec(c, "COPY (SELECT row_to_json(w)::text FROM workflow_runs w ORDER BY id) "
-                          "TO STDOUT WITH (FORMAT csv)"));
-        char *row;
-        int len;
-        size_t rows = 0;
-        while ((len = PQgetCopyData(c, &row, 0)) > 0) {
-            if (pass) { /* unquote the CSV field in place, as vectorize does */
-                size_t o = 0;
-                for (int i = 1; i < len - 2; i++) {
-                    row[o++] = row[i];
-                    if (row[i] == '"' && row[i + 1] == '"')
-                        i++;
-                }
-                vec_row(&j, row, o);
-            }
-            rows++;
-            PQfreemem(row);
-        }
-        PQclear(PQgetResult(c));
-        static double raw;
-        double rate = (double)rows / (bench_seconds() - t0);
-        if (!pass) {
-            raw = rate;
-        } else {
-            char extra[96];
-            snprintf(extra, sizeof extra, "\"runs\":%zu,\"embedded\":%zu", n, j.ok);
-            bench_emit("vectorize", "postgres_runs_per_s", rate, "runs/s",
-                       "raw_copy_rows_per_s", raw, extra);
-            nops_histdir_abort(j.w);
-            nops_redactor_destroy(j.red);
-        }
+    /* the raw COPY-out row rate */
+    double t0 = bench_seconds();
+    PQclear(PQexec(c, "COPY (SELECT row_to_json(w)::text FROM workflow_runs w ORDER BY id) "
+                      "TO STDOUT WITH (FORMAT csv)"));
+    char *row;
+    size_t rows = 0;
+    while (PQgetCopyData(c, &row, 0) > 0) {
+        rows++;
+        PQfreemem(row);
+    }
+    PQclear(PQgetResult(c));
+    const double raw = (double)rows / (bench_seconds() - t0);
+    /* the vectorize path from the same table: the command's own code */
+    nops_vectorize_opts vo = {.actor_key = "bench", .dir = dir, .type = NOPS_INDEX_FLAT};
+    nops_vectorize *v = nops_vectorize_begin(&vo, err, sizeof err);
+    if (v) {
+        t0 = bench_seconds();
+        if (nops_vectorize_postgres(v, dsn, err, sizeof err) != NOPS_OK)
+            fprintf(stderr, "bench vectorize: %s", err);
+        const double dt = bench_seconds() - t0;
+        nops_vectorize_stats st;
+        nops_vectorize_get_stats(v, &st);
+        char extra[96];
+        snprintf(extra, sizeof extra, "\"runs\":%zu,\"embedded\":%zu", n, st.pending);
+        bench_emit("vectorize", "postgres_runs_per_s", (double)st.rows / dt, "runs/s",
+                   "raw_copy_rows_per_s", raw, extra);
+        nops_vectorize_destroy(v);
+    } else {
+        fprintf(stderr, "bench vectorize: %s\n", err);
     }
     PQclear(PQexec(c, "DROP TABLE bench_raw"));
     PQfinish(c);
@@ -189,20 +158,24 @@ int bench_vectorize(const bench_opts *o)
     fprintf(stderr, "bench vectorize: generating %zu runs\n", n);
     write_history(path, n, 3);
     double peer = jsonl_pass(path, NULL);
-    vjob j = {.red = nops_redactor_new("bench", err, sizeof err),
-              .w = nops_histdir_begin(dir, NOPS_INDEX_AUTO, err, sizeof err)};
-    double rate = jsonl_pass(path, &j);
+    nops_vectorize_opts vo = {.actor_key = "bench", .dir = dir, .type = NOPS_INDEX_AUTO};
+    nops_vectorize *v = nops_vectorize_begin(&vo, err, sizeof err);
+    if (!v) {
+        fprintf(stderr, "bench vectorize: %s\n", err);
+        return 1;
+    }
+    double rate = jsonl_pass(path, v);
     char extra[160];
     snprintf(extra, sizeof extra, "\"runs\":%zu,\"target\":100000,\"note\":\"index training "
              "excluded\"", n);
     bench_emit("vectorize", "jsonl_runs_per_s", rate, "runs/s", "read_and_parse_runs_per_s", peer,
                extra);
     double t0 = bench_seconds();
-    nops_histdir_commit(j.w, "bench", 0, err, sizeof err);
+    nops_vectorize_commit(v, err, sizeof err);
     snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\"", n,
              n < NOPS_INDEX_AUTO_FLAT_MAX ? "flat" : "ivf");
     bench_emit("vectorize", "index_build_s", bench_seconds() - t0, "s", "none", 0, extra);
-    nops_redactor_destroy(j.red);
+    nops_vectorize_destroy(v);
     const char *dsn = o->dsn ? o->dsn : getenv("NEURALOPS_TEST_PG_DSN");
     if (dsn)
         postgres_figures(dsn, path, n, dir);

@@ -3,6 +3,8 @@
  *
  * The variant is chosen once (at creation or by nops_detect_set_variant) from the CPU flags
  * reported by __builtin_cpu_supports; the update calls then cost one indirect call per batch.
+ * Without NOPS_X86_SIMD (not x86-64, or NOPS_SCALAR_ONLY) only the scalar variant is built
+ * and supported.
  */
 #include "detect/detect_int.h"
 
@@ -11,17 +13,25 @@
 
 bool nops_detect_variant_supported(nops_detect_variant v)
 {
+#ifdef NOPS_X86_SIMD
     __builtin_cpu_init();
+#endif
     switch (v) {
     case NOPS_VARIANT_AUTO:
     case NOPS_VARIANT_SCALAR:
         return true;
+#ifdef NOPS_X86_SIMD
     case NOPS_VARIANT_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case NOPS_VARIANT_AVX512:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                __builtin_cpu_supports("fma");
+#else
+    case NOPS_VARIANT_AVX2:
+    case NOPS_VARIANT_AVX512:
+        return false;
+#endif
     }
     return false;
 }
@@ -48,9 +58,13 @@ nops_err nops_detect_set_variant(nops_detector *det, nops_detect_variant v)
     if (!nops_detect_variant_supported(v))
         return NOPS_UNSUPPORTED;
     det->variant = v;
+#ifdef NOPS_X86_SIMD
     det->kern = v == NOPS_VARIANT_AVX512 ? &nops__kernels_avx512
                 : v == NOPS_VARIANT_AVX2 ? &nops__kernels_avx2
                                          : &nops__kernels_scalar;
+#else
+    det->kern = &nops__kernels_scalar;
+#endif
     return NOPS_OK;
 }
 

@@ -15,6 +15,7 @@
 #include "core/core.h"
 
 #include <jansson.h>
+#include <stdio.h>
 
 /** [vector] settings. */
 typedef struct nops_vector_params {
@@ -246,5 +247,53 @@ size_t nops_histdir_count(const nops_histdir *h);
 uint64_t nops_histdir_generation(const nops_histdir *h);
 /** The generation DIR/current points at now (0 if none): cheap, for reload checks. */
 uint64_t nops_histdir_current(const char *dir);
+
+/* ---- the vectorize pipeline ------------------------------------------------------------- */
+/*
+ * Rows (workflow runs as JSON text) → nops_vector_prepare_run → nops_histdir_add, the source
+ * hashed as it streams, then one commit: what `neuralops vectorize`, the demo and the
+ * benchmark run. Single-threaded; the job owns its redactor and writer.
+ */
+
+typedef struct nops_vectorize_stats {
+    size_t rows;       /* rows read */
+    size_t skipped;    /* rows that could not be used */
+    size_t known;      /* runs indexed already (append) or repeated in the input */
+    size_t pending;    /* runs buffered for the generation */
+    uint64_t redacted; /* values the redactor replaced */
+    double elapsed_s;  /* since begin */
+} nops_vectorize_stats;
+
+typedef struct nops_vectorize_opts {
+    const char *actor_key;   /* key for executed_by and redacted ids (nops_redactor_new) */
+    const char *dir;         /* index directory */
+    nops_index_type type;    /* index kind of a new generation */
+    bool append;             /* extend DIR/current instead of a new generation */
+    /** A skipped row: `where` names it ("line 3 id …"), `why` is redacted. May be NULL. */
+    void (*on_skip)(void *ud, const char *where, const char *why);
+    /** Called at most once a second while rows stream. May be NULL. */
+    void (*on_progress)(void *ud, const nops_vectorize_stats *st);
+    void *ud;                /* passed to the callbacks */
+} nops_vectorize_opts;
+
+typedef struct nops_vectorize nops_vectorize;
+
+/** Start a job (options copied); NULL with a sentence when the redactor or the writer cannot
+ *  start. Free with nops_vectorize_destroy. */
+nops_vectorize *nops_vectorize_begin(const nops_vectorize_opts *o, char *errstr,
+                                     size_t errstr_size);
+/** Abort what is not committed and free (NULL is fine). */
+void nops_vectorize_destroy(nops_vectorize *v);
+/** One row of JSON text; `where` names it for the skip report. */
+void nops_vectorize_row(nops_vectorize *v, const char *text, size_t len, const char *where);
+/** Every non-empty line of `f` (the caller keeps `f`); NOPS_IO on a read error. */
+nops_err nops_vectorize_jsonl(nops_vectorize *v, FILE *f);
+/** Every row of table workflow_runs through COPY; NOPS_IO with a sentence on failure. */
+nops_err nops_vectorize_postgres(nops_vectorize *v, const char *dsn, char *errstr,
+                                 size_t errstr_size);
+void nops_vectorize_get_stats(const nops_vectorize *v, nops_vectorize_stats *st);
+/** Build and swap in the generation (nops_histdir_commit); the job is then only for stats
+ *  and destroy. */
+nops_err nops_vectorize_commit(nops_vectorize *v, char *errstr, size_t errstr_size);
 
 #endif /* NOPS_VECTOR_H */

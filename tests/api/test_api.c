@@ -14,8 +14,8 @@
 
 #include "api/api.h"
 #include "tests/api/http.h"
-#include "tests/kafkautil.h"
-#include "tests/pgutil.h"
+#include "tests/support/kafkautil.h"
+#include "tests/support/pgutil.h"
 #include "tests/testutil.h"
 
 #include <arpa/inet.h>

@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "tests/api/http.h"
+#include "tests/support/kafkautil.h"
 
 #include <fcntl.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -58,16 +59,11 @@ static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *
 static int setup(void **state)
 {
     (void)state;
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "test.mock.num.brokers", "1", err, sizeof err);
-    rd_kafka_conf_set_log_cb(c, quiet); /* the host's own lines are not under test */
-    g_host = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    const tu_topic topics[] = {{TOPIC, 1}};
+    /* the host's own lines are not under test */
+    g_host = tu_mock_cluster_log(1, topics, 1, g_boot, sizeof g_boot, quiet);
     assert_non_null(g_host);
     g_mc = rd_kafka_handle_mock_cluster(g_host);
-    assert_non_null(g_mc);
-    assert_int_equal(rd_kafka_mock_topic_create(g_mc, TOPIC, 1, 1), 0);
-    snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(g_mc));
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_store = nops_store_new(100, 10);
     nops_detect_params_default(&g_dp);

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "orchestrate/orchestrate.h"
-#include "tests/pgutil.h"
+#include "tests/support/pgutil.h"
 #include "tests/testutil.h"
 
 #include <stdio.h>

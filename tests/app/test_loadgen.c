@@ -22,7 +22,8 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
-#include "tests/kafkautil.h"
+#include "tests/support/kafkautil.h"
+#include "tests/support/pgutil.h"
 
 #include "ingest/ingest.h"
 
@@ -186,8 +187,9 @@ static char *kafka_ids(void)
 static void test_loadgen_incidents_are_found_in_every_sink(void **state)
 {
     (void)state;
-    const char *dsn = getenv("NEURALOPS_TEST_PG_DSN");
-    char truth[600], err[512];
+    char dsnbuf[600], truth[600], err[512];
+    PGconn *pg = tu_pg_schema_opt("loadgen_test", dsnbuf, sizeof dsnbuf);
+    const char *dsn = pg ? dsnbuf : NULL;
     snprintf(truth, sizeof truth, "%s/truth.jsonl", g_dir);
 
     /* the pipeline first, so that it is assigned when the points arrive */
@@ -212,9 +214,6 @@ static void test_loadgen_incidents_are_found_in_every_sink(void **state)
                      NOPS_OK);
     if (dsn) {
         assert_int_equal(nops_sinks_add_postgres(sinks, dsn, 0, err, sizeof err), NOPS_OK);
-        PGconn *c = PQconnectdb(dsn); /* a clean table: other tests share the database */
-        PQclear(PQexec(c, "TRUNCATE insight_signals"));
-        PQfinish(c);
     } else {
         print_message("NEURALOPS_TEST_PG_DSN unset: the PostgreSQL sink is not checked\n");
     }
@@ -329,6 +328,7 @@ static void test_loadgen_incidents_are_found_in_every_sink(void **state)
         char *pset = pg_ids(dsn);
         assert_string_equal(pset, jsonl_set);
         free(pset);
+        tu_pg_drop_schema(pg, "loadgen_test");
     }
     free(jsonl_set);
     json_decref(latest);

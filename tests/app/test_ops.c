@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "tests/kafkautil.h"
+#include "tests/support/kafkautil.h"
 #include "tests/testutil.h"
 
 #include <errno.h>

@@ -13,6 +13,7 @@
 
 #include "recommend/recommend.h"
 #include "tests/testutil.h"
+#include "tests/support/pgutil.h"
 
 #include <libpq-fe.h>
 #include <math.h>
@@ -182,14 +183,9 @@ static void pg_exec(PGconn *c, const char *sql)
 static void test_postgres_gives_the_same_index(void **state)
 {
     (void)state;
-    const char *dsn = getenv("NEURALOPS_TEST_PG_DSN");
-    if (!dsn) {
-        print_message("NEURALOPS_TEST_PG_DSN unset: skipped (make test provides it)\n");
-        skip();
-    }
-    PGconn *c = PQconnectdb(dsn);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    pg_exec(c, "DROP TABLE IF EXISTS workflow_runs");
+    char dsn[600];
+    PGconn *c = tu_pg_schema("vectorize_test", dsn, sizeof dsn);
+    pg_exec(c, "SET search_path = vectorize_test"); /* where `vectorize` will read */
     pg_exec(c, "CREATE TABLE workflow_runs (id text PRIMARY KEY, playbook_id text NOT NULL, "
                "incident_summary text, metrics text[], labels jsonb, signals jsonb, "
                "started_at timestamptz, finished_at timestamptz, status text NOT NULL, "
@@ -213,7 +209,6 @@ static void test_postgres_gives_the_same_index(void **state)
     pg_exec(c, "COMMIT");
     free(line);
     fclose(f);
-    PQfinish(c);
     char cmd[1400], *out;
     snprintf(cmd, sizeof cmd, "%s vectorize --from-postgres '%s' --out %s/ix2", NEURALOPS_BIN,
              dsn, g_dir);
@@ -253,6 +248,7 @@ static void test_postgres_gives_the_same_index(void **state)
     }
     nops_histdir_close(h1);
     nops_histdir_close(h2);
+    tu_pg_drop_schema(c, "vectorize_test");
 }
 
 int main(void)

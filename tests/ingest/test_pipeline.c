@@ -14,7 +14,8 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
-#include "tests/kafkautil.h"
+#include "tests/support/kafkautil.h"
+#include "tests/support/pgutil.h"
 
 #include "ingest/ingest.h"
 
@@ -429,18 +430,12 @@ static long pg_count(const char *dsn, const char *sql)
 /* PostgreSQL stops mid-stream: the consumer pauses; it comes back: nothing was lost. */
 static void test_postgres_outage_pauses_and_loses_nothing(void **state)
 {
-    const char *dsn = getenv("NEURALOPS_TEST_PG_DSN");
-    if (!dsn) {
-        print_message("  NEURALOPS_TEST_PG_DSN not set (make test sets it)\n");
-        skip();
-    }
+    char dsn[600];
+    PQfinish(tu_pg_schema("pipeline_outage", dsn, sizeof dsn)); /* the sink creates its tables */
     char dir[] = "/tmp/nops-pgout-XXXXXX";
     assert_non_null(mkdtemp(dir));
     enum { HOSTS = 10, T = 900 };
     running r = start_pipeline("m4", "g-pg", dir, dsn);
-    PGconn *c = PQconnectdb(dsn);
-    PQclear(PQexec(c, "TRUNCATE insight_signals, incidents"));
-    PQfinish(c);
     produce_spikes("m4", HOSTS, 0, 300);
     nops_pipeline_stats st;
     for (int i = 0; i < 300; i++) {
@@ -480,6 +475,7 @@ static void test_postgres_outage_pauses_and_loses_nothing(void **state)
     assert_int_equal(rows, expected);
     assert_false(st.paused);
     stop_pipeline(&r);
+    tu_pg_drop_schema(PQconnectdb(dsn), "pipeline_outage");
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);

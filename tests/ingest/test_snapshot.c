@@ -18,7 +18,7 @@
 #include <cmocka.h>
 
 #include "tests/testutil.h"
-#include "tests/kafkautil.h"
+#include "tests/support/kafkautil.h"
 
 #include "ingest/ingest.h"
 

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "tests/orchestrate/audit_util.h"
-#include "tests/pgutil.h"
+#include "tests/support/pgutil.h"
 
 #include <unistd.h>
 

@@ -14,8 +14,8 @@
 #include <cmocka.h>
 
 #include "orchestrate/orchestrate.h"
-#include "tests/kafkautil.h"
-#include "tests/pgutil.h"
+#include "tests/support/kafkautil.h"
+#include "tests/support/pgutil.h"
 #include "tests/testutil.h"
 
 #include <libpq-fe.h>

@@ -21,8 +21,8 @@
 #include <cmocka.h>
 
 #include "orchestrate/orch_int.h"
-#include "tests/kafkautil.h"
-#include "tests/pgutil.h"
+#include "tests/support/kafkautil.h"
+#include "tests/support/pgutil.h"
 #include "tests/testutil.h"
 
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /*
  * test_recommend.c — ranking against a generated history whose right answers are known
- * (app/history.c: per incident kind, playbooks with known true success rates; for some kinds
+ * (synth/history.c: per incident kind, playbooks with known true success rates; for some kinds
  * the most used playbook is a poor one), through the real index directory and recommender:
  * the rarer better playbook ranks first, an unrelated incident gets "no similar history",
  * held-out top-1 accuracy ≥ 0.9, a rebuilt index is picked up while queries run, broken or
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "app/history.h"
+#include "synth/history.h"
 #include "recommend/recommend.h"
 
 #include <math.h>

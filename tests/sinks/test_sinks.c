@@ -10,6 +10,8 @@
 #include <cmocka.h>
 
 #include "sinks/sinks.h"
+#include "tests/support/kafkautil.h"
+#include "tests/support/pgutil.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -326,16 +328,10 @@ static void test_jsonl_sink(void **state)
 
 static void test_kafka_sink(void **state)
 {
-    char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "test.mock.num.brokers", "1", err, sizeof err);
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof err);
-    rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    char err[256], boot[256];
+    const tu_topic topics[] = {{"neuralops.signals", 2}};
+    rd_kafka_t *host = tu_mock_cluster(1, topics, 1, boot, sizeof boot);
     assert_non_null(host);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(host);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, "neuralops.signals", 2, 1), 0);
-    char boot[256];
-    snprintf(boot, sizeof boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     nops_sinks *set = nops_sinks_new();
     assert_int_equal(nops_sinks_add_kafka(set, boot, NULL, "neuralops.signals", err, sizeof err),
                      NOPS_OK);
@@ -380,13 +376,8 @@ static long pg_count(PGconn *c, const char *sql)
 
 static void test_postgres_sink(void **state)
 {
-    const char *dsn = getenv("NEURALOPS_TEST_PG_DSN");
-    if (!dsn) {
-        print_message("  NEURALOPS_TEST_PG_DSN not set: run through tests/with-postgres.sh "
-                      "(make test does)\n");
-        skip();
-    }
-    char err[512];
+    char dsn[600], err[512];
+    PQfinish(tu_pg_schema("sinks_test", dsn, sizeof dsn)); /* the sink creates its tables */
     nops_sinks *set = nops_sinks_new();
     assert_int_equal(nops_sinks_add_postgres(set, dsn, 0, err, sizeof err), NOPS_OK);
     nops_sinks *again = nops_sinks_new(); /* the schema step is idempotent */
@@ -394,7 +385,6 @@ static void test_postgres_sink(void **state)
     nops_sinks_destroy(again);
     PGconn *c = PQconnectdb(dsn);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQclear(PQexec(c, "TRUNCATE insight_signals, incidents"));
     for (int i = 0; i < 4; i++) {
         nops_signal s = make_signal(i);
         nops_sinks_signal(set, &s);
@@ -431,7 +421,7 @@ static void test_postgres_sink(void **state)
     PQfinish(c);
     c = PQconnectdb(dsn);
     assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals"), 7);
-    PQfinish(c);
+    tu_pg_drop_schema(c, "sinks_test");
     nops_sinks_stats st;
     nops_sinks_get_stats(set, &st);
     assert_int_equal(st.flush_failures, 2);

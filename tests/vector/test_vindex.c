@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "app/history.h"
+#include "synth/history.h"
 #include "vector/vector.h"
 
 #include <math.h>

@@ -1,10 +1,11 @@
 /*
  * history.c — the synthetic remediation history of history.h.
  */
-#include "app/history.h"
+#include "synth/history.h"
 
 #include "core/core.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -196,4 +197,22 @@ json_t *history_run(history_gen *g)
     json_object_set_new(run, "executed_by", json_string(who));
     json_object_set_new(run, "notes", json_string(notes));
     return run;
+}
+
+int history_write_jsonl(FILE *f, size_t n, uint64_t seed, void (*progress)(size_t done, size_t n))
+{
+    history_gen g;
+    history_init(&g, seed);
+    for (size_t i = 0; i < n; i++) {
+        json_t *run = history_run(&g);
+        errno = 0;
+        const bool ok = run && json_dumpf(run, f, JSON_COMPACT) == 0 && fputc('\n', f) != EOF;
+        const int why = ok ? 0 : run ? (errno ? errno : EIO) : ENOMEM;
+        json_decref(run);
+        if (!ok)
+            return why;
+        if (progress && (i + 1) % 1000000 == 0)
+            progress(i + 1, n);
+    }
+    return 0;
 }

@@ -1,6 +1,7 @@
 /*
- * history.h — a synthetic history of remediation runs (app/ and tests only): the workflow_runs
- * that `neuralops vectorize` learns from, for the demo, the tests and the benchmarks.
+ * history.h — a synthetic history of remediation runs (synth/, linked by app, bench and tests):
+ * the workflow_runs that `neuralops vectorize` learns from, for the demo, the tests and the
+ * benchmarks.
  *
  * Six incident kinds (the loadgen's four plus disk_pressure and traffic_drop), each with two or
  * three candidate playbooks used at different frequencies and succeeding at different true
@@ -8,11 +9,13 @@
  * summaries, signals and notes with PII sprinkled in (e-mails, IPs, tokens, passwords, phone
  * numbers) for the redactor to remove.
  */
-#ifndef NOPS_APP_HISTORY_H
-#define NOPS_APP_HISTORY_H
+#ifndef NOPS_SYNTH_HISTORY_H
+#define NOPS_SYNTH_HISTORY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define HISTORY_KINDS 6
 
@@ -28,6 +31,11 @@ const char *history_kind(int k);
 const char *history_best_playbook(int k);
 /** One run as a workflow_runs JSON object (new reference). */
 json_t *history_run(history_gen *g);
+/** `n` runs from a generator seeded with `seed`, one compact JSON object a line, to `f` (the
+ *  caller keeps, flushes and closes `f`); `progress` (may be NULL) is called after every
+ *  million runs. 0, or the errno of the first failure (ENOMEM when a run could not be made):
+ *  the writing stops there. */
+int history_write_jsonl(FILE *f, size_t n, uint64_t seed, void (*progress)(size_t done, size_t n));
 /** One incident of kind k (DESIGN.md incident shape with full signals; new reference). */
 json_t *history_incident(history_gen *g, int k);
 

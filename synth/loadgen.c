@@ -8,7 +8,7 @@
  * that many ticks in the past and ends at the wall clock, so it never runs into the pipeline's
  * bound on future timestamps (pipeline.max_future_s); an open-ended run starts at the wall clock.
  */
-#include "app/loadgen.h"
+#include "synth/loadgen.h"
 #include "kafka/kafka.h"
 
 #include <errno.h>

@@ -3,7 +3,7 @@
  * kinds the demo injects (a key pair made at the first run, never shipped), a policy, and the
  * approve-and-run of one recommended playbook from the terminal or over the API.
  */
-#include "app/demo.h"
+#include "app/demo/demo.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -217,7 +217,7 @@ static json_t *await_api_execution(nops_orchestrator *o, const char *id, atomic_
     }
 }
 
-void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *playbook_id,
+void demo_orchestrate(app_ctx *ctx, app_engine *api, json_t *incident, const char *playbook_id,
                       bool approve, atomic_bool *stop)
 {
     nops_orchestrator *o = api->orch;

@@ -1,6 +1,6 @@
 /*
  * loadgen.h — a synthetic fleet producing metrics to Kafka, with injected incidents and their
- * ground truth (app/ only: used by `neuralops loadgen` and `neuralops demo`).
+ * ground truth (synth/: used by `neuralops loadgen` and `neuralops demo`).
  *
  * The fleet: hosts spread over services (checkout, search, auth, payments, catalog, ledger) and
  * two regions; each host sends, per tick, one Telegraf-like message keyed by host with two lines
@@ -9,8 +9,8 @@
  * host, a deploy regression (latency level shift on every host of a service), CPU saturation on
  * one host, and an error burst across a service.
  */
-#ifndef NOPS_APP_LOADGEN_H
-#define NOPS_APP_LOADGEN_H
+#ifndef NOPS_SYNTH_LOADGEN_H
+#define NOPS_SYNTH_LOADGEN_H
 
 #include "core/core.h"
 

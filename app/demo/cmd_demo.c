@@ -7,9 +7,9 @@
  * shows progress; at the end the signals found are matched against what was injected.
  */
 #include "app/cli.h"
-#include "app/demo.h"
-#include "app/loadgen.h"
+#include "app/demo/demo.h"
 #include "kafka/kafka.h"
+#include "synth/loadgen.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -247,7 +247,7 @@ static bool watch(nops_pipeline *p, lg_thread *lt, atomic_bool *stop, double sec
 }
 
 /* The summary after the stream: injected vs found, recommendations, and the remediation. */
-static void report(app_ctx *ctx, app_api *api, nops_pipeline *p, loadgen *lg, double tick_s,
+static void report(app_ctx *ctx, app_engine *api, nops_pipeline *p, loadgen *lg, double tick_s,
                    bool drained, const demo_cli *d, atomic_bool *stop, bool user_stopped)
 {
     nops_pipeline_stats st;
@@ -291,15 +291,13 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
         snprintf(ctx->recommend.index_dir, sizeof ctx->recommend.index_dir, "%.500s/index",
                  ctx->storage.data_dir);
     int status = NOPS_EXIT_FAIL;
-    nops_sinks *sinks = NULL;
-    nops_pipeline *p = NULL;
     loadgen *lg = NULL;
-    app_api api;
+    app_engine api;
     memset(&api, 0, sizeof api);
-    if (!demo_history(ctx, 20000) || !demo_playbooks(ctx) || !app_api_store(ctx, &api, "demo") ||
-        !(p = app_start_pipeline(ctx, &sinks, api.store, api.secret, "demo")) ||
-        !app_api_start(ctx, &api, p, sinks, "demo"))
+    if (!demo_history(ctx, 20000) || !demo_playbooks(ctx) ||
+        !app_engine_start(ctx, &api, "demo"))
         goto done;
+    nops_pipeline *p = api.pipeline;
     snprintf(truth, sizeof truth, "%s/truth.jsonl", ctx->storage.data_dir);
     loadgen_opts lo = {.topic = ctx->kafka.topic, .series = d->series, .rate = d->rate,
                        .seconds = d->seconds, .incidents = (uint32_t)(d->seconds / 5 + 1),
@@ -326,20 +324,14 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
     const bool user_stopped = atomic_load(stop);
     atomic_store(stop, true);
     pthread_join(thr, NULL);
-    nops_err e = nops_pipeline_stop(p, 15000); /* the API stays up for the approval */
+    nops_err e = app_engine_drain(&api); /* the API stays up for the approval */
     status_line(p, lg, (double)(nops_now_ns() - t0) / 1e9, &last_pts, &last_el,
                 isatty(STDERR_FILENO));
     fprintf(stderr, "\n");
     report(ctx, &api, p, lg, lo.tick_s, drained, d, stop, user_stopped);
     status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
 done:
-    app_api_stop(&api);
-    if (p) {
-        nops_pipeline_stop(p, 15000); /* a no-op when stopped already */
-        nops_pipeline_destroy(p);
-    }
-    nops_sinks_destroy(sinks);
-    app_api_fini(&api);
+    app_engine_stop(&api); /* API, then the pipeline (drained already), then the rest */
     loadgen_destroy(lg);
     rd_kafka_destroy(cluster);
     return status;

@@ -1,10 +1,11 @@
 /*
  * demo.h — pieces of `neuralops demo` kept apart from its main loop (app/ only).
  */
-#ifndef NOPS_APP_DEMO_H
-#define NOPS_APP_DEMO_H
+#ifndef NOPS_APP_DEMO_DEMO_H
+#define NOPS_APP_DEMO_DEMO_H
 
 #include "app/cli.h"
+#include "app/engine.h"
 
 /* Write a generated history of `runs` runs to the data dir and vectorize it into
  * recommend.index_dir; false (message printed) on failure. */
@@ -21,7 +22,7 @@ json_t *demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max, char *pb_o
 bool demo_playbooks(app_ctx *ctx);
 /* Suggest `playbook_id` for `incident`, dry-run it, and run it once approved: at once with
  * `approve`, else by a y at the terminal or over the API (Ctrl-C, `stop`, gives up). */
-void demo_orchestrate(app_ctx *ctx, app_api *api, json_t *incident, const char *playbook_id,
+void demo_orchestrate(app_ctx *ctx, app_engine *api, json_t *incident, const char *playbook_id,
                       bool approve, atomic_bool *stop);
 
 #endif

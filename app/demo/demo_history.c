@@ -3,8 +3,8 @@
  * to the data dir, vectorized at start like `neuralops vectorize` would, and a recommendation
  * printed for each of the larger incidents the demo found.
  */
-#include "app/demo.h"
-#include "app/history.h"
+#include "app/demo/demo.h"
+#include "synth/history.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,15 +32,7 @@ bool demo_history(app_ctx *ctx, size_t runs)
         fprintf(stderr, "neuralops demo: cannot write %s: %s\n", path, strerror(errno));
         return false;
     }
-    history_gen g;
-    history_init(&g, 2024);
-    for (size_t i = 0; i < runs; i++) {
-        json_t *run = history_run(&g);
-        json_dumpf(run, f, JSON_COMPACT);
-        fputc('\n', f);
-        json_decref(run);
-    }
-    const bool failed = ferror(f) != 0;
+    const bool failed = history_write_jsonl(f, runs, 2024, NULL) != 0;
     if (fclose(f) != 0 || failed) {
         fprintf(stderr, "neuralops demo: cannot write %s: %s\n", path, strerror(errno));
         return false;
