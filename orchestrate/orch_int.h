@@ -112,7 +112,7 @@ typedef struct nops_records nops_records;
 nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errstr,
                                  size_t errstr_size);
 void nops__records_close(nops_records *s);
-/* The record `id` (new reference), a damaged stub {"id","state":"damaged","error","created_at"}
+/* The record `id` (new reference), a damaged placeholder {"id","state":"damaged","error","created_at"}
  * when what is stored is not a record of that id, or NULL (no such record, bad id, store
  * unreachable). */
 json_t *nops__records_load(nops_records *s, const char *id);
@@ -122,7 +122,7 @@ json_t *nops__records_load(nops_records *s, const char *id);
 nops_err nops__records_save(nops_records *s, json_t *rec, const char *expect_state,
                             char *errstr, size_t errstr_size);
 /* Up to `limit` records (whole), newest created first, only those in `state` when it is not
- * NULL ("damaged": the damaged stubs); damaged ones appear as stubs in an unfiltered listing.
+ * NULL ("damaged": the damaged placeholders); damaged ones appear as placeholders in an unfiltered listing.
  * New array reference; NULL when the store could not be read. Files: reads only the records
  * returned (an index in memory picks them). */
 json_t *nops__records_list(nops_records *s, const char *state, size_t limit);
@@ -136,7 +136,7 @@ bool nops__record_id_valid(const char *id);
 bool nops__record_state_open(const char *state);
 /* NULL when `rec` is a record of `id` with a state; otherwise why it is damaged. */
 const char *nops__record_damage(json_t *rec, const char *id);
-/* A damaged stub (new reference). */
+/* A damaged placeholder (new reference). */
 json_t *nops__record_damaged(const char *id, const char *why, const char *created_at);
 /* Log a damaged record (at most 10 lines a minute; the rest are counted). */
 void nops__record_warn_damaged(const char *id, const char *why);

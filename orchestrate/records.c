@@ -4,7 +4,7 @@
  * whose state column makes every transition a compare-and-set, so two processes cannot both take
  * the same step; listings there use an index on (state, created_at). A record that cannot be read
  * as one (a torn or edited file, a row whose record does not match its id or state) comes back
- * as a damaged stub, logged (rate-limited), and is never acted on. The workflow_runs rows an
+ * as a damaged placeholder, logged (rate-limited), and is never acted on. The workflow_runs rows an
  * execution produces go to the history JSONL and to PostgreSQL.
  */
 #include "orchestrate/orch_int.h"
@@ -120,7 +120,7 @@ static PGresult *pg_exec(nops_records *s, const char *sql, int n, const char *co
     "(jsonb_typeof(record) <> 'object' OR record->>'id' IS DISTINCT FROM id OR "                \
     "record->>'state' IS DISTINCT FROM state)"
 
-/* Row i of a PG_COLS result: the record, or a damaged stub (logged). */
+/* Row i of a PG_COLS result: the record, or a damaged placeholder (logged). */
 static json_t *pg_row(PGresult *r, int i)
 {
     const char *id = PQgetvalue(r, i, 0), *state = PQgetvalue(r, i, 1);

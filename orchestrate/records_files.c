@@ -82,7 +82,7 @@ static void ix_drop(nops_rfiles *f, const char *id)
     }
 }
 
-/* A damaged stub for `id` (reason logged, rate-limited), indexed as damaged. */
+/* A damaged placeholder for `id` (reason logged, rate-limited), indexed as damaged. */
 static json_t *damaged(nops_rfiles *f, const char *id, const char *why, int64_t mtime_ns)
 {
     char ts[40] = "";
@@ -120,7 +120,7 @@ static char *read_fd(int fd, size_t size, size_t *len)
     return b;
 }
 
-/* DIR/<id>.json as it is now: the record, a damaged stub, or NULL when there is no such file.
+/* DIR/<id>.json as it is now: the record, a damaged placeholder, or NULL when there is no such file.
  * The index follows what was read. */
 static json_t *file_read(nops_rfiles *f, const char *id)
 {

@@ -327,30 +327,29 @@ static nops_err lost(nops_sinks *set, int kind)
     return NOPS_NOMEM;
 }
 
-nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig)
+/* Encode `obj` (taken) once and hand it to every sink; a record that cannot even be encoded is
+ * lost() — counted, logged, and every later flush fails. */
+static nops_err publish(nops_sinks *set, int kind, json_t *obj)
 {
-    char buf[4096];
+    char buf[8192];
     size_t n = 0;
-    char *json = encode(signal_obj(sig), buf, sizeof buf, &n);
+    char *json = encode(obj, buf, sizeof buf, &n);
     if (!json)
-        return lost(set, NOPS_SINK_SIGNAL);
-    nops_err e = fan_out(set, NOPS_SINK_SIGNAL, json, n);
+        return lost(set, kind);
+    nops_err e = fan_out(set, kind, json, n);
     if (json != buf)
         nops_free(json);
     return e;
 }
 
+nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig)
+{
+    return publish(set, NOPS_SINK_SIGNAL, signal_obj(sig));
+}
+
 nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc)
 {
-    char buf[8192];
-    size_t n = 0;
-    char *json = encode(incident_obj(inc), buf, sizeof buf, &n);
-    if (!json)
-        return lost(set, NOPS_SINK_INCIDENT);
-    nops_err e = fan_out(set, NOPS_SINK_INCIDENT, json, n);
-    if (json != buf)
-        nops_free(json);
-    return e;
+    return publish(set, NOPS_SINK_INCIDENT, incident_obj(inc));
 }
 
 /* Hand sink i its kept records in order until it refuses one; how many it took. */
