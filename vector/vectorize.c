@@ -101,7 +101,8 @@ void nops_vectorize_row(nops_vectorize *v, const char *text, size_t len, const c
         if (e == NOPS_EXISTS)
             v->known++; /* indexed already (append) or repeated in the input */
         else if (e != NOPS_OK)
-            skip(v, ref, "out of memory");
+            skip(v, ref, e == NOPS_INVAL ? "its embedding is not a finite unit vector"
+                                         : "out of memory");
     }
     json_decref(run);
     uint64_t now = nops_now_ns();
@@ -171,12 +172,15 @@ nops_err nops_vectorize_postgres(nops_vectorize *v, const char *dsn, char *errst
         nops_vectorize_row(v, row, csv_field(row, (size_t)n), where);
         PQfreemem(row);
     }
-    if (ok && (n == -2 || PQresultStatus(r = PQgetResult(c)) != PGRES_COMMAND_OK)) {
-        snprintf(errstr, errstr_size, "PostgreSQL: %s", PQerrorMessage(c));
-        ok = false;
+    if (ok) { /* every result of the COPY, each cleared */
+        ok = n != -2;
+        while ((r = PQgetResult(c))) {
+            ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+        }
+        if (!ok)
+            snprintf(errstr, errstr_size, "PostgreSQL: %s", PQerrorMessage(c));
     }
-    if (ok)
-        PQclear(r);
     PQfinish(c);
     return ok ? NOPS_OK : NOPS_IO;
 }
@@ -198,10 +202,14 @@ nops_err nops_vectorize_commit(nops_vectorize *v, char *errstr, size_t errstr_si
     unsigned char md[32];
     unsigned int ml = 0;
     char hex[65] = "";
-    EVP_DigestFinal_ex(v->sha, md, &ml);
-    for (unsigned i = 0; i < ml; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
     nops_histdir_writer *w = v->w;
     v->w = NULL; /* commit frees the writer whatever the result */
+    if (EVP_DigestFinal_ex(v->sha, md, &ml) != 1 || ml != sizeof md) {
+        nops_histdir_abort(w);
+        nops_errf(errstr, errstr_size, "SHA-256 of the source failed");
+        return NOPS_INTERNAL;
+    }
+    for (unsigned i = 0; i < ml; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return nops_histdir_commit(w, hex, v->skipped, errstr, errstr_size);
 }

@@ -330,6 +330,7 @@ static void test_out_of_time_points_named(void **state)
         http_free(&r);
     }
     assert_true(ok);
+    assert_true(topic_has("ingest-test,host=fine")); /* the reader works: the good point is there */
     assert_false(topic_has("poison"));
     nops_api_destroy(api);
 }
