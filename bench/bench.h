@@ -13,6 +13,7 @@ typedef struct bench_opts {
     const char *variant; /* only this kernel variant, or NULL for all */
     uint64_t series;     /* override the series (or runs) counts (0 = the suite's defaults) */
     const char *dsn;     /* PostgreSQL for the vectorize suite, or NULL */
+    uint64_t seed;       /* generator seed of the quality suite (0 = its default) */
 } bench_opts;
 
 /* One figure as one JSON line: the DESIGN.md shape plus free-form extra fields. */
@@ -26,5 +27,6 @@ int bench_vectorize(const bench_opts *o);
 int bench_recommend(const bench_opts *o);
 int bench_http(const bench_opts *o);
 int bench_audit(const bench_opts *o);
+int bench_quality(const bench_opts *o);
 
 #endif
