@@ -115,6 +115,20 @@ static void table(const result *r, size_t n, const nops_synth_corpus *c,
     ROW("incidents", "u", r[i].f.ev.incidents, "");
     ROW("incidents without a true signal", "u", r[i].f.ev.false_incidents, "");
     ROW("incidents per event", ".2f", r[i].f.ev.incidents_per_event, "");
+    for (uint32_t m = 0; m < NOPS_SYNTH_METRICS; m++) {
+        char label[64];
+        snprintf(label, sizeof label, "  false: %s", nops_synth_metric_name(m));
+        ROW(label, "llu", (unsigned long long)r[i].f.false_by_metric[m], "");
+    }
+    ROW("  false: in the first 100 steps", "llu", (unsigned long long)r[i].f.false_early, "");
+    for (int k = 0; k < NOPS_SYNTH_KINDS; k++) {
+        char label[64], cell[NOPS_SYNTH_KINDS][3][24];
+        snprintf(label, sizeof label, "  corpus %s", nops_synth_kind_name(k));
+        for (size_t i = 0; i < n && i < 3; i++)
+            snprintf(cell[k][i], sizeof cell[k][i], "%u/%u fp %u", r[i].c.kind[k].hit,
+                     r[i].c.kind[k].windows, r[i].c.kind[k].fp);
+        ROW(label, "s", cell[k][i], "");
+    }
     ROW("seconds", ".2f", r[i].seconds, "");
 #undef ROW
 }

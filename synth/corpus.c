@@ -276,6 +276,7 @@ nops_err nops_synth_corpus_new(uint64_t seed, uint32_t per_kind, nops_synth_corp
         nops_synth_series *s = &c->s[i];
         const int kind = (int)(i / per_kind);
         s->kind = kind_names[kind];
+        s->kind_id = (uint32_t)kind;
         snprintf(s->name, sizeof s->name, "%s_%u", s->kind, (unsigned)(i % per_kind));
         s->n = N_POINTS;
         s->probation = (uint32_t)(0.15 * N_POINTS) < 750 ? (uint32_t)(0.15 * N_POINTS) : 750;

@@ -34,6 +34,7 @@
 typedef struct nops_synth_series {
     char name[48];                                /**< "<kind>_<k>" */
     const char *kind;                             /**< kind name (static storage) */
+    uint32_t kind_id;                             /**< its index, 0..NOPS_SYNTH_KINDS−1 */
     uint32_t n;                                   /**< points */
     int64_t *ts_ns;                               /**< n timestamps, ascending (irregular for some kinds) */
     float *v;                                     /**< n values */

@@ -183,6 +183,9 @@ nops_err nops_synth_run_corpus(const nops_synth_corpus *c, const nops_synth_run_
         for (int p = 0; p < NOPS_SYNTH_NAB_PROFILES && e == NOPS_OK; p++)
             e = nops_synth_nab_score(&nops_synth_nab_profiles[p], s->n, s->win, s->n_win, det[i],
                                      nd[i], s->probation, &fig->tally[p]);
+        if (e == NOPS_OK && s->kind_id < NOPS_SYNTH_KINDS)
+            e = nops_synth_nab_score(&nops_synth_nab_profiles[0], s->n, s->win, s->n_win, det[i],
+                                     nd[i], s->probation, &fig->kind[s->kind_id]);
     }
     for (int p = 0; e == NOPS_OK && p < NOPS_SYNTH_NAB_PROFILES; p++)
         fig->score[p] = nops_synth_nab_normalised(&nops_synth_nab_profiles[p], &fig->tally[p]);
@@ -463,6 +466,11 @@ nops_err nops_synth_run_fleet(const nops_synth_fleet *f, const nops_synth_run_op
     fig->correlate_refused = r.refused;
     e = nops_synth_event_score(truth, f->n_ev, f->series_host, f->n_series, fig->points, r.d, r.nd,
                                r.incs.n, &fig->ev);
+    for (size_t j = 0; e == NOPS_OK && j < r.nd; j++)
+        if (nops_synth_event_match(truth, f->n_ev, &r.d[j]) < 0) {
+            fig->false_by_metric[r.d[j].series % NOPS_SYNTH_METRICS]++;
+            fig->false_early += r.d[j].tick < 100;
+        }
     if (e != NOPS_OK)
         nops_errf(errstr, errstr_size, "scoring: %s", nops_strerror(e));
 out:

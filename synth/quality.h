@@ -44,6 +44,7 @@ typedef struct nops_synth_run_opts {
 typedef struct nops_synth_corpus_figures {
     nops_synth_nab_tally tally[NOPS_SYNTH_NAB_PROFILES]; /**< per profile, standard first */
     double score[NOPS_SYNTH_NAB_PROFILES];               /**< normalised NAB scores */
+    nops_synth_nab_tally kind[NOPS_SYNTH_KINDS];         /**< standard profile, per series kind */
     uint64_t detections;                                  /**< signals in all */
 } nops_synth_corpus_figures;
 
@@ -52,6 +53,8 @@ typedef struct nops_synth_fleet_figures {
     nops_synth_event_figures ev; /**< recall, precision, false signals, grouping */
     uint64_t points;             /**< points fed */
     uint64_t correlate_refused;  /**< signals the correlator did not place (NOPS_FULL ...) */
+    uint64_t false_by_metric[NOPS_SYNTH_METRICS]; /**< false signals per metric */
+    uint64_t false_early;        /**< false signals in the first 100 steps (warm-up) */
 } nops_synth_fleet_figures;
 
 /** The [detect] and [correlate] defaults from the modules' config tables. */

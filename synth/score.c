@@ -111,7 +111,8 @@ double nops_synth_nab_normalised(const nops_synth_nab_profile *p, const nops_syn
 /* ---- fleet events ------------------------------------------------------------------------ */
 
 /* Index of the event a signal belongs to, or −1. */
-static int event_of(const nops_synth_event_truth *ev, size_t nev, const nops_synth_detection *d)
+int nops_synth_event_match(const nops_synth_event_truth *ev, size_t nev,
+                           const nops_synth_detection *d)
 {
     for (size_t e = 0; e < nev; e++) {
         if (d->tick < ev[e].first || d->tick > ev[e].last)
@@ -212,7 +213,7 @@ nops_err nops_synth_event_score(const nops_synth_event_truth *ev, size_t nev,
     for (uint32_t i = 0; i < n_incidents; i++)
         inc_host[i] = NO_HOST;
     for (size_t j = 0; j < nd; j++) {
-        owner[j] = event_of(ev, nev, &d[j]);
+        owner[j] = nops_synth_event_match(ev, nev, &d[j]);
         if (owner[j] >= 0) {
             f->true_signals++;
             if (d[j].tick < first[owner[j]])

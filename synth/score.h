@@ -123,6 +123,10 @@ typedef struct nops_synth_event_figures {
     double incidents_per_event; /**< incidents / events */
 } nops_synth_event_figures;
 
+/** Index of the event whose window holds detection `d` on one of its series, or −1. */
+int nops_synth_event_match(const nops_synth_event_truth *ev, size_t nev,
+                           const nops_synth_detection *d);
+
 /**
  * Score detections `d[0..nd)` (any order) against events `ev[0..nev)` over a fleet of
  * `n_series` series whose hosts are `series_host[0..n_series)`, `points` points in all, with
