@@ -19,6 +19,7 @@
 #include "synth/quality.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #define EPS 1e-9
@@ -365,6 +366,42 @@ static void test_engine_floors(void **state)
     nops_synth_fleet_destroy(f);
 }
 
+/* `neuralops-bench quality --quick`: one JSON line per figure, the table on stderr, and the
+ * suite listed by --help. */
+static void test_bench_quality(void **state)
+{
+    (void)state;
+    FILE *p = popen(NEURALOPS_BENCH_BIN " quality --quick --seed 3 2>/dev/null", "r");
+    assert_non_null(p);
+    char line[2048];
+    int figures = 0;
+    bool standard = false, host = false;
+    while (fgets(line, sizeof line, p)) {
+        static const char head[] = "{\"suite\":\"quality\",\"figure\":";
+        assert_true(strncmp(line, head, sizeof head - 1) == 0);
+        assert_non_null(strstr(line, "\"peer\":\"windowed_gaussian\""));
+        assert_non_null(strstr(line, "\"rolling_z\":"));
+        standard |= strstr(line, "\"figure\":\"nab_standard\"") != NULL;
+        host |= strstr(line, "\"figure\":\"fleet_host_events_one_incident\"") != NULL;
+        figures++;
+    }
+    assert_int_equal(pclose(p), 0);
+    assert_int_equal(figures, 8);
+    assert_true(standard && host);
+    p = popen(NEURALOPS_BENCH_BIN " --help", "r");
+    assert_non_null(p);
+    bool listed = false;
+    while (fgets(line, sizeof line, p))
+        listed |= strncmp(line, "  quality ", 10) == 0;
+    assert_int_equal(pclose(p), 0);
+    assert_true(listed);
+    p = popen(NEURALOPS_BENCH_BIN " quality --seed 0 2>/dev/null", "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof line, p)) {
+    }
+    assert_int_not_equal(pclose(p), 0); /* a seed of 0 is refused */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_corpus_generator),
         cmocka_unit_test(test_fleet_generator),
         cmocka_unit_test(test_engine_floors),
+        cmocka_unit_test(test_bench_quality),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
