@@ -87,18 +87,18 @@ static void table(const result *r, size_t n, const nops_synth_corpus *c,
             "(%llu points), %u events\n",
             c->n, (unsigned long long)c->points, r[0].c.tally[0].windows, f->n_series,
             f->o.ticks, (unsigned long long)r[0].f.points, f->n_ev);
-    fprintf(stderr, "%-34s", "");
+    fprintf(stderr, "%-40s", "");
     for (size_t i = 0; i < n; i++)
         fprintf(stderr, "%18s", r[i].name);
     fprintf(stderr, "%14s\n", "target");
 #define ROW(label, fmt, expr, target)                                                          \
     do {                                                                                       \
-        fprintf(stderr, "%-34s", label);                                                       \
+        fprintf(stderr, "%-40s", label);                                                       \
         for (size_t i = 0; i < n; i++)                                                         \
             fprintf(stderr, "%18" fmt, expr);                                                  \
         fprintf(stderr, "%14s\n", target);                                                     \
     } while (0)
-    ROW("threshold", ".1f", r[i].threshold, "");
+    ROW("threshold (|z|; engine: its default)", ".1f", r[i].threshold, "");
     ROW("NAB standard (corpus)", ".1f", r[i].c.score[0], ">=1.3x wg");
     ROW("NAB reward_low_FP (corpus)", ".1f", r[i].c.score[1], "");
     ROW("NAB reward_low_FN (corpus)", ".1f", r[i].c.score[2], "");
@@ -156,6 +156,11 @@ int bench_quality(const bench_opts *o)
     nops_synth_run_opts eo = {.det = NOPS_SYNTH_ENGINE};
     nops_synth_run_opts ro = {.det = NOPS_SYNTH_ROLLING_Z, .threshold = RZ_THRESHOLD,
                               .window = RZ_WINDOW};
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    char err[256] = "";
+    if (nops_synth_engine_defaults(&dp, &cp, err, sizeof err) == NOPS_OK)
+        r[0].threshold = dp.z_threshold; /* shown in the table: the default |z| threshold */
     int rc = run(corpus, fleet, &eo, &r[0]);
     if (!rc)
         rc = run(corpus, fleet, &ro, &r[1]);
