@@ -14,6 +14,8 @@ typedef struct bench_opts {
     uint64_t series;     /* override the series (or runs) counts (0 = the suite's defaults) */
     const char *dsn;     /* PostgreSQL for the vectorize suite, or NULL */
     uint64_t seed;       /* generator seed of the quality suite (0 = its default) */
+    const char *sets[16]; /* quality: "section.key=value" settings of [detect]/[correlate] */
+    int n_sets;          /* entries of sets[] */
 } bench_opts;
 
 /* One figure as one JSON line: the DESIGN.md shape plus free-form extra fields. */

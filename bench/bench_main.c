@@ -54,6 +54,8 @@ static void usage(FILE *out)
             "  --series N       only this series (or runs) count\n"
             "  --dsn DSN        PostgreSQL for the vectorize and audit suites\n"
             "  --seed N         generator seed of the quality suite (default 14)\n"
+            "  --set S.K=V      quality: run the engine with this [detect] or [correlate]\n"
+            "                   setting instead of its default (repeatable)\n"
             "  -h, --help       this help\n\n"
             "Output: one JSON object per line: suite, figure, value, unit, peer, peer_value,\n"
             "ratio, plus context fields. Progress goes to stderr.\n");
@@ -85,6 +87,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "neuralops-bench: --seed expects a positive integer\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+            if (o.n_sets == (int)(sizeof o.sets / sizeof o.sets[0])) {
+                fprintf(stderr, "neuralops-bench: at most 16 --set options\n");
+                return 2;
+            }
+            o.sets[o.n_sets++] = argv[++i];
         } else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
             o.dsn = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

@@ -13,6 +13,7 @@
 #include "synth/quality.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define RZ_THRESHOLD 4.0
 #define RZ_WINDOW 60
@@ -44,7 +45,8 @@ static int run(const nops_synth_corpus *corpus, const nops_synth_fleet *fleet,
 }
 
 /* The windowed Gaussian at the threshold of its best standard NAB score on the corpus. */
-static int sweep_wgauss(const nops_synth_corpus *corpus, const nops_synth_fleet *fleet, result *r)
+static int sweep_wgauss(const nops_synth_corpus *corpus, const nops_synth_fleet *fleet,
+                        const nops_correlate_params *cp, result *r)
 {
     static const double grid[] = {2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6, 7, 8, 10, 12};
     double best = -1e300, best_t = grid[0];
@@ -64,8 +66,43 @@ static int sweep_wgauss(const nops_synth_corpus *corpus, const nops_synth_fleet 
         }
     }
     r->threshold = best_t;
-    nops_synth_run_opts o = {.det = NOPS_SYNTH_WGAUSS, .threshold = best_t, .window = WG_WINDOW};
+    nops_synth_run_opts o = {.det = NOPS_SYNTH_WGAUSS, .threshold = best_t, .window = WG_WINDOW,
+                             .cp = cp};
     return run(corpus, fleet, &o, r);
+}
+
+/* The engine's settings: the config tables' defaults, then each --set; 0 or 1 (reported). */
+static int settings(const bench_opts *o, nops_detect_params *dp, nops_correlate_params *cp)
+{
+    char err[256] = "";
+    nops_cfg *cfg = nops_cfg_new();
+    nops_err e = cfg ? NOPS_OK : NOPS_NOMEM;
+    if (e == NOPS_OK)
+        e = nops_cfg_add(cfg, &nops_detect_cfg_section, dp, err, sizeof err);
+    if (e == NOPS_OK)
+        e = nops_cfg_add(cfg, &nops_correlate_cfg_section, cp, err, sizeof err);
+    for (int i = 0; e == NOPS_OK && i < o->n_sets; i++) {
+        char name[128];
+        const char *eq = strchr(o->sets[i], '=');
+        if (!eq || (size_t)(eq - o->sets[i]) >= sizeof name) {
+            snprintf(err, sizeof err, "--set expects section.key=value, not \"%s\"", o->sets[i]);
+            e = NOPS_INVAL;
+            break;
+        }
+        memcpy(name, o->sets[i], (size_t)(eq - o->sets[i]));
+        name[eq - o->sets[i]] = '\0';
+        e = nops_cfg_set(cfg, name, eq + 1, "--set", err, sizeof err);
+        if (e == NOPS_OK)
+            fprintf(stderr, "quality: engine runs with %s\n", o->sets[i]);
+    }
+    if (e == NOPS_OK)
+        e = nops_cfg_finalize(cfg, err, sizeof err);
+    nops_cfg_destroy(cfg);
+    if (e != NOPS_OK) {
+        fprintf(stderr, "neuralops-bench quality: %s\n", *err ? err : nops_strerror(e));
+        return 1;
+    }
+    return 0;
 }
 
 static void emit(const char *figure, double v, const char *unit, const result *wg, double wg_v,
@@ -98,7 +135,7 @@ static void table(const result *r, size_t n, const nops_synth_corpus *c,
             fprintf(stderr, "%18" fmt, expr);                                                  \
         fprintf(stderr, "%14s\n", target);                                                     \
     } while (0)
-    ROW("threshold (|z|; engine: its default)", ".1f", r[i].threshold, "");
+    ROW("threshold (|z|)", ".1f", r[i].threshold, "");
     ROW("NAB standard (corpus)", ".1f", r[i].c.score[0], ">=1.3x wg");
     ROW("NAB reward_low_FP (corpus)", ".1f", r[i].c.score[1], "");
     ROW("NAB reward_low_FN (corpus)", ".1f", r[i].c.score[2], "");
@@ -158,14 +195,17 @@ int bench_quality(const bench_opts *o)
                               .window = RZ_WINDOW};
     nops_detect_params dp;
     nops_correlate_params cp;
-    char err[256] = "";
-    if (nops_synth_engine_defaults(&dp, &cp, err, sizeof err) == NOPS_OK)
-        r[0].threshold = dp.z_threshold; /* shown in the table: the default |z| threshold */
-    int rc = run(corpus, fleet, &eo, &r[0]);
+    int rc = settings(o, &dp, &cp);
+    eo.dp = &dp;
+    eo.cp = &cp;
+    ro.cp = &cp;
+    r[0].threshold = dp.z_threshold; /* shown in the table: the engine's |z| threshold */
+    if (!rc)
+        rc = run(corpus, fleet, &eo, &r[0]);
     if (!rc)
         rc = run(corpus, fleet, &ro, &r[1]);
     if (!rc)
-        rc = sweep_wgauss(corpus, fleet, &r[2]);
+        rc = sweep_wgauss(corpus, fleet, &cp, &r[2]);
     if (!rc) {
         const result *E = &r[0], *RZ = &r[1], *WG = &r[2];
         emit("nab_standard", E->c.score[0], "score", WG, WG->c.score[0], RZ, RZ->c.score[0],
