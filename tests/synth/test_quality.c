@@ -20,6 +20,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EPS 1e-9
@@ -366,8 +367,8 @@ static void test_engine_floors(void **state)
     nops_synth_fleet_destroy(f);
 }
 
-/* `neuralops-bench quality --quick`: one JSON line per figure, the table on stderr, and the
- * suite listed by --help. */
+/* `neuralops-bench quality --quick`: one JSON line per figure, the table on stderr, the suite
+ * listed by --help, --set reaching the engine. */
 static void test_bench_quality(void **state)
 {
     (void)state;
@@ -395,6 +396,29 @@ static void test_bench_quality(void **state)
         listed |= strncmp(line, "  quality ", 10) == 0;
     assert_int_equal(pclose(p), 0);
     assert_true(listed);
+    /* --set reaches the engine: a higher threshold gives fewer false signals; an unknown key
+       is refused */
+    double fp[2] = {-1, -1};
+    const char *cmd[2] = {NEURALOPS_BENCH_BIN " quality --quick 2>/dev/null",
+                          NEURALOPS_BENCH_BIN " quality --quick --set detect.z_threshold=8 --set "
+                                              "detect.ewma_threshold=8 2>/dev/null"};
+    for (int k = 0; k < 2; k++) {
+        p = popen(cmd[k], "r");
+        assert_non_null(p);
+        while (fgets(line, sizeof line, p)) {
+            const char *v = strstr(line, "\"figure\":\"fleet_false_per_100k\",\"value\":");
+            if (v)
+                fp[k] = strtod(v + strlen("\"figure\":\"fleet_false_per_100k\",\"value\":"),
+                               NULL);
+        }
+        assert_int_equal(pclose(p), 0);
+    }
+    assert_true(fp[0] > 0 && fp[1] >= 0 && fp[1] < fp[0]);
+    p = popen(NEURALOPS_BENCH_BIN " quality --quick --set detect.nosuch=1 2>/dev/null", "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof line, p)) {
+    }
+    assert_int_not_equal(pclose(p), 0);
     p = popen(NEURALOPS_BENCH_BIN " quality --seed 0 2>/dev/null", "r");
     assert_non_null(p);
     while (fgets(line, sizeof line, p)) {
