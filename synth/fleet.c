@@ -135,103 +135,128 @@ static uint32_t free_host(nops_synth_fleet *f, synth_rng *r, const bool *taken, 
     return UINT32_MAX;
 }
 
+/* Event k as a one-host event of `kind` on a free host; NULL when no host is left. */
+static nops_synth_event *one_host_event(nops_synth_fleet *f, synth_rng *r, bool *taken, uint32_t k,
+                                        const char *kind, nops_synth_event_class cls)
+{
+    nops_synth_event *e = &f->ev[k];
+    snprintf(e->kind, sizeof e->kind, "%s", kind);
+    e->cls = cls;
+    const uint32_t h = free_host(f, r, taken, -1);
+    if (h == UINT32_MAX)
+        return NULL;
+    taken[h] = true;
+    e->hosts[0] = h;
+    e->n_hosts = 1;
+    e->service = f->host_service[h];
+    return e;
+}
+
+static nops_err host_shift(nops_synth_fleet *f, synth_rng *r, const host_par *hp, bool *taken,
+                           uint32_t k, uint32_t i, uint32_t span)
+{
+    const uint32_t T = f->o.ticks;
+    nops_synth_event *e = one_host_event(f, r, taken, k, "host_shift", NOPS_SYNTH_EV_HOST);
+    if (!e)
+        return NOPS_INVAL;
+    const uint32_t h = e->hosts[0];
+    e->start = f->o.quiet_ticks + synth_below(r, span);
+    const bool persist = i % 3 == 2;
+    e->end = persist ? T - 1 : e->start + 30 + synth_below(r, 61);
+    if (e->end >= T)
+        e->end = T - 1;
+    e->win_last = persist ? e->start + 30 : e->end + 6;
+    static const uint32_t pool[4] = {M_CPU, M_MEM, M_LAT, M_ERR};
+    e->metrics = 1u << (synth_unif(r) < 0.5 ? M_CPU : M_LAT);
+    const uint32_t want = 2 + synth_below(r, 2);
+    while ((uint32_t)__builtin_popcount(e->metrics) < want)
+        e->metrics |= 1u << pool[synth_below(r, 4)];
+    for (uint32_t m = 0; m < NOPS_SYNTH_METRICS; m++)
+        if (e->metrics & (1u << m)) {
+            const uint32_t lag = synth_below(r, 2);
+            apply_shift(f, r, h, m, shift_size(r, &hp[h], m), e->start + lag, e->end);
+        }
+    return NOPS_OK;
+}
+
+static nops_err spike(nops_synth_fleet *f, synth_rng *r, const host_par *hp, bool *taken,
+                      uint32_t k, uint32_t span)
+{
+    nops_synth_event *e = one_host_event(f, r, taken, k, "spike", NOPS_SYNTH_EV_SINGLE);
+    if (!e)
+        return NOPS_INVAL;
+    const uint32_t h = e->hosts[0];
+    e->start = e->end = f->o.quiet_ticks + synth_below(r, span);
+    e->win_last = e->start + 6;
+    static const uint32_t pool[3] = {M_CPU, M_MEM, M_LAT};
+    const uint32_t m = pool[synth_below(r, 3)];
+    e->metrics = 1u << m;
+    const double sigma = m == M_CPU ? 2 : m == M_MEM ? 0.4 : 0.04 * hp[h].lat;
+    apply_shift(f, r, h, m, synth_range(r, 8, 12) * sigma, e->start, e->start);
+    return NOPS_OK;
+}
+
+static nops_err burst(nops_synth_fleet *f, synth_rng *r, const host_par *hp, bool *taken,
+                      uint32_t k, uint32_t span)
+{
+    nops_synth_event *e = one_host_event(f, r, taken, k, "variance_burst", NOPS_SYNTH_EV_SINGLE);
+    if (!e)
+        return NOPS_INVAL;
+    const uint32_t h = e->hosts[0];
+    e->start = f->o.quiet_ticks + synth_below(r, span);
+    e->end = e->start + 29;
+    e->win_last = e->start + 30;
+    e->metrics = 1u << M_LAT;
+    const uint32_t s = h * NOPS_SYNTH_METRICS + M_LAT;
+    const double extra = 0.04 * hp[h].lat * sqrt(6.0 * 6.0 - 1.0); /* σ ×6 in all */
+    for (uint32_t t = e->start; t <= e->end; t++)
+        AT(f, t, s) += (float)(extra * synth_normal(r));
+    return NOPS_OK;
+}
+
+static nops_err service_shift(nops_synth_fleet *f, synth_rng *r, const host_par *hp, bool *taken,
+                              uint32_t k, uint32_t span)
+{
+    nops_synth_event *e = &f->ev[k];
+    snprintf(e->kind, sizeof e->kind, "service_shift");
+    e->cls = NOPS_SYNTH_EV_SERVICE;
+    e->service = synth_below(r, N_SERVICES);
+    e->start = f->o.quiet_ticks + synth_below(r, span);
+    e->end = e->start + 39;
+    e->win_last = e->end + 6;
+    e->metrics = (1u << M_LAT) | (1u << M_ERR);
+    for (uint32_t j = 0; j < 4; j++) {
+        const uint32_t h = free_host(f, r, taken, (int)e->service);
+        if (h == UINT32_MAX)
+            return NOPS_INVAL;
+        taken[h] = true;
+        e->hosts[e->n_hosts++] = h;
+        const uint32_t lag = synth_below(r, 3);
+        apply_shift(f, r, h, M_LAT, hp[h].lat * synth_range(r, 0.5, 0.8), e->start + lag, e->end);
+        apply_shift(f, r, h, M_ERR, hp[h].err * synth_range(r, 3, 5), e->start + lag, e->end);
+    }
+    return NOPS_OK;
+}
+
+/* All events, in a fixed order of kinds (the draws, hence the data, depend on it). */
 static nops_err inject(nops_synth_fleet *f, synth_rng *r, const host_par *hp, bool *taken)
 {
     const nops_synth_fleet_opts *o = &f->o;
-    const uint32_t span = o->ticks - 40 - o->quiet_ticks, T = o->ticks;
+    const uint32_t span = o->ticks - 40 - o->quiet_ticks;
     uint32_t k = 0;
-    for (uint32_t i = 0; i < o->host_shifts; i++, k++) {
-        nops_synth_event *e = &f->ev[k];
-        snprintf(e->kind, sizeof e->kind, "host_shift");
-        e->cls = NOPS_SYNTH_EV_HOST;
-        const uint32_t h = free_host(f, r, taken, -1);
-        if (h == UINT32_MAX)
-            return NOPS_INVAL;
-        taken[h] = true;
-        e->hosts[0] = h;
-        e->n_hosts = 1;
-        e->service = f->host_service[h];
-        e->start = o->quiet_ticks + synth_below(r, span);
-        const bool persist = i % 3 == 2;
-        e->end = persist ? T - 1 : e->start + 30 + synth_below(r, 61);
-        if (e->end >= T)
-            e->end = T - 1;
-        e->win_last = persist ? e->start + 30 : e->end + 6;
-        static const uint32_t pool[4] = {M_CPU, M_MEM, M_LAT, M_ERR};
-        e->metrics = 1u << (synth_unif(r) < 0.5 ? M_CPU : M_LAT);
-        const uint32_t want = 2 + synth_below(r, 2);
-        while ((uint32_t)__builtin_popcount(e->metrics) < want)
-            e->metrics |= 1u << pool[synth_below(r, 4)];
-        for (uint32_t m = 0; m < NOPS_SYNTH_METRICS; m++)
-            if (e->metrics & (1u << m)) {
-                const uint32_t lag = synth_below(r, 2);
-                apply_shift(f, r, h, m, shift_size(r, &hp[h], m), e->start + lag, e->end);
-            }
-    }
-    for (uint32_t i = 0; i < o->spikes; i++, k++) {
-        nops_synth_event *e = &f->ev[k];
-        snprintf(e->kind, sizeof e->kind, "spike");
-        e->cls = NOPS_SYNTH_EV_SINGLE;
-        const uint32_t h = free_host(f, r, taken, -1);
-        if (h == UINT32_MAX)
-            return NOPS_INVAL;
-        taken[h] = true;
-        e->hosts[0] = h;
-        e->n_hosts = 1;
-        e->service = f->host_service[h];
-        e->start = e->end = o->quiet_ticks + synth_below(r, span);
-        e->win_last = e->start + 6;
-        static const uint32_t pool[3] = {M_CPU, M_MEM, M_LAT};
-        const uint32_t m = pool[synth_below(r, 3)];
-        e->metrics = 1u << m;
-        const double sigma = m == M_CPU ? 2 : m == M_MEM ? 0.4 : 0.04 * hp[h].lat;
-        apply_shift(f, r, h, m, synth_range(r, 8, 12) * sigma, e->start, e->start);
-    }
-    for (uint32_t i = 0; i < o->bursts; i++, k++) {
-        nops_synth_event *e = &f->ev[k];
-        snprintf(e->kind, sizeof e->kind, "variance_burst");
-        e->cls = NOPS_SYNTH_EV_SINGLE;
-        const uint32_t h = free_host(f, r, taken, -1);
-        if (h == UINT32_MAX)
-            return NOPS_INVAL;
-        taken[h] = true;
-        e->hosts[0] = h;
-        e->n_hosts = 1;
-        e->service = f->host_service[h];
-        e->start = o->quiet_ticks + synth_below(r, span);
-        e->end = e->start + 29;
-        e->win_last = e->start + 30;
-        e->metrics = 1u << M_LAT;
-        const uint32_t s = h * NOPS_SYNTH_METRICS + M_LAT;
-        const double extra = 0.04 * hp[h].lat * sqrt(6.0 * 6.0 - 1.0); /* σ ×6 in all */
-        for (uint32_t t = e->start; t <= e->end; t++)
-            AT(f, t, s) += (float)(extra * synth_normal(r));
-    }
-    for (uint32_t i = 0; i < o->service_shifts; i++, k++) {
-        nops_synth_event *e = &f->ev[k];
-        snprintf(e->kind, sizeof e->kind, "service_shift");
-        e->cls = NOPS_SYNTH_EV_SERVICE;
-        e->service = synth_below(r, N_SERVICES);
-        e->start = o->quiet_ticks + synth_below(r, span);
-        e->end = e->start + 39;
-        e->win_last = e->end + 6;
-        e->metrics = (1u << M_LAT) | (1u << M_ERR);
-        for (uint32_t j = 0; j < 4; j++) {
-            const uint32_t h = free_host(f, r, taken, (int)e->service);
-            if (h == UINT32_MAX)
-                return NOPS_INVAL;
-            taken[h] = true;
-            e->hosts[e->n_hosts++] = h;
-            const uint32_t lag = synth_below(r, 3);
-            apply_shift(f, r, h, M_LAT, hp[h].lat * synth_range(r, 0.5, 0.8), e->start + lag,
-                        e->end);
-            apply_shift(f, r, h, M_ERR, hp[h].err * synth_range(r, 3, 5), e->start + lag, e->end);
-        }
-    }
+    nops_err e = NOPS_OK;
+    for (uint32_t i = 0; e == NOPS_OK && i < o->host_shifts; i++)
+        e = host_shift(f, r, hp, taken, k++, i, span);
+    for (uint32_t i = 0; e == NOPS_OK && i < o->spikes; i++)
+        e = spike(f, r, hp, taken, k++, span);
+    for (uint32_t i = 0; e == NOPS_OK && i < o->bursts; i++)
+        e = burst(f, r, hp, taken, k++, span);
+    for (uint32_t i = 0; e == NOPS_OK && i < o->service_shifts; i++)
+        e = service_shift(f, r, hp, taken, k++, span);
     for (uint32_t i = 0; i < f->n_ev; i++)
-        if (f->ev[i].win_last >= T)
-            f->ev[i].win_last = T - 1;
-    return NOPS_OK;
+        if (f->ev[i].win_last >= o->ticks)
+            f->ev[i].win_last = o->ticks - 1;
+    return e;
 }
 
 static int by_start(const void *a, const void *b)
