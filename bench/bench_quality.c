@@ -33,12 +33,10 @@ static int run(const nops_synth_corpus *corpus, const nops_synth_fleet *fleet,
     char err[256] = "";
     const double t0 = bench_seconds();
     nops_err e = nops_synth_run_corpus(corpus, o, &r->c, err, sizeof err);
-    if (e == NOPS_OK)
-        e = nops_synth_run_fleet(fleet, o, &r->f, err, sizeof err);
+    if (e == NOPS_OK) e = nops_synth_run_fleet(fleet, o, &r->f, err, sizeof err);
     r->seconds = bench_seconds() - t0;
     if (e != NOPS_OK) {
-        fprintf(stderr, "neuralops-bench quality: %s: %s (%s)\n", r->name, err,
-                nops_strerror(e));
+        fprintf(stderr, "neuralops-bench quality: %s: %s (%s)\n", r->name, err, nops_strerror(e));
         return 1;
     }
     return 0;
@@ -51,8 +49,8 @@ static int sweep_wgauss(const nops_synth_corpus *corpus, const nops_synth_fleet 
     static const double grid[] = {2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6, 7, 8, 10, 12};
     double best = -1e300, best_t = grid[0];
     for (size_t i = 0; i < sizeof grid / sizeof grid[0]; i++) {
-        nops_synth_run_opts o = {.det = NOPS_SYNTH_WGAUSS, .threshold = grid[i],
-                                 .window = WG_WINDOW};
+        nops_synth_run_opts o = {
+            .det = NOPS_SYNTH_WGAUSS, .threshold = grid[i], .window = WG_WINDOW};
         nops_synth_corpus_figures c;
         char err[256] = "";
         nops_err e = nops_synth_run_corpus(corpus, &o, &c, err, sizeof err);
@@ -66,8 +64,8 @@ static int sweep_wgauss(const nops_synth_corpus *corpus, const nops_synth_fleet 
         }
     }
     r->threshold = best_t;
-    nops_synth_run_opts o = {.det = NOPS_SYNTH_WGAUSS, .threshold = best_t, .window = WG_WINDOW,
-                             .cp = cp};
+    nops_synth_run_opts o = {
+        .det = NOPS_SYNTH_WGAUSS, .threshold = best_t, .window = WG_WINDOW, .cp = cp};
     return run(corpus, fleet, &o, r);
 }
 
@@ -77,10 +75,8 @@ static int settings(const bench_opts *o, nops_detect_params *dp, nops_correlate_
     char err[256] = "";
     nops_cfg *cfg = nops_cfg_new();
     nops_err e = cfg ? NOPS_OK : NOPS_NOMEM;
-    if (e == NOPS_OK)
-        e = nops_cfg_add(cfg, &nops_detect_cfg_section, dp, err, sizeof err);
-    if (e == NOPS_OK)
-        e = nops_cfg_add(cfg, &nops_correlate_cfg_section, cp, err, sizeof err);
+    if (e == NOPS_OK) e = nops_cfg_add(cfg, &nops_detect_cfg_section, dp, err, sizeof err);
+    if (e == NOPS_OK) e = nops_cfg_add(cfg, &nops_correlate_cfg_section, cp, err, sizeof err);
     for (int i = 0; e == NOPS_OK && i < o->n_sets; i++) {
         char name[128];
         const char *eq = strchr(o->sets[i], '=');
@@ -92,11 +88,9 @@ static int settings(const bench_opts *o, nops_detect_params *dp, nops_correlate_
         memcpy(name, o->sets[i], (size_t)(eq - o->sets[i]));
         name[eq - o->sets[i]] = '\0';
         e = nops_cfg_set(cfg, name, eq + 1, "--set", err, sizeof err);
-        if (e == NOPS_OK)
-            fprintf(stderr, "quality: engine runs with %s\n", o->sets[i]);
+        if (e == NOPS_OK) fprintf(stderr, "quality: engine runs with %s\n", o->sets[i]);
     }
-    if (e == NOPS_OK)
-        e = nops_cfg_finalize(cfg, err, sizeof err);
+    if (e == NOPS_OK) e = nops_cfg_finalize(cfg, err, sizeof err);
     nops_cfg_destroy(cfg);
     if (e != NOPS_OK) {
         fprintf(stderr, "neuralops-bench quality: %s\n", *err ? err : nops_strerror(e));
@@ -110,30 +104,30 @@ static void emit(const char *figure, double v, const char *unit, const result *w
 {
     (void)wg;
     char extra[256];
-    snprintf(extra, sizeof extra, "\"rolling_z\":%.6g,\"rolling_z_threshold\":%.1f,"
+    snprintf(extra, sizeof extra,
+             "\"rolling_z\":%.6g,\"rolling_z_threshold\":%.1f,"
              "\"wgauss_threshold\":%.1f,\"target\":\"%s\"",
              rz_v, rz->threshold, wg->threshold, target);
     bench_emit("quality", figure, v, unit, "windowed_gaussian", wg_v, extra);
 }
 
-static void table(const result *r, size_t n, const nops_synth_corpus *c,
-                  const nops_synth_fleet *f)
+static void table(const result *r, size_t n, const nops_synth_corpus *c, const nops_synth_fleet *f)
 {
     fprintf(stderr,
             "\ncorpus: %u series, %llu points, %u labelled windows; fleet: %u series x %u steps "
             "(%llu points), %u events\n",
-            c->n, (unsigned long long)c->points, r[0].c.tally[0].windows, f->n_series,
-            f->o.ticks, (unsigned long long)r[0].f.points, f->n_ev);
+            c->n, (unsigned long long)c->points, r[0].c.tally[0].windows, f->n_series, f->o.ticks,
+            (unsigned long long)r[0].f.points, f->n_ev);
     fprintf(stderr, "%-40s", "");
     for (size_t i = 0; i < n; i++)
         fprintf(stderr, "%18s", r[i].name);
     fprintf(stderr, "%14s\n", "target");
-#define ROW(label, fmt, expr, target)                                                          \
-    do {                                                                                       \
-        fprintf(stderr, "%-40s", label);                                                       \
-        for (size_t i = 0; i < n; i++)                                                         \
-            fprintf(stderr, "%18" fmt, expr);                                                  \
-        fprintf(stderr, "%14s\n", target);                                                     \
+#define ROW(label, fmt, expr, target)                                                              \
+    do {                                                                                           \
+        fprintf(stderr, "%-40s", label);                                                           \
+        for (size_t i = 0; i < n; i++)                                                             \
+            fprintf(stderr, "%18" fmt, expr);                                                      \
+        fprintf(stderr, "%14s\n", target);                                                         \
     } while (0)
     ROW("threshold (|z|)", ".1f", r[i].threshold, "");
     ROW("NAB standard (corpus)", ".1f", r[i].c.score[0], ">=1.3x wg");
@@ -178,8 +172,7 @@ int bench_quality(const bench_opts *o)
     nops_synth_fleet_opts fo;
     nops_synth_fleet_opts_default(&fo);
     nops_err e = nops_synth_corpus_new(seed, o->quick ? 1 : 4, &corpus);
-    if (e == NOPS_OK)
-        e = nops_synth_fleet_new(&fo, seed, &fleet);
+    if (e == NOPS_OK) e = nops_synth_fleet_new(&fo, seed, &fleet);
     if (e != NOPS_OK) {
         fprintf(stderr, "neuralops-bench quality: generating the data: %s\n", nops_strerror(e));
         nops_synth_corpus_destroy(corpus);
@@ -191,8 +184,8 @@ int bench_quality(const bench_opts *o)
                    {.name = "rolling_z", .threshold = RZ_THRESHOLD},
                    {.name = "windowed_gaussian"}};
     nops_synth_run_opts eo = {.det = NOPS_SYNTH_ENGINE};
-    nops_synth_run_opts ro = {.det = NOPS_SYNTH_ROLLING_Z, .threshold = RZ_THRESHOLD,
-                              .window = RZ_WINDOW};
+    nops_synth_run_opts ro = {
+        .det = NOPS_SYNTH_ROLLING_Z, .threshold = RZ_THRESHOLD, .window = RZ_WINDOW};
     nops_detect_params dp;
     nops_correlate_params cp;
     int rc = settings(o, &dp, &cp);
@@ -200,28 +193,25 @@ int bench_quality(const bench_opts *o)
     eo.cp = &cp;
     ro.cp = &cp;
     r[0].threshold = dp.z_threshold; /* shown in the table: the engine's |z| threshold */
-    if (!rc)
-        rc = run(corpus, fleet, &eo, &r[0]);
-    if (!rc)
-        rc = run(corpus, fleet, &ro, &r[1]);
-    if (!rc)
-        rc = sweep_wgauss(corpus, fleet, &cp, &r[2]);
+    if (!rc) rc = run(corpus, fleet, &eo, &r[0]);
+    if (!rc) rc = run(corpus, fleet, &ro, &r[1]);
+    if (!rc) rc = sweep_wgauss(corpus, fleet, &cp, &r[2]);
     if (!rc) {
         const result *E = &r[0], *RZ = &r[1], *WG = &r[2];
         emit("nab_standard", E->c.score[0], "score", WG, WG->c.score[0], RZ, RZ->c.score[0],
              ">= 1.3 x windowed_gaussian");
-        emit("nab_reward_low_fp", E->c.score[1], "score", WG, WG->c.score[1], RZ,
-             RZ->c.score[1], "");
-        emit("nab_reward_low_fn", E->c.score[2], "score", WG, WG->c.score[2], RZ,
-             RZ->c.score[2], "");
+        emit("nab_reward_low_fp", E->c.score[1], "score", WG, WG->c.score[1], RZ, RZ->c.score[1],
+             "");
+        emit("nab_reward_low_fn", E->c.score[2], "score", WG, WG->c.score[2], RZ, RZ->c.score[2],
+             "");
         emit("fleet_recall", E->f.ev.recall, "ratio", WG, WG->f.ev.recall, RZ, RZ->f.ev.recall,
              ">= 0.98");
         emit("fleet_precision", E->f.ev.precision, "ratio", WG, WG->f.ev.precision, RZ,
              RZ->f.ev.precision, "");
-        emit("fleet_false_per_100k", E->f.ev.false_per_100k, "signals", WG,
-             WG->f.ev.false_per_100k, RZ, RZ->f.ev.false_per_100k, "<= 1");
-        emit("fleet_host_events_one_incident", E->f.ev.host_share, "ratio", WG,
-             WG->f.ev.host_share, RZ, RZ->f.ev.host_share, ">= 0.95");
+        emit("fleet_false_per_100k", E->f.ev.false_per_100k, "signals", WG, WG->f.ev.false_per_100k,
+             RZ, RZ->f.ev.false_per_100k, "<= 1");
+        emit("fleet_host_events_one_incident", E->f.ev.host_share, "ratio", WG, WG->f.ev.host_share,
+             RZ, RZ->f.ev.host_share, ">= 0.95");
         emit("fleet_incidents_per_event", E->f.ev.incidents_per_event, "incidents", WG,
              WG->f.ev.incidents_per_event, RZ, RZ->f.ev.incidents_per_event, "");
         table(r, 3, corpus, fleet);

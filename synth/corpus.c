@@ -82,11 +82,9 @@ static void onsets(synth_rng *r, uint32_t n, uint32_t k, uint32_t *at)
 static void label(nops_synth_series *s, uint32_t at, uint32_t dur, uint32_t k)
 {
     uint32_t wl = s->n / (20 * k);
-    if (dur > wl)
-        wl = dur;
+    if (dur > wl) wl = dur;
     uint32_t last = at + wl - 1;
-    if (last >= s->n)
-        last = s->n - 1;
+    if (last >= s->n) last = s->n - 1;
     s->win[s->n_win].first = at;
     s->win[s->n_win].last = last;
     s->n_win++;
@@ -163,8 +161,7 @@ static void gen_counter(synth_rng *r, nops_synth_series *s)
     for (uint32_t i = 0; i < s->n; i++) {
         double lambda = lambda0 * (1 + 0.5 * daily(s->ts_ns[i]));
         for (int j = 0; j < 2; j++)
-            if (i >= at[j] && i < at[j] + dur[j])
-                lambda *= mult[j];
+            if (i >= at[j] && i < at[j] + dur[j]) lambda *= mult[j];
         s->v[i] = (float)synth_poisson(r, lambda);
     }
     for (int j = 0; j < 2; j++)
@@ -187,8 +184,7 @@ static void gen_flat_spike(synth_rng *r, nops_synth_series *s)
             blip = synth_unif(r) < 0.5 ? -1 : 1;
         }
         double x = v0 + (i < blip_until ? blip : 0) + (i >= at[1] ? step : 0);
-        if (i == at[0])
-            x = v0 + spike;
+        if (i == at[0]) x = v0 + spike;
         s->v[i] = (float)x;
     }
     label(s, at[0], 1, 2);
@@ -217,8 +213,7 @@ static void gen_irregular(synth_rng *r, nops_synth_series *s)
     for (uint32_t i = 0; i < s->n; i++) {
         s->ts_ns[i] = t;
         double steps = synth_range(r, 0.6, 1.4);
-        if (synth_unif(r) < 0.005)
-            steps += synth_range(r, 5, 60);
+        if (synth_unif(r) < 0.005) steps += synth_range(r, 5, 60);
         t += (int64_t)(steps * 60e9);
     }
     const double L = 80, sig = 2, A = 3 * sig;
@@ -229,8 +224,7 @@ static void gen_irregular(synth_rng *r, nops_synth_series *s)
     /* the burst first, the drop later (a drop that persists would hide a later burst) */
     for (uint32_t i = 0; i < s->n; i++) {
         double e = ar1_next(&a, r);
-        if (i >= at[0] && i < at[0] + 40)
-            e *= vmul;
+        if (i >= at[0] && i < at[0] + 40) e *= vmul;
         s->v[i] = (float)(L + A * daily(s->ts_ns[i]) + e - (i >= at[1] ? drop : 0));
     }
     label(s, at[0], 40, 2);
@@ -247,8 +241,7 @@ static void gen_variance_burst(synth_rng *r, nops_synth_series *s)
     onsets(r, s->n, 1, at);
     for (uint32_t i = 0; i < s->n; i++) {
         double e = ar1_next(&a, r);
-        if (i >= at[0] && i < at[0] + 40)
-            e *= vmul;
+        if (i >= at[0] && i < at[0] + 40) e *= vmul;
         s->v[i] = (float)(L + e);
     }
     label(s, at[0], 40, 1);
@@ -263,15 +256,12 @@ static const gen_fn gens[NOPS_SYNTH_KINDS] = {
 nops_err nops_synth_corpus_new(uint64_t seed, uint32_t per_kind, nops_synth_corpus **out)
 {
     *out = NULL;
-    if (per_kind == 0 || per_kind > 64)
-        return NOPS_INVAL;
+    if (per_kind == 0 || per_kind > 64) return NOPS_INVAL;
     nops_synth_corpus *c = nops_calloc(1, sizeof *c);
-    if (!c)
-        return NOPS_NOMEM;
+    if (!c) return NOPS_NOMEM;
     c->n = per_kind * NOPS_SYNTH_KINDS;
     c->s = nops_calloc(c->n, sizeof *c->s);
-    if (!c->s)
-        goto nomem;
+    if (!c->s) goto nomem;
     for (uint32_t i = 0; i < c->n; i++) {
         nops_synth_series *s = &c->s[i];
         const int kind = (int)(i / per_kind);
@@ -282,8 +272,7 @@ nops_err nops_synth_corpus_new(uint64_t seed, uint32_t per_kind, nops_synth_corp
         s->probation = (uint32_t)(0.15 * N_POINTS) < 750 ? (uint32_t)(0.15 * N_POINTS) : 750;
         s->ts_ns = nops_malloc(s->n * sizeof *s->ts_ns);
         s->v = nops_malloc(s->n * sizeof *s->v);
-        if (!s->ts_ns || !s->v)
-            goto nomem;
+        if (!s->ts_ns || !s->v) goto nomem;
         /* each series its own stream: adding kinds later does not change the others */
         synth_rng r;
         synth_rng_seed(&r, seed ^ (0x51ED270B27A1F1C3ull * (uint64_t)(i + 1)));
@@ -299,8 +288,7 @@ nomem:
 
 void nops_synth_corpus_destroy(nops_synth_corpus *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     for (uint32_t i = 0; c->s && i < c->n; i++) {
         nops_free(c->s[i].ts_ns);
         nops_free(c->s[i].v);

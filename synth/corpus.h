@@ -32,16 +32,16 @@
 
 /** One labelled series. */
 typedef struct nops_synth_series {
-    char name[48];                                /**< "<kind>_<k>" */
-    const char *kind;                             /**< kind name (static storage) */
-    uint32_t kind_id;                             /**< its index, 0..NOPS_SYNTH_KINDS−1 */
-    uint32_t n;                                   /**< points */
-    int64_t *ts_ns;                               /**< n timestamps, ascending (irregular for some kinds) */
-    float *v;                                     /**< n values */
-    int64_t step_s;                               /**< nominal step, seconds */
+    char name[48];    /**< "<kind>_<k>" */
+    const char *kind; /**< kind name (static storage) */
+    uint32_t kind_id; /**< its index, 0..NOPS_SYNTH_KINDS−1 */
+    uint32_t n;       /**< points */
+    int64_t *ts_ns;   /**< n timestamps, ascending (irregular for some kinds) */
+    float *v;         /**< n values */
+    int64_t step_s;   /**< nominal step, seconds */
     nops_synth_window win[NOPS_SYNTH_MAX_WINDOWS]; /**< labelled windows, sorted, disjoint */
-    uint32_t n_win;                               /**< windows used */
-    uint32_t probation;                           /**< leading points not scored (NAB's rule) */
+    uint32_t n_win;                                /**< windows used */
+    uint32_t probation;                            /**< leading points not scored (NAB's rule) */
 } nops_synth_series;
 
 /** A corpus: series of every kind. */
@@ -65,20 +65,20 @@ void nops_synth_corpus_destroy(nops_synth_corpus *c);
 
 /* ---- fleet ------------------------------------------------------------------------------- */
 
-#define NOPS_SYNTH_METRICS 5       /**< metrics per host */
-#define NOPS_SYNTH_EVENT_HOSTS 8   /**< hosts listed per event */
+#define NOPS_SYNTH_METRICS 5     /**< metrics per host */
+#define NOPS_SYNTH_EVENT_HOSTS 8 /**< hosts listed per event */
 
 /** Fleet settings; nops_synth_fleet_opts_default gives the issue-14 fleet. */
 typedef struct nops_synth_fleet_opts {
-    uint32_t hosts;         /**< hosts (each with NOPS_SYNTH_METRICS series) */
-    uint32_t ticks;         /**< time steps */
-    uint32_t step_s;        /**< seconds per step */
-    int64_t start_ns;       /**< data time of the first step */
-    uint32_t host_shifts;   /**< multi-metric level shifts on one host */
-    uint32_t spikes;        /**< single-point spikes */
-    uint32_t bursts;        /**< variance bursts */
+    uint32_t hosts;          /**< hosts (each with NOPS_SYNTH_METRICS series) */
+    uint32_t ticks;          /**< time steps */
+    uint32_t step_s;         /**< seconds per step */
+    int64_t start_ns;        /**< data time of the first step */
+    uint32_t host_shifts;    /**< multi-metric level shifts on one host */
+    uint32_t spikes;         /**< single-point spikes */
+    uint32_t bursts;         /**< variance bursts */
     uint32_t service_shifts; /**< shifts on several hosts of one service */
-    uint32_t quiet_ticks;   /**< no event starts before this step */
+    uint32_t quiet_ticks;    /**< no event starts before this step */
 } nops_synth_fleet_opts;
 
 /** One injected event. */
@@ -96,14 +96,14 @@ typedef struct nops_synth_event {
 
 /** A generated fleet. Series s is metric s % NOPS_SYNTH_METRICS of host s / NOPS_SYNTH_METRICS. */
 typedef struct nops_synth_fleet {
-    nops_synth_fleet_opts o;  /**< the settings it was made with */
-    uint32_t n_series;        /**< hosts · NOPS_SYNTH_METRICS */
-    float *v;                 /**< ticks × n_series values, one row per step */
-    uint32_t *host_service;   /**< service index of each host */
-    uint32_t *host_region;    /**< region index of each host */
-    uint32_t *series_host;    /**< host of each series */
-    nops_synth_event *ev;     /**< injected events, by start */
-    uint32_t n_ev;            /**< how many */
+    nops_synth_fleet_opts o; /**< the settings it was made with */
+    uint32_t n_series;       /**< hosts · NOPS_SYNTH_METRICS */
+    float *v;                /**< ticks × n_series values, one row per step */
+    uint32_t *host_service;  /**< service index of each host */
+    uint32_t *host_region;   /**< region index of each host */
+    uint32_t *series_host;   /**< host of each series */
+    nops_synth_event *ev;    /**< injected events, by start */
+    uint32_t n_ev;           /**< how many */
 } nops_synth_fleet;
 
 void nops_synth_fleet_opts_default(nops_synth_fleet_opts *o);

@@ -37,9 +37,9 @@
 
 enum { M_CPU, M_MEM, M_DISK, M_LAT, M_ERR };
 
-static const char *metric_names[NOPS_SYNTH_METRICS] = {
-    "cpu_usage_user", "mem_used_percent", "disk_used_percent", "http_latency_p50_ms",
-    "http_errors"};
+static const char *metric_names[NOPS_SYNTH_METRICS] = {"cpu_usage_user", "mem_used_percent",
+                                                       "disk_used_percent", "http_latency_p50_ms",
+                                                       "http_errors"};
 static const char *service_names[N_SERVICES] = {"checkout", "search",  "auth",
                                                 "payments", "catalog", "ledger"};
 static const char *region_names[N_REGIONS] = {"eu-west-1", "us-east-1"};
@@ -48,8 +48,14 @@ const char *nops_synth_metric_name(uint32_t m)
 {
     return m < NOPS_SYNTH_METRICS ? metric_names[m] : "?";
 }
-const char *nops_synth_service_name(uint32_t s) { return s < N_SERVICES ? service_names[s] : "?"; }
-const char *nops_synth_region_name(uint32_t r) { return r < N_REGIONS ? region_names[r] : "?"; }
+const char *nops_synth_service_name(uint32_t s)
+{
+    return s < N_SERVICES ? service_names[s] : "?";
+}
+const char *nops_synth_region_name(uint32_t r)
+{
+    return r < N_REGIONS ? region_names[r] : "?";
+}
 
 void nops_synth_host_name(const nops_synth_fleet *f, uint32_t h, char *buf, size_t cap)
 {
@@ -108,10 +114,14 @@ static void base_series(nops_synth_fleet *f, synth_rng *r, const host_par *hp)
 static double shift_size(synth_rng *r, const host_par *p, uint32_t m)
 {
     switch (m) {
-    case M_CPU: return synth_range(r, 20, 35);
-    case M_MEM: return synth_range(r, 5, 10);
-    case M_LAT: return p->lat * synth_range(r, 0.5, 1.2);
-    default: return p->err * synth_range(r, 3, 5); /* M_ERR: extra mean */
+    case M_CPU:
+        return synth_range(r, 20, 35);
+    case M_MEM:
+        return synth_range(r, 5, 10);
+    case M_LAT:
+        return p->lat * synth_range(r, 0.5, 1.2);
+    default:
+        return p->err * synth_range(r, 3, 5); /* M_ERR: extra mean */
     }
 }
 
@@ -129,8 +139,7 @@ static uint32_t free_host(nops_synth_fleet *f, synth_rng *r, const bool *taken, 
 {
     for (int tries = 0; tries < 10000; tries++) {
         const uint32_t h = synth_below(r, f->o.hosts);
-        if (!taken[h] && (svc < 0 || f->host_service[h] == (uint32_t)svc))
-            return h;
+        if (!taken[h] && (svc < 0 || f->host_service[h] == (uint32_t)svc)) return h;
     }
     return UINT32_MAX;
 }
@@ -143,8 +152,7 @@ static nops_synth_event *one_host_event(nops_synth_fleet *f, synth_rng *r, bool 
     snprintf(e->kind, sizeof e->kind, "%s", kind);
     e->cls = cls;
     const uint32_t h = free_host(f, r, taken, -1);
-    if (h == UINT32_MAX)
-        return NULL;
+    if (h == UINT32_MAX) return NULL;
     taken[h] = true;
     e->hosts[0] = h;
     e->n_hosts = 1;
@@ -157,14 +165,12 @@ static nops_err host_shift(nops_synth_fleet *f, synth_rng *r, const host_par *hp
 {
     const uint32_t T = f->o.ticks;
     nops_synth_event *e = one_host_event(f, r, taken, k, "host_shift", NOPS_SYNTH_EV_HOST);
-    if (!e)
-        return NOPS_INVAL;
+    if (!e) return NOPS_INVAL;
     const uint32_t h = e->hosts[0];
     e->start = f->o.quiet_ticks + synth_below(r, span);
     const bool persist = i % 3 == 2;
     e->end = persist ? T - 1 : e->start + 30 + synth_below(r, 61);
-    if (e->end >= T)
-        e->end = T - 1;
+    if (e->end >= T) e->end = T - 1;
     e->win_last = persist ? e->start + 30 : e->end + 6;
     static const uint32_t pool[4] = {M_CPU, M_MEM, M_LAT, M_ERR};
     e->metrics = 1u << (synth_unif(r) < 0.5 ? M_CPU : M_LAT);
@@ -183,8 +189,7 @@ static nops_err spike(nops_synth_fleet *f, synth_rng *r, const host_par *hp, boo
                       uint32_t k, uint32_t span)
 {
     nops_synth_event *e = one_host_event(f, r, taken, k, "spike", NOPS_SYNTH_EV_SINGLE);
-    if (!e)
-        return NOPS_INVAL;
+    if (!e) return NOPS_INVAL;
     const uint32_t h = e->hosts[0];
     e->start = e->end = f->o.quiet_ticks + synth_below(r, span);
     e->win_last = e->start + 6;
@@ -200,8 +205,7 @@ static nops_err burst(nops_synth_fleet *f, synth_rng *r, const host_par *hp, boo
                       uint32_t k, uint32_t span)
 {
     nops_synth_event *e = one_host_event(f, r, taken, k, "variance_burst", NOPS_SYNTH_EV_SINGLE);
-    if (!e)
-        return NOPS_INVAL;
+    if (!e) return NOPS_INVAL;
     const uint32_t h = e->hosts[0];
     e->start = f->o.quiet_ticks + synth_below(r, span);
     e->end = e->start + 29;
@@ -227,8 +231,7 @@ static nops_err service_shift(nops_synth_fleet *f, synth_rng *r, const host_par 
     e->metrics = (1u << M_LAT) | (1u << M_ERR);
     for (uint32_t j = 0; j < 4; j++) {
         const uint32_t h = free_host(f, r, taken, (int)e->service);
-        if (h == UINT32_MAX)
-            return NOPS_INVAL;
+        if (h == UINT32_MAX) return NOPS_INVAL;
         taken[h] = true;
         e->hosts[e->n_hosts++] = h;
         const uint32_t lag = synth_below(r, 3);
@@ -254,8 +257,7 @@ static nops_err inject(nops_synth_fleet *f, synth_rng *r, const host_par *hp, bo
     for (uint32_t i = 0; e == NOPS_OK && i < o->service_shifts; i++)
         e = service_shift(f, r, hp, taken, k++, span);
     for (uint32_t i = 0; i < f->n_ev; i++)
-        if (f->ev[i].win_last >= o->ticks)
-            f->ev[i].win_last = o->ticks - 1;
+        if (f->ev[i].win_last >= o->ticks) f->ev[i].win_last = o->ticks - 1;
     return e;
 }
 
@@ -265,8 +267,7 @@ static int by_start(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-nops_err nops_synth_fleet_new(const nops_synth_fleet_opts *o, uint64_t seed,
-                              nops_synth_fleet **out)
+nops_err nops_synth_fleet_new(const nops_synth_fleet_opts *o, uint64_t seed, nops_synth_fleet **out)
 {
     *out = NULL;
     const uint32_t need = o->host_shifts + o->spikes + o->bursts + 4 * o->service_shifts;
@@ -274,8 +275,7 @@ nops_err nops_synth_fleet_new(const nops_synth_fleet_opts *o, uint64_t seed,
         o->ticks < o->quiet_ticks + 80 || o->ticks > 10000000 || o->hosts > 1000000)
         return NOPS_INVAL;
     nops_synth_fleet *f = nops_calloc(1, sizeof *f);
-    if (!f)
-        return NOPS_NOMEM;
+    if (!f) return NOPS_NOMEM;
     f->o = *o;
     f->n_series = o->hosts * NOPS_SYNTH_METRICS;
     f->n_ev = o->host_shifts + o->spikes + o->bursts + o->service_shifts;
@@ -287,23 +287,21 @@ nops_err nops_synth_fleet_new(const nops_synth_fleet_opts *o, uint64_t seed,
     host_par *hp = nops_malloc(o->hosts * sizeof *hp);
     bool *taken = nops_calloc(o->hosts, sizeof *taken);
     nops_err err = NOPS_NOMEM;
-    if (!f->v || !f->host_service || !f->host_region || !f->series_host || !f->ev || !hp ||
-        !taken)
+    if (!f->v || !f->host_service || !f->host_region || !f->series_host || !f->ev || !hp || !taken)
         goto fail;
     synth_rng r;
     synth_rng_seed(&r, seed);
     for (uint32_t h = 0; h < o->hosts; h++) {
         f->host_service[h] = h % N_SERVICES;
         f->host_region[h] = (h / N_SERVICES) % N_REGIONS;
-        hp[h] = (host_par){synth_range(&r, 20, 40), synth_range(&r, 40, 70),
-                           synth_range(&r, 30, 70), synth_range(&r, 80, 160),
-                           synth_range(&r, 3, 8)};
+        hp[h] =
+            (host_par){synth_range(&r, 20, 40), synth_range(&r, 40, 70), synth_range(&r, 30, 70),
+                       synth_range(&r, 80, 160), synth_range(&r, 3, 8)};
         for (uint32_t m = 0; m < NOPS_SYNTH_METRICS; m++)
             f->series_host[h * NOPS_SYNTH_METRICS + m] = h;
     }
     base_series(f, &r, hp);
-    if ((err = inject(f, &r, hp, taken)) != NOPS_OK)
-        goto fail;
+    if ((err = inject(f, &r, hp, taken)) != NOPS_OK) goto fail;
     qsort(f->ev, f->n_ev, sizeof *f->ev, by_start);
     nops_free(hp);
     nops_free(taken);
@@ -318,8 +316,7 @@ fail:
 
 void nops_synth_fleet_destroy(nops_synth_fleet *f)
 {
-    if (!f)
-        return;
+    if (!f) return;
     nops_free(f->v);
     nops_free(f->host_service);
     nops_free(f->host_region);

@@ -24,8 +24,8 @@
 #define CHUNK 1024
 #define BASE_WARM 60 /* windowed Gaussian: verdicts from this many points */
 
-nops_err nops_synth_engine_defaults(nops_detect_params *dp, nops_correlate_params *cp,
-                                    char *errstr, size_t errstr_size)
+nops_err nops_synth_engine_defaults(nops_detect_params *dp, nops_correlate_params *cp, char *errstr,
+                                    size_t errstr_size)
 {
     nops_cfg *cfg = nops_cfg_new();
     if (!cfg) {
@@ -33,8 +33,7 @@ nops_err nops_synth_engine_defaults(nops_detect_params *dp, nops_correlate_param
         return NOPS_NOMEM;
     }
     nops_err e = nops_cfg_add(cfg, &nops_detect_cfg_section, dp, errstr, errstr_size);
-    if (e == NOPS_OK)
-        e = nops_cfg_add(cfg, &nops_correlate_cfg_section, cp, errstr, errstr_size);
+    if (e == NOPS_OK) e = nops_cfg_add(cfg, &nops_correlate_cfg_section, cp, errstr, errstr_size);
     nops_cfg_destroy(cfg);
     return e;
 }
@@ -42,14 +41,14 @@ nops_err nops_synth_engine_defaults(nops_detect_params *dp, nops_correlate_param
 /* ---- baselines ----------------------------------------------------------------------------- */
 
 typedef struct base_state {
-    float *ring;     /* last W values, centred on `origin` */
-    uint32_t W;      /* window */
-    uint32_t count;  /* values held (≤ W) */
-    uint32_t head;   /* next slot to write */
+    float *ring;      /* last W values, centred on `origin` */
+    uint32_t W;       /* window */
+    uint32_t count;   /* values held (≤ W) */
+    uint32_t head;    /* next slot to write */
     double sum, sum2; /* of the held (centred) values */
-    double origin;   /* first value seen: keeps the sums small */
-    bool started;    /* origin set */
-    bool above;      /* in a run over the threshold */
+    double origin;    /* first value seen: keeps the sums small */
+    bool started;     /* origin set */
+    bool above;       /* in a run over the threshold */
 } base_state;
 
 /* |z| of x against the window, 0 while not warm; then x enters the window. */
@@ -86,8 +85,7 @@ static double base_step(base_state *b, double x, uint32_t warm)
 
 static uint32_t base_warm(const nops_synth_run_opts *o)
 {
-    if (o->det == NOPS_SYNTH_ROLLING_Z)
-        return o->window;
+    if (o->det == NOPS_SYNTH_ROLLING_Z) return o->window;
     return o->window < BASE_WARM ? o->window : BASE_WARM;
 }
 
@@ -97,8 +95,7 @@ static nops_err corpus_engine(const nops_synth_corpus *c, const nops_detect_para
                               uint32_t **det, size_t *nd, char *errstr, size_t errstr_size)
 {
     nops_detector *d = nops_detect_new(dp, c->n, errstr, errstr_size);
-    if (!d)
-        return NOPS_NOMEM;
+    if (!d) return NOPS_NOMEM;
     float z[CHUNK], ze[CHUNK];
     uint8_t flags[CHUNK];
     uint32_t slots[CHUNK];
@@ -108,22 +105,18 @@ static nops_err corpus_engine(const nops_synth_corpus *c, const nops_detect_para
         const nops_synth_series *s = &c->s[i];
         uint32_t slot;
         const uint64_t id = nops_detect_key_id(s->name, strlen(s->name));
-        if ((e = nops_detect_slot(d, id, s->name, strlen(s->name), 0, &slot)) != NOPS_OK)
-            break;
+        if ((e = nops_detect_slot(d, id, s->name, strlen(s->name), 0, &slot)) != NOPS_OK) break;
         for (uint32_t k = 0; k < CHUNK; k++)
             slots[k] = slot;
         nd[i] = 0;
         for (uint32_t at = 0; at < s->n && e == NOPS_OK; at += CHUNK) {
             const uint32_t n = s->n - at < CHUNK ? s->n - at : CHUNK;
-            if ((e = nops_detect_update_pairs(d, slots, s->v + at, n, &out)) != NOPS_OK)
-                break;
+            if ((e = nops_detect_update_pairs(d, slots, s->v + at, n, &out)) != NOPS_OK) break;
             for (uint32_t k = 0; k < n; k++)
-                if (flags[k] & NOPS_DETECT_FIRED)
-                    det[i][nd[i]++] = at + k;
+                if (flags[k] & NOPS_DETECT_FIRED) det[i][nd[i]++] = at + k;
         }
     }
-    if (e != NOPS_OK)
-        nops_errf(errstr, errstr_size, "detector: %s", nops_strerror(e));
+    if (e != NOPS_OK) nops_errf(errstr, errstr_size, "detector: %s", nops_strerror(e));
     nops_detect_destroy(d);
     return e;
 }
@@ -133,8 +126,7 @@ static nops_err corpus_baseline(const nops_synth_corpus *c, const nops_synth_run
 {
     base_state b = {.W = o->window};
     b.ring = nops_malloc(o->window * sizeof *b.ring);
-    if (!b.ring)
-        return NOPS_NOMEM;
+    if (!b.ring) return NOPS_NOMEM;
     const uint32_t warm = base_warm(o);
     for (uint32_t i = 0; i < c->n; i++) {
         const nops_synth_series *s = &c->s[i];
@@ -144,8 +136,7 @@ static nops_err corpus_baseline(const nops_synth_corpus *c, const nops_synth_run
         nd[i] = 0;
         for (uint32_t k = 0; k < s->n; k++) {
             const bool over = base_step(&b, s->v[k], warm) >= o->threshold;
-            if (over && !b.above)
-                det[i][nd[i]++] = k;
+            if (over && !b.above) det[i][nd[i]++] = k;
             b.above = over;
         }
     }
@@ -168,11 +159,9 @@ nops_err nops_synth_run_corpus(const nops_synth_corpus *c, const nops_synth_run_
         return e;
     uint32_t **det = nops_calloc(c->n, sizeof *det);
     size_t *nd = nops_calloc(c->n, sizeof *nd);
-    if (!det || !nd)
-        e = NOPS_NOMEM;
+    if (!det || !nd) e = NOPS_NOMEM;
     for (uint32_t i = 0; e == NOPS_OK && i < c->n; i++)
-        if (!(det[i] = nops_malloc(c->s[i].n * sizeof **det)))
-            e = NOPS_NOMEM;
+        if (!(det[i] = nops_malloc(c->s[i].n * sizeof **det))) e = NOPS_NOMEM;
     if (e == NOPS_OK)
         e = o->det == NOPS_SYNTH_ENGINE
                 ? corpus_engine(c, o->dp ? o->dp : &dp, det, nd, errstr, errstr_size)
@@ -189,8 +178,7 @@ nops_err nops_synth_run_corpus(const nops_synth_corpus *c, const nops_synth_run_
     }
     for (int p = 0; e == NOPS_OK && p < NOPS_SYNTH_NAB_PROFILES; p++)
         fig->score[p] = nops_synth_nab_normalised(&nops_synth_nab_profiles[p], &fig->tally[p]);
-    if (e == NOPS_NOMEM)
-        nops_errf(errstr, errstr_size, "out of memory");
+    if (e == NOPS_NOMEM) nops_errf(errstr, errstr_size, "out of memory");
     for (uint32_t i = 0; det && i < c->n; i++)
         nops_free(det[i]);
     nops_free(det);
@@ -221,8 +209,7 @@ static nops_err inc_map_grow(inc_map *m)
     }
     g.n = m->n;
     for (uint32_t i = 0; i < m->cap; i++) {
-        if (!m->ids[i][0])
-            continue;
+        if (!m->ids[i][0]) continue;
         uint32_t h = 2166136261u;
         for (const char *p = m->ids[i]; *p; p++)
             h = (h ^ (uint8_t)*p) * 16777619u;
@@ -241,15 +228,13 @@ static nops_err inc_map_grow(inc_map *m)
 /* Index of incident `id`, a new one if unseen; −1 when memory is refused. */
 static int32_t inc_map_get(inc_map *m, const char *id)
 {
-    if ((m->n + 1) * 2 > m->cap && inc_map_grow(m) != NOPS_OK)
-        return -1;
+    if ((m->n + 1) * 2 > m->cap && inc_map_grow(m) != NOPS_OK) return -1;
     uint32_t h = 2166136261u;
     for (const char *p = id; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
     uint32_t j = h & (m->cap - 1);
     while (m->ids[j][0]) {
-        if (strcmp(m->ids[j], id) == 0)
-            return m->idx[j];
+        if (strcmp(m->ids[j], id) == 0) return m->idx[j];
         j = (j + 1) & (m->cap - 1);
     }
     snprintf(m->ids[j], NOPS_ID_LEN, "%s", id);
@@ -263,10 +248,10 @@ typedef struct fleet_run {
     const nops_synth_run_opts *o;
     const nops_detect_params *dp;
     nops_correlator *corr;
-    nops_detector *det;            /* engine only */
-    char (*keys)[192];             /* canonical key per series */
-    uint64_t *ids;                 /* series id per series */
-    nops_synth_detection *d;       /* signals so far */
+    nops_detector *det;      /* engine only */
+    char (*keys)[192];       /* canonical key per series */
+    uint64_t *ids;           /* series id per series */
+    nops_synth_detection *d; /* signals so far */
     size_t nd, cap;
     inc_map incs;
     uint64_t refused;
@@ -293,23 +278,21 @@ static nops_err fleet_keys(fleet_run *r)
                            {"region", 6, reg, strlen(reg)}};
         const char *name = nops_synth_metric_name(s % NOPS_SYNTH_METRICS);
         size_t len;
-        nops_err e = nops_detect_series_key(name, strlen(name), l, 3, r->keys[s],
-                                            sizeof r->keys[s], &len, &r->ids[s]);
-        if (e != NOPS_OK)
-            return e;
+        nops_err e = nops_detect_series_key(name, strlen(name), l, 3, r->keys[s], sizeof r->keys[s],
+                                            &len, &r->ids[s]);
+        if (e != NOPS_OK) return e;
     }
     return NOPS_OK;
 }
 
 /* One signal of series s at step t: to the correlator, and noted for the scorer. */
-static nops_err fleet_signal(fleet_run *r, uint32_t s, uint32_t t, double value, float z,
-                             float ze, double ratio, const float *win, uint32_t nw)
+static nops_err fleet_signal(fleet_run *r, uint32_t s, uint32_t t, double value, float z, float ze,
+                             double ratio, const float *win, uint32_t nw)
 {
     if (r->nd == r->cap) {
         const size_t cap = r->cap ? r->cap * 2 : 4096;
         nops_synth_detection *d = nops_realloc(r->d, cap * sizeof *d);
-        if (!d)
-            return NOPS_NOMEM;
+        if (!d) return NOPS_NOMEM;
         r->d = d;
         r->cap = cap;
     }
@@ -331,8 +314,7 @@ static nops_err fleet_signal(fleet_run *r, uint32_t s, uint32_t t, double value,
     bool opened = false;
     int32_t idx = -1;
     if (nops_correlate_signal(r->corr, &sig, win, nw, &inc, &opened) == NOPS_OK) {
-        if ((idx = inc_map_get(&r->incs, inc.id)) < 0)
-            return NOPS_NOMEM;
+        if ((idx = inc_map_get(&r->incs, inc.id)) < 0) return NOPS_NOMEM;
     } else {
         r->refused++;
     }
@@ -368,13 +350,10 @@ static nops_err fleet_engine(fleet_run *r, char *errstr, size_t errstr_size)
     for (uint32_t t = 0; e == NOPS_OK && t < f->o.ticks; t++) {
         const int64_t ts = tick_ns(f, t);
         const float *row = f->v + (size_t)t * f->n_series;
-        if ((e = nops_detect_update_range(r->det, 0, f->n_series, row, &out)) != NOPS_OK)
-            break;
+        if ((e = nops_detect_update_range(r->det, 0, f->n_series, row, &out)) != NOPS_OK) break;
         for (uint32_t s = 0; s < f->n_series && e == NOPS_OK; s++) {
-            if (flags[s] & NOPS_DETECT_CLEARED)
-                nops_correlate_cleared(r->corr, r->ids[s], ts);
-            if (!(flags[s] & NOPS_DETECT_FIRED))
-                continue;
+            if (flags[s] & NOPS_DETECT_CLEARED) nops_correlate_cleared(r->corr, r->ids[s], ts);
+            if (!(flags[s] & NOPS_DETECT_FIRED)) continue;
             uint32_t nw = nops_detect_slot_window(r->det, s, r->win, NOPS_DETECT_MAX_WINDOW);
             if (nw == 0) /* a detector without a window: the fleet's own recent values */
                 nw = fleet_window(f, s, t, (uint32_t)r->dp->window, r->win);
@@ -438,8 +417,7 @@ nops_err nops_synth_run_fleet(const nops_synth_fleet *f, const nops_synth_run_op
     nops_detect_params dp;
     nops_correlate_params cp;
     nops_err e = nops_synth_engine_defaults(&dp, &cp, errstr, errstr_size);
-    if (e != NOPS_OK)
-        return e;
+    if (e != NOPS_OK) return e;
     fleet_run r = {.f = f, .o = o, .dp = o->dp ? o->dp : &dp};
     r.keys = nops_malloc(f->n_series * sizeof *r.keys);
     r.ids = nops_malloc(f->n_series * sizeof *r.ids);
@@ -459,8 +437,7 @@ nops_err nops_synth_run_fleet(const nops_synth_fleet *f, const nops_synth_run_op
         goto out;
     }
     e = o->det == NOPS_SYNTH_ENGINE ? fleet_engine(&r, errstr, errstr_size) : fleet_baseline(&r);
-    if (e != NOPS_OK)
-        goto out;
+    if (e != NOPS_OK) goto out;
     nops_synth_fleet_truth(f, truth);
     fig->points = (uint64_t)f->o.ticks * f->n_series;
     fig->correlate_refused = r.refused;
@@ -471,8 +448,7 @@ nops_err nops_synth_run_fleet(const nops_synth_fleet *f, const nops_synth_run_op
             fig->false_by_metric[r.d[j].series % NOPS_SYNTH_METRICS]++;
             fig->false_early += r.d[j].tick < 100;
         }
-    if (e != NOPS_OK)
-        nops_errf(errstr, errstr_size, "scoring: %s", nops_strerror(e));
+    if (e != NOPS_OK) nops_errf(errstr, errstr_size, "scoring: %s", nops_strerror(e));
 out:
     nops_detect_destroy(r.det);
     nops_correlate_destroy(r.corr);

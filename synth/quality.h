@@ -45,7 +45,7 @@ typedef struct nops_synth_corpus_figures {
     nops_synth_nab_tally tally[NOPS_SYNTH_NAB_PROFILES]; /**< per profile, standard first */
     double score[NOPS_SYNTH_NAB_PROFILES];               /**< normalised NAB scores */
     nops_synth_nab_tally kind[NOPS_SYNTH_KINDS];         /**< standard profile, per series kind */
-    uint64_t detections;                                  /**< signals in all */
+    uint64_t detections;                                 /**< signals in all */
 } nops_synth_corpus_figures;
 
 /** Figures of a run over the fleet. */
@@ -54,12 +54,12 @@ typedef struct nops_synth_fleet_figures {
     uint64_t points;             /**< points fed */
     uint64_t correlate_refused;  /**< signals the correlator did not place (NOPS_FULL ...) */
     uint64_t false_by_metric[NOPS_SYNTH_METRICS]; /**< false signals per metric */
-    uint64_t false_early;        /**< false signals in the first 100 steps (warm-up) */
+    uint64_t false_early; /**< false signals in the first 100 steps (warm-up) */
 } nops_synth_fleet_figures;
 
 /** The [detect] and [correlate] defaults from the modules' config tables. */
-nops_err nops_synth_engine_defaults(nops_detect_params *dp, nops_correlate_params *cp,
-                                    char *errstr, size_t errstr_size);
+nops_err nops_synth_engine_defaults(nops_detect_params *dp, nops_correlate_params *cp, char *errstr,
+                                    size_t errstr_size);
 
 /** Run a detector over every series of the corpus and score it (all three NAB profiles). */
 nops_err nops_synth_run_corpus(const nops_synth_corpus *c, const nops_synth_run_opts *o,

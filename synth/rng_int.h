@@ -26,7 +26,10 @@ static inline void synth_rng_seed(synth_rng *r, uint64_t seed)
         r->s[i] = synth_splitmix(&seed);
 }
 
-static inline uint64_t synth_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t synth_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 static inline uint64_t synth_next(synth_rng *r)
 {
@@ -42,7 +45,10 @@ static inline uint64_t synth_next(synth_rng *r)
 }
 
 /** Uniform in [0, 1). */
-static inline double synth_unif(synth_rng *r) { return (double)(synth_next(r) >> 11) * 0x1.0p-53; }
+static inline double synth_unif(synth_rng *r)
+{
+    return (double)(synth_next(r) >> 11) * 0x1.0p-53;
+}
 /** Uniform in [a, b). */
 static inline double synth_range(synth_rng *r, double a, double b)
 {
@@ -57,8 +63,7 @@ static inline uint32_t synth_below(synth_rng *r, uint32_t n)
 static inline double synth_normal(synth_rng *r)
 {
     double u = synth_unif(r);
-    if (u < 1e-300)
-        u = 1e-300;
+    if (u < 1e-300) u = 1e-300;
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * synth_unif(r));
 }
 /** Student-t with nu (integer, 1..10) degrees of freedom. */

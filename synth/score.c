@@ -37,21 +37,19 @@ const nops_synth_nab_profile nops_synth_nab_profiles[NOPS_SYNTH_NAB_PROFILES] = 
 
 double nops_synth_nab_sigmoid(double y)
 {
-    if (y >= 3.0)
-        return -1.0;
+    if (y >= 3.0) return -1.0;
     return 2.0 / (1.0 + exp(5.0 * y)) - 1.0;
 }
 
 nops_err nops_synth_nab_score(const nops_synth_nab_profile *p, uint32_t n,
-                              const nops_synth_window *w, size_t nw, const uint32_t *det,
-                              size_t nd, uint32_t probation, nops_synth_nab_tally *t)
+                              const nops_synth_window *w, size_t nw, const uint32_t *det, size_t nd,
+                              uint32_t probation, nops_synth_nab_tally *t)
 {
     for (size_t k = 0; k < nw; k++)
         if (w[k].first > w[k].last || w[k].last >= n || (k > 0 && w[k].first <= w[k - 1].last))
             return NOPS_INVAL;
     for (size_t j = 1; j < nd; j++)
-        if (det[j] < det[j - 1])
-            return NOPS_INVAL;
+        if (det[j] < det[j - 1]) return NOPS_INVAL;
     const double max_tp = nops_synth_nab_sigmoid(-1.0);
     double raw = 0, fp_cost = 0;
     uint32_t hit = 0, fp = 0;
@@ -61,15 +59,14 @@ nops_err nops_synth_nab_score(const nops_synth_nab_profile *p, uint32_t n,
         j++;
     for (; j < nd; j++) {
         const uint32_t i = det[j];
-        if (i >= n)
-            return NOPS_INVAL;
+        if (i >= n) return NOPS_INVAL;
         while (k < nw && w[k].last < i) { /* windows passed without (more) detections */
             k++;
         }
         if (k < nw && i >= w[k].first) { /* inside window k: only its first detection counts */
             const double width = (double)(w[k].last - w[k].first + 1);
-            raw += p->tp * nops_synth_nab_sigmoid(-((double)(w[k].last - i) + 1.0) / width) /
-                   max_tp;
+            raw +=
+                p->tp * nops_synth_nab_sigmoid(-((double)(w[k].last - i) + 1.0) / width) / max_tp;
             hit++;
             /* skip the rest of this window's detections */
             const uint32_t last = w[k].last;
@@ -103,8 +100,7 @@ nops_err nops_synth_nab_score(const nops_synth_nab_profile *p, uint32_t n,
 double nops_synth_nab_normalised(const nops_synth_nab_profile *p, const nops_synth_nab_tally *t)
 {
     const double null = -p->fn * t->windows, perfect = p->tp * t->windows;
-    if (perfect - null <= 0)
-        return 0.0;
+    if (perfect - null <= 0) return 0.0;
     return 100.0 * (t->raw - null) / (perfect - null);
 }
 
@@ -115,11 +111,9 @@ int nops_synth_event_match(const nops_synth_event_truth *ev, size_t nev,
                            const nops_synth_detection *d)
 {
     for (size_t e = 0; e < nev; e++) {
-        if (d->tick < ev[e].first || d->tick > ev[e].last)
-            continue;
+        if (d->tick < ev[e].first || d->tick > ev[e].last) continue;
         for (uint32_t s = 0; s < ev[e].n_series; s++)
-            if (ev[e].series[s] == d->series)
-                return (int)e;
+            if (ev[e].series[s] == d->series) return (int)e;
     }
     return -1;
 }
@@ -132,10 +126,8 @@ static int32_t sole_incident(const nops_synth_detection *d, size_t nd, const int
 {
     int32_t inc = -1;
     for (size_t j = 0; j < nd; j++) {
-        if (owner[j] != e)
-            continue;
-        if (d[j].incident < 0 || (inc >= 0 && d[j].incident != inc))
-            return -1;
+        if (owner[j] != e) continue;
+        if (d[j].incident < 0 || (inc >= 0 && d[j].incident != inc)) return -1;
         inc = d[j].incident;
     }
     return inc;
@@ -153,20 +145,17 @@ static void grouping(const nops_synth_event_truth *ev, size_t nev, const uint32_
             f->host_events++;
             const int32_t inc = sole_incident(d, nd, owner, (int)e);
             /* one host per host event: the incident must hold only it */
-            if (inc >= 0 && ev[e].n_series > 0 &&
-                inc_host[inc] == series_host[ev[e].series[0]])
+            if (inc >= 0 && ev[e].n_series > 0 && inc_host[inc] == series_host[ev[e].series[0]])
                 f->host_one++;
         } else if (ev[e].cls == NOPS_SYNTH_EV_SERVICE) {
             f->service_events++;
             const int32_t inc = sole_incident(d, nd, owner, (int)e);
-            if (inc < 0)
-                continue;
+            if (inc < 0) continue;
             /* every signal of that incident on a host of the event, at least two hosts */
             uint32_t h0 = NO_HOST;
             bool two = false, outside = false;
             for (size_t j = 0; j < nd && !outside; j++) {
-                if (d[j].incident != inc)
-                    continue;
+                if (d[j].incident != inc) continue;
                 const uint32_t h = series_host[d[j].series];
                 bool in = false;
                 for (uint32_t s = 0; s < ev[e].n_series && !in; s++)
@@ -177,8 +166,7 @@ static void grouping(const nops_synth_event_truth *ev, size_t nev, const uint32_
                 else if (h != h0)
                     two = true;
             }
-            if (two && !outside)
-                f->service_one++;
+            if (two && !outside) f->service_one++;
         }
     }
 }
@@ -191,11 +179,9 @@ nops_err nops_synth_event_score(const nops_synth_event_truth *ev, size_t nev,
     memset(f, 0, sizeof *f);
     for (size_t e = 0; e < nev; e++)
         for (uint32_t s = 0; s < ev[e].n_series; s++)
-            if (ev[e].series[s] >= n_series)
-                return NOPS_INVAL;
+            if (ev[e].series[s] >= n_series) return NOPS_INVAL;
     for (size_t j = 0; j < nd; j++)
-        if (d[j].series >= n_series || d[j].incident >= (int32_t)n_incidents ||
-            d[j].incident < -1)
+        if (d[j].series >= n_series || d[j].incident >= (int32_t)n_incidents || d[j].incident < -1)
             return NOPS_INVAL;
     int *owner = nops_malloc((nd ? nd : 1) * sizeof *owner);
     uint32_t *first = nops_malloc((nev ? nev : 1) * sizeof *first);
@@ -216,8 +202,7 @@ nops_err nops_synth_event_score(const nops_synth_event_truth *ev, size_t nev,
         owner[j] = nops_synth_event_match(ev, nev, &d[j]);
         if (owner[j] >= 0) {
             f->true_signals++;
-            if (d[j].tick < first[owner[j]])
-                first[owner[j]] = d[j].tick;
+            if (d[j].tick < first[owner[j]]) first[owner[j]] = d[j].tick;
         }
         if (d[j].incident >= 0) {
             uint32_t *h = &inc_host[d[j].incident];

@@ -50,12 +50,12 @@ typedef struct nops_synth_window {
 
 /** Running totals over the series of a corpus (zero it before the first series). */
 typedef struct nops_synth_nab_tally {
-    double raw;         /**< sum of window rewards, misses and false-positive costs */
-    double fp_cost;     /**< the false-positive part of raw (<= 0) */
-    uint32_t windows;   /**< labelled windows scored */
-    uint32_t hit;       /**< windows with a detection */
-    uint32_t fp;        /**< detections outside every window (probation excluded) */
-    uint64_t points;    /**< points scored (probation excluded) */
+    double raw;       /**< sum of window rewards, misses and false-positive costs */
+    double fp_cost;   /**< the false-positive part of raw (<= 0) */
+    uint32_t windows; /**< labelled windows scored */
+    uint32_t hit;     /**< windows with a detection */
+    uint32_t fp;      /**< detections outside every window (probation excluded) */
+    uint64_t points;  /**< points scored (probation excluded) */
 } nops_synth_nab_tally;
 
 /** The scaled sigmoid S(y) = 2/(1+e^{5y}) − 1 for y < 3, −1 from 3 on. */
@@ -68,8 +68,8 @@ double nops_synth_nab_sigmoid(double y);
  * @retval NOPS_INVAL a window out of range or out of order, or detections out of order.
  */
 nops_err nops_synth_nab_score(const nops_synth_nab_profile *p, uint32_t n,
-                              const nops_synth_window *w, size_t nw, const uint32_t *det,
-                              size_t nd, uint32_t probation, nops_synth_nab_tally *t);
+                              const nops_synth_window *w, size_t nw, const uint32_t *det, size_t nd,
+                              uint32_t probation, nops_synth_nab_tally *t);
 
 /** 100·(raw − null)/(perfect − null) of a tally: 100 perfect, 0 no better than silence. */
 double nops_synth_nab_normalised(const nops_synth_nab_profile *p, const nops_synth_nab_tally *t);
@@ -87,11 +87,11 @@ typedef enum nops_synth_event_class {
 
 /** One labelled event, in series indices and time steps (ticks). */
 typedef struct nops_synth_event_truth {
-    nops_synth_event_class cls;                /**< what kind of grouping it calls for */
-    uint32_t series[NOPS_SYNTH_EVENT_SERIES];  /**< affected series */
-    uint32_t n_series;                         /**< entries of series[] */
-    uint32_t first;                            /**< first tick of the window */
-    uint32_t last;                             /**< last tick of the window (included) */
+    nops_synth_event_class cls;               /**< what kind of grouping it calls for */
+    uint32_t series[NOPS_SYNTH_EVENT_SERIES]; /**< affected series */
+    uint32_t n_series;                        /**< entries of series[] */
+    uint32_t first;                           /**< first tick of the window */
+    uint32_t last;                            /**< last tick of the window (included) */
 } nops_synth_event_truth;
 
 /** One signal as scored: its series, its tick, and the incident it joined (−1: none). */
@@ -103,23 +103,23 @@ typedef struct nops_synth_detection {
 
 /** Figures of one run over a fleet. */
 typedef struct nops_synth_event_figures {
-    uint32_t events;          /**< labelled events */
-    uint32_t found;           /**< events with at least one signal in their window */
-    double recall;            /**< found / events */
-    uint64_t signals;         /**< signals scored */
-    uint64_t true_signals;    /**< signals on an event's series inside its window */
-    uint64_t false_signals;   /**< the others */
-    double precision;         /**< true_signals / signals (1 when there are none) */
-    double false_per_100k;    /**< false_signals per 100,000 points */
-    double mean_delay;        /**< ticks from window start to an event's first signal */
-    uint32_t host_events;     /**< NOPS_SYNTH_EV_HOST events */
-    uint32_t host_one;        /**< ... whose signals all joined one incident with no other host */
-    double host_share;        /**< host_one / host_events (0 when none) */
-    uint32_t service_events;  /**< NOPS_SYNTH_EV_SERVICE events */
-    uint32_t service_one;     /**< ... found on ≥ 2 hosts, all in one incident with no host
-                                   outside the event */
-    uint32_t incidents;       /**< incidents that received a signal */
-    uint32_t false_incidents; /**< incidents holding no true signal */
+    uint32_t events;            /**< labelled events */
+    uint32_t found;             /**< events with at least one signal in their window */
+    double recall;              /**< found / events */
+    uint64_t signals;           /**< signals scored */
+    uint64_t true_signals;      /**< signals on an event's series inside its window */
+    uint64_t false_signals;     /**< the others */
+    double precision;           /**< true_signals / signals (1 when there are none) */
+    double false_per_100k;      /**< false_signals per 100,000 points */
+    double mean_delay;          /**< ticks from window start to an event's first signal */
+    uint32_t host_events;       /**< NOPS_SYNTH_EV_HOST events */
+    uint32_t host_one;          /**< ... whose signals all joined one incident with no other host */
+    double host_share;          /**< host_one / host_events (0 when none) */
+    uint32_t service_events;    /**< NOPS_SYNTH_EV_SERVICE events */
+    uint32_t service_one;       /**< ... found on ≥ 2 hosts, all in one incident with no host
+                                     outside the event */
+    uint32_t incidents;         /**< incidents that received a signal */
+    uint32_t false_incidents;   /**< incidents holding no true signal */
     double incidents_per_event; /**< incidents / events */
 } nops_synth_event_figures;
 

@@ -28,7 +28,10 @@
 static const nops_synth_nab_profile *STD = &nops_synth_nab_profiles[0];
 
 /* By hand: S(y) = 2/(1+e^{5y}) − 1 = tanh(−5y/2); S(−1) = tanh(2.5). */
-static double S(double y) { return tanh(-2.5 * y); }
+static double S(double y)
+{
+    return tanh(-2.5 * y);
+}
 
 static nops_synth_nab_tally score1(const nops_synth_nab_profile *p, uint32_t n,
                                    const nops_synth_window *w, size_t nw, const uint32_t *d,
@@ -149,8 +152,8 @@ static const uint32_t HOSTS[4] = {0, 0, 1, 1};
 static void test_event_scoring(void **state)
 {
     (void)state;
-    nops_synth_event_truth ev = {.cls = NOPS_SYNTH_EV_HOST, .series = {0, 1}, .n_series = 2,
-                                 .first = 10, .last = 20};
+    nops_synth_event_truth ev = {
+        .cls = NOPS_SYNTH_EV_HOST, .series = {0, 1}, .n_series = 2, .first = 10, .last = 20};
     nops_synth_event_figures f;
     /* both metrics in incident 0, a false signal of host 1 in incident 1, one outside the
        window on series 0 (tick 30) in incident 2 */
@@ -192,8 +195,8 @@ static void test_event_scoring(void **state)
 static void test_service_grouping(void **state)
 {
     (void)state;
-    nops_synth_event_truth ev = {.cls = NOPS_SYNTH_EV_SERVICE, .series = {0, 2}, .n_series = 2,
-                                 .first = 10, .last = 20};
+    nops_synth_event_truth ev = {
+        .cls = NOPS_SYNTH_EV_SERVICE, .series = {0, 2}, .n_series = 2, .first = 10, .last = 20};
     nops_synth_event_figures f;
     nops_synth_detection d[2] = {{0, 11, 0}, {2, 12, 0}};
     assert_int_equal(nops_synth_event_score(&ev, 1, HOSTS, 4, 1000, d, 2, 1, &f), NOPS_OK);
@@ -233,22 +236,20 @@ static void test_corpus_generator(void **state)
         uint32_t starts[NOPS_SYNTH_MAX_WINDOWS];
         for (uint32_t w = 0; w < s->n_win; w++)
             starts[w] = s->win[w].first;
-        assert_int_equal(nops_synth_nab_score(STD, s->n, s->win, s->n_win, starts, s->n_win,
-                                              s->probation, &t), NOPS_OK);
+        assert_int_equal(
+            nops_synth_nab_score(STD, s->n, s->win, s->n_win, starts, s->n_win, s->probation, &t),
+            NOPS_OK);
         assert_true(fabs(nops_synth_nab_normalised(STD, &t) - 100.0) < EPS);
         bool integers = true, regular = true;
         for (uint32_t k = 0; k < s->n; k++) {
             assert_true(isfinite(s->v[k]));
             integers &= s->v[k] == floorf(s->v[k]);
-            if (k > 0)
-                regular &= s->ts_ns[k] - s->ts_ns[k - 1] == s->step_s * 1000000000ll;
-            if (k > 0)
-                assert_true(s->ts_ns[k] > s->ts_ns[k - 1]);
+            if (k > 0) regular &= s->ts_ns[k] - s->ts_ns[k - 1] == s->step_s * 1000000000ll;
+            if (k > 0) assert_true(s->ts_ns[k] > s->ts_ns[k - 1]);
         }
         if (strcmp(s->kind, "counter") == 0 || strcmp(s->kind, "flat_spike") == 0)
             assert_true(integers); /* quantised */
-        if (strcmp(s->kind, "heavy_tail") == 0)
-            assert_false(integers);
+        if (strcmp(s->kind, "heavy_tail") == 0) assert_false(integers);
         assert_true(strcmp(s->kind, "irregular") == 0 ? !regular : regular);
     }
     assert_true(differ);
@@ -284,10 +285,8 @@ static void test_fleet_generator(void **state)
         host += e->cls == NOPS_SYNTH_EV_HOST;
         single += e->cls == NOPS_SYNTH_EV_SINGLE;
         service += e->cls == NOPS_SYNTH_EV_SERVICE;
-        if (e->cls == NOPS_SYNTH_EV_HOST)
-            assert_true(__builtin_popcount(e->metrics) >= 2);
-        if (e->cls == NOPS_SYNTH_EV_SERVICE)
-            assert_true(e->n_hosts >= 2);
+        if (e->cls == NOPS_SYNTH_EV_HOST) assert_true(__builtin_popcount(e->metrics) >= 2);
+        if (e->cls == NOPS_SYNTH_EV_SERVICE) assert_true(e->n_hosts >= 2);
         /* a persistent shift is a new normal: still there at the end */
         if (e->cls == NOPS_SYNTH_EV_HOST && e->end == o.ticks - 1) {
             const uint32_t m = (e->metrics & 1u) ? 0 : 3; /* cpu or latency is always hit */
@@ -357,8 +356,7 @@ static void test_engine_floors(void **state)
     nops_synth_corpus_figures rc, wc;
     assert_int_equal(nops_synth_run_corpus(c, &ro, &rc, err, sizeof err), NOPS_OK);
     assert_int_equal(nops_synth_run_corpus(c, &wo, &wc, err, sizeof err), NOPS_OK);
-    print_message("baselines: rolling z %.1f, windowed Gaussian %.1f\n", rc.score[0],
-                  wc.score[0]);
+    print_message("baselines: rolling z %.1f, windowed Gaussian %.1f\n", rc.score[0], wc.score[0]);
     assert_true(rc.score[0] > 0 && rc.score[0] < 100);
     assert_true(wc.score[0] > 0 && wc.score[0] < 100);
     nops_synth_run_opts bad = {.det = NOPS_SYNTH_WGAUSS, .threshold = 4, .window = 1};
@@ -408,8 +406,7 @@ static void test_bench_quality(void **state)
         while (fgets(line, sizeof line, p)) {
             const char *v = strstr(line, "\"figure\":\"fleet_false_per_100k\",\"value\":");
             if (v)
-                fp[k] = strtod(v + strlen("\"figure\":\"fleet_false_per_100k\",\"value\":"),
-                               NULL);
+                fp[k] = strtod(v + strlen("\"figure\":\"fleet_false_per_100k\",\"value\":"), NULL);
         }
         assert_int_equal(pclose(p), 0);
     }
