@@ -16,6 +16,7 @@ typedef struct bench_opts {
     uint64_t seed;       /* generator seed of the quality suite (0 = its default) */
     const char *sets[16]; /* quality: "section.key=value" settings of [detect]/[correlate] */
     int n_sets;          /* entries of sets[] */
+    bool events;         /* quality: list every fleet event and what became of it */
 } bench_opts;
 
 /* One figure as one JSON line: the DESIGN.md shape plus free-form extra fields. */

@@ -56,6 +56,7 @@ static void usage(FILE *out)
             "  --seed N         generator seed of the quality suite (default 14)\n"
             "  --set S.K=V      quality: run the engine with this [detect] or [correlate]\n"
             "                   setting instead of its default (repeatable)\n"
+            "  --events         quality: list every fleet event and what became of it\n"
             "  -h, --help       this help\n\n"
             "Output: one JSON object per line: suite, figure, value, unit, peer, peer_value,\n"
             "ratio, plus context fields. Progress goes to stderr.\n");
@@ -87,6 +88,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "neuralops-bench: --seed expects a positive integer\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--events") == 0) {
+            o.events = true;
         } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
             if (o.n_sets == (int)(sizeof o.sets / sizeof o.sets[0])) {
                 fprintf(stderr, "neuralops-bench: at most 16 --set options\n");

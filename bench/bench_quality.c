@@ -164,6 +164,41 @@ static void table(const result *r, size_t n, const nops_synth_corpus *c, const n
 #undef ROW
 }
 
+/* Every fleet event and, per detector, signals/delay/incidents/other hosts in them. */
+static void event_table(const result *r, size_t n, const nops_synth_fleet *f)
+{
+    fprintf(stderr, "\n%-3s %-15s %-9s %-24s %-7s %-9s", "#", "kind", "service", "hosts",
+            "metrics", "window");
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %22s", r[i].name);
+    fprintf(stderr, "\n%72s", "");
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, " %22s", "sig dly inc +hosts");
+    fprintf(stderr, "\n");
+    for (uint32_t k = 0; k < f->n_ev && k < NOPS_SYNTH_MAX_OUTCOMES; k++) {
+        const nops_synth_event *e = &f->ev[k];
+        char hosts[64] = "", metrics[8] = "", win[16];
+        size_t len = 0;
+        for (uint32_t j = 0; j < e->n_hosts && len < sizeof hosts - 8; j++)
+            len += (size_t)snprintf(hosts + len, sizeof hosts - len, "%s%u", j ? "," : "",
+                                    (unsigned)e->hosts[j]);
+        for (uint32_t m = 0; m < NOPS_SYNTH_METRICS; m++)
+            metrics[m] = (e->metrics & (1u << m)) ? "cmdle"[m] : '.';
+        metrics[NOPS_SYNTH_METRICS] = '\0';
+        snprintf(win, sizeof win, "%u-%u", (unsigned)e->start, (unsigned)e->win_last);
+        fprintf(stderr, "%-3u %-15s %-9s %-24s %-7s %-9s", (unsigned)k, e->kind,
+                nops_synth_service_name(e->service), hosts, metrics, win);
+        for (size_t i = 0; i < n; i++) {
+            const nops_synth_event_outcome *x = &r[i].f.outcome[k];
+            fprintf(stderr, " %6u %3u %3u %6u", x->signals, x->delay, x->incidents,
+                    x->other_hosts);
+        }
+        fprintf(stderr, "\n");
+    }
+    fprintf(stderr, "metrics: c cpu, m mem, d disk, l latency, e errors; dly in steps; +hosts: "
+                    "hosts outside the event in its incidents\n");
+}
+
 int bench_quality(const bench_opts *o)
 {
     const uint64_t seed = o->seed ? o->seed : 14;
@@ -215,6 +250,8 @@ int bench_quality(const bench_opts *o)
         emit("fleet_incidents_per_event", E->f.ev.incidents_per_event, "incidents", WG,
              WG->f.ev.incidents_per_event, RZ, RZ->f.ev.incidents_per_event, "");
         table(r, 3, corpus, fleet);
+        if (o->events)
+            event_table(r, 3, fleet);
     }
     nops_synth_corpus_destroy(corpus);
     nops_synth_fleet_destroy(fleet);

@@ -443,6 +443,9 @@ nops_err nops_synth_run_fleet(const nops_synth_fleet *f, const nops_synth_run_op
     fig->correlate_refused = r.refused;
     e = nops_synth_event_score(truth, f->n_ev, f->series_host, f->n_series, fig->points, r.d, r.nd,
                                r.incs.n, &fig->ev);
+    for (uint32_t i = 0; e == NOPS_OK && i < f->n_ev && i < NOPS_SYNTH_MAX_OUTCOMES; i++)
+        e = nops_synth_event_outcome_of(truth, f->n_ev, i, f->series_host, f->n_series, r.d, r.nd,
+                                        &fig->outcome[i]);
     for (size_t j = 0; e == NOPS_OK && j < r.nd; j++)
         if (nops_synth_event_match(truth, f->n_ev, &r.d[j]) < 0) {
             fig->false_by_metric[r.d[j].series % NOPS_SYNTH_METRICS]++;

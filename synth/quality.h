@@ -48,6 +48,8 @@ typedef struct nops_synth_corpus_figures {
     uint64_t detections;                                 /**< signals in all */
 } nops_synth_corpus_figures;
 
+#define NOPS_SYNTH_MAX_OUTCOMES 64 /**< events whose outcome a fleet run reports */
+
 /** Figures of a run over the fleet. */
 typedef struct nops_synth_fleet_figures {
     nops_synth_event_figures ev; /**< recall, precision, false signals, grouping */
@@ -55,6 +57,7 @@ typedef struct nops_synth_fleet_figures {
     uint64_t correlate_refused;  /**< signals the correlator did not place (NOPS_FULL ...) */
     uint64_t false_by_metric[NOPS_SYNTH_METRICS]; /**< false signals per metric */
     uint64_t false_early; /**< false signals in the first 100 steps (warm-up) */
+    nops_synth_event_outcome outcome[NOPS_SYNTH_MAX_OUTCOMES]; /**< per event, fleet order */
 } nops_synth_fleet_figures;
 
 /** The [detect] and [correlate] defaults from the modules' config tables. */

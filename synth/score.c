@@ -238,3 +238,61 @@ nops_err nops_synth_event_score(const nops_synth_event_truth *ev, size_t nev,
     nops_free(inc_true);
     return NOPS_OK;
 }
+
+/* Add v to the set s[0..*n) (at most 64 kept); whether it was new. */
+static bool set_add(uint32_t *s, uint32_t *n, uint32_t v)
+{
+    for (uint32_t i = 0; i < *n; i++)
+        if (s[i] == v)
+            return false;
+    if (*n < 64)
+        s[(*n)++] = v;
+    return true;
+}
+
+static bool event_has_host(const nops_synth_event_truth *ev, const uint32_t *series_host,
+                           uint32_t h)
+{
+    for (uint32_t s = 0; s < ev->n_series; s++)
+        if (series_host[ev->series[s]] == h)
+            return true;
+    return false;
+}
+
+nops_err nops_synth_event_outcome_of(const nops_synth_event_truth *ev, size_t nev, size_t e,
+                                     const uint32_t *series_host, uint32_t n_series,
+                                     const nops_synth_detection *d, size_t nd,
+                                     nops_synth_event_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    if (e >= nev)
+        return NOPS_INVAL;
+    for (size_t j = 0; j < nd; j++)
+        if (d[j].series >= n_series)
+            return NOPS_INVAL;
+    uint32_t incs[64], hosts[64], others[64], first = UINT32_MAX;
+    for (size_t j = 0; j < nd; j++) {
+        if (nops_synth_event_match(ev, nev, &d[j]) != (int)e)
+            continue;
+        out->signals++;
+        if (d[j].tick < first)
+            first = d[j].tick;
+        set_add(hosts, &out->hosts, series_host[d[j].series]);
+        if (d[j].incident < 0)
+            out->unplaced++;
+        else
+            set_add(incs, &out->incidents, (uint32_t)d[j].incident);
+    }
+    out->delay = out->signals ? first - ev[e].first : 0;
+    for (size_t j = 0; j < nd; j++) {
+        if (d[j].incident < 0)
+            continue;
+        bool mine = false;
+        for (uint32_t i = 0; i < out->incidents && !mine; i++)
+            mine = incs[i] == (uint32_t)d[j].incident;
+        const uint32_t h = series_host[d[j].series];
+        if (mine && !event_has_host(&ev[e], series_host, h))
+            set_add(others, &out->other_hosts, h);
+    }
+    return NOPS_OK;
+}

@@ -123,6 +123,26 @@ typedef struct nops_synth_event_figures {
     double incidents_per_event; /**< incidents / events */
 } nops_synth_event_figures;
 
+/** What became of one event: its signals and the incidents they joined. */
+typedef struct nops_synth_event_outcome {
+    uint32_t signals;     /**< true signals of the event */
+    uint32_t delay;       /**< steps from the window's start to the first (when signals > 0) */
+    uint32_t incidents;   /**< distinct incidents those signals joined (−1 ones not counted) */
+    uint32_t unplaced;    /**< true signals the correlator placed in no incident */
+    uint32_t hosts;       /**< distinct hosts of the event among its true signals */
+    uint32_t other_hosts; /**< distinct hosts outside the event in those incidents */
+} nops_synth_event_outcome;
+
+/**
+ * The outcome of event `e` of `ev[0..nev)` given detections `d[0..nd)` (see
+ * nops_synth_event_score for the terms). Counts of distinct incidents and hosts stop at 64.
+ * @retval NOPS_INVAL e or a series index out of range.
+ */
+nops_err nops_synth_event_outcome_of(const nops_synth_event_truth *ev, size_t nev, size_t e,
+                                     const uint32_t *series_host, uint32_t n_series,
+                                     const nops_synth_detection *d, size_t nd,
+                                     nops_synth_event_outcome *out);
+
 /** Index of the event whose window holds detection `d` on one of its series, or −1. */
 int nops_synth_event_match(const nops_synth_event_truth *ev, size_t nev,
                            const nops_synth_detection *d);

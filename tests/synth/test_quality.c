@@ -192,6 +192,29 @@ static void test_event_scoring(void **state)
     assert_int_equal(nops_synth_event_score(&ev, 1, HOSTS, 4, 1, &bad, 1, 3, &f), NOPS_INVAL);
 }
 
+static void test_event_outcome(void **state)
+{
+    (void)state;
+    nops_synth_event_truth ev[2] = {
+        {.cls = NOPS_SYNTH_EV_HOST, .series = {0, 1}, .n_series = 2, .first = 10, .last = 20},
+        {.cls = NOPS_SYNTH_EV_SINGLE, .series = {3}, .n_series = 1, .first = 50, .last = 55}};
+    /* event 0: signals at 14 (incident 0) and 12 (incident 1) and one unplaced at 15; host 1's
+       false signal in incident 1; event 1: nothing */
+    const nops_synth_detection d[4] = {{0, 14, 0}, {1, 12, 1}, {1, 15, -1}, {2, 13, 1}};
+    nops_synth_event_outcome x;
+    assert_int_equal(nops_synth_event_outcome_of(ev, 2, 0, HOSTS, 4, d, 4, &x), NOPS_OK);
+    assert_int_equal(x.signals, 3);
+    assert_int_equal(x.delay, 2);
+    assert_int_equal(x.incidents, 2);
+    assert_int_equal(x.unplaced, 1);
+    assert_int_equal(x.hosts, 1);
+    assert_int_equal(x.other_hosts, 1);
+    assert_int_equal(nops_synth_event_outcome_of(ev, 2, 1, HOSTS, 4, d, 4, &x), NOPS_OK);
+    assert_int_equal(x.signals, 0);
+    assert_int_equal(x.incidents, 0);
+    assert_int_equal(nops_synth_event_outcome_of(ev, 2, 2, HOSTS, 4, d, 4, &x), NOPS_INVAL);
+}
+
 static void test_service_grouping(void **state)
 {
     (void)state;
@@ -433,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_two_windows_and_bad_input),
         cmocka_unit_test(test_event_scoring),
         cmocka_unit_test(test_service_grouping),
+        cmocka_unit_test(test_event_outcome),
         cmocka_unit_test(test_corpus_generator),
         cmocka_unit_test(test_fleet_generator),
         cmocka_unit_test(test_engine_floors),
