@@ -42,19 +42,42 @@ struct nops_audit {
     char prev[65];           /* its hash */
     long *off;               /* file offset of each line (entry seq k at off[k-1]) */
     size_t noff, capoff;
-    json_t *started;         /* subject → seq of its "execute"/"started" entry, from entries
-                                verified at open and appended since (nops_audit_started) */
+    json_t *started;         /* subject → array of the seqs of its "execute"/"started" entries
+                                that no "not-recorded" entry withdrew, from entries verified
+                                at open and appended since (nops_audit_started) */
 };
 
-/* Remember `e` when it records the start of an execution. */
+/*
+ * Keep a->started up to date with entry `e`. A claim of an execution is audited before it is
+ * stored (orchestrator.c commit_step); when the store then refuses it, a "not-recorded" entry
+ * naming the claim's seq ("withdraws") follows, and that claim no longer counts as a start: the
+ * record is still approved and a retry may run it. An outcome that could not be stored is a
+ * "not-recorded" entry without "withdraws": its start stands.
+ */
 static void note_started(nops_audit *a, const json_t *e)
 {
     const char *act = json_string_value(json_object_get(e, "action"));
     const char *dec = json_string_value(json_object_get(e, "decision"));
     const char *sub = json_string_value(json_object_get(e, "subject"));
-    if (act && dec && sub && strcmp(act, "execute") == 0 && strcmp(dec, "started") == 0 &&
-        !json_object_get(a->started, sub))
-        json_object_set_new(a->started, sub, json_incref(json_object_get(e, "seq")));
+    if (!act || !dec || !sub || strcmp(act, "execute") != 0)
+        return;
+    json_t *seqs = json_object_get(a->started, sub);
+    if (strcmp(dec, "started") == 0) {
+        if (!seqs && json_object_set_new(a->started, sub, seqs = json_array()) != 0)
+            return;
+        json_array_append(seqs, json_object_get(e, "seq"));
+        return;
+    }
+    json_t *w = json_object_get(json_object_get(e, "details"), "withdraws");
+    if (strcmp(dec, "not-recorded") != 0 || !json_is_integer(w) || !seqs)
+        return;
+    for (size_t i = 0; i < json_array_size(seqs); i++)
+        if (json_integer_value(json_array_get(seqs, i)) == json_integer_value(w)) {
+            json_array_remove(seqs, i);
+            break;
+        }
+    if (json_array_size(seqs) == 0)
+        json_object_del(a->started, sub);
 }
 
 static bool push_off(nops_audit *a, long at)
@@ -598,7 +621,7 @@ nops_err nops_audit_page(nops_audit *a, const nops_audit_query *q, json_t **out,
 bool nops_audit_started(nops_audit *a, const char *subject, uint64_t *seq)
 {
     pthread_mutex_lock(&a->mu);
-    json_t *v = json_object_get(a->started, subject);
+    json_t *v = json_array_get(json_object_get(a->started, subject), 0);
     if (v && seq)
         *seq = (uint64_t)json_integer_value(v);
     pthread_mutex_unlock(&a->mu);

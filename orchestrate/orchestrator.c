@@ -115,11 +115,12 @@ static const char *id_of(json_t *rec)
 
 /* Append an audit entry (details stolen); false with the reason when the trail refused it. */
 static bool audit_ok(nops_orchestrator *o, const char *actor, const char *action, const char *id,
-                     const char *decision, json_t *details, char *errstr, size_t errstr_size)
+                     const char *decision, json_t *details, uint64_t *seq, char *errstr,
+                     size_t errstr_size)
 {
     char err[256] = "";
     bool ok = !o->audit || nops_audit_append(o->audit, actor, action, id, decision, details,
-                                             NULL, err, sizeof err) == NOPS_OK;
+                                             seq, err, sizeof err) == NOPS_OK;
     json_decref(details);
     if (!ok) {
         atomic_fetch_add(&o->n_audit_failures, 1);
@@ -134,7 +135,7 @@ static void audit(nops_orchestrator *o, const char *actor, const char *action, c
                   const char *decision, json_t *details)
 {
     char err[512];
-    if (!audit_ok(o, actor, action, id, decision, details, err, sizeof err))
+    if (!audit_ok(o, actor, action, id, decision, details, NULL, err, sizeof err))
         NOPS_ERROR("orchestrate", "audit entry lost: %s %s %s: %s", action, id, decision, err);
 }
 
@@ -200,13 +201,16 @@ static nops_err commit_step(nops_orchestrator *o, json_t *rec, const char *from,
                             json_t *details, json_t **out, char *errstr, size_t errstr_size)
 {
     const char *id = id_of(rec);
-    if (before && !audit_ok(o, actor, action, id, decision, details, errstr, errstr_size)) {
+    uint64_t seq = 0;
+    if (before && !audit_ok(o, actor, action, id, decision, details, &seq, errstr, errstr_size)) {
         json_decref(rec);
         return NOPS_IO;
     }
     nops_err e = nops__records_save(o->rs, rec, from, errstr, errstr_size);
-    if (before && e != NOPS_OK) /* the entry above went in: say that it did not take effect */
-        audit(o, actor, action, id, "not-recorded", json_pack("{s:s}", "error", errstr));
+    if (before && e != NOPS_OK) /* the entry above went in: say that it did not take effect, and
+                                 * which one (a claimed start withdrawn: nops_audit_started) */
+        audit(o, actor, action, id, "not-recorded",
+              json_pack("{s:s, s:I}", "error", errstr, "withdraws", (json_int_t)seq));
     else if (!before)
         audit(o, actor, action, id, e == NOPS_OK ? decision : "not-recorded", details);
     if (e != NOPS_OK || !out)

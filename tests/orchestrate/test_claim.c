@@ -1,0 +1,170 @@
+/*
+ * test_claim.c — an execution whose claim could not be stored: the trail says "started", then
+ * "not-recorded", and the record stays approved. A retry once the store works again must run
+ * it (nothing ran), in the same process and after the audit trail is reopened (the entries are
+ * read back at open); a claim that was stored still blocks a record set back to approved.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "orchestrate/orchestrate.h"
+#include "tests/support/orchutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_dir[] = "/tmp/nops-claim-XXXXXX";
+static char g_reg[160], g_key[160], g_pub[160], g_state[160], g_audit[160];
+static nops_registry *g_r;
+static nops_policy *g_p;
+static nops_secret *g_secret;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(g_dir))
+        return -1;
+    snprintf(g_reg, sizeof g_reg, "%s/reg", g_dir);
+    snprintf(g_key, sizeof g_key, "%s/k.pem", g_dir);
+    snprintf(g_pub, sizeof g_pub, "%s/p.pem", g_dir);
+    snprintf(g_state, sizeof g_state, "%s/orch", g_dir);
+    snprintf(g_audit, sizeof g_audit, "%s/audit.jsonl", g_dir);
+    if (tu_orch_keys(g_reg, g_key, g_pub) != 0)
+        return -1;
+    tu_orch_playbook(g_reg, g_key, "echo", "[{\"name\":\"hi\",\"exec\":[\"/bin/echo\",\"hi\"]}]",
+                     "manual", 30, "");
+    char err[256];
+    g_r = nops_registry_load(g_reg, g_pub, err, sizeof err);
+    g_p = nops_policy_parse("[]", err, sizeof err);
+    g_secret = nops_secret_from_bytes("claim test key", 14);
+    return g_r && g_p && g_secret ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    nops_registry_destroy(g_r);
+    nops_policy_destroy(g_p);
+    nops_secret_destroy(g_secret);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static nops_audit *trail(void)
+{
+    char err[256];
+    nops_audit *a = nops_audit_open(g_audit, NULL, g_secret, NULL, err, sizeof err);
+    if (!a)
+        fail_msg("audit: %s", err);
+    return a;
+}
+
+static nops_orchestrator *orch(nops_audit *a)
+{
+    char err[256];
+    nops_orch_deps d = {.state_dir = g_state, .reg = g_r, .pol = g_p, .audit = a,
+                        .secret = g_secret};
+    nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
+    if (!o)
+        fail_msg("%s", err);
+    return o;
+}
+
+/* The records store refuses to write record `id` while `on`: a directory sits where
+ * nops_file_replace writes its temporary file (root ignores file modes, not this). */
+static void block_store(const char *id, bool on)
+{
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s/%s.json.tmp.%ld", g_state, id, (long)getpid());
+    if (on)
+        assert_int_equal(mkdir(tmp, 0700), 0);
+    else
+        assert_int_equal(rmdir(tmp), 0);
+}
+
+static const char *st(json_t *rec)
+{
+    return json_string_value(json_object_get(rec, "state"));
+}
+
+/* Execute `id`; the claim is refused by the store: the record stays approved. */
+static void failed_claim(nops_orchestrator *o, const char *id)
+{
+    char err[512];
+    json_t *rec = NULL;
+    block_store(id, true);
+    assert_int_not_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_null(rec);
+    block_store(id, false);
+    assert_int_equal(nops_orch_get(o, id, &rec), NOPS_OK);
+    assert_string_equal(st(rec), "approved");
+    json_decref(rec);
+}
+
+static void executes(nops_orchestrator *o, const char *id)
+{
+    char err[512];
+    json_t *rec = NULL;
+    if (nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err) != NOPS_OK)
+        fail_msg("retry refused: %s", err);
+    assert_string_equal(st(rec), "executed");
+    json_decref(rec);
+}
+
+static void test_retry_same_process(void **state)
+{
+    (void)state;
+    nops_audit *a = trail();
+    nops_orchestrator *o = orch(a);
+    char id[64];
+    tu_orch_approved(o, "echo", id, sizeof id);
+    failed_claim(o, id);
+    /* the trail holds the claim and its withdrawal: no start */
+    assert_false(nops_audit_started(a, id, NULL));
+    executes(o, id);
+    uint64_t seq = 0;
+    assert_true(nops_audit_started(a, id, &seq));
+    assert_true(seq > 0);
+    nops_orch_destroy(o);
+    nops_audit_close(a);
+}
+
+static void test_retry_after_reopen(void **state)
+{
+    (void)state;
+    nops_audit *a = trail();
+    nops_orchestrator *o = orch(a);
+    char id[64];
+    tu_orch_approved(o, "echo", id, sizeof id);
+    failed_claim(o, id);
+    failed_claim(o, id); /* twice: each withdrawal takes back its own claim */
+    nops_orch_destroy(o);
+    nops_audit_close(a);
+    /* a restart: the entries are read back at open */
+    a = trail();
+    assert_false(nops_audit_started(a, id, NULL));
+    o = orch(a);
+    executes(o, id);
+    nops_orch_destroy(o);
+    nops_audit_close(a);
+    /* and the start that was stored is read back too */
+    a = trail();
+    assert_true(nops_audit_started(a, id, NULL));
+    nops_audit_close(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retry_same_process),
+        cmocka_unit_test(test_retry_after_reopen),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
