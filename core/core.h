@@ -133,6 +133,20 @@ void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_lis
 #define NOPS_WARN(mod, ...) nops_log(NOPS_LOG_WARN, mod, __VA_ARGS__)
 #define NOPS_ERROR(mod, ...) nops_log(NOPS_LOG_ERROR, mod, __VA_ARGS__)
 
+#define NOPS_RATELIMIT_NS (10ll * 1000000000ll) /**< one line per this many ns, at most */
+
+/** At most one log line per NOPS_RATELIMIT_NS for one kind of event; the events in between are
+ *  counted and reported with the next line. Zeroed = nothing logged yet. Not thread-safe: keep
+ *  one per thread or guard it with the lock of the state it belongs to. */
+typedef struct nops_ratelimit {
+    int64_t last_ns;     /**< clock of the last line (0 = never) */
+    uint64_t suppressed; /**< events since that were not logged */
+} nops_ratelimit;
+
+/** Whether a line is due at `now_ns` (any clock, the same for every call on `rl`); when it is,
+ *  *missed gets the events not logged since the last line. */
+bool nops_ratelimit_due(nops_ratelimit *rl, int64_t now_ns, uint64_t *missed);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration                                                                               */
 /* ------------------------------------------------------------------------------------------ */
