@@ -312,10 +312,11 @@ static void send_dlq(worker *w, const rd_kafka_message_t *m)
         RD_KAFKA_V_HEADER("reason", reason, -1), RD_KAFKA_V_HEADER("detail", detail, -1),
         RD_KAFKA_V_HEADER("rejected", count, -1), RD_KAFKA_V_HEADER("source_partition", part, -1),
         RD_KAFKA_V_HEADER("source_offset", off, -1), RD_KAFKA_V_END);
-    if (err)
-        NOPS_WARN("ingest", "dead-letter produce failed: %s", rd_kafka_err2str(err));
-    else
-        STAT_ADD(p, dlq, 1);
+    if (err) {
+        nops__dlq_lost(p, rd_kafka_err2str(err));
+        return;
+    }
+    STAT_ADD(p, dlq, 1);
     uint64_t missed;
     if (nops_ratelimit_due(&w->dlq_log, w->recv_ns, &missed))
         NOPS_WARN("ingest", "partition %d offset %lld: %s rejected point(s) or line(s), reason "
@@ -359,6 +360,22 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
              s->method == NOPS_FIRED_ZSCORE ? "rolling mean" : "moving average", prev_mean);
 }
 
+/* A signal the correlator refused (NOPS_FULL: it holds as many open incidents as it can): the
+ * signal is written, but in no incident. Counted and logged (rate-limited). */
+static void uncorrelated(worker *w, const char *id)
+{
+    nops_pipeline *p = w->p;
+    const uint64_t n = __atomic_add_fetch(&p->st.uncorrelated, 1, __ATOMIC_RELAXED);
+    uint64_t missed;
+    pthread_mutex_lock(&p->st_mu);
+    const bool due = nops_ratelimit_due(&p->uncorrelated_log, w->recv_ns, &missed);
+    pthread_mutex_unlock(&p->st_mu);
+    if (due)
+        NOPS_WARN("ingest", "signal %s is in no incident: the correlator holds as many open "
+                  "incidents as it can (%llu such signal(s) so far, %llu more not logged in the "
+                  "last 10 s)", id, (unsigned long long)n, (unsigned long long)missed);
+}
+
 /* Signals of points [from, to), a run in which no series repeats (see detect_runs). */
 static void emit_signals(worker *w, size_t from, size_t to)
 {
@@ -394,6 +411,8 @@ static void emit_signals(worker *w, size_t from, size_t to)
             (void)nops_sinks_incident(p->sinks, &inc); /* as the signal above */
             if (opened)
                 STAT_ADD(p, incidents_opened, 1);
+        } else {
+            uncorrelated(w, sig.id);
         }
     }
     STAT_ADD(p, anomalies, anomalies);

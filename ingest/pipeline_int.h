@@ -90,7 +90,10 @@ struct nops_pipeline {
     int lag_n;                          /* how many */
     bool lag_refresh, lag_stop;         /* query now; leave */
     nops_pipeline_stats st;             /* counters, updated with atomics */
-    pthread_mutex_t st_mu;              /* guards st's non-atomic fields */
+    pthread_mutex_t st_mu;              /* guards st's non-atomic fields and the logs below */
+    nops_ratelimit dlq_lost_log;        /* "dead-letter copy lost" lines */
+    nops_ratelimit uncorrelated_log;    /* "signal in no incident" lines */
+    nops_ratelimit flush_log;           /* "flush failed" lines (poller only) */
 };
 
 struct worker {
@@ -135,6 +138,11 @@ struct worker {
 
 /* Remember which partition a slot's series arrives on (pipeline.c). */
 bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part);
+
+/* A dead-letter copy was lost (refused by the producer, or its delivery failed): counted in
+ * st.dlq_lost, which fails every later checkpoint, and logged (rate-limited). Any thread
+ * (poller.c). */
+void nops__dlq_lost(nops_pipeline *p, const char *why);
 
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);
