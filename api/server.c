@@ -672,13 +672,7 @@ void nops_api_destroy(nops_api *api)
 
 nops_err nops_api_hash_key(const char *key, char hex[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
     if (!key || !*key)
         return NOPS_INVAL;
-    if (EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL) != 1 || n != 32)
-        return NOPS_INTERNAL;
-    for (unsigned i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return NOPS_OK;
+    return nops_sha256_hex(key, strlen(key), hex) ? NOPS_OK : NOPS_INTERNAL;
 }

@@ -402,6 +402,11 @@ void nops_secret_mac(const nops_secret *s, const char *purpose, const void *data
 /** The same as 64 lower-case hex digits and a NUL. */
 void nops_secret_mac_hex(const nops_secret *s, const char *purpose, const void *data, size_t len,
                          char out[2 * NOPS_MAC_LEN + 1]);
+/** Lower-case hex of the `n` bytes at `b` into `out` (2n + 1 bytes: the digits and a NUL). */
+void nops_hex(const void *b, size_t n, char *out);
+/** SHA-256 of the `n` bytes at `b` as 64 lower-case hex digits and a NUL; false (out = "") when
+ *  OpenSSL failed. */
+bool nops_sha256_hex(const void *b, size_t n, char out[65]);
 /** Constant-time check of a hex MAC made by nops_secret_mac_hex; false for NULL or bad length. */
 bool nops_secret_verify_hex(const nops_secret *s, const char *purpose, const void *data,
                             size_t len, const char *hex);

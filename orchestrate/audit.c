@@ -158,7 +158,10 @@ static bool walk_file(nops_audit *a, nops__audit_walk *w, bool index, char *why,
 
 /* ---- appending ------------------------------------------------------------------------------ */
 
-static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size)
+/* Insert entry `e` into audit_logs. Outside a transaction (`in_tx` false) a lost connection is
+ * retried once (nops_pg_exec); inside one it is not: a reconnect would run the INSERT outside
+ * the transaction. */
+static bool pg_insert(nops_audit *a, json_t *e, bool in_tx, char *errstr, size_t errstr_size)
 {
     char seq[24];
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)json_integer_value(
@@ -172,14 +175,14 @@ static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size
                         json_string_value(json_object_get(e, "subject")),
                         json_string_value(json_object_get(e, "decision")), details,
                         json_string_value(json_object_get(e, "prev_hash")), hash};
-    PGresult *r = nops_pg_exec(a->pg,
-                                "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
-                                "decision, details, prev_hash, hash) VALUES "
-                                "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)",
-                                9, v);
+    static const char *sql = "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
+                             "decision, details, prev_hash, hash) VALUES "
+                             "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)";
+    PGresult *r = in_tx ? PQexecParams(a->pg, sql, 9, NULL, v, NULL, NULL, 0)
+                        : nops_pg_exec(a->pg, sql, 9, v);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (!ok && state && strcmp(state, "23505") == 0) {
+    if (!ok && !in_tx && state && strcmp(state, "23505") == 0) {
         /* the row is there: the INSERT committed but its answer was lost with the connection
          * and nops_pg_exec ran it again; it counts when it is this very entry */
         PQclear(r);
@@ -252,7 +255,7 @@ static nops_err append_locked(nops_audit *a, const char *actor, const char *acti
     bool ok = at >= 0 && write_all(fd, line, strlen(line)) && fsync(fd) == 0;
     if (!ok)
         nops_errf(errstr, errstr_size, "audit: cannot write the log: %s", strerror(errno));
-    if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size))
+    if (ok && a->pg && !pg_insert(a, e, false, errstr, errstr_size))
         ok = false; /* keep file and database in step: the line is taken back below */
     if (ok && !push_off(a, (long)at)) {
         ok = false;
@@ -431,13 +434,15 @@ static bool check_head(nops_audit *a, const char *path, bool legacy, char *errst
     return true;
 }
 
-/* Copy entries from..end of the file into audit_logs (one transaction). */
+/* Copy entries from..end of the file into audit_logs, all or none: one transaction, because a
+ * table left holding part of them would be refused at the next open as one that lost rows
+ * (nops__audit_pg_gap, when no head record says it never held the chain). */
 static bool pg_copy(nops_audit *a, uint64_t from, char *errstr, size_t errstr_size)
 {
     bool ok = nops_pg_run(a->pg, "BEGIN", "audit", errstr, errstr_size);
     for (uint64_t k = from; ok && k <= a->noff; k++) {
         json_t *e = read_entry(a, k);
-        ok = e && pg_insert(a, e, errstr, errstr_size);
+        ok = e && pg_insert(a, e, true, errstr, errstr_size);
         json_decref(e);
     }
     if (ok)

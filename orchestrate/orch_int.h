@@ -12,11 +12,6 @@
 
 #include <libpq-fe.h>
 
-/* ---- shared helpers ---------------------------------------------------------------------- */
-
-/* Hex SHA-256 of n bytes (playbook.c). */
-void nops__sha256_hex(const void *b, size_t n, char out[65]);
-
 /* ---- exec steps (runner.c) ---------------------------------------------------------------- */
 
 typedef struct nops_step_result {

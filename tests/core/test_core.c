@@ -467,6 +467,19 @@ static void test_config_default_text(void **state)
     nops_cfg_destroy(cfg);
 }
 
+/* Hex and SHA-256 against known values. */
+static void test_hex_and_sha256(void **state)
+{
+    (void)state;
+    char hex[65];
+    nops_hex("\x00\x7f\xff", 3, hex);
+    assert_string_equal(hex, "007fff");
+    nops_hex("", 0, hex);
+    assert_string_equal(hex, "");
+    assert_true(nops_sha256_hex("abc", 3, hex));
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 /* One line per 10 s: the events in between are counted and handed to the next line. */
 static void test_ratelimit(void **state)
 {
@@ -491,6 +504,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_hex_and_sha256),
         cmocka_unit_test(test_alloc_counts),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),

@@ -197,7 +197,7 @@ static void forge_approval(json_t *rec, bool shell)
                              "manifest_sha256", json_object_get(rec, "manifest_sha256"), "steps",
                              json_object_get(rec, "steps"));
     char *text = json_dumps(plan, JSON_COMPACT | JSON_SORT_KEYS);
-    nops__sha256_hex(text, strlen(text), ph);
+    assert_true(nops_sha256_hex(text, strlen(text), ph));
     free(text);
     json_decref(plan);
     json_object_set_new(rec, "approval", json_pack("{s:s, s:s, s:s, s:s}", "by", "key:admin",
