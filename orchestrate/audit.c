@@ -357,8 +357,8 @@ static bool refuse(const char *path, const char *why, char *errstr, size_t errst
     return false;
 }
 
-/* Where the file ends: its last entry, keyed — or a whole trail of an earlier version (unkeyed
- * entries only), which *legacy then says and the caller seals. */
+/* Where the file ends: its last entry, keyed — or unkeyed, of an earlier version's trail, which
+ * *legacy then says and the caller seals (verify_all checks that every entry is unkeyed then). */
 static bool load_end(nops_audit *a, const char *path, bool *legacy, char *errstr,
                      size_t errstr_size)
 {
@@ -378,11 +378,7 @@ static bool load_end(nops_audit *a, const char *path, bool *legacy, char *errstr
         ok = nops__audit_walk_step(&w, last, why, sizeof why);
     }
     json_decref(last);
-    if (ok && !w.keyed) { /* an earlier version's trail: all of it must be unkeyed */
-        nops__audit_walk_init(&w, a->key);
-        ok = walk_file(a, &w, false, why, sizeof why);
-        *legacy = ok;
-    }
+    *legacy = ok && !w.keyed;
     if (!ok)
         return refuse(path, why, errstr, errstr_size);
     a->seq = w.n;
@@ -419,17 +415,10 @@ static bool check_head(nops_audit *a, const char *path, bool legacy, char *errst
     bool have = a->head.at.seq <= a->noff && hash_at(a, a->head.at.seq, at);
     if (!nops__audit_head_check(&f, have ? at : NULL, &a->head, why, sizeof why))
         return refuse(path, why, errstr, errstr_size);
-    nops__audit_walk w;
-    nops__audit_walk_from(&w, a->key, a->head.at.seq, a->head.at.hash);
-    char bad[400];
-    if (!walk_file(a, &w, false, bad, sizeof bad)) {
-        snprintf(why, sizeof why, "entry %llu after the head record does not verify: %s",
-                 (unsigned long long)(w.n + 1), bad);
-        return refuse(path, why, errstr, errstr_size);
-    }
+    /* the entries after the head are checked by verify_all, with all the others */
     if (a->seq - a->head.at.seq > 1)
         NOPS_WARN("audit", "the head record %s was %llu entries behind %s (its updates failed); "
-                  "those entries verify", a->head.file,
+                  "the open goes on only if those entries verify", a->head.file,
                   (unsigned long long)(a->seq - a->head.at.seq), path);
     return true;
 }
@@ -501,14 +490,25 @@ static bool seal(nops_audit *a, const char *path, char *errstr, size_t errstr_si
  * chain ends, but decisions are made from entries in its middle too (whether an execution was
  * started: nops_audit_started), so none may be taken from an entry nobody verified. An HMAC over
  * an entry of a few hundred bytes is about a microsecond: a million entries take a second or two.
+ * This is the one walk over the whole file at open (the end and head checks read single entries),
+ * and it comes before PostgreSQL is given entries it lacks, so none it is given is unverified.
  */
-static bool verify_all(nops_audit *a, const char *path, char *errstr, size_t errstr_size)
+static bool verify_all(nops_audit *a, const char *path, bool legacy, char *errstr,
+                       size_t errstr_size)
 {
     nops__audit_walk w;
-    char why[400] = "";
+    char why[400] = "", msg[700];
     json_object_clear(a->started);
     nops__audit_walk_init(&w, a->key);
-    if (!walk_file(a, &w, true, why, sizeof why) || !nops__audit_walk_end(&w, why, sizeof why))
+    if (!walk_file(a, &w, true, why, sizeof why)) {
+        const bool after_head = a->keep_head && a->head.present && w.n >= a->head.at.seq;
+        snprintf(msg, sizeof msg, "entry %llu%s does not verify: %s",
+                 (unsigned long long)(w.n + 1), after_head ? " after the head record" : "", why);
+        return refuse(path, msg, errstr, errstr_size);
+    }
+    /* an earlier version's trail is all unkeyed (a keyed entry would have stopped the walk
+     * before the unkeyed last one) and is sealed next */
+    if (!legacy && !nops__audit_walk_end(&w, why, sizeof why))
         return refuse(path, why, errstr, errstr_size);
     return true;
 }
@@ -538,9 +538,9 @@ nops_audit *nops_audit_open(const char *path, const char *pg_dsn, const nops_sec
         (head_dir && *head_dir && !prepare_head(a, head_dir, path, errstr, errstr_size)) ||
         !load_end(a, path, &legacy, errstr, errstr_size) ||
         (a->keep_head && !check_head(a, path, legacy, errstr, errstr_size)) ||
+        !verify_all(a, path, legacy, errstr, errstr_size) ||
         (pg_dsn && *pg_dsn && !check_pg(a, pg_dsn, path, errstr, errstr_size)) ||
-        (legacy && !seal(a, path, errstr, errstr_size)) ||
-        !verify_all(a, path, errstr, errstr_size)) {
+        (legacy && !seal(a, path, errstr, errstr_size))) {
         nops_audit_close(a);
         return NULL;
     }

@@ -271,7 +271,7 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
     json_t *rec = nops__record_new(o->secret, pb, incident, who, &d);
     if (!rec) {
         nops_errf(errstr, errstr_size, "the incident could not be recorded (not a JSON object, "
-                  "or out of memory)");
+                  "out of memory, or no random bytes for its id)");
         return NOPS_INVAL;
     }
     const bool denied = d.action == NOPS_POLICY_DENY;
