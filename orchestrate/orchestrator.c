@@ -63,7 +63,10 @@ typedef struct job {
     char actor[160];
 } job;
 
-#define RAN_MAX 4096 /* executions remembered against a record set back to be run again */
+/* Executions this process remembers against a record set back to be run again — only without
+ * an audit trail: with one, its "started" entries (nops_audit_started) cover every execution,
+ * also those of earlier starts, and this ring is not kept. */
+#define RAN_MAX 4096
 
 struct nops_orchestrator {
     char history[512];
@@ -76,7 +79,8 @@ struct nops_orchestrator {
     nops_audit *audit;
     nops_records *rs;
     pthread_mutex_t ranmu;
-    char (*ran)[48];    /* ids this process started executing (a ring of RAN_MAX) */
+    char (*ran)[48];    /* ids this process started executing (a ring of RAN_MAX); NULL with
+                           an audit trail (see RAN_MAX) */
     size_t n_ran;       /* executions started (the ring's write position mod RAN_MAX) */
     nops_kstep *kafka;
     pthread_t workers[NOPS_ORCH_MAX_WORKERS];
@@ -380,16 +384,18 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
 
 /* ---- execute ------------------------------------------------------------------------------- */
 
-/* Whether this process started executing `id` already (then `add` does nothing); with `add`,
- * remember it. */
+/* Without an audit trail: whether this process started executing `id` already (then `add` does
+ * nothing); with `add`, remember it. Always false with a trail (o->ran is NULL, see RAN_MAX). */
 static bool ran_before(nops_orchestrator *o, const char *id, bool add)
 {
     bool seen = false;
+    if (!o->ran)
+        return false;
     pthread_mutex_lock(&o->ranmu);
     const size_t n = o->n_ran < RAN_MAX ? o->n_ran : RAN_MAX;
     for (size_t i = 0; i < n && !seen; i++)
         seen = strcmp(o->ran[i], id) == 0;
-    if (add && !seen && o->ran)
+    if (add && !seen)
         snprintf(o->ran[o->n_ran++ % RAN_MAX], sizeof o->ran[0], "%s", id);
     pthread_mutex_unlock(&o->ranmu);
     return seen;
@@ -712,7 +718,7 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
     pthread_mutex_init(&o->qmu, NULL);
     pthread_cond_init(&o->qcv, NULL);
     pthread_mutex_init(&o->ranmu, NULL);
-    if (!d->secret || !(o->ran = nops_calloc(RAN_MAX, sizeof *o->ran))) {
+    if (!d->secret || (!d->audit && !(o->ran = nops_calloc(RAN_MAX, sizeof *o->ran)))) {
         nops_errf(errstr, errstr_size, d->secret ? "out of memory"
                   : "orchestration needs the engine's key (security.key_file): approvals are "
                     "sealed with it");

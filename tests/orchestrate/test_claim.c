@@ -2,7 +2,8 @@
  * test_claim.c — an execution whose claim could not be stored: the trail says "started", then
  * "not-recorded", and the record stays approved. A retry once the store works again must run
  * it (nothing ran), in the same process and after the audit trail is reopened (the entries are
- * read back at open); a claim that was stored still blocks a record set back to approved.
+ * read back at open); a claim that was stored still counts as a start. Without a trail, the
+ * process remembers its own executions.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,11 +161,34 @@ static void test_retry_after_reopen(void **state)
     nops_audit_close(a);
 }
 
+/* Without an audit trail the orchestrator remembers its own executions: a record set back to
+ * approved outside the engine is not run twice by the same process. */
+static void test_no_trail_remembers_its_runs(void **state)
+{
+    (void)state;
+    nops_orchestrator *o = orch(NULL);
+    char id[64], err[512], path[400];
+    tu_orch_approved(o, "echo", id, sizeof id);
+    executes(o, id);
+    snprintf(path, sizeof path, "%s/%s.json", g_state, id);
+    json_t *rec = json_load_file(path, 0, NULL);
+    assert_non_null(rec);
+    json_object_set_new(rec, "state", json_string("approved"));
+    assert_int_equal(json_dump_file(rec, path, JSON_INDENT(2) | JSON_SORT_KEYS), 0);
+    json_decref(rec);
+    rec = NULL;
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_null(rec);
+    assert_non_null(strstr(err, "executed by this process already"));
+    nops_orch_destroy(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_same_process),
         cmocka_unit_test(test_retry_after_reopen),
+        cmocka_unit_test(test_no_trail_remembers_its_runs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

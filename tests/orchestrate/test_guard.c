@@ -278,7 +278,8 @@ static void test_edited_record_file_runs_nothing(void **state)
                         "safe\n");
     json_decref(rec);
     assert_int_not_equal(access(g_marker, F_OK), 0);
-    /* a genuine run, then set back to approved to run again: not by this process */
+    /* a genuine run, then set back to approved to run again: its start is in the audit trail
+     * (without a trail, the process's own memory refuses it: test_claim.c) */
     prepared(o, "safe", id);
     approve(o, id);
     assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
@@ -287,7 +288,7 @@ static void test_edited_record_file_runs_nothing(void **state)
     rec = file_rec(id);
     json_object_set_new(rec, "state", json_string("approved"));
     file_put(rec);
-    expect_refused(o, id, "executed by this process already");
+    expect_refused(o, id, "was started before (audit entry");
     nops_orch_destroy(o);
     /* ... nor after a restart: the keyed audit trail, verified entry by entry as it is
      * opened again, holds its start */
