@@ -13,6 +13,7 @@
 
 #include "orchestrate/orchestrate.h"
 #include "tests/support/orchutil.h"
+#include "tests/support/pgutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,12 +184,40 @@ static void test_no_trail_remembers_its_runs(void **state)
     nops_orch_destroy(o);
 }
 
+/* orchestrate.max_open on the PostgreSQL store: the open states counted there are the ones
+ * nops__record_state_open names (one list). */
+static void test_max_open_on_postgres(void **state)
+{
+    (void)state;
+    char dsn[600], err[512], id[64];
+    PGconn *c = tu_pg_schema("nops_claim_open", dsn, sizeof dsn);
+    nops_orch_deps d = {.state_dir = g_state, .pg_dsn = dsn, .reg = g_r, .pol = g_p,
+                        .secret = g_secret, .max_open = 2};
+    nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
+    if (!o)
+        fail_msg("%s", err);
+    tu_orch_approved(o, "echo", id, sizeof id); /* approved: open */
+    json_t *inc = json_pack("{s:s}", "summary", "x"), *rec = NULL;
+    assert_int_equal(nops_orch_suggest(o, inc, "echo", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
+    json_decref(rec);
+    rec = NULL;
+    assert_int_equal(nops_orch_suggest(o, inc, "echo", &TU_OPS, &rec, err, sizeof err),
+                     NOPS_FULL);
+    executes(o, id); /* executed: no longer open, room for one more */
+    assert_int_equal(nops_orch_suggest(o, inc, "echo", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
+    json_decref(rec);
+    json_decref(inc);
+    nops_orch_destroy(o);
+    tu_pg_drop_schema(c, "nops_claim_open");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_same_process),
         cmocka_unit_test(test_retry_after_reopen),
         cmocka_unit_test(test_no_trail_remembers_its_runs),
+        cmocka_unit_test(test_max_open_on_postgres),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
