@@ -391,8 +391,6 @@ nops_secret *nops_secret_load(const char *path, bool create, char *errstr, size_
 /** A key from bytes (tests, fuzzers); any length, reduced with SHA-256. */
 nops_secret *nops_secret_from_bytes(const void *key, size_t len);
 void nops_secret_destroy(nops_secret *s);
-/** Where the key was read from ("(in memory)" for nops_secret_from_bytes). */
-const char *nops_secret_path(const nops_secret *s);
 /** False (and a sentence) when the key file lies inside `dir` (e.g. the data dir). */
 bool nops_secret_outside(const nops_secret *s, const char *dir, char *errstr,
                          size_t errstr_size);

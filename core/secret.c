@@ -210,11 +210,6 @@ void nops_secret_destroy(nops_secret *s)
     nops_free(s);
 }
 
-const char *nops_secret_path(const nops_secret *s)
-{
-    return s ? s->path : "";
-}
-
 void nops_secret_mac(const nops_secret *s, const char *purpose, const void *data, size_t len,
                      unsigned char out[NOPS_MAC_LEN])
 {
