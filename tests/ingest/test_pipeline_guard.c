@@ -349,6 +349,19 @@ static void rs_destroy(void *self)
 
 static const nops_sink_ops refusing_ops = {"refusing", rs_write, rs_flush, rs_destroy};
 
+/* A consumer of `group` that only asks for its committed offsets (never subscribes). */
+static rd_kafka_t *group_reader(const char *group)
+{
+    char cerr[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", g_boot, cerr, sizeof cerr);
+    rd_kafka_conf_set(c, "group.id", group, cerr, sizeof cerr);
+    rd_kafka_conf_set(c, "log_level", "3", cerr, sizeof cerr);
+    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, cerr, sizeof cerr);
+    assert_non_null(reader);
+    return reader;
+}
+
 /* The group's committed offset of partition 0 (-1 when there is none). */
 static int64_t committed(rd_kafka_t *rk, const char *topic)
 {
@@ -394,13 +407,7 @@ static void test_refused_signal_holds_offsets(void **state)
     produce_series("guard-sink", "cpu", HOSTS, 0, T, SPIKE, nops_wall_ns() - 300ll * 1000000000ll);
     want_n w = {HOSTS * T, HOSTS};
     nops_pipeline_stats st = wait_for(p, refused_for_a_while, &w, "refused flushes");
-    char cerr[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", g_boot, cerr, sizeof cerr);
-    rd_kafka_conf_set(c, "group.id", "g-sink", cerr, sizeof cerr);
-    rd_kafka_conf_set(c, "log_level", "3", cerr, sizeof cerr);
-    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, cerr, sizeof cerr);
-    assert_non_null(reader);
+    rd_kafka_t *reader = group_reader("g-sink");
     const int64_t first_spike = (int64_t)SPIKE * HOSTS; /* offset of the first spike message */
     int64_t held = committed(reader, "guard-sink");
     nops_sinks_stats ss;
@@ -475,13 +482,7 @@ static void test_lost_dlq_copy_holds_offsets(void **state)
     assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
     want_n w = {BEFORE + 1 + AFTER, 0};
     nops_pipeline_stats st = wait_for(p, lost_a_copy, &w, "a lost dead-letter copy");
-    char cerr[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", g_boot, cerr, sizeof cerr);
-    rd_kafka_conf_set(c, "group.id", "g-dlqloss", cerr, sizeof cerr);
-    rd_kafka_conf_set(c, "log_level", "3", cerr, sizeof cerr);
-    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, cerr, sizeof cerr);
-    assert_non_null(reader);
+    rd_kafka_t *reader = group_reader("g-dlqloss");
     const int64_t held = committed(reader, "guard-dlqloss");
     print_message("  dead-letter copies lost %llu, sent %llu; committed %lld (poison at %d), %llu "
                   "failed flushes\n", (unsigned long long)st.dlq_lost,

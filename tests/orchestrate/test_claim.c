@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 static char g_dir[] = "/tmp/nops-claim-XXXXXX";
-static char g_reg[160], g_key[160], g_pub[160], g_state[160], g_audit[160];
+static tu_orch_dirs g_d;
 static nops_registry *g_r;
 static nops_policy *g_p;
 static nops_secret *g_secret;
@@ -30,19 +30,12 @@ static nops_secret *g_secret;
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(g_dir))
+    if (tu_orch_dirs_make(g_dir, &g_d) != 0)
         return -1;
-    snprintf(g_reg, sizeof g_reg, "%s/reg", g_dir);
-    snprintf(g_key, sizeof g_key, "%s/k.pem", g_dir);
-    snprintf(g_pub, sizeof g_pub, "%s/p.pem", g_dir);
-    snprintf(g_state, sizeof g_state, "%s/orch", g_dir);
-    snprintf(g_audit, sizeof g_audit, "%s/audit.jsonl", g_dir);
-    if (tu_orch_keys(g_reg, g_key, g_pub) != 0)
-        return -1;
-    tu_orch_playbook(g_reg, g_key, "echo", "[{\"name\":\"hi\",\"exec\":[\"/bin/echo\",\"hi\"]}]",
+    tu_orch_playbook(g_d.reg, g_d.key, "echo", "[{\"name\":\"hi\",\"exec\":[\"/bin/echo\",\"hi\"]}]",
                      "manual", 30, "");
     char err[256];
-    g_r = nops_registry_load(g_reg, g_pub, err, sizeof err);
+    g_r = nops_registry_load(g_d.reg, g_d.pub, err, sizeof err);
     g_p = nops_policy_parse("[]", err, sizeof err);
     g_secret = nops_secret_from_bytes("claim test key", 14);
     return g_r && g_p && g_secret ? 0 : -1;
@@ -54,15 +47,13 @@ static int teardown(void **state)
     nops_registry_destroy(g_r);
     nops_policy_destroy(g_p);
     nops_secret_destroy(g_secret);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_orch_dirs_remove(g_dir);
 }
 
 static nops_audit *trail(void)
 {
     char err[256];
-    nops_audit *a = nops_audit_open(g_audit, NULL, g_secret, NULL, err, sizeof err);
+    nops_audit *a = nops_audit_open(g_d.audit, NULL, g_secret, NULL, err, sizeof err);
     if (!a)
         fail_msg("audit: %s", err);
     return a;
@@ -71,7 +62,7 @@ static nops_audit *trail(void)
 static nops_orchestrator *orch(nops_audit *a)
 {
     char err[256];
-    nops_orch_deps d = {.state_dir = g_state, .reg = g_r, .pol = g_p, .audit = a,
+    nops_orch_deps d = {.state_dir = g_d.state, .reg = g_r, .pol = g_p, .audit = a,
                         .secret = g_secret};
     nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
     if (!o)
@@ -84,7 +75,7 @@ static nops_orchestrator *orch(nops_audit *a)
 static void block_store(const char *id, bool on)
 {
     char tmp[400];
-    snprintf(tmp, sizeof tmp, "%s/%s.json.tmp.%ld", g_state, id, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s/%s.json.tmp.%ld", g_d.state, id, (long)getpid());
     if (on)
         assert_int_equal(mkdir(tmp, 0700), 0);
     else
@@ -171,7 +162,7 @@ static void test_no_trail_remembers_its_runs(void **state)
     char id[64], err[512], path[400];
     tu_orch_approved(o, "echo", id, sizeof id);
     executes(o, id);
-    snprintf(path, sizeof path, "%s/%s.json", g_state, id);
+    snprintf(path, sizeof path, "%s/%s.json", g_d.state, id);
     json_t *rec = json_load_file(path, 0, NULL);
     assert_non_null(rec);
     json_object_set_new(rec, "state", json_string("approved"));
@@ -191,7 +182,7 @@ static void test_max_open_on_postgres(void **state)
     (void)state;
     char dsn[600], err[512], id[64];
     PGconn *c = tu_pg_schema("nops_claim_open", dsn, sizeof dsn);
-    nops_orch_deps d = {.state_dir = g_state, .pg_dsn = dsn, .reg = g_r, .pol = g_p,
+    nops_orch_deps d = {.state_dir = g_d.state, .pg_dsn = dsn, .reg = g_r, .pol = g_p,
                         .secret = g_secret, .max_open = 2};
     nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
     if (!o)

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const nops_actor TU_OPS = {"key:ops", "operator"};      /* suggests */
 static const nops_actor TU_ADMIN = {"key:admin", "org-admin"}; /* approves, executes */
@@ -21,6 +22,33 @@ static inline int tu_orch_keys(const char *reg, const char *key, const char *pub
     snprintf(cmd, sizeof cmd, "mkdir %s && openssl ecparam -name prime256v1 -genkey -noout -out "
              "%s 2>/dev/null && openssl ec -in %s -pubout -out %s 2>/dev/null",
              reg, key, key, pub);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The scratch directory of an orchestration test: the registry reg/ with a key pair (k.pem,
+ * p.pem), and where the record store (orch/) and the audit trail (audit.jsonl) go. */
+typedef struct tu_orch_dirs {
+    char reg[160], key[160], pub[160], state[160], audit[160];
+} tu_orch_dirs;
+
+/* Make `tmpl` (a mkdtemp template, changed in place) and fill `d` for it; 0 or -1. */
+static inline int tu_orch_dirs_make(char *tmpl, tu_orch_dirs *d)
+{
+    if (!mkdtemp(tmpl))
+        return -1;
+    snprintf(d->reg, sizeof d->reg, "%s/reg", tmpl);
+    snprintf(d->key, sizeof d->key, "%s/k.pem", tmpl);
+    snprintf(d->pub, sizeof d->pub, "%s/p.pem", tmpl);
+    snprintf(d->state, sizeof d->state, "%s/orch", tmpl);
+    snprintf(d->audit, sizeof d->audit, "%s/audit.jsonl", tmpl);
+    return tu_orch_keys(d->reg, d->key, d->pub);
+}
+
+/* Remove the scratch directory `dir` and everything in it; 0 or -1. */
+static inline int tu_orch_dirs_remove(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
 }
 
