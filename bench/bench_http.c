@@ -114,16 +114,8 @@ int bench_http(const bench_opts *o)
     fill_store(store, 10000);
     nops_detect_params dp;
     nops_detect_params_default(&dp);
-    nops_api_params p;
-    nops_api_params_default(&p);
-    p.rate = 1e9;
-    p.burst = 1e9;
-    p.body_limit = 1 << 20;
-    p.timeout_s = 10;
-    p.threads = 1;
-    p.access_log = false;
-    p.history = 10000;
-    p.max_per_ip = 0; /* wrk's connections all come from one address: measure the server */
+    nops_api_params p = {.rate = 1e9, .burst = 1e9, .body_limit = 1 << 20, .timeout_s = 10,
+                         .threads = 1, .access_log = false, .history = 10000};
     snprintf(p.listen, sizeof p.listen, "127.0.0.1:0");
     char hex[65], err[256];
     nops_api_hash_key("bench-key", hex);

@@ -106,14 +106,8 @@ static void http_latencies(int port, json_t **incs, size_t nq, double *lat)
 
 static nops_api *start_api(nops_recommender *r, nops_store *store, nops_detect_params *dp)
 {
-    nops_api_params p;
-    nops_api_params_default(&p);
-    p.rate = 1e9;
-    p.burst = 1e9;
-    p.body_limit = 1 << 20;
-    p.timeout_s = 10;
-    p.threads = 1;
-    p.history = 10;
+    nops_api_params p = {.rate = 1e9, .burst = 1e9, .body_limit = 1 << 20, .timeout_s = 10,
+                         .threads = 1, .history = 10};
     snprintf(p.listen, sizeof p.listen, "127.0.0.1:0");
     char hex[65], err[256];
     nops_api_hash_key("bench-key", hex);

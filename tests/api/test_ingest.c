@@ -83,15 +83,9 @@ static int teardown(void **state)
 
 static nops_api *start_api_ex(int64_t ingest_timeout_s, int64_t max_future_s)
 {
-    nops_api_params p;
-    nops_api_params_default(&p);
-    p.rate = 1e6;
-    p.burst = 1e6;
-    p.body_limit = 65536;
-    p.timeout_s = 30;
-    p.threads = 1;
-    p.access_log = true;
-    p.ingest_timeout_s = ingest_timeout_s;
+    nops_api_params p = {.rate = 1e6, .burst = 1e6, .body_limit = 65536, .timeout_s = 30,
+                         .threads = 1, .access_log = true,
+                         .ingest_timeout_s = ingest_timeout_s};
     snprintf(p.listen, sizeof p.listen, "127.0.0.1:0");
     char hex[65];
     assert_int_equal(nops_api_hash_key("operator-key-1", hex), NOPS_OK);

@@ -46,15 +46,8 @@ static int free_port(void)
 
 static nops_api *start_api(const char *prom_url)
 {
-    nops_api_params p;
-    nops_api_params_default(&p);
-    p.rate = 1e6;
-    p.burst = 1e6;
-    p.body_limit = 1 << 20;
-    p.timeout_s = 5;
-    p.threads = 1;
-    p.access_log = false;
-    p.history = 100;
+    nops_api_params p = {.rate = 1e6, .burst = 1e6, .body_limit = 1 << 20, .timeout_s = 5,
+                         .threads = 1, .access_log = false, .history = 100};
     snprintf(p.listen, sizeof p.listen, "127.0.0.1:0");
     snprintf(p.prometheus_url, sizeof p.prometheus_url, "%s", prom_url ? prom_url : "");
     char hex[65];

@@ -27,14 +27,8 @@ static void start(void)
     nops_log_configure(NOPS_LOG_OFF, NOPS_LOG_TEXT);
     nops_detect_params_default(&g_dp);
     store = nops_store_new(100, 10);
-    nops_api_params p;
-    nops_api_params_default(&p);
-    p.rate = 1e9;
-    p.burst = 1e9;
-    p.body_limit = 1 << 20;
-    p.timeout_s = 5;
-    p.threads = 1;
-    p.history = 100;
+    nops_api_params p = {.rate = 1e9, .burst = 1e9, .body_limit = 1 << 20, .timeout_s = 5,
+                         .threads = 1, .history = 100};
     snprintf(p.listen, sizeof p.listen, "127.0.0.1:0");
     char hex[65];
     nops_api_hash_key("fuzz-key", hex);

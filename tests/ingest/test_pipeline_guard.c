@@ -141,6 +141,33 @@ static void rm_rf(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A sink set with the JSONL sink writing into `dir`. */
+static nops_sinks *jsonl_sinks(const char *dir)
+{
+    char err[512];
+    nops_sinks *sinks = nops_sinks_new();
+    assert_non_null(sinks);
+    if (nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err) != NOPS_OK)
+        fail_msg("jsonl sink: %s", err);
+    return sinks;
+}
+
+/* A pipeline with these settings and `sinks` (borrowed), its state in `dir`: started. */
+static nops_pipeline *started(const char *dir, const nops_kafka_params *kp,
+                              const nops_pipeline_params *pp, const nops_detect_params *dp,
+                              const nops_correlate_params *cp, nops_sinks *sinks)
+{
+    char err[512];
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+    nops_pipeline *p = nops_pipeline_new(kp, pp, dp, cp, &sp, sinks, err, sizeof err);
+    if (!p)
+        fail_msg("pipeline: %s", err);
+    if (nops_pipeline_start(p, err, sizeof err) != NOPS_OK)
+        fail_msg("start: %s", err);
+    return p;
+}
+
 /* Poll the pipeline's counters until `done` holds (generous deadline: a loaded machine). */
 typedef bool (*stats_pred)(const nops_pipeline_stats *st, void *ud);
 
@@ -181,14 +208,8 @@ static void test_poison_timestamp_keeps_incidents_open(void **state)
     nops_correlate_params cp;
     params(&kp, &pp, &dp, &cp, "guard-ts", "g-ts");
     pp.max_past_s = 30 * 86400;
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
 
     /* 200 s of four series ending now, a spike at 150 s: incidents open, their series clear
      * ~47 s before the newest point, so with resolve_s = 300 they must stay open */
@@ -274,14 +295,8 @@ static void test_series_limit_to_dlq(void **state)
     print_message("  series limit with 1 MiB and detect.window %lld: %u\n",
                   (long long)dp.window, limit);
     assert_true(limit > 100 && limit < 100000);
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
 
     enum { BASE = 3, T = 120, OVER = 5 };
     const int64_t base = nops_wall_ns() - 1000ll * 1000000000ll;
@@ -391,17 +406,12 @@ static void test_refused_signal_holds_offsets(void **state)
     nops_detect_params dp;
     nops_correlate_params cp;
     params(&kp, &pp, &dp, &cp, "guard-sink", "g-sink");
-    char err[512];
     refusing_sink rs;
     atomic_init(&rs.refuse, true);
     atomic_init(&rs.signals, 0);
     nops_sinks *sinks = nops_sinks_new();
     assert_int_equal(nops_sinks_add(sinks, &refusing_ops, &rs), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
 
     enum { HOSTS = 2, T = 200, SPIKE = 150 };
     produce_series("guard-sink", "cpu", HOSTS, 0, T, SPIKE, nops_wall_ns() - 300ll * 1000000000ll);
@@ -472,14 +482,8 @@ static void test_lost_dlq_copy_holds_offsets(void **state)
     assert_non_null(mc);
     rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1000,
                                       RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
     want_n w = {BEFORE + 1 + AFTER, 0};
     nops_pipeline_stats st = wait_for(p, lost_a_copy, &w, "a lost dead-letter copy");
     rd_kafka_t *reader = group_reader("g-dlqloss");
@@ -511,12 +515,6 @@ static void catch_no_incident(void *ud, nops_log_level level, const char *line)
         __atomic_add_fetch(&g_no_incident_lines, 1, __ATOMIC_RELAXED);
 }
 
-static bool signalled(const nops_pipeline_stats *st, void *ud)
-{
-    const want_n *w = ud;
-    return st->messages >= w->messages && st->signals >= w->signals;
-}
-
 static void test_signals_past_the_incident_limit(void **state)
 {
     char dir[] = "/tmp/nops-guard-full-XXXXXX";
@@ -531,16 +529,10 @@ static void test_signals_past_the_incident_limit(void **state)
      * resolves; more series than the correlator keeps open incidents (1024) */
     cp = (nops_correlate_params){1, 0.8, "service", 86400};
     enum { N = 1100, WARM = 16 };
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
+    nops_sinks *sinks = jsonl_sinks(dir);
     g_no_incident_lines = 0;
     nops_log_set_sink(catch_no_incident, NULL);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
     const int64_t base = nops_wall_ns() - (int64_t)(3 * N + 100) * 1000000000ll;
     static char msg[WARM * 64 + 64];
     for (int i = 0; i < N; i++) { /* one message per series: warm-up points, then a spike */
@@ -554,7 +546,7 @@ static void test_signals_past_the_incident_limit(void **state)
     }
     flush_producer();
     want_n w = {N, N};
-    nops_pipeline_stats st = wait_for(p, signalled, &w, "the signals");
+    nops_pipeline_stats st = wait_for(p, messages_and_signals, &w, "the signals");
     nops_pipeline_stop(p, 15000);
     nops_log_set_sink(NULL, NULL);
     nops_pipeline_get_stats(p, &st);
