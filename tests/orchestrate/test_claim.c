@@ -111,14 +111,23 @@ static void executes(nops_orchestrator *o, const char *id)
     json_decref(rec);
 }
 
+/* A trail and an orchestrator on it, and an approved orchestration (id) whose claim the store
+ * refused once. */
+static void refused_once(nops_audit **a, nops_orchestrator **o, char id[64])
+{
+    *a = trail();
+    *o = orch(*a);
+    tu_orch_approved(*o, "echo", id, 64);
+    failed_claim(*o, id);
+}
+
 static void test_retry_same_process(void **state)
 {
     (void)state;
-    nops_audit *a = trail();
-    nops_orchestrator *o = orch(a);
+    nops_audit *a;
+    nops_orchestrator *o;
     char id[64];
-    tu_orch_approved(o, "echo", id, sizeof id);
-    failed_claim(o, id);
+    refused_once(&a, &o, id);
     /* the trail holds the claim and its withdrawal: no start */
     assert_false(nops_audit_started(a, id, NULL));
     executes(o, id);
@@ -132,11 +141,10 @@ static void test_retry_same_process(void **state)
 static void test_retry_after_reopen(void **state)
 {
     (void)state;
-    nops_audit *a = trail();
-    nops_orchestrator *o = orch(a);
+    nops_audit *a;
+    nops_orchestrator *o;
     char id[64];
-    tu_orch_approved(o, "echo", id, sizeof id);
-    failed_claim(o, id);
+    refused_once(&a, &o, id);
     failed_claim(o, id); /* twice: each withdrawal takes back its own claim */
     nops_orch_destroy(o);
     nops_audit_close(a);
