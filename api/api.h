@@ -83,13 +83,13 @@ typedef struct nops_api_params {
     int64_t body_limit;        /**< bytes; larger bodies get 413 */
     int64_t timeout_s;         /**< idle connection timeout (slow clients) */
     int64_t request_timeout_s; /**< a whole request (headers and body) must arrive within this;
-                                    0 = 30 */
-    int64_t max_connections;   /**< connections open at once, in all; 0 = 1024 */
+                                    0 = the table's default */
+    int64_t max_connections;   /**< connections open at once, in all; 0 = the table's default */
     int64_t max_per_ip;        /**< connections open at once from one client address; 0 = any */
     double auth_failures_per_min; /**< failed authentications per client address and minute
                                        before 429; 0 = unlimited */
     int64_t ingest_timeout_s;  /**< POST /ingest waits this long for Kafka's acknowledgements;
-                                    0 = 10 */
+                                    0 = the table's default */
     int64_t threads;           /**< server threads */
     char prometheus_url[512];  /**< base URL of a Prometheus server for prom_query; "" = 501 */
     bool access_log;           /**< one log line per request */
@@ -97,6 +97,11 @@ typedef struct nops_api_params {
 } nops_api_params;
 
 extern const nops_cfg_section nops_api_cfg_section;
+
+/** The defaults of the [api] table (the one place they are written): callers that build params
+ *  by hand start from these, so the per-address and authentication-failure limits are on unless
+ *  they set them to 0 ("no limit", as in the configuration). */
+void nops_api_params_default(nops_api_params *p);
 
 /** What the API reads from; all borrowed, each may be NULL where noted. */
 typedef struct nops_api_deps {

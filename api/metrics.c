@@ -45,6 +45,12 @@ static const stat_row pipeline_rows[] = {
     ROW("neuralops_ingest_points_total", "counter", "Metric points run through the detectors.",
         points),
     ROW("neuralops_dlq_messages_total", "counter", "Messages sent to the dead-letter topic.", dlq),
+    ROW("neuralops_dlq_lost_total", "counter",
+        "Dead-letter copies refused by the producer or not delivered; from the first, offsets "
+        "are no longer committed (restart to replay).", dlq_lost),
+    ROW("neuralops_signals_uncorrelated_total", "counter",
+        "Signals in no incident: the correlator held correlate.max_open incidents already.",
+        uncorrelated),
     ROW("neuralops_signals_total", "counter", "Signals raised (one per anomalous excursion).",
         signals),
     ROW("neuralops_anomaly_total", "counter", "Anomalous points seen by the detectors.",

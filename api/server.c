@@ -101,6 +101,15 @@ const nops_cfg_section nops_api_cfg_section = {
     "HS256 bearer token, limits.",
     api_entries, sizeof api_entries / sizeof api_entries[0], NULL};
 
+void nops_api_params_default(nops_api_params *p)
+{
+    memset(p, 0, sizeof *p);
+    nops_cfg *cfg = nops_cfg_new();
+    if (!cfg || nops_cfg_add(cfg, &nops_api_cfg_section, p, NULL, 0) != NOPS_OK)
+        NOPS_ERROR("http", "no memory for the [api] defaults"); /* p stays zeroed */
+    nops_cfg_destroy(cfg);
+}
+
 /* ---- responses ------------------------------------------------------------------------- */
 
 bool nops__api_put(response *r, const char *s, size_t n)
@@ -573,13 +582,21 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     pthread_cond_init(&api->reaper_cv, &ca);
     pthread_condattr_destroy(&ca);
     api->p = *params;
-    /* zero means the default for the bounds a caller building params by hand may leave out */
+    /* zero means the table's default for the bounds that have no "off" (their minimum is > 0) */
+    nops_api_params def;
+    nops_api_params_default(&def);
     if (api->p.request_timeout_s <= 0)
-        api->p.request_timeout_s = 30;
+        api->p.request_timeout_s = def.request_timeout_s;
     if (api->p.max_connections <= 0)
-        api->p.max_connections = 1024;
+        api->p.max_connections = def.max_connections;
     if (api->p.ingest_timeout_s <= 0)
-        api->p.ingest_timeout_s = 10;
+        api->p.ingest_timeout_s = def.ingest_timeout_s;
+    if (api->p.request_timeout_s <= 0 || api->p.max_connections <= 0 ||
+        api->p.ingest_timeout_s <= 0) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        nops_api_destroy(api);
+        return NULL;
+    }
     api->d = *deps;
     snprintf(api->orch_off, sizeof api->orch_off, "%s",
              deps->orchestration_off ? deps->orchestration_off : "");
@@ -672,13 +689,7 @@ void nops_api_destroy(nops_api *api)
 
 nops_err nops_api_hash_key(const char *key, char hex[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
     if (!key || !*key)
         return NOPS_INVAL;
-    if (EVP_Digest(key, strlen(key), md, &n, EVP_sha256(), NULL) != 1 || n != 32)
-        return NOPS_INTERNAL;
-    for (unsigned i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return NOPS_OK;
+    return nops_sha256_hex(key, strlen(key), hex) ? NOPS_OK : NOPS_INTERNAL;
 }

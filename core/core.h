@@ -133,6 +133,20 @@ void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_lis
 #define NOPS_WARN(mod, ...) nops_log(NOPS_LOG_WARN, mod, __VA_ARGS__)
 #define NOPS_ERROR(mod, ...) nops_log(NOPS_LOG_ERROR, mod, __VA_ARGS__)
 
+#define NOPS_RATELIMIT_NS (10ll * 1000000000ll) /**< one line per this many ns, at most */
+
+/** At most one log line per NOPS_RATELIMIT_NS for one kind of event; the events in between are
+ *  counted and reported with the next line. Zeroed = nothing logged yet. Not thread-safe: keep
+ *  one per thread or guard it with the lock of the state it belongs to. */
+typedef struct nops_ratelimit {
+    int64_t last_ns;     /**< clock of the last line (0 = never) */
+    uint64_t suppressed; /**< events since that were not logged */
+} nops_ratelimit;
+
+/** Whether a line is due at `now_ns` (any clock, the same for every call on `rl`); when it is,
+ *  *missed gets the events not logged since the last line. */
+bool nops_ratelimit_due(nops_ratelimit *rl, int64_t now_ns, uint64_t *missed);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration                                                                               */
 /* ------------------------------------------------------------------------------------------ */
@@ -377,8 +391,6 @@ nops_secret *nops_secret_load(const char *path, bool create, char *errstr, size_
 /** A key from bytes (tests, fuzzers); any length, reduced with SHA-256. */
 nops_secret *nops_secret_from_bytes(const void *key, size_t len);
 void nops_secret_destroy(nops_secret *s);
-/** Where the key was read from ("(in memory)" for nops_secret_from_bytes). */
-const char *nops_secret_path(const nops_secret *s);
 /** False (and a sentence) when the key file lies inside `dir` (e.g. the data dir). */
 bool nops_secret_outside(const nops_secret *s, const char *dir, char *errstr,
                          size_t errstr_size);
@@ -388,6 +400,11 @@ void nops_secret_mac(const nops_secret *s, const char *purpose, const void *data
 /** The same as 64 lower-case hex digits and a NUL. */
 void nops_secret_mac_hex(const nops_secret *s, const char *purpose, const void *data, size_t len,
                          char out[2 * NOPS_MAC_LEN + 1]);
+/** Lower-case hex of the `n` bytes at `b` into `out` (2n + 1 bytes: the digits and a NUL). */
+void nops_hex(const void *b, size_t n, char *out);
+/** SHA-256 of the `n` bytes at `b` as 64 lower-case hex digits and a NUL; false (out = "") when
+ *  OpenSSL failed. */
+bool nops_sha256_hex(const void *b, size_t n, char out[65]);
 /** Constant-time check of a hex MAC made by nops_secret_mac_hex; false for NULL or bad length. */
 bool nops_secret_verify_hex(const nops_secret *s, const char *purpose, const void *data,
                             size_t len, const char *hex);

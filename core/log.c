@@ -155,6 +155,18 @@ void nops_log(nops_log_level level, const char *module, const char *fmt, ...)
     va_end(ap);
 }
 
+bool nops_ratelimit_due(nops_ratelimit *rl, int64_t now_ns, uint64_t *missed)
+{
+    if (rl->last_ns && now_ns - rl->last_ns < NOPS_RATELIMIT_NS) {
+        rl->suppressed++;
+        return false;
+    }
+    *missed = rl->suppressed;
+    rl->suppressed = 0;
+    rl->last_ns = now_ns ? now_ns : 1; /* 0 means never */
+    return true;
+}
+
 void nops_log_kafka(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;

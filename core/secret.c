@@ -44,14 +44,26 @@ static int hexval(int c)
     return -1;
 }
 
-static void to_hex(const unsigned char *b, size_t n, char *out)
+void nops_hex(const void *b, size_t n, char *out)
 {
     static const char d[] = "0123456789abcdef";
+    const unsigned char *p = b;
     for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
+        out[2 * i] = d[p[i] >> 4];
+        out[2 * i + 1] = d[p[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+bool nops_sha256_hex(const void *b, size_t n, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    out[0] = '\0';
+    if (EVP_Digest(b, n, md, &ml, EVP_sha256(), NULL) != 1 || ml != 32)
+        return false;
+    nops_hex(md, 32, out);
+    return true;
 }
 
 /* Make the directories of `path` (mode 0700) that do not exist yet. */
@@ -87,7 +99,7 @@ static bool create_key(const char *path, char *errstr, size_t errstr_size)
         nops_errf(errstr, errstr_size, "no random bytes for a new engine key");
         return false;
     }
-    to_hex(k, sizeof k, hex);
+    nops_hex(k, sizeof k, hex);
     OPENSSL_cleanse(k, sizeof k);
     strcat(hex, "\n");
     if (!make_parents(path, errstr, errstr_size))
@@ -198,11 +210,6 @@ void nops_secret_destroy(nops_secret *s)
     nops_free(s);
 }
 
-const char *nops_secret_path(const nops_secret *s)
-{
-    return s ? s->path : "";
-}
-
 void nops_secret_mac(const nops_secret *s, const char *purpose, const void *data, size_t len,
                      unsigned char out[NOPS_MAC_LEN])
 {
@@ -219,7 +226,7 @@ void nops_secret_mac_hex(const nops_secret *s, const char *purpose, const void *
 {
     unsigned char mac[NOPS_MAC_LEN];
     nops_secret_mac(s, purpose, data, len, mac);
-    to_hex(mac, sizeof mac, out);
+    nops_hex(mac, sizeof mac, out);
 }
 
 bool nops_secret_verify_hex(const nops_secret *s, const char *purpose, const void *data,

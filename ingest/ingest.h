@@ -78,6 +78,11 @@ typedef struct nops_pipeline_stats {
     uint64_t points;            /**< points detected on */
     uint64_t rejected[NOPS_REJECT_COUNT]; /**< rejected lines/objects/points by nops_reject */
     uint64_t dlq;               /**< messages sent to the dead-letter topic */
+    uint64_t dlq_lost;          /**< dead-letter copies refused by the producer or not delivered:
+                                     from the first, offsets are no longer committed (a restart
+                                     replays the messages and copies them again) */
+    uint64_t uncorrelated;      /**< signals the correlator refused (too many open incidents:
+                                     correlate.max_open): written, but in no incident */
     uint64_t signals;           /**< signals raised */
     uint64_t anomalies;         /**< anomalous points (a signal is raised at the first) */
     uint64_t incidents_opened;  /**< incidents opened */

@@ -200,19 +200,6 @@ bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part)
     return true;
 }
 
-/* True when a line is due under `rl` (period 10 s); *missed gets the events skipped since. */
-static bool ratelimit_due(nops__ratelimit *rl, int64_t now_ns, uint64_t *missed)
-{
-    if (rl->last_ns && now_ns - rl->last_ns < 10ll * 1000000000ll) {
-        rl->suppressed++;
-        return false;
-    }
-    *missed = rl->suppressed;
-    rl->suppressed = 0;
-    rl->last_ns = now_ns;
-    return true;
-}
-
 /* A parsed point the pipeline refuses: counted by reason; its message goes to the DLQ. */
 static void point_reject(worker *w, nops_reject r, const char *detail)
 {
@@ -262,7 +249,7 @@ static const char *admit_series(void *ud, size_t key_len)
 static void log_series_limit(worker *w, const char *why)
 {
     uint64_t missed;
-    if (ratelimit_due(&w->limit_log, w->recv_ns, &missed))
+    if (nops_ratelimit_due(&w->limit_log, w->recv_ns, &missed))
         NOPS_WARN("ingest", "worker %d: %s (%u series held, limit %u; %llu point(s) of new "
                   "series refused so far, to the dead-letter topic as series_limit)",
                   w->id, why, nops_detect_series_count(w->det), w->series_cap,
@@ -325,12 +312,13 @@ static void send_dlq(worker *w, const rd_kafka_message_t *m)
         RD_KAFKA_V_HEADER("reason", reason, -1), RD_KAFKA_V_HEADER("detail", detail, -1),
         RD_KAFKA_V_HEADER("rejected", count, -1), RD_KAFKA_V_HEADER("source_partition", part, -1),
         RD_KAFKA_V_HEADER("source_offset", off, -1), RD_KAFKA_V_END);
-    if (err)
-        NOPS_WARN("ingest", "dead-letter produce failed: %s", rd_kafka_err2str(err));
-    else
-        STAT_ADD(p, dlq, 1);
+    if (err) {
+        nops__dlq_lost(p, rd_kafka_err2str(err));
+        return;
+    }
+    STAT_ADD(p, dlq, 1);
     uint64_t missed;
-    if (ratelimit_due(&w->dlq_log, w->recv_ns, &missed))
+    if (nops_ratelimit_due(&w->dlq_log, w->recv_ns, &missed))
         NOPS_WARN("ingest", "partition %d offset %lld: %s rejected point(s) or line(s), reason "
                   "%s (%s): message copied to %s (%llu more such message(s) not logged in the "
                   "last 10 s)", (int)m->partition, (long long)m->offset, count, reason, detail,
@@ -372,20 +360,20 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
              s->method == NOPS_FIRED_ZSCORE ? "rolling mean" : "moving average", prev_mean);
 }
 
-/*
- * The sink set keeps every record it takes until a flush makes it durable (a sink that refuses
- * one gets it again at the next flush, and the flush fails until it is in); it refuses a record
- * only when it cannot even keep it, and from then on every flush fails, so no offset past it is
- * ever committed and a restart replays it. Here that is logged; the set counts it.
- */
-static void sink_failed(worker *w, const char *what, const char *id, nops_err e)
+/* A signal the correlator refused (NOPS_FULL: it holds as many open incidents as it can): the
+ * signal is written, but in no incident. Counted and logged (rate-limited). */
+static void uncorrelated(worker *w, const char *id)
 {
+    nops_pipeline *p = w->p;
+    const uint64_t n = __atomic_add_fetch(&p->st.uncorrelated, 1, __ATOMIC_RELAXED);
     uint64_t missed;
-    if (ratelimit_due(&w->sink_log, w->recv_ns, &missed))
-        NOPS_ERROR("ingest", "%s %s could not be handed to the sinks (%s): offsets are no "
-                   "longer committed, restart to replay it (%llu more such failure(s) not "
-                   "logged in the last 10 s)", what, id, nops_strerror(e),
-                   (unsigned long long)missed);
+    pthread_mutex_lock(&p->st_mu);
+    const bool due = nops_ratelimit_due(&p->uncorrelated_log, w->recv_ns, &missed);
+    pthread_mutex_unlock(&p->st_mu);
+    if (due)
+        NOPS_WARN("ingest", "signal %s is in no incident: the correlator holds as many open "
+                  "incidents as it can (%llu such signal(s) so far, %llu more not logged in the "
+                  "last 10 s)", id, (unsigned long long)n, (unsigned long long)missed);
 }
 
 /* Signals of points [from, to), a run in which no series repeats (see detect_runs). */
@@ -406,9 +394,10 @@ static void emit_signals(worker *w, size_t from, size_t to)
         uint32_t nw = nops_detect_slot_window(w->det, w->slots[i], win, NOPS_DETECT_MAX_WINDOW);
         nops_incident inc;
         bool opened = false;
-        nops_err e = nops_sinks_signal(p->sinks, &sig);
-        if (e != NOPS_OK)
-            sink_failed(w, "signal", sig.id, e);
+        /* The sink set keeps every record it takes until a flush makes it durable; one it
+         * cannot even keep it counts and logs, and from then on every flush fails, so no
+         * offset past it is ever committed and a restart replays it: nothing to do here. */
+        (void)nops_sinks_signal(p->sinks, &sig);
         STAT_ADD(p, signals, 1);
         const int64_t lat = nops_wall_ns() - sig.ts_ns;
         if (lat >= 0 && lat < 3600ll * 1000000000ll) {
@@ -419,10 +408,11 @@ static void emit_signals(worker *w, size_t from, size_t to)
             STAT_ADD(p, latency_us_log2[b], 1);
         }
         if (nops_correlate_signal(p->corr, &sig, win, nw, &inc, &opened) == NOPS_OK) {
-            if ((e = nops_sinks_incident(p->sinks, &inc)) != NOPS_OK)
-                sink_failed(w, "incident", inc.id, e);
+            (void)nops_sinks_incident(p->sinks, &inc); /* as the signal above */
             if (opened)
                 STAT_ADD(p, incidents_opened, 1);
+        } else {
+            uncorrelated(w, sig.id);
         }
     }
     STAT_ADD(p, anomalies, anomalies);

@@ -43,12 +43,6 @@ typedef struct worker worker;
 #define NOPS__TS_RING 64
 #define NOPS__TS_KTH 8
 
-/* At most one log line per period; the lines in between are counted and reported with it. */
-typedef struct nops__ratelimit {
-    int64_t last_ns;    /* wall clock of the last line (0 = never) */
-    uint64_t suppressed;/* events since that were not logged */
-} nops__ratelimit;
-
 /* A question from another thread about one series, answered by whichever worker holds it. */
 typedef struct series_query {
     uint64_t id;        /* series id */
@@ -96,7 +90,10 @@ struct nops_pipeline {
     int lag_n;                          /* how many */
     bool lag_refresh, lag_stop;         /* query now; leave */
     nops_pipeline_stats st;             /* counters, updated with atomics */
-    pthread_mutex_t st_mu;              /* guards st's non-atomic fields */
+    pthread_mutex_t st_mu;              /* guards st's non-atomic fields and the logs below */
+    nops_ratelimit dlq_lost_log;        /* "dead-letter copy lost" lines */
+    nops_ratelimit uncorrelated_log;    /* "signal in no incident" lines */
+    nops_ratelimit flush_log;           /* "flush failed" lines (poller only) */
 };
 
 struct worker {
@@ -124,9 +121,8 @@ struct worker {
     size_t series_budget;       /* its share of pipeline.series_memory_mb in bytes (0 = none) */
     int64_t msg_ts[NOPS__TS_RING]; /* newest point time of each of the last messages */
     uint32_t msg_ts_n, msg_ts_pos;  /* entries filled, next to overwrite */
-    nops__ratelimit dlq_log;    /* "messages sent to the dead-letter topic" lines */
-    nops__ratelimit limit_log;  /* "series limit reached" lines */
-    nops__ratelimit sink_log;   /* "a record could not be handed to the sinks" lines */
+    nops_ratelimit dlq_log;    /* "messages sent to the dead-letter topic" lines */
+    nops_ratelimit limit_log;  /* "series limit reached" lines */
     int32_t cur_part;           /* partition of the message being parsed */
     uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
     uint32_t slot_part_cap;     /* entries allocated */
@@ -142,6 +138,11 @@ struct worker {
 
 /* Remember which partition a slot's series arrives on (pipeline.c). */
 bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part);
+
+/* A dead-letter copy was lost (refused by the producer, or its delivery failed): counted in
+ * st.dlq_lost, which fails every later checkpoint, and logged (rate-limited). Any thread
+ * (poller.c). */
+void nops__dlq_lost(nops_pipeline *p, const char *why);
 
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);

@@ -69,6 +69,28 @@ static void set_paused(nops_pipeline *p, bool pause)
                               : "sinks are back: consumption resumed");
 }
 
+void nops__dlq_lost(nops_pipeline *p, const char *why)
+{
+    const uint64_t n = __atomic_add_fetch(&p->st.dlq_lost, 1, __ATOMIC_RELAXED);
+    uint64_t missed;
+    pthread_mutex_lock(&p->st_mu);
+    const bool due = nops_ratelimit_due(&p->dlq_lost_log, nops_wall_ns(), &missed);
+    pthread_mutex_unlock(&p->st_mu);
+    if (due)
+        NOPS_ERROR("ingest", "a copy of a refused message did not reach the dead-letter topic "
+                   "%s (%s): %llu lost so far; offsets are no longer committed, restart to "
+                   "replay them (%llu more such loss(es) not logged in the last 10 s)",
+                   p->kp.dlq_topic, why, (unsigned long long)n, (unsigned long long)missed);
+}
+
+/* The dead-letter producer's delivery report (served by rd_kafka_flush in checkpoint). */
+static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    if (m->err)
+        nops__dlq_lost(opaque, rd_kafka_err2str(m->err));
+}
+
 /*
  * Flush sinks and the DLQ; with `snap` (the workers drained) also snapshot the detector state
  * of those partitions and commit the offsets that state corresponds to. `only` limits the
@@ -96,11 +118,23 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         snprintf(err, sizeof err, "dead-letter producer did not flush in 5 s");
         e = NOPS_IO;
     }
+    /* the flush served the delivery reports (on_dlq_delivery): a copy that did not arrive
+     * keeps every offset where it is, as a lost sink record does */
+    const uint64_t lost = __atomic_load_n(&p->st.dlq_lost, __ATOMIC_RELAXED);
+    if (e == NOPS_OK && lost) {
+        snprintf(err, sizeof err, "%llu dead-letter copy(ies) to %s were lost: offsets are no "
+                 "longer committed; restart to replay them", (unsigned long long)lost,
+                 p->kp.dlq_topic);
+        e = NOPS_IO;
+    }
     if (flushed)
         *flushed = e == NOPS_OK;
+    uint64_t missed;
     if (e != NOPS_OK) {
         STAT_ADD(p, flush_failures, 1);
-        NOPS_WARN("ingest", "flush failed, offsets not committed: %s", err);
+        if (nops_ratelimit_due(&p->flush_log, nops_wall_ns(), &missed))
+            NOPS_WARN("ingest", "flush failed, offsets not committed: %s (%llu more failed "
+                      "flush(es) not logged in the last 10 s)", err, (unsigned long long)missed);
         return e;
     }
     if (!snap)
@@ -391,6 +425,10 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
                                                       sizeof pprops / sizeof pprops[0], kerr,
                                                       sizeof kerr)
                                 : NULL;
+    if (pc) {
+        rd_kafka_conf_set_dr_msg_cb(pc, on_dlq_delivery);
+        rd_kafka_conf_set_opaque(pc, p);
+    }
     if (pc && !(p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr)))
         rd_kafka_conf_destroy(pc);
     if (!p->rk || !p->dlq) {
@@ -521,6 +559,8 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(messages);
     LD(points);
     LD(dlq);
+    LD(dlq_lost);
+    LD(uncorrelated);
     LD(signals);
     LD(anomalies);
     LD(incidents_opened);

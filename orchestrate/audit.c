@@ -42,19 +42,42 @@ struct nops_audit {
     char prev[65];           /* its hash */
     long *off;               /* file offset of each line (entry seq k at off[k-1]) */
     size_t noff, capoff;
-    json_t *started;         /* subject → seq of its "execute"/"started" entry, from entries
-                                verified at open and appended since (nops_audit_started) */
+    json_t *started;         /* subject → array of the seqs of its "execute"/"started" entries
+                                that no "not-recorded" entry withdrew, from entries verified
+                                at open and appended since (nops_audit_started) */
 };
 
-/* Remember `e` when it records the start of an execution. */
+/*
+ * Keep a->started up to date with entry `e`. A claim of an execution is audited before it is
+ * stored (orchestrator.c commit_step); when the store then refuses it, a "not-recorded" entry
+ * naming the claim's seq ("withdraws") follows, and that claim no longer counts as a start: the
+ * record is still approved and a retry may run it. An outcome that could not be stored is a
+ * "not-recorded" entry without "withdraws": its start stands.
+ */
 static void note_started(nops_audit *a, const json_t *e)
 {
     const char *act = json_string_value(json_object_get(e, "action"));
     const char *dec = json_string_value(json_object_get(e, "decision"));
     const char *sub = json_string_value(json_object_get(e, "subject"));
-    if (act && dec && sub && strcmp(act, "execute") == 0 && strcmp(dec, "started") == 0 &&
-        !json_object_get(a->started, sub))
-        json_object_set_new(a->started, sub, json_incref(json_object_get(e, "seq")));
+    if (!act || !dec || !sub || strcmp(act, "execute") != 0)
+        return;
+    json_t *seqs = json_object_get(a->started, sub);
+    if (strcmp(dec, "started") == 0) {
+        if (!seqs && json_object_set_new(a->started, sub, seqs = json_array()) != 0)
+            return;
+        json_array_append(seqs, json_object_get(e, "seq"));
+        return;
+    }
+    json_t *w = json_object_get(json_object_get(e, "details"), "withdraws");
+    if (strcmp(dec, "not-recorded") != 0 || !json_is_integer(w) || !seqs)
+        return;
+    for (size_t i = 0; i < json_array_size(seqs); i++)
+        if (json_integer_value(json_array_get(seqs, i)) == json_integer_value(w)) {
+            json_array_remove(seqs, i);
+            break;
+        }
+    if (json_array_size(seqs) == 0)
+        json_object_del(a->started, sub);
 }
 
 static bool push_off(nops_audit *a, long at)
@@ -135,7 +158,10 @@ static bool walk_file(nops_audit *a, nops__audit_walk *w, bool index, char *why,
 
 /* ---- appending ------------------------------------------------------------------------------ */
 
-static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size)
+/* Insert entry `e` into audit_logs. Outside a transaction (`in_tx` false) a lost connection is
+ * retried once (nops_pg_exec); inside one it is not: a reconnect would run the INSERT outside
+ * the transaction. */
+static bool pg_insert(nops_audit *a, json_t *e, bool in_tx, char *errstr, size_t errstr_size)
 {
     char seq[24];
     snprintf(seq, sizeof seq, "%llu", (unsigned long long)json_integer_value(
@@ -149,14 +175,14 @@ static bool pg_insert(nops_audit *a, json_t *e, char *errstr, size_t errstr_size
                         json_string_value(json_object_get(e, "subject")),
                         json_string_value(json_object_get(e, "decision")), details,
                         json_string_value(json_object_get(e, "prev_hash")), hash};
-    PGresult *r = nops_pg_exec(a->pg,
-                                "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
-                                "decision, details, prev_hash, hash) VALUES "
-                                "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)",
-                                9, v);
+    static const char *sql = "INSERT INTO audit_logs (seq, ts, actor, action, subject, "
+                             "decision, details, prev_hash, hash) VALUES "
+                             "($1::bigint, $2, $3, $4, $5, $6, $7::json, $8, $9)";
+    PGresult *r = in_tx ? PQexecParams(a->pg, sql, 9, NULL, v, NULL, NULL, 0)
+                        : nops_pg_exec(a->pg, sql, 9, v);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (!ok && state && strcmp(state, "23505") == 0) {
+    if (!ok && !in_tx && state && strcmp(state, "23505") == 0) {
         /* the row is there: the INSERT committed but its answer was lost with the connection
          * and nops_pg_exec ran it again; it counts when it is this very entry */
         PQclear(r);
@@ -229,7 +255,7 @@ static nops_err append_locked(nops_audit *a, const char *actor, const char *acti
     bool ok = at >= 0 && write_all(fd, line, strlen(line)) && fsync(fd) == 0;
     if (!ok)
         nops_errf(errstr, errstr_size, "audit: cannot write the log: %s", strerror(errno));
-    if (ok && a->pg && !pg_insert(a, e, errstr, errstr_size))
+    if (ok && a->pg && !pg_insert(a, e, false, errstr, errstr_size))
         ok = false; /* keep file and database in step: the line is taken back below */
     if (ok && !push_off(a, (long)at)) {
         ok = false;
@@ -331,8 +357,8 @@ static bool refuse(const char *path, const char *why, char *errstr, size_t errst
     return false;
 }
 
-/* Where the file ends: its last entry, keyed — or a whole trail of an earlier version (unkeyed
- * entries only), which *legacy then says and the caller seals. */
+/* Where the file ends: its last entry, keyed — or unkeyed, of an earlier version's trail, which
+ * *legacy then says and the caller seals (verify_all checks that every entry is unkeyed then). */
 static bool load_end(nops_audit *a, const char *path, bool *legacy, char *errstr,
                      size_t errstr_size)
 {
@@ -352,11 +378,7 @@ static bool load_end(nops_audit *a, const char *path, bool *legacy, char *errstr
         ok = nops__audit_walk_step(&w, last, why, sizeof why);
     }
     json_decref(last);
-    if (ok && !w.keyed) { /* an earlier version's trail: all of it must be unkeyed */
-        nops__audit_walk_init(&w, a->key);
-        ok = walk_file(a, &w, false, why, sizeof why);
-        *legacy = ok;
-    }
+    *legacy = ok && !w.keyed;
     if (!ok)
         return refuse(path, why, errstr, errstr_size);
     a->seq = w.n;
@@ -393,28 +415,23 @@ static bool check_head(nops_audit *a, const char *path, bool legacy, char *errst
     bool have = a->head.at.seq <= a->noff && hash_at(a, a->head.at.seq, at);
     if (!nops__audit_head_check(&f, have ? at : NULL, &a->head, why, sizeof why))
         return refuse(path, why, errstr, errstr_size);
-    nops__audit_walk w;
-    nops__audit_walk_from(&w, a->key, a->head.at.seq, a->head.at.hash);
-    char bad[400];
-    if (!walk_file(a, &w, false, bad, sizeof bad)) {
-        snprintf(why, sizeof why, "entry %llu after the head record does not verify: %s",
-                 (unsigned long long)(w.n + 1), bad);
-        return refuse(path, why, errstr, errstr_size);
-    }
+    /* the entries after the head are checked by verify_all, with all the others */
     if (a->seq - a->head.at.seq > 1)
         NOPS_WARN("audit", "the head record %s was %llu entries behind %s (its updates failed); "
-                  "those entries verify", a->head.file,
+                  "the open goes on only if those entries verify", a->head.file,
                   (unsigned long long)(a->seq - a->head.at.seq), path);
     return true;
 }
 
-/* Copy entries from..end of the file into audit_logs (one transaction). */
+/* Copy entries from..end of the file into audit_logs, all or none: one transaction, because a
+ * table left holding part of them would be refused at the next open as one that lost rows
+ * (nops__audit_pg_gap, when no head record says it never held the chain). */
 static bool pg_copy(nops_audit *a, uint64_t from, char *errstr, size_t errstr_size)
 {
     bool ok = nops_pg_run(a->pg, "BEGIN", "audit", errstr, errstr_size);
     for (uint64_t k = from; ok && k <= a->noff; k++) {
         json_t *e = read_entry(a, k);
-        ok = e && pg_insert(a, e, errstr, errstr_size);
+        ok = e && pg_insert(a, e, true, errstr, errstr_size);
         json_decref(e);
     }
     if (ok)
@@ -473,14 +490,25 @@ static bool seal(nops_audit *a, const char *path, char *errstr, size_t errstr_si
  * chain ends, but decisions are made from entries in its middle too (whether an execution was
  * started: nops_audit_started), so none may be taken from an entry nobody verified. An HMAC over
  * an entry of a few hundred bytes is about a microsecond: a million entries take a second or two.
+ * This is the one walk over the whole file at open (the end and head checks read single entries),
+ * and it comes before PostgreSQL is given entries it lacks, so none it is given is unverified.
  */
-static bool verify_all(nops_audit *a, const char *path, char *errstr, size_t errstr_size)
+static bool verify_all(nops_audit *a, const char *path, bool legacy, char *errstr,
+                       size_t errstr_size)
 {
     nops__audit_walk w;
-    char why[400] = "";
+    char why[400] = "", msg[700];
     json_object_clear(a->started);
     nops__audit_walk_init(&w, a->key);
-    if (!walk_file(a, &w, true, why, sizeof why) || !nops__audit_walk_end(&w, why, sizeof why))
+    if (!walk_file(a, &w, true, why, sizeof why)) {
+        const bool after_head = a->keep_head && a->head.present && w.n >= a->head.at.seq;
+        snprintf(msg, sizeof msg, "entry %llu%s does not verify: %s",
+                 (unsigned long long)(w.n + 1), after_head ? " after the head record" : "", why);
+        return refuse(path, msg, errstr, errstr_size);
+    }
+    /* an earlier version's trail is all unkeyed (a keyed entry would have stopped the walk
+     * before the unkeyed last one) and is sealed next */
+    if (!legacy && !nops__audit_walk_end(&w, why, sizeof why))
         return refuse(path, why, errstr, errstr_size);
     return true;
 }
@@ -510,9 +538,9 @@ nops_audit *nops_audit_open(const char *path, const char *pg_dsn, const nops_sec
         (head_dir && *head_dir && !prepare_head(a, head_dir, path, errstr, errstr_size)) ||
         !load_end(a, path, &legacy, errstr, errstr_size) ||
         (a->keep_head && !check_head(a, path, legacy, errstr, errstr_size)) ||
+        !verify_all(a, path, legacy, errstr, errstr_size) ||
         (pg_dsn && *pg_dsn && !check_pg(a, pg_dsn, path, errstr, errstr_size)) ||
-        (legacy && !seal(a, path, errstr, errstr_size)) ||
-        !verify_all(a, path, errstr, errstr_size)) {
+        (legacy && !seal(a, path, errstr, errstr_size))) {
         nops_audit_close(a);
         return NULL;
     }
@@ -598,7 +626,7 @@ nops_err nops_audit_page(nops_audit *a, const nops_audit_query *q, json_t **out,
 bool nops_audit_started(nops_audit *a, const char *subject, uint64_t *seq)
 {
     pthread_mutex_lock(&a->mu);
-    json_t *v = json_object_get(a->started, subject);
+    json_t *v = json_array_get(json_object_get(a->started, subject), 0);
     if (v && seq)
         *seq = (uint64_t)json_integer_value(v);
     pthread_mutex_unlock(&a->mu);

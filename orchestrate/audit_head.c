@@ -58,13 +58,12 @@ bool nops__audit_head_locate(nops__audit_head *h, const char *dir, const char *p
     memset(h, 0, sizeof *h);
     if (!file_id(path, h->id, sizeof h->id, errstr, errstr_size))
         return false;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int ml = 0;
-    EVP_Digest(h->id, strlen(h->id), md, &ml, EVP_sha256(), NULL);
-    char hex[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    if ((size_t)snprintf(h->file, sizeof h->file, "%s/audit-%s.head", dir, hex) >=
+    char hex[65];
+    if (!nops_sha256_hex(h->id, strlen(h->id), hex)) {
+        nops_errf(errstr, errstr_size, "audit: SHA-256 failed (OpenSSL)");
+        return false;
+    }
+    if ((size_t)snprintf(h->file, sizeof h->file, "%s/audit-%.32s.head", dir, hex) >=
         sizeof h->file) {
         nops_errf(errstr, errstr_size, "audit: the head record directory %s is too long", dir);
         return false;

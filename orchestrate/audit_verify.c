@@ -92,8 +92,9 @@ static nops_err walk_path(const char *path, const nops_secret *key, nops_audit_r
 static nops_err walk_pg(PGconn *c, const nops_secret *key, nops_audit_report *r, probe *p,
                         char *errstr, size_t errstr_size)
 {
-    PGresult *res = PQexec(c, "SELECT seq, ts, actor, action, subject, decision, details::text, "
-                              "prev_hash, hash FROM audit_logs ORDER BY seq");
+    PGresult *res = nops_pg_exec(c, "SELECT seq, ts, actor, action, subject, decision, "
+                                    "details::text, prev_hash, hash FROM audit_logs ORDER BY seq",
+                                 0, NULL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         nops_errf(errstr, errstr_size, "audit: PostgreSQL: %s", PQerrorMessage(c));
         PQclear(res);

@@ -12,11 +12,6 @@
 
 #include <libpq-fe.h>
 
-/* ---- shared helpers ---------------------------------------------------------------------- */
-
-/* Hex SHA-256 of n bytes (playbook.c). */
-void nops__sha256_hex(const void *b, size_t n, char out[65]);
-
 /* ---- exec steps (runner.c) ---------------------------------------------------------------- */
 
 typedef struct nops_step_result {
@@ -80,7 +75,7 @@ json_t *nops__policy_context(const nops_playbook *pb, const json_t *incident,
                              const nops_actor *who);
 /* A new record for a suggestion: a random id, the playbook, the incident and its step context,
  * the requester, the decision `d`, state suggested (denied for a deny), sealed ("mac"). NULL
- * when out of memory. */
+ * when out of memory or when OpenSSL has no random bytes for the id. */
 json_t *nops__record_new(const nops_secret *secret, const nops_playbook *pb,
                          const json_t *incident, const nops_actor *who,
                          const nops_policy_decision *d);

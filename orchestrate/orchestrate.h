@@ -58,9 +58,11 @@ nops_err nops_audit_append(nops_audit *a, const char *actor, const char *action,
 
 /**
  * Whether the trail records the start of an execution of `subject` (action "execute", decision
- * "started"), and its seq. Answered from entries verified under the key when the trail was
- * opened (every entry is checked then) and from those appended since, never from unverified
- * text. Thread-safe.
+ * "started"), and its seq (the first, when there are several). A start withdrawn by a later
+ * "not-recorded" entry whose details name its seq ("withdraws": the claim was not stored) does
+ * not count. Answered from entries verified under the key when the trail was opened (every
+ * entry is checked then) and from those appended since, never from unverified text.
+ * Thread-safe.
  */
 bool nops_audit_started(nops_audit *a, const char *subject, uint64_t *seq);
 

@@ -63,7 +63,10 @@ typedef struct job {
     char actor[160];
 } job;
 
-#define RAN_MAX 4096 /* executions remembered against a record set back to be run again */
+/* Executions this process remembers against a record set back to be run again — only without
+ * an audit trail: with one, its "started" entries (nops_audit_started) cover every execution,
+ * also those of earlier starts, and this ring is not kept. */
+#define RAN_MAX 4096
 
 struct nops_orchestrator {
     char history[512];
@@ -76,7 +79,8 @@ struct nops_orchestrator {
     nops_audit *audit;
     nops_records *rs;
     pthread_mutex_t ranmu;
-    char (*ran)[48];    /* ids this process started executing (a ring of RAN_MAX) */
+    char (*ran)[48];    /* ids this process started executing (a ring of RAN_MAX); NULL with
+                           an audit trail (see RAN_MAX) */
     size_t n_ran;       /* executions started (the ring's write position mod RAN_MAX) */
     nops_kstep *kafka;
     pthread_t workers[NOPS_ORCH_MAX_WORKERS];
@@ -115,11 +119,12 @@ static const char *id_of(json_t *rec)
 
 /* Append an audit entry (details stolen); false with the reason when the trail refused it. */
 static bool audit_ok(nops_orchestrator *o, const char *actor, const char *action, const char *id,
-                     const char *decision, json_t *details, char *errstr, size_t errstr_size)
+                     const char *decision, json_t *details, uint64_t *seq, char *errstr,
+                     size_t errstr_size)
 {
     char err[256] = "";
     bool ok = !o->audit || nops_audit_append(o->audit, actor, action, id, decision, details,
-                                             NULL, err, sizeof err) == NOPS_OK;
+                                             seq, err, sizeof err) == NOPS_OK;
     json_decref(details);
     if (!ok) {
         atomic_fetch_add(&o->n_audit_failures, 1);
@@ -134,7 +139,7 @@ static void audit(nops_orchestrator *o, const char *actor, const char *action, c
                   const char *decision, json_t *details)
 {
     char err[512];
-    if (!audit_ok(o, actor, action, id, decision, details, err, sizeof err))
+    if (!audit_ok(o, actor, action, id, decision, details, NULL, err, sizeof err))
         NOPS_ERROR("orchestrate", "audit entry lost: %s %s %s: %s", action, id, decision, err);
 }
 
@@ -200,13 +205,16 @@ static nops_err commit_step(nops_orchestrator *o, json_t *rec, const char *from,
                             json_t *details, json_t **out, char *errstr, size_t errstr_size)
 {
     const char *id = id_of(rec);
-    if (before && !audit_ok(o, actor, action, id, decision, details, errstr, errstr_size)) {
+    uint64_t seq = 0;
+    if (before && !audit_ok(o, actor, action, id, decision, details, &seq, errstr, errstr_size)) {
         json_decref(rec);
         return NOPS_IO;
     }
     nops_err e = nops__records_save(o->rs, rec, from, errstr, errstr_size);
-    if (before && e != NOPS_OK) /* the entry above went in: say that it did not take effect */
-        audit(o, actor, action, id, "not-recorded", json_pack("{s:s}", "error", errstr));
+    if (before && e != NOPS_OK) /* the entry above went in: say that it did not take effect, and
+                                 * which one (a claimed start withdrawn: nops_audit_started) */
+        audit(o, actor, action, id, "not-recorded",
+              json_pack("{s:s, s:I}", "error", errstr, "withdraws", (json_int_t)seq));
     else if (!before)
         audit(o, actor, action, id, e == NOPS_OK ? decision : "not-recorded", details);
     if (e != NOPS_OK || !out)
@@ -267,7 +275,7 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
     json_t *rec = nops__record_new(o->secret, pb, incident, who, &d);
     if (!rec) {
         nops_errf(errstr, errstr_size, "the incident could not be recorded (not a JSON object, "
-                  "or out of memory)");
+                  "out of memory, or no random bytes for its id)");
         return NOPS_INVAL;
     }
     const bool denied = d.action == NOPS_POLICY_DENY;
@@ -376,16 +384,18 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
 
 /* ---- execute ------------------------------------------------------------------------------- */
 
-/* Whether this process started executing `id` already (then `add` does nothing); with `add`,
- * remember it. */
+/* Without an audit trail: whether this process started executing `id` already (then `add` does
+ * nothing); with `add`, remember it. Always false with a trail (o->ran is NULL, see RAN_MAX). */
 static bool ran_before(nops_orchestrator *o, const char *id, bool add)
 {
     bool seen = false;
+    if (!o->ran)
+        return false;
     pthread_mutex_lock(&o->ranmu);
     const size_t n = o->n_ran < RAN_MAX ? o->n_ran : RAN_MAX;
     for (size_t i = 0; i < n && !seen; i++)
         seen = strcmp(o->ran[i], id) == 0;
-    if (add && !seen && o->ran)
+    if (add && !seen)
         snprintf(o->ran[o->n_ran++ % RAN_MAX], sizeof o->ran[0], "%s", id);
     pthread_mutex_unlock(&o->ranmu);
     return seen;
@@ -708,7 +718,7 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
     pthread_mutex_init(&o->qmu, NULL);
     pthread_cond_init(&o->qcv, NULL);
     pthread_mutex_init(&o->ranmu, NULL);
-    if (!d->secret || !(o->ran = nops_calloc(RAN_MAX, sizeof *o->ran))) {
+    if (!d->secret || (!d->audit && !(o->ran = nops_calloc(RAN_MAX, sizeof *o->ran)))) {
         nops_errf(errstr, errstr_size, d->secret ? "out of memory"
                   : "orchestration needs the engine's key (security.key_file): approvals are "
                     "sealed with it");

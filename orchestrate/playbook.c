@@ -46,15 +46,6 @@ static unsigned char *read_all(const char *path, size_t *len)
     return b;
 }
 
-void nops__sha256_hex(const void *b, size_t n, char out[65])
-{
-    unsigned char md[32];
-    unsigned int ml = 0;
-    EVP_Digest(b, n, md, &ml, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* base64 (whitespace ignored) → DER bytes; -1 when not base64. */
 static int unbase64(const unsigned char *s, size_t n, unsigned char *out, size_t cap)
 {
@@ -216,8 +207,9 @@ static bool parse_manifest(const unsigned char *data, size_t n, nops_playbook *p
         snprintf(why, why_size, "timeout_s must be an integer of 1 to 86400 seconds");
     else if (json_object_get(m, "state_probe") && !is_argv(json_object_get(m, "state_probe")))
         snprintf(why, why_size, "state_probe must be an argument vector (1-64 strings)");
-    else
-        ok = check_steps(json_object_get(m, "steps"), why, why_size);
+    else if ((ok = check_steps(json_object_get(m, "steps"), why, why_size)) &&
+             !(ok = nops_sha256_hex(data, n, pb->sha256)))
+        snprintf(why, why_size, "its SHA-256 could not be computed (OpenSSL failed)");
     if (!ok) {
         json_decref(m);
         return false;
@@ -229,7 +221,6 @@ static bool parse_manifest(const unsigned char *data, size_t n, nops_playbook *p
     pb->auto_mode = mode && strcmp(mode, "auto") == 0;
     pb->timeout_s = to ? (int64_t)json_integer_value(to) : 300;
     pb->manifest = m;
-    nops__sha256_hex(data, n, pb->sha256);
     return true;
 }
 
@@ -398,9 +389,8 @@ nops_err nops_registry_recheck(const nops_registry *r, const nops_playbook *pb,
         snprintf(why, why_size, "%s is gone or unreadable", pb->path);
         return NOPS_INVAL;
     }
-    nops__sha256_hex(data, n, now);
     snprintf(sig, sizeof sig, "%s.sig", pb->path);
-    bool ok = strcmp(now, sha256) == 0;
+    bool ok = nops_sha256_hex(data, n, now) && strcmp(now, sha256) == 0; /* fails closed */
     if (!ok)
         snprintf(why, why_size, "the manifest changed since it was approved (sha256 %.12s…, "
                  "approved %.12s…)", now, sha256);

@@ -45,11 +45,14 @@ bool nops__record_id_valid(const char *id)
     return true;
 }
 
+/* The states of an open record (counted against orchestrate.max_open): the one list. */
+static const char *const open_states[] = {"suggested", "dry_running", "dry_run_ok",
+                                          "dry_run_failed", "approved", "executing"};
+#define N_OPEN_STATES (sizeof open_states / sizeof open_states[0])
+
 bool nops__record_state_open(const char *state)
 {
-    static const char *const open_states[] = {"suggested", "dry_running", "dry_run_ok",
-                                              "dry_run_failed", "approved", "executing"};
-    for (size_t i = 0; state && i < sizeof open_states / sizeof open_states[0]; i++)
+    for (size_t i = 0; state && i < N_OPEN_STATES; i++)
         if (strcmp(state, open_states[i]) == 0)
             return true;
     return false;
@@ -301,10 +304,13 @@ long long nops__records_count_open(nops_records *s)
     if (s->files) {
         n = nops__rfiles_count_open(s->files);
     } else {
-        PGresult *r = pg_exec(s, "SELECT count(*) FROM orchestrations WHERE state IN "
-                                 "('suggested', 'dry_running', 'dry_run_ok', 'dry_run_failed', "
-                                 "'approved', 'executing')",
-                              0, NULL);
+        char arr[128] = "{"; /* open_states as a PostgreSQL array literal */
+        for (size_t i = 0; i < N_OPEN_STATES; i++)
+            snprintf(arr + strlen(arr), sizeof arr - strlen(arr), "%s%s", open_states[i],
+                     i + 1 < N_OPEN_STATES ? "," : "}");
+        const char *v[1] = {arr};
+        PGresult *r = pg_exec(s, "SELECT count(*) FROM orchestrations WHERE state = "
+                                 "ANY ($1::text[])", 1, v);
         if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
             n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);

@@ -29,6 +29,7 @@
  */
 #include "orchestrate/orch_int.h"
 
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -189,13 +190,12 @@ json_t *nops__record_new(const nops_secret *secret, const nops_playbook *pb,
                          const nops_policy_decision *d)
 {
     char id[48], ts[40], mac[2 * NOPS_MAC_LEN + 1];
-    unsigned long long rnd = 0;
-    FILE *ur = nops_file_fopen("/dev/urandom", "r");
-    if (!ur || fread(&rnd, sizeof rnd, 1, ur) != 1)
-        rnd = (unsigned long long)nops_wall_ns() ^ ((unsigned long long)getpid() << 40);
-    if (ur)
-        fclose(ur);
-    snprintf(id, sizeof id, "orch-%016llx", rnd);
+    unsigned char rnd[8];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) /* no guessable stand-in: ids must not collide */
+        return NULL;
+    char hex[2 * sizeof rnd + 1];
+    nops_hex(rnd, sizeof rnd, hex);
+    snprintf(id, sizeof id, "orch-%s", hex);
     nops_format_ts(nops_wall_ns(), ts, sizeof ts);
     json_t *rec = json_pack(
         "{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:s, s:s, s:{s:s, s:s, s:s, s:b, s:s}}", "id", id,

@@ -135,8 +135,11 @@ nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *
     }
     snprintf(s->topic, sizeof s->topic, "%s", topic);
     s->max_retry = 1000000;
-    const nops_kafka_prop props[] = {
-        {"linger.ms", "20"}, {"acks", "all"}, {"message.timeout.ms", "30000"}};
+    /* idempotent: a retried produce (librdkafka's own, after a lost ack) is not written twice */
+    const nops_kafka_prop props[] = {{"linger.ms", "20"},
+                                     {"acks", "all"},
+                                     {"enable.idempotence", "true"},
+                                     {"message.timeout.ms", "30000"}};
     char err[512];
     rd_kafka_conf_t *c =
         nops_kafka_conf_new(brokers, extra, props, sizeof props / sizeof props[0], err, sizeof err);

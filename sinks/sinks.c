@@ -36,8 +36,8 @@ struct nops_sinks {
     nops_buf held[NOPS__MAX_SINKS];       /* records sink i refused: {u8 kind, u32 len, json} */
     size_t n_held[NOPS__MAX_SINKS];       /* records in held[i] */
     nops_sinks_stats st;                  /* counters */
-    int64_t log_ns;                       /* wall clock of the last refusal logged */
-    uint64_t log_missed;                  /* refusals since, not logged */
+    nops_ratelimit refusal_log;           /* "sink refused a record" lines */
+    nops_ratelimit lost_log;              /* "record lost" lines */
 };
 
 nops_sinks *nops_sinks_new(void)
@@ -249,19 +249,27 @@ static char *encode(json_t *o, char *stack, size_t cap, size_t *len)
 
 /* ---- fan-out, refused records, flush ----------------------------------------------------- */
 
-static void log_refusal(nops_sinks *set, size_t i, int kind, nops_err e)
+/* A record sink i refused (kept for the next flush), or that was lost (`lost`: neither written
+ * nor kept, or not even encoded when i is n): logged at most once per 10 s per kind, under the
+ * lock. These lines are the only ones about it: callers get the error and need not log it. */
+static void log_failure(nops_sinks *set, size_t i, int kind, nops_err e, bool lost)
 {
-    int64_t now = nops_wall_ns();
-    if (set->log_ns && now - set->log_ns < 10ll * 1000000000ll) {
-        set->log_missed++;
+    uint64_t missed;
+    if (!nops_ratelimit_due(lost ? &set->lost_log : &set->refusal_log, nops_wall_ns(), &missed))
         return;
-    }
-    NOPS_WARN("sinks", "%s sink refused a%s record (%s): kept and written again at the next "
-              "flush; offsets wait until it is in (%llu more refusal(s) not logged in the last "
-              "10 s)", set->ops[i]->name, kind == NOPS_SINK_SIGNAL ? " signal" : "n incident",
-              nops_strerror(e), (unsigned long long)set->log_missed);
-    set->log_ns = now;
-    set->log_missed = 0;
+    const char *what = kind == NOPS_SINK_SIGNAL ? " signal" : "n incident";
+    if (!lost)
+        NOPS_WARN("sinks", "%s sink refused a%s record (%s): kept and written again at the next "
+                  "flush; offsets wait until it is in (%llu more refusal(s) not logged in the "
+                  "last 10 s)", set->ops[i]->name, what, nops_strerror(e),
+                  (unsigned long long)missed);
+    else
+        NOPS_ERROR("sinks", "%s%sa%s record could %s (%s): flushes fail from now on so that no "
+                   "offset past it is committed; restart to replay it (%llu more lost record(s) "
+                   "not logged in the last 10 s)", i < set->n ? set->ops[i]->name : "",
+                   i < set->n ? " sink: " : "", what,
+                   i < set->n ? "be neither written nor kept" : "not be encoded",
+                   nops_strerror(e), (unsigned long long)missed);
 }
 
 /* Keep a record for sink i (under the lock); false when it cannot be kept (lost). */
@@ -293,14 +301,11 @@ static nops_err fan_out(nops_sinks *set, int kind, const char *json, size_t len)
             continue;
         if (!set->n_held[i]) {
             set->st.refused++;
-            log_refusal(set, i, kind, e);
+            log_failure(set, i, kind, e, false);
         }
         if (!hold(set, i, kind, json, len)) {
             set->st.dropped++;
-            NOPS_ERROR("sinks", "%s sink: a%s record could be neither written nor kept (%s): "
-                       "flushes fail from now on so that no offset past it is committed; "
-                       "restart to replay it", set->ops[i]->name,
-                       kind == NOPS_SINK_SIGNAL ? " signal" : "n incident", nops_strerror(e));
+            log_failure(set, i, kind, e, true);
             if (first == NOPS_OK)
                 first = NOPS_FULL;
         }
@@ -320,10 +325,8 @@ static nops_err lost(nops_sinks *set, int kind)
 {
     pthread_mutex_lock(&set->lock);
     set->st.dropped++;
+    log_failure(set, set->n, kind, NOPS_NOMEM, true);
     pthread_mutex_unlock(&set->lock);
-    NOPS_ERROR("sinks", "a%s record could not be encoded (out of memory): flushes fail from now "
-               "on so that no offset past it is committed; restart to replay it",
-               kind == NOPS_SINK_SIGNAL ? " signal" : "n incident");
     return NOPS_NOMEM;
 }
 

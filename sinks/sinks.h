@@ -42,8 +42,8 @@ typedef struct nops_sinks_stats {
     uint64_t flush_failures; /**< failed flushes (each retried later) */
     uint64_t refused;        /**< records a sink refused; kept and given again at the next flush */
     uint64_t held;           /**< records kept that way now (a gauge) */
-    uint64_t dropped;        /**< records lost: neither written nor kept (each logged); from the
-                                  first, every flush fails so no offset passes them */
+    uint64_t dropped;        /**< records lost: neither written nor kept (logged, rate-limited);
+                                  from the first, every flush fails so no offset passes them */
 } nops_sinks_stats;
 
 nops_sinks *nops_sinks_new(void);
@@ -86,8 +86,9 @@ extern const nops_cfg_section nops_sinks_cfg_section;
 /**
  * Encode a record (sized to it) and hand it to every sink. NOPS_OK when every sink took it or
  * the set kept it for a sink that refused it; otherwise the record is lost (no memory, or more
- * than 64 MiB kept for one sink): it is counted in `dropped`, logged, and every later flush
- * fails, so the caller never commits past it.
+ * than 64 MiB kept for one sink): it is counted in `dropped`, logged (at most one line per
+ * 10 s; the caller need not log it again), and every later flush fails, so the caller never
+ * commits past it.
  */
 nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig);
 nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc);

@@ -297,12 +297,6 @@ uint64_t nops_histdir_current(const char *dir)
     return sscanf(target, "gen-%llu", &g) == 1 ? g : 0;
 }
 
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 bool nops__sum_stream(FILE *f, nops__file_sum *out)
 {
     unsigned char buf[1 << 16], d[EVP_MAX_MD_SIZE];
@@ -318,17 +312,14 @@ bool nops__sum_stream(FILE *f, nops__file_sum *out)
     ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, d, &dl) && dl == 32;
     EVP_MD_CTX_free(md);
     if (ok)
-        to_hex(d, 32, out->sha256);
+        nops_hex(d, 32, out->sha256);
     return ok;
 }
 
-void nops__sum_mem(const void *data, size_t len, nops__file_sum *out)
+bool nops__sum_mem(const void *data, size_t len, nops__file_sum *out)
 {
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int dl = 0;
-    EVP_Digest(data, len, d, &dl, EVP_sha256(), NULL);
-    to_hex(d, 32, out->sha256);
     out->size = len;
+    return nops_sha256_hex(data, len, out->sha256);
 }
 
 /* Size and SHA-256 of the file as written (read back; fsynced again for good measure). */

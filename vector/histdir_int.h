@@ -29,7 +29,7 @@ struct nops_histdir {
 
 /** Sum what remains of `f` from its current position; false on a read error. */
 bool nops__sum_stream(FILE *f, nops__file_sum *out);
-/** Sum `len` bytes in memory. */
-void nops__sum_mem(const void *data, size_t len, nops__file_sum *out);
+/** Sum `len` bytes in memory; false (out->sha256 "") when SHA-256 failed. */
+bool nops__sum_mem(const void *data, size_t len, nops__file_sum *out);
 
 #endif /* NOPS_HISTDIR_INT_H */

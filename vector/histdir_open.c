@@ -115,7 +115,7 @@ static nops_err read_meta(const char *path, nops_histdir *h, size_t count,
     char *buf = nops_malloc((size_t)expect);
     bool ok = buf && fread(buf, 1, (size_t)expect, f) == expect;
     fclose(f);
-    if (ok) nops__sum_mem(buf, (size_t)expect, &got);
+    ok = ok && nops__sum_mem(buf, (size_t)expect, &got);
     uint64_t n = 0;
     if (ok && !same_sum(&got, want)) {
         nops_free(buf);

@@ -76,8 +76,7 @@ void nops_redact_actor(const nops_redactor *r, const char *who, char out[24])
     HMAC(EVP_sha256(), r->key, (int)r->key_len, (const unsigned char *)who, strlen(who), mac,
          &n);
     memcpy(out, "actor:", 6);
-    for (int i = 0; i < 8; i++)
-        snprintf(out + 6 + 2 * i, 3, "%02x", mac[i]);
+    nops_hex(mac, 8, out + 6);
 }
 
 void nops_redact_id(const nops_redactor *r, const char *prefix, const char *id, char *out,
@@ -90,8 +89,7 @@ void nops_redact_id(const nops_redactor *r, const char *prefix, const char *id, 
          sub, &n);
     HMAC(EVP_sha256(), sub, (int)n, (const unsigned char *)id, strlen(id), mac, &n);
     char hex[17];
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    nops_hex(mac, 8, hex);
     snprintf(out, cap, "%s:%s", prefix, hex);
 }
 

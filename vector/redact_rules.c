@@ -253,32 +253,40 @@ static size_t m_slack_webhook(nops__rscan *sc, size_t at, size_t *vs, size_t *vl
     return 0;
 }
 
+/* A token made of `prefix` then at least `min` characters of class `cls` (with `trim`, a
+ * trailing '.' or '-' — the end of a sentence — is given back): its length, 0 when s[0..n)
+ * does not start with one. The shape of most vendor tokens below. */
+static size_t prefix_span(const char *s, size_t n, const char *prefix, bool (*cls)(char),
+                          size_t min, bool trim)
+{
+    const size_t l = strlen(prefix);
+    if (n < l + min || memcmp(s, prefix, l) != 0)
+        return 0;
+    size_t k = span(s + l, n - l, cls);
+    while (trim && k && (s[l + k - 1] == '.' || s[l + k - 1] == '-'))
+        k--;
+    return k >= min ? l + k : 0;
+}
+
 /* ghp_/gho_/ghu_/ghs_/ghr_ + 30+ letters or digits; github_pat_ + 22+ word characters. */
 static size_t m_github(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 {
     TOKEN;
-    size_t p, k, min;
+    size_t l = 0;
     if (n >= 34 && s[0] == 'g' && s[1] == 'h' && in_set(s[2], "pousr") && s[3] == '_') {
-        p = 4;
-        k = span(s + p, n - p, c_alnum_fn);
-        min = 30;
-    } else if (n >= 33 && memcmp(s, "github_pat_", 11) == 0) {
-        p = 11;
-        k = span(s + p, n - p, c_word);
-        min = 22;
+        l = prefix_span(s + 4, n - 4, "", c_alnum_fn, 30, false);
+        l = l ? 4 + l : 0;
     } else {
-        return 0;
+        l = prefix_span(s, n, "github_pat_", c_word, 22, false);
     }
-    return k >= min && word_ends(s, n, p + k) ? p + k : 0;
+    return l && word_ends(s, n, l) ? l : 0;
 }
 
 /* glpat- + 20+ of [A-Za-z0-9_-]. */
 static size_t m_gitlab(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 {
     TOKEN;
-    if (n < 26 || memcmp(s, "glpat-", 6) != 0) return 0;
-    const size_t k = span(s + 6, n - 6, c_b64url);
-    return k >= 20 ? 6 + k : 0;
+    return prefix_span(s, n, "glpat-", c_b64url, 20, false);
 }
 
 /* xoxb-/xoxp-/xoxa-/xoxr-/xoxs-/xoxe- (or xoxe.) + 10+ of [A-Za-z0-9.-] holding a digit. */
@@ -312,8 +320,8 @@ static size_t m_stripe(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++) {
         const size_t l = strlen(pre[i].p);
         if (n < l + pre[i].min || memcmp(s, pre[i].p, l) != 0) continue;
-        const size_t k = span(s + l, n - l, c_alnum_fn);
-        return k >= pre[i].min && word_ends(s, n, l + k) ? l + k : 0;
+        const size_t t = prefix_span(s, n, pre[i].p, c_alnum_fn, pre[i].min, false);
+        return t && word_ends(s, n, t) ? t : 0;
     }
     return 0;
 }
@@ -322,20 +330,14 @@ static size_t m_stripe(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 static size_t m_google_api_key(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 {
     TOKEN;
-    if (n < 34 || memcmp(s, "AIza", 4) != 0) return 0;
-    const size_t k = span(s + 4, n - 4, c_b64url);
-    return k >= 30 ? 4 + k : 0;
+    return prefix_span(s, n, "AIza", c_b64url, 30, false);
 }
 
 /* Google OAuth access tokens: ya29. + 20+ of [A-Za-z0-9._-]. */
 static size_t m_google_oauth(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 {
     TOKEN;
-    if (n < 25 || memcmp(s, "ya29.", 5) != 0) return 0;
-    size_t k = span(s + 5, n - 5, c_dotted);
-    while (k && (s[5 + k - 1] == '.' || s[5 + k - 1] == '-'))
-        k--;
-    return k >= 20 ? 5 + k : 0;
+    return prefix_span(s, n, "ya29.", c_dotted, 20, true);
 }
 
 /* sk- + 32+ of [A-Za-z0-9_-] with upper case, lower case and digits: OpenAI (sk-proj-,
@@ -344,12 +346,11 @@ static size_t m_google_oauth(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 static size_t m_sk_dash_key(nops__rscan *sc, size_t at, size_t *vs, size_t *vl)
 {
     TOKEN;
-    if (n < 35 || memcmp(s, "sk-", 3) != 0) return 0;
-    const size_t k = span(s + 3, n - 3, c_b64url);
+    const size_t t = prefix_span(s, n, "sk-", c_b64url, 32, false);
     bool up = false, lo = false, dg = false;
-    for (size_t i = 3; i < 3 + k; i++)
+    for (size_t i = 3; i < t; i++)
         up |= c_upper(s[i]), lo |= c_lower(s[i]), dg |= c_digit(s[i]);
-    return k >= 32 && up && lo && dg ? 3 + k : 0;
+    return up && lo && dg ? t : 0;
 }
 
 /* ---- passwords by position ----------------------------------------------------------------- */

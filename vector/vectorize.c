@@ -209,7 +209,6 @@ nops_err nops_vectorize_commit(nops_vectorize *v, char *errstr, size_t errstr_si
         nops_errf(errstr, errstr_size, "SHA-256 of the source failed");
         return NOPS_INTERNAL;
     }
-    for (unsigned i = 0; i < ml; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    nops_hex(md, ml, hex);
     return nops_histdir_commit(w, hex, v->skipped, errstr, errstr_size);
 }

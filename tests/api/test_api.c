@@ -71,7 +71,7 @@ static void keys(char *out, size_t cap)
 
 static void api_params(nops_api_params *p)
 {
-    memset(p, 0, sizeof *p);
+    nops_api_params_default(p);
     snprintf(p->listen, sizeof p->listen, "127.0.0.1:0");
     keys(p->keys, sizeof p->keys);
     snprintf(p->jwt_secret, sizeof p->jwt_secret, SECRET);

@@ -59,7 +59,7 @@ static int teardown(void **state)
 
 static void base_params(nops_api_params *p)
 {
-    memset(p, 0, sizeof *p);
+    nops_api_params_default(p);
     snprintf(p->listen, sizeof p->listen, "127.0.0.1:0");
     char hex[65];
     assert_int_equal(nops_api_hash_key("viewer-key-1", hex), NOPS_OK);

@@ -467,10 +467,44 @@ static void test_config_default_text(void **state)
     nops_cfg_destroy(cfg);
 }
 
+/* Hex and SHA-256 against known values. */
+static void test_hex_and_sha256(void **state)
+{
+    (void)state;
+    char hex[65];
+    nops_hex("\x00\x7f\xff", 3, hex);
+    assert_string_equal(hex, "007fff");
+    nops_hex("", 0, hex);
+    assert_string_equal(hex, "");
+    assert_true(nops_sha256_hex("abc", 3, hex));
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+/* One line per 10 s: the events in between are counted and handed to the next line. */
+static void test_ratelimit(void **state)
+{
+    (void)state;
+    nops_ratelimit rl = {0};
+    uint64_t missed = 99;
+    const int64_t t0 = 5 * NOPS_RATELIMIT_NS;
+    assert_true(nops_ratelimit_due(&rl, t0, &missed));
+    assert_int_equal(missed, 0);
+    assert_false(nops_ratelimit_due(&rl, t0 + 1, &missed));
+    assert_false(nops_ratelimit_due(&rl, t0 + NOPS_RATELIMIT_NS - 1, &missed));
+    assert_true(nops_ratelimit_due(&rl, t0 + NOPS_RATELIMIT_NS, &missed));
+    assert_int_equal(missed, 2);
+    /* a clock that starts at 0 still limits */
+    nops_ratelimit z = {0};
+    assert_true(nops_ratelimit_due(&z, 0, &missed));
+    assert_false(nops_ratelimit_due(&z, 1, &missed));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_hex_and_sha256),
         cmocka_unit_test(test_alloc_counts),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),

@@ -8,7 +8,9 @@
  *   - past the series limit (a small series_memory_mb), a new series goes to the dead-letter
  *     topic as `series_limit`, counted, while the series already held keep working;
  *   - a sink that refuses a signal holds the offsets: nothing past that message is committed
- *     until the sink takes the signal.
+ *     until the sink takes the signal;
+ *   - a dead-letter copy the broker does not take holds the offsets too, counted in dlq_lost;
+ *   - signals past the correlator's open-incident limit are counted (uncorrelated) and logged.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,8 +38,11 @@ static int setup(void **state)
 {
     static const tu_topic topics[] = {{"guard-ts", 2}, {"guard-ts-dlq", 1}, {"guard-lim", 1},
                                       {"guard-lim-dlq", 1}, {"guard-sink", 1},
-                                      {"guard-sink-dlq", 1}};
-    g_cluster = tu_mock_cluster(1, topics, 6, g_boot, sizeof g_boot);
+                                      {"guard-sink-dlq", 1}, {"guard-dlqloss", 1},
+                                      {"guard-dlqloss-dlq", 1}, {"guard-full", 1},
+                                      {"guard-full-dlq", 1}};
+    g_cluster = tu_mock_cluster(1, topics, sizeof topics / sizeof topics[0], g_boot,
+                                sizeof g_boot);
     assert_non_null(g_cluster);
     return 0;
 }
@@ -136,6 +141,33 @@ static void rm_rf(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A sink set with the JSONL sink writing into `dir`. */
+static nops_sinks *jsonl_sinks(const char *dir)
+{
+    char err[512];
+    nops_sinks *sinks = nops_sinks_new();
+    assert_non_null(sinks);
+    if (nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err) != NOPS_OK)
+        fail_msg("jsonl sink: %s", err);
+    return sinks;
+}
+
+/* A pipeline with these settings and `sinks` (borrowed), its state in `dir`: started. */
+static nops_pipeline *started(const char *dir, const nops_kafka_params *kp,
+                              const nops_pipeline_params *pp, const nops_detect_params *dp,
+                              const nops_correlate_params *cp, nops_sinks *sinks)
+{
+    char err[512];
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+    nops_pipeline *p = nops_pipeline_new(kp, pp, dp, cp, &sp, sinks, err, sizeof err);
+    if (!p)
+        fail_msg("pipeline: %s", err);
+    if (nops_pipeline_start(p, err, sizeof err) != NOPS_OK)
+        fail_msg("start: %s", err);
+    return p;
+}
+
 /* Poll the pipeline's counters until `done` holds (generous deadline: a loaded machine). */
 typedef bool (*stats_pred)(const nops_pipeline_stats *st, void *ud);
 
@@ -176,14 +208,8 @@ static void test_poison_timestamp_keeps_incidents_open(void **state)
     nops_correlate_params cp;
     params(&kp, &pp, &dp, &cp, "guard-ts", "g-ts");
     pp.max_past_s = 30 * 86400;
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
 
     /* 200 s of four series ending now, a spike at 150 s: incidents open, their series clear
      * ~47 s before the newest point, so with resolve_s = 300 they must stay open */
@@ -269,14 +295,8 @@ static void test_series_limit_to_dlq(void **state)
     print_message("  series limit with 1 MiB and detect.window %lld: %u\n",
                   (long long)dp.window, limit);
     assert_true(limit > 100 && limit < 100000);
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
 
     enum { BASE = 3, T = 120, OVER = 5 };
     const int64_t base = nops_wall_ns() - 1000ll * 1000000000ll;
@@ -344,6 +364,19 @@ static void rs_destroy(void *self)
 
 static const nops_sink_ops refusing_ops = {"refusing", rs_write, rs_flush, rs_destroy};
 
+/* A consumer of `group` that only asks for its committed offsets (never subscribes). */
+static rd_kafka_t *group_reader(const char *group)
+{
+    char cerr[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", g_boot, cerr, sizeof cerr);
+    rd_kafka_conf_set(c, "group.id", group, cerr, sizeof cerr);
+    rd_kafka_conf_set(c, "log_level", "3", cerr, sizeof cerr);
+    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, cerr, sizeof cerr);
+    assert_non_null(reader);
+    return reader;
+}
+
 /* The group's committed offset of partition 0 (-1 when there is none). */
 static int64_t committed(rd_kafka_t *rk, const char *topic)
 {
@@ -373,29 +406,18 @@ static void test_refused_signal_holds_offsets(void **state)
     nops_detect_params dp;
     nops_correlate_params cp;
     params(&kp, &pp, &dp, &cp, "guard-sink", "g-sink");
-    char err[512];
     refusing_sink rs;
     atomic_init(&rs.refuse, true);
     atomic_init(&rs.signals, 0);
     nops_sinks *sinks = nops_sinks_new();
     assert_int_equal(nops_sinks_add(sinks, &refusing_ops, &rs), NOPS_OK);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    assert_non_null(p);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
 
     enum { HOSTS = 2, T = 200, SPIKE = 150 };
     produce_series("guard-sink", "cpu", HOSTS, 0, T, SPIKE, nops_wall_ns() - 300ll * 1000000000ll);
     want_n w = {HOSTS * T, HOSTS};
     nops_pipeline_stats st = wait_for(p, refused_for_a_while, &w, "refused flushes");
-    char cerr[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", g_boot, cerr, sizeof cerr);
-    rd_kafka_conf_set(c, "group.id", "g-sink", cerr, sizeof cerr);
-    rd_kafka_conf_set(c, "log_level", "3", cerr, sizeof cerr);
-    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, c, cerr, sizeof cerr);
-    assert_non_null(reader);
+    rd_kafka_t *reader = group_reader("g-sink");
     const int64_t first_spike = (int64_t)SPIKE * HOSTS; /* offset of the first spike message */
     int64_t held = committed(reader, "guard-sink");
     nops_sinks_stats ss;
@@ -428,12 +450,127 @@ static void test_refused_signal_holds_offsets(void **state)
     rm_rf(dir);
 }
 
+/* ---- 4. a dead-letter copy that does not arrive holds the offsets ------------------------ */
+
+static bool lost_a_copy(const nops_pipeline_stats *st, void *ud)
+{
+    const want_n *w = ud;
+    return st->messages >= w->messages && st->dlq_lost >= 1 && st->flush_failures >= 3;
+}
+
+static void test_lost_dlq_copy_holds_offsets(void **state)
+{
+    char dir[] = "/tmp/nops-guard-dlqloss-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-dlqloss", "g-dlqloss");
+    enum { BEFORE = 10, AFTER = 10 }; /* the poison message is at offset BEFORE */
+    const int64_t now = nops_wall_ns();
+    for (int i = 0; i < BEFORE + 1 + AFTER; i++)
+        if (i == BEFORE)
+            producef("guard-dlqloss", "k", "poison,host=x v=1 9000000000000000000");
+        else
+            producef("guard-dlqloss", "k", "ok,host=a v=1 %lld",
+                     (long long)(now - (int64_t)(BEFORE + AFTER - i) * 1000000000ll));
+    flush_producer();
+    /* the input is in; from now on the broker refuses produce requests (permanently, no retry):
+     * the only producer left is the pipeline's dead-letter producer, so its copy is lost */
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
+    assert_non_null(mc);
+    rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1000,
+                                      RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
+    want_n w = {BEFORE + 1 + AFTER, 0};
+    nops_pipeline_stats st = wait_for(p, lost_a_copy, &w, "a lost dead-letter copy");
+    rd_kafka_t *reader = group_reader("g-dlqloss");
+    const int64_t held = committed(reader, "guard-dlqloss");
+    print_message("  dead-letter copies lost %llu, sent %llu; committed %lld (poison at %d), %llu "
+                  "failed flushes\n", (unsigned long long)st.dlq_lost,
+                  (unsigned long long)st.dlq, (long long)held, BEFORE,
+                  (unsigned long long)st.flush_failures);
+    assert_true(held <= BEFORE); /* never past the message whose copy was lost */
+    assert_int_equal(st.dlq_lost, 1);
+    assert_int_equal(st.rejected[NOPS_REJECT_TIMESTAMP], 1);
+    rd_kafka_destroy(reader);
+    nops_pipeline_stop(p, 15000); /* its last checkpoint fails too: nothing to assert there */
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    rd_kafka_mock_clear_request_errors(mc, 0 /* Produce */);
+    rm_rf(dir);
+}
+
+/* ---- 5. signals past the open-incident limit --------------------------------------------- */
+
+static int g_no_incident_lines; /* "in no incident" log lines seen */
+
+static void catch_no_incident(void *ud, nops_log_level level, const char *line)
+{
+    (void)ud;
+    (void)level;
+    if (strstr(line, "is in no incident"))
+        __atomic_add_fetch(&g_no_incident_lines, 1, __ATOMIC_RELAXED);
+}
+
+static void test_signals_past_the_incident_limit(void **state)
+{
+    char dir[] = "/tmp/nops-guard-full-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-full", "g-full");
+    dp.window = 16;
+    /* every signal its own incident (its own service, 3 s from the next: window_s 1), and none
+     * resolves; more series than the correlator keeps open incidents (1024) */
+    cp = (nops_correlate_params){1, 0.8, "service", 86400};
+    enum { N = 1100, WARM = 16 };
+    nops_sinks *sinks = jsonl_sinks(dir);
+    g_no_incident_lines = 0;
+    nops_log_set_sink(catch_no_incident, NULL);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
+    const int64_t base = nops_wall_ns() - (int64_t)(3 * N + 100) * 1000000000ll;
+    static char msg[WARM * 64 + 64];
+    for (int i = 0; i < N; i++) { /* one message per series: warm-up points, then a spike */
+        size_t o = 0;
+        const int64_t t0 = base + (int64_t)i * 3000000000ll;
+        for (int k = 0; k <= WARM; k++)
+            o += (size_t)snprintf(msg + o, sizeof msg - o, "%scpu,service=s%d v=%d %lld",
+                                  k ? "\n" : "", i, k < WARM ? 100 : 1000,
+                                  (long long)(t0 + (int64_t)k * 1000000));
+        produce("guard-full", "k", msg, o);
+    }
+    flush_producer();
+    want_n w = {N, N};
+    nops_pipeline_stats st = wait_for(p, messages_and_signals, &w, "the signals");
+    nops_pipeline_stop(p, 15000);
+    nops_log_set_sink(NULL, NULL);
+    nops_pipeline_get_stats(p, &st);
+    print_message("  %llu signals, %llu incidents open, %llu in no incident, %d log line(s)\n",
+                  (unsigned long long)st.signals, (unsigned long long)st.incidents_open,
+                  (unsigned long long)st.uncorrelated, g_no_incident_lines);
+    assert_int_equal(st.signals, N);
+    assert_int_equal(st.incidents_open, st.incidents_opened);
+    assert_true(st.incidents_opened < N);
+    assert_int_equal(st.uncorrelated, st.signals - st.incidents_opened);
+    assert_true(g_no_incident_lines >= 1);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poison_timestamp_keeps_incidents_open),
         cmocka_unit_test(test_series_limit_to_dlq),
         cmocka_unit_test(test_refused_signal_holds_offsets),
+        cmocka_unit_test(test_lost_dlq_copy_holds_offsets),
+        cmocka_unit_test(test_signals_past_the_incident_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -78,13 +78,17 @@ static void pg_rechain(PGconn *c, int from)
     PQclear(res);
 }
 
-/* A fresh schema (tu_pg_schema) whose tables the returned connection sees too. */
-static PGconn *schema(const char *name, char *dsn, size_t cap)
+/* Every test's start: a fresh schema `name` (tu_pg_schema) whose tables the returned
+ * connection sees too, its DSN in dsn, and the trail file data/<name>.jsonl in path. */
+static PGconn *pg_trail(const char *name, char dsn[600], char path[128])
 {
-    PGconn *c = tu_pg_schema(name, dsn, cap);
+    PGconn *c = tu_pg_schema(name, dsn, 600);
     char sql[128];
     snprintf(sql, sizeof sql, "SET search_path TO %s", name);
     sql_ok(c, sql);
+    char file[64];
+    snprintf(file, sizeof file, "%.40s.jsonl", name);
+    au_path(path, 128, file);
     return c;
 }
 
@@ -99,8 +103,7 @@ static void test_pg_intact(void **state)
 {
     (void)state;
     char dsn[600], path[128], args[1200], out[2048], err[1024];
-    PGconn *c = schema("audit_intact", dsn, sizeof dsn);
-    au_path(path, sizeof path, "pg-intact.jsonl");
+    PGconn *c = pg_trail("audit_intact", dsn, path);
     au_fill(path, dsn, 8);
     au_fill(path, dsn, 2);
     nops_audit_report r;
@@ -122,8 +125,7 @@ static void test_pg_rewritten_past_trigger(void **state)
 {
     (void)state;
     char dsn[600], path[128], args[1200], out[2048], err[1024];
-    PGconn *c = schema("audit_rewrite", dsn, sizeof dsn);
-    au_path(path, sizeof path, "pg-rewrite.jsonl");
+    PGconn *c = pg_trail("audit_rewrite", dsn, path);
     au_fill(path, dsn, 8);
     assert_int_equal(sql_status(c, "UPDATE audit_logs SET actor = 'mallory' WHERE seq = 3"),
                      PGRES_FATAL_ERROR);
@@ -171,8 +173,7 @@ static void test_pg_rows_deleted(void **state)
 {
     (void)state;
     char dsn[600], path[128], args[1200], out[2048], err[1024];
-    PGconn *c = schema("audit_deleted", dsn, sizeof dsn);
-    au_path(path, sizeof path, "pg-deleted.jsonl");
+    PGconn *c = pg_trail("audit_deleted", dsn, path);
     au_fill(path, dsn, 8);
     as_replica(c, "DELETE FROM audit_logs WHERE seq >= 6");
     nops_audit_report r;
@@ -211,8 +212,7 @@ static void test_pg_file_truncated(void **state)
 {
     (void)state;
     char dsn[600], path[128], err[1024];
-    PGconn *c = schema("audit_trunc", dsn, sizeof dsn);
-    au_path(path, sizeof path, "pg-trunc.jsonl");
+    PGconn *c = pg_trail("audit_trunc", dsn, path);
     nops_audit *a = nops_audit_open(path, dsn, g_key, NULL, err, sizeof err);
     assert_non_null(a);
     for (int i = 0; i < 8; i++)
@@ -232,8 +232,7 @@ static void test_pg_catches_up(void **state)
 {
     (void)state;
     char dsn[600], path[128], head[300], saved[320], err[1024];
-    PGconn *c = schema("audit_catchup", dsn, sizeof dsn);
-    au_path(path, sizeof path, "pg-crash.jsonl");
+    PGconn *c = pg_trail("audit_catchup", dsn, path);
     au_fill(path, dsn, 4);
     au_head_file(path, head, sizeof head);
     snprintf(saved, sizeof saved, "%s.saved", head);
@@ -267,9 +266,8 @@ static void test_pg_catches_up(void **state)
 static void test_pg_reconnects(void **state)
 {
     (void)state;
-    char dsn[600], path[160], err[1024];
-    PGconn *c = schema("audit_reconnect", dsn, sizeof dsn);
-    au_path(path, sizeof path, "reconnect.jsonl");
+    char dsn[600], path[128], err[1024];
+    PGconn *c = pg_trail("audit_reconnect", dsn, path);
     nops_audit *a = au_open(path, dsn, err, sizeof err);
     assert_non_null(a);
     assert_int_equal(nops_audit_append(a, "key:ops", "suggest", "orch-1", "ok", NULL, NULL, err,

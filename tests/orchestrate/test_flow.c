@@ -15,6 +15,7 @@
 
 #include "orchestrate/orchestrate.h"
 #include "tests/support/kafkautil.h"
+#include "tests/support/orchutil.h"
 #include "tests/support/pgutil.h"
 #include "tests/testutil.h"
 
@@ -29,30 +30,19 @@
 #include <unistd.h>
 
 static char g_dir[] = "/tmp/nops-flow-XXXXXX";
-static char g_reg[160], g_key[160], g_pub[160], g_state[160], g_hist[160], g_audit[160];
+static tu_orch_dirs g_d;
+static char g_hist[160];
 static nops_registry *g_r;
 static nops_policy *g_p;
 static nops_audit *g_a;
 static nops_secret *g_secret; /* the engine's key: seals records */
 static nops_secret *g_audit_key; /* the audit chain's key (in memory) */
 
-static const nops_actor OPS = {"key:ops", "operator"};
-static const nops_actor ADMIN = {"key:admin", "org-admin"};
 static const nops_actor ADMIN_OPS = {"key:ops", "org-admin"}; /* the requester, promoted */
 
 static void playbook(const char *id, const char *steps, const char *mode, int timeout)
 {
-    char path[300], text[2048], err[256];
-    snprintf(path, sizeof path, "%s/%s.json", g_reg, id);
-    snprintf(text, sizeof text,
-             "{\"id\":\"%s\",\"name\":\"%s\",\"version\":\"1\",\"safety\":{\"mode\":\"%s\","
-             "\"allowed_roles\":[\"org-admin\"]},\"steps\":%s,\"timeout_s\":%d}",
-             id, id, mode, steps, timeout);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    if (nops_playbook_sign(path, g_key, err, sizeof err) != NOPS_OK)
-        fail_msg("sign: %s", err);
+    tu_orch_playbook(g_d.reg, g_d.key, id, steps, mode, timeout, "");
 }
 
 static const char *g_allowed; /* orchestrate.allowed_commands for the next orchestrator */
@@ -60,7 +50,7 @@ static const char *g_allowed; /* orchestrate.allowed_commands for the next orche
 static nops_orchestrator *orch_with(const char *dsn, const char *brokers)
 {
     char err[256];
-    nops_orch_deps d = {.state_dir = g_state, .history_jsonl = g_hist, .pg_dsn = dsn,
+    nops_orch_deps d = {.state_dir = g_d.state, .history_jsonl = g_hist, .pg_dsn = dsn,
                         .brokers = brokers, .reg = g_r, .pol = g_p, .audit = g_a,
                         .allowed_commands = g_allowed, .secret = g_secret};
     nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
@@ -76,20 +66,9 @@ static nops_orchestrator *orch(void)
 
 static int setup(void **state)
 {
-    if (!mkdtemp(g_dir))
+    if (tu_orch_dirs_make(g_dir, &g_d) != 0)
         return -1;
-    snprintf(g_reg, sizeof g_reg, "%s/reg", g_dir);
-    snprintf(g_key, sizeof g_key, "%s/k.pem", g_dir);
-    snprintf(g_pub, sizeof g_pub, "%s/p.pem", g_dir);
-    snprintf(g_state, sizeof g_state, "%s/orch", g_dir);
     snprintf(g_hist, sizeof g_hist, "%s/history.jsonl", g_dir);
-    snprintf(g_audit, sizeof g_audit, "%s/audit.jsonl", g_dir);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "mkdir %s && openssl ecparam -name prime256v1 -genkey -noout -out "
-             "%s 2>/dev/null && openssl ec -in %s -pubout -out %s 2>/dev/null",
-             g_reg, g_key, g_key, g_pub);
-    if (system(cmd) != 0)
-        return -1;
     playbook("echo-ok", "[{\"name\":\"hello\",\"exec\":[\"/bin/echo\",\"restarted\"]},"
                         "{\"name\":\"check\",\"exec\":[\"/bin/sh\",\"-c\",\"echo dry=$NEURALOPS_DRY_RUN "
                         "args=$0\"],\"dry_run\":true}]", "manual", 30);
@@ -113,14 +92,14 @@ static int setup(void **state)
              "[\"/bin/sh\",\"-c\",\": > %s/flag\"]}]", g_dir);
     playbook("set-flag", steps, "manual", 20);
     char err[256];
-    g_r = nops_registry_load(g_reg, g_pub, err, sizeof err);
+    g_r = nops_registry_load(g_d.reg, g_d.pub, err, sizeof err);
     g_p = nops_policy_parse("[{\"name\":\"no-deletes\",\"priority\":10,\"when\":\"playbook.id ~ "
                             "\\\"delete-*\\\"\",\"action\":\"deny\"},{\"name\":\"auto\","
                             "\"priority\":5,\"when\":\"playbook.id == \\\"auto-fix\\\"\","
                             "\"action\":\"allow\"}]",
                             err, sizeof err);
     g_audit_key = nops_secret_from_bytes("test-audit-key", 14);
-    g_a = nops_audit_open(g_audit, NULL, g_audit_key, NULL, err, sizeof err);
+    g_a = nops_audit_open(g_d.audit, NULL, g_audit_key, NULL, err, sizeof err);
     g_secret = nops_secret_from_bytes("flow test key", 13);
     return g_r && g_p && g_a && g_secret ? 0 : -1;
 }
@@ -132,9 +111,7 @@ static int teardown(void **state)
     nops_audit_close(g_a);
     nops_secret_destroy(g_secret);
     nops_secret_destroy(g_audit_key);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_orch_dirs_remove(g_dir);
 }
 
 static const char *st(json_t *rec)
@@ -148,17 +125,17 @@ static json_t *incident(void)
                      "labels", "service", "checkout", "severity", "sev2");
 }
 
-/* suggest by OPS, dry-run; returns the id (static buffer). */
+/* suggest by TU_OPS, dry-run; returns the id (static buffer). */
 static const char *prepared(nops_orchestrator *o, const char *pb)
 {
     static char id[64];
     char err[256];
     json_t *inc = incident(), *rec;
-    assert_int_equal(nops_orch_suggest(o, inc, pb, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, pb, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
     json_decref(inc);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
     return id;
 }
@@ -179,14 +156,14 @@ static void test_happy_path(void **state)
                                                           "action")), "require_approval");
     json_decref(rec);
     /* not yet approved: execute refused */
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
     assert_non_null(strstr(err, "needs an approval"));
     /* wrong role, then the requester himself */
-    assert_int_equal(nops_orch_approve(o, id, &OPS, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_approve(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_INVAL);
     assert_non_null(strstr(err, "org-admin"));
     assert_int_equal(nops_orch_approve(o, id, &ADMIN_OPS, &rec, err, sizeof err), NOPS_INVAL);
     assert_non_null(strstr(err, "must not be the requester"));
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "approved");
     json_decref(rec);
     /* counted: one suggestion, one dry-run, three refusals, one approval, nothing running */
@@ -200,14 +177,14 @@ static void test_happy_path(void **state)
     nops_orch_destroy(o);
     /* a restart between approval and execution: the new orchestrator goes on */
     o = orch();
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     out = json_string_value(json_object_get(json_array_get(json_object_get(rec, "execution"), 0),
                                             "output"));
     assert_string_equal(out, "restarted\n");
     json_decref(rec);
     /* executed once: not again */
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
     nops_orch_destroy(o);
     /* the history learned it; the audit chain holds every step and verifies */
     char *hist = tu_read_file(g_hist);
@@ -215,8 +192,8 @@ static void test_happy_path(void **state)
     assert_non_null(strstr(hist, "\"status\":\"success\""));
     free(hist);
     nops_audit_report r;
-    assert_int_equal(nops_audit_verify_file(g_audit, g_audit_key, &r), NOPS_OK);
-    char *log = tu_read_file(g_audit);
+    assert_int_equal(nops_audit_verify_file(g_d.audit, g_audit_key, &r), NOPS_OK);
+    char *log = tu_read_file(g_d.audit);
     const char *actions[] = {"\"suggest\"", "\"dry-run\"", "\"approve\"", "\"execute\""};
     for (int i = 0; i < 4; i++)
         assert_non_null(strstr(log, actions[i]));
@@ -231,34 +208,34 @@ static void test_failures(void **state)
     json_t *rec;
     /* a failing step */
     snprintf(id, sizeof id, "%s", prepared(o, "fails"));
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "failed");
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "boom"));
     json_decref(rec);
     /* a step that outlives the playbook's timeout is killed */
     snprintf(id, sizeof id, "%s", prepared(o, "slow"));
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "failed"); /* the sleep would have succeeded: it was killed */
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "timed out"));
     json_decref(rec);
     /* policy deny: the flow ends at once */
     json_t *inc = incident();
-    assert_int_equal(nops_orch_suggest(o, inc, "delete-all", &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_suggest(o, inc, "delete-all", &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     assert_string_equal(st(rec), "denied");
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_INVAL);
     /* a relative command is refused at dry-run */
-    assert_int_equal(nops_orch_suggest(o, inc, "relative", &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_suggest(o, inc, "relative", &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "dry_run_failed");
     json_decref(rec);
     /* listing: newest first, by state */
@@ -271,7 +248,7 @@ static void test_failures(void **state)
     assert_int_equal(json_array_size(list), 2);
     json_decref(list);
     /* unknown playbook and orchestration */
-    assert_int_equal(nops_orch_suggest(o, inc, "nope", &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_suggest(o, inc, "nope", &TU_OPS, &rec, err, sizeof err),
                      NOPS_NOTFOUND);
     assert_int_equal(nops_orch_get(o, "orch-0000", &rec), NOPS_NOTFOUND);
     assert_int_equal(nops_orch_get(o, "../../etc/passwd", &rec), NOPS_NOTFOUND);
@@ -286,16 +263,16 @@ static void test_auto_and_tampering(void **state)
     json_t *rec;
     /* auto: allowed by policy, mode auto, org-admin allowed → runs after a dry-run, no approval */
     snprintf(id, sizeof id, "%s", prepared(o, "auto-fix"));
-    assert_int_equal(nops_orch_execute(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
     /* a manifest changed (and re-signed) after approval is refused at execute */
     snprintf(id, sizeof id, "%s", prepared(o, "echo-ok"));
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
     playbook("echo-ok", "[{\"name\":\"hello\",\"exec\":[\"/bin/echo\",\"something else\"]}]",
              "manual", 30);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
     assert_non_null(strstr(err, "changed since it was approved"));
     nops_orch_destroy(o);
 }
@@ -304,7 +281,7 @@ static void test_auto_and_tampering(void **state)
 static void plant(const char *id, const char *state, const char *claim)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/%s.json", g_state, id);
+    snprintf(path, sizeof path, "%s/%s.json", g_d.state, id);
     json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[], s:{}, s:s, s:s}", "id", id,
                             "playbook_id", "echo-ok", "state", state, "claimed_by", claim,
                             "requested_by", "key:ops", "steps", "incident", "executed_by",
@@ -341,7 +318,7 @@ static void test_recovery_after_a_crash(void **state)
     assert_non_null(row);
     assert_non_null(strstr(hist, "\"status\":\"aborted\""));
     free(hist);
-    char *log = tu_read_file(g_audit);
+    char *log = tu_read_file(g_d.audit);
     assert_non_null(strstr(log, "\"interrupted\""));
     free(log);
 }
@@ -374,25 +351,25 @@ static void test_kafka_steps_and_worker(void **state)
     json_t *inc = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", "inc-42", "summary", "x", "labels",
                             "service", "checkout", "host", "web-1;rm -rf");
     json_t *rec;
-    assert_int_equal(nops_orch_suggest(o, inc, "notify-agent", &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_suggest(o, inc, "notify-agent", &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, id, &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, id, &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     assert_string_equal(st(rec), "dry_running");
     json_decref(rec);
     /* claimed: the same step cannot be taken twice */
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_INVAL);
     rec = await(o, id, "dry_running");
     assert_string_equal(st(rec), "dry_run_ok");
     assert_non_null(strstr(json_string_value(json_object_get(
                                json_array_get(json_object_get(rec, "dry_run"), 1), "output")),
                            "not published"));
     json_decref(rec);
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
-    assert_int_equal(nops_orch_start(o, NOPS_ORCH_EXECUTE, id, &ADMIN, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_start(o, NOPS_ORCH_EXECUTE, id, &TU_ADMIN, &rec, err, sizeof err),
                      NOPS_OK);
     json_decref(rec);
     rec = await(o, id, "executing");
@@ -444,11 +421,11 @@ static void test_kafka_steps_and_worker(void **state)
      * broker with auto-creation off is the same path: an error for the topic) */
     o = orch_with(NULL, "127.0.0.1:1");
     inc = incident();
-    assert_int_equal(nops_orch_suggest(o, inc, "to-nowhere", &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_suggest(o, inc, "to-nowhere", &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "dry_run_failed");
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "no.such.topic"));
     json_decref(rec);
@@ -457,11 +434,11 @@ static void test_kafka_steps_and_worker(void **state)
     /* without brokers a kafka step fails clearly */
     o = orch();
     inc = incident();
-    assert_int_equal(nops_orch_suggest(o, inc, "notify-agent", &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_suggest(o, inc, "notify-agent", &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "no Kafka brokers"));
     json_decref(rec);
     json_decref(inc);
@@ -477,7 +454,7 @@ static void test_postgres_store(void **state)
     nops_orchestrator *o = orch_with(dsn, NULL), *o2 = orch_with(dsn, NULL);
     snprintf(id, sizeof id, "%s", prepared(o, "pg-ok"));
     json_t *rec;
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
     nops_orch_destroy(o);
     /* the database drops every other connection (a restart, a failover): the other instance
@@ -488,7 +465,7 @@ static void test_postgres_store(void **state)
     assert_true(atoi(PQgetvalue(k, 0, 0)) >= 1);
     PQclear(k);
     /* the other instance sees the approval and executes; the restarted one cannot again */
-    nops_err ee = nops_orch_execute(o2, id, &ADMIN, &rec, err, sizeof err);
+    nops_err ee = nops_orch_execute(o2, id, &TU_ADMIN, &rec, err, sizeof err);
     if (ee != NOPS_OK)
         fail_msg("execute on the second instance: %s", err);
     assert_string_equal(st(rec), "executed");
@@ -497,7 +474,7 @@ static void test_postgres_store(void **state)
     assert_int_equal(nops_orch_get(o, id, &rec), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
     json_t *list;
     assert_int_equal(nops_orch_list(o, "executed", 10, &list), NOPS_OK);
     assert_int_equal(json_array_size(list), 1);
@@ -526,7 +503,7 @@ static void test_postgres_store(void **state)
     nops_orch_destroy(o);
     /* not in the file store: the database is the store */
     char path[300];
-    snprintf(path, sizeof path, "%s/%s.json", g_state, id);
+    snprintf(path, sizeof path, "%s/%s.json", g_d.state, id);
     assert_int_not_equal(access(path, F_OK), 0);
     const char *v[1] = {id};
     PGresult *r = PQexecParams(c, "SELECT o.state, w.status, w.executed_by, "
@@ -541,7 +518,7 @@ static void test_postgres_store(void **state)
     PQclear(r);
     tu_pg_drop_schema(c, "flow_test");
     /* a database that is not there: a clear error, no orchestrator */
-    nops_orch_deps d = {.state_dir = g_state, .pg_dsn = "host=127.0.0.1 port=1 connect_timeout=2",
+    nops_orch_deps d = {.state_dir = g_d.state, .pg_dsn = "host=127.0.0.1 port=1 connect_timeout=2",
                         .reg = g_r, .secret = g_secret};
     assert_null(nops_orch_new(&d, err, sizeof err));
     assert_non_null(strstr(err, "PostgreSQL"));
@@ -557,14 +534,14 @@ static void test_no_audit_no_action(void **state)
     json_t *rec;
     snprintf(id, sizeof id, "%s", prepared(o, "pg-ok"));
     struct stat sb;
-    assert_int_equal(stat(g_audit, &sb), 0);
+    assert_int_equal(stat(g_d.audit, &sb), 0);
     struct rlimit old, lim;
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
     lim.rlim_cur = (rlim_t)sb.st_size + 10; /* room for a part of a line, not a whole one */
     lim.rlim_max = old.rlim_max;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    nops_err e = nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err);
+    nops_err e = nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, prev);
     assert_int_equal(e, NOPS_IO);
@@ -574,10 +551,10 @@ static void test_no_audit_no_action(void **state)
     json_decref(rec);
     /* the part of a line that got in was taken back: the chain verifies and goes on */
     nops_audit_report r;
-    assert_int_equal(nops_audit_verify_file(g_audit, g_audit_key, &r), NOPS_OK);
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_audit_verify_file(g_d.audit, g_audit_key, &r), NOPS_OK);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
-    assert_int_equal(nops_audit_verify_file(g_audit, g_audit_key, &r), NOPS_OK);
+    assert_int_equal(nops_audit_verify_file(g_d.audit, g_audit_key, &r), NOPS_OK);
     nops_orch_destroy(o);
 }
 
@@ -590,19 +567,19 @@ static void test_allowed_commands(void **state)
     char err[512], id[64];
     json_t *rec, *inc = incident();
     /* fails: /bin/false is not allowed */
-    assert_int_equal(nops_orch_suggest(o, inc, "fails", &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, "fails", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "dry_run_failed");
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")),
                            "/bin/false is not in orchestrate.allowed_commands"));
     json_decref(rec);
     /* pg-ok runs /bin/echo: allowed */
-    assert_int_equal(nops_orch_suggest(o, inc, "pg-ok", &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, "pg-ok", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "dry_run_ok");
     json_decref(rec);
     json_decref(inc);
@@ -617,16 +594,16 @@ static void test_workers_run_side_by_side(void **state)
     nops_orchestrator *o = orch();
     char err[512], a[64], b[64];
     json_t *rec, *inc = incident();
-    assert_int_equal(nops_orch_suggest(o, inc, "wait-flag", &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, "wait-flag", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     snprintf(a, sizeof a, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_suggest(o, inc, "set-flag", &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, "set-flag", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     snprintf(b, sizeof b, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
-    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, a, &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, a, &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     json_decref(rec);
-    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, b, &OPS, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_start(o, NOPS_ORCH_DRY_RUN, b, &TU_OPS, &rec, err, sizeof err),
                      NOPS_OK);
     json_decref(rec);
     rec = await(o, a, "dry_running");

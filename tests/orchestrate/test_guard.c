@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "orchestrate/orch_int.h"
+#include "tests/support/orchutil.h"
 #include "tests/support/kafkautil.h"
 #include "tests/support/pgutil.h"
 #include "tests/testutil.h"
@@ -35,37 +36,25 @@
 #include <unistd.h>
 
 static char g_dir[] = "/tmp/nops-guard-XXXXXX";
-static char g_reg[160], g_key[160], g_pub[160], g_state[160], g_audit[160], g_marker[200];
+static tu_orch_dirs g_d;
+static char g_marker[200];
 static nops_registry *g_r;
 static nops_policy *g_p;
 static nops_audit *g_a;
 static nops_secret *g_secret, *g_other; /* the engine's key; another engine's */
 
-static const nops_actor OPS = {"key:ops", "operator"};
-static const nops_actor ADMIN = {"key:admin", "org-admin"};
 
 /* A signed playbook; `extra` more top-level members (",\"state_probe\":[...]" or ""). */
 static void playbook(const char *id, const char *steps, const char *mode, const char *extra)
 {
-    char path[300], err[256];
-    static char text[4096];
-    snprintf(path, sizeof path, "%s/%s.json", g_reg, id);
-    snprintf(text, sizeof text,
-             "{\"id\":\"%s\",\"name\":\"%s\",\"version\":\"1\",\"safety\":{\"mode\":\"%s\","
-             "\"allowed_roles\":[\"org-admin\"]},\"steps\":%s,\"timeout_s\":30%s}",
-             id, id, mode, steps, extra);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    if (nops_playbook_sign(path, g_key, err, sizeof err) != NOPS_OK)
-        fail_msg("sign: %s", err);
+    tu_orch_playbook(g_d.reg, g_d.key, id, steps, mode, 30, extra);
 }
 
 static nops_orchestrator *orch_full(const char *dsn, const char *brokers,
                                     const nops_secret *key, int64_t max_open)
 {
     char err[256];
-    nops_orch_deps d = {.state_dir = g_state, .pg_dsn = dsn, .brokers = brokers, .reg = g_r,
+    nops_orch_deps d = {.state_dir = g_d.state, .pg_dsn = dsn, .brokers = brokers, .reg = g_r,
                         .pol = g_p, .audit = g_a, .secret = key, .max_open = max_open};
     nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
     if (!o)
@@ -81,20 +70,9 @@ static nops_orchestrator *orch(void)
 static int setup(void **state)
 {
     (void)state;
-    if (!mkdtemp(g_dir))
+    if (tu_orch_dirs_make(g_dir, &g_d) != 0)
         return -1;
-    snprintf(g_reg, sizeof g_reg, "%s/reg", g_dir);
-    snprintf(g_key, sizeof g_key, "%s/k.pem", g_dir);
-    snprintf(g_pub, sizeof g_pub, "%s/p.pem", g_dir);
-    snprintf(g_state, sizeof g_state, "%s/orch", g_dir);
-    snprintf(g_audit, sizeof g_audit, "%s/audit.jsonl", g_dir);
     snprintf(g_marker, sizeof g_marker, "%s/pwned", g_dir);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "mkdir %s && openssl ecparam -name prime256v1 -genkey -noout -out "
-             "%s 2>/dev/null && openssl ec -in %s -pubout -out %s 2>/dev/null",
-             g_reg, g_key, g_key, g_pub);
-    if (system(cmd) != 0)
-        return -1;
     playbook("safe", "[{\"name\":\"hello\",\"exec\":[\"/bin/echo\",\"safe\"]}]", "manual", "");
     playbook("other", "[{\"name\":\"hello\",\"exec\":[\"/bin/echo\",\"other\"]}]", "manual", "");
     /* mode auto, but no policy rule allows it: it needs an approval */
@@ -113,10 +91,10 @@ static int setup(void **state)
     playbook("fds", "[{\"name\":\"fds\",\"exec\":[\"/bin/ls\",\"/proc/self/fd\"]}]", "manual",
              "");
     char err[256];
-    g_r = nops_registry_load(g_reg, g_pub, err, sizeof err);
+    g_r = nops_registry_load(g_d.reg, g_d.pub, err, sizeof err);
     g_p = nops_policy_parse("[]", err, sizeof err);
     g_secret = nops_secret_from_bytes("the engine key", 14);
-    g_a = nops_audit_open(g_audit, NULL, g_secret, NULL, err, sizeof err);
+    g_a = nops_audit_open(g_d.audit, NULL, g_secret, NULL, err, sizeof err);
     g_other = nops_secret_from_bytes("another engine key", 18);
     return g_r && nops_registry_count(g_r) == 6 && g_p && g_a && g_secret && g_other ? 0 : -1;
 }
@@ -129,9 +107,7 @@ static int teardown(void **state)
     nops_audit_close(g_a);
     nops_secret_destroy(g_secret);
     nops_secret_destroy(g_other);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_orch_dirs_remove(g_dir);
 }
 
 static const char *st(json_t *rec)
@@ -139,18 +115,18 @@ static const char *st(json_t *rec)
     return json_string_value(json_object_get(rec, "state"));
 }
 
-/* suggest by OPS and dry-run; the id into `id`. */
+/* suggest by TU_OPS and dry-run; the id into `id`. */
 static void prepared(nops_orchestrator *o, const char *pb, char id[64])
 {
     char err[512];
     json_t *inc = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", "inc-7", "summary", "x", "labels",
                             "service", "checkout", "host", "web-1"),
            *rec;
-    assert_int_equal(nops_orch_suggest(o, inc, pb, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, pb, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     snprintf(id, 64, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
     json_decref(inc);
-    assert_int_equal(nops_orch_dry_run(o, id, &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "dry_run_ok");
     json_decref(rec);
 }
@@ -159,7 +135,7 @@ static void approve(nops_orchestrator *o, const char *id)
 {
     char err[512];
     json_t *rec;
-    if (nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err) != NOPS_OK)
+    if (nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err) != NOPS_OK)
         fail_msg("approve %s: %s", id, err);
     json_decref(rec);
 }
@@ -167,7 +143,7 @@ static void approve(nops_orchestrator *o, const char *id)
 static json_t *file_rec(const char *id)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/%s.json", g_state, id);
+    snprintf(path, sizeof path, "%s/%s.json", g_d.state, id);
     json_t *rec = json_load_file(path, 0, NULL);
     assert_non_null(rec);
     return rec;
@@ -176,7 +152,7 @@ static json_t *file_rec(const char *id)
 static void file_put(json_t *rec)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/%s.json", g_state,
+    snprintf(path, sizeof path, "%s/%s.json", g_d.state,
              json_string_value(json_object_get(rec, "id")));
     assert_int_equal(json_dump_file(rec, path, JSON_INDENT(2)), 0);
     json_decref(rec);
@@ -197,7 +173,7 @@ static void forge_approval(json_t *rec, bool shell)
                              "manifest_sha256", json_object_get(rec, "manifest_sha256"), "steps",
                              json_object_get(rec, "steps"));
     char *text = json_dumps(plan, JSON_COMPACT | JSON_SORT_KEYS);
-    nops__sha256_hex(text, strlen(text), ph);
+    assert_true(nops_sha256_hex(text, strlen(text), ph));
     free(text);
     json_decref(plan);
     json_object_set_new(rec, "approval", json_pack("{s:s, s:s, s:s, s:s}", "by", "key:admin",
@@ -224,7 +200,7 @@ static void expect_refused(nops_orchestrator *o, const char *id, const char *why
     json_t *rec = NULL;
     nops_orch_stats before, after;
     nops_orch_get_stats(o, &before);
-    nops_err e = nops_orch_start(o, NOPS_ORCH_EXECUTE, id, &ADMIN, &rec, err, sizeof err);
+    nops_err e = nops_orch_start(o, NOPS_ORCH_EXECUTE, id, &TU_ADMIN, &rec, err, sizeof err);
     if (e != NOPS_INVAL)
         fail_msg("execute of %s: %d (%s), expected a refusal", id, e,
                  rec ? json_dumps(rec, 0) : err);
@@ -234,7 +210,7 @@ static void expect_refused(nops_orchestrator *o, const char *id, const char *why
     nops_orch_get_stats(o, &after);
     assert_int_equal(after.refused, before.refused + 1);
     assert_int_equal(after.running + after.executed, before.running + before.executed);
-    char *log = tu_read_file(g_audit);
+    char *log = tu_read_file(g_d.audit);
     const char *line = last_entry(log, id); /* the newest entry about it is the refusal */
     assert_non_null(line);
     assert_non_null(strstr(line, "\"decision\":\"refused\""));
@@ -278,22 +254,23 @@ static void test_edited_record_file_runs_nothing(void **state)
                         "safe\n");
     json_decref(rec);
     assert_int_not_equal(access(g_marker, F_OK), 0);
-    /* a genuine run, then set back to approved to run again: not by this process */
+    /* a genuine run, then set back to approved to run again: its start is in the audit trail
+     * (without a trail, the process's own memory refuses it: test_claim.c) */
     prepared(o, "safe", id);
     approve(o, id);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
     rec = file_rec(id);
     json_object_set_new(rec, "state", json_string("approved"));
     file_put(rec);
-    expect_refused(o, id, "executed by this process already");
+    expect_refused(o, id, "was started before (audit entry");
     nops_orch_destroy(o);
     /* ... nor after a restart: the keyed audit trail, verified entry by entry as it is
      * opened again, holds its start */
     char aerr[512];
     nops_audit_close(g_a);
-    g_a = nops_audit_open(g_audit, NULL, g_secret, NULL, aerr, sizeof aerr);
+    g_a = nops_audit_open(g_d.audit, NULL, g_secret, NULL, aerr, sizeof aerr);
     assert_non_null(g_a);
     o = orch();
     expect_refused(o, id, "was started before (audit entry");
@@ -301,7 +278,7 @@ static void test_edited_record_file_runs_nothing(void **state)
     /* the review's replay: the "started" entry edited in place (never the last one) as well —
      * the trail is refused as it is opened, so the flow stays off instead of running it again */
     nops_audit_close(g_a);
-    FILE *af = fopen(g_audit, "r+");
+    FILE *af = fopen(g_d.audit, "r+");
     static char text[1 << 20];
     size_t n = fread(text, 1, sizeof text - 1, af);
     text[n] = '\0';
@@ -325,14 +302,14 @@ static void test_edited_record_file_runs_nothing(void **state)
     rewind(af);
     assert_int_equal(fwrite(text, 1, n, af), n);
     fclose(af);
-    assert_null(nops_audit_open(g_audit, NULL, g_secret, NULL, aerr, sizeof aerr));
+    assert_null(nops_audit_open(g_d.audit, NULL, g_secret, NULL, aerr, sizeof aerr));
     assert_non_null(strstr(aerr, "refusing to continue the chain"));
     /* put it back so the other tests have their trail */
     memcpy(hit + strlen("\"decision\":\"start"), "ed", 2);
-    af = fopen(g_audit, "w");
+    af = fopen(g_d.audit, "w");
     assert_int_equal(fwrite(text, 1, n, af), n);
     fclose(af);
-    g_a = nops_audit_open(g_audit, NULL, g_secret, NULL, aerr, sizeof aerr);
+    g_a = nops_audit_open(g_d.audit, NULL, g_secret, NULL, aerr, sizeof aerr);
     assert_non_null(g_a);
 }
 
@@ -376,18 +353,18 @@ static void test_edited_seals_are_refused(void **state)
     json_object_set_new(json_array_get(json_object_get(rec, "dry_run"), 0), "output",
                         json_string("all clear"));
     file_put(rec);
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
     assert_non_null(strstr(err, "dry-run"));
     /* a dry-run that never happened cannot be approved */
     json_t *inc = json_object();
-    assert_int_equal(nops_orch_suggest(o, inc, "safe", &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, "safe", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
     json_decref(rec);
     json_decref(inc);
     rec = file_rec(id);
     json_object_set_new(rec, "state", json_string("dry_run_ok"));
     file_put(rec);
-    assert_int_equal(nops_orch_approve(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
     assert_non_null(strstr(err, "dry-run"));
     nops_orch_destroy(o);
 }
@@ -419,7 +396,7 @@ static void test_other_key_is_refused(void **state)
                                 mac));
     json_object_set_new(sub, "mac", json_string(mac));
     file_put(rec);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
     /* a record made and approved by another engine */
@@ -431,7 +408,7 @@ static void test_other_key_is_refused(void **state)
     /* a legit flow still runs */
     prepared(o, "safe", id);
     approve(o, id);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
     nops_orch_destroy(o);
@@ -463,7 +440,7 @@ static void test_edited_row_runs_nothing(void **state)
     prepared(o, "safe", id);
     approve(o, id);
     nops_orchestrator *o2 = orch_full(dsn, NULL, g_secret, 0);
-    assert_int_equal(nops_orch_execute(o2, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o2, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
     nops_orch_destroy(o2);
@@ -480,7 +457,7 @@ static void test_edited_row_runs_nothing(void **state)
     assert_string_equal(st(rec), "damaged");
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "disagree"));
     json_decref(rec);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_INVAL);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_INVAL);
     assert_non_null(strstr(err, "damaged"));
     json_t *list;
     assert_int_equal(nops_orch_list(o, "damaged", 10, &list), NOPS_OK);
@@ -512,7 +489,7 @@ static void test_binary_output_is_kept_as_text(void **state)
     json_t *rec;
     prepared(o, "binary", id);
     approve(o, id);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "failed");
     json_t *ex = json_object_get(rec, "execution");
     assert_int_equal(json_array_size(ex), 2);
@@ -529,7 +506,7 @@ static void test_binary_output_is_kept_as_text(void **state)
     assert_int_equal(json_array_size(json_object_get(rec, "execution")), 2);
     json_decref(rec);
     /* the audit entry of the outcome has its details */
-    char *log = tu_read_file(g_audit);
+    char *log = tu_read_file(g_d.audit);
     const char *line = last_entry(log, id);
     assert_non_null(line);
     assert_non_null(strstr(line, "\"decision\":\"failed\""));
@@ -538,7 +515,7 @@ static void test_binary_output_is_kept_as_text(void **state)
     /* UTF-8 cut by the 8 KiB cap on a character boundary */
     prepared(o, "multibyte", id);
     approve(o, id);
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     const char *out = json_string_value(json_object_get(
         json_array_get(json_object_get(rec, "execution"), 0), "output"));
@@ -563,7 +540,7 @@ static void test_steps_inherit_no_descriptors(void **state)
     prepared(o, "fds", id);
     approve(o, id);
     json_t *rec;
-    assert_int_equal(nops_orch_execute(o, id, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     const char *out = json_string_value(json_object_get(
         json_array_get(json_object_get(rec, "execution"), 0), "output"));
@@ -584,7 +561,7 @@ static void test_steps_inherit_no_descriptors(void **state)
 static void write_file(const char *id, const char *text, size_t n)
 {
     char path[300];
-    snprintf(path, sizeof path, "%s/%s.json", g_state, id);
+    snprintf(path, sizeof path, "%s/%s.json", g_d.state, id);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     assert_int_equal(fwrite(text, 1, n, f), n);
@@ -597,7 +574,7 @@ static void test_damaged_files_are_listed(void **state)
 {
     (void)state;
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_state);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_d.state);
     assert_int_equal(system(cmd), 0);
     nops_orchestrator *o = orch();
     char id[64], err[512];
@@ -624,7 +601,7 @@ static void test_damaged_files_are_listed(void **state)
     assert_int_equal(nops_orch_get(o, "orch-elsewhere", &rec), NOPS_OK);
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "id"));
     json_decref(rec);
-    assert_int_equal(nops_orch_execute(o, "orch-elsewhere", &ADMIN, &rec, err, sizeof err),
+    assert_int_equal(nops_orch_execute(o, "orch-elsewhere", &TU_ADMIN, &rec, err, sizeof err),
                      NOPS_INVAL);
     assert_non_null(strstr(err, "damaged"));
     json_t *list;
@@ -647,11 +624,11 @@ static void test_damaged_files_are_listed(void **state)
     o = orch();
     prepared(o, "safe", id);
     char path[300];
-    snprintf(path, sizeof path, "%s/%s.json", g_state, id);
+    snprintf(path, sizeof path, "%s/%s.json", g_d.state, id);
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0640);
-    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", g_state);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", g_d.state);
     assert_int_not_equal(system(cmd), 0); /* grep found none */
     nops_orch_destroy(o);
 }
@@ -701,19 +678,19 @@ static void test_max_open(void **state)
 {
     (void)state;
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_state);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_d.state);
     assert_int_equal(system(cmd), 0);
     nops_orchestrator *o = orch_full(NULL, NULL, g_secret, 2);
     char a[64], b[64], err[512];
     json_t *rec, *inc = json_object();
     prepared(o, "safe", a);
     prepared(o, "safe", b);
-    assert_int_equal(nops_orch_suggest(o, inc, "safe", &OPS, &rec, err, sizeof err), NOPS_FULL);
+    assert_int_equal(nops_orch_suggest(o, inc, "safe", &TU_OPS, &rec, err, sizeof err), NOPS_FULL);
     assert_non_null(strstr(err, "orchestrate.max_open"));
     approve(o, a);
-    assert_int_equal(nops_orch_execute(o, a, &ADMIN, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, a, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
-    assert_int_equal(nops_orch_suggest(o, inc, "safe", &OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_suggest(o, inc, "safe", &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
     json_decref(inc);
     nops_orch_destroy(o);
@@ -721,7 +698,7 @@ static void test_max_open(void **state)
     static char big[NOPS_ORCH_MAX_INCIDENT + 10];
     memset(big, 'x', sizeof big - 1);
     inc = json_pack("{s:s}", "summary", big);
-    assert_int_equal(nops_orch_suggest(o, inc, "safe", &OPS, &rec, err, sizeof err), NOPS_RANGE);
+    assert_int_equal(nops_orch_suggest(o, inc, "safe", &TU_OPS, &rec, err, sizeof err), NOPS_RANGE);
     json_decref(inc);
     nops_orch_destroy(o);
 }
