@@ -27,7 +27,7 @@ typedef struct lp_line {
     const char *end;    /* end of the line */
     char scratch[LP_SCRATCH]; /* unescaped tokens of this line */
     size_t used;        /* bytes of scratch in use */
-    nops_ingest_tag tags[NOPS_INGEST_MAX_TAGS];
+    nops_label tags[NOPS_INGEST_MAX_TAGS];
     size_t n_tags;
 } lp_line;
 
@@ -245,7 +245,7 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
     }
     while (l->p < l->end && *l->p == ',') { /* tags */
         l->p++;
-        nops_ingest_tag t;
+        nops_label t;
         if (l->n_tags == NOPS_INGEST_MAX_TAGS) {
             *detail = "more than 64 tags";
             return NOPS_REJECT_TOO_LARGE;

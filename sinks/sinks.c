@@ -19,7 +19,6 @@
  * place of its bad bytes (parsers refuse such input, so this is a last line of defence).
  */
 #include "sinks/sinks.h"
-#include "detect/detect.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -99,47 +98,41 @@ static bool set_str(json_t *o, const char *key, const char *s, size_t n)
     return json_object_set_new(o, key, jstr(s, n)) == 0;
 }
 
-/* Labels of a canonical key into a JSON object (keys need a NUL: copy them). */
-typedef struct label_ctx {
-    json_t *obj;
-    bool ok;
-} label_ctx;
-
-static void add_label(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+/* Label pairs into a JSON object (keys need a NUL: copy them); NULL without memory or for a
+   key that is not text. */
+static json_t *labels_obj(const nops_labels *ls)
 {
-    label_ctx *c = ud;
-    char key[NOPS_KEY_MAX]; /* a label key is shorter than its whole series key */
-    if (kl >= sizeof key) {
-        c->ok = false;
-        return;
-    }
-    json_t *jk = jstr(k, kl); /* the object key must be valid UTF-8 too */
-    const char *ks = jk ? json_string_value(jk) : NULL;
-    size_t ksl = jk ? json_string_length(jk) : 0;
-    if (!ks || ksl >= sizeof key || memchr(ks, '\0', ksl)) {
+    json_t *obj = json_object();
+    for (uint32_t i = 0; obj && i < ls->n; i++) {
+        nops_label l = nops_labels_at(ls, i);
+        char key[NOPS_KEY_MAX]; /* a label key is shorter than its whole series key */
+        json_t *jk = jstr(l.key, l.key_len); /* the object key must be valid UTF-8 too */
+        const char *ks = jk ? json_string_value(jk) : NULL;
+        size_t ksl = jk ? json_string_length(jk) : 0;
+        bool ok = ks && ksl < sizeof key && !memchr(ks, '\0', ksl);
+        if (ok) {
+            memcpy(key, ks, ksl);
+            key[ksl] = '\0';
+            ok = json_object_set_new(obj, key, jstr(l.value, l.value_len)) == 0;
+        }
         json_decref(jk);
-        c->ok = false;
-        return;
+        if (!ok) {
+            json_decref(obj);
+            obj = NULL;
+        }
     }
-    memcpy(key, ks, ksl);
-    key[ksl] = '\0';
-    json_decref(jk);
-    if (json_object_set_new(c->obj, key, jstr(v, vl)) != 0)
-        c->ok = false;
+    return obj;
 }
 
 static json_t *signal_obj(const nops_signal *sig)
 {
-    json_t *o = json_object(), *labels = json_object();
-    label_ctx lc = {labels, labels != NULL};
-    size_t name_len;
+    json_t *o = json_object(), *labels = labels_obj(&sig->labels);
     const size_t slen = strnlen(sig->series, sizeof sig->series);
-    if (nops_detect_key_split(sig->series, &name_len, add_label, &lc) != NOPS_OK)
-        name_len = slen;
+    const size_t name_len = sig->metric_len < slen ? sig->metric_len : slen;
     char ts[40];
     nops_format_ts(sig->ts_ns, ts, sizeof ts);
     const char *method = sig->method == NOPS_FIRED_EWMA ? "ewma" : "zscore";
-    bool ok = o && lc.ok && set_str(o, "id", sig->id, strnlen(sig->id, sizeof sig->id)) &&
+    bool ok = o && labels && set_str(o, "id", sig->id, strnlen(sig->id, sizeof sig->id)) &&
               set_str(o, "series", sig->series, slen) &&
               set_str(o, "metric", sig->series, name_len) &&
               json_object_set(o, "labels", labels) == 0 && set_str(o, "ts", ts, strlen(ts)) &&
@@ -159,17 +152,10 @@ static json_t *signal_obj(const nops_signal *sig)
 
 static json_t *incident_obj(const nops_incident *inc)
 {
-    json_t *o = json_object(), *labels = json_object(), *sigs = json_array();
-    label_ctx lc = {labels, labels != NULL};
-    if (inc->labels[0]) {
-        char wrapped[sizeof inc->labels + 8];
-        snprintf(wrapped, sizeof wrapped, "x{%s}", inc->labels);
-        size_t name_len;
-        nops_detect_key_split(wrapped, &name_len, add_label, &lc);
-    }
+    json_t *o = json_object(), *labels = labels_obj(&inc->common), *sigs = json_array();
     uint32_t n = inc->n_signals < NOPS_INCIDENT_MAX_SIGNALS ? inc->n_signals
                                                             : NOPS_INCIDENT_MAX_SIGNALS;
-    bool ok = o && sigs && lc.ok;
+    bool ok = o && sigs && labels;
     for (uint32_t i = 0; ok && i < n; i++)
         ok = json_array_append_new(sigs, jstr(inc->signals[i],
                                               strnlen(inc->signals[i], NOPS_ID_LEN))) == 0;
