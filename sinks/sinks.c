@@ -31,6 +31,7 @@ struct nops_sinks {
     pthread_mutex_t lock;                 /* guards everything below */
     const nops_sink_ops *ops[NOPS__MAX_SINKS]; /* sink tables */
     void *self[NOPS__MAX_SINKS];          /* sink instances */
+    nops_sink_record_fn rec_fn[NOPS__MAX_SINKS]; /* takes live records as structures, or NULL */
     size_t n;                             /* sinks added */
     nops_buf held[NOPS__MAX_SINKS];       /* records sink i refused: {u8 kind, u32 len, json} */
     size_t n_held[NOPS__MAX_SINKS];       /* records in held[i] */
@@ -61,10 +62,17 @@ void nops_sinks_destroy(nops_sinks *set)
 
 nops_err nops_sinks_add(nops_sinks *set, const nops_sink_ops *ops, void *self)
 {
+    return nops_sinks_add_indexed(set, ops, NULL, self);
+}
+
+nops_err nops_sinks_add_indexed(nops_sinks *set, const nops_sink_ops *ops,
+                                nops_sink_record_fn write_record, void *self)
+{
     pthread_mutex_lock(&set->lock);
     nops_err e = NOPS_FULL;
     if (set->n < NOPS__MAX_SINKS) {
         set->ops[set->n] = ops;
+        set->rec_fn[set->n] = write_record;
         set->self[set->n++] = self;
         e = NOPS_OK;
     }
@@ -267,14 +275,17 @@ static bool hold(nops_sinks *set, size_t i, int kind, const char *json, size_t l
     return true;
 }
 
-static nops_err fan_out(nops_sinks *set, int kind, const char *json, size_t len)
+static nops_err fan_out(nops_sinks *set, int kind, const void *rec, const char *json,
+                        size_t len)
 {
     nops_err first = NOPS_OK;
     pthread_mutex_lock(&set->lock);
     for (size_t i = 0; i < set->n; i++) {
+        const nops_sink_ops *ops = set->ops[i];
         /* behind kept records, a record waits its turn: the sink sees records in order */
-        nops_err e = set->n_held[i] ? NOPS_FULL : set->ops[i]->write(set->self[i], kind, json,
-                                                                     len);
+        nops_err e = set->n_held[i] ? NOPS_FULL
+                     : set->rec_fn[i] ? set->rec_fn[i](set->self[i], kind, rec, json, len)
+                                      : ops->write(set->self[i], kind, json, len);
         if (e == NOPS_OK)
             continue;
         if (!set->n_held[i]) {
@@ -315,14 +326,14 @@ static nops_err lost(nops_sinks *set, int kind)
 
 /* Encode `obj` (taken) once and hand it to every sink; a record that cannot even be encoded is
  * lost() — counted, logged, and every later flush fails. */
-static nops_err publish(nops_sinks *set, int kind, json_t *obj)
+static nops_err publish(nops_sinks *set, int kind, const void *rec, json_t *obj)
 {
     char buf[8192];
     size_t n = 0;
     char *json = encode(obj, buf, sizeof buf, &n);
     if (!json)
         return lost(set, kind);
-    nops_err e = fan_out(set, kind, json, n);
+    nops_err e = fan_out(set, kind, rec, json, n);
     if (json != buf)
         nops_free(json);
     return e;
@@ -330,12 +341,12 @@ static nops_err publish(nops_sinks *set, int kind, json_t *obj)
 
 nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig)
 {
-    return publish(set, NOPS_SINK_SIGNAL, signal_obj(sig));
+    return publish(set, NOPS_SINK_SIGNAL, sig, signal_obj(sig));
 }
 
 nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc)
 {
-    return publish(set, NOPS_SINK_INCIDENT, incident_obj(inc));
+    return publish(set, NOPS_SINK_INCIDENT, inc, incident_obj(inc));
 }
 
 /* Hand sink i its kept records in order until it refuses one; how many it took. */

@@ -51,6 +51,18 @@ void nops_sinks_destroy(nops_sinks *set);
 /** Add a sink; on success the set owns `self` and destroys it with ops->destroy. */
 nops_err nops_sinks_add(nops_sinks *set, const nops_sink_ops *ops, void *self);
 
+/** Takes a record as it arrives: the structure (a nops_signal or nops_incident per kind,
+ *  borrowed for the call) beside its encoded JSON line. Returns like nops_sink_ops.write. */
+typedef nops_err (*nops_sink_record_fn)(void *self, int kind, const void *rec, const char *json,
+                                        size_t len);
+/**
+ * Add a sink that indexes fields (the API store) and should not parse the line back: live
+ * records go to `write_record`; a record the set kept after a refusal is given again later
+ * through ops->write, as the line alone. Ownership as nops_sinks_add.
+ */
+nops_err nops_sinks_add_indexed(nops_sinks *set, const nops_sink_ops *ops,
+                                nops_sink_record_fn write_record, void *self);
+
 /**
  * The JSONL sink: appends to DIR/signals.jsonl and DIR/incidents.jsonl (DIR is created), buffers
  * up to `max_buffer` bytes, and makes them durable with write(2) + fsync(2) on flush.
