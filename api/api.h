@@ -1,5 +1,5 @@
 /*
- * api.h — the HTTP API (DESIGN.md "HTTP API") on libmicrohttpd, and the in-memory store of
+ * api.h — the HTTP API (README.md "The HTTP API", api/openapi.json) on libmicrohttpd, and the in-memory store of
  * recent signals and incidents that GET /signals and GET /incidents read.
  *
  * Endpoints: POST /analyze, POST /ingest, POST /recommend, GET /signals, GET /incidents,

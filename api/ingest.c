@@ -4,7 +4,7 @@
  * The body is parsed here (the same parsers as the pipeline), so a bad line is answered at once
  * with its line number and reason while the good points of the same body go on. Each good point
  * is written back as one line-protocol line (escaped) and produced to the metrics topic keyed
- * by its measurement and sorted tags — the keying DESIGN.md asks of every producer, so a series
+ * by its measurement and sorted tags — the keying every producer should use, so a series
  * stays on one partition.
  *
  * Waiting for the broker without blocking the server. 202 means every point of the body was

@@ -225,7 +225,7 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out);
 void nops_cfg_print_values(const nops_cfg *cfg, FILE *out);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Records shared by detection, sinks and the API (DESIGN.md "Signal", "Incident")             */
+/* Records shared by detection, sinks and the API (api/openapi.json: Signal, Incident)        */
 /* ------------------------------------------------------------------------------------------ */
 
 #define NOPS_KEY_MAX 1024   /**< longest canonical series key, NUL included */

@@ -7,7 +7,7 @@
  * is not thread-safe: one thread (one partition worker) drives it, without locks. (The
  * correlator, which is shared and locked, is correlate/correlate.h.)
  *
- * Semantics (DESIGN.md "Detection"), per series, W = window:
+ * Semantics (README.md "Detection"), per series, W = window:
  *   - rolling z = (x − mean) / std over the previous W points (the current point excluded),
  *     population std; no verdict (z = 0) until the window holds max(2, W/2) points;
  *   - EWMA: z_e = (x − m_prev) / sqrt(v_prev); then m ← m + α(x − m_prev) and

@@ -1,5 +1,5 @@
 /*
- * orchestrate.h — acting on incidents safely (DESIGN.md "Orchestration, policy gate, audit").
+ * orchestrate.h — acting on incidents safely (docs/security.md, README.md "Playbooks").
  *
  * This header starts with the audit trail: an append-only, keyed hash chain of entries
  *   {seq, ts, actor, action, subject, decision, details, prev_hash, hash}

@@ -55,7 +55,7 @@ nops_err nops_ingest_csv_line(const char *line, size_t len, bool first, nops_csv
 
 /**
  * One numeric sample, valid only during the callback that receives it. The series name is
- * `measurement_field`, or `measurement` alone when the field is `value` (DESIGN.md); `field` is
+ * `measurement_field`, or `measurement` alone when the field is `value`; `field` is
  * empty for formats that carry a name and no field (prometheus-kafka-adapter).
  */
 typedef struct nops_point {

@@ -6,7 +6,7 @@
  * Ownership: a nops_sinks set owns the sinks added to it; records passed in are copied (encoded)
  * before the call returns. The set is thread-safe: workers write and flush concurrently.
  *
- * Delivery contract (DESIGN.md "Sinks and delivery"): a write only buffers; nops_sinks_flush()
+ * Delivery contract: a write only buffers; nops_sinks_flush()
  * returns NOPS_OK only when every sink has made everything written before it durable. A sink
  * that fails keeps what it had (up to its bound) and is retried by the next flush; a record a
  * sink refuses is kept by the set and given to it again at the next flush, which fails until
@@ -106,9 +106,11 @@ nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc);
 nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size);
 void nops_sinks_get_stats(nops_sinks *set, nops_sinks_stats *st);
 
-/** DESIGN.md signal JSON (one line, no newline) into buf; returns its length or 0 if too long. */
+/** A signal as JSON (the Signal schema of api/openapi.json; one line, no newline) into buf;
+ *  returns its length or 0 if too long. */
 size_t nops_signal_json(const nops_signal *sig, char *buf, size_t cap);
-/** DESIGN.md incident JSON (one line, no newline) into buf; returns its length or 0. */
+/** An incident as JSON (the Incident schema of api/openapi.json; one line) into buf; returns
+ *  its length or 0. */
 size_t nops_incident_json(const nops_incident *inc, char *buf, size_t cap);
 
 #endif /* NOPS_SINKS_H */
