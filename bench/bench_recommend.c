@@ -162,6 +162,56 @@ static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *
     free(exact);
 }
 
+/* Exact top-10 searches of the first n_exact queries (latencies into lat); how many of the
+ * index's top 10 (ann_ids, 10 per query) they found: recall@10's numerator. */
+static size_t exact_search(const nops_vindex *flat, const float *q, const int64_t *ann_ids,
+                           size_t n_exact, double *lat)
+{
+    char err[256];
+    size_t hit = 0;
+    for (size_t i = 0; i < n_exact; i++) {
+        float se[10];
+        int64_t ie[10];
+        double t0 = bench_seconds();
+        nops_vindex_search(flat, q + i * NOPS_EMBED_DIM, 1, 10, se, ie, err, sizeof err);
+        lat[i] = (bench_seconds() - t0) * 1e3;
+        for (int a = 0; a < 10; a++)
+            for (int b = 0; b < 10; b++)
+                hit += ann_ids[i * 10 + a] == ie[b];
+    }
+    return hit;
+}
+
+/* The figures of one size: lat[0] recommend, [1] raw ANN search, [2] exact search (n_exact of
+ * them), [3] POST /recommend (when http). */
+static void emit_figures(size_t n, const char *type, double *lat[4], size_t nq, size_t n_exact,
+                         double recall, bool http)
+{
+    double p99[4], p50[4];
+    for (int k = 0; k < 4; k++) {
+        size_t m = k == 2 ? n_exact : nq;
+        p99[k] = pct(lat[k], m, 0.99);
+        p50[k] = pct(lat[k], m, 0.50);
+    }
+    char extra[256];
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"k\":100,\"p50_ms\":%.4f,"
+             "\"peer_p50_ms\":%.4f,\"target_p99_ms\":2,\"target_overhead\":1.3", n, type,
+             p50[0], p50[1]);
+    bench_emit("recommend", "recommend_p99_ms", p99[0], "ms", "raw_faiss_search_p99_ms", p99[1],
+               extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f,"
+             "\"target_p99_ms\":5", n, p50[3], p50[1]);
+    if (http)
+        bench_emit("recommend", "http_recommend_p99_ms", p99[3], "ms", "raw_faiss_search_p99_ms",
+                   p99[1], extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
+             p50[1], p50[2]);
+    bench_emit("recommend", "ann_search_p99_ms", p99[1], "ms", "exact_search_p99_ms", p99[2],
+               extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"target\":0.95", n, type);
+    bench_emit("recommend", "recall_at_10", recall, "fraction", "exact", 1.0, extra);
+}
+
 static void one_size(size_t n, size_t nq)
 {
     char dir[] = "/tmp/nops-bench-reco-XXXXXX", err[256];
@@ -202,17 +252,8 @@ static void one_size(size_t n, size_t nq)
         lat[1][i] = (bench_seconds() - t0) * 1e3;
         memcpy(ann_ids + i * 10, id, 10 * sizeof *id);
     }
-    size_t hit = 0, n_exact = n > 200000 && nq > 300 ? 300 : nq; /* exact: ~0.15 s/query at 1M */
-    for (size_t i = 0; i < n_exact; i++) {
-        float se[10];
-        int64_t ie[10];
-        double t0 = bench_seconds();
-        nops_vindex_search(flat, q + i * NOPS_EMBED_DIM, 1, 10, se, ie, err, sizeof err);
-        lat[2][i] = (bench_seconds() - t0) * 1e3;
-        for (int a = 0; a < 10; a++) /* recall@10: the index's top 10 against the exact top 10 */
-            for (int b = 0; b < 10; b++)
-                hit += ann_ids[i * 10 + a] == ie[b];
-    }
+    size_t n_exact = n > 200000 && nq > 300 ? 300 : nq; /* exact: ~0.15 s/query at 1M */
+    const size_t hit = exact_search(flat, q, ann_ids, n_exact, lat[2]);
     free(ann_ids);
     sweep_nprobe(h, flat, q, nq < 200 ? nq : 200, n);
     nops_store *store = nops_store_new(10, 10);
@@ -221,31 +262,8 @@ static void one_size(size_t n, size_t nq)
     nops_api *api = start_api(r, store, &dp);
     if (api)
         http_latencies(nops_api_port(api), incs, nq, lat[3]);
-    double recall = (double)hit / (double)(n_exact * 10);
-    double p99[4], p50[4];
-    for (int k = 0; k < 4; k++) {
-        size_t m = k == 2 ? n_exact : nq;
-        p99[k] = pct(lat[k], m, 0.99);
-        p50[k] = pct(lat[k], m, 0.50);
-    }
-    char extra[256];
     const char *type = nops_index_type_name(nops_vindex_type(nops_histdir_index(h)));
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"k\":100,\"p50_ms\":%.4f,"
-             "\"peer_p50_ms\":%.4f,\"target_p99_ms\":2,\"target_overhead\":1.3", n, type,
-             p50[0], p50[1]);
-    bench_emit("recommend", "recommend_p99_ms", p99[0], "ms", "raw_faiss_search_p99_ms", p99[1],
-               extra);
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f,"
-             "\"target_p99_ms\":5", n, p50[3], p50[1]);
-    if (api)
-        bench_emit("recommend", "http_recommend_p99_ms", p99[3], "ms", "raw_faiss_search_p99_ms",
-                   p99[1], extra);
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
-             p50[1], p50[2]);
-    bench_emit("recommend", "ann_search_p99_ms", p99[1], "ms", "exact_search_p99_ms", p99[2],
-               extra);
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"target\":0.95", n, type);
-    bench_emit("recommend", "recall_at_10", recall, "fraction", "exact", 1.0, extra);
+    emit_figures(n, type, lat, nq, n_exact, (double)hit / (double)(n_exact * 10), api != NULL);
     nops_api_destroy(api);
     nops_store_destroy(store);
     for (size_t i = 0; i < nq; i++)
