@@ -134,12 +134,8 @@ int tapi_setup(void **state)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setup_orchestration();
 
-    nops_kafka_params kp = {0};
-    snprintf(kp.brokers, sizeof kp.brokers, "%s", g_boot);
-    snprintf(kp.topic, sizeof kp.topic, "neuralops.metrics");
-    snprintf(kp.group, sizeof kp.group, "api-test");
-    snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "neuralops.metrics.dlq");
-    kp.session_timeout_ms = 6000;
+    nops_kafka_params kp;
+    tu_kafka_params(&kp, g_boot, "api-test");
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params_default(&g_dp);
     nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
@@ -175,9 +171,7 @@ int tapi_teardown(void **state)
     nops_registry_destroy(g_reg);
     rd_kafka_destroy(g_cluster);
     curl_global_cleanup();
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_remove_tree(g_dir);
 }
 
 /* ---- helpers ------------------------------------------------------------------------------ */

@@ -193,12 +193,8 @@ static const uint64_t EXPECTED_POINTS = 96ull * 400;
 static nops_pipeline *start_pipeline(nops_sinks **sinks_out)
 {
     char err[512];
-    nops_kafka_params kp = {0};
-    snprintf(kp.brokers, sizeof kp.brokers, "%s", g_boot);
-    snprintf(kp.topic, sizeof kp.topic, "neuralops.metrics");
-    snprintf(kp.group, sizeof kp.group, "loadgen-test");
-    snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "neuralops.metrics.dlq");
-    kp.session_timeout_ms = 6000;
+    nops_kafka_params kp;
+    tu_kafka_params(&kp, g_boot, "loadgen-test");
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
@@ -391,9 +387,7 @@ static int teardown(void **state)
     if (g_pg)
         tu_pg_drop_schema(g_pg, "loadgen_test");
     rd_kafka_destroy(g_cluster);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_remove_tree(g_dir);
 }
 
 int main(void)

@@ -364,12 +364,7 @@ static json_t *await(nops_orchestrator *o, const char *id, const char *busy)
 /* The first message on partition 0 of `topic` (NULL if none came), its key into key. */
 static json_t *read_one(const char *boot, const char *topic, char *key, size_t key_cap)
 {
-    char err[512];
-    rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    rd_kafka_conf_set(cc, "bootstrap.servers", boot, err, sizeof err);
-    rd_kafka_conf_set(cc, "group.id", "agents", err, sizeof err);
-    rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", err, sizeof err);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
+    rd_kafka_t *c = tu_consumer(boot, "agents");
     assert_non_null(c);
     rd_kafka_poll_set_consumer(c);
     rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
