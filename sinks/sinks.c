@@ -136,7 +136,9 @@ static json_t *signal_obj(const nops_signal *sig)
 {
     json_t *o = json_object(), *labels = labels_obj(&sig->labels);
     const size_t slen = strnlen(sig->series, sizeof sig->series);
-    const size_t name_len = sig->metric_len < slen ? sig->metric_len : slen;
+    /* the metric is the key's name part; a record without one (not from nops_signal_set_series)
+       names the whole series, as a key that cannot be split always did */
+    const size_t name_len = sig->metric_len && sig->metric_len < slen ? sig->metric_len : slen;
     char ts[40];
     nops_format_ts(sig->ts_ns, ts, sizeof ts);
     const char *method = sig->method == NOPS_FIRED_EWMA ? "ewma" : "zscore";
