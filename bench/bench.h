@@ -15,8 +15,8 @@ typedef struct bench_opts {
     const char *dsn;     /* PostgreSQL for the vectorize suite, or NULL */
 } bench_opts;
 
-/* One figure as one JSON line: suite, figure, value, unit, peer, peer_value, ratio (bench/RESULTS.md),
- * plus free-form extra fields. */
+/* One figure as one JSON line: suite, figure, value, unit, peer, peer_value, ratio (as
+ * bench/RESULTS.md reads them), plus free-form extra fields. */
 void bench_emit(const char *suite, const char *figure, double value, const char *unit,
                 const char *peer, double peer_value, const char *extra_json);
 double bench_seconds(void);

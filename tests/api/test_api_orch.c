@@ -62,12 +62,42 @@ static long step(const char *id, const char *name, const char **who)
     return status_of(http_do(g_port, "POST", path, who, "", 0));
 }
 
-/* A new run, dry-run and waiting for approval. */
+/*
+ * Wait until the audit trail holds n entries about run id. An outcome (the dry run's, the
+ * execution's) is audited just after the record shows it (orchestrator.c commit_step), so a
+ * client that acts on the state at once can get its own entry in first: the tests that read
+ * the trail's order wait for the outcome's entry before the next step.
+ */
+static void await_audit_on(int port, const char *id, size_t n)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/audit?subject=%s&limit=1000", id);
+    size_t have = 0;
+    for (int i = 0; i < 500 && have < n; i++) {
+        http_res r = http_do(port, "GET", path, H_OPERATOR, NULL, 0);
+        json_t *o = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+        have = json_array_size(json_object_get(o, "entries"));
+        json_decref(o);
+        http_free(&r);
+        if (have < n)
+            sleep_ms(20);
+    }
+    if (have < n)
+        fail_msg("run %s: %zu audit entries, never %zu", id, have, n);
+}
+
+static void await_audit(const char *id, size_t n)
+{
+    await_audit_on(g_port, id, n);
+}
+
+/* A new run, dry-run and waiting for approval (its two entries in the trail: suggest, dry-run). */
 static void dry_run_ok(char *id)
 {
     suggest(id);
     assert_int_equal(step(id, "dry-run", OP_JSON), 202);
     await_state(id, "dry_run_ok");
+    await_audit(id, 2);
 }
 
 /* The run test_approve_execute took through to executed ("" until it did). */
@@ -169,6 +199,7 @@ static void test_audit_trail(void **state)
         assert_int_equal(step(g_executed, "execute", OP_JSON), 202);
         await_state(g_executed, "executed");
     }
+    await_audit(g_executed, 5); /* suggest, dry-run, approved, started, executed */
     const char *id = g_executed;
     char path[160];
     expect_error(http_do(g_port, "GET", "/audit", H_VIEWER, NULL, 0), 403, "needs operator");
@@ -262,6 +293,7 @@ static void test_orchestration_over_http_on_postgres(void **state)
     snprintf(url, sizeof url, "/orchestrations/%s/execute", id);
     assert_int_equal(status_of(http_do(port, "POST", url, op_json, "", 0)), 202);
     await_state_on(port, id, "executed");
+    await_audit_on(port, id, 5); /* the outcome's entry follows the record (see await_audit) */
     snprintf(url, sizeof url, "/audit?subject=%s", id);
     r = http_do(port, "GET", url, H_OPERATOR, NULL, 0);
     assert_int_equal(r.status, 200);
