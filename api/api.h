@@ -1,6 +1,6 @@
 /*
- * api.h — the HTTP API (DESIGN.md "HTTP API") on libmicrohttpd, and the in-memory store of
- * recent signals and incidents that GET /signals and GET /incidents read.
+ * api.h — the HTTP API (README.md "The HTTP API", api/openapi.json) on libmicrohttpd, and the
+ * in-memory store of recent signals and incidents that GET /signals and GET /incidents read.
  *
  * Endpoints: POST /analyze, POST /ingest, POST /recommend, GET /signals, GET /incidents,
  * GET /incidents/{id},
@@ -35,15 +35,15 @@ typedef struct nops_store nops_store;
 /** Keeps the newest `max_signals` signals and `max_incidents` incidents (latest state each). */
 nops_store *nops_store_new(size_t max_signals, size_t max_incidents);
 void nops_store_destroy(nops_store *st);
-/** Feed the store from every signal and incident written to `set` (the set must not outlive
- *  the store). */
+/** Feed the store from every signal and incident written to `set`, taken as structures beside
+ *  their lines so nothing is parsed (the set must not outlive the store). */
 nops_err nops_store_attach(nops_store *st, nops_sinks *set, char *errstr, size_t errstr_size);
 /** Seed the store with the tails of DIR/signals.jsonl and DIR/incidents.jsonl (missing files are
  *  fine); returns NOPS_OK and counts what it read, or NOPS_IO/NOPS_PARSE naming the file. */
 nops_err nops_store_load_jsonl(nops_store *st, const char *dir, size_t *n_signals,
                                size_t *n_incidents, char *errstr, size_t errstr_size);
-/** Add one encoded record (kind NOPS_SINK_SIGNAL or NOPS_SINK_INCIDENT); NOPS_PARSE if the
- *  JSON lacks the fields the filters need. */
+/** Add one encoded record (kind NOPS_SINK_SIGNAL or NOPS_SINK_INCIDENT), parsing it for the
+ *  fields the filters need: for lines read back (the JSONL tails); NOPS_PARSE if it lacks them. */
 nops_err nops_store_add(nops_store *st, int kind, const char *json, size_t len);
 
 /** A query of GET /signals or GET /incidents. Records come newest first. */

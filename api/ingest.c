@@ -4,7 +4,7 @@
  * The body is parsed here (the same parsers as the pipeline), so a bad line is answered at once
  * with its line number and reason while the good points of the same body go on. Each good point
  * is written back as one line-protocol line (escaped) and produced to the metrics topic keyed
- * by its measurement and sorted tags — the keying DESIGN.md asks of every producer, so a series
+ * by its measurement and sorted tags — the keying every producer should use, so a series
  * stays on one partition.
  *
  * Waiting for the broker without blocking the server. 202 means every point of the body was
@@ -246,7 +246,7 @@ static bool encode(const nops_point *pt, nops_buf *b, size_t *key_len)
         order[i] = i;
     for (size_t i = 1; i < n; i++) /* insertion sort by key: few tags */
         for (size_t j = i; j > 0; j--) {
-            const nops_ingest_tag *x = &pt->tags[order[j - 1]], *y = &pt->tags[order[j]];
+            const nops_label *x = &pt->tags[order[j - 1]], *y = &pt->tags[order[j]];
             size_t m = x->key_len < y->key_len ? x->key_len : y->key_len;
             int c = memcmp(x->key, y->key, m);
             if (c < 0 || (c == 0 && x->key_len <= y->key_len))
@@ -258,7 +258,7 @@ static bool encode(const nops_point *pt, nops_buf *b, size_t *key_len)
     b->len = 0;
     bool ok = put_escaped(b, pt->measurement, pt->measurement_len, ", ");
     for (size_t i = 0; ok && i < n; i++) {
-        const nops_ingest_tag *t = &pt->tags[order[i]];
+        const nops_label *t = &pt->tags[order[i]];
         ok = put_raw(b, ",", 1) && put_escaped(b, t->key, t->key_len, ",= ") &&
              put_raw(b, "=", 1) && put_escaped(b, t->value, t->value_len, ",= ");
     }

@@ -1,6 +1,7 @@
 /*
  * recommend.c — POST /recommend: {"signal_id"} | {"incident_id"} | {"incident":{...}}, optional
- * "top_n", answered with the ranked playbooks of recommend.h (DESIGN.md shape: an array).
+ * "top_n", answered with the ranked playbooks of recommend.h (an array: api/openapi.json's
+ * Recommendation).
  * Stored signals and incidents come from the API's store; an incident's signal ids are
  * resolved to the full signal objects the embedder reads.
  */

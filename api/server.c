@@ -6,10 +6,11 @@
  *
  * Keep-alive: MHD answers with "Connection: close" when a response is queued on the first call
  * of the access handler, so the first call only sets the request up and every answer is queued
- * on a later call (FACTS.md). A body over the limit is read and discarded and answered 413 at
- * its end — so a client that sends it without waiting for "100 Continue" still reads the answer
- * instead of a reset — unless Content-Length announces more than DISCARD_MAX times the limit:
- * that one is refused at once (413, connection closed).
+ * on a later call (observed libmicrohttpd behaviour, not in its manual). A body over the limit
+ * is read and discarded and answered 413 at its end — so a client that sends it without
+ * waiting for "100 Continue" still reads the answer instead of a reset — unless
+ * Content-Length announces more than DISCARD_MAX times the limit: that one is refused at once
+ * (413, connection closed).
  */
 #include "api/api_int.h"
 

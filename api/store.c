@@ -7,6 +7,12 @@
  * addressing table; when over the bound the least recently updated one goes. A page is newest
  * first; its cursor is the sequence number below which the next page starts, so pages stay
  * stable while new records arrive.
+ *
+ * Live records come from the sink set as structures (sink_write_record: id, times, status and label
+ * pairs read from the nops_signal / nops_incident, the JSON line kept as it was encoded), so
+ * nothing is parsed on the live path. A line is parsed only where a line is all there is: the
+ * JSONL tails read at start (nops_store_load_jsonl), a record the set kept after a refusal and
+ * gives again as its line, and nops_store_add's callers.
  */
 #include "api/api.h"
 
@@ -88,30 +94,61 @@ static bool get_ts(json_t *o, const char *key, int64_t *ns)
     return s && nops_ingest_parse_timestamp(s, strlen(s), ns, NULL) == NOPS_OK;
 }
 
-/* "\x01k=v\x01k=v\x01" from a JSON object of string labels. */
-static char *compact_labels(json_t *labels)
+/* Append "k=v\x01" to the compact labels in b (started with "\x01"). */
+static bool compact_put(nops_buf *b, const char *k, size_t kl, const char *v, size_t vl)
+{
+    if (nops_buf_reserve(b, kl + vl + 3) != NOPS_OK)
+        return false;
+    memcpy(b->b + b->len, k, kl);
+    b->b[b->len + kl] = '=';
+    memcpy(b->b + b->len + kl + 1, v, vl);
+    b->len += kl + vl + 1;
+    b->b[b->len++] = '\x01';
+    b->b[b->len] = '\0';
+    return true;
+}
+
+/* "\x01k=v\x01k=v\x01" from a JSON object of string labels (ls NULL) or from pairs. */
+static char *compact_labels(json_t *labels, const nops_labels *ls)
 {
     nops_buf b = {0};
-    const char *k;
-    json_t *v;
     if (nops_buf_reserve(&b, 2) != NOPS_OK)
         return NULL;
     b.b[b.len++] = '\x01';
-    json_object_foreach(labels, k, v) {
-        const char *s = json_is_string(v) ? json_string_value(v) : "";
-        size_t kl = strlen(k), vl = strlen(s);
-        if (nops_buf_reserve(&b, kl + vl + 3) != NOPS_OK) {
-            nops_free(b.b);
-            return NULL;
-        }
-        memcpy(b.b + b.len, k, kl);
-        b.b[b.len + kl] = '=';
-        memcpy(b.b + b.len + kl + 1, s, vl);
-        b.len += kl + vl + 1;
-        b.b[b.len++] = '\x01';
-    }
     b.b[b.len] = '\0';
+    bool ok = true;
+    if (ls) {
+        for (uint32_t i = 0; ok && i < ls->n; i++) {
+            nops_label l = nops_labels_at(ls, i);
+            ok = compact_put(&b, l.key, l.key_len, l.value, l.value_len);
+        }
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(labels, k, v) {
+            const char *s = json_is_string(v) ? json_string_value(v) : "";
+            if (!(ok = compact_put(&b, k, strlen(k), s, strlen(s))))
+                break;
+        }
+    }
+    if (!ok) {
+        nops_free(b.b);
+        return NULL;
+    }
     return b.b;
+}
+
+/* r's labels and its copy of the line; NOPS_NOMEM (r cleared) without memory. */
+static nops_err rec_fill(rec *r, json_t *labels, const nops_labels *ls, const char *json,
+                         size_t len)
+{
+    r->labels = compact_labels(labels, ls);
+    r->json = nops_strndup(json, len);
+    r->len = len;
+    if (r->labels && r->json)
+        return NOPS_OK;
+    rec_clear(r);
+    return NOPS_NOMEM;
 }
 
 static nops_err parse_rec(int kind, const char *json, size_t len, rec *r)
@@ -133,12 +170,7 @@ static nops_err parse_rec(int kind, const char *json, size_t len, rec *r)
     }
     if (ok) {
         snprintf(r->id, sizeof r->id, "%s", id);
-        r->labels = compact_labels(json_object_get(o, "labels"));
-        r->json = nops_strndup(json, len);
-        r->len = len;
-        ok = r->labels && r->json;
-        if (!ok) {
-            rec_clear(r);
+        if (rec_fill(r, json_object_get(o, "labels"), NULL, json, len) != NOPS_OK) {
             json_decref(o);
             return NOPS_NOMEM;
         }
@@ -197,12 +229,26 @@ static void add_incident(nops_store *st, rec *r)
     st->inc_index[h] = (uint32_t)++st->inc_n;
 }
 
-nops_err nops_store_add(nops_store *st, int kind, const char *json, size_t len)
+/* The same record from its structure (a nops_signal or nops_incident per kind): no parsing. */
+static nops_err struct_rec(int kind, const void *src, const char *json, size_t len, rec *r)
 {
-    rec r = {0};
-    nops_err e = parse_rec(kind, json, len, &r);
-    if (e != NOPS_OK)
-        return e;
+    if (kind == NOPS_SINK_SIGNAL) {
+        const nops_signal *sig = src;
+        snprintf(r->id, sizeof r->id, "%.*s", (int)strnlen(sig->id, sizeof sig->id), sig->id);
+        r->t0 = r->t1 = sig->ts_ns;
+        return rec_fill(r, NULL, &sig->labels, json, len);
+    }
+    const nops_incident *inc = src;
+    snprintf(r->id, sizeof r->id, "%.*s", (int)strnlen(inc->id, sizeof inc->id), inc->id);
+    r->t0 = inc->opened_ns;
+    r->t1 = inc->updated_ns;
+    r->open = inc->status == NOPS_INCIDENT_OPEN;
+    return rec_fill(r, NULL, &inc->common, json, len);
+}
+
+/* Add r (taken) under the lock. */
+static void put_rec(nops_store *st, int kind, rec r)
+{
     pthread_mutex_lock(&st->mu);
     r.seq = ++st->seq;
     if (kind == NOPS_SINK_SIGNAL) {
@@ -219,7 +265,15 @@ nops_err nops_store_add(nops_store *st, int kind, const char *json, size_t len)
         add_incident(st, &r);
     }
     pthread_mutex_unlock(&st->mu);
-    return NOPS_OK;
+}
+
+nops_err nops_store_add(nops_store *st, int kind, const char *json, size_t len)
+{
+    rec r = {0};
+    nops_err e = parse_rec(kind, json, len, &r);
+    if (e == NOPS_OK)
+        put_rec(st, kind, r);
+    return e;
 }
 
 /* ---- the sink that feeds it -------------------------------------------------------------- */
@@ -228,6 +282,18 @@ static nops_err sink_write(void *self, int kind, const char *json, size_t len)
 {
     nops_err e = nops_store_add(self, kind, json, len);
     return e == NOPS_NOMEM ? NOPS_NOMEM : NOPS_OK; /* a record it cannot index is not an outage */
+}
+
+static nops_err sink_write_record(void *self, int kind, const void *src, const char *json,
+                                  size_t len)
+{
+    rec r = {0};
+    if (!src)
+        return sink_write(self, kind, json, len);
+    nops_err e = struct_rec(kind, src, json, len, &r);
+    if (e == NOPS_OK)
+        put_rec(self, kind, r);
+    return e; /* NOPS_OK or NOPS_NOMEM: the set keeps the record and gives it again */
 }
 
 static nops_err sink_flush(void *self, char *errstr, size_t errstr_size)
@@ -244,7 +310,7 @@ static const nops_sink_ops store_ops = {"memory", sink_write, sink_flush, sink_d
 
 nops_err nops_store_attach(nops_store *st, nops_sinks *set, char *errstr, size_t errstr_size)
 {
-    nops_err e = nops_sinks_add(set, &store_ops, st);
+    nops_err e = nops_sinks_add_indexed(set, &store_ops, sink_write_record, st);
     if (e != NOPS_OK)
         nops_errf(errstr, errstr_size, "cannot attach the API store to the sinks: %s",
                   nops_strerror(e));

@@ -19,7 +19,8 @@ typedef struct bench_opts {
     bool events;         /* quality: list every fleet event and what became of it */
 } bench_opts;
 
-/* One figure as one JSON line: the DESIGN.md shape plus free-form extra fields. */
+/* One figure as one JSON line: suite, figure, value, unit, peer, peer_value, ratio (as
+ * bench/RESULTS.md reads them), plus free-form extra fields. */
 void bench_emit(const char *suite, const char *figure, double value, const char *unit,
                 const char *peer, double peer_value, const char *extra_json);
 double bench_seconds(void);

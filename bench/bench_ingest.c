@@ -16,9 +16,9 @@
  */
 #include "bench/bench.h"
 #include "ingest/ingest.h"
+#include "kafka/kafka.h"
 
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -242,25 +242,19 @@ static char g_boot[512];
 static bool start_cluster(void)
 {
     char err[256];
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    const char *props[][2] = {{"test.mock.num.brokers", "3"},
-                              {"linger.ms", "5"},
-                              {"batch.num.messages", "10000"},
-                              {"compression.codec", "lz4"},
-                              {"queue.buffering.max.messages", "2000000"},
-                              {"log_level", "3"}};
-    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
-        rd_kafka_conf_set(c, props[i][0], props[i][1], err, sizeof err);
-    g_host = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
+    const nops_kafka_prop props[] = {{"linger.ms", "5"},
+                                     {"batch.num.messages", "10000"},
+                                     {"compression.codec", "lz4"},
+                                     {"queue.buffering.max.messages", "2000000"},
+                                     {"log_level", "3"}};
+    const nops_kafka_topic topics[] = {{"bench1", 32}, {"bench100", 32}, {"benchlat", 32},
+                                       {"benchlat2", 32}, {"dlq", 32}};
+    g_host = nops_kafka_mock_new(3, topics, sizeof topics / sizeof topics[0], props,
+                                 sizeof props / sizeof props[0], NULL, g_boot, sizeof g_boot,
+                                 err, sizeof err);
     if (!g_host)
-        return false;
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_host);
-    const char *topics[] = {"bench1", "bench100", "benchlat", "benchlat2", "dlq"};
-    for (int i = 0; i < 5; i++)
-        if (rd_kafka_mock_topic_create(mc, topics[i], 32, 1))
-            return false;
-    snprintf(g_boot, sizeof g_boot, "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    return true;
+        fprintf(stderr, "bench ingest: %s\n", err);
+    return g_host != NULL;
 }
 
 static void produce(const char *topic, const char *msg, size_t len, const char *key, size_t kl)

@@ -122,6 +122,32 @@ static nops_api *start_api(nops_recommender *r, nops_store *store, nops_detect_p
     return api;
 }
 
+/*
+ * The top 10 of each of the n queries q in ix: the latency of each into lat (may be NULL), the
+ * ids into ids (10 per query; may be NULL), and how many of them the reference answers `ref`
+ * (10 per query; may be NULL) hold — recall@10's numerator.
+ */
+static size_t search_top10(const nops_vindex *ix, const float *q, size_t n, const int64_t *ref,
+                           int64_t *ids, double *lat)
+{
+    char err[128];
+    size_t hit = 0;
+    for (size_t i = 0; i < n; i++) {
+        float s[10];
+        int64_t id[10];
+        double t0 = bench_seconds();
+        nops_vindex_search(ix, q + i * NOPS_EMBED_DIM, 1, 10, s, id, err, sizeof err);
+        if (lat)
+            lat[i] = (bench_seconds() - t0) * 1e3;
+        if (ids)
+            memcpy(ids + i * 10, id, sizeof id);
+        for (int a = 0; ref && a < 10; a++)
+            for (int b = 0; b < 10; b++)
+                hit += id[a] == ref[i * 10 + b];
+    }
+    return hit;
+}
+
 /* Raw IVF search latency and recall@10 for a few nprobe values (the default is marked). */
 static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *q, size_t nq,
                          size_t n)
@@ -132,25 +158,10 @@ static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *
     const int probes[] = {4, 8, 16, 32, 64};
     double *lat = malloc(nq * sizeof *lat);
     int64_t *exact = malloc(nq * 10 * sizeof *exact);
-    char err[128];
-    for (size_t i = 0; i < nq; i++) { /* the exact answers once */
-        float se[10];
-        nops_vindex_search(flat, q + i * NOPS_EMBED_DIM, 1, 10, se, exact + i * 10, err,
-                           sizeof err);
-    }
+    search_top10(flat, q, nq, NULL, exact, NULL); /* the exact answers once */
     for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
         nops_vindex_set_nprobe(ix, probes[p]);
-        size_t hit = 0;
-        for (size_t i = 0; i < nq; i++) {
-            float s[10];
-            int64_t id[10];
-            double t0 = bench_seconds();
-            nops_vindex_search(ix, q + i * NOPS_EMBED_DIM, 1, 10, s, id, err, sizeof err);
-            lat[i] = (bench_seconds() - t0) * 1e3;
-            for (int a = 0; a < 10; a++)
-                for (int b = 0; b < 10; b++)
-                    hit += id[a] == exact[i * 10 + b];
-        }
+        const size_t hit = search_top10(ix, q, nq, exact, NULL, lat);
         char extra[160];
         snprintf(extra, sizeof extra, "\"runs\":%zu,\"nprobe\":%d,\"p99_ms\":%.4f,\"recall_at_10\":"
                  "%.4f%s", n, probes[p], pct(lat, nq, 0.99), (double)hit / (double)(nq * 10),
@@ -160,6 +171,36 @@ static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *
     nops_vindex_set_nprobe(ix, NOPS_INDEX_IVF_NPROBE);
     free(lat);
     free(exact);
+}
+
+/* The figures of one size: lat[0] recommend, [1] raw ANN search, [2] exact search (n_exact of
+ * them), [3] POST /recommend (when http). */
+static void emit_figures(size_t n, const char *type, double *lat[4], size_t nq, size_t n_exact,
+                         double recall, bool http)
+{
+    double p99[4], p50[4];
+    for (int k = 0; k < 4; k++) {
+        size_t m = k == 2 ? n_exact : nq;
+        p99[k] = pct(lat[k], m, 0.99);
+        p50[k] = pct(lat[k], m, 0.50);
+    }
+    char extra[256];
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"k\":100,\"p50_ms\":%.4f,"
+             "\"peer_p50_ms\":%.4f,\"target_p99_ms\":2,\"target_overhead\":1.3", n, type,
+             p50[0], p50[1]);
+    bench_emit("recommend", "recommend_p99_ms", p99[0], "ms", "raw_faiss_search_p99_ms", p99[1],
+               extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f,"
+             "\"target_p99_ms\":5", n, p50[3], p50[1]);
+    if (http)
+        bench_emit("recommend", "http_recommend_p99_ms", p99[3], "ms", "raw_faiss_search_p99_ms",
+                   p99[1], extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
+             p50[1], p50[2]);
+    bench_emit("recommend", "ann_search_p99_ms", p99[1], "ms", "exact_search_p99_ms", p99[2],
+               extra);
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"target\":0.95", n, type);
+    bench_emit("recommend", "recall_at_10", recall, "fraction", "exact", 1.0, extra);
 }
 
 static void one_size(size_t n, size_t nq)
@@ -202,17 +243,8 @@ static void one_size(size_t n, size_t nq)
         lat[1][i] = (bench_seconds() - t0) * 1e3;
         memcpy(ann_ids + i * 10, id, 10 * sizeof *id);
     }
-    size_t hit = 0, n_exact = n > 200000 && nq > 300 ? 300 : nq; /* exact: ~0.15 s/query at 1M */
-    for (size_t i = 0; i < n_exact; i++) {
-        float se[10];
-        int64_t ie[10];
-        double t0 = bench_seconds();
-        nops_vindex_search(flat, q + i * NOPS_EMBED_DIM, 1, 10, se, ie, err, sizeof err);
-        lat[2][i] = (bench_seconds() - t0) * 1e3;
-        for (int a = 0; a < 10; a++) /* recall@10: the index's top 10 against the exact top 10 */
-            for (int b = 0; b < 10; b++)
-                hit += ann_ids[i * 10 + a] == ie[b];
-    }
+    size_t n_exact = n > 200000 && nq > 300 ? 300 : nq; /* exact: ~0.15 s/query at 1M */
+    const size_t hit = search_top10(flat, q, n_exact, ann_ids, NULL, lat[2]);
     free(ann_ids);
     sweep_nprobe(h, flat, q, nq < 200 ? nq : 200, n);
     nops_store *store = nops_store_new(10, 10);
@@ -221,31 +253,8 @@ static void one_size(size_t n, size_t nq)
     nops_api *api = start_api(r, store, &dp);
     if (api)
         http_latencies(nops_api_port(api), incs, nq, lat[3]);
-    double recall = (double)hit / (double)(n_exact * 10);
-    double p99[4], p50[4];
-    for (int k = 0; k < 4; k++) {
-        size_t m = k == 2 ? n_exact : nq;
-        p99[k] = pct(lat[k], m, 0.99);
-        p50[k] = pct(lat[k], m, 0.50);
-    }
-    char extra[256];
     const char *type = nops_index_type_name(nops_vindex_type(nops_histdir_index(h)));
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"k\":100,\"p50_ms\":%.4f,"
-             "\"peer_p50_ms\":%.4f,\"target_p99_ms\":2,\"target_overhead\":1.3", n, type,
-             p50[0], p50[1]);
-    bench_emit("recommend", "recommend_p99_ms", p99[0], "ms", "raw_faiss_search_p99_ms", p99[1],
-               extra);
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f,"
-             "\"target_p99_ms\":5", n, p50[3], p50[1]);
-    if (api)
-        bench_emit("recommend", "http_recommend_p99_ms", p99[3], "ms", "raw_faiss_search_p99_ms",
-                   p99[1], extra);
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
-             p50[1], p50[2]);
-    bench_emit("recommend", "ann_search_p99_ms", p99[1], "ms", "exact_search_p99_ms", p99[2],
-               extra);
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\",\"target\":0.95", n, type);
-    bench_emit("recommend", "recall_at_10", recall, "fraction", "exact", 1.0, extra);
+    emit_figures(n, type, lat, nq, n_exact, (double)hit / (double)(n_exact * 10), api != NULL);
     nops_api_destroy(api);
     nops_store_destroy(store);
     for (size_t i = 0; i < nq; i++)

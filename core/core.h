@@ -239,7 +239,7 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out);
 void nops_cfg_print_values(const nops_cfg *cfg, FILE *out);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Records shared by detection, sinks and the API (DESIGN.md "Signal", "Incident")             */
+/* Records shared by detection, sinks and the API (api/openapi.json: Signal, Incident)        */
 /* ------------------------------------------------------------------------------------------ */
 
 #define NOPS_KEY_MAX 1024   /**< longest canonical series key, NUL included */
@@ -253,6 +253,53 @@ typedef struct nops_label {
     const char *value;  /**< label value, unescaped */
     size_t value_len;   /**< its length */
 } nops_label;
+
+#define NOPS_LABELS_MAX 64 /**< labels of one series, at most (a point with more is refused) */
+
+/**
+ * The labels of one series as (key, value) pairs, stored inline so a record holding them can be
+ * copied and queued like the rest of it: the unescaped keys and values sit back to back in
+ * `text`, and `at` spans them. Built by nops_labels_add or nops_series_key_labels, read with
+ * nops_labels_at. A canonical key's labels always fit (their text is shorter than the key).
+ */
+typedef struct nops_labels {
+    uint32_t n;                 /**< pairs held */
+    uint32_t used;              /**< bytes of `text` in use */
+    struct {
+        uint16_t key_off, key_len;     /**< the key: text[key_off .. +key_len) */
+        uint16_t value_off, value_len; /**< the value, likewise */
+    } at[NOPS_LABELS_MAX];      /**< the pairs, in the order added */
+    char text[NOPS_KEY_MAX];    /**< keys and values, unescaped, not NUL-terminated */
+} nops_labels;
+
+/** Append a pair (copied). NOPS_FULL when the set holds NOPS_LABELS_MAX pairs or the text does
+ *  not fit; the set is unchanged then. */
+nops_err nops_labels_add(nops_labels *ls, const char *key, size_t key_len, const char *value,
+                         size_t value_len);
+/** Pair i (< ls->n) as spans into ls (valid while ls is unchanged). */
+nops_label nops_labels_at(const nops_labels *ls, uint32_t i);
+/** True when ls holds the pair l (same key, same value). */
+bool nops_labels_has(const nops_labels *ls, const nops_label *l);
+
+/*
+ * Canonical series keys (core/serieskey.c): `name{k1="v1",k2="v2"}`, labels sorted by key, no
+ * braces without labels, values escaped like the Prometheus exposition format (backslash,
+ * quote, newline). The detector hashes this text into the series id (nops_detect_series_key).
+ */
+
+/**
+ * Write the canonical key of name + labels into key (at most key_cap bytes with the NUL); its
+ * length in *key_len (may be NULL). `labels` is sorted in place. NOPS_RANGE when it does not fit,
+ * NOPS_INVAL for an empty name, more than NOPS_LABELS_MAX labels or a duplicate label key.
+ */
+nops_err nops_series_key(const char *name, size_t name_len, nops_label *labels, size_t n_labels,
+                         char *key, size_t key_cap, size_t *key_len);
+/**
+ * Split a canonical key back into its name (its length in *name_len: the name is key's prefix)
+ * and its labels (unescaped, into *out, which is reset; out may be NULL to get the name alone).
+ * NOPS_PARSE when the text is not a canonical key.
+ */
+nops_err nops_series_key_labels(const char *key, size_t *name_len, nops_labels *out);
 
 /** How a signal was raised. */
 typedef enum nops_method_fired {
@@ -268,6 +315,8 @@ typedef struct nops_signal {
     char id[NOPS_ID_LEN];        /**< hex of a hash of (series id, ts): stable across replays */
     uint64_t series_id;          /**< XXH3 of `series` */
     char series[NOPS_KEY_MAX];   /**< canonical key `name{k="v",...}` */
+    uint32_t metric_len;         /**< the metric name: series[0 .. metric_len) */
+    nops_labels labels;          /**< the series' labels as pairs, sorted by key */
     int64_t ts_ns;               /**< point timestamp */
     double value;                /**< the point's value */
     nops_method_fired method;    /**< which detector decided */
@@ -277,6 +326,13 @@ typedef struct nops_signal {
     char hint[384];              /**< one human sentence */
     int64_t received_ns;         /**< wall clock when the point was read (latency figures) */
 } nops_signal;
+
+/**
+ * Set a signal's series from its canonical key: `series`, `metric_len` and `labels` (decoded
+ * once here, so the correlator and the sinks read pairs). NOPS_PARSE when `key` is not a
+ * canonical key, NOPS_RANGE when it is longer than NOPS_KEY_MAX; the three are empty then.
+ */
+nops_err nops_signal_set_series(nops_signal *sig, const char *key);
 
 #define NOPS_INCIDENT_MAX_SIGNALS 64 /**< signals listed per incident (the count goes on) */
 
@@ -293,7 +349,8 @@ typedef struct nops_incident {
     int64_t updated_ns;                                /**< last change */
     uint32_t n_signals;                                /**< signals joined (may exceed the list) */
     char signals[NOPS_INCIDENT_MAX_SIGNALS][NOPS_ID_LEN]; /**< the first signal ids */
-    char labels[512];          /**< labels common to all its series, as `k="v",...` */
+    nops_labels common;        /**< labels common to all its series, as pairs */
+    char labels[512];          /**< the same as text `k="v",...` (values unescaped), for summaries */
     char summary[384];         /**< one line: how many series, which metrics */
     char root_cause_hint[384]; /**< earliest and strongest signal named */
 } nops_incident;

@@ -13,7 +13,7 @@
  * same way as the live run.
  */
 #include "correlate/correlate.h"
-#include "detect/detect.h" /* nops_detect_key_split */
+#include "detect/detect.h" /* NOPS_DETECT_MAX_WINDOW */
 
 #include <cblas.h>
 #include <math.h>
@@ -44,7 +44,6 @@ typedef struct incident_slot {
     int64_t last_clear_ns;           /* when the last member cleared */
     double best_score;               /* strongest signal so far */
     char first_series[256];          /* earliest signal's series */
-    char labels_all[512];            /* labels common to all members, k="v",... */
 } incident_slot;
 
 struct nops_correlator {
@@ -62,25 +61,18 @@ struct nops_correlator {
     uint64_t seq;                    /* for incident ids */
 };
 
-typedef struct label_pick {
-    const nops_correlator *c;
-    char (*vals)[128];
-    char common[512];
-    size_t common_len;
-} label_pick;
-
-static void pick_label(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+/* The values of the grouping labels among a signal's labels ("" = absent). */
+static void pick_groups(const nops_correlator *c, const nops_labels *ls, char vals[][128])
 {
-    label_pick *lp = ud;
-    for (size_t g = 0; g < lp->c->n_groups; g++)
-        if (strlen(lp->c->groups[g]) == kl && memcmp(lp->c->groups[g], k, kl) == 0 && vl < 128) {
-            memcpy(lp->vals[g], v, vl);
-            lp->vals[g][vl] = '\0';
-        }
-    int n = snprintf(lp->common + lp->common_len, sizeof lp->common - lp->common_len,
-                     "%s%.*s=\"%.*s\"", lp->common_len ? "," : "", (int)kl, k, (int)vl, v);
-    if (n > 0 && lp->common_len + (size_t)n < sizeof lp->common)
-        lp->common_len += (size_t)n;
+    for (uint32_t i = 0; i < ls->n; i++) {
+        nops_label l = nops_labels_at(ls, i);
+        for (size_t g = 0; g < c->n_groups; g++)
+            if (strlen(c->groups[g]) == l.key_len && memcmp(c->groups[g], l.key, l.key_len) == 0 &&
+                l.value_len < 128) {
+                memcpy(vals[g], l.value, l.value_len);
+                vals[g][l.value_len] = '\0';
+            }
+    }
 }
 
 nops_correlator *nops_correlate_new(const nops_correlate_params *p, uint32_t window,
@@ -144,44 +136,32 @@ static bool standardise(const float *w, uint32_t n, float *row, uint32_t W)
     return true;
 }
 
-/* Does `list` (k="v",...) hold exactly the pair [pair, pair+len)? */
-static bool has_pair(const char *list, const char *pair, size_t len)
+/* Keep in `common` the pairs `other` holds too. */
+static void intersect_labels(nops_labels *common, const nops_labels *other)
 {
-    for (const char *m = strstr(list, pair); m; m = strstr(m + 1, pair)) {
-        if ((m == list || m[-1] == ',') && (m[len] == '\0' || m[len] == ',') &&
-            strncmp(m, pair, len) == 0)
-            return true;
+    nops_labels out = {0};
+    for (uint32_t i = 0; i < common->n; i++) {
+        nops_label l = nops_labels_at(common, i);
+        if (nops_labels_has(other, &l))
+            nops_labels_add(&out, l.key, l.key_len, l.value, l.value_len); /* fits: a subset */
     }
-    return false;
+    *common = out;
 }
 
-/* Intersect an incident's common labels with a new member's (both `k="v",...`). */
-static void intersect_labels(char *common, size_t cap, const char *other)
+/* The pairs as `k="v",...` into buf (cap bytes); pairs that do not fit are left out. */
+static void labels_text(const nops_labels *ls, char *buf, size_t cap)
 {
-    char out[512] = "";
-    size_t o = 0;
-    const char *p = common;
-    while (*p) {
-        const char *end = p;
-        bool quoted = false;
-        while (*end && (quoted || *end != ',')) { /* a pair ends at a comma outside quotes */
-            if (*end == '\\' && end[1])
-                end++;
-            else if (*end == '"')
-                quoted = !quoted;
-            end++;
-        }
-        char pair[512];
-        size_t len = (size_t)(end - p);
-        if (len < sizeof pair) {
-            memcpy(pair, p, len);
-            pair[len] = '\0';
-            if (has_pair(other, pair, len) && o + len + 2 < sizeof out)
-                o += (size_t)snprintf(out + o, sizeof out - o, "%s%s", o ? "," : "", pair);
-        }
-        p = *end ? end + 1 : end;
+    size_t len = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < ls->n; i++) {
+        nops_label l = nops_labels_at(ls, i);
+        int n = snprintf(buf + len, cap - len, "%s%.*s=\"%.*s\"", len ? "," : "", (int)l.key_len,
+                         l.key, (int)l.value_len, l.value);
+        if (n > 0 && len + (size_t)n < cap)
+            len += (size_t)n;
+        else
+            buf[len] = '\0'; /* a pair cut short is left out */
     }
-    snprintf(common, cap, "%s", out);
 }
 
 static int find_match(nops_correlator *c, const nops_signal *sig, char vals[][128],
@@ -220,7 +200,7 @@ static int find_match(nops_correlator *c, const nops_signal *sig, char vals[][12
     return best;
 }
 
-static int new_incident(nops_correlator *c, const nops_signal *sig, const char *labels)
+static int new_incident(nops_correlator *c, const nops_signal *sig)
 {
     for (int i = 0; i < MAX_INCIDENTS; i++) {
         if (c->inc[i].used)
@@ -233,7 +213,7 @@ static int new_incident(nops_correlator *c, const nops_signal *sig, const char *
         snprintf(s->rec.id, sizeof s->rec.id, "%016llx", (unsigned long long)h);
         s->rec.status = NOPS_INCIDENT_OPEN;
         s->rec.opened_ns = sig->ts_ns;
-        snprintf(s->labels_all, sizeof s->labels_all, "%s", labels);
+        s->rec.common = sig->labels; /* narrowed as members join (intersect_labels) */
         snprintf(s->first_series, sizeof s->first_series, "%.255s", sig->series);
         c->opened_total++;
         return i;
@@ -244,7 +224,7 @@ static int new_incident(nops_correlator *c, const nops_signal *sig, const char *
 static void describe(incident_slot *s, const nops_signal *sig)
 {
     nops_incident *r = &s->rec;
-    snprintf(r->labels, sizeof r->labels, "%s", s->labels_all);
+    labels_text(&r->common, r->labels, sizeof r->labels);
     snprintf(r->summary, sizeof r->summary, "%u signal(s) across %u series%s%.300s", r->n_signals,
              s->n_members, r->labels[0] ? " sharing " : "", r->labels);
     if (sig->score >= s->best_score) {
@@ -259,9 +239,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, const
                                uint32_t n, nops_incident *out, bool *opened)
 {
     char vals[GROUP_VALS][128] = {{0}};
-    label_pick lp = {c, vals, "", 0};
-    size_t name_len;
-    nops_detect_key_split(sig->series, &name_len, pick_label, &lp);
+    pick_groups(c, &sig->labels, vals);
     float row[NOPS_DETECT_MAX_WINDOW];
     bool have_row = window && standardise(window, n < c->W ? n : c->W,
                                           row, c->W);
@@ -269,13 +247,13 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, const
     float r = 0;
     int inc = find_match(c, sig, vals, row, have_row, &r);
     *opened = inc < 0;
-    if (inc < 0 && (inc = new_incident(c, sig, lp.common)) < 0) {
+    if (inc < 0 && (inc = new_incident(c, sig)) < 0) {
         pthread_mutex_unlock(&c->lock);
         return NOPS_FULL;
     }
     incident_slot *s = &c->inc[inc];
     if (!*opened)
-        intersect_labels(s->labels_all, sizeof s->labels_all, lp.common);
+        intersect_labels(&s->rec.common, &sig->labels);
     if (s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
         memcpy(s->rec.signals[s->rec.n_signals], sig->id, NOPS_ID_LEN);
     s->rec.n_signals++;

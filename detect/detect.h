@@ -7,7 +7,7 @@
  * is not thread-safe: one thread (one partition worker) drives it, without locks. (The
  * correlator, which is shared and locked, is correlate/correlate.h.)
  *
- * Semantics (DESIGN.md "Detection"), per series, W = window:
+ * Semantics (README.md "Detection"), per series, W = window:
  *   - rolling z = (x − mean) / std over the previous W points (the current point excluded),
  *     population std; no verdict (z = 0) until the window holds max(2, W/2) points;
  *   - EWMA: z_e = (x − m_prev) / sqrt(v_prev); then m ← m + α(x − m_prev) and
@@ -109,10 +109,10 @@ const nops_detect_params *nops_detect_get_params(const nops_detector *det);
 /* ---- series registry ------------------------------------------------------------------ */
 
 /**
- * Canonical series key: `name{k1="v1",k2="v2"}` with labels sorted by key (no braces when there
- * are no labels) and its stable 64-bit id (XXH3 of the key). Writes at most key_cap bytes
- * including the NUL; NOPS_RANGE if the key does not fit, NOPS_INVAL for an empty name,
- * more than 64 labels or a duplicate label key. `labels` is sorted in place.
+ * Canonical series key (nops_series_key, core/core.h: `name{k1="v1",k2="v2"}`, labels sorted
+ * by key) and its stable 64-bit id (XXH3 of the key). Writes at most key_cap bytes including
+ * the NUL; NOPS_RANGE if the key does not fit, NOPS_INVAL for an empty name, more than 64
+ * labels or a duplicate label key. `labels` is sorted in place.
  */
 nops_err nops_detect_series_key(const char *name, size_t name_len, nops_label *labels,
                                 size_t n_labels, char *key, size_t key_cap, size_t *key_len,
@@ -206,15 +206,6 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
                                     uint32_t now_s, size_t *used, uint32_t *slot);
 /** Slots handed out so far (slot indices are below this). */
 uint32_t nops_detect_slot_limit(const nops_detector *det);
-
-/** Called for each label of a canonical key, unescaped into a scratch buffer. */
-typedef void (*nops_label_fn)(void *ud, const char *key, size_t key_len, const char *value,
-                              size_t value_len);
-/**
- * Split a canonical key `name{k="v",...}` back into its name (length in *name_len) and labels.
- * NOPS_PARSE if the text is not a canonical key.
- */
-nops_err nops_detect_key_split(const char *key, size_t *name_len, nops_label_fn fn, void *ud);
 
 /* ---- scoring -------------------------------------------------------------------------- */
 

@@ -1,8 +1,8 @@
 /*
- * registry.c — series identity: canonical keys, stable 64-bit ids, dense slots.
+ * registry.c — series identity: stable 64-bit ids, dense slots.
  *
- * A series is its name plus its labels sorted by key; the canonical text is hashed with XXH3
- * (stable across versions and machines) into the id. The id → slot map is an open-addressing
+ * A series is its canonical key (core/serieskey.c: name plus labels sorted by key), hashed with
+ * XXH3 (stable across versions and machines) into the id. The id → slot map is an open-addressing
  * table with linear probing sized to at least twice the slot capacity, with backward-shift
  * deletion so eviction leaves no tombstones. Slots freed by eviction are reused before new
  * ones; state of a reused slot is reset.
@@ -14,72 +14,20 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define NOPS__MAX_LABELS 64
-
-static int label_cmp(const nops_label *a, const nops_label *b)
-{
-    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-    int c = memcmp(a->key, b->key, n);
-    if (c)
-        return c;
-    return (a->key_len > b->key_len) - (a->key_len < b->key_len);
-}
-
 uint64_t nops_detect_key_id(const char *key, size_t key_len)
 {
     uint64_t id = XXH3_64bits(key, key_len);
     return id ? id : 1; /* 0 marks an empty table cell */
 }
 
-static bool put(char *key, size_t cap, size_t *o, const char *s, size_t n)
-{
-    if (*o + n >= cap)
-        return false;
-    memcpy(key + *o, s, n);
-    *o += n;
-    return true;
-}
-
 nops_err nops_detect_series_key(const char *name, size_t name_len, nops_label *labels,
                                 size_t n_labels, char *key, size_t key_cap, size_t *key_len,
                                 uint64_t *id)
 {
-    if (!name || name_len == 0 || n_labels > NOPS__MAX_LABELS || (n_labels && !labels))
-        return NOPS_INVAL;
-    /* insertion sort: label sets are small, and this keeps the sort stable and allocation-free */
-    for (size_t i = 1; i < n_labels; i++) {
-        nops_label t = labels[i];
-        size_t j = i;
-        while (j > 0 && label_cmp(&labels[j - 1], &t) > 0) {
-            labels[j] = labels[j - 1];
-            j--;
-        }
-        labels[j] = t;
-    }
-    for (size_t i = 1; i < n_labels; i++)
-        if (label_cmp(&labels[i - 1], &labels[i]) == 0)
-            return NOPS_INVAL;
-    size_t o = 0;
-    if (!put(key, key_cap, &o, name, name_len))
-        return NOPS_RANGE;
-    for (size_t i = 0; i < n_labels; i++) {
-        if (!put(key, key_cap, &o, i ? "," : "{", 1) ||
-            !put(key, key_cap, &o, labels[i].key, labels[i].key_len) ||
-            !put(key, key_cap, &o, "=\"", 2))
-            return NOPS_RANGE;
-        /* escape like the Prometheus exposition format: backslash, quote, newline */
-        for (size_t j = 0; j < labels[i].value_len; j++) {
-            char c = labels[i].value[j];
-            const char *esc = c == '\\' ? "\\\\" : c == '"' ? "\\\"" : c == '\n' ? "\\n" : NULL;
-            if (!(esc ? put(key, key_cap, &o, esc, 2) : put(key, key_cap, &o, &c, 1)))
-                return NOPS_RANGE;
-        }
-        if (!put(key, key_cap, &o, "\"", 1))
-            return NOPS_RANGE;
-    }
-    if (n_labels && !put(key, key_cap, &o, "}", 1))
-        return NOPS_RANGE;
-    key[o] = '\0';
+    size_t o;
+    nops_err e = nops_series_key(name, name_len, labels, n_labels, key, key_cap, &o);
+    if (e != NOPS_OK)
+        return e;
     if (key_len)
         *key_len = o;
     if (id)
@@ -335,49 +283,6 @@ uint32_t nops_detect_slot_window(const nops_detector *det, uint32_t slot, float 
         out[i] = det->st.ring[(size_t)k * det->st.cap + slot];
     }
     return take;
-}
-
-nops_err nops_detect_key_split(const char *key, size_t *name_len, nops_label_fn fn, void *ud)
-{
-    const char *brace = strchr(key, '{');
-    size_t len = strlen(key);
-    *name_len = brace ? (size_t)(brace - key) : len;
-    if (*name_len == 0)
-        return NOPS_PARSE;
-    if (!brace)
-        return NOPS_OK;
-    if (key[len - 1] != '}')
-        return NOPS_PARSE;
-    const char *p = brace + 1, *end = key + len - 1;
-    char val[NOPS_KEY_MAX];
-    while (p < end) {
-        const char *eq = memchr(p, '=', (size_t)(end - p));
-        if (!eq || eq + 1 >= end || eq[1] != '"')
-            return NOPS_PARSE;
-        const char *k = p;
-        size_t klen = (size_t)(eq - p);
-        p = eq + 2;
-        size_t vl = 0;
-        while (p < end && *p != '"') {
-            if (vl + 1 >= sizeof val)
-                return NOPS_RANGE;
-            if (*p == '\\' && p + 1 < end) {
-                p++;
-                val[vl++] = *p == 'n' ? '\n' : *p;
-            } else {
-                val[vl++] = *p;
-            }
-            p++;
-        }
-        if (p >= end)
-            return NOPS_PARSE;
-        p++; /* closing quote */
-        if (fn)
-            fn(ud, k, klen, val, vl);
-        if (p < end && *p == ',')
-            p++;
-    }
-    return NOPS_OK;
 }
 
 uint32_t nops_detect_slot_limit(const nops_detector *det)

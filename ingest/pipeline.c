@@ -331,7 +331,9 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     const char *key = nops_detect_slot_key(w->det, w->slots[i]);
     memset(s, 0, sizeof *s);
     const size_t klen = strlen(key);
-    memcpy(s->series, key, klen + 1); /* the detector's copy fits: both are NOPS_KEY_MAX */
+    /* the key, and its labels as pairs decoded once for the correlator and every sink (a signal
+       is rare next to points; the registry keeps only the key, so a series costs one copy) */
+    nops_signal_set_series(s, key); /* the registry holds canonical keys that fit: cannot fail */
     s->series_id = nops_detect_slot_id(w->det, w->slots[i]); /* kept since the series was
                                                                  registered: not hashed again */
     uint64_t h = XXH3_64bits_withSeed(&w->ts[i], sizeof w->ts[i], s->series_id);

@@ -6,6 +6,7 @@
 #include "kafka/kafka.h"
 
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,4 +75,45 @@ bad:
     nops_errf(errstr, errstr_size, "%s", why);
     rd_kafka_conf_destroy(c);
     return NULL;
+}
+
+rd_kafka_t *nops_kafka_mock_new(int brokers, const nops_kafka_topic *topics, size_t n,
+                                const nops_kafka_prop *props, size_t n_props,
+                                nops_kafka_log_fn log, char *boot, size_t cap, char *errstr,
+                                size_t errstr_size)
+{
+    char nb[16];
+    snprintf(nb, sizeof nb, "%d", brokers);
+    rd_kafka_conf_t *c = nops_kafka_conf_new(NULL, NULL, props, n_props, errstr, errstr_size);
+    if (c && rd_kafka_conf_set(c, "test.mock.num.brokers", nb, errstr, errstr_size) !=
+                 RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    if (c && log)
+        rd_kafka_conf_set_log_cb(c, log);
+    rd_kafka_t *rk = c ? rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, errstr_size) : NULL;
+    if (!rk) {
+        if (c)
+            rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(rk);
+    for (size_t i = 0; mc && i < n; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topics[i].name,
+                                                           topics[i].partitions, 1);
+        if (e) {
+            nops_errf(errstr, errstr_size, "mock cluster: cannot create topic %s: %s",
+                      topics[i].name, rd_kafka_err2str(e));
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
+    }
+    if (!mc) {
+        nops_errf(errstr, errstr_size, "the mock cluster did not start");
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    snprintf(boot, cap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
+    return rk;
 }

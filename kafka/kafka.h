@@ -3,8 +3,9 @@
  * one function that builds an rd_kafka_conf_t from them (bootstrap servers, the caller's role
  * properties, the kafka.extra passthrough, the log callback). The consumer and dead-letter
  * producer of ingest/, the Kafka sink, the /ingest producer of api/, the `kafka` playbook steps
- * of orchestrate/, loadgen and the demo's mock cluster all go through it, so a security setting
- * given once in kafka.extra reaches every client.
+ * of orchestrate/, loadgen and the mock cluster all go through it, so a security setting
+ * given once in kafka.extra reaches every client. The librdkafka mock cluster that the demo,
+ * the benchmarks and the integration tests host is made here too (nops_kafka_mock_new), once.
  *
  * Ownership: nops_kafka_conf_new returns a configuration the caller owns; rd_kafka_new takes
  * it on success (librdkafka's rule), else the caller destroys it.
@@ -46,5 +47,34 @@ typedef const char *nops_kafka_prop[2];
 struct rd_kafka_conf_s *nops_kafka_conf_new(const char *brokers, const char *extra,
                                             const nops_kafka_prop *props, size_t n,
                                             char *errstr, size_t errstr_size);
+
+/* ---- the mock cluster (the demo, the benchmarks and the integration tests) ---------------- */
+
+struct rd_kafka_s; /* librdkafka's rd_kafka_t */
+
+/** A topic of a mock cluster. */
+typedef struct nops_kafka_topic {
+    const char *name; /**< topic name */
+    int partitions;   /**< its partition count (replication factor 1) */
+} nops_kafka_topic;
+
+/** A librdkafka log callback (rd_kafka_conf_set_log_cb's type). */
+typedef void (*nops_kafka_log_fn)(const struct rd_kafka_s *rk, int level, const char *fac,
+                                  const char *buf);
+
+/**
+ * A librdkafka mock cluster — real Kafka protocol on loopback — of `brokers` brokers with the
+ * `n` topics created, hosted by the returned producer handle, which can produce to it too
+ * (configured by nops_kafka_conf_new with the host's `n_props` properties `props`: batching,
+ * compression, log_level). Its bootstrap servers go into `boot` (cap bytes). `log` replaces
+ * nops_log_kafka for the host's own log lines (NULL: nops_log_kafka). NULL with the reason in
+ * errstr.
+ * @remark The caller owns the handle; rd_kafka_destroy stops the cluster, so every client of it
+ * must be destroyed first.
+ */
+struct rd_kafka_s *nops_kafka_mock_new(int brokers, const nops_kafka_topic *topics, size_t n,
+                                       const nops_kafka_prop *props, size_t n_props,
+                                       nops_kafka_log_fn log, char *boot, size_t cap,
+                                       char *errstr, size_t errstr_size);
 
 #endif /* NOPS_KAFKA_H */

@@ -1,5 +1,11 @@
 /*
- * orchestrate.h — acting on incidents safely (DESIGN.md "Orchestration, policy gate, audit").
+ * orchestrate.h — acting on incidents safely (docs/security.md, README.md "Playbooks").
+ *
+ * Names: one prefix per part of the module, in the order the header declares them —
+ * nops_audit_ (the audit trail), nops_playbook_ / nops_registry_ (signed playbooks and the
+ * registry of them), nops_policy_ (the gate), nops_orch_ (the orchestrator: records, the state
+ * machine, the runner). They predate the one-prefix rule; callers in api/, app/ and the tests
+ * use them, so they stay until a rename can take every caller at once.
  *
  * This header starts with the audit trail: an append-only, keyed hash chain of entries
  *   {seq, ts, actor, action, subject, decision, details, prev_hash, hash}

@@ -85,7 +85,7 @@ static bool json_timestamp(json_t *t, int64_t now_ns, int64_t *ns)
 }
 
 /* Labels from a JSON object of strings; `__name__` is left out. */
-static bool json_tags(json_t *obj, nops_ingest_tag *tags, size_t *n)
+static bool json_tags(json_t *obj, nops_label *tags, size_t *n)
 {
     *n = 0;
     if (!obj)
@@ -100,13 +100,13 @@ static bool json_tags(json_t *obj, nops_ingest_tag *tags, size_t *n)
             continue;
         if (!json_is_string(v) || *n == NOPS_INGEST_MAX_TAGS)
             return false;
-        tags[(*n)++] = (nops_ingest_tag){k, strlen(k), json_string_value(v),
+        tags[(*n)++] = (nops_label){k, strlen(k), json_string_value(v),
                                          json_string_length(v)};
     }
     return true;
 }
 
-static void emit(json_ctx *c, const char *name, const char *field, const nops_ingest_tag *tags,
+static void emit(json_ctx *c, const char *name, const char *field, const nops_label *tags,
                  size_t n_tags, double value, int64_t ts)
 {
     bool is_value = strcmp(field, "value") == 0;
@@ -120,7 +120,7 @@ static void emit(json_ctx *c, const char *name, const char *field, const nops_in
 static void json_object_points(json_ctx *c, json_t *o)
 {
     c->objects++;
-    nops_ingest_tag tags[NOPS_INGEST_MAX_TAGS];
+    nops_label tags[NOPS_INGEST_MAX_TAGS];
     size_t n_tags;
     json_t *name = json_object_get(o, "name");
     if (!json_is_object(o) || !json_is_string(name) || json_string_length(name) == 0) {

@@ -27,7 +27,7 @@ typedef struct lp_line {
     const char *end;    /* end of the line */
     char scratch[LP_SCRATCH]; /* unescaped tokens of this line */
     size_t used;        /* bytes of scratch in use */
-    nops_ingest_tag tags[NOPS_INGEST_MAX_TAGS];
+    nops_label tags[NOPS_INGEST_MAX_TAGS];
     size_t n_tags;
 } lp_line;
 
@@ -226,26 +226,12 @@ typedef struct lp_field {
 
 #define LP_MAX_FIELDS 256
 
-/* Parse one line; returns NOPS_REJECT_NONE or why it was rejected. */
-static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, void *ud,
-                                 uint32_t *points, bool *stop, const char **detail)
+/* The tags after the measurement (",k=v" pairs) into l->tags; NOPS_REJECT_NONE or why not. */
+static nops_reject lp_tags(lp_line *l, const char **detail)
 {
-    const char *meas;
-    size_t meas_len;
-    const char *series = l->p; /* measurement and tags as written: the point's raw series span */
-    l->used = 0;
-    l->n_tags = 0;
-    if (!lp_token(l, &STOP_MEAS, &meas, &meas_len)) {
-        *detail = "names on one line exceed the 4 KiB scratch space";
-        return NOPS_REJECT_TOO_LARGE;
-    }
-    if (meas_len == 0) {
-        *detail = "line has no measurement name";
-        return NOPS_REJECT_SYNTAX;
-    }
-    while (l->p < l->end && *l->p == ',') { /* tags */
+    while (l->p < l->end && *l->p == ',') {
         l->p++;
-        nops_ingest_tag t;
+        nops_label t;
         if (l->n_tags == NOPS_INGEST_MAX_TAGS) {
             *detail = "more than 64 tags";
             return NOPS_REJECT_TOO_LARGE;
@@ -262,16 +248,14 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
         }
         l->tags[l->n_tags++] = t;
     }
-    if (l->p >= l->end || *l->p != ' ') {
-        *detail = "line has no fields";
-        return NOPS_REJECT_SYNTAX;
-    }
-    const size_t series_len = (size_t)(l->p - series);
-    while (l->p < l->end && *l->p == ' ')
-        l->p++;
-    lp_field fields[LP_MAX_FIELDS];
-    size_t n_fields = 0;
-    for (;;) { /* fields */
+    return NOPS_REJECT_NONE;
+}
+
+/* The field set ("k=v,k=v") into fields (LP_MAX_FIELDS), their count in *n. */
+static nops_reject lp_fields(lp_line *l, lp_field *fields, size_t *n, const char **detail)
+{
+    *n = 0;
+    for (;;) {
         lp_field f = {0};
         if (!lp_token(l, &STOP_FIELDKEY, &f.key, &f.key_len) || l->p >= l->end || *l->p != '=' ||
             f.key_len == 0) {
@@ -295,43 +279,82 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
             }
             f.numeric = k == LP_NUMBER;
         }
-        if (n_fields == LP_MAX_FIELDS) {
+        if (*n == LP_MAX_FIELDS) {
             *detail = "more than 256 fields";
             return NOPS_REJECT_TOO_LARGE;
         }
-        fields[n_fields++] = f;
+        fields[(*n)++] = f;
         if (l->p < l->end && *l->p == ',') {
             l->p++;
             continue;
         }
-        break;
+        return NOPS_REJECT_NONE;
     }
-    int64_t ts = now_ns;
+}
+
+/* The optional timestamp ending the line (integer nanoseconds) into *ts, left as it is when
+ * the line has none. */
+static nops_reject lp_timestamp(lp_line *l, int64_t *ts, const char **detail)
+{
     while (l->p < l->end && *l->p == ' ')
         l->p++;
-    if (l->p < l->end) {
-        const char *ts_s = l->p;
-        bool neg = *l->p == '-';
-        if (neg)
-            l->p++;
-        uint64_t v = 0;
-        const char *ds = l->p;
-        while (l->p < l->end && (unsigned)(*l->p - '0') <= 9) {
-            if (v > (uint64_t)INT64_MAX / 10) {
-                *detail = "timestamp does not fit in int64 nanoseconds";
-                return NOPS_REJECT_TIMESTAMP;
-            }
-            v = v * 10 + (uint64_t)(*l->p++ - '0');
-        }
-        while (l->p < l->end && (*l->p == ' ' || *l->p == '\r'))
-            l->p++;
-        if (l->p == ds || l->p != l->end || v > (uint64_t)INT64_MAX) {
-            (void)ts_s;
-            *detail = "timestamp is not an integer of nanoseconds";
+    if (l->p >= l->end)
+        return NOPS_REJECT_NONE;
+    bool neg = *l->p == '-';
+    if (neg)
+        l->p++;
+    uint64_t v = 0;
+    const char *ds = l->p;
+    while (l->p < l->end && (unsigned)(*l->p - '0') <= 9) {
+        if (v > (uint64_t)INT64_MAX / 10) {
+            *detail = "timestamp does not fit in int64 nanoseconds";
             return NOPS_REJECT_TIMESTAMP;
         }
-        ts = neg ? -(int64_t)v : (int64_t)v;
+        v = v * 10 + (uint64_t)(*l->p++ - '0');
     }
+    while (l->p < l->end && (*l->p == ' ' || *l->p == '\r'))
+        l->p++;
+    if (l->p == ds || l->p != l->end || v > (uint64_t)INT64_MAX) {
+        *detail = "timestamp is not an integer of nanoseconds";
+        return NOPS_REJECT_TIMESTAMP;
+    }
+    *ts = neg ? -(int64_t)v : (int64_t)v;
+    return NOPS_REJECT_NONE;
+}
+
+/* Parse one line; returns NOPS_REJECT_NONE or why it was rejected. */
+static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, void *ud,
+                                 uint32_t *points, bool *stop, const char **detail)
+{
+    const char *meas;
+    size_t meas_len;
+    const char *series = l->p; /* measurement and tags as written: the point's raw series span */
+    l->used = 0;
+    l->n_tags = 0;
+    if (!lp_token(l, &STOP_MEAS, &meas, &meas_len)) {
+        *detail = "names on one line exceed the 4 KiB scratch space";
+        return NOPS_REJECT_TOO_LARGE;
+    }
+    if (meas_len == 0) {
+        *detail = "line has no measurement name";
+        return NOPS_REJECT_SYNTAX;
+    }
+    nops_reject r = lp_tags(l, detail);
+    if (r != NOPS_REJECT_NONE)
+        return r;
+    if (l->p >= l->end || *l->p != ' ') {
+        *detail = "line has no fields";
+        return NOPS_REJECT_SYNTAX;
+    }
+    const size_t series_len = (size_t)(l->p - series);
+    while (l->p < l->end && *l->p == ' ')
+        l->p++;
+    lp_field fields[LP_MAX_FIELDS];
+    size_t n_fields;
+    int64_t ts = now_ns;
+    if ((r = lp_fields(l, fields, &n_fields, detail)) != NOPS_REJECT_NONE ||
+        (r = lp_timestamp(l, &ts, detail)) != NOPS_REJECT_NONE)
+        return r;
     for (size_t i = 0; i < n_fields && !*stop; i++) {
         if (!fields[i].numeric)
             continue;

@@ -51,15 +51,11 @@ nops_err nops_ingest_csv_line(const char *line, size_t len, bool first, nops_csv
 
 /* ---- metric points ------------------------------------------------------------------- */
 
-#define NOPS_INGEST_MAX_TAGS 64  /**< more tags than this on one point is a bad point */
-
-/** A label of a point (core's nops_label); spans point into the message or into the parser's
- *  scratch space. */
-typedef nops_label nops_ingest_tag;
+#define NOPS_INGEST_MAX_TAGS NOPS_LABELS_MAX /**< more tags than this on one point is a bad point */
 
 /**
  * One numeric sample, valid only during the callback that receives it. The series name is
- * `measurement_field`, or `measurement` alone when the field is `value` (DESIGN.md); `field` is
+ * `measurement_field`, or `measurement` alone when the field is `value`; `field` is
  * empty for formats that carry a name and no field (prometheus-kafka-adapter).
  */
 typedef struct nops_point {
@@ -67,7 +63,8 @@ typedef struct nops_point {
     size_t measurement_len;
     const char *field;             /**< field name, or "" */
     size_t field_len;
-    const nops_ingest_tag *tags;   /**< labels, in message order, `__name__` excluded */
+    const nops_label *tags;        /**< labels, in message order, `__name__` excluded; spans into
+                                        the message or into the parser's scratch space */
     size_t n_tags;
     double value;                  /**< finite */
     int64_t ts_ns;                 /**< nanoseconds since the epoch */

@@ -1,6 +1,6 @@
 /*
- * recommend.h — which playbooks fixed incidents like this one before (DESIGN.md
- * "Recommendation"; the formula is docs/recommendation.md).
+ * recommend.h — which playbooks fixed incidents like this one before (the method and
+ * the formula: docs/recommendation.md).
  *
  * A recommender follows an index directory written by `neuralops vectorize`: it opens
  * DIR/current and a background thread reloads it when a rebuild swaps the link, without

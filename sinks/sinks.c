@@ -19,7 +19,6 @@
  * place of its bad bytes (parsers refuse such input, so this is a last line of defence).
  */
 #include "sinks/sinks.h"
-#include "detect/detect.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -32,6 +31,7 @@ struct nops_sinks {
     pthread_mutex_t lock;                 /* guards everything below */
     const nops_sink_ops *ops[NOPS__MAX_SINKS]; /* sink tables */
     void *self[NOPS__MAX_SINKS];          /* sink instances */
+    nops_sink_record_fn rec_fn[NOPS__MAX_SINKS]; /* takes live records as structures, or NULL */
     size_t n;                             /* sinks added */
     nops_buf held[NOPS__MAX_SINKS];       /* records sink i refused: {u8 kind, u32 len, json} */
     size_t n_held[NOPS__MAX_SINKS];       /* records in held[i] */
@@ -62,10 +62,17 @@ void nops_sinks_destroy(nops_sinks *set)
 
 nops_err nops_sinks_add(nops_sinks *set, const nops_sink_ops *ops, void *self)
 {
+    return nops_sinks_add_indexed(set, ops, NULL, self);
+}
+
+nops_err nops_sinks_add_indexed(nops_sinks *set, const nops_sink_ops *ops,
+                                nops_sink_record_fn write_record, void *self)
+{
     pthread_mutex_lock(&set->lock);
     nops_err e = NOPS_FULL;
     if (set->n < NOPS__MAX_SINKS) {
         set->ops[set->n] = ops;
+        set->rec_fn[set->n] = write_record;
         set->self[set->n++] = self;
         e = NOPS_OK;
     }
@@ -99,47 +106,43 @@ static bool set_str(json_t *o, const char *key, const char *s, size_t n)
     return json_object_set_new(o, key, jstr(s, n)) == 0;
 }
 
-/* Labels of a canonical key into a JSON object (keys need a NUL: copy them). */
-typedef struct label_ctx {
-    json_t *obj;
-    bool ok;
-} label_ctx;
-
-static void add_label(void *ud, const char *k, size_t kl, const char *v, size_t vl)
+/* Label pairs into a JSON object (keys need a NUL: copy them); NULL without memory or for a
+   key that is not text. */
+static json_t *labels_obj(const nops_labels *ls)
 {
-    label_ctx *c = ud;
-    char key[NOPS_KEY_MAX]; /* a label key is shorter than its whole series key */
-    if (kl >= sizeof key) {
-        c->ok = false;
-        return;
-    }
-    json_t *jk = jstr(k, kl); /* the object key must be valid UTF-8 too */
-    const char *ks = jk ? json_string_value(jk) : NULL;
-    size_t ksl = jk ? json_string_length(jk) : 0;
-    if (!ks || ksl >= sizeof key || memchr(ks, '\0', ksl)) {
+    json_t *obj = json_object();
+    for (uint32_t i = 0; obj && i < ls->n; i++) {
+        nops_label l = nops_labels_at(ls, i);
+        char key[NOPS_KEY_MAX]; /* a label key is shorter than its whole series key */
+        json_t *jk = jstr(l.key, l.key_len); /* the object key must be valid UTF-8 too */
+        const char *ks = jk ? json_string_value(jk) : NULL;
+        size_t ksl = jk ? json_string_length(jk) : 0;
+        bool ok = ks && ksl < sizeof key && !memchr(ks, '\0', ksl);
+        if (ok) {
+            memcpy(key, ks, ksl);
+            key[ksl] = '\0';
+            ok = json_object_set_new(obj, key, jstr(l.value, l.value_len)) == 0;
+        }
         json_decref(jk);
-        c->ok = false;
-        return;
+        if (!ok) {
+            json_decref(obj);
+            obj = NULL;
+        }
     }
-    memcpy(key, ks, ksl);
-    key[ksl] = '\0';
-    json_decref(jk);
-    if (json_object_set_new(c->obj, key, jstr(v, vl)) != 0)
-        c->ok = false;
+    return obj;
 }
 
 static json_t *signal_obj(const nops_signal *sig)
 {
-    json_t *o = json_object(), *labels = json_object();
-    label_ctx lc = {labels, labels != NULL};
-    size_t name_len;
+    json_t *o = json_object(), *labels = labels_obj(&sig->labels);
     const size_t slen = strnlen(sig->series, sizeof sig->series);
-    if (nops_detect_key_split(sig->series, &name_len, add_label, &lc) != NOPS_OK)
-        name_len = slen;
+    /* the metric is the key's name part; a record without one (not from nops_signal_set_series)
+       names the whole series, as a key that cannot be split always did */
+    const size_t name_len = sig->metric_len && sig->metric_len < slen ? sig->metric_len : slen;
     char ts[40];
     nops_format_ts(sig->ts_ns, ts, sizeof ts);
     const char *method = sig->method == NOPS_FIRED_EWMA ? "ewma" : "zscore";
-    bool ok = o && lc.ok && set_str(o, "id", sig->id, strnlen(sig->id, sizeof sig->id)) &&
+    bool ok = o && labels && set_str(o, "id", sig->id, strnlen(sig->id, sizeof sig->id)) &&
               set_str(o, "series", sig->series, slen) &&
               set_str(o, "metric", sig->series, name_len) &&
               json_object_set(o, "labels", labels) == 0 && set_str(o, "ts", ts, strlen(ts)) &&
@@ -159,17 +162,10 @@ static json_t *signal_obj(const nops_signal *sig)
 
 static json_t *incident_obj(const nops_incident *inc)
 {
-    json_t *o = json_object(), *labels = json_object(), *sigs = json_array();
-    label_ctx lc = {labels, labels != NULL};
-    if (inc->labels[0]) {
-        char wrapped[sizeof inc->labels + 8];
-        snprintf(wrapped, sizeof wrapped, "x{%s}", inc->labels);
-        size_t name_len;
-        nops_detect_key_split(wrapped, &name_len, add_label, &lc);
-    }
+    json_t *o = json_object(), *labels = labels_obj(&inc->common), *sigs = json_array();
     uint32_t n = inc->n_signals < NOPS_INCIDENT_MAX_SIGNALS ? inc->n_signals
                                                             : NOPS_INCIDENT_MAX_SIGNALS;
-    bool ok = o && sigs && lc.ok;
+    bool ok = o && sigs && labels;
     for (uint32_t i = 0; ok && i < n; i++)
         ok = json_array_append_new(sigs, jstr(inc->signals[i],
                                               strnlen(inc->signals[i], NOPS_ID_LEN))) == 0;
@@ -289,14 +285,17 @@ static bool hold(nops_sinks *set, size_t i, int kind, const char *json, size_t l
     return true;
 }
 
-static nops_err fan_out(nops_sinks *set, int kind, const char *json, size_t len)
+static nops_err fan_out(nops_sinks *set, int kind, const void *rec, const char *json,
+                        size_t len)
 {
     nops_err first = NOPS_OK;
     pthread_mutex_lock(&set->lock);
     for (size_t i = 0; i < set->n; i++) {
+        const nops_sink_ops *ops = set->ops[i];
         /* behind kept records, a record waits its turn: the sink sees records in order */
-        nops_err e = set->n_held[i] ? NOPS_FULL : set->ops[i]->write(set->self[i], kind, json,
-                                                                     len);
+        nops_err e = set->n_held[i] ? NOPS_FULL
+                     : set->rec_fn[i] ? set->rec_fn[i](set->self[i], kind, rec, json, len)
+                                      : ops->write(set->self[i], kind, json, len);
         if (e == NOPS_OK)
             continue;
         if (!set->n_held[i]) {
@@ -332,14 +331,14 @@ static nops_err lost(nops_sinks *set, int kind)
 
 /* Encode `obj` (taken) once and hand it to every sink; a record that cannot even be encoded is
  * lost() — counted, logged, and every later flush fails. */
-static nops_err publish(nops_sinks *set, int kind, json_t *obj)
+static nops_err publish(nops_sinks *set, int kind, const void *rec, json_t *obj)
 {
     char buf[8192];
     size_t n = 0;
     char *json = encode(obj, buf, sizeof buf, &n);
     if (!json)
         return lost(set, kind);
-    nops_err e = fan_out(set, kind, json, n);
+    nops_err e = fan_out(set, kind, rec, json, n);
     if (json != buf)
         nops_free(json);
     return e;
@@ -347,12 +346,12 @@ static nops_err publish(nops_sinks *set, int kind, json_t *obj)
 
 nops_err nops_sinks_signal(nops_sinks *set, const nops_signal *sig)
 {
-    return publish(set, NOPS_SINK_SIGNAL, signal_obj(sig));
+    return publish(set, NOPS_SINK_SIGNAL, sig, signal_obj(sig));
 }
 
 nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc)
 {
-    return publish(set, NOPS_SINK_INCIDENT, incident_obj(inc));
+    return publish(set, NOPS_SINK_INCIDENT, inc, incident_obj(inc));
 }
 
 /* Hand sink i its kept records in order until it refuses one; how many it took. */

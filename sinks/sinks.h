@@ -6,7 +6,7 @@
  * Ownership: a nops_sinks set owns the sinks added to it; records passed in are copied (encoded)
  * before the call returns. The set is thread-safe: workers write and flush concurrently.
  *
- * Delivery contract (DESIGN.md "Sinks and delivery"): a write only buffers; nops_sinks_flush()
+ * Delivery contract: a write only buffers; nops_sinks_flush()
  * returns NOPS_OK only when every sink has made everything written before it durable. A sink
  * that fails keeps what it had (up to its bound) and is retried by the next flush; a record a
  * sink refuses is kept by the set and given to it again at the next flush, which fails until
@@ -50,6 +50,18 @@ nops_sinks *nops_sinks_new(void);
 void nops_sinks_destroy(nops_sinks *set);
 /** Add a sink; on success the set owns `self` and destroys it with ops->destroy. */
 nops_err nops_sinks_add(nops_sinks *set, const nops_sink_ops *ops, void *self);
+
+/** Takes a record as it arrives: the structure (a nops_signal or nops_incident per kind,
+ *  borrowed for the call) beside its encoded JSON line. Returns like nops_sink_ops.write. */
+typedef nops_err (*nops_sink_record_fn)(void *self, int kind, const void *rec, const char *json,
+                                        size_t len);
+/**
+ * Add a sink that indexes fields (the API store) and should not parse the line back: live
+ * records go to `write_record`; a record the set kept after a refusal is given again later
+ * through ops->write, as the line alone. Ownership as nops_sinks_add.
+ */
+nops_err nops_sinks_add_indexed(nops_sinks *set, const nops_sink_ops *ops,
+                                nops_sink_record_fn write_record, void *self);
 
 /**
  * The JSONL sink: appends to DIR/signals.jsonl and DIR/incidents.jsonl (DIR is created), buffers
@@ -95,9 +107,11 @@ nops_err nops_sinks_incident(nops_sinks *set, const nops_incident *inc);
 nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size);
 void nops_sinks_get_stats(nops_sinks *set, nops_sinks_stats *st);
 
-/** DESIGN.md signal JSON (one line, no newline) into buf; returns its length or 0 if too long. */
+/** A signal as JSON (the Signal schema of api/openapi.json; one line, no newline) into buf;
+ *  returns its length or 0 if too long. */
 size_t nops_signal_json(const nops_signal *sig, char *buf, size_t cap);
-/** DESIGN.md incident JSON (one line, no newline) into buf; returns its length or 0. */
+/** An incident as JSON (the Incident schema of api/openapi.json; one line) into buf; returns
+ *  its length or 0. */
 size_t nops_incident_json(const nops_incident *inc, char *buf, size_t cap);
 
 #endif /* NOPS_SINKS_H */

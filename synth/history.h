@@ -36,7 +36,7 @@ json_t *history_run(history_gen *g);
  *  million runs. 0, or the errno of the first failure (ENOMEM when a run could not be made):
  *  the writing stops there. */
 int history_write_jsonl(FILE *f, size_t n, uint64_t seed, void (*progress)(size_t done, size_t n));
-/** One incident of kind k (DESIGN.md incident shape with full signals; new reference). */
+/** One incident of kind k (the Incident shape of api/openapi.json with full signals; new reference). */
 json_t *history_incident(history_gen *g, int k);
 
 #endif

@@ -25,6 +25,15 @@ static inline char *tu_read_file(const char *path)
 }
 
 /* Newlines in s. */
+/* rm -rf dir (a test's own temporary directory); 0 on success. */
+static inline int tu_remove_tree(const char *dir)
+{
+    char cmd[1100];
+    if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) >= (int)sizeof cmd)
+        return -1;
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 static inline int tu_count_lines(const char *s)
 {
     int n = 0;

@@ -1,5 +1,5 @@
 /*
- * vector.h — history → vectors (DESIGN.md "History, redaction, vectors"): the redactor that runs
+ * vector.h — history → vectors (docs/recommendation.md "Embedding"): the redactor that runs
  * before anything is embedded or written, the embedder shared by past runs and live incidents,
  * the ANN index on the official FAISS C API, and the index directory (runs.faiss, run metadata,
  * manifest.json) with atomic rebuilds.
@@ -100,7 +100,7 @@ bool nops_redact_rule(size_t i, nops_redact_rule_info *out);
 #define NOPS_EMBED_VERSION "nops-embed-1"  /**< changes whenever vectors would change */
 
 /**
- * Embed a workflow run or an incident (JSON objects; see DESIGN.md for both shapes: fields
+ * Embed a workflow run or an incident (JSON objects; the Incident schema of api/openapi.json, a workflow_runs row: fields
  * metrics, labels, signals, incident_summary/summary, root_cause_hint are read when present)
  * into `out`, L2-normalised, so inner product = cosine. NOPS_PARSE when the object holds
  * nothing to embed (no metrics, labels, signals or summary).

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,31 +103,17 @@ static void rotate(const char *dir)
 
 static rd_kafka_t *start_cluster(char *bootstraps, size_t cap, char *err, size_t errsz)
 {
-    const nops_kafka_prop props[] = {{"test.mock.num.brokers", "3"},
-                                     {"linger.ms", "5"},
+    const nops_kafka_prop props[] = {{"linger.ms", "5"},
                                      {"batch.num.messages", "10000"},
                                      {"compression.codec", "lz4"},
                                      {"queue.buffering.max.messages", "1000000"},
                                      {"log_level", "3"}};
-    rd_kafka_conf_t *c =
-        nops_kafka_conf_new(NULL, NULL, props, sizeof props / sizeof props[0], err, errsz);
-    rd_kafka_t *rk = c ? rd_kafka_new(RD_KAFKA_PRODUCER, c, err, errsz) : NULL;
-    if (!rk) {
-        if (c)
-            rd_kafka_conf_destroy(c);
-        return NULL;
-    }
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(rk);
-    if (!mc || rd_kafka_mock_topic_create(mc, "neuralops.metrics", 32, 1) ||
-        rd_kafka_mock_topic_create(mc, "neuralops.metrics.dlq", 4, 1) ||
-        rd_kafka_mock_topic_create(mc, "neuralops.signals", 4, 1) ||
-        rd_kafka_mock_topic_create(mc, "neuralops.actions", 1, 1)) { /* kafka playbook steps */
-        snprintf(err, errsz, "cannot set up the mock cluster");
-        rd_kafka_destroy(rk);
-        return NULL;
-    }
-    snprintf(bootstraps, cap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
-    return rk;
+    const nops_kafka_topic topics[] = {{"neuralops.metrics", 32},
+                                       {"neuralops.metrics.dlq", 4},
+                                       {"neuralops.signals", 4},
+                                       {"neuralops.actions", 1}}; /* kafka playbook steps */
+    return nops_kafka_mock_new(3, topics, sizeof topics / sizeof topics[0], props,
+                               sizeof props / sizeof props[0], NULL, bootstraps, cap, err, errsz);
 }
 
 static bool label_is(json_t *labels, const char *k, const char *v)

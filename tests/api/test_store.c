@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "sinks/sinks.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -161,6 +162,64 @@ static void test_incidents(void **state)
     nops_store_destroy(st);
 }
 
+/*
+ * Records from the sink set arrive as structures: the store indexes id, time, status and
+ * label pairs from them and serves the line exactly as the set encoded it.
+ */
+static void test_live_records(void **state)
+{
+    nops_store *st = nops_store_new(10, 10);
+    nops_sinks *set = nops_sinks_new();
+    char err[128];
+    assert_int_equal(nops_store_attach(st, set, err, sizeof err), NOPS_OK);
+    nops_signal sig[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&sig[i], 0, sizeof sig[i]);
+        snprintf(sig[i].id, sizeof sig[i].id, "%016x", 0x51 + i);
+        assert_int_equal(nops_signal_set_series(&sig[i], i ? "cpu{host=\"h=1\",service=\"b\"}"
+                                                           : "cpu{host=\"h2\",service=\"a\"}"),
+                         NOPS_OK);
+        sig[i].ts_ns = 1700000000000000000ll + i * 60000000000ll;
+        assert_int_equal(nops_sinks_signal(set, &sig[i]), NOPS_OK);
+    }
+    json_t *p = page(st, NOPS_SINK_SIGNAL, (nops_store_query){.limit = 10, .labels = "host=h=1"});
+    assert_int_equal(json_array_size(json_object_get(p, "signals")), 1);
+    assert_string_equal(item_id(p, "signals", 0), sig[1].id);
+    json_decref(p);
+    p = page(st, NOPS_SINK_SIGNAL, (nops_store_query){.limit = 10,
+                                                      .until_ns = sig[0].ts_ns + 1});
+    assert_int_equal(json_array_size(json_object_get(p, "signals")), 1);
+    assert_string_equal(item_id(p, "signals", 0), sig[0].id);
+    json_decref(p);
+    char line[4096];
+    size_t n = nops_signal_json(&sig[0], line, sizeof line);
+    assert_true(n > 0);
+    nops_buf b = {0};
+    assert_int_equal(nops_store_signal(st, sig[0].id, &b), NOPS_OK);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.b, line, n);
+    nops_free(b.b);
+    nops_incident inc;
+    memset(&inc, 0, sizeof inc);
+    snprintf(inc.id, sizeof inc.id, "00000000000000a1");
+    inc.opened_ns = sig[0].ts_ns;
+    inc.updated_ns = sig[1].ts_ns;
+    assert_int_equal(nops_labels_add(&inc.common, "service", 7, "a", 1), NOPS_OK);
+    assert_int_equal(nops_sinks_incident(set, &inc), NOPS_OK);
+    inc.status = NOPS_INCIDENT_RESOLVED;
+    assert_int_equal(nops_sinks_incident(set, &inc), NOPS_OK);
+    p = page(st, NOPS_SINK_INCIDENT, (nops_store_query){.limit = 10, .status = "resolved",
+                                                        .labels = "service=a"});
+    assert_int_equal(json_array_size(json_object_get(p, "incidents")), 1);
+    assert_string_equal(item_id(p, "incidents", 0), inc.id);
+    json_decref(p);
+    p = page(st, NOPS_SINK_INCIDENT, (nops_store_query){.limit = 10, .status = "open"});
+    assert_int_equal(json_array_size(json_object_get(p, "incidents")), 0);
+    json_decref(p);
+    nops_sinks_destroy(set);
+    nops_store_destroy(st);
+}
+
 static void test_load_jsonl(void **state)
 {
     char dir[] = "/tmp/nops-store-XXXXXX";
@@ -199,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_ring_and_pages),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_incidents),
+        cmocka_unit_test(test_live_records),
         cmocka_unit_test(test_load_jsonl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

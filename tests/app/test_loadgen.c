@@ -56,15 +56,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    rd_kafka_destroy(g_cluster);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 /* Every JSON line of `path` (absent file: none). */
 static json_t *read_jsonl(const char *path)
 {
@@ -184,21 +175,26 @@ static char *kafka_ids(void)
     return s;
 }
 
-static void test_loadgen_incidents_are_found_in_every_sink(void **state)
-{
-    (void)state;
-    char dsnbuf[600], truth[600], err[512];
-    PGconn *pg = tu_pg_schema_opt("loadgen_test", dsnbuf, sizeof dsnbuf);
-    const char *dsn = pg ? dsnbuf : NULL;
-    snprintf(truth, sizeof truth, "%s/truth.jsonl", g_dir);
+/*
+ * The run every test below reads, made once (run_once): the pipeline consumes what the
+ * `neuralops loadgen` binary produced into the JSONL, Kafka and (when NEURALOPS_TEST_PG_DSN
+ * is set) PostgreSQL sinks; then the injected incidents, the signals, the incident records and
+ * each incident's latest record are loaded.
+ */
+static bool g_ran;                 /* run_once started */
+static char g_dsn[600];            /* PostgreSQL DSN, "" when not checked */
+static PGconn *g_pg;               /* its connection (the schema helper's) */
+static nops_pipeline_stats g_st;   /* the pipeline's counters when the run was consumed */
+static json_t *g_inj, *g_sigs, *g_incs; /* truth.jsonl, signals.jsonl, incidents.jsonl */
+static json_t *g_latest;           /* incident id → its latest record (updates append) */
+static const uint64_t EXPECTED_POINTS = 96ull * 400;
 
-    /* the pipeline first, so that it is assigned when the points arrive */
-    nops_kafka_params kp = {0};
-    snprintf(kp.brokers, sizeof kp.brokers, "%s", g_boot);
-    snprintf(kp.topic, sizeof kp.topic, "neuralops.metrics");
-    snprintf(kp.group, sizeof kp.group, "loadgen-test");
-    snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "neuralops.metrics.dlq");
-    kp.session_timeout_ms = 6000;
+/* A pipeline writing to every sink, started (so it is assigned when the points arrive). */
+static nops_pipeline *start_pipeline(nops_sinks **sinks_out)
+{
+    char err[512];
+    nops_kafka_params kp;
+    tu_kafka_params(&kp, g_boot, "loadgen-test");
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
@@ -212,15 +208,29 @@ static void test_loadgen_incidents_are_found_in_every_sink(void **state)
     assert_int_equal(nops_sinks_add_jsonl(sinks, g_dir, 0, err, sizeof err), NOPS_OK);
     assert_int_equal(nops_sinks_add_kafka(sinks, g_boot, NULL, "neuralops.signals", err, sizeof err),
                      NOPS_OK);
-    if (dsn) {
-        assert_int_equal(nops_sinks_add_postgres(sinks, dsn, 0, err, sizeof err), NOPS_OK);
-    } else {
+    if (g_dsn[0])
+        assert_int_equal(nops_sinks_add_postgres(sinks, g_dsn, 0, err, sizeof err), NOPS_OK);
+    else
         print_message("NEURALOPS_TEST_PG_DSN unset: the PostgreSQL sink is not checked\n");
-    }
     nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
     assert_non_null(p);
     assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    *sinks_out = sinks;
+    return p;
+}
 
+static void run_once(void)
+{
+    if (g_ran)
+        return;
+    g_ran = true;
+    char truth[600], path[700];
+    g_pg = tu_pg_schema_opt("loadgen_test", g_dsn, sizeof g_dsn);
+    if (!g_pg)
+        g_dsn[0] = '\0';
+    snprintf(truth, sizeof truth, "%s/truth.jsonl", g_dir);
+    nops_sinks *sinks;
+    nops_pipeline *p = start_pipeline(&sinks);
     /* 24 hosts (96 series) for 400 ticks: 120 quiet, then 4 incidents (one of each kind) */
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
@@ -228,119 +238,166 @@ static void test_loadgen_incidents_are_found_in_every_sink(void **state)
              "--tick %d --truth %s --log-level warn",
              NEURALOPS_BIN, g_boot, TICK_S, truth);
     assert_int_equal(system(cmd), 0);
-    const uint64_t expected_points = 96ull * 400;
-
-    nops_pipeline_stats st = {0};
     for (int i = 0; i < 600; i++) { /* up to 60 s to consume it all */
-        nops_pipeline_get_stats(p, &st);
-        if (st.points >= expected_points && st.lag == 0)
+        nops_pipeline_get_stats(p, &g_st);
+        if (g_st.points >= EXPECTED_POINTS && g_st.lag == 0)
             break;
         nanosleep(&(struct timespec){0, 100000000}, NULL);
     }
-    assert_true(st.points == expected_points);
-    assert_int_equal(st.dlq, 0);
     assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
     nops_pipeline_destroy(p);
     nops_sinks_destroy(sinks);
-
-    char path[700];
-    size_t i_chk;
-    json_t *o_chk;
-    json_t *inj = read_jsonl(truth);
+    g_inj = read_jsonl(truth);
     snprintf(path, sizeof path, "%s/signals.jsonl", g_dir);
-    json_t *sigs = read_jsonl(path);
+    g_sigs = read_jsonl(path);
     snprintf(path, sizeof path, "%s/incidents.jsonl", g_dir);
-    json_t *incs = read_jsonl(path);
-    assert_int_equal(json_array_size(inj), 4);
-    /* a run of known length ends at the wall clock: no point (so no signal) lies ahead of it,
-     * however much data time the run replayed (it used to start at the wall clock and run
-     * 400 ticks ahead — a long demo ran past pipeline.max_future_s) */
-    const int64_t wall = nops_wall_ns();
-    json_array_foreach(sigs, i_chk, o_chk)
-        assert_true(ts_of(o_chk, "ts") <= wall);
-    json_array_foreach(inj, i_chk, o_chk)
-        assert_true(ts_of(o_chk, "end") <= wall);
+    g_incs = read_jsonl(path);
     print_message("%zu injected incidents, %zu signals, %zu incident records\n",
-                  json_array_size(inj), json_array_size(sigs), json_array_size(incs));
+                  json_array_size(g_inj), json_array_size(g_sigs), json_array_size(g_incs));
+    g_latest = json_object();
+    size_t i;
+    json_t *o;
+    json_array_foreach(g_incs, i, o) json_object_set(g_latest, sget(o, "id"), o);
+}
 
-    /* the latest record of each incident (updates append) */
-    json_t *latest = json_object();
-    size_t i, j;
+/* How many incidents (latest records) list signal `sid`; each one's record to fn when set. */
+static int incidents_of(const char *sid, void (*fn)(json_t *inc, void *ud), void *ud)
+{
+    int in = 0;
+    const char *id;
+    json_t *inc;
+    json_object_foreach(g_latest, id, inc) {
+        size_t k;
+        json_t *s;
+        json_array_foreach(json_object_get(inc, "signals"), k, s) {
+            if (strcmp(json_string_value(s), sid) == 0) {
+                in++;
+                if (fn)
+                    fn(inc, ud);
+            }
+        }
+    }
+    return in;
+}
+
+/* Every point produced was consumed, none refused. */
+static void test_loadgen_consumed(void **state)
+{
+    (void)state;
+    run_once();
+    assert_true(g_st.points == EXPECTED_POINTS);
+    assert_int_equal(g_st.dlq, 0);
+    assert_int_equal(json_array_size(g_inj), 4);
+}
+
+/* A run of known length ends at the wall clock: no point (so no signal) lies ahead of it,
+ * however much data time the run replayed (it used to start at the wall clock and run 400
+ * ticks ahead — a long demo ran past pipeline.max_future_s). */
+static void test_loadgen_ends_at_wall_clock(void **state)
+{
+    (void)state;
+    run_once();
+    const int64_t wall = nops_wall_ns();
+    size_t i;
+    json_t *o;
+    json_array_foreach(g_sigs, i, o)
+        assert_true(ts_of(o, "ts") <= wall);
+    json_array_foreach(g_inj, i, o)
+        assert_true(ts_of(o, "end") <= wall);
+}
+
+/* Each signal is explained by an injected incident (but for a few false positives on the
+ * noise) and sits in exactly one incident. */
+static void test_signals_explained_once(void **state)
+{
+    (void)state;
+    run_once();
+    size_t unexplained = 0, i, j;
     json_t *o, *t;
-    json_array_foreach(incs, i, o) json_object_set(latest, sget(o, "id"), o);
-
-    /* each signal is explained by an injected incident (but for a few false positives on the
-     * noise) and sits in exactly one incident */
-    size_t unexplained = 0;
-    json_array_foreach(sigs, i, o) {
+    json_array_foreach(g_sigs, i, o) {
         bool ok = false;
-        json_array_foreach(inj, j, t) ok = ok || explains(t, o, WINDOW);
+        json_array_foreach(g_inj, j, t) ok = ok || explains(t, o, WINDOW);
         if (!ok) {
             unexplained++;
             print_message("false positive: %s %s z %.2f ewma %.2f at %s\n", sget(o, "series"),
                           sget(o, "method"), json_real_value(json_object_get(o, "zscore")),
                           json_real_value(json_object_get(o, "ewma")), sget(o, "ts"));
         }
-        int in = 0;
-        const char *id;
-        json_t *inc;
-        json_object_foreach(latest, id, inc) {
-            size_t k;
-            json_t *sid;
-            json_array_foreach(json_object_get(inc, "signals"), k, sid)
-                in += strcmp(json_string_value(sid), sget(o, "id")) == 0;
-        }
-        assert_int_equal(in, 1);
+        assert_int_equal(incidents_of(sget(o, "id"), NULL, NULL), 1);
     }
     assert_in_range(unexplained, 0, MAX_FALSE_POSITIVES);
-    /* each injected incident is found, within its span, in an incident on its service */
-    json_array_foreach(inj, j, t) {
+}
+
+static void same_service(json_t *inc, void *ud)
+{
+    assert_string_equal(sget(json_object_get(inc, "labels"), "service"), sget(ud, "service"));
+}
+
+/* Each injected incident is found, within its span, in an incident on its service. */
+static void test_injections_found(void **state)
+{
+    (void)state;
+    run_once();
+    size_t i, j;
+    json_t *o, *t;
+    assert_true(json_array_size(g_inj) > 0);
+    json_array_foreach(g_inj, j, t) {
         int found = 0;
-        json_array_foreach(sigs, i, o) {
+        json_array_foreach(g_sigs, i, o) {
             if (!explains(t, o, 0))
                 continue;
             found++;
-            const char *id;
-            json_t *inc;
-            json_object_foreach(latest, id, inc) {
-                size_t k;
-                json_t *sid;
-                json_array_foreach(json_object_get(inc, "signals"), k, sid)
-                    if (strcmp(json_string_value(sid), sget(o, "id")) == 0)
-                        assert_string_equal(sget(json_object_get(inc, "labels"), "service"),
-                                            sget(t, "service"));
-            }
+            incidents_of(sget(o, "id"), same_service, t);
         }
         if (!found)
             fail_msg("missed: %s on %s/%s %s at %s", sget(t, "kind"), sget(t, "service"),
                      sget(t, "host"), sget(t, "metric"), sget(t, "start"));
     }
+}
 
-    /* the same signals in every sink */
-    char **ids = calloc(json_array_size(sigs) + 1, sizeof *ids);
-    json_array_foreach(sigs, i, o) ids[i] = (char *)sget(o, "id");
-    char *jsonl_set = id_set(ids, json_array_size(sigs));
+/* The same signals in every sink: JSONL, Kafka and PostgreSQL. */
+static void test_same_signals_in_every_sink(void **state)
+{
+    (void)state;
+    run_once();
+    size_t i;
+    json_t *o;
+    char **ids = calloc(json_array_size(g_sigs) + 1, sizeof *ids);
+    json_array_foreach(g_sigs, i, o) ids[i] = (char *)sget(o, "id");
+    char *jsonl_set = id_set(ids, json_array_size(g_sigs));
     free(ids);
     char *kset = kafka_ids();
     assert_string_equal(kset, jsonl_set);
     free(kset);
-    if (dsn) {
-        char *pset = pg_ids(dsn);
+    if (g_dsn[0]) {
+        char *pset = pg_ids(g_dsn);
         assert_string_equal(pset, jsonl_set);
         free(pset);
-        tu_pg_drop_schema(pg, "loadgen_test");
     }
     free(jsonl_set);
-    json_decref(latest);
-    json_decref(inj);
-    json_decref(sigs);
-    json_decref(incs);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    json_decref(g_latest);
+    json_decref(g_inj);
+    json_decref(g_sigs);
+    json_decref(g_incs);
+    if (g_pg)
+        tu_pg_drop_schema(g_pg, "loadgen_test");
+    rd_kafka_destroy(g_cluster);
+    return tu_remove_tree(g_dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_loadgen_incidents_are_found_in_every_sink),
+        cmocka_unit_test(test_loadgen_consumed),
+        cmocka_unit_test(test_loadgen_ends_at_wall_clock),
+        cmocka_unit_test(test_signals_explained_once),
+        cmocka_unit_test(test_injections_found),
+        cmocka_unit_test(test_same_signals_in_every_sink),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -499,12 +499,66 @@ static void test_ratelimit(void **state)
     assert_false(nops_ratelimit_due(&z, 1, &missed));
 }
 
+/* A canonical key decodes back into the labels it was built from, escapes undone. */
+static void test_series_key_round_trip(void **state)
+{
+    (void)state;
+    nops_label in[] = {{"region", 6, "eu", 2}, {"path", 4, "a\"b\\c\nd", 7}, {"az", 2, "b", 1}};
+    char key[NOPS_KEY_MAX];
+    size_t len;
+    assert_int_equal(nops_series_key("m", 1, in, 3, key, sizeof key, &len), NOPS_OK);
+    assert_string_equal(key, "m{az=\"b\",path=\"a\\\"b\\\\c\\nd\",region=\"eu\"}");
+    nops_signal sig;
+    assert_int_equal(nops_signal_set_series(&sig, key), NOPS_OK);
+    assert_string_equal(sig.series, key);
+    assert_int_equal(sig.metric_len, 1);
+    assert_int_equal(sig.labels.n, 3);
+    for (uint32_t i = 0; i < 3; i++) { /* sorted by key, as in the key */
+        nops_label l = nops_labels_at(&sig.labels, i);
+        assert_int_equal(l.key_len, in[i].key_len);
+        assert_memory_equal(l.key, in[i].key, l.key_len);
+        assert_int_equal(l.value_len, in[i].value_len);
+        assert_memory_equal(l.value, in[i].value, l.value_len);
+        assert_true(nops_labels_has(&sig.labels, &in[i]));
+    }
+    nops_label other = {"az", 2, "c", 1};
+    assert_false(nops_labels_has(&sig.labels, &other));
+    size_t nl;
+    assert_int_equal(nops_series_key_labels("up", &nl, NULL), NOPS_OK);
+    assert_int_equal(nl, 2);
+    assert_int_equal(nops_signal_set_series(&sig, "m{a=\"b\""), NOPS_PARSE);
+    assert_int_equal(sig.labels.n, 0);
+    assert_int_equal(sig.metric_len, 0);
+    assert_int_equal(nops_series_key_labels("{a=\"b\"}", &nl, NULL), NOPS_PARSE);
+    assert_int_equal(nops_series_key_labels("m{a=b}", &nl, NULL), NOPS_PARSE);
+}
+
+/* A label set refuses a pair past its bounds and stays as it was. */
+static void test_labels_bounds(void **state)
+{
+    (void)state;
+    nops_labels ls = {0};
+    for (int i = 0; i < NOPS_LABELS_MAX; i++)
+        assert_int_equal(nops_labels_add(&ls, "k", 1, "v", 1), NOPS_OK);
+    assert_int_equal(nops_labels_add(&ls, "k", 1, "v", 1), NOPS_FULL);
+    assert_int_equal(ls.n, NOPS_LABELS_MAX);
+    nops_labels big = {0};
+    char v[NOPS_KEY_MAX];
+    memset(v, 'x', sizeof v);
+    assert_int_equal(nops_labels_add(&big, "k", 1, v, sizeof v), NOPS_FULL);
+    assert_int_equal(big.n, 0);
+    assert_int_equal(nops_labels_add(&big, "k", 1, v, sizeof v - 1), NOPS_OK);
+    assert_int_equal(big.used, sizeof v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ratelimit),
         cmocka_unit_test(test_hex_and_sha256),
+        cmocka_unit_test(test_series_key_round_trip),
+        cmocka_unit_test(test_labels_bounds),
         cmocka_unit_test(test_alloc_counts),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),

@@ -30,7 +30,7 @@ static nops_signal sig(const char *series, int64_t ts, double score)
 {
     nops_signal s;
     memset(&s, 0, sizeof s);
-    snprintf(s.series, sizeof s.series, "%s", series);
+    assert_int_equal(nops_signal_set_series(&s, series), NOPS_OK);
     s.series_id = nops_detect_key_id(series, strlen(series));
     snprintf(s.id, sizeof s.id, "%016llx", (unsigned long long)(s.series_id ^ (uint64_t)ts));
     s.ts_ns = ts;

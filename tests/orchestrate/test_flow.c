@@ -338,9 +338,45 @@ static json_t *await(nops_orchestrator *o, const char *id, const char *busy)
     return NULL;
 }
 
+/* The first message on partition 0 of `topic` (NULL if none came), its key into key. */
+static json_t *read_one(const char *boot, const char *topic, char *key, size_t key_cap)
+{
+    rd_kafka_t *c = tu_consumer(boot, "agents");
+    assert_non_null(c);
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tl, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(c, tl);
+    rd_kafka_topic_partition_list_destroy(tl);
+    json_t *msg = NULL;
+    for (int i = 0; i < 100 && !msg; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (m && !m->err) {
+            msg = json_loadb(m->payload, m->len, 0, NULL);
+            snprintf(key, key_cap, "%.*s", (int)m->key_len, (const char *)m->key);
+        }
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return msg;
+}
+
+/* Suggest `playbook` for a fresh incident on o; the run's id into id (64 bytes). */
+static void suggest_on(nops_orchestrator *o, const char *playbook, char *id)
+{
+    char err[512];
+    json_t *inc = incident(), *rec;
+    assert_int_equal(nops_orch_suggest(o, inc, playbook, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    json_decref(inc);
+}
+
 /* kafka steps against a real broker (the mock cluster): dry-run checks the topic, execute
  * publishes the envelope, keyed by the orchestration id, which a consumer reads back; the exec
- * step saw the NEURALOPS_* context; a missing topic fails the dry-run. Through the worker. */
+ * step saw the NEURALOPS_* context. Through the worker. */
 static void test_kafka_steps_and_worker(void **state)
 {
     char boot[256], err[512], id[64];
@@ -382,29 +418,8 @@ static void test_kafka_steps_and_worker(void **state)
     assert_null(strstr(env, "HOME="));
     json_decref(rec);
     /* a consumer reads the message the step published */
-    rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    rd_kafka_conf_set(cc, "bootstrap.servers", boot, err, sizeof err);
-    rd_kafka_conf_set(cc, "group.id", "agents", err, sizeof err);
-    rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", err, sizeof err);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
-    rd_kafka_poll_set_consumer(c);
-    rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tl, "ops.actions", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(c, tl);
-    rd_kafka_topic_partition_list_destroy(tl);
-    json_t *msg = NULL;
     char key[64] = "";
-    for (int i = 0; i < 100 && !msg; i++) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
-        if (m && !m->err) {
-            msg = json_loadb(m->payload, m->len, 0, NULL);
-            snprintf(key, sizeof key, "%.*s", (int)m->key_len, (const char *)m->key);
-        }
-        if (m)
-            rd_kafka_message_destroy(m);
-    }
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
+    json_t *msg = read_one(boot, "ops.actions", key, sizeof key);
     assert_non_null(msg);
     assert_string_equal(key, id);
     assert_string_equal(json_string_value(json_object_get(msg, "orchestration_id")), id);
@@ -416,32 +431,34 @@ static void test_kafka_steps_and_worker(void **state)
     json_decref(inc);
     nops_orch_destroy(o);
     rd_kafka_destroy(cluster);
-    /* a broker that does not answer fails the dry-run within the playbook's timeout, naming the
-     * topic (the mock cluster creates any topic it is asked about, so a missing topic on a real
-     * broker with auto-creation off is the same path: an error for the topic) */
-    o = orch_with(NULL, "127.0.0.1:1");
-    inc = incident();
-    assert_int_equal(nops_orch_suggest(o, inc, "to-nowhere", &TU_OPS, &rec, err, sizeof err),
-                     NOPS_OK);
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
-    json_decref(rec);
+}
+
+/* A broker that does not answer fails the dry-run within the playbook's timeout, naming the
+ * topic (the mock cluster creates any topic it is asked about, so a missing topic on a real
+ * broker with auto-creation off is the same path: an error for the topic). */
+static void test_kafka_step_broker_unreachable(void **state)
+{
+    char err[512], id[64];
+    json_t *rec;
+    nops_orchestrator *o = orch_with(NULL, "127.0.0.1:1");
+    suggest_on(o, "to-nowhere", id);
     assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "dry_run_failed");
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "no.such.topic"));
     json_decref(rec);
-    json_decref(inc);
     nops_orch_destroy(o);
-    /* without brokers a kafka step fails clearly */
-    o = orch();
-    inc = incident();
-    assert_int_equal(nops_orch_suggest(o, inc, "notify-agent", &TU_OPS, &rec, err, sizeof err),
-                     NOPS_OK);
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
-    json_decref(rec);
+}
+
+/* Without brokers a kafka step fails clearly. */
+static void test_kafka_step_without_brokers(void **state)
+{
+    char err[512], id[64];
+    json_t *rec;
+    nops_orchestrator *o = orch();
+    suggest_on(o, "notify-agent", id);
     assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     assert_non_null(strstr(json_string_value(json_object_get(rec, "error")), "no Kafka brokers"));
     json_decref(rec);
-    json_decref(inc);
     nops_orch_destroy(o);
 }
 
@@ -624,6 +641,8 @@ int main(void)
         cmocka_unit_test(test_auto_and_tampering),
         cmocka_unit_test(test_recovery_after_a_crash),
         cmocka_unit_test(test_kafka_steps_and_worker),
+        cmocka_unit_test(test_kafka_step_broker_unreachable),
+        cmocka_unit_test(test_kafka_step_without_brokers),
         cmocka_unit_test(test_postgres_store),
         cmocka_unit_test(test_no_audit_no_action),
         cmocka_unit_test(test_allowed_commands),

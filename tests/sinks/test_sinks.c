@@ -27,7 +27,9 @@ static nops_signal make_signal(int i)
     nops_signal s;
     memset(&s, 0, sizeof s);
     snprintf(s.id, sizeof s.id, "%016x", 0xabc000 + i);
-    snprintf(s.series, sizeof s.series, "cpu_usage{host=\"web-%d\",service=\"checkout\"}", i);
+    char key[128];
+    snprintf(key, sizeof key, "cpu_usage{host=\"web-%d\",service=\"checkout\"}", i);
+    assert_int_equal(nops_signal_set_series(&s, key), NOPS_OK);
     s.ts_ns = 1700000000000000000ll + i * 1000000000ll;
     s.value = 95.5 + i;
     s.method = i % 2 ? NOPS_FIRED_EWMA : NOPS_FIRED_ZSCORE;
@@ -50,6 +52,7 @@ static nops_incident make_incident(const char *id, int n, bool resolved)
     for (int i = 0; i < n; i++)
         snprintf(inc.signals[i], NOPS_ID_LEN, "%016x", 0xabc000 + i);
     snprintf(inc.labels, sizeof inc.labels, "service=\"checkout\"");
+    assert_int_equal(nops_labels_add(&inc.common, "service", 7, "checkout", 8), NOPS_OK);
     snprintf(inc.summary, sizeof inc.summary, "%d signal(s)", n);
     snprintf(inc.root_cause_hint, sizeof inc.root_cause_hint, "earliest: web-0");
     return inc;
@@ -188,7 +191,9 @@ static void test_large_and_broken_records_written_whole(void **state)
     char value[901];
     memset(value, '\x01', 900);
     value[900] = '\0';
-    snprintf(s.series, sizeof s.series, "cpu{host=\"%s\",service=\"checkout\"}", value);
+    char key[1000];
+    snprintf(key, sizeof key, "cpu{host=\"%s\",service=\"checkout\"}", value);
+    assert_int_equal(nops_signal_set_series(&s, key), NOPS_OK);
     char small[4096];
     assert_int_equal(nops_signal_json(&s, small, sizeof small), 0); /* > 4 KiB of JSON */
     assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);

@@ -1,0 +1,332 @@
+/*
+ * test_api_orch.c — the orchestration routes over real loopback HTTP, in front of the engine
+ * of api_fixture.c: suggest → dry-run → approve → execute with the role checks on the way, the
+ * listing by state, /metrics and the audit trail of a run, and the same flow with the records,
+ * runs and audit trail in PostgreSQL.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/api/api_fixture.h"
+#include "tests/support/pgutil.h"
+
+#include <time.h>
+
+/* Poll GET /orchestrations/{id} on `port` until it is in `state` (the worker runs the steps). */
+static void await_state_on(int port, const char *id, const char *state)
+{
+    char path[160], want[64];
+    snprintf(path, sizeof path, "/orchestrations/%s", id);
+    snprintf(want, sizeof want, "\"state\":\"%s\"", state);
+    for (int i = 0; i < 500; i++) {
+        http_res r = http_do(port, "GET", path, H_VIEWER, NULL, 0);
+        bool there = r.status == 200 && r.body && strstr(r.body, want);
+        http_free(&r);
+        if (there)
+            return;
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+    }
+    fail_msg("orchestration %s never reached %s", id, state);
+}
+
+static void await_state(const char *id, const char *state)
+{
+    await_state_on(g_port, id, state);
+}
+
+static const char *OP_JSON[] = {"X-API-Key: operator-key-1", "Content-Type: application/json",
+                                NULL};
+static const char *SUGGEST = "{\"playbook_id\":\"echo\",\"incident\":{\"summary\":\"test\","
+                             "\"labels\":{\"service\":\"checkout\"}}}";
+
+/* POST /orchestrate as an operator: the new run's id into id (64 bytes). */
+static void suggest(char *id)
+{
+    http_res r = http_do(g_port, "POST", "/orchestrate", OP_JSON, SUGGEST, (size_t)-1);
+    assert_int_equal(r.status, 201);
+    json_t *o = json_of(&r);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(o, "id")));
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "suggested");
+    json_decref(o);
+    http_free(&r);
+}
+
+/* POST /orchestrations/{id}/{step} by `who`; the status. */
+static long step(const char *id, const char *name, const char **who)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/orchestrations/%s/%s", id, name);
+    return status_of(http_do(g_port, "POST", path, who, "", 0));
+}
+
+/*
+ * Wait until the audit trail holds n entries about run id. An outcome (the dry run's, the
+ * execution's) is audited just after the record shows it (orchestrator.c commit_step), so a
+ * client that acts on the state at once can get its own entry in first: the tests that read
+ * the trail's order wait for the outcome's entry before the next step.
+ */
+static void await_audit_on(int port, const char *id, size_t n)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/audit?subject=%s&limit=1000", id);
+    size_t have = 0;
+    for (int i = 0; i < 500 && have < n; i++) {
+        http_res r = http_do(port, "GET", path, H_OPERATOR, NULL, 0);
+        json_t *o = r.status == 200 ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+        have = json_array_size(json_object_get(o, "entries"));
+        json_decref(o);
+        http_free(&r);
+        if (have < n)
+            sleep_ms(20);
+    }
+    if (have < n)
+        fail_msg("run %s: %zu audit entries, never %zu", id, have, n);
+}
+
+static void await_audit(const char *id, size_t n)
+{
+    await_audit_on(g_port, id, n);
+}
+
+/* A new run, dry-run and waiting for approval (its two entries in the trail: suggest, dry-run). */
+static void dry_run_ok(char *id)
+{
+    suggest(id);
+    assert_int_equal(step(id, "dry-run", OP_JSON), 202);
+    await_state(id, "dry_run_ok");
+    await_audit(id, 2);
+}
+
+/* The run test_approve_execute took through to executed ("" until it did). */
+static char g_executed[64];
+
+/* The playbooks, and what a suggestion needs: a signed playbook and an operator. */
+static void test_suggest(void **state)
+{
+    (void)state;
+    http_res r = http_do(g_port, "GET", "/playbooks", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"echo\""));
+    http_free(&r);
+    expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON,
+                         "{\"playbook_id\":\"nope\",\"incident\":{}}", (size_t)-1),
+                 404, "no signed playbook");
+    expect_error(http_do(g_port, "POST", "/orchestrate", H_VIEWER, SUGGEST, (size_t)-1), 403,
+                 "needs operator");
+    char id[64], path[160];
+    suggest(id);
+    snprintf(path, sizeof path, "/orchestrations/%s/execute", id);
+    expect_error(http_do(g_port, "POST", path, OP_JSON, "", 0), 409, "is suggested");
+    expect_error(http_do(g_port, "GET", "/orchestrations/orch-none", H_VIEWER, NULL, 0), 404,
+                 "no orchestration");
+    expect_error(http_do(g_port, "POST", "/orchestrations/x/undo", OP_JSON, "", 0), 404, NULL);
+}
+
+/* A dry run runs on the worker; what waits for an approval is listed by state. */
+static void test_dry_run_and_list(void **state)
+{
+    (void)state;
+    char id[64], path[160];
+    suggest(id);
+    snprintf(path, sizeof path, "/orchestrations/%s/dry-run", id);
+    http_res r = http_do(g_port, "POST", path, OP_JSON, "", 0);
+    assert_int_equal(r.status, 202); /* steps run on the worker: the record says so */
+    assert_non_null(strstr(r.body, "\"dry_running\""));
+    http_free(&r);
+    await_state(id, "dry_run_ok");
+    r = http_do(g_port, "GET", "/orchestrations?state=dry_run_ok&limit=10", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *doc = json_of(&r), *waiting = json_object_get(doc, "orchestrations");
+    http_free(&r);
+    assert_int_equal(json_array_size(waiting), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(waiting, 0), "id")), id);
+    json_decref(doc);
+    expect_error(http_do(g_port, "GET", "/orchestrations?state=pending", H_VIEWER, NULL, 0), 400,
+                 "state must be");
+    r = http_do(g_port, "GET", "/orchestrations?state=damaged", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"orchestrations\":[]"));
+    http_free(&r);
+    expect_error(http_do(g_port, "GET", "/orchestrations?limit=0", H_VIEWER, NULL, 0), 400,
+                 "limit");
+}
+
+/* An org-admin approves, an operator executes once; the output and /metrics show it. */
+static void test_approve_execute(void **state)
+{
+    (void)state;
+    char id[64], path[160];
+    dry_run_ok(id);
+    snprintf(path, sizeof path, "/orchestrations/%s/approve", id);
+    expect_error(http_do(g_port, "POST", path, OP_JSON, "", 0), 403, "needs org-admin");
+    assert_int_equal(step(id, "approve", H_ADMIN_JSON), 200);
+    snprintf(path, sizeof path, "/orchestrations/%s/execute", id);
+    http_res r = http_do(g_port, "POST", path, OP_JSON, "", 0);
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.body, "\"executing\""));
+    http_free(&r);
+    /* taken once: a second execute while (or after) it runs is refused */
+    expect_error(http_do(g_port, "POST", path, OP_JSON, "", 0), 409, NULL);
+    await_state(id, "executed");
+    snprintf(g_executed, sizeof g_executed, "%s", id);
+    snprintf(path, sizeof path, "/orchestrations/%s", id);
+    r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "fixed\\n"));
+    http_free(&r);
+    r = http_do(g_port, "GET", "/metrics", NULL, NULL, 0);
+    assert_non_null(strstr(r.body, "neuralops_orchestration_steps_total{step=\"execute\","
+                                   "outcome=\"executed\"} 1\n"));
+    assert_non_null(strstr(r.body, "neuralops_orchestration_steps_total{step=\"approve\","
+                                   "outcome=\"approved\"} 1\n"));
+    assert_non_null(strstr(r.body, "neuralops_orchestration_running 0\n"));
+    assert_non_null(strstr(r.body, "neuralops_orchestration_damaged_records 0\n"));
+    assert_non_null(strstr(r.body, "neuralops_audit_integrity_failures_total 0\n"));
+    http_free(&r);
+}
+
+/* The audit trail of an executed run: operators and admins read it, page by page and
+ * filtered; bad queries are named. */
+static void test_audit_trail(void **state)
+{
+    (void)state;
+    if (!g_executed[0]) { /* run alone: take a run through first */
+        dry_run_ok(g_executed);
+        assert_int_equal(step(g_executed, "approve", H_ADMIN_JSON), 200);
+        assert_int_equal(step(g_executed, "execute", OP_JSON), 202);
+        await_state(g_executed, "executed");
+    }
+    await_audit(g_executed, 5); /* suggest, dry-run, approved, started, executed */
+    const char *id = g_executed;
+    char path[160];
+    expect_error(http_do(g_port, "GET", "/audit", H_VIEWER, NULL, 0), 403, "needs operator");
+    snprintf(path, sizeof path, "/audit?subject=%s&limit=2", id);
+    http_res r = http_do(g_port, "GET", path, H_OPERATOR, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *page = json_of(&r);
+    http_free(&r);
+    json_t *entries = json_object_get(page, "entries");
+    assert_int_equal(json_array_size(entries), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(entries, 0), "action")),
+                        "suggest");
+    json_int_t next = json_integer_value(json_object_get(page, "next"));
+    assert_true(next >= 2);
+    json_decref(page);
+    snprintf(path, sizeof path, "/audit?subject=%s&after=%lld&limit=1000", id, (long long)next);
+    r = http_do(g_port, "GET", path, H_ADMIN, NULL, 0);
+    page = json_of(&r);
+    http_free(&r);
+    entries = json_object_get(page, "entries");
+    /* after suggest and dry-run: approved, execute started, executed (refusals by the server's
+     * role check or for a wrong state come before any decision about this run) */
+    assert_int_equal(json_array_size(entries), 3);
+    assert_true(json_is_null(json_object_get(page, "next")));
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        assert_string_equal(json_string_value(json_object_get(e, "subject")), id);
+        assert_true(json_integer_value(json_object_get(e, "seq")) > next);
+    }
+    const char *decisions[] = {"approved", "started", "executed"};
+    json_array_foreach(entries, i, e)
+        assert_string_equal(json_string_value(json_object_get(e, "decision")), decisions[i]);
+    json_decref(page);
+    expect_error(http_do(g_port, "GET", "/audit?limit=0", H_ADMIN, NULL, 0), 400, "limit");
+    expect_error(http_do(g_port, "GET", "/audit?after=-1", H_ADMIN, NULL, 0), 400, "after");
+    expect_error(http_do(g_port, "GET", "/audit?sort=x", H_ADMIN, NULL, 0), 400, "sort");
+}
+
+/* The same flow over HTTP with the records, runs and audit trail in PostgreSQL. */
+static void test_orchestration_over_http_on_postgres(void **state)
+{
+    (void)state;
+    char dsn[600], err[512], path[256], state_dir[256];
+    PGconn *c = tu_pg_schema("api_pg", dsn, sizeof dsn);
+    snprintf(path, sizeof path, "%s/audit-pg.jsonl", g_dir);
+    snprintf(state_dir, sizeof state_dir, "%s/orch-pg", g_dir);
+    nops_audit *audit = nops_audit_open(path, dsn, g_audit_key, NULL, err, sizeof err);
+    assert_non_null(audit);
+    nops_orch_deps d = {.state_dir = state_dir, .pg_dsn = dsn, .reg = g_reg, .audit = audit,
+                        .secret = g_secret, .max_open = 1};
+    nops_orchestrator *orch = nops_orch_new(&d, err, sizeof err);
+    assert_non_null(orch);
+    nops_orchestrator *files_orch = g_orch;
+    nops_audit *files_audit = g_audit;
+    g_orch = orch;
+    g_audit = audit;
+    nops_api_params ap;
+    api_params(&ap);
+    ap.body_limit = 1 << 20; /* the incident's own cap is the one to meet */
+    nops_api *api = start_api(&ap, g_boot);
+    g_orch = files_orch;
+    g_audit = files_audit;
+    const int port = nops_api_port(api);
+    const char *op_json[] = {"X-API-Key: operator-key-1", "Content-Type: application/json", NULL};
+    http_res r = http_do(port, "POST", "/orchestrate", op_json,
+                         "{\"playbook_id\":\"echo\",\"incident\":{\"summary\":\"pg\","
+                         "\"labels\":{\"service\":\"ledger\"}}}",
+                         (size_t)-1);
+    assert_int_equal(r.status, 201);
+    json_t *o = json_of(&r);
+    http_free(&r);
+    char id[64], url[160];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")));
+    json_decref(o);
+    /* an inline incident over 64 KiB of JSON */
+    static char big[NOPS_ORCH_MAX_INCIDENT + 100];
+    snprintf(big, sizeof big, "{\"playbook_id\":\"echo\",\"incident\":{\"summary\":\"%0*d\"}}",
+             NOPS_ORCH_MAX_INCIDENT, 0);
+    expect_error(http_do(port, "POST", "/orchestrate", op_json, big, (size_t)-1), 413,
+                 "incident is");
+    /* orchestrate.max_open = 1: a second open one is refused until the first ends */
+    expect_error(http_do(port, "POST", "/orchestrate", op_json,
+                         "{\"playbook_id\":\"echo\",\"incident\":{}}", (size_t)-1),
+                 429, "orchestrate.max_open");
+    snprintf(url, sizeof url, "/orchestrations/%s/dry-run", id);
+    assert_int_equal(status_of(http_do(port, "POST", url, op_json, "", 0)), 202);
+    await_state_on(port, id, "dry_run_ok");
+    snprintf(url, sizeof url, "/orchestrations/%s/approve", id);
+    assert_int_equal(status_of(http_do(port, "POST", url, H_ADMIN_JSON, "", 0)), 200);
+    snprintf(url, sizeof url, "/orchestrations/%s/execute", id);
+    assert_int_equal(status_of(http_do(port, "POST", url, op_json, "", 0)), 202);
+    await_state_on(port, id, "executed");
+    await_audit_on(port, id, 5); /* the outcome's entry follows the record (see await_audit) */
+    snprintf(url, sizeof url, "/audit?subject=%s", id);
+    r = http_do(port, "GET", url, H_OPERATOR, NULL, 0);
+    assert_int_equal(r.status, 200);
+    o = json_of(&r);
+    http_free(&r);
+    assert_int_equal(json_array_size(json_object_get(o, "entries")), 5);
+    json_decref(o);
+    /* the row edited to be approved again by someone else: the approval does not verify */
+    const char *v[1] = {id};
+    PGresult *pr = PQexecParams(c, "UPDATE api_pg.orchestrations SET state = 'approved', record "
+                                   "= jsonb_set(jsonb_set(record, '{state}', '\"approved\"'), "
+                                   "'{approval,by}', '\"key:mallory\"') WHERE id = $1",
+                                1, NULL, v, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(pr), PGRES_COMMAND_OK);
+    PQclear(pr);
+    snprintf(url, sizeof url, "/orchestrations/%s/execute", id);
+    expect_error(http_do(port, "POST", url, op_json, "", 0), 409, "does not verify");
+    nops_api_destroy(api);
+    nops_orch_destroy(orch);
+    nops_audit_close(audit);
+    /* all of it is in the database: the record, the run and the five audit rows */
+    tu_pg_expect_run(c, "api_pg", id, "approved", "success", 6); /* + the refusal */
+    tu_pg_drop_schema(c, "api_pg");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_suggest),
+        cmocka_unit_test(test_dry_run_and_list),
+        cmocka_unit_test(test_approve_execute),
+        cmocka_unit_test(test_audit_trail),
+        cmocka_unit_test(test_orchestration_over_http_on_postgres),
+    };
+    return cmocka_run_group_tests(tests, tapi_setup, tapi_teardown);
+}
