@@ -271,6 +271,20 @@ typedef enum nops_incident_status {
     NOPS_INCIDENT_RESOLVED = 1,
 } nops_incident_status;
 
+/** How urgent an incident is (correlate.h documents the rules); only warning and above page. */
+typedef enum nops_severity {
+    NOPS_SEVERITY_INFO = 0,     /**< for the record: a single weak signal, not paging */
+    NOPS_SEVERITY_WARNING = 1,  /**< worth a look: several metrics, a strong or lasting signal */
+    NOPS_SEVERITY_CRITICAL = 2, /**< page now: several hosts, or broad and strong or long */
+} nops_severity;
+
+/** "info", "warning" or "critical". */
+static inline const char *nops_severity_name(nops_severity s)
+{
+    return s == NOPS_SEVERITY_CRITICAL ? "critical" : s == NOPS_SEVERITY_WARNING ? "warning"
+                                                                                 : "info";
+}
+
 /** An incident: correlated signals. Inline storage, like nops_signal. */
 typedef struct nops_incident {
     char id[NOPS_ID_LEN];                              /**< hex id */
@@ -282,6 +296,9 @@ typedef struct nops_incident {
     char labels[512];          /**< labels common to all its series, as `k="v",...` */
     char summary[384];         /**< one line: how many series, which metrics */
     char root_cause_hint[384]; /**< earliest and strongest signal named */
+    nops_severity severity;    /**< from score, breadth and duration; never lowered */
+    uint32_t n_series;         /**< distinct series among its signals */
+    uint32_t n_hosts;          /**< distinct hosts (2+: a service-wide incident) */
 } nops_incident;
 
 /** Format nanoseconds since the epoch as RFC 3339 UTC with milliseconds. */

@@ -1,12 +1,23 @@
 /*
- * correlate.c — signals → incidents.
+ * correlate.c — signals → incidents, host first (correlate.h states the rules).
  *
- * A new signal joins an open incident when, within the correlation window, it shares a grouping
- * label value (default service, host, cluster) with a signal of that incident, or when its
- * recent window correlates with one of theirs (|Pearson r| ≥ 0.8). Otherwise it opens an
- * incident. Pearson r of two windows is the dot product of their standardised forms (mean 0,
- * norm 1), so correlating one signal against all recent ones is one matrix-vector product
- * (cblas_sgemv, OpenBLAS) over the matrix of recent standardised windows.
+ * The design. An on-call engineer thinks in hosts and services: "web-7 is sick" (its CPU,
+ * latency and errors all moved) or "checkout is sick" (several of its hosts moved together).
+ * So a signal first looks for the live incident of its own host; only a host with no live
+ * incident may join another host's, and only within its service and when the two windows — as
+ * captured when each signal was detected, so batching cannot change them — have the same shape
+ * (|Pearson r| ≥ min_r). Sharing a label alone no longer joins: two hosts of one service that
+ * spike at the same time for unrelated reasons stay two incidents, and a whole service is not
+ * one incident because two of its hosts had a bad minute.
+ *
+ * Pearson r of two windows is the dot product of their standardised forms (mean 0, norm 1), so
+ * correlating one signal against all recent ones is one matrix-vector product (cblas_sgemv,
+ * OpenBLAS) over the matrix of recent standardised windows.
+ *
+ * Identity. An incident's id is XXH3 of its opening host and its first signal's id; signal ids
+ * are a hash of (series, time). Nothing else (no counter, no clock) enters, so a replay or
+ * another instance opens the same id for the same first signal, and a signal id seen again is
+ * recognised (recent ring and the incident's list) and not counted twice.
  *
  * An incident resolves once every series in it has left its anomalous state and stayed normal
  * for `resolve_s` seconds of data time. Time here is the points' time, so a replay resolves the
@@ -23,25 +34,35 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define RECENT 256           /* recent signals kept for matching */
+#define RECENT 256           /* recent signals kept for matching and de-duplication */
 #define MAX_INCIDENTS 1024   /* open incidents tracked */
 #define MAX_MEMBERS 64       /* series tracked per incident for resolution */
-#define GROUP_VALS 4         /* grouping labels compared */
+#define MAX_HOSTS 32         /* hosts tracked per incident */
+#define MAX_LABELS 4         /* label names per list (host_labels, service_labels) */
+#define VAL_MAX 128          /* longest label value compared */
+#define NS 1000000000ll
 
 typedef struct recent_sig {
+    uint64_t sig_h;                  /* XXH3 of the signal id (replays) */
     uint64_t series_id;              /* series */
     int64_t ts_ns;                   /* its time */
-    int incident;                    /* index into incidents, -1 when gone */
-    char group[GROUP_VALS][128];     /* values of the grouping labels ("" = absent) */
+    int incident;                    /* index into inc, -1 when resolved */
+    uint64_t host_h, service_h;      /* hashes of its host and service values (0: none) */
 } recent_sig;
 
 typedef struct incident_slot {
     bool used;                       /* slot in use */
+    int32_t part;                    /* partition of its opening signal (-1: none) */
     nops_incident rec;               /* the record as written to sinks */
     uint64_t members[MAX_MEMBERS];   /* series ids */
     bool active[MAX_MEMBERS];        /* member still anomalous */
+    int64_t first_ns[MAX_MEMBERS];   /* member's first signal time */
+    int64_t last_ns[MAX_MEMBERS];    /* member's last signal time */
     uint32_t n_members;              /* members tracked */
+    uint64_t hosts[MAX_HOSTS];       /* host hashes */
+    uint32_t n_hosts;                /* hosts tracked */
     int64_t last_clear_ns;           /* when the last member cleared */
+    int64_t last_sig_ns;             /* newest signal time */
     double best_score;               /* strongest signal so far */
     char first_series[256];          /* earliest signal's series */
     char labels_all[512];            /* labels common to all members, k="v",... */
@@ -51,59 +72,112 @@ struct nops_correlator {
     pthread_mutex_t lock;
     nops_correlate_params p;
     uint32_t W;                      /* window length used for correlation */
-    char groups[GROUP_VALS][64];     /* grouping label names */
-    size_t n_groups;
+    char host_names[MAX_LABELS][64]; /* host label names, in order of preference */
+    size_t n_host_names;
+    char svc_names[MAX_LABELS][64];  /* service label names */
+    size_t n_svc_names;
     recent_sig recent[RECENT];       /* ring of recent signals */
     float *mat;                      /* RECENT × W standardised windows, row per ring slot */
     bool has_window[RECENT];         /* row holds a usable window */
     uint32_t head, count;            /* ring */
     incident_slot inc[MAX_INCIDENTS];
     uint64_t opened_total, resolved_total;
-    uint64_t seq;                    /* for incident ids */
 };
 
-typedef struct label_pick {
+/* ---- labels of a signal ----------------------------------------------------------------- */
+
+typedef struct sig_labels {
     const nops_correlator *c;
-    char (*vals)[128];
-    char common[512];
+    char host[VAL_MAX];              /* value of the first host label present */
+    int host_rank;                   /* its rank in host_names (MAX_LABELS: none) */
+    char service[VAL_MAX];
+    int svc_rank;
+    char common[512];                /* all labels as k="v",... */
     size_t common_len;
-} label_pick;
+} sig_labels;
+
+static int rank_of(char names[][64], size_t n, const char *k, size_t kl)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == kl && memcmp(names[i], k, kl) == 0)
+            return (int)i;
+    return MAX_LABELS;
+}
 
 static void pick_label(void *ud, const char *k, size_t kl, const char *v, size_t vl)
 {
-    label_pick *lp = ud;
-    for (size_t g = 0; g < lp->c->n_groups; g++)
-        if (strlen(lp->c->groups[g]) == kl && memcmp(lp->c->groups[g], k, kl) == 0 && vl < 128) {
-            memcpy(lp->vals[g], v, vl);
-            lp->vals[g][vl] = '\0';
+    sig_labels *sl = ud;
+    nops_correlator *c = (nops_correlator *)sl->c;
+    int r = rank_of(c->host_names, c->n_host_names, k, kl);
+    if (r < sl->host_rank && vl < VAL_MAX) {
+        memcpy(sl->host, v, vl);
+        sl->host[vl] = '\0';
+        sl->host_rank = r;
+    }
+    r = rank_of(c->svc_names, c->n_svc_names, k, kl);
+    if (r < sl->svc_rank && vl < VAL_MAX) {
+        memcpy(sl->service, v, vl);
+        sl->service[vl] = '\0';
+        sl->svc_rank = r;
+    }
+    int n = snprintf(sl->common + sl->common_len, sizeof sl->common - sl->common_len,
+                     "%s%.*s=\"%.*s\"", sl->common_len ? "," : "", (int)kl, k, (int)vl, v);
+    if (n > 0 && sl->common_len + (size_t)n < sizeof sl->common)
+        sl->common_len += (size_t)n;
+}
+
+/* The signal's host key (its host value, or its whole series key when it names no host) and
+ * service (empty when none). */
+static void signal_labels(const nops_correlator *c, const nops_signal *sig, sig_labels *sl)
+{
+    memset(sl, 0, sizeof *sl);
+    sl->c = c;
+    sl->host_rank = sl->svc_rank = MAX_LABELS;
+    size_t name_len;
+    nops_detect_key_split(sig->series, &name_len, pick_label, sl);
+    if (sl->host_rank == MAX_LABELS) /* no host label: the series is a host of its own */
+        snprintf(sl->host, sizeof sl->host, "%.*s", VAL_MAX - 1, sig->series);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    return *s ? XXH3_64bits(s, strlen(s)) | 1 : 0; /* never 0: 0 means none */
+}
+
+static size_t split_names(const char *s, char names[][64])
+{
+    size_t n = 0;
+    while (*s && n < MAX_LABELS) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        if (len && len < 64) {
+            memcpy(names[n], s, len);
+            names[n++][len] = '\0';
         }
-    int n = snprintf(lp->common + lp->common_len, sizeof lp->common - lp->common_len,
-                     "%s%.*s=\"%.*s\"", lp->common_len ? "," : "", (int)kl, k, (int)vl, v);
-    if (n > 0 && lp->common_len + (size_t)n < sizeof lp->common)
-        lp->common_len += (size_t)n;
+        s += len + (comma ? 1 : 0);
+    }
+    return n;
 }
 
 nops_correlator *nops_correlate_new(const nops_correlate_params *p, uint32_t window,
                                     char *errstr, size_t errstr_size)
 {
+    if (window == 0 || window > NOPS_DETECT_MAX_WINDOW) {
+        nops_errf(errstr, errstr_size, "correlator window of %u points: give 1..%u", window,
+                  (unsigned)NOPS_DETECT_MAX_WINDOW);
+        return NULL;
+    }
     nops_correlator *c = nops_calloc(1, sizeof *c);
     if (!c || !(c->mat = nops_aligned_alloc(64, (size_t)RECENT * window * sizeof(float)))) {
         nops_free(c);
         nops_errf(errstr, errstr_size, "out of memory creating the correlator");
         return NULL;
     }
+    memset(c->mat, 0, (size_t)RECENT * window * sizeof(float));
     c->p = *p;
     c->W = window;
-    const char *s = p->group_labels;
-    while (*s && c->n_groups < GROUP_VALS) {
-        const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
-        if (n && n < sizeof c->groups[0]) {
-            memcpy(c->groups[c->n_groups], s, n);
-            c->groups[c->n_groups++][n] = '\0';
-        }
-        s += n + (comma ? 1 : 0);
-    }
+    c->n_host_names = split_names(p->host_labels, c->host_names);
+    c->n_svc_names = split_names(p->service_labels, c->svc_names);
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -122,7 +196,7 @@ void nops_correlate_destroy(nops_correlator *c)
  * shorter than half the correlation window. The detector gives no verdict before a series holds
  * W/2 points, so a signal's own window is never shorter; a shorter one is a window cut short,
  * and a few points ending in a spike correlate with any other spike (r ≈ 0.9 for 11 points):
- * such a signal joins by its labels only.
+ * such a signal never joins another host.
  */
 static bool standardise(const float *w, uint32_t n, float *row, uint32_t W)
 {
@@ -184,23 +258,52 @@ static void intersect_labels(char *common, size_t cap, const char *other)
     snprintf(common, cap, "%s", out);
 }
 
-static int find_match(nops_correlator *c, const nops_signal *sig, char vals[][128],
-                      const float *row, bool have_row, float *r_out)
+/* ---- matching --------------------------------------------------------------------------- */
+
+/* Is an open incident still live at time ts: a member anomalous, or a signal within window_s?
+ * (Only data time decides, so the answer does not depend on when checkpoints ran.) */
+static bool live_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
-    /* 1. a shared grouping label with a recent signal of an open incident */
-    for (uint32_t k = 0; k < c->count; k++) {
-        const recent_sig *r = &c->recent[(c->head + RECENT - 1 - k) % RECENT];
-        if (r->incident < 0 || sig->ts_ns - r->ts_ns > c->p.window_s * 1000000000ll ||
-            r->ts_ns - sig->ts_ns > c->p.window_s * 1000000000ll)
-            continue;
-        for (size_t g = 0; g < c->n_groups; g++)
-            if (vals[g][0] && strcmp(vals[g], r->group[g]) == 0)
-                return r->incident;
+    if (!s->used)
+        return false;
+    if (llabs(ts - s->last_sig_ns) <= c->p.window_s * NS)
+        return true;
+    if (ts < s->rec.opened_ns)
+        return false;
+    for (uint32_t m = 0; m < s->n_members; m++)
+        if (s->active[m])
+            return true;
+    return false;
+}
+
+static bool has_host(const incident_slot *s, uint64_t host_h)
+{
+    for (uint32_t h = 0; h < s->n_hosts; h++)
+        if (s->hosts[h] == host_h)
+            return true;
+    return false;
+}
+
+/* 1. The live incident of the signal's own host (the newest, if ever several). */
+static int match_host(const nops_correlator *c, uint64_t host_h, int64_t ts)
+{
+    int best = -1;
+    for (int i = 0; i < MAX_INCIDENTS; i++) {
+        const incident_slot *s = &c->inc[i];
+        if (s->used && has_host(s, host_h) && live_at(c, s, ts) &&
+            (best < 0 || s->last_sig_ns > c->inc[best].last_sig_ns))
+            best = i;
     }
-    if (!have_row || c->count == 0)
+    return best;
+}
+
+/* 2. Another host of the same service whose recent signal's window has the same shape. */
+static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t host_h,
+                         uint64_t service_h, const float *row)
+{
+    if (!service_h || c->count == 0)
         return -1;
-    /* 2. |Pearson r| over the standardised windows of all recent signals: y = M·row */
-    float y[RECENT];
+    float y[RECENT]; /* y = M·row: |Pearson r| against every recent window */
     cblas_sgemv(CblasRowMajor, CblasNoTrans, RECENT, (int)c->W, 1.0f, c->mat, (int)c->W, row, 1,
                 0.0f, y, 1);
     int best = -1;
@@ -208,19 +311,42 @@ static int find_match(nops_correlator *c, const nops_signal *sig, char vals[][12
     for (uint32_t k = 0; k < c->count; k++) {
         uint32_t idx = (c->head + RECENT - 1 - k) % RECENT;
         const recent_sig *r = &c->recent[idx];
-        if (!c->has_window[idx] || r->incident < 0 || r->series_id == sig->series_id ||
-            llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * 1000000000ll)
+        if (!c->has_window[idx] || r->incident < 0 || r->service_h != service_h ||
+            r->host_h == host_h || llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * NS ||
+            !live_at(c, &c->inc[r->incident], sig->ts_ns))
             continue;
-        if (fabsf(y[idx]) >= c->p.min_r && fabsf(y[idx]) > best_r) {
-            best_r = fabsf(y[idx]);
+        const float a = fabsf(y[idx]);
+        if (a >= (float)c->p.min_r && (a > best_r || (a == best_r && r->incident < best))) {
+            best_r = a;
             best = r->incident;
         }
     }
-    *r_out = best_r;
     return best;
 }
 
-static int new_incident(nops_correlator *c, const nops_signal *sig, const char *labels)
+/* A signal id already placed in a live incident: that incident's index, else -1. */
+static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_t sig_h)
+{
+    for (uint32_t k = 0; k < c->count; k++) {
+        const recent_sig *r = &c->recent[(c->head + RECENT - 1 - k) % RECENT];
+        if (r->sig_h == sig_h && r->incident >= 0)
+            return r->incident;
+    }
+    for (int i = 0; i < MAX_INCIDENTS; i++) { /* older than the ring: the listed ids */
+        const incident_slot *s = &c->inc[i];
+        uint32_t n = s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS ? s->rec.n_signals
+                                                                 : NOPS_INCIDENT_MAX_SIGNALS;
+        for (uint32_t j = 0; s->used && j < n; j++)
+            if (strncmp(s->rec.signals[j], sig->id, NOPS_ID_LEN) == 0)
+                return i;
+    }
+    return -1;
+}
+
+/* ---- incidents -------------------------------------------------------------------------- */
+
+static int new_incident(nops_correlator *c, const nops_signal *sig, int32_t part,
+                        const sig_labels *sl)
 {
     for (int i = 0; i < MAX_INCIDENTS; i++) {
         if (c->inc[i].used)
@@ -228,12 +354,19 @@ static int new_incident(nops_correlator *c, const nops_signal *sig, const char *
         incident_slot *s = &c->inc[i];
         memset(s, 0, sizeof *s);
         s->used = true;
-        uint64_t h = XXH3_64bits_withSeed(&sig->series_id, sizeof sig->series_id,
-                                          (uint64_t)sig->ts_ns ^ ++c->seq);
-        snprintf(s->rec.id, sizeof s->rec.id, "%016llx", (unsigned long long)h);
+        s->part = part;
+        /* deterministic: opening host and first signal, nothing else */
+        char key[VAL_MAX + NOPS_ID_LEN + 1];
+        const size_t hl = strlen(sl->host), il = strnlen(sig->id, NOPS_ID_LEN);
+        memcpy(key, sl->host, hl + 1);
+        memcpy(key + hl + 1, sig->id, il);
+        snprintf(s->rec.id, sizeof s->rec.id, "%016llx",
+                 (unsigned long long)XXH3_64bits(key, hl + 1 + il));
         s->rec.status = NOPS_INCIDENT_OPEN;
         s->rec.opened_ns = sig->ts_ns;
-        snprintf(s->labels_all, sizeof s->labels_all, "%s", labels);
+        s->rec.updated_ns = sig->ts_ns;
+        s->last_sig_ns = sig->ts_ns;
+        snprintf(s->labels_all, sizeof s->labels_all, "%s", sl->common);
         snprintf(s->first_series, sizeof s->first_series, "%.255s", sig->series);
         c->opened_total++;
         return i;
@@ -241,60 +374,86 @@ static int new_incident(nops_correlator *c, const nops_signal *sig, const char *
     return -1;
 }
 
-static void describe(incident_slot *s, const nops_signal *sig)
+nops_severity nops_correlate_severity(const nops_correlate_params *p, uint32_t n_series,
+                                      uint32_t n_hosts, double best_score, int64_t span_ns,
+                                      int64_t single_series_span_ns)
+{
+    const bool strong = best_score >= p->strong_score;
+    if (n_hosts >= 3 || (n_hosts >= 2 && strong) || (n_series >= 3 && strong) ||
+        (n_series >= 2 && span_ns >= p->critical_after_s * NS))
+        return NOPS_SEVERITY_CRITICAL;
+    if (n_series >= 2 || n_hosts >= 2 || strong || single_series_span_ns >= p->warning_after_s * NS)
+        return NOPS_SEVERITY_WARNING;
+    return NOPS_SEVERITY_INFO;
+}
+
+static void describe(const nops_correlator *c, incident_slot *s, const nops_signal *sig)
 {
     nops_incident *r = &s->rec;
     snprintf(r->labels, sizeof r->labels, "%s", s->labels_all);
-    snprintf(r->summary, sizeof r->summary, "%u signal(s) across %u series%s%.300s", r->n_signals,
-             s->n_members, r->labels[0] ? " sharing " : "", r->labels);
+    r->n_series = s->n_members;
+    r->n_hosts = s->n_hosts;
+    int64_t first = INT64_MAX, last = INT64_MIN, longest = 0;
+    for (uint32_t m = 0; m < s->n_members; m++) {
+        first = s->first_ns[m] < first ? s->first_ns[m] : first;
+        last = s->last_ns[m] > last ? s->last_ns[m] : last;
+        longest = s->last_ns[m] - s->first_ns[m] > longest ? s->last_ns[m] - s->first_ns[m]
+                                                           : longest;
+    }
     if (sig->score >= s->best_score) {
         s->best_score = sig->score;
         snprintf(r->root_cause_hint, sizeof r->root_cause_hint,
                  "earliest: %.150s; strongest: %.150s (score %.3f)", s->first_series,
                  sig->series, sig->score);
     }
+    nops_severity sev = nops_correlate_severity(&c->p, s->n_members, s->n_hosts, s->best_score,
+                                                s->n_members ? last - first : 0, longest);
+    r->severity = sev > r->severity ? sev : r->severity; /* never lowered */
+    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%.280s",
+             s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
+             s->n_hosts > 1 ? " on several hosts" : "", r->labels[0] ? " sharing " : "",
+             r->labels);
 }
 
-nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, const float *window,
-                               uint32_t n, nops_incident *out, bool *opened)
+/* Add a signal to incident s: signal list, member series, host, labels, description. */
+static void add_signal(nops_correlator *c, incident_slot *s, const nops_signal *sig,
+                       const sig_labels *sl, uint64_t host_h, bool opened)
 {
-    char vals[GROUP_VALS][128] = {{0}};
-    label_pick lp = {c, vals, "", 0};
-    size_t name_len;
-    nops_detect_key_split(sig->series, &name_len, pick_label, &lp);
-    float row[NOPS_DETECT_MAX_WINDOW];
-    bool have_row = window && standardise(window, n < c->W ? n : c->W,
-                                          row, c->W);
-    pthread_mutex_lock(&c->lock);
-    float r = 0;
-    int inc = find_match(c, sig, vals, row, have_row, &r);
-    *opened = inc < 0;
-    if (inc < 0 && (inc = new_incident(c, sig, lp.common)) < 0) {
-        pthread_mutex_unlock(&c->lock);
-        return NOPS_FULL;
-    }
-    incident_slot *s = &c->inc[inc];
-    if (!*opened)
-        intersect_labels(s->labels_all, sizeof s->labels_all, lp.common);
+    if (!opened)
+        intersect_labels(s->labels_all, sizeof s->labels_all, sl->common);
     if (s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
         memcpy(s->rec.signals[s->rec.n_signals], sig->id, NOPS_ID_LEN);
     s->rec.n_signals++;
     s->rec.updated_ns = sig->ts_ns > s->rec.updated_ns ? sig->ts_ns : s->rec.updated_ns;
+    s->last_sig_ns = sig->ts_ns > s->last_sig_ns ? sig->ts_ns : s->last_sig_ns;
     uint32_t m = 0;
     while (m < s->n_members && s->members[m] != sig->series_id)
         m++;
-    if (m == s->n_members && m < MAX_MEMBERS)
+    if (m == s->n_members && m < MAX_MEMBERS) {
         s->members[s->n_members++] = sig->series_id;
-    if (m < MAX_MEMBERS)
+        s->first_ns[m] = s->last_ns[m] = sig->ts_ns;
+    }
+    if (m < MAX_MEMBERS) {
         s->active[m] = true;
-    describe(s, sig);
-    /* remember the signal for later matches */
+        s->first_ns[m] = sig->ts_ns < s->first_ns[m] ? sig->ts_ns : s->first_ns[m];
+        s->last_ns[m] = sig->ts_ns > s->last_ns[m] ? sig->ts_ns : s->last_ns[m];
+    }
+    if (!has_host(s, host_h) && s->n_hosts < MAX_HOSTS)
+        s->hosts[s->n_hosts++] = host_h;
+    describe(c, s, sig);
+}
+
+static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h, int inc,
+                     uint64_t host_h, uint64_t service_h, const float *row, bool have_row)
+{
     uint32_t slot = c->head;
     recent_sig *rs = &c->recent[slot];
+    rs->sig_h = sig_h;
     rs->series_id = sig->series_id;
     rs->ts_ns = sig->ts_ns;
     rs->incident = inc;
-    memcpy(rs->group, vals, sizeof rs->group);
+    rs->host_h = host_h;
+    rs->service_h = service_h;
     c->has_window[slot] = have_row;
     if (have_row)
         memcpy(c->mat + (size_t)slot * c->W, row, c->W * sizeof(float));
@@ -303,6 +462,38 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, const
     c->head = (c->head + 1) % RECENT;
     if (c->count < RECENT)
         c->count++;
+}
+
+nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32_t part,
+                               const float *window, uint32_t n, nops_incident *out, bool *opened)
+{
+    sig_labels sl;
+    signal_labels(c, sig, &sl);
+    const uint64_t host_h = hash_str(sl.host), service_h = hash_str(sl.service);
+    const uint64_t sig_h = XXH3_64bits(sig->id, strnlen(sig->id, NOPS_ID_LEN));
+    float row[NOPS_DETECT_MAX_WINDOW];
+    bool have_row = window && standardise(window, n < c->W ? n : c->W, row, c->W);
+    pthread_mutex_lock(&c->lock);
+    *opened = false;
+    int inc = seen_before(c, sig, sig_h);
+    if (inc >= 0) { /* a replayed signal: the incident as it stands */
+        *out = c->inc[inc].rec;
+        pthread_mutex_unlock(&c->lock);
+        return NOPS_OK;
+    }
+    inc = match_host(c, host_h, sig->ts_ns);
+    if (inc < 0 && have_row)
+        inc = match_service(c, sig, host_h, service_h, row);
+    if (inc < 0) {
+        if ((inc = new_incident(c, sig, part, &sl)) < 0) {
+            pthread_mutex_unlock(&c->lock);
+            return NOPS_FULL;
+        }
+        *opened = true;
+    }
+    incident_slot *s = &c->inc[inc];
+    add_signal(c, s, sig, &sl, host_h, *opened);
+    remember(c, sig, sig_h, inc, host_h, service_h, row, have_row);
     *out = s->rec;
     pthread_mutex_unlock(&c->lock);
     return NOPS_OK;
@@ -335,7 +526,8 @@ size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *ou
         bool any_active = false;
         for (uint32_t m = 0; m < s->n_members; m++)
             any_active |= s->active[m];
-        if (any_active || now_ns - s->last_clear_ns < c->p.resolve_s * 1000000000ll)
+        if (any_active || now_ns - s->last_clear_ns < c->p.resolve_s * NS ||
+            now_ns - s->last_sig_ns <= c->p.window_s * NS)
             continue;
         s->rec.status = NOPS_INCIDENT_RESOLVED;
         s->rec.updated_ns = now_ns;
@@ -366,6 +558,175 @@ void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
     pthread_mutex_unlock(&c->lock);
 }
 
+/* ---- state across restarts -------------------------------------------------------------- */
+
+/*
+ * An incident belongs to the partition of its opening signal (where its host's points arrive,
+ * when producers key by host); its state is saved with that partition's detector snapshot and
+ * restored with it, by whichever instance is assigned the partition next.
+ *
+ * The saved form: a header, the partition's open incidents (incident_slot, in order), then the
+ * recent signals that point at them (recent_sig with `incident` as an index into that list, a
+ * flag, and the standardised window). Structs are plain data (no pointers), written as they are
+ * in memory: a snapshot is read back by the same build, and the header's sizes refuse others.
+ */
+#define CORR_MAGIC 0x32524f4353504f4eull /* "NOPSCOR2" */
+
+typedef struct corr_hdr {
+    uint64_t magic;                  /* CORR_MAGIC */
+    uint32_t W, slot_size, sig_size; /* window length, sizeof(incident_slot), sizeof(recent_sig) */
+    int32_t part;                    /* whose incidents */
+    uint32_t n_used, n_sigs;         /* incidents, then recent signals that follow */
+} corr_hdr;
+
+static size_t sig_rec_size(const nops_correlator *c)
+{
+    return sizeof(recent_sig) + sizeof(uint32_t) + (size_t)c->W * sizeof(float);
+}
+
+nops_err nops_correlate_save(nops_correlator *c, int32_t part, void **out, size_t *len)
+{
+    pthread_mutex_lock(&c->lock);
+    int32_t *map = nops_malloc(MAX_INCIDENTS * sizeof *map); /* slot → index in the file */
+    if (!map) {
+        pthread_mutex_unlock(&c->lock);
+        return NOPS_NOMEM;
+    }
+    corr_hdr h = {CORR_MAGIC, c->W, sizeof(incident_slot), sizeof(recent_sig), part, 0, 0};
+    for (int i = 0; i < MAX_INCIDENTS; i++)
+        map[i] = c->inc[i].used && c->inc[i].part == part ? (int32_t)h.n_used++ : -1;
+    for (uint32_t k = 0; k < c->count; k++) {
+        const recent_sig *r = &c->recent[(c->head + RECENT - c->count + k) % RECENT];
+        h.n_sigs += r->incident >= 0 && map[r->incident] >= 0;
+    }
+    const size_t total = sizeof h + (size_t)h.n_used * sizeof(incident_slot) +
+                         (size_t)h.n_sigs * sig_rec_size(c);
+    unsigned char *b = nops_malloc(total);
+    if (!b) {
+        nops_free(map);
+        pthread_mutex_unlock(&c->lock);
+        return NOPS_NOMEM;
+    }
+    size_t o = 0;
+#define PUT(src, n) (memcpy(b + o, (src), (n)), o += (n))
+    PUT(&h, sizeof h);
+    for (int i = 0; i < MAX_INCIDENTS; i++)
+        if (map[i] >= 0)
+            PUT(&c->inc[i], sizeof c->inc[i]);
+    for (uint32_t k = 0; k < c->count; k++) { /* oldest first, as they came */
+        const uint32_t idx = (c->head + RECENT - c->count + k) % RECENT;
+        recent_sig r = c->recent[idx];
+        if (r.incident < 0 || map[r.incident] < 0)
+            continue;
+        r.incident = map[r.incident];
+        const uint32_t has = c->has_window[idx];
+        PUT(&r, sizeof r);
+        PUT(&has, sizeof has);
+        PUT(c->mat + (size_t)idx * c->W, c->W * sizeof(float));
+    }
+#undef PUT
+    nops_free(map);
+    pthread_mutex_unlock(&c->lock);
+    *out = b;
+    *len = total;
+    return NOPS_OK;
+}
+
+/* Forget the incidents of `part` (lock held): no record is written, their partition's owner
+ * carries them on. */
+static void release_locked(nops_correlator *c, int32_t part)
+{
+    for (int i = 0; i < MAX_INCIDENTS; i++) {
+        if (!c->inc[i].used || c->inc[i].part != part)
+            continue;
+        c->inc[i].used = false;
+        for (uint32_t k = 0; k < RECENT; k++)
+            if (c->recent[k].incident == i)
+                c->recent[k].incident = -1;
+    }
+}
+
+void nops_correlate_release(nops_correlator *c, int32_t part)
+{
+    pthread_mutex_lock(&c->lock);
+    release_locked(c, part);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Is the saved form in b well shaped for this correlator and `part`? */
+static bool load_shape(const nops_correlator *c, int32_t part, const unsigned char *b,
+                       size_t len, corr_hdr *h)
+{
+    if (len < sizeof *h)
+        return false;
+    memcpy(h, b, sizeof *h);
+    if (h->magic != CORR_MAGIC || h->W != c->W || h->slot_size != sizeof(incident_slot) ||
+        h->sig_size != sizeof(recent_sig) || h->part != part || h->n_used > MAX_INCIDENTS ||
+        h->n_sigs > RECENT)
+        return false;
+    if (len != sizeof *h + (size_t)h->n_used * sizeof(incident_slot) +
+                   (size_t)h->n_sigs * sig_rec_size(c))
+        return false;
+    const unsigned char *q = b + sizeof *h;
+    for (uint32_t k = 0; k < h->n_used; k++, q += sizeof(incident_slot)) {
+        incident_slot s;
+        memcpy(&s, q, sizeof s);
+        if (!s.used || s.part != part || s.n_members > MAX_MEMBERS || s.n_hosts > MAX_HOSTS)
+            return false;
+    }
+    for (uint32_t k = 0; k < h->n_sigs; k++, q += sig_rec_size(c)) {
+        recent_sig r;
+        memcpy(&r, q, sizeof r);
+        if (r.incident < 0 || (uint32_t)r.incident >= h->n_used)
+            return false;
+    }
+    return true;
+}
+
+nops_err nops_correlate_load(nops_correlator *c, int32_t part, const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    corr_hdr h;
+    if (!load_shape(c, part, b, len, &h))
+        return NOPS_PARSE;
+    pthread_mutex_lock(&c->lock);
+    release_locked(c, part);
+    int slot_of[MAX_INCIDENTS];
+    const unsigned char *q = b + sizeof h;
+    nops_err e = NOPS_OK;
+    for (uint32_t k = 0; k < h.n_used; k++, q += sizeof(incident_slot)) {
+        int i = 0;
+        while (i < MAX_INCIDENTS && c->inc[i].used)
+            i++;
+        slot_of[k] = i < MAX_INCIDENTS ? i : -1;
+        if (i == MAX_INCIDENTS) {
+            e = NOPS_FULL;
+            continue;
+        }
+        incident_slot *s = &c->inc[i];
+        memcpy(s, q, sizeof *s);
+        s->rec.id[NOPS_ID_LEN - 1] = s->rec.labels[sizeof s->rec.labels - 1] = '\0';
+        s->rec.summary[sizeof s->rec.summary - 1] = '\0';
+        s->rec.root_cause_hint[sizeof s->rec.root_cause_hint - 1] = '\0';
+        s->labels_all[sizeof s->labels_all - 1] = s->first_series[255] = '\0';
+    }
+    for (uint32_t k = 0; k < h.n_sigs; k++, q += sig_rec_size(c)) {
+        recent_sig r;
+        uint32_t has;
+        memcpy(&r, q, sizeof r);
+        memcpy(&has, q + sizeof r, sizeof has);
+        r.incident = slot_of[r.incident];
+        const uint32_t at = c->head;
+        c->recent[at] = r;
+        c->has_window[at] = has != 0;
+        memcpy(c->mat + (size_t)at * c->W, q + sizeof r + sizeof has, c->W * sizeof(float));
+        c->head = (c->head + 1) % RECENT;
+        c->count += c->count < RECENT;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return e;
+}
+
 /* ---- the [correlate] table -------------------------------------------------------------- */
 
 #define C(f) offsetof(nops_correlate_params, f)
@@ -373,18 +734,40 @@ static const nops_cfg_entry correlate_entries[] = {
     {"window_s", NOPS_CFG_INT, C(window_s), 1, 86400, "120", NULL, NULL, 0,
      "Signals at most this many seconds apart may join one incident."},
     {"min_r", NOPS_CFG_DOUBLE, C(min_r), 0.0, 1.0, "0.8", NULL, NULL, 0,
-     "Series whose recent windows correlate at least this much (|Pearson r|) join."},
-    {"group_labels", NOPS_CFG_STRING, C(group_labels), 0, 128, "service,host,cluster", NULL, NULL,
-     0, "Comma-separated labels: signals sharing a value of one of them join (at most 4)."},
+     "Hosts of one service join one incident when their windows, as captured at detection, "
+     "correlate at least this much (|Pearson r|)."},
+    {"host_labels", NOPS_CFG_STRING, C(host_labels), 0, 128, "host,hostname,instance", NULL,
+     NULL, 0, "Comma-separated labels naming a series' host, first present wins (at most 4); "
+     "signals of one host join one incident. A series with none is a host of its own."},
+    {"service_labels", NOPS_CFG_STRING, C(service_labels), 0, 128, "service,job,app", NULL,
+     NULL, 0, "Comma-separated labels naming a series' service, first present wins (at most 4); "
+     "only hosts of one service can share an incident."},
     {"resolve_s", NOPS_CFG_INT, C(resolve_s), 0, 86400 * 7, "300", NULL, NULL, 0,
      "An incident resolves once all its series have been normal this many seconds."},
+    {"strong_score", NOPS_CFG_DOUBLE, C(strong_score), 0.0, 1.0, "0.9", NULL, NULL, 0,
+     "A signal at least this strong (score; 0.9 is about 1.8x the detector threshold) makes "
+     "its incident at least warning; weaker single-series incidents are info (not paging)."},
+    {"warning_after_s", NOPS_CFG_INT, C(warning_after_s), 0, 86400 * 7, "600", NULL, NULL, 0,
+     "A series whose signals span this many seconds makes its incident at least warning."},
+    {"critical_after_s", NOPS_CFG_INT, C(critical_after_s), 0, 86400 * 7, "1800", NULL, NULL, 0,
+     "Several series whose signals span this many seconds make their incident critical."},
 };
 #undef C
 
 const nops_cfg_section nops_correlate_cfg_section = {
     "correlate",
-    "Grouping of signals into incidents.",
+    "Grouping of signals into incidents (host first, service-wide when hosts move together) "
+    "and their severity.",
     correlate_entries,
     sizeof correlate_entries / sizeof correlate_entries[0],
     NULL,
 };
+
+void nops_correlate_defaults(nops_correlate_params *p)
+{
+    memset(p, 0, sizeof *p);
+    nops_cfg *cfg = nops_cfg_new();
+    if (cfg)
+        nops_cfg_add(cfg, &nops_correlate_cfg_section, p, NULL, 0);
+    nops_cfg_destroy(cfg);
+}

@@ -418,7 +418,8 @@ static void emit_signals(worker *w, size_t from, size_t to)
                 b++;
             STAT_ADD(p, latency_us_log2[b], 1);
         }
-        if (nops_correlate_signal(p->corr, &sig, win, nw, &inc, &opened) == NOPS_OK) {
+        const int32_t part = w->slot_part[w->slots[i]]; /* where its series arrives */
+        if (nops_correlate_signal(p->corr, &sig, part, win, nw, &inc, &opened) == NOPS_OK) {
             if ((e = nops_sinks_incident(p->sinks, &inc)) != NOPS_OK)
                 sink_failed(w, "incident", inc.id, e);
             if (opened)

@@ -154,7 +154,8 @@ static int setup(void **state)
     kp.session_timeout_ms = 6000;
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params_default(&g_dp);
-    nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
+    nops_correlate_params cp;
+    nops_correlate_defaults(&cp);
     nops_storage_params sp;
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", g_dir);
     g_sinks = nops_sinks_new();
@@ -580,21 +581,32 @@ static void test_ingest_signals_incidents(void **state)
     expect_error(http_do(g_port, "GET", "/signals?colour=red", H_VIEWER, NULL, 0), 400,
                  "unknown query parameter");
 
-    /* incidents: the 12 share cluster=c1 within the window: one incident, found by id */
+    /* incidents: the 12 hosts spike together, three of each service: one service-wide
+     * incident per service (hosts of different services never share one), found by id, with
+     * its severity */
     n = page_items("/incidents?status=open", "incidents", &ids, next, sizeof next);
-    assert_int_equal(n, 1);
-    snprintf(path, sizeof path, "/incidents/%s", ids[0]);
-    r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
-    assert_int_equal(r.status, 200);
-    json_t *o = json_of(&r);
-    assert_string_equal(json_string_value(json_object_get(o, "id")), ids[0]);
-    assert_int_equal(json_array_size(json_object_get(o, "signals")), 12);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "labels"),
-                                                          "cluster")), "c1");
-    json_decref(o);
-    http_free(&r);
+    assert_int_equal(n, 4);
+    for (size_t k = 0; k < n; k++) {
+        snprintf(path, sizeof path, "/incidents/%s", ids[k]);
+        r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
+        assert_int_equal(r.status, 200);
+        json_t *o = json_of(&r);
+        assert_string_equal(json_string_value(json_object_get(o, "id")), ids[k]);
+        assert_int_equal(json_array_size(json_object_get(o, "signals")), 3);
+        assert_int_equal(json_integer_value(json_object_get(o, "host_count")), 3);
+        assert_string_equal(json_string_value(json_object_get(o, "severity")), "critical");
+        json_t *labels = json_object_get(o, "labels");
+        assert_string_equal(json_string_value(json_object_get(labels, "cluster")), "c1");
+        assert_non_null(json_string_value(json_object_get(labels, "service")));
+        assert_null(json_object_get(labels, "host"));
+        json_decref(o);
+        http_free(&r);
+    }
     free_ids(ids, n);
     n = page_items("/incidents?labels=cluster=c1", "incidents", &ids, next, sizeof next);
+    assert_int_equal(n, 4);
+    free_ids(ids, n);
+    n = page_items("/incidents?labels=service=svc1", "incidents", &ids, next, sizeof next);
     assert_int_equal(n, 1);
     free_ids(ids, n);
     n = page_items("/incidents?labels=cluster=c2", "incidents", &ids, next, sizeof next);
@@ -609,7 +621,7 @@ static void test_ingest_signals_incidents(void **state)
                  "no incident");
 
     /* the engine's own window of a series, through /analyze */
-    o = analyze("{\"series\":\"lat_ms{cluster=\\\"c1\\\",host=\\\"h03\\\",service=\\\"svc3\\\"}\"}",
+    json_t *o = analyze("{\"series\":\"lat_ms{cluster=\\\"c1\\\",host=\\\"h03\\\",service=\\\"svc3\\\"}\"}",
                 200);
     assert_int_equal(json_integer_value(json_object_get(o, "points")), 41);
     assert_string_equal(json_string_value(json_object_get(o, "source")), "series");

@@ -67,7 +67,7 @@ static void params(nops_kafka_params *kp, nops_pipeline_params *pp, nops_detect_
                                  .max_future_s = 86400, .max_past_s = 0,
                                  .series_memory_mb = 64};
     nops_detect_params_default(dp);
-    *cp = (nops_correlate_params){120, 0.8, "service,host,cluster", 300};
+    nops_correlate_defaults(cp);
 }
 
 static void produce(const char *topic, const char *key, const char *value, size_t len)
