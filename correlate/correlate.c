@@ -324,8 +324,10 @@ static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t ho
     return best;
 }
 
-/* A signal id already placed in a live incident: that incident's index, else -1. */
-static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_t sig_h)
+/* A signal id already placed in a live incident: that incident's index, else -1. Only the
+ * incidents of the signal's host can hold it, so only their lists are searched. */
+static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
+                       uint64_t host_h)
 {
     for (uint32_t k = 0; k < c->count; k++) {
         const recent_sig *r = &c->recent[(c->head + RECENT - 1 - k) % RECENT];
@@ -336,7 +338,7 @@ static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_
         const incident_slot *s = &c->inc[i];
         uint32_t n = s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS ? s->rec.n_signals
                                                                  : NOPS_INCIDENT_MAX_SIGNALS;
-        for (uint32_t j = 0; s->used && j < n; j++)
+        for (uint32_t j = 0; s->used && has_host(s, host_h) && j < n; j++)
             if (strncmp(s->rec.signals[j], sig->id, NOPS_ID_LEN) == 0)
                 return i;
     }
@@ -475,7 +477,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
     bool have_row = window && standardise(window, n < c->W ? n : c->W, row, c->W);
     pthread_mutex_lock(&c->lock);
     *opened = false;
-    int inc = seen_before(c, sig, sig_h);
+    int inc = seen_before(c, sig, sig_h, host_h);
     if (inc >= 0) { /* a replayed signal: the incident as it stands */
         *out = c->inc[inc].rec;
         pthread_mutex_unlock(&c->lock);
@@ -517,12 +519,21 @@ void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_n
 
 size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *out, size_t max)
 {
+    return nops_correlate_tick_parts(c, now_ns, NULL, 0, out, max);
+}
+
+size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_all, const int64_t *part_now,
+                                 size_t n_parts, nops_incident *out, size_t max)
+{
     size_t n = 0;
     pthread_mutex_lock(&c->lock);
     for (int i = 0; i < MAX_INCIDENTS && n < max; i++) {
         incident_slot *s = &c->inc[i];
         if (!s->used)
             continue;
+        int64_t now_ns = now_all; /* no later than its own partition's data */
+        if (part_now && s->part >= 0 && (size_t)s->part < n_parts && part_now[s->part] < now_ns)
+            now_ns = part_now[s->part];
         bool any_active = false;
         for (uint32_t m = 0; m < s->n_members; m++)
             any_active |= s->active[m];

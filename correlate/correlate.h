@@ -82,6 +82,13 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
 void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_ns);
 /** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them. */
 size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *out, size_t max);
+/**
+ * The same with time per partition: an incident of partition p is judged at
+ * min(now_ns, part_now[p]) (p < n_parts; 0 when nothing of p was seen yet), so partitions
+ * consumed at different paces (a backlog, a replay) do not resolve each other's incidents early.
+ */
+size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_ns, const int64_t *part_now,
+                                 size_t n_parts, nops_incident *out, size_t max);
 /** Open incidents now, opened and resolved since creation. */
 void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
                            uint64_t *resolved);

@@ -337,6 +337,17 @@ static void test_resolution(void **state)
     assert_int_equal(open, 0);
     assert_int_equal(opened_total, 1);
     assert_int_equal(resolved, 1);
+    /* time per partition: an incident of a partition whose data lags is judged at its time */
+    nops_signal x = sig("a{host=\"p1\"}", 1000 * S, 0.9), y = sig("a{host=\"p2\"}", 1000 * S, 0.9);
+    nops_correlate_signal(c, &x, 1, NULL, 0, &inc, &opened);
+    nops_correlate_signal(c, &y, 2, NULL, 0, &inc, &opened);
+    nops_correlate_cleared(c, x.series_id, 1001 * S);
+    nops_correlate_cleared(c, y.series_id, 1001 * S);
+    int64_t part_now[3] = {0, 1100 * S, 5000 * S}; /* partition 1 is behind */
+    assert_int_equal(nops_correlate_tick_parts(c, 5000 * S, part_now, 3, done, 4), 1);
+    assert_string_equal(done[0].id, inc.id); /* partition 2's */
+    part_now[1] = 1400 * S;
+    assert_int_equal(nops_correlate_tick_parts(c, 5000 * S, part_now, 3, done, 4), 1);
     /* a resolved incident is not joined again: a new signal opens a new one */
     nops_signal later = sig("a{host=\"h\"}", 430 * S, 0.9);
     nops_correlate_signal(c, &later, 0, NULL, 0, &inc, &opened);
