@@ -260,8 +260,10 @@ static void intersect_labels(char *common, size_t cap, const char *other)
 
 /* ---- matching --------------------------------------------------------------------------- */
 
-/* Is an open incident still live at time ts: a member anomalous, or a signal within window_s?
- * (Only data time decides, so the answer does not depend on when checkpoints ran.) */
+/* Is an open incident still live at time ts — not yet due to resolve: a signal within
+ * window_s, a member anomalous, or the last one cleared less than resolve_s before? (Only data
+ * time decides, so the answer does not depend on when checkpoints ran: a level shift that
+ * signals when it starts and again when it ends, minutes later, is one incident.) */
 static bool live_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
     if (!s->used)
@@ -273,7 +275,7 @@ static bool live_at(const nops_correlator *c, const incident_slot *s, int64_t ts
     for (uint32_t m = 0; m < s->n_members; m++)
         if (s->active[m])
             return true;
-    return false;
+    return ts - s->last_clear_ns < c->p.resolve_s * NS;
 }
 
 static bool has_host(const incident_slot *s, uint64_t host_h)

@@ -107,6 +107,25 @@ static void test_one_host_many_metrics(void **state)
     nops_correlate_destroy(c);
 }
 
+/* A host's incident takes its later signals for as long as it is not due to resolve: a level
+ * shift that signals when it starts and again when it ends, minutes apart, is one incident. */
+static void test_host_incident_until_resolved(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    nops_signal a = sig("disk{host=\"db-1\"}", 100 * S, 0.9);
+    nops_signal b = sig("disk{host=\"db-1\"}", 350 * S, 0.9);  /* 250 s later: past window_s */
+    nops_signal d = sig("disk{host=\"db-1\"}", 1000 * S, 0.9); /* long after it resolved */
+    nops_incident i1 = place(c, &a, NULL, true);
+    nops_correlate_cleared(c, a.series_id, 110 * S);
+    nops_incident i2 = place(c, &b, NULL, false); /* 240 s after the clear, resolve_s is 300 */
+    assert_string_equal(i1.id, i2.id);
+    assert_int_equal(i2.n_signals, 2);
+    nops_correlate_cleared(c, b.series_id, 360 * S);
+    place(c, &d, NULL, true);
+    nops_correlate_destroy(c);
+}
+
 static void test_two_unrelated_hosts_same_time(void **state)
 {
     (void)state;
@@ -359,6 +378,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_host_many_metrics),
+        cmocka_unit_test(test_host_incident_until_resolved),
         cmocka_unit_test(test_two_unrelated_hosts_same_time),
         cmocka_unit_test(test_several_hosts_one_service),
         cmocka_unit_test(test_short_windows_do_not_join),
