@@ -4,7 +4,8 @@
  * The design. An on-call engineer thinks in hosts and services: "web-7 is sick" (its CPU,
  * latency and errors all moved) or "checkout is sick" (several of its hosts moved together).
  * So a signal first looks for the live incident of its own host; only a host with no live
- * incident may join another host's, and only within its service and when the two windows — as
+ * incident may join another host's, and only within its service, for the same metric, and when
+ * the two windows — as
  * captured when each signal was detected, so batching cannot change them — have the same shape
  * (|Pearson r| ≥ min_r). Sharing a label alone no longer joins: two hosts of one service that
  * spike at the same time for unrelated reasons stay two incidents, and a whole service is not
@@ -48,6 +49,7 @@ typedef struct recent_sig {
     int64_t ts_ns;                   /* its time */
     int incident;                    /* index into inc, -1 when resolved */
     uint64_t host_h, service_h;      /* hashes of its host and service values (0: none) */
+    uint64_t metric_h;               /* hash of its metric name */
 } recent_sig;
 
 typedef struct incident_slot {
@@ -94,6 +96,7 @@ typedef struct sig_labels {
     int svc_rank;
     char common[512];                /* all labels as k="v",... */
     size_t common_len;
+    size_t name_len;                 /* the metric name: the key's first name_len bytes */
 } sig_labels;
 
 static int rank_of(char names[][64], size_t n, const char *k, size_t kl)
@@ -133,8 +136,7 @@ static void signal_labels(const nops_correlator *c, const nops_signal *sig, sig_
     memset(sl, 0, sizeof *sl);
     sl->c = c;
     sl->host_rank = sl->svc_rank = MAX_LABELS;
-    size_t name_len;
-    nops_detect_key_split(sig->series, &name_len, pick_label, sl);
+    nops_detect_key_split(sig->series, &sl->name_len, pick_label, sl);
     if (sl->host_rank == MAX_LABELS) /* no host label: the series is a host of its own */
         snprintf(sl->host, sizeof sl->host, "%.*s", VAL_MAX - 1, sig->series);
 }
@@ -299,9 +301,10 @@ static int match_host(const nops_correlator *c, uint64_t host_h, int64_t ts)
     return best;
 }
 
-/* 2. Another host of the same service whose recent signal's window has the same shape. */
+/* 2. Another host of the same service whose recent signal of the same metric has a window of
+ *    the same shape: the service moving, not two hosts each with a problem of its own. */
 static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t host_h,
-                         uint64_t service_h, const float *row)
+                         uint64_t service_h, uint64_t metric_h, const float *row)
 {
     if (!service_h || c->count == 0)
         return -1;
@@ -314,7 +317,7 @@ static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t ho
         uint32_t idx = (c->head + RECENT - 1 - k) % RECENT;
         const recent_sig *r = &c->recent[idx];
         if (!c->has_window[idx] || r->incident < 0 || r->service_h != service_h ||
-            r->host_h == host_h || llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * NS ||
+            r->metric_h != metric_h || r->host_h == host_h || llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * NS ||
             !live_at(c, &c->inc[r->incident], sig->ts_ns))
             continue;
         const float a = fabsf(y[idx]);
@@ -448,7 +451,8 @@ static void add_signal(nops_correlator *c, incident_slot *s, const nops_signal *
 }
 
 static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h, int inc,
-                     uint64_t host_h, uint64_t service_h, const float *row, bool have_row)
+                     uint64_t host_h, uint64_t service_h, uint64_t metric_h, const float *row,
+                     bool have_row)
 {
     uint32_t slot = c->head;
     recent_sig *rs = &c->recent[slot];
@@ -458,6 +462,7 @@ static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
     rs->incident = inc;
     rs->host_h = host_h;
     rs->service_h = service_h;
+    rs->metric_h = metric_h;
     c->has_window[slot] = have_row;
     if (have_row)
         memcpy(c->mat + (size_t)slot * c->W, row, c->W * sizeof(float));
@@ -474,6 +479,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
     sig_labels sl;
     signal_labels(c, sig, &sl);
     const uint64_t host_h = hash_str(sl.host), service_h = hash_str(sl.service);
+    const uint64_t metric_h = XXH3_64bits(sig->series, sl.name_len);
     const uint64_t sig_h = XXH3_64bits(sig->id, strnlen(sig->id, NOPS_ID_LEN));
     float row[NOPS_DETECT_MAX_WINDOW];
     bool have_row = window && standardise(window, n < c->W ? n : c->W, row, c->W);
@@ -487,7 +493,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
     }
     inc = match_host(c, host_h, sig->ts_ns);
     if (inc < 0 && have_row)
-        inc = match_service(c, sig, host_h, service_h, row);
+        inc = match_service(c, sig, host_h, service_h, metric_h, row);
     if (inc < 0) {
         if ((inc = new_incident(c, sig, part, &sl)) < 0) {
             pthread_mutex_unlock(&c->lock);
@@ -497,7 +503,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
     }
     incident_slot *s = &c->inc[inc];
     add_signal(c, s, sig, &sl, host_h, *opened);
-    remember(c, sig, sig_h, inc, host_h, service_h, row, have_row);
+    remember(c, sig, sig_h, inc, host_h, service_h, metric_h, row, have_row);
     *out = s->rec;
     pthread_mutex_unlock(&c->lock);
     return NOPS_OK;

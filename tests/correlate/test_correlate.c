@@ -168,6 +168,10 @@ static void test_several_hosts_one_service(void **state)
     nops_signal s = sig("errors{host=\"web-1\",service=\"checkout\"}", 105 * S, 0.6);
     nops_incident j = place(c, &s, NULL, false);
     assert_string_equal(j.id, inc[0].id);
+    /* the same shape in another metric of another host of the service: that host has a
+     * problem of its own (the service moves when one metric moves on several hosts) */
+    nops_signal m = sig("cpu{host=\"web-3\",service=\"checkout\"}", 104 * S, 0.7);
+    place(c, &m, w[3], true);
     /* the same shape on a host of another service stays out */
     nops_signal o = sig("latency{host=\"pay-1\",service=\"payments\"}", 103 * S, 0.7);
     place(c, &o, w[3], true);
