@@ -491,9 +491,13 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
         pthread_mutex_unlock(&c->lock);
         return NOPS_OK;
     }
+    /* host first; but a host whose only live incident is an info one (a weak blip, not a
+     * page) still joins its service when the service moves in this metric */
     inc = match_host(c, host_h, sig->ts_ns);
-    if (inc < 0 && have_row)
-        inc = match_service(c, sig, host_h, service_h, metric_h, row);
+    if ((inc < 0 || c->inc[inc].rec.severity == NOPS_SEVERITY_INFO) && have_row) {
+        int svc = match_service(c, sig, host_h, service_h, metric_h, row);
+        inc = svc >= 0 ? svc : inc;
+    }
     if (inc < 0) {
         if ((inc = new_incident(c, sig, part, &sl)) < 0) {
             pthread_mutex_unlock(&c->lock);

@@ -10,7 +10,8 @@
  *  - Service-wide only when hosts move together. A signal of a host with no live incident joins
  *    the live incident of another host of the same service (the first of `service_labels`)
  *    when its window, as captured at detection time, correlates (|Pearson r| ≥ min_r) with the
- *    window of a signal of the same metric in that incident within window_s. The incident then spans hosts.
+ *    window of a signal of the same metric in that incident within window_s. A host whose only
+ *    live incident is `info` (a weak blip) may join its service this way too. The incident then spans hosts.
  *    Two hosts of different services, or of one service whose windows do not correlate, stay
  *    apart however close in time.
  *  - Identity. An incident's id is a hash of its opening host and its first signal's id (itself

@@ -178,6 +178,33 @@ static void test_several_hosts_one_service(void **state)
     nops_correlate_destroy(c);
 }
 
+/* Host first, except over a weak blip: a host whose only live incident is info still joins
+ * its service moving in the same metric; one whose incident pages (warning) stays in it. */
+static void test_info_blip_does_not_hold_a_host_back(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[3][W];
+    for (int h = 0; h < 3; h++)
+        window(w[h], 20u + (unsigned)h, 100, 8);
+    nops_signal blip = sig("disk{host=\"web-1\",service=\"checkout\"}", 90 * S, 0.6);
+    nops_incident own = place(c, &blip, NULL, true);
+    assert_int_equal(own.severity, NOPS_SEVERITY_INFO);
+    nops_signal strong = sig("disk{host=\"web-2\",service=\"checkout\"}", 90 * S, 0.95);
+    nops_incident paging = place(c, &strong, NULL, true);
+    assert_int_equal(paging.severity, NOPS_SEVERITY_WARNING);
+    nops_signal l0 = sig("latency{host=\"web-0\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal l1 = sig("latency{host=\"web-1\",service=\"checkout\"}", 101 * S, 0.7);
+    nops_signal l2 = sig("latency{host=\"web-2\",service=\"checkout\"}", 102 * S, 0.7);
+    nops_incident svc = place(c, &l0, w[0], true);
+    nops_incident j1 = place(c, &l1, w[1], false);
+    assert_string_equal(j1.id, svc.id); /* over its info blip: with the service */
+    assert_int_equal(j1.n_hosts, 2);
+    nops_incident j2 = place(c, &l2, w[2], false);
+    assert_string_equal(j2.id, paging.id); /* its own incident pages: host first */
+    nops_correlate_destroy(c);
+}
+
 /* A spike at the end of a cut-short window says nothing about shape: two such windows of
  * hosts of one service do not join; their full windows (r ≈ 0.45) do not either, so grouping
  * does not hang on how much of a window was captured. */
@@ -385,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_host_incident_until_resolved),
         cmocka_unit_test(test_two_unrelated_hosts_same_time),
         cmocka_unit_test(test_several_hosts_one_service),
+        cmocka_unit_test(test_info_blip_does_not_hold_a_host_back),
         cmocka_unit_test(test_short_windows_do_not_join),
         cmocka_unit_test(test_severity_rules),
         cmocka_unit_test(test_identity_and_replay),
