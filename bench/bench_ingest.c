@@ -333,7 +333,8 @@ static bool pipe_start(pipe_run *r, const char *topic, const char *group)
     nops_pipeline_params pp = {E2E_WORKERS, 65536, 2048, 500, 10000000, 60000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
-    nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
+    nops_correlate_params cp;
+    nops_correlate_defaults(&cp);
     nops_storage_params sp;
     snprintf(r->dir, sizeof r->dir, "/tmp/nops-bench-XXXXXX");
     if (!mkdtemp(r->dir))

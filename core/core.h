@@ -278,6 +278,8 @@ nops_err nops_labels_add(nops_labels *ls, const char *key, size_t key_len, const
                          size_t value_len);
 /** Pair i (< ls->n) as spans into ls (valid while ls is unchanged). */
 nops_label nops_labels_at(const nops_labels *ls, uint32_t i);
+/** True when every pair of ls lies within its text (for a set read back from storage). */
+bool nops_labels_valid(const nops_labels *ls);
 /** True when ls holds the pair l (same key, same value). */
 bool nops_labels_has(const nops_labels *ls, const nops_label *l);
 
@@ -341,6 +343,20 @@ typedef enum nops_incident_status {
     NOPS_INCIDENT_RESOLVED = 1,
 } nops_incident_status;
 
+/** How urgent an incident is (correlate.h documents the rules); only warning and above page. */
+typedef enum nops_severity {
+    NOPS_SEVERITY_INFO = 0,     /**< for the record: a single weak signal, not paging */
+    NOPS_SEVERITY_WARNING = 1,  /**< worth a look: several metrics, a strong or lasting signal */
+    NOPS_SEVERITY_CRITICAL = 2, /**< page now: several hosts, or broad and strong or long */
+} nops_severity;
+
+/** "info", "warning" or "critical". */
+static inline const char *nops_severity_name(nops_severity s)
+{
+    return s == NOPS_SEVERITY_CRITICAL ? "critical" : s == NOPS_SEVERITY_WARNING ? "warning"
+                                                                                 : "info";
+}
+
 /** An incident: correlated signals. Inline storage, like nops_signal. */
 typedef struct nops_incident {
     char id[NOPS_ID_LEN];                              /**< hex id */
@@ -353,6 +369,9 @@ typedef struct nops_incident {
     char labels[512];          /**< the same as text `k="v",...` (values unescaped), for summaries */
     char summary[384];         /**< one line: how many series, which metrics */
     char root_cause_hint[384]; /**< earliest and strongest signal named */
+    nops_severity severity;    /**< from score, breadth and duration; never lowered */
+    uint32_t n_series;         /**< distinct series among its signals */
+    uint32_t n_hosts;          /**< distinct hosts (2+: a service-wide incident) */
 } nops_incident;
 
 /** Format nanoseconds since the epoch as RFC 3339 UTC with milliseconds. */

@@ -35,6 +35,17 @@ nops_label nops_labels_at(const nops_labels *ls, uint32_t i)
                         ls->text + ls->at[i].value_off, ls->at[i].value_len};
 }
 
+bool nops_labels_valid(const nops_labels *ls)
+{
+    if (ls->n > NOPS_LABELS_MAX || ls->used > sizeof ls->text)
+        return false;
+    for (uint32_t i = 0; i < ls->n; i++)
+        if ((uint32_t)ls->at[i].key_off + ls->at[i].key_len > ls->used ||
+            (uint32_t)ls->at[i].value_off + ls->at[i].value_len > ls->used)
+            return false;
+    return true;
+}
+
 bool nops_labels_has(const nops_labels *ls, const nops_label *l)
 {
     for (uint32_t i = 0; i < ls->n; i++) {

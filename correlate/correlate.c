@@ -1,18 +1,30 @@
 /*
- * correlate.c — signals → incidents.
+ * correlate.c — signals → incidents, host first (correlate.h states the rules).
  *
- * A new signal joins an open incident when, within the correlation window, it shares a grouping
- * label value (default service, host, cluster) with a signal of that incident, or when its
- * recent window correlates with one of theirs (|Pearson r| ≥ 0.8). Otherwise it opens an
- * incident. Pearson r of two windows is the dot product of their standardised forms (mean 0,
- * norm 1), so correlating one signal against all recent ones is one matrix-vector product
- * (cblas_sgemv, OpenBLAS) over the matrix of recent standardised windows.
+ * The design. An on-call engineer thinks in hosts and services: "web-7 is sick" (its CPU,
+ * latency and errors all moved) or "checkout is sick" (several of its hosts moved together).
+ * So a signal first looks for the live incident of its own host; only a host with no live
+ * incident may join another host's, and only within its service, for the same metric, and when
+ * the two windows — as
+ * captured when each signal was detected, so batching cannot change them — have the same shape
+ * (|Pearson r| ≥ min_r). Sharing a label alone no longer joins: two hosts of one service that
+ * spike at the same time for unrelated reasons stay two incidents, and a whole service is not
+ * one incident because two of its hosts had a bad minute.
+ *
+ * Pearson r of two windows is the dot product of their standardised forms (mean 0, norm 1), so
+ * correlating one signal against all recent ones is one matrix-vector product (cblas_sgemv,
+ * OpenBLAS) over the matrix of recent standardised windows.
+ *
+ * Identity. An incident's id is XXH3 of its opening host and its first signal's id; signal ids
+ * are a hash of (series, time). Nothing else (no counter, no clock) enters, so a replay or
+ * another instance opens the same id for the same first signal, and a signal id seen again is
+ * recognised (recent ring and the incident's list) and not counted twice.
  *
  * An incident resolves once every series in it has left its anomalous state and stayed normal
  * for `resolve_s` seconds of data time. Time here is the points' time, so a replay resolves the
  * same way as the live run.
  */
-#include "correlate/correlate.h"
+#include "correlate/correlate_int.h"
 #include "detect/detect.h" /* NOPS_DETECT_MAX_WINDOW */
 
 #include <cblas.h>
@@ -23,79 +35,97 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define RECENT 256           /* recent signals kept for matching */
-#define MAX_INCIDENTS 1024   /* open incidents tracked */
-#define MAX_MEMBERS 64       /* series tracked per incident for resolution */
-#define GROUP_VALS 4         /* grouping labels compared */
+/* ---- labels of a signal ----------------------------------------------------------------- */
 
-typedef struct recent_sig {
-    uint64_t series_id;              /* series */
-    int64_t ts_ns;                   /* its time */
-    int incident;                    /* index into incidents, -1 when gone */
-    char group[GROUP_VALS][128];     /* values of the grouping labels ("" = absent) */
-} recent_sig;
+typedef struct sig_labels {
+    const nops_correlator *c;
+    char host[VAL_MAX];              /* value of the first host label present */
+    int host_rank;                   /* its rank in host_names (MAX_LABELS: none) */
+    char service[VAL_MAX];
+    int svc_rank;
+    size_t name_len;                 /* the metric name: the key's first name_len bytes */
+} sig_labels;
 
-typedef struct incident_slot {
-    bool used;                       /* slot in use */
-    nops_incident rec;               /* the record as written to sinks */
-    uint64_t members[MAX_MEMBERS];   /* series ids */
-    bool active[MAX_MEMBERS];        /* member still anomalous */
-    uint32_t n_members;              /* members tracked */
-    int64_t last_clear_ns;           /* when the last member cleared */
-    double best_score;               /* strongest signal so far */
-    char first_series[256];          /* earliest signal's series */
-} incident_slot;
-
-struct nops_correlator {
-    pthread_mutex_t lock;
-    nops_correlate_params p;
-    uint32_t W;                      /* window length used for correlation */
-    char groups[GROUP_VALS][64];     /* grouping label names */
-    size_t n_groups;
-    recent_sig recent[RECENT];       /* ring of recent signals */
-    float *mat;                      /* RECENT × W standardised windows, row per ring slot */
-    bool has_window[RECENT];         /* row holds a usable window */
-    uint32_t head, count;            /* ring */
-    incident_slot inc[MAX_INCIDENTS];
-    uint64_t opened_total, resolved_total;
-    uint64_t seq;                    /* for incident ids */
-};
-
-/* The values of the grouping labels among a signal's labels ("" = absent). */
-static void pick_groups(const nops_correlator *c, const nops_labels *ls, char vals[][128])
+static int rank_of(const char names[][64], size_t n, const char *k, size_t kl)
 {
-    for (uint32_t i = 0; i < ls->n; i++) {
-        nops_label l = nops_labels_at(ls, i);
-        for (size_t g = 0; g < c->n_groups; g++)
-            if (strlen(c->groups[g]) == l.key_len && memcmp(c->groups[g], l.key, l.key_len) == 0 &&
-                l.value_len < 128) {
-                memcpy(vals[g], l.value, l.value_len);
-                vals[g][l.value_len] = '\0';
-            }
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == kl && memcmp(names[i], k, kl) == 0)
+            return (int)i;
+    return MAX_LABELS;
+}
+
+static void pick_label(sig_labels *sl, const nops_label *l)
+{
+    const nops_correlator *c = sl->c;
+    int r = rank_of(c->host_names, c->n_host_names, l->key, l->key_len);
+    if (r < sl->host_rank && l->value_len < VAL_MAX) {
+        memcpy(sl->host, l->value, l->value_len);
+        sl->host[l->value_len] = '\0';
+        sl->host_rank = r;
     }
+    r = rank_of(c->svc_names, c->n_svc_names, l->key, l->key_len);
+    if (r < sl->svc_rank && l->value_len < VAL_MAX) {
+        memcpy(sl->service, l->value, l->value_len);
+        sl->service[l->value_len] = '\0';
+        sl->svc_rank = r;
+    }
+}
+
+/* The signal's host key (its host value, or its whole series key when it names no host) and
+ * service (empty when none). */
+static void signal_labels(const nops_correlator *c, const nops_signal *sig, sig_labels *sl)
+{
+    memset(sl, 0, sizeof *sl);
+    sl->c = c;
+    sl->host_rank = sl->svc_rank = MAX_LABELS;
+    sl->name_len = sig->metric_len;
+    for (uint32_t i = 0; i < sig->labels.n; i++) {
+        nops_label l = nops_labels_at(&sig->labels, i);
+        pick_label(sl, &l);
+    }
+    if (sl->host_rank == MAX_LABELS) /* no host label: the series is a host of its own */
+        snprintf(sl->host, sizeof sl->host, "%.*s", VAL_MAX - 1, sig->series);
+}
+
+static uint64_t hash_str(const char *s)
+{
+    return *s ? XXH3_64bits(s, strlen(s)) | 1 : 0; /* never 0: 0 means none */
+}
+
+static size_t split_names(const char *s, char names[][64])
+{
+    size_t n = 0;
+    while (*s && n < MAX_LABELS) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        if (len && len < 64) {
+            memcpy(names[n], s, len);
+            names[n++][len] = '\0';
+        }
+        s += len + (comma ? 1 : 0);
+    }
+    return n;
 }
 
 nops_correlator *nops_correlate_new(const nops_correlate_params *p, uint32_t window,
                                     char *errstr, size_t errstr_size)
 {
+    if (window == 0 || window > NOPS_DETECT_MAX_WINDOW) {
+        nops_errf(errstr, errstr_size, "correlator window of %u points: give 1..%u", window,
+                  (unsigned)NOPS_DETECT_MAX_WINDOW);
+        return NULL;
+    }
     nops_correlator *c = nops_calloc(1, sizeof *c);
     if (!c || !(c->mat = nops_aligned_alloc(64, (size_t)RECENT * window * sizeof(float)))) {
         nops_free(c);
         nops_errf(errstr, errstr_size, "out of memory creating the correlator");
         return NULL;
     }
+    memset(c->mat, 0, (size_t)RECENT * window * sizeof(float));
     c->p = *p;
     c->W = window;
-    const char *s = p->group_labels;
-    while (*s && c->n_groups < GROUP_VALS) {
-        const char *comma = strchr(s, ',');
-        size_t n = comma ? (size_t)(comma - s) : strlen(s);
-        if (n && n < sizeof c->groups[0]) {
-            memcpy(c->groups[c->n_groups], s, n);
-            c->groups[c->n_groups++][n] = '\0';
-        }
-        s += n + (comma ? 1 : 0);
-    }
+    c->n_host_names = split_names(p->host_labels, c->host_names);
+    c->n_svc_names = split_names(p->service_labels, c->svc_names);
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -114,7 +144,7 @@ void nops_correlate_destroy(nops_correlator *c)
  * shorter than half the correlation window. The detector gives no verdict before a series holds
  * W/2 points, so a signal's own window is never shorter; a shorter one is a window cut short,
  * and a few points ending in a spike correlate with any other spike (r ≈ 0.9 for 11 points):
- * such a signal joins by its labels only.
+ * such a signal never joins another host.
  */
 static bool standardise(const float *w, uint32_t n, float *row, uint32_t W)
 {
@@ -136,7 +166,8 @@ static bool standardise(const float *w, uint32_t n, float *row, uint32_t W)
     return true;
 }
 
-/* Keep in `common` the pairs `other` holds too. */
+/* Does `list` (k="v",...) hold exactly the pair [pair, pair+len)? */
+/* Narrow an incident's common labels to the pairs a new member also has. */
 static void intersect_labels(nops_labels *common, const nops_labels *other)
 {
     nops_labels out = {0};
@@ -148,7 +179,7 @@ static void intersect_labels(nops_labels *common, const nops_labels *other)
     *common = out;
 }
 
-/* The pairs as `k="v",...` into buf (cap bytes); pairs that do not fit are left out. */
+/* k="v",... of a label set, pairs in the order held; a pair that does not fit is left out. */
 static void labels_text(const nops_labels *ls, char *buf, size_t cap)
 {
     size_t len = 0;
@@ -164,23 +195,55 @@ static void labels_text(const nops_labels *ls, char *buf, size_t cap)
     }
 }
 
-static int find_match(nops_correlator *c, const nops_signal *sig, char vals[][128],
-                      const float *row, bool have_row, float *r_out)
+/* ---- matching --------------------------------------------------------------------------- */
+
+/* Is an open incident still live at time ts — not yet due to resolve: a signal within
+ * window_s, a member anomalous, or the last one cleared less than resolve_s before? (Only data
+ * time decides, so the answer does not depend on when checkpoints ran: a level shift that
+ * signals when it starts and again when it ends, minutes later, is one incident.) */
+static bool live_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
-    /* 1. a shared grouping label with a recent signal of an open incident */
-    for (uint32_t k = 0; k < c->count; k++) {
-        const recent_sig *r = &c->recent[(c->head + RECENT - 1 - k) % RECENT];
-        if (r->incident < 0 || sig->ts_ns - r->ts_ns > c->p.window_s * 1000000000ll ||
-            r->ts_ns - sig->ts_ns > c->p.window_s * 1000000000ll)
-            continue;
-        for (size_t g = 0; g < c->n_groups; g++)
-            if (vals[g][0] && strcmp(vals[g], r->group[g]) == 0)
-                return r->incident;
+    if (!s->used)
+        return false;
+    if (llabs(ts - s->last_sig_ns) <= c->p.window_s * NS)
+        return true;
+    if (ts < s->rec.opened_ns)
+        return false;
+    for (uint32_t m = 0; m < s->n_members; m++)
+        if (s->active[m])
+            return true;
+    return ts - s->last_clear_ns < c->p.resolve_s * NS;
+}
+
+static bool has_host(const incident_slot *s, uint64_t host_h)
+{
+    for (uint32_t h = 0; h < s->n_hosts; h++)
+        if (s->hosts[h] == host_h)
+            return true;
+    return false;
+}
+
+/* 1. The live incident of the signal's own host (the newest, if ever several). */
+static int match_host(const nops_correlator *c, uint64_t host_h, int64_t ts)
+{
+    int best = -1;
+    for (int i = 0; i < MAX_INCIDENTS; i++) {
+        const incident_slot *s = &c->inc[i];
+        if (s->used && has_host(s, host_h) && live_at(c, s, ts) &&
+            (best < 0 || s->last_sig_ns > c->inc[best].last_sig_ns))
+            best = i;
     }
-    if (!have_row || c->count == 0)
+    return best;
+}
+
+/* 2. Another host of the same service whose recent signal of the same metric has a window of
+ *    the same shape: the service moving, not two hosts each with a problem of its own. */
+static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t host_h,
+                         uint64_t service_h, uint64_t metric_h, const float *row)
+{
+    if (!service_h || c->count == 0)
         return -1;
-    /* 2. |Pearson r| over the standardised windows of all recent signals: y = M·row */
-    float y[RECENT];
+    float y[RECENT]; /* y = M·row: |Pearson r| against every recent window */
     cblas_sgemv(CblasRowMajor, CblasNoTrans, RECENT, (int)c->W, 1.0f, c->mat, (int)c->W, row, 1,
                 0.0f, y, 1);
     int best = -1;
@@ -188,19 +251,44 @@ static int find_match(nops_correlator *c, const nops_signal *sig, char vals[][12
     for (uint32_t k = 0; k < c->count; k++) {
         uint32_t idx = (c->head + RECENT - 1 - k) % RECENT;
         const recent_sig *r = &c->recent[idx];
-        if (!c->has_window[idx] || r->incident < 0 || r->series_id == sig->series_id ||
-            llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * 1000000000ll)
+        if (!c->has_window[idx] || r->incident < 0 || r->service_h != service_h ||
+            r->metric_h != metric_h || r->host_h == host_h || llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * NS ||
+            !live_at(c, &c->inc[r->incident], sig->ts_ns))
             continue;
-        if (fabsf(y[idx]) >= c->p.min_r && fabsf(y[idx]) > best_r) {
-            best_r = fabsf(y[idx]);
+        const float a = fabsf(y[idx]);
+        if (a >= (float)c->p.min_r && (a > best_r || (a == best_r && r->incident < best))) {
+            best_r = a;
             best = r->incident;
         }
     }
-    *r_out = best_r;
     return best;
 }
 
-static int new_incident(nops_correlator *c, const nops_signal *sig)
+/* A signal id already placed in a live incident: that incident's index, else -1. Only the
+ * incidents of the signal's host can hold it, so only their lists are searched. */
+static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
+                       uint64_t host_h)
+{
+    for (uint32_t k = 0; k < c->count; k++) {
+        const recent_sig *r = &c->recent[(c->head + RECENT - 1 - k) % RECENT];
+        if (r->sig_h == sig_h && r->incident >= 0)
+            return r->incident;
+    }
+    for (int i = 0; i < MAX_INCIDENTS; i++) { /* older than the ring: the listed ids */
+        const incident_slot *s = &c->inc[i];
+        uint32_t n = s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS ? s->rec.n_signals
+                                                                 : NOPS_INCIDENT_MAX_SIGNALS;
+        for (uint32_t j = 0; s->used && has_host(s, host_h) && j < n; j++)
+            if (strncmp(s->rec.signals[j], sig->id, NOPS_ID_LEN) == 0)
+                return i;
+    }
+    return -1;
+}
+
+/* ---- incidents -------------------------------------------------------------------------- */
+
+static int new_incident(nops_correlator *c, const nops_signal *sig, int32_t part,
+                        const sig_labels *sl)
 {
     for (int i = 0; i < MAX_INCIDENTS; i++) {
         if (c->inc[i].used)
@@ -208,11 +296,18 @@ static int new_incident(nops_correlator *c, const nops_signal *sig)
         incident_slot *s = &c->inc[i];
         memset(s, 0, sizeof *s);
         s->used = true;
-        uint64_t h = XXH3_64bits_withSeed(&sig->series_id, sizeof sig->series_id,
-                                          (uint64_t)sig->ts_ns ^ ++c->seq);
-        snprintf(s->rec.id, sizeof s->rec.id, "%016llx", (unsigned long long)h);
+        s->part = part;
+        /* deterministic: opening host and first signal, nothing else */
+        char key[VAL_MAX + NOPS_ID_LEN + 1];
+        const size_t hl = strlen(sl->host), il = strnlen(sig->id, NOPS_ID_LEN);
+        memcpy(key, sl->host, hl + 1);
+        memcpy(key + hl + 1, sig->id, il);
+        snprintf(s->rec.id, sizeof s->rec.id, "%016llx",
+                 (unsigned long long)XXH3_64bits(key, hl + 1 + il));
         s->rec.status = NOPS_INCIDENT_OPEN;
         s->rec.opened_ns = sig->ts_ns;
+        s->rec.updated_ns = sig->ts_ns;
+        s->last_sig_ns = sig->ts_ns;
         s->rec.common = sig->labels; /* narrowed as members join (intersect_labels) */
         snprintf(s->first_series, sizeof s->first_series, "%.255s", sig->series);
         c->opened_total++;
@@ -221,58 +316,88 @@ static int new_incident(nops_correlator *c, const nops_signal *sig)
     return -1;
 }
 
-static void describe(incident_slot *s, const nops_signal *sig)
+nops_severity nops_correlate_severity(const nops_correlate_params *p, uint32_t n_series,
+                                      uint32_t n_hosts, double best_score, int64_t span_ns,
+                                      int64_t single_series_span_ns)
+{
+    const bool strong = best_score >= p->strong_score;
+    if (n_hosts >= 3 || (n_hosts >= 2 && strong) || (n_series >= 3 && strong) ||
+        (n_series >= 2 && span_ns >= p->critical_after_s * NS))
+        return NOPS_SEVERITY_CRITICAL;
+    if (n_series >= 2 || n_hosts >= 2 || strong || single_series_span_ns >= p->warning_after_s * NS)
+        return NOPS_SEVERITY_WARNING;
+    return NOPS_SEVERITY_INFO;
+}
+
+static void describe(const nops_correlator *c, incident_slot *s, const nops_signal *sig)
 {
     nops_incident *r = &s->rec;
     labels_text(&r->common, r->labels, sizeof r->labels);
-    snprintf(r->summary, sizeof r->summary, "%u signal(s) across %u series%s%.300s", r->n_signals,
-             s->n_members, r->labels[0] ? " sharing " : "", r->labels);
+    r->n_series = s->n_members;
+    r->n_hosts = s->n_hosts;
+    int64_t first = INT64_MAX, last = INT64_MIN, longest = 0;
+    for (uint32_t m = 0; m < s->n_members; m++) {
+        first = s->first_ns[m] < first ? s->first_ns[m] : first;
+        last = s->last_ns[m] > last ? s->last_ns[m] : last;
+        longest = s->last_ns[m] - s->first_ns[m] > longest ? s->last_ns[m] - s->first_ns[m]
+                                                           : longest;
+    }
     if (sig->score >= s->best_score) {
         s->best_score = sig->score;
         snprintf(r->root_cause_hint, sizeof r->root_cause_hint,
                  "earliest: %.150s; strongest: %.150s (score %.3f)", s->first_series,
                  sig->series, sig->score);
     }
+    nops_severity sev = nops_correlate_severity(&c->p, s->n_members, s->n_hosts, s->best_score,
+                                                s->n_members ? last - first : 0, longest);
+    r->severity = sev > r->severity ? sev : r->severity; /* never lowered */
+    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%.280s",
+             s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
+             s->n_hosts > 1 ? " on several hosts" : "", r->labels[0] ? " sharing " : "",
+             r->labels);
 }
 
-nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, const float *window,
-                               uint32_t n, nops_incident *out, bool *opened)
+/* Add a signal to incident s: signal list, member series, host, labels, description. */
+static void add_signal(nops_correlator *c, incident_slot *s, const nops_signal *sig,
+                       const sig_labels *sl, uint64_t host_h, bool opened)
 {
-    char vals[GROUP_VALS][128] = {{0}};
-    pick_groups(c, &sig->labels, vals);
-    float row[NOPS_DETECT_MAX_WINDOW];
-    bool have_row = window && standardise(window, n < c->W ? n : c->W,
-                                          row, c->W);
-    pthread_mutex_lock(&c->lock);
-    float r = 0;
-    int inc = find_match(c, sig, vals, row, have_row, &r);
-    *opened = inc < 0;
-    if (inc < 0 && (inc = new_incident(c, sig)) < 0) {
-        pthread_mutex_unlock(&c->lock);
-        return NOPS_FULL;
-    }
-    incident_slot *s = &c->inc[inc];
-    if (!*opened)
+    if (!opened)
         intersect_labels(&s->rec.common, &sig->labels);
     if (s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
         memcpy(s->rec.signals[s->rec.n_signals], sig->id, NOPS_ID_LEN);
     s->rec.n_signals++;
     s->rec.updated_ns = sig->ts_ns > s->rec.updated_ns ? sig->ts_ns : s->rec.updated_ns;
+    s->last_sig_ns = sig->ts_ns > s->last_sig_ns ? sig->ts_ns : s->last_sig_ns;
     uint32_t m = 0;
     while (m < s->n_members && s->members[m] != sig->series_id)
         m++;
-    if (m == s->n_members && m < MAX_MEMBERS)
+    if (m == s->n_members && m < MAX_MEMBERS) {
         s->members[s->n_members++] = sig->series_id;
-    if (m < MAX_MEMBERS)
+        s->first_ns[m] = s->last_ns[m] = sig->ts_ns;
+    }
+    if (m < MAX_MEMBERS) {
         s->active[m] = true;
-    describe(s, sig);
-    /* remember the signal for later matches */
+        s->first_ns[m] = sig->ts_ns < s->first_ns[m] ? sig->ts_ns : s->first_ns[m];
+        s->last_ns[m] = sig->ts_ns > s->last_ns[m] ? sig->ts_ns : s->last_ns[m];
+    }
+    if (!has_host(s, host_h) && s->n_hosts < MAX_HOSTS)
+        s->hosts[s->n_hosts++] = host_h;
+    describe(c, s, sig);
+}
+
+static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h, int inc,
+                     uint64_t host_h, uint64_t service_h, uint64_t metric_h, const float *row,
+                     bool have_row)
+{
     uint32_t slot = c->head;
     recent_sig *rs = &c->recent[slot];
+    rs->sig_h = sig_h;
     rs->series_id = sig->series_id;
     rs->ts_ns = sig->ts_ns;
     rs->incident = inc;
-    memcpy(rs->group, vals, sizeof rs->group);
+    rs->host_h = host_h;
+    rs->service_h = service_h;
+    rs->metric_h = metric_h;
     c->has_window[slot] = have_row;
     if (have_row)
         memcpy(c->mat + (size_t)slot * c->W, row, c->W * sizeof(float));
@@ -281,6 +406,43 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, const
     c->head = (c->head + 1) % RECENT;
     if (c->count < RECENT)
         c->count++;
+}
+
+nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32_t part,
+                               const float *window, uint32_t n, nops_incident *out, bool *opened)
+{
+    sig_labels sl;
+    signal_labels(c, sig, &sl);
+    const uint64_t host_h = hash_str(sl.host), service_h = hash_str(sl.service);
+    const uint64_t metric_h = XXH3_64bits(sig->series, sl.name_len);
+    const uint64_t sig_h = XXH3_64bits(sig->id, strnlen(sig->id, NOPS_ID_LEN));
+    float row[NOPS_DETECT_MAX_WINDOW];
+    bool have_row = window && standardise(window, n < c->W ? n : c->W, row, c->W);
+    pthread_mutex_lock(&c->lock);
+    *opened = false;
+    int inc = seen_before(c, sig, sig_h, host_h);
+    if (inc >= 0) { /* a replayed signal: the incident as it stands */
+        *out = c->inc[inc].rec;
+        pthread_mutex_unlock(&c->lock);
+        return NOPS_OK;
+    }
+    /* host first; but a host whose only live incident is an info one (a weak blip, not a
+     * page) still joins its service when the service moves in this metric */
+    inc = match_host(c, host_h, sig->ts_ns);
+    if ((inc < 0 || c->inc[inc].rec.severity == NOPS_SEVERITY_INFO) && have_row) {
+        int svc = match_service(c, sig, host_h, service_h, metric_h, row);
+        inc = svc >= 0 ? svc : inc;
+    }
+    if (inc < 0) {
+        if ((inc = new_incident(c, sig, part, &sl)) < 0) {
+            pthread_mutex_unlock(&c->lock);
+            return NOPS_FULL;
+        }
+        *opened = true;
+    }
+    incident_slot *s = &c->inc[inc];
+    add_signal(c, s, sig, &sl, host_h, *opened);
+    remember(c, sig, sig_h, inc, host_h, service_h, metric_h, row, have_row);
     *out = s->rec;
     pthread_mutex_unlock(&c->lock);
     return NOPS_OK;
@@ -304,16 +466,26 @@ void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_n
 
 size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *out, size_t max)
 {
+    return nops_correlate_tick_parts(c, now_ns, NULL, 0, out, max);
+}
+
+size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_all, const int64_t *part_now,
+                                 size_t n_parts, nops_incident *out, size_t max)
+{
     size_t n = 0;
     pthread_mutex_lock(&c->lock);
     for (int i = 0; i < MAX_INCIDENTS && n < max; i++) {
         incident_slot *s = &c->inc[i];
         if (!s->used)
             continue;
+        int64_t now_ns = now_all; /* no later than its own partition's data */
+        if (part_now && s->part >= 0 && (size_t)s->part < n_parts && part_now[s->part] < now_ns)
+            now_ns = part_now[s->part];
         bool any_active = false;
         for (uint32_t m = 0; m < s->n_members; m++)
             any_active |= s->active[m];
-        if (any_active || now_ns - s->last_clear_ns < c->p.resolve_s * 1000000000ll)
+        if (any_active || now_ns - s->last_clear_ns < c->p.resolve_s * NS ||
+            now_ns - s->last_sig_ns <= c->p.window_s * NS)
             continue;
         s->rec.status = NOPS_INCIDENT_RESOLVED;
         s->rec.updated_ns = now_ns;
@@ -351,18 +523,40 @@ static const nops_cfg_entry correlate_entries[] = {
     {"window_s", NOPS_CFG_INT, C(window_s), 1, 86400, "120", NULL, NULL, 0,
      "Signals at most this many seconds apart may join one incident."},
     {"min_r", NOPS_CFG_DOUBLE, C(min_r), 0.0, 1.0, "0.8", NULL, NULL, 0,
-     "Series whose recent windows correlate at least this much (|Pearson r|) join."},
-    {"group_labels", NOPS_CFG_STRING, C(group_labels), 0, 128, "service,host,cluster", NULL, NULL,
-     0, "Comma-separated labels: signals sharing a value of one of them join (at most 4)."},
+     "Hosts of one service join one incident when their windows, as captured at detection, "
+     "correlate at least this much (|Pearson r|)."},
+    {"host_labels", NOPS_CFG_STRING, C(host_labels), 0, 128, "host,hostname,instance", NULL,
+     NULL, 0, "Comma-separated labels naming a series' host, first present wins (at most 4); "
+     "signals of one host join one incident. A series with none is a host of its own."},
+    {"service_labels", NOPS_CFG_STRING, C(service_labels), 0, 128, "service,job,app", NULL,
+     NULL, 0, "Comma-separated labels naming a series' service, first present wins (at most 4); "
+     "only hosts of one service can share an incident."},
     {"resolve_s", NOPS_CFG_INT, C(resolve_s), 0, 86400 * 7, "300", NULL, NULL, 0,
      "An incident resolves once all its series have been normal this many seconds."},
+    {"strong_score", NOPS_CFG_DOUBLE, C(strong_score), 0.0, 1.0, "0.9", NULL, NULL, 0,
+     "A signal at least this strong (score; 0.9 is about 1.8x the detector threshold) makes "
+     "its incident at least warning; weaker single-series incidents are info (not paging)."},
+    {"warning_after_s", NOPS_CFG_INT, C(warning_after_s), 0, 86400 * 7, "600", NULL, NULL, 0,
+     "A series whose signals span this many seconds makes its incident at least warning."},
+    {"critical_after_s", NOPS_CFG_INT, C(critical_after_s), 0, 86400 * 7, "1800", NULL, NULL, 0,
+     "Several series whose signals span this many seconds make their incident critical."},
 };
 #undef C
 
 const nops_cfg_section nops_correlate_cfg_section = {
     "correlate",
-    "Grouping of signals into incidents.",
+    "Grouping of signals into incidents (host first, service-wide when hosts move together) "
+    "and their severity.",
     correlate_entries,
     sizeof correlate_entries / sizeof correlate_entries[0],
     NULL,
 };
+
+void nops_correlate_defaults(nops_correlate_params *p)
+{
+    memset(p, 0, sizeof *p);
+    nops_cfg *cfg = nops_cfg_new();
+    if (cfg)
+        nops_cfg_add(cfg, &nops_correlate_cfg_section, p, NULL, 0);
+    nops_cfg_destroy(cfg);
+}

@@ -409,7 +409,8 @@ static void emit_signals(worker *w, size_t from, size_t to)
                 b++;
             STAT_ADD(p, latency_us_log2[b], 1);
         }
-        if (nops_correlate_signal(p->corr, &sig, win, nw, &inc, &opened) == NOPS_OK) {
+        const int32_t part = w->slot_part[w->slots[i]]; /* where its series arrives */
+        if (nops_correlate_signal(p->corr, &sig, part, win, nw, &inc, &opened) == NOPS_OK) {
             (void)nops_sinks_incident(p->sinks, &inc); /* as the signal above */
             if (opened)
                 STAT_ADD(p, incidents_opened, 1);
@@ -469,6 +470,9 @@ static void take_message(worker *w, rd_kafka_message_t *m)
         int64_t newest = w->ts[before];
         for (size_t k = before + 1; k < w->n; k++)
             newest = w->ts[k] > newest ? w->ts[k] : newest;
+        atomic_int_fast64_t *pt = &p->part_ts[w->cur_part]; /* one writer per partition */
+        if (newest > atomic_load_explicit(pt, memory_order_relaxed))
+            atomic_store_explicit(pt, newest, memory_order_relaxed);
         w->msg_ts[w->msg_ts_pos] = newest;
         w->msg_ts_pos = (w->msg_ts_pos + 1) % NOPS__TS_RING;
         w->msg_ts_n += w->msg_ts_n < NOPS__TS_RING;

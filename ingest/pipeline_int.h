@@ -77,6 +77,10 @@ struct nops_pipeline {
     atomic_bool paused;                 /* consumption paused on a sink failure */
     atomic_int_fast64_t latest_ts;      /* "now" for incident resolution (never decreases):
                                            a robust newest point time, see NOPS__TS_KTH */
+    atomic_int_fast64_t part_ts[MAX_PARTITIONS]; /* newest point time per partition (0 none):
+                                           incidents of a partition resolve no later than its
+                                           own data says (nops_correlate_tick_parts) */
+    int64_t part_now[MAX_PARTITIONS];   /* a copy of part_ts for the tick (poller only) */
     pthread_mutex_t query_mu;           /* guards query; held while a worker answers it */
     pthread_cond_t query_cv;            /* a worker answered */
     series_query *query;                /* the pending question, or NULL */
@@ -147,12 +151,15 @@ void nops__dlq_lost(nops_pipeline *p, const char *why);
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);
 
-/* Snapshot the detector state of every partition marked in `which` at offs[partition]
- * (snapshot.c); partitions with no known offset (< 0) are skipped. Workers must be idle. */
+/* Snapshot the detector state and open incidents of every partition marked in `which` at
+ * offs[partition] (snapshot.c); partitions with no known offset (< 0) are skipped. Workers must be idle. */
 void nops__snap_write(nops_pipeline *p, const bool *which, const int64_t *offs);
 /* Restore partition `part` warm from its snapshot if one verifies and was taken at `committed`;
  * the series restored (0: the partition starts cold). Workers must be idle. */
 size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed);
+/* Restore only partition `part`'s open incidents from its snapshot taken at `held` (a partition
+ * back to this instance with its detectors still in memory). Workers must be idle. */
+void nops__snap_restore_incidents(nops_pipeline *p, int32_t part, int64_t held);
 
 /* Consumer lag (lag.c): init/fini the lag fields; start/stop the thread that queries the high
  * watermarks; tell it the assignment changed (poller, after each rebalance); the lag summed over

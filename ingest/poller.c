@@ -41,7 +41,10 @@ static void resolve_incidents(nops_pipeline *p)
     nops_incident done[16];
     size_t n;
     int64_t now = atomic_load(&p->latest_ts);
-    while ((n = nops_correlate_tick(p->corr, now, done, 16)) > 0) {
+    for (int i = 0; i < MAX_PARTITIONS; i++)
+        p->part_now[i] = atomic_load_explicit(&p->part_ts[i], memory_order_relaxed);
+    while ((n = nops_correlate_tick_parts(p->corr, now, p->part_now, MAX_PARTITIONS, done,
+                                          16)) > 0) {
         for (size_t i = 0; i < n; i++)
             nops_sinks_incident(p->sinks, &done[i]);
         STAT_ADD(p, incidents_resolved, n);
@@ -203,6 +206,7 @@ static void start_partitions(nops_pipeline *p, rd_kafka_topic_partition_list_t *
             NOPS_INFO("ingest", "partition %d: back to this instance, resuming where it left it "
                       "at %lld with its state (the commit did not land: committed %lld)",
                       (int)part, (long long)held, (long long)committed);
+            nops__snap_restore_incidents(p, part, held); /* released at the revoke */
         } else if (!e) {
             nops__snap_restore(p, part, committed);
         }
@@ -293,6 +297,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     for (int i = 0; i < parts->cnt; i++) {
         int32_t part = parts->elems[i].partition;
+        if (part >= 0 && part < MAX_PARTITIONS && !atomic_load(&p->stopping))
+            nops_correlate_release(p->corr, part); /* saved above: the next owner goes on
+                                                      (when stopping, they stay to be counted) */
         if (part >= 0 && part < MAX_PARTITIONS && p->assigned[part]) {
             p->assigned[part] = false;
             atomic_fetch_sub(&p->n_assigned, 1);

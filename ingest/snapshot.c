@@ -3,8 +3,10 @@
  * back when a partition is assigned, so a restart or a rebalance starts warm.
  *
  * The file, data_dir/state/<group>-<topic>-<partition>.snap:
- *   header {u64 magic "NOPSSNP2", i64 offset, u64 owner, i32 partition, u32 keyed, u64 body_len}
- *   body   series records (nops_detect_save_series), body_len bytes
+ *   header {u64 magic "NOPSSNP3", i64 offset, u64 owner, i32 partition, u32 keyed, u64 body_len}
+ *   body   series records (nops_detect_save_series), then the partition's open incidents
+ *          (nops_correlate_save) and their length as a u64: body_len bytes in all
+ *          (a "NOPSSNP2" file, from before incidents were kept, has series records only)
  *   tag    32 bytes over header and body: HMAC-SHA256 under the engine key's "state-snapshot"
  *          subkey when the pipeline has the key (nops_pipeline_set_secret), else SHA-256
  * `offset` is the next message the state has not seen; `owner` (XXH3 of group and topic) and
@@ -45,7 +47,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define SNAP_MAGIC 0x32504e5353504f4eull    /* "NOPSSNP2" */
+#define SNAP_MAGIC 0x33504e5353504f4eull    /* "NOPSSNP3" */
+#define SNAP_MAGIC_V2 0x32504e5353504f4eull /* "NOPSSNP2": series only, still read */
 #define SNAP_MAGIC_V1 0x31504e5353504f4eull /* "NOPSSNP1": unchecked, no longer read */
 #define SNAP_PURPOSE "state-snapshot"
 #define SNAP_TAG_LEN 32
@@ -117,17 +120,29 @@ static nops_buf *collect_series(nops_pipeline *p, const bool *which)
 /* Header, body and tag of one partition's snapshot, written durably; the old one kept as .prev. */
 static bool write_one(nops_pipeline *p, int32_t part, int64_t offset, const nops_buf *body)
 {
-    snap_hdr h = {SNAP_MAGIC, offset, snap_owner(p), part, p->secret != NULL, body->len};
-    const size_t len = sizeof h + body->len + SNAP_TAG_LEN;
+    void *corr = NULL;
+    size_t corr_len = 0;
+    if (nops_correlate_save(p->corr, part, &corr, &corr_len) != NOPS_OK) {
+        errno = ENOMEM;
+        return false;
+    }
+    const uint64_t corr_len64 = corr_len;
+    const size_t body_len = body->len + corr_len + sizeof corr_len64;
+    snap_hdr h = {SNAP_MAGIC, offset, snap_owner(p), part, p->secret != NULL, body_len};
+    const size_t len = sizeof h + body_len + SNAP_TAG_LEN;
     uint8_t *out = nops_malloc(len);
     if (!out) {
+        nops_free(corr);
         errno = ENOMEM;
         return false;
     }
     memcpy(out, &h, sizeof h);
     if (body->len)
         memcpy(out + sizeof h, body->b, body->len);
-    snap_tag(p, out, sizeof h + body->len, out + sizeof h + body->len);
+    memcpy(out + sizeof h + body->len, corr, corr_len);
+    memcpy(out + sizeof h + body->len + corr_len, &corr_len64, sizeof corr_len64);
+    nops_free(corr);
+    snap_tag(p, out, sizeof h + body_len, out + sizeof h + body_len);
     char path[1100], prev[1100];
     snap_path(p, part, false, path, sizeof path);
     snap_path(p, part, true, prev, sizeof prev);
@@ -207,10 +222,18 @@ static const char *check(const nops_pipeline *p, const uint8_t *b, size_t len, i
     if (len < sizeof *h + SNAP_TAG_LEN)
         return "too short";
     memcpy(h, b, sizeof *h);
-    if (h->magic != SNAP_MAGIC)
+    if (h->magic != SNAP_MAGIC && h->magic != SNAP_MAGIC_V2)
         return "not a snapshot of this version";
     if (h->body_len != len - sizeof *h - SNAP_TAG_LEN)
         return "truncated or padded";
+    if (h->magic == SNAP_MAGIC) { /* the incident section's length ends the body */
+        uint64_t corr_len = 0;
+        if (h->body_len < sizeof corr_len)
+            return "its incident section is missing";
+        memcpy(&corr_len, b + sizeof *h + h->body_len - sizeof corr_len, sizeof corr_len);
+        if (corr_len > h->body_len - sizeof corr_len)
+            return "its incident section is out of bounds";
+    }
     if (h->keyed != (p->secret != NULL))
         return p->secret ? "not keyed with the engine key" : "keyed, and no key loaded";
     unsigned char tag[SNAP_TAG_LEN];
@@ -270,10 +293,42 @@ static size_t restore_body(nops_pipeline *p, int32_t part, const uint8_t *body, 
     return restored;
 }
 
-size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed)
+/* The body of a verified snapshot split into series records and incident state. */
+static void split_body(const uint8_t *buf, const snap_hdr *h, const uint8_t **series,
+                       size_t *series_len, const uint8_t **corr, size_t *corr_len)
+{
+    const uint8_t *body = buf + sizeof *h;
+    uint64_t cl = 0;
+    if (h->magic == SNAP_MAGIC) /* bounds checked by check() */
+        memcpy(&cl, body + h->body_len - sizeof cl, sizeof cl);
+    *series = body;
+    *series_len = h->magic == SNAP_MAGIC ? (size_t)(h->body_len - sizeof cl - cl)
+                                         : (size_t)h->body_len;
+    *corr = body + *series_len;
+    *corr_len = (size_t)cl;
+}
+
+/* The partition's open incidents from a verified snapshot into the correlator; how many. */
+static void restore_incidents(nops_pipeline *p, int32_t part, const uint8_t *corr, size_t len,
+                              const char *path)
+{
+    if (!len) /* a snapshot from before incidents were kept */
+        return;
+    nops_err e = nops_correlate_load(p->corr, part, corr, len);
+    if (e != NOPS_OK)
+        NOPS_WARN("ingest", "state snapshot %s: its open incidents cannot be restored (%s): "
+                  "signals replayed after it may open new incidents", path, nops_strerror(e));
+}
+
+/*
+ * Restore from the snapshot taken at exactly `at` (see the essay above): the series and the
+ * open incidents, or the incidents only (a partition back to this instance, its detectors
+ * still in memory: start_partitions). The series restored.
+ */
+static size_t restore_at(nops_pipeline *p, int32_t part, int64_t at, bool incidents_only)
 {
     char path[1100], why[160];
-    const char *cold = committed < 0 ? "no committed offset" : "no snapshot";
+    const char *cold = at < 0 ? "no committed offset" : "no snapshot";
     for (int gen = 0; gen < 2; gen++) {
         snap_path(p, part, gen == 1, path, sizeof path);
         uint8_t *buf;
@@ -293,24 +348,40 @@ size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed)
             cold = "the snapshot was refused";
             continue;
         }
-        if (h.offset != committed) {
-            NOPS_INFO("ingest", "partition %d: state snapshot %s is at offset %lld, the committed "
+        if (h.offset != at) {
+            NOPS_INFO("ingest", "partition %d: state snapshot %s is at offset %lld, the %s "
                       "offset is %lld: not used", (int)part, path, (long long)h.offset,
-                      (long long)committed);
-            if (h.offset > committed)
+                      incidents_only ? "resumed" : "committed", (long long)at);
+            if (h.offset > at)
                 cold = "the snapshot is ahead of the committed offset";
             nops_free(buf);
             continue;
         }
-        size_t n = restore_body(p, part, buf + sizeof h, (size_t)h.body_len, path);
+        const uint8_t *series, *corr;
+        size_t series_len, corr_len;
+        split_body(buf, &h, &series, &series_len, &corr, &corr_len);
+        size_t n = incidents_only ? 0 : restore_body(p, part, series, series_len, path);
+        restore_incidents(p, part, corr, corr_len, path);
         nops_free(buf);
+        if (incidents_only)
+            return 0;
         STAT_ADD(p, restored_series, n);
         NOPS_INFO("ingest", "partition %d: %zu series restored warm from %s (offset %lld)",
-                  (int)part, n, path, (long long)committed);
+                  (int)part, n, path, (long long)at);
         return n;
     }
-    if (committed >= 0)
+    if (at >= 0 && !incidents_only)
         NOPS_INFO("ingest", "partition %d: starting cold at the committed offset %lld (%s)",
-                  (int)part, (long long)committed, cold);
+                  (int)part, (long long)at, cold);
     return 0;
+}
+
+size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed)
+{
+    return restore_at(p, part, committed, false);
+}
+
+void nops__snap_restore_incidents(nops_pipeline *p, int32_t part, int64_t held)
+{
+    restore_at(p, part, held, true);
 }

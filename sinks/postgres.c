@@ -39,6 +39,7 @@ static const char *schema_sql =
     "  updated_at timestamptz NOT NULL, signals jsonb NOT NULL, signal_count integer,"
     "  labels jsonb NOT NULL DEFAULT '{}', summary text, root_cause_hint text);"
     "CREATE INDEX IF NOT EXISTS incidents_updated ON incidents (updated_at);"
+    "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS severity text;"
     "INSERT INTO neuralops_schema (version) SELECT 1 WHERE NOT EXISTS "
     "  (SELECT 1 FROM neuralops_schema);";
 
@@ -51,14 +52,15 @@ static const char *insert_signals =
 
 static const char *upsert_incidents =
     "INSERT INTO incidents (id, status, opened_at, updated_at, signals, signal_count, labels,"
-    " summary, root_cause_hint) SELECT DISTINCT ON (d->>'id') d->>'id', d->>'status',"
+    " summary, root_cause_hint, severity) SELECT DISTINCT ON (d->>'id') d->>'id', d->>'status',"
     " (d->>'opened_at')::timestamptz, (d->>'updated_at')::timestamptz, d->'signals',"
-    " (d->>'signal_count')::int, d->'labels', d->>'summary', d->>'root_cause_hint'"
+    " (d->>'signal_count')::int, d->'labels', d->>'summary', d->>'root_cause_hint',"
+    " d->>'severity'"
     " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(d, n) ORDER BY d->>'id', n DESC"
     " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,"
     " signals = EXCLUDED.signals, signal_count = EXCLUDED.signal_count,"
     " labels = EXCLUDED.labels, summary = EXCLUDED.summary,"
-    " root_cause_hint = EXCLUDED.root_cause_hint";
+    " root_cause_hint = EXCLUDED.root_cause_hint, severity = EXCLUDED.severity";
 
 /* (Re)connect if needed; the libpq message is copied at once on failure. */
 static bool pg_connect(pg_sink *s, const char *schema, char *errstr, size_t errstr_size)

@@ -175,10 +175,14 @@ static json_t *incident_obj(const nops_incident *inc)
     const char *status = inc->status == NOPS_INCIDENT_OPEN ? "open" : "resolved";
     ok = ok && set_str(o, "id", inc->id, strnlen(inc->id, sizeof inc->id)) &&
          set_str(o, "status", status, strlen(status)) &&
+         set_str(o, "severity", nops_severity_name(inc->severity),
+                 strlen(nops_severity_name(inc->severity))) &&
          set_str(o, "opened_at", opened, strlen(opened)) &&
          set_str(o, "updated_at", updated, strlen(updated)) &&
          json_object_set(o, "signals", sigs) == 0 &&
          json_object_set_new(o, "signal_count", json_integer((json_int_t)inc->n_signals)) == 0 &&
+         json_object_set_new(o, "series_count", json_integer((json_int_t)inc->n_series)) == 0 &&
+         json_object_set_new(o, "host_count", json_integer((json_int_t)inc->n_hosts)) == 0 &&
          json_object_set(o, "labels", labels) == 0 &&
          set_str(o, "summary", inc->summary, strnlen(inc->summary, sizeof inc->summary)) &&
          set_str(o, "root_cause_hint", inc->root_cause_hint,

@@ -313,7 +313,7 @@ static nops_err fleet_signal(fleet_run *r, uint32_t s, uint32_t t, double value,
     nops_incident inc;
     bool opened = false;
     int32_t idx = -1;
-    if (nops_correlate_signal(r->corr, &sig, win, nw, &inc, &opened) == NOPS_OK) {
+    if (nops_correlate_signal(r->corr, &sig, -1, win, nw, &inc, &opened) == NOPS_OK) {
         if ((idx = inc_map_get(&r->incs, inc.id)) < 0) return NOPS_NOMEM;
     } else {
         r->refused++;

@@ -138,7 +138,8 @@ int tapi_setup(void **state)
     tu_kafka_params(&kp, g_boot, "api-test");
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params_default(&g_dp);
-    nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
+    nops_correlate_params cp;
+    nops_correlate_defaults(&cp);
     nops_storage_params sp;
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", g_dir);
     g_sinks = nops_sinks_new();

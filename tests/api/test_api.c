@@ -399,26 +399,34 @@ static void test_signal_pages(void **state)
                  "unknown query parameter");
 }
 
-/* The 12 signals share cluster=c1 within the window: one incident, found by id and filters. */
+/* The 12 hosts spike together, three of each service: one service-wide incident per service
+ * (hosts of different services never share one), found by id and filters, with its severity. */
 static void test_incident_of_signals(void **state)
 {
     (void)state;
     await_signals();
     char **ids = NULL, next[64], path[128];
     size_t n = page_items("/incidents?status=open", "incidents", &ids, next, sizeof next);
-    assert_int_equal(n, 1);
-    snprintf(path, sizeof path, "/incidents/%s", ids[0]);
-    http_res r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
-    assert_int_equal(r.status, 200);
-    json_t *o = json_of(&r);
-    assert_string_equal(json_string_value(json_object_get(o, "id")), ids[0]);
-    assert_int_equal(json_array_size(json_object_get(o, "signals")), 12);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "labels"),
-                                                          "cluster")), "c1");
-    json_decref(o);
-    http_free(&r);
+    assert_int_equal(n, 4);
+    for (size_t k = 0; k < n; k++) {
+        snprintf(path, sizeof path, "/incidents/%s", ids[k]);
+        http_res r = http_do(g_port, "GET", path, H_VIEWER, NULL, 0);
+        assert_int_equal(r.status, 200);
+        json_t *o = json_of(&r);
+        assert_string_equal(json_string_value(json_object_get(o, "id")), ids[k]);
+        assert_int_equal(json_array_size(json_object_get(o, "signals")), 3);
+        assert_int_equal(json_integer_value(json_object_get(o, "host_count")), 3);
+        assert_string_equal(json_string_value(json_object_get(o, "severity")), "critical");
+        json_t *labels = json_object_get(o, "labels");
+        assert_string_equal(json_string_value(json_object_get(labels, "cluster")), "c1");
+        assert_non_null(json_string_value(json_object_get(labels, "service")));
+        assert_null(json_object_get(labels, "host"));
+        json_decref(o);
+        http_free(&r);
+    }
     free_ids(ids, n);
-    assert_int_equal(count_items("/incidents?labels=cluster=c1", "incidents"), 1);
+    assert_int_equal(count_items("/incidents?labels=cluster=c1", "incidents"), 4);
+    assert_int_equal(count_items("/incidents?labels=service=svc1", "incidents"), 1);
     assert_int_equal(count_items("/incidents?labels=cluster=c2", "incidents"), 0);
     assert_int_equal(count_items("/incidents?status=resolved", "incidents"), 0);
     expect_error(http_do(g_port, "GET", "/incidents?status=maybe", H_VIEWER, NULL, 0), 400,

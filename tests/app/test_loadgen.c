@@ -201,7 +201,8 @@ static nops_pipeline *start_pipeline(nops_sinks **sinks_out)
     dp.window = WINDOW;
     dp.z_threshold = 5; /* the demo's thresholds: the noise is Gaussian, the incidents are not */
     dp.ewma_threshold = 6;
-    nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
+    nops_correlate_params cp;
+    nops_correlate_defaults(&cp);
     nops_storage_params sp;
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", g_dir);
     nops_sinks *sinks = nops_sinks_new();

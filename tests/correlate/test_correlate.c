@@ -1,6 +1,13 @@
 /*
- * test_correlate.c — signals into incidents: shared grouping labels, correlated windows (Pearson
- * through OpenBLAS), the time window, common labels, and resolution after all series cleared.
+ * test_correlate.c — signals into incidents, host first:
+ *   - several metrics of one host make one incident, whatever their windows;
+ *   - several hosts of one service whose windows (as captured at detection) move together make
+ *     one service-wide incident; two hosts of different services at the same time, or of one
+ *     service with unrelated windows, stay apart; a cut-short window never joins hosts;
+ *   - severity from score, breadth and duration, never lowered; a single weak signal is info;
+ *   - ids depend only on the data (host and first signal), a replayed signal is not counted
+ *     twice, and saved state carries open incidents across a restart;
+ *   - resolution after all series cleared.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,18 +17,23 @@
 
 #include "correlate/correlate.h"
 #include "detect/detect.h" /* nops_detect_key_id */
+#include "sinks/sinks.h"   /* nops_incident_json */
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define S 1000000000ll
+#define W 60
 
 static nops_correlator *make(void)
 {
-    nops_correlate_params p = {120, 0.8, "service,host,cluster", 300};
+    nops_correlate_params p;
+    nops_correlate_defaults(&p);
+    assert_int_equal(p.window_s, 120);
     char err[128];
-    nops_correlator *c = nops_correlate_new(&p, 60, err, sizeof err);
+    nops_correlator *c = nops_correlate_new(&p, W, err, sizeof err);
     assert_non_null(c);
     return c;
 }
@@ -38,78 +50,169 @@ static nops_signal sig(const char *series, int64_t ts, double score)
     return s;
 }
 
-static void window(float *w, int n, double phase, double noise_seed)
+/* Noise of its own (seeded) around `level`, with a step of `step` over the last 5 points. */
+static void window(float *w, unsigned seed, double level, double step)
 {
-    for (int i = 0; i < n; i++)
-        w[i] = (float)(10.0 + sin(i * 0.3 + phase) + 0.01 * sin(i * 7.7 * noise_seed));
+    for (int i = 0; i < W; i++) {
+        seed = seed * 1103515245u + 12345u;
+        w[i] = (float)(level + ((seed >> 8) % 1000) / 1000.0 - 0.5 + (i >= W - 5 ? step : 0));
+    }
 }
 
-static void test_shared_label_joins(void **state)
+static nops_incident place_in(nops_correlator *c, int32_t part, const nops_signal *s,
+                              const float *w, bool want_opened)
 {
-    nops_correlator *c = make();
-    nops_incident inc1, inc2, inc3;
+    nops_incident inc;
     bool opened;
-    nops_signal a = sig("latency{host=\"web-1\",region=\"eu\",service=\"checkout\"}", 100 * S, 0.9);
-    nops_signal b = sig("errors{host=\"web-2\",region=\"eu\",service=\"checkout\"}", 130 * S, 0.99);
-    nops_signal d = sig("latency{host=\"db-1\",region=\"us\",service=\"ledger\"}", 140 * S, 0.7);
-    assert_int_equal(nops_correlate_signal(c, &a, NULL, 0, &inc1, &opened), NOPS_OK);
-    assert_true(opened);
-    assert_int_equal(nops_correlate_signal(c, &b, NULL, 0, &inc2, &opened), NOPS_OK);
-    assert_false(opened);
-    assert_string_equal(inc1.id, inc2.id);
-    assert_int_equal(inc2.n_signals, 2);
-    assert_string_equal(inc2.labels, "region=\"eu\",service=\"checkout\""); /* common to both */
-    assert_non_null(strstr(inc2.root_cause_hint, "earliest: latency{host=\"web-1\""));
-    assert_non_null(strstr(inc2.root_cause_hint, "strongest: errors{host=\"web-2\""));
-    assert_int_equal(nops_correlate_signal(c, &d, NULL, 0, &inc3, &opened), NOPS_OK);
-    assert_true(opened); /* no shared grouping label, no window: its own incident */
-    assert_string_not_equal(inc3.id, inc1.id);
-    /* outside the time window a shared label no longer joins */
-    nops_signal late = sig("cpu{host=\"web-9\",service=\"checkout\"}", 400 * S, 0.6);
-    assert_int_equal(nops_correlate_signal(c, &late, NULL, 0, &inc3, &opened), NOPS_OK);
-    assert_true(opened);
+    assert_int_equal(nops_correlate_signal(c, s, part, w, w ? W : 0, &inc, &opened), NOPS_OK);
+    if (opened != want_opened)
+        fail_msg("%s: opened %d, expected %d", s->series, opened, want_opened);
+    return inc;
+}
+
+static nops_incident place(nops_correlator *c, const nops_signal *s, const float *w,
+                           bool want_opened)
+{
+    return place_in(c, 0, s, w, want_opened);
+}
+
+static void test_one_host_many_metrics(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float a[W], b[W], d[W];
+    window(a, 1, 50, 10);
+    window(b, 2, 200, -40); /* shapes that need not correlate */
+    window(d, 3, 5, 0);
+    nops_signal s1 = sig("cpu{host=\"web-1\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal s2 = sig("latency{host=\"web-1\",service=\"checkout\"}", 110 * S, 0.7);
+    nops_signal s3 = sig("errors{host=\"web-1\",service=\"checkout\"}", 130 * S, 0.7);
+    nops_incident i1 = place(c, &s1, a, true);
+    assert_int_equal(i1.severity, NOPS_SEVERITY_INFO); /* one weak signal: not paging */
+    nops_incident i2 = place(c, &s2, b, false);
+    nops_incident i3 = place(c, &s3, d, false);
+    assert_string_equal(i1.id, i3.id);
+    assert_string_equal(i2.id, i3.id);
+    assert_int_equal(i3.n_signals, 3);
+    assert_int_equal(i3.n_series, 3);
+    assert_int_equal(i3.n_hosts, 1);
+    assert_int_equal(i3.severity, NOPS_SEVERITY_WARNING); /* several metrics */
+    assert_string_equal(i3.labels, "host=\"web-1\",service=\"checkout\"");
+    /* another host of the same service at the same time, unrelated window: its own incident */
+    float e[W];
+    window(e, 9, 70, 0);
+    nops_signal s4 = sig("cpu{host=\"web-2\",service=\"checkout\"}", 131 * S, 0.9);
+    nops_incident i4 = place(c, &s4, e, true);
+    assert_string_not_equal(i4.id, i3.id);
     nops_correlate_destroy(c);
 }
 
-static void test_correlated_windows_join(void **state)
+/* A host's incident takes its later signals for as long as it is not due to resolve: a level
+ * shift that signals when it starts and again when it ends, minutes apart, is one incident. */
+static void test_host_incident_until_resolved(void **state)
 {
+    (void)state;
     nops_correlator *c = make();
-    float w1[60], w2[60], w3[60];
-    window(w1, 60, 0.0, 1.0);
-    window(w2, 60, 0.05, 2.0);  /* nearly the same shape: r ≈ 1 */
-    window(w3, 60, 1.57, 3.0);  /* a quarter period off: r ≈ 0 */
-    for (int i = 0; i < 60; i++)
-        w2[i] = 500.0f - 3.0f * w2[i]; /* other level and scale, inverted: |r| still ≈ 1 */
-    nops_incident i1, i2, i3;
-    bool opened;
-    nops_signal a = sig("queue_depth{broker=\"k1\"}", 100 * S, 0.8);
-    nops_signal b = sig("consumer_lag{app=\"billing\"}", 110 * S, 0.8);
-    nops_signal d = sig("temperature{rack=\"r7\"}", 115 * S, 0.8);
-    nops_correlate_signal(c, &a, w1, 60, &i1, &opened);
-    assert_true(opened);
-    nops_correlate_signal(c, &b, w2, 60, &i2, &opened);
-    assert_false(opened); /* joined through |Pearson r| ≥ 0.8 */
+    nops_signal a = sig("disk{host=\"db-1\"}", 100 * S, 0.9);
+    nops_signal b = sig("disk{host=\"db-1\"}", 350 * S, 0.9);  /* 250 s later: past window_s */
+    nops_signal d = sig("disk{host=\"db-1\"}", 1000 * S, 0.9); /* long after it resolved */
+    nops_incident i1 = place(c, &a, NULL, true);
+    nops_correlate_cleared(c, a.series_id, 110 * S);
+    nops_incident i2 = place(c, &b, NULL, false); /* 240 s after the clear, resolve_s is 300 */
     assert_string_equal(i1.id, i2.id);
-    assert_string_equal(i2.labels, ""); /* nothing in common */
-    nops_correlate_signal(c, &d, w3, 60, &i3, &opened);
-    assert_true(opened);
-    /* a constant window cannot be standardised: it never joins by correlation */
-    float flat[60];
-    for (int i = 0; i < 60; i++)
-        flat[i] = 5.0f;
-    nops_signal e = sig("constant{x=\"1\"}", 116 * S, 0.5);
-    nops_correlate_signal(c, &e, flat, 60, &i3, &opened);
-    assert_true(opened);
+    assert_int_equal(i2.n_signals, 2);
+    nops_correlate_cleared(c, b.series_id, 360 * S);
+    place(c, &d, NULL, true);
+    nops_correlate_destroy(c);
+}
+
+static void test_two_unrelated_hosts_same_time(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float a[W], b[W];
+    window(a, 1, 50, 10);
+    memcpy(b, a, sizeof b); /* the very same shape: r = 1 */
+    nops_signal x = sig("latency{host=\"web-1\",service=\"checkout\"}", 100 * S, 0.95);
+    nops_signal y = sig("latency{host=\"db-1\",service=\"ledger\"}", 100 * S, 0.95);
+    nops_signal z = sig("temp{rack=\"r7\"}", 100 * S, 0.95); /* no host, no service */
+    nops_incident ix = place(c, &x, a, true);
+    nops_incident iy = place(c, &y, b, true); /* other service: never joins */
+    nops_incident iz = place(c, &z, b, true);
+    assert_string_not_equal(ix.id, iy.id);
+    assert_string_not_equal(iz.id, iy.id);
+    assert_int_equal(iy.n_hosts, 1);
+    nops_correlate_destroy(c);
+}
+
+static void test_several_hosts_one_service(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[4][W];
+    for (int h = 0; h < 4; h++)
+        window(w[h], 10u + (unsigned)h, 100 + 10 * h, 8); /* all step up together */
+    char key[128];
+    nops_incident inc[4];
+    for (int h = 0; h < 3; h++) {
+        snprintf(key, sizeof key, "latency{host=\"web-%d\",service=\"checkout\"}", h);
+        nops_signal s = sig(key, (100 + h) * S, 0.7);
+        inc[h] = place(c, &s, w[h], h == 0);
+        assert_string_equal(inc[h].id, inc[0].id);
+    }
+    assert_int_equal(inc[2].n_hosts, 3);
+    assert_int_equal(inc[2].severity, NOPS_SEVERITY_CRITICAL); /* three hosts */
+    assert_string_equal(inc[2].labels, "service=\"checkout\""); /* the host is not common */
+    assert_non_null(strstr(inc[2].summary, "service-wide"));
+    /* a second metric of a host already in it joins by host */
+    nops_signal s = sig("errors{host=\"web-1\",service=\"checkout\"}", 105 * S, 0.6);
+    nops_incident j = place(c, &s, NULL, false);
+    assert_string_equal(j.id, inc[0].id);
+    /* the same shape in another metric of another host of the service: that host has a
+     * problem of its own (the service moves when one metric moves on several hosts) */
+    nops_signal m = sig("cpu{host=\"web-3\",service=\"checkout\"}", 104 * S, 0.7);
+    place(c, &m, w[3], true);
+    /* the same shape on a host of another service stays out */
+    nops_signal o = sig("latency{host=\"pay-1\",service=\"payments\"}", 103 * S, 0.7);
+    place(c, &o, w[3], true);
+    nops_correlate_destroy(c);
+}
+
+/* Host first, except over a weak blip: a host whose only live incident is info still joins
+ * its service moving in the same metric; one whose incident pages (warning) stays in it. */
+static void test_info_blip_does_not_hold_a_host_back(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[3][W];
+    for (int h = 0; h < 3; h++)
+        window(w[h], 20u + (unsigned)h, 100, 8);
+    nops_signal blip = sig("disk{host=\"web-1\",service=\"checkout\"}", 90 * S, 0.6);
+    nops_incident own = place(c, &blip, NULL, true);
+    assert_int_equal(own.severity, NOPS_SEVERITY_INFO);
+    nops_signal strong = sig("disk{host=\"web-2\",service=\"checkout\"}", 90 * S, 0.95);
+    nops_incident paging = place(c, &strong, NULL, true);
+    assert_int_equal(paging.severity, NOPS_SEVERITY_WARNING);
+    nops_signal l0 = sig("latency{host=\"web-0\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal l1 = sig("latency{host=\"web-1\",service=\"checkout\"}", 101 * S, 0.7);
+    nops_signal l2 = sig("latency{host=\"web-2\",service=\"checkout\"}", 102 * S, 0.7);
+    nops_incident svc = place(c, &l0, w[0], true);
+    nops_incident j1 = place(c, &l1, w[1], false);
+    assert_string_equal(j1.id, svc.id); /* over its info blip: with the service */
+    assert_int_equal(j1.n_hosts, 2);
+    nops_incident j2 = place(c, &l2, w[2], false);
+    assert_string_equal(j2.id, paging.id); /* its own incident pages: host first */
     nops_correlate_destroy(c);
 }
 
 /* A spike at the end of a cut-short window says nothing about shape: two such windows of
- * unrelated series (noise of their own, r ≈ 0.45 over the full 60 points) do not join; the same
- * series with their full windows do not either, so grouping does not hang on window length. */
+ * hosts of one service do not join; their full windows (r ≈ 0.45) do not either, so grouping
+ * does not hang on how much of a window was captured. */
 static void test_short_windows_do_not_join(void **state)
 {
-    float a[60], b[60];
-    for (int i = 0; i < 60; i++) { /* two unrelated noises, a spike at the end of each */
+    (void)state;
+    float a[W], b[W];
+    for (int i = 0; i < W; i++) { /* two unrelated noises, a spike at the end of each */
         a[i] = (float)(100.0 + sin(i * 1.7) * 0.5 + sin(i * 0.31) * 0.4 + (i == 59 ? 4.0 : 0));
         b[i] = (float)(200.0 + cos(i * 2.3) * 0.5 + sin(i * 0.53) * 0.4 + (i == 59 ? 4.0 : 0));
     }
@@ -118,26 +221,157 @@ static void test_short_windows_do_not_join(void **state)
         nops_incident i1, i2;
         bool opened;
         nops_signal x = sig("lat{host=\"a1\",service=\"a\"}", 100 * S, 0.9);
-        nops_signal y = sig("err{host=\"b1\",service=\"b\"}", 100 * S, 0.9);
-        nops_correlate_signal(c, &x, a + 60 - n, (uint32_t)n, &i1, &opened);
+        nops_signal y = sig("err{host=\"b1\",service=\"a\"}", 100 * S, 0.9);
+        nops_correlate_signal(c, &x, 0, a + 60 - n, (uint32_t)n, &i1, &opened);
         assert_true(opened);
-        nops_correlate_signal(c, &y, b + 60 - n, (uint32_t)n, &i2, &opened);
+        nops_correlate_signal(c, &y, 0, b + 60 - n, (uint32_t)n, &i2, &opened);
         if (!opened)
-            fail_msg("windows of %d points joined two unrelated series", n);
-        assert_string_equal(i2.labels, "host=\"b1\",service=\"b\"");
+            fail_msg("windows of %d points joined two unrelated hosts", n);
+        assert_string_equal(i2.labels, "host=\"b1\",service=\"a\"");
         nops_correlate_destroy(c);
     }
 }
 
+static void test_severity_rules(void **state)
+{
+    (void)state;
+    nops_correlate_params p;
+    nops_correlate_defaults(&p);
+    const int64_t m = 60 * S;
+    struct {
+        uint32_t series, hosts;
+        double best;
+        int64_t span, single;
+        nops_severity want;
+    } cases[] = {
+        {1, 1, 0.60, 0, 0, NOPS_SEVERITY_INFO},         /* one weak signal */
+        {1, 1, 0.89, 9 * m, 9 * m, NOPS_SEVERITY_INFO}, /* weak, short of 10 min */
+        {1, 1, 0.60, 10 * m, 10 * m, NOPS_SEVERITY_WARNING}, /* lasting */
+        {1, 1, 0.90, 0, 0, NOPS_SEVERITY_WARNING},      /* strong */
+        {2, 1, 0.50, 0, 0, NOPS_SEVERITY_WARNING},      /* several metrics of a host */
+        {3, 1, 0.95, 0, 0, NOPS_SEVERITY_CRITICAL},     /* broad and strong */
+        {3, 1, 0.80, 0, 0, NOPS_SEVERITY_WARNING},      /* broad, weak */
+        {2, 1, 0.50, 30 * m, 1, NOPS_SEVERITY_CRITICAL}, /* several series for 30 min */
+        {2, 2, 0.60, 0, 0, NOPS_SEVERITY_WARNING},      /* two hosts, weak */
+        {2, 2, 0.95, 0, 0, NOPS_SEVERITY_CRITICAL},     /* two hosts, strong */
+        {3, 3, 0.50, 0, 0, NOPS_SEVERITY_CRITICAL},     /* three hosts */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nops_severity got = nops_correlate_severity(&p, cases[i].series, cases[i].hosts,
+                                                    cases[i].best, cases[i].span,
+                                                    cases[i].single);
+        if (got != cases[i].want)
+            fail_msg("case %zu: %s, expected %s", i, nops_severity_name(got),
+                     nops_severity_name(cases[i].want));
+    }
+    /* in an incident: a repeat of one weak series over 10 min escalates it, and a weaker later
+     * signal never lowers it; the JSON carries the severity */
+    nops_correlator *c = make();
+    nops_signal a = sig("disk{host=\"db-1\"}", 0, 0.6);
+    nops_incident i = place(c, &a, NULL, true);
+    assert_int_equal(i.severity, NOPS_SEVERITY_INFO);
+    nops_signal b = sig("disk{host=\"db-1\"}", 100 * S, 0.95);
+    i = place(c, &b, NULL, false);
+    assert_int_equal(i.severity, NOPS_SEVERITY_WARNING);
+    nops_signal d = sig("disk{host=\"db-1\"}", 200 * S, 0.55);
+    i = place(c, &d, NULL, false);
+    assert_int_equal(i.severity, NOPS_SEVERITY_WARNING);
+    char json[8192];
+    assert_true(nops_incident_json(&i, json, sizeof json) > 0);
+    assert_non_null(strstr(json, "\"severity\":\"warning\""));
+    nops_correlate_destroy(c);
+}
+
+/* Ids hang on the data only; a signal seen again changes nothing. */
+static void test_identity_and_replay(void **state)
+{
+    (void)state;
+    nops_correlator *c1 = make(), *c2 = make();
+    float w[W];
+    window(w, 5, 10, 3);
+    nops_signal other = sig("cpu{host=\"x-9\"}", 90 * S, 0.9);
+    nops_signal a = sig("cpu{host=\"web-1\"}", 100 * S, 0.9);
+    nops_signal b = sig("mem{host=\"web-1\"}", 101 * S, 0.9);
+    place(c1, &other, NULL, true); /* c1 saw something else first: no counter moves ids */
+    nops_incident x = place(c1, &a, w, true);
+    nops_incident y = place(c2, &a, w, true);
+    assert_string_equal(x.id, y.id);
+    x = place(c1, &b, NULL, false);
+    nops_incident again = place(c1, &b, NULL, false); /* replayed */
+    assert_int_equal(again.n_signals, 2);
+    assert_string_equal(again.id, x.id);
+    nops_correlate_destroy(c1);
+    nops_correlate_destroy(c2);
+}
+
+/* A partition's saved state carries its open incidents into a new correlator (a restart, or
+ * the next owner after a rebalance): the next signal of the host updates the same incident, a
+ * replayed one is recognised; other partitions' incidents are neither saved nor touched;
+ * damaged bytes are refused. */
+static void test_save_and_load(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[W];
+    window(w, 4, 10, 5);
+    nops_signal a = sig("cpu{host=\"web-1\",service=\"s\"}", 100 * S, 0.9);
+    nops_signal b = sig("mem{host=\"web-1\",service=\"s\"}", 110 * S, 0.9);
+    nops_signal d = sig("io{host=\"web-1\",service=\"s\"}", 120 * S, 0.9);
+    nops_signal x = sig("cpu{host=\"db-1\"}", 100 * S, 0.9);
+    nops_incident first = place_in(c, 3, &a, w, true);
+    place_in(c, 3, &b, w, false);
+    place_in(c, 5, &x, NULL, true);
+    void *blob;
+    size_t len;
+    assert_int_equal(nops_correlate_save(c, 3, &blob, &len), NOPS_OK);
+    nops_correlate_destroy(c);
+
+    nops_correlator *r = make();
+    nops_incident stale = place_in(r, 3, &d, NULL, true); /* replaced by the load */
+    nops_signal y = sig("cpu{host=\"db-2\"}", 100 * S, 0.9);
+    nops_incident kept = place_in(r, 5, &y, NULL, true);
+    assert_int_equal(nops_correlate_load(r, 3, blob, len - 1), NOPS_PARSE);
+    assert_int_equal(nops_correlate_load(r, 4, blob, len), NOPS_PARSE); /* not partition 4's */
+    assert_int_equal(nops_correlate_load(r, 3, blob, len), NOPS_OK);
+    uint64_t open;
+    nops_correlate_counts(r, &open, NULL, NULL);
+    assert_int_equal(open, 2); /* web-1's, restored; db-2's, kept */
+    nops_incident again = place_in(r, 3, &b, w, false); /* replayed after the restart */
+    assert_int_equal(again.n_signals, 2);
+    assert_string_equal(again.id, first.id);
+    nops_incident next = place_in(r, 3, &d, NULL, false);
+    assert_string_equal(next.id, first.id);
+    assert_string_not_equal(next.id, stale.id);
+    assert_int_equal(next.n_signals, 3);
+    nops_signal y2 = sig("mem{host=\"db-2\"}", 101 * S, 0.9);
+    assert_string_equal(place_in(r, 5, &y2, NULL, false).id, kept.id);
+    /* released (the partition went to another instance): forgotten, not resolved */
+    nops_correlate_release(r, 3);
+    nops_correlate_counts(r, &open, NULL, NULL);
+    assert_int_equal(open, 1);
+    nops_incident done[4];
+    assert_int_equal(nops_correlate_tick(r, 100000 * S, done, 4), 0); /* db-2 still active */
+    nops_correlate_destroy(r);
+
+    nops_correlate_params p; /* another window length: refused */
+    nops_correlate_defaults(&p);
+    char err[128];
+    nops_correlator *other = nops_correlate_new(&p, W / 2, err, sizeof err);
+    assert_int_equal(nops_correlate_load(other, 3, blob, len), NOPS_PARSE);
+    nops_correlate_destroy(other);
+    nops_free(blob);
+}
+
 static void test_resolution(void **state)
 {
+    (void)state;
     nops_correlator *c = make();
     nops_incident inc, done[4];
     bool opened;
-    nops_signal a = sig("a{service=\"s\"}", 100 * S, 0.9);
-    nops_signal b = sig("b{service=\"s\"}", 105 * S, 0.9);
-    nops_correlate_signal(c, &a, NULL, 0, &inc, &opened);
-    nops_correlate_signal(c, &b, NULL, 0, &inc, &opened);
+    nops_signal a = sig("a{host=\"h\"}", 100 * S, 0.9);
+    nops_signal b = sig("b{host=\"h\"}", 105 * S, 0.9);
+    nops_correlate_signal(c, &a, 0, NULL, 0, &inc, &opened);
+    nops_correlate_signal(c, &b, 0, NULL, 0, &inc, &opened);
     uint64_t open;
     nops_correlate_counts(c, &open, NULL, NULL);
     assert_int_equal(open, 1);
@@ -153,9 +387,20 @@ static void test_resolution(void **state)
     assert_int_equal(open, 0);
     assert_int_equal(opened_total, 1);
     assert_int_equal(resolved, 1);
+    /* time per partition: an incident of a partition whose data lags is judged at its time */
+    nops_signal x = sig("a{host=\"p1\"}", 1000 * S, 0.9), y = sig("a{host=\"p2\"}", 1000 * S, 0.9);
+    nops_correlate_signal(c, &x, 1, NULL, 0, &inc, &opened);
+    nops_correlate_signal(c, &y, 2, NULL, 0, &inc, &opened);
+    nops_correlate_cleared(c, x.series_id, 1001 * S);
+    nops_correlate_cleared(c, y.series_id, 1001 * S);
+    int64_t part_now[3] = {0, 1100 * S, 5000 * S}; /* partition 1 is behind */
+    assert_int_equal(nops_correlate_tick_parts(c, 5000 * S, part_now, 3, done, 4), 1);
+    assert_string_equal(done[0].id, inc.id); /* partition 2's */
+    part_now[1] = 1400 * S;
+    assert_int_equal(nops_correlate_tick_parts(c, 5000 * S, part_now, 3, done, 4), 1);
     /* a resolved incident is not joined again: a new signal opens a new one */
-    nops_signal later = sig("a{service=\"s\"}", 430 * S, 0.9);
-    nops_correlate_signal(c, &later, NULL, 0, &inc, &opened);
+    nops_signal later = sig("a{host=\"h\"}", 430 * S, 0.9);
+    nops_correlate_signal(c, &later, 0, NULL, 0, &inc, &opened);
     assert_true(opened);
     nops_correlate_destroy(c);
 }
@@ -163,10 +408,16 @@ static void test_resolution(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shared_label_joins),
-        cmocka_unit_test(test_correlated_windows_join),
-        cmocka_unit_test(test_resolution),
+        cmocka_unit_test(test_one_host_many_metrics),
+        cmocka_unit_test(test_host_incident_until_resolved),
+        cmocka_unit_test(test_two_unrelated_hosts_same_time),
+        cmocka_unit_test(test_several_hosts_one_service),
+        cmocka_unit_test(test_info_blip_does_not_hold_a_host_back),
         cmocka_unit_test(test_short_windows_do_not_join),
+        cmocka_unit_test(test_severity_rules),
+        cmocka_unit_test(test_identity_and_replay),
+        cmocka_unit_test(test_save_and_load),
+        cmocka_unit_test(test_resolution),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

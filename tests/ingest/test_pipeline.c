@@ -60,7 +60,7 @@ static void params(nops_kafka_params *kp, nops_pipeline_params *pp, nops_detect_
     kp->session_timeout_ms = 6000;
     *pp = (nops_pipeline_params){2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params_default(dp);
-    *cp = (nops_correlate_params){120, 0.8, "service,host,cluster", 300};
+    nops_correlate_defaults(cp);
 }
 
 

@@ -72,7 +72,7 @@ static void params(nops_kafka_params *kp, nops_pipeline_params *pp, nops_detect_
                                  .max_future_s = 86400, .max_past_s = 0,
                                  .series_memory_mb = 64};
     nops_detect_params_default(dp);
-    *cp = (nops_correlate_params){120, 0.8, "service,host,cluster", 300};
+    nops_correlate_defaults(cp);
 }
 
 static void produce(const char *topic, const char *key, const char *value, size_t len)
@@ -527,7 +527,9 @@ static void test_signals_past_the_incident_limit(void **state)
     dp.window = 16;
     /* every signal its own incident (its own service, 3 s from the next: window_s 1), and none
      * resolves; more series than the correlator keeps open incidents (1024) */
-    cp = (nops_correlate_params){1, 0.8, "service", 86400};
+    nops_correlate_defaults(&cp);
+    cp.window_s = 1;
+    cp.resolve_s = 86400;
     enum { N = 1100, WARM = 16 };
     nops_sinks *sinks = jsonl_sinks(dir);
     g_no_incident_lines = 0;

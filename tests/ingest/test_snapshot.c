@@ -133,7 +133,8 @@ static running start(const char *topic, const char *group, const char *dir,
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
-    nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
+    nops_correlate_params cp;
+    nops_correlate_defaults(&cp);
     nops_storage_params sp;
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
     char err[512];

@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "correlate/correlate.h"
 #include "orchestrate/orchestrate.h"
+#include "sinks/sinks.h" /* nops_incident_json */
 #include "tests/support/kafkautil.h"
 #include "tests/support/orchutil.h"
 #include "tests/support/pgutil.h"
@@ -138,6 +140,62 @@ static const char *prepared(nops_orchestrator *o, const char *pb)
     assert_int_equal(nops_orch_dry_run(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
     return id;
+}
+
+/* The severity the correlator gives reaches the policy gate through the incident's JSON (as
+ * the API hands it to POST /orchestrate): a rule on incident.severity decides. */
+static void test_policy_sees_incident_severity(void **state)
+{
+    (void)state;
+    char err[256];
+    nops_policy *pol = nops_policy_parse(
+        "[{\"name\":\"info-is-no-page\",\"priority\":10,\"when\":\"incident.severity == "
+        "\\\"info\\\"\",\"action\":\"deny\"},{\"name\":\"critical-escalates\",\"priority\":9,"
+        "\"when\":\"incident.severity == \\\"critical\\\"\",\"action\":\"escalate\","
+        "\"escalation\":\"critical\"}]", err, sizeof err);
+    if (!pol)
+        fail_msg("%s", err);
+    nops_orch_deps d = {.state_dir = g_d.state, .history_jsonl = g_hist, .reg = g_r, .pol = pol,
+                        .audit = g_a, .allowed_commands = g_allowed, .secret = g_secret};
+    nops_orchestrator *o = nops_orch_new(&d, err, sizeof err);
+    assert_non_null(o);
+    nops_correlate_params cp;
+    nops_correlate_defaults(&cp);
+    nops_correlator *c = nops_correlate_new(&cp, 60, err, sizeof err);
+    assert_non_null(c);
+    const char *expect[] = {"denied", "suggested"};
+    for (int k = 0; k < 2; k++) { /* one weak signal (info); then three hosts (critical) */
+        nops_incident inc;
+        bool opened;
+        for (int h = 0; h <= 2 * k; h++) {
+            nops_signal sg;
+            memset(&sg, 0, sizeof sg);
+            snprintf(sg.series, sizeof sg.series, "lat{host=\"h%d-%d\",service=\"s%d\"}", k, h,
+                     k);
+            sg.series_id = (uint64_t)(100 + 10 * k + h);
+            snprintf(sg.id, sizeof sg.id, "%016x", 0x5100 + 10 * k + h);
+            sg.ts_ns = 1000000000000ll + h;
+            sg.score = 0.6;
+            float w[60];
+            for (int i = 0; i < 60; i++) /* the same shape on every host: they move together */
+                w[i] = (float)(i % 7) + (i >= 55 ? 30.0f : 0.0f) + (float)h;
+            assert_int_equal(nops_correlate_signal(c, &sg, 0, w, 60, &inc, &opened), NOPS_OK);
+        }
+        char text[8192];
+        assert_true(nops_incident_json(&inc, text, sizeof text) > 0);
+        json_t *ij = json_loads(text, 0, NULL), *rec;
+        assert_int_equal(nops_orch_suggest(o, ij, "echo-ok", &TU_OPS, &rec, err, sizeof err),
+                         NOPS_OK);
+        assert_string_equal(st(rec), expect[k]);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(rec, "policy"),
+                                                              "rule")),
+                            k ? "critical-escalates" : "info-is-no-page");
+        json_decref(rec);
+        json_decref(ij);
+    }
+    nops_correlate_destroy(c);
+    nops_orch_destroy(o);
+    nops_policy_destroy(pol);
 }
 
 static void test_happy_path(void **state)
@@ -637,6 +695,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_happy_path),
+        cmocka_unit_test(test_policy_sees_incident_severity),
         cmocka_unit_test(test_failures),
         cmocka_unit_test(test_auto_and_tampering),
         cmocka_unit_test(test_recovery_after_a_crash),

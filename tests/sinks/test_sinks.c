@@ -394,7 +394,15 @@ static long pg_count(PGconn *c, const char *sql)
 static void test_postgres_sink(void **state)
 {
     char dsn[600], err[512];
-    PQfinish(tu_pg_schema("sinks_test", dsn, sizeof dsn)); /* the sink creates its tables */
+    PGconn *old = tu_pg_schema("sinks_test", dsn, sizeof dsn); /* the sink creates its tables */
+    /* an incidents table of an earlier version (no severity): the sink adds the column */
+    PGresult *res = PQexec(old, "CREATE TABLE incidents (id text PRIMARY KEY, status text NOT "
+                                "NULL, opened_at timestamptz NOT NULL, updated_at timestamptz "
+                                "NOT NULL, signals jsonb NOT NULL, signal_count integer, labels "
+                                "jsonb NOT NULL DEFAULT '{}', summary text, root_cause_hint text)");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(old);
     nops_sinks *set = nops_sinks_new();
     assert_int_equal(nops_sinks_add_postgres(set, dsn, 0, err, sizeof err), NOPS_OK);
     nops_sinks *again = nops_sinks_new(); /* the schema step is idempotent */
@@ -410,6 +418,7 @@ static void test_postgres_sink(void **state)
     nops_sinks_signal(set, &dup);
     nops_incident a = make_incident("00000000000000dd", 1, false);
     nops_incident b = make_incident("00000000000000dd", 3, true); /* the same incident, later */
+    b.severity = NOPS_SEVERITY_CRITICAL;
     nops_sinks_incident(set, &a);
     nops_sinks_incident(set, &b);
     assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
@@ -419,7 +428,8 @@ static void test_postgres_sink(void **state)
                                  "ts = '2023-11-14T22:13:21Z' AND metric = 'cpu_usage'"),
                      1);
     assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE status = 'resolved' AND "
-                                 "signal_count = 3 AND jsonb_array_length(signals) = 3"),
+                                 "signal_count = 3 AND jsonb_array_length(signals) = 3 AND "
+                                 "severity = 'critical'"),
                      1);
 
     /* the server goes down: flushes fail and keep the records; it comes back: they arrive */

@@ -341,7 +341,11 @@ static void test_fleet_generator(void **state)
  * (4 series per kind) and the default fleet. When the yardstick landed the engine reached:
  * NAB standard 63.4, reward_low_FN 74.3; fleet recall 1.000, precision 0.182, 118.7 false
  * signals per 100k points, 0 of 12 multi-metric host events in one incident of their own,
- * 4.52 incidents per event. The floors sit a little below (ceilings a little above); the issue's
+ * 4.52 incidents per event. Host-first incidents (issue 14, part 3) raised the host events in
+ * one incident of their own to 7 of 12 (0.583) and made every false signal on an otherwise
+ * quiet host an incident of its own (an `info` one, not paging): 15.14 incidents per event,
+ * bounded by the false signals, which the calibrated detectors cut. The floors sit a little
+ * below (ceilings a little above); the issue's
  * targets are ≥ 1.3 × the windowed Gaussian's NAB score (67.6 here), recall ≥ 0.98,
  * ≤ 1 false signal per 100k points, ≥ 95 % of host events in one incident of their own.
  */
@@ -370,7 +374,8 @@ static void test_engine_floors(void **state)
     assert_true(ff.ev.recall >= 0.95);
     assert_true(ff.ev.precision >= 0.15);
     assert_true(ff.ev.false_per_100k <= 140.0);
-    assert_true(ff.ev.incidents_per_event <= 5.5);
+    assert_true(ff.ev.host_share >= 0.5);
+    assert_true(ff.ev.incidents_per_event <= 16.0);
     assert_int_equal(ff.correlate_refused, 0);
 
     /* the baselines the targets are measured against run and score in a sane range */

@@ -1,0 +1,62 @@
+/*
+ * correlate_int.h — the correlator's state, shared by correlate.c (grouping, severity,
+ * resolution) and state.c (saving and restoring a partition's incidents). Not a public header.
+ */
+#ifndef NOPS_CORRELATE_INT_H
+#define NOPS_CORRELATE_INT_H
+
+#include "correlate/correlate.h"
+
+#include <pthread.h>
+
+#define RECENT 256           /* recent signals kept for matching and de-duplication */
+#define MAX_INCIDENTS 1024   /* open incidents tracked */
+#define MAX_MEMBERS 64       /* series tracked per incident for resolution */
+#define MAX_HOSTS 32         /* hosts tracked per incident */
+#define MAX_LABELS 4         /* label names per list (host_labels, service_labels) */
+#define VAL_MAX 128          /* longest label value compared */
+#define NS 1000000000ll
+
+typedef struct recent_sig {
+    uint64_t sig_h;                  /* XXH3 of the signal id (replays) */
+    uint64_t series_id;              /* series */
+    int64_t ts_ns;                   /* its time */
+    int incident;                    /* index into inc, -1 when resolved */
+    uint64_t host_h, service_h;      /* hashes of its host and service values (0: none) */
+    uint64_t metric_h;               /* hash of its metric name */
+} recent_sig;
+
+typedef struct incident_slot {
+    bool used;                       /* slot in use */
+    int32_t part;                    /* partition of its opening signal (-1: none) */
+    nops_incident rec;               /* the record as written to sinks */
+    uint64_t members[MAX_MEMBERS];   /* series ids */
+    bool active[MAX_MEMBERS];        /* member still anomalous */
+    int64_t first_ns[MAX_MEMBERS];   /* member's first signal time */
+    int64_t last_ns[MAX_MEMBERS];    /* member's last signal time */
+    uint32_t n_members;              /* members tracked */
+    uint64_t hosts[MAX_HOSTS];       /* host hashes */
+    uint32_t n_hosts;                /* hosts tracked */
+    int64_t last_clear_ns;           /* when the last member cleared */
+    int64_t last_sig_ns;             /* newest signal time */
+    double best_score;               /* strongest signal so far */
+    char first_series[256];          /* earliest signal's series */
+} incident_slot;
+
+struct nops_correlator {
+    pthread_mutex_t lock;
+    nops_correlate_params p;
+    uint32_t W;                      /* window length used for correlation */
+    char host_names[MAX_LABELS][64]; /* host label names, in order of preference */
+    size_t n_host_names;
+    char svc_names[MAX_LABELS][64];  /* service label names */
+    size_t n_svc_names;
+    recent_sig recent[RECENT];       /* ring of recent signals */
+    float *mat;                      /* RECENT × W standardised windows, row per ring slot */
+    bool has_window[RECENT];         /* row holds a usable window */
+    uint32_t head, count;            /* ring */
+    incident_slot inc[MAX_INCIDENTS];
+    uint64_t opened_total, resolved_total;
+};
+
+#endif /* NOPS_CORRELATE_INT_H */

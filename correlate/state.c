@@ -1,0 +1,178 @@
+/*
+ * state.c — a partition's open incidents as bytes and back: saved with the partition's detector
+ * snapshot (ingest/snapshot.c) and restored with it, after a restart or by the next owner
+ * after a rebalance; released when the partition goes.
+ */
+#include "correlate/correlate_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * An incident belongs to the partition of its opening signal (where its host's points arrive,
+ * when producers key by host); its state is saved with that partition's detector snapshot and
+ * restored with it, by whichever instance is assigned the partition next.
+ *
+ * The saved form: a header, the partition's open incidents (incident_slot, in order), then the
+ * recent signals that point at them (recent_sig with `incident` as an index into that list, a
+ * flag, and the standardised window). Structs are plain data (no pointers), written as they are
+ * in memory: a snapshot is read back by the same build, and the header's sizes refuse others.
+ */
+#define CORR_MAGIC 0x32524f4353504f4eull /* "NOPSCOR2" */
+
+typedef struct corr_hdr {
+    uint64_t magic;                  /* CORR_MAGIC */
+    uint32_t W, slot_size, sig_size; /* window length, sizeof(incident_slot), sizeof(recent_sig) */
+    int32_t part;                    /* whose incidents */
+    uint32_t n_used, n_sigs;         /* incidents, then recent signals that follow */
+} corr_hdr;
+
+static size_t sig_rec_size(const nops_correlator *c)
+{
+    return sizeof(recent_sig) + sizeof(uint32_t) + (size_t)c->W * sizeof(float);
+}
+
+nops_err nops_correlate_save(nops_correlator *c, int32_t part, void **out, size_t *len)
+{
+    pthread_mutex_lock(&c->lock);
+    int32_t *map = nops_malloc(MAX_INCIDENTS * sizeof *map); /* slot → index in the file */
+    if (!map) {
+        pthread_mutex_unlock(&c->lock);
+        return NOPS_NOMEM;
+    }
+    corr_hdr h = {CORR_MAGIC, c->W, sizeof(incident_slot), sizeof(recent_sig), part, 0, 0};
+    for (int i = 0; i < MAX_INCIDENTS; i++)
+        map[i] = c->inc[i].used && c->inc[i].part == part ? (int32_t)h.n_used++ : -1;
+    for (uint32_t k = 0; k < c->count; k++) {
+        const recent_sig *r = &c->recent[(c->head + RECENT - c->count + k) % RECENT];
+        h.n_sigs += r->incident >= 0 && map[r->incident] >= 0;
+    }
+    const size_t total = sizeof h + (size_t)h.n_used * sizeof(incident_slot) +
+                         (size_t)h.n_sigs * sig_rec_size(c);
+    unsigned char *b = nops_malloc(total);
+    if (!b) {
+        nops_free(map);
+        pthread_mutex_unlock(&c->lock);
+        return NOPS_NOMEM;
+    }
+    size_t o = 0;
+#define PUT(src, n) (memcpy(b + o, (src), (n)), o += (n))
+    PUT(&h, sizeof h);
+    for (int i = 0; i < MAX_INCIDENTS; i++)
+        if (map[i] >= 0)
+            PUT(&c->inc[i], sizeof c->inc[i]);
+    for (uint32_t k = 0; k < c->count; k++) { /* oldest first, as they came */
+        const uint32_t idx = (c->head + RECENT - c->count + k) % RECENT;
+        recent_sig r = c->recent[idx];
+        if (r.incident < 0 || map[r.incident] < 0)
+            continue;
+        r.incident = map[r.incident];
+        const uint32_t has = c->has_window[idx];
+        PUT(&r, sizeof r);
+        PUT(&has, sizeof has);
+        PUT(c->mat + (size_t)idx * c->W, c->W * sizeof(float));
+    }
+#undef PUT
+    nops_free(map);
+    pthread_mutex_unlock(&c->lock);
+    *out = b;
+    *len = total;
+    return NOPS_OK;
+}
+
+/* Forget the incidents of `part` (lock held): no record is written, their partition's owner
+ * carries them on. */
+static void release_locked(nops_correlator *c, int32_t part)
+{
+    for (int i = 0; i < MAX_INCIDENTS; i++) {
+        if (!c->inc[i].used || c->inc[i].part != part)
+            continue;
+        c->inc[i].used = false;
+        for (uint32_t k = 0; k < RECENT; k++)
+            if (c->recent[k].incident == i)
+                c->recent[k].incident = -1;
+    }
+}
+
+void nops_correlate_release(nops_correlator *c, int32_t part)
+{
+    pthread_mutex_lock(&c->lock);
+    release_locked(c, part);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Is the saved form in b well shaped for this correlator and `part`? */
+static bool load_shape(const nops_correlator *c, int32_t part, const unsigned char *b,
+                       size_t len, corr_hdr *h)
+{
+    if (len < sizeof *h)
+        return false;
+    memcpy(h, b, sizeof *h);
+    if (h->magic != CORR_MAGIC || h->W != c->W || h->slot_size != sizeof(incident_slot) ||
+        h->sig_size != sizeof(recent_sig) || h->part != part || h->n_used > MAX_INCIDENTS ||
+        h->n_sigs > RECENT)
+        return false;
+    if (len != sizeof *h + (size_t)h->n_used * sizeof(incident_slot) +
+                   (size_t)h->n_sigs * sig_rec_size(c))
+        return false;
+    const unsigned char *q = b + sizeof *h;
+    for (uint32_t k = 0; k < h->n_used; k++, q += sizeof(incident_slot)) {
+        incident_slot s;
+        memcpy(&s, q, sizeof s);
+        if (!s.used || s.part != part || s.n_members > MAX_MEMBERS || s.n_hosts > MAX_HOSTS ||
+            !nops_labels_valid(&s.rec.common))
+            return false;
+    }
+    for (uint32_t k = 0; k < h->n_sigs; k++, q += sig_rec_size(c)) {
+        recent_sig r;
+        memcpy(&r, q, sizeof r);
+        if (r.incident < 0 || (uint32_t)r.incident >= h->n_used)
+            return false;
+    }
+    return true;
+}
+
+nops_err nops_correlate_load(nops_correlator *c, int32_t part, const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    corr_hdr h;
+    if (!load_shape(c, part, b, len, &h))
+        return NOPS_PARSE;
+    pthread_mutex_lock(&c->lock);
+    release_locked(c, part);
+    int slot_of[MAX_INCIDENTS];
+    const unsigned char *q = b + sizeof h;
+    nops_err e = NOPS_OK;
+    for (uint32_t k = 0; k < h.n_used; k++, q += sizeof(incident_slot)) {
+        int i = 0;
+        while (i < MAX_INCIDENTS && c->inc[i].used)
+            i++;
+        slot_of[k] = i < MAX_INCIDENTS ? i : -1;
+        if (i == MAX_INCIDENTS) {
+            e = NOPS_FULL;
+            continue;
+        }
+        incident_slot *s = &c->inc[i];
+        memcpy(s, q, sizeof *s);
+        s->rec.id[NOPS_ID_LEN - 1] = s->rec.labels[sizeof s->rec.labels - 1] = '\0';
+        s->rec.summary[sizeof s->rec.summary - 1] = '\0';
+        s->rec.root_cause_hint[sizeof s->rec.root_cause_hint - 1] = '\0';
+        s->first_series[255] = '\0';
+    }
+    for (uint32_t k = 0; k < h.n_sigs; k++, q += sig_rec_size(c)) {
+        recent_sig r;
+        uint32_t has;
+        memcpy(&r, q, sizeof r);
+        memcpy(&has, q + sizeof r, sizeof has);
+        r.incident = slot_of[r.incident];
+        const uint32_t at = c->head;
+        c->recent[at] = r;
+        c->has_window[at] = has != 0;
+        memcpy(c->mat + (size_t)at * c->W, q + sizeof r + sizeof has, c->W * sizeof(float));
+        c->head = (c->head + 1) % RECENT;
+        c->count += c->count < RECENT;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return e;
+}
+
