@@ -298,7 +298,7 @@ static nops_err fleet_signal(fleet_run *r, uint32_t s, uint32_t t, double value,
     }
     nops_signal sig;
     memset(&sig, 0, sizeof sig);
-    snprintf(sig.series, sizeof sig.series, "%s", r->keys[s]);
+    (void)nops_signal_set_series(&sig, r->keys[s]); /* the key and its label pairs */
     sig.series_id = r->ids[s];
     sig.ts_ns = tick_ns(r->f, t);
     uint64_t h = r->ids[s] ^ ((uint64_t)sig.ts_ns * 0x9E3779B97F4A7C15ull);

@@ -170,8 +170,9 @@ static void test_policy_sees_incident_severity(void **state)
         for (int h = 0; h <= 2 * k; h++) {
             nops_signal sg;
             memset(&sg, 0, sizeof sg);
-            snprintf(sg.series, sizeof sg.series, "lat{host=\"h%d-%d\",service=\"s%d\"}", k, h,
-                     k);
+            char key[128];
+            snprintf(key, sizeof key, "lat{host=\"h%d-%d\",service=\"s%d\"}", k, h, k);
+            assert_int_equal(nops_signal_set_series(&sg, key), NOPS_OK);
             sg.series_id = (uint64_t)(100 + 10 * k + h);
             snprintf(sg.id, sizeof sg.id, "%016x", 0x5100 + 10 * k + h);
             sg.ts_ns = 1000000000000ll + h;
