@@ -154,6 +154,8 @@ static int setup(void **state)
     kp.session_timeout_ms = 6000;
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params_default(&g_dp);
+    /* the series here are 41–60 points long: a 30-point warm-up (the default is 2W = 120) */
+    g_dp.warmup = 30;
     nops_correlate_params cp = {120, 0.8, "service,host,cluster", 300};
     nops_storage_params sp;
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", g_dir);

@@ -110,7 +110,7 @@ static void test_growth_keeps_state(void **state)
     assert_int_equal(nops_detect_slot(d, 2, "b", 1, 0, &s1), NOPS_OK);
     float z[2], ze[2];
     uint8_t f[2];
-    nops_detect_out o = {z, ze, f};
+    nops_detect_out o = {z, ze, f, NULL};
     for (int t = 0; t < 100; t++) {
         float x[2] = {(float)(t % 5), (float)(100 + t % 3)};
         nops_detect_update_range(d, 0, 2, x, &o);
@@ -185,7 +185,7 @@ static void test_evicted_slot_is_reset(void **state)
     assert_int_equal(nops_detect_slot(d, 1, "old", 3, 0, &s), NOPS_OK);
     float z, ze;
     uint8_t f;
-    nops_detect_out o = {&z, &ze, &f};
+    nops_detect_out o = {&z, &ze, &f, NULL};
     for (int i = 0; i < 80; i++) {
         float x = 1000.0f + (float)(i % 7);
         nops_detect_update_pairs(d, &s, &x, 1, &o);
@@ -216,8 +216,13 @@ static void test_memory_report(void **state)
     nops_detect_memory(d, &m);
     assert_int_equal(m.active, 1000);
     assert_int_equal(m.capacity, 1000);
-    /* W = 60: 240 B ring + 41 B sums/EWMA/meta per slot */
-    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 8 + 8 + 4 + 8 + 8 + 4));
+    /* W = 60: 240 B ring + sums, shift (20 B) + EWMA (16 B) + long baseline and gate (32 B) +
+     * CUSUM, last, resolution (16 B) + age, baseline age, meta (12 B) per slot */
+    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 20 + 16 + 32 + 16 + 12));
+    /* the budget of docs/detection.md: ≤ 1 KiB per series all in at the defaults */
+    nops_detect_params dp;
+    nops_detect_params_default(&dp);
+    assert_true(nops_detect_bytes_per_series(&dp) + 27 + 16 <= 1024);
     assert_true(m.registry_bytes > 0 && m.key_bytes >= 1000u * 27u);
     nops_detect_destroy(d);
 }
