@@ -103,14 +103,16 @@ NOPS__INLINE void ew_step(double *restrict m, double *restrict v, double e, doub
                           double alpha, double alpha_v, uint32_t ag, uint32_t warm,
                           uint32_t valid)
 {
-    const double am = ag == 0 ? 1.0 : (alpha > ia ? alpha : ia);
-    const double av0 = alpha_v > ia ? alpha_v : ia;
-    const double av = ag == 0 ? 0.0 : av0;
-    const double e2 = e * e, cap = NOPS__CLIP2 * *v;
-    const double e2c = warm & (e2 > cap) ? cap : e2;
-    const double mn = *m + am * e, vn = *v + av * (e2c - *v);
-    *m = valid ? mn : *m;
-    *v = valid ? vn : *v;
+    const double m0 = *m, v0 = *v;
+    const double w1 = alpha > ia ? alpha : ia, w2 = alpha_v > ia ? alpha_v : ia;
+    const double am = ag == 0 ? 1.0 : w1;
+    const double av = ag == 0 ? 0.0 : w2;
+    const double e2 = e * e, cap = NOPS__CLIP2 * v0;
+    const double e2c = (e2 > cap) & warm ? cap : e2;
+    /* an invalid point moves nothing: weights 0 (e is 0 for it as well) */
+    const double amv = valid ? am : 0.0, avv = valid ? av : 0.0;
+    *m = m0 + amv * e;
+    *v = v0 + avv * (e2c - v0);
 }
 
 /*
@@ -163,9 +165,14 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         /* resolution: judged against the steps seen before this point */
         const float rs = res[i], lst = last[i];
         const double rfl = (double)rs;
+        /* float selects only (mixing float compares into integer masks defeats if-conversion):
+         * 0 means "none yet", so both sides are mapped to +big before taking the minimum */
         const float step = fabsf(x - lst);
-        const uint32_t newres = valid & (ag > 0) & (step > 0.0f) & ((rs == 0.0f) | (step < rs));
-        res[i] = newres ? step : rs;
+        const float big = 3.0e38f;
+        const float cand = (step > 0.0f) & (ag > 0) & valid ? step : big;
+        const float cur = rs > 0.0f ? rs : big;
+        const float rn = cand < cur ? cand : cur;
+        res[i] = rn < big ? rn : 0.0f;
         last[i] = valid ? x : lst;
         float z = 0.0f, ze = 0.0f, rc = 0.0f;
 
@@ -214,7 +221,8 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             float u = zfrom(e, v, m, rfl);
             u = u < NOPS__UCLIP ? u : NOPS__UCLIP;
             u = u > -NOPS__UCLIP ? u : -NOPS__UCLIP;
-            float sp = cp[i] + u - ck, sn = cn_[i] - u - ck;
+            const float cp0 = cp[i], cn0 = cn_[i];
+            float sp = cp0 + u - ck, sn = cn0 - u - ck;
             sp = sp > 0.0f ? sp : 0.0f;
             sn = sn > 0.0f ? sn : 0.0f;
             /* a series whose long-horizon residuals are far wider than its short ones
@@ -243,10 +251,11 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             lv[i] = v;
             /* an alarm restarts the baseline: it relearns the level from the next point on (the
              * shift is the new normal) and the CUSUM waits `warmup` points before judging */
-            lage[i] = alarm ? 0u : la + (valid & (la < NOPS__AGE_MAX));
+            lage[i] = (la + (valid & (la < NOPS__AGE_MAX))) * (alarm ^ 1u);
             const uint32_t keep = on & (alarm ^ 1u);
-            cp[i] = keep ? sp : (valid ? 0.0f : cp[i]);
-            cn_[i] = keep ? sn : (valid ? 0.0f : cn_[i]);
+            const float kp = valid ? 0.0f : cp0, kn = valid ? 0.0f : cn0;
+            cp[i] = keep ? sp : kp;
+            cn_[i] = keep ? sn : kn;
         }
         (void)alarm;
         age[i] = ag + (valid & (ag < NOPS__AGE_MAX));
@@ -259,12 +268,16 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         uint32_t which = do_z ? NOPS_DETECTOR_ZSCORE : NOPS_DETECTOR_EWMA;
         if (do_z && do_e) {
             const float rb = fabsf(ze) * inv_te;
-            which = rb > r ? NOPS_DETECTOR_EWMA : which;
+            which = which + (uint32_t)(rb > r) * (NOPS_DETECTOR_EWMA - which);
             r = r > rb ? r : rb;
         }
         if (do_c) {
-            which = rc > r ? NOPS_DETECTOR_CUSUM : which;
-            r = r > rc ? r : rc;
+            const uint32_t cw = rc > r;
+            which = which + cw * (NOPS_DETECTOR_CUSUM - which);
+            /* "+ 0.0f" (not removable: −0 + 0 = +0) keeps GCC from folding `max ≥ 1` below
+             * into a select of two masks, which it cannot vectorise (the loop then runs
+             * scalar, 8× slower) */
+            r = (r > rc ? r : rc) + 0.0f;
         }
         uint32_t f = hyst_step(r, show, exit_ratio, clear, &mt, cn, pn, valid);
         meta[i] = mt;
