@@ -13,6 +13,10 @@ typedef struct bench_opts {
     const char *variant; /* only this kernel variant, or NULL for all */
     uint64_t series;     /* override the series (or runs) counts (0 = the suite's defaults) */
     const char *dsn;     /* PostgreSQL for the vectorize suite, or NULL */
+    uint64_t seed;       /* generator seed of the quality suite (0 = its default) */
+    const char *sets[16]; /* quality: "section.key=value" settings of [detect]/[correlate] */
+    int n_sets;          /* entries of sets[] */
+    bool events;         /* quality: list every fleet event and what became of it */
 } bench_opts;
 
 /* One figure as one JSON line: the DESIGN.md shape plus free-form extra fields. */
@@ -26,5 +30,6 @@ int bench_vectorize(const bench_opts *o);
 int bench_recommend(const bench_opts *o);
 int bench_http(const bench_opts *o);
 int bench_audit(const bench_opts *o);
+int bench_quality(const bench_opts *o);
 
 #endif

@@ -43,12 +43,20 @@ static void usage(FILE *out)
             "  http     wrk against POST /analyze and GET /signals beside a bare\n"
             "           libmicrohttpd handler in the same process\n"
             "  audit    audit-trail appends (fsync'ed; and to PostgreSQL with a DSN) beside\n"
-            "           raw write+fsync and plain INSERTs; verify beside SHA-256 alone\n\n"
+            "           raw write+fsync and plain INSERTs; verify beside SHA-256 alone\n"
+            "  quality  signal precision at the defaults (docs/quality.md): the NAB early-\n"
+            "           detection score on a labelled corpus, recall, false signals per 100k\n"
+            "           points and incident grouping on a 100-host fleet, beside a rolling\n"
+            "           z-score (4 sigma, 60 points) and a windowed Gaussian (1,000 points)\n\n"
             "Options:\n"
             "  --quick          small sizes (a smoke run, seconds)\n"
             "  --variant NAME   only scalar|avx2|avx512\n"
             "  --series N       only this series (or runs) count\n"
             "  --dsn DSN        PostgreSQL for the vectorize and audit suites\n"
+            "  --seed N         generator seed of the quality suite (default 14)\n"
+            "  --set S.K=V      quality: run the engine with this [detect] or [correlate]\n"
+            "                   setting instead of its default (repeatable)\n"
+            "  --events         quality: list every fleet event and what became of it\n"
             "  -h, --help       this help\n\n"
             "Output: one JSON object per line: suite, figure, value, unit, peer, peer_value,\n"
             "ratio, plus context fields. Progress goes to stderr.\n");
@@ -73,6 +81,21 @@ int main(int argc, char **argv)
                 fprintf(stderr, "neuralops-bench: --series expects 1..268435456\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            char *end;
+            o.seed = strtoull(argv[++i], &end, 10);
+            if (*end || o.seed == 0) {
+                fprintf(stderr, "neuralops-bench: --seed expects a positive integer\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--events") == 0) {
+            o.events = true;
+        } else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+            if (o.n_sets == (int)(sizeof o.sets / sizeof o.sets[0])) {
+                fprintf(stderr, "neuralops-bench: at most 16 --set options\n");
+                return 2;
+            }
+            o.sets[o.n_sets++] = argv[++i];
         } else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
             o.dsn = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -95,6 +118,8 @@ int main(int argc, char **argv)
         return bench_audit(&o);
     if (strcmp(argv[1], "http") == 0)
         return bench_http(&o);
+    if (strcmp(argv[1], "quality") == 0)
+        return bench_quality(&o);
     fprintf(stderr, "neuralops-bench: unknown suite \"%s\" (see --help)\n", argv[1]);
     return 2;
 }
