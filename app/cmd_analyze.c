@@ -101,7 +101,6 @@ static int print_detectors(const nops_detect_params *p_in)
 
 typedef struct analyze_run {
     const analyze_opts *o;  /* options */
-    const nops_detect_params *p; /* detector params */
     nops_detector *det;     /* one series, slot 0 */
     uint64_t rows;          /* rows written */
     uint64_t bad;           /* bad rows skipped */
@@ -287,7 +286,6 @@ int nops_cmd_analyze(int argc, char **argv)
         in = stdin;
         goto out;
     }
-    r.p = &ctx.detect;
     r.det = nops_detect_new(&ctx.detect, 1, errbuf, sizeof errbuf);
     if (!r.det || nops_detect_slot(r.det, 1, "analyze", 7, 0, &slot) != NOPS_OK) {
         fprintf(stderr, "neuralops analyze: %s\n", r.det ? "out of memory" : errbuf);
