@@ -107,13 +107,14 @@ static bool overrides(json_t *o, nops_detect_params *dp, response *res)
     }
     if ((v = json_object_get(o, "method"))) {
         const char *m = json_string_value(v);
-        static const char *names[] = {"zscore", "ewma", "both"};
+        static const char *names[] = {"zscore", "ewma", "both", "all"};
         int k = -1;
-        for (int i = 0; m && i < 3; i++)
+        for (int i = 0; m && i < 4; i++)
             if (strcmp(m, names[i]) == 0)
                 k = i;
         if (k < 0) {
-            nops__api_error(res, 400, "method must be \"zscore\", \"ewma\" or \"both\"");
+            nops__api_error(res, 400,
+                            "method must be \"zscore\", \"ewma\", \"both\" or \"all\"");
             return false;
         }
         dp->method = (nops_detect_method)k;
@@ -266,22 +267,23 @@ static void run_analysis(const analysis *a, response *res)
     uint32_t slot = 0;
     float *z = nops_malloc(a->n * sizeof *z), *ze = nops_malloc(a->n * sizeof *ze);
     uint8_t *flags = nops_malloc(a->n);
+    float *ratio = nops_malloc(a->n * sizeof *ratio);
     uint32_t *slots = nops_calloc(a->n, sizeof *slots);
-    if (!det || !z || !ze || !flags || !slots ||
+    if (!det || !z || !ze || !flags || !slots || !ratio ||
         nops_detect_slot(det, 1, NULL, 0, 0, &slot) != NOPS_OK) {
         nops__api_error(res, 500, "cannot run the detectors: %s", det ? "out of memory" : err);
         goto out;
     }
     for (size_t i = 0; i < a->n; i++)
         slots[i] = slot;
-    nops_detect_update_pairs(det, slots, a->values, a->n, &(nops_detect_out){z, ze, flags});
+    nops_detect_update_pairs(det, slots, a->values, a->n,
+                             &(nops_detect_out){z, ze, flags, ratio});
     size_t last = a->n - 1, anomalies = 0;
     for (size_t i = 0; i < a->n; i++)
         anomalies += (flags[i] & NOPS_DETECT_ANOM) != 0;
-    double rz = fabs(z[last]) / a->dp.z_threshold, re = fabs(ze[last]) / a->dp.ewma_threshold;
-    rz = a->dp.method == NOPS_METHOD_EWMA ? 0 : rz;
-    re = a->dp.method == NOPS_METHOD_ZSCORE ? 0 : re;
-    const bool use_z = rz >= re;
+    /* the kernel's combined ratio and the detector that gave it */
+    const nops_detector_kind which = (nops_detector_kind)NOPS_DETECT_WHICH(flags[last]);
+    const bool use_z = which == NOPS_DETECTOR_ZSCORE;
     const double zz = use_z ? z[last] : ze[last];
     double mean = 0, sd = 0;
     uint32_t cnt = 0;
@@ -290,17 +292,21 @@ static void run_analysis(const analysis *a, response *res)
     char hint[400];
     if (!(flags[last] & NOPS_DETECT_VALID))
         snprintf(hint, sizeof hint, "the last value is not finite: no verdict");
-    else if (a->n < (size_t)(a->dp.window / 2 + 1) && use_z)
-        snprintf(hint, sizeof hint, "%zu points are too few for a verdict (the window needs "
-                 "%lld)", a->n, (long long)(a->dp.window / 2 + 1));
+    else if (!(flags[last] & NOPS_DETECT_WARM))
+        snprintf(hint, sizeof hint, "%zu points are too few for a verdict (the detectors need "
+                 "%u)", a->n, nops_detect_warmup(det) + 1);
+    else if (which == NOPS_DETECTOR_CUSUM)
+        snprintf(hint, sizeof hint, "the last value (%.6g) is part of a sustained move %s the "
+                 "long-run baseline%s", a->values[last], ze[last] >= 0 ? "above" : "below",
+                 anomalous ? ": anomalous" : ": within the normal range");
     else
         snprintf(hint, sizeof hint, "the last value (%.6g) is %.1fσ %s its %s%s", a->values[last],
                  fabs(zz), zz >= 0 ? "above" : "below",
                  use_z ? "rolling mean" : "moving average",
                  anomalous ? ": anomalous" : ": within the normal range");
     json_t *o = json_pack("{s:f, s:f, s:f, s:s, s:s, s:I, s:b, s:I, s:s, s:I}", "score",
-                          nops_detect_score(rz > re ? rz : re), "zscore", (double)z[last], "ewma",
-                          (double)ze[last], "method", use_z ? "zscore" : "ewma", "hint", hint,
+                          nops_detect_score(ratio[last]), "zscore", (double)z[last], "ewma",
+                          (double)ze[last], "method", nops_detector_name(which), "hint", hint,
                           "points", (json_int_t)a->n, "anomaly", anomalous, "anomalous_points",
                           (json_int_t)anomalies, "source", a->source, "window",
                           (json_int_t)a->dp.window);
@@ -313,6 +319,7 @@ out:
     nops_free(z);
     nops_free(ze);
     nops_free(flags);
+    nops_free(ratio);
     nops_free(slots);
 }
 

@@ -21,6 +21,7 @@ typedef struct analyze_opts {
     bool json;           /* --format json */
     bool no_header;      /* --no-header */
     bool summary;        /* --summary */
+    bool detectors;      /* --detectors: list the detector set and exit */
 } analyze_opts;
 
 static const cli_opt analyze_cli[] = {
@@ -29,6 +30,8 @@ static const cli_opt analyze_cli[] = {
     {"skip-bad", 0, false, NULL, "write a zero-score row for bad rows instead of stopping"},
     {"no-header", 0, false, NULL, "omit the CSV header line"},
     {"summary", 0, false, NULL, "also list each anomalous excursion (signal) on stderr"},
+    {"detectors", 0, false, NULL,
+     "list the detector set, thresholds and state size at these settings, then exit"},
 };
 #define N_ANALYZE_CLI (sizeof analyze_cli / sizeof analyze_cli[0])
 
@@ -50,6 +53,8 @@ static bool on_opt(void *ud, const cli_opt *opt, const char *value)
         o->no_header = true;
     } else if (strcmp(opt->name, "summary") == 0) {
         o->summary = true;
+    } else if (strcmp(opt->name, "detectors") == 0) {
+        o->detectors = true;
     }
     return true;
 }
@@ -61,17 +66,41 @@ static void usage(const app_ctx *ctx, FILE *out)
             "Detect anomalies in one series. Input: CSV rows `timestamp,value` (header\n"
             "optional) on stdin or from FILE; timestamps may be ISO-8601, `YYYY-MM-DD\n"
             "HH:MM:SS` or epoch s/ms/us/ns. Output: one row per input row,\n"
-            "`timestamp,value,zscore,ewma_z,score,anomaly`, timestamp passed through verbatim.\n"
-            "score = 1 - 2^-(r^2) with r = max(|z|/z-threshold, |ewma_z|/ewma-threshold):\n"
-            "0.5 exactly at the threshold. Rows before warm-up (window/2 points) have z = 0.\n\n"
+            "`timestamp,value,zscore,ewma_z,score,anomaly,detector`, timestamp passed through\n"
+            "verbatim. score is the combined score of the detector set (--detectors lists it):\n"
+            "1 - 2^-(r^2) with r = max(|z|/z-threshold, |ewma_z|/ewma-threshold, CUSUM/h),\n"
+            "0.5 exactly at the threshold; detector names the one that gave r (zscore, ewma,\n"
+            "cusum). The thresholds derive from --false-alarm-points N (about one false\n"
+            "signal per N points of a stationary series). Rows before warm-up have score 0.\n\n"
             "Exit status: 0 ok, 1 I/O failure, 2 bad flags/config or a bad row (the message\n"
             "names the line; --skip-bad writes a zero-score row instead and counts them).\n\n");
     cli_print_opts(ctx, analyze_cli, N_ANALYZE_CLI, out);
 }
 
+/* --detectors: the detector set at these settings, one line each, then the combination. */
+static int print_detectors(const nops_detect_params *p_in)
+{
+    nops_detect_params p = *p_in;
+    nops_detect_params_resolve(&p);
+    const bool z = p.method != NOPS_METHOD_EWMA, e = p.method != NOPS_METHOD_ZSCORE;
+    const bool c = p.method == NOPS_METHOD_ALL;
+    printf("detector  on   threshold  what it sees\n");
+    printf("zscore    %-4s %9.3f  |x - mean| / std over the previous %lld points\n",
+           z ? "yes" : "no", p.z_threshold, (long long)p.window);
+    printf("ewma      %-4s %9.3f  robust EWMA, alpha %g, variance over ~%.0f points\n",
+           e ? "yes" : "no", p.ewma_threshold, p.alpha, (2.0 - p.alpha_var) / p.alpha_var);
+    printf("cusum     %-4s %9.3f  CUSUM (k %g sigma) against a baseline over %lld points\n",
+           c ? "yes" : "no", p.cusum_threshold, p.cusum_k, (long long)p.long_window);
+    printf("combined: score = 1 - 2^-(r^2), r = the largest |statistic| / threshold; "
+           "anomalous at r >= 1 (score 0.5)\n");
+    printf("calibration: about one false signal per %.0f points of a stationary series; "
+           "warm-up %lld points\n", p.false_alarm_points, (long long)p.warmup);
+    printf("state: %zu bytes per series (key not included)\n", nops_detect_bytes_per_series(&p));
+    return fflush(stdout) == 0 ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
+}
+
 typedef struct analyze_run {
     const analyze_opts *o;  /* options */
-    const nops_detect_params *p; /* detector params */
     nops_detector *det;     /* one series, slot 0 */
     uint64_t rows;          /* rows written */
     uint64_t bad;           /* bad rows skipped */
@@ -81,7 +110,7 @@ typedef struct analyze_run {
 } analyze_run;
 
 static void write_row(analyze_run *r, const char *ts, size_t ts_len, const char *value_text,
-                      float z, float ze, double score, int anomaly)
+                      float z, float ze, double score, int anomaly, const char *detector)
 {
     char zb[32], zeb[32], sb[32];
     fmt_float(zb, sizeof zb, z);
@@ -89,11 +118,12 @@ static void write_row(analyze_run *r, const char *ts, size_t ts_len, const char 
     fmt_double(sb, sizeof sb, score);
     if (r->o->json) {
         printf("%s{\"timestamp\":\"%.*s\",\"value\":%s,\"zscore\":%s,\"ewma_z\":%s,"
-               "\"score\":%s,\"anomaly\":%d}",
+               "\"score\":%s,\"anomaly\":%d,\"detector\":\"%s\"}",
                r->rows ? ",\n" : "", (int)ts_len, ts, value_text[0] ? value_text : "null", zb,
-               zeb, sb, anomaly);
+               zeb, sb, anomaly, detector);
     } else {
-        printf("%.*s,%s,%s,%s,%s,%d\n", (int)ts_len, ts, value_text, zb, zeb, sb, anomaly);
+        printf("%.*s,%s,%s,%s,%s,%d,%s\n", (int)ts_len, ts, value_text, zb, zeb, sb, anomaly,
+               detector);
     }
     r->rows++;
 }
@@ -110,7 +140,7 @@ static void write_bad_row(analyze_run *r, const char *line, size_t len)
             break;
         }
     }
-    write_row(r, line, tl, "", 0.0f, 0.0f, 0.0, 0);
+    write_row(r, line, tl, "", 0.0f, 0.0f, 0.0, 0, "");
 }
 
 static int process_line(analyze_run *r, const char *line, size_t len, uint64_t lineno,
@@ -141,24 +171,25 @@ static int process_line(analyze_run *r, const char *line, size_t len, uint64_t l
     }
     float x = (float)row.value;
     uint32_t slot = 0;
-    float z, ze;
+    float z, ze, ratio;
     uint8_t flags;
-    nops_detect_out out = {&z, &ze, &flags};
+    nops_detect_out out = {&z, &ze, &flags, &ratio};
     nops_detect_update_pairs(r->det, &slot, &x, 1, &out);
-    double score = nops_detect_score(nops_detect_ratio(r->p, z, ze));
-    if (!(flags & NOPS_DETECT_WARM))
-        score = 0.0;
+    const bool warm = (flags & NOPS_DETECT_WARM) != 0;
+    const double score = warm ? nops_detect_score(ratio) : 0.0;
+    const char *det = warm ? nops_detector_name((nops_detector_kind)NOPS_DETECT_WHICH(flags)) : "";
     char vb[40];
     fmt_double(vb, sizeof vb, row.value);
-    write_row(r, row.ts, row.ts_len, vb, z, ze, score, (flags & NOPS_DETECT_ANOM) ? 1 : 0);
+    write_row(r, row.ts, row.ts_len, vb, z, ze, score, (flags & NOPS_DETECT_ANOM) ? 1 : 0, det);
     if (flags & NOPS_DETECT_FIRED) {
         r->signals++;
         if (r->o->summary) {
             char zb[32], zeb[32];
             fmt_float(zb, sizeof zb, z);
             fmt_float(zeb, sizeof zeb, ze);
-            fprintf(stderr, "anomaly: line %llu at %.*s value %s (z %s, ewma_z %s, score %.3f)\n",
-                    (unsigned long long)lineno, (int)row.ts_len, row.ts, vb, zb, zeb, score);
+            fprintf(stderr, "anomaly: line %llu at %.*s value %s (z %s, ewma_z %s, score %.3f, "
+                    "%s)\n", (unsigned long long)lineno, (int)row.ts_len, row.ts, vb, zb, zeb,
+                    score, det);
         }
     }
     return 0;
@@ -245,13 +276,16 @@ int nops_cmd_analyze(int argc, char **argv)
         status = NOPS_EXIT_OK;
         goto out;
     }
+    if (o.detectors) {
+        status = print_detectors(&ctx.detect);
+        goto out;
+    }
     status = NOPS_EXIT_FAIL;
     if (o.input && !(in = nops_file_fopen(o.input, "r"))) {
         fprintf(stderr, "neuralops analyze: cannot open %s: %s\n", o.input, strerror(errno));
         in = stdin;
         goto out;
     }
-    r.p = &ctx.detect;
     r.det = nops_detect_new(&ctx.detect, 1, errbuf, sizeof errbuf);
     if (!r.det || nops_detect_slot(r.det, 1, "analyze", 7, 0, &slot) != NOPS_OK) {
         fprintf(stderr, "neuralops analyze: %s\n", r.det ? "out of memory" : errbuf);
@@ -260,7 +294,7 @@ int nops_cmd_analyze(int argc, char **argv)
     if (o.json)
         printf("[\n");
     else if (!o.no_header)
-        printf("timestamp,value,zscore,ewma_z,score,anomaly\n");
+        printf("timestamp,value,zscore,ewma_z,score,anomaly,detector\n");
     status = analyze_finish(&r, analyze_stream(&r, in));
 out:
     nops_detect_destroy(r.det);

@@ -307,6 +307,7 @@ nops_err nops_series_key_labels(const char *key, size_t *name_len, nops_labels *
 typedef enum nops_method_fired {
     NOPS_FIRED_ZSCORE = 0, /**< the rolling z-score crossed its threshold (first, or larger) */
     NOPS_FIRED_EWMA = 1,   /**< the EWMA z crossed its threshold */
+    NOPS_FIRED_CUSUM = 2,  /**< the long-horizon CUSUM found a sustained shift */
 } nops_method_fired;
 
 /**

@@ -13,7 +13,8 @@ echo
 echo "Injected anomalies ($TRUTH):"
 tail -n +2 "$TRUTH" | awk -F, '{printf "  %s  %-15s %s\n", $1, $2, $3}'
 echo
-echo "neuralops analyze --summary (rolling z-score + EWMA, window 60, thresholds 4):"
+echo "neuralops analyze --summary (the default detector set: rolling z-score, robust EWMA, CUSUM;"
+echo "thresholds calibrated to about one false signal per 10^6 points, docs/detection.md):"
 "$BIN" analyze -i "$SAMPLE" --summary 2> build/demo-summary.txt > "$OUT"
 sed 's/^/  /' build/demo-summary.txt
 echo

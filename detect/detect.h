@@ -1,24 +1,40 @@
 /*
  * detect.h — per-series anomaly detection: the series registry, the SoA state and the SIMD
- * rolling z-score / EWMA kernels with hysteresis.
+ * detector kernels (rolling z-score, robust EWMA, long-horizon CUSUM) with hysteresis.
  *
  * Ownership: a nops_detector owns all series state and the copies of series keys it was given;
  * output arrays passed to the update calls belong to the caller and are only written. A detector
  * is not thread-safe: one thread (one partition worker) drives it, without locks. (The
  * correlator, which is shared and locked, is correlate/correlate.h.)
  *
- * Semantics (README.md "Detection"), per series, W = window:
- *   - rolling z = (x − mean) / std over the previous W points (the current point excluded),
- *     population std; no verdict (z = 0) until the window holds max(2, W/2) points;
- *   - EWMA: z_e = (x − m_prev) / sqrt(v_prev); then m ← m + α(x − m_prev) and
- *     v ← (1 − α)(v + α(x − m_prev)²); the first point sets m = x, v = 0; same warm-up;
- *   - std ≈ 0: the divisor is never below floor = 1e-6·|mean| + 1e-12, and |z| is clamped to
+ * Semantics (docs/detection.md has the whole story), per series, W = window, n = points seen:
+ *   - rolling z = (x − mean) / std over the previous ≤ W points (the current point excluded),
+ *     population std;
+ *   - robust EWMA: z_e = (x − m) / sqrt(v); m ← m + a(x − m) with a = max(α, 1/(n+1)) (so the
+ *     first points give their exact mean); v ← v + b(min(e², 16 v) − v), e = x − m before the
+ *     update, b = max(α_var, 1/(n+1)) (v is the mean of e² until 1/α_var points, then an EW mean
+ *     with ≈ 2/α_var effective samples; squared residuals are clipped at 4σ once warm, so one
+ *     outlier does not inflate the scale);
+ *   - long-horizon CUSUM: a baseline mean/variance decayed over `long_window` points (the same
+ *     update with α_L = 1/long_window); u = (x − m_L)/σ_L clipped to ±4; S⁺ ← max(0, S⁺ + u − k),
+ *     S⁻ ← max(0, S⁻ − u − k), active after max(warmup, long_window/2) points and only while
+ *     the series has a stable long baseline (long-horizon variance ≤ 2 × the EWMA's: a wave or a
+ *     random walk keeps it out); at S/h ≥ 1 (an alarm) S⁺ = S⁻ = 0 and the baseline restarts,
+ *     relearning the level from the next point as a new series would, the CUSUM silent for
+ *     `warmup` points: a persistent level shift signals once, then is the new normal;
+ *   - no verdict (all z = 0, no flags but VALID) before `warmup` points;
+ *   - scale floors: the divisor is never below 1e-6·|level| + 1e-12, nor below the series'
+ *     resolution (the smallest non-zero step |x_t − x_{t−1}| seen before this point) capped at
+ *     5 % of |level|, so a quantised or flat-lined series does not fire on one small tick (a
+ *     step of 50 % of the level still does); |z| is clamped to
  *     NOPS_DETECT_Z_MAX, so z is always finite; a constant series has z = 0 exactly;
  *   - NaN/±Inf inputs are rejected: flags = 0, z = 0, state untouched;
- *   - ratio r = max(|z|/z_threshold, |z_e|/ewma_threshold) over the enabled methods; a point is
- *     anomalous when r ≥ 1; a series enters the anomalous state (one signal: NOPS_DETECT_FIRED)
- *     at its first anomalous point and leaves it (NOPS_DETECT_CLEARED) after `clear_points`
- *     consecutive points with r < hysteresis — one excursion, one signal;
+ *   - ratio r = max(|z|/z_threshold, |z_e|/ewma_threshold, max(S⁺,S⁻)/cusum_threshold) over the
+ *     enabled detectors; the thresholds not set explicitly derive from one knob,
+ *     false_alarm_points N (each detector gets a third of a 1/N per-point budget, see
+ *     nops_detect_thresholds); a point is anomalous when r ≥ 1; a series enters the anomalous
+ *     state (one signal: NOPS_DETECT_FIRED) at its first anomalous point and leaves it
+ *     (NOPS_DETECT_CLEARED) after `clear_points` consecutive points with r < hysteresis;
  *   - score = 1 − 2^(−r²): 0 at r = 0, 0.5 exactly at the threshold, 0.9375 at twice it.
  */
 #ifndef NOPS_DETECT_H
@@ -32,14 +48,24 @@
 #define NOPS_DETECT_Z_MAX 1.0e6f       /**< |z| is clamped here (std ≈ 0 cases) */
 #define NOPS_DETECT_FLOOR_REL 1.0e-6   /**< std floor relative to |mean| */
 #define NOPS_DETECT_FLOOR_ABS 1.0e-12  /**< absolute std floor */
+#define NOPS_DETECT_RES_REL 0.05       /**< the resolution floor is capped at this × |level| */
 #define NOPS_DETECT_MAX_WINDOW 1024    /**< largest W */
 
-/** Which detectors feed the verdict. Values match the config enum "zscore|ewma|both". */
+/** Which detectors feed the verdict. Values match the config enum "zscore|ewma|both|all". */
 typedef enum nops_detect_method {
-    NOPS_METHOD_ZSCORE = 0,
-    NOPS_METHOD_EWMA = 1,
-    NOPS_METHOD_BOTH = 2,
+    NOPS_METHOD_ZSCORE = 0, /**< rolling z-score only */
+    NOPS_METHOD_EWMA = 1,   /**< robust EWMA only */
+    NOPS_METHOD_BOTH = 2,   /**< rolling z-score and EWMA */
+    NOPS_METHOD_ALL = 3,    /**< rolling z, EWMA and the long-horizon CUSUM (the default) */
 } nops_detect_method;
+#define NOPS_METHOD_N 4
+
+/** The detector that gave a point its ratio (NOPS_DETECT_WHICH of its flags). */
+typedef enum nops_detector_kind {
+    NOPS_DETECTOR_ZSCORE = 0, /**< rolling z-score */
+    NOPS_DETECTOR_EWMA = 1,   /**< robust EWMA */
+    NOPS_DETECTOR_CUSUM = 2,  /**< long-horizon baseline CUSUM (change point) */
+} nops_detector_kind;
 
 /** Kernel instruction set. Values match the config enum "auto|scalar|avx2|avx512". */
 typedef enum nops_detect_variant {
@@ -53,8 +79,14 @@ typedef enum nops_detect_variant {
 typedef struct nops_detect_params {
     int64_t window;        /**< W, points in the rolling window */
     double alpha;          /**< EWMA smoothing factor */
-    double z_threshold;    /**< |rolling z| at or above this is anomalous */
-    double ewma_threshold; /**< |EWMA z| at or above this is anomalous */
+    double alpha_var;      /**< EWMA variance smoothing factor (≈ 2/α_var effective samples) */
+    double false_alarm_points; /**< N: about one false signal per N points of a stationary series */
+    double z_threshold;    /**< |rolling z| at or above this is anomalous (0 = from N) */
+    double ewma_threshold; /**< |EWMA z| at or above this is anomalous (0 = from N) */
+    double cusum_threshold;/**< CUSUM h, in σ (0 = from N) */
+    double cusum_k;        /**< CUSUM drift allowance k, in σ (half the smallest shift sought) */
+    int64_t long_window;   /**< points the long-horizon baseline is decayed over (α_L = 1/this) */
+    int64_t warmup;        /**< points before any verdict (0 = twice the window) */
     int method;            /**< nops_detect_method */
     double hysteresis;     /**< leave the anomalous state below this fraction of a threshold */
     int64_t clear_points;  /**< ... for this many consecutive points */
@@ -65,8 +97,23 @@ typedef struct nops_detect_params {
 /** The [detect] section: table for core's config system (base: nops_detect_params). */
 extern const nops_cfg_section nops_detect_cfg_section;
 
-/** Defaults of the table, for callers without a nops_cfg. */
+/** Defaults of the table, for callers without a nops_cfg (thresholds resolved). */
 void nops_detect_params_default(nops_detect_params *p);
+/**
+ * Fill the thresholds left at 0 (z, EWMA, CUSUM) and a warmup of 0 from false_alarm_points and
+ * the window (see nops_detect_thresholds). Run by the config finalize step, by
+ * nops_detect_params_default and on the detector's own copy in nops_detect_new.
+ */
+void nops_detect_params_resolve(nops_detect_params *p);
+/**
+ * The calibrated thresholds for a per-point false-alarm probability of 1/N shared by the three
+ * detectors (1/(3N) each, two-sided): z from the Student-t quantile with W − 1 degrees of
+ * freedom times sqrt((W+1)/(W−1)) (the point is not in its window and the std is the
+ * population one); EWMA from the t quantile with (2 − α_var)/α_var degrees of freedom; CUSUM h
+ * from Siegmund's approximation of the in-control run length, ARL = 6N one-sided.
+ */
+void nops_detect_thresholds(double N, int64_t window, double alpha_var, double cusum_k,
+                            double *z_threshold, double *ewma_threshold, double *cusum_threshold);
 /** Cross-field validation (also run by nops_cfg_finalize). */
 nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, size_t errstr_size);
 
@@ -76,12 +123,14 @@ nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, siz
 #define NOPS_DETECT_ANOM 0x04u    /**< this point is anomalous (r ≥ 1) */
 #define NOPS_DETECT_FIRED 0x08u   /**< the series entered the anomalous state: one signal */
 #define NOPS_DETECT_CLEARED 0x10u /**< the series returned to normal */
+#define NOPS_DETECT_WHICH(f) (((f) >> 5) & 3u) /**< nops_detector_kind of the point's ratio */
 
-/** Caller-owned output arrays, one element per input point; all three are required. */
+/** Caller-owned output arrays, one element per input point; z, ze and flags are required. */
 typedef struct nops_detect_out {
     float *z;       /**< rolling z (0 if not warm, not enabled or rejected) */
     float *ze;      /**< EWMA z (0 if not warm, not enabled or rejected) */
     uint8_t *flags; /**< NOPS_DETECT_* bits */
+    float *ratio;   /**< optional (NULL = not written): the combined ratio r (0 if not warm) */
 } nops_detect_out;
 
 /* nops_label, one label of a series, is core's (core/core.h). */
@@ -104,7 +153,10 @@ typedef struct nops_detect_mem {
 nops_detector *nops_detect_new(const nops_detect_params *p, uint32_t capacity_hint, char *errstr,
                                size_t errstr_size);
 void nops_detect_destroy(nops_detector *det);
+/** The detector's params, thresholds and warmup resolved (nops_detect_params_resolve). */
 const nops_detect_params *nops_detect_get_params(const nops_detector *det);
+/** Points a series needs before its first verdict. */
+uint32_t nops_detect_warmup(const nops_detector *det);
 
 /* ---- series registry ------------------------------------------------------------------ */
 
@@ -209,9 +261,15 @@ uint32_t nops_detect_slot_limit(const nops_detector *det);
 
 /* ---- scoring -------------------------------------------------------------------------- */
 
-/** r = max(|z|/z_threshold, |ze|/ewma_threshold) over the methods `p` enables. */
+/** r = max(|z|/z_threshold, |ze|/ewma_threshold) over the z/EWMA methods `p` enables (the
+ *  CUSUM part of a point's ratio comes only from the kernel: nops_detect_out.ratio). */
 double nops_detect_ratio(const nops_detect_params *p, double z, double ze);
 /** score = 1 − 2^(−r²), in [0, 1]. */
 double nops_detect_score(double ratio);
+/** "zscore", "ewma" or "cusum". */
+const char *nops_detector_name(nops_detector_kind k);
+/** Bytes of detector state per series at these params: SoA state, registry and id table (the
+ *  key copy not included). */
+size_t nops_detect_bytes_per_series(const nops_detect_params *p);
 
 #endif /* NOPS_DETECT_H */

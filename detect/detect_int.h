@@ -31,9 +31,24 @@ typedef struct nops__dstate {
     double *sumsq;  /* Σ(x − K)² over the window */
     float *shift;   /* K, re-chosen at every wrap */
     double *em;     /* EWMA mean */
-    double *ev;     /* EW variance */
+    double *ev;     /* EW variance of the residual x − m (robust: clipped at 4σ once warm) */
+    double *lm;     /* long-horizon baseline mean (α_L = 1/long_window) */
+    double *lv;     /* long-horizon residual variance (clipped like ev) */
+    double *gm;     /* CUSUM gate: long-horizon mean, never restarted */
+    double *gv;     /* CUSUM gate: long-horizon residual variance, unclipped */
+    float *cp;      /* CUSUM S⁺ (σ units) */
+    float *cn;      /* CUSUM S⁻ */
+    float *last;    /* the previous valid value */
+    float *res;     /* resolution: smallest non-zero |step| seen (0 = none yet) */
+    uint32_t *age;  /* valid points seen, saturating at NOPS__AGE_MAX */
+    uint32_t *lage; /* valid points since the long baseline (re)started */
     uint32_t *meta; /* NOPS__META_*: count, ring position and hysteresis state in one word */
 } nops__dstate;
+
+#define NOPS__AGE_MAX 0x3fffffffu
+#define NOPS__CLIP2 16.0  /* squared residuals enter the variances clipped at 4² σ² once warm */
+#define NOPS__CUSUM_GATE 2.0 /* CUSUM only while long-horizon var ≤ this × short (EWMA) var */
+#define NOPS__UCLIP 4.0f  /* CUSUM input clipped to ±4σ: spikes are the z detectors' job */
 
 /*
  * The small per-series counters share one 32-bit word, so that every array the kernel loop
@@ -48,12 +63,16 @@ typedef struct nops__dstate {
 /* Constants a kernel needs, derived once from the params. */
 typedef struct nops__kconst {
     uint32_t W;          /* window */
-    uint32_t min_n;      /* points before a verdict */
+    uint32_t min_n;      /* points before a verdict (warmup) */
+    uint32_t cusum_min_n;/* points before the CUSUM may alarm: max(warmup, long_window / 2) */
     double invW;         /* 1/W */
     double alpha;        /* EWMA α */
-    double one_m_alpha;  /* 1 − α */
+    double alpha_var;    /* EWMA variance α */
+    double alpha_long;   /* long-horizon baseline α_L */
+    float cusum_k;       /* CUSUM drift allowance */
     float inv_tz;        /* 1/z_threshold */
     float inv_te;        /* 1/ewma_threshold */
+    float inv_h;         /* 1/cusum_threshold */
     float exit_ratio;    /* hysteresis */
     uint8_t clear_points;/* quiet points to leave the anomalous state */
 } nops__kconst;
@@ -65,8 +84,8 @@ typedef void (*nops__pairs_fn)(const nops__kconst *k, nops__dstate *st, const ui
 
 /* One table per instruction set; index by nops_detect_method. */
 typedef struct nops__kernels {
-    nops__range_fn range[3];
-    nops__pairs_fn pairs[3];
+    nops__range_fn range[NOPS_METHOD_N];
+    nops__pairs_fn pairs[NOPS_METHOD_N];
 } nops__kernels;
 
 extern const nops__kernels nops__kernels_scalar;

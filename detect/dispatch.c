@@ -86,7 +86,8 @@ nops_detector *nops_detect_new(const nops_detect_params *p, uint32_t capacity_hi
     if (!det)
         goto nomem;
     det->p = *p;
-    nops__kconst_init(&det->k, p);
+    nops_detect_params_resolve(&det->p);
+    nops__kconst_init(&det->k, &det->p);
     const uint32_t cap = capacity_hint ? capacity_hint : 1024;
     if (nops__dstate_init(&det->st, det->k.W, cap) != NOPS_OK)
         goto nomem;
@@ -122,6 +123,11 @@ const nops_detect_params *nops_detect_get_params(const nops_detector *det)
     return &det->p;
 }
 
+uint32_t nops_detect_warmup(const nops_detector *det)
+{
+    return det->k.min_n;
+}
+
 nops_err nops_detect_update_range(nops_detector *det, uint32_t first, uint32_t n,
                                   const float *values, const nops_detect_out *out)
 {
@@ -146,7 +152,8 @@ nops_err nops_detect_update_pairs(nops_detector *det, const uint32_t *slots, con
     /* the kernels take 32-bit counts; feed them in bounded batches */
     for (size_t off = 0; off < n; off += (1u << 30)) {
         uint32_t m = (uint32_t)(n - off < (1u << 30) ? n - off : (1u << 30));
-        nops_detect_out o = {out->z + off, out->ze + off, out->flags + off};
+        nops_detect_out o = {out->z + off, out->ze + off, out->flags + off,
+                             out->ratio ? out->ratio + off : NULL};
         det->kern->pairs[det->p.method](&det->k, &det->st, slots + off, m, values + off, &o);
     }
     return NOPS_OK;

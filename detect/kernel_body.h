@@ -35,14 +35,19 @@
 #define NOPS__INLINE static inline __attribute__((always_inline))
 
 /*
- * z = dev / max(sqrt(var), floor), clamped to ±NOPS_DETECT_Z_MAX, never NaN. The sums stay in
+ * z = dev / max(sqrt(var), floor), clamped to ±NOPS_DETECT_Z_MAX, never NaN. The floor is the
+ * larger of the relative floor at `level` and `rfl` (the series' resolution) capped at
+ * NOPS_DETECT_RES_REL·|level|. The sums stay in
  * double; the division and square root run in float (twice the lanes, several times the
  * throughput of their double forms), after scaling both terms by a power of two when the
  * variance would overflow float: the scaling is exact and cancels in the quotient.
  */
-NOPS__INLINE float zfrom(double dev, double var, double level)
+NOPS__INLINE float zfrom(double dev, double var, double level, double rfl)
 {
-    const double fl = NOPS_DETECT_FLOOR_REL * fabs(level) + NOPS_DETECT_FLOOR_ABS;
+    const double fa = NOPS_DETECT_FLOOR_REL * fabs(level) + NOPS_DETECT_FLOOR_ABS;
+    const double rcap = NOPS_DETECT_RES_REL * fabs(level);
+    const double rf = rfl < rcap ? rfl : rcap;
+    const double fl = fa > rf ? fa : rf;
     const double fl2 = fl * fl;
     const double den = var > fl2 ? var : fl2;
     const double big = den > 1e30 ? 0x1p-64 : 1.0;
@@ -54,7 +59,7 @@ NOPS__INLINE float zfrom(double dev, double var, double level)
     return z;
 }
 
-/* Squared std floor at a level: the same floor zfrom() applies. */
+/* Squared std floor at a level: the relative floor zfrom() applies. */
 NOPS__INLINE double fl2_of(double level)
 {
     const double fl = NOPS_DETECT_FLOOR_REL * fabs(level) + NOPS_DETECT_FLOOR_ABS;
@@ -89,30 +94,61 @@ NOPS__INLINE uint32_t hyst_step(float r, uint32_t show, float exit_ratio, uint32
 }
 
 /*
+ * One robust exponentially weighted mean/variance step (the EWMA detector and the long-horizon
+ * baseline share it). `e` is x − m before the update. The weights start at 1/(n+1), so the
+ * first points give their exact running mean and mean square, then settle at `alpha` (mean) and
+ * `alpha_v` (variance); once warm, e² enters the variance clipped at NOPS__CLIP2 · v.
+ */
+NOPS__INLINE void ew_step(double *restrict m, double *restrict v, double e, double ia,
+                          double alpha, double alpha_v, uint32_t ag, uint32_t warm,
+                          uint32_t valid)
+{
+    const double m0 = *m, v0 = *v;
+    const double w1 = alpha > ia ? alpha : ia, w2 = alpha_v > ia ? alpha_v : ia;
+    const double am = ag == 0 ? 1.0 : w1;
+    const double av = ag == 0 ? 0.0 : w2;
+    const double e2 = e * e, cap = NOPS__CLIP2 * v0;
+    const double e2c = (e2 > cap) & warm ? cap : e2;
+    /* an invalid point moves nothing: weights 0 (e is 0 for it as well) */
+    const double amv = valid ? am : 0.0, avv = valid ? av : 0.0;
+    *m = m0 + amv * e;
+    *v = v0 + avv * (e2c - v0);
+}
+
+/*
  * The compute step over n contiguous lanes. Every array is a restrict parameter indexed by
  * lane: in the uniform range path they point straight into the state (offset to the block) and
  * `ring` points at the ring row all lanes share; in the gather path they point at block-local
  * copies that the caller gathered and scatters back. `ring` holds the value leaving the window on
  * entry and the value entering it on return. With `uniform`, all counts equal `uc`, so 1/count is
- * a constant. `method` is a constant after inlining, so z-only and EWMA-only instances do not
- * touch the other detector's state. Selects are written as arithmetic on 0/1 integers and
- * blends: GCC if-converts those for AVX2 too, where it gives up on `?:` over mixed types.
+ * a constant. `method` is a constant after inlining, so single-detector instances do not touch
+ * the other detectors' state. Selects are written as arithmetic on 0/1 integers and blends: GCC
+ * if-converts those for AVX2 too, where it gives up on `?:` over mixed types. Flags bits 5–6
+ * carry the detector that gave the ratio, bit 8 the re-centring request.
  */
 NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
                            const float *restrict xin, float *restrict ring,
                            double *restrict sum, double *restrict sumsq,
                            float *restrict shift, double *restrict em, double *restrict ev,
-                           uint32_t *restrict meta, float *restrict zo, float *restrict zeo,
+                           double *restrict lm, double *restrict lv, double *restrict gm,
+                           double *restrict gv, float *restrict cp,
+                           float *restrict cn_, float *restrict last, float *restrict res,
+                           uint32_t *restrict age, uint32_t *restrict lage,
+                           uint32_t *restrict meta,
+                           float *restrict zo, float *restrict zeo, float *restrict ro,
                            uint32_t *restrict fo, const int method, const bool uniform,
                            const uint32_t uc)
 {
     const bool do_z = method != NOPS_METHOD_EWMA;
     const bool do_e = method != NOPS_METHOD_ZSCORE;
+    const bool do_c = method == NOPS_METHOD_ALL;
     const uint32_t W = k->W;
     const double inv_u = uc == W ? k->invW : 1.0 / (double)(uc ? uc : 1);
-    const float inv_tz = k->inv_tz, inv_te = k->inv_te, exit_ratio = k->exit_ratio;
-    const uint32_t clear = k->clear_points, min_n = k->min_n;
-    const double alpha = k->alpha, oma = k->one_m_alpha, invW = k->invW;
+    const float inv_tz = k->inv_tz, inv_te = k->inv_te, inv_h = k->inv_h, exit_ratio = k->exit_ratio;
+    const float ck = k->cusum_k;
+    const uint32_t clear = k->clear_points, min_n = k->min_n, c_min = k->cusum_min_n;
+    const double alpha = k->alpha, alpha_v = k->alpha_var, alpha_l = k->alpha_long;
+    const double invW = k->invW;
     uint32_t any_recentre = 0;
 
     for (uint32_t i = 0; i < n; i++) {
@@ -120,11 +156,25 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         const uint32_t valid = (x - x) == 0.0f; /* 0 for NaN and ±Inf */
         uint32_t mt = meta[i];
         const uint32_t c = NOPS__META_CNT(mt);
-        const uint32_t warm = c >= min_n;
+        const uint32_t ag = age[i];
+        const uint32_t warm = ag >= min_n;
         const uint32_t full = c == W;
         const uint32_t show = warm & valid;
         const double xd = valid ? (double)x : 0.0; /* keeps NaN out of the arithmetic */
-        float z = 0.0f, ze = 0.0f;
+        const double ia = 1.0 / (double)(ag + 1u);
+        /* resolution: judged against the steps seen before this point */
+        const float rs = res[i], lst = last[i];
+        const double rfl = (double)rs;
+        /* float selects only (mixing float compares into integer masks defeats if-conversion):
+         * 0 means "none yet", so both sides are mapped to +big before taking the minimum */
+        const float step = fabsf(x - lst);
+        const float big = 3.0e38f;
+        const float cand = (step > 0.0f) & (ag > 0) & valid ? step : big;
+        const float cur = rs > 0.0f ? rs : big;
+        const float rn = cand < cur ? cand : cur;
+        res[i] = rn < big ? rn : 0.0f;
+        last[i] = valid ? x : lst;
+        float z = 0.0f, ze = 0.0f, rc = 0.0f;
 
         uint32_t recentre = 0;
         if (do_z) {
@@ -139,7 +189,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             double var = S2 * inv - md * md;
             var = var > 0.0 ? var : 0.0;
             const double d = xd - K;
-            const float zz = zfrom(d - md, var, K + md);
+            const float zz = zfrom(d - md, var, K + md, rfl);
             z = show ? zz : 0.0f;
             const float old = ring[i];
             const double dold = full ? (double)old - K : 0.0;
@@ -156,31 +206,85 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             recentre = (mdn * mdn > 64.0 * varn + fl2_of(K)) & valid;
         }
         if (do_e) {
-            const double m = em[i], v = ev[i];
+            double m = em[i], v = ev[i];
             const double e = xd - m;
-            const float zz = zfrom(e, v, m);
+            const float zz = zfrom(e, v, m, rfl);
             ze = show ? zz : 0.0f;
-            const double ev_ = valid ? e : 0.0;
-            const double a = c == 0 ? 1.0 : alpha;         /* the first point sets m = x */
-            const double keep = c == 0 ? 0.0 : (valid ? oma : 1.0);
-            em[i] = m + a * ev_;
-            ev[i] = keep * (v + alpha * ev_ * ev_);
+            ew_step(&m, &v, e, ia, alpha, alpha_v, ag, warm, valid);
+            em[i] = m;
+            ev[i] = v;
         }
+        uint32_t alarm = 0;
+        if (do_c) {
+            double m = lm[i], v = lv[i];
+            const double e = xd - m;
+            float u = zfrom(e, v, m, rfl);
+            u = u < NOPS__UCLIP ? u : NOPS__UCLIP;
+            u = u > -NOPS__UCLIP ? u : -NOPS__UCLIP;
+            const float cp0 = cp[i], cn0 = cn_[i];
+            float sp = cp0 + u - ck, sn = cn0 - u - ck;
+            sp = sp > 0.0f ? sp : 0.0f;
+            sn = sn > 0.0f ? sn : 0.0f;
+            /* a series whose long-horizon residuals are far wider than its short ones
+             * (a wave, a random walk, a trend) has no stable long baseline: the CUSUM sits
+             * out (its sums held at 0) rather than alarm on the series' own slow motion. The
+             * gate's baseline (gm, gv: plain EW moments over the long window, never restarted,
+             * never clipped) sees that motion even when alarms keep restarting lm. */
+            double gmv = gm[i], gvv = gv[i];
+            const double eg = xd - gmv;
+            const double ag_ = ag == 0 ? 1.0 : (alpha_l > ia ? alpha_l : ia);
+            const double bg_ = ag == 0 ? 0.0 : (alpha_l > ia ? alpha_l : ia);
+            gm[i] = valid ? gmv + ag_ * eg : gmv;
+            gv[i] = valid ? gvv + bg_ * (eg * eg - gvv) : gvv;
+            const uint32_t la = lage[i];
+            const uint32_t on = show & (ag >= c_min) & (la >= min_n) &
+                                (gvv <= NOPS__CUSUM_GATE * ev[i]);
+            sp = on ? sp : 0.0f;
+            sn = on ? sn : 0.0f;
+            const float s = sp > sn ? sp : sn;
+            rc = s * inv_h;
+            alarm = on & (rc >= 1.0f);
+            /* the baseline's weights count from its last restart (la), like a new series' */
+            const double ial = 1.0 / (double)(la + 1u);
+            ew_step(&m, &v, e, ial, alpha_l, alpha_l, la, warm, valid);
+            lm[i] = m;
+            lv[i] = v;
+            /* an alarm restarts the baseline: it relearns the level from the next point on (the
+             * shift is the new normal) and the CUSUM waits `warmup` points before judging */
+            lage[i] = (la + (valid & (la < NOPS__AGE_MAX))) * (alarm ^ 1u);
+            const uint32_t keep = on & (alarm ^ 1u);
+            const float kp = valid ? 0.0f : cp0, kn = valid ? 0.0f : cn0;
+            cp[i] = keep ? sp : kp;
+            cn_[i] = keep ? sn : kn;
+        }
+        (void)alarm;
+        age[i] = ag + (valid & (ag < NOPS__AGE_MAX));
 
         const uint32_t p = NOPS__META_POS(mt);
         const uint32_t pn = (p + 1) * (p + 1 != W);
         const uint32_t cn = c + (full ^ 1u);
 
         float r = do_z ? fabsf(z) * inv_tz : fabsf(ze) * inv_te;
+        uint32_t which = do_z ? NOPS_DETECTOR_ZSCORE : NOPS_DETECTOR_EWMA;
         if (do_z && do_e) {
             const float rb = fabsf(ze) * inv_te;
+            which = which + (uint32_t)(rb > r) * (NOPS_DETECTOR_EWMA - which);
             r = r > rb ? r : rb;
+        }
+        if (do_c) {
+            const uint32_t cw = rc > r;
+            which = which + cw * (NOPS_DETECTOR_CUSUM - which);
+            /* "+ 0.0f" (not removable: −0 + 0 = +0) keeps GCC from folding `max ≥ 1` below
+             * into a select of two masks, which it cannot vectorise (the loop then runs
+             * scalar, 8× slower) */
+            r = (r > rc ? r : rc) + 0.0f;
         }
         uint32_t f = hyst_step(r, show, exit_ratio, clear, &mt, cn, pn, valid);
         meta[i] = mt;
         zo[i] = z;
         zeo[i] = ze;
-        fo[i] = f | (recentre << 8);
+        ro[i] = show ? r : 0.0f;
+        fo[i] = f | ((which * show) << 5) | (recentre << 8);
         any_recentre |= recentre;
     }
     return any_recentre;
@@ -212,27 +316,36 @@ static void recompute_one(const nops__kconst *k, nops__dstate *st, size_t s)
     (void)k;
 }
 
-/* Narrow the block's 32-bit flags into the caller's bytes. */
-NOPS__INLINE void narrow_flags(const uint32_t *restrict f32, uint8_t *restrict fo, uint32_t n)
+/* Narrow the block's 32-bit flags into the caller's bytes; the ratio when asked for. */
+NOPS__INLINE void narrow_flags(const uint32_t *restrict f32, uint8_t *restrict fo,
+                               const float *restrict r32, float *restrict ro, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
         fo[i] = (uint8_t)f32[i];
+    if (ro)
+        memcpy(ro, r32, n * sizeof *ro);
 }
 
 /* Gather path: copy lane state in, compute, copy it back. `slots == NULL` means base + i. */
 NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_t *slots,
                           size_t base, uint32_t n, const float *x, float *zo, float *zeo,
-                          uint8_t *fo, const int method)
+                          uint8_t *fo, float *ro, const int method)
 {
     const bool do_z = method != NOPS_METHOD_EWMA;
     const bool do_e = method != NOPS_METHOD_ZSCORE;
-    float ring[NOPS__BLOCK], shift[NOPS__BLOCK];
+    const bool do_c = method == NOPS_METHOD_ALL;
+    float ring[NOPS__BLOCK], shift[NOPS__BLOCK], cp[NOPS__BLOCK], cn[NOPS__BLOCK];
+    float last[NOPS__BLOCK], res[NOPS__BLOCK], r32[NOPS__BLOCK];
     double sum[NOPS__BLOCK], sumsq[NOPS__BLOCK], em[NOPS__BLOCK], ev[NOPS__BLOCK];
-    uint32_t meta[NOPS__BLOCK], f32[NOPS__BLOCK];
+    double lm[NOPS__BLOCK], lv[NOPS__BLOCK], gm[NOPS__BLOCK], gv[NOPS__BLOCK];
+    uint32_t meta[NOPS__BLOCK], f32[NOPS__BLOCK], age[NOPS__BLOCK], lage[NOPS__BLOCK];
     const size_t cap = st->cap;
     for (uint32_t i = 0; i < n; i++) {
         const size_t s = slots ? slots[i] : base + i;
         meta[i] = st->meta[s];
+        age[i] = st->age[s];
+        last[i] = st->last[s];
+        res[i] = st->res[s];
         if (do_z) {
             ring[i] = st->ring[(size_t)NOPS__META_POS(meta[i]) * cap + s];
             shift[i] = st->shift[s];
@@ -243,9 +356,18 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
             em[i] = st->em[s];
             ev[i] = st->ev[s];
         }
+        if (do_c) {
+            lm[i] = st->lm[s];
+            lv[i] = st->lv[s];
+            gm[i] = st->gm[s];
+            gv[i] = st->gv[s];
+            cp[i] = st->cp[s];
+            cn[i] = st->cn[s];
+            lage[i] = st->lage[s];
+        }
     }
-    const uint32_t any =
-        kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, meta, zo, zeo, f32, method, false, 0);
+    const uint32_t any = kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, lm, lv, gm, gv, cp, cn, last,
+                                  res, age, lage, meta, zo, zeo, r32, f32, method, false, 0);
     for (uint32_t i = 0; i < n; i++) {
         const size_t s = slots ? slots[i] : base + i;
         if (do_z) {
@@ -259,28 +381,42 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
             st->em[s] = em[i];
             st->ev[s] = ev[i];
         }
+        if (do_c) {
+            st->lm[s] = lm[i];
+            st->lv[s] = lv[i];
+            st->gm[s] = gm[i];
+            st->gv[s] = gv[i];
+            st->cp[s] = cp[i];
+            st->cn[s] = cn[i];
+            st->lage[s] = lage[i];
+        }
         st->meta[s] = meta[i];
+        st->age[s] = age[i];
+        st->last[s] = last[i];
+        st->res[s] = res[i];
     }
     for (uint32_t i = 0; any && i < n; i++)
         if (f32[i] & NOPS__RECENTRE)
             recompute_one(k, st, slots ? slots[i] : base + i);
-    narrow_flags(f32, fo, n);
+    narrow_flags(f32, fo, r32, ro, n);
 }
 
 /* Uniform path: compute in place on the state of contiguous slots [s0, s0 + n). */
 NOPS__INLINE void kuniform(const nops__kconst *k, nops__dstate *st, size_t s0, uint32_t n,
                            uint32_t up, uint32_t uc, const float *x, float *zo, float *zeo,
-                           uint8_t *fo, const int method)
+                           uint8_t *fo, float *ro, const int method)
 {
     uint32_t f32[NOPS__BLOCK];
+    float r32[NOPS__BLOCK];
     const uint32_t any =
         kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
-                 st->shift + s0, st->em + s0, st->ev + s0, st->meta + s0, zo, zeo, f32, method,
-                 true, uc);
+                 st->shift + s0, st->em + s0, st->ev + s0, st->lm + s0, st->lv + s0, st->gm + s0, st->gv + s0,
+                 st->cp + s0, st->cn + s0, st->last + s0, st->res + s0, st->age + s0,
+                 st->lage + s0, st->meta + s0, zo, zeo, r32, f32, method, true, uc);
     for (uint32_t i = 0; any && i < n; i++)
         if (f32[i] & NOPS__RECENTRE)
             recompute_one(k, st, s0 + i);
-    narrow_flags(f32, fo, n);
+    narrow_flags(f32, fo, r32, ro, n);
 }
 
 /* The same for n ≤ NOPS__BLOCK contiguous series that all wrapped (vectorised across lanes). */
@@ -331,11 +467,12 @@ NOPS__INLINE void range_impl(const nops__kconst *k, nops__dstate *st, uint32_t f
         const uint32_t p0 = NOPS__META_POS(m0), c0 = NOPS__META_CNT(m0);
         if (diff == 0) {
             kuniform(k, st, s0, m, p0, c0, x + b, out->z + b, out->ze + b, out->flags + b,
-                     method);
+                     out->ratio ? out->ratio + b : NULL, method);
             if (do_z && p0 + 1u == k->W)
                 recompute_block(k, st, s0, m, out->flags + b);
         } else {
-            kgather(k, st, NULL, s0, m, x + b, out->z + b, out->ze + b, out->flags + b, method);
+            kgather(k, st, NULL, s0, m, x + b, out->z + b, out->ze + b, out->flags + b,
+                    out->ratio ? out->ratio + b : NULL, method);
             if (do_z)
                 for (uint32_t i = 0; i < m; i++)
                     if ((out->flags[b + i] & NOPS_DETECT_VALID) &&
@@ -363,7 +500,7 @@ NOPS__INLINE void pairs_impl(const nops__kconst *k, nops__dstate *st, const uint
             j++;
         }
         kgather(k, st, slots + i, 0, j - i, x + i, out->z + i, out->ze + i, out->flags + i,
-                method);
+                out->ratio ? out->ratio + i : NULL, method);
         if (do_z)
             for (uint32_t l = i; l < j; l++)
                 if ((out->flags[l] & NOPS_DETECT_VALID) &&
@@ -389,8 +526,9 @@ NOPS__INLINE void pairs_impl(const nops__kconst *k, nops__dstate *st, const uint
 NOPS__DEFINE(NOPS_METHOD_ZSCORE, z)
 NOPS__DEFINE(NOPS_METHOD_EWMA, e)
 NOPS__DEFINE(NOPS_METHOD_BOTH, ze)
+NOPS__DEFINE(NOPS_METHOD_ALL, all)
 
 const nops__kernels NOPS__FN(nops__kernels) = {
-    .range = {NOPS__FN(range_z), NOPS__FN(range_e), NOPS__FN(range_ze)},
-    .pairs = {NOPS__FN(pairs_z), NOPS__FN(pairs_e), NOPS__FN(pairs_ze)},
+    .range = {NOPS__FN(range_z), NOPS__FN(range_e), NOPS__FN(range_ze), NOPS__FN(range_all)},
+    .pairs = {NOPS__FN(pairs_z), NOPS__FN(pairs_e), NOPS__FN(pairs_ze), NOPS__FN(pairs_all)},
 };

@@ -292,10 +292,15 @@ uint32_t nops_detect_slot_limit(const nops_detector *det)
 
 /*
  * Series record, little-endian (x86 and every target we build for):
- *   u32 magic "NDS1" | u32 W | u32 key_len | key | u32 meta | f64 em | f64 ev | f32 window[cnt]
- * The window is stored oldest first; cnt comes from meta.
+ *   u32 magic "NDS2" | u32 W | u32 key_len | key | u32 meta | f64 em | f64 ev |
+ *   u32 age | f32 last | f32 res | f64 lm | f64 lv | f32 cp | f32 cn | f64 gm | f64 gv |
+ *   u32 lage | f32 window[cnt]
+ * The window is stored oldest first; cnt comes from meta. "NDS1" records (no fields between ev
+ * and the window) are still read: age = cnt, the long baseline starts at the EWMA.
  */
-#define NOPS__SNAP_MAGIC 0x3153444eu
+#define NOPS__SNAP_MAGIC1 0x3153444eu
+#define NOPS__SNAP_MAGIC 0x3253444eu
+#define NOPS__SNAP_EXTRA (4 + 4 + 4 + 8 + 8 + 4 + 4 + 8 + 8 + 4)
 
 size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t *buf, size_t cap)
 {
@@ -303,7 +308,7 @@ size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t 
         return 0;
     const uint32_t meta = det->st.meta[slot];
     const uint32_t cnt = NOPS__META_CNT(meta), klen = (uint32_t)strlen(det->keys[slot]);
-    const size_t need = 4 * 4 + klen + 8 + 8 + (size_t)cnt * 4;
+    const size_t need = 4 * 4 + klen + 8 + 8 + NOPS__SNAP_EXTRA + (size_t)cnt * 4;
     if (need > cap)
         return 0;
     uint8_t *p = buf;
@@ -318,6 +323,17 @@ size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t 
     p += 8;
     memcpy(p, &det->st.ev[slot], 8);
     p += 8;
+    memcpy(p, &det->st.age[slot], 4);
+    memcpy(p + 4, &det->st.last[slot], 4);
+    memcpy(p + 8, &det->st.res[slot], 4);
+    memcpy(p + 12, &det->st.lm[slot], 8);
+    memcpy(p + 20, &det->st.lv[slot], 8);
+    memcpy(p + 28, &det->st.cp[slot], 4);
+    memcpy(p + 32, &det->st.cn[slot], 4);
+    memcpy(p + 36, &det->st.gm[slot], 8);
+    memcpy(p + 44, &det->st.gv[slot], 8);
+    memcpy(p + 52, &det->st.lage[slot], 4);
+    p += NOPS__SNAP_EXTRA;
     float win[NOPS_DETECT_MAX_WINDOW];
     uint32_t n = 0;
     if (det->p.method != NOPS_METHOD_EWMA)
@@ -336,8 +352,10 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
     if (len < sizeof hdr)
         return NOPS_PARSE;
     memcpy(hdr, rec, sizeof hdr);
-    if (hdr[0] != NOPS__SNAP_MAGIC || hdr[1] != det->st.W || hdr[2] == 0 ||
-        hdr[2] >= NOPS_KEY_MAX || len < sizeof hdr + hdr[2] + 20)
+    const bool v2 = hdr[0] == NOPS__SNAP_MAGIC;
+    const size_t extra = v2 ? NOPS__SNAP_EXTRA : 0;
+    if ((!v2 && hdr[0] != NOPS__SNAP_MAGIC1) || hdr[1] != det->st.W || hdr[2] == 0 ||
+        hdr[2] >= NOPS_KEY_MAX || len < sizeof hdr + hdr[2] + 20 + extra)
         return NOPS_PARSE;
     const char *key = (const char *)rec + sizeof hdr;
     const uint8_t *p = rec + sizeof hdr + hdr[2];
@@ -348,8 +366,27 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
     memcpy(&ev, p + 12, 8);
     p += 20;
     const uint32_t cnt = NOPS__META_CNT(meta), W = det->st.W;
+    uint32_t age = cnt, lage = cnt;
+    float last = 0.0f, res = 0.0f, cp = 0.0f, cn = 0.0f;
+    double lm = em, lv = ev, gm = em, gv = ev;
+    if (v2) {
+        memcpy(&age, p, 4);
+        memcpy(&last, p + 4, 4);
+        memcpy(&res, p + 8, 4);
+        memcpy(&lm, p + 12, 8);
+        memcpy(&lv, p + 20, 8);
+        memcpy(&cp, p + 28, 4);
+        memcpy(&cn, p + 32, 4);
+        memcpy(&gm, p + 36, 8);
+        memcpy(&gv, p + 44, 8);
+        memcpy(&lage, p + 52, 4);
+        p += NOPS__SNAP_EXTRA;
+    }
     if (cnt > W || (size_t)(p - rec) + (size_t)cnt * 4 > len || !isfinite(em) || !(ev >= 0) ||
-        !isfinite(ev) || memchr(key, '\0', hdr[2]))
+        !isfinite(ev) || memchr(key, '\0', hdr[2]) || age < cnt || age > NOPS__AGE_MAX || lage > age ||
+        !isfinite(last) || !(res >= 0) || !isfinite(res) || !isfinite(lm) || !(lv >= 0) ||
+        !isfinite(lv) || !(cp >= 0) || !isfinite(cp) || !(cn >= 0) || !isfinite(cn) ||
+        !isfinite(gm) || !(gv >= 0) || !isfinite(gv))
         return NOPS_PARSE;
     float win[NOPS_DETECT_MAX_WINDOW];
     memcpy(win, p, (size_t)cnt * 4);
@@ -367,6 +404,16 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
     st->meta[slot] = NOPS__META(cnt, cnt % W, NOPS__META_HYST(meta));
     st->em[slot] = em;
     st->ev[slot] = ev;
+    st->age[slot] = age;
+    st->lage[slot] = lage;
+    st->last[slot] = v2 ? last : (cnt ? win[cnt - 1] : 0.0f);
+    st->res[slot] = res;
+    st->lm[slot] = lm;
+    st->lv[slot] = lv;
+    st->cp[slot] = cp;
+    st->cn[slot] = cn;
+    st->gm[slot] = gm;
+    st->gv[slot] = gv;
     /* exact sums from the window (the same as recompute at a wrap) */
     double acc = 0;
     for (uint32_t i = 0; i < cnt; i++)

@@ -11,14 +11,29 @@
 static const nops_cfg_entry detect_entries[] = {
     {"window", NOPS_CFG_INT, P(window), 4, NOPS_DETECT_MAX_WINDOW, "60", NULL, "window", 0,
      "Points in the rolling window W; z is computed over the previous W points."},
+    {"false_alarm_points", NOPS_CFG_DOUBLE, P(false_alarm_points), 100, 1e12, "1000000", NULL,
+     "false-alarm-points", 0,
+     "The one knob: about one false signal per this many points of a stationary series. The "
+     "thresholds left at 0 are derived from it (docs/detection.md)."},
+    {"warmup", NOPS_CFG_INT, P(warmup), 0, 1000000, "0", NULL, NULL, 0,
+     "Points a series must have before any verdict (0 = twice the window)."},
     {"alpha", NOPS_CFG_DOUBLE, P(alpha), 1e-4, 1.0, "0.1", NULL, "alpha", 0,
-     "EWMA smoothing factor α (weight of the newest point)."},
-    {"z_threshold", NOPS_CFG_DOUBLE, P(z_threshold), 0.1, 1e6, "4", NULL, "z-threshold", 0,
-     "A point with |rolling z| at or above this is anomalous."},
-    {"ewma_threshold", NOPS_CFG_DOUBLE, P(ewma_threshold), 0.1, 1e6, "4", NULL,
-     "ewma-threshold", 0, "A point with |EWMA z| at or above this is anomalous."},
-    {"method", NOPS_CFG_ENUM, P(method), 0, 0, "both", "zscore|ewma|both", "method", 0,
-     "Which detectors decide: rolling z-score, EWMA, or either of them."},
+     "EWMA smoothing factor α of the mean (weight of the newest point)."},
+    {"alpha_var", NOPS_CFG_DOUBLE, P(alpha_var), 1e-4, 1.0, "0.01", NULL, NULL, 0,
+     "EWMA smoothing factor of the variance (about 2/alpha_var effective samples)."},
+    {"long_window", NOPS_CFG_INT, P(long_window), 16, 100000000, "2048", NULL, NULL, 0,
+     "Points the long-horizon baseline of the CUSUM detector is decayed over."},
+    {"cusum_k", NOPS_CFG_DOUBLE, P(cusum_k), 0.05, 10.0, "0.5", NULL, NULL, 0,
+     "CUSUM drift allowance in σ: half the smallest sustained shift it is tuned for."},
+    {"z_threshold", NOPS_CFG_DOUBLE, P(z_threshold), 0.0, 1e6, "0", NULL, "z-threshold", 0,
+     "A point with |rolling z| at or above this is anomalous (0 = from false_alarm_points)."},
+    {"ewma_threshold", NOPS_CFG_DOUBLE, P(ewma_threshold), 0.0, 1e6, "0", NULL,
+     "ewma-threshold", 0,
+     "A point with |EWMA z| at or above this is anomalous (0 = from false_alarm_points)."},
+    {"cusum_threshold", NOPS_CFG_DOUBLE, P(cusum_threshold), 0.0, 1e6, "0", NULL, NULL, 0,
+     "CUSUM decision interval h in σ (0 = from false_alarm_points)."},
+    {"method", NOPS_CFG_ENUM, P(method), 0, 0, "all", "zscore|ewma|both|all", "method", 0,
+     "Which detectors decide: rolling z-score, EWMA, both, or all (adds the CUSUM)."},
     {"hysteresis", NOPS_CFG_DOUBLE, P(hysteresis), 0.0, 1.0, "0.75", NULL, NULL, 0,
      "A series leaves the anomalous state once its ratio |z|/threshold stays below this..."},
     {"clear_points", NOPS_CFG_INT, P(clear_points), 1, 127, "3", NULL, NULL, 0,
@@ -32,12 +47,16 @@ static const nops_cfg_entry detect_entries[] = {
 
 static nops_err detect_finalize(void *base, char *errstr, size_t errstr_size)
 {
-    return nops_detect_params_check(base, errstr, errstr_size);
+    nops_err e = nops_detect_params_check(base, errstr, errstr_size);
+    if (e == NOPS_OK)
+        nops_detect_params_resolve(base);
+    return e;
 }
 
 const nops_cfg_section nops_detect_cfg_section = {
     "detect",
-    "Anomaly detectors (rolling z-score and EWMA) and their signal hysteresis.",
+    "Anomaly detectors (rolling z-score, robust EWMA, long-horizon CUSUM), their calibration "
+    "and their signal hysteresis.",
     detect_entries,
     sizeof detect_entries / sizeof detect_entries[0],
     detect_finalize,
@@ -51,8 +70,27 @@ void nops_detect_params_default(nops_detect_params *p)
         nops_cfg_add(cfg, &nops_detect_cfg_section, p, NULL, 0);
     nops_cfg_destroy(cfg);
     if (!cfg) { /* no memory for the table walk: same values, by hand */
-        *p = (nops_detect_params){60, 0.1, 4.0, 4.0, NOPS_METHOD_BOTH, 0.75, 3, 3600, 0};
+        *p = (nops_detect_params){.window = 60, .alpha = 0.1, .alpha_var = 0.01,
+                                  .false_alarm_points = 1e6, .cusum_k = 0.5,
+                                  .long_window = 2048, .method = NOPS_METHOD_ALL,
+                                  .hysteresis = 0.75, .clear_points = 3, .ttl_s = 3600};
     }
+    nops_detect_params_resolve(p);
+}
+
+void nops_detect_params_resolve(nops_detect_params *p)
+{
+    double tz, te, h;
+    nops_detect_thresholds(p->false_alarm_points, p->window, p->alpha_var, p->cusum_k, &tz, &te,
+                           &h);
+    if (!(p->z_threshold > 0.0))
+        p->z_threshold = tz;
+    if (!(p->ewma_threshold > 0.0))
+        p->ewma_threshold = te;
+    if (!(p->cusum_threshold > 0.0))
+        p->cusum_threshold = h;
+    if (p->warmup <= 0)
+        p->warmup = 2 * p->window;
 }
 
 nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, size_t errstr_size)
@@ -66,12 +104,37 @@ nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, siz
         nops_errf(errstr, errstr_size, "detect.alpha must be in (0, 1], got %g", p->alpha);
         return NOPS_CONFIG;
     }
-    if (!(p->z_threshold > 0.0) || !(p->ewma_threshold > 0.0)) {
-        nops_errf(errstr, errstr_size, "detect thresholds must be positive");
+    if (!(p->alpha_var > 0.0 && p->alpha_var <= 1.0)) {
+        nops_errf(errstr, errstr_size, "detect.alpha_var must be in (0, 1], got %g",
+                  p->alpha_var);
         return NOPS_CONFIG;
     }
-    if (p->method < NOPS_METHOD_ZSCORE || p->method > NOPS_METHOD_BOTH) {
-        nops_errf(errstr, errstr_size, "detect.method must be zscore, ewma or both");
+    if (!(p->false_alarm_points >= 100.0 && p->false_alarm_points <= 1e12)) {
+        nops_errf(errstr, errstr_size, "detect.false_alarm_points must be 100..1e12, got %g",
+                  p->false_alarm_points);
+        return NOPS_CONFIG;
+    }
+    /* 0 means "derived from false_alarm_points"; anything else must be a real threshold */
+    if (p->z_threshold < 0.0 || p->ewma_threshold < 0.0 || p->cusum_threshold < 0.0 ||
+        (p->z_threshold > 0.0 && p->z_threshold < 0.1) ||
+        (p->ewma_threshold > 0.0 && p->ewma_threshold < 0.1) ||
+        (p->cusum_threshold > 0.0 && p->cusum_threshold < 0.1) || isnan(p->z_threshold) ||
+        isnan(p->ewma_threshold) || isnan(p->cusum_threshold)) {
+        nops_errf(errstr, errstr_size,
+                  "detect thresholds must be 0 (derived from false_alarm_points) or at least 0.1");
+        return NOPS_CONFIG;
+    }
+    if (!(p->cusum_k >= 0.05 && p->cusum_k <= 10.0)) {
+        nops_errf(errstr, errstr_size, "detect.cusum_k must be 0.05..10, got %g", p->cusum_k);
+        return NOPS_CONFIG;
+    }
+    if (p->long_window < 16 || p->warmup < 0 || p->warmup == 1 || p->warmup > 1000000) {
+        nops_errf(errstr, errstr_size,
+                  "detect.long_window must be at least 16 and detect.warmup 0 (auto) or 2..1000000");
+        return NOPS_CONFIG;
+    }
+    if (p->method < NOPS_METHOD_ZSCORE || p->method > NOPS_METHOD_ALL) {
+        nops_errf(errstr, errstr_size, "detect.method must be zscore, ewma, both or all");
         return NOPS_CONFIG;
     }
     if (!(p->hysteresis >= 0.0 && p->hysteresis <= 1.0)) {
@@ -90,23 +153,30 @@ nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, siz
     return NOPS_OK;
 }
 
-void nops__kconst_init(nops__kconst *k, const nops_detect_params *p)
+void nops__kconst_init(nops__kconst *k, const nops_detect_params *p_in)
 {
+    nops_detect_params q = *p_in, *p = &q;
+    nops_detect_params_resolve(p);
     k->W = (uint32_t)p->window;
-    k->min_n = k->W / 2 < 2 ? 2 : k->W / 2;
+    k->min_n = p->warmup < 2 ? 2 : (uint32_t)p->warmup;
+    k->cusum_min_n = (uint32_t)(p->long_window / 2) > k->min_n ? (uint32_t)(p->long_window / 2)
+                                                               : k->min_n;
     k->invW = 1.0 / (double)k->W;
     k->alpha = p->alpha;
-    k->one_m_alpha = 1.0 - p->alpha;
+    k->alpha_var = p->alpha_var;
+    k->alpha_long = 1.0 / (double)p->long_window;
+    k->cusum_k = (float)p->cusum_k;
     k->inv_tz = (float)(1.0 / p->z_threshold);
     k->inv_te = (float)(1.0 / p->ewma_threshold);
+    k->inv_h = (float)(1.0 / p->cusum_threshold);
     k->exit_ratio = (float)p->hysteresis;
     k->clear_points = (uint8_t)p->clear_points;
 }
 
 size_t nops__dstate_bytes_per_slot(uint32_t W)
 {
-    return (size_t)W * sizeof(float) + 2 * sizeof(double) + sizeof(float) + 2 * sizeof(double) +
-           sizeof(uint32_t);
+    return (size_t)W * sizeof(float) + 2 * sizeof(double) + sizeof(float) + 6 * sizeof(double) +
+           4 * sizeof(float) + 3 * sizeof(uint32_t);
 }
 
 /* ---- memory accounting (the series budget of pipeline.series_memory_mb) ------------------ */
@@ -116,12 +186,20 @@ size_t nops__dstate_bytes_per_slot(uint32_t W)
  * of key copies: the SoA state, the slot arrays (id, last-seen, key pointer, free stack) and the
  * id table, which registry.c keeps at the power of two ≥ 2 × cap (at least 16 cells).
  */
+static size_t slot_bytes(uint32_t W);
+
 static uint32_t table_cells(uint32_t cap)
 {
     uint32_t n = 16;
     while (n < 2u * cap && n < (1u << 31))
         n <<= 1;
     return n;
+}
+
+size_t nops_detect_bytes_per_series(const nops_detect_params *p)
+{
+    /* the id table holds 2–4 cells per slot; count the worst (4) */
+    return slot_bytes((uint32_t)p->window) + 4 * (sizeof(uint64_t) + sizeof(uint32_t));
 }
 
 static size_t slot_bytes(uint32_t W)
@@ -191,8 +269,19 @@ static nops_err realloc_all(nops__dstate *st, uint32_t new_cap)
     n.shift = grow_array(st->shift, oc * sizeof(float), nc * sizeof(float));
     n.em = grow_array(st->em, oc * sizeof(double), nc * sizeof(double));
     n.ev = grow_array(st->ev, oc * sizeof(double), nc * sizeof(double));
+    n.lm = grow_array(st->lm, oc * sizeof(double), nc * sizeof(double));
+    n.lv = grow_array(st->lv, oc * sizeof(double), nc * sizeof(double));
+    n.gm = grow_array(st->gm, oc * sizeof(double), nc * sizeof(double));
+    n.gv = grow_array(st->gv, oc * sizeof(double), nc * sizeof(double));
+    n.cp = grow_array(st->cp, oc * sizeof(float), nc * sizeof(float));
+    n.cn = grow_array(st->cn, oc * sizeof(float), nc * sizeof(float));
+    n.last = grow_array(st->last, oc * sizeof(float), nc * sizeof(float));
+    n.res = grow_array(st->res, oc * sizeof(float), nc * sizeof(float));
+    n.age = grow_array(st->age, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
+    n.lage = grow_array(st->lage, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
     n.meta = grow_array(st->meta, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
-    if (!n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.meta) {
+    if (!n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.lm || !n.lv || !n.gm || !n.gv || !n.cp ||
+        !n.cn || !n.last || !n.res || !n.age || !n.lage || !n.meta) {
         nops__dstate_fini(&n);
         return NOPS_NOMEM;
     }
@@ -225,6 +314,9 @@ void nops__dstate_reset_slot(nops__dstate *st, uint32_t s)
     st->sum[s] = st->sumsq[s] = 0.0;
     st->shift[s] = 0.0f;
     st->em[s] = st->ev[s] = 0.0;
+    st->lm[s] = st->lv[s] = st->gm[s] = st->gv[s] = 0.0;
+    st->cp[s] = st->cn[s] = st->last[s] = st->res[s] = 0.0f;
+    st->age[s] = st->lage[s] = 0;
     st->meta[s] = 0;
 }
 
@@ -236,9 +328,19 @@ void nops__dstate_fini(nops__dstate *st)
     nops_free(st->shift);
     nops_free(st->em);
     nops_free(st->ev);
+    nops_free(st->lm);
+    nops_free(st->lv);
+    nops_free(st->gm);
+    nops_free(st->gv);
+    nops_free(st->cp);
+    nops_free(st->cn);
+    nops_free(st->last);
+    nops_free(st->res);
+    nops_free(st->age);
+    nops_free(st->lage);
     nops_free(st->meta);
     st->ring = NULL;
-    st->sum = st->sumsq = st->em = st->ev = NULL;
-    st->shift = NULL;
-    st->meta = NULL;
+    st->sum = st->sumsq = st->em = st->ev = st->lm = st->lv = st->gm = st->gv = NULL;
+    st->shift = st->cp = st->cn = st->last = st->res = NULL;
+    st->age = st->lage = st->meta = NULL;
 }

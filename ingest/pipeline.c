@@ -177,6 +177,7 @@ static bool grow_scratch(worker *w)
     GROW(ts);
     GROW(z);
     GROW(ze);
+    GROW(ratio);
     GROW(flags);
 #undef GROW
     w->cap = cap;
@@ -327,7 +328,6 @@ static void send_dlq(worker *w, const rd_kafka_message_t *m)
 
 static void build_signal(worker *w, size_t i, nops_signal *s)
 {
-    const nops_detect_params *dp = &w->p->dp;
     const char *key = nops_detect_slot_key(w->det, w->slots[i]);
     memset(s, 0, sizeof *s);
     const size_t klen = strlen(key);
@@ -342,13 +342,12 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     s->value = w->values[i];
     s->zscore = w->z[i];
     s->ewma = w->ze[i];
-    double rz = fabs(w->z[i]) / dp->z_threshold, re = fabs(w->ze[i]) / dp->ewma_threshold;
-    if (dp->method == NOPS_METHOD_ZSCORE)
-        re = 0;
-    if (dp->method == NOPS_METHOD_EWMA)
-        rz = 0;
-    s->method = rz >= re ? NOPS_FIRED_ZSCORE : NOPS_FIRED_EWMA;
-    s->score = nops_detect_score(rz > re ? rz : re);
+    /* the kernel's combined ratio and the detector that gave it (detect.h) */
+    const unsigned which = NOPS_DETECT_WHICH(w->flags[i]);
+    s->method = which == NOPS_DETECTOR_CUSUM ? NOPS_FIRED_CUSUM
+                : which == NOPS_DETECTOR_EWMA ? NOPS_FIRED_EWMA
+                                              : NOPS_FIRED_ZSCORE;
+    s->score = nops_detect_score(w->ratio[i]);
     s->received_ns = w->recv_ns;
     double mean = 0, sd = 0;
     uint32_t cnt = 0;
@@ -357,9 +356,14 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     float zz = s->method == NOPS_FIRED_ZSCORE ? s->zscore : s->ewma;
     /* the key shortened on a character boundary: a cut inside one is not UTF-8 any more */
     const int kl = (int)nops_utf8_cut(key, klen, 300);
-    snprintf(s->hint, sizeof s->hint, "%.*s is %.1fσ %s its %s (%.4g)", kl, key, fabs(zz),
-             zz >= 0 ? "above" : "below",
-             s->method == NOPS_FIRED_ZSCORE ? "rolling mean" : "moving average", prev_mean);
+    if (s->method == NOPS_FIRED_CUSUM)
+        snprintf(s->hint, sizeof s->hint, "%.*s has moved %s its long-run baseline for a "
+                 "while (sustained shift; now %.4g, rolling mean %.4g)", kl, key,
+                 zz >= 0 ? "above" : "below", s->value, prev_mean);
+    else
+        snprintf(s->hint, sizeof s->hint, "%.*s is %.1fσ %s its %s (%.4g)", kl, key, fabs(zz),
+                 zz >= 0 ? "above" : "below",
+                 s->method == NOPS_FIRED_ZSCORE ? "rolling mean" : "moving average", prev_mean);
 }
 
 /* A signal the correlator refused (NOPS_FULL: it holds as many open incidents as it can): the
@@ -517,7 +521,7 @@ static void detect_runs(worker *w)
             while (to < w->n && w->slot_mark[w->slots[to]] != w->mark_gen)
                 w->slot_mark[w->slots[to++]] = w->mark_gen;
         }
-        nops_detect_out out = {w->z + from, w->ze + from, w->flags + from};
+        nops_detect_out out = {w->z + from, w->ze + from, w->flags + from, w->ratio + from};
         nops_detect_update_pairs(w->det, w->slots + from, w->values + from, to - from, &out);
         emit_signals(w, from, to);
     }

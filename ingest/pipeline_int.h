@@ -111,7 +111,7 @@ struct worker {
     uint32_t *slots;            /* point → slot */
     float *values;              /* point values */
     int64_t *ts;                /* point timestamps */
-    float *z, *ze;              /* detector outputs */
+    float *z, *ze, *ratio;      /* detector outputs: z, EWMA z, combined ratio */
     uint8_t *flags;
     size_t n, cap;              /* points in the batch, capacity */
     int64_t recv_ns;            /* wall clock when the batch was taken */

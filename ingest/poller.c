@@ -541,6 +541,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->ts);
         nops_free(w->z);
         nops_free(w->ze);
+        nops_free(w->ratio);
         nops_free(w->flags);
         nops_free(w->slot_part);
         nops_free(w->slot_mark);

@@ -99,7 +99,7 @@ static nops_err corpus_engine(const nops_synth_corpus *c, const nops_detect_para
     float z[CHUNK], ze[CHUNK];
     uint8_t flags[CHUNK];
     uint32_t slots[CHUNK];
-    nops_detect_out out = {z, ze, flags};
+    nops_detect_out out = {z, ze, flags, NULL};
     nops_err e = NOPS_OK;
     for (uint32_t i = 0; i < c->n && e == NOPS_OK; i++) {
         const nops_synth_series *s = &c->s[i];
@@ -345,7 +345,7 @@ static nops_err fleet_engine(fleet_run *r, char *errstr, size_t errstr_size)
         if (e == NOPS_OK && slot != s)
             e = NOPS_INTERNAL; /* slots are dense from 0 in a fresh detector */
     }
-    const nops_detect_out out = {z, ze, flags};
+    const nops_detect_out out = {z, ze, flags, NULL};
     nops_incident done[16];
     for (uint32_t t = 0; e == NOPS_OK && t < f->o.ticks; t++) {
         const int64_t ts = tick_ns(f, t);

@@ -328,11 +328,8 @@ int nops_cmd_demo(int argc, char **argv)
     if (!app_ctx_init(&ctx))
         return NOPS_EXIT_FAIL;
     demo_cli d = {30, 100000, 2000, false};
-    /* the demo's preset: thresholds for a fleet of ~2000 noisy series (flags, env and -c FILE
-     * still override). With the library defaults (4 and 4) the EWMA alone raises about one
-     * false signal per 1300 points of Gaussian noise, which would bury the injected incidents. */
-    ctx.detect.z_threshold = 5.0;
-    ctx.detect.ewma_threshold = 6.0;
+    /* the demo runs at the library defaults: calibrated thresholds (about one false signal
+     * per 10⁶ points of a stationary series, docs/detection.md), no preset of its own */
     snprintf(ctx.sinks.kafka_topic, sizeof ctx.sinks.kafka_topic, "neuralops.signals");
     demo_keys(&ctx);
     bool help;

@@ -93,7 +93,7 @@ static void test_matches_reference(void **state)
     ref_det ref;
     ref_init(&ref, &p);
     char *line = strtok(r.out, "\n");
-    assert_string_equal(line, "timestamp,value,zscore,ewma_z,score,anomaly");
+    assert_string_equal(line, "timestamp,value,zscore,ewma_z,score,anomaly,detector");
     int anomalies = 0;
     for (int i = 0; i < N; i++) {
         line = strtok(NULL, "\n");
@@ -101,9 +101,10 @@ static void test_matches_reference(void **state)
         char ts[64];
         double v, z, ze, score;
         int anom;
-        assert_int_equal(sscanf(line, "%63[^,],%lf,%lf,%lf,%lf,%d", ts, &v, &z, &ze, &score,
-                                &anom),
-                         6);
+        char det[16] = "";
+        int got = sscanf(line, "%63[^,],%lf,%lf,%lf,%lf,%d,%15s", ts, &v, &z, &ze, &score, &anom,
+                         det);
+        assert_true(got == 6 || got == 7); /* the detector column is empty before warm-up */
         char want[32];
         snprintf(want, sizeof want, "2024-03-01T%02d:%02d:%02dZ", (i / 3600) % 24, (i / 60) % 60,
                  i % 60);
@@ -113,15 +114,18 @@ static void test_matches_reference(void **state)
         unsigned rf = ref_update(&ref, vals[i], &rz, &rze);
         if (!close_enough(z, rz, 1e-3) || !close_enough(ze, rze, 1e-3))
             fail_msg("row %d: z %g/%g vs reference %g/%g", i + 1, z, ze, rz, rze);
-        double rscore = (rf & NOPS_DETECT_WARM) ? nops_detect_score(nops_detect_ratio(&p, rz, rze))
-                                                : 0.0;
+        /* the combined score of the whole detector set, and the detector that gave it */
+        double rscore = (rf & NOPS_DETECT_WARM) ? nops_detect_score(ref.ratio) : 0.0;
         assert_float_equal(score, rscore, 1e-4);
         assert_true(score >= 0.0 && score <= 1.0);
-        if (fabs(nops_detect_ratio(&p, rz, rze) - 1.0) > 1e-3)
+        if (fabs(ref.ratio - 1.0) > 1e-3) {
             assert_int_equal(anom, (rf & NOPS_DETECT_ANOM) ? 1 : 0);
+            if (rf & NOPS_DETECT_WARM)
+                assert_string_equal(det, nops_detector_name((nops_detector_kind)ref.which));
+        }
         anomalies += anom;
-        if (i < p.window / 2)
-            assert_true(z == 0.0 && ze == 0.0 && score == 0.0); /* warm-up */
+        if (i < p.warmup)
+            assert_true(z == 0.0 && ze == 0.0 && score == 0.0 && got == 6); /* warm-up */
     }
     assert_true(anomalies >= 10); /* the spikes and the shift are there */
     result_free(&r);
@@ -149,7 +153,7 @@ static void test_timestamps_verbatim_and_header_optional(void **state)
     result_free(&b);
     result e = run(NULL, NEURALOPS_BIN, "analyze", "");
     assert_int_equal(e.status, 0);
-    assert_string_equal(e.out, "timestamp,value,zscore,ewma_z,score,anomaly\n");
+    assert_string_equal(e.out, "timestamp,value,zscore,ewma_z,score,anomaly,detector\n");
     result_free(&e);
 }
 
@@ -182,8 +186,8 @@ static void test_skip_bad_keeps_rows_aligned(void **state)
     result r = run(NULL, NEURALOPS_BIN, "analyze --skip-bad --no-header", in);
     assert_int_equal(r.status, 0);
     assert_int_equal(tu_count_lines(r.out), 6);
-    assert_non_null(strstr(r.out, "2024-01-02,,0,0,0,0\n"));
-    assert_non_null(strstr(r.out, "\n,,0,0,0,0\n")); /* "broken": no timestamp to echo */
+    assert_non_null(strstr(r.out, "2024-01-02,,0,0,0,0,\n"));
+    assert_non_null(strstr(r.out, "\n,,0,0,0,0,\n")); /* "broken": no timestamp to echo */
     assert_non_null(strstr(r.err, "skipped 3 bad row(s)"));
     assert_non_null(strstr(r.err, "first: line 2"));
     result_free(&r);
@@ -242,13 +246,13 @@ static void test_flags_env_and_config(void **state)
     char *csv = make_csv(N, vals, false);
     result r = run(NULL, NEURALOPS_BIN, "analyze --window 20", csv);
     assert_int_equal(r.status, 0);
-    assert_int_equal(first_verdict(r.out), 11); /* warm-up W/2 = 10 rows */
+    assert_int_equal(first_verdict(r.out), 41); /* warm-up 2W = 40 rows */
     result_free(&r);
     r = run("NEURALOPS_DETECT_WINDOW=30", NEURALOPS_BIN, "analyze", csv);
-    assert_int_equal(first_verdict(r.out), 16);
+    assert_int_equal(first_verdict(r.out), 61);
     result_free(&r);
     r = run("NEURALOPS_DETECT_WINDOW=30", NEURALOPS_BIN, "analyze --window=8", csv);
-    assert_int_equal(first_verdict(r.out), 5); /* flags beat the environment */
+    assert_int_equal(first_verdict(r.out), 17); /* flags beat the environment */
     result_free(&r);
     char path[] = "/tmp/nops-cfg-XXXXXX";
     int fd = mkstemp(path);
@@ -257,7 +261,7 @@ static void test_flags_env_and_config(void **state)
     char args[128];
     snprintf(args, sizeof args, "analyze -c %s", path);
     r = run(NULL, NEURALOPS_BIN, args, csv);
-    assert_int_equal(first_verdict(r.out), 21);
+    assert_int_equal(first_verdict(r.out), 81);
     result_free(&r);
     unlink(path);
     r = run(NULL, NEURALOPS_BIN, "analyze --method zscore --set detect.z_threshold=3", csv);

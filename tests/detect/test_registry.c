@@ -110,7 +110,7 @@ static void test_growth_keeps_state(void **state)
     assert_int_equal(nops_detect_slot(d, 2, "b", 1, 0, &s1), NOPS_OK);
     float z[2], ze[2];
     uint8_t f[2];
-    nops_detect_out o = {z, ze, f};
+    nops_detect_out o = {z, ze, f, NULL};
     for (int t = 0; t < 100; t++) {
         float x[2] = {(float)(t % 5), (float)(100 + t % 3)};
         nops_detect_update_range(d, 0, 2, x, &o);
@@ -185,7 +185,7 @@ static void test_evicted_slot_is_reset(void **state)
     assert_int_equal(nops_detect_slot(d, 1, "old", 3, 0, &s), NOPS_OK);
     float z, ze;
     uint8_t f;
-    nops_detect_out o = {&z, &ze, &f};
+    nops_detect_out o = {&z, &ze, &f, NULL};
     for (int i = 0; i < 80; i++) {
         float x = 1000.0f + (float)(i % 7);
         nops_detect_update_pairs(d, &s, &x, 1, &o);
@@ -216,8 +216,13 @@ static void test_memory_report(void **state)
     nops_detect_memory(d, &m);
     assert_int_equal(m.active, 1000);
     assert_int_equal(m.capacity, 1000);
-    /* W = 60: 240 B ring + 41 B sums/EWMA/meta per slot */
-    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 8 + 8 + 4 + 8 + 8 + 4));
+    /* W = 60: 240 B ring + sums, shift (20 B) + EWMA (16 B) + long baseline and gate (32 B) +
+     * CUSUM, last, resolution (16 B) + age, baseline age, meta (12 B) per slot */
+    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 20 + 16 + 32 + 16 + 12));
+    /* the budget of docs/detection.md: ≤ 1 KiB per series all in at the defaults */
+    nops_detect_params dp;
+    nops_detect_params_default(&dp);
+    assert_true(nops_detect_bytes_per_series(&dp) + 27 + 16 <= 1024);
     assert_true(m.registry_bytes > 0 && m.key_bytes >= 1000u * 27u);
     nops_detect_destroy(d);
 }
@@ -308,6 +313,76 @@ static void test_allocation_failures(void **state)
     }
 }
 
+/* A saved series restores to the very same detector state: every detector's (the CUSUM's
+ * baseline, gate, sums and restart age, the EWMA, the resolution, the window) — the next
+ * points give bit-identical outputs. And an "NDS1" record of the previous version still
+ * restores, its series starting warm-up from its window. */
+static void test_snapshot_roundtrip_all_detectors(void **state)
+{
+    (void)state;
+    nops_detector *a = make(4, 0), *b = make(4, 0);
+    uint32_t sa, sb;
+    assert_int_equal(nops_detect_slot(a, 0, "snap{k=\"1\"}", 11, 0, &sa), NOPS_OK);
+    uint64_t x = 7;
+    float v[4000];
+    for (int t = 0; t < 4000; t++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        v[t] = (float)(50.0 + (double)(x >> 40) / 16777216.0 + (t >= 2500 ? 2.0 : 0.0) +
+                       (t % 700 == 300 ? 9.0 : 0.0));
+    }
+    float z[2], ze[2], r[2];
+    uint8_t f[2];
+    for (int t = 0; t < 3000; t++) {
+        nops_detect_out o = {z, ze, f, r};
+        nops_detect_update_pairs(a, &sa, &v[t], 1, &o);
+    }
+    uint8_t rec[1024];
+    size_t n = nops_detect_save_series(a, sa, rec, sizeof rec), used = 0;
+    assert_true(n > 0);
+    assert_int_equal(nops_detect_restore_series(b, rec, n, 0, &used, &sb), NOPS_OK);
+    assert_int_equal(used, n);
+    for (int t = 3000; t < 4000; t++) {
+        nops_detect_out oa = {&z[0], &ze[0], &f[0], &r[0]}, ob = {&z[1], &ze[1], &f[1], &r[1]};
+        nops_detect_update_pairs(a, &sa, &v[t], 1, &oa);
+        nops_detect_update_pairs(b, &sb, &v[t], 1, &ob);
+        assert_memory_equal(&z[0], &z[1], sizeof z[0]);
+        assert_memory_equal(&ze[0], &ze[1], sizeof ze[0]);
+        assert_memory_equal(&r[0], &r[1], sizeof r[0]);
+        assert_int_equal(f[0], f[1]);
+    }
+    /* NDS1: magic, W, key length, key, meta (count 60, position 0), em, ev, 60 values */
+    uint8_t old[4 * 3 + 1 + 4 + 8 + 8 + 60 * 4], *p = old;
+    const uint32_t hdr[3] = {0x3153444eu, 60, 1}, meta = 60;
+    const double em = 10.0, ev = 1.0;
+    memcpy(p, hdr, sizeof hdr);
+    p += sizeof hdr;
+    *p++ = 'q';
+    memcpy(p, &meta, 4);
+    memcpy(p + 4, &em, 8);
+    memcpy(p + 12, &ev, 8);
+    p += 20;
+    for (int i = 0; i < 60; i++) {
+        const float w = 10.0f + (float)(i % 3);
+        memcpy(p + 4 * i, &w, 4);
+    }
+    uint32_t sq;
+    assert_int_equal(nops_detect_restore_series(b, old, sizeof old, 0, &used, &sq), NOPS_OK);
+    assert_int_equal(used, sizeof old);
+    /* 60 points of history: warm after 60 more (the default warm-up is 120) */
+    for (int t = 0; t < 60; t++) {
+        const float y = 10.0f + (float)(t % 3);
+        nops_detect_out o = {z, ze, f, r};
+        nops_detect_update_pairs(b, &sq, &y, 1, &o);
+        assert_false(f[0] & NOPS_DETECT_WARM);
+    }
+    const float y = 10.0f;
+    nops_detect_out o = {z, ze, f, r};
+    nops_detect_update_pairs(b, &sq, &y, 1, &o);
+    assert_true(f[0] & NOPS_DETECT_WARM);
+    nops_detect_destroy(a);
+    nops_detect_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_memory_report),
         cmocka_unit_test(test_series_budget),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_snapshot_roundtrip_all_detectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,12 +4,16 @@
  * A generator builds long series (noise σ = 1 around a level, a daily seasonality of 3σ over
  * 1440 points) and injects labelled anomalies at known positions: spikes (6–10σ, one point),
  * level shifts (6–10σ, permanent), variance bursts (σ → 6σ for 60 points), fast ramps (0.5σ per
- * point for 40 points) and slow drifts (0.02σ per point for 500 points). The detector (defaults:
- * W = 60, α = 0.1, thresholds 4, both methods) runs over them and the test reports, per kind,
- * recall within an allowed delay and the mean delay, and overall precision, then asserts the
- * floors documented in README.md ("Detection quality"). Slow drifts are reported but not
- * asserted: a 60-point z-score and an α = 0.1 EWMA adapt faster than such a drift moves, which
- * is the documented limit of these detectors.
+ * point for 40 points) and slow drifts (0.02σ per point for 500 points). The detector (the
+ * defaults: every detector, thresholds calibrated to about one false signal per 10⁶ stationary
+ * points) runs over them and the test reports, per kind, recall within an allowed delay and the
+ * mean delay, and overall precision, then asserts the floors documented in README.md
+ * ("Detection quality"). Fast ramps and slow drifts are reported but not asserted: at the
+ * calibrated thresholds (≈ 5.8σ) a 60-point z-score and an α = 0.1 EWMA adapt faster than a
+ * ramp moves, and the CUSUM, which sees sustained moves, sits out on this seasonal series
+ * (its long baseline is not stable: docs/detection.md). Until session 5 the thresholds were 4
+ * and this test asserted ramp recall ≥ 0.70 at the cost of ~15 false signals per 100k points;
+ * the floor on false signals below is the other side of that trade.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +109,11 @@ static void test_detection_quality(void **state)
 {
     nops_detect_params p;
     nops_detect_params_default(&p);
+    if (getenv("SYN_N")) {
+        p.false_alarm_points = atof(getenv("SYN_N"));
+        p.z_threshold = p.ewma_threshold = p.cusum_threshold = 0;
+        nops_detect_params_resolve(&p);
+    }
     float *x = malloc(N * sizeof *x), *z = malloc(N * sizeof *z), *ze = malloc(N * sizeof *ze);
     uint8_t *f = malloc(N);
     uint32_t *slots = calloc(N, sizeof *slots);
@@ -119,10 +128,10 @@ static void test_detection_quality(void **state)
         assert_non_null(d);
         uint32_t slot;
         assert_int_equal(nops_detect_slot(d, 1, NULL, 0, 0, &slot), NOPS_OK);
-        nops_detect_out o = {z, ze, f};
+        nops_detect_out o = {z, ze, f, NULL};
         for (int t = 0; t < N; t += 1000) /* one series, batches of points */
             nops_detect_update_pairs(d, slots, x + t, N - t < 1000 ? N - t : 1000,
-                                     &(nops_detect_out){o.z + t, o.ze + t, o.flags + t});
+                                     &(nops_detect_out){o.z + t, o.ze + t, o.flags + t, NULL});
         for (int e = 0; e < n_ev; e++) {
             total[ev[e].kind]++;
             for (int t = ev[e].at; t <= ev[e].at + ev_max_delay[ev[e].kind] && t < N; t++) {
@@ -140,6 +149,16 @@ static void test_detection_quality(void **state)
             for (int e = 0; e < n_ev && !explained; e++)
                 explained = t >= ev[e].at && t < ev[e].at + ev_duration[ev[e].kind] + p.window;
             explained ? tp++ : fp++;
+            if (!explained && getenv("SYN_DEBUG")) {
+                int pe = -1;
+                for (int e = 0; e < n_ev; e++)
+                    if (ev[e].at <= t)
+                        pe = e;
+                print_message("    fp t=%d which=%u z=%.2f ze=%.2f prev %s at %d (+%d)\n", t,
+                              NOPS_DETECT_WHICH(f[t]), z[t], ze[t],
+                              pe >= 0 ? ev_names[ev[pe].kind] : "-", pe >= 0 ? ev[pe].at : 0,
+                              pe >= 0 ? t - ev[pe].at : 0);
+            }
         }
         nops_detect_destroy(d);
     }
@@ -154,11 +173,12 @@ static void test_detection_quality(void **state)
     print_message("  precision %.3f (%ld true, %ld false signals over %d points)\n", precision,
                   tp, fp, 12 * N);
     /* floors, documented in README.md */
-    assert_true(recall[EV_SPIKE] >= 0.95);
+    /* spikes of 6–10σ against a ≈ 5.8σ threshold: the 6σ ones are at the detection limit */
+    assert_true(recall[EV_SPIKE] >= 0.90);
     assert_true(recall[EV_SHIFT] >= 0.95);
     assert_true(recall[EV_VARIANCE] >= 0.90);
-    assert_true(recall[EV_RAMP] >= 0.70);
-    assert_true(precision >= 0.60);
+    assert_true(precision >= 0.98);
+    assert_true(fp <= 5); /* ≈ 1 per 100k points (1 with these seeds) */
     assert_true((double)delay_sum[EV_SHIFT] / found[EV_SHIFT] <= 3.0);
     free(x);
     free(z);

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (e == NOPS_OK) {
         if (p.window < 4 || p.window > NOPS_DETECT_MAX_WINDOW || !(p.alpha > 0) ||
-            p.alpha > 1 || p.method < 0 || p.method > 2 || p.variant < 0 || p.variant > 3)
+            p.alpha > 1 || p.method < 0 || p.method > NOPS_METHOD_ALL || p.variant < 0 || p.variant > 3)
             abort();
         (void)nops_cfg_finalize(cfg, err, sizeof err);
     }
