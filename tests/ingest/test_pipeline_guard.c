@@ -525,6 +525,7 @@ static void test_signals_past_the_incident_limit(void **state)
     nops_correlate_params cp;
     params(&kp, &pp, &dp, &cp, "guard-full", "g-full");
     dp.window = 16;
+    dp.warmup = 16; /* a verdict on the 17th point, the spike (the default is 2W) */
     /* every signal its own incident (its own service, 3 s from the next: window_s 1), and none
      * resolves; more series than the correlator keeps open incidents (1024) */
     nops_correlate_defaults(&cp);
