@@ -8,7 +8,10 @@
  *   - past the series limit (a small series_memory_mb), a new series goes to the dead-letter
  *     topic as `series_limit`, counted, while the series already held keep working;
  *   - a sink that refuses a signal holds the offsets: nothing past that message is committed
- *     until the sink takes the signal.
+ *     until the sink takes the signal;
+ *   - a message whose points are judged after its parse (line protocol: hashed while parsed,
+ *     resolved after) is judged in the points' order: the dead-letter reason is the first
+ *     point's refused, new series of a multi-field line each get their own field's value.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,8 +39,9 @@ static int setup(void **state)
 {
     static const tu_topic topics[] = {{"guard-ts", 2}, {"guard-ts-dlq", 1}, {"guard-lim", 1},
                                       {"guard-lim-dlq", 1}, {"guard-sink", 1},
-                                      {"guard-sink-dlq", 1}};
-    g_cluster = tu_mock_cluster(1, topics, 6, g_boot, sizeof g_boot);
+                                      {"guard-sink-dlq", 1}, {"guard-mix", 1},
+                                      {"guard-mix-dlq", 1}};
+    g_cluster = tu_mock_cluster(1, topics, 8, g_boot, sizeof g_boot);
     assert_non_null(g_cluster);
     return 0;
 }
@@ -428,12 +432,103 @@ static void test_refused_signal_holds_offsets(void **state)
     rm_rf(dir);
 }
 
+/* ---- 4. the order of work inside one message -------------------------------------------- */
+
+static bool messages_done(const nops_pipeline_stats *st, void *ud)
+{
+    return st->messages >= *(const uint64_t *)ud;
+}
+
+/* The window of `key` as the pipeline holds it must be exactly want[0..n). */
+static void assert_window(nops_pipeline *p, const char *key, const float *want, uint32_t n)
+{
+    float out[16];
+    uint32_t got = 0;
+    double mean, sd;
+    assert_int_equal(nops_pipeline_series_window(p, key, out, 16, &got, &mean, &sd, 30000),
+                     NOPS_OK);
+    assert_int_equal(got, n);
+    for (uint32_t i = 0; i < n; i++)
+        assert_true(out[i] == want[i]);
+}
+
+/* Whether the kcat headers before `payload` (the text from its line's start to it) hold `h`. */
+static bool header_has(const char *all, const char *payload, const char *h)
+{
+    const char *ls = payload;
+    while (ls > all && ls[-1] != '\n')
+        ls--;
+    for (const char *q = ls; (q = strstr(q, h)) != NULL && q < payload; q++)
+        if (q == ls || q[-1] == ',')
+            return true;
+    return false;
+}
+
+static void test_message_judged_in_point_order(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-guard-mix-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-mix", "g-mix");
+    pp.max_series = 3;
+    char err[512];
+    nops_sinks *sinks = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    const long long t = (long long)(nops_wall_ns() - 1000ll * 1000000000ll);
+    const long long future = (long long)(nops_wall_ns() + 10ll * 86400 * 1000000000ll);
+    /* three new series on one line: each found again by its rank among the line's points */
+    producef("guard-mix", "k", "a,host=x f1=1,f2=2,f3=3 %lld", t);
+    /* known series in another field order, then a refused new series, then a bad time */
+    producef("guard-mix", "k", "a,host=x f3=30,f1=10 %lld\nb,host=y value=1 %lld\n"
+             "a,host=x f2=99 %lld", t + 1, t + 1, future);
+    /* the same two refusals the other way round, and a good point after them */
+    producef("guard-mix", "k", "a,host=x f2=20 %lld\nb,host=y value=2 %lld\na,host=x f2=21 %lld",
+             future, t + 2, t + 2);
+    flush_producer();
+    uint64_t want = 3;
+    nops_pipeline_stats st = wait_for(p, messages_done, &want, "the three messages");
+    assert_window(p, "a_f1{host=\"x\"}", (const float[]){1, 10}, 2);
+    assert_window(p, "a_f2{host=\"x\"}", (const float[]){2, 21}, 2);
+    assert_window(p, "a_f3{host=\"x\"}", (const float[]){3, 30}, 2);
+    assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
+    nops_pipeline_get_stats(p, &st);
+    assert_int_equal(st.points, 6);
+    assert_int_equal(st.series, 3);
+    assert_int_equal(st.rejected[NOPS_REJECT_SERIES_LIMIT], 2);
+    assert_int_equal(st.rejected[NOPS_REJECT_TIMESTAMP], 2);
+    assert_int_equal(st.dlq, 2);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    char *dlq = read_topic("guard-mix-dlq", dir);
+    /* the message's first refused point names the reason; both of its refusals are counted */
+    const char *m2 = strstr(dlq, "|a,host=x f3=30");
+    const char *m3 = strstr(dlq, "|a,host=x f2=20");
+    assert_non_null(m2);
+    assert_non_null(m3);
+    assert_true(header_has(dlq, m2, "reason=series_limit"));
+    assert_true(header_has(dlq, m2, "rejected=2"));
+    assert_true(header_has(dlq, m3, "reason=timestamp"));
+    assert_true(header_has(dlq, m3, "rejected=2"));
+    free(dlq);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_poison_timestamp_keeps_incidents_open),
         cmocka_unit_test(test_series_limit_to_dlq),
         cmocka_unit_test(test_refused_signal_holds_offsets),
+        cmocka_unit_test(test_message_judged_in_point_order),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
