@@ -23,6 +23,7 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -333,8 +334,19 @@ static void prefill(const char *topic, size_t messages, int lines, uint32_t seri
     rd_kafka_flush(g_host, 60000);
 }
 
-/* A consumer that only counts messages: the limit the pipeline is measured against. */
-static double bare_consume(const char *topic, size_t messages)
+/* CPU seconds of the whole process (every thread: the mock brokers, librdkafka's threads,
+ * the pipeline's), to tell what a run costs beside how long it took on 2 shared vCPUs. */
+static double process_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* A consumer that only counts messages: the limit the pipeline is measured against.
+ * *cpu_per_msg: process CPU seconds per message while it ran. */
+static double bare_consume(const char *topic, size_t messages, double *cpu_per_msg)
 {
     char err[256], group[64];
     snprintf(group, sizeof group, "bare-%s", topic);
@@ -352,19 +364,22 @@ static double bare_consume(const char *topic, size_t messages)
     rd_kafka_subscribe(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     size_t n = 0;
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     double deadline = bench_seconds() + 120;
     while (n < messages && bench_seconds() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m)
             continue;
         if (!m->err) {
-            if (n++ == 0)
+            if (n++ == 0) {
                 t0 = bench_seconds(); /* time from the first message: group join excluded */
+                c0 = process_cpu_seconds();
+            }
         }
         rd_kafka_message_destroy(m);
     }
     double el = bench_seconds() - t0;
+    *cpu_per_msg = n > 1 ? (process_cpu_seconds() - c0) / (double)(n - 1) : 0;
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return n > 1 ? (double)(n - 1) / el : 0.0;
@@ -416,9 +431,10 @@ static void pipe_stop(pipe_run *r)
         fprintf(stderr, "bench ingest: could not remove %s\n", r->dir);
 }
 
-/* Points per second of the pipeline over a pre-filled topic (from its first point). */
+/* Points per second of the pipeline over a pre-filled topic (from its first point);
+ * *cpu_per_point: process CPU seconds per point meanwhile. */
 static double pipe_consume(const char *topic, uint64_t points, uint64_t *series,
-                           double *bytes_per_series)
+                           double *bytes_per_series, double *cpu_per_point)
 {
     pipe_run r;
     char group[64];
@@ -426,19 +442,21 @@ static double pipe_consume(const char *topic, uint64_t points, uint64_t *series,
     if (!pipe_start(&r, topic, group))
         return 0;
     nops_pipeline_stats st;
-    double t0 = 0, deadline = bench_seconds() + 300;
+    double t0 = 0, c0 = 0, deadline = bench_seconds() + 300;
     uint64_t p0 = 0;
     for (;;) {
         usleep(2000);
         nops_pipeline_get_stats(r.p, &st);
         if (!t0 && st.points) {
             t0 = bench_seconds();
+            c0 = process_cpu_seconds();
             p0 = st.points;
         }
         if (st.points >= points || bench_seconds() > deadline)
             break;
     }
     double el = bench_seconds() - t0;
+    *cpu_per_point = st.points > p0 ? (process_cpu_seconds() - c0) / (double)(st.points - p0) : 0;
     *series = st.series;
     /* everything the engine holds through the allocator (detectors, registries, queues, sink
      * buffers, correlator) per active series */
@@ -532,21 +550,25 @@ int bench_ingest(const bench_opts *o)
     prefill("bench1", m1, 1, series);
     fprintf(stderr, "bench ingest: pre-filling bench100 with %zu 100-line messages...\n", m100);
     prefill("bench100", m100, 100, series);
-    char extra[160];
+    char extra[400];
     fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
-    double bare1 = bare_consume("bench1", m1);
+    double bare_cpu = 0, pipe_cpu = 0;
+    double bare1 = bare_consume("bench1", m1, &bare_cpu);
     uint64_t ser = 0;
     double bps = 0;
-    double pipe1 = pipe_consume("bench1", m1, &ser, &bps);
+    double pipe1 = pipe_consume("bench1", m1, &ser, &bps, &pipe_cpu);
     snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":1", m1,
              (unsigned long long)ser);
     bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s", "bare_consumer_msgs_per_s",
                bare1, extra);
     fprintf(stderr, "bench ingest: bare consumer and pipeline, 100 lines per message...\n");
-    double bare100 = bare_consume("bench100", m100);
-    double pipe100 = pipe_consume("bench100", m100 * 100, &ser, &bps);
-    snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":100",
-             m100, (unsigned long long)ser);
+    double bare100 = bare_consume("bench100", m100, &bare_cpu);
+    double pipe100 = pipe_consume("bench100", m100 * 100, &ser, &bps, &pipe_cpu);
+    /* CPU per point: the bare consumer's (mock brokers and librdkafka: what any consumer of
+     * this topic pays here) and the pipeline run's, all threads of the process */
+    snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":100,"
+             "\"bare_cpu_ns_per_point\":%.1f,\"pipeline_cpu_ns_per_point\":%.1f", m100,
+             (unsigned long long)ser, bare_cpu / 100 * 1e9, pipe_cpu * 1e9);
     bench_emit("ingest", "e2e_points_per_s_100pt_msgs", pipe100, "points/s",
                "bare_consumer_points_per_s", bare100 * 100, extra);
     snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g",
