@@ -30,6 +30,10 @@ void nops__msgq_fini(msgq *q);
 void nops__msgq_push(msgq *q, rd_kafka_message_t **m, uint32_t n);
 /* Wait until the worker has finished everything queued so far. */
 void nops__msgq_wait_drained(msgq *q);
+/* Take up to max messages, waiting up to 100 ms; 0 when none (or closed and empty). */
+uint32_t nops__msgq_pop(msgq *q, rd_kafka_message_t **out, uint32_t max);
+/* The worker finished n messages it took. */
+void nops__msgq_done(msgq *q, uint32_t n);
 
 
 typedef struct worker worker;
