@@ -57,6 +57,32 @@ nops_reject nops_ingest_series_resolve(nops_ingest_series_cache *c, nops_detecto
                                        nops_ingest_admit_fn admit, void *ud, uint32_t *slot,
                                        const char **detail);
 
+/**
+ * The same work in two steps, so that a message's cache misses overlap instead of queueing:
+ * hash every point of the message while it is parsed (nops_ingest_series_hash also starts
+ * loading the point's cache cell), then, after the parse, find each in order and, on a miss,
+ * resolve it with nops_ingest_series_add (given the same point again: its spans must be alive).
+ * find + add of one point do exactly what nops_ingest_series_resolve does.
+ */
+typedef struct nops_ingest_series_ref {
+    uint64_t hi;  /**< raw hash, high half (never 0) */
+    uint32_t lo;  /**< raw hash, low 32 bits of the low half */
+    uint32_t pad; /**< 0 */
+} nops_ingest_series_ref;
+
+/** Hash pt's raw series (pt->series_len must be > 0) into *ref and prefetch its cache cell. */
+void nops_ingest_series_hash(nops_ingest_series_cache *c, const nops_point *pt,
+                             nops_ingest_series_ref *ref);
+/** A hit: *slot is the series' slot, marked seen at now_s. false: not cached (use _add). */
+bool nops_ingest_series_find(nops_ingest_series_cache *c, nops_detector *det,
+                             const nops_ingest_series_ref *ref, uint32_t now_s, uint32_t *slot);
+/** After a miss of `ref` (pt's hash): build the key, find or admit the series and cache it;
+ *  returns as nops_ingest_series_resolve. */
+nops_reject nops_ingest_series_add(nops_ingest_series_cache *c, nops_detector *det,
+                                   const nops_point *pt, const nops_ingest_series_ref *ref,
+                                   uint32_t now_s, nops_ingest_admit_fn admit, void *ud,
+                                   uint32_t *slot, const char **detail);
+
 /** [pipeline] settings. */
 typedef struct nops_pipeline_params {
     int64_t workers;     /**< detector threads; partition p goes to worker p % workers */

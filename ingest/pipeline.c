@@ -80,92 +80,6 @@ const nops_cfg_section nops_pipeline_cfg_section = {
     sizeof pipeline_entries / sizeof pipeline_entries[0], NULL,
 };
 
-/* ---- worker queues ---------------------------------------------------------------------- */
-
-
-
-bool nops__msgq_init(msgq *q, uint32_t cap)
-{
-    q->ring = nops_calloc(cap, sizeof *q->ring);
-    q->cap = cap;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->not_empty, NULL);
-    pthread_cond_init(&q->not_full, NULL);
-    pthread_cond_init(&q->drained, NULL);
-    return q->ring != NULL;
-}
-
-void nops__msgq_fini(msgq *q)
-{
-    if (!q->ring)
-        return;
-    for (uint32_t i = 0; i < q->len; i++)
-        rd_kafka_message_destroy(q->ring[(q->head + i) % q->cap]);
-    nops_free(q->ring);
-    pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->not_empty);
-    pthread_cond_destroy(&q->not_full);
-    pthread_cond_destroy(&q->drained);
-}
-
-/* Push n messages, waiting while full (the poller's backpressure). */
-void nops__msgq_push(msgq *q, rd_kafka_message_t **m, uint32_t n)
-{
-    pthread_mutex_lock(&q->mu);
-    for (uint32_t i = 0; i < n; i++) {
-        while (q->len == q->cap)
-            pthread_cond_wait(&q->not_full, &q->mu);
-        q->ring[(q->head + q->len++) % q->cap] = m[i];
-    }
-    pthread_cond_signal(&q->not_empty);
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* Take up to max messages, waiting up to 100 ms; 0 when none (or closed and empty). */
-static uint32_t nops__msgq_pop(msgq *q, rd_kafka_message_t **out, uint32_t max)
-{
-    pthread_mutex_lock(&q->mu);
-    if (q->len == 0 && !q->closed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&q->not_empty, &q->mu, &ts);
-    }
-    uint32_t n = 0;
-    while (n < max && q->len) {
-        out[n++] = q->ring[q->head];
-        q->head = (q->head + 1) % q->cap;
-        q->len--;
-    }
-    q->busy += n;
-    if (n)
-        pthread_cond_broadcast(&q->not_full);
-    pthread_mutex_unlock(&q->mu);
-    return n;
-}
-
-static void nops__msgq_done(msgq *q, uint32_t n)
-{
-    pthread_mutex_lock(&q->mu);
-    q->busy -= n;
-    if (q->len == 0 && q->busy == 0)
-        pthread_cond_broadcast(&q->drained);
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* Wait until the worker has finished everything queued so far. */
-void nops__msgq_wait_drained(msgq *q)
-{
-    pthread_mutex_lock(&q->mu);
-    while (q->len || q->busy)
-        pthread_cond_wait(&q->drained, &q->mu);
-    pthread_mutex_unlock(&q->mu);
-}
-
 /* ---- worker: parse, detect, signal ------------------------------------------------------ */
 
 static bool grow_scratch(worker *w)
@@ -215,12 +129,19 @@ static void point_reject(worker *w, nops_reject r, const char *detail)
 #define NOPS__INITIAL_SLOTS 1024 /* slots nops_pipeline_new gives each worker's detector */
 #define NOPS__KEY_GUESS 112      /* bytes of a typical series key, for the derived limit */
 
+/* One worker's share of pipeline.series_memory_mb in bytes (0: no budget). */
+static size_t series_budget_share(const nops_pipeline_params *pp)
+{
+    if (pp->series_memory_mb <= 0)
+        return 0;
+    return ((size_t)pp->series_memory_mb << 20) / (size_t)(pp->workers > 0 ? pp->workers : 1);
+}
+
 uint32_t nops_pipeline_series_limit(const nops_pipeline_params *pp, const nops_detect_params *dp)
 {
     uint64_t lim = pp->max_series > 0 ? (uint64_t)pp->max_series : (1u << 30);
-    if (pp->series_memory_mb > 0) {
-        const size_t budget = ((size_t)pp->series_memory_mb << 20) /
-                              (size_t)(pp->workers > 0 ? pp->workers : 1);
+    const size_t budget = series_budget_share(pp);
+    if (budget > 0) {
         uint32_t fit = nops_detect_series_fit(dp, budget, NOPS__INITIAL_SLOTS, NOPS__KEY_GUESS,
                                               sizeof(uint16_t) /* slot_part */);
         lim = fit < lim ? fit : lim;
@@ -257,10 +178,38 @@ static void log_series_limit(worker *w, const char *why)
                   (unsigned long long)w->rejected_series);
 }
 
-/* One parsed point: find its series slot and queue it for the batch kernel call. */
-static bool on_point(void *ud, const nops_point *pt)
+/* A point refused after parsing (its series is too large or refused, see on_point). */
+static void series_refused(worker *w, nops_reject r, const char *detail)
 {
-    worker *w = ud;
+    point_reject(w, r, detail);
+    if (r == NOPS_REJECT_SERIES_LIMIT) {
+        w->rejected_series++;
+        log_series_limit(w, detail);
+    }
+}
+
+/* Queue a resolved point at batch index n (≤ the index it was parsed to); false when out of
+ * memory (the parse stops there, as on_point's false does). */
+static bool take_point(worker *w, uint32_t slot, float value, int64_t ts)
+{
+    if (!nops__set_slot_part(w, slot, w->cur_part))
+        return false;
+    w->slots[w->n] = slot;
+    w->values[w->n] = value;
+    w->ts[w->n] = ts;
+    w->n++;
+    w->msg_newest = ts > w->msg_newest ? ts : w->msg_newest;
+    return true;
+}
+
+static float point_value(const nops_point *pt)
+{
+    return pt->value > 3.4e38 ? INFINITY : pt->value < -3.4e38 ? -INFINITY : (float)pt->value;
+}
+
+/* One parsed point without a raw series span (JSON) or cache: its series slot at once. */
+static bool on_point(worker *w, const nops_point *pt)
+{
     const nops_pipeline *p = w->p;
     if (w->n == w->cap && !grow_scratch(w))
         return false;
@@ -275,22 +224,118 @@ static bool on_point(void *ud, const nops_point *pt)
     nops_reject r = nops_ingest_series_resolve(w->sc, w->det, pt, now_s, admit_series, w, &slot,
                                                &detail);
     if (r != NOPS_REJECT_NONE) {
-        if (r == NOPS_REJECT_SERIES_LIMIT) {
-            w->rejected_series++;
-            point_reject(w, r, detail);
-            log_series_limit(w, detail);
-        } else {
-            point_reject(w, r, detail);
-        }
+        series_refused(w, r, detail);
         return true;
     }
-    if (!nops__set_slot_part(w, slot, w->cur_part))
+    return take_point(w, slot, point_value(pt), pt->ts_ns);
+}
+
+/*
+ * Points of line protocol are resolved in two passes per message. A series' cache cell is a
+ * random line of a table that outgrows L2 at ~50k series, so resolving each point as it is
+ * parsed waits for one cache miss per point, one after the other. Instead the parse callback
+ * (on_point_hashed) only hashes the point's raw series — which starts loading its cell — and
+ * keeps its value and time; after the parse, resolve_pending finds each in order, the cells
+ * by then in cache. Everything that judges a point (the time bounds, the series refusals,
+ * admission, the counts and the first reason of the dead-letter headers) happens in the second
+ * pass in the points' order, as on_point does it. A miss (a series new in this raw form) needs
+ * the point itself, which lived only during its callback: its line is parsed again and the
+ * same point (by rank among that line's points) resolved the slow way.
+ */
+
+typedef struct reparse_ctx {
+    worker *w;
+    const nops_ingest_series_ref *ref;
+    uint32_t rank, seen; /* the point wanted, points delivered so far */
+    uint32_t slot;
+    nops_reject r;
+    const char *detail;
+} reparse_ctx;
+
+static bool reparse_point(void *ud, const nops_point *pt)
+{
+    reparse_ctx *x = ud;
+    if (x->seen++ != x->rank)
+        return true;
+    worker *w = x->w;
+    x->r = nops_ingest_series_add(w->sc, w->det, pt, x->ref, (uint32_t)(w->recv_ns / 1000000000),
+                                  admit_series, w, &x->slot, &x->detail);
+    return false;
+}
+
+/* The slow path of waiting point j: parse its line again and resolve that point. */
+static nops_reject resolve_again(worker *w, size_t j, uint32_t *slot, const char **detail)
+{
+    const char *line = w->pend_line[j];
+    const char *nl = memchr(line, '\n', (size_t)(w->msg_end - line));
+    reparse_ctx x = {w, &w->pend_ref[j], w->pend_rank[j], 0, 0, NOPS_REJECT_SYNTAX,
+                     "line parsed differently the second time (internal error)"};
+    nops_parse_stats st;
+    nops_ingest_parse_lineproto(line, (size_t)((nl ? nl : w->msg_end) - line), w->recv_ns,
+                                reparse_point, &x, &st);
+    *slot = x.slot;
+    *detail = x.detail;
+    return x.r;
+}
+
+/* The second pass over the waiting points (see above); false when out of memory. */
+static bool resolve_pending(worker *w)
+{
+    const nops_pipeline *p = w->p;
+    const uint32_t now_s = (uint32_t)(w->recv_ns / 1000000000);
+    const size_t base = w->n, m = w->pend_n;
+    bool ok = true;
+    w->pend_n = 0;
+    for (size_t j = 0; j < m && ok; j++) {
+        const float v = w->values[base + j];
+        const int64_t ts = w->ts[base + j];
+        const char *detail = NULL;
+        if (nops_ingest_check_time(ts, w->recv_ns, p->pp.max_past_s, p->pp.max_future_s,
+                                   &detail) != NOPS_REJECT_NONE) {
+            point_reject(w, NOPS_REJECT_TIMESTAMP, detail);
+            continue;
+        }
+        uint32_t slot;
+        if (!nops_ingest_series_find(w->sc, w->det, &w->pend_ref[j], now_s, &slot)) {
+            nops_reject r = resolve_again(w, j, &slot, &detail);
+            if (r != NOPS_REJECT_NONE) {
+                series_refused(w, r, detail);
+                continue;
+            }
+        }
+        ok = take_point(w, slot, v, ts); /* at w->n ≤ base + j: read before written */
+    }
+    return ok;
+}
+
+static bool grow_pending(worker *w)
+{
+    size_t cap = w->pend_cap ? w->pend_cap * 2 : 256;
+#define GROW(f) do { void *n_ = nops_realloc(w->f, cap * sizeof *w->f); if (!n_) return false; w->f = n_; } while (0)
+    GROW(pend_ref);
+    GROW(pend_line);
+    GROW(pend_rank);
+#undef GROW
+    w->pend_cap = cap;
+    return true;
+}
+
+/* The parse callback: a point with a raw span waits, hashed; any other goes through on_point
+ * after the points waiting before it (so the order of work stays the points' order). */
+static bool on_point_hashed(void *ud, const nops_point *pt)
+{
+    worker *w = ud;
+    if (!w->sc || !pt->series_len)
+        return resolve_pending(w) && on_point(w, pt);
+    if ((w->pend_n == w->pend_cap && !grow_pending(w)) ||
+        (w->n + w->pend_n == w->cap && !grow_scratch(w)))
         return false;
-    w->slots[w->n] = slot;
-    w->values[w->n] = pt->value > 3.4e38 ? INFINITY : pt->value < -3.4e38 ? -INFINITY
-                                                                          : (float)pt->value;
-    w->ts[w->n] = pt->ts_ns;
-    w->n++;
+    const size_t j = w->pend_n++, i = w->n + j;
+    w->values[i] = point_value(pt);
+    w->ts[i] = pt->ts_ns;
+    nops_ingest_series_hash(w->sc, pt, &w->pend_ref[j]);
+    w->pend_rank[j] = j && w->pend_line[j - 1] == pt->series ? w->pend_rank[j - 1] + 1 : 0;
+    w->pend_line[j] = pt->series;
     return true;
 }
 
@@ -422,7 +467,7 @@ static void emit_signals(worker *w, size_t from, size_t to)
             uncorrelated(w, sig.id);
         }
     }
-    STAT_ADD(p, anomalies, anomalies);
+    w->anomalies += anomalies;
 }
 
 /* Offer the NOPS__TS_KTH-newest of the recent messages' times as "now" (see pipeline_int.h). */
@@ -461,7 +506,11 @@ static void take_message(worker *w, rd_kafka_message_t *m)
     w->pt_total = 0;
     w->pt_reason = NOPS_REJECT_NONE;
     w->pt_detail = NULL;
-    nops_ingest_parse(m->payload ? m->payload : "", m->len, w->recv_ns, on_point, w, &w->ps);
+    w->msg_newest = INT64_MIN;
+    const char *msg = m->payload ? m->payload : "";
+    w->msg_end = msg + m->len;
+    nops_ingest_parse(msg, m->len, w->recv_ns, on_point_hashed, w, &w->ps);
+    resolve_pending(w); /* false (out of memory): the rest is dropped, as a parse stopped */
     if (w->ps.rejected)
         STAT_ADD(p, rejected[w->ps.reason < NOPS_REJECT_COUNT ? w->ps.reason : 0],
                  w->ps.rejected);
@@ -471,13 +520,10 @@ static void take_message(worker *w, rd_kafka_message_t *m)
     if (w->ps.rejected || w->pt_total)
         send_dlq(w, m);
     if (w->n > before) { /* remember the message's newest point time */
-        int64_t newest = w->ts[before];
-        for (size_t k = before + 1; k < w->n; k++)
-            newest = w->ts[k] > newest ? w->ts[k] : newest;
         atomic_int_fast64_t *pt = &p->part_ts[w->cur_part]; /* one writer per partition */
-        if (newest > atomic_load_explicit(pt, memory_order_relaxed))
-            atomic_store_explicit(pt, newest, memory_order_relaxed);
-        w->msg_ts[w->msg_ts_pos] = newest;
+        if (w->msg_newest > atomic_load_explicit(pt, memory_order_relaxed))
+            atomic_store_explicit(pt, w->msg_newest, memory_order_relaxed);
+        w->msg_ts[w->msg_ts_pos] = w->msg_newest;
         w->msg_ts_pos = (w->msg_ts_pos + 1) % NOPS__TS_RING;
         w->msg_ts_n += w->msg_ts_n < NOPS__TS_RING;
     }
@@ -546,6 +592,8 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
     advance_now(w);
     STAT_ADD(p, messages, n);
     STAT_ADD(p, points, w->n);
+    STAT_ADD(p, anomalies, w->anomalies);
+    w->anomalies = 0;
     uint32_t now_s = (uint32_t)(w->recv_ns / 1000000000);
     if (now_s - w->last_evict_s >= 10) {
         nops_detect_evict_idle(w->det, now_s);
@@ -623,9 +671,7 @@ static void series_limits(worker *w)
 {
     const nops_pipeline_params *pp = &w->p->pp;
     w->series_cap = nops_pipeline_series_limit(pp, &w->p->dp);
-    w->series_budget = pp->series_memory_mb > 0
-                           ? ((size_t)pp->series_memory_mb << 20) / (size_t)pp->workers
-                           : 0;
+    w->series_budget = series_budget_share(pp);
     if (w->id != 0)
         return;
     if (w->series_cap == 0)
@@ -666,6 +712,13 @@ void *nops__worker_main(void *arg)
     }
     nops_ingest_series_cache_destroy(w->sc);
     w->sc = NULL;
+    nops_free(w->pend_ref);
+    nops_free(w->pend_line);
+    nops_free(w->pend_rank);
+    w->pend_ref = NULL;
+    w->pend_line = NULL;
+    w->pend_rank = NULL;
+    w->pend_cap = 0;
     nops_free(msgs);
     return NULL;
 }

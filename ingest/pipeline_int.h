@@ -30,6 +30,10 @@ void nops__msgq_fini(msgq *q);
 void nops__msgq_push(msgq *q, rd_kafka_message_t **m, uint32_t n);
 /* Wait until the worker has finished everything queued so far. */
 void nops__msgq_wait_drained(msgq *q);
+/* Take up to max messages, waiting up to 100 ms; 0 when none (or closed and empty). */
+uint32_t nops__msgq_pop(msgq *q, rd_kafka_message_t **out, uint32_t max);
+/* The worker finished n messages it took. */
+void nops__msgq_done(msgq *q, uint32_t n);
 
 
 typedef struct worker worker;
@@ -114,6 +118,15 @@ struct worker {
     float *z, *ze, *ratio;      /* detector outputs: z, EWMA z, combined ratio */
     uint8_t *flags;
     size_t n, cap;              /* points in the batch, capacity */
+    /* the message being parsed: its line-protocol points wait here, hashed and with their
+     * value and time already at values/ts[n + i], until its parse ends (resolve_pending) */
+    nops_ingest_series_ref *pend_ref; /* raw series hash of each waiting point */
+    const char **pend_line;     /* its line in the message (where the series span starts) */
+    uint32_t *pend_rank;        /* its rank among the points of that line */
+    size_t pend_n, pend_cap;    /* points waiting, capacity */
+    const char *msg_end;        /* end of the message being parsed */
+    int64_t msg_newest;         /* newest time of its points taken so far (INT64_MIN: none) */
+    uint64_t anomalies;         /* anomalous points of the batch (added to st once a batch) */
     int64_t recv_ns;            /* wall clock when the batch was taken */
     nops_parse_stats ps;        /* last message's parse result */
     uint32_t pt_rejected[NOPS_REJECT_COUNT]; /* this message's points refused after parsing */

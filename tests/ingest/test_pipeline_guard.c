@@ -10,7 +10,10 @@
  *   - a sink that refuses a signal holds the offsets: nothing past that message is committed
  *     until the sink takes the signal;
  *   - a dead-letter copy the broker does not take holds the offsets too, counted in dlq_lost;
- *   - signals past the correlator's open-incident limit are counted (uncorrelated) and logged.
+ *   - signals past the correlator's open-incident limit are counted (uncorrelated) and logged;
+ *   - a message whose points are judged after its parse (line protocol: hashed while parsed,
+ *     resolved after) is judged in the points' order: the dead-letter reason is the first
+ *     point's refused, new series of a multi-field line each get their own field's value.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,7 +43,8 @@ static int setup(void **state)
                                       {"guard-lim-dlq", 1}, {"guard-sink", 1},
                                       {"guard-sink-dlq", 1}, {"guard-dlqloss", 1},
                                       {"guard-dlqloss-dlq", 1}, {"guard-full", 1},
-                                      {"guard-full-dlq", 1}};
+                                      {"guard-full-dlq", 1}, {"guard-mix", 1},
+                                      {"guard-mix-dlq", 1}};
     g_cluster = tu_mock_cluster(1, topics, sizeof topics / sizeof topics[0], g_boot,
                                 sizeof g_boot);
     assert_non_null(g_cluster);
@@ -566,6 +570,90 @@ static void test_signals_past_the_incident_limit(void **state)
     rm_rf(dir);
 }
 
+/* ---- 6. the order of work inside one message -------------------------------------------- */
+
+static bool messages_done(const nops_pipeline_stats *st, void *ud)
+{
+    return st->messages >= *(const uint64_t *)ud;
+}
+
+/* The window of `key` as the pipeline holds it must be exactly want[0..n). */
+static void assert_window(nops_pipeline *p, const char *key, const float *want, uint32_t n)
+{
+    float out[16];
+    uint32_t got = 0;
+    double mean, sd;
+    assert_int_equal(nops_pipeline_series_window(p, key, out, 16, &got, &mean, &sd, 30000),
+                     NOPS_OK);
+    assert_int_equal(got, n);
+    for (uint32_t i = 0; i < n; i++)
+        assert_true(out[i] == want[i]);
+}
+
+/* Whether the kcat headers before `payload` (the text from its line's start to it) hold `h`. */
+static bool header_has(const char *all, const char *payload, const char *h)
+{
+    const char *ls = payload;
+    while (ls > all && ls[-1] != '\n')
+        ls--;
+    for (const char *q = ls; (q = strstr(q, h)) != NULL && q < payload; q++)
+        if (q == ls || q[-1] == ',')
+            return true;
+    return false;
+}
+
+static void test_message_judged_in_point_order(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-guard-mix-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-mix", "g-mix");
+    pp.max_series = 3;
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
+    const long long t = (long long)(nops_wall_ns() - 1000ll * 1000000000ll);
+    const long long future = (long long)(nops_wall_ns() + 10ll * 86400 * 1000000000ll);
+    /* three new series on one line: each found again by its rank among the line's points */
+    producef("guard-mix", "k", "a,host=x f1=1,f2=2,f3=3 %lld", t);
+    /* known series in another field order, then a refused new series, then a bad time */
+    producef("guard-mix", "k", "a,host=x f3=30,f1=10 %lld\nb,host=y value=1 %lld\n"
+             "a,host=x f2=99 %lld", t + 1, t + 1, future);
+    /* the same two refusals the other way round, and a good point after them */
+    producef("guard-mix", "k", "a,host=x f2=20 %lld\nb,host=y value=2 %lld\na,host=x f2=21 %lld",
+             future, t + 2, t + 2);
+    flush_producer();
+    uint64_t want = 3;
+    nops_pipeline_stats st = wait_for(p, messages_done, &want, "the three messages");
+    assert_window(p, "a_f1{host=\"x\"}", (const float[]){1, 10}, 2);
+    assert_window(p, "a_f2{host=\"x\"}", (const float[]){2, 21}, 2);
+    assert_window(p, "a_f3{host=\"x\"}", (const float[]){3, 30}, 2);
+    assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
+    nops_pipeline_get_stats(p, &st);
+    assert_int_equal(st.points, 6);
+    assert_int_equal(st.series, 3);
+    assert_int_equal(st.rejected[NOPS_REJECT_SERIES_LIMIT], 2);
+    assert_int_equal(st.rejected[NOPS_REJECT_TIMESTAMP], 2);
+    assert_int_equal(st.dlq, 2);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    char *dlq = read_topic("guard-mix-dlq", dir);
+    /* the message's first refused point names the reason; both of its refusals are counted */
+    const char *m2 = strstr(dlq, "|a,host=x f3=30");
+    const char *m3 = strstr(dlq, "|a,host=x f2=20");
+    assert_non_null(m2);
+    assert_non_null(m3);
+    assert_true(header_has(dlq, m2, "reason=series_limit"));
+    assert_true(header_has(dlq, m2, "rejected=2"));
+    assert_true(header_has(dlq, m3, "reason=timestamp"));
+    assert_true(header_has(dlq, m3, "rejected=2"));
+    free(dlq);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -574,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_refused_signal_holds_offsets),
         cmocka_unit_test(test_lost_dlq_copy_holds_offsets),
         cmocka_unit_test(test_signals_past_the_incident_limit),
+        cmocka_unit_test(test_message_judged_in_point_order),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,8 @@
  * builds the canonical key and registers, a hit finds the same slot without it, tag-order
  * variants of one series share a slot, a forced hash collision keeps two series apart, an
  * eviction never lets a cached raw form reach another series' slot, refused series are not
- * cached, and points without a raw span (JSON) resolve as before.
+ * cached, and points without a raw span (JSON) resolve as before; the two-step form (hash every
+ * point of a message while parsing, find or add after) gives the same slots as the one-step.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -216,6 +217,91 @@ static void test_many_series_grow_the_cache(void **state)
     assert_int_equal(f->admitted_asks, 5000);
 }
 
+/* Two steps: every point hashed during the parse, found (or added) after it. */
+typedef struct two_step {
+    fixture *f;
+    nops_ingest_series_ref ref[8];
+    uint32_t n;
+} two_step;
+
+static bool hash_only(void *ud, const nops_point *pt)
+{
+    two_step *t = ud;
+    nops_ingest_series_hash(t->f->sc, pt, &t->ref[t->n++]);
+    return t->n < 8;
+}
+
+typedef struct nth_point {
+    two_step *t;
+    uint32_t want, seen;
+    uint32_t slot;
+    nops_reject r;
+} nth_point;
+
+static bool add_nth(void *ud, const nops_point *pt)
+{
+    nth_point *x = ud;
+    if (x->seen++ != x->want)
+        return true;
+    fixture *f = x->t->f;
+    const char *detail;
+    x->r = nops_ingest_series_add(f->sc, f->det, pt, &x->t->ref[x->want], f->now_s, admit, f,
+                                  &x->slot, &detail);
+    return false;
+}
+
+/* Slots of msg's points in two steps; `misses` counts the points not found at first. */
+static void resolve_two_step(fixture *f, const char *msg, uint32_t *slots, uint32_t *misses)
+{
+    two_step t = {f, {{0}}, 0};
+    nops_parse_stats st;
+    assert_int_equal(nops_ingest_parse(msg, strlen(msg), 1, hash_only, &t, &st), NOPS_OK);
+    for (uint32_t i = 0; i < t.n; i++) {
+        if (nops_ingest_series_find(f->sc, f->det, &t.ref[i], f->now_s, &slots[i]))
+            continue;
+        (*misses)++;
+        nth_point x = {&t, i, 0, UINT32_MAX, NOPS_REJECT_SYNTAX};
+        nops_ingest_parse(msg, strlen(msg), 1, add_nth, &x, &st); /* the point again */
+        assert_int_equal(x.r, NOPS_REJECT_NONE);
+        slots[i] = x.slot;
+    }
+}
+
+static void test_two_steps_match_one(void **state)
+{
+    fixture *f = *state;
+    const char *msg = "cpu,host=a usage=1,idle=2 1000\nmem,host=a used=3 1000\n"
+                      "cpu,host=a usage=4 1001\ncpu,host=b usage=5 1001";
+    uint32_t two[8], misses = 0;
+    resolve_two_step(f, msg, two, &misses);
+    /* four series: all missed once; the second cpu,host=a usage point was hashed before its
+     * series was added, and is found after (the add comes first in order) */
+    assert_int_equal(misses, 4);
+    assert_int_equal(two[3], two[0]);
+    assert_string_equal(nops_detect_slot_key(f->det, two[1]), "cpu_idle{host=\"a\"}");
+    assert_string_equal(nops_detect_slot_key(f->det, two[2]), "mem_used{host=\"a\"}");
+    assert_string_equal(nops_detect_slot_key(f->det, two[4]), "cpu_usage{host=\"b\"}");
+    /* the one-step form finds the same slots, without building a key */
+    const uint32_t asks = f->admitted_asks;
+    resolve(f, msg);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(f->slots[i], two[i]);
+    assert_int_equal(f->admitted_asks, asks);
+    misses = 0;
+    resolve_two_step(f, msg, two, &misses);
+    assert_int_equal(misses, 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(f->slots[i], two[i]);
+    /* after an eviction the cached entries are never used: b may now sit in a's old slot */
+    f->now_s = 1000;
+    assert_int_equal(nops_detect_evict_idle(f->det, f->now_s), 4);
+    misses = 0;
+    resolve_two_step(f, "cpu,host=b usage=5 1001\ncpu,host=a usage=1 1000", two, &misses);
+    assert_int_equal(misses, 2);
+    assert_string_equal(nops_detect_slot_key(f->det, two[0]), "cpu_usage{host=\"b\"}");
+    assert_string_equal(nops_detect_slot_key(f->det, two[1]), "cpu_usage{host=\"a\"}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_and_bad_series_are_not_cached, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_series_grow_the_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_steps_match_one, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,26 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/wt/perf/sinks/jsonl.c" "sinks/CMakeFiles/nops_sinks.dir/jsonl.c.o" "gcc" "sinks/CMakeFiles/nops_sinks.dir/jsonl.c.o.d"
+  "/work/wt/perf/sinks/kafka.c" "sinks/CMakeFiles/nops_sinks.dir/kafka.c.o" "gcc" "sinks/CMakeFiles/nops_sinks.dir/kafka.c.o.d"
+  "/work/wt/perf/sinks/postgres.c" "sinks/CMakeFiles/nops_sinks.dir/postgres.c.o" "gcc" "sinks/CMakeFiles/nops_sinks.dir/postgres.c.o.d"
+  "/work/wt/perf/sinks/sinks.c" "sinks/CMakeFiles/nops_sinks.dir/sinks.c.o" "gcc" "sinks/CMakeFiles/nops_sinks.dir/sinks.c.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  "/work/wt/perf/build-scalar/core/CMakeFiles/nops_core.dir/DependInfo.cmake"
+  "/work/wt/perf/build-scalar/kafka/CMakeFiles/nops_kafka.dir/DependInfo.cmake"
+  "/work/wt/perf/build-scalar/pg/CMakeFiles/nops_pg.dir/DependInfo.cmake"
+  "/work/wt/perf/build-scalar/detect/CMakeFiles/nops_detect.dir/DependInfo.cmake"
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")

@@ -1,0 +1,2 @@
+# Empty dependencies file for test_series.
+# This may be replaced when dependencies are built.
