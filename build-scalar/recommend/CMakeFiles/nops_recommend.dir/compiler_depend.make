@@ -1,2 +1,0 @@
-# Empty compiler generated dependencies file for nops_recommend.
-# This may be replaced when dependencies are built.

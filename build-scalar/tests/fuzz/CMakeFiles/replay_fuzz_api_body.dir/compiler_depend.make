@@ -1,2 +1,0 @@
-# Empty compiler generated dependencies file for replay_fuzz_api_body.
-# This may be replaced when dependencies are built.

@@ -1,3 +1,0 @@
-file(REMOVE_RECURSE
-  "libnops_vector.a"
-)
