@@ -193,6 +193,13 @@ const char *nops_detect_slot_key(const nops_detector *det, uint32_t slot);
 uint64_t nops_detect_evictions(const nops_detector *det);
 /** Evict series not seen for ttl_s seconds (no-op when ttl_s is 0); returns how many. */
 uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s);
+/**
+ * The same, and the ids of evicted series that were in their anomalous state (a series that
+ * went silent while anomalous never clears by itself) into anomalous[0 .. *n_anomalous), at
+ * most `cap` of them; eviction stops once `cap` of those are found (the rest go next time).
+ */
+uint32_t nops_detect_evict_idle_report(nops_detector *det, uint32_t now_s, uint64_t *anomalous,
+                                       uint32_t cap, uint32_t *n_anomalous);
 uint32_t nops_detect_series_count(const nops_detector *det);
 void nops_detect_memory(const nops_detector *det, nops_detect_mem *mem);
 /**

@@ -225,14 +225,20 @@ static void ht_remove(nops_detector *det, uint64_t id)
     det->ht_id[hole] = 0;
 }
 
-uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s)
+uint32_t nops_detect_evict_idle_report(nops_detector *det, uint32_t now_s, uint64_t *anomalous,
+                                       uint32_t cap, uint32_t *n_anomalous)
 {
-    if (det->p.ttl_s <= 0)
-        return 0;
-    uint32_t evicted = 0;
-    for (uint32_t s = 0; s < det->hwm; s++) {
+    uint32_t evicted = 0, n_anom = 0;
+    for (uint32_t s = 0; det->p.ttl_s > 0 && s < det->hwm; s++) {
         if (!det->slot_id[s] || (int64_t)now_s - (int64_t)det->last_seen[s] < det->p.ttl_s)
             continue;
+        if (NOPS__META_HYST(det->st.meta[s]) & 0x80) { /* anomalous: its incident must hear of it */
+            if (n_anom == cap)
+                break;
+            if (anomalous)
+                anomalous[n_anom] = det->slot_id[s];
+            n_anom++;
+        }
         ht_remove(det, det->slot_id[s]);
         if (det->keys[s]) {
             det->key_bytes -= strlen(det->keys[s]) + 1 + 16;
@@ -245,7 +251,14 @@ uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s)
         det->evictions++;
         evicted++;
     }
+    if (n_anomalous)
+        *n_anomalous = n_anom;
     return evicted;
+}
+
+uint32_t nops_detect_evict_idle(nops_detector *det, uint32_t now_s)
+{
+    return nops_detect_evict_idle_report(det, now_s, NULL, UINT32_MAX, NULL);
 }
 
 uint64_t nops_detect_evictions(const nops_detector *det)

@@ -596,7 +596,16 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
     w->anomalies = 0;
     uint32_t now_s = (uint32_t)(w->recv_ns / 1000000000);
     if (now_s - w->last_evict_s >= 10) {
-        nops_detect_evict_idle(w->det, now_s);
+        /* a series evicted while anomalous will never clear by itself: tell its incident, or
+         * the incident would stay open (and hold a slot) for ever */
+        uint64_t gone[64];
+        uint32_t n_gone;
+        const int64_t now_ts = atomic_load(&p->latest_ts);
+        do {
+            nops_detect_evict_idle_report(w->det, now_s, gone, 64, &n_gone);
+            for (uint32_t k = 0; k < n_gone; k++)
+                nops_correlate_cleared(p->corr, gone[k], now_ts);
+        } while (n_gone == 64);
         w->last_evict_s = now_s;
     }
 }

@@ -206,6 +206,48 @@ static void test_evicted_slot_is_reset(void **state)
     nops_detect_destroy(d);
 }
 
+/* A series evicted while anomalous is reported (its incident must hear it cleared); a quiet
+ * one is not. */
+static void test_evicted_anomalous_is_reported(void **state)
+{
+    (void)state;
+    nops_detector *d = make(4, 10);
+    uint32_t s[2];
+    assert_int_equal(nops_detect_slot(d, 11, "quiet", 5, 0, &s[0]), NOPS_OK);
+    assert_int_equal(nops_detect_slot(d, 22, "loud", 4, 0, &s[1]), NOPS_OK);
+    float z, ze;
+    uint8_t f;
+    nops_detect_out o = {&z, &ze, &f, NULL};
+    for (int i = 0; i < 300; i++)
+        for (int k = 0; k < 2; k++) {
+            float x = 1000.0f + (float)(i % 7);
+            nops_detect_update_pairs(d, &s[k], &x, 1, &o);
+        }
+    float spike = 1.0e6f;
+    nops_detect_update_pairs(d, &s[1], &spike, 1, &o);
+    assert_true(f & NOPS_DETECT_ANOM);
+    uint64_t gone[4] = {0};
+    uint32_t n = 99;
+    assert_int_equal(nops_detect_evict_idle_report(d, 20, gone, 4, &n), 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(gone[0], 22);
+    /* a full report stops eviction there: the rest is evicted (and reported) next time */
+    assert_int_equal(nops_detect_slot(d, 33, "a", 1, 20, &s[0]), NOPS_OK);
+    assert_int_equal(nops_detect_slot(d, 44, "b", 1, 20, &s[1]), NOPS_OK);
+    for (int i = 0; i < 300; i++)
+        for (int k = 0; k < 2; k++) {
+            float x = i < 299 ? 1000.0f + (float)(i % 7) : 1.0e6f;
+            nops_detect_update_pairs(d, &s[k], &x, 1, &o);
+        }
+    assert_int_equal(nops_detect_evict_idle_report(d, 40, gone, 1, &n), 1);
+    assert_int_equal(n, 1);
+    assert_int_equal(nops_detect_series_count(d), 1);
+    assert_int_equal(nops_detect_evict_idle_report(d, 40, gone, 1, &n), 1);
+    assert_int_equal(n, 1);
+    assert_int_equal(nops_detect_series_count(d), 0);
+    nops_detect_destroy(d);
+}
+
 static void test_memory_report(void **state)
 {
     nops_detector *d = make(1000, 0);
@@ -392,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_growth_keeps_state),
         cmocka_unit_test(test_eviction_against_model),
         cmocka_unit_test(test_evicted_slot_is_reset),
+        cmocka_unit_test(test_evicted_anomalous_is_reported),
         cmocka_unit_test(test_memory_report),
         cmocka_unit_test(test_series_budget),
         cmocka_unit_test(test_allocation_failures),
