@@ -459,13 +459,16 @@ static void emit_signals(worker *w, size_t from, size_t to)
             STAT_ADD(p, latency_us_log2[b], 1);
         }
         const int32_t part = w->slot_part[w->slots[i]]; /* where its series arrives */
-        if (nops_correlate_signal(p->corr, &sig, part, win, nw, &inc, &opened) == NOPS_OK) {
+        pthread_mutex_lock(&p->incident_mu); /* this state of the incident is written before
+                                                a later one (pipeline_int.h) */
+        const nops_err ce = nops_correlate_signal(p->corr, &sig, part, win, nw, &inc, &opened);
+        if (ce == NOPS_OK)
             (void)nops_sinks_incident(p->sinks, &inc); /* as the signal above */
-            if (opened)
-                STAT_ADD(p, incidents_opened, 1);
-        } else {
+        pthread_mutex_unlock(&p->incident_mu);
+        if (ce == NOPS_OK && opened)
+            STAT_ADD(p, incidents_opened, 1);
+        else if (ce != NOPS_OK)
             uncorrelated(w, sig.id);
-        }
     }
     w->anomalies += anomalies;
 }

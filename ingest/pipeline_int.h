@@ -98,6 +98,10 @@ struct nops_pipeline {
     int lag_n;                          /* how many */
     bool lag_refresh, lag_stop;         /* query now; leave */
     nops_pipeline_stats st;             /* counters, updated with atomics */
+    pthread_mutex_t incident_mu;        /* orders incident records: held from the correlator
+                                           call through the sink write (workers' signals and the
+                                           poller's resolutions), so a record copied out is
+                                           written before any later state of that incident */
     pthread_mutex_t st_mu;              /* guards st's non-atomic fields and the logs below */
     nops_ratelimit dlq_lost_log;        /* "dead-letter copy lost" lines */
     nops_ratelimit uncorrelated_log;    /* "signal in no incident" lines */

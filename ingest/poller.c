@@ -43,10 +43,14 @@ static void resolve_incidents(nops_pipeline *p)
     int64_t now = atomic_load(&p->latest_ts);
     for (int i = 0; i < MAX_PARTITIONS; i++)
         p->part_now[i] = atomic_load_explicit(&p->part_ts[i], memory_order_relaxed);
-    while ((n = nops_correlate_tick_parts(p->corr, now, p->part_now, MAX_PARTITIONS, done,
-                                          16)) > 0) {
+    for (;;) {
+        pthread_mutex_lock(&p->incident_mu); /* see pipeline_int.h */
+        n = nops_correlate_tick_parts(p->corr, now, p->part_now, MAX_PARTITIONS, done, 16);
         for (size_t i = 0; i < n; i++)
             nops_sinks_incident(p->sinks, &done[i]);
+        pthread_mutex_unlock(&p->incident_mu);
+        if (n == 0)
+            break;
         STAT_ADD(p, incidents_resolved, n);
     }
 }
@@ -400,6 +404,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     for (int i = 0; i < MAX_PARTITIONS; i++)
         p->held[i] = -1;
     pthread_mutex_init(&p->st_mu, NULL);
+    pthread_mutex_init(&p->incident_mu, NULL);
     nops__lag_init(p);
     pthread_mutex_init(&p->query_mu, NULL);
     pthread_cond_init(&p->query_cv, NULL);
@@ -555,6 +560,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         rd_kafka_destroy(p->dlq);
     }
     pthread_mutex_destroy(&p->st_mu);
+    pthread_mutex_destroy(&p->incident_mu);
     nops__lag_fini(p);
     pthread_mutex_destroy(&p->query_mu);
     pthread_cond_destroy(&p->query_cv);
