@@ -510,6 +510,34 @@ static void test_reopen(void **state)
     nops_correlate_destroy(c);
 }
 
+/* The open-incident limit still holds: kept incidents give their slot to a new open one (the
+ * one due first goes), never the other way round. */
+static void test_reopen_within_the_limit(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    int64_t res;
+    shift_and_resolve(c, 0, "kept", 1000, &res); /* one kept for reopening */
+    char key[64];
+    nops_incident inc;
+    bool opened;
+    for (int h = 0; h < 1024; h++) { /* 1023 fill the other slots, the 1024th takes the kept */
+        snprintf(key, sizeof key, "cpu{host=\"h%d\"}", h);
+        nops_signal x = sig(key, (res + 10) * S, 0.7);
+        assert_int_equal(nops_correlate_signal(c, &x, 0, NULL, 0, &inc, &opened), NOPS_OK);
+        assert_true(opened);
+    }
+    uint64_t open;
+    nops_correlate_counts(c, &open, NULL, NULL);
+    assert_int_equal(open, 1024);
+    nops_signal more = sig("cpu{host=\"one-more\"}", (res + 20) * S, 0.7);
+    assert_int_equal(nops_correlate_signal(c, &more, 0, NULL, 0, &inc, &opened), NOPS_FULL);
+    /* the kept one is gone: its host's return has no incident to reopen and no free slot */
+    nops_signal back = sig("cpu{host=\"kept\"}", (res + 30) * S, 0.7);
+    assert_int_equal(nops_correlate_signal(c, &back, 0, NULL, 0, &inc, &opened), NOPS_FULL);
+    nops_correlate_destroy(c);
+}
+
 /* A service-wide incident is final once resolved: one of its hosts signalling later is a
  * problem of its own, not the service again. */
 static void test_service_wide_does_not_reopen(void **state)
@@ -546,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_save_and_load),
         cmocka_unit_test(test_resolution),
         cmocka_unit_test(test_reopen),
+        cmocka_unit_test(test_reopen_within_the_limit),
         cmocka_unit_test(test_service_wide_does_not_reopen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
