@@ -22,7 +22,9 @@
  *
  * An incident resolves once every series in it has left its anomalous state and stayed normal
  * for `resolve_s` seconds of data time. Time here is the points' time, so a replay resolves the
- * same way as the live run.
+ * same way as the live run. A resolved one-host incident is kept reopen_s more (data time, from
+ * when it became due): its host signalling again — a persistent shift ending after the
+ * detectors took it as the new normal — reopens it rather than paging with a new id.
  */
 #include "correlate/correlate_int.h"
 #include "detect/detect.h" /* NOPS_DETECT_MAX_WINDOW */
@@ -203,7 +205,7 @@ static void labels_text(const nops_labels *ls, char *buf, size_t cap)
  * signals when it starts and again when it ends, minutes later, is one incident.) */
 static bool live_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
-    if (!s->used)
+    if (!s->used || s->resolved)
         return false;
     if (llabs(ts - s->last_sig_ns) <= c->p.window_s * NS)
         return true;
@@ -223,15 +225,47 @@ static bool has_host(const incident_slot *s, uint64_t host_h)
     return false;
 }
 
-/* 1. The live incident of the signal's own host (the newest, if ever several). */
+/* The data time an incident resolves at, once no member is anomalous: its last member
+ * cleared resolve_s before and no signal joined for window_s (the rule of the tick). */
+static int64_t due_ns(const nops_correlator *c, const incident_slot *s)
+{
+    const int64_t a = s->last_clear_ns + c->p.resolve_s * NS;
+    const int64_t b = s->last_sig_ns + c->p.window_s * NS;
+    return a > b ? a : b;
+}
+
+/* May a signal of its host at ts reopen incident s? A one-host incident that resolved — or is
+ * due to, the tick may not have run yet — at most reopen_s before ts in data time. Only data
+ * time decides (not when the tick ran), so a replay reopens the same incidents. A service-wide
+ * incident is final: one of its hosts signalling later is a problem of its own. */
+static bool reopens_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
+{
+    if (!s->used || s->n_hosts != 1 || ts < s->rec.opened_ns)
+        return false;
+    for (uint32_t m = 0; m < s->n_members; m++)
+        if (s->active[m])
+            return false; /* not due: live_at decides */
+    return ts - due_ns(c, s) < c->p.reopen_s * NS;
+}
+
+/* 1. The live incident of the signal's own host (the newest, if ever several); else the one
+ *    it may reopen (the newest). */
 static int match_host(const nops_correlator *c, uint64_t host_h, int64_t ts)
 {
     int best = -1;
+    bool best_live = false;
     for (int i = 0; i < MAX_INCIDENTS; i++) {
         const incident_slot *s = &c->inc[i];
-        if (s->used && has_host(s, host_h) && live_at(c, s, ts) &&
-            (best < 0 || s->last_sig_ns > c->inc[best].last_sig_ns))
+        if (!s->used || !has_host(s, host_h))
+            continue;
+        const bool live = live_at(c, s, ts);
+        if (!live && !reopens_at(c, s, ts))
+            continue;
+        if (best < 0 || (live && !best_live) ||
+            (live == best_live && s->last_sig_ns > c->inc[best].last_sig_ns)) {
             best = i;
+            best_live = live;
+        }
     }
     return best;
 }
@@ -287,12 +321,38 @@ static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_
 
 /* ---- incidents -------------------------------------------------------------------------- */
 
+/* Forget slot i (lock held): no record; its recent signals no longer point at it. */
+static void forget(nops_correlator *c, int i)
+{
+    c->inc[i].used = false;
+    for (uint32_t k = 0; k < RECENT; k++)
+        if (c->recent[k].incident == i)
+            c->recent[k].incident = -1;
+}
+
+int nops__correlate_free_slot(nops_correlator *c)
+{
+    int victim = -1;
+    int64_t victim_due = INT64_MAX;
+    for (int i = 0; i < MAX_INCIDENTS; i++) {
+        const incident_slot *s = &c->inc[i];
+        if (!s->used)
+            return i;
+        if (s->resolved && due_ns(c, s) < victim_due) {
+            victim = i;
+            victim_due = due_ns(c, s);
+        }
+    }
+    if (victim >= 0)
+        forget(c, victim);
+    return victim;
+}
+
 static int new_incident(nops_correlator *c, const nops_signal *sig, int32_t part,
                         const sig_labels *sl)
 {
-    for (int i = 0; i < MAX_INCIDENTS; i++) {
-        if (c->inc[i].used)
-            continue;
+    const int i = nops__correlate_free_slot(c);
+    if (i >= 0) {
         incident_slot *s = &c->inc[i];
         memset(s, 0, sizeof *s);
         s->used = true;
@@ -311,9 +371,8 @@ static int new_incident(nops_correlator *c, const nops_signal *sig, int32_t part
         s->rec.common = sig->labels; /* narrowed as members join (intersect_labels) */
         snprintf(s->first_series, sizeof s->first_series, "%.255s", sig->series);
         c->opened_total++;
-        return i;
     }
-    return -1;
+    return i;
 }
 
 nops_severity nops_correlate_severity(const nops_correlate_params *p, uint32_t n_series,
@@ -351,9 +410,12 @@ static void describe(const nops_correlator *c, incident_slot *s, const nops_sign
     nops_severity sev = nops_correlate_severity(&c->p, s->n_members, s->n_hosts, s->best_score,
                                                 s->n_members ? last - first : 0, longest);
     r->severity = sev > r->severity ? sev : r->severity; /* never lowered */
-    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%.280s",
+    char again[32] = "";
+    if (s->reopened)
+        snprintf(again, sizeof again, ", reopened %u time(s)", s->reopened);
+    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%s%.280s",
              s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
-             s->n_hosts > 1 ? " on several hosts" : "", r->labels[0] ? " sharing " : "",
+             s->n_hosts > 1 ? " on several hosts" : "", again, r->labels[0] ? " sharing " : "",
              r->labels);
 }
 
@@ -426,8 +488,11 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
         pthread_mutex_unlock(&c->lock);
         return NOPS_OK;
     }
-    /* host first; but a host whose only live incident is an info one (a weak blip, not a
-     * page) still joins its service when the service moves in this metric */
+    /* host first — also a host's incident to reopen: its shift ending is its own problem,
+     * not the service moving (joining the service first split hosts whose shifts overlap
+     * another host's of their service: seeds 3-5 of the quality fleet); but a host whose only
+     * incident is an info one (a weak blip, not a page) still joins its service when the
+     * service moves in this metric */
     inc = match_host(c, host_h, sig->ts_ns);
     if ((inc < 0 || c->inc[inc].rec.severity == NOPS_SEVERITY_INFO) && have_row) {
         int svc = match_service(c, sig, host_h, service_h, metric_h, row);
@@ -441,6 +506,11 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
         *opened = true;
     }
     incident_slot *s = &c->inc[inc];
+    if (s->resolved) { /* its host flapped back within reopen_s: the same incident, open again */
+        s->resolved = false;
+        s->rec.status = NOPS_INCIDENT_OPEN;
+        s->reopened++;
+    }
     add_signal(c, s, sig, &sl, host_h, *opened);
     remember(c, sig, sig_h, inc, host_h, service_h, metric_h, row, have_row);
     *out = s->rec;
@@ -481,6 +551,11 @@ size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_all, const int6
         int64_t now_ns = now_all; /* no later than its own partition's data */
         if (part_now && s->part >= 0 && (size_t)s->part < n_parts && part_now[s->part] < now_ns)
             now_ns = part_now[s->part];
+        if (s->resolved) { /* kept for reopening: forgotten once reopen_s passed */
+            if (now_ns - due_ns(c, s) >= c->p.reopen_s * NS)
+                forget(c, i);
+            continue;
+        }
         bool any_active = false;
         for (uint32_t m = 0; m < s->n_members; m++)
             any_active |= s->active[m];
@@ -490,11 +565,10 @@ size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_all, const int6
         s->rec.status = NOPS_INCIDENT_RESOLVED;
         s->rec.updated_ns = now_ns;
         out[n++] = s->rec;
-        s->used = false;
         c->resolved_total++;
-        for (uint32_t k = 0; k < RECENT; k++) /* recent signals no longer point at it */
-            if (c->recent[k].incident == i)
-                c->recent[k].incident = -1;
+        s->resolved = true; /* kept, for its host to reopen within reopen_s */
+        if (s->n_hosts != 1 || now_ns - due_ns(c, s) >= c->p.reopen_s * NS)
+            forget(c, i);
     }
     pthread_mutex_unlock(&c->lock);
     return n;
@@ -506,7 +580,7 @@ void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
     pthread_mutex_lock(&c->lock);
     uint64_t o = 0;
     for (int i = 0; i < MAX_INCIDENTS; i++)
-        o += c->inc[i].used;
+        o += c->inc[i].used && !c->inc[i].resolved;
     if (open)
         *open = o;
     if (opened)
@@ -533,6 +607,9 @@ static const nops_cfg_entry correlate_entries[] = {
      "only hosts of one service can share an incident."},
     {"resolve_s", NOPS_CFG_INT, C(resolve_s), 0, 86400 * 7, "300", NULL, NULL, 0,
      "An incident resolves once all its series have been normal this many seconds."},
+    {"reopen_s", NOPS_CFG_INT, C(reopen_s), 0, 86400, "1800", NULL, NULL, 0,
+     "A resolved one-host incident whose host signals again within this many seconds of "
+     "resolving reopens (same id) instead of paging with a new one; 0: resolved is final."},
     {"strong_score", NOPS_CFG_DOUBLE, C(strong_score), 0.0, 1.0, "0.9", NULL, NULL, 0,
      "A signal at least this strong (score; 0.9 is about 1.8x the detector threshold) makes "
      "its incident at least warning; weaker single-series incidents are info (not paging)."},

@@ -17,10 +17,17 @@
  *  - Identity. An incident's id is a hash of its opening host and its first signal's id (itself
  *    a hash of series and time), so the same data opens the same ids whatever the batching or
  *    the number of instances; a signal id already placed is not counted twice (a replay).
- *    nops_correlate_save/load carry a partition's open incidents across a restart or a
- *    rebalance, with that partition's detector snapshot.
+ *    nops_correlate_save/load carry a partition's open incidents (and the resolved ones kept
+ *    for reopening) across a restart or a rebalance, with that partition's detector snapshot.
+ *  - Reopening. A resolved one-host incident is kept reopen_s of data time after it became
+ *    due to resolve; a signal of its host within that time reopens it (same id, status open,
+ *    *opened false: an update for the sinks) instead of opening a new one — a persistent shift
+ *    that signalled at its start and again when it ended, after its incident resolved, stays
+ *    one incident. A live incident of the host wins; a service-wide incident is not reopened.
+ *    Kept incidents are not counted open, and give their slot to a new open one when all are
+ *    used (the one due first goes).
  *
- * Severity (never lowered while the incident is open; best = the strongest signal's score):
+ * Severity (never lowered while the incident is open, nor across a reopen; best = the strongest signal's score):
  *  - critical: 3+ hosts; or 2+ hosts with best ≥ strong_score; or 3+ series with best ≥
  *    strong_score; or 2+ series whose signals span critical_after_s or more.
  *  - warning: 2+ series (one host, several metrics); or best ≥ strong_score; or signals of one
@@ -54,6 +61,7 @@ typedef struct nops_correlate_params {
     char host_labels[128];     /**< comma-separated labels naming the host (first present wins) */
     char service_labels[128];  /**< comma-separated labels naming the service */
     int64_t resolve_s;         /**< an incident resolves after all its series were normal this long */
+    int64_t reopen_s;          /**< a resolved one-host incident reopens on its host's signal this long */
     double strong_score;       /**< a signal at least this strong makes an incident warning */
     int64_t warning_after_s;   /**< one series signalling this long makes it warning */
     int64_t critical_after_s;  /**< several series signalling this long make it critical */
@@ -73,15 +81,17 @@ void nops_correlate_destroy(nops_correlator *c);
 /**
  * Place a signal (with its series' window as captured when it was detected, oldest first; may
  * be NULL) from partition `part` (-1: none) into an incident; the incident as it now stands is
- * copied to *out, *opened tells whether it is new (it then belongs to `part`). A signal id
- * already placed in a live incident changes nothing (a replay): *out is that incident, *opened
+ * copied to *out, *opened tells whether it is new (it then belongs to `part`; a reopened one
+ * is not new). A signal id already placed in an incident still held (open, or resolved and
+ * kept for reopening) changes nothing (a replay): *out is that incident as it stands, *opened
  * false. NOPS_FULL when too many incidents are open.
  */
 nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32_t part,
                                const float *window, uint32_t n, nops_incident *out, bool *opened);
 /** A series left its anomalous state at ts_ns. */
 void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_ns);
-/** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them. */
+/** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them.
+ *  Forgets (no record) resolved incidents kept for reopening once reopen_s has passed. */
 size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *out, size_t max);
 /**
  * The same with time per partition: an incident of partition p is judged at
@@ -90,7 +100,8 @@ size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *ou
  */
 size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_ns, const int64_t *part_now,
                                  size_t n_parts, nops_incident *out, size_t max);
-/** Open incidents now, opened and resolved since creation. */
+/** Open incidents now (not the resolved ones kept for reopening), opened and resolved since
+ *  creation (a reopened incident is not opened again, but resolves again). */
 void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
                            uint64_t *resolved);
 /** The severity an incident of this breadth, strength and span gets (the rules above). */

@@ -10,7 +10,7 @@
 #include <pthread.h>
 
 #define RECENT 256           /* recent signals kept for matching and de-duplication */
-#define MAX_INCIDENTS 1024   /* open incidents tracked */
+#define MAX_INCIDENTS 1024   /* incidents tracked: open ones, then resolved ones kept to reopen */
 #define MAX_MEMBERS 64       /* series tracked per incident for resolution */
 #define MAX_HOSTS 32         /* hosts tracked per incident */
 #define MAX_LABELS 4         /* label names per list (host_labels, service_labels) */
@@ -37,6 +37,8 @@ typedef struct incident_slot {
     uint32_t n_members;              /* members tracked */
     uint64_t hosts[MAX_HOSTS];       /* host hashes */
     uint32_t n_hosts;                /* hosts tracked */
+    bool resolved;                   /* resolved, kept reopen_s for its host to flap back */
+    uint32_t reopened;               /* times it was reopened */
     int64_t last_clear_ns;           /* when the last member cleared */
     int64_t last_sig_ns;             /* newest signal time */
     double best_score;               /* strongest signal so far */
@@ -58,5 +60,10 @@ struct nops_correlator {
     incident_slot inc[MAX_INCIDENTS];
     uint64_t opened_total, resolved_total;
 };
+
+/* A free slot for an incident (lock held): an unused one, else the resolved one kept for
+ * reopening that became due first (forgotten: its recent signals no longer point at it); -1
+ * when every slot holds an open incident. */
+int nops__correlate_free_slot(nops_correlator *c);
 
 #endif /* NOPS_CORRELATE_INT_H */

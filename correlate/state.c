@@ -13,12 +13,12 @@
  * when producers key by host); its state is saved with that partition's detector snapshot and
  * restored with it, by whichever instance is assigned the partition next.
  *
- * The saved form: a header, the partition's open incidents (incident_slot, in order), then the
- * recent signals that point at them (recent_sig with `incident` as an index into that list, a
- * flag, and the standardised window). Structs are plain data (no pointers), written as they are
+ * The saved form: a header, the partition's incidents — open ones and resolved ones kept for
+ * reopening (incident_slot, in order) — then the recent signals that point at them (recent_sig
+ * with `incident` as an index into that list, a flag, and the standardised window). Structs are plain data (no pointers), written as they are
  * in memory: a snapshot is read back by the same build, and the header's sizes refuse others.
  */
-#define CORR_MAGIC 0x32524f4353504f4eull /* "NOPSCOR2" */
+#define CORR_MAGIC 0x33524f4353504f4eull /* "NOPSCOR3": slots carry resolved/reopened */
 
 typedef struct corr_hdr {
     uint64_t magic;                  /* CORR_MAGIC */
@@ -144,11 +144,11 @@ nops_err nops_correlate_load(nops_correlator *c, int32_t part, const void *data,
     const unsigned char *q = b + sizeof h;
     nops_err e = NOPS_OK;
     for (uint32_t k = 0; k < h.n_used; k++, q += sizeof(incident_slot)) {
-        int i = 0;
-        while (i < MAX_INCIDENTS && c->inc[i].used)
-            i++;
-        slot_of[k] = i < MAX_INCIDENTS ? i : -1;
-        if (i == MAX_INCIDENTS) {
+        const int i = nops__correlate_free_slot(c); /* may forget a resolved one of another */
+        slot_of[k] = i;
+        for (uint32_t j = 0; i >= 0 && j < k; j++) /* a full table: one just loaded went */
+            slot_of[j] = slot_of[j] == i ? -1 : slot_of[j];
+        if (i < 0) {
             e = NOPS_FULL;
             continue;
         }

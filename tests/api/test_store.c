@@ -127,6 +127,29 @@ static void test_filters(void **state)
     nops_store_destroy(st);
 }
 
+/* An incident reopened by the correlator (correlate.reopen_s): open, resolved, open again
+ * under one id — the latest record wins, GET /incidents lists it open once. */
+static void test_incident_reopened(void **state)
+{
+    (void)state;
+    nops_store *st = nops_store_new(10, 3);
+    add_incident(st, "i1", "open", 1);
+    add_incident(st, "i1", "resolved", 2);
+    add_incident(st, "i1", "open", 3);
+    json_t *p = page(st, NOPS_SINK_INCIDENT, (nops_store_query){.limit = 10, .status = "open"});
+    assert_int_equal(json_array_size(json_object_get(p, "incidents")), 1);
+    assert_string_equal(item_id(p, "incidents", 0), "i1");
+    json_decref(p);
+    p = page(st, NOPS_SINK_INCIDENT, (nops_store_query){.limit = 10, .status = "resolved"});
+    assert_int_equal(json_array_size(json_object_get(p, "incidents")), 0);
+    json_decref(p);
+    nops_buf b = {0};
+    assert_int_equal(nops_store_incident(st, "i1", &b), NOPS_OK);
+    assert_non_null(strstr(b.b, "\"status\":\"open\""));
+    nops_free(b.b);
+    nops_store_destroy(st);
+}
+
 static void test_incidents(void **state)
 {
     nops_store *st = nops_store_new(10, 3);
@@ -258,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_ring_and_pages),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_incidents),
+        cmocka_unit_test(test_incident_reopened),
         cmocka_unit_test(test_live_records),
         cmocka_unit_test(test_load_jsonl),
     };

@@ -7,7 +7,8 @@
  *   - severity from score, breadth and duration, never lowered; a single weak signal is info;
  *   - ids depend only on the data (host and first signal), a replayed signal is not counted
  *     twice, and saved state carries open incidents across a restart;
- *   - resolution after all series cleared.
+ *   - resolution after all series cleared; a host that signals again within reopen_s of its
+ *     incident resolving reopens it (same id), after that it opens a new one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,7 +116,8 @@ static void test_host_incident_until_resolved(void **state)
     nops_correlator *c = make();
     nops_signal a = sig("disk{host=\"db-1\"}", 100 * S, 0.9);
     nops_signal b = sig("disk{host=\"db-1\"}", 350 * S, 0.9);  /* 250 s later: past window_s */
-    nops_signal d = sig("disk{host=\"db-1\"}", 1000 * S, 0.9); /* long after it resolved */
+    /* resolved at 660 s (cleared 360 s + resolve_s): past reopen_s (1800 s) after that */
+    nops_signal d = sig("disk{host=\"db-1\"}", 2460 * S, 0.9);
     nops_incident i1 = place(c, &a, NULL, true);
     nops_correlate_cleared(c, a.series_id, 110 * S);
     nops_incident i2 = place(c, &b, NULL, false); /* 240 s after the clear, resolve_s is 300 */
@@ -382,6 +384,8 @@ static void test_resolution(void **state)
     assert_int_equal(nops_correlate_tick(c, 120 * S + 300 * S, done, 4), 1);
     assert_int_equal(done[0].status, NOPS_INCIDENT_RESOLVED);
     assert_string_equal(done[0].id, inc.id);
+    char first_id[NOPS_ID_LEN];
+    memcpy(first_id, inc.id, sizeof first_id);
     uint64_t opened_total, resolved;
     nops_correlate_counts(c, &open, &opened_total, &resolved);
     assert_int_equal(open, 0);
@@ -398,10 +402,161 @@ static void test_resolution(void **state)
     assert_string_equal(done[0].id, inc.id); /* partition 2's */
     part_now[1] = 1400 * S;
     assert_int_equal(nops_correlate_tick_parts(c, 5000 * S, part_now, 3, done, 4), 1);
-    /* a resolved incident is not joined again: a new signal opens a new one */
+    /* its host signalling again 10 s after it resolved reopens it (test_reopen has more) */
     nops_signal later = sig("a{host=\"h\"}", 430 * S, 0.9);
     nops_correlate_signal(c, &later, 0, NULL, 0, &inc, &opened);
-    assert_true(opened);
+    assert_false(opened);
+    assert_string_equal(inc.id, first_id);
+    assert_int_equal(inc.status, NOPS_INCIDENT_OPEN);
+    nops_correlate_destroy(c);
+}
+
+/* One host's shift: cpu and latency signal at its start (the detectors then take the new
+ * level as normal and clear), the incident resolves, and the shift ends — a return signal. */
+static nops_incident shift_and_resolve(nops_correlator *c, int32_t part, const char *host,
+                                       int64_t t0, int64_t *resolved_at)
+{
+    char k1[96], k2[96];
+    snprintf(k1, sizeof k1, "cpu{host=\"%s\"}", host);
+    snprintf(k2, sizeof k2, "latency{host=\"%s\"}", host);
+    nops_signal a = sig(k1, t0 * S, 0.7), b = sig(k2, (t0 + 10) * S, 0.7);
+    nops_incident first = place_in(c, part, &a, NULL, true);
+    assert_string_equal(place_in(c, part, &b, NULL, false).id, first.id);
+    nops_correlate_cleared(c, a.series_id, (t0 + 20) * S);
+    nops_correlate_cleared(c, b.series_id, (t0 + 30) * S);
+    nops_incident done[4];
+    assert_int_equal(nops_correlate_tick(c, (t0 + 329) * S, done, 4), 0);
+    assert_int_equal(nops_correlate_tick(c, (t0 + 330) * S, done, 4), 1);
+    assert_int_equal(done[0].status, NOPS_INCIDENT_RESOLVED);
+    assert_string_equal(done[0].id, first.id);
+    assert_int_equal(done[0].severity, NOPS_SEVERITY_WARNING); /* two series of one host */
+    uint64_t open;
+    nops_correlate_counts(c, &open, NULL, NULL);
+    assert_int_equal(open, 0); /* kept to reopen, not open */
+    *resolved_at = t0 + 330;
+    return done[0];
+}
+
+static void test_reopen(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    int64_t res;
+    nops_incident first = shift_and_resolve(c, 0, "web-1", 1000, &res);
+    /* the shift ends 600 s after it began: the return signal reopens the same incident */
+    nops_signal back = sig("cpu{host=\"web-1\"}", 1600 * S, 0.6);
+    nops_incident again = place(c, &back, NULL, false);
+    assert_string_equal(again.id, first.id);
+    assert_int_equal(again.status, NOPS_INCIDENT_OPEN);
+    assert_int_equal(again.n_signals, 3);
+    assert_int_equal(again.opened_ns, first.opened_ns);
+    assert_true(again.severity >= first.severity); /* never lowered across the reopen */
+    assert_non_null(strstr(again.summary, "reopened 1 time(s)"));
+    uint64_t open, opened_total, resolved_total;
+    nops_correlate_counts(c, &open, &opened_total, &resolved_total);
+    assert_int_equal(open, 1);
+    assert_int_equal(opened_total, 1);
+    assert_int_equal(resolved_total, 1);
+    /* as sinks and GET /incidents see it: open again, the latest record */
+    char json[4096];
+    assert_true(nops_incident_json(&again, json, sizeof json) > 0);
+    assert_non_null(strstr(json, "\"status\":\"open\""));
+    /* resolves again; reopen_s counts from then, in data time (no tick needed in between):
+     * 1800 s after it is due the host's next signal opens a new incident */
+    nops_correlate_cleared(c, back.series_id, 1610 * S);
+    nops_incident done[4];
+    assert_int_equal(nops_correlate_tick(c, 1910 * S, done, 4), 1);
+    assert_string_equal(done[0].id, first.id);
+    nops_signal late = sig("cpu{host=\"web-1\"}", (1910 + 1800) * S, 0.6);
+    nops_incident fresh = place(c, &late, NULL, true);
+    assert_string_not_equal(fresh.id, first.id);
+    assert_int_equal(fresh.n_signals, 1);
+    /* once reopen_s passed the tick forgets it: nothing is written, it no longer counts */
+    assert_int_equal(nops_correlate_tick(c, (1910 + 1800) * S, done, 4), 0);
+    nops_correlate_counts(c, &open, &opened_total, &resolved_total);
+    assert_int_equal(open, 1);
+    assert_int_equal(opened_total, 2);
+    nops_correlate_destroy(c);
+
+    /* a resolved incident kept for reopening travels with its partition's snapshot */
+    c = make();
+    first = shift_and_resolve(c, 2, "db-1", 1000, &res);
+    void *blob;
+    size_t len;
+    assert_int_equal(nops_correlate_save(c, 2, &blob, &len), NOPS_OK);
+    nops_correlate_destroy(c);
+    nops_correlator *r = make();
+    assert_int_equal(nops_correlate_load(r, 2, blob, len), NOPS_OK);
+    nops_free(blob);
+    nops_correlate_counts(r, &open, NULL, NULL);
+    assert_int_equal(open, 0);
+    nops_signal db_back = sig("latency{host=\"db-1\"}", (res + 500) * S, 0.6);
+    nops_incident restored = place_in(r, 2, &db_back, NULL, false);
+    assert_string_equal(restored.id, first.id);
+    assert_int_equal(restored.status, NOPS_INCIDENT_OPEN);
+    nops_correlate_destroy(r);
+
+    /* reopen_s = 0: resolved is final, as before */
+    nops_correlate_params p;
+    nops_correlate_defaults(&p);
+    assert_int_equal(p.reopen_s, 1800);
+    p.reopen_s = 0;
+    char err[128];
+    c = nops_correlate_new(&p, W, err, sizeof err);
+    assert_non_null(c);
+    first = shift_and_resolve(c, 0, "web-2", 1000, &res);
+    nops_signal b2 = sig("cpu{host=\"web-2\"}", (res + 1) * S, 0.6);
+    assert_string_not_equal(place(c, &b2, NULL, true).id, first.id);
+    nops_correlate_destroy(c);
+}
+
+/* The open-incident limit still holds: kept incidents give their slot to a new open one (the
+ * one due first goes), never the other way round. */
+static void test_reopen_within_the_limit(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    int64_t res;
+    shift_and_resolve(c, 0, "kept", 1000, &res); /* one kept for reopening */
+    char key[64];
+    nops_incident inc;
+    bool opened;
+    for (int h = 0; h < 1024; h++) { /* 1023 fill the other slots, the 1024th takes the kept */
+        snprintf(key, sizeof key, "cpu{host=\"h%d\"}", h);
+        nops_signal x = sig(key, (res + 10) * S, 0.7);
+        assert_int_equal(nops_correlate_signal(c, &x, 0, NULL, 0, &inc, &opened), NOPS_OK);
+        assert_true(opened);
+    }
+    uint64_t open;
+    nops_correlate_counts(c, &open, NULL, NULL);
+    assert_int_equal(open, 1024);
+    nops_signal more = sig("cpu{host=\"one-more\"}", (res + 20) * S, 0.7);
+    assert_int_equal(nops_correlate_signal(c, &more, 0, NULL, 0, &inc, &opened), NOPS_FULL);
+    /* the kept one is gone: its host's return has no incident to reopen and no free slot */
+    nops_signal back = sig("cpu{host=\"kept\"}", (res + 30) * S, 0.7);
+    assert_int_equal(nops_correlate_signal(c, &back, 0, NULL, 0, &inc, &opened), NOPS_FULL);
+    nops_correlate_destroy(c);
+}
+
+/* A service-wide incident is final once resolved: one of its hosts signalling later is a
+ * problem of its own, not the service again. */
+static void test_service_wide_does_not_reopen(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[2][W];
+    for (int h = 0; h < 2; h++)
+        window(w[h], 20u + (unsigned)h, 100 + 10 * h, 8);
+    nops_signal a = sig("latency{host=\"web-0\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal b = sig("latency{host=\"web-1\",service=\"checkout\"}", 101 * S, 0.7);
+    nops_incident i = place(c, &a, w[0], true);
+    assert_string_equal(place(c, &b, w[1], false).id, i.id);
+    nops_correlate_cleared(c, a.series_id, 110 * S);
+    nops_correlate_cleared(c, b.series_id, 110 * S);
+    nops_incident done[4];
+    assert_int_equal(nops_correlate_tick(c, 410 * S, done, 4), 1);
+    nops_signal later = sig("latency{host=\"web-1\",service=\"checkout\"}", 500 * S, 0.7);
+    assert_string_not_equal(place(c, &later, NULL, true).id, i.id);
     nops_correlate_destroy(c);
 }
 
@@ -418,6 +573,9 @@ int main(void)
         cmocka_unit_test(test_identity_and_replay),
         cmocka_unit_test(test_save_and_load),
         cmocka_unit_test(test_resolution),
+        cmocka_unit_test(test_reopen),
+        cmocka_unit_test(test_reopen_within_the_limit),
+        cmocka_unit_test(test_service_wide_does_not_reopen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -344,10 +344,15 @@ static void test_fleet_generator(void **state)
  * 4.52 incidents per event. Host-first incidents (issue 14, part 3) raised the host events in
  * one incident of their own to 7 of 12 (0.583) and made every false signal on an otherwise
  * quiet host an incident of its own (an `info` one, not paging): 15.14 incidents per event,
- * bounded by the false signals, which the calibrated detectors cut. The floors sit a little
- * below (ceilings a little above); the issue's
- * targets are ≥ 1.3 × the windowed Gaussian's NAB score (67.6 here), recall ≥ 0.98,
- * ≤ 1 false signal per 100k points, ≥ 95 % of host events in one incident of their own.
+ * bounded by the false signals, which the calibrated detectors cut. The calibrated detectors
+ * (session 5) reached NAB standard 78.4, reward_low_FN 81.1, recall 1.000, precision 0.987,
+ * 0.3 false signals per 100k points, 1.29 incidents per event, still 7 of 12 host events in
+ * one incident: a persistent shift signalled again when it ended, after its incident had
+ * resolved. Reopening a resolved host incident within correlate.reopen_s made that 12 of 12
+ * (1.000) and 1.00 incident per event. The floors sit a little below (ceilings a little
+ * above), and at the issue's targets where the engine meets them: ≥ 1.3 × the windowed
+ * Gaussian's NAB score (67.6 here; not met, 1.16 ×), recall ≥ 0.98, ≤ 1 false signal per
+ * 100k points, ≥ 95 % of host events in one incident of their own.
  */
 static void test_engine_floors(void **state)
 {
@@ -369,13 +374,13 @@ static void test_engine_floors(void **state)
                   cf.score[0], cf.score[1], cf.score[2], ff.ev.recall, ff.ev.precision,
                   ff.ev.false_per_100k, ff.ev.host_share, ff.ev.incidents_per_event);
     assert_int_equal(cf.tally[0].windows, 52);
-    assert_true(cf.score[0] >= 55.0);
-    assert_true(cf.score[2] >= 65.0);
-    assert_true(ff.ev.recall >= 0.95);
-    assert_true(ff.ev.precision >= 0.15);
-    assert_true(ff.ev.false_per_100k <= 140.0);
-    assert_true(ff.ev.host_share >= 0.5);
-    assert_true(ff.ev.incidents_per_event <= 16.0);
+    assert_true(cf.score[0] >= 75.0);
+    assert_true(cf.score[2] >= 78.0);
+    assert_true(ff.ev.recall >= 0.98);
+    assert_true(ff.ev.precision >= 0.95);
+    assert_true(ff.ev.false_per_100k <= 1.0);
+    assert_true(ff.ev.host_share >= 0.95);
+    assert_true(ff.ev.incidents_per_event <= 1.15);
     assert_int_equal(ff.correlate_refused, 0);
 
     /* the baselines the targets are measured against run and score in a sane range */
