@@ -11,8 +11,8 @@
 
 #define RECENT 256           /* recent signals kept for matching and de-duplication */
 #define MAX_INCIDENTS 1024   /* incidents tracked: open ones, then resolved ones kept to reopen */
-#define MAX_MEMBERS 64       /* series tracked per incident for resolution */
-#define MAX_HOSTS 32         /* hosts tracked per incident */
+#define MAX_MEMBERS 128      /* series tracked per incident for resolution */
+#define MAX_HOSTS 128        /* hosts tracked per incident (a service of ~100 hosts moving together stays one incident) */
 #define MAX_LABELS 4         /* label names per list (host_labels, service_labels) */
 #define VAL_MAX 128          /* longest label value compared */
 #define NS 1000000000ll

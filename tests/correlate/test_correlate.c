@@ -180,6 +180,30 @@ static void test_several_hosts_one_service(void **state)
     nops_correlate_destroy(c);
 }
 
+/* A service of 100 hosts moving together is one incident, and each host's second signal (the
+ * way back) finds it by host: before, an incident tracked 32 hosts, so the 33rd and later
+ * hosts' next signals opened incidents of their own. */
+static void test_large_service_stays_one_incident(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[W];
+    window(w, 7u, 100, 8);
+    char key[128];
+    nops_incident first = {0};
+    for (int pass = 0; pass < 2; pass++)
+        for (int h = 0; h < 100; h++) {
+            snprintf(key, sizeof key, "latency{host=\"web-%03d\",service=\"checkout\"}", h);
+            nops_signal s = sig(key, (100 + pass * 30) * S + h, 0.7);
+            /* the way back carries no window: only the host can place it */
+            nops_incident inc = place(c, &s, pass ? NULL : w, pass == 0 && h == 0);
+            if (pass == 0 && h == 0)
+                first = inc;
+            assert_string_equal(inc.id, first.id);
+        }
+    nops_correlate_destroy(c);
+}
+
 /* Host first, except over a weak blip: a host whose only live incident is info still joins
  * its service moving in the same metric; one whose incident pages (warning) stays in it. */
 static void test_info_blip_does_not_hold_a_host_back(void **state)
@@ -567,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_host_incident_until_resolved),
         cmocka_unit_test(test_two_unrelated_hosts_same_time),
         cmocka_unit_test(test_several_hosts_one_service),
+        cmocka_unit_test(test_large_service_stays_one_incident),
         cmocka_unit_test(test_info_blip_does_not_hold_a_host_back),
         cmocka_unit_test(test_short_windows_do_not_join),
         cmocka_unit_test(test_severity_rules),
