@@ -168,7 +168,6 @@ static bool standardise(const float *w, uint32_t n, float *row, uint32_t W)
     return true;
 }
 
-/* Does `list` (k="v",...) hold exactly the pair [pair, pair+len)? */
 /* Narrow an incident's common labels to the pairs a new member also has. */
 static void intersect_labels(nops_labels *common, const nops_labels *other)
 {
@@ -454,7 +453,6 @@ static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
     uint32_t slot = c->head;
     recent_sig *rs = &c->recent[slot];
     rs->sig_h = sig_h;
-    rs->series_id = sig->series_id;
     rs->ts_ns = sig->ts_ns;
     rs->incident = inc;
     rs->host_h = host_h;

@@ -19,7 +19,6 @@
 
 typedef struct recent_sig {
     uint64_t sig_h;                  /* XXH3 of the signal id (replays) */
-    uint64_t series_id;              /* series */
     int64_t ts_ns;                   /* its time */
     int incident;                    /* index into inc, -1 when resolved */
     uint64_t host_h, service_h;      /* hashes of its host and service values (0: none) */

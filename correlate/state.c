@@ -6,6 +6,7 @@
 #include "correlate/correlate_int.h"
 
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 /*
@@ -101,6 +102,48 @@ void nops_correlate_release(nops_correlator *c, int32_t part)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* A time read back: within ±2^62 ns (a few hundred years), so differences cannot overflow. */
+static bool time_sane(int64_t t)
+{
+    return t >= -(INT64_C(1) << 62) && t <= (INT64_C(1) << 62);
+}
+
+/* A bool field read back holds 0 or 1 (any other byte would be undefined once loaded). */
+static bool bool_byte(const unsigned char *q, size_t off)
+{
+    return q[off] <= 1;
+}
+
+/*
+ * Is the saved incident slot at q well formed for `part`? The snapshot's tag vouches for its
+ * origin only when the engine key is set (without it the tag is a plain checksum anyone who can
+ * write the state directory can recompute), so every field that indexes, loops or subtracts is
+ * checked before the slot is used.
+ */
+static bool slot_sane(const unsigned char *q, int32_t part)
+{
+    if (!bool_byte(q, offsetof(incident_slot, used)) ||
+        !bool_byte(q, offsetof(incident_slot, resolved)))
+        return false;
+    for (size_t m = 0; m < MAX_MEMBERS; m++)
+        if (!bool_byte(q, offsetof(incident_slot, active) + m))
+            return false;
+    incident_slot s;
+    memcpy(&s, q, sizeof s);
+    if (!s.used || s.part != part || s.n_members > MAX_MEMBERS || s.n_hosts > MAX_HOSTS ||
+        !nops_labels_valid(&s.rec.common) ||
+        (s.rec.status != NOPS_INCIDENT_OPEN && s.rec.status != NOPS_INCIDENT_RESOLVED) ||
+        s.rec.severity < NOPS_SEVERITY_INFO || s.rec.severity > NOPS_SEVERITY_CRITICAL ||
+        !time_sane(s.rec.opened_ns) || !time_sane(s.rec.updated_ns) ||
+        !time_sane(s.last_clear_ns) || !time_sane(s.last_sig_ns) || !(s.best_score >= 0.0) ||
+        !(s.best_score <= 1.0))
+        return false;
+    for (uint32_t m = 0; m < s.n_members; m++)
+        if (!time_sane(s.first_ns[m]) || !time_sane(s.last_ns[m]))
+            return false;
+    return true;
+}
+
 /* Is the saved form in b well shaped for this correlator and `part`? */
 static bool load_shape(const nops_correlator *c, int32_t part, const unsigned char *b,
                        size_t len, corr_hdr *h)
@@ -117,16 +160,13 @@ static bool load_shape(const nops_correlator *c, int32_t part, const unsigned ch
         return false;
     const unsigned char *q = b + sizeof *h;
     for (uint32_t k = 0; k < h->n_used; k++, q += sizeof(incident_slot)) {
-        incident_slot s;
-        memcpy(&s, q, sizeof s);
-        if (!s.used || s.part != part || s.n_members > MAX_MEMBERS || s.n_hosts > MAX_HOSTS ||
-            !nops_labels_valid(&s.rec.common))
+        if (!slot_sane(q, part))
             return false;
     }
     for (uint32_t k = 0; k < h->n_sigs; k++, q += sig_rec_size(c)) {
         recent_sig r;
         memcpy(&r, q, sizeof r);
-        if (r.incident < 0 || (uint32_t)r.incident >= h->n_used)
+        if (r.incident < 0 || (uint32_t)r.incident >= h->n_used || !time_sane(r.ts_ns))
             return false;
     }
     return true;

@@ -388,6 +388,52 @@ static void test_save_and_load(void **state)
     nops_free(blob);
 }
 
+/* A saved partition with any one byte damaged (0xff: a bool of 255, a huge count, a time near
+ * INT64_MAX, an unknown status) is refused or loads into a correlator that keeps working —
+ * nothing read back is trusted for indexing, looping or subtracting (ASan/UBSan pass). */
+static void test_load_damaged_bytes(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[W];
+    window(w, 4, 10, 5);
+    nops_signal a = sig("cpu{host=\"web-1\",service=\"s\"}", 100 * S, 0.9);
+    nops_signal b = sig("mem{host=\"web-2\",service=\"s\"}", 101 * S, 0.9);
+    place_in(c, 3, &a, w, true);
+    place_in(c, 3, &b, w, true); /* another host, another metric: an incident of its own */
+    void *blob;
+    size_t len;
+    assert_int_equal(nops_correlate_save(c, 3, &blob, &len), NOPS_OK);
+    nops_correlate_destroy(c);
+    unsigned char *bad = nops_malloc(len);
+    assert_non_null(bad);
+    nops_correlator *r = make();
+    size_t refused = 0;
+    for (size_t at = 0; at < len; at += 3) {
+        memcpy(bad, blob, len);
+        if (bad[at] == 0xff)
+            continue;
+        bad[at] = 0xff;
+        if (nops_correlate_load(r, 3, bad, len) != NOPS_OK) {
+            refused++;
+            continue;
+        }
+        nops_signal d = sig("io{host=\"web-1\",service=\"s\"}", 102 * S, 0.9);
+        nops_incident inc;
+        bool opened;
+        assert_int_equal(nops_correlate_signal(r, &d, 3, w, W, &inc, &opened), NOPS_OK);
+        nops_incident done[4];
+        while (nops_correlate_tick(r, 100000 * S, done, 4) == 4) {
+        }
+        nops_correlate_release(r, 3);
+    }
+    print_message("  %zu of %zu damaged copies refused\n", refused, (len + 2) / 3);
+    assert_true(refused > 0);
+    nops_correlate_destroy(r);
+    nops_free(bad);
+    nops_free(blob);
+}
+
 static void test_resolution(void **state)
 {
     (void)state;
@@ -597,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_severity_rules),
         cmocka_unit_test(test_identity_and_replay),
         cmocka_unit_test(test_save_and_load),
+        cmocka_unit_test(test_load_damaged_bytes),
         cmocka_unit_test(test_resolution),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_reopen_within_the_limit),
