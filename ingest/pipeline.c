@@ -526,6 +526,7 @@ static void take_message(worker *w, rd_kafka_message_t *m)
         atomic_int_fast64_t *pt = &p->part_ts[w->cur_part]; /* one writer per partition */
         if (w->msg_newest > atomic_load_explicit(pt, memory_order_relaxed))
             atomic_store_explicit(pt, w->msg_newest, memory_order_relaxed);
+        atomic_store_explicit(&p->part_wall[w->cur_part], w->recv_ns, memory_order_relaxed);
         w->msg_ts[w->msg_ts_pos] = w->msg_newest;
         w->msg_ts_pos = (w->msg_ts_pos + 1) % NOPS__TS_RING;
         w->msg_ts_n += w->msg_ts_n < NOPS__TS_RING;

@@ -84,6 +84,12 @@ struct nops_pipeline {
     atomic_int_fast64_t part_ts[MAX_PARTITIONS]; /* newest point time per partition (0 none):
                                            incidents of a partition resolve no later than its
                                            own data says (nops_correlate_tick_parts) */
+    atomic_int_fast64_t part_wall[MAX_PARTITIONS]; /* wall time of the newest points per
+                                           partition (0 none): a partition quiet for part_idle_ns
+                                           no longer holds its incidents back (a dead host whose
+                                           partition carries nothing else would keep them open) */
+    int64_t part_idle_ns;               /* correlate.window_s in ns: a partition that got
+                                           nothing for that long is not behind, it is done */
     int64_t part_now[MAX_PARTITIONS];   /* a copy of part_ts for the tick (poller only) */
     pthread_mutex_t query_mu;           /* guards query; held while a worker answers it */
     pthread_cond_t query_cv;            /* a worker answered */

@@ -41,8 +41,13 @@ static void resolve_incidents(nops_pipeline *p)
     nops_incident done[16];
     size_t n;
     int64_t now = atomic_load(&p->latest_ts);
-    for (int i = 0; i < MAX_PARTITIONS; i++)
+    const int64_t wall = nops_wall_ns();
+    for (int i = 0; i < MAX_PARTITIONS; i++) {
         p->part_now[i] = atomic_load_explicit(&p->part_ts[i], memory_order_relaxed);
+        const int64_t seen = atomic_load_explicit(&p->part_wall[i], memory_order_relaxed);
+        if (seen && wall - seen > p->part_idle_ns) /* quiet: judged by the stream's "now" */
+            p->part_now[i] = INT64_MAX;
+    }
     for (;;) {
         pthread_mutex_lock(&p->incident_mu); /* see pipeline_int.h */
         n = nops_correlate_tick_parts(p->corr, now, p->part_now, MAX_PARTITIONS, done, 16);
@@ -450,6 +455,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     }
     rd_kafka_poll_set_consumer(p->rk);
     p->corr = nops_correlate_new(cp, (uint32_t)dp->window, errstr, errstr_size);
+    p->part_idle_ns = cp->window_s * 1000000000ll;
     p->workers = nops_calloc((size_t)pp->workers, sizeof *p->workers);
     if (!p->corr || !p->workers) {
         nops_errf(errstr, errstr_size, "out of memory");

@@ -37,8 +37,10 @@ static char g_boot[512];
 static int setup(void **state)
 {
     static const tu_topic topics[] = {{"m1", 8}, {"m2", 8},  {"dlq1", 2}, {"m3", 8},
-                                      {"m4", 8}, {"m5", 8}, {"sig1", 2},  {"m6", 1}};
-    g_cluster = tu_mock_cluster(3, topics, 8, g_boot, sizeof g_boot);
+                                      {"m4", 8}, {"m5", 8}, {"sig1", 2},  {"m6", 1},
+                                      {"m7", 2}};
+    g_cluster = tu_mock_cluster(3, topics, sizeof topics / sizeof topics[0], g_boot,
+                                sizeof g_boot);
     assert_non_null(g_cluster);
     return 0;
 }
@@ -681,6 +683,79 @@ static void test_grouping_does_not_depend_on_batching(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Tick t of host `h` on partition `part` of m7: level, noise, a spike at t = spike_t. */
+static void produce_quiet_line(int part, const char *host, int t, int spike_t, int64_t t0)
+{
+    char buf[160];
+    double v = 100.0 + det_noise((uint64_t)part + 7, (uint64_t)t) + (t == spike_t ? 60.0 : 0.0);
+    int n = snprintf(buf, sizeof buf, "cpu,host=%s,service=%s usage=%.4f %lld", host, host, v,
+                     (long long)(t0 + (int64_t)t * 10000000000ll));
+    while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC("m7"), RD_KAFKA_V_PARTITION(part),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_VALUE(buf, (size_t)n), RD_KAFKA_V_END) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(g_cluster, 10);
+}
+
+/* A host whose partition goes quiet after its spike (a dead host that was the partition's only
+ * sender) still has its incident resolved by the rest of the stream's time: before, incidents
+ * were judged no later than their own partition's newest point, which never moved again. */
+static void test_quiet_partition_resolves(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-quiet-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "m7", "g-quiet");
+    cp.window_s = 1; /* quiet for 1 s of wall time: judged by the stream's time */
+    cp.resolve_s = 300; /* 30 steps: more than "dead" sends after it clears */
+    nops_storage_params sp;
+    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+    char err[512];
+    nops_sinks *sinks = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
+    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    const int64_t t0 = nops_wall_ns() - 3600ll * 1000000000ll;
+    for (int t = 0; t <= 175; t++) { /* "dead" spikes at 149, clears about ten points later
+                                         (its EWMA decays), then is gone: its partition's time
+                                         stops less than resolve_s after the clear */
+        produce_quiet_line(0, "dead", t, 149, t0);
+        produce_quiet_line(1, "alive", t, -1, t0);
+    }
+    rd_kafka_flush(g_cluster, 10000);
+    nops_pipeline_stats st;
+    for (int i = 0; i < 600; i++) {
+        nops_pipeline_get_stats(p, &st);
+        if (st.messages >= 352 && st.incidents_opened >= 1)
+            break;
+        sleep_ms(100);
+    }
+    assert_int_equal(st.incidents_opened, 1);
+    sleep_ms(2000); /* partition 0 is quiet for longer than window_s */
+    for (int t = 176; t <= 260; t++)
+        produce_quiet_line(1, "alive", t, -1, t0);
+    rd_kafka_flush(g_cluster, 10000);
+    for (int i = 0; i < 300 && st.incidents_resolved < 1; i++) {
+        sleep_ms(100);
+        nops_pipeline_get_stats(p, &st);
+    }
+    print_message("  %llu incident(s) opened, %llu resolved, %llu messages\n",
+                  (unsigned long long)st.incidents_opened,
+                  (unsigned long long)st.incidents_resolved, (unsigned long long)st.messages);
+    assert_int_equal(st.incidents_resolved, 1);
+    assert_int_equal(nops_pipeline_stop(p, 15000), NOPS_OK);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_two_instances_and_rebalance),
         cmocka_unit_test(test_broker_down_and_back),
         cmocka_unit_test(test_grouping_does_not_depend_on_batching),
+        cmocka_unit_test(test_quiet_partition_resolves),
         cmocka_unit_test(test_postgres_outage_pauses_and_loses_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
