@@ -371,6 +371,24 @@ static void send_dlq(worker *w, const rd_kafka_message_t *m)
                   p->kp.dlq_topic, (unsigned long long)missed);
 }
 
+/* A series key that could not be split into its labels (the parsers refuse the names that
+ * would make one, so this means a damaged key): the signal keeps the whole key as its metric
+ * name and no labels. Counted and logged (rate-limited). */
+static void key_unsplit(worker *w, const char *key, nops_err e)
+{
+    nops_pipeline *p = w->p;
+    const uint64_t n = __atomic_add_fetch(&p->st.key_unsplit, 1, __ATOMIC_RELAXED);
+    uint64_t missed;
+    pthread_mutex_lock(&p->st_mu);
+    const bool due = nops_ratelimit_due(&p->unsplit_log, w->recv_ns, &missed);
+    pthread_mutex_unlock(&p->st_mu);
+    if (due)
+        NOPS_WARN("ingest", "series key \"%.200s\" could not be split into labels (%s): its "
+                  "signal carries the whole key as the metric name and no labels (%llu such "
+                  "signal(s) so far, %llu more not logged in the last 10 s)", key,
+                  nops_err_name(e), (unsigned long long)n, (unsigned long long)missed);
+}
+
 static void build_signal(worker *w, size_t i, nops_signal *s)
 {
     const char *key = nops_detect_slot_key(w->det, w->slots[i]);
@@ -378,7 +396,9 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     const size_t klen = strlen(key);
     /* the key, and its labels as pairs decoded once for the correlator and every sink (a signal
        is rare next to points; the registry keeps only the key, so a series costs one copy) */
-    nops_signal_set_series(s, key); /* the registry holds canonical keys that fit: cannot fail */
+    const nops_err ke = nops_signal_set_series(s, key);
+    if (ke != NOPS_OK)
+        key_unsplit(w, key, ke);
     s->series_id = nops_detect_slot_id(w->det, w->slots[i]); /* kept since the series was
                                                                  registered: not hashed again */
     uint64_t h = XXH3_64bits_withSeed(&w->ts[i], sizeof w->ts[i], s->series_id);

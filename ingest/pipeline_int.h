@@ -101,6 +101,7 @@ struct nops_pipeline {
     pthread_mutex_t st_mu;              /* guards st's non-atomic fields and the logs below */
     nops_ratelimit dlq_lost_log;        /* "dead-letter copy lost" lines */
     nops_ratelimit uncorrelated_log;    /* "signal in no incident" lines */
+    nops_ratelimit unsplit_log;         /* "series key not split" lines */
     nops_ratelimit flush_log;           /* "flush failed" lines (poller only) */
 };
 

@@ -569,6 +569,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(dlq);
     LD(dlq_lost);
     LD(uncorrelated);
+    LD(key_unsplit);
     LD(signals);
     LD(anomalies);
     LD(incidents_opened);
