@@ -77,6 +77,9 @@ static const stat_row pipeline_rows[] = {
     ROW("neuralops_state_snapshots_rejected_total", "counter",
         "State snapshots refused on assignment (damaged, foreign or not keyed with the engine "
         "key); the partition started cold.", snapshots_rejected),
+    ROW("neuralops_state_snapshot_series_skipped_total", "counter",
+        "Series left out of a state snapshot (record did not fit, or no memory): cold after a "
+        "restart.", snapshot_series_skipped),
 };
 #undef ROW
 

@@ -126,6 +126,8 @@ typedef struct nops_pipeline_stats {
     uint64_t snapshots;         /**< partition state snapshots written */
     uint64_t restored_series;   /**< series restored from snapshots on assignment */
     uint64_t snapshots_rejected;/**< snapshots refused on assignment (damaged, foreign, forged) */
+    uint64_t snapshot_series_skipped; /**< series left out of a snapshot (their record did not
+                                     fit, or no memory): they start cold after a restart */
     uint32_t partitions;        /**< partitions assigned now */
     bool paused;                /**< consumption paused because a sink is down */
     int64_t lag;                /**< sum over assigned partitions of high watermark − position */

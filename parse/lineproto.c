@@ -34,7 +34,8 @@ typedef struct lp_line {
 const char *nops_ingest_reject_name(nops_reject r)
 {
     static const char *names[] = {"none",  "syntax", "value",       "timestamp",
-                                  "too_large", "empty", "utf8", "series_limit", "name"};
+                                  "too_large", "empty", "utf8", "series_limit", "memory",
+                                  "name"};
     _Static_assert(sizeof names / sizeof names[0] == NOPS_REJECT_COUNT, "a name per reason");
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "unknown";
 }

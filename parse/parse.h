@@ -89,6 +89,7 @@ typedef enum nops_reject {
     NOPS_REJECT_EMPTY,       /**< no point in the message */
     NOPS_REJECT_UTF8,        /**< names, tags or text that are not valid UTF-8 */
     NOPS_REJECT_SERIES_LIMIT,/**< a new series past the series limit (memory budget) */
+    NOPS_REJECT_MEMORY,      /**< the engine ran out of memory taking the point (pipeline) */
     NOPS_REJECT_NAME,        /**< a metric name with `{`, `}`, `"` or a control character, or a
                                   label key with `=`, `"`, `,`, `{`, `}` or a control character:
                                   a series key could not be split back into it */
