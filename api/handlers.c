@@ -297,7 +297,8 @@ static void run_analysis(const analysis *a, response *res)
                  "%u)", a->n, nops_detect_warmup(det) + 1);
     else if (which == NOPS_DETECTOR_CUSUM)
         snprintf(hint, sizeof hint, "the last value (%.6g) is part of a sustained move %s the "
-                 "long-run baseline%s", a->values[last], ze[last] >= 0 ? "above" : "below",
+                 "long-run baseline%s", a->values[last],
+                 (flags[last] & NOPS_DETECT_CUSUM_DOWN) ? "below" : "above",
                  anomalous ? ": anomalous" : ": within the normal range");
     else
         snprintf(hint, sizeof hint, "the last value (%.6g) is %.1fσ %s its %s%s", a->values[last],

@@ -49,8 +49,12 @@ static const stat_row pipeline_rows[] = {
         "Dead-letter copies refused by the producer or not delivered; from the first, offsets "
         "are no longer committed (restart to replay).", dlq_lost),
     ROW("neuralops_signals_uncorrelated_total", "counter",
-        "Signals in no incident: the correlator held correlate.max_open incidents already.",
+        "Signals in no incident: the correlator held its limit of open incidents already "
+        "(MAX_INCIDENTS, 1024, fixed at compile time).",
         uncorrelated),
+    ROW("neuralops_signals_key_unsplit_total", "counter",
+        "Signals whose series key could not be split into labels (written with the whole key "
+        "as the metric name, no labels).", key_unsplit),
     ROW("neuralops_signals_total", "counter", "Signals raised (one per anomalous excursion).",
         signals),
     ROW("neuralops_anomaly_total", "counter", "Anomalous points seen by the detectors.",
@@ -73,6 +77,9 @@ static const stat_row pipeline_rows[] = {
     ROW("neuralops_state_snapshots_rejected_total", "counter",
         "State snapshots refused on assignment (damaged, foreign or not keyed with the engine "
         "key); the partition started cold.", snapshots_rejected),
+    ROW("neuralops_state_snapshot_series_skipped_total", "counter",
+        "Series left out of a state snapshot (record did not fit, or no memory): cold after a "
+        "restart.", snapshot_series_skipped),
 };
 #undef ROW
 

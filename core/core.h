@@ -290,9 +290,22 @@ bool nops_labels_has(const nops_labels *ls, const nops_label *l);
  */
 
 /**
+ * Whether name[0..len) may be a series' metric name: not empty, and no `{`, `}`, `"` or control
+ * character (a key is split at its first `{`). Parsers refuse a point whose name is not.
+ */
+bool nops_series_name_ok(const char *name, size_t len);
+/**
+ * Whether key[0..len) may be a label key: not empty, and no `=`, `"`, `,`, `{`, `}` or control
+ * character (label keys are not escaped in a canonical key). Parsers refuse a point with one.
+ */
+bool nops_label_key_ok(const char *key, size_t len);
+
+/**
  * Write the canonical key of name + labels into key (at most key_cap bytes with the NUL); its
  * length in *key_len (may be NULL). `labels` is sorted in place. NOPS_RANGE when it does not fit,
- * NOPS_INVAL for an empty name, more than NOPS_LABELS_MAX labels or a duplicate label key.
+ * NOPS_INVAL for an empty name, more than NOPS_LABELS_MAX labels, a duplicate label key, or a
+ * name or label key that could not be split back out of the key (nops_series_name_ok,
+ * nops_label_key_ok).
  */
 nops_err nops_series_key(const char *name, size_t name_len, nops_label *labels, size_t n_labels,
                          char *key, size_t key_cap, size_t *key_len);
@@ -333,7 +346,9 @@ typedef struct nops_signal {
 /**
  * Set a signal's series from its canonical key: `series`, `metric_len` and `labels` (decoded
  * once here, so the correlator and the sinks read pairs). NOPS_PARSE when `key` is not a
- * canonical key, NOPS_RANGE when it is longer than NOPS_KEY_MAX; the three are empty then.
+ * canonical key, NOPS_RANGE when it is longer than NOPS_KEY_MAX: `series` then still holds the
+ * key (cut to NOPS_KEY_MAX − 1 bytes for NOPS_RANGE), `metric_len` is its whole length and
+ * `labels` is empty, so the signal keeps its identity; the caller counts the failure.
  */
 nops_err nops_signal_set_series(nops_signal *sig, const char *key);
 

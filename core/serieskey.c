@@ -59,6 +59,32 @@ bool nops_labels_has(const nops_labels *ls, const nops_label *l)
 
 /* ---- the canonical key -------------------------------------------------------------------- */
 
+/* Control characters, and the bytes a key's structure is made of. */
+static bool name_byte_ok(unsigned char c, const char *forbidden)
+{
+    return c >= 0x20 && c != 0x7f && !strchr(forbidden, c);
+}
+
+bool nops_series_name_ok(const char *name, size_t len)
+{
+    if (!name || len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!name_byte_ok((unsigned char)name[i], "{}\""))
+            return false;
+    return true;
+}
+
+bool nops_label_key_ok(const char *key, size_t len)
+{
+    if (!key || len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!name_byte_ok((unsigned char)key[i], "=\",{}"))
+            return false;
+    return true;
+}
+
 static int label_cmp(const nops_label *a, const nops_label *b)
 {
     size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
@@ -80,8 +106,12 @@ static bool put(char *key, size_t cap, size_t *o, const char *s, size_t n)
 nops_err nops_series_key(const char *name, size_t name_len, nops_label *labels, size_t n_labels,
                          char *key, size_t key_cap, size_t *key_len)
 {
-    if (!name || name_len == 0 || n_labels > NOPS_LABELS_MAX || (n_labels && !labels))
+    if (!nops_series_name_ok(name, name_len) || n_labels > NOPS_LABELS_MAX ||
+        (n_labels && !labels))
         return NOPS_INVAL;
+    for (size_t i = 0; i < n_labels; i++)
+        if (!nops_label_key_ok(labels[i].key, labels[i].key_len))
+            return NOPS_INVAL;
     /* insertion sort: label sets are small, and this keeps the sort stable and allocation-free */
     for (size_t i = 1; i < n_labels; i++) {
         nops_label t = labels[i];
@@ -171,9 +201,11 @@ nops_err nops_signal_set_series(nops_signal *sig, const char *key)
     size_t klen = strlen(key), name_len = 0;
     nops_err e = klen < sizeof sig->series ? nops_series_key_labels(key, &name_len, &sig->labels)
                                            : NOPS_RANGE;
-    if (e != NOPS_OK) {
-        sig->series[0] = '\0';
-        sig->metric_len = 0;
+    if (e != NOPS_OK) { /* keep the identity: the whole text as the name, no labels */
+        size_t n = klen < sizeof sig->series ? klen : sizeof sig->series - 1;
+        memcpy(sig->series, key, n);
+        sig->series[n] = '\0';
+        sig->metric_len = (uint32_t)n;
         sig->labels.n = sig->labels.used = 0;
         return e;
     }

@@ -124,6 +124,8 @@ nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, siz
 #define NOPS_DETECT_FIRED 0x08u   /**< the series entered the anomalous state: one signal */
 #define NOPS_DETECT_CLEARED 0x10u /**< the series returned to normal */
 #define NOPS_DETECT_WHICH(f) (((f) >> 5) & 3u) /**< nops_detector_kind of the point's ratio */
+#define NOPS_DETECT_CUSUM_DOWN 0x80u /**< the ratio is the CUSUM's and its downward sum (S⁻)
+                                          leads: the level moved below its baseline (unset: above) */
 
 /** Caller-owned output arrays, one element per input point; z, ze and flags are required. */
 typedef struct nops_detect_out {
@@ -256,6 +258,9 @@ uint32_t nops_detect_slot_window(const nops_detector *det, uint32_t slot, float 
  * little-endian; window sums are not stored but recomputed exactly on restore.
  */
 size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t *buf, size_t cap);
+/** The largest record nops_detect_save_series writes: 88 bytes of header and state, the key
+ * (at most NOPS_KEY_MAX − 1 bytes) and a full window of floats. A buffer this size always fits. */
+#define NOPS_DETECT_SERIES_REC_MAX (88 + (NOPS_KEY_MAX - 1) + 4 * NOPS_DETECT_MAX_WINDOW)
 /**
  * Restore a series saved by nops_detect_save_series (registering it, or overwriting its state
  * if present); *used gets the bytes consumed. NOPS_PARSE for a malformed or foreign record

@@ -214,7 +214,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             em[i] = m;
             ev[i] = v;
         }
-        uint32_t alarm = 0;
+        uint32_t alarm = 0, cdown = 0; /* cdown: the CUSUM's downward sum leads */
         if (do_c) {
             double m = lm[i], v = lv[i];
             const double e = xd - m;
@@ -242,6 +242,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             sp = on ? sp : 0.0f;
             sn = on ? sn : 0.0f;
             const float s = sp > sn ? sp : sn;
+            cdown = sn > sp;
             rc = s * inv_h;
             alarm = on & (rc >= 1.0f);
             /* the baseline's weights count from its last restart (la), like a new series' */
@@ -284,7 +285,8 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         zo[i] = z;
         zeo[i] = ze;
         ro[i] = show ? r : 0.0f;
-        fo[i] = f | ((which * show) << 5) | (recentre << 8);
+        const uint32_t cdir = cdown & (which == NOPS_DETECTOR_CUSUM) & show;
+        fo[i] = f | ((which * show) << 5) | (cdir << 7) | (recentre << 8);
         any_recentre |= recentre;
     }
     return any_recentre;

@@ -314,6 +314,8 @@ uint32_t nops_detect_slot_limit(const nops_detector *det)
 #define NOPS__SNAP_MAGIC1 0x3153444eu
 #define NOPS__SNAP_MAGIC 0x3253444eu
 #define NOPS__SNAP_EXTRA (4 + 4 + 4 + 8 + 8 + 4 + 4 + 8 + 8 + 4)
+_Static_assert(4 * 4 + 8 + 8 + NOPS__SNAP_EXTRA == 88,
+               "NOPS_DETECT_SERIES_REC_MAX (detect.h) names the record's fixed part");
 
 size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t *buf, size_t cap)
 {

@@ -107,8 +107,13 @@ typedef struct nops_pipeline_stats {
     uint64_t dlq_lost;          /**< dead-letter copies refused by the producer or not delivered:
                                      from the first, offsets are no longer committed (a restart
                                      replays the messages and copies them again) */
-    uint64_t uncorrelated;      /**< signals the correlator refused (too many open incidents:
-                                     correlate.max_open): written, but in no incident */
+    uint64_t uncorrelated;      /**< signals the correlator refused (it holds its compile-time
+                                     limit of open incidents, MAX_INCIDENTS = 1024 in
+                                     correlate/): written, but in no incident */
+    uint64_t key_unsplit;       /**< signals whose series key could not be split into its
+                                     labels: written with the whole key as the metric name and
+                                     no labels (the parsers refuse such names, so this is 0
+                                     unless a key was damaged) */
     uint64_t signals;           /**< signals raised */
     uint64_t anomalies;         /**< anomalous points (a signal is raised at the first) */
     uint64_t incidents_opened;  /**< incidents opened */
@@ -121,6 +126,8 @@ typedef struct nops_pipeline_stats {
     uint64_t snapshots;         /**< partition state snapshots written */
     uint64_t restored_series;   /**< series restored from snapshots on assignment */
     uint64_t snapshots_rejected;/**< snapshots refused on assignment (damaged, foreign, forged) */
+    uint64_t snapshot_series_skipped; /**< series left out of a snapshot (their record did not
+                                     fit, or no memory): they start cold after a restart */
     uint32_t partitions;        /**< partitions assigned now */
     bool paused;                /**< consumption paused because a sink is down */
     int64_t lag;                /**< sum over assigned partitions of high watermark − position */

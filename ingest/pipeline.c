@@ -286,7 +286,8 @@ static bool resolve_pending(worker *w)
     const size_t base = w->n, m = w->pend_n;
     bool ok = true;
     w->pend_n = 0;
-    for (size_t j = 0; j < m && ok; j++) {
+    size_t j = 0;
+    for (; j < m && ok; j++) {
         const float v = w->values[base + j];
         const int64_t ts = w->ts[base + j];
         const char *detail = NULL;
@@ -305,6 +306,9 @@ static bool resolve_pending(worker *w)
         }
         ok = take_point(w, slot, v, ts); /* at w->n ≤ base + j: read before written */
     }
+    if (!ok) /* out of memory: point j - 1 and those after it are refused, counted, DLQ'd */
+        for (j--; j < m; j++)
+            point_reject(w, NOPS_REJECT_MEMORY, "out of memory taking the point");
     return ok;
 }
 
@@ -325,11 +329,17 @@ static bool grow_pending(worker *w)
 static bool on_point_hashed(void *ud, const nops_point *pt)
 {
     worker *w = ud;
-    if (!w->sc || !pt->series_len)
-        return resolve_pending(w) && on_point(w, pt);
-    if ((w->pend_n == w->pend_cap && !grow_pending(w)) ||
-        (w->n + w->pend_n == w->cap && !grow_scratch(w)))
+    if (!w->sc || !pt->series_len) {
+        if (resolve_pending(w) && on_point(w, pt))
+            return true;
+        w->parse_oom = true; /* out of memory: the parse stops (take_message counts it) */
         return false;
+    }
+    if ((w->pend_n == w->pend_cap && !grow_pending(w)) ||
+        (w->n + w->pend_n == w->cap && !grow_scratch(w))) {
+        w->parse_oom = true;
+        return false;
+    }
     const size_t j = w->pend_n++, i = w->n + j;
     w->values[i] = point_value(pt);
     w->ts[i] = pt->ts_ns;
@@ -338,6 +348,10 @@ static bool on_point_hashed(void *ud, const nops_point *pt)
     w->pend_line[j] = pt->series;
     return true;
 }
+
+/* A full dead-letter queue is waited for this many times 100 ms (the copies in it are being
+ * delivered; the worker waits meanwhile) before the copy is declared lost. */
+#define DLQ_FULL_RETRIES 300
 
 /* Copy a message to the dead-letter topic with why (reason, detail, count) in its headers. */
 static void send_dlq(worker *w, const rd_kafka_message_t *m)
@@ -352,12 +366,19 @@ static void send_dlq(worker *w, const rd_kafka_message_t *m)
     const char *reason = nops_ingest_reject_name(r);
     const char *detail = (w->ps.rejected ? w->ps.detail : w->pt_detail);
     detail = detail ? detail : "";
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->dlq, RD_KAFKA_V_TOPIC(p->kp.dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_HEADER("reason", reason, -1), RD_KAFKA_V_HEADER("detail", detail, -1),
-        RD_KAFKA_V_HEADER("rejected", count, -1), RD_KAFKA_V_HEADER("source_partition", part, -1),
-        RD_KAFKA_V_HEADER("source_offset", off, -1), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err;
+    for (int tries = 0;; tries++) {
+        err = rd_kafka_producev(
+            p->dlq, RD_KAFKA_V_TOPIC(p->kp.dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_HEADER("reason", reason, -1), RD_KAFKA_V_HEADER("detail", detail, -1),
+            RD_KAFKA_V_HEADER("rejected", count, -1),
+            RD_KAFKA_V_HEADER("source_partition", part, -1),
+            RD_KAFKA_V_HEADER("source_offset", off, -1), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries == DLQ_FULL_RETRIES)
+            break;
+        rd_kafka_poll(p->dlq, 100); /* serves failed deliveries; delivered copies leave alone */
+    }
     if (err) {
         nops__dlq_lost(p, rd_kafka_err2str(err));
         return;
@@ -371,6 +392,24 @@ static void send_dlq(worker *w, const rd_kafka_message_t *m)
                   p->kp.dlq_topic, (unsigned long long)missed);
 }
 
+/* A series key that could not be split into its labels (the parsers refuse the names that
+ * would make one, so this means a damaged key): the signal keeps the whole key as its metric
+ * name and no labels. Counted and logged (rate-limited). */
+static void key_unsplit(worker *w, const char *key, nops_err e)
+{
+    nops_pipeline *p = w->p;
+    const uint64_t n = __atomic_add_fetch(&p->st.key_unsplit, 1, __ATOMIC_RELAXED);
+    uint64_t missed;
+    pthread_mutex_lock(&p->st_mu);
+    const bool due = nops_ratelimit_due(&p->unsplit_log, w->recv_ns, &missed);
+    pthread_mutex_unlock(&p->st_mu);
+    if (due)
+        NOPS_WARN("ingest", "series key \"%.200s\" could not be split into labels (%s): its "
+                  "signal carries the whole key as the metric name and no labels (%llu such "
+                  "signal(s) so far, %llu more not logged in the last 10 s)", key,
+                  nops_err_name(e), (unsigned long long)n, (unsigned long long)missed);
+}
+
 static void build_signal(worker *w, size_t i, nops_signal *s)
 {
     const char *key = nops_detect_slot_key(w->det, w->slots[i]);
@@ -378,7 +417,9 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     const size_t klen = strlen(key);
     /* the key, and its labels as pairs decoded once for the correlator and every sink (a signal
        is rare next to points; the registry keeps only the key, so a series costs one copy) */
-    nops_signal_set_series(s, key); /* the registry holds canonical keys that fit: cannot fail */
+    const nops_err ke = nops_signal_set_series(s, key);
+    if (ke != NOPS_OK)
+        key_unsplit(w, key, ke);
     s->series_id = nops_detect_slot_id(w->det, w->slots[i]); /* kept since the series was
                                                                  registered: not hashed again */
     uint64_t h = XXH3_64bits_withSeed(&w->ts[i], sizeof w->ts[i], s->series_id);
@@ -404,7 +445,8 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     if (s->method == NOPS_FIRED_CUSUM)
         snprintf(s->hint, sizeof s->hint, "%.*s has moved %s its long-run baseline for a "
                  "while (sustained shift; now %.4g, rolling mean %.4g)", kl, key,
-                 zz >= 0 ? "above" : "below", s->value, prev_mean);
+                 (w->flags[i] & NOPS_DETECT_CUSUM_DOWN) ? "below" : "above", s->value,
+                 prev_mean);
     else
         snprintf(s->hint, sizeof s->hint, "%.*s is %.1fσ %s its %s (%.4g)", kl, key, fabs(zz),
                  zz >= 0 ? "above" : "below",
@@ -512,8 +554,14 @@ static void take_message(worker *w, rd_kafka_message_t *m)
     w->msg_newest = INT64_MIN;
     const char *msg = m->payload ? m->payload : "";
     w->msg_end = msg + m->len;
+    /* out of memory in the parse callback stops the parse, in resolve_pending leaves the
+     * points waiting: either way what was not taken is counted and the message copied to the
+     * dead-letter topic (reason memory), never dropped unseen */
+    w->parse_oom = false;
     nops_ingest_parse(msg, m->len, w->recv_ns, on_point_hashed, w, &w->ps);
-    resolve_pending(w); /* false (out of memory): the rest is dropped, as a parse stopped */
+    resolve_pending(w); /* counts the points it could not take */
+    if (w->parse_oom) /* the points of the lines not parsed: one refusal for them all */
+        point_reject(w, NOPS_REJECT_MEMORY, "out of memory: the rest of the message not taken");
     if (w->ps.rejected)
         STAT_ADD(p, rejected[w->ps.reason < NOPS_REJECT_COUNT ? w->ps.reason : 0],
                  w->ps.rejected);

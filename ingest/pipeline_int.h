@@ -111,6 +111,8 @@ struct nops_pipeline {
     pthread_mutex_t st_mu;              /* guards st's non-atomic fields and the logs below */
     nops_ratelimit dlq_lost_log;        /* "dead-letter copy lost" lines */
     nops_ratelimit uncorrelated_log;    /* "signal in no incident" lines */
+    nops_ratelimit unsplit_log;         /* "series key not split" lines */
+    nops_ratelimit snap_skip_log;       /* "series left out of the snapshot" lines */
     nops_ratelimit flush_log;           /* "flush failed" lines (poller only) */
 };
 
@@ -141,6 +143,7 @@ struct worker {
     nops_parse_stats ps;        /* last message's parse result */
     uint32_t pt_rejected[NOPS_REJECT_COUNT]; /* this message's points refused after parsing */
     uint32_t pt_total;          /* ... all reasons together */
+    bool parse_oom;             /* this message's parse stopped: out of memory */
     nops_reject pt_reason;      /* ... the first one's reason */
     const char *pt_detail;      /* ... and its sentence (static storage) */
     uint64_t rejected_series;   /* points refused by the series limit */

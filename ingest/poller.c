@@ -95,7 +95,8 @@ void nops__dlq_lost(nops_pipeline *p, const char *why)
                    p->kp.dlq_topic, why, (unsigned long long)n, (unsigned long long)missed);
 }
 
-/* The dead-letter producer's delivery report (served by rd_kafka_flush in checkpoint). */
+/* The dead-letter producer's failed deliveries (served by rd_kafka_flush in checkpoint, and by
+ * send_dlq's poll while the producer's queue is full). */
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
@@ -437,7 +438,12 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         if (!p->rk)
             rd_kafka_conf_destroy(cc);
     }
-    const nops_kafka_prop pprops[] = {{"linger.ms", "20"}, {"enable.idempotence", "false"}};
+    /* delivery.report.only.error: a delivered copy leaves the producer's queue at once instead
+     * of holding a queue.buffering.max.messages slot until a poll serves its report (only the
+     * checkpoint's flush polls this producer): a burst of refused messages cannot fill it */
+    const nops_kafka_prop pprops[] = {{"linger.ms", "20"},
+                                      {"enable.idempotence", "false"},
+                                      {"delivery.report.only.error", "true"}};
     rd_kafka_conf_t *pc = p->rk ? nops_kafka_conf_new(kp->brokers, kp->extra, pprops,
                                                       sizeof pprops / sizeof pprops[0], kerr,
                                                       sizeof kerr)
@@ -581,6 +587,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(dlq);
     LD(dlq_lost);
     LD(uncorrelated);
+    LD(key_unsplit);
     LD(signals);
     LD(anomalies);
     LD(incidents_opened);
@@ -591,6 +598,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(snapshots);
     LD(restored_series);
     LD(snapshots_rejected);
+    LD(snapshot_series_skipped);
     for (int i = 0; i < NOPS_REJECT_COUNT; i++)
         LD(rejected[i]);
     for (int i = 0; i < 32; i++)

@@ -155,7 +155,7 @@ static nops_reject canonical_key(const nops_point *pt, char *key, size_t *klen, 
     memcpy(labels, pt->tags, pt->n_tags * sizeof *labels);
     if (nops_detect_series_key(name, nl, labels, pt->n_tags, key, NOPS_KEY_MAX, klen, id) !=
         NOPS_OK) {
-        *detail = "series key longer than 1023 bytes, or a label given twice";
+        *detail = "series key longer than 1023 bytes, a label given twice, or a name it cannot hold";
         return NOPS_REJECT_TOO_LARGE;
     }
     return NOPS_REJECT_NONE;

@@ -96,7 +96,9 @@ static nops_buf *collect_series(nops_pipeline *p, const bool *which)
     nops_buf *bufs = nops_calloc(MAX_PARTITIONS, sizeof *bufs);
     if (!bufs)
         return NULL;
-    uint8_t rec[NOPS_KEY_MAX + 32 + NOPS_DETECT_MAX_WINDOW * 4];
+    static _Thread_local uint8_t rec[NOPS_DETECT_SERIES_REC_MAX]; /* ~5 KiB: off the stack */
+    uint64_t skipped = 0;
+    const char *why = NULL, *key = NULL;
     for (int wi = 0; wi < p->pp.workers; wi++) {
         worker *w = &p->workers[wi];
         uint32_t lim = nops_detect_slot_limit(w->det);
@@ -105,14 +107,36 @@ static nops_buf *collect_series(nops_pipeline *p, const bool *which)
             if (!which[part])
                 continue;
             size_t n = nops_detect_save_series(w->det, s, rec, sizeof rec);
-            if (!n)
+            if (!n) { /* a free slot, or a record past the largest: the latter is counted */
+                if (*nops_detect_slot_key(w->det, s)) {
+                    skipped++;
+                    why = "its record does not fit the snapshot buffer";
+                    key = nops_detect_slot_key(w->det, s);
+                }
                 continue;
+            }
             nops_buf *b = &bufs[part];
-            if (nops_buf_reserve(b, n) != NOPS_OK)
+            if (nops_buf_reserve(b, n) != NOPS_OK) {
+                skipped++;
+                why = "no memory";
+                key = nops_detect_slot_key(w->det, s);
                 continue;
+            }
             memcpy(b->b + b->len, rec, n);
             b->len += n;
         }
+    }
+    if (skipped) {
+        STAT_ADD(p, snapshot_series_skipped, skipped);
+        uint64_t missed;
+        pthread_mutex_lock(&p->st_mu);
+        const bool due = nops_ratelimit_due(&p->snap_skip_log, nops_wall_ns(), &missed);
+        pthread_mutex_unlock(&p->st_mu);
+        if (due)
+            NOPS_WARN("ingest", "%llu series left out of the state snapshot (they start cold "
+                      "after a restart); the last, \"%.200s\": %s (%llu more such line(s) not "
+                      "logged in the last 10 s)", (unsigned long long)skipped, key, why,
+                      (unsigned long long)missed);
     }
     return bufs;
 }

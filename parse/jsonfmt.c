@@ -106,12 +106,44 @@ static bool json_tags(json_t *obj, nops_label *tags, size_t *n)
     return true;
 }
 
+static nops_point json_point(const char *name, const char *field, const nops_label *tags,
+                             size_t n_tags, double value, int64_t ts)
+{
+    bool is_value = strcmp(field, "value") == 0;
+    return (nops_point){name, strlen(name), is_value ? "" : field, is_value ? 0 : strlen(field),
+                        tags, n_tags,       value, ts, NULL, 0}; /* no raw span: keyed each time */
+}
+
+/* The object's names (the metric name with each numeric field, the label keys) can make a
+ * series key; otherwise the object is rejected (NOPS_REJECT_NAME) and false returned. */
+static bool json_names_ok(json_ctx *c, const char *name, json_t *fields, const nops_label *tags,
+                          size_t n_tags)
+{
+    const char *detail = NULL;
+    nops_point pt = json_point(name, "", tags, n_tags, 0, 0);
+    if (nops_ingest_check_names(&pt, &detail) != NOPS_REJECT_NONE) {
+        reject(c, NOPS_REJECT_NAME, detail);
+        return false;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(fields, k, v)
+    {
+        if (json_is_string(v) || json_is_boolean(v) || json_is_null(v))
+            continue;
+        pt = json_point(name, k, tags, n_tags, 0, 0);
+        if (nops_ingest_check_names(&pt, &detail) != NOPS_REJECT_NONE) {
+            reject(c, NOPS_REJECT_NAME, detail);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void emit(json_ctx *c, const char *name, const char *field, const nops_label *tags,
                  size_t n_tags, double value, int64_t ts)
 {
-    bool is_value = strcmp(field, "value") == 0;
-    nops_point pt = {name, strlen(name), is_value ? "" : field, is_value ? 0 : strlen(field),
-                     tags, n_tags,       value, ts, NULL, 0}; /* no raw span: keyed each time */
+    nops_point pt = json_point(name, field, tags, n_tags, value, ts);
     c->st->points++;
     if (!c->fn(c->ud, &pt))
         c->stop = true;
@@ -138,6 +170,8 @@ static void json_object_points(json_ctx *c, json_t *o)
             reject(c, NOPS_REJECT_SYNTAX, "Telegraf \"fields\"/\"tags\" are not objects of values");
             return;
         }
+        if (!json_names_ok(c, json_string_value(name), fields, tags, n_tags))
+            return;
         const char *k;
         json_t *v;
         uint32_t before = c->st->points;
@@ -167,6 +201,8 @@ static void json_object_points(json_ctx *c, json_t *o)
         reject(c, NOPS_REJECT_SYNTAX, "\"labels\" is not an object of strings");
         return;
     }
+    if (!json_names_ok(c, json_string_value(name), NULL, tags, n_tags))
+        return;
     emit(c, json_string_value(name), "", tags, n_tags, d, ts);
 }
 

@@ -34,9 +34,24 @@ typedef struct lp_line {
 const char *nops_ingest_reject_name(nops_reject r)
 {
     static const char *names[] = {"none",  "syntax", "value",       "timestamp",
-                                  "too_large", "empty", "utf8", "series_limit"};
+                                  "too_large", "empty", "utf8", "series_limit", "memory",
+                                  "name"};
     _Static_assert(sizeof names / sizeof names[0] == NOPS_REJECT_COUNT, "a name per reason");
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "unknown";
+}
+
+nops_reject nops_ingest_check_names(const nops_point *pt, const char **detail)
+{
+    const char *why = NULL;
+    if (!nops_series_name_ok(pt->measurement, pt->measurement_len) ||
+        (pt->field_len && !nops_series_name_ok(pt->field, pt->field_len)))
+        why = "metric name contains {, }, \" or a control character";
+    for (size_t i = 0; !why && i < pt->n_tags; i++)
+        if (!nops_label_key_ok(pt->tags[i].key, pt->tags[i].key_len))
+            why = "label key contains =, \", a comma, {, } or a control character";
+    if (detail && why)
+        *detail = why;
+    return why ? NOPS_REJECT_NAME : NOPS_REJECT_NONE;
 }
 
 /*
@@ -355,17 +370,25 @@ static nops_reject lp_parse_line(lp_line *l, int64_t now_ns, nops_point_fn fn, v
     if ((r = lp_fields(l, fields, &n_fields, detail)) != NOPS_REJECT_NONE ||
         (r = lp_timestamp(l, &ts, detail)) != NOPS_REJECT_NONE)
         return r;
-    for (size_t i = 0; i < n_fields && !*stop; i++) {
-        if (!fields[i].numeric)
-            continue;
-        bool is_value = fields[i].key_len == 5 && memcmp(fields[i].key, "value", 5) == 0;
-        nops_point pt = {meas,      meas_len, is_value ? "" : fields[i].key,
-                         is_value ? 0 : fields[i].key_len,
-                         l->tags,   l->n_tags, fields[i].value, ts, series, series_len};
-        (*points)++;
-        if (!fn(ud, &pt))
-            *stop = true;
-    }
+    nops_point pts[2]; /* names checked before any point of the line goes out */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < n_fields && !*stop; i++) {
+            if (!fields[i].numeric)
+                continue;
+            bool is_value = fields[i].key_len == 5 && memcmp(fields[i].key, "value", 5) == 0;
+            nops_point *pt = &pts[pass];
+            *pt = (nops_point){meas,      meas_len, is_value ? "" : fields[i].key,
+                               is_value ? 0 : fields[i].key_len,
+                               l->tags,   l->n_tags, fields[i].value, ts, series, series_len};
+            if (pass == 0) {
+                if ((r = nops_ingest_check_names(pt, detail)) != NOPS_REJECT_NONE)
+                    return r;
+                continue;
+            }
+            (*points)++;
+            if (!fn(ud, pt))
+                *stop = true;
+        }
     return NOPS_REJECT_NONE;
 }
 

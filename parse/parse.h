@@ -89,6 +89,10 @@ typedef enum nops_reject {
     NOPS_REJECT_EMPTY,       /**< no point in the message */
     NOPS_REJECT_UTF8,        /**< names, tags or text that are not valid UTF-8 */
     NOPS_REJECT_SERIES_LIMIT,/**< a new series past the series limit (memory budget) */
+    NOPS_REJECT_MEMORY,      /**< the engine ran out of memory taking the point (pipeline) */
+    NOPS_REJECT_NAME,        /**< a metric name with `{`, `}`, `"` or a control character, or a
+                                  label key with `=`, `"`, `,`, `{`, `}` or a control character:
+                                  a series key could not be split back into it */
     NOPS_REJECT_COUNT        /**< number of reasons (not a reason) */
 } nops_reject;
 
@@ -102,6 +106,14 @@ const char *nops_ingest_reject_name(nops_reject r);
  */
 nops_reject nops_ingest_check_time(int64_t ts_ns, int64_t now_ns, int64_t max_past_s,
                                    int64_t max_future_s, const char **detail);
+
+/**
+ * Whether a point's series can be written as a canonical key and split back: the metric name
+ * (`measurement`, `measurement_field`) passes nops_series_name_ok and every tag key
+ * nops_label_key_ok. NOPS_REJECT_NAME with *detail (may be NULL) saying which, else
+ * NOPS_REJECT_NONE. Every parser checks its points with it before delivering them.
+ */
+nops_reject nops_ingest_check_names(const nops_point *pt, const char **detail);
 
 /** Result of parsing one message. */
 typedef struct nops_parse_stats {

@@ -526,9 +526,32 @@ static void test_series_key_round_trip(void **state)
     size_t nl;
     assert_int_equal(nops_series_key_labels("up", &nl, NULL), NOPS_OK);
     assert_int_equal(nl, 2);
+    /* a key that cannot be split keeps its identity: the whole text as the name, no labels */
     assert_int_equal(nops_signal_set_series(&sig, "m{a=\"b\""), NOPS_PARSE);
     assert_int_equal(sig.labels.n, 0);
-    assert_int_equal(sig.metric_len, 0);
+    assert_string_equal(sig.series, "m{a=\"b\"");
+    assert_int_equal(sig.metric_len, strlen("m{a=\"b\""));
+    const char *unsplit = "cpu_v{a=b=\"1\",host=\"web-1\"}"; /* what `cpu,a\=b=1,...` gave */
+    assert_int_equal(nops_signal_set_series(&sig, unsplit), NOPS_PARSE);
+    assert_string_equal(sig.series, unsplit);
+    assert_int_equal(sig.metric_len, strlen(unsplit));
+    assert_int_equal(sig.labels.n, 0);
+    /* names and label keys that a key could not be split back into are refused */
+    nops_label eq[] = {{"a=b", 3, "1", 1}, {"host", 4, "web-1", 5}};
+    assert_int_equal(nops_series_key("cpu_v", 5, eq, 2, key, sizeof key, &len), NOPS_INVAL);
+    nops_label dc[] = {{"dc", 2, "1", 1}};
+    assert_int_equal(nops_series_key("cpu{x_v", 7, dc, 1, key, sizeof key, &len), NOPS_INVAL);
+    assert_int_equal(nops_series_key("cpu}x", 5, NULL, 0, key, sizeof key, &len), NOPS_INVAL);
+    assert_int_equal(nops_series_key("cpu\"x", 5, NULL, 0, key, sizeof key, &len), NOPS_INVAL);
+    const char *bad_keys[] = {"a\"b", "a,b", "a{b", "a}b", "a\nb", ""};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+        nops_label l = {bad_keys[i], strlen(bad_keys[i]), "v", 1};
+        assert_false(nops_label_key_ok(l.key, l.key_len));
+        assert_int_equal(nops_series_key("m", 1, &l, 1, key, sizeof key, &len), NOPS_INVAL);
+    }
+    assert_true(nops_label_key_ok("host.name-1/x", 13));
+    assert_true(nops_series_name_ok("cpu.usage-1/x:y", 15));
+    assert_false(nops_series_name_ok("cpu{x", 5));
     assert_int_equal(nops_series_key_labels("{a=\"b\"}", &nl, NULL), NOPS_PARSE);
     assert_int_equal(nops_series_key_labels("m{a=b}", &nl, NULL), NOPS_PARSE);
 }

@@ -228,7 +228,8 @@ static void test_ewma_robust_scale(void **state)
 }
 
 /* The CUSUM: a sustained 1.5σ shift (invisible to the z detectors at ≈ 5.8σ) is found within
- * 40 points, once, and then becomes the new normal: no signal for the next 3000 points. */
+ * 40 points, once, and then becomes the new normal: no signal for the next 3000 points. Odd
+ * seeds shift down, even ones up: the signal's NOPS_DETECT_CUSUM_DOWN says which way. */
 static void test_cusum_small_shift_once(void **state)
 {
     (void)state;
@@ -239,7 +240,7 @@ static void test_cusum_small_shift_once(void **state)
     for (uint64_t seed = 1; seed <= 10; seed++) {
         rng r = {seed * 7777};
         for (int t = 0; t < T; t++)
-            x[t] = (float)(100.0 + 2.0 * nrand(&r) + (t >= AT ? 3.0 : 0.0));
+            x[t] = (float)(100.0 + 2.0 * nrand(&r) + (t >= AT ? (seed & 1 ? -3.0 : 3.0) : 0.0));
         nops_detect_params p = defaults();
         long fired[3];
         run(&p, x, 1, T, f, NULL, fired);
@@ -257,6 +258,7 @@ static void test_cusum_small_shift_once(void **state)
         assert_int_equal(before, 0);
         assert_true(first >= AT && first <= AT + 40);
         assert_int_equal(NOPS_DETECT_WHICH(f[first]), NOPS_DETECTOR_CUSUM);
+        assert_int_equal((f[first] & NOPS_DETECT_CUSUM_DOWN) != 0, (seed & 1) != 0);
         assert_int_equal(after, 0);
         detected++;
         /* the z detectors alone do not see it */

@@ -44,7 +44,9 @@ static int setup(void **state)
                                       {"guard-sink-dlq", 1}, {"guard-dlqloss", 1},
                                       {"guard-dlqloss-dlq", 1}, {"guard-full", 1},
                                       {"guard-full-dlq", 1}, {"guard-mix", 1},
-                                      {"guard-mix-dlq", 1}};
+                                      {"guard-mix-dlq", 1}, {"guard-burst", 1},
+                                      {"guard-burst-dlq", 1}, {"guard-oom", 1},
+                                      {"guard-oom-dlq", 1}};
     g_cluster = tu_mock_cluster(1, topics, sizeof topics / sizeof topics[0], g_boot,
                                 sizeof g_boot);
     assert_non_null(g_cluster);
@@ -456,6 +458,18 @@ static void test_refused_signal_holds_offsets(void **state)
 
 /* ---- 4. a dead-letter copy that does not arrive holds the offsets ------------------------ */
 
+/* Clears the produce errors test_lost_dlq_copy_holds_offsets pushes into the shared cluster,
+ * whether the test passed or failed (a failed assertion leaves the test early: without this,
+ * the errors would stay and break every later test that produces). */
+static int clear_produce_errors(void **state)
+{
+    (void)state;
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
+    if (mc)
+        rd_kafka_mock_clear_request_errors(mc, 0 /* Produce */);
+    return 0;
+}
+
 static bool lost_a_copy(const nops_pipeline_stats *st, void *ud)
 {
     const want_n *w = ud;
@@ -503,7 +517,108 @@ static void test_lost_dlq_copy_holds_offsets(void **state)
     nops_pipeline_stop(p, 15000); /* its last checkpoint fails too: nothing to assert there */
     nops_pipeline_destroy(p);
     nops_sinks_destroy(sinks);
-    rd_kafka_mock_clear_request_errors(mc, 0 /* Produce */);
+    rm_rf(dir); /* the produce errors: cleared by clear_produce_errors, the teardown */
+}
+
+/* A burst of refused messages larger than the dead-letter producer's queue
+ * (queue.buffering.max.messages), with no checkpoint (whose flush used to be the only thing
+ * that freed the queue) in between: every copy arrives, none is counted lost. */
+static bool burst_copied(const nops_pipeline_stats *st, void *ud)
+{
+    const want_n *w = ud;
+    return st->messages >= w->messages && st->dlq + st->dlq_lost >= w->messages;
+}
+
+static void test_dlq_burst_larger_than_its_queue(void **state)
+{
+    char dir[] = "/tmp/nops-guard-burst-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-burst", "g-burst");
+    snprintf(kp.extra, sizeof kp.extra, "queue.buffering.max.messages=20");
+    pp.flush_ms = pp.snapshot_ms = 3600000; /* no checkpoint (and no flush) during the burst */
+    enum { BURST = 400 };
+    for (int i = 0; i < BURST; i++)
+        producef("guard-burst", "k", "bad line %d", i);
+    flush_producer();
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
+    want_n w = {BURST, 0};
+    nops_pipeline_stats st = wait_for(p, burst_copied, &w, "the burst's dead-letter copies");
+    print_message("  burst of %d refused messages: %llu copied, %llu lost\n", BURST,
+                  (unsigned long long)st.dlq, (unsigned long long)st.dlq_lost);
+    assert_int_equal(st.dlq_lost, 0);
+    assert_int_equal(st.dlq, BURST);
+    assert_int_equal(st.rejected[NOPS_REJECT_SYNTAX], BURST);
+    nops_pipeline_stop(p, 15000);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    char *dlq = read_topic("guard-burst-dlq", dir);
+    assert_int_equal(count(dlq, "reason=syntax"), BURST);
+    free(dlq);
+    rm_rf(dir);
+}
+
+/* Out of memory while a message is taken (the waiting points of a line-protocol message need
+ * more room than the worker has): what was not taken is counted (reason memory) and the message
+ * copied to the dead-letter topic, never dropped unseen with its offset passed. */
+static int allocations_back(void **state)
+{
+    (void)state;
+    nops_alloc_fail_after(-1, false);
+    return 0;
+}
+
+static bool processed(const nops_pipeline_stats *st, void *ud)
+{
+    const want_n *w = ud;
+    return st->messages >= w->messages;
+}
+
+static void test_out_of_memory_is_counted(void **state)
+{
+    char dir[] = "/tmp/nops-guard-oom-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    nops_kafka_params kp;
+    nops_pipeline_params pp;
+    nops_detect_params dp;
+    nops_correlate_params cp;
+    params(&kp, &pp, &dp, &cp, "guard-oom", "g-oom");
+    const int64_t now = nops_wall_ns();
+    producef("guard-oom", "k", "ok,host=a v=1 %lld", (long long)(now - 1000000000ll));
+    flush_producer();
+    nops_sinks *sinks = jsonl_sinks(dir);
+    nops_pipeline *p = started(dir, &kp, &pp, &dp, &cp, sinks);
+    want_n one = {1, 0};
+    wait_for(p, processed, &one, "the first message");
+    /* 300 points of the series already held: more than the 256 waiting points the worker has
+     * room for, so it must grow, and from now on every allocation fails */
+    enum { POINTS = 300 };
+    static char big[POINTS * 48];
+    size_t len = 0;
+    for (int i = 0; i < POINTS; i++)
+        len += (size_t)snprintf(big + len, sizeof big - len, "ok,host=a v=1 %lld\n",
+                                (long long)(now + i));
+    nops_alloc_fail_after(0, true);
+    produce("guard-oom", "k", big, len);
+    flush_producer();
+    want_n two = {2, 0};
+    nops_pipeline_stats st = wait_for(p, processed, &two, "the big message");
+    nops_alloc_fail_after(-1, false);
+    print_message("  out of memory: %llu point(s) refused (memory), %llu copied to the DLQ\n",
+                  (unsigned long long)st.rejected[NOPS_REJECT_MEMORY], (unsigned long long)st.dlq);
+    assert_true(st.rejected[NOPS_REJECT_MEMORY] >= 1);
+    assert_int_equal(st.dlq, 1);
+    assert_int_equal(st.dlq_lost, 0);
+    nops_pipeline_stop(p, 15000);
+    nops_pipeline_destroy(p);
+    nops_sinks_destroy(sinks);
+    char *dlq = read_topic("guard-oom-dlq", dir);
+    assert_int_equal(count(dlq, "reason=memory"), 1);
+    free(dlq);
     rm_rf(dir);
 }
 
@@ -660,7 +775,9 @@ int main(void)
         cmocka_unit_test(test_poison_timestamp_keeps_incidents_open),
         cmocka_unit_test(test_series_limit_to_dlq),
         cmocka_unit_test(test_refused_signal_holds_offsets),
-        cmocka_unit_test(test_lost_dlq_copy_holds_offsets),
+        cmocka_unit_test_teardown(test_lost_dlq_copy_holds_offsets, clear_produce_errors),
+        cmocka_unit_test(test_dlq_burst_larger_than_its_queue),
+        cmocka_unit_test_teardown(test_out_of_memory_is_counted, allocations_back),
         cmocka_unit_test(test_signals_past_the_incident_limit),
         cmocka_unit_test(test_message_judged_in_point_order),
     };

@@ -71,8 +71,8 @@ static int setup(void **state)
 {
     (void)state;
     static const tu_topic topics[] = {{"s1", 2}, {"s2", 2}, {"s3", 2},
-                                      {"s4", 4}, {"s5", 2}, {"s6", 2}};
-    g_cluster = tu_mock_cluster(3, topics, 6, g_boot, sizeof g_boot);
+                                      {"s4", 4}, {"s5", 2}, {"s6", 2}, {"s7", 1}};
+    g_cluster = tu_mock_cluster(3, topics, 7, g_boot, sizeof g_boot);
     assert_non_null(g_cluster);
     nops_log_set_sink(capture, NULL);
     return 0;
@@ -116,6 +116,8 @@ static void produce(const char *topic, int t0, int t1)
     produce_hosts(topic, t0, t1, HOSTS);
 }
 
+static int g_window; /* detect.window of the pipelines start() makes (0: the default) */
+
 typedef struct running {
     nops_sinks *sinks;
     nops_pipeline *p;
@@ -133,6 +135,8 @@ static running start(const char *topic, const char *group, const char *dir,
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
+    if (g_window)
+        dp.window = g_window;
     nops_correlate_params cp;
     nops_correlate_defaults(&cp);
     nops_storage_params sp;
@@ -459,6 +463,48 @@ static void test_refused_commit_is_made_again(void **state)
     rm_rf(dir);
 }
 
+/* A series with a long key (~1000 bytes) and a full window at the largest detect.window (1024):
+ * its snapshot record (88 + key + 4·1024 bytes) used to overflow the snapshot's buffer, so the
+ * series was left out silently and started cold after a restart. */
+static void test_long_key_full_window_restored(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-snaplong-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    g_window = NOPS_DETECT_MAX_WINDOW;
+    enum { TICKS = NOPS_DETECT_MAX_WINDOW + 50, PAD = 960 };
+    char pad[PAD + 1];
+    memset(pad, 'p', PAD);
+    pad[PAD] = '\0';
+    const long long base = (long long)(nops_wall_ns() / 1000000000 - 7200) * 1000000000ll;
+    char line[1200];
+    for (int t = 0; t < TICKS; t++) {
+        int n = snprintf(line, sizeof line, "cpu,host=h00,pad=%s usage=%d %lld", pad, 50 + t % 3,
+                         base + (long long)t * 1000000000ll);
+        while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC("s7"),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_VALUE(line, (size_t)n), RD_KAFKA_V_KEY("h00", 3),
+                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(g_cluster, 10);
+    }
+    assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
+    running r = start("s7", "g-long", dir, NULL);
+    nops_pipeline_stats st = settle(&r, 1, TICKS);
+    assert_int_equal(st.messages, TICKS);
+    assert_int_equal(st.series, 1);
+    stop(&r);
+    r = start("s7", "g-long", dir, NULL);
+    st = settle(&r, 1, 0);
+    print_message("  key of ~%d bytes, window %d: %llu series restored, %llu skipped\n", PAD + 22,
+                  NOPS_DETECT_MAX_WINDOW, (unsigned long long)st.restored_series,
+                  (unsigned long long)st.snapshot_series_skipped);
+    assert_int_equal(st.restored_series, 1);
+    assert_int_equal(st.snapshot_series_skipped, 0);
+    stop(&r);
+    g_window = 0;
+    rm_rf(dir);
+}
+
 /* Everything consumed and committed, then a restart: the lag is 0 once the high watermarks are
  * known, not the whole topic (it used to count every partition from its low watermark until a
  * new message arrived there). */
@@ -501,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_keyed_snapshot),
         cmocka_unit_test(test_refused_commit_is_made_again),
         cmocka_unit_test(test_lag_after_restart_is_zero),
+        cmocka_unit_test(test_long_key_full_window_restored),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

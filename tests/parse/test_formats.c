@@ -79,9 +79,10 @@ static void test_lineproto_basic(void **state)
 
 static void test_lineproto_escapes_and_numbers(void **state)
 {
-    got g = parse("disk\\ io,path=/var\\,log,na\\=me=a\\ b bytes\\ read=1 10", NOPS_OK, NULL);
+    /* (an escaped = or comma in a tag key is refused: see test_names_that_break_a_key) */
+    got g = parse("disk\\ io,path=/var\\,log,na\\ me=a\\ b\\=c bytes\\ read=1 10", NOPS_OK, NULL);
     assert_int_equal(g.n, 1);
-    assert_string_equal(g.series[0], "disk io|bytes read|path=/var,log,na=me=a b");
+    assert_string_equal(g.series[0], "disk io|bytes read|path=/var,log,na me=a b=c");
     /* correctly rounded numbers, fast path and fallback alike */
     const char *nums[] = {"0.1", "123456789012345678901234567890", "1e-300", "2.2250738585072014e-308",
                           "0.000001", "9007199254740993", "1.7976931348623157e308"};
@@ -287,6 +288,45 @@ static void test_check_time(void **state)
                      NOPS_REJECT_NONE);
 }
 
+/* Names a canonical key could not be split back into are refused (reason `name`) in every
+ * format, the line or object alone: its neighbours still go through. */
+static void test_names_that_break_a_key(void **state)
+{
+    (void)state;
+    static const char *names[] = {
+        "cpu,a\\=b=1,host=web-1 v=1",             /* tag key with an escaped = */
+        "cpu,a\\,b=1 v=1",                        /* tag key with an escaped comma */
+        "cpu,a\"b=1 v=1",                          /* tag key with a quote */
+        "cpu,a{b=1 v=1",                            /* tag key with a brace */
+        "cpu{x,dc=1 v=1",                           /* measurement with { */
+        "cpu}x v=1",                                /* measurement with } */
+        "cpu\"x value=1",                          /* measurement with a quote */
+        "cpu a{b=1",                                /* field (part of the name) with { */
+        "cpu ok=1,a\"b=2",                         /* one bad field: the whole line */
+        "{\"name\":\"cpu{x\",\"value\":1}",
+        "{\"name\":\"cpu\",\"value\":1,\"labels\":{\"a=b\":\"1\"}}",
+        "{\"name\":\"cpu\",\"value\":1,\"labels\":{\"a\\tb\":\"1\"}}",
+        "{\"name\":\"cpu\",\"value\":1,\"labels\":{\"\":\"1\"}}",
+        "{\"name\":\"cpu\",\"fields\":{\"a}b\":1},\"tags\":{}}",
+        "{\"name\":\"cpu\",\"fields\":{\"u\":1},\"tags\":{\"h,x\":\"a\"}}",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        nops_parse_stats st;
+        got g = parse(names[i], NOPS_PARSE, &st);
+        assert_int_equal(g.n, 0);
+        if (st.reason != NOPS_REJECT_NAME)
+            fail_msg("\"%s\": reason %s, want name", names[i], nops_ingest_reject_name(st.reason));
+        assert_non_null(st.detail);
+    }
+    /* the neighbours of a refused line still go through; values may hold anything */
+    nops_parse_stats st;
+    got g = parse("cpu,a\\=b=1 v=1\ncpu,host=a\\=b{\"} v=2", NOPS_OK, &st);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.reason, NOPS_REJECT_NAME);
+    assert_string_equal(nops_ingest_reject_name(NOPS_REJECT_NAME), "name");
+}
+
 static void test_consumer_can_stop(void **state)
 {
     got g = {0};
@@ -307,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_json_rejects),
         cmocka_unit_test(test_utf8_rejected),
         cmocka_unit_test(test_check_time),
+        cmocka_unit_test(test_names_that_break_a_key),
         cmocka_unit_test(test_consumer_can_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
