@@ -368,6 +368,9 @@ static void *worker(void *arg)
     nops_notifier *n = arg;
     CURL *h = curl_easy_init();
     int rr = 0;
+    if (!h)
+        NOPS_ERROR(MOD, "cannot start an HTTP client: notifications stay in %s until a restart",
+                   n->dir);
     char why[300];
     pthread_mutex_lock(&n->mu);
     for (;;) {
