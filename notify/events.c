@@ -201,16 +201,17 @@ static nops_err am_event(nops_notifier *n, const char *key, json_t *fresh, const
         if (!old_alert) /* never fired (not routed, or before this spool): nothing to end */
             goto out;
         json_array_append_new(batch, ended(old_alert, now));
-    }
-    size_t len;
-    char *body = nt_dump(batch, &len);
-    e = body ? nt_submit(n, n->am, event, NULL, body, len) : NOPS_NOMEM;
-    if (!fresh) { /* the resolution is spooled (or refused): stop re-posting */
+        /* Stop re-posting first: a crash before the resolution is spooled then lets the alert
+         * expire at Alertmanager's resolve_timeout, where the other order could leave a
+         * restart re-posting a resolved alert for ever. */
         remove_active(n, key);
         pthread_mutex_lock(&n->mu);
         drop(n, key);
         pthread_mutex_unlock(&n->mu);
     }
+    size_t len;
+    char *body = nt_dump(batch, &len);
+    e = body ? nt_submit(n, n->am, event, NULL, body, len) : NOPS_NOMEM;
 out:
     json_decref(fresh);
     json_decref(batch);

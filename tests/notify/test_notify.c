@@ -495,6 +495,53 @@ static void test_spool_survives_kill(void **state)
     rx_stop(r);
 }
 
+/* The active set (alerts re-posted to Alertmanager) is kept across a restart, and an active file
+ * that does not verify is refused and never re-posted. */
+static void test_active_set_persisted(void **state)
+{
+    fx *f = *state;
+    snprintf(f->p.alertmanager_url, sizeof f->p.alertmanager_url, "http://127.0.0.1:%d",
+             nf_free_port()); /* down: the alerts stay queued */
+    f->p.max_retries = 1000;
+    nops_notifier *n = start(f);
+    nops_incident a = nf_incident("00000000000000a7", NOPS_SEVERITY_CRITICAL, false);
+    nops_incident b = nf_incident("00000000000000a8", NOPS_SEVERITY_WARNING, false);
+    nops_incident c = nf_incident("00000000000000a9", NOPS_SEVERITY_INFO, false); /* not routed */
+    assert_int_equal(nops_notify_incident(n, &a), NOPS_OK);
+    assert_int_equal(nops_notify_incident(n, &b), NOPS_OK);
+    assert_int_equal(nops_notify_incident(n, &c), NOPS_OK);
+    b.status = NOPS_INCIDENT_RESOLVED;
+    assert_int_equal(nops_notify_incident(n, &b), NOPS_OK);
+    nops_notify_stats st;
+    nops_notifier_get_stats(n, &st);
+    assert_int_equal(st.active, 1); /* a */
+    assert_int_equal(st.queued, 3);
+    nops_notifier_destroy(n);
+
+    char active[200], path[300];
+    snprintf(active, sizeof active, "%s/active", f->spool);
+    assert_int_equal(nf_count_files(active, ".json"), 1);
+    n = start(f);
+    nops_notifier_get_stats(n, &st);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.queued, 3); /* the spool, in order */
+    assert_int_equal(st.rejected, 0);
+    nops_notifier_destroy(n);
+
+    assert_true(nf_first_file(active, ".json", path, sizeof path));
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    fseek(fp, -5, SEEK_END);
+    fputc('X', fp);
+    fclose(fp);
+    n = start(f);
+    nops_notifier_get_stats(n, &st);
+    assert_int_equal(st.active, 0);
+    assert_int_equal(st.rejected, 1);
+    nops_notifier_destroy(n);
+    assert_int_equal(nf_count_files(active, ".json"), 0);
+}
+
 /* Nothing configured: no key, no spool, no thread; calls succeed and count nothing. */
 static void test_off_by_default(void **state)
 {
@@ -582,6 +629,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routing_and_slack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_survives_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_active_set_persisted, setup, teardown),
         cmocka_unit_test(test_off_by_default),
         cmocka_unit_test_setup_teardown(test_settings_refused, setup, teardown),
         cmocka_unit_test(test_route_and_label_names),
