@@ -11,20 +11,20 @@
 #define OFF(f) offsetof(nops_notify_params, f)
 #define SZ(f) sizeof(((nops_notify_params *)0)->f)
 static const nops_cfg_entry notify_entries[] = {
-    {"alertmanager_url", NOPS_CFG_STRING, OFF(alertmanager_url), 0, SZ(alertmanager_url), "",
-     NULL, "alertmanager-url", 0,
+    {"alertmanager_url", NOPS_CFG_STRING, OFF(alertmanager_url), 0, SZ(alertmanager_url), "", NULL,
+     "alertmanager-url", 0,
      "Alertmanager base URL (e.g. http://127.0.0.1:9093): incidents and pending approvals are "
      "posted to <url>/api/v2/alerts. Empty = off."},
     {"webhook_urls", NOPS_CFG_STRING, OFF(webhook_urls), 0, SZ(webhook_urls), "", NULL, NULL,
      NOPS_CFG_SECRET,
      "Webhook URLs, comma-separated (at most 16), each sent every routed event as JSON "
      "(docs/notifications.md). Masked in dumps: such URLs often carry a token. Empty = off."},
-    {"webhook_format", NOPS_CFG_STRING, OFF(webhook_format), 0, SZ(webhook_format), "json",
-     NULL, NULL, 0,
+    {"webhook_format", NOPS_CFG_STRING, OFF(webhook_format), 0, SZ(webhook_format), "json", NULL,
+     NULL, 0,
      "Webhook body: json (the NeuralOps event object) or slack (a Slack-compatible "
      "{\"text\",\"blocks\"} message, for incoming-webhook URLs)."},
-    {"webhook_secret_file", NOPS_CFG_STRING, OFF(webhook_secret_file), 0,
-     SZ(webhook_secret_file), "", NULL, NULL, 0,
+    {"webhook_secret_file", NOPS_CFG_STRING, OFF(webhook_secret_file), 0, SZ(webhook_secret_file),
+     "", NULL, NULL, 0,
      "File holding the webhook signing secret (not readable by others): each request carries "
      "X-NeuralOps-Signature: sha256=HMAC-SHA256(secret, \"<timestamp>.<body>\"). Empty = "
      "unsigned (logged once at start)."},
@@ -65,11 +65,9 @@ static const nops_cfg_entry notify_entries[] = {
 bool nt_url_ok(const char *s)
 {
     size_t skip = strncmp(s, "http://", 7) == 0 ? 7 : strncmp(s, "https://", 8) == 0 ? 8 : 0;
-    if (!skip || !s[skip])
-        return false;
+    if (!skip || !s[skip]) return false;
     for (const char *c = s; *c; c++)
-        if ((unsigned char)*c <= ' ' || *c == 0x7f)
-            return false;
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) return false;
     return true;
 }
 
@@ -90,7 +88,8 @@ int nt_split_urls(const char *list, char urls[][512], int max, char *errstr, siz
                 return -1;
             }
             if (len >= 512) {
-                nops_errf(errstr, errstr_size, "a URL of notify.webhook_urls is longer than 511 "
+                nops_errf(errstr, errstr_size,
+                          "a URL of notify.webhook_urls is longer than 511 "
                           "bytes");
                 return -1;
             }
@@ -98,14 +97,15 @@ int nt_split_urls(const char *list, char urls[][512], int max, char *errstr, siz
             urls[n][len] = '\0';
             if (!nt_url_ok(urls[n])) {
                 /* never echo the URL: it may carry a token */
-                nops_errf(errstr, errstr_size, "URL %d of notify.webhook_urls is not an http:// "
-                          "or https:// URL", n + 1);
+                nops_errf(errstr, errstr_size,
+                          "URL %d of notify.webhook_urls is not an http:// "
+                          "or https:// URL",
+                          n + 1);
                 return -1;
             }
             n++;
         }
-        if (!end)
-            break;
+        if (!end) break;
         s = end + 1;
     }
     return n;
@@ -131,8 +131,7 @@ static bool levels_ok(const char *list, char *bad, size_t cap)
             snprintf(bad, cap, "%.*s", (int)(len < 32 ? len : 32), s);
             return false;
         }
-        if (!end)
-            break;
+        if (!end) break;
         s = end + 1;
     }
     return true;
@@ -149,10 +148,8 @@ static bool names(const char *list, const char *level)
             s++, len--;
         while (len && isspace((unsigned char)s[len - 1]))
             len--;
-        if ((len == 1 && *s == '*') || (len == ll && strncasecmp(s, level, len) == 0))
-            return true;
-        if (!end)
-            break;
+        if ((len == 1 && *s == '*') || (len == ll && strncasecmp(s, level, len) == 0)) return true;
+        if (!end) break;
         s = end + 1;
     }
     return false;
@@ -168,7 +165,8 @@ static nops_err notify_finalize(void *base, char *errstr, size_t errstr_size)
     nops_notify_params *p = base;
     char urls[NT_MAX_WEBHOOKS][512], bad[40];
     if (p->alertmanager_url[0] && !nt_url_ok(p->alertmanager_url)) {
-        nops_errf(errstr, errstr_size, "notify.alertmanager_url must be an http:// or https:// "
+        nops_errf(errstr, errstr_size,
+                  "notify.alertmanager_url must be an http:// or https:// "
                   "URL");
         return NOPS_CONFIG;
     }
@@ -179,19 +177,25 @@ static nops_err notify_finalize(void *base, char *errstr, size_t errstr_size)
     if (nt_split_urls(p->webhook_urls, urls, NT_MAX_WEBHOOKS, errstr, errstr_size) < 0)
         return NOPS_CONFIG;
     if (strcmp(p->webhook_format, "json") != 0 && strcmp(p->webhook_format, "slack") != 0) {
-        nops_errf(errstr, errstr_size, "notify.webhook_format must be json or slack, not "
-                  "\"%.16s\"", p->webhook_format);
+        nops_errf(errstr, errstr_size,
+                  "notify.webhook_format must be json or slack, not "
+                  "\"%.16s\"",
+                  p->webhook_format);
         return NOPS_CONFIG;
     }
     if (!levels_ok(p->alertmanager_severities, bad, sizeof bad) ||
         !levels_ok(p->webhook_severities, bad, sizeof bad)) {
-        nops_errf(errstr, errstr_size, "notify severities: \"%s\" is not one of info, warning, "
-                  "critical, emergency, *", bad);
+        nops_errf(errstr, errstr_size,
+                  "notify severities: \"%s\" is not one of info, warning, "
+                  "critical, emergency, *",
+                  bad);
         return NOPS_CONFIG;
     }
     if (p->backoff_max_ms < p->backoff_ms) {
-        nops_errf(errstr, errstr_size, "notify.backoff_max_ms (%lld) is below notify.backoff_ms "
-                  "(%lld)", (long long)p->backoff_max_ms, (long long)p->backoff_ms);
+        nops_errf(errstr, errstr_size,
+                  "notify.backoff_max_ms (%lld) is below notify.backoff_ms "
+                  "(%lld)",
+                  (long long)p->backoff_max_ms, (long long)p->backoff_ms);
         return NOPS_CONFIG;
     }
     return NOPS_OK;

@@ -78,8 +78,7 @@ nt_outcome nt_post(CURL *h, nt_kind kind, const char *url, const char *body, siz
         }
     }
     for (int i = 0; i < nh; i++) {
-        if (!(t = curl_slist_append(sl, hdr[i])))
-            break;
+        if (!(t = curl_slist_append(sl, hdr[i]))) break;
         sl = t;
     }
     if ((t = curl_slist_append(sl, "Expect:"))) /* no 100-continue round trip */
@@ -107,11 +106,9 @@ nt_outcome nt_post(CURL *h, nt_kind kind, const char *url, const char *body, siz
         nops_errf(why, why_size, "%s", curl_easy_strerror(rc));
         return NT_RETRY;
     }
-    if (code >= 200 && code < 300)
-        return NT_OK;
+    if (code >= 200 && code < 300) return NT_OK;
     for (char *c = answer; *c; c++) /* one log line */
-        if ((unsigned char)*c < ' ')
-            *c = ' ';
+        if ((unsigned char)*c < ' ') *c = ' ';
     nops_errf(why, why_size, "HTTP %ld: %.200s", code, answer);
     return code == 408 || code == 429 || code >= 500 ? NT_RETRY : NT_PERMANENT;
 }

@@ -32,8 +32,7 @@ void nt_active_free(nops_notifier *n)
 static nt_active *find(nops_notifier *n, const char *key)
 {
     for (size_t i = 0; i < n->n_act; i++)
-        if (strcmp(n->act[i].key, key) == 0)
-            return &n->act[i];
+        if (strcmp(n->act[i].key, key) == 0) return &n->act[i];
     return NULL;
 }
 
@@ -67,8 +66,7 @@ static nops_err put(nops_notifier *n, const char *key, char *labels, char *alert
 static void drop(nops_notifier *n, const char *key)
 {
     nt_active *a = find(n, key);
-    if (!a)
-        return;
+    if (!a) return;
     nops_free(a->labels);
     nops_free(a->alert);
     *a = n->act[--n->n_act];
@@ -94,8 +92,10 @@ static void remove_active(nops_notifier *n, const char *key)
     char path[1100];
     snprintf(path, sizeof path, "%s/%s.json", n->active_dir, key);
     if (unlink(path) != 0 && errno != ENOENT)
-        NOPS_ERROR(MOD, "cannot remove %s: %s (the resolved alert would be re-posted after a "
-                   "restart)", path, strerror(errno));
+        NOPS_ERROR(MOD,
+                   "cannot remove %s: %s (the resolved alert would be re-posted after a "
+                   "restart)",
+                   path, strerror(errno));
 }
 
 void nt_active_load(nops_notifier *n)
@@ -107,8 +107,7 @@ void nt_active_load(nops_notifier *n)
         const char *s = de->d_name;
         size_t l = strlen(s), len;
         bool tampered;
-        if (l < 6 || strcmp(s + l - 5, ".json") != 0 || strstr(s, ".tmp."))
-            continue;
+        if (l < 6 || strcmp(s + l - 5, ".json") != 0 || strstr(s, ".tmp.")) continue;
         char *data = nt_spool_read(n->key, n->active_dir, s, &len, &tampered, why, sizeof why);
         json_t *j = data ? json_loadb(data, len, 0, NULL) : NULL;
         nops_free(data);
@@ -117,8 +116,10 @@ void nt_active_load(nops_notifier *n)
         if (!key || !json_is_object(alert) || strlen(key) + 5 != l ||
             strncmp(s, key, strlen(key)) != 0) {
             if (data || tampered) {
-                NOPS_ERROR(MOD, "active alert %s/%s refused, never re-posted, moved to "
-                           "rejected/: %s", n->active_dir, s, data ? "not an active alert" : why);
+                NOPS_ERROR(MOD,
+                           "active alert %s/%s refused, never re-posted, moved to "
+                           "rejected/: %s",
+                           n->active_dir, s, data ? "not an active alert" : why);
                 atomic_fetch_add(&n->rejected, 1);
                 nt_spool_reject(n->active_dir, s);
             }
@@ -137,16 +138,14 @@ void nt_active_load(nops_notifier *n)
         pthread_mutex_unlock(&n->mu);
         json_decref(j);
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
 }
 
 /* The stored alert with endsAt = now (a new JSON object; NULL when out of memory). */
 static json_t *ended(const char *alert_text, const char *now)
 {
     json_t *a = json_loads(alert_text, 0, NULL);
-    if (a)
-        json_object_set_new(a, "endsAt", json_string(now));
+    if (a) json_object_set_new(a, "endsAt", json_string(now));
     return a;
 }
 
@@ -167,20 +166,17 @@ static nops_err am_event(nops_notifier *n, const char *key, json_t *fresh, const
     nops_err e = NOPS_NOMEM;
     json_t *batch = json_array();
     char *labels = NULL, *alert = NULL;
-    if (!batch || (a && (!old_alert || !old_labels)))
-        goto out;
+    if (!batch || (a && (!old_alert || !old_labels))) goto out;
     if (fresh) {
         if (old_alert) { /* keep the first startsAt */
             json_t *o = json_loads(old_alert, 0, NULL);
             json_t *st = json_object_get(o, "startsAt");
-            if (st)
-                json_object_set(fresh, "startsAt", st);
+            if (st) json_object_set(fresh, "startsAt", st);
             json_decref(o);
         }
         labels = nt_dump(json_object_get(fresh, "labels"), NULL);
         alert = nt_dump(fresh, NULL);
-        if (!labels || !alert)
-            goto out;
+        if (!labels || !alert) goto out;
         if (old_labels && strcmp(old_labels, labels) != 0) /* a new identity: end the old one */
             json_array_append_new(batch, ended(old_alert, now));
         json_array_append(batch, fresh);
@@ -194,8 +190,7 @@ static nops_err am_event(nops_notifier *n, const char *key, json_t *fresh, const
         e = put(n, key, labels, alert);
         pthread_mutex_unlock(&n->mu);
         labels = alert = NULL;
-        if (e != NOPS_OK)
-            goto out;
+        if (e != NOPS_OK) goto out;
     } else {
         e = NOPS_OK;
         if (!old_alert) /* never fired (not routed, or before this spool): nothing to end */
@@ -230,8 +225,7 @@ static nops_err worse(nops_err a, nops_err b)
 
 static bool id_ok(const char *id)
 {
-    if (!id[0])
-        return false;
+    if (!id[0]) return false;
     for (const char *c = id; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               *c == '-' || *c == '_' || *c == '.'))
@@ -243,8 +237,7 @@ nops_err nops_notify_incident(nops_notifier *n, const nops_incident *inc)
 {
     if (!n || !inc || strnlen(inc->id, NOPS_ID_LEN) == NOPS_ID_LEN || !id_ok(inc->id))
         return NOPS_INVAL;
-    if (n->off)
-        return NOPS_OK;
+    if (n->off) return NOPS_OK;
     const bool resolved = inc->status == NOPS_INCIDENT_RESOLVED;
     const char *sev = nops_severity_name(inc->severity);
     const char *event = resolved ? "incident.resolved" : "incident.firing";
@@ -266,8 +259,7 @@ nops_err nops_notify_incident(nops_notifier *n, const nops_incident *inc)
     }
     if (nt_route(n->p.webhook_severities, sev))
         for (int i = 0; i < n->nt; i++) {
-            if (n->t[i].kind != NT_WEBHOOK)
-                continue;
+            if (n->t[i].kind != NT_WEBHOOK) continue;
             size_t len;
             nt_new_id(n, id); /* the body's "id" is X-NeuralOps-Delivery */
             char *body = nt_hook_incident(&n->p, inc, event, id, &len);
@@ -281,21 +273,17 @@ nops_err nops_notify_approval(nops_notifier *n, const json_t *record, const char
                               const char *level)
 {
     static const char *const LV[] = {"info", "warning", "critical", "emergency"};
-    if (!n || !json_is_object(record) || !event)
-        return NOPS_INVAL;
+    if (!n || !json_is_object(record) || !event) return NOPS_INVAL;
     const bool done = strcmp(event, "done") == 0;
     if (!done && strcmp(event, "pending") != 0 && strcmp(event, "escalated") != 0)
         return NOPS_INVAL;
-    if (!level || !level[0] || strcmp(level, "none") == 0)
-        level = "warning";
+    if (!level || !level[0] || strcmp(level, "none") == 0) level = "warning";
     bool known = false;
     for (size_t i = 0; i < sizeof LV / sizeof LV[0]; i++)
         known = known || strcmp(LV[i], level) == 0;
     const char *rid = nt_record_id(record);
-    if (!known || !rid)
-        return NOPS_INVAL;
-    if (n->off)
-        return NOPS_OK;
+    if (!known || !rid) return NOPS_INVAL;
+    if (n->off) return NOPS_OK;
     char key[NT_KEY_MAX], now[40], ev[40], id[NT_ID_MAX];
     snprintf(key, sizeof key, "approval-%s", rid);
     snprintf(ev, sizeof ev, "approval.%s", event);
@@ -315,8 +303,7 @@ nops_err nops_notify_approval(nops_notifier *n, const json_t *record, const char
     }
     if (nt_route(n->p.webhook_severities, level))
         for (int i = 0; i < n->nt; i++) {
-            if (n->t[i].kind != NT_WEBHOOK)
-                continue;
+            if (n->t[i].kind != NT_WEBHOOK) continue;
             size_t len;
             nt_new_id(n, id);
             char *body = nt_hook_approval(&n->p, record, ev, level, id, &len);

@@ -78,7 +78,8 @@ nops_err nt_submit(nops_notifier *n, int ti, const char *event, const char *id, 
         atomic_fetch_add(&n->dropped, 1);
         uint64_t missed;
         if (nops_ratelimit_due(&n->rl_drop, (int64_t)nops_now_ns(), &missed))
-            NOPS_WARN(MOD, "notification queue full (%lld messages): %s refused (%llu more "
+            NOPS_WARN(MOD,
+                      "notification queue full (%lld messages): %s refused (%llu more "
                       "refused since the last line); the destination is down or slow",
                       (long long)n->p.queue_size, event, (unsigned long long)missed);
         pthread_mutex_unlock(&n->mu);
@@ -175,8 +176,10 @@ static bool requeue(nops_notifier *n, const char *name)
     int ti = target_of(n, env);
     snprintf(path, sizeof path, "%s/%s", n->dir, name);
     if (ti < 0) {
-        NOPS_WARN(MOD, "spooled notification %s (%s) is for a destination no longer "
-                  "configured: given up", id, event);
+        NOPS_WARN(MOD,
+                  "spooled notification %s (%s) is for a destination no longer "
+                  "configured: given up",
+                  id, event);
         atomic_fetch_add(&n->failed, 1);
         unlink(path);
         json_decref(env);
@@ -222,28 +225,22 @@ static void reload_spool(nops_notifier *n)
             unlink(p);
             continue;
         }
-        if (l < 5 || strcmp(s + l - 4, ".msg") != 0)
-            continue;
+        if (l < 5 || strcmp(s + l - 4, ".msg") != 0) continue;
         if (nn == cap) {
             size_t nc = cap ? 2 * cap : 64;
             char **g = nops_realloc(names, nc * sizeof *names);
-            if (!g)
-                break;
+            if (!g) break;
             names = g;
             cap = nc;
         }
-        if (!(names[nn] = nops_strdup(s)))
-            break;
+        if (!(names[nn] = nops_strdup(s))) break;
         nn++;
     }
-    if (d)
-        closedir(d);
-    if (nn)
-        qsort(names, nn, sizeof *names, cmp_names); /* ids start with the time: oldest first */
+    if (d) closedir(d);
+    if (nn) qsort(names, nn, sizeof *names, cmp_names); /* ids start with the time: oldest first */
     size_t left = 0;
     for (size_t i = 0; i < nn; i++) {
-        if (!left && !requeue(n, names[i]))
-            left = nn - i;
+        if (!left && !requeue(n, names[i])) left = nn - i;
         nops_free(names[i]);
     }
     nops_free(names);
@@ -259,8 +256,7 @@ static uint64_t backoff_ns(const nops_notifier *n, uint32_t attempts)
     int64_t ms = n->p.backoff_ms;
     for (uint32_t i = 1; i < attempts && ms < n->p.backoff_max_ms; i++)
         ms *= 2;
-    if (ms > n->p.backoff_max_ms)
-        ms = n->p.backoff_max_ms;
+    if (ms > n->p.backoff_max_ms) ms = n->p.backoff_max_ms;
     return (uint64_t)ms * 1000000u;
 }
 
@@ -279,13 +275,14 @@ static void pop(nops_notifier *n, int ti)
     nt_msg *m = t->head;
     char path[1100];
     t->head = m->next;
-    if (!t->head)
-        t->tail = NULL;
+    if (!t->head) t->tail = NULL;
     n->queued_n--;
     spool_path(n, m->id, path, sizeof path);
     if (unlink(path) != 0 && errno != ENOENT)
-        NOPS_ERROR(MOD, "cannot remove spooled notification %s: %s (it will be sent again "
-                   "after a restart)", path, strerror(errno));
+        NOPS_ERROR(MOD,
+                   "cannot remove spooled notification %s: %s (it will be sent again "
+                   "after a restart)",
+                   path, strerror(errno));
     nt_msg_free(m);
 }
 
@@ -305,15 +302,18 @@ static void settle(nops_notifier *n, int ti, nt_outcome o, const char *why)
         uint64_t wait = backoff_ns(n, m->attempts);
         m->due_ns = nops_now_ns() + wait;
         if (nops_ratelimit_due(&n->rl_retry, (int64_t)nops_now_ns(), &missed))
-            NOPS_WARN(MOD, "%s: %s failed (%s), attempt %u, again in %llu ms (%llu other "
-                      "failed attempts since the last line)", tn, m->event, why, m->attempts,
-                      (unsigned long long)(wait / 1000000), (unsigned long long)missed);
+            NOPS_WARN(MOD,
+                      "%s: %s failed (%s), attempt %u, again in %llu ms (%llu other "
+                      "failed attempts since the last line)",
+                      tn, m->event, why, m->attempts, (unsigned long long)(wait / 1000000),
+                      (unsigned long long)missed);
     } else {
         atomic_fetch_add(&n->failed, 1);
         if (nops_ratelimit_due(&n->rl_fail, (int64_t)nops_now_ns(), &missed))
-            NOPS_ERROR(MOD, "%s: %s %s given up after %u attempts (%s); %llu more given up "
-                       "since the last line", tn, m->event, m->id, m->attempts, why,
-                       (unsigned long long)missed);
+            NOPS_ERROR(MOD,
+                       "%s: %s %s given up after %u attempts (%s); %llu more given up "
+                       "since the last line",
+                       tn, m->event, m->id, m->attempts, why, (unsigned long long)missed);
         pop(n, ti);
     }
 }
@@ -324,16 +324,13 @@ static char *active_batch(nops_notifier *n, size_t *len, size_t *count)
     size_t total = 2;
     for (size_t i = 0; i < n->n_act; i++)
         total += strlen(n->act[i].alert) + 1;
-    if (!n->n_act)
-        return NULL;
+    if (!n->n_act) return NULL;
     char *b = nops_malloc(total + 1);
     size_t w = 0;
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     b[w++] = '[';
     for (size_t i = 0; i < n->n_act; i++) {
-        if (i)
-            b[w++] = ',';
+        if (i) b[w++] = ',';
         size_t l = strlen(n->act[i].alert);
         memcpy(b + w, n->act[i].alert, l);
         w += l;
@@ -351,14 +348,12 @@ static int next_due(nops_notifier *n, uint64_t now, int *rr, uint64_t *wake)
     for (int k = 0; k < n->nt; k++) {
         int i = (*rr + k) % n->nt;
         nt_msg *m = n->t[i].head;
-        if (!m)
-            continue;
+        if (!m) continue;
         if (m->due_ns <= now) {
             *rr = (i + 1) % n->nt;
             return i;
         }
-        if (m->due_ns < *wake)
-            *wake = m->due_ns;
+        if (m->due_ns < *wake) *wake = m->due_ns;
     }
     return -1;
 }
@@ -376,17 +371,15 @@ static void *worker(void *arg)
     for (;;) {
         uint64_t now = nops_now_ns(), wake = now + 3600ull * 1000000000ull;
         int ti = h ? next_due(n, now, &rr, &wake) : -1;
-        if (n->stop && (ti < 0 || now >= n->stop_deadline))
-            break;
+        if (n->stop && (ti < 0 || now >= n->stop_deadline)) break;
         long tmo = (long)n->p.timeout_ms;
         if (n->stop && (n->stop_deadline - now) / 1000000 < (uint64_t)tmo)
             tmo = (long)((n->stop_deadline - now) / 1000000) + 1;
         if (ti >= 0) {
             nt_msg *m = n->t[ti].head; /* stays the head: only this thread pops */
             pthread_mutex_unlock(&n->mu);
-            nt_outcome o = nt_post(h, n->t[ti].kind, n->t[ti].url, m->body, m->body_len,
-                                   m->event, m->id, n->secret, n->secret_len, tmo, why,
-                                   sizeof why);
+            nt_outcome o = nt_post(h, n->t[ti].kind, n->t[ti].url, m->body, m->body_len, m->event,
+                                   m->id, n->secret, n->secret_len, tmo, why, sizeof why);
             pthread_mutex_lock(&n->mu);
             settle(n, ti, o, why);
             continue;
@@ -398,8 +391,8 @@ static void *worker(void *arg)
             char *batch = n->t[n->am].head ? NULL : active_batch(n, &len, &count);
             if (batch) {
                 pthread_mutex_unlock(&n->mu);
-                nt_outcome o = nt_post(h, NT_ALERTMANAGER, n->t[n->am].url, batch, len,
-                                       "resend", "", NULL, 0, tmo, why, sizeof why);
+                nt_outcome o = nt_post(h, NT_ALERTMANAGER, n->t[n->am].url, batch, len, "resend",
+                                       "", NULL, 0, tmo, why, sizeof why);
                 nops_free(batch);
                 pthread_mutex_lock(&n->mu);
                 uint64_t missed;
@@ -408,17 +401,16 @@ static void *worker(void *arg)
                 } else {
                     atomic_fetch_add(&n->resend_failed, 1);
                     if (nops_ratelimit_due(&n->rl_retry, (int64_t)nops_now_ns(), &missed))
-                        NOPS_WARN(MOD, "re-posting %zu firing alerts to Alertmanager failed "
-                                  "(%s); again in %llds", count, why,
-                                  (long long)n->p.resend_s);
+                        NOPS_WARN(MOD,
+                                  "re-posting %zu firing alerts to Alertmanager failed "
+                                  "(%s); again in %llds",
+                                  count, why, (long long)n->p.resend_s);
                 }
             }
             continue;
         }
-        if (n->am >= 0 && n->next_resend_ns < wake && !n->stop)
-            wake = n->next_resend_ns;
-        if (n->stop && n->stop_deadline < wake)
-            wake = n->stop_deadline;
+        if (n->am >= 0 && n->next_resend_ns < wake && !n->stop) wake = n->next_resend_ns;
+        if (n->stop && n->stop_deadline < wake) wake = n->stop_deadline;
         struct timespec ts = {.tv_sec = (time_t)(wake / 1000000000ull),
                               .tv_nsec = (long)(wake % 1000000000ull)};
         pthread_cond_timedwait(&n->cv, &n->mu, &ts);
@@ -439,21 +431,22 @@ static bool read_secret(nops_notifier *n, char *errstr, size_t errstr_size)
     if (!f || fstat(fileno(f), &st) != 0) {
         nops_errf(errstr, errstr_size, "notify.webhook_secret_file %s cannot be read: %s", path,
                   strerror(errno));
-        if (f)
-            fclose(f);
+        if (f) fclose(f);
         return false;
     }
     if (st.st_mode & 0007) {
         fclose(f);
-        nops_errf(errstr, errstr_size, "notify.webhook_secret_file %s is readable by others: "
-                  "chmod o-rwx it", path);
+        nops_errf(errstr, errstr_size,
+                  "notify.webhook_secret_file %s is readable by others: "
+                  "chmod o-rwx it",
+                  path);
         return false;
     }
     size_t l = fread(n->secret, 1, sizeof n->secret, f);
     bool too_long = l == sizeof n->secret && fgetc(f) != EOF;
     fclose(f);
-    while (l && (n->secret[l - 1] == '\n' || n->secret[l - 1] == '\r' ||
-                 n->secret[l - 1] == ' ' || n->secret[l - 1] == '\t'))
+    while (l && (n->secret[l - 1] == '\n' || n->secret[l - 1] == '\r' || n->secret[l - 1] == ' ' ||
+                 n->secret[l - 1] == '\t'))
         l--;
     if (!l || too_long) {
         nops_errf(errstr, errstr_size, "notify.webhook_secret_file %s is %s", path,
@@ -479,8 +472,7 @@ static bool make_targets(nops_notifier *n, char *errstr, size_t errstr_size)
         n->nt = 1;
     }
     int nw = nt_split_urls(n->p.webhook_urls, urls, NT_MAX_WEBHOOKS, errstr, errstr_size);
-    if (nw < 0)
-        return false;
+    if (nw < 0) return false;
     for (int i = 0; i < nw; i++) {
         n->t[n->nt].kind = NT_WEBHOOK;
         n->t[n->nt].number = i + 1;
@@ -500,15 +492,15 @@ nops_notifier *nops_notifier_new(const nops_notify_params *p, const nops_secret 
     }
     n->p = *p;
     n->off = !p->alertmanager_url[0] && !p->webhook_urls[0];
-    if (n->off)
-        return n;
+    if (n->off) return n;
     nops_err e = nops_notify_cfg_section.finalize(&n->p, errstr, errstr_size);
     if (e != NOPS_OK || !make_targets(n, errstr, errstr_size)) {
         nops_free(n);
         return NULL;
     }
     if (!key || !spool_dir || !spool_dir[0]) {
-        nops_errf(errstr, errstr_size, "notifications need the engine key and a spool "
+        nops_errf(errstr, errstr_size,
+                  "notifications need the engine key and a spool "
                   "directory");
         nops_free(n);
         return NULL;
@@ -541,8 +533,7 @@ nops_notifier *nops_notifier_new(const nops_notify_params *p, const nops_secret 
     pthread_cond_init(&n->cv, &ca);
     pthread_condattr_destroy(&ca);
     reload_spool(n);
-    if (n->am >= 0)
-        nt_active_load(n);
+    if (n->am >= 0) nt_active_load(n);
     n->next_resend_ns = nops_now_ns() + (n->n_act ? 0 : (uint64_t)n->p.resend_s * 1000000000ull);
     if (pthread_create(&n->thr, NULL, worker, n) != 0) {
         nops_errf(errstr, errstr_size, "cannot start the notification thread");
@@ -556,8 +547,7 @@ nops_notifier *nops_notifier_new(const nops_notify_params *p, const nops_secret 
 
 void nops_notifier_destroy(nops_notifier *n)
 {
-    if (!n)
-        return;
+    if (!n) return;
     if (n->off) {
         nops_free(n);
         return;
@@ -567,8 +557,7 @@ void nops_notifier_destroy(nops_notifier *n)
     n->stop_deadline = nops_now_ns() + (uint64_t)n->p.shutdown_ms * 1000000u;
     pthread_cond_signal(&n->cv);
     pthread_mutex_unlock(&n->mu);
-    if (n->thr_started)
-        pthread_join(n->thr, NULL);
+    if (n->thr_started) pthread_join(n->thr, NULL);
     size_t left = 0;
     for (int i = 0; i < n->nt; i++)
         while (n->t[i].head) { /* its spool file stays: sent after the next start */
@@ -591,8 +580,7 @@ void nops_notifier_destroy(nops_notifier *n)
 void nops_notifier_get_stats(nops_notifier *n, nops_notify_stats *st)
 {
     memset(st, 0, sizeof *st);
-    if (!n || n->off)
-        return;
+    if (!n || n->off) return;
     pthread_mutex_lock(&n->mu);
     st->queued = atomic_load(&n->queued);
     st->delivered = atomic_load(&n->delivered);

@@ -37,10 +37,10 @@
 
 /** [notify] settings (the config table in notify/config.c is the reference). */
 typedef struct nops_notify_params {
-    char alertmanager_url[512];       /**< e.g. http://127.0.0.1:9093; "" = off */
-    char webhook_urls[2048];          /**< comma-separated http(s) URLs; "" = off */
-    char webhook_format[16];          /**< "json" (default) | "slack" */
-    char webhook_secret_file[512];    /**< HMAC-SHA256 key for X-NeuralOps-Signature; "" = unsigned */
+    char alertmanager_url[512];    /**< e.g. http://127.0.0.1:9093; "" = off */
+    char webhook_urls[2048];       /**< comma-separated http(s) URLs; "" = off */
+    char webhook_format[16];       /**< "json" (default) | "slack" */
+    char webhook_secret_file[512]; /**< HMAC-SHA256 key for X-NeuralOps-Signature; "" = unsigned */
     char alertmanager_severities[64]; /**< severities posted to Alertmanager ("warning,critical") */
     char webhook_severities[64];      /**< severities posted to the webhooks ("critical") */
     char external_url[512];           /**< base of generatorURL / links ("" = none) */

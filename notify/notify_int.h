@@ -89,7 +89,6 @@ nt_outcome nt_post(CURL *h, nt_kind kind, const char *url, const char *body, siz
 void nt_sign(const unsigned char *secret, size_t secret_len, const char *ts, const char *body,
              size_t len, char *out, size_t cap);
 
-
 /* ---- the notifier (notifier.c: lifecycle, queue, worker; events.c: what the calls send) ---- */
 
 #include <pthread.h>
@@ -111,31 +110,31 @@ typedef struct nt_active {
 } nt_active;
 
 struct nops_notifier {
-    nops_notify_params p;     /* settings (copied) */
-    bool off;                 /* nothing configured: every call is a no-op */
-    const nops_secret *key;   /* borrowed: spool MACs */
-    char dir[512];            /* spool directory */
-    char active_dir[560];     /* dir/active */
-    unsigned char secret[1024]; /* webhook signing secret */
-    size_t secret_len;        /* 0 = unsigned */
+    nops_notify_params p;             /* settings (copied) */
+    bool off;                         /* nothing configured: every call is a no-op */
+    const nops_secret *key;           /* borrowed: spool MACs */
+    char dir[512];                    /* spool directory */
+    char active_dir[560];             /* dir/active */
+    unsigned char secret[1024];       /* webhook signing secret */
+    size_t secret_len;                /* 0 = unsigned */
     nt_target t[1 + NT_MAX_WEBHOOKS]; /* destinations */
-    int nt;                   /* how many */
-    int am;                   /* index of Alertmanager in t, or -1 */
+    int nt;                           /* how many */
+    int am;                           /* index of Alertmanager in t, or -1 */
 
-    pthread_mutex_t call_mu;  /* serialises notify calls (spool and active files in order) */
-    pthread_mutex_t mu;       /* queue, active set, stop, rate limits */
-    pthread_cond_t cv;        /* work arrived or stop */
-    size_t queued_n;          /* messages in all queues */
-    size_t reserved;          /* slots taken by calls writing their spool file */
-    nt_active *act;           /* the active set */
-    size_t n_act, cap_act;    /* its size and capacity */
-    uint64_t next_resend_ns;  /* monotonic time of the next re-post */
-    bool stop;                /* destroy was called */
-    uint64_t stop_deadline;   /* until when due messages are still tried */
-    pthread_t thr;            /* the delivery thread */
-    bool thr_started;         /* it runs */
+    pthread_mutex_t call_mu; /* serialises notify calls (spool and active files in order) */
+    pthread_mutex_t mu;      /* queue, active set, stop, rate limits */
+    pthread_cond_t cv;       /* work arrived or stop */
+    size_t queued_n;         /* messages in all queues */
+    size_t reserved;         /* slots taken by calls writing their spool file */
+    nt_active *act;          /* the active set */
+    size_t n_act, cap_act;   /* its size and capacity */
+    uint64_t next_resend_ns; /* monotonic time of the next re-post */
+    bool stop;               /* destroy was called */
+    uint64_t stop_deadline;  /* until when due messages are still tried */
+    pthread_t thr;           /* the delivery thread */
+    bool thr_started;        /* it runs */
     nops_ratelimit rl_drop, rl_retry, rl_fail; /* log lines (under mu) */
-    atomic_uint_fast64_t seq; /* message ids */
+    atomic_uint_fast64_t seq;                  /* message ids */
 
     atomic_uint_fast64_t queued, delivered, retried, failed, dropped, spooled, resent,
         resend_failed, rejected; /* nops_notify_stats */

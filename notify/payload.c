@@ -11,14 +11,12 @@
 char *nt_dump(const json_t *j, size_t *len)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     size_t n = strlen(s);
     char *out = nops_malloc(n + 1);
     if (out) {
         memcpy(out, s, n + 1);
-        if (len)
-            *len = n;
+        if (len) *len = n;
     }
     free(s);
     return out;
@@ -29,12 +27,10 @@ static json_t *jstrn(const char *s, size_t n)
 {
     char stack[1024];
     char *buf = 3 * n + 1 <= sizeof stack ? stack : nops_malloc(3 * n + 1);
-    if (!buf)
-        return NULL;
+    if (!buf) return NULL;
     size_t w = nops_utf8_sanitize(s, n, buf, 3 * n + 1, NULL);
     json_t *j = json_stringn(buf, w);
-    if (buf != stack)
-        nops_free(buf);
+    if (buf != stack) nops_free(buf);
     return j;
 }
 
@@ -53,18 +49,15 @@ static bool set_str(json_t *obj, const char *key, const char *s)
 void nt_label_name(const char *s, size_t n, char *out, size_t cap)
 {
     size_t w = 0;
-    if (cap == 0)
-        return;
-    if (n && s[0] >= '0' && s[0] <= '9' && w + 1 < cap)
-        out[w++] = '_';
+    if (cap == 0) return;
+    if (n && s[0] >= '0' && s[0] <= '9' && w + 1 < cap) out[w++] = '_';
     for (size_t i = 0; i < n && w + 1 < cap; i++) {
         char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_';
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         out[w++] = ok ? c : '_';
     }
-    if (w == 0 && cap > 1)
-        out[w++] = '_';
+    if (w == 0 && cap > 1) out[w++] = '_';
     out[w] = '\0';
 }
 
@@ -75,8 +68,7 @@ static bool reserved(const char *name)
     static const char *const R[] = {"alertname", "incident_id", "severity", "orchestration_id",
                                     "playbook_id"};
     for (size_t i = 0; i < sizeof R / sizeof R[0]; i++)
-        if (strcmp(R[i], name) == 0)
-            return true;
+        if (strcmp(R[i], name) == 0) return true;
     return false;
 }
 
@@ -86,16 +78,14 @@ static bool add_label(json_t *labels, const char *key, size_t key_len, const cha
                       size_t value_len)
 {
     char name[160], exp[180];
-    if (value_len == 0)
-        return true;
+    if (value_len == 0) return true;
     nt_label_name(key, key_len, name, sizeof name);
     const char *use = name;
     if (reserved(name)) {
         snprintf(exp, sizeof exp, "exported_%s", name);
         use = exp;
     }
-    if (json_object_get(labels, use))
-        return true;
+    if (json_object_get(labels, use)) return true;
     json_t *v = jstrn(value, value_len);
     return v && json_object_set_new(labels, use, v) == 0;
 }
@@ -112,8 +102,7 @@ static void link(const nops_notify_params *p, const char *what, const char *id, 
     }
 }
 
-json_t *nt_am_incident(const nops_notify_params *p, const nops_incident *inc,
-                       const char *starts_at)
+json_t *nt_am_incident(const nops_notify_params *p, const nops_incident *inc, const char *starts_at)
 {
     json_t *a = json_object(), *labels = json_object(), *ann = json_object();
     char url[700], opened[40];
@@ -131,8 +120,7 @@ json_t *nt_am_incident(const nops_notify_params *p, const nops_incident *inc,
          set_str(ann, "root_cause_hint", inc->root_cause_hint) &&
          set_str(ann, "opened_at", opened) && set_str(a, "startsAt", starts_at);
     link(p, "incidents", inc->id, url, sizeof url);
-    if (ok && url[0])
-        ok = set_str(a, "generatorURL", url);
+    if (ok && url[0]) ok = set_str(a, "generatorURL", url);
     json_decref(labels);
     json_decref(ann);
     if (!ok) {
@@ -145,8 +133,7 @@ json_t *nt_am_incident(const nops_notify_params *p, const nops_incident *inc,
 const char *nt_record_id(const json_t *rec)
 {
     const char *id = json_string_value(json_object_get(rec, "id"));
-    if (!id || !id[0] || strlen(id) > 64)
-        return NULL;
+    if (!id || !id[0] || strlen(id) > 64) return NULL;
     for (const char *c = id; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               *c == '-' || *c == '_' || *c == '.'))
@@ -169,27 +156,27 @@ static const char *sval(const json_t *j, const char *k)
 static appr appr_of(const json_t *rec)
 {
     const json_t *ctx = json_object_get(rec, "context"), *pol = json_object_get(rec, "policy");
-    appr a = {.id = nt_record_id(rec), .state = sval(rec, "state"),
-              .playbook = sval(rec, "playbook_id"), .incident = sval(ctx, "incident_id"),
-              .action = sval(pol, "action"), .escalation = sval(pol, "escalation")};
-    if (!a.id)
-        a.id = "";
-    if (!a.incident[0])
-        a.incident = sval(json_object_get(rec, "incident"), "id");
-    if (!a.incident[0])
-        a.incident = sval(rec, "incident_id");
+    appr a = {.id = nt_record_id(rec),
+              .state = sval(rec, "state"),
+              .playbook = sval(rec, "playbook_id"),
+              .incident = sval(ctx, "incident_id"),
+              .action = sval(pol, "action"),
+              .escalation = sval(pol, "escalation")};
+    if (!a.id) a.id = "";
+    if (!a.incident[0]) a.incident = sval(json_object_get(rec, "incident"), "id");
+    if (!a.incident[0]) a.incident = sval(rec, "incident_id");
     a.labels = json_object_get(ctx, "labels");
-    if (!json_is_object(a.labels))
-        a.labels = NULL;
+    if (!json_is_object(a.labels)) a.labels = NULL;
     return a;
 }
 
 static void appr_summary(const appr *a, const char *level, char *out, size_t cap)
 {
-    snprintf(out, cap, "Playbook %.64s%s%.64s waits for an approval (orchestration %.64s, "
-             "policy %.32s, level %.16s)", a->playbook[0] ? a->playbook : "?",
-             a->incident[0] ? " for incident " : "", a->incident, a->id,
-             a->action[0] ? a->action : "require_approval", level);
+    snprintf(out, cap,
+             "Playbook %.64s%s%.64s waits for an approval (orchestration %.64s, "
+             "policy %.32s, level %.16s)",
+             a->playbook[0] ? a->playbook : "?", a->incident[0] ? " for incident " : "",
+             a->incident, a->id, a->action[0] ? a->action : "require_approval", level);
 }
 
 json_t *nt_am_approval(const nops_notify_params *p, const json_t *rec, const char *level,
@@ -202,24 +189,20 @@ json_t *nt_am_approval(const nops_notify_params *p, const json_t *rec, const cha
               json_object_set(a, "annotations", ann) == 0 &&
               set_str(labels, "alertname", "NeuralOpsApprovalPending") &&
               set_str(labels, "orchestration_id", ap.id) && set_str(labels, "severity", level);
-    if (ok && ap.playbook[0])
-        ok = set_str(labels, "playbook_id", ap.playbook);
-    if (ok && ap.incident[0])
-        ok = set_str(labels, "incident_id", ap.incident);
+    if (ok && ap.playbook[0]) ok = set_str(labels, "playbook_id", ap.playbook);
+    if (ok && ap.incident[0]) ok = set_str(labels, "incident_id", ap.incident);
     const char *k;
     json_t *v;
-    if (ap.labels)
-        json_object_foreach((json_t *)ap.labels, k, v) {
+    if (ap.labels) json_object_foreach((json_t *)ap.labels, k, v)
+        {
             const char *s = json_string_value(v);
-            if (ok && s)
-                ok = add_label(labels, k, strlen(k), s, strlen(s));
+            if (ok && s) ok = add_label(labels, k, strlen(k), s, strlen(s));
         }
     appr_summary(&ap, level, summary, sizeof summary);
     ok = ok && set_str(ann, "summary", summary) && set_str(ann, "state", ap.state) &&
          set_str(a, "startsAt", starts_at);
     link(p, "orchestrations", ap.id, url, sizeof url);
-    if (ok && url[0])
-        ok = set_str(a, "generatorURL", url);
+    if (ok && url[0]) ok = set_str(a, "generatorURL", url);
     json_decref(labels);
     json_decref(ann);
     if (!ok) {
@@ -255,10 +238,8 @@ static json_t *slack(const char *title, const char *line1, const char *line2, co
     slack_escape(line1, l1, sizeof l1);
     slack_escape(line2, l2, sizeof l2);
     int w = snprintf(md, sizeof md, "*%s*", t);
-    if (l1[0])
-        w += snprintf(md + w, sizeof md - (size_t)w, "\n%s", l1);
-    if (l2[0] && w < (int)sizeof md)
-        w += snprintf(md + w, sizeof md - (size_t)w, "\n%s", l2);
+    if (l1[0]) w += snprintf(md + w, sizeof md - (size_t)w, "\n%s", l1);
+    if (l2[0] && w < (int)sizeof md) w += snprintf(md + w, sizeof md - (size_t)w, "\n%s", l2);
     if (url[0] && w < (int)sizeof md)
         snprintf(md + w, sizeof md - (size_t)w, "\n<%s|Open in NeuralOps>", url);
     json_t *text = jstr(title), *mtext = jstr(md);
@@ -267,8 +248,8 @@ static json_t *slack(const char *title, const char *line1, const char *line2, co
         json_decref(mtext);
         return NULL;
     }
-    return json_pack("{s:o, s:[{s:s, s:{s:s, s:o}}]}", "text", text, "blocks", "type",
-                     "section", "text", "type", "mrkdwn", "text", mtext);
+    return json_pack("{s:o, s:[{s:s, s:{s:s, s:o}}]}", "text", text, "blocks", "type", "section",
+                     "text", "type", "mrkdwn", "text", mtext);
 }
 
 static void upper(const char *s, char *out, size_t cap)
@@ -285,10 +266,9 @@ static json_t *envelope(const char *event, const char *msg_id, const char *sever
 {
     char now[40];
     nops_format_ts(nops_wall_ns(), now, sizeof now);
-    if (!obj)
-        return NULL;
-    return json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}", "version", 1, "event", event, "id",
-                     msg_id, "created_at", now, "severity", severity, what, obj);
+    if (!obj) return NULL;
+    return json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}", "version", 1, "event", event, "id", msg_id,
+                     "created_at", now, "severity", severity, what, obj);
 }
 
 static char *finish(json_t *j, size_t *len)
@@ -323,10 +303,9 @@ char *nt_hook_incident(const nops_notify_params *p, const nops_incident *inc, co
     }
     nops_format_ts(inc->opened_ns, opened, sizeof opened);
     nops_format_ts(inc->updated_ns, updated, sizeof updated);
-    ok = ok && set_str(o, "id", inc->id) &&
-         set_str(o, "status", resolved ? "resolved" : "open") && set_str(o, "severity", sev) &&
-         set_str(o, "opened_at", opened) && set_str(o, "updated_at", updated) &&
-         set_str(o, "summary", inc->summary) &&
+    ok = ok && set_str(o, "id", inc->id) && set_str(o, "status", resolved ? "resolved" : "open") &&
+         set_str(o, "severity", sev) && set_str(o, "opened_at", opened) &&
+         set_str(o, "updated_at", updated) && set_str(o, "summary", inc->summary) &&
          set_str(o, "root_cause_hint", inc->root_cause_hint) &&
          json_object_set(o, "labels", labels) == 0 &&
          json_object_set_new(o, "n_signals", json_integer(inc->n_signals)) == 0 &&
@@ -363,8 +342,7 @@ char *nt_hook_approval(const nops_notify_params *p, const json_t *rec, const cha
               set_str(o, "action", ap.action) && set_str(o, "escalation", ap.escalation) &&
               set_str(o, "level", level) && set_str(o, "summary", summary) &&
               (!url[0] || set_str(o, "url", url));
-    if (ok && ap.labels)
-        ok = json_object_set_new(o, "labels", json_deep_copy(ap.labels)) == 0;
+    if (ok && ap.labels) ok = json_object_set_new(o, "labels", json_deep_copy(ap.labels)) == 0;
     if (!ok) {
         json_decref(o);
         return NULL;

@@ -25,8 +25,7 @@ static char *mac_input(const char *name, const char *data, size_t len, size_t *n
 {
     size_t nl = strlen(name);
     char *b = nops_malloc(nl + 1 + len);
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     memcpy(b, name, nl);
     b[nl] = '\n';
     memcpy(b + nl + 1, data, len);
@@ -74,8 +73,7 @@ char *nt_spool_read(const nops_secret *key, const char *dir, const char *name, s
     if (fd < 0 || fstat(fd, &st) != 0) {
         *tampered = fd < 0 && errno == ELOOP; /* a symbolic link is not ours */
         nops_errf(why, why_size, "cannot open it: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return NULL;
     }
     if (!S_ISREG(st.st_mode) || st.st_size > (off_t)MAX_SPOOL_FILE) {
@@ -88,8 +86,7 @@ char *nt_spool_read(const nops_secret *key, const char *dir, const char *name, s
     char *b = nops_malloc(size + 1);
     while (b && got < size) {
         ssize_t r = read(fd, b + got, size - got);
-        if (r <= 0)
-            break;
+        if (r <= 0) break;
         got += (size_t)r;
     }
     close(fd);
@@ -117,8 +114,10 @@ char *nt_spool_read(const nops_secret *key, const char *dir, const char *name, s
     if (!ok) {
         nops_free(b);
         *tampered = in != NULL;
-        nops_errf(why, why_size, in ? "its MAC does not verify under the engine key (edited, "
-                  "renamed, or written with another key)" : "out of memory");
+        nops_errf(why, why_size,
+                  in ? "its MAC does not verify under the engine key (edited, "
+                       "renamed, or written with another key)"
+                     : "out of memory");
         return NULL;
     }
     memmove(b, b + hl, size - hl + 1);

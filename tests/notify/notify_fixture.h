@@ -34,8 +34,7 @@ static inline int nf_free_port(void)
     socklen_t l = sizeof a;
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
         getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return -1;
     }
     close(fd);
@@ -76,8 +75,7 @@ static inline int nf_count_files(const char *dir, const char *suffix)
         size_t l = strlen(de->d_name);
         n += l > sl && strcmp(de->d_name + l - sl, suffix) == 0;
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     return n;
 }
 
@@ -95,23 +93,19 @@ static inline bool nf_first_file(const char *dir, const char *suffix, char *out,
             found = true;
         }
     }
-    if (d)
-        closedir(d);
+    if (d) closedir(d);
     return found;
 }
 
 /* Poll the stats until pred holds or the deadline passes; the last stats in *st. */
 typedef bool (*nf_pred)(const nops_notify_stats *st, const void *arg);
-static inline bool nf_wait(nops_notifier *n, nf_pred pred, const void *arg,
-                           nops_notify_stats *st)
+static inline bool nf_wait(nops_notifier *n, nf_pred pred, const void *arg, nops_notify_stats *st)
 {
     time_t end = time(NULL) + NF_DEADLINE_S;
     for (;;) {
         nops_notifier_get_stats(n, st);
-        if (pred(st, arg))
-            return true;
-        if (time(NULL) > end)
-            return false;
+        if (pred(st, arg)) return true;
+        if (time(NULL) > end) return false;
         nf_sleep_ms(20);
     }
 }

@@ -41,8 +41,7 @@ static bool find_binary(void)
         char *save = NULL;
         for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
             snprintf(g_bin, sizeof g_bin, "%s/%s", d, names[k]);
-            if (access(g_bin, X_OK) == 0)
-                return true;
+            if (access(g_bin, X_OK) == 0) return true;
         }
     }
     return false;
@@ -56,24 +55,20 @@ static void print_log(void)
     char line[512];
     while (f && fgets(line, sizeof line, f))
         fprintf(stderr, "alertmanager: %s", line);
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    if (!find_binary())
-        return 0; /* each test skips */
-    if (!mkdtemp(g_dir))
-        return -1;
+    if (!find_binary()) return 0; /* each test skips */
+    if (!mkdtemp(g_dir)) return -1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_key = nops_secret_from_bytes("am-test-key", 11);
     char cfg[128], logp[128], cfgflag[160], storage[160], listen[64];
     snprintf(cfg, sizeof cfg, "%s/am.yml", g_dir);
     FILE *f = fopen(cfg, "w");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     fprintf(f, "route:\n  receiver: none\nreceivers:\n  - name: none\n");
     fclose(f);
     g_port = nf_free_port();
@@ -83,13 +78,10 @@ static int setup(void **state)
     snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", g_port);
     fflush(NULL);
     g_am = fork();
-    if (g_am < 0)
-        return -1;
+    if (g_am < 0) return -1;
     if (g_am == 0) {
-        if (!freopen(logp, "w", stderr) || !freopen("/dev/null", "w", stdout))
-            _exit(126);
-        execl(g_bin, g_bin, cfgflag, storage, listen, "--cluster.listen-address=",
-              (char *)NULL);
+        if (!freopen(logp, "w", stderr) || !freopen("/dev/null", "w", stdout)) _exit(126);
+        execl(g_bin, g_bin, cfgflag, storage, listen, "--cluster.listen-address=", (char *)NULL);
         _exit(127);
     }
     time_t end = time(NULL) + NF_DEADLINE_S;
@@ -97,8 +89,7 @@ static int setup(void **state)
         http_res r = http_do(g_port, "GET", "/-/ready", NULL, NULL, 0);
         long st = r.status;
         http_free(&r);
-        if (st == 200)
-            return 0;
+        if (st == 200) return 0;
         if (waitpid(g_am, NULL, WNOHANG) == g_am || time(NULL) > end) {
             print_log();
             g_am = -1;
@@ -115,8 +106,7 @@ static int teardown(void **state)
         kill(g_am, SIGTERM);
         waitpid(g_am, NULL, 0);
     }
-    if (!g_key)
-        return 0;
+    if (!g_key) return 0;
     nops_secret_destroy(g_key);
     curl_global_cleanup();
     char cmd[128];
@@ -124,13 +114,13 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-#define NEED_AM()                                                                              \
-    do {                                                                                       \
-        if (g_am <= 0) {                                                                       \
-            print_message("prometheus-alertmanager is not installed (deploy/install-deps.sh "  \
-                          "installs it): skipped\n");                                          \
-            skip();                                                                            \
-        }                                                                                      \
+#define NEED_AM()                                                                                  \
+    do {                                                                                           \
+        if (g_am <= 0) {                                                                           \
+            print_message("prometheus-alertmanager is not installed (deploy/install-deps.sh "      \
+                          "installs it): skipped\n");                                              \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static nops_notifier *start(const char *spool)
@@ -146,8 +136,7 @@ static nops_notifier *start(const char *spool)
     char dir[200], err[300];
     snprintf(dir, sizeof dir, "%s/%s", g_dir, spool);
     nops_notifier *n = nops_notifier_new(&p, g_key, dir, err, sizeof err);
-    if (!n)
-        fail_msg("nops_notifier_new: %s", err);
+    if (!n) fail_msg("nops_notifier_new: %s", err);
     return n;
 }
 
@@ -159,10 +148,10 @@ static json_t *alerts_with(const char *key, const char *value)
     http_free(&r);
     json_t *out = json_array(), *a;
     size_t i;
-    json_array_foreach(all, i, a) {
+    json_array_foreach(all, i, a)
+    {
         const char *v = json_string_value(json_object_get(json_object_get(a, "labels"), key));
-        if (v && strcmp(v, value) == 0)
-            json_array_append(out, a);
+        if (v && strcmp(v, value) == 0) json_array_append(out, a);
     }
     json_decref(all);
     return out;
@@ -177,8 +166,7 @@ static json_t *await_alerts(const char *key, const char *value, size_t count, co
         json_t *a = alerts_with(key, value);
         const char *s = json_string_value(
             json_object_get(json_object_get(json_array_get(a, 0), "labels"), "severity"));
-        if (json_array_size(a) == count && (!sev || (s && strcmp(s, sev) == 0)))
-            return a;
+        if (json_array_size(a) == count && (!sev || (s && strcmp(s, sev) == 0))) return a;
         json_decref(a);
         if (time(NULL) > end)
             fail_msg("Alertmanager never showed %zu alert(s) with %s=%s", count, key, value);
@@ -192,8 +180,7 @@ static double am_metric(const char *series)
     http_res r = http_do(g_port, "GET", "/metrics", NULL, NULL, 0);
     double v = -1;
     const char *p = r.body ? strstr(r.body, series) : NULL;
-    if (p)
-        v = strtod(p + strlen(series), NULL);
+    if (p) v = strtod(p + strlen(series), NULL);
     http_free(&r);
     return v;
 }
@@ -221,10 +208,11 @@ static void test_incident_fires_and_resolves(void **state)
     assert_string_equal(label(a, "exported_severity"), "bogus"); /* clash with ours */
     assert_string_equal(json_string_value(json_object_get(a, "generatorURL")),
                         "http://engine.example:8080/incidents/00000000000a0001");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(a, "annotations"),
-                                                          "summary")), inc.summary);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(a, "status"),
-                                                          "state")), "active");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(a, "annotations"), "summary")),
+        inc.summary);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(a, "status"), "state")),
+                        "active");
     char ends[64];
     snprintf(ends, sizeof ends, "%s", json_string_value(json_object_get(a, "endsAt")));
     json_decref(as);
@@ -237,11 +225,10 @@ static void test_incident_fires_and_resolves(void **state)
     time_t end = time(NULL) + NF_DEADLINE_S;
     for (;;) {
         as = await_alerts("incident_id", inc.id, 1, NULL);
-        bool moved = strcmp(json_string_value(json_object_get(json_array_get(as, 0), "endsAt")),
-                            ends) > 0;
+        bool moved =
+            strcmp(json_string_value(json_object_get(json_array_get(as, 0), "endsAt")), ends) > 0;
         json_decref(as);
-        if (moved)
-            break;
+        if (moved) break;
         assert_true(time(NULL) <= end);
         nf_sleep_ms(100);
     }
@@ -298,11 +285,10 @@ static void test_approval_across_restart(void **state)
 {
     (void)state;
     NEED_AM();
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s, s:s}}", "id",
-                            "orch-00aa11bb22cc33dd", "state", "dry_run_ok", "playbook_id",
-                            "restart-api", "context", "incident_id", "00000000000c0001",
-                            "labels", "service", "api", "policy", "action",
-                            "require_approval", "escalation", "none");
+    json_t *rec = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s, s:s}}", "id", "orch-00aa11bb22cc33dd", "state",
+        "dry_run_ok", "playbook_id", "restart-api", "context", "incident_id", "00000000000c0001",
+        "labels", "service", "api", "policy", "action", "require_approval", "escalation", "none");
     nops_notifier *n = start("spool3");
     assert_int_equal(nops_notify_approval(n, rec, "pending", NULL), NOPS_OK);
     json_t *as = await_alerts("orchestration_id", "orch-00aa11bb22cc33dd", 1, "warning");

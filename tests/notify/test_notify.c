@@ -65,8 +65,7 @@ static enum MHD_Result rx_handler(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_size) {
         char *nb = realloc(b->b, b->len + *upload_size + 1);
-        if (!nb)
-            return MHD_NO;
+        if (!nb) return MHD_NO;
         b->b = nb;
         memcpy(b->b + b->len, upload, *upload_size);
         b->len += *upload_size;
@@ -113,9 +112,9 @@ static rx *rx_start(int port, int fail_first, int fail_status)
     r->fail_status = fail_status;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL,
-                            rx_handler, r, MHD_OPTION_NOTIFY_COMPLETED, rx_done, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_END);
+    r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, rx_handler,
+                            r, MHD_OPTION_NOTIFY_COMPLETED, rx_done, NULL, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&a, MHD_OPTION_END);
     assert_non_null(r->d);
     r->port = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT)->port;
     return r;
@@ -138,7 +137,8 @@ static void rx_stop(rx *r)
     free(r);
 }
 
-/* ---- fixture ---------------------------------------------------------------------------------- */
+/* ---- fixture ----------------------------------------------------------------------------------
+ */
 
 typedef struct fx {
     char dir[64];
@@ -152,13 +152,11 @@ static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/nops-notify-XXXXXX");
-    if (!f || !mkdtemp(f->dir))
-        return -1;
+    if (!f || !mkdtemp(f->dir)) return -1;
     snprintf(f->spool, sizeof f->spool, "%s/spool", f->dir);
     snprintf(f->secret_file, sizeof f->secret_file, "%s/webhook.secret", f->dir);
     FILE *s = fopen(f->secret_file, "w");
-    if (!s)
-        return -1;
+    if (!s) return -1;
     fprintf(s, "%s\n", SECRET);
     fclose(s);
     chmod(f->secret_file, 0600);
@@ -195,8 +193,7 @@ static nops_notifier *start(fx *f)
 {
     char err[300] = "";
     nops_notifier *n = nops_notifier_new(&f->p, f->key, f->spool, err, sizeof err);
-    if (!n)
-        fail_msg("nops_notifier_new: %s", err);
+    if (!n) fail_msg("nops_notifier_new: %s", err);
     return n;
 }
 
@@ -218,7 +215,8 @@ static bool signature_ok(const rx_req *q, const char *secret)
     return strcmp(want, q->sig) == 0;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------ */
+/* ---- tests ------------------------------------------------------------------------------------
+ */
 
 /* Two 500s, then 200: one message, three attempts with the same delivery id, each signed over
  * its own timestamp; the payload says what the docs say. */
@@ -319,11 +317,10 @@ static void test_routing_and_slack(void **state)
     nops_notifier_get_stats(n, &st);
     assert_int_equal(st.queued, 0); /* not routed */
     assert_int_equal(nops_notify_incident(n, &crit), NOPS_OK);
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s, s:s}}", "id",
-                            "orch-0011223344556677", "state", "dry_run_ok", "playbook_id",
-                            "restart-api", "context", "incident_id", "00000000000000c3",
-                            "labels", "service", "api", "policy", "action", "escalate",
-                            "escalation", "emergency");
+    json_t *rec = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s, s:s}}", "id", "orch-0011223344556677", "state",
+        "dry_run_ok", "playbook_id", "restart-api", "context", "incident_id", "00000000000000c3",
+        "labels", "service", "api", "policy", "action", "escalate", "escalation", "emergency");
     assert_int_equal(nops_notify_approval(n, rec, "escalated", "warning"), NOPS_OK); /* no */
     assert_int_equal(nops_notify_approval(n, rec, "escalated", "emergency"), NOPS_OK);
     assert_int_equal(nops_notify_approval(n, rec, "bogus", "critical"), NOPS_INVAL);
@@ -361,8 +358,7 @@ static void test_routing_and_slack(void **state)
     assert_string_equal(json_string_value(json_object_get(c, "event")), "approval.pending");
     assert_string_equal(json_string_value(json_object_get(c, "severity")), "critical");
     assert_string_equal(json_string_value(json_object_get(ap, "id")), "orch-0011223344556677");
-    assert_string_equal(json_string_value(json_object_get(ap, "incident_id")),
-                        "00000000000000c3");
+    assert_string_equal(json_string_value(json_object_get(ap, "incident_id")), "00000000000000c3");
     assert_string_equal(json_string_value(json_object_get(ap, "playbook_id")), "restart-api");
     assert_string_equal(json_string_value(json_object_get(ap, "action")), "escalate");
     assert_string_equal(json_string_value(json_object_get(ap, "url")),
@@ -412,8 +408,7 @@ static void test_spool_survives_kill(void **state)
         char err[300];
         nops_notifier *n = nops_notifier_new(&f->p, f->key, f->spool, err, sizeof err);
         nops_incident inc = nf_incident("00000000000000e1", NOPS_SEVERITY_CRITICAL, false);
-        if (!n || nops_notify_incident(n, &inc) != NOPS_OK)
-            _exit(3);
+        if (!n || nops_notify_incident(n, &inc) != NOPS_OK) _exit(3);
         kill(getpid(), SIGKILL);
         _exit(4);
     }
@@ -579,18 +574,21 @@ static void test_settings_refused(void **state)
     assert_non_null(strstr(err, "webhook_format"));
     assert_int_equal(nops_cfg_set(cfg, "notify.webhook_format", "slack", "t", err, sizeof err),
                      NOPS_OK);
-    assert_int_equal(nops_cfg_set(cfg, "notify.webhook_severities", "warning,loud", "t", err,
-                                  sizeof err), NOPS_OK);
+    assert_int_equal(
+        nops_cfg_set(cfg, "notify.webhook_severities", "warning,loud", "t", err, sizeof err),
+        NOPS_OK);
     assert_int_equal(nops_cfg_finalize(cfg, err, sizeof err), NOPS_CONFIG);
     assert_non_null(strstr(err, "loud"));
     assert_int_equal(nops_cfg_set(cfg, "notify.webhook_severities", "*", "t", err, sizeof err),
                      NOPS_OK);
     assert_int_equal(nops_cfg_set(cfg, "notify.webhook_urls", "http://a/x, ftp://token@b/", "t",
-                                  err, sizeof err), NOPS_OK);
+                                  err, sizeof err),
+                     NOPS_OK);
     assert_int_equal(nops_cfg_finalize(cfg, err, sizeof err), NOPS_CONFIG);
     assert_null(strstr(err, "token")); /* URLs may carry tokens: never echoed */
-    assert_int_equal(nops_cfg_set(cfg, "notify.webhook_urls", "http://a/x, https://b/", "t",
-                                  err, sizeof err), NOPS_OK);
+    assert_int_equal(
+        nops_cfg_set(cfg, "notify.webhook_urls", "http://a/x, https://b/", "t", err, sizeof err),
+        NOPS_OK);
     assert_int_equal(nops_cfg_finalize(cfg, err, sizeof err), NOPS_OK);
     nops_cfg_destroy(cfg);
 
