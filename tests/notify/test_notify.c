@@ -393,8 +393,7 @@ static void test_queue_full(void **state)
 }
 
 /* kill -9 after the call returned: the spool has the message; a notifier that cannot deliver
- * keeps it on destroy; the next one delivers it. A tampered file and a valid file copied under
- * another name are refused, moved aside and never sent. */
+ * keeps it on destroy; the next one delivers it. */
 static void test_spool_survives_kill(void **state)
 {
     fx *f = *state;
@@ -435,10 +434,19 @@ static void test_spool_survives_kill(void **state)
     assert_int_equal(nf_count_files(f->spool, ".msg"), 0);
     nops_notifier_destroy(n);
     rx_stop(r);
+}
 
-    /* tampered: one byte of the body changed */
+/* A spool file with one byte changed, and a valid one copied under another name, are refused,
+ * moved to rejected/ and never sent; the genuine message beside them is. */
+static void test_spool_refuses_tampered(void **state)
+{
+    fx *f = *state;
+    int port = nf_free_port();
     set_hook(f, port);
-    n = start(f);
+    f->p.max_retries = 1000;
+    nops_notify_stats st;
+    uint64_t one = 1;
+    nops_notifier *n = start(f);
     nops_incident inc = nf_incident("00000000000000e2", NOPS_SEVERITY_CRITICAL, false);
     assert_int_equal(nops_notify_incident(n, &inc), NOPS_OK);
     nops_notifier_destroy(n);
@@ -473,7 +481,7 @@ static void test_spool_survives_kill(void **state)
     fclose(fp);
     free(data);
 
-    r = rx_start(port, 0, 200);
+    rx *r = rx_start(port, 0, 200);
     n = start(f);
     nops_notifier_get_stats(n, &st);
     assert_int_equal(st.rejected, 1); /* the copy */
@@ -627,6 +635,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routing_and_slack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_survives_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_refuses_tampered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_set_persisted, setup, teardown),
         cmocka_unit_test(test_off_by_default),
         cmocka_unit_test_setup_teardown(test_settings_refused, setup, teardown),
