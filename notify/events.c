@@ -150,9 +150,9 @@ static json_t *ended(const char *alert_text, const char *now)
 }
 
 /*
- * The Alertmanager side of one event: `fresh` is the firing alert (NULL = resolve), whose
- * startsAt the caller set to `starts` (replaced here by the stored one when the alert is already
- * firing, so it keeps its start). Takes fresh. Called with call_mu held.
+ * The Alertmanager side of one event: `fresh` is the firing alert (NULL = resolve), its startsAt
+ * set to now by the caller and replaced here by the stored one when the alert already fires, so
+ * it keeps its start. Takes fresh. Called with call_mu held.
  */
 static nops_err am_event(nops_notifier *n, const char *key, json_t *fresh, const char *event)
 {
@@ -217,7 +217,7 @@ out:
     return e;
 }
 
-/* The worse of two results (a refusal counts before an I/O error before success). */
+/* The first failure of two results (NOPS_OK only when both are). */
 static nops_err worse(nops_err a, nops_err b)
 {
     return a != NOPS_OK ? a : b;
