@@ -82,7 +82,11 @@ static int save_active(nops_notifier *n, const char *key, const char *alert)
     size_t len;
     char *s = j ? nt_dump(j, &len) : NULL;
     json_decref(j);
-    int rc = s ? nt_spool_write(n->key, n->active_dir, name, s, len) : -1;
+    int rc = -1;
+    if (s)
+        rc = nt_spool_write(n->key, n->active_dir, name, s, len);
+    else
+        errno = ENOMEM;
     nops_free(s);
     return rc;
 }

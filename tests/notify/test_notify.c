@@ -545,6 +545,35 @@ static void test_active_set_persisted(void **state)
     assert_int_equal(nf_count_files(active, ".json"), 0);
 }
 
+/* The Nth allocation fails, for every N the start and one call make: each failure is a clean
+ * error (never a crash), and once the notifier is gone every allocation is given back. */
+static void test_allocation_failures(void **state)
+{
+    fx *f = *state;
+    set_hook(f, nf_free_port());
+    snprintf(f->p.alertmanager_url, sizeof f->p.alertmanager_url, "http://127.0.0.1:%d",
+             nf_free_port());
+    f->p.max_retries = 1000;
+    f->p.backoff_ms = f->p.backoff_max_ms = 60000;
+    nops_incident inc = nf_incident("00000000000000ff", NOPS_SEVERITY_CRITICAL, false);
+    char cmd[200], err[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->spool);
+    const size_t live = nops_alloc_live_count();
+    int ok_runs = 0;
+    for (long k = 0; k < 400 && ok_runs < 3; k++) {
+        assert_int_equal(system(cmd), 0);
+        nops_alloc_fail_after(k, false);
+        nops_notifier *n = nops_notifier_new(&f->p, f->key, f->spool, err, sizeof err);
+        nops_err e = n ? nops_notify_incident(n, &inc) : NOPS_NOMEM;
+        nops_alloc_fail_after(-1, false);
+        assert_true(e == NOPS_OK || e == NOPS_NOMEM || e == NOPS_IO);
+        ok_runs += e == NOPS_OK && k > 0;
+        nops_notifier_destroy(n);
+        assert_int_equal(nops_alloc_live_count(), live);
+    }
+    assert_true(ok_runs > 0); /* past the last allocation the call succeeds */
+}
+
 /* Nothing configured: no key, no spool, no thread; calls succeed and count nothing. */
 static void test_off_by_default(void **state)
 {
@@ -637,6 +666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spool_survives_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_refuses_tampered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_set_persisted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
         cmocka_unit_test(test_off_by_default),
         cmocka_unit_test_setup_teardown(test_settings_refused, setup, teardown),
         cmocka_unit_test(test_route_and_label_names),
