@@ -494,6 +494,14 @@ nops_notifier *nops_notifier_new(const nops_notify_params *p, const nops_secret 
     n->off = !p->alertmanager_url[0] && !p->webhook_urls[0];
     if (n->off) return n;
     nops_err e = nops_notify_cfg_section.finalize(&n->p, errstr, errstr_size);
+    if (e == NOPS_OK && (p->timeout_ms < 1 || p->max_retries < 0 || p->resend_s < 1 ||
+                         p->backoff_ms < 1 || p->queue_size < 1 || p->shutdown_ms < 0)) {
+        /* a struct not filled from the table (nops_notify_params_default gives its values) */
+        nops_errf(errstr, errstr_size,
+                  "notify settings out of range: timeout_ms, resend_s, "
+                  "backoff_ms and queue_size must be at least 1");
+        e = NOPS_CONFIG;
+    }
     if (e != NOPS_OK || !make_targets(n, errstr, errstr_size)) {
         nops_free(n);
         return NULL;

@@ -635,6 +635,9 @@ static void test_settings_refused(void **state)
     assert_non_null(strstr(err, "readable by others"));
     chmod(f->secret_file, 0600);
     assert_null(nops_notifier_new(&f->p, NULL, f->spool, err, sizeof err)); /* no key */
+    f->p.queue_size = 0; /* a struct not filled from the table */
+    assert_null(nops_notifier_new(&f->p, f->key, f->spool, err, sizeof err));
+    assert_non_null(strstr(err, "queue_size"));
 }
 
 /* Routing lists and label names (the parts the payload tests above do not reach alone). */
