@@ -11,6 +11,7 @@
 #include "recommend/recommend.h"
 #include "orchestrate/orchestrate.h"
 #include "vector/vector.h"
+#include "notify/notify.h"
 
 #include <stdatomic.h>
 
@@ -50,6 +51,7 @@ typedef struct app_ctx {
     nops_reco_params recommend;     /* [recommend] */
     nops_orch_params orchestrate;   /* [orchestrate] */
     nops_security_params security;  /* [security] */
+    nops_notify_params notify;      /* [notify] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */
