@@ -40,6 +40,12 @@ static const nops_cfg_entry reco_entries[] = {
      "Smoothing: pseudo-runs at the prior success rate added to each playbook's record."},
     {"reload_s", NOPS_CFG_INT, OFF(reload_s), 1, 3600, "2", NULL, NULL, 0,
      "Seconds between checks of the index directory for a new generation."},
+    {"learn_interval_s", NOPS_CFG_INT, OFF(learn_interval_s), 0, 86400, "60", NULL, NULL, 0,
+     "serve: seconds between appends of new workflow runs (history.jsonl, PostgreSQL "
+     "workflow_runs) to the index, as `vectorize --append` does; 0 = the index never learns."},
+    {"learn_min_runs", NOPS_CFG_INT, OFF(learn_min_runs), 1, 1000000, "20", NULL, NULL, 0,
+     "serve: usable workflow runs needed before the learning loop builds a first index where "
+     "there is none."},
 };
 #undef OFF
 
