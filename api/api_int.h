@@ -154,6 +154,11 @@ void nops__api_ingest_stop(nops_api *api);
 /* Stop the poll thread, drain the reports (purging what is left), destroy the producer. */
 void nops__api_producer_destroy(nops_api *api);
 void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+/* The stored incident `id` as what recommendations and suggestions take (recommend.c): its
+ * signal ids replaced by the signal objects the store still has, "metrics" set to the distinct
+ * metric names of those signals; with max_bytes > 0, signal objects dropped from the end until
+ * its compact JSON fits (the metrics stay). New reference; NULL when unknown. */
+json_t *nops__api_stored_incident(nops_api *api, const char *id, size_t max_bytes);
 /* /orchestrate, /orchestrations/{id}[/step], /playbooks (orchestrate.c). */
 void nops__api_orchestrate(nops_api *api, route_id route, const char *id, request *rq,
                            response *res);

@@ -53,11 +53,8 @@ static json_t *incident_for(nops_api *api, json_t *body, response *res)
         }
         return json_incref(inline_inc);
     }
-    nops_buf b = {0};
-    json_t *inc = nops_store_incident(api->d.store, iid, &b) == NOPS_OK
-                      ? json_loadb(b.b, b.len, 0, NULL)
-                      : NULL;
-    nops_free(b.b);
+    /* with its signals, so the run's workflow_runs row has its metrics and signals */
+    json_t *inc = nops__api_stored_incident(api, iid, NOPS_ORCH_MAX_INCIDENT);
     if (!inc)
         nops__api_error(res, 404, "no incident %.40s", iid);
     return inc;

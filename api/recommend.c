@@ -7,6 +7,8 @@
  */
 #include "api/api_int.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A stored record by id as JSON (new reference), or NULL. */
@@ -20,20 +22,55 @@ static json_t *stored(nops_api *api, bool incident, const char *id)
     return o;
 }
 
-/* Replace the incident's signal ids by the signal objects the store still has. */
+/* Replace the incident's signal ids by the signal objects the store still has; the distinct
+ * metric names of those into "metrics". */
 static void resolve_signals(nops_api *api, json_t *inc)
 {
-    json_t *ids = json_object_get(inc, "signals"), *full = json_array();
-    size_t i;
-    json_t *x;
+    json_t *ids = json_object_get(inc, "signals"), *full = json_array(), *names = json_array();
+    size_t i, k;
+    json_t *x, *y;
     json_array_foreach(ids, i, x) {
-        json_t *s = json_is_string(x) ? stored(api, false, json_string_value(x)) : NULL;
-        if (s)
-            json_array_append_new(full, s);
-        else if (json_is_object(x))
-            json_array_append(full, x);
+        json_t *s = json_is_string(x) ? stored(api, false, json_string_value(x))
+                                      : json_is_object(x) ? json_incref(x) : NULL;
+        if (!s)
+            continue;
+        const char *m = json_string_value(json_object_get(s, "metric"));
+        bool seen = !m;
+        json_array_foreach(names, k, y) seen = seen || strcmp(json_string_value(y), m) == 0;
+        if (!seen)
+            json_array_append_new(names, json_string(m));
+        json_array_append_new(full, s);
     }
     json_object_set_new(inc, "signals", full);
+    if (json_array_size(names) || !json_is_array(json_object_get(inc, "metrics")))
+        json_object_set_new(inc, "metrics", names);
+    else
+        json_decref(names);
+}
+
+/* Compact JSON size of o (SIZE_MAX when it cannot be dumped). */
+static size_t json_size(const json_t *o)
+{
+    char *text = json_dumps(o, JSON_COMPACT);
+    size_t n = text ? strlen(text) : SIZE_MAX;
+    free(text);
+    return n;
+}
+
+json_t *nops__api_stored_incident(nops_api *api, const char *id, size_t max_bytes)
+{
+    json_t *inc = stored(api, true, id);
+    if (!inc)
+        return NULL;
+    resolve_signals(api, inc);
+    json_t *sigs = json_object_get(inc, "signals");
+    while (max_bytes && json_array_size(sigs) && json_size(inc) > max_bytes) {
+        /* drop a quarter at a time: a long list shrinks in a few dumps */
+        size_t n = json_array_size(sigs), drop = n / 4 ? n / 4 : 1;
+        for (size_t i = 0; i < drop; i++)
+            json_array_remove(sigs, n - 1 - i);
+    }
+    return inc;
 }
 
 /* The incident to embed, from whichever form the request used; NULL with `res` set. */
@@ -67,8 +104,8 @@ static json_t *incident_of(nops_api *api, json_t *o, response *res)
             json_decref(rec);
             return inc;
         }
-        resolve_signals(api, rec);
-        return rec;
+        json_decref(rec);
+        return nops__api_stored_incident(api, iid, 0);
     }
     if (!json_is_object(inline_inc)) {
         nops__api_error(res, 400, "incident must be an object");

@@ -319,6 +319,90 @@ static void test_orchestration_over_http_on_postgres(void **state)
     tu_pg_drop_schema(c, "api_pg");
 }
 
+/* A stored signal and the stored incident it belongs to (the shapes the sinks write). */
+static void store_incident(const char *inc_id, const char *sig_id, const char *metric)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof line,
+                     "{\"id\":\"%s\",\"series\":\"%s{host=\\\"db-1\\\"}\",\"metric\":\"%s\","
+                     "\"labels\":{\"service\":\"ledger\",\"host\":\"db-1\"},\"ts\":"
+                     "\"2024-01-01T00:00:10Z\",\"value\":97,\"score\":0.99,\"method\":\"zscore\","
+                     "\"hint\":\"%s is 9.1 sigma above its rolling mean\"}",
+                     sig_id, metric, metric, metric);
+    assert_int_equal(nops_store_add(g_store, NOPS_SINK_SIGNAL, line, (size_t)n), NOPS_OK);
+    n = snprintf(line, sizeof line,
+                 "{\"id\":\"%s\",\"status\":\"open\",\"opened_at\":\"2024-01-01T00:00:10Z\","
+                 "\"updated_at\":\"2024-01-01T00:00:10Z\",\"signals\":[\"%s\"],\"labels\":"
+                 "{\"service\":\"ledger\"},\"summary\":\"disk filling on ledger/db-1\","
+                 "\"root_cause_hint\":\"%s on db-1\"}",
+                 inc_id, sig_id, metric);
+    assert_int_equal(nops_store_add(g_store, NOPS_SINK_INCIDENT, line, (size_t)n), NOPS_OK);
+}
+
+/* The workflow_runs row of run `id` in the fixture's history file (polled: it is written as
+ * the execution ends), as JSON. */
+static json_t *history_row(const char *id)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/runs.jsonl", g_dir);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        char *line = NULL;
+        size_t cap = 0;
+        json_t *found = NULL;
+        while (f && !found && getline(&line, &cap, f) > 0) {
+            json_t *row = json_loads(line, 0, NULL);
+            if (row && strcmp(json_string_value(json_object_get(row, "id")), id) == 0)
+                found = row;
+            else
+                json_decref(row);
+        }
+        free(line);
+        if (f)
+            fclose(f);
+        if (found)
+            return found;
+        sleep_ms(20);
+    }
+    fail_msg("no history row for %s", id);
+    return NULL;
+}
+
+/* A run started from a stored incident (incident_id) writes a complete workflow_runs row: the
+ * incident's summary, labels, its metrics and its signals as objects (what the index learns
+ * from), and the outcome. */
+static void test_run_row_from_incident_id(void **state)
+{
+    (void)state;
+    store_incident("inc-row-1", "sig-row-1", "disk_used_percent");
+    http_res r = http_do(g_port, "POST", "/orchestrate", OP_JSON,
+                         "{\"playbook_id\":\"echo\",\"incident_id\":\"inc-row-1\"}", (size_t)-1);
+    assert_int_equal(r.status, 201);
+    json_t *o = json_of(&r);
+    http_free(&r);
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")));
+    json_decref(o);
+    assert_int_equal(step(id, "dry-run", OP_JSON), 202);
+    await_state(id, "dry_run_ok");
+    assert_int_equal(step(id, "approve", H_ADMIN_JSON), 200);
+    assert_int_equal(step(id, "execute", OP_JSON), 202);
+    await_state(id, "executed");
+    json_t *row = history_row(id);
+    assert_string_equal(json_string_value(json_object_get(row, "status")), "success");
+    assert_string_equal(json_string_value(json_object_get(row, "incident_summary")),
+                        "disk filling on ledger/db-1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(row, "labels"),
+                                                          "service")), "ledger");
+    json_t *metrics = json_object_get(row, "metrics");
+    assert_int_equal(json_array_size(metrics), 1);
+    assert_string_equal(json_string_value(json_array_get(metrics, 0)), "disk_used_percent");
+    json_t *sig = json_array_get(json_object_get(row, "signals"), 0);
+    assert_true(json_is_object(sig));
+    assert_string_equal(json_string_value(json_object_get(sig, "metric")), "disk_used_percent");
+    json_decref(row);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_dry_run_and_list),
         cmocka_unit_test(test_approve_execute),
         cmocka_unit_test(test_audit_trail),
+        cmocka_unit_test(test_run_row_from_incident_id),
         cmocka_unit_test(test_orchestration_over_http_on_postgres),
     };
     return cmocka_run_group_tests(tests, tapi_setup, tapi_teardown);

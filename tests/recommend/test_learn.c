@@ -340,6 +340,45 @@ static void test_thread_learns(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The row of an execution whose incident came with full signals and "metrics": [] lists the
+ * signals' metrics (what the index learns from). */
+static void test_row_metrics_from_signals(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-learn-XXXXXX", hist[200], err[512];
+    tu_orch_dirs d;
+    assert_int_equal(tu_orch_dirs_make(dir, &d), 0);
+    snprintf(hist, sizeof hist, "%s/history.jsonl", dir);
+    tu_orch_playbook(d.reg, d.key, "rotate-logs", "[{\"name\":\"ok\",\"exec\":[\"/bin/true\"]}]",
+                     "manual", 30, "");
+    nops_registry *reg = nops_registry_load(d.reg, d.pub, err, sizeof err);
+    assert_non_null(reg);
+    nops_secret *key = nops_secret_from_bytes("learn test key", 14);
+    nops_orch_deps od = {.state_dir = d.state, .history_jsonl = hist, .secret = key, .reg = reg};
+    nops_orchestrator *o = nops_orch_new(&od, err, sizeof err);
+    assert_non_null(o);
+    history_gen g;
+    history_init(&g, 3);
+    json_t *inc = history_incident(&g, KIND);
+    json_object_set_new(inc, "metrics", json_array());
+    assert_string_equal(run_playbook(o, "rotate-logs", inc), "executed");
+    json_decref(inc);
+    nops_orch_destroy(o);
+    FILE *f = fopen(hist, "r");
+    assert_non_null(f);
+    json_t *row = json_loadf(f, JSON_DISABLE_EOF_CHECK, NULL);
+    fclose(f);
+    assert_non_null(row);
+    json_t *m = json_object_get(row, "metrics");
+    assert_int_equal(json_array_size(m), 1);
+    assert_string_equal(json_string_value(json_array_get(m, 0)), "disk_used_percent");
+    assert_string_equal(json_string_value(json_object_get(row, "status")), "success");
+    json_decref(row);
+    nops_registry_destroy(reg);
+    nops_secret_destroy(key);
+    assert_int_equal(tu_orch_dirs_remove(dir), 0);
+}
+
 static void test_bad_params(void **state)
 {
     (void)state;
@@ -354,6 +393,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_row_metrics_from_signals),
         cmocka_unit_test(test_first_index_needs_enough_runs),
         cmocka_unit_test(test_thread_learns),
         cmocka_unit_test(test_failed_runs_lower_the_rank),
