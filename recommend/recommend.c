@@ -342,8 +342,16 @@ json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_
 nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
                         char *errstr, size_t errstr_size)
 {
+    return nops_recommend_at(r, incident, top_n, out, NULL, errstr, errstr_size);
+}
+
+nops_err nops_recommend_at(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
+                           uint64_t *generation, char *errstr, size_t errstr_size)
+{
     float q[NOPS_EMBED_DIM];
     *out = NULL;
+    if (generation)
+        *generation = 0;
     if (nops_embed_json(incident, q) != NOPS_OK) {
         nops_errf(errstr, errstr_size, "the incident has nothing to embed: give signals, "
                                        "labels, metrics or a summary");
@@ -360,6 +368,8 @@ nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, 
     int64_t ids[MAX_K];
     nops_err e = nops_vindex_search(nops_histdir_index(l->h), q, 1, k, sims, ids, errstr,
                                     errstr_size);
+    if (generation)
+        *generation = nops_histdir_generation(l->h);
     if (e == NOPS_OK) {
         *out = nops__reco_rank(&r->p, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
         if (!*out) {

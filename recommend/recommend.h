@@ -50,6 +50,10 @@ void nops_recommender_destroy(nops_recommender *r);
 nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
                         char *errstr, size_t errstr_size);
 
+/** nops_recommend, also saying which index generation answered (*generation; 0 when none). */
+nops_err nops_recommend_at(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
+                           uint64_t *generation, char *errstr, size_t errstr_size);
+
 /** Runs in the loaded index and its generation (0, 0 when none). */
 void nops_recommender_info(nops_recommender *r, size_t *runs, uint64_t *generation);
 
