@@ -1,9 +1,10 @@
 /*
  * orchestrate.c — the orchestration endpoints: POST /orchestrate {["playbook_id"], "incident_id"
  * | "signal_id" | "incident"} (suggest; without playbook_id the best-ranked recommendation that
- * is a signed playbook here is taken, and the answer's "recommendation" names it), POST /orchestrations/{id}/dry-run|approve|execute, GET
- * /orchestrations/{id}, GET /playbooks. The caller (API key id or token subject, and role) is the
- * actor the orchestrator checks and audits.
+ * is a signed playbook here is taken, and the answer's "recommendation" names it), POST
+ * /orchestrations/{id}/dry-run|approve|execute, GET /orchestrations/{id}, GET /playbooks. The
+ * caller (API key id or token subject, and role) is the actor the orchestrator checks and
+ * audits.
  */
 #include "api/api_int.h"
 

@@ -251,8 +251,8 @@ nops_err app_engine_drain(app_engine *a)
  * Teardown order: the HTTP server first (no request reaches a half-stopped engine); then the
  * pipeline stops (consumers leave, the sinks flush, offsets commit) and is destroyed; then the
  * sinks (which feed the store); then the store, the learner, the recommender, the orchestrator
- * (which uses the audit trail, the policy and the registry), those three, and the key last (the snapshots,
- * approvals and the audit chain are keyed with it).
+ * (which uses the audit trail, the policy and the registry), those three, and the key last (the
+ * snapshots, approvals and the audit chain are keyed with it).
  */
 nops_err app_engine_stop(app_engine *a)
 {

@@ -56,7 +56,8 @@ static void on_skip(void *ud, const char *where, const char *why)
         snprintf(c->first_skip, sizeof c->first_skip, "%.80s: %.200s", where, why);
 }
 
-/* Read the sources into `v`; the new offsets into *off and *since. NOPS_OK or NOPS_IO + sentence. */
+/* Read the sources into `v`, the file from *off (moved past what was read). NOPS_OK, or
+ * NOPS_IO with a sentence. */
 static nops_err read_sources(nops_learner *l, nops_vectorize *v, uint64_t *off, char *errstr,
                              size_t errstr_size)
 {

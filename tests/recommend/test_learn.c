@@ -21,6 +21,7 @@
 #include "recommend/recommend.h"
 #include "synth/history.h"
 #include "tests/support/orchutil.h"
+#include "tests/support/pgutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,102 @@ static void test_row_metrics_from_signals(void **state)
     assert_int_equal(tu_orch_dirs_remove(dir), 0);
 }
 
+/* Insert `n` generated runs (seed) into workflow_runs through `c`. */
+static void pg_insert_runs(PGconn *c, size_t n, uint64_t seed)
+{
+    history_gen g;
+    history_init(&g, seed);
+    for (size_t i = 0; i < n; i++) {
+        json_t *run = history_run(&g);
+        char id[80];
+        snprintf(id, sizeof id, "pg%llu-%s", (unsigned long long)seed,
+                 json_string_value(json_object_get(run, "id")));
+        json_object_set_new(run, "id", json_string(id));
+        char *text = json_dumps(run, JSON_COMPACT);
+        const char *params[] = {text};
+        PGresult *r = PQexecParams(c, "INSERT INTO learn_test.workflow_runs SELECT * FROM "
+                                      "json_populate_record(NULL::learn_test.workflow_runs, "
+                                      "$1::json)", 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            fail_msg("insert: %s", PQerrorMessage(c));
+        PQclear(r);
+        free(text);
+        json_decref(run);
+    }
+}
+
+/* PostgreSQL as the source: the rows the orchestrator writes to workflow_runs (and rows other
+ * instances wrote) build the first index and are appended later; a restart finds them known. */
+static void test_learns_from_postgres(void **state)
+{
+    (void)state;
+    char dsn[512], err[512], dir[] = "/tmp/nops-learn-XXXXXX", idx[200];
+    PGconn *c = tu_pg_schema("learn_test", dsn, sizeof dsn);
+    tu_orch_dirs d;
+    assert_int_equal(tu_orch_dirs_make(dir, &d), 0);
+    snprintf(idx, sizeof idx, "%s/index", dir);
+    tu_orch_playbook(d.reg, d.key, "rotate-logs", "[{\"name\":\"ok\",\"exec\":[\"/bin/true\"]}]",
+                     "manual", 30, "");
+    nops_registry *reg = nops_registry_load(d.reg, d.pub, err, sizeof err);
+    assert_non_null(reg);
+    nops_secret *key = nops_secret_from_bytes("learn test key", 14);
+    /* the orchestrator creates the tables; its executions become rows */
+    nops_orch_deps od = {.state_dir = d.state, .pg_dsn = dsn, .secret = key, .reg = reg};
+    nops_orchestrator *o = nops_orch_new(&od, err, sizeof err);
+    if (!o)
+        fail_msg("orchestrator: %s", err);
+    history_gen g;
+    history_init(&g, 21);
+    for (int i = 0; i < 3; i++) {
+        json_t *inc = history_incident(&g, KIND);
+        assert_string_equal(run_playbook(o, "rotate-logs", inc), "executed");
+        json_decref(inc);
+    }
+    pg_insert_runs(c, 25, 31); /* runs of other instances, finished long ago */
+    nops_learn_params p = {.min_runs = 20};
+    snprintf(p.index_dir, sizeof p.index_dir, "%s", idx);
+    snprintf(p.pg_dsn, sizeof p.pg_dsn, "%s", dsn);
+    snprintf(p.actor_key, sizeof p.actor_key, "%s", ACTOR_KEY);
+    nops_learner *l = nops_learner_new(&p, err, sizeof err);
+    assert_non_null(l);
+    size_t n = 0;
+    if (nops_learner_run_once(l, &n, err, sizeof err) != NOPS_OK)
+        fail_msg("learn: %s", err);
+    assert_int_equal(n, 28);
+    /* one more execution: appended alone */
+    json_t *inc = history_incident(&g, KIND);
+    assert_string_equal(run_playbook(o, "rotate-logs", inc), "executed");
+    json_decref(inc);
+    if (nops_learner_run_once(l, &n, err, sizeof err) != NOPS_OK)
+        fail_msg("learn: %s", err);
+    assert_int_equal(n, 1);
+    nops_learn_stats st;
+    nops_learner_get_stats(l, &st);
+    assert_int_equal(st.appended, 29);
+    nops_learner_destroy(l);
+    /* a restart: the whole table read once, everything known */
+    l = nops_learner_new(&p, err, sizeof err);
+    const uint64_t gen = nops_histdir_current(idx);
+    assert_int_equal(nops_learner_run_once(l, &n, err, sizeof err), NOPS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(nops_histdir_current(idx), gen);
+    nops_learner_destroy(l);
+    /* a database that cannot be reached: an error, counted, with the reason */
+    snprintf(p.pg_dsn, sizeof p.pg_dsn, "host=127.0.0.1 port=1 connect_timeout=2");
+    l = nops_learner_new(&p, err, sizeof err);
+    assert_int_equal(nops_learner_run_once(l, &n, err, sizeof err), NOPS_IO);
+    assert_non_null(strstr(err, "PostgreSQL"));
+    nops_learner_get_stats(l, &st);
+    assert_int_equal(st.failed, 1);
+    assert_non_null(strstr(st.last_error, "PostgreSQL"));
+    nops_learner_destroy(l);
+    nops_orch_destroy(o);
+    nops_registry_destroy(reg);
+    nops_secret_destroy(key);
+    tu_pg_drop_schema(c, "learn_test");
+    assert_int_equal(tu_orch_dirs_remove(dir), 0);
+}
+
 static void test_bad_params(void **state)
 {
     (void)state;
@@ -397,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_first_index_needs_enough_runs),
         cmocka_unit_test(test_thread_learns),
         cmocka_unit_test(test_failed_runs_lower_the_rank),
+        cmocka_unit_test(test_learns_from_postgres),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
