@@ -488,6 +488,13 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     snprintf(rp.index_dir, sizeof rp.index_dir, "%s", idx);
     g_reco = nops_recommender_new(&rp, err, sizeof err);
     assert_non_null(g_reco);
+    /* the learner over the fixture's history (runs executed by the tests before), for /metrics */
+    nops_learn_params lp = {.min_runs = 1};
+    snprintf(lp.index_dir, sizeof lp.index_dir, "%s", idx);
+    snprintf(lp.history_jsonl, sizeof lp.history_jsonl, "%s/runs.jsonl", g_dir);
+    snprintf(lp.actor_key, sizeof lp.actor_key, "api-test-key");
+    g_learner = nops_learner_new(&lp, err, sizeof err);
+    assert_non_null(g_learner);
     nops_api_params ap;
     api_params(&ap);
     nops_api *api = start_api(&ap, g_boot);
@@ -571,7 +578,24 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     nops_audit_report rep;
     assert_int_equal(nops_audit_verify_file(apath, g_audit_key, &rep), NOPS_OK);
 
+    /* the learning loop in /metrics: the runs executed here appended as a new generation */
+    size_t appended = 0;
+    if (nops_learner_run_once(g_learner, &appended, err, sizeof err) != NOPS_OK)
+        fail_msg("learn: %s", err);
+    assert_true(appended > 0);
+    r = http_do(port, "GET", "/metrics", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    char want[80];
+    snprintf(want, sizeof want, "neuralops_learn_runs_appended_total %zu\n", appended);
+    assert_non_null(strstr(r.body, want));
+    assert_non_null(strstr(r.body, "neuralops_learn_cycles_total 1\n"));
+    assert_non_null(strstr(r.body, "neuralops_learn_generation 2\n"));
+    assert_non_null(strstr(r.body, "neuralops_learn_failures_total 0\n"));
+    http_free(&r);
+
     nops_api_destroy(api);
+    nops_learner_destroy(g_learner);
+    g_learner = NULL;
     nops_recommender_destroy(g_reco);
     g_reco = NULL;
 }
