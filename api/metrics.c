@@ -240,6 +240,29 @@ static void orchestration_metrics(response *r, nops_orchestrator *o)
         (double)st.damaged);
 }
 
+/* The learning loop (recommend.h): cycles, runs appended, the generation it wrote. */
+static void learn_metrics(response *r, nops_learner *l)
+{
+    nops_learn_stats st;
+    nops_learner_get_stats(l, &st);
+    one(r, "neuralops_learn_cycles_total", "counter",
+        "Cycles of the learning loop (new workflow runs appended to the history index).",
+        (double)st.cycles);
+    one(r, "neuralops_learn_failures_total", "counter",
+        "Learning cycles that failed (a source unreadable, a commit refused); the log says why.",
+        (double)st.failed);
+    one(r, "neuralops_learn_runs_appended_total", "counter",
+        "Workflow runs the learning loop added to the history index.", (double)st.appended);
+    one(r, "neuralops_learn_runs_skipped_total", "counter",
+        "Workflow rows the learning loop could not use (logged, rate-limited).",
+        (double)st.skipped);
+    one(r, "neuralops_learn_generation", "gauge",
+        "Index generation the learning loop wrote last (0 = none yet).", (double)st.generation);
+    one(r, "neuralops_learn_last_success_timestamp_seconds", "gauge",
+        "Wall clock of the last learning cycle without error (0 = none yet).",
+        (double)st.last_ok_ns / 1e9);
+}
+
 void nops__api_metrics(nops_api *api, response *r)
 {
     r->status = 200;
@@ -266,6 +289,8 @@ void nops__api_metrics(nops_api *api, response *r)
         sink_metrics(r, api->d.sinks);
     if (api->d.orchestrator)
         orchestration_metrics(r, api->d.orchestrator);
+    if (api->d.learner)
+        learn_metrics(r, api->d.learner);
     http_metrics_out(r, api);
     if (!r->body.b)
         nops__api_error(r, 500, "out of memory");

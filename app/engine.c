@@ -144,6 +144,25 @@ static bool start_orchestration(app_ctx *ctx, app_engine *a, const char *cmd)
     return true;
 }
 
+/* The learning loop beside the recommender: the runs the orchestrator writes (history.jsonl,
+ * and workflow_runs when PostgreSQL is configured) go into recommend.index_dir every
+ * recommend.learn_interval_s. Not starting only turns learning off (logged). */
+static void start_learner(app_ctx *ctx, app_engine *a, const char *cmd)
+{
+    if (!ctx->recommend.index_dir[0] || ctx->recommend.learn_interval_s == 0)
+        return;
+    nops_learn_params lp = {.interval_s = ctx->recommend.learn_interval_s,
+                            .min_runs = ctx->recommend.learn_min_runs};
+    snprintf(lp.index_dir, sizeof lp.index_dir, "%s", ctx->recommend.index_dir);
+    snprintf(lp.history_jsonl, sizeof lp.history_jsonl, "%.490s/history.jsonl",
+             ctx->storage.data_dir);
+    snprintf(lp.pg_dsn, sizeof lp.pg_dsn, "%s", ctx->sinks.postgres_dsn);
+    snprintf(lp.actor_key, sizeof lp.actor_key, "%s", ctx->vector.actor_key);
+    char err[512];
+    if (!(a->learner = nops_learner_new(&lp, err, sizeof err)))
+        NOPS_WARN(cmd, "the index does not learn from new runs: %s", err);
+}
+
 /* The key, the orchestration pieces, the recommender and the API store; false with a message
  * printed (what was made stays in `a` for app_engine_stop). */
 static bool start_state(app_ctx *ctx, app_engine *a, const char *cmd)
@@ -160,6 +179,7 @@ static bool start_state(app_ctx *ctx, app_engine *a, const char *cmd)
     if (ctx->recommend.index_dir[0] &&
         !(a->reco = nops_recommender_new(&ctx->recommend, rerr, sizeof rerr)))
         NOPS_WARN(cmd, "POST /recommend is off: %s", rerr);
+    start_learner(ctx, a, cmd);
     size_t hist = (size_t)ctx->api.history;
     if (!(a->store = nops_store_new(hist, hist / 10 ? hist / 10 : 1))) {
         fprintf(stderr, "neuralops %s: out of memory for the API store\n", cmd);
@@ -192,6 +212,7 @@ static bool start_api(app_ctx *ctx, app_engine *a, const char *cmd)
                           .ingest_max_past_s = ctx->pipeline.max_past_s,
                           .ingest_max_future_s = ctx->pipeline.max_future_s,
                           .recommender = a->reco,
+                          .learner = a->learner,
                           .orchestrator = a->orch,
                           .registry = a->registry,
                           .audit = a->audit,
@@ -229,9 +250,9 @@ nops_err app_engine_drain(app_engine *a)
 /*
  * Teardown order: the HTTP server first (no request reaches a half-stopped engine); then the
  * pipeline stops (consumers leave, the sinks flush, offsets commit) and is destroyed; then the
- * sinks (which feed the store); then the store, the recommender, the orchestrator (which uses
- * the audit trail, the policy and the registry), those three, and the key last (the snapshots,
- * approvals and the audit chain are keyed with it).
+ * sinks (which feed the store); then the store, the learner, the recommender, the orchestrator
+ * (which uses the audit trail, the policy and the registry), those three, and the key last (the
+ * snapshots, approvals and the audit chain are keyed with it).
  */
 nops_err app_engine_stop(app_engine *a)
 {
@@ -241,6 +262,7 @@ nops_err app_engine_stop(app_engine *a)
     nops_pipeline_destroy(a->pipeline);
     nops_sinks_destroy(a->sinks);
     nops_store_destroy(a->store);
+    nops_learner_destroy(a->learner);
     nops_recommender_destroy(a->reco);
     nops_orch_destroy(a->orch);
     nops_audit_close(a->audit);

@@ -17,6 +17,7 @@ typedef struct app_engine {
     nops_orchestrator *orch;  /* the flow, or NULL */
     char orch_off[512];       /* why the flow is off although configured ("" = it is not off) */
     nops_recommender *reco;   /* follows recommend.index_dir, or NULL */
+    nops_learner *learner;    /* appends new workflow runs to recommend.index_dir, or NULL */
     nops_store *store;        /* recent signals and incidents, fed by the sinks; NULL without
                                * the API */
     nops_sinks *sinks;        /* the configured sinks */
