@@ -25,6 +25,15 @@
 
 const nops_actor NOPS_ORCH_ENGINE = {"engine", "operator"};
 
+/* The orchestrator's parts (a compound literal per use: cheap, and never stale). */
+static nops_orch_parts parts_of(nops_orchestrator *o)
+{
+    nops_orch_parts p;
+    nops__orch_parts(o, &p);
+    return p;
+}
+#define P(o) parts_of(o)
+
 #define HOUR_NS (3600ll * 1000000000ll)
 #define KEY_PAUSE "automation"
 #define KEY_LEDGER "auto_starts"
@@ -35,6 +44,23 @@ void nops__auto_init(nops_orch_auto *au, const nops_orch_deps *d)
     au->budget = d->auto_budget_per_hour > 0 ? d->auto_budget_per_hour : 3;
     au->escalate_after_ns =
         (d->escalate_after_s > 0 ? d->escalate_after_s : 900) * (int64_t)1000000000;
+}
+
+void nops__role_refusal(const nops_playbook *pb, const char *role, const char *act, char *why,
+                        size_t why_size)
+{
+    static const char *const roles[] = {"viewer", "operator", "org-admin"};
+    why[0] = '\0';
+    for (unsigned i = 0; i < 3; i++)
+        if (role && strcmp(role, roles[i]) == 0 && (pb->allowed_roles & (1u << (i + 1))))
+            return;
+    char list[64] = "";
+    for (unsigned i = 0; i < 3; i++)
+        if (pb->allowed_roles & (1u << (i + 1)))
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+                     roles[i]);
+    snprintf(why, why_size, "role %s may not %s playbook %s: its safety.allowed_roles are [%s]",
+             role ? role : "?", act, pb->id, list);
 }
 
 void nops__auto_stats(nops_orch_auto *au, nops_orch_stats *st)
@@ -51,7 +77,7 @@ void nops__auto_stats(nops_orch_auto *au, nops_orch_stats *st)
 static void tampered(nops_orchestrator *o, const char *why)
 {
     static _Atomic uint64_t last_min;
-    atomic_fetch_add(&nops__orch_auto(o)->tampered, 1);
+    atomic_fetch_add(&P(o).au->tampered, 1);
     const uint64_t now = nops_now_ns() / 60000000000ull;
     if (atomic_exchange(&last_min, now) != now)
         NOPS_ERROR("orchestrate", "automatic executions are held: %s", why);
@@ -72,7 +98,7 @@ static void derive_id(nops_orchestrator *o, const char *incident_id, const char 
     }
     memcpy(text, incident_id, a + 1); /* the NUL separates them: ("a","bc") != ("ab","c") */
     memcpy(text + a + 1, playbook_id, b + 1);
-    nops_secret_mac_hex(nops__orch_secret(o), "orchestration-id", text, a + 1 + b, mac);
+    nops_secret_mac_hex(P(o).secret, "orchestration-id", text, a + 1 + b, mac);
     free(text);
     snprintf(out, 48, "orch-%.32s", mac);
 }
@@ -95,13 +121,13 @@ nops_err nops_orch_suggest_once(nops_orchestrator *o, const json_t *incident,
         nops_errf(errstr, errstr_size, "out of memory");
         return NOPS_NOMEM;
     }
-    if ((*out = nops__records_load(nops__orch_records(o), id)))
+    if ((*out = nops__records_load(P(o).rs, id)))
         return NOPS_OK; /* made before (here, before a restart, or by another instance) */
     nops_err e = nops__orch_suggest(o, incident, playbook_id, who, id, out, errstr, errstr_size);
     if (e == NOPS_OK) {
         *created = true;
     } else if (e == NOPS_EXISTS) { /* another instance made it between the look and the insert */
-        *out = nops__records_load(nops__orch_records(o), id);
+        *out = nops__records_load(P(o).rs, id);
         e = *out ? NOPS_OK : NOPS_IO;
         if (e != NOPS_OK)
             nops_errf(errstr, errstr_size, "orchestration %s exists but cannot be read", id);
@@ -109,10 +135,11 @@ nops_err nops_orch_suggest_once(nops_orchestrator *o, const json_t *incident,
     return e;
 }
 
-/* ---- the budget ledger ------------------------------------------------------------------------- */
+/* ---- the budget ledger ----------------------------------------------------------------------- */
 
 typedef struct ledger_op {
     const char *id, *service;
+    char token[64];  /* this take's entry (a give-back removes only it, not another's take) */
     int64_t now_ns, budget;
     bool take;       /* take a slot for id (else give id's back) */
     bool took;       /* the slot was taken */
@@ -120,15 +147,16 @@ typedef struct ledger_op {
     int64_t used;    /* the service's starts in the last hour (before taking) */
 } ledger_op;
 
-/* The ledger's starts of the last hour (new array), without `drop_id` (may be NULL). */
-static json_t *recent(const json_t *cur, int64_t now_ns, const char *drop_id)
+/* The ledger's starts of the last hour (new array), without the one of `drop` (a token; may
+ * be NULL). */
+static json_t *recent(const json_t *cur, int64_t now_ns, const char *drop)
 {
     json_t *keep = json_array(), *x;
     size_t i;
     json_array_foreach(json_object_get(cur, "starts"), i, x) {
-        const char *xid = json_string_value(json_object_get(x, "id"));
+        const char *tok = json_string_value(json_object_get(x, "token"));
         json_int_t at = json_integer_value(json_object_get(x, "at_ns"));
-        if (at > now_ns - HOUR_NS && !(drop_id && xid && strcmp(xid, drop_id) == 0))
+        if (at > now_ns - HOUR_NS && !(drop && tok && strcmp(tok, drop) == 0))
             json_array_append(keep, x);
     }
     return keep;
@@ -141,21 +169,22 @@ static json_t *ledger_step(void *ctx, const json_t *cur, nops_err found)
         op->bad = true;
         return NULL;
     }
-    json_t *starts = recent(cur, op->now_ns, op->take ? NULL : op->id), *x;
+    json_t *starts = recent(cur, op->now_ns, op->take ? NULL : op->token), *x;
     size_t i;
     json_array_foreach(starts, i, x) {
         const char *svc = json_string_value(json_object_get(x, "service"));
         op->used += svc && strcmp(svc, op->service) == 0;
     }
     if (op->take && op->used < op->budget) {
-        json_array_append_new(starts, json_pack("{s:s, s:s, s:I}", "id", op->id, "service",
-                                                op->service, "at_ns", (json_int_t)op->now_ns));
+        json_array_append_new(starts, json_pack("{s:s, s:s, s:s, s:I}", "id", op->id, "token",
+                                                op->token, "service", op->service, "at_ns",
+                                                (json_int_t)op->now_ns));
         op->took = true;
     }
     return json_pack("{s:o}", "starts", starts);
 }
 
-/* ---- automatic execution ------------------------------------------------------------------------ */
+/* ---- automatic execution --------------------------------------------------------------------- */
 
 static const char *label(json_t *rec, const char *name)
 {
@@ -187,9 +216,9 @@ static bool auto_candidate(json_t *rec)
 nops_err nops_orch_auto_execute(nops_orchestrator *o, const char *id, json_t **out,
                                 char *errstr, size_t errstr_size)
 {
-    nops_orch_auto *au = nops__orch_auto(o);
+    nops_orch_auto *au = P(o).au;
     *out = NULL;
-    json_t *rec = nops__records_load(nops__orch_records(o), id);
+    json_t *rec = nops__records_load(P(o).rs, id);
     if (!rec) {
         nops_errf(errstr, errstr_size, "no orchestration %.48s", id);
         return NOPS_NOTFOUND;
@@ -210,8 +239,7 @@ nops_err nops_orch_auto_execute(nops_orchestrator *o, const char *id, json_t **o
                     au->off ? "automatic executions are off (orchestrate.automation = false)"
                             : "automatic executions are paused (POST /automation/resume)",
                     errstr, errstr_size);
-    if (nops__records_last_run(nops__orch_records(o), pb, service, host, last, sizeof last) !=
-        NOPS_OK)
+    if (nops__records_last_run(P(o).rs, pb, service, host, last, sizeof last) != NOPS_OK)
         return hold(o, id, "failed_before", &au->held_failed, "the earlier runs of the playbook "
                     "could not be read", errstr, errstr_size);
     if (strcmp(last, "failed") == 0 || strcmp(last, "interrupted") == 0) {
@@ -222,11 +250,14 @@ nops_err nops_orch_auto_execute(nops_orchestrator *o, const char *id, json_t **o
                                                             : "was interrupted (outcome unknown)");
         return hold(o, id, "failed_before", &au->held_failed, msg, errstr, errstr_size);
     }
+    static atomic_uint_fast64_t takes;
     ledger_op op = {.id = id, .service = service, .now_ns = nops_wall_ns(),
                     .budget = au->budget, .take = true};
+    snprintf(op.token, sizeof op.token, "%s/%llu/%lld", P(o).owner,
+             (unsigned long long)atomic_fetch_add(&takes, 1), (long long)op.now_ns);
     char err[512];
-    nops_err e = nops__state_update(nops__orch_records(o), nops__orch_secret(o), KEY_LEDGER,
-                                    ledger_step, &op, err, sizeof err);
+    nops_err e = nops__state_update(P(o).rs, P(o).secret, KEY_LEDGER, ledger_step, &op, err,
+                                    sizeof err);
     if (op.bad)
         tampered(o, "the ledger of automatic starts does not verify under the engine key "
                     "(resume automation to start a new one)");
@@ -249,8 +280,9 @@ nops_err nops_orch_auto_execute(nops_orchestrator *o, const char *id, json_t **o
         return e;
     }
     ledger_op back = {.id = id, .service = service, .now_ns = nops_wall_ns()};
-    if (nops__state_update(nops__orch_records(o), nops__orch_secret(o), KEY_LEDGER, ledger_step,
-                           &back, err, sizeof err) != NOPS_OK)
+    memcpy(back.token, op.token, sizeof back.token);
+    if (nops__state_update(P(o).rs, P(o).secret, KEY_LEDGER, ledger_step, &back, err,
+                           sizeof err) != NOPS_OK)
         NOPS_WARN("orchestrate", "the budget slot of %s (not started) is kept: %s", id, err);
     return e;
 }
@@ -288,13 +320,13 @@ nops_err nops_orch_set_paused(nops_orchestrator *o, bool paused, const nops_acto
                                  "pausing or resuming automation needs role org-admin", errstr,
                                  errstr_size);
     pause_op op = {paused, who->id};
-    nops_records *rs = nops__orch_records(o);
-    nops_err e = nops__state_update(rs, nops__orch_secret(o), KEY_PAUSE, pause_step, &op, errstr,
+    nops_records *rs = P(o).rs;
+    nops_err e = nops__state_update(rs, P(o).secret, KEY_PAUSE, pause_step, &op, errstr,
                                     errstr_size);
     bool reset = false;
     char err[512];
     if (e == NOPS_OK && !paused &&
-        nops__state_update(rs, nops__orch_secret(o), KEY_LEDGER, ledger_reset, &reset, err,
+        nops__state_update(rs, P(o).secret, KEY_LEDGER, ledger_reset, &reset, err,
                            sizeof err) != NOPS_OK)
         NOPS_WARN("orchestrate", "the ledger of automatic starts was not checked: %s", err);
     if (e == NOPS_OK)
@@ -305,11 +337,11 @@ nops_err nops_orch_set_paused(nops_orchestrator *o, bool paused, const nops_acto
 
 bool nops_orch_paused(nops_orchestrator *o)
 {
-    if (nops__orch_auto(o)->off)
+    if (P(o).au->off)
         return true;
     json_t *v = NULL;
     char err[512];
-    nops_err e = nops__state_get(nops__orch_records(o), nops__orch_secret(o), KEY_PAUSE, &v,
+    nops_err e = nops__state_get(P(o).rs, P(o).secret, KEY_PAUSE, &v,
                                  err, sizeof err);
     bool paused = e == NOPS_OK ? json_is_true(json_object_get(v, "paused")) : e != NOPS_NOTFOUND;
     if (e == NOPS_PARSE)
@@ -322,12 +354,12 @@ bool nops_orch_paused(nops_orchestrator *o)
 
 nops_err nops_orch_automation(nops_orchestrator *o, json_t **out)
 {
-    nops_orch_auto *au = nops__orch_auto(o);
-    nops_records *rs = nops__orch_records(o);
+    nops_orch_auto *au = P(o).au;
+    nops_records *rs = P(o).rs;
     json_t *v = NULL, *ledger = NULL;
     char err[512];
-    nops_err e = nops__state_get(rs, nops__orch_secret(o), KEY_PAUSE, &v, err, sizeof err);
-    nops_err le = nops__state_get(rs, nops__orch_secret(o), KEY_LEDGER, &ledger, err,
+    nops_err e = nops__state_get(rs, P(o).secret, KEY_PAUSE, &v, err, sizeof err);
+    nops_err le = nops__state_get(rs, P(o).secret, KEY_LEDGER, &ledger, err,
                                   sizeof err);
     if (e == NOPS_IO || le == NOPS_IO) {
         json_decref(v);
@@ -358,7 +390,7 @@ nops_err nops_orch_automation(nops_orchestrator *o, json_t **out)
     return *out ? NOPS_OK : NOPS_NOMEM;
 }
 
-/* ---- escalation --------------------------------------------------------------------------------- */
+/* ---- escalation ------------------------------------------------------------------------------ */
 
 static nops_escalation level_of(const char *name)
 {
@@ -373,7 +405,7 @@ static nops_escalation level_of(const char *name)
 static bool raise_one(nops_orchestrator *o, json_t *rec, const char *state, int64_t now_ns,
                       nops_escalation *to)
 {
-    nops_orch_auto *au = nops__orch_auto(o);
+    nops_orch_auto *au = P(o).au;
     json_t *pol = json_object_get(rec, "policy"), *esc = json_object_get(rec, "escalation");
     const nops_escalation sealed = level_of(json_string_value(json_object_get(pol,
                                                                               "escalation")));
@@ -393,7 +425,7 @@ static bool raise_one(nops_orchestrator *o, json_t *rec, const char *state, int6
     json_object_set_new(rec, "escalation", json_pack("{s:s, s:s, s:I}", "level",
                                                      nops_escalation_name(*to), "since", ts,
                                                      "since_ns", (json_int_t)now_ns));
-    if (nops__records_save(nops__orch_records(o), rec, state, err, sizeof err) != NOPS_OK)
+    if (nops__records_save(P(o).rs, rec, state, err, sizeof err) != NOPS_OK)
         return false; /* it moved on meanwhile (approved, dry-run again): not waiting there */
     atomic_fetch_add(&au->escalations, 1);
     nops__orch_audit(o, "neuralops", "escalate", json_string_value(json_object_get(rec, "id")),
@@ -410,18 +442,18 @@ size_t nops_orch_escalate_due(nops_orchestrator *o, int64_t now_ns,
     static const char *const waiting[] = {"suggested", "dry_run_ok"};
     size_t raised = 0;
     for (size_t s = 0; s < 2; s++) {
-        json_t *recs = nops__records_list(nops__orch_records(o), waiting[s], SIZE_MAX), *rec;
+        json_t *recs = nops__records_list(P(o).rs, waiting[s], SIZE_MAX), *rec;
         size_t i;
         json_array_foreach(recs, i, rec) {
             const char *action = json_string_value(
                 json_object_get(json_object_get(rec, "policy"), "action"));
             const char *pbid = json_string_value(json_object_get(rec, "playbook_id"));
-            const nops_playbook *pb = pbid ? nops__orch_playbook(o, pbid) : NULL;
+            const nops_playbook *pb = pbid ? nops_registry_get(P(o).reg, pbid) : NULL;
             char why[512] = "unknown playbook";
             if (!action || strcmp(action, "escalate") != 0)
                 continue;
             if (pb)
-                nops__origin_refusal(nops__orch_secret(o), rec, pb, why, sizeof why);
+                nops__origin_refusal(P(o).secret, rec, pb, why, sizeof why);
             if (why[0]) /* not a record the engine made as it is: nobody is notified of it */
                 continue;
             nops_escalation to;

@@ -197,10 +197,19 @@ typedef struct nops_orch_auto {
 
 void nops__auto_init(nops_orch_auto *au, const nops_orch_deps *d);
 void nops__auto_stats(nops_orch_auto *au, nops_orch_stats *st);
-nops_orch_auto *nops__orch_auto(nops_orchestrator *o);
-nops_records *nops__orch_records(nops_orchestrator *o);
-const nops_secret *nops__orch_secret(nops_orchestrator *o);
-const nops_playbook *nops__orch_playbook(nops_orchestrator *o, const char *id);
+/* What automation.c works with (all borrowed from the orchestrator, alive as long as it). */
+typedef struct nops_orch_parts {
+    nops_records *rs;
+    const nops_secret *secret;
+    const nops_registry *reg;
+    const char *owner;  /* "host:pid", what this process's claims record */
+    nops_orch_auto *au;
+} nops_orch_parts;
+void nops__orch_parts(nops_orchestrator *o, nops_orch_parts *p);
+/* Why `role` may not `act` ("approve", "execute") on playbook pb by its safety.allowed_roles;
+ * "" when it may (automation.c). */
+void nops__role_refusal(const nops_playbook *pb, const char *role, const char *act, char *why,
+                        size_t why_size);
 /* An audit entry for an act already done (details stolen; a lost entry is logged). */
 void nops__orch_audit(nops_orchestrator *o, const char *actor, const char *action,
                       const char *id, const char *decision, json_t *details);

@@ -446,7 +446,10 @@ nops_err nops_orch_suggest_once(nops_orchestrator *o, const json_t *incident,
  * PostgreSQL — and the last run of the same playbook on the same service and host did not
  * fail. A run held by a guard rail: NOPS_INVAL, the reason in errstr ("held: ..."), an audit
  * entry (action "auto_execute", decision "held", details {"reason","guard"}) and the counter
- * of its guard. *out (new reference) is the record as claimed (executing). Thread-safe.
+ * of its guard. *out (new reference) is the record as claimed (executing). Every hold is an
+ * audit entry: call it when a run becomes ready (after its dry-run) and retry a held one
+ * sparingly (e.g. after a resume or when the hour has room), not on every turn of a loop.
+ * Thread-safe.
  */
 nops_err nops_orch_auto_execute(nops_orchestrator *o, const char *id, json_t **out,
                                 char *errstr, size_t errstr_size);
@@ -473,7 +476,7 @@ nops_err nops_orch_automation(nops_orchestrator *o, json_t **out);
 
 /**
  * Raise the escalation of every record whose policy decision is escalate and that still waits
- * (suggested, dry_run_ok, dry_run_failed, dry_running) longer than orchestrate.escalate_after_s
+ * (suggested or dry_run_ok) longer than orchestrate.escalate_after_s
  * at its level, as seen at `now_ns` (wall clock, ns since the epoch; tests pass a fake one):
  * info → warning → critical → emergency (it stays at emergency). The record's "escalation"
  * {"level","since","since_ns"} is outside its seals (a level below the sealed policy level is

@@ -178,42 +178,9 @@ nops_err nops__orch_refuse(nops_orchestrator *o, const char *actor, const char *
     return refuse(o, actor, action, id, why, errstr, errstr_size);
 }
 
-nops_orch_auto *nops__orch_auto(nops_orchestrator *o)
+void nops__orch_parts(nops_orchestrator *o, nops_orch_parts *p)
 {
-    return &o->au;
-}
-
-nops_records *nops__orch_records(nops_orchestrator *o)
-{
-    return o->rs;
-}
-
-const nops_secret *nops__orch_secret(nops_orchestrator *o)
-{
-    return o->secret;
-}
-
-const nops_playbook *nops__orch_playbook(nops_orchestrator *o, const char *id)
-{
-    return nops_registry_get(o->reg, id);
-}
-
-/* Why `role` may not `act` on playbook pb (safety.allowed_roles), "" when it may. */
-static void role_refusal(const nops_playbook *pb, const char *role, const char *act, char *why,
-                         size_t why_size)
-{
-    static const char *const roles[] = {"viewer", "operator", "org-admin"};
-    why[0] = '\0';
-    for (unsigned i = 0; i < 3; i++)
-        if (role && strcmp(role, roles[i]) == 0 && (pb->allowed_roles & (1u << (i + 1))))
-            return;
-    char list[64] = "";
-    for (unsigned i = 0; i < 3; i++)
-        if (pb->allowed_roles & (1u << (i + 1)))
-            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
-                     roles[i]);
-    snprintf(why, why_size, "role %s may not %s playbook %s: its safety.allowed_roles are [%s]",
-             role ? role : "?", act, pb->id, list);
+    *p = (nops_orch_parts){o->rs, o->secret, o->reg, o->owner, &o->au};
 }
 
 /* Load a record in one of the `want` states ("a|b") whose playbook is still registered and whose
@@ -428,7 +395,7 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     if (strcmp(who->role, "org-admin") != 0)
         snprintf(why, sizeof why, "approval needs role org-admin");
     else
-        role_refusal(pb, who->role, "approve", why, sizeof why);
+        nops__role_refusal(pb, who->role, "approve", why, sizeof why);
     const char *req = json_string_value(json_object_get(rec, "requested_by"));
     if (!why[0] && (!req || strcmp(who->id, req) == 0))
         snprintf(why, sizeof why, "the approver must not be the requester");
@@ -534,7 +501,7 @@ static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_ac
     char why[512], from[32], ts[40];
     why[0] = '\0';
     if (!automatic)
-        role_refusal(*pb, who->role, "execute", why, sizeof why);
+        nops__role_refusal(*pb, who->role, "execute", why, sizeof why);
     if (!why[0])
         execute_refusal(o, rec, *pb, why, sizeof why);
     if (why[0]) {

@@ -248,7 +248,7 @@ nops_err nops__state_update(nops_records *s, const nops_secret *k, const char *k
     return e;
 }
 
-/* ---- the last run of a playbook on a target ---------------------------------------------------- */
+/* ---- the last run of a playbook on a target -------------------------------------------------- */
 
 /* The target's label `name` in a record ("" when absent). */
 static const char *label_of(json_t *rec, const char *name)

@@ -57,7 +57,8 @@ static void test_pause_and_resume(void **state)
     assert_non_null(strstr(r.body, "\"decision\":\"resumed\""));
     http_free(&r);
     r = http_do(g_port, "GET", "/metrics", NULL, NULL, 0);
-    assert_non_null(strstr(r.body, "neuralops_automation_total{outcome=\"held\",guard=\"paused\"} "));
+    assert_non_null(
+        strstr(r.body, "neuralops_automation_total{outcome=\"held\",guard=\"paused\"} "));
     http_free(&r);
 }
 
