@@ -407,20 +407,30 @@ static bool raise_one(nops_orchestrator *o, json_t *rec, const char *state, int6
 {
     nops_orch_auto *au = P(o).au;
     json_t *pol = json_object_get(rec, "policy"), *esc = json_object_get(rec, "escalation");
-    const nops_escalation sealed = level_of(json_string_value(json_object_get(pol,
-                                                                              "escalation")));
+    const nops_escalation sealed =
+        level_of(json_string_value(json_object_get(pol, "escalation")));
     nops_escalation at = level_of(json_string_value(json_object_get(esc, "level")));
-    int64_t since = json_is_integer(json_object_get(esc, "since_ns"))
-                        ? (int64_t)json_integer_value(json_object_get(esc, "since_ns"))
-                        : now_ns;
+    json_t *since_v = json_object_get(esc, "since_ns");
+    int64_t since = (int64_t)json_integer_value(since_v);
+    char ts[40], err[512];
     if (at < sealed) /* never below what the policy decided (the sealed level) */
         at = sealed;
-    if (since > now_ns) /* a time to come would hold it back for ever */
-        since = now_ns;
-    if (at == NOPS_ESC_NONE || at >= NOPS_ESC_EMERGENCY || now_ns - since < au->escalate_after_ns)
+    if (at == NOPS_ESC_NONE || at >= NOPS_ESC_EMERGENCY)
+        return false;
+    if (!json_is_integer(since_v) || since < 0 || since > now_ns) {
+        /* no time, or one to come (which would hold it back for ever): its clock starts now */
+        nops_format_ts(now_ns, ts, sizeof ts);
+        json_object_set_new(rec, "escalation", json_pack("{s:s, s:s, s:I}", "level",
+                                                         nops_escalation_name(at), "since", ts,
+                                                         "since_ns", (json_int_t)now_ns));
+        if (nops__records_save(P(o).rs, rec, state, err, sizeof err) != NOPS_OK)
+            NOPS_WARN("orchestrate", "escalation of %s: %s",
+                      json_string_value(json_object_get(rec, "id")), err);
+        return false;
+    }
+    if (now_ns - since < au->escalate_after_ns)
         return false;
     *to = (nops_escalation)(at + 1);
-    char ts[40], err[512];
     nops_format_ts(now_ns, ts, sizeof ts);
     json_object_set_new(rec, "escalation", json_pack("{s:s, s:s, s:I}", "level",
                                                      nops_escalation_name(*to), "since", ts,

@@ -590,10 +590,13 @@ static void test_escalation(void **state)
     assert_int_equal(nops_orch_approve(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     json_decref(rec);
     /* an edit below the sealed level goes no lower than it; a record whose seal does not hold
-     * is not escalated (nobody is notified of it) */
-    char id2[64], id3[64], path[300];
+     * is not escalated (nobody is notified of it); one whose escalation was removed, or put in
+     * the future, starts its clock again at the next look (delayed, not silenced) */
+    char id2[64], id3[64], id4[64], id5[64], path[300];
     engine_ready(o, "inc-e2", "auth", "eu-2", "esc-failover", id2);
     engine_ready(o, "inc-e3", "auth", "eu-3", "esc-failover", id3);
+    engine_ready(o, "inc-e4", "auth", "eu-4", "esc-failover", id4);
+    engine_ready(o, "inc-e5", "auth", "eu-5", "esc-failover", id5);
     nops_orch_destroy(o);
     snprintf(path, sizeof path, "%s/%s.json", state_dir, id2);
     json_t *doc = json_load_file(path, 0, NULL);
@@ -606,11 +609,28 @@ static void test_escalation(void **state)
                                                                              "service", "x"));
     assert_int_equal(json_dump_file(doc, path, 0), 0);
     json_decref(doc);
+    snprintf(path, sizeof path, "%s/%s.json", state_dir, id4);
+    doc = json_load_file(path, 0, NULL);
+    json_object_del(doc, "escalation");
+    assert_int_equal(json_dump_file(doc, path, 0), 0);
+    json_decref(doc);
+    snprintf(path, sizeof path, "%s/%s.json", state_dir, id5);
+    doc = json_load_file(path, 0, NULL);
+    json_object_set_new(json_object_get(doc, "escalation"), "since_ns",
+                        json_integer((json_int_t)INT64_MAX));
+    assert_int_equal(json_dump_file(doc, path, 0), 0);
+    json_decref(doc);
     o = orch((opts){.state = state_dir});
     memset(&r, 0, sizeof r);
-    assert_int_equal(nops_orch_escalate_due(o, nops_wall_ns() + 901 * SEC, on_raise, &r), 1);
+    const int64_t t1 = nops_wall_ns() + 901 * SEC;
+    assert_int_equal(nops_orch_escalate_due(o, t1, on_raise, &r), 1);
     assert_string_equal(r.id, id2);
     assert_string_equal(r.level, "critical"); /* from warning (sealed), not from info */
+    assert_int_equal(nops_orch_escalate_due(o, t1 + 900 * SEC, on_raise, &r), 3);
+    assert_int_equal(r.n, 4); /* id2 to emergency, id4 and id5 to critical; never id3 */
+    assert_int_equal(audited(id3, "escalate", "critical"), 0);
+    assert_int_equal(audited(id4, "escalate", "critical"), 1);
+    assert_int_equal(audited(id5, "escalate", "critical"), 1);
     nops_orch_destroy(o);
 }
 
