@@ -263,7 +263,8 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
  *   denied (policy deny at suggest), interrupted (the process died during an execution: the
  *   outcome is unknown and the run is not repeated by itself)
  * Every transition is a compare-and-set on the stored state, so one step cannot be taken twice.
- * Approval needs role org-admin and an approver other than the requester.
+ * Approval needs role org-admin, org-admin in the playbook's safety.allowed_roles and an
+ * approver other than the requester; an execution by a person needs a role in allowed_roles.
  *
  * What runs is never read from a record: dry-runs and executions take the steps (and the state
  * probe) from the registry's signed manifest of the record's playbook, and the incident context
