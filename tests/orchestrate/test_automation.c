@@ -459,6 +459,52 @@ static void test_budget_across_instances(void **state)
     tu_pg_drop_schema(c, "auto_budget");
 }
 
+typedef struct starter {
+    nops_orchestrator *o;
+    const char *id;
+    nops_err e;
+} starter;
+
+static void *start_auto(void *arg)
+{
+    starter *s = arg;
+    char err[512];
+    json_t *rec = NULL;
+    s->e = nops_orch_auto_execute(s->o, s->id, &rec, err, sizeof err);
+    json_decref(rec);
+    return NULL;
+}
+
+/* Two instances start the same run at once: it runs once and takes one slot of the budget. */
+static void test_auto_execute_race(void **state)
+{
+    (void)state;
+    char dsn[600], id[64];
+    PGconn *c = tu_pg_schema("auto_race", dsn, sizeof dsn);
+    nops_orchestrator *o1 = orch((opts){.dsn = dsn}), *o2 = orch((opts){.dsn = dsn});
+    for (int round = 0; round < 3; round++) {
+        char iid[32];
+        snprintf(iid, sizeof iid, "inc-race-%d", round);
+        engine_ready(o1, iid, "race", "h", "auto-ok", id);
+        starter a = {o1, id, NOPS_OK}, b = {o2, id, NOPS_OK};
+        pthread_t ta, tb;
+        assert_int_equal(pthread_create(&ta, NULL, start_auto, &a), 0);
+        assert_int_equal(pthread_create(&tb, NULL, start_auto, &b), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        assert_int_equal((a.e == NOPS_OK) + (b.e == NOPS_OK), 1);
+        assert_string_equal(await_end(o1, id), "executed");
+        json_t *view = NULL;
+        assert_int_equal(nops_orch_automation(o2, &view), NOPS_OK);
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(view, "used_last_hour"), "race")), round + 1);
+        json_decref(view);
+    }
+    nops_orch_destroy(o1);
+    nops_orch_destroy(o2);
+    tu_pg_drop_schema(c, "auto_race");
+}
+
 /* ---- no automatic repeat after a failure ---------------------------------------------------- */
 
 static void test_failed_before(void **state)
@@ -664,6 +710,12 @@ static void test_deny_records_why(void **state)
     json_decref(rec);
     json_decref(inc);
     nops_orch_destroy(o);
+    /* a reason that is not a short string is refused at load, naming the rule */
+    nops_policy *bad = nops_policy_parse("[{\"name\":\"r\",\"priority\":1,\"when\":"
+                                         "\"actor.role == \\\"x\\\"\",\"action\":\"deny\","
+                                         "\"reason\":5}]", err, sizeof err);
+    assert_null(bad);
+    assert_non_null(strstr(err, "(r) needs a reason"));
 }
 
 int main(void)
@@ -674,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_pause_files),
         cmocka_unit_test(test_pause_postgres_shared),
         cmocka_unit_test(test_budget_across_instances),
+        cmocka_unit_test(test_auto_execute_race),
         cmocka_unit_test(test_failed_before),
         cmocka_unit_test(test_allowed_roles),
         cmocka_unit_test(test_escalation),
