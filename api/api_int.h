@@ -24,6 +24,9 @@
     X(ORCH_APPROVE, "/orchestrations/{id}/approve")                                            \
     X(ORCH_EXECUTE, "/orchestrations/{id}/execute")                                            \
     X(PLAYBOOKS, "/playbooks")                                                                 \
+    X(AUTOMATION, "/automation")                                                               \
+    X(AUTOMATION_PAUSE, "/automation/pause")                                                   \
+    X(AUTOMATION_RESUME, "/automation/resume")                                                 \
     X(AUDIT, "/audit")                                                                         \
     X(SIGNALS, "/signals")                                                                     \
     X(INCIDENTS, "/incidents")                                                                 \
@@ -175,6 +178,8 @@ nops_err nops__api_rank(nops_api *api, const json_t *inc, int top_n, const char 
 void nops__api_orchestrate(nops_api *api, route_id route, const char *id, request *rq,
                            response *res);
 void nops__api_playbooks(nops_api *api, response *res);
+/* GET /automation, POST /automation/pause|resume (automation.c). */
+void nops__api_automation(nops_api *api, route_id route, request *rq, response *res);
 /* GET /orchestrations?state&limit (orchestrate.c). */
 void nops__api_orchestrations(nops_api *api, struct MHD_Connection *c, response *res);
 /* GET /audit?after&limit&actor&action&subject (orchestrate.c). */

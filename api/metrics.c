@@ -238,6 +238,23 @@ static void orchestration_metrics(response *r, nops_orchestrator *o)
     one(r, "neuralops_orchestration_damaged_records", "gauge",
         "Orchestration records found damaged at start (listed with state damaged, never run).",
         (double)st.damaged);
+    head(r, "neuralops_automation_total", "counter",
+         "Automatic executions started, and held by a guard rail (paused, budget, "
+         "failed_before).");
+    out(r, "neuralops_automation_total{outcome=\"started\"} %llu\n",
+        (unsigned long long)st.auto_started);
+    out(r, "neuralops_automation_total{outcome=\"held\",guard=\"paused\"} %llu\n",
+        (unsigned long long)st.auto_held_paused);
+    out(r, "neuralops_automation_total{outcome=\"held\",guard=\"budget\"} %llu\n",
+        (unsigned long long)st.auto_held_budget);
+    out(r, "neuralops_automation_total{outcome=\"held\",guard=\"failed_before\"} %llu\n",
+        (unsigned long long)st.auto_held_failed_before);
+    one(r, "neuralops_orchestration_escalations_total", "counter",
+        "Escalation levels raised because a run waited too long for an approval.",
+        (double)st.escalations);
+    one(r, "neuralops_automation_tampered_total", "counter",
+        "Automation state (pause, ledger) read back that did not verify under the engine key.",
+        (double)st.automation_tampered);
 }
 
 /* The learning loop (recommend.h): cycles, runs appended, the generation it wrote. */

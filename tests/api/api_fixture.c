@@ -103,7 +103,7 @@ static void setup_orchestration(void)
     snprintf(path, sizeof path, "%s/reg/echo.json", g_dir);
     FILE *f = fopen(path, "w");
     fputs("{\"id\":\"echo\",\"name\":\"Echo\",\"version\":\"1\",\"safety\":{\"mode\":"
-          "\"manual\",\"allowed_roles\":[\"org-admin\"]},\"steps\":[{\"name\":\"say\","
+          "\"manual\",\"allowed_roles\":[\"operator\",\"org-admin\"]},\"steps\":[{\"name\":\"say\","
           "\"exec\":[\"/bin/echo\",\"fixed\"]}],\"timeout_s\":20}", f);
     fclose(f);
     char key[256], pub[256], reg[256];
