@@ -408,6 +408,9 @@ typedef struct nops_incident {
     uint8_t n_recos;           /**< recommendations in recos[] (0: none attached) */
     nops_incident_reco recos[NOPS_INCIDENT_MAX_RECOS]; /**< best first; kept on later records */
     int64_t recommended_ns;    /**< wall clock when recos[] was attached (0: never) */
+    float best_score;          /**< the strongest of its signals' scores */
+    uint32_t n_above;          /**< its signals whose series moved above the baseline */
+    uint32_t n_ewma;           /**< its signals raised by the EWMA detector */
 } nops_incident;
 
 /**

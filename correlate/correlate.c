@@ -418,6 +418,16 @@ static void describe(const nops_correlator *c, incident_slot *s, const nops_sign
              r->labels);
 }
 
+/* Does a signal's hint say its series moved above the baseline (the embedder's reading)? */
+static bool says_above(const char *hint, size_t n)
+{
+    static const char word[] = " above ";
+    for (size_t i = 0; i + sizeof word - 1 <= n; i++)
+        if (memcmp(hint + i, word, sizeof word - 1) == 0)
+            return true;
+    return false;
+}
+
 /* Keep the signal's metric name in the incident's short list (distinct, first come). */
 static void add_metric(nops_incident *r, const nops_signal *sig, size_t name_len)
 {
@@ -439,6 +449,10 @@ static void add_signal(nops_correlator *c, incident_slot *s, const nops_signal *
     if (!opened)
         intersect_labels(&s->rec.common, &sig->labels);
     add_metric(&s->rec, sig, sl->name_len);
+    /* what the embedder reads of signals, kept as counts (recommend/: nops_recommend_incident) */
+    s->rec.best_score = sig->score > s->rec.best_score ? (float)sig->score : s->rec.best_score;
+    s->rec.n_above += says_above(sig->hint, strnlen(sig->hint, sizeof sig->hint));
+    s->rec.n_ewma += sig->method == NOPS_FIRED_EWMA;
     if (s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
         memcpy(s->rec.signals[s->rec.n_signals], sig->id, NOPS_ID_LEN);
     s->rec.n_signals++;

@@ -161,7 +161,8 @@ static bool slot_sane(const unsigned char *q, int32_t part)
         if (!time_sane(s.first_ns[m]) || !time_sane(s.last_ns[m]))
             return false;
     if (s.rec.n_metrics > NOPS_INCIDENT_MAX_METRICS || s.rec.n_recos > NOPS_INCIDENT_MAX_RECOS ||
-        !time_sane(s.rec.recommended_ns))
+        !time_sane(s.rec.recommended_ns) || !(s.rec.best_score >= 0.0f) ||
+        !(s.rec.best_score <= 1.0f))
         return false;
     for (uint8_t k = 0; k < s.rec.n_recos; k++) {
         const nops_incident_reco *r = &s.rec.recos[k];

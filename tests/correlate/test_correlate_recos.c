@@ -69,6 +69,9 @@ static void test_events_and_metrics(void **state)
     nops_signal a2 = sig("cpu{host=\"web-1\",service=\"s\"}", 105 * S, 0.5);
     nops_signal b = sig("mem{host=\"web-1\",service=\"s\"}", 110 * S, 0.5);
     nops_signal d = sig("io{host=\"web-1\",service=\"s\"}", 120 * S, 0.5);
+    snprintf(a.hint, sizeof a.hint, "cpu{...} is 6.0σ above its rolling mean (1)");
+    b.method = NOPS_FIRED_EWMA;
+    b.score = 0.75;
     nops_incident i = place_ev(c, 0, &a, NOPS_INC_OPENED);
     assert_int_equal(i.severity, NOPS_SEVERITY_INFO);
     assert_int_equal(i.n_metrics, 1);
@@ -81,6 +84,10 @@ static void test_events_and_metrics(void **state)
     assert_int_equal(i.severity, NOPS_SEVERITY_WARNING);
     /* a replay changes nothing */
     place_ev(c, 0, &b, 0);
+    /* what the embedder reads of signals, as counts: replays not counted twice */
+    assert_true(i.best_score == 0.75f);
+    assert_int_equal(i.n_above, 1);
+    assert_int_equal(i.n_ewma, 1);
     i = place_ev(c, 0, &d, NOPS_INC_UPDATED | NOPS_INC_NEW_SERIES);
     assert_int_equal(i.n_metrics, 3);
     assert_string_equal(i.metrics[1], "mem");
