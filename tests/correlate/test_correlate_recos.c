@@ -99,7 +99,8 @@ static void test_events_and_metrics(void **state)
     nops_signal lng = sig(longname, 121 * S, 0.5);
     i = place_ev(c, 0, &lng, NOPS_INC_UPDATED | NOPS_INC_NEW_SERIES);
     assert_int_equal(i.n_metrics, 3);
-    const char *more[] = {"net{host=\"web-1\",service=\"s\"}", "disk{host=\"web-1\",service=\"s\"}"};
+    const char *more[] = {"net{host=\"web-1\",service=\"s\"}",
+                          "disk{host=\"web-1\",service=\"s\"}"};
     for (int k = 0; k < 2; k++) {
         nops_signal m = sig(more[k], (122 + k) * S, 0.5);
         i = place_ev(c, 0, &m, NOPS_INC_UPDATED | NOPS_INC_NEW_SERIES);
