@@ -5,7 +5,8 @@
  *     new to the incident joins, + SEVERITY_UP when its severity rises) on later ones, 0 for a
  *     replayed signal; the incident's short list of metric names;
  *   - recommendations attached with nops_correlate_attach stay on the incident's later records,
- *     its resolve record and across a save/load of its partition (format version 4);
+ *     its resolve record, a reopening (an update, not OPENED) and across a save/load of its
+ *     partition (format version 4);
  *   - a version-3 snapshot (tests/correlate/data/corr_v3_part3.bin, saved by the build before
  *     incidents carried metrics and recommendations: one incident of host web-1 in partition 3
  *     with signals of cpu and mem) still loads, and its incident carries on under its id;
@@ -184,6 +185,29 @@ static void test_attach_carried(void **state)
     nops_correlate_destroy(r);
 }
 
+/* A resolved one-host incident reopened by its host: an update (not OPENED), recommendations
+ * and all — the resolve record carried them, the reopened one does too. */
+static void test_reopen_is_an_update(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    nops_signal a = sig("cpu{host=\"web-1\"}", 100 * S, 0.5);
+    nops_incident i = place_ev(c, 0, &a, NOPS_INC_OPENED);
+    fill_recos(&i);
+    assert_int_equal(nops_correlate_attach(c, &i), NOPS_OK);
+    nops_correlate_cleared(c, a.series_id, 110 * S);
+    nops_incident done[4];
+    assert_int_equal(nops_correlate_tick(c, 500 * S, done, 4), 1);
+    assert_recos(&done[0]);
+    nops_signal back = sig("cpu{host=\"web-1\"}", 900 * S, 0.5); /* within reopen_s */
+    /* its one series now spans 800 s, past warning_after_s: the severity rises too */
+    nops_incident again = place_ev(c, 0, &back, NOPS_INC_UPDATED | NOPS_INC_SEVERITY_UP);
+    assert_string_equal(again.id, i.id);
+    assert_int_equal(again.status, NOPS_INCIDENT_OPEN);
+    assert_recos(&again);
+    nops_correlate_destroy(c);
+}
+
 static void *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -293,6 +317,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_and_metrics),
         cmocka_unit_test(test_attach_carried),
+        cmocka_unit_test(test_reopen_is_an_update),
         cmocka_unit_test(test_load_version_3),
         cmocka_unit_test(test_load_checks_recos),
     };
