@@ -50,8 +50,8 @@ typedef struct nops__dstate {
     float *sk;      /* seasonal profile: NOPS_DETECT_SEASON_BINS knots, sk[b * cap + s] (k-major
                        like the ring, so a fleet in lockstep reads one vector per knot) */
     uint32_t *sper; /* season period in points (0 = no seasonal baseline for this series) */
-    uint32_t *sage; /* valid points since the seasonal baseline started; kept below 8 periods
-                       (4 are subtracted at 8), so sage mod period is the phase */
+    uint32_t *sage; /* season word: phase (points into the period, bits 0–23) and periods
+                       completed since the baseline started (bits 24–31, saturating at 255) */
 } nops__dstate;
 
 #define NOPS__AGE_MAX 0x3fffffffu

@@ -72,35 +72,33 @@ NOPS__INLINE double fl2_of(double level)
 #define NOPS__SBOOT 0x200u
 
 /*
- * Where a point falls in its season (the seasonal essay is in docs/detection.md). `sa` points
- * since the seasonal baseline started, period P > 0: the phase ph = sa mod P, the position
- * t = ph·B/P − ½ in knots (knot b sits at the centre of cell b = [b·P/B, (b+1)·P/B)), the
- * knots either side b0 = ⌊t⌋ mod B and b1 = b0 + 1 mod B, the weight w = t − ⌊t⌋ of b1, and
- * j = points of the cell the phase is in that came before it in this period (for the first
- * period's running means). Double arithmetic (exact for sa < 2^31, P ≤ 2^24) with a correction
- * for the rounding of sa/P, so every variant computes the same bits. Vectorises (floor is one
- * rounding instruction on AVX2/AVX-512).
+ * Where a point falls in its season (the seasonal essay is in docs/detection.md). The season
+ * word `sa` packs the phase ph (points into the period, bits 0–23) and the periods completed
+ * (bits 24–31, saturating at 255), so no lane divides by its period to find its phase. With
+ * period P > 0: the position t = ph·B/P − ½ in knots (knot b sits at the centre of cell
+ * b = [b·P/B, (b+1)·P/B)), the knots either side b0 = ⌊t⌋ mod B and b1 = b0 + 1 mod B, the
+ * weight w = t − ⌊t⌋ of b1, and j ≈ points of its cell the phase has passed in this period
+ * (for the first period's running means). Float arithmetic (ph < 2^24 is exact): one division
+ * per lane, and every variant computes the same bits.
  */
-NOPS__INLINE void season_pos(uint32_t sa, uint32_t P, uint32_t *b0, uint32_t *b1, double *w,
-                             double *j)
+#define NOPS__SPH(sa) ((sa) & 0xffffffu)     /* phase */
+#define NOPS__SKP(sa) ((sa) >> 24)            /* periods completed, ≤ 255 */
+NOPS__INLINE void season_pos(uint32_t sa, uint32_t P, uint32_t *b0, uint32_t *b1, float *w,
+                             float *j)
 {
-    const double Pd = (double)(P + (P == 0)), sd = (double)sa, Bd = NOPS_DETECT_SEASON_BINS;
-    const double q = floor(sd / Pd);
-    double ph = sd - q * Pd;
-    ph = ph < 0.0 ? ph + Pd : ph;
-    ph = ph >= Pd ? ph - Pd : ph;
-    const double tt = ph * Bd / Pd;
-    double cell = floor(tt);
-    cell = cell < Bd - 1.0 ? cell : Bd - 1.0;
-    const double t = tt - 0.5;
-    const double fb = floor(t);
+    const float Bf = (float)NOPS_DETECT_SEASON_BINS, Pf = (float)(P + (P == 0));
+    const float q = Bf / Pf;
+    const float tt = (float)NOPS__SPH(sa) * q;
+    float cell = floorf(tt);
+    cell = cell < Bf - 1.0f ? cell : Bf - 1.0f;
+    const float t = tt - 0.5f;
+    const float fb = floorf(t);
     *w = t - fb;
-    const double b0d = fb < 0.0 ? Bd - 1.0 : fb;
-    const uint32_t i0 = (uint32_t)b0d;
+    const float b0f = fb < 0.0f ? Bf - 1.0f : fb;
+    const uint32_t i0 = (uint32_t)(int32_t)b0f;
     *b0 = i0;
     *b1 = (i0 + 1u) * (i0 + 1u != NOPS_DETECT_SEASON_BINS);
-    const double jj = ph - ceil(cell * Pd / Bd);
-    *j = jj > 0.0 ? jj : 0.0;
+    *j = floorf((tt - cell) * (Pf * (1.0f / NOPS_DETECT_SEASON_BINS)));
 }
 
 /*
@@ -216,7 +214,8 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
          * the EWMA, the long baseline and the gate see y instead of x */
         double y = xd;
         uint32_t sboot = 0, sdone = 0;
-        double s_w = 0.0, s_j = 0.0, s_S = 0.0;
+        float s_w = 0.0f, s_j = 0.0f;
+        double s_S = 0.0;
         float s_k0 = 0.0f, s_k1 = 0.0f;
         uint32_t s_on = 0, s_sa = 0, s_P = 0;
         if (do_s) {
@@ -229,8 +228,8 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             (void)b1;
             s_k0 = sk0[i];
             s_k1 = sk1[i];
-            s_S = (1.0 - s_w) * (double)s_k0 + s_w * (double)s_k1;
-            sdone = s_on & (s_sa >= s_P);
+            s_S = (double)((1.0f - s_w) * s_k0 + s_w * s_k1);
+            sdone = s_on & (NOPS__SKP(s_sa) != 0);
             y = sdone ? xd - s_S : xd;
         }
 
@@ -272,7 +271,11 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             em[i] = m;
             ev[i] = v;
         }
-        uint32_t alarm = 0, cdown = 0; /* cdown: the CUSUM's downward sum leads */
+        uint32_t alarm = 0;
+        /* 1 when the CUSUM's downward sum leads. A float, not a 0/1 integer from the compare:
+         * an integer from a float compare kept this long in the loop made GCC give up
+         * vectorising the whole `all` kernel (it ran scalar on AVX-512, 0.04 G updates/s) */
+        float cdf = 0.0f;
         if (do_c) {
             double m = lm[i], v = lv[i];
             const double e = y - m;
@@ -280,11 +283,12 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
              * wander far more than their point variance says: the CUSUM's input is scaled by
              * the long-run variance of an AR(1) with the residuals' lag-1 correlation ρ,
              * v·(1+ρ)/(1−ρ), ρ clamped to [0, 0.95] */
-            const double lcv = (double)lc[i];
-            double rho = v > 0.0 ? lcv / (v > 0.0 ? v : 1.0) : 0.0;
-            rho = rho > 0.0 ? rho : 0.0;
-            rho = rho < 0.95 ? rho : 0.95;
-            const double lrf = (1.0 + rho) / (1.0 - rho);
+            const float lcf = lc[i], vf = (float)v; /* float: a factor needs no more */
+            float rho = vf > 0.0f ? lcf / (vf > 0.0f ? vf : 1.0f) : 0.0f;
+            rho = rho > 0.0f ? rho : 0.0f; /* NaN (inf/inf) lands here too */
+            rho = rho < 0.95f ? rho : 0.95f;
+            const double lcv = (double)lcf;
+            const double lrf = (double)((1.0f + rho) / (1.0f - rho));
             float u = zfrom(e, v * lrf, m, rfl);
             u = u < NOPS__UCLIP ? u : NOPS__UCLIP;
             u = u > -NOPS__UCLIP ? u : -NOPS__UCLIP;
@@ -303,7 +307,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
              * season (before that, y = x and everything is as without a season) */
             double al_ = alpha_l;
             if (do_s) {
-                const double ip = 1.0 / (double)(s_P + (s_P == 0));
+                const double ip = (double)(1.0f / (float)(s_P + (s_P == 0)));
                 al_ = sdone & (ip < alpha_l) ? ip : alpha_l;
             }
             const double ag_ = ag == 0 ? 1.0 : (al_ > ia ? al_ : ia);
@@ -319,27 +323,36 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
                  * knots by the interpolation weights, at a rate that averages the last
                  * ~NOPS__SMEM periods (a running mean until then), clipped at 4σ of the
                  * baseline once two periods are in (one outlier does not dent the profile) */
-                const double Bd = NOPS_DETECT_SEASON_BINS, Pd = (double)(s_P + (s_P == 0));
-                const double sad = (double)s_sa, lim = (double)NOPS__SMEM * Pd;
-                const double g = Bd / ((sad < lim ? sad : lim) + Bd);
+                const uint32_t kp = NOPS__SKP(s_sa), ph = NOPS__SPH(s_sa);
+                const float Pf = (float)(s_P + (s_P == 0));
+                const float sad = (float)(kp < NOPS__SMEM ? kp : NOPS__SMEM) * Pf + (float)ph;
+                const float lim = (float)NOPS__SMEM * Pf;
+                /* one division: the weight after the first period, B/(min(points, 4P) + B),
+                 * or the running mean's 1/(j + 1) within the first */
+                const float den = sdone ? ((sad < lim ? sad : lim) + (float)NOPS_DETECT_SEASON_BINS) *
+                                              (1.0f / NOPS_DETECT_SEASON_BINS)
+                                        : s_j + 1.0f;
+                const double g = (double)(1.0f / den);
                 const double ek = e; /* y − the long baseline, before this point */
                 const double lim2 = NOPS__CLIP2 * v;
-                const uint32_t clip = (s_sa >= 2u * s_P) & (ek * ek > lim2);
+                const uint32_t clip = (kp >= 2u) & (ek * ek > lim2);
                 const double sdv = sqrt(lim2);
                 const double egc = clip ? (ek > 0.0 ? sdv : -sdv) : ek;
-                const uint32_t right = s_w >= 0.5;
+                const uint32_t right = s_w >= 0.5f;
                 const double kc = right ? (double)s_k1 : (double)s_k0;
-                const double g1 = 1.0 / (s_j + 1.0);
-                const double e1 = (xd - kc) * g1;
-                const double d0 = sdone ? g * (1.0 - s_w) * egc : (right ? 0.0 : e1);
-                const double d1 = sdone ? g * s_w * egc : (right ? e1 : 0.0);
+                const double e1 = (xd - kc) * g;
+                const double wd = (double)s_w;
+                const double d0 = sdone ? g * (1.0 - wd) * egc : (right ? 0.0 : e1);
+                const double d1 = sdone ? g * wd * egc : (right ? e1 : 0.0);
                 const uint32_t upd = s_on & valid;
                 sk0[i] = upd ? (float)((double)s_k0 + d0) : s_k0;
                 sk1[i] = upd ? (float)((double)s_k1 + d1) : s_k1;
-                uint32_t san = s_sa + upd;
-                sboot = upd & (san == s_P);
-                san = san >= 8u * s_P ? san - 4u * s_P : san;
-                sage[i] = san;
+                /* the next phase; a wrap counts a period (saturating at 255) */
+                const uint32_t phn = ph + upd;
+                const uint32_t wrap = phn >= s_P;
+                const uint32_t kpn = kp + (wrap & (kp < 255u));
+                sboot = upd & wrap & (kp == 0u);
+                sage[i] = ((phn * (wrap ^ 1u)) | (kpn << 24)) * s_on;
             }
             const uint32_t la = lage[i];
             const uint32_t on = show & (ag >= c_min) & (la >= min_n) &
@@ -347,7 +360,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             sp = on ? sp : 0.0f;
             sn = on ? sn : 0.0f;
             const float s = sp > sn ? sp : sn;
-            cdown = sn > sp;
+            cdf = sn > sp ? 1.0f : 0.0f;
             rc = s * inv_h;
             alarm = on & (rc >= 1.0f);
             /* the baseline's weights count from its last restart (la), like a new series' */
@@ -404,7 +417,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         zo[i] = z;
         zeo[i] = ze;
         ro[i] = show ? r : 0.0f;
-        const uint32_t cdir = cdown & (which == NOPS_DETECTOR_CUSUM) & show;
+        const uint32_t cdir = (uint32_t)cdf & (which == NOPS_DETECTOR_CUSUM) & show;
         fo[i] = f | ((which * show) << 5) | (cdir << 7) | (recentre << 8) | (sboot << 9);
         any_recentre |= recentre | sboot;
     }
@@ -463,9 +476,9 @@ static void season_boot(nops__dstate *st, size_t s)
     for (uint32_t b = 0; b < B; b++)
         k[b * cap] = (float)((double)k[b * cap] - M - d * (((double)b + 0.5) / B - 0.5));
     uint32_t b0, b1;
-    double w, j;
-    season_pos(st->sage[s] - 1u, st->sper[s], &b0, &b1, &w, &j);
-    const double S = (1.0 - w) * k[b0 * cap] + w * k[b1 * cap];
+    float w, j;
+    season_pos(st->sper[s] - 1u, st->sper[s], &b0, &b1, &w, &j); /* the last point's phase */
+    const double S = (double)((1.0f - w) * k[b0 * cap] + w * k[b1 * cap]);
     st->em[s] -= S;
     st->gm[s] = st->lm[s] = M + 0.5 * d; /* the level at the end of the period */
     st->gv[s] = st->lv[s] = st->ev[s];
@@ -541,7 +554,7 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
             lc[i] = st->lc[s];
         }
         if (do_s) {
-            double w, j;
+            float w, j;
             sper[i] = st->sper[s];
             sage[i] = st->sage[s];
             season_pos(sage[i], sper[i], &kb0[i], &kb1[i], &w, &j);
@@ -597,20 +610,33 @@ NOPS__INLINE void kuniform(const nops__kconst *k, nops__dstate *st, size_t s0, u
 {
     uint32_t f32[NOPS__BLOCK];
     float r32[NOPS__BLOCK];
-    float *sk0 = NULL, *sk1 = NULL;
-    if (method == NOPS__METHOD_ALL_SEASON) { /* the block shares its phase (range_impl) */
+    /* the block shares its phase (range_impl): its two knots are two contiguous rows. They are
+     * computed on in block-local copies: on the rows in place GCC does not vectorise the loop */
+    float sk0[NOPS__BLOCK], sk1[NOPS__BLOCK];
+    uint32_t sper[NOPS__BLOCK], sage[NOPS__BLOCK];
+    float *row0 = NULL, *row1 = NULL;
+    if (method == NOPS__METHOD_ALL_SEASON) {
+        memcpy(sper, st->sper + s0, n * sizeof *sper);
+        memcpy(sage, st->sage + s0, n * sizeof *sage);
         uint32_t b0, b1;
-        double w, j;
+        float w, j;
         season_pos(st->sage[s0], st->sper[s0], &b0, &b1, &w, &j);
-        sk0 = st->sk + (size_t)b0 * st->cap + s0;
-        sk1 = st->sk + (size_t)b1 * st->cap + s0;
+        row0 = st->sk + (size_t)b0 * st->cap + s0;
+        row1 = st->sk + (size_t)b1 * st->cap + s0;
+        memcpy(sk0, row0, n * sizeof *sk0);
+        memcpy(sk1, row1, n * sizeof *sk1);
     }
     const uint32_t any =
         kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
                  st->shift + s0, st->em + s0, st->ev + s0, st->lm + s0, st->lv + s0, st->gm + s0, st->gv + s0,
                  st->lc + s0, st->cp + s0, st->cn + s0, st->last + s0, st->res + s0, st->age + s0,
-                 st->lage + s0, st->meta + s0, sk0, sk1, st->sper + s0, st->sage + s0, zo, zeo,
+                 st->lage + s0, st->meta + s0, sk0, sk1, sper, sage, zo, zeo,
                  r32, f32, method, true, uc);
+    if (method == NOPS__METHOD_ALL_SEASON) {
+        memcpy(row0, sk0, n * sizeof *sk0);
+        memcpy(row1, sk1, n * sizeof *sk1);
+        memcpy(st->sage + s0, sage, n * sizeof *sage);
+    }
     if (any)
         block_fixups(k, st, NULL, s0, n, f32, method);
     narrow_flags(f32, fo, r32, ro, n);

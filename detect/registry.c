@@ -319,7 +319,7 @@ nops_err nops_detect_set_season(nops_detector *det, uint32_t slot, uint32_t peri
     if (det->st.sper[slot] == period)
         return NOPS_OK;
     const uint32_t old = det->st.sper[slot];
-    const bool running = old != 0 && det->st.sage[slot] >= old;
+    const bool running = old != 0 && (det->st.sage[slot] >> 24) != 0;
     nops__season_reset_slot(&det->st, slot, period);
     /* a running season had the EWMA and the long baseline in deseasonalised terms: restart the
      * long baseline (the EWMA follows within a few points). Before its first period is in, a
@@ -473,7 +473,7 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
             knots_ok = knots_ok && isfinite(knots[b]);
         knots_ok = knots_ok && (sper == 0 || (sper >= NOPS_DETECT_SEASON_MIN &&
                                               sper <= NOPS_DETECT_SEASON_MAX &&
-                                              sage < 8u * sper));
+                                              (sage & 0xffffffu) < sper));
         /* a season the detector cannot run (method not all) is dropped, not refused */
         if (det->p.method != NOPS_METHOD_ALL)
             sper = sage = 0;

@@ -109,9 +109,10 @@ static inline unsigned ref_update(ref_det *r, float xf, double *z, double *ze)
     double rc = 0.0;
     if (do_c) {
         const double aL = 1.0 / (double)r->p.long_window;
-        double rho = r->lv > 0.0 ? r->lc / r->lv : 0.0;
-        rho = rho < 0.0 ? 0.0 : rho > 0.95 ? 0.95 : rho;
-        double u = ref_z(x - r->lm, r->lv * (1.0 + rho) / (1.0 - rho), r->lm, res);
+        float rho = (float)r->lv > 0.0f ? (float)r->lc / (float)r->lv : 0.0f;
+        rho = rho > 0.0f ? rho : 0.0f;
+        rho = rho < 0.95f ? rho : 0.95f;
+        double u = ref_z(x - r->lm, r->lv * (double)((1.0f + rho) / (1.0f - rho)), r->lm, res);
         u = u > 4.0 ? 4.0 : u < -4.0 ? -4.0 : u;
         double sp = fmax(0.0, r->cp + u - r->p.cusum_k), sn = fmax(0.0, r->cn - u - r->p.cusum_k);
         const long c_min = r->p.long_window / 2 > r->p.warmup ? r->p.long_window / 2 : r->p.warmup;
