@@ -377,7 +377,7 @@ static void test_engine_floors(void **state)
                   "false/100k %.1f, host share %.3f, incidents/event %.2f\n",
                   cf.score[0], cf.score[1], cf.score[2], ff.ev.recall, ff.ev.precision,
                   ff.ev.false_per_100k, ff.ev.host_share, ff.ev.incidents_per_event);
-    assert_int_equal(cf.tally[0].windows, 52);
+    assert_int_equal(cf.tally[0].windows, 56);
     assert_true(cf.score[0] >= 85.0);
     assert_true(cf.score[1] >= 78.0);
     assert_true(cf.score[2] >= 87.0);
