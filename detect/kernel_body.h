@@ -178,6 +178,8 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
     const bool do_c = method == NOPS_METHOD_ALL || do_s;
     const uint32_t W = k->W;
     const double inv_u = uc == W ? k->invW : 1.0 / (double)(uc ? uc : 1);
+    /* 1/count after this point, the same for every lane of a uniform block */
+    const double inv_u1 = uc >= W ? k->invW : 1.0 / (double)(uc + 1u);
     const float inv_tz = k->inv_tz, inv_te = k->inv_te, inv_h = k->inv_h, exit_ratio = k->exit_ratio;
     const float ck = k->cusum_k;
     const uint32_t clear = k->clear_points, min_n = k->min_n, c_min = k->cusum_min_n;
@@ -257,7 +259,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             ring[i] = valid ? x : old;
             /* K far from the window (its mean moved by more than 8 std since K was chosen, or
              * a huge value left and took the small ones' bits with it): re-centre now */
-            const double invn = full ? invW : 1.0 / (double)(c + 1);
+            const double invn = uniform ? inv_u1 : (full ? invW : 1.0 / (double)(c + 1));
             const double mdn = S1n * invn;
             const double varn = S2n * invn - mdn * mdn;
             recentre = (mdn * mdn > 64.0 * varn + fl2_of(K)) & valid;
