@@ -156,7 +156,9 @@ NOPS__INLINE void ew_step(double *restrict m, double *restrict v, double e, doub
  * a constant. `method` is a constant after inlining, so single-detector instances do not touch
  * the other detectors' state. Selects are written as arithmetic on 0/1 integers and blends: GCC
  * if-converts those for AVX2 too, where it gives up on `?:` over mixed types. Flags bits 5–6
- * carry the detector that gave the ratio, bit 8 the re-centring request.
+ * carry the detector that gave the ratio, bit 8 the re-centring request, bit 9 a season's boot.
+ * It is one long function on purpose: every detector's step must sit in the one loop body GCC
+ * vectorises across series (split into calls, the state would make one pass per detector).
  */
 NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
                            const float *restrict xin, float *restrict ring,
