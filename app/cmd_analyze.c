@@ -91,13 +91,24 @@ static int print_detectors(const nops_detect_params *p_in)
            e ? "yes" : "no", p.ewma_threshold, p.alpha, (2.0 - p.alpha_var) / p.alpha_var);
     printf("cusum     %-4s %9.3f  CUSUM (k %g sigma) against a baseline over %lld points\n",
            c ? "yes" : "no", p.cusum_threshold, p.cusum_k, (long long)p.long_window);
+    const uint32_t sp = nops_detect_season_for_step(&p, 60);
+    printf("season    %-4s %9.3f  the EWMA and the CUSUM on the value minus a profile of %d "
+           "knots over %lld s\n", c && p.season_s > 0 ? "yes" : "no", p.ewma_threshold,
+           NOPS_DETECT_SEASON_BINS, (long long)p.season_s);
+    printf("          (the period in points is season_s / the series' step, e.g. %u at 1 min; "
+           "the profile is learned over the first period)\n", sp);
     printf("combined: score = 1 - 2^-(r^2), r = the largest |statistic| / threshold; "
            "anomalous at r >= 1 (score 0.5)\n");
     printf("calibration: about one false signal per %.0f points of a stationary series; "
            "warm-up %lld points\n", p.false_alarm_points, (long long)p.warmup);
-    printf("state: %zu bytes per series (key not included)\n", nops_detect_bytes_per_series(&p));
+    nops_detect_params ps = p;
+    ps.season_points = NOPS_DETECT_SEASON_MIN; /* any period: the profile's size is fixed */
+    printf("state: %zu bytes per series, %zu with a season (key not included)\n",
+           nops_detect_bytes_per_series(&p), nops_detect_bytes_per_series(&ps));
     return fflush(stdout) == 0 ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
 }
+
+#define ANALYZE_STEPS 15 /* rows whose steps give the series' step (median) for its season */
 
 typedef struct analyze_run {
     const analyze_opts *o;  /* options */
@@ -107,6 +118,9 @@ typedef struct analyze_run {
     uint64_t first_bad_line;/* line of the first one */
     const char *first_bad_reason;
     uint64_t signals;       /* excursions (FIRED) */
+    int64_t ts0;            /* first timestamp (ns) */
+    int64_t steps[ANALYZE_STEPS]; /* the first steps between rows, for the season */
+    uint32_t n_ts;          /* timestamps seen, up to ANALYZE_STEPS + 1 */
 } analyze_run;
 
 static void write_row(analyze_run *r, const char *ts, size_t ts_len, const char *value_text,
@@ -143,6 +157,32 @@ static void write_bad_row(analyze_run *r, const char *line, size_t len)
     write_row(r, line, tl, "", 0.0f, 0.0f, 0.0, 0, "");
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The series' step is the median of its first ANALYZE_STEPS steps; once known, the series gets
+ * its season (detect.season_s / step points, nops_detect_season_for_step). */
+static void season_from_steps(analyze_run *r, int64_t ts_ns)
+{
+    if (r->n_ts > ANALYZE_STEPS)
+        return;
+    if (r->n_ts > 0)
+        r->steps[r->n_ts - 1] = ts_ns - r->ts0;
+    r->ts0 = ts_ns;
+    if (++r->n_ts <= ANALYZE_STEPS)
+        return;
+    int64_t s[ANALYZE_STEPS];
+    memcpy(s, r->steps, sizeof s);
+    qsort(s, ANALYZE_STEPS, sizeof s[0], cmp_i64);
+    const int64_t step_s = s[ANALYZE_STEPS / 2] / 1000000000ll;
+    const uint32_t period = nops_detect_season_for_step(nops_detect_get_params(r->det), step_s);
+    if (period)
+        nops_detect_set_season(r->det, 0, period); /* NOPS_NOMEM: the series runs without */
+}
+
 static int process_line(analyze_run *r, const char *line, size_t len, uint64_t lineno,
                         bool *first)
 {
@@ -169,6 +209,7 @@ static int process_line(analyze_run *r, const char *line, size_t len, uint64_t l
         write_bad_row(r, line, len);
         return 0;
     }
+    season_from_steps(r, row.ts_ns);
     float x = (float)row.value;
     uint32_t slot = 0;
     float z, ze, ratio;

@@ -50,6 +50,9 @@
 #define NOPS_DETECT_FLOOR_ABS 1.0e-12  /**< absolute std floor */
 #define NOPS_DETECT_RES_REL 0.05       /**< the resolution floor is capped at this × |level| */
 #define NOPS_DETECT_MAX_WINDOW 1024    /**< largest W */
+#define NOPS_DETECT_SEASON_BINS 24     /**< knots of a seasonal profile (one per hour of a day) */
+#define NOPS_DETECT_SEASON_MIN (2 * NOPS_DETECT_SEASON_BINS) /**< shortest season, points */
+#define NOPS_DETECT_SEASON_MAX (1 << 24) /**< longest season, points */
 
 /** Which detectors feed the verdict. Values match the config enum "zscore|ewma|both|all". */
 typedef enum nops_detect_method {
@@ -65,7 +68,11 @@ typedef enum nops_detector_kind {
     NOPS_DETECTOR_ZSCORE = 0, /**< rolling z-score */
     NOPS_DETECTOR_EWMA = 1,   /**< robust EWMA */
     NOPS_DETECTOR_CUSUM = 2,  /**< long-horizon baseline CUSUM (change point) */
+    NOPS_DETECTOR_SEASON = 3, /**< the EWMA on the deseasonalised value of a series with a
+                                   season (its seasonal baseline): "this hour usually looks
+                                   different" */
 } nops_detector_kind;
+#define NOPS_DETECTOR_N 4 /**< detector kinds */
 
 /** Kernel instruction set. Values match the config enum "auto|scalar|avx2|avx512". */
 typedef enum nops_detect_variant {
@@ -86,6 +93,10 @@ typedef struct nops_detect_params {
     double cusum_threshold;/**< CUSUM h, in σ (0 = from N) */
     double cusum_k;        /**< CUSUM drift allowance k, in σ (half the smallest shift sought) */
     int64_t long_window;   /**< points the long-horizon baseline is decayed over (α_L = 1/this) */
+    int64_t season_points; /**< period of every new series' seasonal baseline, in points (0 =
+                                none; nops_detect_set_season sets one per series) */
+    int64_t season_s;      /**< period in seconds for callers that know a series' step
+                                (nops_detect_season_for_step; 0 = none) */
     int64_t warmup;        /**< points before any verdict (0 = twice the window) */
     int method;            /**< nops_detect_method */
     double hysteresis;     /**< leave the anomalous state below this fraction of a threshold */
@@ -242,6 +253,24 @@ bool nops_detect_variant_supported(nops_detect_variant v);
 nops_detect_variant nops_detect_variant_best(void);
 const char *nops_detect_variant_name(nops_detect_variant v);
 
+/**
+ * Give series `slot` a seasonal baseline of `period` points (0 removes it), e.g. a day at the
+ * series' step (86400 / step_s). Its profile — NOPS_DETECT_SEASON_BINS knots over the period,
+ * interpolated linearly — is learned from scratch: the first period is collected, then the
+ * EWMA and the long-horizon baseline (CUSUM and its gate) see the value minus the profile, and
+ * a signal the EWMA gives there is reported as NOPS_DETECTOR_SEASON. Only with method `all`.
+ * Setting the period a series already has is a no-op (its profile is kept).
+ * @retval NOPS_RANGE slot not registered; NOPS_INVAL period outside
+ *         {0} ∪ [NOPS_DETECT_SEASON_MIN, NOPS_DETECT_SEASON_MAX] or method not `all`.
+ */
+nops_err nops_detect_set_season(nops_detector *det, uint32_t slot, uint32_t period);
+/** The season a caller that knows a series' step (seconds between points) should give it:
+ *  season_s / step_s points when that is within NOPS_DETECT_SEASON_MIN..MAX and the method is
+ *  `all`, else 0. */
+uint32_t nops_detect_season_for_step(const nops_detect_params *p, int64_t step_s);
+/** The season period of a series in points (0: none or not registered). */
+uint32_t nops_detect_get_season(const nops_detector *det, uint32_t slot);
+
 /** Window mean and std of a series now (its last ≤ W points); NOPS_RANGE if it has none. */
 nops_err nops_detect_slot_stats(const nops_detector *det, uint32_t slot, double *mean,
                                 double *std, uint32_t *count);
@@ -258,9 +287,11 @@ uint32_t nops_detect_slot_window(const nops_detector *det, uint32_t slot, float 
  * little-endian; window sums are not stored but recomputed exactly on restore.
  */
 size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t *buf, size_t cap);
-/** The largest record nops_detect_save_series writes: 88 bytes of header and state, the key
- * (at most NOPS_KEY_MAX − 1 bytes) and a full window of floats. A buffer this size always fits. */
-#define NOPS_DETECT_SERIES_REC_MAX (88 + (NOPS_KEY_MAX - 1) + 4 * NOPS_DETECT_MAX_WINDOW)
+/** The largest record nops_detect_save_series writes: 88 bytes of header and state, the
+ * CUSUM's autocovariance (4 bytes), the seasonal baseline (8 bytes and its knots), the key (at most NOPS_KEY_MAX − 1 bytes) and a full
+ * window of floats. A buffer this size always fits. */
+#define NOPS_DETECT_SERIES_REC_MAX                                                             \
+    (88 + 4 + 8 + 4 * NOPS_DETECT_SEASON_BINS + (NOPS_KEY_MAX - 1) + 4 * NOPS_DETECT_MAX_WINDOW)
 /**
  * Restore a series saved by nops_detect_save_series (registering it, or overwriting its state
  * if present); *used gets the bytes consumed. NOPS_PARSE for a malformed or foreign record
@@ -268,6 +299,9 @@ size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t 
  */
 nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size_t len,
                                     uint32_t now_s, size_t *used, uint32_t *slot);
+/** Series restored from a record older than the seasonal baseline ("NDS2", "NDS1") that got
+ *  a season period: restored warm, their profile learned from scratch. */
+uint64_t nops_detect_season_relearned(const nops_detector *det);
 /** Slots handed out so far (slot indices are below this). */
 uint32_t nops_detect_slot_limit(const nops_detector *det);
 
@@ -278,7 +312,7 @@ uint32_t nops_detect_slot_limit(const nops_detector *det);
 double nops_detect_ratio(const nops_detect_params *p, double z, double ze);
 /** score = 1 − 2^(−r²), in [0, 1]. */
 double nops_detect_score(double ratio);
-/** "zscore", "ewma" or "cusum". */
+/** "zscore", "ewma", "cusum" or "season". */
 const char *nops_detector_name(nops_detector_kind k);
 /** Bytes of detector state per series at these params: SoA state, registry and id table (the
  *  key copy not included). */

@@ -26,6 +26,8 @@
 typedef struct nops__dstate {
     uint32_t cap;   /* slots allocated in every array */
     uint32_t W;     /* window */
+    bool seasonal;  /* the seasonal arrays (sk, sper, sage) exist: allocated only once a season
+                       is configured or set, so a detector without seasons pays nothing */
     float *ring;    /* W * cap values, ring[k * cap + s] */
     double *sum;    /* Σ(x − K) over the window */
     double *sumsq;  /* Σ(x − K)² over the window */
@@ -36,6 +38,8 @@ typedef struct nops__dstate {
     double *lv;     /* long-horizon residual variance (clipped like ev) */
     double *gm;     /* CUSUM gate: long-horizon mean, never restarted */
     double *gv;     /* CUSUM gate: long-horizon residual variance, unclipped */
+    float *lc;      /* lag-1 autocovariance of the long baseline's residuals (the CUSUM scales by
+                       the long-run variance) */
     float *cp;      /* CUSUM S⁺ (σ units) */
     float *cn;      /* CUSUM S⁻ */
     float *last;    /* the previous valid value */
@@ -43,12 +47,21 @@ typedef struct nops__dstate {
     uint32_t *age;  /* valid points seen, saturating at NOPS__AGE_MAX */
     uint32_t *lage; /* valid points since the long baseline (re)started */
     uint32_t *meta; /* NOPS__META_*: count, ring position and hysteresis state in one word */
+    float *sk;      /* seasonal profile: NOPS_DETECT_SEASON_BINS knots, sk[b * cap + s] (k-major
+                       like the ring, so a fleet in lockstep reads one vector per knot) */
+    uint32_t *sper; /* season period in points (0 = no seasonal baseline for this series) */
+    uint32_t *sage; /* season word: phase (points into the period, bits 0–23) and periods
+                       completed since the baseline started (bits 24–31, saturating at 255) */
 } nops__dstate;
 
 #define NOPS__AGE_MAX 0x3fffffffu
 #define NOPS__CLIP2 16.0  /* squared residuals enter the variances clipped at 4² σ² once warm */
 #define NOPS__CUSUM_GATE 2.0 /* CUSUM only while long-horizon var ≤ this × short (EWMA) var */
 #define NOPS__UCLIP 4.0f  /* CUSUM input clipped to ±4σ: spikes are the z detectors' job */
+#define NOPS__SMEM 4u     /* the seasonal knots average over the last ~4 periods */
+/* internal kernel index: NOPS_METHOD_ALL with the seasonal baseline (kernels.range[4]) */
+#define NOPS__METHOD_ALL_SEASON 4
+#define NOPS__KERNEL_N 5
 
 /*
  * The small per-series counters share one 32-bit word, so that every array the kernel loop
@@ -84,8 +97,8 @@ typedef void (*nops__pairs_fn)(const nops__kconst *k, nops__dstate *st, const ui
 
 /* One table per instruction set; index by nops_detect_method. */
 typedef struct nops__kernels {
-    nops__range_fn range[NOPS_METHOD_N];
-    nops__pairs_fn pairs[NOPS_METHOD_N];
+    nops__range_fn range[NOPS__KERNEL_N];
+    nops__pairs_fn pairs[NOPS__KERNEL_N];
 } nops__kernels;
 
 extern const nops__kernels nops__kernels_scalar;
@@ -93,11 +106,13 @@ extern const nops__kernels nops__kernels_avx2;
 extern const nops__kernels nops__kernels_avx512;
 
 /* state.c */
-nops_err nops__dstate_init(nops__dstate *st, uint32_t W, uint32_t cap);
+nops_err nops__dstate_init(nops__dstate *st, uint32_t W, uint32_t cap, bool seasonal);
+nops_err nops__dstate_enable_season(nops__dstate *st);
 nops_err nops__dstate_grow(nops__dstate *st, uint32_t new_cap);
 void nops__dstate_reset_slot(nops__dstate *st, uint32_t slot);
+void nops__season_reset_slot(nops__dstate *st, uint32_t slot, uint32_t period);
 void nops__dstate_fini(nops__dstate *st);
-size_t nops__dstate_bytes_per_slot(uint32_t W);
+size_t nops__dstate_bytes_per_slot(uint32_t W, bool seasonal);
 void nops__kconst_init(nops__kconst *k, const nops_detect_params *p);
 
 #endif
@@ -122,6 +137,8 @@ struct nops_detector {
     uint32_t n_free;            /* entries on that stack */
     uint32_t hwm;               /* slots handed out so far (high-water mark) */
     uint64_t evictions;         /* series evicted since creation (caches of slots watch it) */
+    uint64_t season_relearned;  /* series restored from an older record whose seasonal
+                                   profile starts over (nops_detect_season_relearned) */
     uint32_t active;            /* registered series */
     size_t key_bytes;           /* bytes held by key copies incl. allocation headers */
 };

@@ -89,7 +89,7 @@ nops_detector *nops_detect_new(const nops_detect_params *p, uint32_t capacity_hi
     nops_detect_params_resolve(&det->p);
     nops__kconst_init(&det->k, &det->p);
     const uint32_t cap = capacity_hint ? capacity_hint : 1024;
-    if (nops__dstate_init(&det->st, det->k.W, cap) != NOPS_OK)
+    if (nops__dstate_init(&det->st, det->k.W, cap, det->p.season_points > 0) != NOPS_OK)
         goto nomem;
     if (nops__registry_init(det, cap) != NOPS_OK)
         goto nomem;
@@ -128,6 +128,15 @@ uint32_t nops_detect_warmup(const nops_detector *det)
     return det->k.min_n;
 }
 
+/* The kernel to run: `all` with the seasonal baseline once any series may have a season (the
+ * plain `all` kernel does not touch the profile arrays: no cost without seasons). */
+static int kernel_index(const nops_detector *det)
+{
+    if (det->p.method == NOPS_METHOD_ALL && det->st.seasonal)
+        return NOPS__METHOD_ALL_SEASON;
+    return det->p.method;
+}
+
 nops_err nops_detect_update_range(nops_detector *det, uint32_t first, uint32_t n,
                                   const float *values, const nops_detect_out *out)
 {
@@ -137,7 +146,7 @@ nops_err nops_detect_update_range(nops_detector *det, uint32_t first, uint32_t n
         return NOPS_OK;
     if ((uint64_t)first + n > det->hwm)
         return NOPS_RANGE;
-    det->kern->range[det->p.method](&det->k, &det->st, first, n, values, out);
+    det->kern->range[kernel_index(det)](&det->k, &det->st, first, n, values, out);
     return NOPS_OK;
 }
 
@@ -154,7 +163,7 @@ nops_err nops_detect_update_pairs(nops_detector *det, const uint32_t *slots, con
         uint32_t m = (uint32_t)(n - off < (1u << 30) ? n - off : (1u << 30));
         nops_detect_out o = {out->z + off, out->ze + off, out->flags + off,
                              out->ratio ? out->ratio + off : NULL};
-        det->kern->pairs[det->p.method](&det->k, &det->st, slots + off, m, values + off, &o);
+        det->kern->pairs[kernel_index(det)](&det->k, &det->st, slots + off, m, values + off, &o);
     }
     return NOPS_OK;
 }

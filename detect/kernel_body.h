@@ -68,6 +68,38 @@ NOPS__INLINE double fl2_of(double level)
 
 /* Bit 8 of a block's 32-bit flags: the lane asks for an exact recompute (re-centring). */
 #define NOPS__RECENTRE 0x100u
+/* Bit 9: the lane has just collected its first season: centre its profile (season_boot). */
+#define NOPS__SBOOT 0x200u
+
+/*
+ * Where a point falls in its season (the seasonal essay is in docs/detection.md). The season
+ * word `sa` packs the phase ph (points into the period, bits 0–23) and the periods completed
+ * (bits 24–31, saturating at 255), so no lane divides by its period to find its phase. With
+ * period P > 0: the position t = ph·B/P − ½ in knots (knot b sits at the centre of cell
+ * b = [b·P/B, (b+1)·P/B)), the knots either side b0 = ⌊t⌋ mod B and b1 = b0 + 1 mod B, the
+ * weight w = t − ⌊t⌋ of b1, and j ≈ points of its cell the phase has passed in this period
+ * (for the first period's running means). Float arithmetic (ph < 2^24 is exact): one division
+ * per lane, and every variant computes the same bits.
+ */
+#define NOPS__SPH(sa) ((sa) & 0xffffffu)     /* phase */
+#define NOPS__SKP(sa) ((sa) >> 24)            /* periods completed, ≤ 255 */
+NOPS__INLINE void season_pos(uint32_t sa, uint32_t P, uint32_t *b0, uint32_t *b1, float *w,
+                             float *j)
+{
+    const float Bf = (float)NOPS_DETECT_SEASON_BINS, Pf = (float)(P + (P == 0));
+    const float q = Bf / Pf;
+    const float tt = (float)NOPS__SPH(sa) * q;
+    float cell = floorf(tt);
+    cell = cell < Bf - 1.0f ? cell : Bf - 1.0f;
+    const float t = tt - 0.5f;
+    const float fb = floorf(t);
+    *w = t - fb;
+    const float b0f = fb < 0.0f ? Bf - 1.0f : fb;
+    const uint32_t i0 = (uint32_t)(int32_t)b0f;
+    *b0 = i0;
+    *b1 = (i0 + 1u) * (i0 + 1u != NOPS_DETECT_SEASON_BINS);
+    *j = floorf((tt - cell) * (Pf * (1.0f / NOPS_DETECT_SEASON_BINS)));
+}
 
 /*
  * Hysteresis for one lane: from the ratio r and the lane's meta word, the new meta word (count
@@ -124,26 +156,32 @@ NOPS__INLINE void ew_step(double *restrict m, double *restrict v, double e, doub
  * a constant. `method` is a constant after inlining, so single-detector instances do not touch
  * the other detectors' state. Selects are written as arithmetic on 0/1 integers and blends: GCC
  * if-converts those for AVX2 too, where it gives up on `?:` over mixed types. Flags bits 5–6
- * carry the detector that gave the ratio, bit 8 the re-centring request.
+ * carry the detector that gave the ratio, bit 8 the re-centring request, bit 9 a season's boot.
+ * It is one long function on purpose: every detector's step must sit in the one loop body GCC
+ * vectorises across series (split into calls, the state would make one pass per detector).
  */
 NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
                            const float *restrict xin, float *restrict ring,
                            double *restrict sum, double *restrict sumsq,
                            float *restrict shift, double *restrict em, double *restrict ev,
                            double *restrict lm, double *restrict lv, double *restrict gm,
-                           double *restrict gv, float *restrict cp,
+                           double *restrict gv, float *restrict lc, float *restrict cp,
                            float *restrict cn_, float *restrict last, float *restrict res,
                            uint32_t *restrict age, uint32_t *restrict lage,
-                           uint32_t *restrict meta,
+                           uint32_t *restrict meta, float *restrict sk0, float *restrict sk1,
+                           const uint32_t *restrict sper, uint32_t *restrict sage,
                            float *restrict zo, float *restrict zeo, float *restrict ro,
                            uint32_t *restrict fo, const int method, const bool uniform,
                            const uint32_t uc)
 {
+    const bool do_s = method == NOPS__METHOD_ALL_SEASON;
     const bool do_z = method != NOPS_METHOD_EWMA;
     const bool do_e = method != NOPS_METHOD_ZSCORE;
-    const bool do_c = method == NOPS_METHOD_ALL;
+    const bool do_c = method == NOPS_METHOD_ALL || do_s;
     const uint32_t W = k->W;
     const double inv_u = uc == W ? k->invW : 1.0 / (double)(uc ? uc : 1);
+    /* 1/count after this point, the same for every lane of a uniform block */
+    const double inv_u1 = uc >= W ? k->invW : 1.0 / (double)(uc + 1u);
     const float inv_tz = k->inv_tz, inv_te = k->inv_te, inv_h = k->inv_h, exit_ratio = k->exit_ratio;
     const float ck = k->cusum_k;
     const uint32_t clear = k->clear_points, min_n = k->min_n, c_min = k->cusum_min_n;
@@ -176,6 +214,29 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         last[i] = valid ? x : lst;
         float z = 0.0f, ze = 0.0f, rc = 0.0f;
 
+        /* the seasonal baseline: y = x − S(phase) once the first period is collected (boot);
+         * the EWMA, the long baseline and the gate see y instead of x */
+        double y = xd;
+        uint32_t sboot = 0, sdone = 0;
+        float s_w = 0.0f, s_j = 0.0f;
+        double s_S = 0.0;
+        float s_k0 = 0.0f, s_k1 = 0.0f;
+        uint32_t s_on = 0, s_sa = 0, s_P = 0;
+        if (do_s) {
+            s_P = sper[i];
+            s_sa = sage[i];
+            s_on = s_P != 0;
+            uint32_t b0, b1;
+            season_pos(s_sa, s_P, &b0, &b1, &s_w, &s_j);
+            (void)b0;
+            (void)b1;
+            s_k0 = sk0[i];
+            s_k1 = sk1[i];
+            s_S = (double)((1.0f - s_w) * s_k0 + s_w * s_k1);
+            sdone = s_on & (NOPS__SKP(s_sa) != 0);
+            y = sdone ? xd - s_S : xd;
+        }
+
         uint32_t recentre = 0;
         if (do_z) {
             /* the first point of a series becomes its shift, so its sums start exact at 0 */
@@ -200,25 +261,39 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
             ring[i] = valid ? x : old;
             /* K far from the window (its mean moved by more than 8 std since K was chosen, or
              * a huge value left and took the small ones' bits with it): re-centre now */
-            const double invn = full ? invW : 1.0 / (double)(c + 1);
+            const double invn = uniform ? inv_u1 : (full ? invW : 1.0 / (double)(c + 1));
             const double mdn = S1n * invn;
             const double varn = S2n * invn - mdn * mdn;
             recentre = (mdn * mdn > 64.0 * varn + fl2_of(K)) & valid;
         }
         if (do_e) {
             double m = em[i], v = ev[i];
-            const double e = xd - m;
+            const double e = y - m;
             const float zz = zfrom(e, v, m, rfl);
             ze = show ? zz : 0.0f;
             ew_step(&m, &v, e, ia, alpha, alpha_v, ag, warm, valid);
             em[i] = m;
             ev[i] = v;
         }
-        uint32_t alarm = 0, cdown = 0; /* cdown: the CUSUM's downward sum leads */
+        uint32_t alarm = 0;
+        /* 1 when the CUSUM's downward sum leads. A float, not a 0/1 integer from the compare:
+         * an integer from a float compare kept this long in the loop made GCC give up
+         * vectorising the whole `all` kernel (it ran scalar on AVX-512, 0.04 G updates/s) */
+        float cdf = 0.0f;
         if (do_c) {
             double m = lm[i], v = lv[i];
-            const double e = xd - m;
-            float u = zfrom(e, v, m, rfl);
+            const double e = y - m;
+            /* autocorrelated residuals (AR noise, or a baseline lagging a drift) make the sums
+             * wander far more than their point variance says: the CUSUM's input is scaled by
+             * the long-run variance of an AR(1) with the residuals' lag-1 correlation ρ,
+             * v·(1+ρ)/(1−ρ), ρ clamped to [0, 0.95] */
+            const float lcf = lc[i], vf = (float)v; /* float: a factor needs no more */
+            float rho = vf > 0.0f ? lcf / (vf > 0.0f ? vf : 1.0f) : 0.0f;
+            rho = rho > 0.0f ? rho : 0.0f; /* NaN (inf/inf) lands here too */
+            rho = rho < 0.95f ? rho : 0.95f;
+            const double lcv = (double)lcf;
+            const double lrf = (double)((1.0f + rho) / (1.0f - rho));
+            float u = zfrom(e, v * lrf, m, rfl);
             u = u < NOPS__UCLIP ? u : NOPS__UCLIP;
             u = u > -NOPS__UCLIP ? u : -NOPS__UCLIP;
             const float cp0 = cp[i], cn0 = cn_[i];
@@ -231,22 +306,80 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
              * gate's baseline (gm, gv: plain EW moments over the long window, never restarted,
              * never clipped) sees that motion even when alarms keep restarting lm. */
             double gmv = gm[i], gvv = gv[i];
-            const double eg = xd - gmv;
-            const double ag_ = ag == 0 ? 1.0 : (alpha_l > ia ? alpha_l : ia);
-            const double bg_ = ag == 0 ? 0.0 : (alpha_l > ia ? alpha_l : ia);
+            const double eg = y - gmv;
+            /* a season longer than the long window: once it runs, the level averages over the
+             * season (before that, y = x and everything is as without a season) */
+            double al_ = alpha_l;
+            if (do_s) {
+                const double ip = (double)(1.0f / (float)(s_P + (s_P == 0)));
+                al_ = sdone & (ip < alpha_l) ? ip : alpha_l;
+            }
+            const double ag_ = ag == 0 ? 1.0 : (al_ > ia ? al_ : ia);
+            const double bg_ = ag == 0 ? 0.0 : (al_ > ia ? al_ : ia);
             gm[i] = valid ? gmv + ag_ * eg : gmv;
             gv[i] = valid ? gvv + bg_ * (eg * eg - gvv) : gvv;
+            if (do_s) {
+                /* the knots: during the first period the running mean of x over each knot's
+                 * cell (all of the point to the knot of its cell); after it, Holt-Winters: the
+                 * residual against the long baseline (slow, so the profile learns slow errors
+                 * too; restarted at an alarm, so a level shift goes into the baseline within a
+                 * few points, not into the profile), shared between the two
+                 * knots by the interpolation weights, at a rate that averages the last
+                 * ~NOPS__SMEM periods (a running mean until then), clipped at 4σ of the
+                 * baseline once two periods are in (one outlier does not dent the profile) */
+                const uint32_t kp = NOPS__SKP(s_sa), ph = NOPS__SPH(s_sa);
+                const float Pf = (float)(s_P + (s_P == 0));
+                const float sad = (float)(kp < NOPS__SMEM ? kp : NOPS__SMEM) * Pf + (float)ph;
+                const float lim = (float)NOPS__SMEM * Pf;
+                /* one division: the weight after the first period, B/(min(points, 4P) + B),
+                 * or the running mean's 1/(j + 1) within the first */
+                const float den = sdone ? ((sad < lim ? sad : lim) + (float)NOPS_DETECT_SEASON_BINS) *
+                                              (1.0f / NOPS_DETECT_SEASON_BINS)
+                                        : s_j + 1.0f;
+                const double g = (double)(1.0f / den);
+                const double ek = e; /* y − the long baseline, before this point */
+                const double lim2 = NOPS__CLIP2 * v;
+                const uint32_t clip = (kp >= 2u) & (ek * ek > lim2);
+                const double sdv = sqrt(lim2);
+                const double egc = clip ? (ek > 0.0 ? sdv : -sdv) : ek;
+                const uint32_t right = s_w >= 0.5f;
+                const double kc = right ? (double)s_k1 : (double)s_k0;
+                const double e1 = (xd - kc) * g;
+                const double wd = (double)s_w;
+                const double d0 = sdone ? g * (1.0 - wd) * egc : (right ? 0.0 : e1);
+                const double d1 = sdone ? g * wd * egc : (right ? e1 : 0.0);
+                const uint32_t upd = s_on & valid;
+                sk0[i] = upd ? (float)((double)s_k0 + d0) : s_k0;
+                sk1[i] = upd ? (float)((double)s_k1 + d1) : s_k1;
+                /* the next phase; a wrap counts a period (saturating at 255) */
+                const uint32_t phn = ph + upd;
+                const uint32_t wrap = phn >= s_P;
+                const uint32_t kpn = kp + (wrap & (kp < 255u));
+                sboot = upd & wrap & (kp == 0u);
+                sage[i] = ((phn * (wrap ^ 1u)) | (kpn << 24)) * s_on;
+            }
             const uint32_t la = lage[i];
             const uint32_t on = show & (ag >= c_min) & (la >= min_n) &
                                 (gvv <= NOPS__CUSUM_GATE * ev[i]);
             sp = on ? sp : 0.0f;
             sn = on ? sn : 0.0f;
             const float s = sp > sn ? sp : sn;
-            cdown = sn > sp;
+            cdf = sn > sp ? 1.0f : 0.0f;
             rc = s * inv_h;
             alarm = on & (rc >= 1.0f);
             /* the baseline's weights count from its last restart (la), like a new series' */
             const double ial = 1.0 / (double)(la + 1u);
+            {
+                /* lag-1 autocovariance: this residual times the previous point's against the
+                 * same baseline (on a seasonal lane the profile moves little in one step) */
+                const double yp = (double)lst - (do_s && sdone ? s_S : 0.0);
+                const double cv = e * (yp - m), cap = NOPS__CLIP2 * v;
+                double cvc = cv < cap ? cv : cap;
+                cvc = cvc > -cap ? cvc : -cap;
+                const double bl = la == 0 ? 0.0 : (alpha_l > ial ? alpha_l : ial);
+                const uint32_t upd = valid & (ag > 0);
+                lc[i] = upd ? (float)(lcv + bl * (cvc - lcv)) : lc[i];
+            }
             ew_step(&m, &v, e, ial, alpha_l, alpha_l, la, warm, valid);
             lm[i] = m;
             lv[i] = v;
@@ -269,7 +402,10 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         uint32_t which = do_z ? NOPS_DETECTOR_ZSCORE : NOPS_DETECTOR_EWMA;
         if (do_z && do_e) {
             const float rb = fabsf(ze) * inv_te;
-            which = which + (uint32_t)(rb > r) * (NOPS_DETECTOR_EWMA - which);
+            const uint32_t we = do_s ? NOPS_DETECTOR_EWMA + sdone * (NOPS_DETECTOR_SEASON -
+                                                                     NOPS_DETECTOR_EWMA)
+                                     : NOPS_DETECTOR_EWMA;
+            which = which + (uint32_t)(rb > r) * (we - which);
             r = r > rb ? r : rb;
         }
         if (do_c) {
@@ -285,9 +421,9 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         zo[i] = z;
         zeo[i] = ze;
         ro[i] = show ? r : 0.0f;
-        const uint32_t cdir = cdown & (which == NOPS_DETECTOR_CUSUM) & show;
-        fo[i] = f | ((which * show) << 5) | (cdir << 7) | (recentre << 8);
-        any_recentre |= recentre;
+        const uint32_t cdir = (uint32_t)cdf & (which == NOPS_DETECTOR_CUSUM) & show;
+        fo[i] = f | ((which * show) << 5) | (cdir << 7) | (recentre << 8) | (sboot << 9);
+        any_recentre |= recentre | sboot;
     }
     return any_recentre;
 }
@@ -318,6 +454,55 @@ static void recompute_one(const nops__kconst *k, nops__dstate *st, size_t s)
     (void)k;
 }
 
+/*
+ * The end of a series' first season: its knots hold the mean of x over each cell. Centre them
+ * and take out a linear trend (the profile is the deviation from the level; a drift within the
+ * period belongs to the level, or every wrap of the profile would be a step), move
+ * the EWMA's mean to deseasonalised terms (so switching its input from x to y is no jump),
+ * and start the long baseline and the gate at the level M with the EWMA's variance (~200
+ * effective samples: the wave's variance leaves them at once instead of over thousands of
+ * points), the CUSUM's sums at 0. Once per series, outside the vector loop.
+ */
+static void season_boot(nops__dstate *st, size_t s)
+{
+    const size_t cap = st->cap;
+    const uint32_t B = NOPS_DETECT_SEASON_BINS;
+    float *k = st->sk + s;
+    double acc = 0.0;
+    for (uint32_t b = 0; b < B; b++)
+        acc += k[b * cap];
+    const double M = acc / B;
+    /* a trend within the period shows as a step where the profile wraps: extrapolate the
+     * knots linearly across the wrap from both sides; what is left over is the trend's rise
+     * over one period, d (a smooth wave extrapolates onto itself to within ~A(2π/B)³) */
+    const double kl = k[(B - 1) * cap], kl2 = k[(B - 2) * cap], k0 = k[0], k1 = k[cap];
+    const double d = (3.0 * kl - kl2 - 3.0 * k0 + k1) * 0.5;
+    for (uint32_t b = 0; b < B; b++)
+        k[b * cap] = (float)((double)k[b * cap] - M - d * (((double)b + 0.5) / B - 0.5));
+    uint32_t b0, b1;
+    float w, j;
+    season_pos(st->sper[s] - 1u, st->sper[s], &b0, &b1, &w, &j); /* the last point's phase */
+    const double S = (double)((1.0f - w) * k[b0 * cap] + w * k[b1 * cap]);
+    st->em[s] -= S;
+    st->gm[s] = st->lm[s] = M + 0.5 * d; /* the level at the end of the period */
+    st->gv[s] = st->lv[s] = st->ev[s];
+    st->cp[s] = st->cn[s] = 0.0f;
+}
+
+/* Post-pass of a block: exact recomputes and season boots the lanes asked for. */
+NOPS__INLINE void block_fixups(const nops__kconst *k, nops__dstate *st, const uint32_t *slots,
+                               size_t base, uint32_t n, const uint32_t *restrict f32,
+                               const int method)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const size_t s = slots ? slots[i] : base + i;
+        if (f32[i] & NOPS__RECENTRE)
+            recompute_one(k, st, s);
+        if (method == NOPS__METHOD_ALL_SEASON && (f32[i] & NOPS__SBOOT))
+            season_boot(st, s);
+    }
+}
+
 /* Narrow the block's 32-bit flags into the caller's bytes; the ratio when asked for. */
 NOPS__INLINE void narrow_flags(const uint32_t *restrict f32, uint8_t *restrict fo,
                                const float *restrict r32, float *restrict ro, uint32_t n)
@@ -335,11 +520,15 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
 {
     const bool do_z = method != NOPS_METHOD_EWMA;
     const bool do_e = method != NOPS_METHOD_ZSCORE;
-    const bool do_c = method == NOPS_METHOD_ALL;
+    const bool do_s = method == NOPS__METHOD_ALL_SEASON;
+    const bool do_c = method == NOPS_METHOD_ALL || do_s;
     float ring[NOPS__BLOCK], shift[NOPS__BLOCK], cp[NOPS__BLOCK], cn[NOPS__BLOCK];
     float last[NOPS__BLOCK], res[NOPS__BLOCK], r32[NOPS__BLOCK];
+    float sk0[NOPS__BLOCK], sk1[NOPS__BLOCK];
+    uint32_t sper[NOPS__BLOCK], sage[NOPS__BLOCK], kb0[NOPS__BLOCK], kb1[NOPS__BLOCK];
     double sum[NOPS__BLOCK], sumsq[NOPS__BLOCK], em[NOPS__BLOCK], ev[NOPS__BLOCK];
     double lm[NOPS__BLOCK], lv[NOPS__BLOCK], gm[NOPS__BLOCK], gv[NOPS__BLOCK];
+    float lc[NOPS__BLOCK];
     uint32_t meta[NOPS__BLOCK], f32[NOPS__BLOCK], age[NOPS__BLOCK], lage[NOPS__BLOCK];
     const size_t cap = st->cap;
     for (uint32_t i = 0; i < n; i++) {
@@ -366,10 +555,20 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
             cp[i] = st->cp[s];
             cn[i] = st->cn[s];
             lage[i] = st->lage[s];
+            lc[i] = st->lc[s];
+        }
+        if (do_s) {
+            float w, j;
+            sper[i] = st->sper[s];
+            sage[i] = st->sage[s];
+            season_pos(sage[i], sper[i], &kb0[i], &kb1[i], &w, &j);
+            sk0[i] = st->sk[(size_t)kb0[i] * cap + s];
+            sk1[i] = st->sk[(size_t)kb1[i] * cap + s];
         }
     }
-    const uint32_t any = kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, lm, lv, gm, gv, cp, cn, last,
-                                  res, age, lage, meta, zo, zeo, r32, f32, method, false, 0);
+    const uint32_t any = kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, lm, lv, gm, gv, lc, cp, cn, last,
+                                  res, age, lage, meta, sk0, sk1, sper, sage, zo, zeo, r32, f32,
+                                  method, false, 0);
     for (uint32_t i = 0; i < n; i++) {
         const size_t s = slots ? slots[i] : base + i;
         if (do_z) {
@@ -391,15 +590,20 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
             st->cp[s] = cp[i];
             st->cn[s] = cn[i];
             st->lage[s] = lage[i];
+            st->lc[s] = lc[i];
+        }
+        if (do_s) {
+            st->sk[(size_t)kb0[i] * cap + s] = sk0[i];
+            st->sk[(size_t)kb1[i] * cap + s] = sk1[i];
+            st->sage[s] = sage[i];
         }
         st->meta[s] = meta[i];
         st->age[s] = age[i];
         st->last[s] = last[i];
         st->res[s] = res[i];
     }
-    for (uint32_t i = 0; any && i < n; i++)
-        if (f32[i] & NOPS__RECENTRE)
-            recompute_one(k, st, slots ? slots[i] : base + i);
+    if (any)
+        block_fixups(k, st, slots, base, n, f32, method);
     narrow_flags(f32, fo, r32, ro, n);
 }
 
@@ -410,14 +614,35 @@ NOPS__INLINE void kuniform(const nops__kconst *k, nops__dstate *st, size_t s0, u
 {
     uint32_t f32[NOPS__BLOCK];
     float r32[NOPS__BLOCK];
+    /* the block shares its phase (range_impl): its two knots are two contiguous rows. They are
+     * computed on in block-local copies: on the rows in place GCC does not vectorise the loop */
+    float sk0[NOPS__BLOCK], sk1[NOPS__BLOCK];
+    uint32_t sper[NOPS__BLOCK], sage[NOPS__BLOCK];
+    float *row0 = NULL, *row1 = NULL;
+    if (method == NOPS__METHOD_ALL_SEASON) {
+        memcpy(sper, st->sper + s0, n * sizeof *sper);
+        memcpy(sage, st->sage + s0, n * sizeof *sage);
+        uint32_t b0, b1;
+        float w, j;
+        season_pos(st->sage[s0], st->sper[s0], &b0, &b1, &w, &j);
+        row0 = st->sk + (size_t)b0 * st->cap + s0;
+        row1 = st->sk + (size_t)b1 * st->cap + s0;
+        memcpy(sk0, row0, n * sizeof *sk0);
+        memcpy(sk1, row1, n * sizeof *sk1);
+    }
     const uint32_t any =
         kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
                  st->shift + s0, st->em + s0, st->ev + s0, st->lm + s0, st->lv + s0, st->gm + s0, st->gv + s0,
-                 st->cp + s0, st->cn + s0, st->last + s0, st->res + s0, st->age + s0,
-                 st->lage + s0, st->meta + s0, zo, zeo, r32, f32, method, true, uc);
-    for (uint32_t i = 0; any && i < n; i++)
-        if (f32[i] & NOPS__RECENTRE)
-            recompute_one(k, st, s0 + i);
+                 st->lc + s0, st->cp + s0, st->cn + s0, st->last + s0, st->res + s0, st->age + s0,
+                 st->lage + s0, st->meta + s0, sk0, sk1, sper, sage, zo, zeo,
+                 r32, f32, method, true, uc);
+    if (method == NOPS__METHOD_ALL_SEASON) {
+        memcpy(row0, sk0, n * sizeof *sk0);
+        memcpy(row1, sk1, n * sizeof *sk1);
+        memcpy(st->sage + s0, sage, n * sizeof *sage);
+    }
+    if (any)
+        block_fixups(k, st, NULL, s0, n, f32, method);
     narrow_flags(f32, fo, r32, ro, n);
 }
 
@@ -466,6 +691,9 @@ NOPS__INLINE void range_impl(const nops__kconst *k, nops__dstate *st, uint32_t f
         uint32_t diff = 0;
         for (uint32_t i = 0; i < m; i++)
             diff |= (st->meta[s0 + i] & 0x3fffffu) ^ m0;
+        if (method == NOPS__METHOD_ALL_SEASON) /* and the season's period and phase */
+            for (uint32_t i = 0; i < m; i++)
+                diff |= (st->sper[s0 + i] ^ st->sper[s0]) | (st->sage[s0 + i] ^ st->sage[s0]);
         const uint32_t p0 = NOPS__META_POS(m0), c0 = NOPS__META_CNT(m0);
         if (diff == 0) {
             kuniform(k, st, s0, m, p0, c0, x + b, out->z + b, out->ze + b, out->flags + b,
@@ -529,8 +757,11 @@ NOPS__DEFINE(NOPS_METHOD_ZSCORE, z)
 NOPS__DEFINE(NOPS_METHOD_EWMA, e)
 NOPS__DEFINE(NOPS_METHOD_BOTH, ze)
 NOPS__DEFINE(NOPS_METHOD_ALL, all)
+NOPS__DEFINE(NOPS__METHOD_ALL_SEASON, all_s)
 
 const nops__kernels NOPS__FN(nops__kernels) = {
-    .range = {NOPS__FN(range_z), NOPS__FN(range_e), NOPS__FN(range_ze), NOPS__FN(range_all)},
-    .pairs = {NOPS__FN(pairs_z), NOPS__FN(pairs_e), NOPS__FN(pairs_ze), NOPS__FN(pairs_all)},
+    .range = {NOPS__FN(range_z), NOPS__FN(range_e), NOPS__FN(range_ze), NOPS__FN(range_all),
+              NOPS__FN(range_all_s)},
+    .pairs = {NOPS__FN(pairs_z), NOPS__FN(pairs_e), NOPS__FN(pairs_ze), NOPS__FN(pairs_all),
+              NOPS__FN(pairs_all_s)},
 };

@@ -174,6 +174,8 @@ nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size
     }
     uint32_t s = det->n_free ? det->free_slots[--det->n_free] : det->hwm++;
     nops__dstate_reset_slot(&det->st, s);
+    if (det->st.seasonal)
+        det->st.sper[s] = (uint32_t)det->p.season_points;
     det->slot_id[s] = id;
     det->last_seen[s] = now_s;
     det->keys[s] = copy;
@@ -274,7 +276,7 @@ uint32_t nops_detect_series_count(const nops_detector *det)
 void nops_detect_memory(const nops_detector *det, nops_detect_mem *mem)
 {
     const size_t cap = det->st.cap;
-    mem->state_bytes = cap * nops__dstate_bytes_per_slot(det->st.W);
+    mem->state_bytes = cap * nops__dstate_bytes_per_slot(det->st.W, det->st.seasonal);
     mem->registry_bytes = (size_t)det->ht_cap * (sizeof(uint64_t) + sizeof(uint32_t)) +
                           cap * (sizeof(uint64_t) + sizeof(uint32_t) + sizeof(char *) +
                                  sizeof(uint32_t));
@@ -303,18 +305,68 @@ uint32_t nops_detect_slot_limit(const nops_detector *det)
     return det->hwm;
 }
 
+nops_err nops_detect_set_season(nops_detector *det, uint32_t slot, uint32_t period)
+{
+    if (slot >= det->hwm || !det->slot_id[slot])
+        return NOPS_RANGE;
+    if (period != 0 && (period < NOPS_DETECT_SEASON_MIN || period > NOPS_DETECT_SEASON_MAX ||
+                        det->p.method != NOPS_METHOD_ALL))
+        return NOPS_INVAL;
+    if (!det->st.seasonal && period == 0)
+        return NOPS_OK;
+    if (nops__dstate_enable_season(&det->st) != NOPS_OK)
+        return NOPS_NOMEM;
+    if (det->st.sper[slot] == period)
+        return NOPS_OK;
+    const uint32_t old = det->st.sper[slot];
+    const bool running = old != 0 && (det->st.sage[slot] >> 24) != 0;
+    nops__season_reset_slot(&det->st, slot, period);
+    /* a running season had the EWMA and the long baseline in deseasonalised terms: restart the
+     * long baseline (the EWMA follows within a few points). Before its first period is in, a
+     * series sees y = x, so nothing else changes. */
+    if (running) {
+        det->st.lage[slot] = 0;
+        det->st.cp[slot] = det->st.cn[slot] = 0.0f;
+    }
+    return NOPS_OK;
+}
+
+uint32_t nops_detect_season_for_step(const nops_detect_params *p, int64_t step_s)
+{
+    if (!p || p->season_s <= 0 || step_s <= 0 || p->method != NOPS_METHOD_ALL)
+        return 0;
+    const int64_t n = p->season_s / step_s;
+    return n >= NOPS_DETECT_SEASON_MIN && n <= NOPS_DETECT_SEASON_MAX ? (uint32_t)n : 0;
+}
+
+uint32_t nops_detect_get_season(const nops_detector *det, uint32_t slot)
+{
+    return slot < det->hwm && det->slot_id[slot] && det->st.seasonal ? det->st.sper[slot] : 0;
+}
+
+uint64_t nops_detect_season_relearned(const nops_detector *det)
+{
+    return det->season_relearned;
+}
+
 /*
  * Series record, little-endian (x86 and every target we build for):
- *   u32 magic "NDS2" | u32 W | u32 key_len | key | u32 meta | f64 em | f64 ev |
+ *   u32 magic "NDS3" | u32 W | u32 key_len | key | u32 meta | f64 em | f64 ev |
  *   u32 age | f32 last | f32 res | f64 lm | f64 lv | f32 cp | f32 cn | f64 gm | f64 gv |
- *   u32 lage | f32 window[cnt]
- * The window is stored oldest first; cnt comes from meta. "NDS1" records (no fields between ev
- * and the window) are still read: age = cnt, the long baseline starts at the EWMA.
+ *   u32 lage | f32 lc | u32 season period | u32 season age | f32 knots[NOPS_DETECT_SEASON_BINS] |
+ *   f32 window[cnt]
+ * The window is stored oldest first; cnt comes from meta. Older records are still read, warm:
+ * "NDS2" (no seasonal baseline: the series gets the detector's season_points and learns its
+ * profile from scratch, counted by nops_detect_season_relearned) and "NDS1" (no fields between
+ * ev and the window: age = cnt, the long baseline starts at the EWMA).
  */
 #define NOPS__SNAP_MAGIC1 0x3153444eu
-#define NOPS__SNAP_MAGIC 0x3253444eu
-#define NOPS__SNAP_EXTRA (4 + 4 + 4 + 8 + 8 + 4 + 4 + 8 + 8 + 4)
-_Static_assert(4 * 4 + 8 + 8 + NOPS__SNAP_EXTRA == 88,
+#define NOPS__SNAP_MAGIC2 0x3253444eu
+#define NOPS__SNAP_MAGIC 0x3353444eu
+#define NOPS__SNAP_EXTRA2 (4 + 4 + 4 + 8 + 8 + 4 + 4 + 8 + 8 + 4)
+#define NOPS__SNAP_SEASON (4 + 4 + 4 * NOPS_DETECT_SEASON_BINS)
+#define NOPS__SNAP_EXTRA (NOPS__SNAP_EXTRA2 + 4 + NOPS__SNAP_SEASON)
+_Static_assert(4 * 4 + 8 + 8 + NOPS__SNAP_EXTRA == 88 + 4 + 8 + 4 * NOPS_DETECT_SEASON_BINS,
                "NOPS_DETECT_SERIES_REC_MAX (detect.h) names the record's fixed part");
 
 size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t *buf, size_t cap)
@@ -348,6 +400,14 @@ size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t 
     memcpy(p + 36, &det->st.gm[slot], 8);
     memcpy(p + 44, &det->st.gv[slot], 8);
     memcpy(p + 52, &det->st.lage[slot], 4);
+    memcpy(p + 56, &det->st.lc[slot], 4);
+    memset(p + 60, 0, NOPS__SNAP_SEASON);
+    if (det->st.seasonal) {
+        memcpy(p + 60, &det->st.sper[slot], 4);
+        memcpy(p + 64, &det->st.sage[slot], 4);
+        for (uint32_t b = 0; b < NOPS_DETECT_SEASON_BINS; b++)
+            memcpy(p + 68 + 4 * b, &det->st.sk[(size_t)b * det->st.cap + slot], 4);
+    }
     p += NOPS__SNAP_EXTRA;
     float win[NOPS_DETECT_MAX_WINDOW];
     uint32_t n = 0;
@@ -367,8 +427,9 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
     if (len < sizeof hdr)
         return NOPS_PARSE;
     memcpy(hdr, rec, sizeof hdr);
-    const bool v2 = hdr[0] == NOPS__SNAP_MAGIC;
-    const size_t extra = v2 ? NOPS__SNAP_EXTRA : 0;
+    const bool v3 = hdr[0] == NOPS__SNAP_MAGIC;
+    const bool v2 = v3 || hdr[0] == NOPS__SNAP_MAGIC2;
+    const size_t extra = v3 ? NOPS__SNAP_EXTRA : v2 ? NOPS__SNAP_EXTRA2 : 0;
     if ((!v2 && hdr[0] != NOPS__SNAP_MAGIC1) || hdr[1] != det->st.W || hdr[2] == 0 ||
         hdr[2] >= NOPS_KEY_MAX || len < sizeof hdr + hdr[2] + 20 + extra)
         return NOPS_PARSE;
@@ -395,8 +456,32 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
         memcpy(&gm, p + 36, 8);
         memcpy(&gv, p + 44, 8);
         memcpy(&lage, p + 52, 4);
-        p += NOPS__SNAP_EXTRA;
+        p += NOPS__SNAP_EXTRA2;
     }
+    uint32_t sper = (uint32_t)det->p.season_points, sage = 0;
+    float knots[NOPS_DETECT_SEASON_BINS] = {0};
+    bool knots_ok = true;
+    float lc = 0.0f;
+    if (v3) {
+        memcpy(&lc, p, 4);
+        memcpy(&sper, p + 4, 4);
+        memcpy(&sage, p + 8, 4);
+        memcpy(knots, p + 12, sizeof knots);
+        p += 4 + NOPS__SNAP_SEASON;
+        knots_ok = isfinite(lc);
+        for (uint32_t b = 0; b < NOPS_DETECT_SEASON_BINS; b++)
+            knots_ok = knots_ok && isfinite(knots[b]);
+        knots_ok = knots_ok && (sper == 0 || (sper >= NOPS_DETECT_SEASON_MIN &&
+                                              sper <= NOPS_DETECT_SEASON_MAX &&
+                                              (sage & 0xffffffu) < sper));
+        /* a season the detector cannot run (method not all) is dropped, not refused */
+        if (det->p.method != NOPS_METHOD_ALL)
+            sper = sage = 0;
+    }
+    if (!knots_ok)
+        return NOPS_PARSE;
+    if (sper && nops__dstate_enable_season(&det->st) != NOPS_OK)
+        return NOPS_NOMEM;
     if (cnt > W || (size_t)(p - rec) + (size_t)cnt * 4 > len || !isfinite(em) || !(ev >= 0) ||
         !isfinite(ev) || memchr(key, '\0', hdr[2]) || age < cnt || age > NOPS__AGE_MAX || lage > age ||
         !isfinite(last) || !(res >= 0) || !isfinite(res) || !isfinite(lm) || !(lv >= 0) ||
@@ -429,6 +514,16 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
     st->cn[slot] = cn;
     st->gm[slot] = gm;
     st->gv[slot] = gv;
+    st->lc[slot] = lc;
+    nops__season_reset_slot(st, slot, sper);
+    if (st->seasonal)
+        st->sage[slot] = sage;
+    if (v3 && st->seasonal) {
+        for (uint32_t b = 0; b < NOPS_DETECT_SEASON_BINS; b++)
+            st->sk[(size_t)b * st->cap + slot] = knots[b];
+    } else if (!v3 && sper) {
+        det->season_relearned++; /* an older record: the profile starts over, the rest is warm */
+    }
     /* exact sums from the window (the same as recompute at a wrap) */
     double acc = 0;
     for (uint32_t i = 0; i < cnt; i++)

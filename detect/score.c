@@ -47,8 +47,8 @@ double nops_detect_score(double ratio)
 
 const char *nops_detector_name(nops_detector_kind k)
 {
-    static const char *names[] = {"zscore", "ewma", "cusum"};
-    return (unsigned)k < 3 ? names[k] : "?";
+    static const char *names[NOPS_DETECTOR_N] = {"zscore", "ewma", "cusum", "season"};
+    return (unsigned)k < NOPS_DETECTOR_N ? names[k] : "?";
 }
 
 /* q with P(|Z| ≥ q) = p for a standard normal Z (two-sided), by bisection on erfc. */

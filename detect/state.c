@@ -23,6 +23,15 @@ static const nops_cfg_entry detect_entries[] = {
      "EWMA smoothing factor of the variance (about 2/alpha_var effective samples)."},
     {"long_window", NOPS_CFG_INT, P(long_window), 16, 100000000, "2048", NULL, NULL, 0,
      "Points the long-horizon baseline of the CUSUM detector is decayed over."},
+    {"season_points", NOPS_CFG_INT, P(season_points), 0, NOPS_DETECT_SEASON_MAX, "0", NULL,
+     "season-points", 0,
+     "Period of the seasonal baseline every series gets, in points (e.g. a day at the series' "
+     "step: 1440 at 1 min); 0 = none (the default: the step differs between series, and a wrong "
+     "period only costs memory bandwidth). Else at least 48. Only with method all."},
+    {"season_s", NOPS_CFG_INT, P(season_s), 0, 100000000, "86400", NULL, "season-s", 0,
+     "Period of the seasonal baseline in seconds, for callers that know a series' step "
+     "(neuralops analyze): a series gets season_s/step points when that is 48..16777216. "
+     "0 = none."},
     {"cusum_k", NOPS_CFG_DOUBLE, P(cusum_k), 0.05, 10.0, "0.5", NULL, NULL, 0,
      "CUSUM drift allowance in σ: half the smallest sustained shift it is tuned for."},
     {"z_threshold", NOPS_CFG_DOUBLE, P(z_threshold), 0.0, 1e6, "0", NULL, "z-threshold", 0,
@@ -73,6 +82,7 @@ void nops_detect_params_default(nops_detect_params *p)
         *p = (nops_detect_params){.window = 60, .alpha = 0.1, .alpha_var = 0.01,
                                   .false_alarm_points = 1e6, .cusum_k = 0.5,
                                   .long_window = 2048, .method = NOPS_METHOD_ALL,
+                                  .season_s = 86400,
                                   .hysteresis = 0.75, .clear_points = 3, .ttl_s = 3600};
     }
     nops_detect_params_resolve(p);
@@ -133,6 +143,15 @@ nops_err nops_detect_params_check(const nops_detect_params *p, char *errstr, siz
                   "detect.long_window must be at least 16 and detect.warmup 0 (auto) or 2..1000000");
         return NOPS_CONFIG;
     }
+    if (p->season_points != 0 &&
+        (p->season_points < NOPS_DETECT_SEASON_MIN || p->season_points > NOPS_DETECT_SEASON_MAX ||
+         p->method != NOPS_METHOD_ALL)) {
+        nops_errf(errstr, errstr_size,
+                  "detect.season_points must be 0 (none) or %d..%d points, and needs "
+                  "detect.method=all, got %lld",
+                  NOPS_DETECT_SEASON_MIN, NOPS_DETECT_SEASON_MAX, (long long)p->season_points);
+        return NOPS_CONFIG;
+    }
     if (p->method < NOPS_METHOD_ZSCORE || p->method > NOPS_METHOD_ALL) {
         nops_errf(errstr, errstr_size, "detect.method must be zscore, ewma, both or all");
         return NOPS_CONFIG;
@@ -173,10 +192,11 @@ void nops__kconst_init(nops__kconst *k, const nops_detect_params *p_in)
     k->clear_points = (uint8_t)p->clear_points;
 }
 
-size_t nops__dstate_bytes_per_slot(uint32_t W)
+size_t nops__dstate_bytes_per_slot(uint32_t W, bool seasonal)
 {
     return (size_t)W * sizeof(float) + 2 * sizeof(double) + sizeof(float) + 6 * sizeof(double) +
-           4 * sizeof(float) + 3 * sizeof(uint32_t);
+           5 * sizeof(float) + 3 * sizeof(uint32_t) +
+           (seasonal ? NOPS_DETECT_SEASON_BINS * sizeof(float) + 2 * sizeof(uint32_t) : 0);
 }
 
 /* ---- memory accounting (the series budget of pipeline.series_memory_mb) ------------------ */
@@ -186,7 +206,7 @@ size_t nops__dstate_bytes_per_slot(uint32_t W)
  * of key copies: the SoA state, the slot arrays (id, last-seen, key pointer, free stack) and the
  * id table, which registry.c keeps at the power of two ≥ 2 × cap (at least 16 cells).
  */
-static size_t slot_bytes(uint32_t W);
+static size_t slot_bytes(uint32_t W, bool seasonal);
 
 static uint32_t table_cells(uint32_t cap)
 {
@@ -199,18 +219,20 @@ static uint32_t table_cells(uint32_t cap)
 size_t nops_detect_bytes_per_series(const nops_detect_params *p)
 {
     /* the id table holds 2–4 cells per slot; count the worst (4) */
-    return slot_bytes((uint32_t)p->window) + 4 * (sizeof(uint64_t) + sizeof(uint32_t));
+    return slot_bytes((uint32_t)p->window, p->season_points > 0) +
+           4 * (sizeof(uint64_t) + sizeof(uint32_t));
 }
 
-static size_t slot_bytes(uint32_t W)
+static size_t slot_bytes(uint32_t W, bool seasonal)
 {
-    return nops__dstate_bytes_per_slot(W) + sizeof(uint64_t) + sizeof(uint32_t) +
+    return nops__dstate_bytes_per_slot(W, seasonal) + sizeof(uint64_t) + sizeof(uint32_t) +
            sizeof(char *) + sizeof(uint32_t);
 }
 
-static size_t held_bytes(uint32_t W, uint32_t cap, uint32_t cells)
+static size_t held_bytes(uint32_t W, bool seasonal, uint32_t cap, uint32_t cells)
 {
-    return (size_t)cap * slot_bytes(W) + (size_t)cells * (sizeof(uint64_t) + sizeof(uint32_t));
+    return (size_t)cap * slot_bytes(W, seasonal) +
+           (size_t)cells * (sizeof(uint64_t) + sizeof(uint32_t));
 }
 
 void nops_detect_memory_after_add(const nops_detector *det, size_t key_len, nops_detect_mem *mem)
@@ -220,8 +242,9 @@ void nops_detect_memory_after_add(const nops_detector *det, size_t key_len, nops
         cap *= 2; /* registration grows every array by doubling */
     if ((uint64_t)(det->active + 1) * 2 > cells)
         cells = table_cells(cap > det->active + 1 ? cap : det->active + 1);
-    mem->state_bytes = (size_t)cap * nops__dstate_bytes_per_slot(det->st.W);
-    mem->registry_bytes = held_bytes(det->st.W, cap, cells) - mem->state_bytes;
+    mem->state_bytes = (size_t)cap * nops__dstate_bytes_per_slot(det->st.W, det->st.seasonal);
+    mem->registry_bytes =
+        held_bytes(det->st.W, det->st.seasonal, cap, cells) - mem->state_bytes;
     mem->key_bytes = det->key_bytes + key_len + 1 + 16; /* as registry.c charges a copy */
     mem->capacity = cap;
     mem->active = det->active + 1;
@@ -236,7 +259,8 @@ uint32_t nops_detect_series_fit(const nops_detect_params *p, size_t budget, uint
     /* capacities a detector passes through: initial, 2·initial, ... — at each, as many series
      * as the slots allow and the keys' bytes left after the arrays pay for */
     for (uint64_t cap = initial ? initial : 1024; cap <= (1u << 30); cap *= 2) {
-        size_t fixed = held_bytes(W, (uint32_t)cap, table_cells((uint32_t)cap)) +
+        size_t fixed = held_bytes(W, p->season_points > 0, (uint32_t)cap,
+                                  table_cells((uint32_t)cap)) +
                        (size_t)cap * extra_per_slot;
         if (fixed > budget)
             break;
@@ -274,13 +298,19 @@ static nops_err realloc_all(nops__dstate *st, uint32_t new_cap)
     n.gm = grow_array(st->gm, oc * sizeof(double), nc * sizeof(double));
     n.gv = grow_array(st->gv, oc * sizeof(double), nc * sizeof(double));
     n.cp = grow_array(st->cp, oc * sizeof(float), nc * sizeof(float));
+    n.lc = grow_array(st->lc, oc * sizeof(float), nc * sizeof(float));
     n.cn = grow_array(st->cn, oc * sizeof(float), nc * sizeof(float));
     n.last = grow_array(st->last, oc * sizeof(float), nc * sizeof(float));
     n.res = grow_array(st->res, oc * sizeof(float), nc * sizeof(float));
     n.age = grow_array(st->age, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
     n.lage = grow_array(st->lage, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
     n.meta = grow_array(st->meta, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
-    if (!n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.lm || !n.lv || !n.gm || !n.gv || !n.cp ||
+    if (st->seasonal) {
+        n.sk = nops_aligned_alloc(NOPS__ALIGN, NOPS_DETECT_SEASON_BINS * nc * sizeof(float));
+        n.sper = grow_array(st->sper, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
+        n.sage = grow_array(st->sage, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
+    }
+    if ((st->seasonal && (!n.sk || !n.sper || !n.sage)) || !n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.lm || !n.lv || !n.gm || !n.gv || !n.cp || !n.lc ||
         !n.cn || !n.last || !n.res || !n.age || !n.lage || !n.meta) {
         nops__dstate_fini(&n);
         return NOPS_NOMEM;
@@ -288,16 +318,44 @@ static nops_err realloc_all(nops__dstate *st, uint32_t new_cap)
     if (st->ring)
         for (size_t k = 0; k < W; k++)
             memcpy(n.ring + k * nc, st->ring + k * oc, oc * sizeof(float));
+    if (st->sk)
+        for (size_t k = 0; k < NOPS_DETECT_SEASON_BINS; k++)
+            memcpy(n.sk + k * nc, st->sk + k * oc, oc * sizeof(float));
     nops__dstate_fini(st);
     *st = n;
     return NOPS_OK;
 }
 
-nops_err nops__dstate_init(nops__dstate *st, uint32_t W, uint32_t cap)
+nops_err nops__dstate_init(nops__dstate *st, uint32_t W, uint32_t cap, bool seasonal)
 {
     memset(st, 0, sizeof *st);
     st->W = W;
+    st->seasonal = seasonal;
     return realloc_all(st, cap ? cap : 1);
+}
+
+nops_err nops__dstate_enable_season(nops__dstate *st)
+{
+    if (st->seasonal)
+        return NOPS_OK;
+    const size_t nc = st->cap;
+    float *sk = nops_aligned_alloc(NOPS__ALIGN, NOPS_DETECT_SEASON_BINS * nc * sizeof(float));
+    uint32_t *sper = nops_aligned_alloc(NOPS__ALIGN, nc * sizeof(uint32_t));
+    uint32_t *sage = nops_aligned_alloc(NOPS__ALIGN, nc * sizeof(uint32_t));
+    if (!sk || !sper || !sage) {
+        nops_free(sk);
+        nops_free(sper);
+        nops_free(sage);
+        return NOPS_NOMEM;
+    }
+    memset(sk, 0, NOPS_DETECT_SEASON_BINS * nc * sizeof(float));
+    memset(sper, 0, nc * sizeof(uint32_t));
+    memset(sage, 0, nc * sizeof(uint32_t));
+    st->sk = sk;
+    st->sper = sper;
+    st->sage = sage;
+    st->seasonal = true;
+    return NOPS_OK;
 }
 
 nops_err nops__dstate_grow(nops__dstate *st, uint32_t new_cap)
@@ -315,9 +373,20 @@ void nops__dstate_reset_slot(nops__dstate *st, uint32_t s)
     st->shift[s] = 0.0f;
     st->em[s] = st->ev[s] = 0.0;
     st->lm[s] = st->lv[s] = st->gm[s] = st->gv[s] = 0.0;
-    st->cp[s] = st->cn[s] = st->last[s] = st->res[s] = 0.0f;
+    st->cp[s] = st->cn[s] = st->last[s] = st->res[s] = st->lc[s] = 0.0f;
     st->age[s] = st->lage[s] = 0;
     st->meta[s] = 0;
+    nops__season_reset_slot(st, s, 0);
+}
+
+void nops__season_reset_slot(nops__dstate *st, uint32_t s, uint32_t period)
+{
+    if (!st->seasonal)
+        return;
+    for (size_t k = 0; k < NOPS_DETECT_SEASON_BINS; k++)
+        st->sk[k * st->cap + s] = 0.0f;
+    st->sper[s] = period;
+    st->sage[s] = 0;
 }
 
 void nops__dstate_fini(nops__dstate *st)
@@ -333,14 +402,20 @@ void nops__dstate_fini(nops__dstate *st)
     nops_free(st->gm);
     nops_free(st->gv);
     nops_free(st->cp);
+    nops_free(st->lc);
     nops_free(st->cn);
     nops_free(st->last);
     nops_free(st->res);
     nops_free(st->age);
     nops_free(st->lage);
     nops_free(st->meta);
+    nops_free(st->sk);
+    nops_free(st->sper);
+    nops_free(st->sage);
+    st->sk = NULL;
+    st->sper = st->sage = NULL;
     st->ring = NULL;
     st->sum = st->sumsq = st->em = st->ev = st->lm = st->lv = st->gm = st->gv = NULL;
-    st->shift = st->cp = st->cn = st->last = st->res = NULL;
+    st->shift = st->lc = st->cp = st->cn = st->last = st->res = NULL;
     st->age = st->lage = st->meta = NULL;
 }

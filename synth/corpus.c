@@ -24,6 +24,10 @@
  *   irregular       ~1 min step jittered ±40 % with occasional gaps of 5–60 steps, daily cycle;
  *                   a persistent drop of 7–10σ and a variance burst (σ ×5–7, 40 points).
  *   variance_burst  10 s step, AR(1) noise; σ ×5–8 for 40 points.
+ *   seasonal_stuck  5 min step, daily cycle (288 points) of 8–12σ, AR(1) noise; once, from
+ *                   the day's peak, the series stops following the wave and holds its daytime
+ *                   level for 5–8 h (60–96 points): no jump, a deviation that only stands out
+ *                   against the season (a night-time value at daytime level), up to ~2A.
  */
 #include "synth/corpus.h"
 #include "synth/rng_int.h"
@@ -39,6 +43,7 @@
 static const char *kind_names[NOPS_SYNTH_KINDS] = {
     "seasonal_spike", "seasonal_shift", "drift_jump", "counter",
     "flat_spike",     "heavy_tail",     "irregular",  "variance_burst",
+    "seasonal_stuck",
 };
 
 const char *nops_synth_kind_name(int k)
@@ -247,10 +252,32 @@ static void gen_variance_burst(synth_rng *r, nops_synth_series *s)
     label(s, at[0], 40, 1);
 }
 
+static void gen_seasonal_stuck(synth_rng *r, nops_synth_series *s)
+{
+    s->step_s = 300;
+    regular_ts(s);
+    const double L = 60, sig = 1.5, A = synth_range(r, 8, 12) * sig;
+    ar1 a = {0, 0.5, sig};
+    uint32_t at[1];
+    onsets(r, s->n, 1, at);
+    /* move the onset to the next peak of the wave (14:24 of data time: daily() = 1) */
+    const uint32_t day = 288, peak = (uint32_t)(0.6 * day);
+    uint32_t o = at[0] - at[0] % day + peak;
+    if (o < at[0]) o += day;
+    const uint32_t dur = 60 + synth_below(r, 37);
+    if (o + dur >= s->n) o -= day;
+    for (uint32_t i = 0; i < s->n; i++) {
+        const double w = (i >= o && i < o + dur) ? 1.0 : daily(s->ts_ns[i]);
+        s->v[i] = (float)(L + A * w + ar1_next(&a, r));
+    }
+    label(s, o, dur, 1);
+}
+
 typedef void (*gen_fn)(synth_rng *, nops_synth_series *);
 static const gen_fn gens[NOPS_SYNTH_KINDS] = {
     gen_seasonal_spike, gen_seasonal_shift, gen_drift_jump, gen_counter,
     gen_flat_spike,     gen_heavy_tail,     gen_irregular,  gen_variance_burst,
+    gen_seasonal_stuck,
 };
 
 nops_err nops_synth_corpus_new(uint64_t seed, uint32_t per_kind, nops_synth_corpus **out)

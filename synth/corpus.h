@@ -2,7 +2,7 @@
  * corpus.h — labelled synthetic series with the properties of real ops metrics, and a labelled
  * synthetic fleet (synth/, linked by bench and tests: the yardstick of docs/quality.md).
  *
- * The corpus: series of eight kinds, each with what real metrics have — daily and weekly
+ * The corpus: series of nine kinds, each with what real metrics have — daily and weekly
  * seasonality at the series' own step, persistent level shifts (a new normal), slow drifts,
  * quantised counters, long flat stretches then spikes, heavy-tailed (Student-t) noise,
  * autocorrelated noise, irregular sampling with gaps — and labelled anomaly windows (point
@@ -51,13 +51,13 @@ typedef struct nops_synth_corpus {
     uint64_t points;      /**< points in all */
 } nops_synth_corpus;
 
-#define NOPS_SYNTH_KINDS 8 /**< series kinds */
+#define NOPS_SYNTH_KINDS 9 /**< series kinds */
 
 /** Name of kind k (0..NOPS_SYNTH_KINDS−1). */
 const char *nops_synth_kind_name(int k);
 
 /**
- * A corpus of `per_kind` series of each kind (8·per_kind series of about 4,000 points each)
+ * A corpus of `per_kind` series of each kind (9·per_kind series of 4,032 points each)
  * from `seed`. NOPS_INVAL for per_kind 0 or above 64, NOPS_NOMEM when memory is refused.
  */
 nops_err nops_synth_corpus_new(uint64_t seed, uint32_t per_kind, nops_synth_corpus **out);

@@ -106,6 +106,8 @@ static nops_err corpus_engine(const nops_synth_corpus *c, const nops_detect_para
         uint32_t slot;
         const uint64_t id = nops_detect_key_id(s->name, strlen(s->name));
         if ((e = nops_detect_slot(d, id, s->name, strlen(s->name), 0, &slot)) != NOPS_OK) break;
+        const uint32_t per = nops_detect_season_for_step(nops_detect_get_params(d), s->step_s);
+        if (per && (e = nops_detect_set_season(d, slot, per)) != NOPS_OK) break;
         for (uint32_t k = 0; k < CHUNK; k++)
             slots[k] = slot;
         nd[i] = 0;

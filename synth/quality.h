@@ -36,7 +36,9 @@ typedef struct nops_synth_run_opts {
     nops_synth_detector det;         /**< detector */
     double threshold;                /**< baselines: |z| at or above this signals */
     uint32_t window;                 /**< baselines: W points */
-    const nops_detect_params *dp;    /**< engine settings; NULL: the config table's defaults */
+    const nops_detect_params *dp;    /**< engine settings; NULL: the config table's defaults.
+                                          Every corpus series gets the seasonal baseline of
+                                          nops_detect_season_for_step(dp, its step) */
     const nops_correlate_params *cp; /**< correlator settings; NULL: the defaults */
 } nops_synth_run_opts;
 

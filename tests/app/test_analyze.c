@@ -326,6 +326,61 @@ static void test_help_and_commands(void **state)
     result_free(&h);
 }
 
+/*
+ * The seasonal baseline through analyze: a daily wave at a 5-minute step (288 points a day, the
+ * step read off the timestamps), six days, and on the sixth a spike of 9σ where the wave falls
+ * fastest — too small for the EWMA on the raw wave (it lags the wave by ~2σ and its variance
+ * holds the wave's motion), far from what that hour usually looks like. With the defaults (detect.season_s = a day) the row is flagged
+ * by the `season` detector; with --season-s 0 the detector column never says `season`.
+ * --detectors lists the seasonal baseline.
+ */
+static void test_season_from_step(void **state)
+{
+    (void)state;
+    enum { DAY = 288, N = 6 * DAY };
+    size_t cap = (size_t)N * 48 + 64, len = 0;
+    char *b = malloc(cap);
+    len += (size_t)snprintf(b, cap, "timestamp,value\n");
+    uint64_t s = 99;
+    const int at = 5 * DAY + DAY / 2;
+    for (int i = 0; i < N; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        const double u = ((double)(s >> 11) / 9007199254740992.0 - 0.5) * 3.4; /* σ ≈ 1 */
+        double v = 100.0 + 10.0 * sin(6.283185307179586 * i / DAY) + u;
+        if (i == at)
+            v += 9.0;
+        const long t = 1700000000L + 300L * i;
+        len += (size_t)snprintf(b + len, cap - len, "%ld,%.4f\n", t, v);
+    }
+    int season_rows = 0, flagged_at = 0;
+    for (int k = 0; k < 2; k++) {
+        result r = run(NULL, NEURALOPS_BIN, k ? "analyze --season-s 0" : "analyze", b);
+        assert_int_equal(r.status, 0);
+        char *line = strtok(r.out, "\n");
+        for (int i = -1; line; i++, line = strtok(NULL, "\n")) {
+            const char *det = strrchr(line, ',');
+            const bool season = det && strcmp(det + 1, "season") == 0;
+            if (k == 0) {
+                season_rows += season;
+                if (i == at)
+                    flagged_at = season && strstr(line, ",1,season") != NULL;
+            } else {
+                assert_false(season);
+            }
+        }
+        result_free(&r);
+    }
+    print_message("  %d rows scored by the seasonal baseline; the day-time anomaly %s\n",
+                  season_rows, flagged_at ? "flagged by it" : "missed");
+    assert_true(season_rows > DAY / 4); /* rows where the deseasonalised EWMA gives the ratio */
+    assert_true(flagged_at);
+    free(b);
+    result d = run(NULL, NEURALOPS_BIN, "analyze --detectors", NULL);
+    assert_int_equal(d.status, 0);
+    assert_non_null(strstr(d.out, "\nseason    yes"));
+    result_free(&d);
+}
+
 /* The streaming commands: help, and bad flags refused before anything starts. */
 static void test_stream_commands_refuse_bad_flags(void **state)
 {
@@ -460,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_json_format),
         cmocka_unit_test(test_flags_env_and_config),
         cmocka_unit_test(test_help_and_commands),
+        cmocka_unit_test(test_season_from_step),
         cmocka_unit_test(test_config_docs_are_current),
         cmocka_unit_test(test_stream_commands_refuse_bad_flags),
         cmocka_unit_test(test_overlong_line),

@@ -27,6 +27,7 @@ typedef struct ref_det {
     double lm, lv;        /* long-horizon baseline (restarted at alarms) */
     double gm, gv;        /* CUSUM gate baseline */
     double cp, cn;        /* CUSUM sums */
+    double lc;            /* lag-1 autocovariance of the long baseline's residuals */
     double ratio;         /* last combined ratio */
     int which;            /* its detector */
     int in;               /* anomalous state */
@@ -84,6 +85,7 @@ static inline unsigned ref_update(ref_det *r, float xf, double *z, double *ze)
     const int do_z = r->p.method != NOPS_METHOD_EWMA, do_e = r->p.method != NOPS_METHOD_ZSCORE;
     const int do_c = r->p.method == NOPS_METHOD_ALL;
     const double res = r->res;
+    const double prev = r->last;
     if (r->age > 0) {
         double step = fabs((double)(float)fabsf(xf - (float)r->last));
         if (step > 0 && (r->res == 0 || step < r->res))
@@ -107,7 +109,10 @@ static inline unsigned ref_update(ref_det *r, float xf, double *z, double *ze)
     double rc = 0.0;
     if (do_c) {
         const double aL = 1.0 / (double)r->p.long_window;
-        double u = ref_z(x - r->lm, r->lv, r->lm, res);
+        float rho = (float)r->lv > 0.0f ? (float)r->lc / (float)r->lv : 0.0f;
+        rho = rho > 0.0f ? rho : 0.0f;
+        rho = rho < 0.95f ? rho : 0.95f;
+        double u = ref_z(x - r->lm, r->lv * (double)((1.0f + rho) / (1.0f - rho)), r->lm, res);
         u = u > 4.0 ? 4.0 : u < -4.0 ? -4.0 : u;
         double sp = fmax(0.0, r->cp + u - r->p.cusum_k), sn = fmax(0.0, r->cn - u - r->p.cusum_k);
         const long c_min = r->p.long_window / 2 > r->p.warmup ? r->p.long_window / 2 : r->p.warmup;
@@ -116,6 +121,12 @@ static inline unsigned ref_update(ref_det *r, float xf, double *z, double *ze)
             sp = sn = 0.0;
         rc = fmax(sp, sn) / r->p.cusum_threshold;
         const int alarm = on && rc >= 1.0;
+        if (r->age > 0 && r->lage > 0) {
+            const double cap = 16.0 * r->lv;
+            const double cv = fmax(-cap, fmin(cap, (x - r->lm) * (prev - r->lm)));
+            const double bl = fmax(aL, 1.0 / (double)(r->lage + 1));
+            r->lc = (double)(float)(r->lc + bl * (cv - r->lc));
+        }
         ref_ew(&r->lm, &r->lv, x, r->lage, aL, aL, warm, 1);
         ref_ew(&r->gm, &r->gv, x, r->age, aL, aL, warm, 0);
         r->lage = alarm ? 0 : r->lage + 1;

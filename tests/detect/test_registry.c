@@ -259,11 +259,18 @@ static void test_memory_report(void **state)
     assert_int_equal(m.active, 1000);
     assert_int_equal(m.capacity, 1000);
     /* W = 60: 240 B ring + sums, shift (20 B) + EWMA (16 B) + long baseline and gate (32 B) +
-     * CUSUM, last, resolution (16 B) + age, baseline age, meta (12 B) per slot */
-    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 20 + 16 + 32 + 16 + 12));
+     * CUSUM, its autocovariance, last, resolution (20 B) + age, baseline age, meta (12 B) per
+     * slot; no seasonal arrays while no series has a season */
+    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 20 + 16 + 32 + 20 + 12));
+    /* a season on one series adds the profile arrays to every slot: 24 knots + period + age */
+    assert_int_equal(nops_detect_set_season(d, 0, 1440), NOPS_OK);
+    nops_detect_memory(d, &m);
+    assert_int_equal(m.state_bytes, 1000u * (60u * 4u + 20 + 16 + 32 + 20 + 12 + 96 + 8));
     /* the budget of docs/detection.md: ≤ 1 KiB per series all in at the defaults */
     nops_detect_params dp;
     nops_detect_params_default(&dp);
+    assert_true(nops_detect_bytes_per_series(&dp) + 27 + 16 <= 1024);
+    dp.season_points = 1440; /* and with a seasonal baseline */
     assert_true(nops_detect_bytes_per_series(&dp) + 27 + 16 <= 1024);
     assert_true(m.registry_bytes > 0 && m.key_bytes >= 1000u * 27u);
     nops_detect_destroy(d);

@@ -349,10 +349,14 @@ static void test_fleet_generator(void **state)
  * 0.3 false signals per 100k points, 1.29 incidents per event, still 7 of 12 host events in
  * one incident: a persistent shift signalled again when it ended, after its incident had
  * resolved. Reopening a resolved host incident within correlate.reopen_s made that 12 of 12
- * (1.000) and 1.00 incident per event. The floors sit a little below (ceilings a little
+ * (1.000) and 1.00 incident per event. Session 6: the CUSUM scaled by the long-run variance
+ * of its autocorrelated residuals (80.0) and the seasonal baseline (a day at each series'
+ * step, detect.season_s) raised NAB standard to 88.0 (1.30 × the windowed Gaussian),
+ * reward_low_FP 81.7, reward_low_FN 90.0, the fleet figures unchanged; without the seasonal
+ * baseline the engine scores 80.0. The floors sit a little below (ceilings a little
  * above), and at the issue's targets where the engine meets them: ≥ 1.3 × the windowed
- * Gaussian's NAB score (67.6 here; not met, 1.16 ×), recall ≥ 0.98, ≤ 1 false signal per
- * 100k points, ≥ 95 % of host events in one incident of their own.
+ * Gaussian's NAB score (met at seed 14 by 0.1 point: the floor is 85, 1.26 ×), recall ≥ 0.98,
+ * ≤ 1 false signal per 100k points, ≥ 95 % of host events in one incident of their own.
  */
 static void test_engine_floors(void **state)
 {
@@ -373,9 +377,23 @@ static void test_engine_floors(void **state)
                   "false/100k %.1f, host share %.3f, incidents/event %.2f\n",
                   cf.score[0], cf.score[1], cf.score[2], ff.ev.recall, ff.ev.precision,
                   ff.ev.false_per_100k, ff.ev.host_share, ff.ev.incidents_per_event);
-    assert_int_equal(cf.tally[0].windows, 52);
-    assert_true(cf.score[0] >= 75.0);
-    assert_true(cf.score[2] >= 78.0);
+    assert_int_equal(cf.tally[0].windows, 56);
+    assert_true(cf.score[0] >= 85.0);
+    assert_true(cf.score[1] >= 78.0);
+    assert_true(cf.score[2] >= 87.0);
+    /* the seasonal baseline's share: without it the same engine scores clearly lower, and the
+     * seasonal spikes it finds (7 of 8) drop to 3 */
+    nops_detect_params dp;
+    nops_correlate_params cpar;
+    assert_int_equal(nops_synth_engine_defaults(&dp, &cpar, err, sizeof err), NOPS_OK);
+    dp.season_s = 0;
+    nops_synth_run_opts no = {.det = NOPS_SYNTH_ENGINE, .dp = &dp};
+    nops_synth_corpus_figures nf;
+    assert_int_equal(nops_synth_run_corpus(c, &no, &nf, err, sizeof err), NOPS_OK);
+    print_message("engine without the seasonal baseline: NAB %.1f, seasonal spikes %u/%u\n",
+                  nf.score[0], nf.kind[0].hit, nf.kind[0].windows);
+    assert_true(cf.score[0] >= nf.score[0] + 4.0);
+    assert_true(cf.kind[0].hit >= nf.kind[0].hit + 3);
     assert_true(ff.ev.recall >= 0.98);
     assert_true(ff.ev.precision >= 0.95);
     assert_true(ff.ev.false_per_100k <= 1.0);
@@ -407,7 +425,7 @@ static void test_bench_quality(void **state)
     assert_non_null(p);
     char line[2048];
     int figures = 0;
-    bool standard = false, host = false;
+    bool standard = false, host = false, noseason = false;
     while (fgets(line, sizeof line, p)) {
         static const char head[] = "{\"suite\":\"quality\",\"figure\":";
         assert_true(strncmp(line, head, sizeof head - 1) == 0);
@@ -415,11 +433,12 @@ static void test_bench_quality(void **state)
         assert_non_null(strstr(line, "\"rolling_z\":"));
         standard |= strstr(line, "\"figure\":\"nab_standard\"") != NULL;
         host |= strstr(line, "\"figure\":\"fleet_host_events_one_incident\"") != NULL;
+        noseason |= strstr(line, "\"figure\":\"nab_standard_without_season\"") != NULL;
         figures++;
     }
     assert_int_equal(pclose(p), 0);
-    assert_int_equal(figures, 8);
-    assert_true(standard && host);
+    assert_int_equal(figures, 9);
+    assert_true(standard && host && noseason);
     p = popen(NEURALOPS_BENCH_BIN " --help", "r");
     assert_non_null(p);
     bool listed = false;
