@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "recommend/recommend.h"
 #include "orchestrate/orchestrate.h"
+#include "loop/loop.h"
 #include "vector/vector.h"
 
 #include <stdatomic.h>
@@ -49,6 +50,7 @@ typedef struct app_ctx {
     nops_vector_params vector;      /* [vector] */
     nops_reco_params recommend;     /* [recommend] */
     nops_orch_params orchestrate;   /* [orchestrate] */
+    nops_loop_params loop;          /* [loop] */
     nops_security_params security;  /* [security] */
 } app_ctx;
 
