@@ -25,4 +25,12 @@ bool demo_playbooks(app_ctx *ctx);
 void demo_orchestrate(app_ctx *ctx, app_engine *api, json_t *incident, const char *playbook_id,
                       bool approve, atomic_bool *stop);
 
+/* The demo's notification receiver: an HTTP endpoint on 127.0.0.1 (any free port) that prints
+ * one line per webhook notification it gets. Its URL goes into `url`; NULL + err on failure. */
+typedef struct demo_receiver demo_receiver;
+demo_receiver *demo_receiver_start(char *url, size_t cap, char *err, size_t errsz);
+/* Notifications received so far. */
+unsigned long demo_receiver_count(const demo_receiver *r);
+void demo_receiver_stop(demo_receiver *r);
+
 #endif
