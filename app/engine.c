@@ -229,6 +229,7 @@ static bool start_api(app_ctx *ctx, app_engine *a, const char *cmd)
                           .orchestrator = a->orch,
                           .registry = a->registry,
                           .audit = a->audit,
+                          .loop = a->loop,
                           .orchestration_off = a->orch_off};
     a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
     if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
