@@ -117,6 +117,7 @@ typedef struct nops_api_deps {
                                              clock (pipeline.max_past_s; 0 = off) */
     int64_t ingest_max_future_s;        /**< ... and this far ahead (pipeline.max_future_s) */
     nops_recommender *recommender;      /**< POST /recommend; NULL = 503 */
+    nops_learner *learner;              /**< the learning loop's counters in /metrics; NULL */
     nops_orchestrator *orchestrator;    /**< /orchestrate, /orchestrations; NULL = 503 */
     const nops_registry *registry;      /**< GET /playbooks; NULL = 503 */
     nops_audit *audit;                  /**< GET /audit; NULL = 503 */

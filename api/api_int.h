@@ -24,6 +24,9 @@
     X(ORCH_APPROVE, "/orchestrations/{id}/approve")                                            \
     X(ORCH_EXECUTE, "/orchestrations/{id}/execute")                                            \
     X(PLAYBOOKS, "/playbooks")                                                                 \
+    X(AUTOMATION, "/automation")                                                               \
+    X(AUTOMATION_PAUSE, "/automation/pause")                                                   \
+    X(AUTOMATION_RESUME, "/automation/resume")                                                 \
     X(AUDIT, "/audit")                                                                         \
     X(SIGNALS, "/signals")                                                                     \
     X(INCIDENTS, "/incidents")                                                                 \
@@ -154,10 +157,29 @@ void nops__api_ingest_stop(nops_api *api);
 /* Stop the poll thread, drain the reports (purging what is left), destroy the producer. */
 void nops__api_producer_destroy(nops_api *api);
 void nops__api_recommend(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+/* The stored incident `id` as what recommendations and suggestions take (recommend.c): its
+ * signal ids replaced by the signal objects the store still has, "metrics" set to the distinct
+ * metric names of those signals; with max_bytes > 0, signal objects dropped from the end until
+ * its compact JSON fits (the metrics stay). New reference; NULL when unknown. */
+json_t *nops__api_stored_incident(nops_api *api, const char *id, size_t max_bytes);
+/* The incident of a request body holding exactly one of "signal_id", "incident_id",
+ * "incident" (recommend.c): a stored incident with its signals, one stored signal as an
+ * incident, or the inline object (413 past max_bytes when max_bytes > 0). *subject gets the id
+ * or "inline" (valid while `o` lives). New reference; NULL with `res` set (400/404/413). */
+json_t *nops__api_incident_from(nops_api *api, json_t *o, size_t max_bytes,
+                                const char **subject, response *res);
+/* Rank playbooks for `inc` (top_n) and audit the answer (action "recommend" by `actor`,
+ * `subject`, details: top playbook ids with scores and the index generation) before it is
+ * given. NOPS_NOTFOUND without a recommender or index, NOPS_PARSE with nothing to embed,
+ * NOPS_IO when the audit trail refused the entry (then *out is NULL); errstr says which. */
+nops_err nops__api_rank(nops_api *api, const json_t *inc, int top_n, const char *actor,
+                        const char *subject, json_t **out, char *errstr, size_t errstr_size);
 /* /orchestrate, /orchestrations/{id}[/step], /playbooks (orchestrate.c). */
 void nops__api_orchestrate(nops_api *api, route_id route, const char *id, request *rq,
                            response *res);
 void nops__api_playbooks(nops_api *api, response *res);
+/* GET /automation, POST /automation/pause|resume (automation.c). */
+void nops__api_automation(nops_api *api, route_id route, request *rq, response *res);
 /* GET /orchestrations?state&limit (orchestrate.c). */
 void nops__api_orchestrations(nops_api *api, struct MHD_Connection *c, response *res);
 /* GET /audit?after&limit&actor&action&subject (orchestrate.c). */

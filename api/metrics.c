@@ -238,6 +238,46 @@ static void orchestration_metrics(response *r, nops_orchestrator *o)
     one(r, "neuralops_orchestration_damaged_records", "gauge",
         "Orchestration records found damaged at start (listed with state damaged, never run).",
         (double)st.damaged);
+    head(r, "neuralops_automation_total", "counter",
+         "Automatic executions started, and held by a guard rail (paused, budget, "
+         "failed_before).");
+    out(r, "neuralops_automation_total{outcome=\"started\"} %llu\n",
+        (unsigned long long)st.auto_started);
+    out(r, "neuralops_automation_total{outcome=\"held\",guard=\"paused\"} %llu\n",
+        (unsigned long long)st.auto_held_paused);
+    out(r, "neuralops_automation_total{outcome=\"held\",guard=\"budget\"} %llu\n",
+        (unsigned long long)st.auto_held_budget);
+    out(r, "neuralops_automation_total{outcome=\"held\",guard=\"failed_before\"} %llu\n",
+        (unsigned long long)st.auto_held_failed_before);
+    one(r, "neuralops_orchestration_escalations_total", "counter",
+        "Escalation levels raised because a run waited too long for an approval.",
+        (double)st.escalations);
+    one(r, "neuralops_automation_tampered_total", "counter",
+        "Automation state (pause, ledger) read back that did not verify under the engine key.",
+        (double)st.automation_tampered);
+}
+
+/* The learning loop (recommend.h): cycles, runs appended, the generation it wrote. */
+static void learn_metrics(response *r, nops_learner *l)
+{
+    nops_learn_stats st;
+    nops_learner_get_stats(l, &st);
+    one(r, "neuralops_learn_cycles_total", "counter",
+        "Cycles of the learning loop (new workflow runs appended to the history index).",
+        (double)st.cycles);
+    one(r, "neuralops_learn_failures_total", "counter",
+        "Learning cycles that failed (a source unreadable, a commit refused); the log says why.",
+        (double)st.failed);
+    one(r, "neuralops_learn_runs_appended_total", "counter",
+        "Workflow runs the learning loop added to the history index.", (double)st.appended);
+    one(r, "neuralops_learn_runs_skipped_total", "counter",
+        "Workflow rows the learning loop could not use (logged, rate-limited).",
+        (double)st.skipped);
+    one(r, "neuralops_learn_generation", "gauge",
+        "Index generation the learning loop wrote last (0 = none yet).", (double)st.generation);
+    one(r, "neuralops_learn_last_success_timestamp_seconds", "gauge",
+        "Wall clock of the last learning cycle without error (0 = none yet).",
+        (double)st.last_ok_ns / 1e9);
 }
 
 /* The closed loop: what it did on its own, and time to remediation per stage. */
@@ -322,6 +362,8 @@ void nops__api_metrics(nops_api *api, response *r)
         orchestration_metrics(r, api->d.orchestrator);
     if (api->d.loop)
         loop_metrics(r, api->d.loop);
+    if (api->d.learner)
+        learn_metrics(r, api->d.learner);
     http_metrics_out(r, api);
     if (!r->body.b)
         nops__api_error(r, 500, "out of memory");

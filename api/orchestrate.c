@@ -1,8 +1,10 @@
 /*
- * orchestrate.c — the orchestration endpoints: POST /orchestrate {"playbook_id", "incident_id" |
- * "incident"} (suggest), POST /orchestrations/{id}/dry-run|approve|execute, GET
- * /orchestrations/{id}, GET /playbooks. The caller (API key id or token subject, and role) is the
- * actor the orchestrator checks and audits.
+ * orchestrate.c — the orchestration endpoints: POST /orchestrate {["playbook_id"], "incident_id"
+ * | "signal_id" | "incident"} (suggest; without playbook_id the best-ranked recommendation that
+ * is a signed playbook here is taken, and the answer's "recommendation" names it), POST
+ * /orchestrations/{id}/dry-run|approve|execute, GET /orchestrations/{id}, GET /playbooks. The
+ * caller (API key id or token subject, and role) is the actor the orchestrator checks and
+ * audits.
  */
 #include "api/api_int.h"
 
@@ -30,61 +32,74 @@ static void fail(response *res, nops_err e, const char *err)
     nops__api_error(res, st, "%s", err);
 }
 
-static json_t *incident_for(nops_api *api, json_t *body, response *res)
+/* Without a playbook_id: the best-ranked recommendation for `inc` that is a signed playbook
+ * here (audited as a recommendation); its entry (new reference) or NULL with `res` set (422
+ * when there is none, with why). */
+static json_t *recommended(nops_api *api, const json_t *inc, const nops_actor *who,
+                           const char *subject, response *res)
 {
-    const char *iid = json_string_value(json_object_get(body, "incident_id"));
-    json_t *inline_inc = json_object_get(body, "incident");
-    if (!!iid == !!inline_inc) {
-        nops__api_error(res, 400, "give incident_id or incident");
+    char err[512];
+    json_t *recs = NULL;
+    nops_err e = nops__api_rank(api, inc, 5, who->id, subject, &recs, err, sizeof err);
+    if (e != NOPS_OK) {
+        nops__api_error(res, e == NOPS_IO || e == NOPS_NOMEM ? 500 : 422,
+                        "no playbook_id given and no recommendation to take: %s", err);
         return NULL;
     }
-    if (inline_inc) {
-        if (!json_is_object(inline_inc)) {
-            nops__api_error(res, 400, "incident must be an object");
-            return NULL;
-        }
-        char *text = json_dumps(inline_inc, JSON_COMPACT);
-        const size_t n = text ? strlen(text) : 0;
-        free(text);
-        if (n > NOPS_ORCH_MAX_INCIDENT) {
-            nops__api_error(res, 413, "incident is %zu bytes of JSON, more than the %d bytes a "
-                            "suggestion takes inline", n, NOPS_ORCH_MAX_INCIDENT);
-            return NULL;
-        }
-        return json_incref(inline_inc);
+    json_t *x, *pick = NULL;
+    size_t i;
+    json_array_foreach(recs, i, x) {
+        const char *pb = json_string_value(json_object_get(x, "playbook_id"));
+        if (!pick && pb && api->d.registry && nops_registry_get(api->d.registry, pb))
+            pick = json_pack("{s:s, s:O, s:O, s:I}", "playbook_id", pb, "score",
+                             json_object_get(x, "score"), "confidence",
+                             json_object_get(x, "confidence"), "rank", (json_int_t)i + 1);
     }
-    nops_buf b = {0};
-    json_t *inc = nops_store_incident(api->d.store, iid, &b) == NOPS_OK
-                      ? json_loadb(b.b, b.len, 0, NULL)
-                      : NULL;
-    nops_free(b.b);
-    if (!inc)
-        nops__api_error(res, 404, "no incident %.40s", iid);
-    return inc;
+    if (!pick) {
+        json_t *top = json_array_get(recs, 0);
+        const char *pb = json_string_value(json_object_get(top, "playbook_id"));
+        if (pb)
+            nops__api_error(res, 422, "no playbook_id given and none of the %zu recommended "
+                            "playbooks (first: %.64s) is a signed playbook here",
+                            json_array_size(recs), pb);
+        else
+            nops__api_error(res, 422, "no playbook_id given and nothing to recommend: %.400s",
+                            json_string_value(json_object_get(top, "justification")));
+    }
+    json_decref(recs);
+    return pick;
 }
 
 static void suggest(nops_api *api, request *rq, const nops_actor *who, response *res)
 {
-    static const char *const known[] = {"playbook_id", "incident_id", "incident"};
+    static const char *const known[] = {"playbook_id", "incident_id", "signal_id", "incident"};
     json_t *body = nops__api_body_object(rq, res);
-    if (!body || !nops__api_known_fields(body, known, 3, res)) {
+    if (!body || !nops__api_known_fields(body, known, 4, res)) {
         json_decref(body);
         return;
     }
-    const char *pb = json_string_value(json_object_get(body, "playbook_id"));
-    json_t *inc = pb ? incident_for(api, body, res) : NULL;
-    if (!pb)
-        nops__api_error(res, 400, "playbook_id must be a string");
-    if (inc) {
+    json_t *pbv = json_object_get(body, "playbook_id");
+    const char *pb = json_string_value(pbv), *subject = "inline";
+    json_t *inc = NULL, *pick = NULL;
+    if (pbv && (!pb || !*pb))
+        nops__api_error(res, 400, "playbook_id must be a non-empty string");
+    else
+        inc = nops__api_incident_from(api, body, NOPS_ORCH_MAX_INCIDENT, &subject, res);
+    if (inc && !pb && (pick = recommended(api, inc, who, subject, res)))
+        pb = json_string_value(json_object_get(pick, "playbook_id"));
+    if (inc && pb) {
         char err[512];
         json_t *rec = NULL;
         nops_err e = nops_orch_suggest(api->d.orchestrator, inc, pb, who, &rec, err, sizeof err);
+        if (e == NOPS_OK && pick) /* the answer says which playbook was taken and why */
+            json_object_set(rec, "recommendation", pick);
         if (e == NOPS_OK)
             nops__api_json(res, 201, rec);
         else
             fail(res, e, err);
-        json_decref(inc);
     }
+    json_decref(pick);
+    json_decref(inc);
     json_decref(body);
 }
 

@@ -222,6 +222,8 @@ static const route routes[] = {
     {ROUTE_ORCH_APPROVE, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_ORCH_EXECUTE, "POST", NOPS_ROLE_OPERATOR}, {ROUTE_PLAYBOOKS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_AUDIT, "GET", NOPS_ROLE_OPERATOR},
+    {ROUTE_AUTOMATION, "GET", NOPS_ROLE_VIEWER}, {ROUTE_AUTOMATION_PAUSE, "POST", NOPS_ROLE_ADMIN},
+    {ROUTE_AUTOMATION_RESUME, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
     {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
@@ -391,6 +393,9 @@ static bool dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_ORCH_APPROVE:
     case ROUTE_ORCH_EXECUTE: nops__api_orchestrate(api, rt->id, id, rq, res); break;
     case ROUTE_PLAYBOOKS: nops__api_playbooks(api, res); break;
+    case ROUTE_AUTOMATION:
+    case ROUTE_AUTOMATION_PAUSE:
+    case ROUTE_AUTOMATION_RESUME: nops__api_automation(api, rt->id, rq, res); break;
     case ROUTE_AUDIT: nops__api_audit(api, c, res); break;
     case ROUTE_ORCHESTRATIONS: nops__api_orchestrations(api, c, res); break;
     case ROUTE_METRICS: nops__api_metrics(api, res); break;

@@ -12,6 +12,7 @@
 #include "orchestrate/orchestrate.h"
 #include "loop/loop.h"
 #include "vector/vector.h"
+#include "notify/notify.h"
 
 #include <stdatomic.h>
 
@@ -52,6 +53,7 @@ typedef struct app_ctx {
     nops_orch_params orchestrate;   /* [orchestrate] */
     nops_loop_params loop;          /* [loop] */
     nops_security_params security;  /* [security] */
+    nops_notify_params notify;      /* [notify] */
 } app_ctx;
 
 /* Build the config with every section and its defaults; NULL (message printed) on failure. */

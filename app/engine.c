@@ -129,6 +129,9 @@ static bool start_orchestration(app_ctx *ctx, app_engine *a, const char *cmd)
                            .allowed_commands = ctx->orchestrate.allowed_commands,
                            .workers = (int)ctx->orchestrate.workers,
                            .max_open = ctx->orchestrate.max_open,
+                           .automation_off = !ctx->orchestrate.automation,
+                           .auto_budget_per_hour = ctx->orchestrate.auto_budget_per_hour,
+                           .escalate_after_s = ctx->orchestrate.escalate_after_s,
                            .secret = a->secret,
                            .reg = a->registry,
                            .pol = a->policy,
@@ -155,7 +158,7 @@ static bool start_loop(app_ctx *ctx, app_engine *a, const char *cmd)
 {
     char err[1024], spool[600];
     if (ctx->notify.alertmanager_url[0] || ctx->notify.webhook_urls[0]) {
-        snprintf(spool, sizeof spool, "%s/notify-spool", ctx->storage.data_dir);
+        snprintf(spool, sizeof spool, "%s/notify", ctx->storage.data_dir);
         if (!(a->notify = nops_notifier_new(&ctx->notify, a->secret, spool, err, sizeof err))) {
             fprintf(stderr, "neuralops %s: %s\n", cmd, err);
             return false;
@@ -176,6 +179,25 @@ static bool start_loop(app_ctx *ctx, app_engine *a, const char *cmd)
     return true;
 }
 
+/* The learning loop beside the recommender: the runs the orchestrator writes (history.jsonl,
+ * and workflow_runs when PostgreSQL is configured) go into recommend.index_dir every
+ * recommend.learn_interval_s. Not starting only turns learning off (logged). */
+static void start_learner(app_ctx *ctx, app_engine *a, const char *cmd)
+{
+    if (!ctx->recommend.index_dir[0] || ctx->recommend.learn_interval_s == 0)
+        return;
+    nops_learn_params lp = {.interval_s = ctx->recommend.learn_interval_s,
+                            .min_runs = ctx->recommend.learn_min_runs};
+    snprintf(lp.index_dir, sizeof lp.index_dir, "%s", ctx->recommend.index_dir);
+    snprintf(lp.history_jsonl, sizeof lp.history_jsonl, "%.490s/history.jsonl",
+             ctx->storage.data_dir);
+    snprintf(lp.pg_dsn, sizeof lp.pg_dsn, "%s", ctx->sinks.postgres_dsn);
+    snprintf(lp.actor_key, sizeof lp.actor_key, "%s", ctx->vector.actor_key);
+    char err[512];
+    if (!(a->learner = nops_learner_new(&lp, err, sizeof err)))
+        NOPS_WARN(cmd, "the index does not learn from new runs: %s", err);
+}
+
 /* The key, the orchestration pieces, the recommender and the API store; false with a message
  * printed (what was made stays in `a` for app_engine_stop). */
 static bool start_state(app_ctx *ctx, app_engine *a, const char *cmd)
@@ -190,6 +212,7 @@ static bool start_state(app_ctx *ctx, app_engine *a, const char *cmd)
     if (ctx->recommend.index_dir[0] &&
         !(a->reco = nops_recommender_new(&ctx->recommend, rerr, sizeof rerr)))
         NOPS_WARN(cmd, "recommendations are off: %s", rerr);
+    start_learner(ctx, a, cmd);
     if (!start_loop(ctx, a, cmd))
         return false;
     if (!ctx->api.listen[0])
@@ -226,6 +249,7 @@ static bool start_api(app_ctx *ctx, app_engine *a, const char *cmd)
                           .ingest_max_past_s = ctx->pipeline.max_past_s,
                           .ingest_max_future_s = ctx->pipeline.max_future_s,
                           .recommender = a->reco,
+                          .learner = a->learner,
                           .orchestrator = a->orch,
                           .registry = a->registry,
                           .audit = a->audit,
@@ -264,10 +288,10 @@ nops_err app_engine_drain(app_engine *a)
 /*
  * Teardown order: the HTTP server first (no request reaches a half-stopped engine); then the
  * pipeline stops (consumers leave, the sinks flush, offsets commit) and is destroyed; then the
- * closed loop (it finishes what it queued) and the notifier (it spools what it could not send);
- * then the sinks (which feed the store); then the store, the recommender, the orchestrator (which uses
- * the audit trail, the policy and the registry), those three, and the key last (the snapshots,
- * approvals and the audit chain are keyed with it).
+ * closed loop (it finishes what it queued) and the notifier (it spools what it could not
+ * send); then the sinks (which feed the store); then the store, the learner, the recommender,
+ * the orchestrator (which uses the audit trail, the policy and the registry), those three, and
+ * the key last (the snapshots, approvals and the audit chain are keyed with it).
  */
 nops_err app_engine_stop(app_engine *a)
 {
@@ -279,6 +303,7 @@ nops_err app_engine_stop(app_engine *a)
     nops_notifier_destroy(a->notify);
     nops_sinks_destroy(a->sinks);
     nops_store_destroy(a->store);
+    nops_learner_destroy(a->learner);
     nops_recommender_destroy(a->reco);
     nops_orch_destroy(a->orch);
     nops_audit_close(a->audit);

@@ -14,7 +14,7 @@ PKGS=(
   libpq-dev postgresql
   libcmocka-dev
   libssl-dev libxxhash-dev
-  wrk prometheus
+  wrk prometheus prometheus-alertmanager
 )
 
 missing=()

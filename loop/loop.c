@@ -105,7 +105,6 @@ struct nops_loop {
         auto_held, pending, escalations, dropped, audit_fail;
 };
 
-static const nops_actor ENGINE = {"engine", "operator"};
 
 enum { RL_RECO, RL_QUEUE, RL_AUDIT, RL_SUGGEST, RL_NOTIFY, RL_WATCH, RL_KINDS };
 
@@ -201,6 +200,10 @@ static void attach(nops_loop *l, nops_incident *inc, unsigned events)
     char err[256];
     nops_err e = nops_recommend_incident(l->d.reco, inc, (int)l->p.recommendations, out,
                                          NOPS_INCIDENT_MAX_RECOS, &n, err, sizeof err);
+    if (e == NOPS_NOTFOUND) { /* no index yet: the learner or vectorize makes one */
+        atomic_fetch_add(&l->no_reco, 1);
+        return;
+    }
     if (e != NOPS_OK) {
         atomic_fetch_add(&l->reco_err, 1);
         say(l, RL_RECO, NOPS_LOG_WARN, "incident %s got no recommendations: %s",
@@ -257,7 +260,7 @@ static void audit_reco(nops_loop *l, const nops_incident *inc)
                                              (int)inc->recos[i].evidence));
     json_t *det = json_pack("{s:o, s:s}", "top", top, "source", "automatic");
     char err[256];
-    if (nops_audit_append(l->d.audit, ENGINE.id, "recommend", inc->id, "ranked", det, NULL, err,
+    if (nops_audit_append(l->d.audit, NOPS_ORCH_ENGINE.id, "recommend", inc->id, "ranked", det, NULL, err,
                           sizeof err) != NOPS_OK) {
         atomic_fetch_add(&l->audit_fail, 1);
         say(l, RL_AUDIT, NOPS_LOG_ERROR, "automatic recommendation for %s not "
@@ -303,7 +306,7 @@ static void suggest(nops_loop *l, const nops_incident *inc)
     bool created = false;
     char err[512] = "the incident could not be encoded";
     nops_err e = incident ? nops_orch_suggest_once(l->d.orch, incident, inc->recos[0].playbook_id,
-                                                   &ENGINE, &rec, &created, err, sizeof err)
+                                                   &NOPS_ORCH_ENGINE, &rec, &created, err, sizeof err)
                           : NOPS_NOMEM;
     json_decref(incident);
     if (e != NOPS_OK) {
@@ -405,7 +408,7 @@ static bool follow(nops_loop *l, watch *w)
         more = false;
     } else if (strcmp(st, "suggested") == 0) {
         json_t *out = NULL;
-        if (nops_orch_start(l->d.orch, NOPS_ORCH_DRY_RUN, w->id, &ENGINE, &out, err,
+        if (nops_orch_start(l->d.orch, NOPS_ORCH_DRY_RUN, w->id, &NOPS_ORCH_ENGINE, &out, err,
                             sizeof err) != NOPS_OK) {
             atomic_fetch_add(&l->suggest_err, 1);
             NOPS_WARN(LOG_SRC, "orchestration %s: the dry-run did not start: %s", w->id, err);
@@ -464,7 +467,7 @@ static void rewatch(nops_loop *l)
         const char *id = json_string_value(json_object_get(rec, "id"));
         const char *inc = json_string_value(
             json_object_get(json_object_get(rec, "context"), "incident_id"));
-        if (!by || !st || !id || strcmp(by, ENGINE.id) != 0 ||
+        if (!by || !st || !id || strcmp(by, NOPS_ORCH_ENGINE.id) != 0 ||
             !listed("suggested,dry_running,dry_run_ok,approved,executing", st))
             continue;
         (void)watch_add(l, id, inc ? inc : "", 0);

@@ -197,7 +197,7 @@ nops_err nops_playbook_sign(const char *file, const char *key_pem, char *errstr,
 /* ---- the policy gate ------------------------------------------------------------------------ */
 /*
  * Rules (docs/policies/safety.md): a JSON array of {"name","priority","when","action",
- * "escalation"} where `when` is a condition over the decision context
+ * "escalation","reason"} ("reason" optional: what a decision by it records) where `when` is a condition over the decision context
  *   {"playbook":{"id","version","mode","allowed_roles":[..]},
  *    "incident":{"severity","labels":{..}}, "actor":{"id","role"},
  *    "time":{"hour","weekday"}}
@@ -241,6 +241,8 @@ typedef struct nops_policy_decision {
     nops_policy_action action;     /**< never LOG */
     nops_escalation escalation;    /**< for ESCALATE (and any rule that names one) */
     char rule[64];                 /**< the deciding rule, "" for the default */
+    char reason[256];              /**< why: the deciding rule's "reason", else "rule NAME
+                                        matched: WHEN", or the default's */
     char logged[256];              /**< names of `log` rules that matched, comma-separated */
     bool auto_execute;             /**< allowed to run without an approval (see below) */
 } nops_policy_decision;
@@ -261,7 +263,8 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
  *   denied (policy deny at suggest), interrupted (the process died during an execution: the
  *   outcome is unknown and the run is not repeated by itself)
  * Every transition is a compare-and-set on the stored state, so one step cannot be taken twice.
- * Approval needs role org-admin and an approver other than the requester.
+ * Approval needs role org-admin, org-admin in the playbook's safety.allowed_roles and an
+ * approver other than the requester; an execution by a person needs a role in allowed_roles.
  *
  * What runs is never read from a record: dry-runs and executions take the steps (and the state
  * probe) from the registry's signed manifest of the record's playbook, and the incident context
@@ -297,6 +300,10 @@ typedef struct nops_orch_params {
     char allowed_commands[1024]; /**< fnmatch patterns for exec[0], comma-separated; "" = any */
     int64_t workers;        /**< threads running started steps (1..NOPS_ORCH_MAX_WORKERS) */
     int64_t max_open;       /**< records not yet in an end state that may exist at once */
+    bool automation;        /**< automatic executions allowed at all (the kill switch's config
+                                 half; nops_orch_set_paused is the run-time half) */
+    int64_t auto_budget_per_hour; /**< automatic starts per service in the last hour, at most */
+    int64_t escalate_after_s;     /**< an escalated run unapproved this long goes up a level */
 } nops_orch_params;
 
 /** Largest incident (compact JSON bytes) a suggestion takes inline. */
@@ -324,6 +331,10 @@ typedef struct nops_orch_deps {
     const nops_registry *reg;
     const nops_policy *pol;    /**< may be NULL: everything needs an approval */
     nops_audit *audit;         /**< may be NULL (tests) */
+    bool automation_off;       /**< orchestrate.automation = false: nops_orch_auto_execute holds
+                                    every run (zero = automation on, the default) */
+    int64_t auto_budget_per_hour; /**< 0 = 3 */
+    int64_t escalate_after_s;  /**< 0 = 900 */
 } nops_orch_deps;
 
 typedef struct nops_orchestrator nops_orchestrator;
@@ -374,6 +385,14 @@ typedef struct nops_orch_stats {
     uint64_t audit_failures; /**< entries the audit trail refused (steps refused or entries lost) */
     uint64_t running;        /**< steps claimed and not yet finished (gauge) */
     uint64_t damaged;        /**< records found damaged at start (each is logged) */
+    uint64_t auto_started;   /**< executions nops_orch_auto_execute started */
+    uint64_t auto_held_paused;        /**< ... held: automation paused or off */
+    uint64_t auto_held_budget;        /**< ... held: the service's hourly budget was used up */
+    uint64_t auto_held_failed_before; /**< ... held: the last run of the playbook on that
+                                           target failed */
+    uint64_t escalations;    /**< escalation levels raised by nops_orch_escalate_due */
+    uint64_t automation_tampered; /**< automation state (pause, budget) read back that did not
+                                       verify under the engine key (treated as paused/used up) */
 } nops_orch_stats;
 
 void nops_orch_get_stats(nops_orchestrator *o, nops_orch_stats *st);
@@ -388,5 +407,87 @@ typedef enum nops_orch_step { NOPS_ORCH_DRY_RUN, NOPS_ORCH_EXECUTE } nops_orch_s
  */
 nops_err nops_orch_start(nops_orchestrator *o, nops_orch_step step, const char *id,
                          const nops_actor *who, json_t **out, char *errstr, size_t errstr_size);
+
+/* ---- the closed loop: engine suggestions, automatic execution, escalation --------------- */
+/*
+ * The engine suggests like anyone else, through the policy gate, as NOPS_ORCH_ENGINE (role
+ * operator: it may suggest and dry-run, never approve; and since approval needs an approver other
+ * than the requester, nobody can make the engine approve its own suggestion). What the policy
+ * allowed for automatic execution (allow + playbook mode auto + org-admin in allowed_roles, sealed
+ * at suggest) runs without a human only through nops_orch_auto_execute and its guard rails:
+ * the kill switch (orchestrate.automation, and the pause below, shared by every instance on the
+ * store), a budget of automatic starts per service and hour, and no automatic run of a playbook on
+ * a target (service and host labels) whose last run there failed until a run succeeded.
+ * docs/policies/approval_workflow.md describes the loop.
+ */
+
+/** The engine's actor for the suggestions it makes (requested_by "engine"). */
+extern const nops_actor NOPS_ORCH_ENGINE;
+
+/**
+ * Suggest `playbook_id` for `incident` once: the orchestration id is derived from the incident's
+ * "id" and the playbook id (an HMAC under the engine key, so ids cannot be squatted by whoever
+ * cannot read the key), and the record is created only if none with that id exists (PostgreSQL
+ * INSERT ... ON CONFLICT DO NOTHING; files: link(2) of a finished file, which fails when one
+ * exists) — one suggestion per incident and playbook across restarts and across instances on
+ * one database. *created says whether this call made it; otherwise *out is the record that
+ * exists (in whatever state it is now, also damaged). The incident must carry a string "id"
+ * (NOPS_INVAL). Otherwise as nops_orch_suggest. Thread-safe.
+ */
+nops_err nops_orch_suggest_once(nops_orchestrator *o, const json_t *incident,
+                                const char *playbook_id, const nops_actor *who, json_t **out,
+                                bool *created, char *errstr, size_t errstr_size);
+
+/**
+ * Start the execution of `id` on a worker (as nops_orch_start EXECUTE by the engine) when the
+ * record is dry_run_ok with the sealed automatic decision (refused otherwise, as execute
+ * refuses) and the guard rails hold: automation on and not paused, fewer than
+ * orchestrate.auto_budget_per_hour automatic starts of the record's service (its "service"
+ * label, "" when it has none) in the last hour — counted in the store, so across instances on
+ * PostgreSQL — and the last run of the same playbook on the same service and host did not
+ * fail. A run held by a guard rail: NOPS_INVAL, the reason in errstr ("held: ..."), an audit
+ * entry (action "auto_execute", decision "held", details {"reason","guard"}) and the counter
+ * of its guard. *out (new reference) is the record as claimed (executing). Every hold is an
+ * audit entry: call it when a run becomes ready (after its dry-run) and retry a held one
+ * sparingly (e.g. after a resume or when the hour has room), not on every turn of a loop.
+ * Thread-safe.
+ */
+nops_err nops_orch_auto_execute(nops_orchestrator *o, const char *id, json_t **out,
+                                char *errstr, size_t errstr_size);
+
+/**
+ * Pause (true) or resume automatic executions for every instance on this store. Only role
+ * org-admin (NOPS_INVAL otherwise, audited as refused). Stored MAC'ed under the engine key
+ * (PostgreSQL table orchestrate_state, or STATE_DIR/_automation.json), audited (action
+ * "automation", decision "paused"|"resumed"). NOPS_IO when it could not be stored.
+ */
+nops_err nops_orch_set_paused(nops_orchestrator *o, bool paused, const nops_actor *who,
+                              char *errstr, size_t errstr_size);
+
+/** Whether automatic executions are held now: orchestrate.automation off, paused, or the
+ *  stored pause cannot be read or does not verify (then it fails safe: paused). */
+bool nops_orch_paused(nops_orchestrator *o);
+
+/**
+ * The automation state for GET /automation (new reference):
+ * {"enabled": config, "paused": bool, "paused_by", "paused_at" (when stored), "verified": bool,
+ *  "budget_per_hour": n, "used_last_hour": {service: n}, "escalate_after_s": n}.
+ */
+nops_err nops_orch_automation(nops_orchestrator *o, json_t **out);
+
+/**
+ * Raise the escalation of every record whose policy decision is escalate and that still waits
+ * (suggested or dry_run_ok) longer than orchestrate.escalate_after_s
+ * at its level, as seen at `now_ns` (wall clock, ns since the epoch; tests pass a fake one):
+ * info → warning → critical → emergency (it stays at emergency). The record's "escalation"
+ * {"level","since","since_ns"} is outside its seals (a level below the sealed policy level is
+ * put back to that level; the worst an edit does is cause or delay a notification); each raise
+ * is stored (compare-and-set on the state), audited (action "escalate", decision the new level)
+ * and reported to fn (may be NULL; called in the caller's thread, the record borrowed for the
+ * call). Returns how many were raised. Thread-safe; not for the hot path (lists the store).
+ */
+size_t nops_orch_escalate_due(nops_orchestrator *o, int64_t now_ns,
+                              void (*fn)(void *ctx, const json_t *record, const char *level),
+                              void *ctx);
 
 #endif /* NOPS_ORCHESTRATE_H */

@@ -42,6 +42,18 @@ static const nops_cfg_entry orch_entries[] = {
      "Commands exec steps may run: fnmatch patterns, comma-separated (e.g. "
      "/usr/local/bin/kubectl,/opt/runbooks/*); anything else fails the dry-run and the "
      "execution. Empty = any absolute path."},
+    {"automation", NOPS_CFG_BOOL, OFF(automation), 0, 0, "true", NULL, NULL, 0,
+     "Automatic executions (policy allow + playbook mode auto) may run at all; false holds "
+     "every one of them (the kill switch's config half; POST /automation/pause is the run-time "
+     "half, shared by the instances on one database)."},
+    {"auto_budget_per_hour", NOPS_CFG_INT, OFF(auto_budget_per_hour), 1, 1000000, "3", NULL,
+     NULL, 0,
+     "Automatic executions per service (the incident's service label) in the last hour, at "
+     "most; more are held (audited) until the hour has room. Counted in the record store, so "
+     "across instances on PostgreSQL. (orchestrate.automation = false: none)."},
+    {"escalate_after_s", NOPS_CFG_INT, OFF(escalate_after_s), 1, 31536000, "900", NULL, NULL, 0,
+     "An orchestration the policy escalated that waited this long for an approval at its level "
+     "goes up a level (info, warning, critical, emergency) and is notified again."},
 };
 #undef OFF
 
@@ -78,6 +90,7 @@ struct nops_orchestrator {
     const nops_policy *pol;
     nops_audit *audit;
     nops_records *rs;
+    nops_orch_auto au;  /* automation's settings and counters (automation.c) */
     pthread_mutex_t ranmu;
     char (*ran)[48];    /* ids this process started executing (a ring of RAN_MAX); NULL with
                            an audit trail (see RAN_MAX) */
@@ -151,6 +164,23 @@ static nops_err refuse(nops_orchestrator *o, const char *actor, const char *acti
     audit(o, actor, action, id, "refused", json_pack("{s:s}", "reason", why));
     nops_errf(errstr, errstr_size, "%s", why);
     return NOPS_INVAL;
+}
+
+void nops__orch_audit(nops_orchestrator *o, const char *actor, const char *action,
+                      const char *id, const char *decision, json_t *details)
+{
+    audit(o, actor, action, id, decision, details);
+}
+
+nops_err nops__orch_refuse(nops_orchestrator *o, const char *actor, const char *action,
+                           const char *id, const char *why, char *errstr, size_t errstr_size)
+{
+    return refuse(o, actor, action, id, why, errstr, errstr_size);
+}
+
+void nops__orch_parts(nops_orchestrator *o, nops_orch_parts *p)
+{
+    *p = (nops_orch_parts){o->rs, o->secret, o->reg, o->owner, &o->au};
 }
 
 /* Load a record in one of the `want` states ("a|b") whose playbook is still registered and whose
@@ -255,6 +285,13 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
                            const nops_actor *who, json_t **out, char *errstr,
                            size_t errstr_size)
 {
+    return nops__orch_suggest(o, incident, playbook_id, who, NULL, out, errstr, errstr_size);
+}
+
+nops_err nops__orch_suggest(nops_orchestrator *o, const json_t *incident,
+                            const char *playbook_id, const nops_actor *who, const char *fixed_id,
+                            json_t **out, char *errstr, size_t errstr_size)
+{
     *out = NULL;
     const nops_playbook *pb = nops_registry_get(o->reg, playbook_id);
     if (!pb) {
@@ -272,16 +309,18 @@ nops_err nops_orch_suggest(nops_orchestrator *o, const json_t *incident, const c
     nops_policy_decision d;
     nops_policy_decide(o->pol, ctx, &d);
     json_decref(ctx);
-    json_t *rec = nops__record_new(o->secret, pb, incident, who, &d);
+    json_t *rec = nops__record_new(o->secret, pb, incident, who, &d, fixed_id);
     if (!rec) {
         nops_errf(errstr, errstr_size, "the incident could not be recorded (not a JSON object, "
                   "out of memory, or no random bytes for its id)");
         return NOPS_INVAL;
     }
     const bool denied = d.action == NOPS_POLICY_DENY;
-    e = commit_step(o, rec, NULL, true, who->id, "suggest", nops_policy_action_name(d.action),
-                    json_pack("{s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
-                              "escalation", nops_escalation_name(d.escalation)),
+    e = commit_step(o, rec, fixed_id ? "" : NULL, true, who->id, "suggest",
+                    nops_policy_action_name(d.action),
+                    json_pack("{s:s, s:s, s:s, s:s}", "playbook", pb->id, "rule", d.rule,
+                              "reason", d.reason, "escalation",
+                              nops_escalation_name(d.escalation)),
                     out, errstr, errstr_size);
     if (e == NOPS_OK)
         atomic_fetch_add(denied ? &o->n_denied : &o->n_suggested, 1);
@@ -355,10 +394,12 @@ nops_err nops_orch_approve(nops_orchestrator *o, const char *id, const nops_acto
     char why[300] = "";
     if (strcmp(who->role, "org-admin") != 0)
         snprintf(why, sizeof why, "approval needs role org-admin");
-    else if (!json_is_string(json_object_get(rec, "requested_by")) ||
-             strcmp(who->id, json_string_value(json_object_get(rec, "requested_by"))) == 0)
+    else
+        nops__role_refusal(pb, who->role, "approve", why, sizeof why);
+    const char *req = json_string_value(json_object_get(rec, "requested_by"));
+    if (!why[0] && (!req || strcmp(who->id, req) == 0))
         snprintf(why, sizeof why, "the approver must not be the requester");
-    else if (!nops__sealed(o->secret, rec, pb, "dry-run", "dry_run_seal"))
+    else if (!why[0] && !nops__sealed(o->secret, rec, pb, "dry-run", "dry_run_seal"))
         snprintf(why, sizeof why, "the passed dry-run of orchestration %s does not verify (its "
                  "record was changed outside the engine): suggest it again", id);
     if (why[0]) {
@@ -446,16 +487,23 @@ static void execute_refusal(nops_orchestrator *o, json_t *rec, const nops_playbo
                  "record was set back outside the engine", id, (unsigned long long)seq);
 }
 
+/* `automatic`: nops_orch_auto_execute's claim — only the sealed automatic decision (dry_run_ok)
+ * counts, and the actor's role is not checked against allowed_roles (the policy's decision
+ * required org-admin there); a person's claim needs a role in the playbook's allowed_roles. */
 static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_actor *who,
-                             const nops_playbook **pb, nops_err *e, char *errstr,
-                             size_t errstr_size)
+                             bool automatic, const nops_playbook **pb, nops_err *e,
+                             char *errstr, size_t errstr_size)
 {
-    json_t *rec = load_in(o, id, "approved|dry_run_ok", who->id, "execute", pb, e, errstr,
-                          errstr_size);
+    json_t *rec = load_in(o, id, automatic ? "dry_run_ok" : "approved|dry_run_ok", who->id,
+                          "execute", pb, e, errstr, errstr_size);
     if (!rec)
         return NULL;
     char why[512], from[32], ts[40];
-    execute_refusal(o, rec, *pb, why, sizeof why);
+    why[0] = '\0';
+    if (!automatic)
+        nops__role_refusal(*pb, who->role, "execute", why, sizeof why);
+    if (!why[0])
+        execute_refusal(o, rec, *pb, why, sizeof why);
     if (why[0]) {
         json_decref(rec);
         *e = refuse(o, who->id, "execute", id, why, errstr, errstr_size);
@@ -467,6 +515,9 @@ static json_t *claim_execute(nops_orchestrator *o, const char *id, const nops_ac
     json_object_set_new(rec, "claimed_by", json_string(o->owner));
     json_object_set_new(rec, "executed_by", json_string(who->id));
     json_object_set_new(rec, "started_at", json_string(ts));
+    json_object_del(rec, "escalation"); /* nothing waits any more */
+    if (automatic)
+        json_object_set_new(rec, "automatic", json_true());
     json_t *got = NULL;
     *e = commit_step(o, rec, from, true, who->id, "execute", "started",
                      json_pack("{s:s, s:s, s:s}", "from", from, "playbook", (*pb)->id,
@@ -514,7 +565,7 @@ nops_err nops_orch_execute(nops_orchestrator *o, const char *id, const nops_acto
     const nops_playbook *pb;
     nops_err e = NOPS_OK;
     *out = NULL;
-    json_t *rec = claim_execute(o, id, who, &pb, &e, errstr, errstr_size);
+    json_t *rec = claim_execute(o, id, who, false, &pb, &e, errstr, errstr_size);
     return rec ? finish_execute(o, rec, pb, who->id, out, errstr, errstr_size) : e;
 }
 
@@ -539,6 +590,7 @@ void nops_orch_get_stats(nops_orchestrator *o, nops_orch_stats *st)
     st->damaged = atomic_load(&o->n_damaged);
     int64_t running = atomic_load(&o->n_running);
     st->running = running > 0 ? (uint64_t)running : 0;
+    nops__auto_stats(&o->au, st);
 }
 
 nops_err nops_orch_list(nops_orchestrator *o, const char *state, size_t limit, json_t **out)
@@ -589,6 +641,13 @@ static void *worker_main(void *arg)
 nops_err nops_orch_start(nops_orchestrator *o, nops_orch_step step, const char *id,
                          const nops_actor *who, json_t **out, char *errstr, size_t errstr_size)
 {
+    return nops__orch_start(o, step, id, who, false, out, errstr, errstr_size);
+}
+
+nops_err nops__orch_start(nops_orchestrator *o, nops_orch_step step, const char *id,
+                          const nops_actor *who, bool automatic, json_t **out, char *errstr,
+                          size_t errstr_size)
+{
     const nops_playbook *pb;
     nops_err e = NOPS_OK;
     *out = NULL;
@@ -599,7 +658,7 @@ nops_err nops_orch_start(nops_orchestrator *o, nops_orch_step step, const char *
     }
     json_t *rec = step == NOPS_ORCH_DRY_RUN
                       ? claim_dry_run(o, id, who, &pb, &e, errstr, errstr_size)
-                      : claim_execute(o, id, who, &pb, &e, errstr, errstr_size);
+                      : claim_execute(o, id, who, automatic, &pb, &e, errstr, errstr_size);
     json_t *mine = rec ? json_deep_copy(rec) : NULL; /* the worker's own, never re-read */
     if (rec && !mine) { /* claimed but no copy for the worker: run it here */
         free(j);
@@ -735,6 +794,7 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
     o->reg = d->reg;
     o->pol = d->pol;
     o->audit = d->audit;
+    nops__auto_init(&o->au, d);
     if (!(o->rs = nops__records_open(d->state_dir, d->pg_dsn, errstr, errstr_size)) ||
         (d->brokers && *d->brokers &&
          !(o->kafka = nops__kstep_new(d->brokers, d->kafka_extra, errstr, errstr_size)))) {

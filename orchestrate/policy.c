@@ -32,6 +32,7 @@ typedef struct rule {
     nops_policy_action action;
     nops_escalation escalation;
     node *when;
+    char reason[256];   /* the rule's "reason", or "rule NAME matched: WHEN" */
 } rule;
 
 struct nops_policy {
@@ -329,7 +330,7 @@ static bool parse_rule(json_t *o, size_t i, rule *r, char *errstr, size_t errstr
     const char *when = json_string_value(json_object_get(o, "when"));
     json_t *prio = json_object_get(o, "priority");
     int act = lookup_name(json_string_value(json_object_get(o, "action")), action_names, 5);
-    json_t *esc_v = json_object_get(o, "escalation");
+    json_t *esc_v = json_object_get(o, "escalation"), *reason = json_object_get(o, "reason");
     int esc = esc_v ? lookup_name(json_string_value(esc_v), esc_names, 5) : 0;
     const char *what = !name || !*name || strlen(name) >= sizeof r->name ? "a name (1-63 chars)"
                        : !json_is_integer(prio)                        ? "an integer priority"
@@ -337,7 +338,10 @@ static bool parse_rule(json_t *o, size_t i, rule *r, char *errstr, size_t errstr
                        : esc < 0 ? "an escalation (info|warning|critical|emergency)"
                        : act == NOPS_POLICY_ESCALATE && esc == 0 ? "an escalation level"
                        : !when                                   ? "a when condition"
-                                                                 : NULL;
+                       : reason && (!json_is_string(reason) ||
+                                    json_string_length(reason) >= sizeof r->reason)
+                           ? "a reason of at most 255 bytes (a string) when it has one"
+                           : NULL;
     if (what) {
         nops_errf(errstr, errstr_size, "policy rule %zu%s%s%s needs %s", i + 1,
                   name ? " (" : "", name ? name : "", name ? ")" : "", what);
@@ -359,6 +363,10 @@ static bool parse_rule(json_t *o, size_t i, rule *r, char *errstr, size_t errstr
     r->priority = (int64_t)json_integer_value(prio);
     r->action = (nops_policy_action)act;
     r->escalation = (nops_escalation)esc;
+    if (reason)
+        snprintf(r->reason, sizeof r->reason, "%s", json_string_value(reason));
+    else
+        snprintf(r->reason, sizeof r->reason, "rule %s matched: %s", name, when);
     return true;
 }
 
@@ -434,6 +442,7 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
 {
     memset(d, 0, sizeof *d);
     d->action = NOPS_POLICY_REQUIRE_APPROVAL; /* the default: manual */
+    snprintf(d->reason, sizeof d->reason, "no rule matched: manual approval");
     size_t at = 0;
     for (size_t i = 0; p && i < p->n; i++) {
         const rule *r = &p->rules[i];
@@ -449,6 +458,7 @@ void nops_policy_decide(const nops_policy *p, const json_t *ctx, nops_policy_dec
         d->action = r->action;
         d->escalation = r->escalation;
         snprintf(d->rule, sizeof d->rule, "%s", r->name);
+        snprintf(d->reason, sizeof d->reason, "%s", r->reason);
         break;
     }
     const char *mode = json_string_value(lookup(ctx, "playbook.mode"));

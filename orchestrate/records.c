@@ -172,7 +172,10 @@ static nops_err save_pg(nops_records *s, json_t *rec, const char *id, const char
     }
     /* the compare-and-set also requires an intact row: a damaged one is never stepped on */
     PGresult *r =
-        expect ? pg_exec(s, "UPDATE orchestrations SET state = $2, playbook_id = $3, "
+        expect && !*expect /* create only: one suggestion per id across instances */
+            ? pg_exec(s, "INSERT INTO orchestrations (id, state, playbook_id, record) "
+                         "VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (id) DO NOTHING", 4, v)
+        : expect ? pg_exec(s, "UPDATE orchestrations SET state = $2, playbook_id = $3, "
                             "record = $4::jsonb, updated_at = now() WHERE id = $1 AND state = $5 "
                             "AND NOT " PG_DAMAGED,
                          5, v)
@@ -186,6 +189,9 @@ static nops_err save_pg(nops_records *s, json_t *rec, const char *id, const char
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
         nops_errf(errstr, errstr_size, "orchestrations: PostgreSQL: %s", PQerrorMessage(s->pg));
         e = NOPS_IO;
+    } else if (expect && !*expect && strcmp(PQcmdTuples(r), "1") != 0) {
+        nops_errf(errstr, errstr_size, "orchestration %s exists already", id);
+        e = NOPS_EXISTS;
     } else if (expect && strcmp(PQcmdTuples(r), "1") != 0) {
         nops_errf(errstr, errstr_size, "orchestration %s changed meanwhile (no longer %s)", id,
                   expect);
@@ -224,7 +230,9 @@ nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errs
     static const char *schema_more =
         "CREATE INDEX IF NOT EXISTS orchestrations_created ON orchestrations (created_at, id);"
         "CREATE INDEX IF NOT EXISTS orchestrations_state_created ON orchestrations "
-        "(state, created_at, id);";
+        "(state, created_at, id);"
+        "CREATE TABLE IF NOT EXISTS orchestrate_state (key text PRIMARY KEY, value jsonb NOT "
+        "NULL, mac text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());";
     nops_records *s = nops_calloc(1, sizeof *s);
     if (!s) {
         nops_errf(errstr, errstr_size, "out of memory");
@@ -317,6 +325,18 @@ long long nops__records_count_open(nops_records *s)
     }
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+void nops__records_lock(nops_records *s, PGconn **pg, nops_rfiles **files)
+{
+    pthread_mutex_lock(&s->mu);
+    *pg = s->pg;
+    *files = s->files;
+}
+
+void nops__records_unlock(nops_records *s)
+{
+    pthread_mutex_unlock(&s->mu);
 }
 
 uint64_t nops__records_file_reads(nops_records *s)

@@ -214,10 +214,62 @@ json_t *nops__rfiles_load(nops_rfiles *f, const char *id)
     return file_read(f, id);
 }
 
+/* Write the record to a temporary file (fsync'ed) and link(2) it to DIR/<id>.json, which fails
+ * when that file exists — also when another process made it meanwhile: NOPS_EXISTS. */
+static nops_err create_only(nops_rfiles *f, json_t *rec, const char *id, const char *state,
+                            char *errstr, size_t errstr_size)
+{
+    char path[700], tmp[760];
+    snprintf(path, sizeof path, "%s/%s.json", f->dir, id);
+    snprintf(tmp, sizeof tmp, "%s.new.%ld", path, (long)getpid());
+    char *text = json_dumps(rec, JSON_INDENT(2) | JSON_SORT_KEYS);
+    int fd = text ? nops_file_open(tmp, O_WRONLY | O_CREAT | O_TRUNC) : -1;
+    size_t len = text ? strlen(text) : 0, at = 0;
+    while (fd >= 0 && at < len) {
+        ssize_t w = write(fd, text + at, len - at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        at += (size_t)w;
+    }
+    const bool written = fd >= 0 && at == len && fsync(fd) == 0;
+    int err = text ? errno : ENOMEM;
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    nops_err e = NOPS_OK;
+    if (!written) {
+        nops_errf(errstr, errstr_size, "orchestrations: cannot write %s: %s", tmp,
+                  strerror(err));
+        e = NOPS_IO;
+    } else if (link(tmp, path) != 0) {
+        err = errno;
+        nops_errf(errstr, errstr_size, err == EEXIST ? "orchestration %s exists already"
+                  : "orchestrations: cannot create %s: %s", err == EEXIST ? id : path,
+                  strerror(err));
+        e = err == EEXIST ? NOPS_EXISTS : NOPS_IO;
+    } else if (nops_fsync_dir_of(path) != 0) {
+        NOPS_WARN("orchestrate", "cannot fsync the directory of %s: %s", path, strerror(errno));
+    }
+    unlink(tmp);
+    if (e == NOPS_OK)
+        ix_put(f, id, state ? state : "", json_string_value(json_object_get(rec, "created_at")),
+               NULL);
+    return e;
+}
+
+const char *nops__rfiles_dir(const nops_rfiles *f)
+{
+    return f->dir;
+}
+
 nops_err nops__rfiles_save(nops_rfiles *f, json_t *rec, const char *id, const char *expect,
                            char *errstr, size_t errstr_size)
 {
     const char *state = json_string_value(json_object_get(rec, "state"));
+    if (expect && !*expect)
+        return create_only(f, rec, id, state, errstr, errstr_size);
     if (expect) {
         json_t *cur = file_read(f, id);
         const char *now = cur ? json_string_value(json_object_get(cur, "state")) : "gone";

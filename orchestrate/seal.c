@@ -187,29 +187,44 @@ json_t *nops__policy_context(const nops_playbook *pb, const json_t *incident,
 
 json_t *nops__record_new(const nops_secret *secret, const nops_playbook *pb,
                          const json_t *incident, const nops_actor *who,
-                         const nops_policy_decision *d)
+                         const nops_policy_decision *d, const char *fixed_id)
 {
     char id[48], ts[40], mac[2 * NOPS_MAC_LEN + 1];
-    unsigned char rnd[8];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) /* no guessable stand-in: ids must not collide */
-        return NULL;
-    char hex[2 * sizeof rnd + 1];
-    nops_hex(rnd, sizeof rnd, hex);
-    snprintf(id, sizeof id, "orch-%s", hex);
-    nops_format_ts(nops_wall_ns(), ts, sizeof ts);
+    if (fixed_id) {
+        snprintf(id, sizeof id, "%s", fixed_id);
+    } else {
+        unsigned char rnd[8];
+        if (RAND_bytes(rnd, sizeof rnd) != 1) /* no guessable stand-in: ids must not collide */
+            return NULL;
+        char hex[2 * sizeof rnd + 1];
+        nops_hex(rnd, sizeof rnd, hex);
+        snprintf(id, sizeof id, "orch-%s", hex);
+    }
+    const int64_t now = nops_wall_ns();
+    nops_format_ts(now, ts, sizeof ts);
     json_t *rec = json_pack(
-        "{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:s, s:s, s:{s:s, s:s, s:s, s:b, s:s}}", "id", id,
-        "playbook_id", pb->id, "playbook_version", pb->version, "manifest_sha256", pb->sha256,
-        "steps", json_object_get(pb->manifest, "steps"), "incident", incident, "context",
-        nops__step_context(incident), "requested_by", who->id, "created_at", ts, "policy",
-        "action", nops_policy_action_name(d->action), "escalation",
-        nops_escalation_name(d->escalation), "rule", d->rule, "auto_execute", d->auto_execute,
-        "logged_rules", d->logged);
+        "{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:s}}", "id",
+        id, "playbook_id", pb->id, "playbook_version", pb->version, "manifest_sha256",
+        pb->sha256, "steps", json_object_get(pb->manifest, "steps"), "incident", incident,
+        "context", nops__step_context(incident), "requested_by", who->id, "created_at", ts,
+        "policy", "action", nops_policy_action_name(d->action), "escalation",
+        nops_escalation_name(d->escalation), "rule", d->rule, "reason", d->reason,
+        "auto_execute", d->auto_execute, "logged_rules", d->logged);
     if (!rec)
         return NULL;
-    json_object_set_new(rec, "state",
-                        json_string(d->action == NOPS_POLICY_DENY ? "denied" : "suggested"));
+    const bool deny = d->action == NOPS_POLICY_DENY;
+    json_object_set_new(rec, "state", json_string(deny ? "denied" : "suggested"));
     json_object_set_new(rec, "updated_at", json_string(ts));
+    if (deny) {
+        char why[400];
+        snprintf(why, sizeof why, "denied by policy rule %s: %s", d->rule, d->reason);
+        json_object_set_new(rec, "error", json_string(why));
+    }
+    if (d->action == NOPS_POLICY_ESCALATE) /* outside the seals: nops_orch_escalate_due raises it */
+        json_object_set_new(rec, "escalation",
+                            json_pack("{s:s, s:s, s:I}", "level",
+                                      nops_escalation_name(d->escalation), "since", ts,
+                                      "since_ns", (json_int_t)now));
     if (!nops__seal_make(secret, "suggest", rec, pb, NULL, mac)) {
         json_decref(rec);
         return NULL;

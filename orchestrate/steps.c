@@ -187,11 +187,12 @@ json_t *nops__probe_state(json_t *rec, const nops_playbook *pb, const char *allo
     return out;
 }
 
-/* The metric names of an incident: its "metrics", else those of its signal objects. */
+/* The metric names of an incident: its "metrics" when it lists any, else those of its signal
+ * objects (an incident passed with full signals but no, or an empty, "metrics"). */
 static json_t *metrics_of(json_t *inc)
 {
     json_t *m = json_object_get(inc, "metrics");
-    if (json_is_array(m))
+    if (json_is_array(m) && json_array_size(m))
         return json_incref(m);
     json_t *out = json_array(), *s, *x;
     size_t i, k;

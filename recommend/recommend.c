@@ -40,6 +40,12 @@ static const nops_cfg_entry reco_entries[] = {
      "Smoothing: pseudo-runs at the prior success rate added to each playbook's record."},
     {"reload_s", NOPS_CFG_INT, OFF(reload_s), 1, 3600, "2", NULL, NULL, 0,
      "Seconds between checks of the index directory for a new generation."},
+    {"learn_interval_s", NOPS_CFG_INT, OFF(learn_interval_s), 0, 86400, "60", NULL, NULL, 0,
+     "serve: seconds between appends of new workflow runs (history.jsonl, PostgreSQL "
+     "workflow_runs) to the index, as `vectorize --append` does; 0 = the index never learns."},
+    {"learn_min_runs", NOPS_CFG_INT, OFF(learn_min_runs), 1, 1000000, "20", NULL, NULL, 0,
+     "serve: usable workflow runs needed before the learning loop builds a first index where "
+     "there is none."},
 };
 #undef OFF
 
@@ -336,8 +342,16 @@ json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_
 nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
                         char *errstr, size_t errstr_size)
 {
+    return nops_recommend_at(r, incident, top_n, out, NULL, errstr, errstr_size);
+}
+
+nops_err nops_recommend_at(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
+                           uint64_t *generation, char *errstr, size_t errstr_size)
+{
     float q[NOPS_EMBED_DIM];
     *out = NULL;
+    if (generation)
+        *generation = 0;
     if (nops_embed_json(incident, q) != NOPS_OK) {
         nops_errf(errstr, errstr_size, "the incident has nothing to embed: give signals, "
                                        "labels, metrics or a summary");
@@ -354,6 +368,8 @@ nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, 
     int64_t ids[MAX_K];
     nops_err e = nops_vindex_search(nops_histdir_index(l->h), q, 1, k, sims, ids, errstr,
                                     errstr_size);
+    if (generation)
+        *generation = nops_histdir_generation(l->h);
     if (e == NOPS_OK) {
         *out = nops__reco_rank(&r->p, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
         if (!*out) {

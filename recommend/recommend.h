@@ -23,6 +23,8 @@ typedef struct nops_reco_params {
     double min_similarity;  /**< neighbours below this cosine are not evidence */
     double prior_weight;    /**< pseudo-runs of the success-rate prior (smoothing) */
     int64_t reload_s;       /**< how often the directory is checked for a new generation */
+    int64_t learn_interval_s; /**< serve: new workflow runs appended this often (0 = off) */
+    int64_t learn_min_runs; /**< usable runs needed before the learner builds a first index */
 } nops_reco_params;
 
 extern const nops_cfg_section nops_reco_cfg_section;
@@ -48,6 +50,10 @@ void nops_recommender_destroy(nops_recommender *r);
 nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
                         char *errstr, size_t errstr_size);
 
+/** nops_recommend, also saying which index generation answered (*generation; 0 when none). */
+nops_err nops_recommend_at(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
+                           uint64_t *generation, char *errstr, size_t errstr_size);
+
 /** Runs in the loaded index and its generation (0, 0 when none). */
 void nops_recommender_info(nops_recommender *r, size_t *runs, uint64_t *generation);
 
@@ -60,5 +66,64 @@ void nops_recommender_info(nops_recommender *r, size_t *runs, uint64_t *generati
  */
 json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
                         float *sims, int k, int top_n);
+
+/* ---- the learning loop ---------------------------------------------------------------- */
+/*
+ * A learner feeds the index the recommender follows with the workflow runs the orchestrator
+ * writes (the history JSONL and/or PostgreSQL table workflow_runs): every interval it runs the
+ * pipeline of `neuralops vectorize --append` (vector.h nops_vectorize_*) over the rows it has
+ * not seen yet and commits a new generation when any run is new; the recommender's reload
+ * thread swaps it in. Where DIR has no generation yet, the first cycle that finds at least
+ * min_runs usable runs builds one (before that each cycle says why not, in last_error).
+ *
+ * Ownership: the learner copies its params. Thread-safety: nops_learner_run_once and
+ * nops_learner_get_stats may be called from any thread; cycles never overlap (one lock). Only
+ * one writer per index directory: do not run `neuralops vectorize` on DIR while a learner
+ * runs on it.
+ */
+
+/** What a learner reads and writes. */
+typedef struct nops_learn_params {
+    char index_dir[512];     /**< the index directory (recommend.index_dir); required */
+    char history_jsonl[512]; /**< workflow runs as JSON lines ("" = none) */
+    char pg_dsn[512];        /**< libpq DSN of the database holding workflow_runs ("" = none) */
+    char actor_key[256];     /**< vector.actor_key (the redactor's key); required */
+    int64_t interval_s;      /**< seconds between cycles of the thread (0 = no thread) */
+    int64_t min_runs;        /**< usable runs needed to build a first generation (>= 1) */
+} nops_learn_params;
+
+/** A learner's counters (for /metrics and tests). */
+typedef struct nops_learn_stats {
+    uint64_t cycles;        /**< cycles run (thread and run_once) */
+    uint64_t failed;        /**< cycles that ended in an error */
+    uint64_t appended;      /**< runs added to the index in all */
+    uint64_t skipped;       /**< rows that could not be used */
+    uint64_t generation;    /**< generation the last commit wrote (0 = none yet) */
+    int64_t last_ok_ns;     /**< wall clock of the last cycle without error (0 = never) */
+    char last_error[256];   /**< why the last cycle failed or built nothing ("" = it did not) */
+} nops_learn_stats;
+
+typedef struct nops_learner nops_learner;
+
+/**
+ * A learner over `params` (copied). With params->interval_s > 0 a thread runs a first cycle at
+ * once and then one every interval_s seconds until nops_learner_destroy. NULL with a sentence
+ * when a setting is missing or the thread cannot start.
+ */
+nops_learner *nops_learner_new(const nops_learn_params *params, char *errstr,
+                               size_t errstr_size);
+/** Stop the thread (waits for a cycle in progress) and free; NULL is fine. */
+void nops_learner_destroy(nops_learner *l);
+/**
+ * One cycle now: read the rows not seen yet, append the new runs to DIR/current (or build the
+ * first generation), commit. *appended (may be NULL) gets the runs committed (0: nothing new,
+ * or too few for a first index — then errstr says why and NOPS_OK is returned). An error
+ * (a source that cannot be read, a commit that fails) returns NOPS_IO/NOPS_NOMEM with the
+ * sentence; what was not committed is read again next cycle.
+ */
+nops_err nops_learner_run_once(nops_learner *l, size_t *appended, char *errstr,
+                               size_t errstr_size);
+/** A copy of the counters. */
+void nops_learner_get_stats(nops_learner *l, nops_learn_stats *out);
 
 #endif /* NOPS_RECOMMEND_H */

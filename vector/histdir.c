@@ -173,16 +173,33 @@ struct nops_histdir_writer {
     size_t n_base, n, cap;   /* n counts base + pending; vecs holds n − n_base */
     nops_vindex *base;       /* the current generation's index when appending, else NULL */
     uint64_t *seen;          /* open addressing over XXH3(run_id) | 1; 0 = empty */
+    size_t *seen_at;         /* the run (index into meta) of each used slot of seen */
     size_t seen_cap;         /* power of two, kept ≥ 2·n */
+    uint64_t compares;       /* run ids compared as strings (nops__histdir_compares) */
 };
 
-static void seen_put(uint64_t *t, size_t cap, uint64_t h)
+/*
+ * The slot of run id `id` (hash h) in the seen table: the one holding it (*dup true), or the
+ * empty one where it goes. A slot with the same hash is compared with its own run only, so a
+ * run id costs one string comparison whatever the number of runs (a restart of the learning
+ * loop reads the whole history again: every row is a known run).
+ */
+static size_t seen_find(nops_histdir_writer *w, const char *id, uint64_t h, bool *dup)
 {
-    for (size_t i = (size_t)h & (cap - 1); t[i] != h; i = (i + 1) & (cap - 1))
-        if (t[i] == 0) {
-            t[i] = h;
-            return;
+    const size_t mask = w->seen_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        if (w->seen[i] == 0) {
+            *dup = false;
+            return i;
         }
+        if (w->seen[i] == h) { /* the same hash: the same id, unless a 64-bit collision */
+            w->compares++;
+            if (strcmp(w->meta[w->seen_at[i]].run_id, id) == 0) {
+                *dup = true;
+                return i;
+            }
+        }
+    }
 }
 
 /* Room for `need` run ids (2× slack), rehashing the known ones; false when out of memory. */
@@ -194,35 +211,31 @@ static bool seen_grow(nops_histdir_writer *w, size_t need)
     if (cap == w->seen_cap)
         return true;
     uint64_t *t = nops_calloc(cap, sizeof *t);
-    if (!t)
+    size_t *at = nops_calloc(cap, sizeof *at);
+    if (!t || !at) {
+        nops_free(t);
+        nops_free(at);
         return false;
-    for (size_t i = 0; i < w->n; i++)
-        seen_put(t, cap, XXH3_64bits(w->meta[i].run_id, strlen(w->meta[i].run_id)) | 1);
+    }
+    for (size_t k = 0; k < w->n; k++) { /* the runs are distinct: the first free slot */
+        const uint64_t h = XXH3_64bits(w->meta[k].run_id, strlen(w->meta[k].run_id)) | 1;
+        size_t i = (size_t)h & (cap - 1);
+        while (t[i])
+            i = (i + 1) & (cap - 1);
+        t[i] = h;
+        at[i] = k;
+    }
     nops_free(w->seen);
+    nops_free(w->seen_at);
     w->seen = t;
+    w->seen_at = at;
     w->seen_cap = cap;
     return true;
 }
 
-/* Remember run_id; false when it was there already (a duplicate). */
-static bool remember(nops_histdir_writer *w, const char *id)
+uint64_t nops__histdir_compares(const nops_histdir_writer *w)
 {
-    if (!seen_grow(w, w->n + 1))
-        return true; /* cannot track: accept */
-    uint64_t h = XXH3_64bits(id, strlen(id)) | 1;
-    size_t mask = w->seen_cap - 1;
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        if (w->seen[i] == 0) {
-            w->seen[i] = h;
-            return true;
-        }
-        if (w->seen[i] == h) { /* the same hash: a duplicate, unless a 64-bit collision */
-            for (size_t k = 0; k < w->n; k++)
-                if (strcmp(w->meta[k].run_id, id) == 0)
-                    return false;
-            return true;
-        }
-    }
+    return w->compares;
 }
 
 nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, char *errstr,
@@ -250,7 +263,12 @@ nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM
         norm += (double)vec[d] * vec[d];
     if (!(fabs(norm - 1) < 1e-3)) /* not an embedding (NaN and inf fail here too) */
         return NOPS_INVAL;
-    if (!remember(w, meta->run_id))
+    if (!seen_grow(w, w->n + 1))
+        return NOPS_NOMEM;
+    bool dup;
+    const uint64_t h = XXH3_64bits(meta->run_id, strlen(meta->run_id)) | 1;
+    const size_t slot = seen_find(w, meta->run_id, h, &dup);
+    if (dup)
         return NOPS_EXISTS;
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 4096;
@@ -265,7 +283,9 @@ nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM
         w->cap = cap;
     }
     memcpy(w->vecs + (w->n - w->n_base) * NOPS_EMBED_DIM, vec, NOPS_EMBED_DIM * sizeof *vec);
-    w->meta[w->n++] = *meta;
+    w->meta[w->n] = *meta;
+    w->seen[slot] = h; /* remembered only once it is there */
+    w->seen_at[slot] = w->n++;
     return NOPS_OK;
 }
 
@@ -282,6 +302,7 @@ void nops_histdir_abort(nops_histdir_writer *w)
     nops_free(w->vecs);
     nops_free(w->meta);
     nops_free(w->seen);
+    nops_free(w->seen_at);
     nops_free(w);
 }
 

@@ -27,6 +27,10 @@ struct nops_histdir {
     uint64_t gen;        /**< generation number from the manifest */
 };
 
+/** Run ids a writer compared as strings while checking for duplicates (for tests: one per
+ *  known run, not one per run indexed). */
+uint64_t nops__histdir_compares(const nops_histdir_writer *w);
+
 /** Sum what remains of `f` from its current position; false on a read error. */
 bool nops__sum_stream(FILE *f, nops__file_sum *out);
 /** Sum `len` bytes in memory; false (out->sha256 "") when SHA-256 failed. */

@@ -262,6 +262,7 @@ typedef struct nops_vectorize_stats {
     size_t pending;    /* runs buffered for the generation */
     uint64_t redacted; /* values the redactor replaced */
     double elapsed_s;  /* since begin */
+    int64_t last_finished_ns; /* latest finished_at among the usable rows (0 = none) */
 } nops_vectorize_stats;
 
 typedef struct nops_vectorize_opts {
@@ -288,9 +289,19 @@ void nops_vectorize_destroy(nops_vectorize *v);
 void nops_vectorize_row(nops_vectorize *v, const char *text, size_t len, const char *where);
 /** Every non-empty line of `f` (the caller keeps `f`); NOPS_IO on a read error. */
 nops_err nops_vectorize_jsonl(nops_vectorize *v, FILE *f);
+/**
+ * The complete lines of `f` from byte *offset on (the caller keeps `f`), for a file another
+ * process appends to: a last line without its newline is left for the next call; *offset moves
+ * past every line read. NOPS_IO on a seek or read error.
+ */
+nops_err nops_vectorize_jsonl_from(nops_vectorize *v, FILE *f, uint64_t *offset);
 /** Every row of table workflow_runs through COPY; NOPS_IO with a sentence on failure. */
 nops_err nops_vectorize_postgres(nops_vectorize *v, const char *dsn, char *errstr,
                                  size_t errstr_size);
+/** The rows of workflow_runs that finished at or after `since_ns` (wall clock, ns since the
+ *  epoch) or carry no finished_at; INT64_MIN = every row (nops_vectorize_postgres). */
+nops_err nops_vectorize_postgres_since(nops_vectorize *v, const char *dsn, int64_t since_ns,
+                                       char *errstr, size_t errstr_size);
 void nops_vectorize_get_stats(const nops_vectorize *v, nops_vectorize_stats *st);
 /** Build and swap in the generation (nops_histdir_commit); the job is then only for stats
  *  and destroy. */

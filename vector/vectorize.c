@@ -27,6 +27,7 @@ struct nops_vectorize {
     EVP_MD_CTX *sha;              /* owned: hash of the source rows */
     nops_redact_stats rs;         /* what the redactor found */
     size_t rows, skipped, known;  /* rows read, rows skipped, runs indexed already */
+    int64_t last_finished_ns;     /* latest finished_at of a usable row (0 = none) */
     uint64_t t0, last_progress;   /* start and last progress report, monotonic ns */
 };
 
@@ -97,6 +98,8 @@ void nops_vectorize_row(nops_vectorize *v, const char *text, size_t len, const c
         const char *fin = json_string_value(json_object_get(run, "finished_at"));
         if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &m.finished_ns, NULL))
             m.finished_ns = 0;
+        if (m.finished_ns > v->last_finished_ns)
+            v->last_finished_ns = m.finished_ns;
         nops_err e = nops_histdir_add(v->w, vec, &m);
         if (e == NOPS_EXISTS)
             v->known++; /* indexed already (append) or repeated in the input */
@@ -114,12 +117,20 @@ void nops_vectorize_row(nops_vectorize *v, const char *text, size_t len, const c
     }
 }
 
-nops_err nops_vectorize_jsonl(nops_vectorize *v, FILE *f)
+/* Lines of `f` from *offset on into the job; with `whole` false a last line without its
+ * newline is left for later (a writer may be in the middle of it). *offset moves past what was
+ * read. */
+static nops_err jsonl_lines(nops_vectorize *v, FILE *f, uint64_t *offset, bool whole)
 {
+    if (*offset && fseeko(f, (off_t)*offset, SEEK_SET) != 0)
+        return NOPS_IO;
     char *line = NULL, where[64];
     size_t cap = 0, lineno = 0;
     ssize_t n;
     while ((n = getline(&line, &cap, f)) > 0) {
+        if (!whole && line[n - 1] != '\n')
+            break; /* a torn last line: read it whole next time */
+        *offset += (uint64_t)n;
         lineno++;
         while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             n--;
@@ -131,6 +142,17 @@ nops_err nops_vectorize_jsonl(nops_vectorize *v, FILE *f)
     const bool failed = ferror(f) != 0;
     free(line);
     return failed ? NOPS_IO : NOPS_OK;
+}
+
+nops_err nops_vectorize_jsonl(nops_vectorize *v, FILE *f)
+{
+    uint64_t off = 0;
+    return jsonl_lines(v, f, &off, true);
+}
+
+nops_err nops_vectorize_jsonl_from(nops_vectorize *v, FILE *f, uint64_t *offset)
+{
+    return jsonl_lines(v, f, offset, false);
 }
 
 /* One CSV field (row_to_json text), unquoted in place. */
@@ -152,14 +174,28 @@ static size_t csv_field(char *s, size_t n)
 nops_err nops_vectorize_postgres(nops_vectorize *v, const char *dsn, char *errstr,
                                  size_t errstr_size)
 {
+    return nops_vectorize_postgres_since(v, dsn, INT64_MIN, errstr, errstr_size);
+}
+
+nops_err nops_vectorize_postgres_since(nops_vectorize *v, const char *dsn, int64_t since_ns,
+                                       char *errstr, size_t errstr_size)
+{
     PGconn *c = PQconnectdb(dsn);
     if (PQstatus(c) != CONNECTION_OK) {
         snprintf(errstr, errstr_size, "PostgreSQL: %s", PQerrorMessage(c));
         PQfinish(c);
         return NOPS_IO;
     }
-    PGresult *r = PQexec(c, "COPY (SELECT row_to_json(w)::text FROM workflow_runs w ORDER BY id)"
-                            " TO STDOUT WITH (FORMAT csv)");
+    char sql[320]; /* COPY takes no parameters: the bound is a number printed here */
+    if (since_ns == INT64_MIN)
+        snprintf(sql, sizeof sql, "COPY (SELECT row_to_json(w)::text FROM workflow_runs w "
+                                  "ORDER BY id) TO STDOUT WITH (FORMAT csv)");
+    else
+        snprintf(sql, sizeof sql, "COPY (SELECT row_to_json(w)::text FROM workflow_runs w WHERE "
+                                  "w.finished_at IS NULL OR w.finished_at >= to_timestamp(%lld / "
+                                  "1e6) ORDER BY id) TO STDOUT WITH (FORMAT csv)",
+                 (long long)(since_ns / 1000));
+    PGresult *r = PQexec(c, sql);
     bool ok = PQresultStatus(r) == PGRES_COPY_OUT;
     if (!ok)
         snprintf(errstr, errstr_size, "PostgreSQL: %s", PQerrorMessage(c));
@@ -190,6 +226,7 @@ void nops_vectorize_get_stats(const nops_vectorize *v, nops_vectorize_stats *st)
     st->rows = v->rows;
     st->skipped = v->skipped;
     st->known = v->known;
+    st->last_finished_ns = v->last_finished_ns;
     st->pending = v->w ? nops_histdir_pending(v->w) : 0;
     st->redacted = 0;
     for (int k = 0; k < NOPS_REDACT_N; k++)

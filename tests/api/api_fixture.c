@@ -77,7 +77,8 @@ nops_api *start_api(const nops_api_params *p, char *boot)
 {
     nops_api_deps deps = {.pipeline = g_pipe, .sinks = g_sinks, .store = g_store,
                           .detect = &g_dp, .brokers = boot, .metrics_topic = "neuralops.metrics",
-                          .orchestrator = g_orch, .registry = g_reg,
+                          .orchestrator = g_orch, .registry = g_reg, .recommender = g_reco,
+                          .learner = g_learner,
                           .audit = g_audit};
     char err[512];
     nops_api *api = nops_api_new(p, &deps, err, sizeof err);
@@ -88,6 +89,8 @@ nops_api *start_api(const nops_api_params *p, char *boot)
 }
 
 char g_boot[512];
+nops_recommender *g_reco;
+nops_learner *g_learner;
 
 /* A signed playbook registry, an audit log and an orchestrator for the orchestration routes. */
 static void setup_orchestration(void)
@@ -100,7 +103,7 @@ static void setup_orchestration(void)
     snprintf(path, sizeof path, "%s/reg/echo.json", g_dir);
     FILE *f = fopen(path, "w");
     fputs("{\"id\":\"echo\",\"name\":\"Echo\",\"version\":\"1\",\"safety\":{\"mode\":"
-          "\"manual\",\"allowed_roles\":[\"org-admin\"]},\"steps\":[{\"name\":\"say\","
+          "\"manual\",\"allowed_roles\":[\"operator\",\"org-admin\"]},\"steps\":[{\"name\":\"say\","
           "\"exec\":[\"/bin/echo\",\"fixed\"]}],\"timeout_s\":20}", f);
     fclose(f);
     char key[256], pub[256], reg[256];

@@ -19,6 +19,8 @@ extern nops_registry *g_reg;          /* signed playbooks: "echo" */
 extern nops_audit *g_audit;           /* the files audit trail */
 extern nops_secret *g_audit_key;      /* the audit chain's key (in memory) */
 extern nops_orchestrator *g_orch;     /* the files orchestrator */
+extern nops_recommender *g_reco;      /* start_api's recommender (NULL unless a test sets it) */
+extern nops_learner *g_learner;       /* start_api's learner, for /metrics (NULL the same) */
 extern nops_secret *g_secret;         /* the engine's key for the orchestrators */
 extern rd_kafka_t *g_cluster;         /* hosts the mock cluster */
 extern char g_dir[];                  /* the test's directory */

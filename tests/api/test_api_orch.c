@@ -13,6 +13,9 @@
 #include "tests/api/api_fixture.h"
 #include "tests/support/pgutil.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Poll GET /orchestrations/{id} on `port` until it is in `state` (the worker runs the steps). */
@@ -319,6 +322,284 @@ static void test_orchestration_over_http_on_postgres(void **state)
     tu_pg_drop_schema(c, "api_pg");
 }
 
+/* A stored signal and the stored incident it belongs to (the shapes the sinks write). */
+static void store_incident(const char *inc_id, const char *sig_id, const char *metric)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof line,
+                     "{\"id\":\"%s\",\"series\":\"%s{host=\\\"db-1\\\"}\",\"metric\":\"%s\","
+                     "\"labels\":{\"service\":\"ledger\",\"host\":\"db-1\"},\"ts\":"
+                     "\"2024-01-01T00:00:10Z\",\"value\":97,\"score\":0.99,\"method\":\"zscore\","
+                     "\"hint\":\"%s is 9.1 sigma above its rolling mean\"}",
+                     sig_id, metric, metric, metric);
+    assert_int_equal(nops_store_add(g_store, NOPS_SINK_SIGNAL, line, (size_t)n), NOPS_OK);
+    n = snprintf(line, sizeof line,
+                 "{\"id\":\"%s\",\"status\":\"open\",\"opened_at\":\"2024-01-01T00:00:10Z\","
+                 "\"updated_at\":\"2024-01-01T00:00:10Z\",\"signals\":[\"%s\"],\"labels\":"
+                 "{\"service\":\"ledger\"},\"summary\":\"disk filling on ledger/db-1\","
+                 "\"root_cause_hint\":\"%s on db-1\"}",
+                 inc_id, sig_id, metric);
+    assert_int_equal(nops_store_add(g_store, NOPS_SINK_INCIDENT, line, (size_t)n), NOPS_OK);
+}
+
+/* The workflow_runs row of run `id` in the fixture's history file (polled: it is written as
+ * the execution ends), as JSON. */
+static json_t *history_row(const char *id)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/runs.jsonl", g_dir);
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        char *line = NULL;
+        size_t cap = 0;
+        json_t *found = NULL;
+        while (f && !found && getline(&line, &cap, f) > 0) {
+            json_t *row = json_loads(line, 0, NULL);
+            if (row && strcmp(json_string_value(json_object_get(row, "id")), id) == 0)
+                found = row;
+            else
+                json_decref(row);
+        }
+        free(line);
+        if (f)
+            fclose(f);
+        if (found)
+            return found;
+        sleep_ms(20);
+    }
+    fail_msg("no history row for %s", id);
+    return NULL;
+}
+
+/* A run started from a stored incident (incident_id) writes a complete workflow_runs row: the
+ * incident's summary, labels, its metrics and its signals as objects (what the index learns
+ * from), and the outcome. */
+static void test_run_row_from_incident_id(void **state)
+{
+    (void)state;
+    store_incident("inc-row-1", "sig-row-1", "disk_used_percent");
+    http_res r = http_do(g_port, "POST", "/orchestrate", OP_JSON,
+                         "{\"playbook_id\":\"echo\",\"incident_id\":\"inc-row-1\"}", (size_t)-1);
+    assert_int_equal(r.status, 201);
+    json_t *o = json_of(&r);
+    http_free(&r);
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(o, "id")));
+    json_decref(o);
+    assert_int_equal(step(id, "dry-run", OP_JSON), 202);
+    await_state(id, "dry_run_ok");
+    assert_int_equal(step(id, "approve", H_ADMIN_JSON), 200);
+    assert_int_equal(step(id, "execute", OP_JSON), 202);
+    await_state(id, "executed");
+    json_t *row = history_row(id);
+    assert_string_equal(json_string_value(json_object_get(row, "status")), "success");
+    assert_string_equal(json_string_value(json_object_get(row, "incident_summary")),
+                        "disk filling on ledger/db-1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(row, "labels"),
+                                                          "service")), "ledger");
+    json_t *metrics = json_object_get(row, "metrics");
+    assert_int_equal(json_array_size(metrics), 1);
+    assert_string_equal(json_string_value(json_array_get(metrics, 0)), "disk_used_percent");
+    json_t *sig = json_array_get(json_object_get(row, "signals"), 0);
+    assert_true(json_is_object(sig));
+    assert_string_equal(json_string_value(json_object_get(sig, "metric")), "disk_used_percent");
+    json_decref(row);
+}
+
+/* An index in DIR/index of runs for disk incidents on ledger hosts: "echo" (signed here)
+ * succeeded in 18 of 30, "unsigned-fix" (not in the registry) in all of its 30. */
+static void build_index(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s/index", g_dir);
+    char err[512];
+    nops_histdir_writer *w = nops_histdir_begin(dir, NOPS_INDEX_FLAT, err, sizeof err);
+    nops_redactor *red = nops_redactor_new("api-test-key", err, sizeof err);
+    assert_non_null(w);
+    assert_non_null(red);
+    for (int i = 0; i < 60; i++) {
+        const bool echo = i % 2 == 0;
+        json_t *run = json_pack(
+            "{s:s+, s:s, s:s, s:s, s:[s], s:{s:s, s:s}, s:[{s:s, s:s, s:f, s:s, s:{s:s}}]}", "id",
+            "run-", echo ? "e" : "u", "playbook_id", echo ? "echo" : "unsigned-fix", "status",
+            echo && i % 10 >= 6 ? "failure" : "success", "incident_summary",
+            "disk filling on ledger/db-1", "metrics", "disk_used_percent", "labels", "service",
+            "ledger", "host", "db-1", "signals", "metric", "disk_used_percent", "method",
+            "zscore", "score", 0.99, "hint", "disk_used_percent is 9.1 sigma above its rolling "
+            "mean", "labels", "service", "ledger");
+        char id[32];
+        snprintf(id, sizeof id, "run-%s-%02d", echo ? "e" : "u", i);
+        json_object_set_new(run, "id", json_string(id));
+        float v[NOPS_EMBED_DIM];
+        nops_run_meta m;
+        if (nops_vector_prepare_run(red, run, v, &m, NULL, err, sizeof err) != NOPS_OK)
+            fail_msg("run %d: %s", i, err);
+        assert_int_equal(nops_histdir_add(w, v, &m), NOPS_OK);
+        json_decref(run);
+    }
+    nops_redactor_destroy(red);
+    if (nops_histdir_commit(w, "test", 0, err, sizeof err) != NOPS_OK)
+        fail_msg("commit: %s", err);
+}
+
+/* The audit entries of `action` about `subject` (GET /audit), as a JSON array (new ref). */
+static json_t *audit_entries(int port, const char *action, const char *subject)
+{
+    char path[200];
+    snprintf(path, sizeof path, "/audit?action=%s&subject=%s&limit=1000", action, subject);
+    http_res r = http_do(port, "GET", path, H_OPERATOR, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *o = json_of(&r);
+    http_free(&r);
+    json_t *e = json_incref(json_object_get(o, "entries"));
+    json_decref(o);
+    return e;
+}
+
+/* POST /orchestrate without playbook_id takes the best-ranked recommendation that is a signed
+ * playbook here, says which and its score, and the recommendation is audited; with no index or
+ * nothing similar it is 422; the request is checked strictly. */
+static void test_orchestrate_takes_the_recommendation(void **state)
+{
+    (void)state;
+    store_incident("inc-reco-1", "sig-reco-1", "disk_used_percent");
+    /* the fixture's API has no recommender: 422 saying so */
+    expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON,
+                         "{\"incident_id\":\"inc-reco-1\"}", (size_t)-1),
+                 422, "recommend.index_dir");
+    /* strict request checks */
+    expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON, "{\"incident_id\":5}",
+                         (size_t)-1), 400, "incident_id must be a non-empty string");
+    expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON,
+                         "{\"playbook_id\":7,\"incident_id\":\"inc-reco-1\"}", (size_t)-1),
+                 400, "playbook_id must be a non-empty string");
+    expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON,
+                         "{\"incident_id\":\"inc-reco-1\",\"signal_id\":\"sig-reco-1\"}",
+                         (size_t)-1), 400, "exactly one of");
+    expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON,
+                         "{\"incident_id\":\"inc-reco-1\",\"top\":1}", (size_t)-1), 400,
+                 "top");
+    expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON, "{\"signal_id\":\"nope\"}",
+                         (size_t)-1), 404, "no signal nope");
+
+    char idx[300], err[512];
+    build_index(idx, sizeof idx);
+    nops_reco_params rp = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
+                           .reload_s = 1};
+    snprintf(rp.index_dir, sizeof rp.index_dir, "%s", idx);
+    g_reco = nops_recommender_new(&rp, err, sizeof err);
+    assert_non_null(g_reco);
+    /* the learner over the fixture's history (runs executed by the tests before), for /metrics */
+    nops_learn_params lp = {.min_runs = 1};
+    snprintf(lp.index_dir, sizeof lp.index_dir, "%s", idx);
+    snprintf(lp.history_jsonl, sizeof lp.history_jsonl, "%s/runs.jsonl", g_dir);
+    snprintf(lp.actor_key, sizeof lp.actor_key, "api-test-key");
+    g_learner = nops_learner_new(&lp, err, sizeof err);
+    assert_non_null(g_learner);
+    nops_api_params ap;
+    api_params(&ap);
+    nops_api *api = start_api(&ap, g_boot);
+    const int port = nops_api_port(api);
+
+    /* unsigned-fix ranks first but is not signed here: echo (second) is taken */
+    http_res r = http_do(port, "POST", "/orchestrate", OP_JSON, "{\"incident_id\":\"inc-reco-1\"}",
+                         (size_t)-1);
+    assert_int_equal(r.status, 201);
+    json_t *o = json_of(&r);
+    http_free(&r);
+    assert_string_equal(json_string_value(json_object_get(o, "playbook_id")), "echo");
+    json_t *pick = json_object_get(o, "recommendation");
+    assert_string_equal(json_string_value(json_object_get(pick, "playbook_id")), "echo");
+    assert_int_equal(json_integer_value(json_object_get(pick, "rank")), 2);
+    const double score = json_real_value(json_object_get(pick, "score"));
+    assert_true(score > 0 && score < 1);
+    json_decref(o);
+    /* the signal form too */
+    r = http_do(port, "POST", "/orchestrate", OP_JSON, "{\"signal_id\":\"sig-reco-1\"}",
+                (size_t)-1);
+    assert_int_equal(r.status, 201);
+    o = json_of(&r);
+    http_free(&r);
+    assert_string_equal(json_string_value(json_object_get(o, "playbook_id")), "echo");
+    json_decref(o);
+    /* nothing similar in the history: 422 with the reason */
+    expect_error(http_do(port, "POST", "/orchestrate", OP_JSON,
+                         "{\"incident\":{\"summary\":\"quantum flux capacitor overheated\","
+                         "\"labels\":{\"service\":\"time-machine\"}}}", (size_t)-1),
+                 422, "nothing to recommend");
+
+    /* audited: the recommendation that chose it, with the top ids, scores and generation */
+    json_t *entries = audit_entries(port, "recommend", "inc-reco-1");
+    assert_int_equal(json_array_size(entries), 1);
+    json_t *e0 = json_array_get(entries, 0), *det = json_object_get(e0, "details");
+    assert_string_equal(json_string_value(json_object_get(e0, "actor")), "key:o1");
+    assert_string_equal(json_string_value(json_object_get(e0, "decision")), "ranked");
+    assert_int_equal(json_integer_value(json_object_get(det, "generation")), 1);
+    json_t *top = json_object_get(det, "top");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(top, 0),
+                                                          "playbook_id")), "unsigned-fix");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(top, 1),
+                                                          "playbook_id")), "echo");
+    json_decref(entries);
+
+    /* every POST /recommend is audited (viewers too), inline ones as subject "inline" */
+    const char *v_json[] = {"X-API-Key: viewer-key-1", "Content-Type: application/json", NULL};
+    json_t *before = audit_entries(port, "recommend", "inline");
+    r = http_do(port, "POST", "/recommend", v_json,
+                "{\"incident\":{\"summary\":\"disk filling on ledger/db-1\",\"metrics\":"
+                "[\"disk_used_percent\"],\"labels\":{\"service\":\"ledger\"}}}", (size_t)-1);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    json_t *after = audit_entries(port, "recommend", "inline");
+    assert_int_equal(json_array_size(after), json_array_size(before) + 1);
+    json_t *last = json_array_get(after, json_array_size(after) - 1);
+    assert_string_equal(json_string_value(json_object_get(last, "actor")), "key:v1");
+    json_decref(before);
+    json_decref(after);
+
+    /* an audit entry that cannot be written: no recommendation, the caller is told */
+    char apath[300];
+    snprintf(apath, sizeof apath, "%s/audit.jsonl", g_dir);
+    struct stat sb;
+    assert_int_equal(stat(apath, &sb), 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim.rlim_cur = (rlim_t)sb.st_size + 10; /* room for a part of a line, not a whole one */
+    lim.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    r = http_do(port, "POST", "/recommend", v_json, "{\"incident_id\":\"inc-reco-1\"}",
+                (size_t)-1);
+    http_res r2 = http_do(port, "POST", "/orchestrate", OP_JSON,
+                          "{\"incident_id\":\"inc-reco-1\"}", (size_t)-1);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    expect_error(r, 500, "audit trail refused");
+    expect_error(r2, 500, "audit trail refused");
+    nops_audit_report rep;
+    assert_int_equal(nops_audit_verify_file(apath, g_audit_key, &rep), NOPS_OK);
+
+    /* the learning loop in /metrics: the runs executed here appended as a new generation */
+    size_t appended = 0;
+    if (nops_learner_run_once(g_learner, &appended, err, sizeof err) != NOPS_OK)
+        fail_msg("learn: %s", err);
+    assert_true(appended > 0);
+    r = http_do(port, "GET", "/metrics", NULL, NULL, 0);
+    assert_int_equal(r.status, 200);
+    char want[80];
+    snprintf(want, sizeof want, "neuralops_learn_runs_appended_total %zu\n", appended);
+    assert_non_null(strstr(r.body, want));
+    assert_non_null(strstr(r.body, "neuralops_learn_cycles_total 1\n"));
+    assert_non_null(strstr(r.body, "neuralops_learn_generation 2\n"));
+    assert_non_null(strstr(r.body, "neuralops_learn_failures_total 0\n"));
+    http_free(&r);
+
+    nops_api_destroy(api);
+    nops_learner_destroy(g_learner);
+    g_learner = NULL;
+    nops_recommender_destroy(g_reco);
+    g_reco = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +607,8 @@ int main(void)
         cmocka_unit_test(test_dry_run_and_list),
         cmocka_unit_test(test_approve_execute),
         cmocka_unit_test(test_audit_trail),
+        cmocka_unit_test(test_run_row_from_incident_id),
+        cmocka_unit_test(test_orchestrate_takes_the_recommendation),
         cmocka_unit_test(test_orchestration_over_http_on_postgres),
     };
     return cmocka_run_group_tests(tests, tapi_setup, tapi_teardown);

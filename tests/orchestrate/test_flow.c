@@ -320,9 +320,10 @@ static void test_auto_and_tampering(void **state)
     nops_orchestrator *o = orch();
     char err[512], id[64];
     json_t *rec;
-    /* auto: allowed by policy, mode auto, org-admin allowed → runs after a dry-run, no approval */
+    /* auto: allowed by policy, mode auto, org-admin allowed → runs after a dry-run, no approval
+     * (executed by a role in its allowed_roles: only org-admin; test_automation has the rest) */
     snprintf(id, sizeof id, "%s", prepared(o, "auto-fix"));
-    assert_int_equal(nops_orch_execute(o, id, &TU_OPS, &rec, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_orch_execute(o, id, &TU_ADMIN, &rec, err, sizeof err), NOPS_OK);
     assert_string_equal(st(rec), "executed");
     json_decref(rec);
     /* a manifest changed (and re-signed) after approval is refused at execute */

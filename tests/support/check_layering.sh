@@ -6,10 +6,13 @@
 #  2. core/ includes no other module.
 #  3. Library modules include nothing from app/, bench/, tests/ or synth/ (the generators are
 #     for app, bench and tests).
+#  4. Modules listed in ALLOWED include only the modules listed for them (and themselves).
 set -u
 ROOT=${1:-.}
 cd "$ROOT" || exit 2
 INTERNAL="detect/kernel_body.h vector/redact_rules.h"
+# module:allowed,modules — which other modules a module may include at all
+ALLOWED="notify:core"
 bad=0
 files=$(find . -path ./build -prune -o -path './build-*' -prune -o -path ./.git -prune -o \
         \( -name '*.c' -o -name '*.h' -o -name '*.cpp' \) -print | sed 's|^\./||' | sort)
@@ -31,6 +34,12 @@ for f in $files; do
             echo "$f: core/ includes $inc (core depends on nothing)"
             bad=1
         fi
+        for rule in $ALLOWED; do
+            [ "$dir" = "${rule%%:*}" ] && [ "$mod" != "$dir" ] || continue
+            case ",${rule#*:}," in *",$mod,"*) ;; *)
+                echo "$f: ${dir}/ includes $inc (it may include only ${rule#*:})"; bad=1 ;;
+            esac
+        done
         case $dir in app | bench | tests) ;; *)
             case $mod in app | bench | tests | synth)
                 [ "$mod" != "$dir" ] && { echo "$f: library code includes $inc"; bad=1; } ;;

@@ -2,7 +2,9 @@
  * test_vindex.c — the FAISS index layer: type names, exact search is exact, the ANN types reach
  * recall@10 ≥ 0.95 against it on clustered unit vectors of the embedding dimension (and AUTO on
  * history embeddings), save/load round-trips with the type recovered, bad files and bad
- * arguments are refused with a sentence, and concurrent searches agree with serial ones.
+ * arguments are refused with a sentence, and concurrent searches agree with serial ones. The
+ * index directory's writer knows the runs it holds with one string comparison per known run
+ * (an append over the whole history again — the learning loop's restart — is not quadratic).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 #include <cmocka.h>
 
 #include "synth/history.h"
+#include "vector/histdir_int.h" /* nops__histdir_compares */
 #include "vector/vector.h"
 
 #include <math.h>
@@ -331,6 +334,53 @@ static void test_concurrent_search(void **state)
     free(x);
 }
 
+/* Add runs r-<from>..r-<to-1> (vectors of `x`, cycled) to w; how many were known already. */
+static size_t add_runs(nops_histdir_writer *w, const float *x, size_t nx, size_t from, size_t to)
+{
+    size_t known = 0;
+    for (size_t i = from; i < to; i++) {
+        nops_run_meta m = {.status = NOPS_RUN_SUCCESS};
+        snprintf(m.run_id, sizeof m.run_id, "r-%zu", i);
+        snprintf(m.playbook_id, sizeof m.playbook_id, "pb-%zu", i % 7);
+        nops_err e = nops_histdir_add(w, x + (i % nx) * DIM, &m);
+        assert_true(e == NOPS_OK || e == NOPS_EXISTS);
+        known += e == NOPS_EXISTS;
+    }
+    return known;
+}
+
+static void test_known_runs_cost_one_compare(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-hd-XXXXXX", err[512];
+    assert_non_null(mkdtemp(dir));
+    enum { N = 20000 };
+    float *x = clustered(1000, DIM, 8);
+    nops_histdir_writer *w = nops_histdir_begin(dir, NOPS_INDEX_FLAT, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(add_runs(w, x, 1000, 0, N), 0);
+    assert_int_equal(add_runs(w, x, 1000, 0, 100), 100); /* repeated in the input */
+    assert_int_equal(nops_histdir_pending(w), N);
+    assert_true(nops__histdir_compares(w) <= 100 + 10); /* a collision or so at most */
+    assert_int_equal(nops_histdir_commit(w, "test", 0, err, sizeof err), NOPS_OK);
+    /* the whole history again and 50 new runs: every known run found with about one compare */
+    w = nops_histdir_append(dir, err, sizeof err);
+    assert_non_null(w);
+    assert_int_equal(add_runs(w, x, 1000, 0, N + 50), N);
+    assert_int_equal(nops_histdir_pending(w), 50);
+    assert_true(nops__histdir_compares(w) <= N + 10);
+    assert_int_equal(nops_histdir_commit(w, "test", 0, err, sizeof err), NOPS_OK);
+    nops_histdir *h = nops_histdir_open(dir, err, sizeof err);
+    assert_non_null(h);
+    assert_int_equal(nops_histdir_count(h), N + 50);
+    assert_string_equal(nops_histdir_meta(h, N + 49)->run_id, "r-20049");
+    nops_histdir_close(h);
+    free(x);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_history_recall),
         cmocka_unit_test(test_save_load_and_bad_files),
         cmocka_unit_test(test_concurrent_search),
+        cmocka_unit_test(test_known_runs_cost_one_compare),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
