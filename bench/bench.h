@@ -32,5 +32,6 @@ int bench_recommend(const bench_opts *o);
 int bench_http(const bench_opts *o);
 int bench_audit(const bench_opts *o);
 int bench_quality(const bench_opts *o);
+int bench_loop(const bench_opts *o);
 
 #endif

@@ -47,12 +47,15 @@ static void usage(FILE *out)
             "  quality  signal precision at the defaults (docs/quality.md): the NAB early-\n"
             "           detection score on a labelled corpus, recall, false signals per 100k\n"
             "           points and incident grouping on a 100-host fleet, beside a rolling\n"
-            "           z-score (4 sigma, 60 points) and a windowed Gaussian (1,000 points)\n\n"
+            "           z-score (4 sigma, 60 points) and a windowed Gaussian (1,000 points)\n"
+            "  loop     incidents/s through the pipeline with the incident hook attaching\n"
+            "           recommendations (nops_recommend_incident, a 100k-run index) beside the\n"
+            "           same pipeline and data without the hook; the hook's time per incident\n\n"
             "Options:\n"
             "  --quick          small sizes (a smoke run, seconds)\n"
             "  --variant NAME   detect: only scalar|avx2|avx512; ingest: only identity (parse\n"
             "                   and parse + series identity) or e2e (without the latency runs)\n"
-            "  --series N       only this series (or runs) count\n"
+            "  --series N       only this series (or runs; loop: index runs) count\n"
             "  --dsn DSN        PostgreSQL for the vectorize and audit suites\n"
             "  --seed N         generator seed of the quality suite (default 14)\n"
             "  --set S.K=V      quality: run the engine with this [detect] or [correlate]\n"
@@ -121,6 +124,8 @@ int main(int argc, char **argv)
         return bench_http(&o);
     if (strcmp(argv[1], "quality") == 0)
         return bench_quality(&o);
+    if (strcmp(argv[1], "loop") == 0)
+        return bench_loop(&o);
     fprintf(stderr, "neuralops-bench: unknown suite \"%s\" (see --help)\n", argv[1]);
     return 2;
 }

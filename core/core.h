@@ -373,7 +373,20 @@ static inline const char *nops_severity_name(nops_severity s)
                                                                                  : "info";
 }
 
-/** An incident: correlated signals. Inline storage, like nops_signal. */
+#define NOPS_INCIDENT_MAX_RECOS 3    /**< recommendations carried inline by an incident */
+#define NOPS_INCIDENT_MAX_METRICS 4  /**< metric names an incident keeps (for recommendations) */
+#define NOPS_INCIDENT_METRIC_LEN 64  /**< longest metric name kept + NUL (longer: left out) */
+
+/** One recommended playbook attached to an incident (recommend/'s nops_recommend_incident). */
+typedef struct nops_incident_reco {
+    char playbook_id[64]; /**< the playbook's id, NUL-terminated */
+    float score;          /**< ranking score in [0, 1] (docs/recommendation.md) */
+    float confidence;     /**< confidence in [0, 1] */
+    uint32_t evidence;    /**< similar past runs of that playbook behind it */
+} nops_incident_reco;
+
+/** An incident: correlated signals. Inline storage, like nops_signal. New fields go at the end:
+ *  correlate/state.c reads the snapshots of earlier builds by this layout's prefix. */
 typedef struct nops_incident {
     char id[NOPS_ID_LEN];                              /**< hex id */
     nops_incident_status status;                       /**< open or resolved */
@@ -388,7 +401,40 @@ typedef struct nops_incident {
     nops_severity severity;    /**< from score, breadth and duration; never lowered */
     uint32_t n_series;         /**< distinct series among its signals */
     uint32_t n_hosts;          /**< distinct hosts (2+: a service-wide incident) */
+    /** the first distinct metric names of its series (what the embedder weighs most); a name
+     *  of NOPS_INCIDENT_METRIC_LEN bytes or more is left out */
+    char metrics[NOPS_INCIDENT_MAX_METRICS][NOPS_INCIDENT_METRIC_LEN];
+    uint8_t n_metrics;         /**< names in metrics[] */
+    uint8_t n_recos;           /**< recommendations in recos[] (0: none attached) */
+    nops_incident_reco recos[NOPS_INCIDENT_MAX_RECOS]; /**< best first; kept on later records */
+    int64_t recommended_ns;    /**< wall clock when recos[] was attached (0: never) */
+    float best_score;          /**< the strongest of its signals' scores */
+    uint32_t n_above;          /**< its signals whose series moved above the baseline */
+    uint32_t n_ewma;           /**< its signals raised by the EWMA detector */
 } nops_incident;
+
+/**
+ * What happened to an incident for the record about to be written (bits of the `events` of a
+ * nops_incident_hook). OPENED comes alone on the first record; UPDATED on each later record
+ * of the signal path that changed it (a signal joined, or it reopened), with NEW_SERIES when a
+ * series new to it joined and SEVERITY_UP when its severity rose; RESOLVED alone on the
+ * resolve record; 0 on a replayed signal's record (nothing changed).
+ */
+enum {
+    NOPS_INC_OPENED = 1u << 0,      /**< the incident is new */
+    NOPS_INC_NEW_SERIES = 1u << 1,  /**< a series joined that was not in it */
+    NOPS_INC_SEVERITY_UP = 1u << 2, /**< its severity rose */
+    NOPS_INC_UPDATED = 1u << 3,     /**< a signal joined (or it reopened) */
+    NOPS_INC_RESOLVED = 1u << 4,    /**< it resolved */
+};
+
+/**
+ * Called by the pipeline with each incident record right before it goes to the sinks
+ * (nops_pipeline_set_incident_hook), in the thread that writes it, with that record's events
+ * (NOPS_INC_*). The hook may fill inc->recos / n_recos / recommended_ns (nothing else): what
+ * it attaches is written with this record and stays on the incident's later records.
+ */
+typedef void (*nops_incident_hook)(void *ctx, nops_incident *inc, unsigned events);
 
 /** Format nanoseconds since the epoch as RFC 3339 UTC with milliseconds. */
 void nops_format_ts(int64_t ns, char *buf, size_t cap);

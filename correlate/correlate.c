@@ -418,12 +418,41 @@ static void describe(const nops_correlator *c, incident_slot *s, const nops_sign
              r->labels);
 }
 
+/* Does a signal's hint say its series moved above the baseline (the embedder's reading)? */
+static bool says_above(const char *hint, size_t n)
+{
+    static const char word[] = " above ";
+    for (size_t i = 0; i + sizeof word - 1 <= n; i++)
+        if (memcmp(hint + i, word, sizeof word - 1) == 0)
+            return true;
+    return false;
+}
+
+/* Keep the signal's metric name in the incident's short list (distinct, first come). */
+static void add_metric(nops_incident *r, const nops_signal *sig, size_t name_len)
+{
+    if (name_len == 0 || name_len >= NOPS_INCIDENT_METRIC_LEN)
+        return;
+    for (uint8_t i = 0; i < r->n_metrics; i++)
+        if (strlen(r->metrics[i]) == name_len && memcmp(r->metrics[i], sig->series, name_len) == 0)
+            return;
+    if (r->n_metrics == NOPS_INCIDENT_MAX_METRICS)
+        return;
+    memcpy(r->metrics[r->n_metrics], sig->series, name_len);
+    r->metrics[r->n_metrics++][name_len] = '\0';
+}
+
 /* Add a signal to incident s: signal list, member series, host, labels, description. */
 static void add_signal(nops_correlator *c, incident_slot *s, const nops_signal *sig,
                        const sig_labels *sl, uint64_t host_h, bool opened)
 {
     if (!opened)
         intersect_labels(&s->rec.common, &sig->labels);
+    add_metric(&s->rec, sig, sl->name_len);
+    /* what the embedder reads of signals, kept as counts (recommend/: nops_recommend_incident) */
+    s->rec.best_score = sig->score > s->rec.best_score ? (float)sig->score : s->rec.best_score;
+    s->rec.n_above += says_above(sig->hint, strnlen(sig->hint, sizeof sig->hint));
+    s->rec.n_ewma += sig->method == NOPS_FIRED_EWMA;
     if (s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
         memcpy(s->rec.signals[s->rec.n_signals], sig->id, NOPS_ID_LEN);
     s->rec.n_signals++;
@@ -471,6 +500,17 @@ static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
 nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32_t part,
                                const float *window, uint32_t n, nops_incident *out, bool *opened)
 {
+    unsigned events = 0;
+    nops_err e = nops_correlate_place(c, sig, part, window, n, out, &events);
+    *opened = (events & NOPS_INC_OPENED) != 0;
+    return e;
+}
+
+nops_err nops_correlate_place(nops_correlator *c, const nops_signal *sig, int32_t part,
+                              const float *window, uint32_t n, nops_incident *out,
+                              unsigned *events)
+{
+    bool opened = false;
     sig_labels sl;
     signal_labels(c, sig, &sl);
     const uint64_t host_h = hash_str(sl.host), service_h = hash_str(sl.service);
@@ -479,7 +519,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
     float row[NOPS_DETECT_MAX_WINDOW];
     bool have_row = window && standardise(window, n < c->W ? n : c->W, row, c->W);
     pthread_mutex_lock(&c->lock);
-    *opened = false;
+    *events = 0;
     int inc = seen_before(c, sig, sig_h, host_h);
     if (inc >= 0) { /* a replayed signal: the incident as it stands */
         *out = c->inc[inc].rec;
@@ -501,7 +541,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
             pthread_mutex_unlock(&c->lock);
             return NOPS_FULL;
         }
-        *opened = true;
+        opened = true;
     }
     incident_slot *s = &c->inc[inc];
     if (s->resolved) { /* its host flapped back within reopen_s: the same incident, open again */
@@ -509,11 +549,37 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
         s->rec.status = NOPS_INCIDENT_OPEN;
         s->reopened++;
     }
-    add_signal(c, s, sig, &sl, host_h, *opened);
+    const uint32_t members_before = s->n_members;
+    const nops_severity sev_before = s->rec.severity;
+    add_signal(c, s, sig, &sl, host_h, opened);
     remember(c, sig, sig_h, inc, host_h, service_h, metric_h, row, have_row);
+    if (opened)
+        *events = NOPS_INC_OPENED;
+    else
+        *events = NOPS_INC_UPDATED | (s->n_members > members_before ? NOPS_INC_NEW_SERIES : 0) |
+                  (s->rec.severity > sev_before ? NOPS_INC_SEVERITY_UP : 0);
     *out = s->rec;
     pthread_mutex_unlock(&c->lock);
     return NOPS_OK;
+}
+
+nops_err nops_correlate_attach(nops_correlator *c, const nops_incident *inc)
+{
+    nops_err e = NOPS_NOTFOUND;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < MAX_INCIDENTS; i++) {
+        nops_incident *r = &c->inc[i].rec;
+        if (!c->inc[i].used || strncmp(r->id, inc->id, NOPS_ID_LEN) != 0)
+            continue;
+        r->n_recos = inc->n_recos <= NOPS_INCIDENT_MAX_RECOS ? inc->n_recos
+                                                              : NOPS_INCIDENT_MAX_RECOS;
+        memcpy(r->recos, inc->recos, sizeof r->recos);
+        r->recommended_ns = inc->recommended_ns;
+        e = NOPS_OK;
+        break;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return e;
 }
 
 void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_ns)

@@ -88,6 +88,22 @@ void nops_correlate_destroy(nops_correlator *c);
  */
 nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32_t part,
                                const float *window, uint32_t n, nops_incident *out, bool *opened);
+/**
+ * nops_correlate_signal with what happened to the incident as bits of core.h's NOPS_INC_*
+ * in *events: OPENED for a new one; UPDATED (with NEW_SERIES when the signal's series is new
+ * to it, SEVERITY_UP when its severity rose) when the signal joined one, or reopened it; 0 for
+ * a replayed signal (nothing changed).
+ */
+nops_err nops_correlate_place(nops_correlator *c, const nops_signal *sig, int32_t part,
+                              const float *window, uint32_t n, nops_incident *out,
+                              unsigned *events);
+/**
+ * Keep the recommendations of `inc` (recos, n_recos, recommended_ns; nothing else) on the
+ * incident the correlator holds with inc->id, so its later records (updates, resolution) and
+ * its partition's snapshot carry them. NOPS_NOTFOUND when no incident with that id is held
+ * (e.g. resolved and forgotten).
+ */
+nops_err nops_correlate_attach(nops_correlator *c, const nops_incident *inc);
 /** A series left its anomalous state at ts_ns. */
 void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_ns);
 /** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them.

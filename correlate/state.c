@@ -19,7 +19,26 @@
  * with `incident` as an index into that list, a flag, and the standardised window). Structs are plain data (no pointers), written as they are
  * in memory: a snapshot is read back by the same build, and the header's sizes refuse others.
  */
-#define CORR_MAGIC 0x33524f4353504f4eull /* "NOPSCOR3": slots carry resolved/reopened */
+#define CORR_MAGIC 0x34524f4353504f4eull /* "NOPSCOR4": records carry metrics and recos */
+#define CORR_MAGIC_V3 0x33524f4353504f4eull /* "NOPSCOR3": the layout before them, still read */
+
+/*
+ * Version 3 (the build before incidents carried metric names and recommendations) saved the
+ * same incident_slot with a shorter `rec`: nops_incident up to n_hosts, the fields added since
+ * being appended at its end (core.h keeps it so). A v3 slot is therefore the new slot with
+ * V3_REC bytes of `rec` and nothing in between; it is widened on load (new fields zero: no
+ * metrics, no recommendations). Both checks below fail the build if either layout moves.
+ */
+#define ROUND_UP(x, a) (((x) + (a) - 1) / (a) * (a))
+/* sizeof(nops_incident) in version 3: the struct ended at n_hosts (3968 bytes on x86-64) */
+#define V3_REC ROUND_UP(offsetof(nops_incident, metrics), _Alignof(nops_incident))
+_Static_assert(offsetof(nops_incident, metrics) ==
+                   offsetof(nops_incident, n_hosts) + sizeof(uint32_t),
+               "nops_incident's version-3 prefix moved: version-3 snapshots cannot be read");
+_Static_assert(offsetof(incident_slot, rec) + sizeof(nops_incident) ==
+                   offsetof(incident_slot, members),
+               "incident_slot has padding after rec: the version-3 widening needs none");
+#define V3_SLOT (sizeof(incident_slot) - (sizeof(nops_incident) - V3_REC))
 
 typedef struct corr_hdr {
     uint64_t magic;                  /* CORR_MAGIC */
@@ -141,7 +160,31 @@ static bool slot_sane(const unsigned char *q, int32_t part)
     for (uint32_t m = 0; m < s.n_members; m++)
         if (!time_sane(s.first_ns[m]) || !time_sane(s.last_ns[m]))
             return false;
+    if (s.rec.n_metrics > NOPS_INCIDENT_MAX_METRICS || s.rec.n_recos > NOPS_INCIDENT_MAX_RECOS ||
+        !time_sane(s.rec.recommended_ns) || !(s.rec.best_score >= 0.0f) ||
+        !(s.rec.best_score <= 1.0f))
+        return false;
+    for (uint8_t k = 0; k < s.rec.n_recos; k++) {
+        const nops_incident_reco *r = &s.rec.recos[k];
+        if (!(r->score >= 0.0f && r->score <= 1.0f) ||
+            !(r->confidence >= 0.0f && r->confidence <= 1.0f))
+            return false;
+    }
     return true;
+}
+
+/* The saved slot at q (of a file of version `magic`) in this build's layout, into out. */
+static void widen_slot(uint64_t magic, const unsigned char *q, unsigned char *out)
+{
+    if (magic == CORR_MAGIC) {
+        memcpy(out, q, sizeof(incident_slot));
+        return;
+    }
+    const size_t head = offsetof(incident_slot, rec) + V3_REC;
+    const size_t tail = sizeof(incident_slot) - offsetof(incident_slot, members);
+    memset(out, 0, sizeof(incident_slot));
+    memcpy(out, q, head);
+    memcpy(out + offsetof(incident_slot, members), q + head, tail);
 }
 
 /* Is the saved form in b well shaped for this correlator and `part`? */
@@ -151,16 +194,18 @@ static bool load_shape(const nops_correlator *c, int32_t part, const unsigned ch
     if (len < sizeof *h)
         return false;
     memcpy(h, b, sizeof *h);
-    if (h->magic != CORR_MAGIC || h->W != c->W || h->slot_size != sizeof(incident_slot) ||
-        h->sig_size != sizeof(recent_sig) || h->part != part || h->n_used > MAX_INCIDENTS ||
-        h->n_sigs > RECENT)
+    const size_t slot = h->magic == CORR_MAGIC ? sizeof(incident_slot) : V3_SLOT;
+    if ((h->magic != CORR_MAGIC && h->magic != CORR_MAGIC_V3) || h->W != c->W ||
+        h->slot_size != slot || h->sig_size != sizeof(recent_sig) || h->part != part ||
+        h->n_used > MAX_INCIDENTS || h->n_sigs > RECENT)
         return false;
-    if (len != sizeof *h + (size_t)h->n_used * sizeof(incident_slot) +
-                   (size_t)h->n_sigs * sig_rec_size(c))
+    if (len != sizeof *h + (size_t)h->n_used * slot + (size_t)h->n_sigs * sig_rec_size(c))
         return false;
     const unsigned char *q = b + sizeof *h;
-    for (uint32_t k = 0; k < h->n_used; k++, q += sizeof(incident_slot)) {
-        if (!slot_sane(q, part))
+    unsigned char wide[sizeof(incident_slot)];
+    for (uint32_t k = 0; k < h->n_used; k++, q += slot) {
+        widen_slot(h->magic, q, wide);
+        if (!slot_sane(wide, part))
             return false;
     }
     for (uint32_t k = 0; k < h->n_sigs; k++, q += sig_rec_size(c)) {
@@ -183,7 +228,8 @@ nops_err nops_correlate_load(nops_correlator *c, int32_t part, const void *data,
     int slot_of[MAX_INCIDENTS];
     const unsigned char *q = b + sizeof h;
     nops_err e = NOPS_OK;
-    for (uint32_t k = 0; k < h.n_used; k++, q += sizeof(incident_slot)) {
+    const size_t slot = h.slot_size; /* checked by load_shape */
+    for (uint32_t k = 0; k < h.n_used; k++, q += slot) {
         const int i = nops__correlate_free_slot(c); /* may forget a resolved one of another */
         slot_of[k] = i;
         for (uint32_t j = 0; i >= 0 && j < k; j++) /* a full table: one just loaded went */
@@ -193,8 +239,12 @@ nops_err nops_correlate_load(nops_correlator *c, int32_t part, const void *data,
             continue;
         }
         incident_slot *s = &c->inc[i];
-        memcpy(s, q, sizeof *s);
+        widen_slot(h.magic, q, (unsigned char *)s);
         s->rec.id[NOPS_ID_LEN - 1] = s->rec.labels[sizeof s->rec.labels - 1] = '\0';
+        for (uint8_t m = 0; m < NOPS_INCIDENT_MAX_METRICS; m++)
+            s->rec.metrics[m][NOPS_INCIDENT_METRIC_LEN - 1] = '\0';
+        for (uint8_t r = 0; r < NOPS_INCIDENT_MAX_RECOS; r++)
+            s->rec.recos[r].playbook_id[sizeof s->rec.recos[r].playbook_id - 1] = '\0';
         s->rec.summary[sizeof s->rec.summary - 1] = '\0';
         s->rec.root_cause_hint[sizeof s->rec.root_cause_hint - 1] = '\0';
         s->first_series[255] = '\0';

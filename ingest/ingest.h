@@ -170,6 +170,19 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
  * partition then starts cold, once).
  */
 void nops_pipeline_set_secret(nops_pipeline *p, const nops_secret *s);
+/**
+ * Call `fn(ctx, inc, events)` with every incident record right before it goes to the sinks: on
+ * the worker that placed a signal (events from nops_correlate_place: OPENED, or UPDATED with
+ * NEW_SERIES / SEVERITY_UP; 0 for a replayed signal) and on the poller that resolves incidents
+ * (RESOLVED). What the hook attaches (inc->recos, n_recos, recommended_ns; any other change to
+ * the record is discarded) is written with that record, kept by the correlator for the
+ * incident's later records and saved with its partition's snapshot. The hook runs under the
+ * pipeline's incident-ordering mutex (records of all incidents wait while it runs): it must be
+ * thread-safe, must not call back into the pipeline, and should be quick — a slow hook slows
+ * every worker that raises a signal. Call before nops_pipeline_start; `ctx` is borrowed and must
+ * outlive the pipeline; fn NULL: none.
+ */
+void nops_pipeline_set_incident_hook(nops_pipeline *p, nops_incident_hook fn, void *ctx);
 nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size);
 /**
  * Stop consuming, let the workers drain, flush the sinks, commit, leave the group. Bounded by

@@ -486,7 +486,7 @@ static void emit_signals(worker *w, size_t from, size_t to)
         float win[NOPS_DETECT_MAX_WINDOW];
         uint32_t nw = nops_detect_slot_window(w->det, w->slots[i], win, NOPS_DETECT_MAX_WINDOW);
         nops_incident inc;
-        bool opened = false;
+        unsigned events = 0;
         /* The sink set keeps every record it takes until a flush makes it durable; one it
          * cannot even keep it counts and logs, and from then on every flush fails, so no
          * offset past it is ever committed and a restart replays it: nothing to do here. */
@@ -503,11 +503,13 @@ static void emit_signals(worker *w, size_t from, size_t to)
         const int32_t part = w->slot_part[w->slots[i]]; /* where its series arrives */
         pthread_mutex_lock(&p->incident_mu); /* this state of the incident is written before
                                                 a later one (pipeline_int.h) */
-        const nops_err ce = nops_correlate_signal(p->corr, &sig, part, win, nw, &inc, &opened);
-        if (ce == NOPS_OK)
-            (void)nops_sinks_incident(p->sinks, &inc); /* as the signal above */
+        const nops_err ce = nops_correlate_place(p->corr, &sig, part, win, nw, &inc, &events);
+        if (ce == NOPS_OK) {
+            nops__pipeline_incident_hook(p, &inc, events); /* may attach recommendations */
+            (void)nops_sinks_incident(p->sinks, &inc);     /* as the signal above */
+        }
         pthread_mutex_unlock(&p->incident_mu);
-        if (ce == NOPS_OK && opened)
+        if (ce == NOPS_OK && (events & NOPS_INC_OPENED))
             STAT_ADD(p, incidents_opened, 1);
         else if (ce != NOPS_OK)
             uncorrelated(w, sig.id);

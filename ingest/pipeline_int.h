@@ -95,6 +95,8 @@ struct nops_pipeline {
     pthread_cond_t query_cv;            /* a worker answered */
     series_query *query;                /* the pending question, or NULL */
     const nops_secret *secret;          /* keys the state snapshots; NULL: SHA-256 only (borrowed) */
+    nops_incident_hook hook;            /* called with each incident record before the sinks */
+    void *hook_ctx;                     /* its context (borrowed) */
     atomic_int_fast64_t high[MAX_PARTITIONS]; /* high watermark last queried, -1 unknown (lag.c) */
     pthread_t lag_thr;                  /* asks the brokers for the high watermarks */
     bool lag_started;                   /* lag_thr runs */
@@ -176,6 +178,10 @@ void nops__dlq_lost(nops_pipeline *p, const char *why);
 
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);
+
+/* Give an incident record to the incident hook, if any (incident_mu held), and keep what it
+ * attached on the correlator's incident (poller.c). */
+void nops__pipeline_incident_hook(nops_pipeline *p, nops_incident *inc, unsigned events);
 
 /* Snapshot the detector state and open incidents of every partition marked in `which` at
  * offs[partition] (snapshot.c); partitions with no known offset (< 0) are skipped. Workers must be idle. */

@@ -35,6 +35,24 @@ static void drain_workers(nops_pipeline *p)
         nops__msgq_wait_drained(&p->workers[i].q);
 }
 
+void nops__pipeline_incident_hook(nops_pipeline *p, nops_incident *inc, unsigned events)
+{
+    if (!p->hook)
+        return;
+    /* the hook works on a copy: only what it may attach comes back (nops_incident_hook) */
+    nops_incident h = *inc;
+    p->hook(p->hook_ctx, &h, events);
+    h.n_recos = h.n_recos <= NOPS_INCIDENT_MAX_RECOS ? h.n_recos : NOPS_INCIDENT_MAX_RECOS;
+    if (h.n_recos == inc->n_recos && h.recommended_ns == inc->recommended_ns &&
+        memcmp(h.recos, inc->recos, sizeof h.recos) == 0)
+        return;
+    inc->n_recos = h.n_recos;
+    memcpy(inc->recos, h.recos, sizeof inc->recos);
+    inc->recommended_ns = h.recommended_ns;
+    /* NOPS_NOTFOUND: a resolved incident already forgotten; nothing later to carry them to */
+    (void)nops_correlate_attach(p->corr, inc);
+}
+
 /* Resolve quiet incidents and write them (part of every checkpoint). */
 static void resolve_incidents(nops_pipeline *p)
 {
@@ -51,8 +69,10 @@ static void resolve_incidents(nops_pipeline *p)
     for (;;) {
         pthread_mutex_lock(&p->incident_mu); /* see pipeline_int.h */
         n = nops_correlate_tick_parts(p->corr, now, p->part_now, MAX_PARTITIONS, done, 16);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
+            nops__pipeline_incident_hook(p, &done[i], NOPS_INC_RESOLVED);
             nops_sinks_incident(p->sinks, &done[i]);
+        }
         pthread_mutex_unlock(&p->incident_mu);
         if (n == 0)
             break;
@@ -484,6 +504,12 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
 void nops_pipeline_set_secret(nops_pipeline *p, const nops_secret *s)
 {
     p->secret = s;
+}
+
+void nops_pipeline_set_incident_hook(nops_pipeline *p, nops_incident_hook fn, void *ctx)
+{
+    p->hook = fn;
+    p->hook_ctx = ctx;
 }
 
 nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)

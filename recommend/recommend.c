@@ -269,10 +269,11 @@ static double clamp(double x, double lo, double hi)
     return x >= lo ? (x <= hi ? x : hi) : lo;
 }
 
-static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
-                    const float *sims, int k, int top_n)
+/* The playbooks among the k neighbours with their statistics, best first, into pb (room for
+ * MAX_PLAYBOOKS); how many (0: no neighbour is evidence). *n_evidence: the neighbours used. */
+static int rank_stats(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
+                      const float *sims, int k, pb_stat *pb, int *n_evidence)
 {
-    pb_stat pb[MAX_PLAYBOOKS];
     int np = 0, n_ev = 0;
     double W = 0, S = 0;
     for (int i = 0; i < k; i++) {
@@ -301,8 +302,9 @@ static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int6
         S += ok ? w : 0;
         n_ev++;
     }
+    *n_evidence = n_ev;
     if (n_ev == 0)
-        return no_history(h, ids, sims, k, p->min_similarity);
+        return 0;
     /* W is 0 only when every piece of evidence has similarity 0 (min_similarity ≤ 0) */
     const double p0 = W > 0 ? S / W : 0, a = p->prior_weight;
     for (int j = 0; j < np; j++) {
@@ -313,6 +315,17 @@ static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int6
         pb[j].confidence = clamp((1 - exp(-pb[j].w / 2)) * (pb[j].sim_sum / pb[j].n), 0, 1);
     }
     qsort(pb, (size_t)np, sizeof pb[0], by_score);
+    return np;
+}
+
+static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
+                    const float *sims, int k, int top_n)
+{
+    pb_stat pb[MAX_PLAYBOOKS];
+    int n_ev = 0;
+    const int np = rank_stats(p, h, ids, sims, k, pb, &n_ev);
+    if (np == 0)
+        return no_history(h, ids, sims, k, p->min_similarity);
     json_t *arr = json_array();
     for (int j = 0; j < np && j < top_n; j++) {
         char why[800];
@@ -325,18 +338,42 @@ static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int6
     return arr;
 }
 
-json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
-                        float *sims, int k, int top_n)
+/* An index is checked when it is loaded, but its distances are still only numbers from a
+ * file: a non-finite similarity drops its neighbour and the others are held to the cosine
+ * range, so no score, confidence or shown similarity leaves its documented range. */
+static void sanitize(int64_t *ids, float *sims, int k)
 {
-    /* An index is checked when it is loaded, but its distances are still only numbers from a
-     * file: a non-finite similarity drops its neighbour and the others are held to the cosine
-     * range, so no score, confidence or shown similarity leaves its documented range. */
     for (int i = 0; i < k; i++) {
         if (!isfinite(sims[i]))
             ids[i] = -1;
         sims[i] = (float)clamp(sims[i], -1, 1);
     }
+}
+
+json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
+                        float *sims, int k, int top_n)
+{
+    sanitize(ids, sims, k);
     return rank(p, h, ids, sims, k, top_n);
+}
+
+/* The k nearest past runs of query q in the loaded generation (*l, acquired: the caller
+ * releases it), sanitised; NOPS_NOTFOUND when no index is loaded. */
+static nops_err neighbours(nops_recommender *r, const float *q, loaded **l, int64_t *ids,
+                           float *sims, int *k, char *errstr, size_t errstr_size)
+{
+    *l = acquire(r);
+    if (!*l) {
+        nops_errf(errstr, errstr_size, "no history index is loaded (%s): run neuralops "
+                  "vectorize", r->p.index_dir[0] ? r->p.index_dir : "recommend.index_dir unset");
+        return NOPS_NOTFOUND;
+    }
+    *k = (int)(r->p.neighbours < MAX_K ? r->p.neighbours : MAX_K);
+    nops_err e = nops_vindex_search(nops_histdir_index((*l)->h), q, 1, *k, sims, ids, errstr,
+                                    errstr_size);
+    if (e == NOPS_OK)
+        sanitize(ids, sims, *k);
+    return e;
 }
 
 nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
@@ -357,24 +394,124 @@ nops_err nops_recommend_at(nops_recommender *r, const json_t *incident, int top_
                                        "labels, metrics or a summary");
         return NOPS_PARSE;
     }
-    loaded *l = acquire(r);
-    if (!l) {
-        nops_errf(errstr, errstr_size, "no history index is loaded (%s): run neuralops "
-                  "vectorize", r->p.index_dir[0] ? r->p.index_dir : "recommend.index_dir unset");
-        return NOPS_NOTFOUND;
-    }
-    int k = (int)(r->p.neighbours < MAX_K ? r->p.neighbours : MAX_K);
+    loaded *l;
+    int k;
     float sims[MAX_K];
     int64_t ids[MAX_K];
-    nops_err e = nops_vindex_search(nops_histdir_index(l->h), q, 1, k, sims, ids, errstr,
-                                    errstr_size);
-    if (generation)
+    nops_err e = neighbours(r, q, &l, ids, sims, &k, errstr, errstr_size);
+    if (generation && l)
         *generation = nops_histdir_generation(l->h);
     if (e == NOPS_OK) {
-        *out = nops__reco_rank(&r->p, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
+        *out = rank(&r->p, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
         if (!*out) {
             nops_errf(errstr, errstr_size, "out of memory");
             e = NOPS_NOMEM;
+        }
+    }
+    release(r, l);
+    return e;
+}
+
+/* ---- recommendations attached to an incident record ---------------------------------------- */
+
+/* What the embedder reads of an incident record, as the JSON it takes: its common labels, its
+ * metric names, summary and root-cause hint (new reference; NULL without memory). A label
+ * whose key or value is not text is left out, as the sinks would not write it either. */
+static json_t *incident_query(const nops_incident *inc)
+{
+    json_t *labels = json_object(), *metrics = json_array();
+    json_t *o = json_object();
+    bool ok = labels && metrics && o;
+    for (uint32_t i = 0; ok && i < inc->common.n; i++) {
+        nops_label lb = nops_labels_at(&inc->common, i);
+        json_t *v = json_stringn(lb.value, lb.value_len); /* NULL: not UTF-8 */
+        if (!v || !nops_utf8_valid(lb.key, lb.key_len) || memchr(lb.key, '\0', lb.key_len)) {
+            json_decref(v);
+            continue;
+        }
+        ok = json_object_setn_new(labels, lb.key, lb.key_len, v) == 0; /* takes v */
+    }
+    const uint8_t nm = inc->n_metrics < NOPS_INCIDENT_MAX_METRICS ? inc->n_metrics
+                                                                   : NOPS_INCIDENT_MAX_METRICS;
+    for (uint8_t i = 0; ok && i < nm; i++) {
+        json_t *m = json_stringn(inc->metrics[i], strnlen(inc->metrics[i],
+                                                          NOPS_INCIDENT_METRIC_LEN));
+        ok = !m || json_array_append_new(metrics, m) == 0;
+    }
+    /* its signals as the embedder reads them, rebuilt from the record's counts (it keeps no
+     * signal objects): as many as it had (at most NOPS_INCIDENT_MAX_SIGNALS), the metrics of
+     * its list in turn, its common labels, EWMA and "above" in the shares it counted, its best
+     * score — so an incident and a past run of the same kind embed alike */
+    json_t *sigs = json_array();
+    const uint32_t ns = inc->n_signals < NOPS_INCIDENT_MAX_SIGNALS ? inc->n_signals
+                                                                   : NOPS_INCIDENT_MAX_SIGNALS;
+    const double best = isfinite(inc->best_score) ? clamp(inc->best_score, 0, 1) : 0;
+    ok = ok && sigs;
+    for (uint32_t i = 0; ok && i < ns; i++) {
+        const bool ewma = (double)i < (double)inc->n_ewma * ns / inc->n_signals;
+        const bool above = (double)i < (double)inc->n_above * ns / inc->n_signals;
+        json_t *sg = json_pack("{s:O, s:s, s:s, s:f}", "labels", labels, "method",
+                               ewma ? "ewma" : "zscore", "hint", above ? " above " : " below ",
+                               "score", best);
+        if (sg && nm)
+            json_object_set_new(sg, "metric", json_string(inc->metrics[i % nm]));
+        ok = sg && json_array_append_new(sigs, sg) == 0;
+    }
+    ok = ok && json_object_set(o, "signals", sigs) == 0;
+    json_decref(sigs);
+    json_t *summary = json_stringn(inc->summary, strnlen(inc->summary, sizeof inc->summary));
+    json_t *hint = json_stringn(inc->root_cause_hint,
+                                strnlen(inc->root_cause_hint, sizeof inc->root_cause_hint));
+    ok = ok && json_object_set(o, "labels", labels) == 0 &&
+         json_object_set(o, "metrics", metrics) == 0 &&
+         (!summary || json_object_set(o, "summary", summary) == 0) &&
+         (!hint || json_object_set(o, "root_cause_hint", hint) == 0);
+    json_decref(labels);
+    json_decref(metrics);
+    json_decref(summary);
+    json_decref(hint);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+nops_err nops_recommend_incident(nops_recommender *r, const nops_incident *inc, int top_n,
+                                 nops_incident_reco *out, size_t cap, size_t *n, char *errstr,
+                                 size_t errstr_size)
+{
+    *n = 0;
+    json_t *query = incident_query(inc);
+    if (!query) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    float q[NOPS_EMBED_DIM];
+    nops_err e = nops_embed_json(query, q);
+    json_decref(query);
+    if (e != NOPS_OK) {
+        nops_errf(errstr, errstr_size, "incident %.16s has nothing to embed: no labels, "
+                  "metrics or summary", inc->id);
+        return NOPS_PARSE;
+    }
+    loaded *l;
+    int k;
+    float sims[MAX_K];
+    int64_t ids[MAX_K];
+    e = neighbours(r, q, &l, ids, sims, &k, errstr, errstr_size);
+    if (e == NOPS_OK) {
+        pb_stat pb[MAX_PLAYBOOKS];
+        int n_ev;
+        const int np = rank_stats(&r->p, l->h, ids, sims, k, pb, &n_ev);
+        const size_t want = (size_t)(top_n > 0 ? top_n : 3);
+        for (int j = 0; j < np && *n < want && *n < cap; j++) {
+            nops_incident_reco *o = &out[(*n)++];
+            memset(o, 0, sizeof *o);
+            snprintf(o->playbook_id, sizeof o->playbook_id, "%s", pb[j].id);
+            o->score = (float)pb[j].score;
+            o->confidence = (float)pb[j].confidence;
+            o->evidence = (uint32_t)pb[j].n;
         }
     }
     release(r, l);

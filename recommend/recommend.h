@@ -53,6 +53,20 @@ nops_err nops_recommend(nops_recommender *r, const json_t *incident, int top_n, 
 /** nops_recommend, also saying which index generation answered (*generation; 0 when none). */
 nops_err nops_recommend_at(nops_recommender *r, const json_t *incident, int top_n, json_t **out,
                            uint64_t *generation, char *errstr, size_t errstr_size);
+/**
+ * Rank playbooks for an incident record as the pipeline holds it (its common labels, metric
+ * names, summary and root-cause hint are embedded; no signal objects) and write at most
+ * min(top_n, cap) of them, best first, to out[] as the recommendations an incident carries
+ * (playbook id, score, confidence, and evidence = how many similar past runs used that
+ * playbook); *n says how many. top_n ≤ 0 means 3. With no similar past run, NOPS_OK and *n = 0
+ * (nops_recommend's null-playbook answer). NOPS_PARSE when the record holds nothing to embed,
+ * NOPS_NOTFOUND when no index is loaded, NOPS_NOMEM; *n = 0 then, with a sentence in errstr.
+ * A playbook id longer than the 63 bytes a nops_incident_reco holds is cut.
+ * Thread-safe; allocates (the embedder's query), searches the index: not for hot loops.
+ */
+nops_err nops_recommend_incident(nops_recommender *r, const nops_incident *inc, int top_n,
+                                 nops_incident_reco *out, size_t cap, size_t *n, char *errstr,
+                                 size_t errstr_size);
 
 /** Runs in the loaded index and its generation (0, 0 when none). */
 void nops_recommender_info(nops_recommender *r, size_t *runs, uint64_t *generation);

@@ -5,7 +5,8 @@
  * Records are buffered as JSON; a flush sends each kind as one parameterised statement over a
  * JSON array (`jsonb_array_elements`), inside one transaction: a multi-row insert, no SQL built
  * from data. Signals are keyed by id and `ON CONFLICT DO NOTHING` absorbs replays; incidents
- * are upserted, the newest record of an id in a batch winning. If the server is down the flush
+ * are upserted, the newest record of an id in a batch winning (its recommendations too, in the
+ * jsonb column `recommendations`: [] when none were attached). If the server is down the flush
  * fails, the buffer is kept (bounded), and the next flush reconnects and tries again.
  */
 #include "pg/pg.h"
@@ -40,6 +41,8 @@ static const char *schema_sql =
     "  labels jsonb NOT NULL DEFAULT '{}', summary text, root_cause_hint text);"
     "CREATE INDEX IF NOT EXISTS incidents_updated ON incidents (updated_at);"
     "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS severity text;"
+    "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS recommendations jsonb NOT NULL"
+    "  DEFAULT '[]';"
     "INSERT INTO neuralops_schema (version) SELECT 1 WHERE NOT EXISTS "
     "  (SELECT 1 FROM neuralops_schema);";
 
@@ -52,15 +55,17 @@ static const char *insert_signals =
 
 static const char *upsert_incidents =
     "INSERT INTO incidents (id, status, opened_at, updated_at, signals, signal_count, labels,"
-    " summary, root_cause_hint, severity) SELECT DISTINCT ON (d->>'id') d->>'id', d->>'status',"
+    " summary, root_cause_hint, severity, recommendations) SELECT DISTINCT ON (d->>'id')"
+    " d->>'id', d->>'status',"
     " (d->>'opened_at')::timestamptz, (d->>'updated_at')::timestamptz, d->'signals',"
     " (d->>'signal_count')::int, d->'labels', d->>'summary', d->>'root_cause_hint',"
-    " d->>'severity'"
+    " d->>'severity', COALESCE(d->'recommendations', '[]'::jsonb)"
     " FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(d, n) ORDER BY d->>'id', n DESC"
     " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,"
     " signals = EXCLUDED.signals, signal_count = EXCLUDED.signal_count,"
     " labels = EXCLUDED.labels, summary = EXCLUDED.summary,"
-    " root_cause_hint = EXCLUDED.root_cause_hint, severity = EXCLUDED.severity";
+    " root_cause_hint = EXCLUDED.root_cause_hint, severity = EXCLUDED.severity,"
+    " recommendations = EXCLUDED.recommendations";
 
 /* (Re)connect if needed; the libpq message is copied at once on failure. */
 static bool pg_connect(pg_sink *s, const char *schema, char *errstr, size_t errstr_size)

@@ -21,6 +21,7 @@
 #include "sinks/sinks.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -162,6 +163,37 @@ static json_t *signal_obj(const nops_signal *sig)
     return o;
 }
 
+/* A float in [0, 1] kept to 4 decimals, so 0.1f is written 0.1, not 0.100000001. */
+static json_t *jratio(float x)
+{
+    return json_real(isfinite(x) ? round((double)x * 1e4) / 1e4 : 0.0);
+}
+
+/* The recommendations attached to an incident: [{playbook_id, score, confidence, evidence}],
+ * best first; [] when none. NULL without memory. */
+static json_t *recos_arr(const nops_incident *inc)
+{
+    json_t *arr = json_array();
+    const unsigned n = inc->n_recos < NOPS_INCIDENT_MAX_RECOS ? inc->n_recos
+                                                               : NOPS_INCIDENT_MAX_RECOS;
+    for (unsigned i = 0; arr && i < n; i++) {
+        const nops_incident_reco *r = &inc->recos[i];
+        json_t *o = json_object();
+        bool ok = o && set_str(o, "playbook_id", r->playbook_id,
+                               strnlen(r->playbook_id, sizeof r->playbook_id)) &&
+                  json_object_set_new(o, "score", jratio(r->score)) == 0 &&
+                  json_object_set_new(o, "confidence", jratio(r->confidence)) == 0 &&
+                  json_object_set_new(o, "evidence", json_integer((json_int_t)r->evidence)) == 0;
+        if (!ok || json_array_append_new(arr, o) != 0) {
+            if (!ok)
+                json_decref(o);
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
 static json_t *incident_obj(const nops_incident *inc)
 {
     json_t *o = json_object(), *labels = labels_obj(&inc->common), *sigs = json_array();
@@ -188,7 +220,8 @@ static json_t *incident_obj(const nops_incident *inc)
          json_object_set(o, "labels", labels) == 0 &&
          set_str(o, "summary", inc->summary, strnlen(inc->summary, sizeof inc->summary)) &&
          set_str(o, "root_cause_hint", inc->root_cause_hint,
-                 strnlen(inc->root_cause_hint, sizeof inc->root_cause_hint));
+                 strnlen(inc->root_cause_hint, sizeof inc->root_cause_hint)) &&
+         json_object_set_new(o, "recommendations", recos_arr(inc)) == 0;
     json_decref(labels);
     json_decref(sigs);
     if (!ok) {

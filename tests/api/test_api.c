@@ -656,6 +656,63 @@ static void test_openapi_is_true(void **state)
     json_decref(doc);
 }
 
+/* Recommendations attached to an incident (issue 15) reach GET /incidents and
+ * /incidents/{id} through the sink set and the store, as the Incident schema says: every
+ * required field present, [] when none were attached. */
+static void test_incident_recommendations(void **state)
+{
+    (void)state;
+    nops_incident inc;
+    memset(&inc, 0, sizeof inc);
+    snprintf(inc.id, sizeof inc.id, "00000000000e0c01");
+    inc.opened_ns = nops_wall_ns();
+    inc.updated_ns = inc.opened_ns;
+    assert_int_equal(nops_labels_add(&inc.common, "cluster", 7, "recos", 5), NOPS_OK);
+    nops_incident plain = inc;
+    snprintf(plain.id, sizeof plain.id, "00000000000e0c02");
+    inc.n_recos = 1;
+    snprintf(inc.recos[0].playbook_id, sizeof inc.recos[0].playbook_id, "scale-out");
+    inc.recos[0].score = 0.5f;
+    inc.recos[0].confidence = 0.75f;
+    inc.recos[0].evidence = 9;
+    inc.recommended_ns = inc.opened_ns;
+    assert_int_equal(nops_sinks_incident(g_sinks, &inc), NOPS_OK);
+    assert_int_equal(nops_sinks_incident(g_sinks, &plain), NOPS_OK);
+
+    http_res r = http_do(g_port, "GET", "/openapi.json", NULL, NULL, 0);
+    json_t *doc = json_of(&r);
+    http_free(&r);
+    json_t *schema = json_object_get(json_object_get(json_object_get(doc, "components"),
+                                                     "schemas"), "Incident");
+    json_t *required = json_object_get(schema, "required");
+    r = http_do(g_port, "GET", "/incidents?labels=cluster=recos", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *page = json_of(&r);
+    http_free(&r);
+    json_t *items = json_object_get(page, "incidents"), *item;
+    assert_int_equal(json_array_size(items), 2);
+    size_t i, k;
+    json_t *field;
+    json_array_foreach(items, i, item) {
+        json_array_foreach(required, k, field) if (!json_object_get(item, json_string_value(field)))
+            fail_msg("GET /incidents item lacks required field %s", json_string_value(field));
+        const bool with = strcmp(json_string_value(json_object_get(item, "id")), inc.id) == 0;
+        assert_int_equal(json_array_size(json_object_get(item, "recommendations")), with ? 1 : 0);
+    }
+    json_decref(page);
+    json_decref(doc);
+    r = http_do(g_port, "GET", "/incidents/00000000000e0c01", H_VIEWER, NULL, 0);
+    assert_int_equal(r.status, 200);
+    json_t *o = json_of(&r);
+    http_free(&r);
+    json_t *first = json_array_get(json_object_get(o, "recommendations"), 0);
+    assert_string_equal(json_string_value(json_object_get(first, "playbook_id")), "scale-out");
+    assert_true(json_real_value(json_object_get(first, "score")) == 0.5);
+    assert_true(json_real_value(json_object_get(first, "confidence")) == 0.75);
+    assert_int_equal(json_integer_value(json_object_get(first, "evidence")), 9);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_limits_and_bad_clients),
         cmocka_unit_test(test_bad_settings),
         cmocka_unit_test(test_openapi_is_true),
+        cmocka_unit_test(test_incident_recommendations),
     };
     return cmocka_run_group_tests(tests, tapi_setup, tapi_teardown);
 }

@@ -1,7 +1,7 @@
 /*
  * test_analyze.c — the `neuralops` binary end to end: `analyze` on good and bad input (against
  * the double reference), its flags, config file and environment, `config docs` against
- * docs/configuration.md, and a smoke run of `neuralops-bench detect`.
+ * docs/configuration.md, and smoke runs of `neuralops-bench detect` and `loop`.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -423,6 +423,33 @@ static void test_bench_smoke(void **state)
     result_free(&r);
 }
 
+/* `neuralops-bench loop --quick`: both figures, measured (all 800 incidents of the stream opened
+ * in both runs, most of them with a playbook recommended from the index). */
+static void test_bench_loop_smoke(void **state)
+{
+    (void)state;
+    result r = run(NULL, NEURALOPS_BENCH_BIN, "loop --quick", NULL);
+    assert_int_equal(r.status, 0);
+    int lines = 0;
+    for (char *l = strtok(r.out, "\n"); l; l = strtok(NULL, "\n")) {
+        json_t *o = json_loads(l, 0, NULL);
+        if (!o)
+            fail_msg("bench line is not JSON: %s", l);
+        assert_string_equal(json_string_value(json_object_get(o, "suite")), "loop");
+        assert_true(json_number_value(json_object_get(o, "value")) > 0.0);
+        assert_true(json_number_value(json_object_get(o, "peer_value")) > 0.0);
+        if (lines++ == 0) {
+            assert_int_equal(json_integer_value(json_object_get(o, "incidents")), 800);
+            assert_int_equal(json_integer_value(json_object_get(o, "recommendations")), 800);
+            assert_true(json_integer_value(json_object_get(o, "with_playbook")) >= 600);
+            assert_int_equal(json_integer_value(json_object_get(o, "errors")), 0);
+        }
+        json_decref(o);
+    }
+    assert_int_equal(lines, 2);
+    result_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_stream_commands_refuse_bad_flags),
         cmocka_unit_test(test_overlong_line),
         cmocka_unit_test(test_bench_smoke),
+        cmocka_unit_test(test_bench_loop_smoke),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

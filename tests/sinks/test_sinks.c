@@ -58,6 +58,45 @@ static nops_incident make_incident(const char *id, int n, bool resolved)
     return inc;
 }
 
+/* Attach two recommendations, as the pipeline's incident hook does. */
+static void add_recos(nops_incident *inc)
+{
+    inc->n_recos = 2;
+    snprintf(inc->recos[0].playbook_id, sizeof inc->recos[0].playbook_id, "scale-out");
+    inc->recos[0].score = 0.1f; /* written 0.1, not 0.100000001 */
+    inc->recos[0].confidence = 0.875f;
+    inc->recos[0].evidence = 12;
+    snprintf(inc->recos[1].playbook_id, sizeof inc->recos[1].playbook_id, "restart-pod");
+    inc->recos[1].score = 0.05f;
+    inc->recos[1].confidence = 0.25f;
+    inc->recos[1].evidence = 3;
+    inc->recommended_ns = inc->opened_ns + 1;
+}
+
+/* The "recommendations" of an incident line: [] without, the two of add_recos with. */
+static void check_recos_json(const char *line, bool with)
+{
+    json_t *o = json_loads(line, 0, NULL);
+    assert_non_null(o);
+    json_t *r = json_object_get(o, "recommendations");
+    assert_true(json_is_array(r));
+    assert_int_equal(json_array_size(r), with ? 2 : 0);
+    if (with) {
+        json_t *first = json_array_get(r, 0);
+        assert_int_equal(json_object_size(first), 4);
+        assert_string_equal(json_string_value(json_object_get(first, "playbook_id")),
+                            "scale-out");
+        assert_true(json_real_value(json_object_get(first, "score")) == 0.1);
+        assert_true(json_real_value(json_object_get(first, "confidence")) == 0.875);
+        assert_int_equal(json_integer_value(json_object_get(first, "evidence")), 12);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(r, 1),
+                                                              "playbook_id")),
+                            "restart-pod");
+        assert_non_null(strstr(line, "\"score\":0.1,"));
+    }
+    json_decref(o);
+}
+
 static char *read_all(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -270,6 +309,16 @@ static void test_signal_json_shape(void **state)
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(o, "labels"), "service")), "checkout");
     json_decref(o);
+    check_recos_json(buf, false); /* none attached: [] */
+    add_recos(&inc);
+    assert_true(nops_incident_json(&inc, buf, sizeof buf) > 0);
+    check_recos_json(buf, true);
+    inc.n_recos = 200; /* a count past the array writes what the array holds */
+    assert_true(nops_incident_json(&inc, buf, sizeof buf) > 0);
+    o = json_loads(buf, 0, &e);
+    assert_int_equal(json_array_size(json_object_get(o, "recommendations")),
+                     NOPS_INCIDENT_MAX_RECOS);
+    json_decref(o);
     assert_int_equal(nops_signal_json(&s, buf, 10), 0); /* too small: refused, not truncated */
 }
 
@@ -285,6 +334,7 @@ static void test_jsonl_sink(void **state)
         assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);
     }
     nops_incident inc = make_incident("00000000000000bb", 5, false);
+    add_recos(&inc);
     assert_int_equal(nops_sinks_incident(set, &inc), NOPS_OK);
     char path[128];
     snprintf(path, sizeof path, "%s/signals.jsonl", dir);
@@ -304,6 +354,13 @@ static void test_jsonl_sink(void **state)
     }
     fclose(f);
     assert_int_equal(lines, 5);
+    snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
+    char *incs = read_all(path);
+    assert_non_null(strchr(incs, '\n'));
+    *strchr(incs, '\n') = '\0';
+    check_recos_json(incs, true); /* the incident line carries its recommendations */
+    free(incs);
+    snprintf(path, sizeof path, "%s/signals.jsonl", dir);
     /* the bound: 4 KiB per file; past it the sink refuses, the set keeps the records and the
      * next flush writes every one of them, in order (nothing dropped) */
     for (int i = 100; i < 200; i++) {
@@ -357,6 +414,7 @@ static void test_kafka_sink(void **state)
         assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);
     }
     nops_incident inc = make_incident("00000000000000cc", 7, true);
+    add_recos(&inc);
     nops_sinks_incident(set, &inc);
     assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
     char out[] = "/tmp/nops-kcat-XXXXXX";
@@ -372,7 +430,10 @@ static void test_kafka_sink(void **state)
     int signals = 0, incidents = 0;
     while (fgets(line, sizeof line, f)) {
         signals += strncmp(line, "kind=signal {", 13) == 0;
-        incidents += strncmp(line, "kind=incident {", 15) == 0;
+        if (strncmp(line, "kind=incident {", 15) == 0) {
+            incidents++;
+            check_recos_json(line + 14, true); /* the message carries its recommendations */
+        }
     }
     fclose(f);
     unlink(out);
@@ -419,8 +480,11 @@ static void test_postgres_sink(void **state)
     nops_incident a = make_incident("00000000000000dd", 1, false);
     nops_incident b = make_incident("00000000000000dd", 3, true); /* the same incident, later */
     b.severity = NOPS_SEVERITY_CRITICAL;
+    add_recos(&b);
+    nops_incident plain = make_incident("00000000000000de", 1, false); /* none attached */
     nops_sinks_incident(set, &a);
     nops_sinks_incident(set, &b);
+    nops_sinks_incident(set, &plain);
     assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
     assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals"), 4);
     assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals WHERE "
@@ -430,6 +494,26 @@ static void test_postgres_sink(void **state)
     assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE status = 'resolved' AND "
                                  "signal_count = 3 AND jsonb_array_length(signals) = 3 AND "
                                  "severity = 'critical'"),
+                     1);
+    /* the recommendations column, added to the earlier table, holds the record's array */
+    assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE id = '00000000000000dd' "
+                                 "AND jsonb_array_length(recommendations) = 2 AND "
+                                 "recommendations->0->>'playbook_id' = 'scale-out' AND "
+                                 "(recommendations->0->>'evidence')::int = 12 AND "
+                                 "(recommendations->0->>'confidence')::float8 = 0.875 AND "
+                                 "recommendations->1->>'playbook_id' = 'restart-pod'"),
+                     1);
+    assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE id = '00000000000000de' "
+                                 "AND recommendations = '[]'::jsonb"),
+                     1);
+    /* an upsert replaces them with the newer record's */
+    b.n_recos = 1;
+    snprintf(b.recos[0].playbook_id, sizeof b.recos[0].playbook_id, "rollback-deploy");
+    nops_sinks_incident(set, &b);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE id = '00000000000000dd' "
+                                 "AND jsonb_array_length(recommendations) = 1 AND "
+                                 "recommendations->0->>'playbook_id' = 'rollback-deploy'"),
                      1);
 
     /* the server goes down: flushes fail and keep the records; it comes back: they arrive */
