@@ -78,10 +78,10 @@ typedef struct watch {
     bool auto_tried;
 } watch;
 
-typedef struct opened {
+typedef struct opened_at {
     char id[NOPS_ID_LEN];
     int64_t wall;
-} opened;
+} opened_at;
 
 struct nops_loop {
     nops_loop_params p;
@@ -98,7 +98,7 @@ struct nops_loop {
     /* stats (histograms under hmu; counters atomic) */
     pthread_mutex_t hmu;
     nops_loop_hist h[NOPS_LOOP_STAGES];
-    opened seen[OPENED_SLOTS];
+    opened_at seen[OPENED_SLOTS];
     nops_ratelimit rl[6];
     _Atomic size_t watching;
     _Atomic uint64_t recommended, no_reco, reco_err, suggested, suggest_err, auto_started,
@@ -162,7 +162,7 @@ static size_t slot_of(const char *id)
 static int64_t first_seen(nops_loop *l, const char *id, int64_t now)
 {
     pthread_mutex_lock(&l->hmu);
-    opened *o = &l->seen[slot_of(id)];
+    opened_at *o = &l->seen[slot_of(id)];
     if (strcmp(o->id, id) != 0) {
         snprintf(o->id, sizeof o->id, "%s", id);
         o->wall = now;
@@ -214,7 +214,8 @@ static void attach(nops_loop *l, nops_incident *inc, unsigned events)
     memcpy(inc->recos, out, n * sizeof out[0]);
     inc->n_recos = (uint8_t)n;
     inc->recommended_ns = nops_wall_ns();
-    atomic_fetch_add(n ? &l->recommended : &l->no_reco, 1);
+    if (first) /* incidents, not records: updates re-rank without counting again */
+        atomic_fetch_add(n ? &l->recommended : &l->no_reco, 1);
     if (first && n)
         observe(l, NOPS_LOOP_RECOMMENDED, first_seen(l, inc->id, inc->recommended_ns),
                 inc->recommended_ns);

@@ -269,12 +269,14 @@ static void print_record(const json_t *rec)
                       : strcmp(st, "dry_run_ok") == 0 ? "dry-run passed, waits for an approval"
                       : strcmp(st, "denied") == 0      ? "denied by the policy"
                                                        : st;
-    printf("  %-26s %-20s incident %.16s  policy %-16s %s%s%s\n",
+    const char *lvl = json_string_value(json_object_get(json_object_get(rec, "escalation"),
+                                                        "level"));
+    printf("  %-37s %-20s incident %.16s  policy %-16s %s%s%s%s%s\n",
            json_string_value(json_object_get(rec, "id")),
            json_string_value(json_object_get(rec, "playbook_id")),
            json_string_value(json_object_get(json_object_get(rec, "context"), "incident_id")),
            action ? action : "?", how, st && strcmp(st, "failed") == 0 ? " — it failed" : "",
-           json_object_get(rec, "escalation") ? " (escalated)" : "");
+           lvl ? " (escalation level " : "", lvl ? lvl : "", lvl ? ")" : "");
 }
 
 void demo_loop_report(app_ctx *ctx, app_engine *api, unsigned long notifications, bool approve,
