@@ -186,7 +186,7 @@ static void approve_and_run(app_ctx *ctx, app_engine *api, json_t *rec, bool app
     nops_orchestrator *o = api->orch;
     char err[512], id[80];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
-    printf("\nWaiting for an approval: %s (%s for incident %s)\n", id,
+    printf("\nRemediation: %s (%s for incident %s) waits for an approval\n", id,
            json_string_value(json_object_get(rec, "playbook_id")),
            json_string_value(json_object_get(json_object_get(rec, "context"), "incident_id")));
     print_steps(json_object_get(rec, "dry_run"), "dry-run");

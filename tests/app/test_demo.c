@@ -80,13 +80,13 @@ static void ran_id(const char *out, char *id, size_t cap)
     assert_non_null(p);
     p = strstr(p, "orch-");
     assert_non_null(p);
-    snprintf(id, cap, "%.21s", p);
+    snprintf(id, cap, "%.37s", p); /* orch- and 32 hex digits */
 }
 
 static void test_demo_on_files(void **state)
 {
     (void)state;
-    char data[200], path[400], id[32];
+    char data[200], path[400], id[48];
     snprintf(data, sizeof data, "%s/files", g_dir);
     char *out = run_demo(data, "");
     assert_non_null(strstr(out, "a key pair made now, on the first run"));
@@ -119,13 +119,19 @@ static void test_demo_on_files(void **state)
     json_t *rec = json_load_file(path, 0, NULL);
     assert_non_null(rec);
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "executed");
-    assert_string_equal(json_string_value(json_object_get(rec, "requested_by")),
-                        "key:demo-operator");
+    /* suggested by the engine on its own, no API call: the closed loop */
+    assert_string_equal(json_string_value(json_object_get(rec, "requested_by")), "engine");
     if (!json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute")))
         assert_string_equal(
             json_string_value(json_object_get(json_object_get(rec, "approval"), "by")),
             "key:demo-admin"); /* else rotate-logs: allowed by the demo policy, mode auto */
     json_decref(rec);
+    /* the incidents carry their recommendations in the JSONL sink */
+    snprintf(path, sizeof path, "%s/incidents.jsonl", data);
+    char *incs = tu_read_file(path);
+    assert_non_null(incs);
+    assert_non_null(strstr(incs, "\"recommendations\":[{\"playbook_id\":"));
+    free(incs);
     nops_audit_report ar;
     snprintf(path, sizeof path, "%s/audit.jsonl", data);
     nops_secret *key = demo_key();
@@ -146,7 +152,7 @@ static void test_demo_on_files(void **state)
 static void test_demo_on_postgres(void **state)
 {
     (void)state;
-    char data[200], extra[800], dsn[600], id[32];
+    char data[200], extra[800], dsn[600], id[48];
     PGconn *c = tu_pg_schema("demo_test", dsn, sizeof dsn);
     snprintf(data, sizeof data, "%s/pg", g_dir);
     snprintf(extra, sizeof extra, "--postgres '%s'", dsn);
@@ -160,6 +166,13 @@ static void test_demo_on_postgres(void **state)
     FILE *f = fopen(path, "r");
     assert_null(f);
     tu_pg_expect_run(c, "demo_test", id, "executed", "success", 4);
+    /* the incidents table carries the recommendations the engine attached */
+    PGresult *r = PQexec(c, "SELECT count(*) FROM demo_test.incidents "
+                            "WHERE jsonb_array_length(recommendations) > 0");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    if (atoi(PQgetvalue(r, 0, 0)) < 1)
+        fail_msg("no incident row carries recommendations");
+    PQclear(r);
     nops_audit_report ar;
     char err[256];
     nops_secret *key = demo_key();
