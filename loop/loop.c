@@ -48,7 +48,7 @@ static const nops_cfg_entry loop_entries[] = {
 
 const nops_cfg_section nops_loop_cfg_section = {
     "loop", "The closed loop: recommendations, suggestions, automatic runs and notifications "
-    "downstream of the incident stream (docs/approval_workflow.md).",
+    "downstream of the incident stream (docs/policies/approval_workflow.md).",
     loop_entries, sizeof loop_entries / sizeof loop_entries[0], NULL};
 
 const double nops_loop_bucket_le[NOPS_LOOP_BUCKETS] = {0.1, 0.5, 1, 2, 5, 10, 30, 60, 300,

@@ -1,6 +1,6 @@
 /*
  * loop.h — the closed loop: what the engine does with an incident once the pipeline has found
- * it, with nobody calling the API (docs/approval_workflow.md says it for operators).
+ * it, with nobody calling the API (docs/policies/approval_workflow.md says it for operators).
  *
  *   pipeline thread ──hook──▶ nops_loop_incident: on open, a new series or a severity rise,
  *                             recommendations are attached to the incident (so every sink

@@ -248,13 +248,13 @@ static void report(app_ctx *ctx, app_engine *api, nops_pipeline *p, loadgen *lg,
            (unsigned long long)st.points, (unsigned long long)st.messages,
            (unsigned long long)st.incidents_opened, (unsigned long long)st.incidents_resolved,
            drained ? "everything produced was consumed" : "stopped before the lag reached 0");
-    char top_pb[64];
+    char top_pb[64] = "";
     json_t *top = api->reco ? demo_recommend(ctx, api->reco, 6, top_pb, sizeof top_pb) : NULL;
-    json_decref(top);
     if (!user_stopped) {
         atomic_store(stop, false); /* Ctrl-C now means: stop waiting for an approval */
-        demo_loop_report(ctx, api, demo_receiver_count(rx), d->approve, stop);
+        demo_loop_report(ctx, api, demo_receiver_count(rx), d->approve, stop, top, top_pb);
     }
+    json_decref(top);
     printf("\nRecords: %s/signals.jsonl, %s/incidents.jsonl%s%s\n", ctx->storage.data_dir,
            ctx->storage.data_dir, ctx->sinks.kafka_topic[0] ? ", Kafka topic " : "",
            ctx->sinks.kafka_topic);

@@ -15,7 +15,10 @@
 
 extern const char nops__demo_playbooks[], nops__demo_policy[], nops__demo_fleet[];
 
-/* The demo's approver: the terminal user (or an admin key); the engine asks on its own. */
+/* The demo's actors: the engine asks on its own; when it had nothing confident enough to
+ * suggest, the demo's operator asks for the top recommendation (as POST /orchestrate would);
+ * the terminal user (or an admin key) approves. */
+static const nops_actor REQUESTER = {"key:demo-operator", "operator"};
 static const nops_actor APPROVER = {"key:demo-admin", "org-admin"};
 
 /* Write a file of the demo's (0640, or `mode` when narrower or an executable 0750). */
@@ -186,12 +189,17 @@ static void approve_and_run(app_ctx *ctx, app_engine *api, json_t *rec, bool app
     nops_orchestrator *o = api->orch;
     char err[512], id[80];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
-    printf("\nRemediation: %s (%s for incident %s) waits for an approval\n", id,
+    printf("\nRemediation: %s (%s for incident %s) %s\n", id,
            json_string_value(json_object_get(rec, "playbook_id")),
-           json_string_value(json_object_get(json_object_get(rec, "context"), "incident_id")));
+           json_string_value(json_object_get(json_object_get(rec, "context"), "incident_id")),
+           json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"))
+               ? "may run without an approval (policy allow, mode auto)"
+               : "waits for an approval");
     print_steps(json_object_get(rec, "dry_run"), "dry-run");
+    const bool auto_ok =
+        json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"));
     answer a = ANSWER_YES;
-    if (!approve) {
+    if (!approve && !auto_ok) {
         if (!isatty(STDIN_FILENO)) {
             printf("    it stays waiting: rerun with --approve (make demo DEMO_ARGS=--approve), "
                    "or in a terminal answer the prompt\n");
@@ -210,7 +218,8 @@ static void approve_and_run(app_ctx *ctx, app_engine *api, json_t *rec, bool app
         }
     }
     json_t *done = NULL;
-    if (a == ANSWER_YES && nops_orch_approve(o, id, &APPROVER, &done, err, sizeof err) != NOPS_OK) {
+    if (a == ANSWER_YES && !auto_ok &&
+        nops_orch_approve(o, id, &APPROVER, &done, err, sizeof err) != NOPS_OK) {
         printf("    approval refused: %s\n", err);
         return;
     }
@@ -279,8 +288,38 @@ static void print_record(const json_t *rec)
            lvl ? " (escalation level " : "", lvl ? lvl : "", lvl ? ")" : "");
 }
 
+/* No engine suggestion waits (nothing was confident enough for loop.suggest_confidence): the
+ * demo's operator suggests the top recommendation of the largest incident and dry-runs it; the
+ * record (new reference) when its dry-run passed, else NULL (said why). */
+static json_t *operator_suggestion(nops_orchestrator *o, json_t *incident, const char *pb)
+{
+    char err[512], id[80];
+    json_t *rec = NULL;
+    printf("\nThe engine suggested nothing that waits for an approval (no recommendation reached "
+           "loop.suggest_confidence); %s suggests %s for %s, as POST /orchestrate would:\n",
+           REQUESTER.id, pb, json_string_value(json_object_get(incident, "id")));
+    if (nops_orch_suggest(o, incident, pb, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
+        printf("    not possible: %s\n", err);
+        return NULL;
+    }
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    rec = NULL;
+    if (nops_orch_dry_run(o, id, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
+        printf("    dry-run not possible: %s\n", err);
+        return NULL;
+    }
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "dry_run_ok") != 0) {
+        print_steps(json_object_get(rec, "dry_run"), "dry-run");
+        printf("    the dry-run failed: nothing runs\n");
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
 void demo_loop_report(app_ctx *ctx, app_engine *api, unsigned long notifications, bool approve,
-                      atomic_bool *stop)
+                      atomic_bool *stop, json_t *top, const char *top_pb)
 {
     if (!api->loop) {
         printf("\nClosed loop: off (loop.enabled, or no index and no notification receiver)\n");
@@ -314,8 +353,12 @@ void demo_loop_report(app_ctx *ctx, app_engine *api, unsigned long notifications
         if (!waiting && st && strcmp(st, "dry_run_ok") == 0)
             waiting = rec;
     }
+    json_t *mine = NULL;
+    if (!waiting && api->orch && top && top_pb[0] && !atomic_load(stop))
+        waiting = mine = operator_suggestion(api->orch, top, top_pb);
     if (waiting && !atomic_load(stop))
         approve_and_run(ctx, api, waiting, approve, stop);
+    json_decref(mine);
     printf("    audit trail: %s/audit.jsonl (neuralops audit verify --input %s/audit.jsonl)\n",
            ctx->storage.data_dir, ctx->storage.data_dir);
     json_decref(all);
