@@ -24,6 +24,7 @@
 #include "sinks/sinks.h"
 #include "recommend/recommend.h"
 #include "orchestrate/orchestrate.h"
+#include "loop/loop.h"
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -120,6 +121,7 @@ typedef struct nops_api_deps {
     nops_orchestrator *orchestrator;    /**< /orchestrate, /orchestrations; NULL = 503 */
     const nops_registry *registry;      /**< GET /playbooks; NULL = 503 */
     nops_audit *audit;                  /**< GET /audit; NULL = 503 */
+    nops_loop *loop;                    /**< the closed loop's counters in /metrics; NULL = none */
     const char *orchestration_off;      /**< why orchestrator/audit are NULL, for the 503s
                                              (NULL = "not configured"); copied */
 } nops_api_deps;

@@ -280,6 +280,60 @@ static void learn_metrics(response *r, nops_learner *l)
         (double)st.last_ok_ns / 1e9);
 }
 
+/* The closed loop: what it did on its own, and time to remediation per stage. */
+static void loop_metrics(response *r, nops_loop *l)
+{
+    nops_loop_stats st;
+    nops_loop_get_stats(l, &st);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } rows[] = {
+        {"neuralops_loop_recommended_total", "Incidents that got recommendations attached.",
+         offsetof(nops_loop_stats, recommended)},
+        {"neuralops_loop_no_recommendation_total", "Incidents the index had no similar run for.",
+         offsetof(nops_loop_stats, no_recommendation)},
+        {"neuralops_loop_recommend_errors_total", "Recommendations that failed (no index, "
+         "nothing to embed).", offsetof(nops_loop_stats, reco_errors)},
+        {"neuralops_loop_suggestions_total", "Suggestions the engine made on its own.",
+         offsetof(nops_loop_stats, suggested)},
+        {"neuralops_loop_suggest_errors_total", "Suggestions or dry-runs the engine could not "
+         "make (logged).", offsetof(nops_loop_stats, suggest_errors)},
+        {"neuralops_loop_auto_executions_total", "Executions started without a human.",
+         offsetof(nops_loop_stats, auto_started)},
+        {"neuralops_loop_auto_held_total", "Automatic executions a guard rail held back (kill "
+         "switch, budget, a failed earlier run).", offsetof(nops_loop_stats, auto_held)},
+        {"neuralops_loop_approvals_pending_total", "Pending-approval notifications sent.",
+         offsetof(nops_loop_stats, approvals_pending)},
+        {"neuralops_loop_escalations_total", "Escalations raised after their timeout.",
+         offsetof(nops_loop_stats, escalations)},
+        {"neuralops_loop_dropped_total", "Incidents the loop's full queue dropped (they reached "
+         "the sinks, but were not notified or suggested).", offsetof(nops_loop_stats, dropped)},
+        {"neuralops_loop_audit_failures_total", "Automatic recommendations the audit trail "
+         "refused.", offsetof(nops_loop_stats, audit_failures)},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        one(r, rows[i].name, "counter", rows[i].help,
+            (double)*(const uint64_t *)((const char *)&st + rows[i].off));
+    one(r, "neuralops_loop_watching", "gauge", "Orchestrations the engine started and follows.",
+        (double)st.watching);
+    head(r, "neuralops_time_to_remediation_seconds", "histogram",
+         "Seconds from an incident's open to its first recommendation, its suggestion, its "
+         "approval (or automatic start) and its execution's end (label stage).");
+    for (int s = 0; s < NOPS_LOOP_STAGES; s++) {
+        const char *name = nops_loop_stage_name((nops_loop_stage)s);
+        const nops_loop_hist *h = &st.stage[s];
+        for (int b = 0; b < NOPS_LOOP_BUCKETS; b++)
+            out(r, "neuralops_time_to_remediation_seconds_bucket{stage=\"%s\",le=\"%g\"} "
+                   "%llu\n", name, nops_loop_bucket_le[b], (unsigned long long)h->le[b]);
+        out(r, "neuralops_time_to_remediation_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %llu\n",
+            name, (unsigned long long)h->count);
+        out(r, "neuralops_time_to_remediation_seconds_sum{stage=\"%s\"} %.6f\n", name, h->sum);
+        out(r, "neuralops_time_to_remediation_seconds_count{stage=\"%s\"} %llu\n", name,
+            (unsigned long long)h->count);
+    }
+}
+
 void nops__api_metrics(nops_api *api, response *r)
 {
     r->status = 200;
@@ -306,6 +360,8 @@ void nops__api_metrics(nops_api *api, response *r)
         sink_metrics(r, api->d.sinks);
     if (api->d.orchestrator)
         orchestration_metrics(r, api->d.orchestrator);
+    if (api->d.loop)
+        loop_metrics(r, api->d.loop);
     if (api->d.learner)
         learn_metrics(r, api->d.learner);
     http_metrics_out(r, api);

@@ -39,7 +39,8 @@ bool app_ctx_init(app_ctx *ctx)
         nops_cfg_add(ctx->cfg, &nops_reco_cfg_section, &ctx->recommend, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_orch_cfg_section, &ctx->orchestrate, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_security_cfg_section, &ctx->security, err, sizeof err) ||
-        nops_cfg_add(ctx->cfg, &nops_notify_cfg_section, &ctx->notify, err, sizeof err)) {
+        nops_cfg_add(ctx->cfg, &nops_notify_cfg_section, &ctx->notify, err, sizeof err) ||
+        nops_cfg_add(ctx->cfg, &nops_loop_cfg_section, &ctx->loop, err, sizeof err)) {
         fprintf(stderr, "neuralops: cannot set up configuration\n");
         nops_cfg_destroy(ctx->cfg);
         return false;

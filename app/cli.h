@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "recommend/recommend.h"
 #include "orchestrate/orchestrate.h"
+#include "loop/loop.h"
 #include "vector/vector.h"
 #include "notify/notify.h"
 
@@ -50,6 +51,7 @@ typedef struct app_ctx {
     nops_vector_params vector;      /* [vector] */
     nops_reco_params recommend;     /* [recommend] */
     nops_orch_params orchestrate;   /* [orchestrate] */
+    nops_loop_params loop;          /* [loop] */
     nops_security_params security;  /* [security] */
     nops_notify_params notify;      /* [notify] */
 } app_ctx;

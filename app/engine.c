@@ -37,6 +37,8 @@ static bool start_pipeline(app_ctx *ctx, app_engine *a, const char *cmd)
                                          &ctx->correlate, &ctx->storage, sinks, err, sizeof err);
     if (p)
         nops_pipeline_set_secret(p, a->secret);
+    if (p && a->loop) /* before the start: every incident goes through it */
+        nops_pipeline_set_incident_hook(p, nops_loop_incident, a->loop);
     if (!p || nops_pipeline_start(p, err, sizeof err) != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", cmd, err);
         nops_pipeline_destroy(p);
@@ -147,6 +149,36 @@ static bool start_orchestration(app_ctx *ctx, app_engine *a, const char *cmd)
     return true;
 }
 
+/*
+ * The notifier (when [notify] names a receiver) and the closed loop over the recommender, the
+ * orchestrator and the notifier (when loop.enabled and there is something to recommend or
+ * notify); false with a message printed.
+ */
+static bool start_loop(app_ctx *ctx, app_engine *a, const char *cmd)
+{
+    char err[1024], spool[600];
+    if (ctx->notify.alertmanager_url[0] || ctx->notify.webhook_urls[0]) {
+        snprintf(spool, sizeof spool, "%s/notify", ctx->storage.data_dir);
+        if (!(a->notify = nops_notifier_new(&ctx->notify, a->secret, spool, err, sizeof err))) {
+            fprintf(stderr, "neuralops %s: %s\n", cmd, err);
+            return false;
+        }
+    }
+    if (!ctx->loop.enabled || (!a->reco && !a->notify))
+        return true;
+    nops_loop_deps d = {.reco = a->reco, .orch = a->orch, .notify = a->notify,
+                        .audit = a->audit};
+    if (!(a->loop = nops_loop_new(&ctx->loop, &d, err, sizeof err))) {
+        fprintf(stderr, "neuralops %s: %s\n", cmd, err);
+        return false;
+    }
+    NOPS_INFO(cmd, "closed loop: recommendations %s, suggestions %s, notifications %s",
+              a->reco ? "on" : "off (no index)",
+              a->orch && a->reco && ctx->loop.suggest_severities[0] ? "on" : "off",
+              a->notify ? "on" : "off (no [notify] receiver)");
+    return true;
+}
+
 /* The learning loop beside the recommender: the runs the orchestrator writes (history.jsonl,
  * and workflow_runs when PostgreSQL is configured) go into recommend.index_dir every
  * recommend.learn_interval_s. Not starting only turns learning off (logged). */
@@ -174,15 +206,17 @@ static bool start_state(app_ctx *ctx, app_engine *a, const char *cmd)
      * orchestration is on; the data dir exists before the audit trail or any sink opens */
     if (!app_data_dir(ctx, cmd) || !(a->secret = app_secret(ctx, cmd)))
         return false;
-    if (!ctx->api.listen[0])
-        return true;
     if (!start_orchestration(ctx, a, cmd))
         return false;
     char rerr[512];
     if (ctx->recommend.index_dir[0] &&
         !(a->reco = nops_recommender_new(&ctx->recommend, rerr, sizeof rerr)))
-        NOPS_WARN(cmd, "POST /recommend is off: %s", rerr);
+        NOPS_WARN(cmd, "recommendations are off: %s", rerr);
     start_learner(ctx, a, cmd);
+    if (!start_loop(ctx, a, cmd))
+        return false;
+    if (!ctx->api.listen[0])
+        return true;
     size_t hist = (size_t)ctx->api.history;
     if (!(a->store = nops_store_new(hist, hist / 10 ? hist / 10 : 1))) {
         fprintf(stderr, "neuralops %s: out of memory for the API store\n", cmd);
@@ -219,6 +253,7 @@ static bool start_api(app_ctx *ctx, app_engine *a, const char *cmd)
                           .orchestrator = a->orch,
                           .registry = a->registry,
                           .audit = a->audit,
+                          .loop = a->loop,
                           .orchestration_off = a->orch_off};
     a->api = nops_api_new(&ctx->api, &deps, err, sizeof err);
     if (!a->api || nops_api_start(a->api, err, sizeof err) != NOPS_OK) {
@@ -253,9 +288,10 @@ nops_err app_engine_drain(app_engine *a)
 /*
  * Teardown order: the HTTP server first (no request reaches a half-stopped engine); then the
  * pipeline stops (consumers leave, the sinks flush, offsets commit) and is destroyed; then the
- * sinks (which feed the store); then the store, the learner, the recommender, the orchestrator
- * (which uses the audit trail, the policy and the registry), those three, and the key last (the
- * snapshots, approvals and the audit chain are keyed with it).
+ * closed loop (it finishes what it queued) and the notifier (it spools what it could not
+ * send); then the sinks (which feed the store); then the store, the learner, the recommender,
+ * the orchestrator (which uses the audit trail, the policy and the registry), those three, and
+ * the key last (the snapshots, approvals and the audit chain are keyed with it).
  */
 nops_err app_engine_stop(app_engine *a)
 {
@@ -263,6 +299,8 @@ nops_err app_engine_stop(app_engine *a)
     a->api = NULL;
     nops_err e = app_engine_drain(a); /* a no-op when drained already */
     nops_pipeline_destroy(a->pipeline);
+    nops_loop_destroy(a->loop); /* after the pipeline: no hook call is left in flight */
+    nops_notifier_destroy(a->notify);
     nops_sinks_destroy(a->sinks);
     nops_store_destroy(a->store);
     nops_learner_destroy(a->learner);

@@ -18,6 +18,9 @@ typedef struct app_engine {
     char orch_off[512];       /* why the flow is off although configured ("" = it is not off) */
     nops_recommender *reco;   /* follows recommend.index_dir, or NULL */
     nops_learner *learner;    /* appends new workflow runs to recommend.index_dir, or NULL */
+    nops_notifier *notify;    /* [notify] Alertmanager and webhooks, or NULL when none is set */
+    nops_loop *loop;          /* the closed loop ([loop]), the pipeline's incident hook, or
+                               * NULL (loop.enabled false, or nothing to recommend or notify) */
     nops_store *store;        /* recent signals and incidents, fed by the sinks; NULL without
                                * the API */
     nops_sinks *sinks;        /* the configured sinks */

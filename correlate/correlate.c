@@ -109,9 +109,16 @@ static size_t split_names(const char *s, char names[][64])
     return n;
 }
 
+/* OpenBLAS's threaded build keeps one pool of worker threads per process; two application
+ * threads in it at once — this correlator's sgemv on a pipeline worker while FAISS trains or adds
+ * on the learner's thread — can leave both spinning in exec_blas_async_wait for ever (seen: a
+ * demo with the learning loop stopped consuming until max.poll.interval.ms threw it out of the
+ * group). Products of this size (RECENT × W) gain nothing from threads, and FACTS.md measured
+ * FAISS slower with them on 2 vCPUs, so the process's BLAS runs on the calling thread. */
 nops_correlator *nops_correlate_new(const nops_correlate_params *p, uint32_t window,
                                     char *errstr, size_t errstr_size)
 {
+    openblas_set_num_threads(1); /* cheap, and idempotent */
     if (window == 0 || window > NOPS_DETECT_MAX_WINDOW) {
         nops_errf(errstr, errstr_size, "correlator window of %u points: give 1..%u", window,
                   (unsigned)NOPS_DETECT_MAX_WINDOW);

@@ -39,7 +39,9 @@
  * Thread contract. One correlator per pipeline, shared by every worker: each call takes its
  * mutex, so any thread may call any function at any time. A call does bounded work (a scan of
  * the open incidents and one matrix-vector product over the recent signals, cblas_sgemv) once
- * per signal, not per point, so the lock stays off the detectors' hot path.
+ * per signal, not per point, so the lock stays off the detectors' hot path. Each
+ * nops_correlate_new sets the process's OpenBLAS to one thread (openblas_set_num_threads):
+ * OpenBLAS's threaded pool hangs when two application threads enter it at once (correlate.c).
  *
  * Ownership: nops_correlate_new returns a correlator the caller destroys (NULL is fine);
  * signals and windows passed in are borrowed for the call; incidents are copied out into the

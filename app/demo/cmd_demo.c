@@ -31,7 +31,8 @@ static const cli_opt demo_opts[] = {
     {"series", 0, true, "N", "series in the fleet, 4 per host (default 2000)"},
     {"rate", 0, true, "POINTS/S", "points per second produced (default 100000)"},
     {"approve", 0, false, NULL,
-     "approve and run the top recommended playbook without asking (as demo-admin)"},
+     "approve and run the first suggestion that waits for an approval without asking (as "
+     "demo-admin)"},
 };
 #define N_DEMO (sizeof demo_opts / sizeof demo_opts[0])
 
@@ -233,7 +234,8 @@ static bool watch(nops_pipeline *p, lg_thread *lt, atomic_bool *stop, double sec
 
 /* The summary after the stream: injected vs found, recommendations, and the remediation. */
 static void report(app_ctx *ctx, app_engine *api, nops_pipeline *p, loadgen *lg, double tick_s,
-                   bool drained, const demo_cli *d, atomic_bool *stop, bool user_stopped)
+                   bool drained, const demo_cli *d, atomic_bool *stop, bool user_stopped,
+                   const demo_receiver *rx)
 {
     nops_pipeline_stats st;
     nops_pipeline_get_stats(p, &st);
@@ -246,11 +248,11 @@ static void report(app_ctx *ctx, app_engine *api, nops_pipeline *p, loadgen *lg,
            (unsigned long long)st.points, (unsigned long long)st.messages,
            (unsigned long long)st.incidents_opened, (unsigned long long)st.incidents_resolved,
            drained ? "everything produced was consumed" : "stopped before the lag reached 0");
-    char top_pb[64];
+    char top_pb[64] = "";
     json_t *top = api->reco ? demo_recommend(ctx, api->reco, 6, top_pb, sizeof top_pb) : NULL;
-    if (top && !user_stopped) {
+    if (!user_stopped) {
         atomic_store(stop, false); /* Ctrl-C now means: stop waiting for an approval */
-        demo_orchestrate(ctx, api, top, top_pb, d->approve, stop);
+        demo_loop_report(ctx, api, demo_receiver_count(rx), d->approve, stop, top, top_pb);
     }
     json_decref(top);
     printf("\nRecords: %s/signals.jsonl, %s/incidents.jsonl%s%s\n", ctx->storage.data_dir,
@@ -279,6 +281,16 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
     loadgen *lg = NULL;
     app_engine api;
     memset(&api, 0, sizeof api);
+    demo_receiver *rx = NULL;
+    if (!ctx->notify.alertmanager_url[0] && !ctx->notify.webhook_urls[0]) {
+        /* nobody to tell: a local receiver prints what the engine would send to a team */
+        if (!(rx = demo_receiver_start(ctx->notify.webhook_urls, sizeof ctx->notify.webhook_urls,
+                                       err, sizeof err)))
+            NOPS_WARN("demo", "%s: notifications are off", err);
+        else
+            snprintf(ctx->notify.webhook_severities, sizeof ctx->notify.webhook_severities,
+                     "info,warning,critical");
+    }
     if (!demo_history(ctx, 20000) || !demo_playbooks(ctx) ||
         !app_engine_start(ctx, &api, "demo"))
         goto done;
@@ -313,10 +325,11 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
     status_line(p, lg, (double)(nops_now_ns() - t0) / 1e9, &last_pts, &last_el,
                 isatty(STDERR_FILENO));
     fprintf(stderr, "\n");
-    report(ctx, &api, p, lg, lo.tick_s, drained, d, stop, user_stopped);
+    report(ctx, &api, p, lg, lo.tick_s, drained, d, stop, user_stopped, rx);
     status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
 done:
     app_engine_stop(&api); /* API, then the pipeline (drained already), then the rest */
+    demo_receiver_stop(rx); /* after the notifier: it delivers what it still holds */
     loadgen_destroy(lg);
     rd_kafka_destroy(cluster);
     return status;
@@ -340,10 +353,13 @@ int nops_cmd_demo(int argc, char **argv)
         printf("Usage: neuralops demo [--seconds N] [--series N] [--rate POINTS/S] [--approve]\n\n"
                "The embedded default, end to end: an in-process Kafka (librdkafka mock\n"
                "cluster, 3 brokers, 32 partitions), a synthetic fleet with injected incidents,\n"
-               "the streaming pipeline, and records in %s; then recommendations\n"
-               "from a generated history and, for the largest incident, the top playbook\n"
-               "suggested, dry-run and — once you approve it at the prompt, over the API or\n"
-               "with --approve — executed. Ctrl-C stops cleanly.\n\n",
+               "the streaming pipeline, and records in %s. The closed loop runs live:\n"
+               "incidents get recommendations from a generated history, the engine suggests\n"
+               "and dry-runs the top playbook, runs the low-risk one the demo policy allows\n"
+               "(scale-out) on its own, and notifies a local receiver (printed lines) of\n"
+               "incidents and pending approvals. At the end the first run that waits for an\n"
+               "approval is offered: approve it at the prompt, over the API or with\n"
+               "--approve. Ctrl-C stops cleanly.\n\n",
                ctx.storage.data_dir);
         cli_print_opts(&ctx, demo_opts, N_DEMO, stdout);
         status = NOPS_EXIT_OK;

@@ -20,9 +20,20 @@ json_t *demo_recommend(app_ctx *ctx, nops_recommender *r, size_t max, char *pb_o
  * the policy under data_dir/playbooks and point [orchestrate] at them — unless
  * orchestrate.registry_dir is configured. False (message printed) on failure. */
 bool demo_playbooks(app_ctx *ctx);
-/* Suggest `playbook_id` for `incident`, dry-run it, and run it once approved: at once with
- * `approve`, else by a y at the terminal or over the API (Ctrl-C, `stop`, gives up). */
-void demo_orchestrate(app_ctx *ctx, app_engine *api, json_t *incident, const char *playbook_id,
-                      bool approve, atomic_bool *stop);
+/* What the closed loop did (the engine's own suggestions, automatic runs, notifications, time to
+ * remediation), then the first passed dry-run that waits for an approval is offered (when the
+ * engine left none, the demo's operator suggests `top_pb` for `top`, the largest incident with
+ * a recommendation; both may be NULL/""): approved
+ * at once with `approve`, else by a y at the terminal or over the API (Ctrl-C gives up). */
+void demo_loop_report(app_ctx *ctx, app_engine *api, unsigned long notifications, bool approve,
+                      atomic_bool *stop, json_t *top, const char *top_pb);
+
+/* The demo's notification receiver: an HTTP endpoint on 127.0.0.1 (any free port) that prints
+ * one line per webhook notification it gets. Its URL goes into `url`; NULL + err on failure. */
+typedef struct demo_receiver demo_receiver;
+demo_receiver *demo_receiver_start(char *url, size_t cap, char *err, size_t errsz);
+/* Notifications received so far. */
+unsigned long demo_receiver_count(const demo_receiver *r);
+void demo_receiver_stop(demo_receiver *r);
 
 #endif

@@ -15,7 +15,9 @@
 
 extern const char nops__demo_playbooks[], nops__demo_policy[], nops__demo_fleet[];
 
-/* The demo's actors: the engine's operator asks, the terminal user (or an admin key) approves. */
+/* The demo's actors: the engine asks on its own; when it had nothing confident enough to
+ * suggest, the demo's operator asks for the top recommendation (as POST /orchestrate would);
+ * the terminal user (or an admin key) approves. */
 static const nops_actor REQUESTER = {"key:demo-operator", "operator"};
 static const nops_actor APPROVER = {"key:demo-admin", "org-admin"};
 
@@ -162,43 +164,6 @@ static answer wait_for_decision(nops_orchestrator *o, const char *id, atomic_boo
     return ANSWER_NO;
 }
 
-/* Suggest and dry-run; the orchestration id in `id`, whether it may run, and whether the policy
- * lets it run without an approval. */
-static bool suggest_and_dry_run(nops_orchestrator *o, json_t *incident, const char *playbook_id,
-                                char *id, size_t id_cap, bool *auto_ok)
-{
-    char err[512];
-    json_t *rec = NULL;
-    printf("\nRemediation: %s for %s (suggested by %s)\n", playbook_id,
-           json_string_value(json_object_get(incident, "id")), REQUESTER.id);
-    if (nops_orch_suggest(o, incident, playbook_id, &REQUESTER, &rec, err, sizeof err) !=
-        NOPS_OK) {
-        printf("    not possible: %s\n", err);
-        return false;
-    }
-    snprintf(id, id_cap, "%s", json_string_value(json_object_get(rec, "id")));
-    json_t *pol = json_object_get(rec, "policy");
-    const char *rule = json_string_value(json_object_get(pol, "rule"));
-    const char *action = json_string_value(json_object_get(pol, "action"));
-    const char *level = json_string_value(json_object_get(pol, "escalation"));
-    printf("    %s; policy: %s%s%s (%s)\n", id, action,
-           action && strcmp(action, "escalate") == 0 && level ? " at " : "",
-           action && strcmp(action, "escalate") == 0 && level ? level : "",
-           rule && *rule ? rule : "no rule matched: manual approval");
-    json_decref(rec);
-    if (nops_orch_dry_run(o, id, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
-        printf("    dry-run not possible: %s\n", err);
-        return false;
-    }
-    print_steps(json_object_get(rec, "dry_run"), "dry-run");
-    bool ok = strcmp(json_string_value(json_object_get(rec, "state")), "dry_run_ok") == 0;
-    *auto_ok = json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"));
-    json_decref(rec);
-    if (!ok)
-        printf("    the dry-run failed: nothing runs\n");
-    return ok;
-}
-
 /* Wait until the API's execution of `id` ended; its record, or NULL (Ctrl-C, gone). */
 static json_t *await_api_execution(nops_orchestrator *o, const char *id, atomic_bool *stop)
 {
@@ -217,22 +182,27 @@ static json_t *await_api_execution(nops_orchestrator *o, const char *id, atomic_
     }
 }
 
-void demo_orchestrate(app_ctx *ctx, app_engine *api, json_t *incident, const char *playbook_id,
-                      bool approve, atomic_bool *stop)
+/* Offer `rec` (a passed dry-run that waits for an approval) for approval and run it. */
+static void approve_and_run(app_ctx *ctx, app_engine *api, json_t *rec, bool approve,
+                            atomic_bool *stop)
 {
     nops_orchestrator *o = api->orch;
-    char err[512], id[64];
-    bool auto_ok = false;
-    if (!o && api->orch_off[0])
-        printf("\nRemediation: orchestration is off: %s\n", api->orch_off);
-    if (!o || !incident || !playbook_id ||
-        !suggest_and_dry_run(o, incident, playbook_id, id, sizeof id, &auto_ok))
-        return;
+    char err[512], id[80];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
+    printf("\nRemediation: %s (%s for incident %s) %s\n", id,
+           json_string_value(json_object_get(rec, "playbook_id")),
+           json_string_value(json_object_get(json_object_get(rec, "context"), "incident_id")),
+           json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"))
+               ? "may run without an approval (policy allow, mode auto)"
+               : "waits for an approval");
+    print_steps(json_object_get(rec, "dry_run"), "dry-run");
+    const bool auto_ok =
+        json_is_true(json_object_get(json_object_get(rec, "policy"), "auto_execute"));
     answer a = ANSWER_YES;
     if (!approve && !auto_ok) {
         if (!isatty(STDIN_FILENO)) {
-            printf("    waiting for an approval: rerun with --approve (make demo "
-                   "DEMO_ARGS=--approve), or in a terminal answer the prompt\n");
+            printf("    it stays waiting: rerun with --approve (make demo DEMO_ARGS=--approve), "
+                   "or in a terminal answer the prompt\n");
             return;
         }
         int port = api->api ? nops_api_port(api->api) : 0;
@@ -247,29 +217,149 @@ void demo_orchestrate(app_ctx *ctx, app_engine *api, json_t *incident, const cha
             return;
         }
     }
-    json_t *rec = NULL;
+    json_t *done = NULL;
     if (a == ANSWER_YES && !auto_ok &&
-        nops_orch_approve(o, id, &APPROVER, &rec, err, sizeof err) != NOPS_OK) {
+        nops_orch_approve(o, id, &APPROVER, &done, err, sizeof err) != NOPS_OK) {
         printf("    approval refused: %s\n", err);
         return;
     }
-    json_decref(rec);
-    rec = NULL;
-    if (a == ANSWER_YES && nops_orch_execute(o, id, &APPROVER, &rec, err, sizeof err) != NOPS_OK) {
+    json_decref(done);
+    done = NULL;
+    if (a == ANSWER_YES && nops_orch_execute(o, id, &APPROVER, &done, err, sizeof err) != NOPS_OK) {
         printf("    execution refused: %s\n", err);
         return;
     }
-    if (a == ANSWER_NONE && !(rec = await_api_execution(o, id, stop)))
+    if (a == ANSWER_NONE && !(done = await_api_execution(o, id, stop)))
         return;
-    print_state(json_object_get(rec, "pre_state"), "before");
-    print_steps(json_object_get(rec, "execution"), "ran    ");
-    print_state(json_object_get(rec, "post_state"), "after ");
-    printf("    %s: %s by %s%s; a workflow_runs row went to %s/history.jsonl\n", id,
-           json_string_value(json_object_get(rec, "state")),
-           json_string_value(json_object_get(rec, "executed_by")),
-           auto_ok ? " (auto-executed: policy allow, mode auto)" : "",
-           ctx->storage.data_dir);
+    print_state(json_object_get(done, "pre_state"), "before");
+    print_steps(json_object_get(done, "execution"), "ran    ");
+    print_state(json_object_get(done, "post_state"), "after ");
+    printf("    %s: %s by %s; a workflow_runs row went to %s/history.jsonl\n", id,
+           json_string_value(json_object_get(done, "state")),
+           json_string_value(json_object_get(done, "executed_by")), ctx->storage.data_dir);
+    json_decref(done);
+}
+
+/* The engine's orchestrations, once none is half-way (dry-running, executing) or 30 s passed. */
+static json_t *settled_records(nops_orchestrator *o, atomic_bool *stop)
+{
+    for (int i = 0; i < 150 && !atomic_load(stop); i++) {
+        json_t *all = NULL;
+        if (nops_orch_list(o, NULL, 1000, &all) != NOPS_OK)
+            return NULL;
+        bool busy = false;
+        size_t k;
+        json_t *rec;
+        json_array_foreach(all, k, rec) {
+            const char *st = json_string_value(json_object_get(rec, "state"));
+            busy |= st && (strcmp(st, "suggested") == 0 || strcmp(st, "dry_running") == 0 ||
+                           strcmp(st, "executing") == 0);
+        }
+        if (!busy)
+            return all;
+        json_decref(all);
+        nanosleep(&(struct timespec){0, 200000000}, NULL);
+    }
+    json_t *all = NULL;
+    return nops_orch_list(o, NULL, 1000, &all) == NOPS_OK ? all : NULL;
+}
+
+/* One line per orchestration the engine made on its own. */
+static void print_record(const json_t *rec)
+{
+    const char *st = json_string_value(json_object_get(rec, "state"));
+    const json_t *pol = json_object_get(rec, "policy");
+    const char *action = json_string_value(json_object_get(pol, "action"));
+    const char *how = !st ? "?"
+                      : strcmp(st, "executed") == 0 || strcmp(st, "failed") == 0
+                          ? (json_is_true(json_object_get(pol, "auto_execute"))
+                                 ? "ran on its own (policy allow, playbook mode auto)"
+                                 : "ran after an approval")
+                      : strcmp(st, "dry_run_ok") == 0 ? "dry-run passed, waits for an approval"
+                      : strcmp(st, "denied") == 0      ? "denied by the policy"
+                                                       : st;
+    const char *lvl = json_string_value(json_object_get(json_object_get(rec, "escalation"),
+                                                        "level"));
+    printf("  %-37s %-20s incident %.16s  policy %-16s %s%s%s%s%s\n",
+           json_string_value(json_object_get(rec, "id")),
+           json_string_value(json_object_get(rec, "playbook_id")),
+           json_string_value(json_object_get(json_object_get(rec, "context"), "incident_id")),
+           action ? action : "?", how, st && strcmp(st, "failed") == 0 ? " — it failed" : "",
+           lvl ? " (escalation level " : "", lvl ? lvl : "", lvl ? ")" : "");
+}
+
+/* No engine suggestion waits (nothing was confident enough for loop.suggest_confidence): the
+ * demo's operator suggests the top recommendation of the largest incident and dry-runs it; the
+ * record (new reference) when its dry-run passed, else NULL (said why). */
+static json_t *operator_suggestion(nops_orchestrator *o, json_t *incident, const char *pb)
+{
+    char err[512], id[80];
+    json_t *rec = NULL;
+    printf("\nThe engine suggested nothing that waits for an approval (no recommendation reached "
+           "loop.suggest_confidence); %s suggests %s for %s, as POST /orchestrate would:\n",
+           REQUESTER.id, pb, json_string_value(json_object_get(incident, "id")));
+    if (nops_orch_suggest(o, incident, pb, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
+        printf("    not possible: %s\n", err);
+        return NULL;
+    }
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(rec, "id")));
+    json_decref(rec);
+    rec = NULL;
+    if (nops_orch_dry_run(o, id, &REQUESTER, &rec, err, sizeof err) != NOPS_OK) {
+        printf("    dry-run not possible: %s\n", err);
+        return NULL;
+    }
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "dry_run_ok") != 0) {
+        print_steps(json_object_get(rec, "dry_run"), "dry-run");
+        printf("    the dry-run failed: nothing runs\n");
+        json_decref(rec);
+        return NULL;
+    }
+    return rec;
+}
+
+void demo_loop_report(app_ctx *ctx, app_engine *api, unsigned long notifications, bool approve,
+                      atomic_bool *stop, json_t *top, const char *top_pb)
+{
+    if (!api->loop) {
+        printf("\nClosed loop: off (loop.enabled, or no index and no notification receiver)\n");
+        return;
+    }
+    nops_loop_flush(api->loop);
+    nops_loop_stats ls;
+    json_t *all = api->orch ? settled_records(api->orch, stop) : NULL;
+    nops_loop_get_stats(api->loop, &ls);
+    printf("\nClosed loop: %llu incidents got recommendations, %llu suggestions, %llu ran on their "
+           "own, %llu wait(ed) for an approval, %lu notifications received\n",
+           (unsigned long long)ls.recommended, (unsigned long long)ls.suggested,
+           (unsigned long long)ls.auto_started, (unsigned long long)ls.approvals_pending,
+           notifications);
+    for (int s = 0; s < NOPS_LOOP_STAGES; s++)
+        if (ls.stage[s].count)
+            printf("  time to %-14s %llu incidents, mean %.2f s\n",
+                   nops_loop_stage_name((nops_loop_stage)s),
+                   (unsigned long long)ls.stage[s].count,
+                   ls.stage[s].sum / (double)ls.stage[s].count);
+    if (!api->orch && api->orch_off[0])
+        printf("  orchestration is off: %s\n", api->orch_off);
+    size_t k;
+    json_t *rec, *waiting = NULL;
+    json_array_foreach(all, k, rec) {
+        const char *by = json_string_value(json_object_get(rec, "requested_by"));
+        if (!by || strcmp(by, "engine") != 0)
+            continue;
+        print_record(rec);
+        const char *st = json_string_value(json_object_get(rec, "state"));
+        if (!waiting && st && strcmp(st, "dry_run_ok") == 0)
+            waiting = rec;
+    }
+    json_t *mine = NULL;
+    if (!waiting && api->orch && top && top_pb[0] && !atomic_load(stop))
+        waiting = mine = operator_suggestion(api->orch, top, top_pb);
+    if (waiting && !atomic_load(stop))
+        approve_and_run(ctx, api, waiting, approve, stop);
+    json_decref(mine);
     printf("    audit trail: %s/audit.jsonl (neuralops audit verify --input %s/audit.jsonl)\n",
            ctx->storage.data_dir, ctx->storage.data_dir);
-    json_decref(rec);
+    json_decref(all);
 }

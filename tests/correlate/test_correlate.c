@@ -20,6 +20,7 @@
 #include "detect/detect.h" /* nops_detect_key_id */
 #include "sinks/sinks.h"   /* nops_incident_json */
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,18 @@ static nops_incident place(nops_correlator *c, const nops_signal *s, const float
                            bool want_opened)
 {
     return place_in(c, 0, s, w, want_opened);
+}
+
+/* A correlator leaves the process's OpenBLAS on one thread: its threaded pool hangs when the
+ * pipeline's sgemv and the learning loop's FAISS training enter it at once (the demo with the
+ * learner stopped consuming). Failed before: the pool kept its default thread count. */
+static void test_blas_single_threaded(void **state)
+{
+    (void)state;
+    openblas_set_num_threads(2);
+    nops_correlator *c = make();
+    assert_int_equal(openblas_get_num_threads(), 1);
+    nops_correlate_destroy(c);
 }
 
 static void test_one_host_many_metrics(void **state)
@@ -633,6 +646,7 @@ static void test_service_wide_does_not_reopen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_blas_single_threaded),
         cmocka_unit_test(test_one_host_many_metrics),
         cmocka_unit_test(test_host_incident_until_resolved),
         cmocka_unit_test(test_two_unrelated_hosts_same_time),
