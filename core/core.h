@@ -321,6 +321,7 @@ typedef enum nops_method_fired {
     NOPS_FIRED_ZSCORE = 0, /**< the rolling z-score crossed its threshold (first, or larger) */
     NOPS_FIRED_EWMA = 1,   /**< the EWMA z crossed its threshold */
     NOPS_FIRED_CUSUM = 2,  /**< the long-horizon CUSUM found a sustained shift */
+    NOPS_FIRED_SEASON = 3, /**< the EWMA on the deseasonalised value (a series with a season) */
 } nops_method_fired;
 
 /**

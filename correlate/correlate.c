@@ -459,7 +459,7 @@ static void add_signal(nops_correlator *c, incident_slot *s, const nops_signal *
     /* what the embedder reads of signals, kept as counts (recommend/: nops_recommend_incident) */
     s->rec.best_score = sig->score > s->rec.best_score ? (float)sig->score : s->rec.best_score;
     s->rec.n_above += says_above(sig->hint, strnlen(sig->hint, sizeof sig->hint));
-    s->rec.n_ewma += sig->method == NOPS_FIRED_EWMA;
+    s->rec.n_ewma += sig->method == NOPS_FIRED_EWMA || sig->method == NOPS_FIRED_SEASON;
     if (s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
         memcpy(s->rec.signals[s->rec.n_signals], sig->id, NOPS_ID_LEN);
     s->rec.n_signals++;

@@ -430,9 +430,10 @@ static void build_signal(worker *w, size_t i, nops_signal *s)
     s->ewma = w->ze[i];
     /* the kernel's combined ratio and the detector that gave it (detect.h) */
     const unsigned which = NOPS_DETECT_WHICH(w->flags[i]);
-    s->method = which == NOPS_DETECTOR_CUSUM ? NOPS_FIRED_CUSUM
-                : which == NOPS_DETECTOR_EWMA ? NOPS_FIRED_EWMA
-                                              : NOPS_FIRED_ZSCORE;
+    s->method = which == NOPS_DETECTOR_CUSUM    ? NOPS_FIRED_CUSUM
+                : which == NOPS_DETECTOR_SEASON ? NOPS_FIRED_SEASON
+                : which == NOPS_DETECTOR_EWMA   ? NOPS_FIRED_EWMA
+                                                : NOPS_FIRED_ZSCORE;
     s->score = nops_detect_score(w->ratio[i]);
     s->received_ns = w->recv_ns;
     double mean = 0, sd = 0;

@@ -142,9 +142,10 @@ static json_t *signal_obj(const nops_signal *sig)
     const size_t name_len = sig->metric_len && sig->metric_len < slen ? sig->metric_len : slen;
     char ts[40];
     nops_format_ts(sig->ts_ns, ts, sizeof ts);
-    const char *method = sig->method == NOPS_FIRED_CUSUM  ? "cusum"
-                         : sig->method == NOPS_FIRED_EWMA ? "ewma"
-                                                          : "zscore";
+    const char *method = sig->method == NOPS_FIRED_CUSUM    ? "cusum"
+                         : sig->method == NOPS_FIRED_SEASON ? "season"
+                         : sig->method == NOPS_FIRED_EWMA   ? "ewma"
+                                                            : "zscore";
     bool ok = o && labels && set_str(o, "id", sig->id, strnlen(sig->id, sizeof sig->id)) &&
               set_str(o, "series", sig->series, slen) &&
               set_str(o, "metric", sig->series, name_len) &&

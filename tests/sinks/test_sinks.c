@@ -300,6 +300,18 @@ static void test_signal_json_shape(void **state)
     assert_string_equal(json_string_value(json_object_get(o, "ts")), "2023-11-14T22:13:23.000Z");
     assert_string_equal(json_string_value(json_object_get(o, "method")), "ewma");
     json_decref(o);
+    /* every detector is named (a season signal was written as "zscore" before) */
+    const struct { nops_method_fired m; const char *name; } names[] = {
+        {NOPS_FIRED_ZSCORE, "zscore"}, {NOPS_FIRED_EWMA, "ewma"}, {NOPS_FIRED_CUSUM, "cusum"},
+        {NOPS_FIRED_SEASON, "season"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        nops_signal t = s;
+        t.method = names[i].m;
+        assert_true(nops_signal_json(&t, buf, sizeof buf) > 0);
+        o = json_loads(buf, 0, &e);
+        assert_string_equal(json_string_value(json_object_get(o, "method")), names[i].name);
+        json_decref(o);
+    }
     nops_incident inc = make_incident("00000000000000aa", 2, false);
     n = nops_incident_json(&inc, buf, sizeof buf);
     o = json_loads(buf, 0, &e);
