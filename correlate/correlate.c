@@ -297,6 +297,35 @@ static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t ho
     return best;
 }
 
+/* 3. A straggler: a host of the service signalling the same metric within window_s of a live
+ *    service-wide incident, whose window does not have the service's shape (|r| < min_r, or
+ *    no usable window). Most likely the same event seen through a host that reacted
+ *    differently (slower, capped, noisier) — but a host with a problem of its own that
+ *    happens to start then looks the same at its first signal, and joining would swallow it
+ *    (seed 14 of the quality fleet lost one host event that way). So it opens its own
+ *    incident, named as a straggler of the service's and held at info while it holds one
+ *    series: not a page; a second metric of that host (a problem of its own) makes it page by
+ *    the usual rules. */
+static int match_straggler(const nops_correlator *c, const nops_signal *sig, uint64_t host_h,
+                           uint64_t service_h, uint64_t metric_h)
+{
+    if (!service_h)
+        return -1;
+    int best = -1;
+    for (uint32_t k = 0; k < c->count; k++) {
+        const recent_sig *r = &c->recent[(c->head + RECENT - 1 - k) % RECENT];
+        if (r->incident < 0 || r->service_h != service_h || r->metric_h != metric_h ||
+            r->host_h == host_h || llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * NS)
+            continue;
+        const incident_slot *s = &c->inc[r->incident];
+        if (s->n_hosts < 2 || !live_at(c, s, sig->ts_ns))
+            continue;
+        if (best < 0 || s->last_sig_ns > c->inc[best].last_sig_ns)
+            best = r->incident;
+    }
+    return best;
+}
+
 /* A signal id already placed in a live incident: that incident's index, else -1. Only the
  * incidents of the signal's host can hold it, so only their lists are searched. */
 static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
@@ -408,14 +437,19 @@ static void describe(const nops_correlator *c, incident_slot *s, const nops_sign
     }
     nops_severity sev = nops_correlate_severity(&c->p, s->n_members, s->n_hosts, s->best_score,
                                                 s->n_members ? last - first : 0, longest);
+    if (s->straggler_of[0] && s->n_members < 2)
+        sev = NOPS_SEVERITY_INFO; /* a straggler of a service-wide incident (match_straggler) */
     r->severity = sev > r->severity ? sev : r->severity; /* never lowered */
     char again[32] = "";
     if (s->reopened)
         snprintf(again, sizeof again, ", reopened %u time(s)", s->reopened);
-    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%s%.280s",
+    char weak[64] = "";
+    if (s->straggler_of[0])
+        snprintf(weak, sizeof weak, ", straggler of service-wide %s", s->straggler_of);
+    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%s%s%.280s",
              s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
-             s->n_hosts > 1 ? " on several hosts" : "", again, r->labels[0] ? " sharing " : "",
-             r->labels);
+             s->n_hosts > 1 ? " on several hosts" : "", weak, again,
+             r->labels[0] ? " sharing " : "", r->labels);
 }
 
 /* Add a signal to incident s: signal list, member series, host, labels, description. */
@@ -497,10 +531,13 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
         inc = svc >= 0 ? svc : inc;
     }
     if (inc < 0) {
+        const int of = match_straggler(c, sig, host_h, service_h, metric_h);
         if ((inc = new_incident(c, sig, part, &sl)) < 0) {
             pthread_mutex_unlock(&c->lock);
             return NOPS_FULL;
         }
+        if (of >= 0)
+            memcpy(c->inc[inc].straggler_of, c->inc[of].rec.id, NOPS_ID_LEN);
         *opened = true;
     }
     incident_slot *s = &c->inc[inc];

@@ -13,7 +13,11 @@
  *    window of a signal of the same metric in that incident within window_s. A host whose only
  *    live incident is `info` (a weak blip) may join its service this way too. The incident then spans hosts.
  *    Two hosts of different services, or of one service whose windows do not correlate, stay
- *    apart however close in time.
+ *    apart however close in time. A straggler — a host with no live incident signalling the
+ *    metric of a live service-wide incident of its service within window_s, its window not of
+ *    the service's shape — opens an incident of its own (a host with a problem of its own
+ *    looks the same at its first signal), named in its summary as a straggler of the
+ *    service-wide one and held at info while it holds one series: not a page.
  *  - Identity. An incident's id is a hash of its opening host and its first signal's id (itself
  *    a hash of series and time), so the same data opens the same ids whatever the batching or
  *    the number of instances; a signal id already placed is not counted twice (a replay).

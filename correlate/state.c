@@ -19,7 +19,7 @@
  * with `incident` as an index into that list, a flag, and the standardised window). Structs are plain data (no pointers), written as they are
  * in memory: a snapshot is read back by the same build, and the header's sizes refuse others.
  */
-#define CORR_MAGIC 0x33524f4353504f4eull /* "NOPSCOR3": slots carry resolved/reopened */
+#define CORR_MAGIC 0x34524f4353504f4eull /* "NOPSCOR4": slots carry straggler_of */
 
 typedef struct corr_hdr {
     uint64_t magic;                  /* CORR_MAGIC */

@@ -231,6 +231,59 @@ static void test_info_blip_does_not_hold_a_host_back(void **state)
     nops_correlate_destroy(c);
 }
 
+/* A straggler — a host of a service that is moving, signalling the same metric at the same
+ * time but with a window of another shape (|r| < min_r) — opens an incident of its own that
+ * does not page (info) while it holds one series; before, a strong straggler paged (warning).
+ * A second metric of that host (a problem of its own) makes it page by the usual rules. Only
+ * a live service-wide incident makes stragglers, only of its metric and within window_s. */
+static void test_straggler_does_not_page(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[3][W], odd[W], odd2[W];
+    for (int h = 0; h < 3; h++)
+        window(w[h], 30u + (unsigned)h, 100, 8); /* the service steps up together */
+    for (int i = 0; i < W; i++) { /* unrelated shapes */
+        odd[i] = (float)(100.0 + 3.0 * sin(i * 0.2));
+        odd2[i] = (float)(100.0 + 3.0 * cos(i * 0.7) * (i % 7));
+    }
+    /* while the service's incident holds one host, a strong signal of another host pages */
+    nops_signal a = sig("latency{host=\"web-0\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_incident svc = place(c, &a, w[0], true);
+    nops_signal lone = sig("latency{host=\"web-9\",service=\"checkout\"}", 100 * S, 0.95);
+    assert_int_equal(place(c, &lone, odd2, true).severity, NOPS_SEVERITY_WARNING);
+    for (int h = 1; h < 3; h++) {
+        char key[128];
+        snprintf(key, sizeof key, "latency{host=\"web-%d\",service=\"checkout\"}", h);
+        nops_signal s = sig(key, (100 + h) * S, 0.7);
+        svc = place(c, &s, w[h], false);
+    }
+    assert_int_equal(svc.n_hosts, 3);
+    /* the straggler: strong, same metric, another shape, 10 s later */
+    nops_signal st = sig("latency{host=\"web-3\",service=\"checkout\"}", 112 * S, 0.95);
+    nops_incident j = place(c, &st, odd, true);
+    assert_int_equal(j.severity, NOPS_SEVERITY_INFO);
+    char want[64];
+    snprintf(want, sizeof want, "straggler of service-wide %s", svc.id);
+    assert_non_null(strstr(j.summary, want));
+    /* the same without a usable window */
+    nops_signal st3 = sig("latency{host=\"web-6\",service=\"checkout\"}", 113 * S, 0.95);
+    assert_int_equal(place(c, &st3, NULL, true).severity, NOPS_SEVERITY_INFO);
+    /* its host's second metric: a problem of its own, it pages */
+    nops_signal st2 = sig("errors{host=\"web-3\",service=\"checkout\"}", 115 * S, 0.7);
+    nops_incident j2 = place(c, &st2, NULL, false);
+    assert_string_equal(j2.id, j.id);
+    assert_int_equal(j2.severity, NOPS_SEVERITY_WARNING);
+    /* another metric, another service, or later than window_s: not stragglers */
+    nops_signal m = sig("cpu{host=\"web-4\",service=\"checkout\"}", 113 * S, 0.95);
+    assert_int_equal(place(c, &m, odd, true).severity, NOPS_SEVERITY_WARNING);
+    nops_signal o = sig("latency{host=\"pay-1\",service=\"payments\"}", 113 * S, 0.95);
+    assert_int_equal(place(c, &o, odd, true).severity, NOPS_SEVERITY_WARNING);
+    nops_signal late = sig("latency{host=\"web-5\",service=\"checkout\"}", 300 * S, 0.95);
+    assert_int_equal(place(c, &late, odd, true).severity, NOPS_SEVERITY_WARNING);
+    nops_correlate_destroy(c);
+}
+
 /* A spike at the end of a cut-short window says nothing about shape: two such windows of
  * hosts of one service do not join; their full windows (r ≈ 0.45) do not either, so grouping
  * does not hang on how much of a window was captured. */
@@ -639,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_several_hosts_one_service),
         cmocka_unit_test(test_large_service_stays_one_incident),
         cmocka_unit_test(test_info_blip_does_not_hold_a_host_back),
+        cmocka_unit_test(test_straggler_does_not_page),
         cmocka_unit_test(test_short_windows_do_not_join),
         cmocka_unit_test(test_severity_rules),
         cmocka_unit_test(test_identity_and_replay),
