@@ -89,6 +89,22 @@ static void signal_labels(const nops_correlator *c, const nops_signal *sig, sig_
         snprintf(sl->host, sizeof sl->host, "%.*s", VAL_MAX - 1, sig->series);
 }
 
+bool nops_correlate_service_of(const nops_correlator *c, const nops_labels *labels, char *out,
+                               size_t cap)
+{
+    int best = MAX_LABELS;
+    for (uint32_t i = 0; i < labels->n; i++) {
+        nops_label l = nops_labels_at(labels, i);
+        int r = rank_of(c->svc_names, c->n_svc_names, l.key, l.key_len);
+        if (r < best && l.value_len > 0 && l.value_len < cap && l.value_len < VAL_MAX) {
+            memcpy(out, l.value, l.value_len);
+            out[l.value_len] = '\0';
+            best = r;
+        }
+    }
+    return best < MAX_LABELS;
+}
+
 static uint64_t hash_str(const char *s)
 {
     return *s ? XXH3_64bits(s, strlen(s)) | 1 : 0; /* never 0: 0 means none */
@@ -652,6 +668,12 @@ static const nops_cfg_entry correlate_entries[] = {
      "A series whose signals span this many seconds makes its incident at least warning."},
     {"critical_after_s", NOPS_CFG_INT, C(critical_after_s), 0, 86400 * 7, "1800", NULL, NULL, 0,
      "Several series whose signals span this many seconds make their incident critical."},
+    {"service_topic", NOPS_CFG_STRING, C(service_topic), 0, 256, "", NULL, NULL, 0,
+     "Topic of the service stage: signals of series naming a service go there keyed by the "
+     "service, and one instance of the group correlates each service, so service-wide "
+     "incidents stay whole however many instances run (docs/incidents.md). Empty: "
+     "<sinks.kafka_topic>.service when a Kafka signals topic is set, else in-process (one "
+     "instance sees only its partitions' hosts); off: always in-process."},
 };
 #undef C
 

@@ -69,6 +69,9 @@ typedef struct nops_correlate_params {
     double strong_score;       /**< a signal at least this strong makes an incident warning */
     int64_t warning_after_s;   /**< one series signalling this long makes it warning */
     int64_t critical_after_s;  /**< several series signalling this long make it critical */
+    char service_topic[256];   /**< topic of the service stage (ingest/svcstage.c); "" none
+                                    (the engine fills "<sinks.kafka_topic>.service" when a Kafka
+                                    signals topic is set), "off" never */
 } nops_correlate_params;
 
 extern const nops_cfg_section nops_correlate_cfg_section;
@@ -104,6 +107,12 @@ size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *ou
  */
 size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_ns, const int64_t *part_now,
                                  size_t n_parts, nops_incident *out, size_t max);
+/**
+ * The service a series names: the value of the first of service_labels among `labels`, into
+ * out (cap bytes); false when it names none (or the value does not fit). Any thread.
+ */
+bool nops_correlate_service_of(const nops_correlator *c, const nops_labels *labels, char *out,
+                               size_t cap);
 /** Open incidents now (not the resolved ones kept for reopening), opened and resolved since
  *  creation (a reopened incident is not opened again, but resolves again). */
 void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,

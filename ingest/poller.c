@@ -131,6 +131,8 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         snprintf(err, sizeof err, "dead-letter producer did not flush in 5 s");
         e = NOPS_IO;
     }
+    if (e == NOPS_OK && p->svc) /* the service stage's signals, before any offset moves */
+        e = nops__svc_flush(p->svc, atomic_load(&p->latest_ts), err, sizeof err);
     /* the flush served the delivery reports (on_dlq_delivery): a copy that did not arrive
      * keeps every offset where it is, as a lost sink record does */
     const uint64_t lost = __atomic_load_n(&p->st.dlq_lost, __ATOMIC_RELAXED);
@@ -462,6 +464,11 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     rd_kafka_poll_set_consumer(p->rk);
     p->corr = nops_correlate_new(cp, (uint32_t)dp->window, errstr, errstr_size);
     p->part_idle_ns = cp->window_s * 1000000000ll;
+    if (p->corr && cp->service_topic[0] && strcmp(cp->service_topic, "off") != 0 &&
+        !(p->svc = nops__svc_new(p, cp, errstr, errstr_size))) {
+        nops_pipeline_destroy(p);
+        return NULL;
+    }
     p->workers = nops_calloc((size_t)pp->workers, sizeof *p->workers);
     if (!p->corr || !p->workers) {
         nops_errf(errstr, errstr_size, "out of memory");
@@ -502,6 +509,8 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
             nops_errf(errstr, errstr_size, "cannot start worker threads");
             return NOPS_INTERNAL;
         }
+    if (p->svc && nops__svc_start(p->svc, errstr, errstr_size) != NOPS_OK)
+        return NOPS_IO;
     if (pthread_create(&p->poller, NULL, poller_main, p) != 0) {
         nops_errf(errstr, errstr_size, "cannot start the poller thread");
         return NOPS_INTERNAL;
@@ -529,6 +538,7 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms)
         if (e != NOPS_OK)
             nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
+    nops__svc_stop(p->svc); /* after the last flush: it places what the brokers hold */
     rd_kafka_consumer_close(p->rk); /* leaves the group; revoke callback commits again */
     for (int i = 0; i < p->pp.workers; i++) {
         pthread_mutex_lock(&p->workers[i].q.mu);
@@ -564,6 +574,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->slot_mark);
     }
     nops_free(p->workers);
+    nops__svc_destroy(p->svc);
     nops_correlate_destroy(p->corr);
     if (p->rk)
         rd_kafka_destroy(p->rk);
@@ -605,6 +616,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
         LD(latency_us_log2[i]);
 #undef LD
     nops_correlate_counts(p->corr, &st->incidents_open, NULL, NULL);
+    st->incidents_open += nops__svc_open(p->svc);
     st->series = 0; /* read racily from the workers' registries: a gauge, good enough */
     for (int i = 0; i < p->pp.workers; i++)
         st->series += nops_detect_series_count(p->workers[i].det);
