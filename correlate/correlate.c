@@ -220,7 +220,7 @@ static void labels_text(const nops_labels *ls, char *buf, size_t cap)
  * signals when it starts and again when it ends, minutes later, is one incident.) */
 static bool live_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
-    if (!s->used || s->resolved)
+    if (!s->used || s->resolved || s->merged_into[0])
         return false;
     if (llabs(ts - s->last_sig_ns) <= c->p.window_s * NS)
         return true;
@@ -255,7 +255,7 @@ static int64_t due_ns(const nops_correlator *c, const incident_slot *s)
  * incident is final: one of its hosts signalling later is a problem of its own. */
 static bool reopens_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
-    if (!s->used || s->n_hosts != 1 || ts < s->rec.opened_ns)
+    if (!s->used || s->n_hosts != 1 || ts < s->rec.opened_ns || s->merged_into[0])
         return false;
     for (uint32_t m = 0; m < s->n_members; m++)
         if (s->active[m])
@@ -285,11 +285,15 @@ static int match_host(const nops_correlator *c, uint64_t host_h, int64_t ts)
     return best;
 }
 
+#define MAX_BRIDGED 8 /* incidents one signal may bridge */
+
 /* 2. Another host of the same service whose recent signal of the same metric has a window of
  *    the same shape: the service moving, not two hosts each with a problem of its own. */
 static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t host_h,
-                         uint64_t service_h, uint64_t metric_h, const float *row)
+                         uint64_t service_h, uint64_t metric_h, const float *row, int *bridged,
+                         uint32_t *n_bridged)
 {
+    *n_bridged = 0;
     if (!service_h || c->count == 0)
         return -1;
     float y[RECENT]; /* y = M·row: |Pearson r| against every recent window */
@@ -305,7 +309,14 @@ static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t ho
             !live_at(c, &c->inc[r->incident], sig->ts_ns))
             continue;
         const float a = fabsf(y[idx]);
-        if (a >= (float)c->p.min_r && (a > best_r || (a == best_r && r->incident < best))) {
+        if (a < (float)c->p.min_r)
+            continue;
+        uint32_t b = 0; /* every incident it matches (merge_bridged) */
+        while (b < *n_bridged && bridged[b] != r->incident)
+            b++;
+        if (b == *n_bridged && b < MAX_BRIDGED)
+            bridged[(*n_bridged)++] = r->incident;
+        if (a > best_r || (a == best_r && r->incident < best)) {
             best_r = a;
             best = r->incident;
         }
@@ -356,7 +367,7 @@ static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_
         const incident_slot *s = &c->inc[i];
         uint32_t n = s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS ? s->rec.n_signals
                                                                  : NOPS_INCIDENT_MAX_SIGNALS;
-        for (uint32_t j = 0; s->used && has_host(s, host_h) && j < n; j++)
+        for (uint32_t j = 0; s->used && !s->merged_into[0] && has_host(s, host_h) && j < n; j++)
             if (strncmp(s->rec.signals[j], sig->id, NOPS_ID_LEN) == 0)
                 return i;
     }
@@ -518,6 +529,76 @@ static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
         c->count++;
 }
 
+/*
+ * A signal that correlates with members of several live incidents of its service and metric
+ * bridges them: they are one event that split while it began — its first hosts' windows did
+ * not correlate with each other (a one-point step correlates weakly when it is small against
+ * the noise), so each opened an incident and later hosts joined whichever matched best (the
+ * demo's deploy regression came out as incidents of 47, 33 and 2 hosts). The incident the
+ * signal joined (`into`) takes the others in — single linkage, the rule joining already
+ * follows — unless one holds several series of one host (a host with a problem of its own
+ * keeps it). Ids stay valid: a merged incident's last record is resolved, naming the incident
+ * it went into (written by the next tick), and its signals, series and hosts carry on there.
+ */
+static void merge_one(nops_correlator *c, incident_slot *into, int from_i)
+{
+    incident_slot *f = &c->inc[from_i];
+    intersect_labels(&into->rec.common, &f->rec.common);
+    const uint32_t listed = f->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS
+                                ? f->rec.n_signals : NOPS_INCIDENT_MAX_SIGNALS;
+    for (uint32_t j = 0; j < listed; j++) {
+        if (into->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
+            memcpy(into->rec.signals[into->rec.n_signals], f->rec.signals[j], NOPS_ID_LEN);
+        into->rec.n_signals++;
+    }
+    into->rec.n_signals += f->rec.n_signals - listed;
+    for (uint32_t m = 0; m < f->n_members && into->n_members < MAX_MEMBERS; m++) {
+        const uint32_t k = into->n_members++;
+        into->members[k] = f->members[m];
+        into->active[k] = f->active[m];
+        into->first_ns[k] = f->first_ns[m];
+        into->last_ns[k] = f->last_ns[m];
+    }
+    for (uint32_t h = 0; h < f->n_hosts; h++)
+        if (!has_host(into, f->hosts[h]) && into->n_hosts < MAX_HOSTS)
+            into->hosts[into->n_hosts++] = f->hosts[h];
+    into->rec.opened_ns = f->rec.opened_ns < into->rec.opened_ns ? f->rec.opened_ns
+                                                                 : into->rec.opened_ns;
+    into->last_sig_ns = f->last_sig_ns > into->last_sig_ns ? f->last_sig_ns : into->last_sig_ns;
+    into->last_clear_ns = f->last_clear_ns > into->last_clear_ns ? f->last_clear_ns
+                                                                 : into->last_clear_ns;
+    into->rec.severity = f->rec.severity > into->rec.severity ? f->rec.severity
+                                                              : into->rec.severity;
+    if (f->best_score > into->best_score) {
+        into->best_score = f->best_score;
+        memcpy(into->rec.root_cause_hint, f->rec.root_cause_hint,
+               sizeof into->rec.root_cause_hint); /* distinct slots: no overlap */
+    }
+    const int into_i = (int)(into - c->inc);
+    for (uint32_t k = 0; k < RECENT; k++)
+        if (c->recent[k].incident == from_i)
+            c->recent[k].incident = into_i;
+    memcpy(f->merged_into, into->rec.id, NOPS_ID_LEN);
+    f->rec.status = NOPS_INCIDENT_RESOLVED;
+    f->rec.updated_ns = into->rec.updated_ns;
+    char into_id[NOPS_ID_LEN];
+    memcpy(into_id, into->rec.id, NOPS_ID_LEN);
+    snprintf(f->rec.summary, sizeof f->rec.summary, "merged into service-wide incident %s "
+             "(one event that began as several incidents)", into_id);
+}
+
+static void merge_bridged(nops_correlator *c, int into_i, const int *bridged, uint32_t n)
+{
+    incident_slot *into = &c->inc[into_i];
+    for (uint32_t b = 0; b < n; b++) {
+        const incident_slot *f = &c->inc[bridged[b]];
+        if (bridged[b] == into_i || !f->used || f->merged_into[0] || f->resolved ||
+            (f->n_hosts < 2 && f->n_members > 1) || (into->n_hosts < 2 && into->n_members > 1))
+            continue;
+        merge_one(c, into, bridged[b]);
+    }
+}
+
 nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32_t part,
                                const float *window, uint32_t n, nops_incident *out, bool *opened)
 {
@@ -542,8 +623,12 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
      * incident is an info one (a weak blip, not a page) still joins its service when the
      * service moves in this metric */
     inc = match_host(c, host_h, sig->ts_ns);
+    int bridged[MAX_BRIDGED];
+    uint32_t n_bridged = 0;
     if ((inc < 0 || c->inc[inc].rec.severity == NOPS_SEVERITY_INFO) && have_row) {
-        int svc = match_service(c, sig, host_h, service_h, metric_h, row);
+        int svc = match_service(c, sig, host_h, service_h, metric_h, row, bridged, &n_bridged);
+        if (svc < 0)
+            n_bridged = 0;
         inc = svc >= 0 ? svc : inc;
     }
     if (inc < 0) {
@@ -562,6 +647,8 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
         s->rec.status = NOPS_INCIDENT_OPEN;
         s->reopened++;
     }
+    if (n_bridged > 1)
+        merge_bridged(c, inc, bridged, n_bridged);
     add_signal(c, s, sig, &sl, host_h, *opened);
     remember(c, sig, sig_h, inc, host_h, service_h, metric_h, row, have_row);
     *out = s->rec;
@@ -602,6 +689,12 @@ size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_all, const int6
         int64_t now_ns = now_all; /* no later than its own partition's data */
         if (part_now && s->part >= 0 && (size_t)s->part < n_parts && part_now[s->part] < now_ns)
             now_ns = part_now[s->part];
+        if (s->merged_into[0]) { /* its last record, naming where it went */
+            out[n++] = s->rec;
+            c->resolved_total++;
+            forget(c, i);
+            continue;
+        }
         if (s->resolved) { /* kept for reopening: forgotten once reopen_s passed */
             if (now_ns - due_ns(c, s) >= c->p.reopen_s * NS)
                 forget(c, i);
@@ -631,7 +724,7 @@ void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
     pthread_mutex_lock(&c->lock);
     uint64_t o = 0;
     for (int i = 0; i < MAX_INCIDENTS; i++)
-        o += c->inc[i].used && !c->inc[i].resolved;
+        o += c->inc[i].used && !c->inc[i].resolved && !c->inc[i].merged_into[0];
     if (open)
         *open = o;
     if (opened)

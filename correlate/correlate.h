@@ -18,6 +18,10 @@
  *    the service's shape — opens an incident of its own (a host with a problem of its own
  *    looks the same at its first signal), named in its summary as a straggler of the
  *    service-wide one and held at info while it holds one series: not a page.
+ *  - Merging. A signal whose window correlates with members of several live incidents of its
+ *    service and metric bridges them — one event that split while it began — and the incident
+ *    it joins takes the others in (not one holding several series of one host: a problem of
+ *    its own). A merged incident's last record is resolved and names the one it went into.
  *  - Identity. An incident's id is a hash of its opening host and its first signal's id (itself
  *    a hash of series and time), so the same data opens the same ids whatever the batching or
  *    the number of instances; a signal id already placed is not counted twice (a replay).
@@ -97,7 +101,8 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
                                const float *window, uint32_t n, nops_incident *out, bool *opened);
 /** A series left its anomalous state at ts_ns. */
 void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_ns);
-/** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them.
+/** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them,
+ *  and the last record (resolved, "merged into <id>") of incidents merged since the last tick.
  *  Forgets (no record) resolved incidents kept for reopening once reopen_s has passed. */
 size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *out, size_t max);
 /**

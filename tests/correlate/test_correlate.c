@@ -284,6 +284,64 @@ static void test_straggler_does_not_page(void **state)
     nops_correlate_destroy(c);
 }
 
+/* One event that began as two incidents — its first two hosts' windows did not correlate
+ * with each other (r 0.43) — is merged when a third host correlates with both (r 0.83, 0.86):
+ * before, the third joined one and the service stayed split (the demo's deploy regression in
+ * incidents of 47, 33 and 2 hosts). The merged one's last record names where it went. A host
+ * with a problem of its own (several series) is never merged in. */
+static void test_bridged_incidents_merge(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float a[W], b[W], m[W];
+    for (int i = 0; i < W; i++) {
+        const float step = i >= W - 5 ? 8.0f : 0.0f;
+        a[i] = (float)(100.0 + step + 2.0 * sin(i * 0.5));
+        b[i] = (float)(100.0 + step - 2.0 * sin(i * 0.5));
+        m[i] = 100.0f + step;
+    }
+    nops_signal sa = sig("latency{host=\"web-0\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal sb = sig("latency{host=\"web-1\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal sm = sig("latency{host=\"web-2\",service=\"checkout\"}", 100 * S, 0.7);
+    /* a host with a problem of its own (cpu, then latency of a's shape) is not merged in */
+    nops_signal d1 = sig("cpu{host=\"web-9\",service=\"checkout\"}", 99 * S, 0.7);
+    nops_signal d2 = sig("latency{host=\"web-9\",service=\"checkout\"}", 99 * S, 0.7);
+    nops_incident own = place(c, &d1, NULL, true);
+    assert_string_equal(place(c, &d2, a, false).id, own.id);
+    nops_incident y = place(c, &sb, b, true); /* r(a, b) 0.43: its own */
+    assert_string_equal(place(c, &sm, m, false).id, y.id);
+    nops_incident out[4];
+    assert_int_equal(nops_correlate_tick(c, 101 * S, out, 4), 0);
+    uint64_t open = 0;
+    nops_correlate_counts(c, &open, NULL, NULL);
+    assert_int_equal(open, 2);
+    nops_correlate_destroy(c);
+
+    /* the plain case: a, b, then m bridging them */
+    c = make();
+    nops_incident ia = place(c, &sa, a, true);
+    nops_incident ib = place(c, &sb, b, true);
+    assert_string_not_equal(ia.id, ib.id);
+    nops_incident im = place(c, &sm, m, false);
+    assert_string_equal(im.id, ib.id); /* the better match (0.86) */
+    assert_int_equal(im.n_hosts, 3);
+    assert_int_equal(im.n_signals, 3);
+    assert_int_equal(im.severity, NOPS_SEVERITY_CRITICAL);
+    size_t n = nops_correlate_tick(c, 101 * S, out, 4); /* long before anything resolves */
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].id, ia.id);
+    assert_int_equal(out[0].status, NOPS_INCIDENT_RESOLVED);
+    char want[80];
+    snprintf(want, sizeof want, "merged into service-wide incident %s", ib.id);
+    assert_non_null(strstr(out[0].summary, want));
+    nops_correlate_counts(c, &open, NULL, NULL);
+    assert_int_equal(open, 1);
+    /* web-0's next signal finds the merged incident by host */
+    nops_signal again = sig("errors{host=\"web-0\",service=\"checkout\"}", 110 * S, 0.7);
+    assert_string_equal(place(c, &again, NULL, false).id, ib.id);
+    nops_correlate_destroy(c);
+}
+
 /* A spike at the end of a cut-short window says nothing about shape: two such windows of
  * hosts of one service do not join; their full windows (r ≈ 0.45) do not either, so grouping
  * does not hang on how much of a window was captured. */
@@ -693,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_large_service_stays_one_incident),
         cmocka_unit_test(test_info_blip_does_not_hold_a_host_back),
         cmocka_unit_test(test_straggler_does_not_page),
+        cmocka_unit_test(test_bridged_incidents_merge),
         cmocka_unit_test(test_short_windows_do_not_join),
         cmocka_unit_test(test_severity_rules),
         cmocka_unit_test(test_identity_and_replay),
