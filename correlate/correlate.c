@@ -464,6 +464,8 @@ static void describe(const nops_correlator *c, incident_slot *s, const nops_sign
     }
     nops_severity sev = nops_correlate_severity(&c->p, s->n_members, s->n_hosts, s->best_score,
                                                 s->n_members ? last - first : 0, longest);
+    if (s->n_hosts > 1)
+        s->straggler_of[0] = '\0'; /* spans hosts now: no longer one host trailing */
     if (s->straggler_of[0] && s->n_members < 2)
         sev = NOPS_SEVERITY_INFO; /* a straggler of a service-wide incident (match_straggler) */
     r->severity = sev > r->severity ? sev : r->severity; /* never lowered */
@@ -537,7 +539,8 @@ static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
  * demo's deploy regression came out as incidents of 47, 33 and 2 hosts). The incident the
  * signal joined (`into`) takes the others in — single linkage, the rule joining already
  * follows — unless one holds several series of one host (a host with a problem of its own
- * keeps it). Ids stay valid: a merged incident's last record is resolved, naming the incident
+ * keeps it), nor one its host reopened (that host's earlier problem coming back), nor one
+ * opened more than window_s from the bridging signal (not the same beginning). Ids stay valid: a merged incident's last record is resolved, naming the incident
  * it went into (written by the next tick), and its signals, series and hosts carry on there.
  */
 static void merge_one(nops_correlator *c, incident_slot *into, int from_i)
@@ -587,13 +590,22 @@ static void merge_one(nops_correlator *c, incident_slot *into, int from_i)
              "(one event that began as several incidents)", into_id);
 }
 
-static void merge_bridged(nops_correlator *c, int into_i, const int *bridged, uint32_t n)
+static bool mergeable(const nops_correlator *c, const incident_slot *s, int64_t ts)
+{
+    return s->used && !s->merged_into[0] && !s->resolved && !s->reopened &&
+           !(s->n_hosts < 2 && s->n_members > 1) &&
+           llabs(ts - s->rec.opened_ns) <= c->p.window_s * NS;
+}
+
+static void merge_bridged(nops_correlator *c, int into_i, const int *bridged, uint32_t n,
+                          int64_t ts)
 {
     incident_slot *into = &c->inc[into_i];
+    if (into->reopened || (into->n_hosts < 2 && into->n_members > 1))
+        return; /* a host's own problem (or its return) takes no one in */
     for (uint32_t b = 0; b < n; b++) {
         const incident_slot *f = &c->inc[bridged[b]];
-        if (bridged[b] == into_i || !f->used || f->merged_into[0] || f->resolved ||
-            (f->n_hosts < 2 && f->n_members > 1) || (into->n_hosts < 2 && into->n_members > 1))
+        if (bridged[b] == into_i || !mergeable(c, f, ts))
             continue;
         merge_one(c, into, bridged[b]);
     }
@@ -648,7 +660,7 @@ nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32
         s->reopened++;
     }
     if (n_bridged > 1)
-        merge_bridged(c, inc, bridged, n_bridged);
+        merge_bridged(c, inc, bridged, n_bridged, sig->ts_ns);
     add_signal(c, s, sig, &sl, host_h, *opened);
     remember(c, sig, sig_h, inc, host_h, service_h, metric_h, row, have_row);
     *out = s->rec;

@@ -340,6 +340,19 @@ static void test_bridged_incidents_merge(void **state)
     nops_signal again = sig("errors{host=\"web-0\",service=\"checkout\"}", 110 * S, 0.7);
     assert_string_equal(place(c, &again, NULL, false).id, ib.id);
     nops_correlate_destroy(c);
+
+    /* an incident its host reopened (an earlier problem coming back) is not merged in */
+    c = make();
+    nops_signal early = sig("latency{host=\"web-0\",service=\"checkout\"}", 10 * S, 0.7);
+    nops_incident e = place(c, &early, NULL, true);
+    nops_correlate_cleared(c, early.series_id, 11 * S);
+    assert_int_equal(nops_correlate_tick(c, 500 * S, out, 4), 1); /* resolved, kept */
+    sa.ts_ns = sb.ts_ns = sm.ts_ns = 900 * S; /* within reopen_s */
+    assert_string_equal(place(c, &sa, a, false).id, e.id); /* reopened */
+    ib = place(c, &sb, b, true);
+    assert_string_equal(place(c, &sm, m, false).id, ib.id);
+    assert_int_equal(nops_correlate_tick(c, 901 * S, out, 4), 0); /* nothing merged */
+    nops_correlate_destroy(c);
 }
 
 /* A spike at the end of a cut-short window says nothing about shape: two such windows of
