@@ -443,6 +443,15 @@ nops_severity nops_correlate_severity(const nops_correlate_params *p, uint32_t n
     return NOPS_SEVERITY_INFO;
 }
 
+/* Append text to the string in buf (cap bytes), cut where it no longer fits. */
+static void append(char *buf, size_t cap, const char *text)
+{
+    const size_t len = strnlen(buf, cap - 1), add = strlen(text);
+    const size_t n = add < cap - 1 - len ? add : cap - 1 - len;
+    memcpy(buf + len, text, n);
+    buf[len + n] = '\0';
+}
+
 static void describe(const nops_correlator *c, incident_slot *s, const nops_signal *sig)
 {
     nops_incident *r = &s->rec;
@@ -475,10 +484,13 @@ static void describe(const nops_correlator *c, incident_slot *s, const nops_sign
     char weak[64] = "";
     if (s->straggler_of[0])
         snprintf(weak, sizeof weak, ", straggler of service-wide %s", s->straggler_of);
-    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%s%s%.280s",
-             s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
-             s->n_hosts > 1 ? " on several hosts" : "", weak, again,
-             r->labels[0] ? " sharing " : "", r->labels);
+    int len = snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%s",
+                       s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
+                       s->n_hosts > 1 ? " on several hosts" : "", weak, again);
+    if (len > 0 && (size_t)len < sizeof r->summary && r->labels[0]) { /* the labels, as fit */
+        append(r->summary, sizeof r->summary, " sharing ");
+        append(r->summary, sizeof r->summary, r->labels);
+    }
 }
 
 /* Add a signal to incident s: signal list, member series, host, labels, description. */

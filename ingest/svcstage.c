@@ -48,6 +48,7 @@
 #include "ingest/pipeline_int.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -147,12 +148,17 @@ bool nops__svc_signal(svc_stage *s, const nops_signal *sig, const float *win, ui
     char service[128];
     if (!nops_correlate_service_of(s->p->corr, &sig->labels, service, sizeof service))
         return false;
+    bool finite = true; /* JSON has no inf/NaN: a window holding one goes without (the
+                           correlator then places the signal by host only, as a cut window) */
+    for (uint32_t i = 0; i < n; i++)
+        finite = finite && isfinite(win[i]);
     json_t *w = json_array();
-    for (uint32_t i = 0; w && i < n; i++)
+    for (uint32_t i = 0; w && finite && i < n; i++)
         json_array_append_new(w, json_real(win[i]));
     json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:f, s:o}", "t", "s", "id", sig->id,
                           "series", sig->series, "sid", hex_id(sig->series_id), "ts",
-                          (json_int_t)sig->ts_ns, "score", sig->score, "w", w ? w : json_null());
+                          (json_int_t)sig->ts_ns, "score",
+                          isfinite(sig->score) ? sig->score : 0.0, "w", w ? w : json_null());
     produce(s, o, service, 0);
     return true;
 }
