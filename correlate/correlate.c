@@ -594,6 +594,7 @@ static void merge_one(nops_correlator *c, incident_slot *into, int from_i)
         if (c->recent[k].incident == from_i)
             c->recent[k].incident = into_i;
     memcpy(f->merged_into, into->rec.id, NOPS_ID_LEN);
+    f->rec.n_signals = 0; /* they moved: a signal is in one incident (its last record) */
     f->rec.status = NOPS_INCIDENT_RESOLVED;
     f->rec.updated_ns = into->rec.updated_ns;
     char into_id[NOPS_ID_LEN];

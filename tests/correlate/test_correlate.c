@@ -334,6 +334,7 @@ static void test_bridged_incidents_merge(void **state)
     char want[80];
     snprintf(want, sizeof want, "merged into service-wide incident %s", ib.id);
     assert_non_null(strstr(out[0].summary, want));
+    assert_int_equal(out[0].n_signals, 0); /* its signal moved with it */
     nops_correlate_counts(c, &open, NULL, NULL);
     assert_int_equal(open, 1);
     /* web-0's next signal finds the merged incident by host */
