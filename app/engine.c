@@ -35,9 +35,11 @@ static bool start_pipeline(app_ctx *ctx, app_engine *a, const char *cmd)
     }
     nops_correlate_params cp = ctx->correlate; /* the service stage's topic by default: the
                                                   signals topic's, when there is one */
-    if (!cp.service_topic[0] && ctx->sinks.kafka_topic[0])
+    if (!cp.service_topic[0] && ctx->sinks.kafka_topic[0]) {
         snprintf(cp.service_topic, sizeof cp.service_topic, "%.240s.service",
                  ctx->sinks.kafka_topic);
+        cp.service_topic_derived = true;
+    }
     nops_pipeline *p = nops_pipeline_new(&ctx->kafka, &ctx->pipeline, &ctx->detect, &cp,
                                          &ctx->storage, sinks, err, sizeof err);
     if (p)

@@ -76,6 +76,9 @@ typedef struct nops_correlate_params {
     char service_topic[256];   /**< topic of the service stage (ingest/svcstage.c); "" none
                                     (the engine fills "<sinks.kafka_topic>.service" when a Kafka
                                     signals topic is set), "off" never */
+    bool service_topic_derived; /**< not a setting: the engine derived service_topic, so a topic
+                                    the cluster lacks means in-process (a warning), not a
+                                    refusal to start */
 } nops_correlate_params;
 
 extern const nops_cfg_section nops_correlate_cfg_section;

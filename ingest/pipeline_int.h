@@ -194,7 +194,7 @@ size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed);
 void nops__snap_restore_incidents(nops_pipeline *p, int32_t part, int64_t held);
 
 /* The service stage (svcstage.c, whose essay says how it works). new: NULL with a sentence;
- * start/stop (stop drains what the brokers hold, bounded) on the life cycle's thread. _signal:
+ * start (NOPS_NOTFOUND: the topic does not exist)/stop (stop drains what the brokers hold, bounded) on the life cycle's thread. _signal:
  * false when the signal's series names no service (the caller correlates it), else produced
  * with its window. _cleared: a series left its anomalous state (sent when its key names a
  * service); _evicted: a series gone while anomalous (sent to every partition). Workers' threads.
@@ -204,6 +204,8 @@ void nops__snap_restore_incidents(nops_pipeline *p, int32_t part, int64_t held);
 svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char *errstr,
                          size_t errstr_size);
 nops_err nops__svc_start(svc_stage *s, char *errstr, size_t errstr_size);
+bool nops__svc_derived(const svc_stage *s); /* the engine derived the topic (start: NOPS_NOTFOUND
+                                               then means in-process, with a warning) */
 void nops__svc_stop(svc_stage *s);
 void nops__svc_destroy(svc_stage *s);
 bool nops__svc_signal(svc_stage *s, const nops_signal *sig, const float *win, uint32_t n);

@@ -504,13 +504,22 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
                   rd_kafka_err2str(err));
         return NOPS_IO;
     }
+    nops_err se = p->svc ? nops__svc_start(p->svc, errstr, errstr_size) : NOPS_OK;
+    if (se == NOPS_NOTFOUND && nops__svc_derived(p->svc)) { /* before any worker reads svc */
+        NOPS_WARN("ingest", "%s; signals are correlated in-process: with several instances a "
+                  "service's hosts on other instances' partitions are not in its incidents",
+                  errstr);
+        nops__svc_destroy(p->svc);
+        p->svc = NULL;
+        errstr[0] = '\0';
+    } else if (se != NOPS_OK) {
+        return se;
+    }
     for (int i = 0; i < p->pp.workers; i++)
         if (pthread_create(&p->workers[i].thr, NULL, nops__worker_main, &p->workers[i]) != 0) {
             nops_errf(errstr, errstr_size, "cannot start worker threads");
             return NOPS_INTERNAL;
         }
-    if (p->svc && nops__svc_start(p->svc, errstr, errstr_size) != NOPS_OK)
-        return NOPS_IO;
     if (pthread_create(&p->poller, NULL, poller_main, p) != 0) {
         nops_errf(errstr, errstr_size, "cannot start the poller thread");
         return NOPS_INTERNAL;

@@ -83,6 +83,7 @@ struct svc_stage {
     int64_t part_now[MAX_PARTITIONS]; /* data time per partition (stage thread) */
     rd_kafka_message_t **batch;       /* messages gathered (stage thread) */
     size_t nb;                        /* how many */
+    bool derived;                     /* the topic was derived, not configured */
     nops_ratelimit lost_log;          /* "service message lost" lines */
     uint64_t n_placed;                /* messages placed (stage thread) */
 };
@@ -590,6 +591,7 @@ svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char
     }
     s->p = p;
     snprintf(s->topic, sizeof s->topic, "%s", cp->service_topic);
+    s->derived = cp->service_topic_derived;
     snprintf(s->group, sizeof s->group, "%s.service", p->kp.group);
     for (int i = 0; i < MAX_PARTITIONS; i++)
         s->next_off[i] = s->committed[i] = -1;
@@ -637,8 +639,27 @@ svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char
     return s;
 }
 
+bool nops__svc_derived(const svc_stage *s)
+{
+    return s->derived;
+}
+
 nops_err nops__svc_start(svc_stage *s, char *errstr, size_t errstr_size)
 {
+    /* the topic must exist (asking for it creates it where the cluster allows): without it
+     * every signal of a service would be lost to the producer and the pipeline would stall */
+    for (int i = 0; i < 5 && atomic_load(&s->n_parts) == 0; i++) {
+        s->meta_ns = 0;
+        refresh_parts(s);
+        if (atomic_load(&s->n_parts) == 0)
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+    }
+    if (atomic_load(&s->n_parts) == 0) {
+        nops_errf(errstr, errstr_size, "the service topic %s does not exist and the cluster "
+                  "did not create it: create it (README, \"Running against a real Kafka "
+                  "cluster\") or set correlate.service_topic=off", s->topic);
+        return NOPS_NOTFOUND;
+    }
     rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(t, s->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(s->cons, t);

@@ -466,12 +466,58 @@ static void test_kill9_updates_the_same_service_incident(void **state)
     rm_rf(dir);
 }
 
+/* A service topic the cluster lacks: configured, the pipeline refuses to start with a sentence
+ * that says what to do (before, every signal of a service would have been lost to the
+ * producer and the pipeline stalled); derived by the engine, it runs in-process. */
+static void test_missing_service_topic(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-svcmiss-XXXXXX", err[512] = "";
+    assert_non_null(mkdtemp(dir));
+    /* the mock creates any topic asked for: make this one answer as a broker without it */
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
+    assert_non_null(mc);
+    rd_kafka_mock_topic_set_error(mc, "svc-never-made", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    for (int derived = 0; derived < 2; derived++) {
+        nops_kafka_params kp;
+        tu_kafka_params(&kp, g_boot, "svc-miss");
+        snprintf(kp.topic, sizeof kp.topic, "svc-m1");
+        nops_pipeline_params pp = {1, 4096, 512, 100, 1000000, 300, 0, 0, 0};
+        nops_detect_params dp;
+        nops_detect_params_default(&dp);
+        nops_correlate_params cp;
+        nops_correlate_defaults(&cp);
+        snprintf(cp.service_topic, sizeof cp.service_topic, "svc-never-made");
+        cp.service_topic_derived = derived;
+        nops_storage_params sp;
+        memset(&sp, 0, sizeof sp);
+        snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
+        nops_sinks *sinks = nops_sinks_new();
+        nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
+        assert_non_null(p);
+        nops_err e = nops_pipeline_start(p, err, sizeof err);
+        print_message("  %s: %s %s\n", derived ? "derived" : "configured", nops_strerror(e),
+                      err);
+        if (derived) {
+            assert_int_equal(e, NOPS_OK);
+        } else {
+            assert_int_equal(e, NOPS_NOTFOUND);
+            assert_non_null(strstr(err, "svc-never-made does not exist"));
+        }
+        nops_pipeline_destroy(p);
+        nops_sinks_destroy(sinks);
+    }
+    rd_kafka_mock_topic_set_error(mc, "svc-never-made", RD_KAFKA_RESP_ERR_NO_ERROR);
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_service_incident_one_two_three_instances),
         cmocka_unit_test(test_without_the_stage_two_instances_split),
         cmocka_unit_test(test_kill9_updates_the_same_service_incident),
+        cmocka_unit_test(test_missing_service_topic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
