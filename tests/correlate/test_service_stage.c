@@ -287,7 +287,8 @@ static void scaled(int n, const char *topic, const char *svc_topic, char ids[2][
             break;
         sleep_ms(100);
     }
-    sleep_ms(3000); /* the stages' group settles too (session timeout 6 s, it joins at once) */
+    sleep_ms(8000); /* the stages' group settles too (a join waits up to the 6 s session
+                       timeout; a partition that moves later is handed over by snapshot) */
     produce(topic, 0, TICKS);
     json_t *inc = NULL, *web = NULL, *db = NULL;
     for (int i = 0; i < 1800; i++) { /* consumed, and every signal placed (or 180 s) */
