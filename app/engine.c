@@ -33,8 +33,15 @@ static bool start_pipeline(app_ctx *ctx, app_engine *a, const char *cmd)
         nops_sinks_destroy(sinks);
         return false;
     }
-    nops_pipeline *p = nops_pipeline_new(&ctx->kafka, &ctx->pipeline, &ctx->detect,
-                                         &ctx->correlate, &ctx->storage, sinks, err, sizeof err);
+    nops_correlate_params cp = ctx->correlate; /* the service stage's topic by default: the
+                                                  signals topic's, when there is one */
+    if (!cp.service_topic[0] && ctx->sinks.kafka_topic[0]) {
+        snprintf(cp.service_topic, sizeof cp.service_topic, "%.240s.service",
+                 ctx->sinks.kafka_topic);
+        cp.service_topic_derived = true;
+    }
+    nops_pipeline *p = nops_pipeline_new(&ctx->kafka, &ctx->pipeline, &ctx->detect, &cp,
+                                         &ctx->storage, sinks, err, sizeof err);
     if (p)
         nops_pipeline_set_secret(p, a->secret);
     if (p && a->loop) /* before the start: every incident goes through it */

@@ -89,6 +89,22 @@ static void signal_labels(const nops_correlator *c, const nops_signal *sig, sig_
         snprintf(sl->host, sizeof sl->host, "%.*s", VAL_MAX - 1, sig->series);
 }
 
+bool nops_correlate_service_of(const nops_correlator *c, const nops_labels *labels, char *out,
+                               size_t cap)
+{
+    int best = MAX_LABELS;
+    for (uint32_t i = 0; i < labels->n; i++) {
+        nops_label l = nops_labels_at(labels, i);
+        int r = rank_of(c->svc_names, c->n_svc_names, l.key, l.key_len);
+        if (r < best && l.value_len > 0 && l.value_len < cap && l.value_len < VAL_MAX) {
+            memcpy(out, l.value, l.value_len);
+            out[l.value_len] = '\0';
+            best = r;
+        }
+    }
+    return best < MAX_LABELS;
+}
+
 static uint64_t hash_str(const char *s)
 {
     return *s ? XXH3_64bits(s, strlen(s)) | 1 : 0; /* never 0: 0 means none */
@@ -211,7 +227,7 @@ static void labels_text(const nops_labels *ls, char *buf, size_t cap)
  * signals when it starts and again when it ends, minutes later, is one incident.) */
 static bool live_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
-    if (!s->used || s->resolved)
+    if (!s->used || s->resolved || s->merged_into[0])
         return false;
     if (llabs(ts - s->last_sig_ns) <= c->p.window_s * NS)
         return true;
@@ -246,7 +262,7 @@ static int64_t due_ns(const nops_correlator *c, const incident_slot *s)
  * incident is final: one of its hosts signalling later is a problem of its own. */
 static bool reopens_at(const nops_correlator *c, const incident_slot *s, int64_t ts)
 {
-    if (!s->used || s->n_hosts != 1 || ts < s->rec.opened_ns)
+    if (!s->used || s->n_hosts != 1 || ts < s->rec.opened_ns || s->merged_into[0])
         return false;
     for (uint32_t m = 0; m < s->n_members; m++)
         if (s->active[m])
@@ -276,11 +292,15 @@ static int match_host(const nops_correlator *c, uint64_t host_h, int64_t ts)
     return best;
 }
 
+#define MAX_BRIDGED 8 /* incidents one signal may bridge */
+
 /* 2. Another host of the same service whose recent signal of the same metric has a window of
  *    the same shape: the service moving, not two hosts each with a problem of its own. */
 static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t host_h,
-                         uint64_t service_h, uint64_t metric_h, const float *row)
+                         uint64_t service_h, uint64_t metric_h, const float *row, int *bridged,
+                         uint32_t *n_bridged)
 {
+    *n_bridged = 0;
     if (!service_h || c->count == 0)
         return -1;
     float y[RECENT]; /* y = M·row: |Pearson r| against every recent window */
@@ -296,10 +316,46 @@ static int match_service(nops_correlator *c, const nops_signal *sig, uint64_t ho
             !live_at(c, &c->inc[r->incident], sig->ts_ns))
             continue;
         const float a = fabsf(y[idx]);
-        if (a >= (float)c->p.min_r && (a > best_r || (a == best_r && r->incident < best))) {
+        if (a < (float)c->p.min_r)
+            continue;
+        uint32_t b = 0; /* every incident it matches (merge_bridged) */
+        while (b < *n_bridged && bridged[b] != r->incident)
+            b++;
+        if (b == *n_bridged && b < MAX_BRIDGED)
+            bridged[(*n_bridged)++] = r->incident;
+        if (a > best_r || (a == best_r && r->incident < best)) {
             best_r = a;
             best = r->incident;
         }
+    }
+    return best;
+}
+
+/* 3. A straggler: a host of the service signalling the same metric within window_s of a live
+ *    service-wide incident, whose window does not have the service's shape (|r| < min_r, or
+ *    no usable window). Most likely the same event seen through a host that reacted
+ *    differently (slower, capped, noisier) — but a host with a problem of its own that
+ *    happens to start then looks the same at its first signal, and joining would swallow it
+ *    (seed 14 of the quality fleet lost one host event that way). So it opens its own
+ *    incident, named as a straggler of the service's and held at info while it holds one
+ *    series: not a page; a second metric of that host (a problem of its own) makes it page by
+ *    the usual rules. */
+static int match_straggler(const nops_correlator *c, const nops_signal *sig, uint64_t host_h,
+                           uint64_t service_h, uint64_t metric_h)
+{
+    if (!service_h)
+        return -1;
+    int best = -1;
+    for (uint32_t k = 0; k < c->count; k++) {
+        const recent_sig *r = &c->recent[(c->head + RECENT - 1 - k) % RECENT];
+        if (r->incident < 0 || r->service_h != service_h || r->metric_h != metric_h ||
+            r->host_h == host_h || llabs(sig->ts_ns - r->ts_ns) > c->p.window_s * NS)
+            continue;
+        const incident_slot *s = &c->inc[r->incident];
+        if (s->n_hosts < 2 || !live_at(c, s, sig->ts_ns))
+            continue;
+        if (best < 0 || s->last_sig_ns > c->inc[best].last_sig_ns)
+            best = r->incident;
     }
     return best;
 }
@@ -318,7 +374,7 @@ static int seen_before(const nops_correlator *c, const nops_signal *sig, uint64_
         const incident_slot *s = &c->inc[i];
         uint32_t n = s->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS ? s->rec.n_signals
                                                                  : NOPS_INCIDENT_MAX_SIGNALS;
-        for (uint32_t j = 0; s->used && has_host(s, host_h) && j < n; j++)
+        for (uint32_t j = 0; s->used && !s->merged_into[0] && has_host(s, host_h) && j < n; j++)
             if (strncmp(s->rec.signals[j], sig->id, NOPS_ID_LEN) == 0)
                 return i;
     }
@@ -394,6 +450,15 @@ nops_severity nops_correlate_severity(const nops_correlate_params *p, uint32_t n
     return NOPS_SEVERITY_INFO;
 }
 
+/* Append text to the string in buf (cap bytes), cut where it no longer fits. */
+static void append(char *buf, size_t cap, const char *text)
+{
+    const size_t len = strnlen(buf, cap - 1), add = strlen(text);
+    const size_t n = add < cap - 1 - len ? add : cap - 1 - len;
+    memcpy(buf + len, text, n);
+    buf[len + n] = '\0';
+}
+
 static void describe(const nops_correlator *c, incident_slot *s, const nops_signal *sig)
 {
     nops_incident *r = &s->rec;
@@ -415,14 +480,24 @@ static void describe(const nops_correlator *c, incident_slot *s, const nops_sign
     }
     nops_severity sev = nops_correlate_severity(&c->p, s->n_members, s->n_hosts, s->best_score,
                                                 s->n_members ? last - first : 0, longest);
+    if (s->n_hosts > 1)
+        s->straggler_of[0] = '\0'; /* spans hosts now: no longer one host trailing */
+    if (s->straggler_of[0] && s->n_members < 2)
+        sev = NOPS_SEVERITY_INFO; /* a straggler of a service-wide incident (match_straggler) */
     r->severity = sev > r->severity ? sev : r->severity; /* never lowered */
     char again[32] = "";
     if (s->reopened)
         snprintf(again, sizeof again, ", reopened %u time(s)", s->reopened);
-    snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%s%.280s",
-             s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
-             s->n_hosts > 1 ? " on several hosts" : "", again, r->labels[0] ? " sharing " : "",
-             r->labels);
+    char weak[64] = "";
+    if (s->straggler_of[0])
+        snprintf(weak, sizeof weak, ", straggler of service-wide %s", s->straggler_of);
+    int len = snprintf(r->summary, sizeof r->summary, "%s: %u signal(s) across %u series%s%s%s",
+                       s->n_hosts > 1 ? "service-wide" : "host", r->n_signals, s->n_members,
+                       s->n_hosts > 1 ? " on several hosts" : "", weak, again);
+    if (len > 0 && (size_t)len < sizeof r->summary && r->labels[0]) { /* the labels, as fit */
+        append(r->summary, sizeof r->summary, " sharing ");
+        append(r->summary, sizeof r->summary, r->labels);
+    }
 }
 
 /* Does a signal's hint say its series moved above the baseline (the embedder's reading)? */
@@ -504,6 +579,87 @@ static void remember(nops_correlator *c, const nops_signal *sig, uint64_t sig_h,
         c->count++;
 }
 
+/*
+ * A signal that correlates with members of several live incidents of its service and metric
+ * bridges them: they are one event that split while it began — its first hosts' windows did
+ * not correlate with each other (a one-point step correlates weakly when it is small against
+ * the noise), so each opened an incident and later hosts joined whichever matched best (the
+ * demo's deploy regression came out as incidents of 47, 33 and 2 hosts). The incident the
+ * signal joined (`into`) takes the others in — single linkage, the rule joining already
+ * follows — unless one holds several series of one host (a host with a problem of its own
+ * keeps it), nor one its host reopened (that host's earlier problem coming back), nor one
+ * opened more than window_s from the bridging signal (not the same beginning). Ids stay valid: a merged incident's last record is resolved, naming the incident
+ * it went into (written by the next tick), and its signals, series and hosts carry on there.
+ */
+static void merge_one(nops_correlator *c, incident_slot *into, int from_i)
+{
+    incident_slot *f = &c->inc[from_i];
+    intersect_labels(&into->rec.common, &f->rec.common);
+    const uint32_t listed = f->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS
+                                ? f->rec.n_signals : NOPS_INCIDENT_MAX_SIGNALS;
+    for (uint32_t j = 0; j < listed; j++) {
+        if (into->rec.n_signals < NOPS_INCIDENT_MAX_SIGNALS)
+            memcpy(into->rec.signals[into->rec.n_signals], f->rec.signals[j], NOPS_ID_LEN);
+        into->rec.n_signals++;
+    }
+    into->rec.n_signals += f->rec.n_signals - listed;
+    for (uint32_t m = 0; m < f->n_members && into->n_members < MAX_MEMBERS; m++) {
+        const uint32_t k = into->n_members++;
+        into->members[k] = f->members[m];
+        into->active[k] = f->active[m];
+        into->first_ns[k] = f->first_ns[m];
+        into->last_ns[k] = f->last_ns[m];
+    }
+    for (uint32_t h = 0; h < f->n_hosts; h++)
+        if (!has_host(into, f->hosts[h]) && into->n_hosts < MAX_HOSTS)
+            into->hosts[into->n_hosts++] = f->hosts[h];
+    into->rec.opened_ns = f->rec.opened_ns < into->rec.opened_ns ? f->rec.opened_ns
+                                                                 : into->rec.opened_ns;
+    into->last_sig_ns = f->last_sig_ns > into->last_sig_ns ? f->last_sig_ns : into->last_sig_ns;
+    into->last_clear_ns = f->last_clear_ns > into->last_clear_ns ? f->last_clear_ns
+                                                                 : into->last_clear_ns;
+    into->rec.severity = f->rec.severity > into->rec.severity ? f->rec.severity
+                                                              : into->rec.severity;
+    if (f->best_score > into->best_score) {
+        into->best_score = f->best_score;
+        memcpy(into->rec.root_cause_hint, f->rec.root_cause_hint,
+               sizeof into->rec.root_cause_hint); /* distinct slots: no overlap */
+    }
+    const int into_i = (int)(into - c->inc);
+    for (uint32_t k = 0; k < RECENT; k++)
+        if (c->recent[k].incident == from_i)
+            c->recent[k].incident = into_i;
+    memcpy(f->merged_into, into->rec.id, NOPS_ID_LEN);
+    f->rec.n_signals = 0; /* they moved: a signal is in one incident (its last record) */
+    f->rec.status = NOPS_INCIDENT_RESOLVED;
+    f->rec.updated_ns = into->rec.updated_ns;
+    char into_id[NOPS_ID_LEN];
+    memcpy(into_id, into->rec.id, NOPS_ID_LEN);
+    snprintf(f->rec.summary, sizeof f->rec.summary, "merged into service-wide incident %s "
+             "(one event that began as several incidents)", into_id);
+}
+
+static bool mergeable(const nops_correlator *c, const incident_slot *s, int64_t ts)
+{
+    return s->used && !s->merged_into[0] && !s->resolved && !s->reopened &&
+           !(s->n_hosts < 2 && s->n_members > 1) &&
+           llabs(ts - s->rec.opened_ns) <= c->p.window_s * NS;
+}
+
+static void merge_bridged(nops_correlator *c, int into_i, const int *bridged, uint32_t n,
+                          int64_t ts)
+{
+    incident_slot *into = &c->inc[into_i];
+    if (into->reopened || (into->n_hosts < 2 && into->n_members > 1))
+        return; /* a host's own problem (or its return) takes no one in */
+    for (uint32_t b = 0; b < n; b++) {
+        const incident_slot *f = &c->inc[bridged[b]];
+        if (bridged[b] == into_i || !mergeable(c, f, ts))
+            continue;
+        merge_one(c, into, bridged[b]);
+    }
+}
+
 nops_err nops_correlate_signal(nops_correlator *c, const nops_signal *sig, int32_t part,
                                const float *window, uint32_t n, nops_incident *out, bool *opened)
 {
@@ -539,15 +695,22 @@ nops_err nops_correlate_place(nops_correlator *c, const nops_signal *sig, int32_
      * incident is an info one (a weak blip, not a page) still joins its service when the
      * service moves in this metric */
     inc = match_host(c, host_h, sig->ts_ns);
+    int bridged[MAX_BRIDGED];
+    uint32_t n_bridged = 0;
     if ((inc < 0 || c->inc[inc].rec.severity == NOPS_SEVERITY_INFO) && have_row) {
-        int svc = match_service(c, sig, host_h, service_h, metric_h, row);
+        int svc = match_service(c, sig, host_h, service_h, metric_h, row, bridged, &n_bridged);
+        if (svc < 0)
+            n_bridged = 0;
         inc = svc >= 0 ? svc : inc;
     }
     if (inc < 0) {
+        const int of = match_straggler(c, sig, host_h, service_h, metric_h);
         if ((inc = new_incident(c, sig, part, &sl)) < 0) {
             pthread_mutex_unlock(&c->lock);
             return NOPS_FULL;
         }
+        if (of >= 0)
+            memcpy(c->inc[inc].straggler_of, c->inc[of].rec.id, NOPS_ID_LEN);
         opened = true;
     }
     incident_slot *s = &c->inc[inc];
@@ -558,6 +721,8 @@ nops_err nops_correlate_place(nops_correlator *c, const nops_signal *sig, int32_
     }
     const uint32_t members_before = s->n_members;
     const nops_severity sev_before = s->rec.severity;
+    if (n_bridged > 1)
+        merge_bridged(c, inc, bridged, n_bridged, sig->ts_ns);
     add_signal(c, s, sig, &sl, host_h, opened);
     remember(c, sig, sig_h, inc, host_h, service_h, metric_h, row, have_row);
     if (opened)
@@ -622,6 +787,12 @@ size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_all, const int6
         int64_t now_ns = now_all; /* no later than its own partition's data */
         if (part_now && s->part >= 0 && (size_t)s->part < n_parts && part_now[s->part] < now_ns)
             now_ns = part_now[s->part];
+        if (s->merged_into[0]) { /* its last record, naming where it went */
+            out[n++] = s->rec;
+            c->resolved_total++;
+            forget(c, i);
+            continue;
+        }
         if (s->resolved) { /* kept for reopening: forgotten once reopen_s passed */
             if (now_ns - due_ns(c, s) >= c->p.reopen_s * NS)
                 forget(c, i);
@@ -651,7 +822,7 @@ void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
     pthread_mutex_lock(&c->lock);
     uint64_t o = 0;
     for (int i = 0; i < MAX_INCIDENTS; i++)
-        o += c->inc[i].used && !c->inc[i].resolved;
+        o += c->inc[i].used && !c->inc[i].resolved && !c->inc[i].merged_into[0];
     if (open)
         *open = o;
     if (opened)
@@ -688,6 +859,12 @@ static const nops_cfg_entry correlate_entries[] = {
      "A series whose signals span this many seconds makes its incident at least warning."},
     {"critical_after_s", NOPS_CFG_INT, C(critical_after_s), 0, 86400 * 7, "1800", NULL, NULL, 0,
      "Several series whose signals span this many seconds make their incident critical."},
+    {"service_topic", NOPS_CFG_STRING, C(service_topic), 0, 256, "", NULL, NULL, 0,
+     "Topic of the service stage: signals of series naming a service go there keyed by the "
+     "service, and one instance of the group correlates each service, so service-wide "
+     "incidents stay whole however many instances run (docs/incidents.md). Empty: "
+     "<sinks.kafka_topic>.service when a Kafka signals topic is set, else in-process (one "
+     "instance sees only its partitions' hosts); off: always in-process."},
 };
 #undef C
 

@@ -13,7 +13,15 @@
  *    window of a signal of the same metric in that incident within window_s. A host whose only
  *    live incident is `info` (a weak blip) may join its service this way too. The incident then spans hosts.
  *    Two hosts of different services, or of one service whose windows do not correlate, stay
- *    apart however close in time.
+ *    apart however close in time. A straggler — a host with no live incident signalling the
+ *    metric of a live service-wide incident of its service within window_s, its window not of
+ *    the service's shape — opens an incident of its own (a host with a problem of its own
+ *    looks the same at its first signal), named in its summary as a straggler of the
+ *    service-wide one and held at info while it holds one series: not a page.
+ *  - Merging. A signal whose window correlates with members of several live incidents of its
+ *    service and metric bridges them — one event that split while it began — and the incident
+ *    it joins takes the others in (not one holding several series of one host: a problem of
+ *    its own). A merged incident's last record is resolved and names the one it went into.
  *  - Identity. An incident's id is a hash of its opening host and its first signal's id (itself
  *    a hash of series and time), so the same data opens the same ids whatever the batching or
  *    the number of instances; a signal id already placed is not counted twice (a replay).
@@ -67,6 +75,12 @@ typedef struct nops_correlate_params {
     double strong_score;       /**< a signal at least this strong makes an incident warning */
     int64_t warning_after_s;   /**< one series signalling this long makes it warning */
     int64_t critical_after_s;  /**< several series signalling this long make it critical */
+    char service_topic[256];   /**< topic of the service stage (ingest/svcstage.c); "" none
+                                    (the engine fills "<sinks.kafka_topic>.service" when a Kafka
+                                    signals topic is set), "off" never */
+    bool service_topic_derived; /**< not a setting: the engine derived service_topic, so a topic
+                                    the cluster lacks means in-process (a warning), not a
+                                    refusal to start */
 } nops_correlate_params;
 
 extern const nops_cfg_section nops_correlate_cfg_section;
@@ -108,7 +122,8 @@ nops_err nops_correlate_place(nops_correlator *c, const nops_signal *sig, int32_
 nops_err nops_correlate_attach(nops_correlator *c, const nops_incident *inc);
 /** A series left its anomalous state at ts_ns. */
 void nops_correlate_cleared(nops_correlator *c, uint64_t series_id, int64_t ts_ns);
-/** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them.
+/** Resolve incidents whose series were all normal for resolve_s before now_ns; copies them,
+ *  and the last record (resolved, "merged into <id>") of incidents merged since the last tick.
  *  Forgets (no record) resolved incidents kept for reopening once reopen_s has passed. */
 size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *out, size_t max);
 /**
@@ -118,6 +133,12 @@ size_t nops_correlate_tick(nops_correlator *c, int64_t now_ns, nops_incident *ou
  */
 size_t nops_correlate_tick_parts(nops_correlator *c, int64_t now_ns, const int64_t *part_now,
                                  size_t n_parts, nops_incident *out, size_t max);
+/**
+ * The service a series names: the value of the first of service_labels among `labels`, into
+ * out (cap bytes); false when it names none (or the value does not fit). Any thread.
+ */
+bool nops_correlate_service_of(const nops_correlator *c, const nops_labels *labels, char *out,
+                               size_t cap);
 /** Open incidents now (not the resolved ones kept for reopening), opened and resolved since
  *  creation (a reopened incident is not opened again, but resolves again). */
 void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,

@@ -36,6 +36,10 @@ typedef struct incident_slot {
     uint32_t n_members;              /* members tracked */
     uint64_t hosts[MAX_HOSTS];       /* host hashes */
     uint32_t n_hosts;                /* hosts tracked */
+    char straggler_of[NOPS_ID_LEN];  /* opened by a straggler of this service-wide incident
+                                        ("" none): info while it holds one series */
+    char merged_into[NOPS_ID_LEN];   /* merged into this incident ("" none): its last record
+                                        (resolved, naming it) goes out at the next tick */
     bool resolved;                   /* resolved, kept reopen_s for its host to flap back */
     uint32_t reopened;               /* times it was reopened */
     int64_t last_clear_ns;           /* when the last member cleared */

@@ -19,26 +19,44 @@
  * with `incident` as an index into that list, a flag, and the standardised window). Structs are plain data (no pointers), written as they are
  * in memory: a snapshot is read back by the same build, and the header's sizes refuse others.
  */
-#define CORR_MAGIC 0x34524f4353504f4eull /* "NOPSCOR4": records carry metrics and recos */
+#define CORR_MAGIC 0x35524f4353504f4eull /* "NOPSCOR5": records carry metrics and recos,
+                                            * slots straggler_of and merged_into */
 #define CORR_MAGIC_V3 0x33524f4353504f4eull /* "NOPSCOR3": the layout before them, still read */
 
 /*
- * Version 3 (the build before incidents carried metric names and recommendations) saved the
- * same incident_slot with a shorter `rec`: nops_incident up to n_hosts, the fields added since
- * being appended at its end (core.h keeps it so). A v3 slot is therefore the new slot with
- * V3_REC bytes of `rec` and nothing in between; it is widened on load (new fields zero: no
- * metrics, no recommendations). Both checks below fail the build if either layout moves.
+ * Version 3 (the build before incidents carried metric names and recommendations, and before
+ * stragglers and merges) saved a shorter slot: nops_incident up to n_hosts (the fields added
+ * since are appended at its end: core.h keeps it so), and no straggler_of / merged_into. Its
+ * layout is spelled out below, so the compiler places every field where that build did; a v3
+ * slot is widened field by field on load (new fields zero: no metrics, no recommendations, no
+ * straggler, not merged). (Version 4 never reached a release: two branches each used it.)
  */
 #define ROUND_UP(x, a) (((x) + (a) - 1) / (a) * (a))
-/* sizeof(nops_incident) in version 3: the struct ended at n_hosts (3968 bytes on x86-64) */
+/* sizeof(nops_incident) in version 3: the struct ended at n_hosts */
 #define V3_REC ROUND_UP(offsetof(nops_incident, metrics), _Alignof(nops_incident))
 _Static_assert(offsetof(nops_incident, metrics) ==
                    offsetof(nops_incident, n_hosts) + sizeof(uint32_t),
                "nops_incident's version-3 prefix moved: version-3 snapshots cannot be read");
-_Static_assert(offsetof(incident_slot, rec) + sizeof(nops_incident) ==
-                   offsetof(incident_slot, members),
-               "incident_slot has padding after rec: the version-3 widening needs none");
-#define V3_SLOT (sizeof(incident_slot) - (sizeof(nops_incident) - V3_REC))
+
+typedef struct incident_slot_v3 {
+    bool used;
+    int32_t part;
+    _Alignas(nops_incident) unsigned char rec[V3_REC];
+    uint64_t members[MAX_MEMBERS];
+    bool active[MAX_MEMBERS];
+    int64_t first_ns[MAX_MEMBERS];
+    int64_t last_ns[MAX_MEMBERS];
+    uint32_t n_members;
+    uint64_t hosts[MAX_HOSTS];
+    uint32_t n_hosts;
+    bool resolved;
+    uint32_t reopened;
+    int64_t last_clear_ns;
+    int64_t last_sig_ns;
+    double best_score;
+    char first_series[256];
+} incident_slot_v3;
+#define V3_SLOT sizeof(incident_slot_v3)
 
 typedef struct corr_hdr {
     uint64_t magic;                  /* CORR_MAGIC */
@@ -160,6 +178,9 @@ static bool slot_sane(const unsigned char *q, int32_t part)
     for (uint32_t m = 0; m < s.n_members; m++)
         if (!time_sane(s.first_ns[m]) || !time_sane(s.last_ns[m]))
             return false;
+    if (!memchr(s.straggler_of, '\0', sizeof s.straggler_of) ||
+        !memchr(s.merged_into, '\0', sizeof s.merged_into))
+        return false; /* ids are strings: a copy or a compare must find their end */
     if (s.rec.n_metrics > NOPS_INCIDENT_MAX_METRICS || s.rec.n_recos > NOPS_INCIDENT_MAX_RECOS ||
         !time_sane(s.rec.recommended_ns) || !(s.rec.best_score >= 0.0f) ||
         !(s.rec.best_score <= 1.0f))
@@ -180,11 +201,27 @@ static void widen_slot(uint64_t magic, const unsigned char *q, unsigned char *ou
         memcpy(out, q, sizeof(incident_slot));
         return;
     }
-    const size_t head = offsetof(incident_slot, rec) + V3_REC;
-    const size_t tail = sizeof(incident_slot) - offsetof(incident_slot, members);
-    memset(out, 0, sizeof(incident_slot));
-    memcpy(out, q, head);
-    memcpy(out + offsetof(incident_slot, members), q + head, tail);
+    incident_slot_v3 v;
+    incident_slot w;
+    memcpy(&v, q, sizeof v);
+    memset(&w, 0, sizeof w);
+    w.used = v.used;
+    w.part = v.part;
+    memcpy(&w.rec, v.rec, V3_REC);
+    memcpy(w.members, v.members, sizeof w.members);
+    memcpy(w.active, v.active, sizeof w.active);
+    memcpy(w.first_ns, v.first_ns, sizeof w.first_ns);
+    memcpy(w.last_ns, v.last_ns, sizeof w.last_ns);
+    w.n_members = v.n_members;
+    memcpy(w.hosts, v.hosts, sizeof w.hosts);
+    w.n_hosts = v.n_hosts;
+    w.resolved = v.resolved;
+    w.reopened = v.reopened;
+    w.last_clear_ns = v.last_clear_ns;
+    w.last_sig_ns = v.last_sig_ns;
+    w.best_score = v.best_score;
+    memcpy(w.first_series, v.first_series, sizeof w.first_series);
+    memcpy(out, &w, sizeof w);
 }
 
 /* Is the saved form in b well shaped for this correlator and `part`? */

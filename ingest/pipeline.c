@@ -476,8 +476,13 @@ static void emit_signals(worker *w, size_t from, size_t to)
     nops_pipeline *p = w->p;
     uint64_t anomalies = 0;
     for (size_t i = from; i < to; i++) {
-        if (w->flags[i] & NOPS_DETECT_CLEARED)
-            nops_correlate_cleared(p->corr, nops_detect_slot_id(w->det, w->slots[i]), w->ts[i]);
+        if (w->flags[i] & NOPS_DETECT_CLEARED) {
+            const uint64_t sid = nops_detect_slot_id(w->det, w->slots[i]);
+            nops_correlate_cleared(p->corr, sid, w->ts[i]);
+            if (p->svc) /* its service's stage, wherever that runs */
+                nops__svc_cleared(p->svc, nops_detect_slot_key(w->det, w->slots[i]), sid,
+                                  w->ts[i]);
+        }
         anomalies += (w->flags[i] & NOPS_DETECT_ANOM) != 0;
         if (!(w->flags[i] & NOPS_DETECT_FIRED))
             continue;
@@ -501,12 +506,14 @@ static void emit_signals(worker *w, size_t from, size_t to)
                 b++;
             STAT_ADD(p, latency_us_log2[b], 1);
         }
+        if (p->svc && nops__svc_signal(p->svc, &sig, win, nw))
+            continue; /* a series of a service: the service stage places it (svcstage.c) */
         const int32_t part = w->slot_part[w->slots[i]]; /* where its series arrives */
         pthread_mutex_lock(&p->incident_mu); /* this state of the incident is written before
                                                 a later one (pipeline_int.h) */
         const nops_err ce = nops_correlate_place(p->corr, &sig, part, win, nw, &inc, &events);
         if (ce == NOPS_OK) {
-            nops__pipeline_incident_hook(p, &inc, events); /* may attach recommendations */
+            nops__pipeline_incident_hook(p, p->corr, &inc, events); /* may attach recos */
             (void)nops_sinks_incident(p->sinks, &inc);     /* as the signal above */
         }
         pthread_mutex_unlock(&p->incident_mu);
@@ -658,8 +665,11 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
         const int64_t now_ts = atomic_load(&p->latest_ts);
         do {
             nops_detect_evict_idle_report(w->det, now_s, gone, 64, &n_gone);
-            for (uint32_t k = 0; k < n_gone; k++)
+            for (uint32_t k = 0; k < n_gone; k++) {
                 nops_correlate_cleared(p->corr, gone[k], now_ts);
+                if (p->svc)
+                    nops__svc_evicted(p->svc, gone[k], now_ts);
+            }
         } while (n_gone == 64);
         w->last_evict_s = now_s;
     }

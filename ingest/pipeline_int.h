@@ -38,6 +38,10 @@ void nops__msgq_done(msgq *q, uint32_t n);
 
 typedef struct worker worker;
 
+/* The service stage (svcstage.c): signals of series with a service go through the service
+ * topic to the instance that owns their service's partition of it. */
+typedef struct svc_stage svc_stage;
+
 /*
  * "Now" for incident resolution. Point times drive it (a replay resolves like the live run),
  * but not the newest one: each worker remembers the newest point time of each of its last
@@ -66,6 +70,8 @@ struct nops_pipeline {
     rd_kafka_t *dlq;             /* dead-letter producer */
     nops_sinks *sinks;           /* borrowed */
     nops_correlator *corr;       /* shared, locked inside */
+    svc_stage *svc;              /* the service stage, NULL when correlate.service_topic is
+                                    empty (the workers' correlator takes every signal) */
     worker *workers;             /* pp.workers of them */
     pthread_t poller;            /* the poller thread */
     bool started;                /* threads running */
@@ -179,9 +185,11 @@ void nops__dlq_lost(nops_pipeline *p, const char *why);
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);
 
-/* Give an incident record to the incident hook, if any (incident_mu held), and keep what it
+/* Give an incident record of `corr` to the incident hook, if any (incident_mu held, or on the
+ * service stage's thread, the one writer of its incidents), and keep what it
  * attached on the correlator's incident (poller.c). */
-void nops__pipeline_incident_hook(nops_pipeline *p, nops_incident *inc, unsigned events);
+void nops__pipeline_incident_hook(nops_pipeline *p, nops_correlator *corr, nops_incident *inc,
+                                  unsigned events);
 
 /* Snapshot the detector state and open incidents of every partition marked in `which` at
  * offs[partition] (snapshot.c); partitions with no known offset (< 0) are skipped. Workers must be idle. */
@@ -192,6 +200,27 @@ size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed);
 /* Restore only partition `part`'s open incidents from its snapshot taken at `held` (a partition
  * back to this instance with its detectors still in memory). Workers must be idle. */
 void nops__snap_restore_incidents(nops_pipeline *p, int32_t part, int64_t held);
+
+/* The service stage (svcstage.c, whose essay says how it works). new: NULL with a sentence;
+ * start (NOPS_NOTFOUND: the topic does not exist)/stop (stop drains what the brokers hold, bounded) on the life cycle's thread. _signal:
+ * false when the signal's series names no service (the caller correlates it), else produced
+ * with its window. _cleared: a series left its anomalous state (sent when its key names a
+ * service); _evicted: a series gone while anomalous (sent to every partition). Workers' threads.
+ * _flush: ticks of now_ts to every partition, then the producer flushed; NOPS_IO when it did
+ * not flush or lost a message (every later checkpoint fails then). Poller thread. _open: the
+ * stage's open incidents. */
+svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char *errstr,
+                         size_t errstr_size);
+nops_err nops__svc_start(svc_stage *s, char *errstr, size_t errstr_size);
+bool nops__svc_derived(const svc_stage *s); /* the engine derived the topic (start: NOPS_NOTFOUND
+                                               then means in-process, with a warning) */
+void nops__svc_stop(svc_stage *s);
+void nops__svc_destroy(svc_stage *s);
+bool nops__svc_signal(svc_stage *s, const nops_signal *sig, const float *win, uint32_t n);
+void nops__svc_cleared(svc_stage *s, const char *key, uint64_t series_id, int64_t ts);
+void nops__svc_evicted(svc_stage *s, uint64_t series_id, int64_t ts);
+nops_err nops__svc_flush(svc_stage *s, int64_t now_ts, char *err, size_t cap);
+uint64_t nops__svc_open(svc_stage *s);
 
 /* Consumer lag (lag.c): init/fini the lag fields; start/stop the thread that queries the high
  * watermarks; tell it the assignment changed (poller, after each rebalance); the lag summed over

@@ -35,7 +35,8 @@ static void drain_workers(nops_pipeline *p)
         nops__msgq_wait_drained(&p->workers[i].q);
 }
 
-void nops__pipeline_incident_hook(nops_pipeline *p, nops_incident *inc, unsigned events)
+void nops__pipeline_incident_hook(nops_pipeline *p, nops_correlator *corr, nops_incident *inc,
+                                  unsigned events)
 {
     if (!p->hook)
         return;
@@ -50,7 +51,7 @@ void nops__pipeline_incident_hook(nops_pipeline *p, nops_incident *inc, unsigned
     memcpy(inc->recos, h.recos, sizeof inc->recos);
     inc->recommended_ns = h.recommended_ns;
     /* NOPS_NOTFOUND: a resolved incident already forgotten; nothing later to carry them to */
-    (void)nops_correlate_attach(p->corr, inc);
+    (void)nops_correlate_attach(corr, inc);
 }
 
 /* Resolve quiet incidents and write them (part of every checkpoint). */
@@ -70,7 +71,7 @@ static void resolve_incidents(nops_pipeline *p)
         pthread_mutex_lock(&p->incident_mu); /* see pipeline_int.h */
         n = nops_correlate_tick_parts(p->corr, now, p->part_now, MAX_PARTITIONS, done, 16);
         for (size_t i = 0; i < n; i++) {
-            nops__pipeline_incident_hook(p, &done[i], NOPS_INC_RESOLVED);
+            nops__pipeline_incident_hook(p, p->corr, &done[i], NOPS_INC_RESOLVED);
             nops_sinks_incident(p->sinks, &done[i]);
         }
         pthread_mutex_unlock(&p->incident_mu);
@@ -151,6 +152,8 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         snprintf(err, sizeof err, "dead-letter producer did not flush in 5 s");
         e = NOPS_IO;
     }
+    if (e == NOPS_OK && p->svc) /* the service stage's signals, before any offset moves */
+        e = nops__svc_flush(p->svc, atomic_load(&p->latest_ts), err, sizeof err);
     /* the flush served the delivery reports (on_dlq_delivery): a copy that did not arrive
      * keeps every offset where it is, as a lost sink record does */
     const uint64_t lost = __atomic_load_n(&p->st.dlq_lost, __ATOMIC_RELAXED);
@@ -482,6 +485,11 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     rd_kafka_poll_set_consumer(p->rk);
     p->corr = nops_correlate_new(cp, (uint32_t)dp->window, errstr, errstr_size);
     p->part_idle_ns = cp->window_s * 1000000000ll;
+    if (p->corr && cp->service_topic[0] && strcmp(cp->service_topic, "off") != 0 &&
+        !(p->svc = nops__svc_new(p, cp, errstr, errstr_size))) {
+        nops_pipeline_destroy(p);
+        return NULL;
+    }
     p->workers = nops_calloc((size_t)pp->workers, sizeof *p->workers);
     if (!p->corr || !p->workers) {
         nops_errf(errstr, errstr_size, "out of memory");
@@ -523,6 +531,17 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
                   rd_kafka_err2str(err));
         return NOPS_IO;
     }
+    nops_err se = p->svc ? nops__svc_start(p->svc, errstr, errstr_size) : NOPS_OK;
+    if (se == NOPS_NOTFOUND && nops__svc_derived(p->svc)) { /* before any worker reads svc */
+        NOPS_WARN("ingest", "%s; signals are correlated in-process: with several instances a "
+                  "service's hosts on other instances' partitions are not in its incidents",
+                  errstr);
+        nops__svc_destroy(p->svc);
+        p->svc = NULL;
+        errstr[0] = '\0';
+    } else if (se != NOPS_OK) {
+        return se;
+    }
     for (int i = 0; i < p->pp.workers; i++)
         if (pthread_create(&p->workers[i].thr, NULL, nops__worker_main, &p->workers[i]) != 0) {
             nops_errf(errstr, errstr_size, "cannot start worker threads");
@@ -555,6 +574,7 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms)
         if (e != NOPS_OK)
             nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
+    nops__svc_stop(p->svc); /* after the last flush: it places what the brokers hold */
     rd_kafka_consumer_close(p->rk); /* leaves the group; revoke callback commits again */
     for (int i = 0; i < p->pp.workers; i++) {
         pthread_mutex_lock(&p->workers[i].q.mu);
@@ -590,6 +610,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->slot_mark);
     }
     nops_free(p->workers);
+    nops__svc_destroy(p->svc);
     nops_correlate_destroy(p->corr);
     if (p->rk)
         rd_kafka_destroy(p->rk);
@@ -631,6 +652,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
         LD(latency_us_log2[i]);
 #undef LD
     nops_correlate_counts(p->corr, &st->incidents_open, NULL, NULL);
+    st->incidents_open += nops__svc_open(p->svc);
     st->series = 0; /* read racily from the workers' registries: a gauge, good enough */
     for (int i = 0; i < p->pp.workers; i++)
         st->series += nops_detect_series_count(p->workers[i].det);

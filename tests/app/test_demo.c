@@ -83,7 +83,8 @@ static void ran_id(const char *out, char *id, size_t cap)
     assert_non_null(p);
     p = strstr(p, "orch-");
     assert_non_null(p);
-    snprintf(id, cap, "%.37s", p); /* orch- and 32 hex digits */
+    size_t n = 5 + strspn(p + 5, "0123456789abcdef"); /* orch- and its hex digits */
+    snprintf(id, cap, "%.*s", (int)n, p);
 }
 
 /* Records in the orchestrations dir `dir` the engine suggested and ran without an approval. */

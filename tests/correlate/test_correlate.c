@@ -244,6 +244,131 @@ static void test_info_blip_does_not_hold_a_host_back(void **state)
     nops_correlate_destroy(c);
 }
 
+/* A straggler — a host of a service that is moving, signalling the same metric at the same
+ * time but with a window of another shape (|r| < min_r) — opens an incident of its own that
+ * does not page (info) while it holds one series; before, a strong straggler paged (warning).
+ * A second metric of that host (a problem of its own) makes it page by the usual rules. Only
+ * a live service-wide incident makes stragglers, only of its metric and within window_s. */
+static void test_straggler_does_not_page(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float w[3][W], odd[W], odd2[W];
+    for (int h = 0; h < 3; h++)
+        window(w[h], 30u + (unsigned)h, 100, 8); /* the service steps up together */
+    for (int i = 0; i < W; i++) { /* unrelated shapes */
+        odd[i] = (float)(100.0 + 3.0 * sin(i * 0.2));
+        odd2[i] = (float)(100.0 + 3.0 * cos(i * 0.7) * (i % 7));
+    }
+    /* while the service's incident holds one host, a strong signal of another host pages */
+    nops_signal a = sig("latency{host=\"web-0\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_incident svc = place(c, &a, w[0], true);
+    nops_signal lone = sig("latency{host=\"web-9\",service=\"checkout\"}", 100 * S, 0.95);
+    assert_int_equal(place(c, &lone, odd2, true).severity, NOPS_SEVERITY_WARNING);
+    for (int h = 1; h < 3; h++) {
+        char key[128];
+        snprintf(key, sizeof key, "latency{host=\"web-%d\",service=\"checkout\"}", h);
+        nops_signal s = sig(key, (100 + h) * S, 0.7);
+        svc = place(c, &s, w[h], false);
+    }
+    assert_int_equal(svc.n_hosts, 3);
+    /* the straggler: strong, same metric, another shape, 10 s later */
+    nops_signal st = sig("latency{host=\"web-3\",service=\"checkout\"}", 112 * S, 0.95);
+    nops_incident j = place(c, &st, odd, true);
+    assert_int_equal(j.severity, NOPS_SEVERITY_INFO);
+    char want[64];
+    snprintf(want, sizeof want, "straggler of service-wide %s", svc.id);
+    assert_non_null(strstr(j.summary, want));
+    /* the same without a usable window */
+    nops_signal st3 = sig("latency{host=\"web-6\",service=\"checkout\"}", 113 * S, 0.95);
+    assert_int_equal(place(c, &st3, NULL, true).severity, NOPS_SEVERITY_INFO);
+    /* its host's second metric: a problem of its own, it pages */
+    nops_signal st2 = sig("errors{host=\"web-3\",service=\"checkout\"}", 115 * S, 0.7);
+    nops_incident j2 = place(c, &st2, NULL, false);
+    assert_string_equal(j2.id, j.id);
+    assert_int_equal(j2.severity, NOPS_SEVERITY_WARNING);
+    /* another metric, another service, or later than window_s: not stragglers */
+    nops_signal m = sig("cpu{host=\"web-4\",service=\"checkout\"}", 113 * S, 0.95);
+    assert_int_equal(place(c, &m, odd, true).severity, NOPS_SEVERITY_WARNING);
+    nops_signal o = sig("latency{host=\"pay-1\",service=\"payments\"}", 113 * S, 0.95);
+    assert_int_equal(place(c, &o, odd, true).severity, NOPS_SEVERITY_WARNING);
+    nops_signal late = sig("latency{host=\"web-5\",service=\"checkout\"}", 300 * S, 0.95);
+    assert_int_equal(place(c, &late, odd, true).severity, NOPS_SEVERITY_WARNING);
+    nops_correlate_destroy(c);
+}
+
+/* One event that began as two incidents — its first two hosts' windows did not correlate
+ * with each other (r 0.43) — is merged when a third host correlates with both (r 0.83, 0.86):
+ * before, the third joined one and the service stayed split (the demo's deploy regression in
+ * incidents of 47, 33 and 2 hosts). The merged one's last record names where it went. A host
+ * with a problem of its own (several series) is never merged in. */
+static void test_bridged_incidents_merge(void **state)
+{
+    (void)state;
+    nops_correlator *c = make();
+    float a[W], b[W], m[W];
+    for (int i = 0; i < W; i++) {
+        const float step = i >= W - 5 ? 8.0f : 0.0f;
+        a[i] = (float)(100.0 + step + 2.0 * sin(i * 0.5));
+        b[i] = (float)(100.0 + step - 2.0 * sin(i * 0.5));
+        m[i] = 100.0f + step;
+    }
+    nops_signal sa = sig("latency{host=\"web-0\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal sb = sig("latency{host=\"web-1\",service=\"checkout\"}", 100 * S, 0.7);
+    nops_signal sm = sig("latency{host=\"web-2\",service=\"checkout\"}", 100 * S, 0.7);
+    /* a host with a problem of its own (cpu, then latency of a's shape) is not merged in */
+    nops_signal d1 = sig("cpu{host=\"web-9\",service=\"checkout\"}", 99 * S, 0.7);
+    nops_signal d2 = sig("latency{host=\"web-9\",service=\"checkout\"}", 99 * S, 0.7);
+    nops_incident own = place(c, &d1, NULL, true);
+    assert_string_equal(place(c, &d2, a, false).id, own.id);
+    nops_incident y = place(c, &sb, b, true); /* r(a, b) 0.43: its own */
+    assert_string_equal(place(c, &sm, m, false).id, y.id);
+    nops_incident out[4];
+    assert_int_equal(nops_correlate_tick(c, 101 * S, out, 4), 0);
+    uint64_t open = 0;
+    nops_correlate_counts(c, &open, NULL, NULL);
+    assert_int_equal(open, 2);
+    nops_correlate_destroy(c);
+
+    /* the plain case: a, b, then m bridging them */
+    c = make();
+    nops_incident ia = place(c, &sa, a, true);
+    nops_incident ib = place(c, &sb, b, true);
+    assert_string_not_equal(ia.id, ib.id);
+    nops_incident im = place(c, &sm, m, false);
+    assert_string_equal(im.id, ib.id); /* the better match (0.86) */
+    assert_int_equal(im.n_hosts, 3);
+    assert_int_equal(im.n_signals, 3);
+    assert_int_equal(im.severity, NOPS_SEVERITY_CRITICAL);
+    size_t n = nops_correlate_tick(c, 101 * S, out, 4); /* long before anything resolves */
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].id, ia.id);
+    assert_int_equal(out[0].status, NOPS_INCIDENT_RESOLVED);
+    char want[80];
+    snprintf(want, sizeof want, "merged into service-wide incident %s", ib.id);
+    assert_non_null(strstr(out[0].summary, want));
+    assert_int_equal(out[0].n_signals, 0); /* its signal moved with it */
+    nops_correlate_counts(c, &open, NULL, NULL);
+    assert_int_equal(open, 1);
+    /* web-0's next signal finds the merged incident by host */
+    nops_signal again = sig("errors{host=\"web-0\",service=\"checkout\"}", 110 * S, 0.7);
+    assert_string_equal(place(c, &again, NULL, false).id, ib.id);
+    nops_correlate_destroy(c);
+
+    /* an incident its host reopened (an earlier problem coming back) is not merged in */
+    c = make();
+    nops_signal early = sig("latency{host=\"web-0\",service=\"checkout\"}", 10 * S, 0.7);
+    nops_incident e = place(c, &early, NULL, true);
+    nops_correlate_cleared(c, early.series_id, 11 * S);
+    assert_int_equal(nops_correlate_tick(c, 500 * S, out, 4), 1); /* resolved, kept */
+    sa.ts_ns = sb.ts_ns = sm.ts_ns = 900 * S; /* within reopen_s */
+    assert_string_equal(place(c, &sa, a, false).id, e.id); /* reopened */
+    ib = place(c, &sb, b, true);
+    assert_string_equal(place(c, &sm, m, false).id, ib.id);
+    assert_int_equal(nops_correlate_tick(c, 901 * S, out, 4), 0); /* nothing merged */
+    nops_correlate_destroy(c);
+}
+
 /* A spike at the end of a cut-short window says nothing about shape: two such windows of
  * hosts of one service do not join; their full windows (r ≈ 0.45) do not either, so grouping
  * does not hang on how much of a window was captured. */
@@ -653,6 +778,8 @@ int main(void)
         cmocka_unit_test(test_several_hosts_one_service),
         cmocka_unit_test(test_large_service_stays_one_incident),
         cmocka_unit_test(test_info_blip_does_not_hold_a_host_back),
+        cmocka_unit_test(test_straggler_does_not_page),
+        cmocka_unit_test(test_bridged_incidents_merge),
         cmocka_unit_test(test_short_windows_do_not_join),
         cmocka_unit_test(test_severity_rules),
         cmocka_unit_test(test_identity_and_replay),

@@ -1,0 +1,718 @@
+/*
+ * svcstage.c — the service stage: incidents of a service whatever the number of `serve`
+ * instances, with Kafka as the distributed engine.
+ *
+ * The problem. A pipeline correlates the signals of the partitions it owns. Producers key the
+ * metrics topic by host, so a host's signals all meet in one instance and host incidents do
+ * not depend on how many instances share the group; a service's hosts are spread over every
+ * partition, so with several instances each one saw only its share of a service moving and
+ * opened its own "service-wide" incident.
+ *
+ * The stage. With correlate.service_topic set, a worker does not correlate a signal whose
+ * series names a service (correlate.service_labels): it produces it — with the window the
+ * detector held at that point, as captured at detection — to the service topic, keyed by the
+ * service, so all of a service's signals land in one partition of it. Every instance also runs
+ * a consumer of that topic in its own group (`<kafka.group>.service`): each partition, so each
+ * service, is consumed by exactly one instance, whose correlator (the same rules as in one
+ * process: host first, then service-wide, stragglers held at info) places them and writes the
+ * incidents to the sinks. Series without a service stay with the workers' correlator.
+ *
+ *   worker ── signal + window, cleared ──► <service topic> (key: service) ──► stage (one per
+ *   instance, group <group>.service) ── incidents ──► sinks
+ *   poller checkpoint ── tick (newest point time) to every partition ──┘
+ *
+ * Order. Signals of several instances interleave in a partition in whatever order they were
+ * produced. The stage takes what it polled over stage_hold (a few hundred ms of wall time) as
+ * one batch and places it in data order (time, then signal id), so the hosts of one tick are
+ * placed the same way whatever instance produced them first: the same host opens the service's
+ * incident (its id) when the signals of one moment reach the stage within one batch.
+ *
+ * Time. The stage resolves an incident by the data time of its partition of the service topic:
+ * signals and clears carry theirs, and every checkpoint of every instance sends a tick (its
+ * newest robust point time) to every partition, so a service that has gone quiet still sees
+ * time pass. A cleared series is sent to its service's partition; a series evicted while
+ * anomalous (its key gone) to every partition.
+ *
+ * Delivery. The producer is flushed in every checkpoint of the pipeline before it commits the
+ * metrics offsets, and a message it lost fails every later checkpoint (as a lost dead-letter
+ * copy does), so a metrics offset is never committed past a signal the stage did not get. The
+ * stage commits its own offsets only after the sinks flushed its incidents, and snapshots its
+ * correlator per partition at the committed offset (state/<group>.service-<topic>-<p>.snap,
+ * keyed like the detector snapshots; the previous one kept); an instance that takes a
+ * partition over — after a rebalance or a kill -9 — restores it and replays from the committed
+ * offset: replayed signals are recognised (their ids), later ones update the same incidents.
+ *
+ * Threads: the stage thread owns the consumer and the stage's correlator calls; workers and
+ * the poller call nops__svc_signal/_cleared/_evicted/_flush (the producer is thread-safe).
+ */
+#include "ingest/pipeline_int.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#define SVC_MAGIC 0x31435653504f4e00ull /* "\0NOPSVC1" */
+#define SVC_PURPOSE "service-snapshot"
+#define SVC_TAG_LEN 32
+#define SVC_HOLD_NS 300000000ll /* a batch gathers this long (see Order above) */
+#define SVC_BATCH 4096          /* messages per batch at most */
+
+struct svc_stage {
+    nops_pipeline *p;                 /* owner */
+    char topic[256];                  /* the service topic */
+    char group[300];                  /* <kafka.group>.service */
+    rd_kafka_t *prod;                 /* producer of signals, clears and ticks */
+    rd_kafka_t *cons;                 /* the stage's consumer */
+    nops_correlator *corr;            /* the stage's correlator (stage thread, and stats) */
+    pthread_t thr;                    /* the stage thread */
+    bool started;                     /* thr runs */
+    atomic_bool stop;                 /* drain and leave */
+    atomic_uint_fast64_t lost;        /* messages the producer refused or lost */
+    atomic_int_fast32_t n_parts;      /* partitions of the topic (0: not known yet) */
+    int64_t meta_ns;                  /* when n_parts was last asked (poller only) */
+    int64_t tick_sent;                /* newest time sent as a tick (poller only) */
+    bool assigned[MAX_PARTITIONS];    /* partitions the stage owns (stage thread) */
+    int64_t next_off[MAX_PARTITIONS]; /* next offset to place, -1 unknown (stage thread) */
+    int64_t committed[MAX_PARTITIONS];/* last committed (stage thread) */
+    int64_t part_now[MAX_PARTITIONS]; /* data time per partition (stage thread) */
+    rd_kafka_message_t **batch;       /* messages gathered (stage thread) */
+    size_t nb;                        /* how many */
+    bool derived;                     /* the topic was derived, not configured */
+    nops_ratelimit lost_log;          /* "service message lost" lines */
+    uint64_t n_placed;                /* messages placed (stage thread) */
+};
+
+/* ---- producing (workers, poller) ---------------------------------------------------------- */
+
+static void svc_lost(svc_stage *s, const char *why)
+{
+    const uint64_t n = atomic_fetch_add(&s->lost, 1) + 1;
+    uint64_t missed;
+    pthread_mutex_lock(&s->p->st_mu);
+    const bool due = nops_ratelimit_due(&s->lost_log, nops_wall_ns(), &missed);
+    pthread_mutex_unlock(&s->p->st_mu);
+    if (due)
+        NOPS_ERROR("ingest", "a message to the service topic %s was lost (%s): %llu so far; "
+                   "offsets are no longer committed, restart to replay them (%llu more not "
+                   "logged in the last 10 s)", s->topic, why, (unsigned long long)n,
+                   (unsigned long long)missed);
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    if (m->err)
+        svc_lost(opaque, rd_kafka_err2str(m->err));
+}
+
+/* Produce `json` keyed by `key` (NULL: to partition `part`); waits while the queue is full
+ * (backpressure), up to 10 s, then counts it lost. Consumes json. */
+static void produce(svc_stage *s, json_t *json, const char *key, int32_t part)
+{
+    char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
+    json_decref(json);
+    if (!text) {
+        svc_lost(s, "out of memory");
+        return;
+    }
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+    for (int tries = 0; tries < 1000 && e == RD_KAFKA_RESP_ERR__QUEUE_FULL; tries++) {
+        e = rd_kafka_producev(s->prod, RD_KAFKA_V_TOPIC(s->topic),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_VALUE(text, strlen(text)),
+                              RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                              RD_KAFKA_V_PARTITION(key ? RD_KAFKA_PARTITION_UA : part),
+                              RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(s->prod, 10);
+    }
+    free(text);
+    if (e)
+        svc_lost(s, rd_kafka_err2str(e));
+}
+
+static json_t *hex_id(uint64_t v)
+{
+    char b[17];
+    snprintf(b, sizeof b, "%016llx", (unsigned long long)v);
+    return json_string(b);
+}
+
+bool nops__svc_signal(svc_stage *s, const nops_signal *sig, const float *win, uint32_t n)
+{
+    char service[128];
+    if (!nops_correlate_service_of(s->p->corr, &sig->labels, service, sizeof service))
+        return false;
+    bool finite = true; /* JSON has no inf/NaN: a window holding one goes without (the
+                           correlator then places the signal by host only, as a cut window) */
+    for (uint32_t i = 0; i < n; i++)
+        finite = finite && isfinite(win[i]);
+    json_t *w = json_array();
+    for (uint32_t i = 0; w && finite && i < n; i++)
+        json_array_append_new(w, json_real(win[i]));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:f, s:o}", "t", "s", "id", sig->id,
+                          "series", sig->series, "sid", hex_id(sig->series_id), "ts",
+                          (json_int_t)sig->ts_ns, "score",
+                          isfinite(sig->score) ? sig->score : 0.0, "w", w ? w : json_null());
+    produce(s, o, service, 0);
+    return true;
+}
+
+void nops__svc_cleared(svc_stage *s, const char *key, uint64_t series_id, int64_t ts)
+{
+    static _Thread_local nops_signal tmp; /* large: not on the worker's stack */
+    char service[128];
+    if (!key || nops_signal_set_series(&tmp, key) != NOPS_OK ||
+        !nops_correlate_service_of(s->p->corr, &tmp.labels, service, sizeof service))
+        return;
+    produce(s, json_pack("{s:s, s:o, s:I}", "t", "c", "sid", hex_id(series_id), "ts",
+                         (json_int_t)ts), service, 0);
+}
+
+void nops__svc_evicted(svc_stage *s, uint64_t series_id, int64_t ts)
+{
+    const int32_t n = (int32_t)atomic_load(&s->n_parts);
+    for (int32_t i = 0; i < n; i++) /* its service is not known any more: every partition */
+        produce(s, json_pack("{s:s, s:o, s:I}", "t", "c", "sid", hex_id(series_id), "ts",
+                             (json_int_t)ts), NULL, i);
+}
+
+/* The topic's partition count, asked at most every 10 s (poller). */
+static void refresh_parts(svc_stage *s)
+{
+    const int64_t now = nops_wall_ns();
+    if (atomic_load(&s->n_parts) > 0 && now - s->meta_ns < 10000000000ll)
+        return;
+    s->meta_ns = now;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(s->prod, s->topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (t && rd_kafka_metadata(s->prod, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
+        atomic_store(&s->n_parts, md->topics[0].partition_cnt);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (t)
+        rd_kafka_topic_destroy(t);
+}
+
+nops_err nops__svc_flush(svc_stage *s, int64_t now_ts, char *err, size_t cap)
+{
+    refresh_parts(s);
+    const int32_t n = (int32_t)atomic_load(&s->n_parts);
+    if (now_ts > s->tick_sent && n > 0) { /* time passes in every partition */
+        for (int32_t i = 0; i < n; i++)
+            produce(s, json_pack("{s:s, s:I}", "t", "t", "ts", (json_int_t)now_ts), NULL, i);
+        s->tick_sent = now_ts;
+    }
+    if (rd_kafka_flush(s->prod, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, cap, "the service topic's producer did not flush in 5 s");
+        return NOPS_IO;
+    }
+    const uint64_t lost = atomic_load(&s->lost);
+    if (lost) {
+        snprintf(err, cap, "%llu message(s) to the service topic %s were lost: offsets are no "
+                 "longer committed; restart to replay them", (unsigned long long)lost, s->topic);
+        return NOPS_IO;
+    }
+    return NOPS_OK;
+}
+
+/* ---- snapshots of the stage's correlator -------------------------------------------------- */
+
+typedef struct svc_hdr {
+    uint64_t magic;    /* SVC_MAGIC */
+    int64_t offset;    /* next message the state has not seen */
+    int64_t part_now;  /* the partition's data time */
+    int32_t partition; /* whose state */
+    uint32_t keyed;    /* 1: HMAC under the engine key, 0: SHA-256 */
+    uint64_t body_len; /* correlator bytes after the header; then the tag */
+} svc_hdr;
+
+static void svc_path(const svc_stage *s, int32_t part, bool prev, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s-%s-%d.snap%s", s->p->state_dir, s->group, s->topic, (int)part,
+             prev ? ".prev" : "");
+}
+
+static void svc_tag(const svc_stage *s, const void *data, size_t len, unsigned char *out)
+{
+    if (s->p->secret) {
+        nops_secret_mac(s->p->secret, SVC_PURPOSE, data, len, out);
+        return;
+    }
+    unsigned int n = 0;
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+        memset(out, 0, SVC_TAG_LEN);
+}
+
+static void snap_write(svc_stage *s, int32_t part)
+{
+    void *body = NULL;
+    size_t len = 0;
+    if (nops_correlate_save(s->corr, part, &body, &len) != NOPS_OK) {
+        NOPS_WARN("ingest", "service stage: no memory to snapshot partition %d", (int)part);
+        return;
+    }
+    const size_t total = sizeof(svc_hdr) + len + SVC_TAG_LEN;
+    unsigned char *b = nops_malloc(total);
+    if (b) {
+        svc_hdr h = {SVC_MAGIC, s->next_off[part], s->part_now[part], part,
+                     s->p->secret != NULL, len};
+        memcpy(b, &h, sizeof h);
+        memcpy(b + sizeof h, body, len);
+        svc_tag(s, b, sizeof h + len, b + sizeof h + len);
+        char path[1200], prev[1200];
+        svc_path(s, part, false, path, sizeof path);
+        svc_path(s, part, true, prev, sizeof prev);
+        (void)rename(path, prev); /* keep the one before: its commit may not land */
+        if (nops_file_replace(path, b, total) != 0)
+            NOPS_WARN("ingest", "service stage: cannot write %s", path);
+    }
+    nops_free(b);
+    nops_free(body);
+}
+
+/* Restore partition `part` from the snapshot taken at `committed`, if one verifies. */
+static bool snap_restore(svc_stage *s, int32_t part, int64_t committed)
+{
+    for (int k = 0; k < 2; k++) {
+        char path[1200];
+        svc_path(s, part, k == 1, path, sizeof path);
+        size_t len = 0;
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        unsigned char *b = NULL;
+        if (fseek(f, 0, SEEK_END) == 0 && (len = (size_t)ftell(f)) > sizeof(svc_hdr) &&
+            len < (64u << 20) && fseek(f, 0, SEEK_SET) == 0 && (b = nops_malloc(len)) &&
+            fread(b, 1, len, f) != len) {
+            nops_free(b);
+            b = NULL;
+        }
+        fclose(f);
+        svc_hdr h;
+        unsigned char tag[SVC_TAG_LEN];
+        bool ok = b != NULL;
+        if (ok) {
+            memcpy(&h, b, sizeof h);
+            ok = h.magic == SVC_MAGIC && h.partition == part && h.offset == committed &&
+                 h.keyed == (s->p->secret != NULL) && h.body_len == len - sizeof h - SVC_TAG_LEN;
+        }
+        if (ok) {
+            svc_tag(s, b, sizeof h + h.body_len, tag);
+            ok = CRYPTO_memcmp(tag, b + sizeof h + h.body_len, SVC_TAG_LEN) == 0 &&
+                 nops_correlate_load(s->corr, part, b + sizeof h, h.body_len) == NOPS_OK;
+        }
+        if (ok)
+            s->part_now[part] = h.part_now;
+        nops_free(b);
+        if (ok) {
+            NOPS_INFO("ingest", "service stage: partition %d restored at offset %lld",
+                      (int)part, (long long)committed);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- the stage thread --------------------------------------------------------------------- */
+
+typedef struct placed {
+    json_t *o;              /* the message */
+    int64_t ts;             /* its data time */
+    const char *id;         /* signal id ("" for others) */
+    int32_t part;           /* its partition */
+} placed;
+
+static int cmp_placed(const void *a, const void *b)
+{
+    const placed *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    int c = strcmp(x->id, y->id);
+    if (c)
+        return c;
+    return x->part - y->part;
+}
+
+static uint64_t parse_hex(const char *h)
+{
+    return h ? strtoull(h, NULL, 16) : 0;
+}
+
+/* Place one message of the stage (stage thread). */
+static void place_one(svc_stage *s, const placed *m)
+{
+    nops_pipeline *p = s->p;
+    const char *t = json_string_value(json_object_get(m->o, "t"));
+    if (m->ts > s->part_now[m->part])
+        s->part_now[m->part] = m->ts;
+    if (!t || strcmp(t, "t") == 0)
+        return;
+    const uint64_t sid = parse_hex(json_string_value(json_object_get(m->o, "sid")));
+    if (strcmp(t, "c") == 0) {
+        nops_correlate_cleared(s->corr, sid, m->ts);
+        return;
+    }
+    static _Thread_local nops_signal sig;
+    memset(&sig, 0, sizeof sig);
+    const char *series = json_string_value(json_object_get(m->o, "series"));
+    if (!series || strlen(m->id) >= NOPS_ID_LEN)
+        return;
+    (void)nops_signal_set_series(&sig, series); /* as the worker did: the key is its own */
+    snprintf(sig.id, sizeof sig.id, "%s", m->id);
+    sig.series_id = sid;
+    sig.ts_ns = m->ts;
+    sig.score = json_real_value(json_object_get(m->o, "score"));
+    float win[NOPS_DETECT_MAX_WINDOW];
+    json_t *w = json_object_get(m->o, "w");
+    uint32_t n = 0;
+    for (size_t i = 0; i < json_array_size(w) && n < NOPS_DETECT_MAX_WINDOW; i++)
+        win[n++] = (float)json_number_value(json_array_get(w, i));
+    nops_incident inc;
+    unsigned events = 0;
+    if (nops_correlate_place(s->corr, &sig, m->part, n ? win : NULL, n, &inc, &events) ==
+        NOPS_OK) {
+        /* the stage is the one writer of its incidents: no incident_mu needed for their order */
+        nops__pipeline_incident_hook(p, s->corr, &inc, events); /* may attach recos */
+        (void)nops_sinks_incident(p->sinks, &inc); /* a loss fails every later flush */
+        if (events & NOPS_INC_OPENED)
+            STAT_ADD(p, incidents_opened, 1);
+    } else {
+        STAT_ADD(p, uncorrelated, 1);
+    }
+}
+
+/* Place the gathered batch in data order and let the messages go. */
+static void place_batch(svc_stage *s)
+{
+    if (!s->nb)
+        return;
+    placed *v = nops_calloc(s->nb, sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; i < s->nb; i++) {
+        rd_kafka_message_t *m = s->batch[i];
+        json_t *o = v && m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+        if (m->partition >= 0 && m->partition < MAX_PARTITIONS &&
+            m->offset + 1 > s->next_off[m->partition])
+            s->next_off[m->partition] = m->offset + 1;
+        if (!o || m->partition < 0 || m->partition >= MAX_PARTITIONS) {
+            json_decref(o); /* not ours to place (damaged, or no memory): counted */
+            STAT_ADD(s->p, uncorrelated, 1);
+            continue;
+        }
+        const char *id = json_string_value(json_object_get(o, "id"));
+        v[n++] = (placed){o, json_integer_value(json_object_get(o, "ts")), id ? id : "",
+                          m->partition};
+    }
+    if (n)
+        qsort(v, n, sizeof *v, cmp_placed);
+    s->n_placed += n;
+    for (size_t i = 0; i < n; i++) {
+        place_one(s, &v[i]);
+        json_decref(v[i].o);
+    }
+    nops_free(v);
+    for (size_t i = 0; i < s->nb; i++)
+        rd_kafka_message_destroy(s->batch[i]);
+    s->nb = 0;
+}
+
+/* Resolve, flush the sinks and, with `snap`, snapshot and commit the partitions marked there
+ * (NULL: all assigned). Stage thread. */
+static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_list_t *only)
+{
+    nops_pipeline *p = s->p;
+    place_batch(s);
+    int64_t now = 0;
+    for (int i = 0; i < MAX_PARTITIONS; i++)
+        now = s->part_now[i] > now ? s->part_now[i] : now;
+    nops_incident done[16];
+    size_t n;
+    while ((n = nops_correlate_tick_parts(s->corr, now, s->part_now, MAX_PARTITIONS, done,
+                                          16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            nops__pipeline_incident_hook(p, s->corr, &done[i], NOPS_INC_RESOLVED);
+            (void)nops_sinks_incident(p->sinks, &done[i]);
+        }
+        STAT_ADD(p, incidents_resolved, n);
+    }
+    char err[512];
+    if (nops_sinks_flush(p->sinks, err, sizeof err) != NOPS_OK)
+        return false; /* the poller logs failed flushes; offsets stay */
+    if (!snap)
+        return true;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int i = 0; i < MAX_PARTITIONS; i++) {
+        if (!s->assigned[i] || s->next_off[i] < 0 || s->next_off[i] == s->committed[i])
+            continue;
+        if (only && !rd_kafka_topic_partition_list_find(only, s->topic, i))
+            continue;
+        snap_write(s, i);
+        rd_kafka_topic_partition_list_add(l, s->topic, i)->offset = s->next_off[i];
+    }
+    bool ok = true;
+    if (l->cnt) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(s->cons, l, 0);
+        ok = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int i = 0; ok && i < l->cnt; i++)
+            s->committed[l->elems[i].partition] = l->elems[i].offset;
+        if (!ok)
+            NOPS_WARN("ingest", "service stage: commit failed (will retry): %s",
+                      rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return ok;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    svc_stage *s = opaque;
+    const bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+        rd_kafka_resp_err_t e = rd_kafka_committed(rk, c, 5000);
+        for (int i = 0; i < parts->cnt; i++) {
+            const int32_t part = parts->elems[i].partition;
+            if (part < 0 || part >= MAX_PARTITIONS)
+                continue;
+            const int64_t committed = e || c->elems[i].err || c->elems[i].offset < 0
+                                          ? -1 : c->elems[i].offset;
+            nops_correlate_release(s->corr, part);
+            s->part_now[part] = 0;
+            if (committed >= 0) {
+                snap_restore(s, part, committed);
+                parts->elems[i].offset = committed;
+            }
+            s->assigned[part] = true;
+            s->committed[part] = committed;
+            s->next_off[part] = committed;
+        }
+        rd_kafka_topic_partition_list_destroy(c);
+        NOPS_INFO("ingest", "service stage: assigned %d partition(s) of %s", parts->cnt,
+                  s->topic);
+        if (coop) {
+            rd_kafka_error_t *ae = rd_kafka_incremental_assign(rk, parts);
+            if (ae)
+                rd_kafka_error_destroy(ae);
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        return;
+    }
+    NOPS_INFO("ingest", "service stage: %d partition(s) of %s revoked", parts->cnt, s->topic);
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        checkpoint(s, true, parts);
+    else
+        place_batch(s);
+    for (int i = 0; i < parts->cnt; i++) {
+        const int32_t part = parts->elems[i].partition;
+        if (part < 0 || part >= MAX_PARTITIONS)
+            continue;
+        s->assigned[part] = false;
+        nops_correlate_release(s->corr, part); /* saved above: the next owner goes on */
+    }
+    if (coop) {
+        rd_kafka_error_t *ue = rd_kafka_incremental_unassign(rk, parts);
+        if (ue)
+            rd_kafka_error_destroy(ue);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* Has the stage placed everything of its partitions the brokers hold (the drain at stop)? */
+static bool caught_up(svc_stage *s)
+{
+    for (int i = 0; i < MAX_PARTITIONS; i++) {
+        if (!s->assigned[i])
+            continue;
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(s->cons, s->topic, i, &lo, &hi, 2000) ||
+            (hi > lo && s->next_off[i] < hi))
+            return false;
+    }
+    return true;
+}
+
+static void *stage_main(void *arg)
+{
+    svc_stage *s = arg;
+    const nops_pipeline *p = s->p;
+    int64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, first = 0, drain_until = 0;
+    for (;;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->cons, 20);
+        const int64_t now = nops_now_ns();
+        if (m && m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                NOPS_WARN("ingest", "service stage consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            m = NULL;
+        }
+        if (m) {
+            if (!s->nb)
+                first = now;
+            s->batch[s->nb++] = m;
+        }
+        if (s->nb && (s->nb == SVC_BATCH || now - first >= SVC_HOLD_NS))
+            place_batch(s);
+        if (atomic_load(&s->stop)) { /* drain: up to 10 s to place what the brokers hold */
+            if (!drain_until)
+                drain_until = now + 10000000000ll;
+            if (!m && (now > drain_until || caught_up(s)))
+                break;
+        }
+        if (now - last_ckpt < p->pp.flush_ms * 1000000ll)
+            continue;
+        last_ckpt = now;
+        const bool snap = now - last_snap >= p->pp.snapshot_ms * 1000000ll;
+        if (checkpoint(s, snap, NULL) && snap)
+            last_snap = now;
+    }
+    checkpoint(s, true, NULL);
+    NOPS_INFO("ingest", "service stage: stopped, %llu message(s) placed",
+              (unsigned long long)s->n_placed);
+    return NULL;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char *errstr,
+                         size_t errstr_size)
+{
+    svc_stage *s = nops_calloc(1, sizeof *s);
+    if (!s || !(s->batch = nops_calloc(SVC_BATCH, sizeof *s->batch))) {
+        nops_free(s);
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    s->p = p;
+    snprintf(s->topic, sizeof s->topic, "%s", cp->service_topic);
+    s->derived = cp->service_topic_derived;
+    snprintf(s->group, sizeof s->group, "%s.service", p->kp.group);
+    for (int i = 0; i < MAX_PARTITIONS; i++)
+        s->next_off[i] = s->committed[i] = -1;
+    char kerr[512] = "", sess[32];
+    snprintf(sess, sizeof sess, "%lld", (long long)p->kp.session_timeout_ms);
+    const nops_kafka_prop pprops[] = {{"linger.ms", "5"},
+                                      {"delivery.report.only.error", "true"}};
+    const nops_kafka_prop cprops[] = {
+        {"group.id", s->group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"session.timeout.ms", sess},
+        {"fetch.wait.max.ms", "10"},
+    };
+    rd_kafka_conf_t *pc = nops_kafka_conf_new(p->kp.brokers, p->kp.extra, pprops, 2, kerr,
+                                              sizeof kerr);
+    if (pc) {
+        rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+        rd_kafka_conf_set_opaque(pc, s);
+        if (!(s->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr)))
+            rd_kafka_conf_destroy(pc);
+    }
+    rd_kafka_conf_t *cc = s->prod ? nops_kafka_conf_new(p->kp.brokers, p->kp.extra, cprops,
+                                                        sizeof cprops / sizeof cprops[0], kerr,
+                                                        sizeof kerr)
+                                  : NULL;
+    if (cc) {
+        rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+        rd_kafka_conf_set_opaque(cc, s);
+        if (!(s->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr)))
+            rd_kafka_conf_destroy(cc);
+    }
+    if (!s->prod || !s->cons) {
+        nops_errf(errstr, errstr_size, "service stage: kafka: %s", kerr);
+        nops__svc_destroy(s);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(s->cons);
+    if (!(s->corr = nops_correlate_new(cp, (uint32_t)p->dp.window, errstr, errstr_size))) {
+        nops__svc_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+bool nops__svc_derived(const svc_stage *s)
+{
+    return s->derived;
+}
+
+nops_err nops__svc_start(svc_stage *s, char *errstr, size_t errstr_size)
+{
+    /* the topic must exist (asking for it creates it where the cluster allows): without it
+     * every signal of a service would be lost to the producer and the pipeline would stall */
+    for (int i = 0; i < 5 && atomic_load(&s->n_parts) == 0; i++) {
+        s->meta_ns = 0;
+        refresh_parts(s);
+        if (atomic_load(&s->n_parts) == 0)
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+    }
+    if (atomic_load(&s->n_parts) == 0) {
+        nops_errf(errstr, errstr_size, "the service topic %s does not exist and the cluster "
+                  "did not create it: create it (README, \"Running against a real Kafka "
+                  "cluster\") or set correlate.service_topic=off", s->topic);
+        return NOPS_NOTFOUND;
+    }
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, s->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(s->cons, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (e) {
+        nops_errf(errstr, errstr_size, "cannot subscribe to %s: %s", s->topic,
+                  rd_kafka_err2str(e));
+        return NOPS_IO;
+    }
+    if (pthread_create(&s->thr, NULL, stage_main, s) != 0) {
+        nops_errf(errstr, errstr_size, "cannot start the service stage thread");
+        return NOPS_INTERNAL;
+    }
+    s->started = true;
+    NOPS_INFO("ingest", "service stage: signals of series with a service go through %s "
+              "(group %s)", s->topic, s->group);
+    return NOPS_OK;
+}
+
+void nops__svc_stop(svc_stage *s)
+{
+    if (!s || !s->started)
+        return;
+    atomic_store(&s->stop, true);
+    pthread_join(s->thr, NULL);
+    rd_kafka_consumer_close(s->cons); /* its revoke callback commits what is left */
+    s->started = false;
+}
+
+void nops__svc_destroy(svc_stage *s)
+{
+    if (!s)
+        return;
+    nops__svc_stop(s);
+    if (s->cons)
+        rd_kafka_destroy(s->cons);
+    if (s->prod) {
+        rd_kafka_flush(s->prod, 2000);
+        rd_kafka_destroy(s->prod);
+    }
+    nops_correlate_destroy(s->corr);
+    nops_free(s->batch);
+    nops_free(s);
+}
+
+uint64_t nops__svc_open(svc_stage *s)
+{
+    uint64_t open = 0;
+    if (s)
+        nops_correlate_counts(s->corr, &open, NULL, NULL);
+    return open;
+}
