@@ -22,6 +22,7 @@
 #include "loop/loop.h"
 #include "synth/history.h"
 #include "tests/support/orchutil.h"
+#include "tests/support/recoutil.h"
 #include "vector/vector.h"
 
 #include <arpa/inet.h>
@@ -100,36 +101,13 @@ static void rx_start(void)
 
 /* ---- set-up ---------------------------------------------------------------------------------- */
 
-static void build_index(void)
-{
-    char err[512];
-    nops_histdir_writer *w = nops_histdir_begin(g_index, NOPS_INDEX_AUTO, err, sizeof err);
-    assert_non_null(w);
-    history_gen g;
-    history_init(&g, 11);
-    nops_redactor *red = nops_redactor_new("test-key", err, sizeof err);
-    assert_non_null(red);
-    for (size_t i = 0; i < 4000; i++) {
-        json_t *run = history_run(&g);
-        float v[NOPS_EMBED_DIM];
-        nops_run_meta m;
-        if (nops_vector_prepare_run(red, run, v, &m, NULL, err, sizeof err) != NOPS_OK)
-            fail_msg("run %zu: %s", i, err);
-        assert_int_equal(nops_histdir_add(w, v, &m), NOPS_OK);
-        json_decref(run);
-    }
-    nops_redactor_destroy(red);
-    if (nops_histdir_commit(w, "test", 0, err, sizeof err) != NOPS_OK)
-        fail_msg("commit: %s", err);
-}
-
 static int setup(void **state)
 {
     (void)state;
     if (tu_orch_dirs_make(g_dir, &g_d) != 0)
         return -1;
     snprintf(g_index, sizeof g_index, "%s/index", g_dir);
-    build_index();
+    tu_history_index(g_index, 4000, 11);
     const char *ok = "[{\"name\":\"fix\",\"exec\":[\"/bin/true\"]}]";
     tu_orch_playbook(g_d.reg, g_d.key, history_best_playbook(2), ok, "auto", 30, "");
     tu_orch_playbook(g_d.reg, g_d.key, history_best_playbook(1), ok, "manual", 30, "");
@@ -144,10 +122,7 @@ static int setup(void **state)
     g_r = nops_registry_load(g_d.reg, g_d.pub, err, sizeof err);
     g_secret = nops_secret_from_bytes("loop test key", 13);
     g_a = nops_audit_open(g_d.audit, NULL, g_secret, NULL, err, sizeof err);
-    nops_reco_params rp = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
-                           .reload_s = 60};
-    snprintf(rp.index_dir, sizeof rp.index_dir, "%s", g_index);
-    g_reco = nops_recommender_new(&rp, err, sizeof err);
+    g_reco = tu_reco_open(g_index, 60);
     rx_start();
     return g_p && g_r && g_secret && g_a && g_reco ? 0 : -1;
 }

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "synth/history.h"
+#include "tests/support/recoutil.h"
 #include "recommend/recommend.h"
 
 #include <math.h>
@@ -29,39 +30,14 @@
 
 static char g_dir[] = "/tmp/nops-reco-XXXXXX";
 
-/* Write `n` generated runs (seed) as a new generation of dir. */
 static void build(const char *dir, size_t n, uint64_t seed)
 {
-    char err[512];
-    nops_histdir_writer *w = nops_histdir_begin(dir, NOPS_INDEX_AUTO, err, sizeof err);
-    assert_non_null(w);
-    history_gen g;
-    history_init(&g, seed);
-    nops_redactor *red = nops_redactor_new("test-key", err, sizeof err);
-    for (size_t i = 0; i < n; i++) {
-        json_t *run = history_run(&g);
-        float v[NOPS_EMBED_DIM];
-        nops_run_meta m;
-        if (nops_vector_prepare_run(red, run, v, &m, NULL, err, sizeof err) != NOPS_OK)
-            fail_msg("run %zu: %s", i, err); /* as vectorize takes it */
-        assert_int_equal(nops_histdir_add(w, v, &m), NOPS_OK);
-        json_decref(run);
-    }
-    nops_redactor_destroy(red);
-    if (nops_histdir_commit(w, "test", 0, err, sizeof err) != NOPS_OK)
-        fail_msg("commit: %s", err);
+    tu_history_index(dir, n, seed);
 }
 
 static nops_recommender *open_reco(const char *dir)
 {
-    nops_reco_params p = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
-                          .reload_s = 1};
-    snprintf(p.index_dir, sizeof p.index_dir, "%s", dir);
-    char err[512];
-    nops_recommender *r = nops_recommender_new(&p, err, sizeof err);
-    if (!r)
-        fail_msg("recommender: %s", err);
-    return r;
+    return tu_reco_open(dir, 1);
 }
 
 static int setup(void **state)

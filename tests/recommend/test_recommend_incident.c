@@ -19,6 +19,7 @@
 #include "detect/detect.h" /* nops_detect_key_id */
 #include "recommend/recommend.h"
 #include "synth/history.h"
+#include "tests/support/recoutil.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,25 +33,7 @@ static int setup(void **state)
 {
     (void)state;
     assert_non_null(mkdtemp(g_dir));
-    char err[512];
-    nops_histdir_writer *w = nops_histdir_begin(g_dir, NOPS_INDEX_AUTO, err, sizeof err);
-    assert_non_null(w);
-    history_gen g;
-    history_init(&g, 7);
-    nops_redactor *red = nops_redactor_new("test-key", err, sizeof err);
-    assert_non_null(red);
-    for (size_t i = 0; i < 4000; i++) {
-        json_t *run = history_run(&g);
-        float v[NOPS_EMBED_DIM];
-        nops_run_meta m;
-        if (nops_vector_prepare_run(red, run, v, &m, NULL, err, sizeof err) != NOPS_OK)
-            fail_msg("run %zu: %s", i, err);
-        assert_int_equal(nops_histdir_add(w, v, &m), NOPS_OK);
-        json_decref(run);
-    }
-    nops_redactor_destroy(red);
-    if (nops_histdir_commit(w, "test", 0, err, sizeof err) != NOPS_OK)
-        fail_msg("commit: %s", err);
+    tu_history_index(g_dir, 4000, 7);
     return 0;
 }
 
@@ -64,14 +47,7 @@ static int teardown(void **state)
 
 static nops_recommender *open_reco(const char *dir)
 {
-    nops_reco_params p = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
-                          .reload_s = 60};
-    snprintf(p.index_dir, sizeof p.index_dir, "%s", dir);
-    char err[512];
-    nops_recommender *r = nops_recommender_new(&p, err, sizeof err);
-    if (!r)
-        fail_msg("recommender: %s", err);
-    return r;
+    return tu_reco_open(dir, 60);
 }
 
 /* The record of a generated incident: its labels, metrics and summary (no signals). */
