@@ -194,6 +194,8 @@ void nops__pipeline_incident_hook(nops_pipeline *p, nops_correlator *corr, nops_
 /* Snapshot the detector state and open incidents of every partition marked in `which` at
  * offs[partition] (snapshot.c); partitions with no known offset (< 0) are skipped. Workers must be idle. */
 void nops__snap_write(nops_pipeline *p, const bool *which, const int64_t *offs);
+/* The commit of `offset` for `part` was confirmed: keep the snapshot taken there (snapshot.c). */
+void nops__snap_committed(nops_pipeline *p, int32_t part, int64_t offset);
 /* Restore partition `part` warm from its snapshot if one verifies and was taken at `committed`;
  * the series restored (0: the partition starts cold). Workers must be idle. */
 size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed);

@@ -196,8 +196,11 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
         STAT_ADD(p, commit_failures, 1);
         NOPS_WARN("ingest", "offset commit failed (will retry): %s", rd_kafka_err2str(ce));
     } else {
-        for (int i = 0; i < l->cnt; i++)
+        for (int i = 0; i < l->cnt; i++) {
             p->committed[l->elems[i].partition] = l->elems[i].offset;
+            if (sync) /* the broker answered: confirmed (async ones in on_commit) */
+                nops__snap_committed(p, l->elems[i].partition, l->elems[i].offset);
+        }
         STAT_ADD(p, commits, 1);
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -264,8 +267,14 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     for (int i = 0; offsets && i < offsets->cnt; i++) {
         const rd_kafka_topic_partition_t *t = &offsets->elems[i];
         rd_kafka_resp_err_t pe = t->err ? t->err : err;
-        if (!pe || pe == RD_KAFKA_RESP_ERR__NO_OFFSET || t->partition < 0 ||
-            t->partition >= MAX_PARTITIONS || strcmp(t->topic, p->kp.topic) != 0)
+        if (t->partition < 0 || t->partition >= MAX_PARTITIONS ||
+            strcmp(t->topic, p->kp.topic) != 0)
+            continue;
+        if (!pe) { /* confirmed: the snapshot taken at this offset is the one to keep */
+            nops__snap_committed(p, t->partition, t->offset);
+            continue;
+        }
+        if (pe == RD_KAFKA_RESP_ERR__NO_OFFSET)
             continue;
         if (p->committed[t->partition] == t->offset) {
             p->committed[t->partition] = -1;

@@ -29,7 +29,10 @@
  * directory (nops_file_replace). The previous snapshot is kept as .snap.prev: a snapshot is
  * written just before the offsets it belongs to are committed, so a crash between the two, or a
  * commit the broker refused, leaves a newest snapshot ahead of the committed offset and the
- * previous one at it — that one restores the partition warm.
+ * previous one at it — that one restores the partition warm. Several refused commits in a row
+ * (a rebalance on a loaded machine) would push that one out too, so the snapshot of each commit
+ * the broker confirms is also kept as .snap.committed (a hard link: nops__snap_committed).
+ * Restore tries .snap, .snap.prev, .snap.committed and takes the one at the committed offset.
  *
  * Threads: both directions run on the poller thread with every worker drained and idle (the
  * poller is the only producer of their queues), so reading and writing the detectors races with
@@ -43,6 +46,7 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -62,10 +66,20 @@ typedef struct snap_hdr {
     uint64_t body_len;  /* bytes of series records after the header */
 } snap_hdr;
 
+/* The snapshot files of a partition: the newest, the one before, and the one at the last
+ * commit the broker confirmed (a link to one of the other two, made when the confirmation came). */
+enum { SNAP_NEWEST, SNAP_PREV, SNAP_COMMITTED, SNAP_KINDS };
+
+static void snap_path_of(const nops_pipeline *p, int32_t part, int kind, char *buf, size_t cap)
+{
+    static const char *const suffix[SNAP_KINDS] = {"", ".prev", ".committed"};
+    snprintf(buf, cap, "%s/%s-%s-%d.snap%s", p->state_dir, p->kp.group, p->kp.topic, (int)part,
+             suffix[kind]);
+}
+
 static void snap_path(const nops_pipeline *p, int32_t part, bool prev, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s/%s-%s-%d.snap%s", p->state_dir, p->kp.group, p->kp.topic, (int)part,
-             prev ? ".prev" : "");
+    snap_path_of(p, part, prev ? SNAP_PREV : SNAP_NEWEST, buf, cap);
 }
 
 static uint64_t snap_owner(const nops_pipeline *p)
@@ -353,8 +367,8 @@ static size_t restore_at(nops_pipeline *p, int32_t part, int64_t at, bool incide
 {
     char path[1100], why[160];
     const char *cold = at < 0 ? "no committed offset" : "no snapshot";
-    for (int gen = 0; gen < 2; gen++) {
-        snap_path(p, part, gen == 1, path, sizeof path);
+    for (int gen = 0; gen < SNAP_KINDS; gen++) {
+        snap_path_of(p, part, gen, path, sizeof path);
         uint8_t *buf;
         snap_hdr h;
         snap_load l = load_verified(p, path, part, &buf, &h, why, sizeof why);
@@ -408,4 +422,38 @@ size_t nops__snap_restore(nops_pipeline *p, int32_t part, int64_t committed)
 void nops__snap_restore_incidents(nops_pipeline *p, int32_t part, int64_t held)
 {
     restore_at(p, part, held, true);
+}
+
+/*
+ * The broker confirmed the commit of `offset` for `part`: keep the snapshot taken there as
+ * .snap.committed (a hard link, swapped in by rename), so that it survives however many later
+ * snapshots are written while their commits fail. Before, only the newest two were kept: during
+ * a rebalance two refused commits in a row left both ahead of the committed offset, and the
+ * next owner started the partition cold (its detectors blind for a warm-up) — what made
+ * test_incident_identity lose a host's last signals on a loaded machine. Poller thread.
+ */
+void nops__snap_committed(nops_pipeline *p, int32_t part, int64_t offset)
+{
+    if (part < 0 || part >= MAX_PARTITIONS || offset < 0)
+        return;
+    char path[1100], keep[1100], tmp[1200];
+    snap_path_of(p, part, SNAP_COMMITTED, keep, sizeof keep);
+    for (int gen = SNAP_NEWEST; gen <= SNAP_PREV; gen++) {
+        snap_path_of(p, part, gen, path, sizeof path);
+        FILE *f = nops_file_fopen(path, "r");
+        snap_hdr h;
+        const bool got = f && fread(&h, sizeof h, 1, f) == 1;
+        if (f)
+            fclose(f);
+        if (!got || h.magic != SNAP_MAGIC || h.partition != part || h.offset != offset)
+            continue;
+        snprintf(tmp, sizeof tmp, "%s.tmp", keep);
+        (void)unlink(tmp);
+        if (link(path, tmp) != 0 || rename(tmp, keep) != 0) {
+            (void)unlink(tmp);
+            NOPS_WARN("ingest", "partition %d: cannot keep the snapshot at the committed offset "
+                      "%lld as %s: %s", (int)part, (long long)offset, keep, strerror(errno));
+        }
+        return;
+    }
 }

@@ -71,8 +71,8 @@ static int setup(void **state)
 {
     (void)state;
     static const tu_topic topics[] = {{"s1", 2}, {"s2", 2}, {"s3", 2},
-                                      {"s4", 4}, {"s5", 2}, {"s6", 2}, {"s7", 1}};
-    g_cluster = tu_mock_cluster(3, topics, 7, g_boot, sizeof g_boot);
+                                      {"s4", 4}, {"s5", 2}, {"s6", 2}, {"s7", 1}, {"s9", 2}};
+    g_cluster = tu_mock_cluster(3, topics, 8, g_boot, sizeof g_boot);
     assert_non_null(g_cluster);
     nops_log_set_sink(capture, NULL);
     return 0;
@@ -191,6 +191,18 @@ static void snap_file(const char *dir, const char *group, const char *topic, int
     snprintf(out, cap, "%s/state/%s-%s-%d.snap%s", dir, group, topic, part, prev ? ".prev" : "");
 }
 
+/* Remove the partitions' .snap.committed links (kept since the last confirmed commit), so a test
+ * of how .snap and .snap.prev are judged sees only those two, as an earlier build left them; the
+ * .committed file is read by the same code (test_refused_commits_in_a_row_stay_warm). */
+static void forget_committed(const char *dir, const char *group, const char *topic)
+{
+    for (int part = 0; part < 4; part++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/state/%s-%s-%d.snap.committed", dir, group, topic, part);
+        (void)unlink(path);
+    }
+}
+
 static unsigned char *read_all(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -244,6 +256,7 @@ static void test_damaged_snapshot_starts_cold(void **state)
 
     char path[700], state_dir[600];
     struct stat sb;
+    forget_committed(dir, "g-dmg", "s1");
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
     assert_int_equal(stat(state_dir, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0750);
@@ -290,6 +303,7 @@ static void test_offset_bitflip_skips_nothing(void **state)
     char dir[] = "/tmp/nops-snapoff-XXXXXX";
     assert_non_null(mkdtemp(dir));
     first_run("s2", "g-off", dir, 100, NULL);
+    forget_committed(dir, "g-off", "s2");
     char path[700];
     for (int part = 0; part < 2; part++)
         for (int prev = 0; prev < 2; prev++) {
@@ -333,6 +347,7 @@ static void test_foreign_and_planted_snapshots(void **state)
     char dir[] = "/tmp/nops-snapfor-XXXXXX";
     assert_non_null(mkdtemp(dir));
     first_run("s5", "g-for", dir, 20, NULL);
+    forget_committed(dir, "g-for", "s5");
     char p0[700], p0prev[700], p1[700], p1prev[700], keep[720];
     snap_file(dir, "g-for", "s5", 0, false, p0, sizeof p0);
     snap_file(dir, "g-for", "s5", 0, true, p0prev, sizeof p0prev);
@@ -384,6 +399,7 @@ static void test_keyed_snapshot(void **state)
     stop(&r);
 
     int before = refusals("MAC does not verify");
+    forget_committed(dir, "g-key", "s3");
     r = start("s3", "g-key", dir, kb); /* another key: all four files refused, cold */
     st = settle(&r, 2, 0);
     for (int i = 0; i < 100 && st.snapshots_rejected < 4; i++) {
@@ -399,6 +415,7 @@ static void test_keyed_snapshot(void **state)
     stop(&r); /* now both generations hold them, MAC'd with key b */
 
     char path[700];
+    forget_committed(dir, "g-key", "s3");
     snap_file(dir, "g-key", "s3", 0, false, path, sizeof path);
     size_t len;
     unsigned char *b = read_all(path, &len);
@@ -416,6 +433,7 @@ static void test_keyed_snapshot(void **state)
     assert_int_equal(st.restored_series, HOSTS); /* partition 0 from .prev, partition 1 intact */
     stop(&r);
 
+    forget_committed(dir, "g-key", "s3");
     r = start("s3", "g-key", dir, NULL); /* no key: keyed files are refused, not half-trusted */
     st = settle(&r, 2, 0);
     for (int i = 0; i < 100 && st.snapshots_rejected < 4; i++) {
@@ -459,6 +477,49 @@ static void test_refused_commit_is_made_again(void **state)
                   (unsigned long long)st.messages, (unsigned long long)st.restored_series);
     assert_int_equal(st.messages, 0);
     assert_int_equal(st.restored_series, HOSTS);
+    stop(&r);
+    rm_rf(dir);
+}
+
+/* Refused commits in a row (as during a rebalance under load) while snapshots go on being
+ * written: the snapshot at the last confirmed commit is kept, so the next start is warm. Before,
+ * only the newest two were kept, both ahead of the committed offset: the restart was cold and
+ * its detectors blind for a warm-up (test_incident_identity lost a host's last signals so). */
+static void test_refused_commits_in_a_row_stay_warm(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-snaprow-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    first_run("s9", "g-row", dir, 50, NULL); /* committed at 50, confirmed */
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(g_cluster);
+    rd_kafka_resp_err_t errs[200];
+    for (int i = 0; i < 200; i++)
+        errs[i] = RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+    rd_kafka_mock_push_request_errors_array(mc, 8 /* OffsetCommit */, 200, errs);
+    running r = start("s9", "g-row", dir, NULL);
+    nops_pipeline_stats st = settle(&r, 2, 0);
+    assert_int_equal(st.restored_series, HOSTS);
+    for (int chunk = 0; chunk < 3; chunk++) { /* a snapshot after each, its commit refused */
+        produce("s9", 50 + 10 * chunk, 60 + 10 * chunk);
+        st = settle(&r, 2, (uint64_t)HOSTS * 10 * (chunk + 1));
+        const uint64_t snaps = st.snapshots;
+        for (int i = 0; i < 600 && st.snapshots < snaps + 2; i++) {
+            sleep_ms(100);
+            nops_pipeline_get_stats(r.p, &st);
+        }
+    }
+    assert_true(st.commit_failures >= 2);
+    (void)nops_pipeline_stop(r.p, 15000); /* its last commit is refused too */
+    nops_pipeline_destroy(r.p);
+    nops_sinks_destroy(r.sinks);
+    rd_kafka_mock_clear_request_errors(mc, 8);
+    r = start("s9", "g-row", dir, NULL);
+    st = settle(&r, 2, (uint64_t)HOSTS * 30);
+    print_message("  after refused commits in a row: %llu messages replayed, %llu series "
+                  "restored\n", (unsigned long long)st.messages,
+                  (unsigned long long)st.restored_series);
+    assert_int_equal(st.messages, HOSTS * 30); /* from the committed offset: nothing skipped */
+    assert_int_equal(st.restored_series, HOSTS); /* warm */
     stop(&r);
     rm_rf(dir);
 }
@@ -546,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_foreign_and_planted_snapshots),
         cmocka_unit_test(test_keyed_snapshot),
         cmocka_unit_test(test_refused_commit_is_made_again),
+        cmocka_unit_test(test_refused_commits_in_a_row_stay_warm),
         cmocka_unit_test(test_lag_after_restart_is_zero),
         cmocka_unit_test(test_long_key_full_window_restored),
     };
