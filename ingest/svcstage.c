@@ -38,7 +38,8 @@
  * copy does), so a metrics offset is never committed past a signal the stage did not get. The
  * stage commits its own offsets only after the sinks flushed its incidents, and snapshots its
  * correlator per partition at the committed offset (state/<group>.service-<topic>-<p>.snap,
- * keyed like the detector snapshots; the previous one kept); an instance that takes a
+ * keyed like the detector snapshots; the previous one and the one at the last commit that
+ * landed kept); an instance that takes a
  * partition over — after a rebalance or a kill -9 — restores it and replays from the committed
  * offset: replayed signals are recognised (their ids), later ones update the same incidents.
  *
@@ -47,6 +48,7 @@
  */
 #include "ingest/pipeline_int.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <openssl/crypto.h>
@@ -55,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #define SVC_MAGIC 0x31435653504f4e00ull /* "\0NOPSVC1" */
@@ -234,10 +237,28 @@ typedef struct svc_hdr {
     uint64_t body_len; /* correlator bytes after the header; then the tag */
 } svc_hdr;
 
-static void svc_path(const svc_stage *s, int32_t part, bool prev, char *buf, size_t cap)
+/* kind 0: the newest snapshot, 1: the one before, 2: the one at the last commit that landed
+ * (a hard link, so that refused commits in a row cannot push it out: snapshot.c says why) */
+static void svc_path(const svc_stage *s, int32_t part, int kind, char *buf, size_t cap)
 {
+    static const char *const suffix[3] = {"", ".prev", ".committed"};
     snprintf(buf, cap, "%s/%s-%s-%d.snap%s", s->p->state_dir, s->group, s->topic, (int)part,
-             prev ? ".prev" : "");
+             suffix[kind]);
+}
+
+/* The commit of the snapshot just written for `part` landed: keep it as .snap.committed. */
+static void snap_keep_committed(svc_stage *s, int32_t part)
+{
+    char path[1200], keep[1200], tmp[1300];
+    svc_path(s, part, 0, path, sizeof path);
+    svc_path(s, part, 2, keep, sizeof keep);
+    snprintf(tmp, sizeof tmp, "%s.tmp", keep);
+    (void)unlink(tmp);
+    if (link(path, tmp) != 0 || rename(tmp, keep) != 0) {
+        (void)unlink(tmp);
+        NOPS_WARN("ingest", "service stage: cannot keep %s as %s: %s", path, keep,
+                  strerror(errno));
+    }
 }
 
 static void svc_tag(const svc_stage *s, const void *data, size_t len, unsigned char *out)
@@ -268,8 +289,8 @@ static void snap_write(svc_stage *s, int32_t part)
         memcpy(b + sizeof h, body, len);
         svc_tag(s, b, sizeof h + len, b + sizeof h + len);
         char path[1200], prev[1200];
-        svc_path(s, part, false, path, sizeof path);
-        svc_path(s, part, true, prev, sizeof prev);
+        svc_path(s, part, 0, path, sizeof path);
+        svc_path(s, part, 1, prev, sizeof prev);
         (void)rename(path, prev); /* keep the one before: its commit may not land */
         if (nops_file_replace(path, b, total) != 0)
             NOPS_WARN("ingest", "service stage: cannot write %s", path);
@@ -281,9 +302,9 @@ static void snap_write(svc_stage *s, int32_t part)
 /* Restore partition `part` from the snapshot taken at `committed`, if one verifies. */
 static bool snap_restore(svc_stage *s, int32_t part, int64_t committed)
 {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         char path[1200];
-        svc_path(s, part, k == 1, path, sizeof path);
+        svc_path(s, part, k, path, sizeof path);
         size_t len = 0;
         FILE *f = fopen(path, "rb");
         if (!f)
@@ -461,8 +482,10 @@ static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_l
     if (l->cnt) {
         rd_kafka_resp_err_t e = rd_kafka_commit(s->cons, l, 0);
         ok = e == RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (int i = 0; ok && i < l->cnt; i++)
+        for (int i = 0; ok && i < l->cnt; i++) {
             s->committed[l->elems[i].partition] = l->elems[i].offset;
+            snap_keep_committed(s, l->elems[i].partition); /* a synchronous commit: landed */
+        }
         if (!ok)
             NOPS_WARN("ingest", "service stage: commit failed (will retry): %s",
                       rd_kafka_err2str(e));
