@@ -89,6 +89,7 @@ struct nops_loop {
     pthread_mutex_t mu;
     pthread_cond_t cv, idle;
     job *ring;
+    job *cur;             /* the loop thread's copy of the incident it handles */
     size_t cap, head, len;
     bool busy, stop;
     pthread_t th;
@@ -492,22 +493,16 @@ static void *run(void *arg)
             ts.tv_nsec = ns % 1000000000;
             pthread_cond_timedwait(&l->cv, &l->mu, &ts);
         }
-        job *batch = NULL;
-        size_t n = 0;
-        if (l->len) { /* take one at a time: the copy is a few KiB */
-            batch = malloc(sizeof *batch);
-            if (batch) {
-                *batch = l->ring[l->head];
-                l->head = (l->head + 1) % l->cap;
-                l->len--;
-                n = 1;
-            }
+        const bool got = l->len > 0; /* one at a time, into the thread's own copy */
+        if (got) {
+            *l->cur = l->ring[l->head];
+            l->head = (l->head + 1) % l->cap;
+            l->len--;
         }
         l->busy = true;
         pthread_mutex_unlock(&l->mu);
-        if (n)
-            handle(l, batch);
-        free(batch);
+        if (got)
+            handle(l, l->cur);
         tick(l);
         pthread_mutex_lock(&l->mu);
         l->busy = false;
@@ -528,12 +523,14 @@ nops_loop *nops_loop_new(const nops_loop_params *p, const nops_loop_deps *d, cha
         l->d = *d;
         l->cap = (size_t)p->queue;
         l->ring = calloc(l->cap, sizeof *l->ring);
+        l->cur = calloc(1, sizeof *l->cur);
         l->w = calloc(MAX_WATCH, sizeof *l->w);
     }
-    if (!l || !l->ring || !l->w) {
+    if (!l || !l->ring || !l->cur || !l->w) {
         nops_errf(errstr, errstr_size, "out of memory for the loop's queue");
         if (l) {
             free(l->ring);
+            free(l->cur);
             free(l->w);
         }
         free(l);
@@ -576,6 +573,7 @@ void nops_loop_destroy(nops_loop *l)
     pthread_mutex_destroy(&l->mu);
     free(l->w);
     free(l->ring);
+    free(l->cur);
     free(l);
 }
 
