@@ -466,6 +466,10 @@ bool nops_utf8_valid(const char *s, size_t n);
 size_t nops_utf8_sanitize(const char *s, size_t n, char *out, size_t cap, size_t *replaced);
 /** The largest length <= max that does not cut a UTF-8 character of s[0..n) in two. */
 size_t nops_utf8_cut(const char *s, size_t n, size_t max);
+/** Whether `word` is an item of the comma-separated `list` (items trimmed of spaces, compared
+ *  ignoring ASCII case; an item "*" names every word). Settings such as
+ *  notify.webhook_severities and loop.suggest_severities are such lists. */
+bool nops_list_has(const char *list, const char *word);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Files the engine creates (core/files.c)                                                     */

@@ -8,7 +8,9 @@
  */
 #include "core/core.h"
 
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 /* Length of the valid sequence at s[0..n), or 0 if the bytes there are not one. */
 static size_t seq_len(const unsigned char *s, size_t n)
@@ -99,4 +101,23 @@ size_t nops_utf8_cut(const char *s, size_t n, size_t max)
     while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80 && max - i < 4)
         i--;
     return i;
+}
+
+bool nops_list_has(const char *list, const char *word)
+{
+    const size_t wl = strlen(word);
+    for (const char *s = list; *s;) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        while (len && isspace((unsigned char)*s))
+            s++, len--;
+        while (len && isspace((unsigned char)s[len - 1]))
+            len--;
+        if ((len == 1 && *s == '*') || (len == wl && strncasecmp(s, word, len) == 0))
+            return true;
+        if (!end)
+            break;
+        s = end + 1;
+    }
+    return false;
 }

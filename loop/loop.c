@@ -131,26 +131,6 @@ static void say(nops_loop *l, int k, nops_log_level lvl, const char *fmt, ...)
         nops_log(lvl, LOG_SRC, "%s", line);
 }
 
-/* Whether `word` is one of the comma-separated items of `list`. */
-static bool listed(const char *list, const char *word)
-{
-    size_t n = strlen(word);
-    for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        while (len && *p == ' ')
-            p++, len--;
-        while (len && p[len - 1] == ' ')
-            len--;
-        if (len == n && strncmp(p, word, n) == 0)
-            return true;
-        if (!e)
-            break;
-        p = e + 1;
-    }
-    return false;
-}
-
 static size_t slot_of(const char *id)
 {
     uint64_t h = 1469598103934665603ull;
@@ -273,7 +253,7 @@ static void audit_reco(nops_loop *l, const nops_incident *inc)
 
 static bool severity_routed(const nops_loop *l, nops_severity s)
 {
-    return listed(l->p.suggest_severities, nops_severity_name(s));
+    return nops_list_has(l->p.suggest_severities, nops_severity_name(s));
 }
 
 static watch *watch_add(nops_loop *l, const char *id, const char *incident, int64_t opened)
@@ -470,7 +450,7 @@ static void rewatch(nops_loop *l)
         const char *inc = json_string_value(
             json_object_get(json_object_get(rec, "context"), "incident_id"));
         if (!by || !st || !id || strcmp(by, NOPS_ORCH_ENGINE.id) != 0 ||
-            !listed("suggested,dry_running,dry_run_ok,approved,executing", st))
+            !nops_list_has("suggested,dry_running,dry_run_ok,approved,executing", st))
             continue;
         (void)watch_add(l, id, inc ? inc : "", 0);
     }

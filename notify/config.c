@@ -137,27 +137,10 @@ static bool levels_ok(const char *list, char *bad, size_t cap)
     return true;
 }
 
-static bool names(const char *list, const char *level)
-{
-    const size_t ll = strlen(level);
-    const char *s = list;
-    while (*s) {
-        const char *end = strchr(s, ',');
-        size_t len = end ? (size_t)(end - s) : strlen(s);
-        while (len && isspace((unsigned char)*s))
-            s++, len--;
-        while (len && isspace((unsigned char)s[len - 1]))
-            len--;
-        if ((len == 1 && *s == '*') || (len == ll && strncasecmp(s, level, len) == 0)) return true;
-        if (!end) break;
-        s = end + 1;
-    }
-    return false;
-}
-
 bool nt_route(const char *list, const char *level)
 {
-    return names(list, level) || (strcmp(level, "emergency") == 0 && names(list, "critical"));
+    return nops_list_has(list, level) ||
+           (strcmp(level, "emergency") == 0 && nops_list_has(list, "critical"));
 }
 
 static nops_err notify_finalize(void *base, char *errstr, size_t errstr_size)

@@ -15,6 +15,20 @@
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
+/* Comma-separated setting lists: trimmed items, ASCII case ignored, "*" for every word, no
+ * prefix matches. */
+static void test_list_has(void **state)
+{
+    (void)state;
+    assert_true(nops_list_has("warning,critical", "critical"));
+    assert_true(nops_list_has(" info , Warning ", "warning"));
+    assert_true(nops_list_has("*", "anything"));
+    assert_false(nops_list_has("warning,critical", "crit"));
+    assert_false(nops_list_has("warnings", "warning"));
+    assert_false(nops_list_has("", "info"));
+    assert_false(nops_list_has(",,", "info"));
+}
+
 static void test_errors(void **state)
 {
     assert_string_equal(nops_strerror(NOPS_OK), "success");
@@ -577,6 +591,7 @@ static void test_labels_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_list_has),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ratelimit),
         cmocka_unit_test(test_hex_and_sha256),
