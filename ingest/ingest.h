@@ -132,6 +132,10 @@ typedef struct nops_pipeline_stats {
     bool paused;                /**< consumption paused because a sink is down */
     int64_t lag;                /**< sum over assigned partitions of high watermark − position */
     uint32_t lag_partitions;    /**< assigned partitions whose high watermark is known (in lag) */
+    int64_t lag_as_of_ns;       /**< wall clock (ns) at which the last complete round of high
+                                     watermark queries was sent (0 none yet): records produced
+                                     before it are in `lag`; newer ones may not be until the next
+                                     round (every 5 s and after each rebalance) or fetch */
     /** ingest-to-signal latency (wall clock at emission − point timestamp, for points stamped
      *  within the last hour): bucket i counts latencies below 2^i µs (the last is the rest) */
     uint64_t latency_us_log2[32];

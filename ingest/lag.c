@@ -30,6 +30,7 @@ void nops__lag_init(nops_pipeline *p)
     pthread_condattr_destroy(&ca);
     for (int i = 0; i < MAX_PARTITIONS; i++)
         atomic_store(&p->high[i], -1);
+    atomic_store(&p->lag_as_of, 0);
 }
 
 void nops__lag_fini(nops_pipeline *p)
@@ -39,8 +40,8 @@ void nops__lag_fini(nops_pipeline *p)
     nops_free(p->lag_parts);
 }
 
-/* One round: the high watermarks of `parts` (n of them) into p->high. */
-static void query_highs(nops_pipeline *p, const int32_t *parts, int n)
+/* One round: the high watermarks of `parts` (n of them) into p->high; true if all were read. */
+static bool query_highs(nops_pipeline *p, const int32_t *parts, int n)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++) /* the "timestamp" OFFSET_END asks for the latest offset */
@@ -49,12 +50,16 @@ static void query_highs(nops_pipeline *p, const int32_t *parts, int n)
     if (e)
         NOPS_DEBUG("ingest", "high watermarks not read (lag keeps older values): %s",
                    rd_kafka_err2str(e));
+    bool all = !e;
     for (int i = 0; i < l->cnt; i++) {
         const rd_kafka_topic_partition_t *t = &l->elems[i];
         if (!e && !t->err && t->offset >= 0 && t->partition >= 0 && t->partition < MAX_PARTITIONS)
             atomic_store(&p->high[t->partition], t->offset);
+        else
+            all = false;
     }
     rd_kafka_topic_partition_list_destroy(l);
+    return all;
 }
 
 static void *lag_main(void *arg)
@@ -82,10 +87,15 @@ static void *lag_main(void *arg)
         int n = p->lag_parts ? p->lag_n : 0; /* none before the first rebalance */
         if (n)
             memcpy(parts, p->lag_parts, (size_t)n * sizeof *parts);
+        const uint64_t gen = p->lag_gen;
         pthread_mutex_unlock(&p->lag_mu);
-        if (n)
-            query_highs(p, parts, n);
+        const int64_t sent = nops_wall_ns();
+        const bool all = n && query_highs(p, parts, n);
         pthread_mutex_lock(&p->lag_mu);
+        /* every watermark is at least what it was when the round was sent, if the assignment
+         * it asked about is still the one */
+        if (all && gen == p->lag_gen)
+            atomic_store(&p->lag_as_of, sent);
     }
     pthread_mutex_unlock(&p->lag_mu);
     nops_free(parts);
@@ -121,6 +131,8 @@ void nops__lag_assigned(nops_pipeline *p)
         if (p->assigned[i])
             p->lag_parts[p->lag_n++] = i;
     p->lag_refresh = true;
+    p->lag_gen++;
+    atomic_store(&p->lag_as_of, 0); /* the next round covers the new assignment */
     pthread_cond_broadcast(&p->lag_cv);
     pthread_mutex_unlock(&p->lag_mu);
 }

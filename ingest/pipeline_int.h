@@ -104,12 +104,14 @@ struct nops_pipeline {
     nops_incident_hook hook;            /* called with each incident record before the sinks */
     void *hook_ctx;                     /* its context (borrowed) */
     atomic_int_fast64_t high[MAX_PARTITIONS]; /* high watermark last queried, -1 unknown (lag.c) */
+    atomic_int_fast64_t lag_as_of;      /* wall ns the last complete query round was sent, 0 none */
     pthread_t lag_thr;                  /* asks the brokers for the high watermarks */
     bool lag_started;                   /* lag_thr runs */
     pthread_mutex_t lag_mu;             /* guards the lag_ fields below */
     pthread_cond_t lag_cv;              /* wakes lag_thr: a rebalance, or stop */
     int32_t *lag_parts;                 /* the assigned partitions, as of the last rebalance */
     int lag_n;                          /* how many */
+    uint64_t lag_gen;                   /* counts the assignments lag_parts held */
     bool lag_refresh, lag_stop;         /* query now; leave */
     nops_pipeline_stats st;             /* counters, updated with atomics */
     pthread_mutex_t incident_mu;        /* orders incident records: held from the correlator
@@ -122,6 +124,7 @@ struct nops_pipeline {
     nops_ratelimit unsplit_log;         /* "series key not split" lines */
     nops_ratelimit snap_skip_log;       /* "series left out of the snapshot" lines */
     nops_ratelimit flush_log;           /* "flush failed" lines (poller only) */
+    nops_ratelimit commit_log;          /* "offset commit failed" lines (poller only) */
 };
 
 struct worker {

@@ -194,7 +194,10 @@ static nops_err checkpoint(nops_pipeline *p, const rd_kafka_topic_partition_list
                ce ? rd_kafka_err2str(ce) : "requested");
     if (ce) {
         STAT_ADD(p, commit_failures, 1);
-        NOPS_WARN("ingest", "offset commit failed (will retry): %s", rd_kafka_err2str(ce));
+        if (nops_ratelimit_due(&p->commit_log, nops_wall_ns(), &missed))
+            NOPS_WARN("ingest", "offset commit failed (will retry): %s (%llu more failed "
+                      "commit(s) not logged in the last 10 s)", rd_kafka_err2str(ce),
+                      (unsigned long long)missed);
     } else {
         for (int i = 0; i < l->cnt; i++) {
             p->committed[l->elems[i].partition] = l->elems[i].offset;
@@ -668,6 +671,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     st->partitions = atomic_load(&p->n_assigned);
     st->paused = atomic_load(&p->paused);
     st->lag = nops__lag_sum(p, &st->lag_partitions);
+    st->lag_as_of_ns = atomic_load(&p->lag_as_of);
 }
 
 double nops_pipeline_latency_quantile(const nops_pipeline_stats *st, double q)

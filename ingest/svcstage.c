@@ -88,6 +88,7 @@ struct svc_stage {
     size_t nb;                        /* how many */
     bool derived;                     /* the topic was derived, not configured */
     nops_ratelimit lost_log;          /* "service message lost" lines */
+    nops_ratelimit commit_log;        /* "commit failed" lines */
     uint64_t n_placed;                /* messages placed (stage thread) */
 };
 
@@ -486,9 +487,10 @@ static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_l
             s->committed[l->elems[i].partition] = l->elems[i].offset;
             snap_keep_committed(s, l->elems[i].partition); /* a synchronous commit: landed */
         }
-        if (!ok)
-            NOPS_WARN("ingest", "service stage: commit failed (will retry): %s",
-                      rd_kafka_err2str(e));
+        uint64_t missed;
+        if (!ok && nops_ratelimit_due(&s->commit_log, nops_wall_ns(), &missed))
+            NOPS_WARN("ingest", "service stage: commit failed (will retry): %s (%llu more not "
+                      "logged in the last 10 s)", rd_kafka_err2str(e), (unsigned long long)missed);
     }
     rd_kafka_topic_partition_list_destroy(l);
     return ok;

@@ -223,20 +223,27 @@ static void stop(running *r)
     nops_sinks_destroy(r->sinks);
 }
 
-/* Wait until the pipelines together own every partition and have no lag (or 120 s). */
-static void settle(running *r, int n)
+/*
+ * Wait until the pipelines together own every partition and have no lag (or 120 s), by
+ * watermarks asked for after `since` (wall ns): right after a produce the watermarks a pipeline
+ * knows can still be those from before it, and a lag of 0 then says nothing (CI saw two
+ * instances stopped before the data produced last had been read).
+ */
+static void settle(running *r, int n, int64_t since)
 {
     for (int i = 0; i < 1200; i++) {
         uint32_t parts = 0, known = 0;
         int64_t lag = 0;
+        bool fresh = true;
         for (int k = 0; k < n; k++) {
             nops_pipeline_stats st;
             nops_pipeline_get_stats(r[k].p, &st);
             parts += st.partitions;
             known += st.lag_partitions;
             lag += st.lag;
+            fresh = fresh && (st.partitions == 0 || st.lag_as_of_ns > since);
         }
-        if (parts == PARTS && known == PARTS && lag == 0)
+        if (parts == PARTS && known == PARTS && lag == 0 && fresh)
             return;
         sleep_ms(100);
     }
@@ -262,8 +269,9 @@ static json_t *reference(const char *topic)
     mkdir_tmp(dir);
     char group[64];
     snprintf(group, sizeof group, "ref-%s", topic);
+    const int64_t since = nops_wall_ns(); /* everything was produced before */
     running r = start(topic, group, dir, dir, 1);
-    settle(&r, 1);
+    settle(&r, 1, since);
     stop(&r);
     json_t *inc = json_object();
     snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
@@ -371,7 +379,8 @@ static void settle_one(running *r, uint64_t messages)
     for (int i = 0; i < 1200; i++) {
         nops_pipeline_stats st;
         nops_pipeline_get_stats(r->p, &st);
-        if (st.messages >= messages && st.lag_partitions == PARTS && st.lag == 0)
+        if (st.messages >= messages && st.lag_partitions == PARTS && st.lag == 0 &&
+            st.lag_as_of_ns > 0)
             return;
         sleep_ms(100);
     }
@@ -411,8 +420,8 @@ static json_t *scaled(const char *topic, int n)
             break;
         sleep_ms(100);
     }
-    produce(topic, cut, TICKS);
-    settle(r, n);
+    produce(topic, cut, TICKS); /* returns when the broker has every record */
+    settle(r, n, nops_wall_ns());
     for (int k = 0; k < n; k++) { /* everything is in the sinks; the group rebalances as
                                    * members leave, so a final commit may be refused (NOPS_IO):
                                    * the next owner then consumes the rest again */
