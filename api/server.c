@@ -502,6 +502,29 @@ static int code_index(int status)
     return NOPS_HTTP_CODES - 1;
 }
 
+/*
+ * One access-log entry, its facts as fields (method, path, status, duration_ms, caller, and
+ * closed when the client left before the answer was sent): JSON logs get them as members, not
+ * inside "msg". Prometheus scrapes and health probes that succeed come every few seconds and
+ * say nothing, so they are logged at debug; every other request, and any of those that fails,
+ * at info.
+ */
+static void access_log(const request *rq, int status, double secs, bool completed)
+{
+    const bool routine = (rq->route == ROUTE_METRICS || rq->route == ROUTE_HEALTHZ ||
+                          rq->route == ROUTE_READYZ) && status > 0 && status < 400;
+    nops_log_field f[6] = {
+        {.key = "method", .type = NOPS_LOGF_STR, .str = rq->method},
+        {.key = "path", .type = NOPS_LOGF_STR, .str = rq->path},
+        {.key = "status", .type = NOPS_LOGF_INT, .i = status},
+        {.key = "duration_ms", .type = NOPS_LOGF_NUM, .num = secs * 1e3},
+        {.key = "caller", .type = NOPS_LOGF_STR, .str = rq->who.id[0] ? rq->who.id : "-"},
+        {.key = "closed", .type = NOPS_LOGF_BOOL, .i = 1},
+    };
+    nops_log_fields(routine ? NOPS_LOG_DEBUG : NOPS_LOG_INFO, "http", f, completed ? 5 : 6,
+                    "request");
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -519,9 +542,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_add(&api->m.latency[rq->route][b], 1);
     atomic_fetch_add(&api->m.latency_sum_us[rq->route], (uint_fast64_t)(secs * 1e6));
     if (api->p.access_log)
-        NOPS_INFO("http", "%s %s %d %.3f ms %s%s", rq->method, rq->path, status, secs * 1e3,
-                  rq->who.id[0] ? rq->who.id : "-",
-                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+        access_log(rq, status, secs, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     nops__guard_next(api, c); /* a kept-alive connection: the next request's clock starts */
     nops__api_ingest_release(rq->job);
     nops_free(rq->body.b);
