@@ -310,7 +310,8 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
     char addr[80];
     client_key(c, addr, sizeof addr);
     int64_t retry = 1;
-    if (nops__auth_blocked(api->auth, addr, (int64_t)nops_now_ns(), &retry)) {
+    nops_auth *auth = api->auth; /* one set of keys for the whole decision */
+    if (nops__auth_blocked(auth, addr, (int64_t)nops_now_ns(), &retry)) {
         atomic_fetch_add(&api->m.auth_blocked, 1);
         nops__api_error(res, 429, "too many failed authentications from this address (%.4g "
                         "per minute allowed); try again later", api->p.auth_failures_per_min);
@@ -321,11 +322,11 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
     char why[160] = "";
-    nops_auth_result ar = nops__auth_check(api->auth, key, authz, nops_wall_ns() / 1000000000,
+    nops_auth_result ar = nops__auth_check(auth, key, authz, nops_wall_ns() / 1000000000,
                                            &rq->who, why, sizeof why);
     if (ar != NOPS_AUTH_OK) {
         atomic_fetch_add(&api->m.auth_failures, 1);
-        if (ar == NOPS_AUTH_INVALID && nops__auth_failed(api->auth, addr, (int64_t)nops_now_ns()))
+        if (ar == NOPS_AUTH_INVALID && nops__auth_failed(auth, addr, (int64_t)nops_now_ns()))
             NOPS_WARN("http", "client %s used up its failed authentications (%.4g per minute): "
                       "429 until its allowance refills", addr, api->p.auth_failures_per_min);
         nops__api_error(res, 401, "%s",
@@ -334,7 +335,7 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
                             : why);
         return false;
     }
-    if (!nops__auth_take(api->auth, rq->who.id, nops_now_ns(), &retry)) {
+    if (!nops__auth_take(auth, rq->who.id, nops_now_ns(), &retry)) {
         atomic_fetch_add(&api->m.rate_limited, 1);
         nops__api_error(res, 429, "rate limit exceeded: %.4g requests/s, burst %.4g",
                         api->p.rate, api->p.burst);
@@ -643,6 +644,26 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     return api;
 }
 
+nops_err nops_api_set_auth(nops_api *api, const char *keys, const char *jwt_secret,
+                           const char *jwt_issuer, char *errstr, size_t errstr_size)
+{
+    nops_auth **old = nops_realloc(api->auth_old, (api->n_auth_old + 1) * sizeof *old);
+    if (!old) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    api->auth_old = old;
+    nops_auth *fresh = nops__auth_new(keys, jwt_secret, jwt_issuer, api->p.rate, api->p.burst,
+                                      api->p.auth_failures_per_min, errstr, errstr_size);
+    if (!fresh)
+        return NOPS_CONFIG;
+    old[api->n_auth_old++] = atomic_exchange(&api->auth, fresh);
+    snprintf(api->p.keys, sizeof api->p.keys, "%s", keys);
+    snprintf(api->p.jwt_secret, sizeof api->p.jwt_secret, "%s", jwt_secret);
+    snprintf(api->p.jwt_issuer, sizeof api->p.jwt_issuer, "%s", jwt_issuer);
+    return NOPS_OK;
+}
+
 /* Warn when max_connections cannot be reached within the process's open-file limit. */
 static void check_fd_limit(const nops_api *api)
 {
@@ -706,6 +727,9 @@ void nops_api_destroy(nops_api *api)
         return;
     nops_api_stop(api);
     nops__auth_destroy(api->auth);
+    for (size_t i = 0; i < api->n_auth_old; i++)
+        nops__auth_destroy(api->auth_old[i]);
+    nops_free(api->auth_old);
     nops__api_producer_destroy(api);
     pthread_mutex_destroy(&api->jobs_mu);
     pthread_mutex_destroy(&api->conns_mu);

@@ -315,6 +315,9 @@ nops_err app_engine_stop(app_engine *a)
     nops_orch_destroy(a->orch);
     nops_audit_close(a->audit);
     nops_policy_destroy(a->policy);
+    for (size_t i = 0; i < a->n_old_policies; i++)
+        nops_policy_destroy(a->old_policies[i]);
+    nops_free(a->old_policies);
     nops_registry_destroy(a->registry);
     nops_secret_destroy(a->secret);
     memset(a, 0, sizeof *a);

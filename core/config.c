@@ -654,3 +654,40 @@ void nops_cfg_print_values(const nops_cfg *cfg, FILE *out)
         }
     }
 }
+
+/* Whether entry e holds the same value in base a and base b. */
+static bool same_value(const nops_cfg_entry *e, const void *a, const void *b)
+{
+    const char *fa = (const char *)a + e->offset, *fb = (const char *)b + e->offset;
+    switch (e->type) {
+    case NOPS_CFG_INT:
+        return *(const int64_t *)(const void *)fa == *(const int64_t *)(const void *)fb;
+    case NOPS_CFG_DOUBLE:
+        return *(const double *)(const void *)fa == *(const double *)(const void *)fb;
+    case NOPS_CFG_BOOL:
+        return *(const bool *)(const void *)fa == *(const bool *)(const void *)fb;
+    case NOPS_CFG_STRING:
+        return strcmp(fa, fb) == 0;
+    case NOPS_CFG_ENUM:
+        return *(const int *)(const void *)fa == *(const int *)(const void *)fb;
+    }
+    return false;
+}
+
+size_t nops_cfg_diff(const nops_cfg *a, const nops_cfg *b, nops_cfg_diff_fn *fn, void *ud)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n && i < b->n; i++) {
+        const nops_cfg_section *sec = a->slots[i].sec;
+        if (b->slots[i].sec != sec)
+            continue;
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            if (same_value(&sec->entries[j], a->slots[i].base, b->slots[i].base))
+                continue;
+            n++;
+            if (fn)
+                fn(ud, sec->name, sec->entries[j].key);
+        }
+    }
+    return n;
+}

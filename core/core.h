@@ -259,6 +259,15 @@ nops_err nops_cfg_finalize(nops_cfg *cfg, char *errstr, size_t errstr_size);
 
 /** `--help` lines for every entry that has a flag alias (and `--set section.key=V`). */
 void nops_cfg_print_flags(const nops_cfg *cfg, FILE *out);
+/** Called by nops_cfg_diff for each setting whose value differs. */
+typedef void(nops_cfg_diff_fn)(void *userdata, const char *section, const char *key);
+/**
+ * The settings whose values differ between two configurations built with the same sections in
+ * the same order (e.g. the running one and one read again from the file): `fn` (may be NULL)
+ * is called with each, in table order. Compares the stored values, secrets included (their
+ * values are never passed out). Returns how many differ.
+ */
+size_t nops_cfg_diff(const nops_cfg *a, const nops_cfg *b, nops_cfg_diff_fn *fn, void *ud);
 /** docs/configuration.md, generated from the tables. */
 void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out);
 /** Current values as INI text; secrets masked. */

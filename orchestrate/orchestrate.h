@@ -346,6 +346,11 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *deps, char *errstr, size_
 /** Finishes the runs already started or queued (their own timeouts bound the wait), then
  *  frees. */
 void nops_orch_destroy(nops_orchestrator *o);
+/** Decide new suggestions with `pol` (NULL: everything needs an approval) from now on, e.g. a
+ *  policy file read again on SIGHUP; records already made keep the decision sealed in them.
+ *  The caller keeps `pol` and the one it replaces alive until nops_orch_destroy (a suggestion
+ *  in flight may still read the old one). Thread-safe. */
+void nops_orch_set_policy(nops_orchestrator *o, const nops_policy *pol);
 
 /**
  * Each call returns the record as it stands after the step (*out, a new reference) or an
