@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -223,6 +224,73 @@ static void test_notify_and_reload(void **state)
     rd_kafka_destroy(cluster);
 }
 
+/* The example config the install puts under /etc/neuralops (deploy/neuralops.ini) starts
+ * serve as it is, with only what differs on this machine given by the environment: the broker,
+ * the directories, the port — and its secret from a credential directory, as systemd makes it. */
+static void test_example_config_serves(void **state)
+{
+    (void)state;
+    static text t;
+    memset(&t, 0, sizeof t);
+    char boot[512], env[4][700], cred[300], sockpath[100], seen[2048] = "";
+    const tu_topic topics[] = {{"neuralops.metrics", 2}, {"neuralops.metrics.dlq", 1}};
+    rd_kafka_t *cluster = tu_mock_cluster(1, topics, 2, boot, sizeof boot);
+    assert_non_null(cluster);
+    snprintf(cred, sizeof cred, "%s/cred", g_dir);
+    assert_int_equal(mkdir(cred, 0700), 0);
+    char keyf[400];
+    snprintf(keyf, sizeof keyf, "%s/actor.key", cred);
+    FILE *f = fopen(keyf, "w");
+    assert_non_null(f);
+    fputs("example-actor-key-for-the-test\n", f);
+    fclose(f);
+    snprintf(env[0], sizeof env[0], "NEURALOPS_KAFKA_BROKERS=%s", boot);
+    snprintf(env[1], sizeof env[1], "NEURALOPS_STORAGE_DATA_DIR=%s/ex-data", g_dir);
+    snprintf(env[2], sizeof env[2], "NEURALOPS_SECURITY_KEY_FILE=%s/ex-keys/engine.key", g_dir);
+    snprintf(env[3], sizeof env[3], "CREDENTIALS_DIRECTORY=%s", cred);
+    snprintf(sockpath, sizeof sockpath, "%s/notify2.sock", g_dir);
+    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(sock >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+    assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof sa), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        for (int i = 0; i < 4; i++)
+            putenv(env[i]);
+        setenv("NEURALOPS_API_LISTEN", "127.0.0.1:0", 1);
+        setenv("NEURALOPS_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
+        setenv("NOTIFY_SOCKET", sockpath, 1);
+        char *argv[] = {"neuralops", "serve", "-c", NOPS_SOURCE_DIR "/deploy/neuralops.ini",
+                        NULL};
+        execv(NEURALOPS_BIN, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    if (!await_notify(sock, "READY=1", 120, p[0], &t, seen, sizeof seen))
+        fail_msg("serve -c deploy/neuralops.ini: no READY=1 (got %s); stderr:\n%s", seen, t.b);
+    drain(p[0], &t);
+    assert_null(strstr(t.b, "example-actor-key")); /* the secret is never logged */
+    assert_non_null(strstr(t.b, "\"level\":\"info\"")); /* the example asks for JSON logs */
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    int st = 0;
+    for (int i = 0; i < 1800 && waitpid(pid, &st, WNOHANG) == 0; i++) {
+        drain(p[0], &t);
+        sleep_ms(50);
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("serve did not exit 0 after SIGTERM (status %d); stderr:\n%s", st, t.b);
+    close(p[0]);
+    close(sock);
+    rd_kafka_destroy(cluster);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -246,6 +314,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_notify_and_reload),
+        cmocka_unit_test(test_example_config_serves),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
