@@ -44,7 +44,8 @@ static const nops_cfg_entry api_entries[] = {
     {"keys", NOPS_CFG_STRING, OFF(keys), 0, sizeof(((nops_api_params *)0)->keys), "", NULL,
      NULL, NOPS_CFG_SECRET,
      "API keys as id:role:sha256hex, comma-separated; role viewer|operator|org-admin. "
-     "`neuralops config hash-key KEY` prints the hash. Clients send the key in X-API-Key."},
+     "`neuralops config hash-key` reads a key on stdin and prints its hash. Clients send the key "
+     "in X-API-Key. Read again on SIGHUP."},
     {"jwt_secret", NOPS_CFG_STRING, OFF(jwt_secret), 0,
      sizeof(((nops_api_params *)0)->jwt_secret), "", NULL, NULL, NOPS_CFG_SECRET,
      "HS256 secret for Authorization: Bearer tokens (claims exp, role; nbf, iss checked when "

@@ -622,7 +622,25 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                  "defaults < file < environment < flags. Unknown keys and out-of-range values "
                  "are errors that name the file and line, the variable or the flag; a "
                  "`NEURALOPS_*` environment variable that is no setting's is logged as a "
-                 "warning naming the closest setting.\n\n");
+                 "warning naming the closest setting.\n\n"
+                 "Values in the file: a comment may follow a value after `#` or `;` (at the "
+                 "start of the value or after a blank: `window = 60   # rolling window`); a "
+                 "value in double quotes keeps `#` and `;` (inside, `\\\"` is a quote and "
+                 "`\\\\` a backslash). `${VAR}` is replaced by the environment variable VAR, "
+                 "quoted or not (an unset VAR is an error naming it; `$${` is a literal `${`). "
+                 "An unquoted value that starts with `@` names a file whose content is the "
+                 "value, one trailing newline removed — for secrets mounted as files "
+                 "(`jwt_secret = @/run/secrets/jwt`, `@${CREDENTIALS_DIRECTORY}/jwt` under "
+                 "systemd); `@@` is a literal `@`; a relative path is from the working "
+                 "directory. Environment variables take `@file` too (no comments, quotes or "
+                 "`${VAR}` there). Order within a value: quotes and comment, then `${VAR}`, "
+                 "then `@file`. Neither a file's content nor a secret setting's value is ever "
+                 "logged or shown in an error (`config show` and `/config` mask secrets).\n\n"
+                 "`serve` reads the file again on SIGHUP (`systemctl reload neuralops`) and "
+                 "applies `log.*`, `api.keys`, `api.jwt_secret`, `api.jwt_issuer` and "
+                 "`orchestrate.policy_file` (the policy is read again); one log line names "
+                 "any other changed setting, which needs a restart. A file that does not load "
+                 "changes nothing.\n\n");
     for (size_t i = 0; i < cfg->n; i++) {
         const nops_cfg_section *sec = cfg->slots[i].sec;
         fprintf(out, "## [%s]\n\n%s\n\n", sec->name, sec->doc);
