@@ -659,9 +659,6 @@ nops_err nops_api_set_auth(nops_api *api, const char *keys, const char *jwt_secr
     if (!fresh)
         return NOPS_CONFIG;
     old[api->n_auth_old++] = atomic_exchange(&api->auth, fresh);
-    snprintf(api->p.keys, sizeof api->p.keys, "%s", keys);
-    snprintf(api->p.jwt_secret, sizeof api->p.jwt_secret, "%s", jwt_secret);
-    snprintf(api->p.jwt_issuer, sizeof api->p.jwt_issuer, "%s", jwt_issuer);
     return NOPS_OK;
 }
 

@@ -246,10 +246,11 @@ static bool start_api(app_ctx *ctx, app_engine *a, const char *cmd)
     if (!ctx->api.listen[0])
         return true;
     char err[1024];
+    a->api_detect = ctx->detect;
     nops_api_deps deps = {.pipeline = a->pipeline,
                           .sinks = a->sinks,
                           .store = a->store,
-                          .detect = &ctx->detect,
+                          .detect = &a->api_detect,
                           .brokers = ctx->kafka.brokers,
                           .metrics_topic = ctx->kafka.topic,
                           .kafka_extra = ctx->kafka.extra,

@@ -26,6 +26,8 @@ typedef struct app_engine {
     nops_sinks *sinks;        /* the configured sinks */
     nops_pipeline *pipeline;  /* Kafka → detect → correlate → sinks, running */
     nops_api *api;            /* NULL when api.listen is "" */
+    nops_detect_params api_detect; /* the API's /analyze settings: [detect] as at the start
+                                    * (a reload changes ctx->detect from the main thread) */
     nops_policy **old_policies; /* policies replaced by a reload, freed at the stop (a
                                  * suggestion in flight may still read one) */
     size_t n_old_policies;    /* how many */
@@ -50,7 +52,8 @@ nops_err app_engine_stop(app_engine *e);
 /*
  * SIGHUP: read the configuration again (cli_reparse: the same file, flags and the environment
  * as it is now) and apply what can change while the engine runs — log.level and log.format,
- * the API keys and JWT settings (api.keys, api.jwt_secret, api.jwt_issuer), the policy
+ * the API keys and JWT settings (api.keys, api.jwt_secret, api.jwt_issuer), the detector
+ * thresholds (nops_pipeline_set_thresholds), the policy
  * (orchestrate.policy_file, read again even when its name did not change) — then log one line
  * naming what was applied and which changed settings only take effect after a restart. A
  * configuration that does not load, or a key list or policy that is refused, changes nothing:

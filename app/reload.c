@@ -3,12 +3,16 @@
  * at run time applied to the running engine, in one step that either applies or refuses.
  *
  * What is live: the log level and format, the API's keys and JWT settings (nops_api_set_auth:
- * requests after the swap are checked against the new set), and the policy (read again from
+ * requests after the swap are checked against the new set), the detector thresholds
+ * (false_alarm_points, the z/EWMA/CUSUM thresholds, hysteresis, clear_points:
+ * nops_pipeline_set_thresholds, each worker takes them before its next batch; the API's
+ * /analyze keeps the ones of the start) and the policy (read again from
  * orchestrate.policy_file, nops_orch_set_policy). Everything else is wired into threads and
- * connections at the start (Kafka clients, the detectors' state layout and thresholds, the
- * sinks, the registry the orchestrator holds playbook pointers into, the notifier): a change
- * there is named in the log line as needing a restart, and the running value stays — so the
- * next reload names it again until the process is restarted.
+ * connections at the start (Kafka clients, the detectors' state layout — window, alpha,
+ * method —, the sinks, the registry the orchestrator holds playbook pointers into, the
+ * notifier and its routes): a change there is named in the log line as needing a restart, and
+ * the running value stays — so the next reload names it again until the process is
+ * restarted.
  *
  * Order: everything that can be refused (the file, the environment, the flags, the cross-field
  * checks, the policy file, memory for keeping the old policy, the key list) comes before
@@ -20,8 +24,10 @@
 
 /* Settings a reload applies; every other changed one needs a restart. */
 static const char *const live_settings[] = {
-    "log.level",      "log.format",       "api.keys", "api.jwt_secret",
-    "api.jwt_issuer", "orchestrate.policy_file",
+    "log.level",           "log.format",          "api.keys",
+    "api.jwt_secret",      "api.jwt_issuer",      "orchestrate.policy_file",
+    "detect.false_alarm_points", "detect.z_threshold", "detect.ewma_threshold",
+    "detect.cusum_threshold", "detect.hysteresis",  "detect.clear_points",
 };
 
 static bool is_live(const char *name)
@@ -36,6 +42,7 @@ typedef struct changes {
     char live[1024];    /* "a.b, c.d": changed and applied */
     char restart[2048]; /* changed, not applied: after a restart */
     bool auth;          /* api.keys / jwt_* changed */
+    bool thresholds;    /* detect.* thresholds changed */
 } changes;
 
 static void append(char *buf, size_t cap, const char *name)
@@ -57,6 +64,7 @@ static void on_change(void *ud, const char *section, const char *key)
     if (is_live(name)) {
         append(c->live, sizeof c->live, name);
         c->auth |= strcmp(section, "api") == 0;
+        c->thresholds |= strcmp(section, "detect") == 0;
     } else {
         append(c->restart, sizeof c->restart, name);
     }
@@ -96,9 +104,19 @@ bool app_engine_reload(app_ctx *ctx, app_engine *a)
     nops_policy *pol = NULL;
     if (ok && !load_policy(&fresh, a, &pol, err, sizeof err))
         ok = false;
-    changes c = {{0}, {0}, false};
+    changes c = {{0}, {0}, false, false};
     if (ok)
         nops_cfg_diff(ctx->cfg, fresh.cfg, on_change, &c);
+    /* the running detector settings with the new thresholds: what the pipeline will check */
+    nops_detect_params dp = ctx->detect;
+    dp.false_alarm_points = fresh.detect.false_alarm_points;
+    dp.z_threshold = fresh.detect.z_threshold;
+    dp.ewma_threshold = fresh.detect.ewma_threshold;
+    dp.cusum_threshold = fresh.detect.cusum_threshold;
+    dp.hysteresis = fresh.detect.hysteresis;
+    dp.clear_points = fresh.detect.clear_points;
+    if (ok && c.thresholds && nops_detect_params_check(&dp, err, sizeof err) != NOPS_OK)
+        ok = false;
     if (ok && a->orch && !reserve_policy_slot(a)) {
         snprintf(err, sizeof err, "out of memory");
         ok = false;
@@ -113,6 +131,11 @@ bool app_engine_reload(app_ctx *ctx, app_engine *a)
         app_ctx_fini(&fresh);
         return false;
     }
+    /* the same check as above, so this cannot be refused now */
+    if (c.thresholds && a->pipeline &&
+        nops_pipeline_set_thresholds(a->pipeline, &dp, err, sizeof err) != NOPS_OK)
+        NOPS_ERROR(ctx->cmd, "the new detector thresholds were refused: %s", err);
+    ctx->detect = dp;
     if (a->orch) {
         a->old_policies[a->n_old_policies++] = a->policy; /* NULL is fine: destroy(NULL) */
         a->policy = pol;

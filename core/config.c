@@ -637,7 +637,9 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                  "then `@file`. Neither a file's content nor a secret setting's value is ever "
                  "logged or shown in an error (`config show` and `/config` mask secrets).\n\n"
                  "`serve` reads the file again on SIGHUP (`systemctl reload neuralops`) and "
-                 "applies `log.*`, `api.keys`, `api.jwt_secret`, `api.jwt_issuer` and "
+                 "applies `log.*`, `api.keys`, `api.jwt_secret`, `api.jwt_issuer`, the "
+                 "detector thresholds (`detect.false_alarm_points`, `z_threshold`, "
+                 "`ewma_threshold`, `cusum_threshold`, `hysteresis`, `clear_points`) and "
                  "`orchestrate.policy_file` (the policy is read again); one log line names "
                  "any other changed setting, which needs a restart. A file that does not load "
                  "changes nothing.\n\n");

@@ -5,8 +5,8 @@
  *     NOTIFY_SOCKET, and receives READY=1 once the API answers and the consumer has subscribed,
  *     RELOADING=1 / READY=1 around a SIGHUP, and STOPPING=1 at the SIGTERM drain (exit 0);
  *   - SIGHUP does not end serve: it reads its config file again, a new API key authenticates
- *     and the old one gets 401, one log line names what was applied and the changed setting
- *     that needs a restart; a broken file is refused with an error line and the running keys
+ *     and the old one gets 401, one log line names what was applied (the key, a threshold) and
+ *     the changed setting that needs a restart (the window); a broken file is refused with an error line and the running keys
  *     stay.
  */
 #include <setjmp.h>
@@ -173,7 +173,7 @@ static void test_notify_and_reload(void **state)
     assert_int_equal(get_status(port, "new-key-2"), 401);
 
     /* a new key and a changed threshold (that one needs a restart) */
-    write_config(conf, boot, data, new_hex, "\n[detect]\nz_threshold = 7.5\n");
+    write_config(conf, boot, data, new_hex, "\n[detect]\nz_threshold = 7.5\nwindow = 90\n");
     size_t mark = t.n;
     seen[0] = '\0';
     assert_int_equal(kill(pid, SIGHUP), 0);
@@ -186,7 +186,8 @@ static void test_notify_and_reload(void **state)
     const char *eol = strchr(line, '\n');
     char l[1024];
     snprintf(l, sizeof l, "%.*s", eol ? (int)(eol - line) : (int)strlen(line), line);
-    if (!strstr(l, "applied: api.keys") || !strstr(l, "restart to take effect: detect.z_threshold"))
+    if (!strstr(l, "applied: detect.z_threshold, api.keys;") ||
+        !strstr(l, "restart to take effect: detect.window"))
         fail_msg("the reload line does not say what changed: %s", l);
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* alive */
     assert_int_equal(get_status(port, "new-key-2"), 200);
