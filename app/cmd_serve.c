@@ -39,9 +39,10 @@ int nops_cmd_serve(int argc, char **argv)
                "(storage.data_dir/signals.jsonl, incidents.jsonl). Offsets are committed only\n"
                "after the sinks have made the results durable (at-least-once). SIGTERM or\n"
                "Ctrl-C: stop consuming, flush, commit, exit 0. SIGHUP: read the config again\n"
-               "and apply the log level, API keys, detector thresholds and policy; a log line\n"
-               "names changed settings that need a restart. Under systemd (Type=notify) it\n"
-               "reports READY, RELOADING, STOPPING and WATCHDOG (deploy/neuralops.service).\n"
+               "and apply the log level, API keys, detector thresholds, notification routes\n"
+               "and policy; a log line names changed settings that need a restart. Under\n"
+               "systemd (Type=notify) it reports READY, RELOADING, STOPPING and WATCHDOG\n"
+               "(deploy/neuralops.service).\n"
                "The HTTP API (api.listen, default 127.0.0.1:8080; GET /openapi.json) serves\n"
                "analysis, ingest, signals, incidents and /metrics.\n\n");
         cli_print_opts(&ctx, NULL, 0, stdout);

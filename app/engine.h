@@ -53,7 +53,8 @@ nops_err app_engine_stop(app_engine *e);
  * SIGHUP: read the configuration again (cli_reparse: the same file, flags and the environment
  * as it is now) and apply what can change while the engine runs — log.level and log.format,
  * the API keys and JWT settings (api.keys, api.jwt_secret, api.jwt_issuer), the detector
- * thresholds (nops_pipeline_set_thresholds), the policy
+ * thresholds (nops_pipeline_set_thresholds), the notification routes
+ * (nops_notifier_set_routes), the policy
  * (orchestrate.policy_file, read again even when its name did not change) — then log one line
  * naming what was applied and which changed settings only take effect after a restart. A
  * configuration that does not load, or a key list or policy that is refused, changes nothing:

@@ -7,10 +7,13 @@
  * (false_alarm_points, the z/EWMA/CUSUM thresholds, hysteresis, clear_points:
  * nops_pipeline_set_thresholds, each worker takes them before its next batch; the API's
  * /analyze keeps the ones of the start) and the policy (read again from
- * orchestrate.policy_file, nops_orch_set_policy). Everything else is wired into threads and
- * connections at the start (Kafka clients, the detectors' state layout — window, alpha,
- * method —, the sinks, the registry the orchestrator holds playbook pointers into, the
- * notifier and its routes): a change there is named in the log line as needing a restart, and
+ * orchestrate.policy_file, nops_orch_set_policy) and the notification routes (which severities
+ * go to Alertmanager and to the webhooks: nops_notifier_set_routes). A part that does not run
+ * (no API, no orchestration, no notifier) takes nothing live. Everything else is wired into
+ * threads and connections at the start (Kafka clients, the detectors' state layout — window,
+ * alpha, method —, the sinks, the registry the orchestrator holds playbook pointers into, the
+ * notifier's receivers and spool): a change there is named in the log line as needing a
+ * restart, and
  * the running value stays — so the next reload names it again until the process is
  * restarted.
  *
@@ -22,28 +25,47 @@
 
 #include <string.h>
 
-/* Settings a reload applies; every other changed one needs a restart. */
-static const char *const live_settings[] = {
-    "log.level",           "log.format",          "api.keys",
-    "api.jwt_secret",      "api.jwt_issuer",      "orchestrate.policy_file",
-    "detect.false_alarm_points", "detect.z_threshold", "detect.ewma_threshold",
-    "detect.cusum_threshold", "detect.hysteresis",  "detect.clear_points",
+/* Settings a reload applies (when the part they belong to runs); every other changed one
+ * needs a restart. */
+typedef enum part { P_LOG, P_API, P_DETECT, P_POLICY, P_ROUTES } part;
+static const struct {
+    const char *name;
+    part part;
+} live_settings[] = {
+    {"log.level", P_LOG},
+    {"log.format", P_LOG},
+    {"api.keys", P_API},
+    {"api.jwt_secret", P_API},
+    {"api.jwt_issuer", P_API},
+    {"detect.false_alarm_points", P_DETECT},
+    {"detect.z_threshold", P_DETECT},
+    {"detect.ewma_threshold", P_DETECT},
+    {"detect.cusum_threshold", P_DETECT},
+    {"detect.hysteresis", P_DETECT},
+    {"detect.clear_points", P_DETECT},
+    {"orchestrate.policy_file", P_POLICY},
+    {"notify.alertmanager_severities", P_ROUTES},
+    {"notify.webhook_severities", P_ROUTES},
 };
 
-static bool is_live(const char *name)
-{
-    for (size_t i = 0; i < sizeof live_settings / sizeof live_settings[0]; i++)
-        if (strcmp(live_settings[i], name) == 0)
-            return true;
-    return false;
-}
-
 typedef struct changes {
-    char live[1024];    /* "a.b, c.d": changed and applied */
-    char restart[2048]; /* changed, not applied: after a restart */
-    bool auth;          /* api.keys / jwt_* changed */
-    bool thresholds;    /* detect.* thresholds changed */
+    const app_engine *a; /* which parts run */
+    char live[1024];     /* "a.b, c.d": changed and applied */
+    char restart[2048];  /* changed, not applied: after a restart */
+    bool part[5];        /* a setting of that part changed (and it runs) */
 } changes;
+
+static bool part_runs(const app_engine *a, part p)
+{
+    switch (p) {
+    case P_API: return a->api != NULL;
+    case P_DETECT: return a->pipeline != NULL;
+    case P_POLICY: return a->orch != NULL;
+    case P_ROUTES: return a->notify != NULL;
+    case P_LOG:
+    default: return true;
+    }
+}
 
 static void append(char *buf, size_t cap, const char *name)
 {
@@ -61,13 +83,13 @@ static void on_change(void *ud, const char *section, const char *key)
     changes *c = ud;
     char name[160];
     snprintf(name, sizeof name, "%s.%s", section, key);
-    if (is_live(name)) {
-        append(c->live, sizeof c->live, name);
-        c->auth |= strcmp(section, "api") == 0;
-        c->thresholds |= strcmp(section, "detect") == 0;
-    } else {
-        append(c->restart, sizeof c->restart, name);
-    }
+    for (size_t i = 0; i < sizeof live_settings / sizeof live_settings[0]; i++)
+        if (strcmp(live_settings[i].name, name) == 0 && part_runs(c->a, live_settings[i].part)) {
+            append(c->live, sizeof c->live, name);
+            c->part[live_settings[i].part] = true;
+            return;
+        }
+    append(c->restart, sizeof c->restart, name);
 }
 
 /* The policy the fresh settings name, loaded (NULL when none is named); false with err. */
@@ -91,6 +113,27 @@ static bool reserve_policy_slot(app_engine *a)
     return true;
 }
 
+/* The running ctx takes the values applied, so the next reload compares with what runs; the
+ * ones of parts that do not run stay, to be named again. */
+static void take_live(app_ctx *ctx, const app_ctx *fresh, const changes *c)
+{
+    ctx->log = fresh->log;
+    if (c->part[P_API]) {
+        memcpy(ctx->api.keys, fresh->api.keys, sizeof ctx->api.keys);
+        memcpy(ctx->api.jwt_secret, fresh->api.jwt_secret, sizeof ctx->api.jwt_secret);
+        memcpy(ctx->api.jwt_issuer, fresh->api.jwt_issuer, sizeof ctx->api.jwt_issuer);
+    }
+    if (c->part[P_POLICY])
+        memcpy(ctx->orchestrate.policy_file, fresh->orchestrate.policy_file,
+               sizeof ctx->orchestrate.policy_file);
+    if (c->part[P_ROUTES]) {
+        memcpy(ctx->notify.alertmanager_severities, fresh->notify.alertmanager_severities,
+               sizeof ctx->notify.alertmanager_severities);
+        memcpy(ctx->notify.webhook_severities, fresh->notify.webhook_severities,
+               sizeof ctx->notify.webhook_severities);
+    }
+}
+
 bool app_engine_reload(app_ctx *ctx, app_engine *a)
 {
     char err[1024];
@@ -104,7 +147,7 @@ bool app_engine_reload(app_ctx *ctx, app_engine *a)
     nops_policy *pol = NULL;
     if (ok && !load_policy(&fresh, a, &pol, err, sizeof err))
         ok = false;
-    changes c = {{0}, {0}, false, false};
+    changes c = {.a = a};
     if (ok)
         nops_cfg_diff(ctx->cfg, fresh.cfg, on_change, &c);
     /* the running detector settings with the new thresholds: what the pipeline will check */
@@ -115,13 +158,14 @@ bool app_engine_reload(app_ctx *ctx, app_engine *a)
     dp.cusum_threshold = fresh.detect.cusum_threshold;
     dp.hysteresis = fresh.detect.hysteresis;
     dp.clear_points = fresh.detect.clear_points;
-    if (ok && c.thresholds && nops_detect_params_check(&dp, err, sizeof err) != NOPS_OK)
+    if (ok && c.part[P_DETECT] && nops_detect_params_check(&dp, err, sizeof err) != NOPS_OK)
         ok = false;
+
     if (ok && a->orch && !reserve_policy_slot(a)) {
         snprintf(err, sizeof err, "out of memory");
         ok = false;
     }
-    if (ok && c.auth && a->api && /* the last step that can fail: nothing is applied before */
+    if (ok && c.part[P_API] && /* the last step that can fail: nothing is applied before */
         nops_api_set_auth(a->api, fresh.api.keys, fresh.api.jwt_secret, fresh.api.jwt_issuer,
                           err, sizeof err) != NOPS_OK)
         ok = false;
@@ -131,23 +175,22 @@ bool app_engine_reload(app_ctx *ctx, app_engine *a)
         app_ctx_fini(&fresh);
         return false;
     }
-    /* the same check as above, so this cannot be refused now */
-    if (c.thresholds && a->pipeline &&
+    /* checked already (the thresholds above, the routes by the [notify] check of the fresh
+     * configuration): these two cannot be refused now */
+    if (c.part[P_DETECT] &&
         nops_pipeline_set_thresholds(a->pipeline, &dp, err, sizeof err) != NOPS_OK)
         NOPS_ERROR(ctx->cmd, "the new detector thresholds were refused: %s", err);
+    if (c.part[P_ROUTES] &&
+        nops_notifier_set_routes(a->notify, fresh.notify.alertmanager_severities,
+                                 fresh.notify.webhook_severities, err, sizeof err) != NOPS_OK)
+        NOPS_ERROR(ctx->cmd, "the new notification routes were refused: %s", err);
     ctx->detect = dp;
     if (a->orch) {
         a->old_policies[a->n_old_policies++] = a->policy; /* NULL is fine: destroy(NULL) */
         a->policy = pol;
         nops_orch_set_policy(a->orch, pol);
     }
-    /* the running ctx takes the live values, so the next reload compares with what runs */
-    ctx->log = fresh.log;
-    memcpy(ctx->api.keys, fresh.api.keys, sizeof ctx->api.keys);
-    memcpy(ctx->api.jwt_secret, fresh.api.jwt_secret, sizeof ctx->api.jwt_secret);
-    memcpy(ctx->api.jwt_issuer, fresh.api.jwt_issuer, sizeof ctx->api.jwt_issuer);
-    memcpy(ctx->orchestrate.policy_file, fresh.orchestrate.policy_file,
-           sizeof ctx->orchestrate.policy_file);
+    take_live(ctx, &fresh, &c);
     nops_log_configure((nops_log_level)ctx->log.level, (nops_log_format)ctx->log.format);
     char policy[160] = "";
     if (a->orch)

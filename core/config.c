@@ -639,8 +639,10 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                  "`serve` reads the file again on SIGHUP (`systemctl reload neuralops`) and "
                  "applies `log.*`, `api.keys`, `api.jwt_secret`, `api.jwt_issuer`, the "
                  "detector thresholds (`detect.false_alarm_points`, `z_threshold`, "
-                 "`ewma_threshold`, `cusum_threshold`, `hysteresis`, `clear_points`) and "
-                 "`orchestrate.policy_file` (the policy is read again); one log line names "
+                 "`ewma_threshold`, `cusum_threshold`, `hysteresis`, `clear_points`), the "
+                 "notification routes (`notify.alertmanager_severities`, "
+                 "`notify.webhook_severities`) and `orchestrate.policy_file` (the policy is "
+                 "read again); one log line names "
                  "any other changed setting, which needs a restart. A file that does not load "
                  "changes nothing.\n\n");
     for (size_t i = 0; i < cfg->n; i++) {
