@@ -150,6 +150,13 @@ void nops_api_destroy(nops_api *api);
 nops_err nops_api_set_auth(nops_api *api, const char *keys, const char *jwt_secret,
                            const char *jwt_issuer, char *errstr, size_t errstr_size);
 
+/**
+ * Serve GET /playbooks and pick playbooks for POST /orchestrate from `reg` from now on (the
+ * registry read again on SIGHUP; NULL: orchestration off). The caller keeps `reg` and the one
+ * it replaces alive until nops_api_destroy. Thread-safe.
+ */
+void nops_api_set_registry(nops_api *api, const nops_registry *reg);
+
 /** Hex SHA-256 of an API key as `api.keys` stores it (hex must hold 65 bytes). */
 nops_err nops_api_hash_key(const char *key, char hex[65]);
 

@@ -627,6 +627,7 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
         return NULL;
     }
     api->d = *deps;
+    atomic_init(&api->registry, deps->registry);
     snprintf(api->orch_off, sizeof api->orch_off, "%s",
              deps->orchestration_off ? deps->orchestration_off : "");
     api->d.orchestration_off = NULL; /* the copy above is the one in use */
@@ -660,6 +661,11 @@ nops_err nops_api_set_auth(nops_api *api, const char *keys, const char *jwt_secr
         return NOPS_CONFIG;
     old[api->n_auth_old++] = atomic_exchange(&api->auth, fresh);
     return NOPS_OK;
+}
+
+void nops_api_set_registry(nops_api *api, const nops_registry *reg)
+{
+    atomic_store(&api->registry, reg);
 }
 
 /* Warn when max_connections cannot be reached within the process's open-file limit. */

@@ -39,12 +39,12 @@ int nops_cmd_serve(int argc, char **argv)
                "(storage.data_dir/signals.jsonl, incidents.jsonl). Offsets are committed only\n"
                "after the sinks have made the results durable (at-least-once). SIGTERM or\n"
                "Ctrl-C: stop consuming, flush, commit, exit 0. SIGHUP: read the config again\n"
-               "and apply the log level, API keys, detector thresholds, notification routes\n"
-               "and policy; a log line names changed settings that need a restart. Under\n"
-               "systemd (Type=notify) it reports READY, RELOADING, STOPPING and WATCHDOG\n"
-               "(deploy/neuralops.service).\n"
-               "The HTTP API (api.listen, default 127.0.0.1:8080; GET /openapi.json) serves\n"
-               "analysis, ingest, signals, incidents and /metrics.\n\n");
+               "and apply the log level, API keys, detector thresholds, notification routes,\n"
+               "playbooks and policy; a log line names changed settings that need a restart.\n"
+               "Under systemd (Type=notify) it reports READY, RELOADING, STOPPING and\n"
+               "WATCHDOG (deploy/neuralops.service). The HTTP API (api.listen, default\n"
+               "127.0.0.1:8080; GET /openapi.json) serves analysis, ingest, signals,\n"
+               "incidents and /metrics.\n\n");
         cli_print_opts(&ctx, NULL, 0, stdout);
         status = NOPS_EXIT_OK;
         goto out;

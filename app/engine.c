@@ -319,6 +319,9 @@ nops_err app_engine_stop(app_engine *a)
     for (size_t i = 0; i < a->n_old_policies; i++)
         nops_policy_destroy(a->old_policies[i]);
     nops_free(a->old_policies);
+    for (size_t i = 0; i < a->n_old_registries; i++)
+        nops_registry_destroy(a->old_registries[i]);
+    nops_free(a->old_registries);
     nops_registry_destroy(a->registry);
     nops_secret_destroy(a->secret);
     memset(a, 0, sizeof *a);

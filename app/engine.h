@@ -31,6 +31,9 @@ typedef struct app_engine {
     nops_policy **old_policies; /* policies replaced by a reload, freed at the stop (a
                                  * suggestion in flight may still read one) */
     size_t n_old_policies;    /* how many */
+    nops_registry **old_registries; /* registries replaced by a reload, freed at the stop (a
+                                     * run in progress may still hold one of its playbooks) */
+    size_t n_old_registries;  /* how many */
     bool drained;             /* the pipeline was stopped by app_engine_drain */
     nops_err drain_err;       /* what that stop returned */
 } app_engine;
@@ -54,12 +57,12 @@ nops_err app_engine_stop(app_engine *e);
  * as it is now) and apply what can change while the engine runs — log.level and log.format,
  * the API keys and JWT settings (api.keys, api.jwt_secret, api.jwt_issuer), the detector
  * thresholds (nops_pipeline_set_thresholds), the notification routes
- * (nops_notifier_set_routes), the policy
- * (orchestrate.policy_file, read again even when its name did not change) — then log one line
+ * (nops_notifier_set_routes), the signed playbooks and the policy (orchestrate.registry_dir
+ * and policy_file, read again even when their names did not change) — then log one line
  * naming what was applied and which changed settings only take effect after a restart. A
- * configuration that does not load, or a key list or policy that is refused, changes nothing:
- * one error line, and the running settings stay. True when the reload was applied. Main
- * thread only (the one that started the engine).
+ * configuration that does not load, or a key list, registry or policy that is refused, changes
+ * nothing: one error line, and the running settings stay. True when the reload was applied.
+ * Main thread only (the one that started the engine).
  */
 bool app_engine_reload(app_ctx *ctx, app_engine *e);
 

@@ -641,8 +641,9 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                  "detector thresholds (`detect.false_alarm_points`, `z_threshold`, "
                  "`ewma_threshold`, `cusum_threshold`, `hysteresis`, `clear_points`), the "
                  "notification routes (`notify.alertmanager_severities`, "
-                 "`notify.webhook_severities`) and `orchestrate.policy_file` (the policy is "
-                 "read again); one log line names "
+                 "`notify.webhook_severities`), and the signed playbooks and the policy "
+                 "(`orchestrate.registry_dir`, `pubkeys` and `policy_file`, read again even "
+                 "when their names did not change); one log line names "
                  "any other changed setting, which needs a restart. A file that does not load "
                  "changes nothing.\n\n");
     for (size_t i = 0; i < cfg->n; i++) {

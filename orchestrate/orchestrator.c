@@ -86,7 +86,7 @@ struct nops_orchestrator {
     char allowed[1024]; /* allowed_commands */
     int64_t max_open;   /* open records at most */
     const nops_secret *secret;
-    const nops_registry *reg;
+    const nops_registry *_Atomic reg; /* replaced whole by nops_orch_set_registry (SIGHUP) */
     const nops_policy *_Atomic pol; /* replaced whole by nops_orch_set_policy (SIGHUP) */
     nops_audit *audit;
     nops_records *rs;
@@ -816,6 +816,12 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
 void nops_orch_set_policy(nops_orchestrator *o, const nops_policy *pol)
 {
     atomic_store(&o->pol, pol);
+}
+
+void nops_orch_set_registry(nops_orchestrator *o, const nops_registry *reg)
+{
+    if (reg)
+        atomic_store(&o->reg, reg);
 }
 
 void nops_orch_destroy(nops_orchestrator *o)

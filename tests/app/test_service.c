@@ -292,6 +292,140 @@ static void test_example_config_serves(void **state)
     rd_kafka_destroy(cluster);
 }
 
+/* Start `neuralops serve -c conf` with NOTIFY_SOCKET bound at `sockpath` (returned in *sock)
+ * and stderr into the non-blocking pipe *errfd. */
+static pid_t spawn_serve(const char *conf, const char *sockpath, int *sock, int *errfd)
+{
+    *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(*sock >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(sockpath) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+    assert_int_equal(bind(*sock, (struct sockaddr *)&sa, sizeof sa), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        setenv("NOTIFY_SOCKET", sockpath, 1);
+        char *argv[] = {"neuralops", "serve", "-c", (char *)conf, NULL};
+        execv(NEURALOPS_BIN, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    *errfd = p[0];
+    return pid;
+}
+
+static void run_ok(const char *cmd)
+{
+    if (system(cmd) != 0)
+        fail_msg("failed: %s", cmd);
+}
+
+/* The ids GET /playbooks lists, space-separated, into out. */
+static long playbooks(int port, char *out, size_t cap)
+{
+    const char *hs[] = {"X-API-Key: old-key-1", NULL};
+    http_res r = http_do(port, "GET", "/playbooks", hs, NULL, 0);
+    out[0] = '\0';
+    for (const char *p = r.body ? r.body : ""; (p = strstr(p, "\"id\":\"")) != NULL;) {
+        p += 6;
+        size_t n = strcspn(p, "\""), o = strlen(out);
+        snprintf(out + o, cap - o, "%s%.*s", o ? " " : "", (int)n, p);
+    }
+    long s = r.status;
+    http_free(&r);
+    return s;
+}
+
+/* SIGHUP reads the playbook registry again: a playbook signed and added to the directory while
+ * serve runs is listed by GET /playbooks after the reload, and the log line counts it. */
+static void test_reload_playbooks(void **state)
+{
+    (void)state;
+    static text t;
+    memset(&t, 0, sizeof t);
+    char boot[512], data[300], conf[300], reg[300], key[300], pub[300], sockpath[100];
+    char cmd[2048], seen[2048] = "", list[512];
+    const tu_topic topics[] = {{"svc.metrics", 2}, {"svc.dlq", 1}};
+    rd_kafka_t *cluster = tu_mock_cluster(1, topics, 2, boot, sizeof boot);
+    assert_non_null(cluster);
+    snprintf(data, sizeof data, "%s/pb-data", g_dir);
+    snprintf(conf, sizeof conf, "%s/pb.ini", g_dir);
+    snprintf(reg, sizeof reg, "%s/registry", g_dir);
+    snprintf(key, sizeof key, "%s/pb.key", g_dir);
+    snprintf(pub, sizeof pub, "%s/pb.pub", g_dir);
+    snprintf(sockpath, sizeof sockpath, "%s/notify3.sock", g_dir);
+    assert_int_equal(mkdir(reg, 0750), 0);
+    snprintf(cmd, sizeof cmd, "%s playbook keygen --key %s --pub %s", NEURALOPS_BIN, key, pub);
+    run_ok(cmd);
+    const char *ids[] = {"restart-a", "restart-b"};
+    for (int i = 0; i < 2; i++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s.json", i ? g_dir : reg, ids[i]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "{\"id\":\"%s\",\"name\":\"Restart\",\"version\":\"1.0.0\","
+                   "\"safety\":{\"mode\":\"manual\",\"allowed_roles\":[\"org-admin\"]},"
+                   "\"steps\":[{\"name\":\"r\",\"exec\":[\"/bin/echo\",\"x\"]}]}\n", ids[i]);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "%s playbook sign --key %s --file %s", NEURALOPS_BIN, key, path);
+        run_ok(cmd);
+    }
+    char hex[65], extra[1200];
+    assert_true(nops_sha256_hex("old-key-1", 9, hex));
+    snprintf(extra, sizeof extra, "\n[orchestrate]\nregistry_dir = %s\npubkeys = %s\n", reg,
+             pub);
+    write_config(conf, boot, data, hex, extra);
+    int sock, fd;
+    pid_t pid = spawn_serve(conf, sockpath, &sock, &fd);
+    if (!await_notify(sock, "READY=1", 120, fd, &t, seen, sizeof seen))
+        fail_msg("no READY=1 (got %s); stderr:\n%s", seen, t.b);
+    drain(fd, &t);
+    const char *lp = strstr(t.b, "(port ");
+    assert_non_null(lp);
+    int port = atoi(lp + 6);
+    assert_int_equal(playbooks(port, list, sizeof list), 200);
+    assert_string_equal(list, "restart-a");
+
+    /* the second playbook (and its signature) moves in; the config file does not change */
+    snprintf(cmd, sizeof cmd, "mv %s/restart-b.json %s/restart-b.json.sig %s/", g_dir, g_dir, reg);
+    run_ok(cmd);
+    size_t mark = t.n;
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    if (!await_log(fd, &t, mark, "playbooks read again: 2 signed (0 refused)", 60))
+        fail_msg("no reload line counting 2 playbooks; stderr:\n%s", t.b + mark);
+    assert_int_equal(playbooks(port, list, sizeof list), 200);
+    if (!strstr(list, "restart-a") || !strstr(list, "restart-b"))
+        fail_msg("GET /playbooks after the reload: %s", list);
+
+    /* a registry that cannot be read is refused: the running playbooks stay */
+    snprintf(cmd, sizeof cmd, "mv %s %s.gone", reg, reg);
+    run_ok(cmd);
+    mark = t.n;
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    if (!await_log(fd, &t, mark, "refused, the running settings stay", 60))
+        fail_msg("no refusal line; stderr:\n%s", t.b + mark);
+    assert_int_equal(playbooks(port, list, sizeof list), 200);
+    assert_non_null(strstr(list, "restart-b"));
+
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    int st = 0;
+    for (int i = 0; i < 1800 && waitpid(pid, &st, WNOHANG) == 0; i++) {
+        drain(fd, &t);
+        sleep_ms(50);
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("serve did not exit 0 after SIGTERM (status %d); stderr:\n%s", st, t.b);
+    close(fd);
+    close(sock);
+    rd_kafka_destroy(cluster);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -316,6 +450,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_notify_and_reload),
         cmocka_unit_test(test_example_config_serves),
+        cmocka_unit_test(test_reload_playbooks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
