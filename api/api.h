@@ -139,6 +139,24 @@ int nops_api_port(const nops_api *api);
 void nops_api_stop(nops_api *api);
 void nops_api_destroy(nops_api *api);
 
+/**
+ * Replace the API keys and JWT settings (api.keys, api.jwt_secret, api.jwt_issuer) of a server,
+ * running or not: requests that start after the call are checked against the new ones. On an
+ * error (a malformed key entry: NOPS_CONFIG, errstr says which) the keys in force stay. The
+ * per-caller rate buckets and per-address failure counts start afresh. The replaced set is kept
+ * until nops_api_destroy (a request in flight may still read it), so each call costs its size.
+ * Not concurrently with itself or nops_api_destroy.
+ */
+nops_err nops_api_set_auth(nops_api *api, const char *keys, const char *jwt_secret,
+                           const char *jwt_issuer, char *errstr, size_t errstr_size);
+
+/**
+ * Serve GET /playbooks and pick playbooks for POST /orchestrate from `reg` from now on (the
+ * registry read again on SIGHUP; NULL: orchestration off). The caller keeps `reg` and the one
+ * it replaces alive until nops_api_destroy. Thread-safe.
+ */
+void nops_api_set_registry(nops_api *api, const nops_registry *reg);
+
 /** Hex SHA-256 of an API key as `api.keys` stores it (hex must hold 65 bytes). */
 nops_err nops_api_hash_key(const char *key, char hex[65]);
 

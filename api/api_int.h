@@ -75,7 +75,11 @@ struct nops_api {
     nops_api_params p;
     nops_api_deps d;
     char orch_off[512];      /* d.orchestration_off, copied */
-    nops_auth *auth;
+    nops_auth *_Atomic auth; /* the keys in force; swapped whole by nops_api_set_auth */
+    const nops_registry *_Atomic registry; /* d.registry, replaced by nops_api_set_registry */
+    nops_auth **auth_old;    /* the ones replaced, freed with the server (a request may still
+                              * hold one) */
+    size_t n_auth_old;       /* how many */
     rd_kafka_t *producer;    /* for POST /ingest, or NULL */
     char topic[256];         /* its topic */
     struct MHD_Daemon *mhd;

@@ -50,7 +50,8 @@ static json_t *recommended(nops_api *api, const json_t *inc, const nops_actor *w
     size_t i;
     json_array_foreach(recs, i, x) {
         const char *pb = json_string_value(json_object_get(x, "playbook_id"));
-        if (!pick && pb && api->d.registry && nops_registry_get(api->d.registry, pb))
+        const nops_registry *reg = api->registry;
+        if (!pick && pb && reg && nops_registry_get(reg, pb))
             pick = json_pack("{s:s, s:O, s:O, s:I}", "playbook_id", pb, "score",
                              json_object_get(x, "score"), "confidence",
                              json_object_get(x, "confidence"), "rank", (json_int_t)i + 1);
@@ -146,13 +147,14 @@ void nops__api_orchestrate(nops_api *api, route_id route, const char *id, reques
 
 void nops__api_playbooks(nops_api *api, response *res)
 {
-    if (!api->d.registry) {
+    const nops_registry *reg = api->registry; /* one registry for the whole answer */
+    if (!reg) {
         off(api, res);
         return;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < nops_registry_count(api->d.registry); i++) {
-        const nops_playbook *pb = nops_registry_at(api->d.registry, i);
+    for (size_t i = 0; i < nops_registry_count(reg); i++) {
+        const nops_playbook *pb = nops_registry_at(reg, i);
         json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "id", pb->id,
                                              "name", pb->name, "version", pb->version,
                                              "description", pb->description, "mode",
@@ -160,7 +162,7 @@ void nops__api_playbooks(nops_api *api, response *res)
                                              (json_int_t)pb->timeout_s, "sha256", pb->sha256));
     }
     nops__api_json(res, 200, json_pack("{s:o, s:I}", "playbooks", arr, "refused",
-                                       (json_int_t)nops_registry_refused(api->d.registry)));
+                                       (json_int_t)nops_registry_refused(reg)));
 }
 
 typedef struct list_args {

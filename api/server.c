@@ -44,7 +44,8 @@ static const nops_cfg_entry api_entries[] = {
     {"keys", NOPS_CFG_STRING, OFF(keys), 0, sizeof(((nops_api_params *)0)->keys), "", NULL,
      NULL, NOPS_CFG_SECRET,
      "API keys as id:role:sha256hex, comma-separated; role viewer|operator|org-admin. "
-     "`neuralops config hash-key KEY` prints the hash. Clients send the key in X-API-Key."},
+     "`neuralops config hash-key` reads a key on stdin and prints its hash. Clients send the key "
+     "in X-API-Key. Read again on SIGHUP."},
     {"jwt_secret", NOPS_CFG_STRING, OFF(jwt_secret), 0,
      sizeof(((nops_api_params *)0)->jwt_secret), "", NULL, NULL, NOPS_CFG_SECRET,
      "HS256 secret for Authorization: Bearer tokens (claims exp, role; nbf, iss checked when "
@@ -310,7 +311,8 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
     char addr[80];
     client_key(c, addr, sizeof addr);
     int64_t retry = 1;
-    if (nops__auth_blocked(api->auth, addr, (int64_t)nops_now_ns(), &retry)) {
+    nops_auth *auth = api->auth; /* one set of keys for the whole decision */
+    if (nops__auth_blocked(auth, addr, (int64_t)nops_now_ns(), &retry)) {
         atomic_fetch_add(&api->m.auth_blocked, 1);
         nops__api_error(res, 429, "too many failed authentications from this address (%.4g "
                         "per minute allowed); try again later", api->p.auth_failures_per_min);
@@ -321,11 +323,11 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
     char why[160] = "";
-    nops_auth_result ar = nops__auth_check(api->auth, key, authz, nops_wall_ns() / 1000000000,
+    nops_auth_result ar = nops__auth_check(auth, key, authz, nops_wall_ns() / 1000000000,
                                            &rq->who, why, sizeof why);
     if (ar != NOPS_AUTH_OK) {
         atomic_fetch_add(&api->m.auth_failures, 1);
-        if (ar == NOPS_AUTH_INVALID && nops__auth_failed(api->auth, addr, (int64_t)nops_now_ns()))
+        if (ar == NOPS_AUTH_INVALID && nops__auth_failed(auth, addr, (int64_t)nops_now_ns()))
             NOPS_WARN("http", "client %s used up its failed authentications (%.4g per minute): "
                       "429 until its allowance refills", addr, api->p.auth_failures_per_min);
         nops__api_error(res, 401, "%s",
@@ -334,7 +336,7 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
                             : why);
         return false;
     }
-    if (!nops__auth_take(api->auth, rq->who.id, nops_now_ns(), &retry)) {
+    if (!nops__auth_take(auth, rq->who.id, nops_now_ns(), &retry)) {
         atomic_fetch_add(&api->m.rate_limited, 1);
         nops__api_error(res, 429, "rate limit exceeded: %.4g requests/s, burst %.4g",
                         api->p.rate, api->p.burst);
@@ -502,6 +504,29 @@ static int code_index(int status)
     return NOPS_HTTP_CODES - 1;
 }
 
+/*
+ * One access-log entry, its facts as fields (method, path, status, duration_ms, caller, and
+ * closed when the client left before the answer was sent): JSON logs get them as members, not
+ * inside "msg". Prometheus scrapes and health probes that succeed come every few seconds and
+ * say nothing, so they are logged at debug; every other request, and any of those that fails,
+ * at info.
+ */
+static void access_log(const request *rq, int status, double secs, bool completed)
+{
+    const bool routine = (rq->route == ROUTE_METRICS || rq->route == ROUTE_HEALTHZ ||
+                          rq->route == ROUTE_READYZ) && status > 0 && status < 400;
+    nops_log_field f[6] = {
+        {.key = "method", .type = NOPS_LOGF_STR, .str = rq->method},
+        {.key = "path", .type = NOPS_LOGF_STR, .str = rq->path},
+        {.key = "status", .type = NOPS_LOGF_INT, .i = status},
+        {.key = "duration_ms", .type = NOPS_LOGF_NUM, .num = secs * 1e3},
+        {.key = "caller", .type = NOPS_LOGF_STR, .str = rq->who.id[0] ? rq->who.id : "-"},
+        {.key = "closed", .type = NOPS_LOGF_BOOL, .i = 1},
+    };
+    nops_log_fields(routine ? NOPS_LOG_DEBUG : NOPS_LOG_INFO, "http", f, completed ? 5 : 6,
+                    "request");
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -519,9 +544,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_add(&api->m.latency[rq->route][b], 1);
     atomic_fetch_add(&api->m.latency_sum_us[rq->route], (uint_fast64_t)(secs * 1e6));
     if (api->p.access_log)
-        NOPS_INFO("http", "%s %s %d %.3f ms %s%s", rq->method, rq->path, status, secs * 1e3,
-                  rq->who.id[0] ? rq->who.id : "-",
-                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed)");
+        access_log(rq, status, secs, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     nops__guard_next(api, c); /* a kept-alive connection: the next request's clock starts */
     nops__api_ingest_release(rq->job);
     nops_free(rq->body.b);
@@ -604,6 +627,7 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
         return NULL;
     }
     api->d = *deps;
+    atomic_init(&api->registry, deps->registry);
     snprintf(api->orch_off, sizeof api->orch_off, "%s",
              deps->orchestration_off ? deps->orchestration_off : "");
     api->d.orchestration_off = NULL; /* the copy above is the one in use */
@@ -620,6 +644,28 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
                           "/healthz, /readyz, /metrics and /openapi.json answers 401 (see "
                           "api.keys)");
     return api;
+}
+
+nops_err nops_api_set_auth(nops_api *api, const char *keys, const char *jwt_secret,
+                           const char *jwt_issuer, char *errstr, size_t errstr_size)
+{
+    nops_auth **old = nops_realloc(api->auth_old, (api->n_auth_old + 1) * sizeof *old);
+    if (!old) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    api->auth_old = old;
+    nops_auth *fresh = nops__auth_new(keys, jwt_secret, jwt_issuer, api->p.rate, api->p.burst,
+                                      api->p.auth_failures_per_min, errstr, errstr_size);
+    if (!fresh)
+        return NOPS_CONFIG;
+    old[api->n_auth_old++] = atomic_exchange(&api->auth, fresh);
+    return NOPS_OK;
+}
+
+void nops_api_set_registry(nops_api *api, const nops_registry *reg)
+{
+    atomic_store(&api->registry, reg);
 }
 
 /* Warn when max_connections cannot be reached within the process's open-file limit. */
@@ -685,6 +731,9 @@ void nops_api_destroy(nops_api *api)
         return;
     nops_api_stop(api);
     nops__auth_destroy(api->auth);
+    for (size_t i = 0; i < api->n_auth_old; i++)
+        nops__auth_destroy(api->auth_old[i]);
+    nops_free(api->auth_old);
     nops__api_producer_destroy(api);
     pthread_mutex_destroy(&api->jobs_mu);
     pthread_mutex_destroy(&api->conns_mu);

@@ -170,20 +170,28 @@ static bool parse_arg(app_ctx *ctx, parse_state *ps, int argc, char **argv, int 
     return on_opt(ud, opt, value);
 }
 
+/* File, environment, queued flags, then the cross-field checks; prints nothing. */
+static nops_err load_sources(app_ctx *ctx, parse_state *ps, char *err, size_t err_size)
+{
+    nops_err e = NOPS_OK;
+    if (ps->config_file)
+        e = nops_cfg_load_file(ctx->cfg, ps->config_file, err, err_size);
+    if (e == NOPS_OK)
+        e = nops_cfg_apply_env(ctx->cfg, err, err_size);
+    for (size_t i = 0; e == NOPS_OK && i < ps->n_pend; i++)
+        e = nops_cfg_set(ctx->cfg, ps->pend[i].name, ps->pend[i].value, ps->pend[i].src, err,
+                         err_size);
+    if (e == NOPS_OK)
+        e = nops_cfg_finalize(ctx->cfg, err, err_size);
+    ctx->config_file = ps->config_file;
+    return e;
+}
+
 /* Apply file, environment, queued flags, then the cross-field checks. */
 static bool apply_sources(app_ctx *ctx, parse_state *ps)
 {
     char err[1024];
-    nops_err e = NOPS_OK;
-    if (ps->config_file)
-        e = nops_cfg_load_file(ctx->cfg, ps->config_file, err, sizeof err);
-    if (e == NOPS_OK)
-        e = nops_cfg_apply_env(ctx->cfg, err, sizeof err);
-    for (size_t i = 0; e == NOPS_OK && i < ps->n_pend; i++)
-        e = nops_cfg_set(ctx->cfg, ps->pend[i].name, ps->pend[i].value, ps->pend[i].src, err,
-                         sizeof err);
-    if (e == NOPS_OK)
-        e = nops_cfg_finalize(ctx->cfg, err, sizeof err);
+    nops_err e = load_sources(ctx, ps, err, sizeof err);
     if (e != NOPS_OK) {
         fprintf(stderr, "neuralops %s: %s\n", ps->cmd, err);
         return false;
@@ -208,24 +216,50 @@ bool app_actor_key_set(const app_ctx *ctx, const char *cmd)
     return false;
 }
 
+static void pend_free(parse_state *ps)
+{
+    for (size_t i = 0; ps->pend && i < ps->n_pend; i++) {
+        free(ps->pend[i].name);
+        free(ps->pend[i].value);
+        free(ps->pend[i].src);
+    }
+    free(ps->pend);
+}
+
 bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_opt *opts,
                size_t n_opts, cli_opt_fn on_opt, void *ud, bool *help)
 {
     parse_state ps = {cmd, calloc((size_t)argc + 1, sizeof(pending)), 0, NULL};
     bool ok = ps.pend != NULL;
     *help = false;
+    ctx->argc = argc;
+    ctx->argv = argv;
+    ctx->cmd = cmd;
     if (!ok)
         fprintf(stderr, "neuralops %s: out of memory\n", cmd);
     for (int i = 1; ok && !*help && i < argc; i++)
         ok = parse_arg(ctx, &ps, argc, argv, &i, opts, n_opts, on_opt, ud, help);
     if (ok && !*help)
         ok = apply_sources(ctx, &ps);
-    for (size_t i = 0; ps.pend && i < ps.n_pend; i++) {
-        free(ps.pend[i].name);
-        free(ps.pend[i].value);
-        free(ps.pend[i].src);
-    }
-    free(ps.pend);
+    pend_free(&ps);
+    return ok;
+}
+
+bool cli_reparse(const app_ctx *running, app_ctx *fresh, char *err, size_t err_size)
+{
+    parse_state ps = {running->cmd, calloc((size_t)running->argc + 1, sizeof(pending)), 0, NULL};
+    bool ok = ps.pend != NULL, help = false;
+    snprintf(err, err_size, "out of memory");
+    fresh->argc = running->argc;
+    fresh->argv = running->argv;
+    fresh->cmd = running->cmd;
+    /* the flags were accepted at the start, so parse_arg has nothing to print now */
+    for (int i = 1; ok && i < running->argc; i++)
+        ok = parse_arg(fresh, &ps, running->argc, running->argv, &i, NULL, 0, NULL, NULL,
+                       &help);
+    if (ok)
+        ok = load_sources(fresh, &ps, err, err_size) == NOPS_OK;
+    pend_free(&ps);
     return ok;
 }
 
@@ -277,6 +311,25 @@ static void on_signal(int sig)
         _exit(130);
     }
     (void)sig;
+}
+
+static atomic_bool g_reload;
+
+static void on_sighup(int sig)
+{
+    (void)sig;
+    atomic_store(&g_reload, true);
+}
+
+atomic_bool *app_reload_on_sighup(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sighup;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+    return &g_reload;
 }
 
 atomic_bool *app_stop_on_signals(void)

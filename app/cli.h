@@ -40,6 +40,10 @@ typedef struct app_log_cfg {
 
 typedef struct app_ctx {
     nops_cfg *cfg;                  /* tables below, registered */
+    int argc;                       /* the command line cli_parse read (for cli_reparse) */
+    char **argv;                    /* borrowed: main's argv, alive for the whole run */
+    const char *cmd;                /* the command's name, for messages */
+    const char *config_file;        /* -c FILE (in argv), or NULL */
     app_log_cfg log;                /* [log] */
     nops_detect_params detect;      /* [detect] */
     nops_correlate_params correlate;/* [correlate] */
@@ -70,6 +74,13 @@ typedef bool (*cli_opt_fn)(void *ud, const cli_opt *opt, const char *value);
 bool cli_parse(app_ctx *ctx, const char *cmd, int argc, char **argv, const cli_opt *opts,
                size_t n_opts, cli_opt_fn on_opt, void *ud, bool *help);
 /*
+ * Read the configuration again as cli_parse read it for `running` (the same -c file, the
+ * environment as it is now, the same flags, in the same order) into `fresh` (made by
+ * app_ctx_init), for a reload. Prints nothing and changes no logging: false with the reason in
+ * err. Only for commands without options of their own (serve).
+ */
+bool cli_reparse(const app_ctx *running, app_ctx *fresh, char *err, size_t err_size);
+/*
  * False, with a message telling how to set one, when vector.actor_key is still the published
  * default: serve and vectorize refuse to start with it (only the demo may use it).
  */
@@ -83,6 +94,8 @@ int app_vectorize_jsonl(app_ctx *ctx, const char *path, const char *out, bool qu
 
 /* SIGINT/SIGTERM set the returned flag (the first; a second one exits at once). */
 atomic_bool *app_stop_on_signals(void);
+/* SIGHUP sets the returned flag (instead of ending the process); the caller clears it. */
+atomic_bool *app_reload_on_sighup(void);
 
 /* Shortest text that reads back as exactly the same double / float. */
 void fmt_double(char *buf, size_t cap, double v);

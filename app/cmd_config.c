@@ -20,6 +20,12 @@ int nops_cmd_config(int argc, char **argv)
     int status = NOPS_EXIT_USAGE;
     const char *what = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
     bool help = false;
+    if (what && strcmp(what, "hash-key") == 0 && argc > 2 && argv[2][0] != '-') {
+        fprintf(stderr, "neuralops config hash-key: the key is read from stdin, not taken as an "
+                        "argument (an argument shows in every process list), e.g. printf %%s "
+                        "\"$KEY\" | neuralops config hash-key\n");
+        goto out;
+    }
     if (!cli_parse(&ctx, "config", what ? argc - 1 : argc, what ? argv + 1 : argv, NULL, 0,
                    no_opt, NULL, &help))
         goto out;

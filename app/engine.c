@@ -246,10 +246,11 @@ static bool start_api(app_ctx *ctx, app_engine *a, const char *cmd)
     if (!ctx->api.listen[0])
         return true;
     char err[1024];
+    a->api_detect = ctx->detect;
     nops_api_deps deps = {.pipeline = a->pipeline,
                           .sinks = a->sinks,
                           .store = a->store,
-                          .detect = &ctx->detect,
+                          .detect = &a->api_detect,
                           .brokers = ctx->kafka.brokers,
                           .metrics_topic = ctx->kafka.topic,
                           .kafka_extra = ctx->kafka.extra,
@@ -315,6 +316,12 @@ nops_err app_engine_stop(app_engine *a)
     nops_orch_destroy(a->orch);
     nops_audit_close(a->audit);
     nops_policy_destroy(a->policy);
+    for (size_t i = 0; i < a->n_old_policies; i++)
+        nops_policy_destroy(a->old_policies[i]);
+    nops_free(a->old_policies);
+    for (size_t i = 0; i < a->n_old_registries; i++)
+        nops_registry_destroy(a->old_registries[i]);
+    nops_free(a->old_registries);
     nops_registry_destroy(a->registry);
     nops_secret_destroy(a->secret);
     memset(a, 0, sizeof *a);

@@ -26,6 +26,14 @@ typedef struct app_engine {
     nops_sinks *sinks;        /* the configured sinks */
     nops_pipeline *pipeline;  /* Kafka → detect → correlate → sinks, running */
     nops_api *api;            /* NULL when api.listen is "" */
+    nops_detect_params api_detect; /* the API's /analyze settings: [detect] as at the start
+                                    * (a reload changes ctx->detect from the main thread) */
+    nops_policy **old_policies; /* policies replaced by a reload, freed at the stop (a
+                                 * suggestion in flight may still read one) */
+    size_t n_old_policies;    /* how many */
+    nops_registry **old_registries; /* registries replaced by a reload, freed at the stop (a
+                                     * run in progress may still hold one of its playbooks) */
+    size_t n_old_registries;  /* how many */
     bool drained;             /* the pipeline was stopped by app_engine_drain */
     nops_err drain_err;       /* what that stop returned */
 } app_engine;
@@ -43,6 +51,20 @@ nops_err app_engine_drain(app_engine *e);
  * audit trail, policy, registry, key. Returns what stopping the pipeline returned (its drain's
  * result when drained before). */
 nops_err app_engine_stop(app_engine *e);
+
+/*
+ * SIGHUP: read the configuration again (cli_reparse: the same file, flags and the environment
+ * as it is now) and apply what can change while the engine runs — log.level and log.format,
+ * the API keys and JWT settings (api.keys, api.jwt_secret, api.jwt_issuer), the detector
+ * thresholds (nops_pipeline_set_thresholds), the notification routes
+ * (nops_notifier_set_routes), the signed playbooks and the policy (orchestrate.registry_dir
+ * and policy_file, read again even when their names did not change) — then log one line
+ * naming what was applied and which changed settings only take effect after a restart. A
+ * configuration that does not load, or a key list, registry or policy that is refused, changes
+ * nothing: one error line, and the running settings stay. True when the reload was applied.
+ * Main thread only (the one that started the engine).
+ */
+bool app_engine_reload(app_ctx *ctx, app_engine *e);
 
 /* Make storage.data_dir if it is missing (before anything writes there); false with a message
  * printed. */

@@ -7,7 +7,7 @@
  * writes the struct; so a value is validated the same way wherever it came from. Errors name
  * where the bad value came from ("config.ini:12", "NEURALOPS_DETECT_WINDOW", "--window").
  */
-#include "core/core.h"
+#include "core/config_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +18,7 @@
 
 #define NOPS__CFG_MAX_SECTIONS 32
 #define NOPS__CFG_MAX_LINE 4096
+#define NOPS__CFG_MAX_VALUE (64 * 1024) /* a value after ${VAR} and @file, NUL included */
 
 typedef struct cfg_slot {
     const nops_cfg_section *sec; /* static table */
@@ -248,6 +249,29 @@ const char *nops_cfg_flag_target(const nops_cfg *cfg, const char *flag, bool *ta
     return NULL;
 }
 
+/* A value as written (cfgvalue.c: quotes, comments, ${VAR}, @file) resolved and set; a value
+ * read from a file is not repeated in a message, whatever the setting refuses. */
+static nops_err resolve_and_set(cfg_slot *slot, const nops_cfg_entry *e, const char *raw,
+                                bool from_file, const char *where, const char *what,
+                                char *errstr, size_t errstr_size)
+{
+    char *value = nops_malloc(NOPS__CFG_MAX_VALUE);
+    if (!value) {
+        nops_errf(errstr, errstr_size, "%s: out of memory", what);
+        return NOPS_NOMEM;
+    }
+    bool secret_file = false;
+    nops_err err = nops__cfg_value(raw, from_file, value, NOPS__CFG_MAX_VALUE, what,
+                                   &secret_file, errstr, errstr_size);
+    if (err == NOPS_OK)
+        err = set_entry(slot->sec, e, slot->base, value, where, errstr, errstr_size);
+    if (err != NOPS_OK && secret_file && strstr(errstr, value) && value[0])
+        nops_errf(errstr, errstr_size, "%s: the content of the value's file is not a valid %s "
+                  "(not shown)", what, type_name(e->type));
+    nops_free(value);
+    return err;
+}
+
 static char *trim(char *s, char *end)
 {
     while (s < end && isspace((unsigned char)*s))
@@ -286,7 +310,8 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
             continue;
         if (*s == '[') {
             char *close = strchr(s, ']');
-            if (!close || close[1] != '\0') {
+            const char *after = close ? close + 1 + strspn(close + 1, " \t") : NULL;
+            if (!close || (*after != '\0' && *after != '#' && *after != ';')) {
                 nops_errf(errstr, errstr_size, "%s:%zu: expected [section], got \"%s\"", origin,
                           lineno, s);
                 return NOPS_PARSE;
@@ -319,11 +344,6 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
         }
         char *key = trim(s, eq);
         char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
-        size_t vlen = strlen(val);
-        if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"') {
-            val[vlen - 1] = '\0';
-            val++;
-        }
         char where[300];
         snprintf(where, sizeof where, "%s:%zu", origin, lineno);
         cfg_slot *slot = NULL;
@@ -332,7 +352,9 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
             nops_errf(errstr, errstr_size, "%s: unknown key \"%s\" in [%s]", where, key, section);
             return NOPS_NOTFOUND;
         }
-        nops_err err = set_entry(slot->sec, e, slot->base, val, where, errstr, errstr_size);
+        char what[700];
+        snprintf(what, sizeof what, "%s: %s.%.200s", where, section, key);
+        nops_err err = resolve_and_set(slot, e, val, true, where, what, errstr, errstr_size);
         if (err != NOPS_OK)
             return err;
     }
@@ -400,8 +422,10 @@ nops_err nops_cfg_apply_env(nops_cfg *cfg, char *errstr, size_t errstr_size)
             const char *v = getenv(name);
             if (!v)
                 continue;
-            nops_err err =
-                set_entry(sec, &sec->entries[j], cfg->slots[i].base, v, name, errstr, errstr_size);
+            char what[500];
+            snprintf(what, sizeof what, "%s: %s.%s", name, sec->name, sec->entries[j].key);
+            nops_err err = resolve_and_set(&cfg->slots[i], &sec->entries[j], v, false, name,
+                                           what, errstr, errstr_size);
             if (err != NOPS_OK)
                 return err;
         }
@@ -598,7 +622,30 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                  "defaults < file < environment < flags. Unknown keys and out-of-range values "
                  "are errors that name the file and line, the variable or the flag; a "
                  "`NEURALOPS_*` environment variable that is no setting's is logged as a "
-                 "warning naming the closest setting.\n\n");
+                 "warning naming the closest setting.\n\n"
+                 "Values in the file: a comment may follow a value after `#` or `;` (at the "
+                 "start of the value or after a blank: `window = 60   # rolling window`); a "
+                 "value in double quotes keeps `#` and `;` (inside, `\\\"` is a quote and "
+                 "`\\\\` a backslash). `${VAR}` is replaced by the environment variable VAR, "
+                 "quoted or not (an unset VAR is an error naming it; `$${` is a literal `${`). "
+                 "An unquoted value that starts with `@` names a file whose content is the "
+                 "value, one trailing newline removed — for secrets mounted as files "
+                 "(`jwt_secret = @/run/secrets/jwt`, `@${CREDENTIALS_DIRECTORY}/jwt` under "
+                 "systemd); `@@` is a literal `@`; a relative path is from the working "
+                 "directory. Environment variables take `@file` too (no comments, quotes or "
+                 "`${VAR}` there). Order within a value: quotes and comment, then `${VAR}`, "
+                 "then `@file`. Neither a file's content nor a secret setting's value is ever "
+                 "logged or shown in an error (`config show` and `/config` mask secrets).\n\n"
+                 "`serve` reads the file again on SIGHUP (`systemctl reload neuralops`) and "
+                 "applies `log.*`, `api.keys`, `api.jwt_secret`, `api.jwt_issuer`, the "
+                 "detector thresholds (`detect.false_alarm_points`, `z_threshold`, "
+                 "`ewma_threshold`, `cusum_threshold`, `hysteresis`, `clear_points`), the "
+                 "notification routes (`notify.alertmanager_severities`, "
+                 "`notify.webhook_severities`), and the signed playbooks and the policy "
+                 "(`orchestrate.registry_dir`, `pubkeys` and `policy_file`, read again even "
+                 "when their names did not change); one log line names "
+                 "any other changed setting, which needs a restart. A file that does not load "
+                 "changes nothing.\n\n");
     for (size_t i = 0; i < cfg->n; i++) {
         const nops_cfg_section *sec = cfg->slots[i].sec;
         fprintf(out, "## [%s]\n\n%s\n\n", sec->name, sec->doc);
@@ -629,4 +676,41 @@ void nops_cfg_print_values(const nops_cfg *cfg, FILE *out)
             fprintf(out, "%s = %s\n", sec->entries[j].key, v);
         }
     }
+}
+
+/* Whether entry e holds the same value in base a and base b. */
+static bool same_value(const nops_cfg_entry *e, const void *a, const void *b)
+{
+    const char *fa = (const char *)a + e->offset, *fb = (const char *)b + e->offset;
+    switch (e->type) {
+    case NOPS_CFG_INT:
+        return *(const int64_t *)(const void *)fa == *(const int64_t *)(const void *)fb;
+    case NOPS_CFG_DOUBLE:
+        return *(const double *)(const void *)fa == *(const double *)(const void *)fb;
+    case NOPS_CFG_BOOL:
+        return *(const bool *)(const void *)fa == *(const bool *)(const void *)fb;
+    case NOPS_CFG_STRING:
+        return strcmp(fa, fb) == 0;
+    case NOPS_CFG_ENUM:
+        return *(const int *)(const void *)fa == *(const int *)(const void *)fb;
+    }
+    return false;
+}
+
+size_t nops_cfg_diff(const nops_cfg *a, const nops_cfg *b, nops_cfg_diff_fn *fn, void *ud)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->n && i < b->n; i++) {
+        const nops_cfg_section *sec = a->slots[i].sec;
+        if (b->slots[i].sec != sec)
+            continue;
+        for (size_t j = 0; j < sec->n_entries; j++) {
+            if (same_value(&sec->entries[j], a->slots[i].base, b->slots[i].base))
+                continue;
+            n++;
+            if (fn)
+                fn(ud, sec->name, sec->entries[j].key);
+        }
+    }
+    return n;
 }

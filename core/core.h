@@ -128,6 +128,32 @@ void nops_log(nops_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_list ap);
 
+/** The type of a structured field's value. */
+typedef enum nops_log_field_type {
+    NOPS_LOGF_STR,  /**< text, escaped like the message */
+    NOPS_LOGF_INT,  /**< integer */
+    NOPS_LOGF_NUM,  /**< finite number, written with 3 decimals (a duration in ms) */
+    NOPS_LOGF_BOOL, /**< true / false */
+} nops_log_field_type;
+
+/** One structured field of a log entry. The caller owns everything; nothing is kept. */
+typedef struct nops_log_field {
+    const char *key;          /**< [a-z0-9_]+; not ts, level, module or msg */
+    nops_log_field_type type; /**< which member below holds the value */
+    const char *str;          /**< NOPS_LOGF_STR (NULL writes "-") */
+    int64_t i;                /**< NOPS_LOGF_INT, NOPS_LOGF_BOOL (non-zero = true) */
+    double num;               /**< NOPS_LOGF_NUM */
+} nops_log_field;
+
+/**
+ * One entry with structured fields beside the message: JSON gets each as its own member after
+ * "msg" (`"status":200`), text gets ` key=value` after the message (a string value holding a
+ * blank, '=' or '"' is quoted, its '"' written \"). At most 16 fields; the entry is one line
+ * like every other.
+ */
+void nops_log_fields(nops_log_level level, const char *module, const nops_log_field *fields,
+                     size_t n_fields, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 #define NOPS_DEBUG(mod, ...) nops_log(NOPS_LOG_DEBUG, mod, __VA_ARGS__)
 #define NOPS_INFO(mod, ...) nops_log(NOPS_LOG_INFO, mod, __VA_ARGS__)
 #define NOPS_WARN(mod, ...) nops_log(NOPS_LOG_WARN, mod, __VA_ARGS__)
@@ -233,6 +259,15 @@ nops_err nops_cfg_finalize(nops_cfg *cfg, char *errstr, size_t errstr_size);
 
 /** `--help` lines for every entry that has a flag alias (and `--set section.key=V`). */
 void nops_cfg_print_flags(const nops_cfg *cfg, FILE *out);
+/** Called by nops_cfg_diff for each setting whose value differs. */
+typedef void(nops_cfg_diff_fn)(void *userdata, const char *section, const char *key);
+/**
+ * The settings whose values differ between two configurations built with the same sections in
+ * the same order (e.g. the running one and one read again from the file): `fn` (may be NULL)
+ * is called with each, in table order. Compares the stored values, secrets included (their
+ * values are never passed out). Returns how many differ.
+ */
+size_t nops_cfg_diff(const nops_cfg *a, const nops_cfg *b, nops_cfg_diff_fn *fn, void *ud);
 /** docs/configuration.md, generated from the tables. */
 void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out);
 /** Current values as INI text; secrets masked. */

@@ -12,6 +12,7 @@
  */
 #include "core/core.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -113,7 +114,58 @@ static size_t log_escape(char *dst, size_t cap, const char *src, nops_log_format
     return o;
 }
 
-void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_list ap)
+/* The fields after the message, in `format`, into out[cap] (NUL-terminated). */
+static void log_fields(char *out, size_t cap, const nops_log_field *f, size_t n,
+                       nops_log_format format)
+{
+    const bool json = format == NOPS_LOG_JSON;
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && i < 16 && o + 1 < cap; i++) {
+        char key[64], val[1100];
+        log_escape(key, sizeof key, f[i].key ? f[i].key : "field", format);
+        switch (f[i].type) {
+        case NOPS_LOGF_STR: {
+            char esc[1024];
+            const char *s = f[i].str ? f[i].str : "-";
+            log_escape(esc, sizeof esc, s, format);
+            bool quote = json || strpbrk(esc, " =\"") != NULL || esc[0] == '\0';
+            if (!json && quote) { /* text: quoted, its own quotes and backslashes escaped */
+                char q[1024];
+                size_t k = 0;
+                for (const char *p = esc; *p && k + 3 < sizeof q; p++) {
+                    if (*p == '"') /* the escaped text has no other quote to protect */
+                        q[k++] = '\\';
+                    q[k++] = *p;
+                }
+                q[k] = '\0';
+                snprintf(val, sizeof val, "\"%s\"", q);
+            } else
+                snprintf(val, sizeof val, quote ? "\"%s\"" : "%s", esc);
+            break;
+        }
+        case NOPS_LOGF_INT:
+            snprintf(val, sizeof val, "%lld", (long long)f[i].i);
+            break;
+        case NOPS_LOGF_NUM:
+            snprintf(val, sizeof val, "%.3f", isfinite(f[i].num) ? f[i].num : 0.0);
+            break;
+        case NOPS_LOGF_BOOL:
+        default:
+            snprintf(val, sizeof val, "%s", f[i].i ? "true" : "false");
+            break;
+        }
+        int w = snprintf(out + o, cap - o, json ? ",\"%s\":%s" : " %s=%s", key, val);
+        if (w < 0 || (size_t)w >= cap - o) { /* does not fit whole: leave it out */
+            out[o] = '\0';
+            break;
+        }
+        o += (size_t)w;
+    }
+}
+
+static void log_entry(nops_log_level level, const char *module, const nops_log_field *fields,
+                      size_t n_fields, const char *fmt, va_list ap)
 {
     if ((int)level < atomic_load(&g_level) || level >= NOPS_LOG_OFF)
         return;
@@ -129,15 +181,17 @@ void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_lis
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 
     const nops_log_format format = (nops_log_format)atomic_load(&g_format);
-    char esc[4096], mod[96], line[4096 + 256];
+    char esc[4096], mod[96], extra[2048], line[4096 + 2048 + 256];
     log_escape(esc, sizeof esc, msg, format);
     log_escape(mod, sizeof mod, module ? module : "-", format);
+    log_fields(extra, sizeof extra, fields, n_fields, format);
     if (format == NOPS_LOG_JSON)
         snprintf(line, sizeof line,
-                 "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"%s\"}", when,
-                 level_names[level], mod, esc);
+                 "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":\"%s\",\"msg\":\"%s\"%s}", when,
+                 level_names[level], mod, esc, extra);
     else
-        snprintf(line, sizeof line, "%s %-5s %s: %s", when, level_names[level], mod, esc);
+        snprintf(line, sizeof line, "%s %-5s %s: %s%s", when, level_names[level], mod, esc,
+                 extra);
 
     pthread_mutex_lock(&g_sink_lock);
     if (g_sink)
@@ -145,6 +199,20 @@ void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_lis
     else
         fprintf(stderr, "%s\n", line);
     pthread_mutex_unlock(&g_sink_lock);
+}
+
+void nops_vlog(nops_log_level level, const char *module, const char *fmt, va_list ap)
+{
+    log_entry(level, module, NULL, 0, fmt, ap);
+}
+
+void nops_log_fields(nops_log_level level, const char *module, const nops_log_field *fields,
+                     size_t n_fields, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_entry(level, module, fields, n_fields, fmt, ap);
+    va_end(ap);
 }
 
 void nops_log(nops_log_level level, const char *module, const char *fmt, ...)

@@ -14,6 +14,7 @@ PKGS=(
   libpq-dev postgresql
   libcmocka-dev
   libssl-dev libxxhash-dev
+  libsystemd-dev systemd
   wrk prometheus prometheus-alertmanager
 )
 

@@ -166,6 +166,16 @@ typedef struct nops_detect_mem {
 nops_detector *nops_detect_new(const nops_detect_params *p, uint32_t capacity_hint, char *errstr,
                                size_t errstr_size);
 void nops_detect_destroy(nops_detector *det);
+/**
+ * Change the thresholds of a running detector: false_alarm_points, z/ewma/cusum_threshold (0 =
+ * derived from false_alarm_points, as at the start), hysteresis and clear_points are taken from
+ * `p`; every other field stays as the detector was made (window, alpha, method... shape the
+ * state it holds). The series' state is kept; the next update judges by the new thresholds.
+ * NOPS_CONFIG with a sentence when the result does not pass nops_detect_params_check (nothing
+ * changes then). Not thread-safe: call it from the thread that updates this detector.
+ */
+nops_err nops_detect_set_thresholds(nops_detector *det, const nops_detect_params *p,
+                                    char *errstr, size_t errstr_size);
 /** The detector's params, thresholds and warmup resolved (nops_detect_params_resolve). */
 const nops_detect_params *nops_detect_get_params(const nops_detector *det);
 /** Points a series needs before its first verdict. */

@@ -118,6 +118,24 @@ void nops_detect_destroy(nops_detector *det)
     nops_free(det);
 }
 
+nops_err nops_detect_set_thresholds(nops_detector *det, const nops_detect_params *p,
+                                    char *errstr, size_t errstr_size)
+{
+    nops_detect_params q = det->p; /* the rest stays: it shapes the state already held */
+    q.false_alarm_points = p->false_alarm_points;
+    q.z_threshold = p->z_threshold;
+    q.ewma_threshold = p->ewma_threshold;
+    q.cusum_threshold = p->cusum_threshold;
+    q.hysteresis = p->hysteresis;
+    q.clear_points = p->clear_points;
+    if (nops_detect_params_check(&q, errstr, errstr_size) != NOPS_OK)
+        return NOPS_CONFIG;
+    nops_detect_params_resolve(&q); /* a threshold of 0: derived from the new N */
+    det->p = q;
+    nops__kconst_init(&det->k, &det->p);
+    return NOPS_OK;
+}
+
 const nops_detect_params *nops_detect_get_params(const nops_detector *det)
 {
     return &det->p;

@@ -203,6 +203,15 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms);
 nops_err nops_pipeline_series_window(nops_pipeline *p, const char *key, float *out,
                                      uint32_t cap, uint32_t *n, double *mean, double *std,
                                      int timeout_ms);
+/**
+ * New detector thresholds for a running pipeline (a config reload): false_alarm_points, the
+ * z/EWMA/CUSUM thresholds (0 = derived from false_alarm_points), hysteresis and clear_points
+ * are taken from `dp`, the rest of the detector settings stay as the pipeline was made with.
+ * Each worker takes them before its next batch; series keep their state. NOPS_CONFIG with a
+ * sentence when they are refused (nothing changes). Thread-safe.
+ */
+nops_err nops_pipeline_set_thresholds(nops_pipeline *p, const nops_detect_params *dp,
+                                      char *errstr, size_t errstr_size);
 void nops_pipeline_destroy(nops_pipeline *p);
 void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st);
 

@@ -760,6 +760,43 @@ static void series_limits(worker *w)
                   (long long)pp->workers);
 }
 
+/* New thresholds (nops_pipeline_set_thresholds) into this worker's detector, between batches:
+ * one atomic load per turn when nothing changed. */
+static void take_thresholds(worker *w)
+{
+    nops_pipeline *p = w->p;
+    unsigned gen = atomic_load_explicit(&p->thr_gen, memory_order_acquire);
+    if (gen == w->thr_gen)
+        return;
+    pthread_mutex_lock(&p->thr_mu);
+    nops_detect_params dp = p->thr_dp;
+    gen = atomic_load(&p->thr_gen);
+    pthread_mutex_unlock(&p->thr_mu);
+    char err[256];
+    if (nops_detect_set_thresholds(w->det, &dp, err, sizeof err) != NOPS_OK) /* checked before */
+        NOPS_ERROR("ingest", "worker %d keeps its thresholds: %s", w->id, err);
+    w->thr_gen = gen;
+}
+
+nops_err nops_pipeline_set_thresholds(nops_pipeline *p, const nops_detect_params *dp,
+                                      char *errstr, size_t errstr_size)
+{
+    nops_detect_params q = p->dp; /* what the workers' detectors were made with */
+    q.false_alarm_points = dp->false_alarm_points;
+    q.z_threshold = dp->z_threshold;
+    q.ewma_threshold = dp->ewma_threshold;
+    q.cusum_threshold = dp->cusum_threshold;
+    q.hysteresis = dp->hysteresis;
+    q.clear_points = dp->clear_points;
+    if (nops_detect_params_check(&q, errstr, errstr_size) != NOPS_OK)
+        return NOPS_CONFIG;
+    pthread_mutex_lock(&p->thr_mu);
+    p->thr_dp = q;
+    atomic_fetch_add_explicit(&p->thr_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&p->thr_mu);
+    return NOPS_OK;
+}
+
 void *nops__worker_main(void *arg)
 {
     worker *w = arg;
@@ -774,6 +811,7 @@ void *nops__worker_main(void *arg)
         answer_query(w);
         uint32_t n = nops__msgq_pop(&w->q, msgs, (uint32_t)w->p->pp.batch);
         if (n) {
+            take_thresholds(w); /* set while it waited: this batch is judged by them */
             worker_batch(w, msgs, n);
             nops__msgq_done(&w->q, n);
             continue;

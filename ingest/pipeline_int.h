@@ -97,6 +97,10 @@ struct nops_pipeline {
     int64_t part_idle_ns;               /* correlate.window_s in ns: a partition that got
                                            nothing for that long is not behind, it is done */
     int64_t part_now[MAX_PARTITIONS];   /* a copy of part_ts for the tick (poller only) */
+    pthread_mutex_t thr_mu;             /* guards thr_dp */
+    nops_detect_params thr_dp;          /* thresholds set by nops_pipeline_set_thresholds */
+    atomic_uint thr_gen;                /* counts those calls; a worker whose own count is
+                                           behind takes thr_dp between two batches */
     pthread_mutex_t query_mu;           /* guards query; held while a worker answers it */
     pthread_cond_t query_cv;            /* a worker answered */
     series_query *query;                /* the pending question, or NULL */
@@ -133,6 +137,7 @@ struct worker {
     pthread_t thr;              /* thread */
     msgq q;                     /* its queue */
     nops_detector *det;         /* its series state */
+    unsigned thr_gen;           /* the p->thr_gen its detector's thresholds are from */
     nops_ingest_series_cache *sc; /* raw series bytes → slot of det (worker thread's own) */
     /* per-batch scratch, grown as needed and reused */
     uint32_t *slots;            /* point → slot */

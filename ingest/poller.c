@@ -449,6 +449,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     nops__lag_init(p);
     pthread_mutex_init(&p->query_mu, NULL);
     pthread_cond_init(&p->query_cv, NULL);
+    pthread_mutex_init(&p->thr_mu, NULL);
     char kerr[512] = "";
     char sess[32];
     snprintf(sess, sizeof sess, "%lld", (long long)kp->session_timeout_ms);
@@ -635,6 +636,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
     nops__lag_fini(p);
     pthread_mutex_destroy(&p->query_mu);
     pthread_cond_destroy(&p->query_cv);
+    pthread_mutex_destroy(&p->thr_mu);
     nops_free(p);
 }
 

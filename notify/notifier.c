@@ -553,6 +553,33 @@ nops_notifier *nops_notifier_new(const nops_notify_params *p, const nops_secret 
     return n;
 }
 
+nops_err nops_notifier_set_routes(nops_notifier *n, const char *alertmanager_severities,
+                                  const char *webhook_severities, char *errstr,
+                                  size_t errstr_size)
+{
+    nops_notify_params q = n->p; /* the routes are read under call_mu only (events.c) */
+    if (strlen(alertmanager_severities) >= sizeof q.alertmanager_severities ||
+        strlen(webhook_severities) >= sizeof q.webhook_severities) {
+        nops_errf(errstr, errstr_size, "notify severities: list too long");
+        return NOPS_CONFIG;
+    }
+    snprintf(q.alertmanager_severities, sizeof q.alertmanager_severities, "%s",
+             alertmanager_severities);
+    snprintf(q.webhook_severities, sizeof q.webhook_severities, "%s", webhook_severities);
+    if (nops_notify_cfg_section.finalize(&q, errstr, errstr_size) != NOPS_OK)
+        return NOPS_CONFIG;
+    if (n->off) { /* no receiver, no thread, no lock: nothing reads them */
+        n->p = q;
+        return NOPS_OK;
+    }
+    pthread_mutex_lock(&n->call_mu);
+    memcpy(n->p.alertmanager_severities, q.alertmanager_severities,
+           sizeof n->p.alertmanager_severities);
+    memcpy(n->p.webhook_severities, q.webhook_severities, sizeof n->p.webhook_severities);
+    pthread_mutex_unlock(&n->call_mu);
+    return NOPS_OK;
+}
+
 void nops_notifier_destroy(nops_notifier *n)
 {
     if (!n) return;

@@ -76,6 +76,17 @@ nops_notifier *nops_notifier_new(const nops_notify_params *p, const nops_secret 
                                  const char *spool_dir, char *errstr, size_t errstr_size);
 
 /**
+ * Change the routes of a running notifier (a config reload): which incident severities and
+ * approval levels go to Alertmanager and to the webhooks (the alertmanager_severities and
+ * webhook_severities settings). Calls after it route by the new lists; alerts already firing
+ * are followed to their end as before. NOPS_CONFIG with a sentence for a list that is not
+ * valid (nothing changes). Thread-safe (waits for a notify call in progress).
+ */
+nops_err nops_notifier_set_routes(nops_notifier *n, const char *alertmanager_severities,
+                                  const char *webhook_severities, char *errstr,
+                                  size_t errstr_size);
+
+/**
  * Stop: keep delivering what is due for at most shutdown_ms, then stop the thread and free.
  * Whatever is not delivered stays in the spool for the next notifier. NULL is a no-op.
  */

@@ -346,6 +346,17 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *deps, char *errstr, size_
 /** Finishes the runs already started or queued (their own timeouts bound the wait), then
  *  frees. */
 void nops_orch_destroy(nops_orchestrator *o);
+/** Decide new suggestions with `pol` (NULL: everything needs an approval) from now on, e.g. a
+ *  policy file read again on SIGHUP; records already made keep the decision sealed in them.
+ *  The caller keeps `pol` and the one it replaces alive until nops_orch_destroy (a suggestion
+ *  in flight may still read the old one). Thread-safe. */
+void nops_orch_set_policy(nops_orchestrator *o, const nops_policy *pol);
+/** Take playbooks from `reg` (not NULL) from now on, e.g. the registry directory read again on
+ *  SIGHUP: a suggestion, dry-run, approval or execution started after the call finds its
+ *  playbook there (a record whose playbook is gone or changed is refused as before); one in
+ *  progress finishes with the playbook it holds. The caller keeps `reg` and the one it
+ *  replaces alive until nops_orch_destroy. Thread-safe. */
+void nops_orch_set_registry(nops_orchestrator *o, const nops_registry *reg);
 
 /**
  * Each call returns the record as it stands after the step (*out, a new reference) or an

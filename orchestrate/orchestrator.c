@@ -39,8 +39,8 @@ struct nops_orchestrator {
     char allowed[1024]; /* allowed_commands */
     int64_t max_open;   /* open records at most */
     const nops_secret *secret;
-    const nops_registry *reg;
-    const nops_policy *pol;
+    const nops_registry *_Atomic reg; /* replaced whole by nops_orch_set_registry (SIGHUP) */
+    const nops_policy *_Atomic pol; /* replaced whole by nops_orch_set_policy (SIGHUP) */
     nops_audit *audit;
     nops_records *rs;
     nops_orch_auto au;  /* automation's settings and counters (automation.c) */
@@ -260,7 +260,7 @@ nops_err nops__orch_suggest(nops_orchestrator *o, const json_t *incident,
         return e;
     json_t *ctx = nops__policy_context(pb, incident, who);
     nops_policy_decision d;
-    nops_policy_decide(o->pol, ctx, &d);
+    nops_policy_decide(atomic_load(&o->pol), ctx, &d);
     json_decref(ctx);
     json_t *rec = nops__record_new(o->secret, pb, incident, who, &d, fixed_id);
     if (!rec) {
@@ -764,6 +764,17 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
             return NULL;
         }
     return o;
+}
+
+void nops_orch_set_policy(nops_orchestrator *o, const nops_policy *pol)
+{
+    atomic_store(&o->pol, pol);
+}
+
+void nops_orch_set_registry(nops_orchestrator *o, const nops_registry *reg)
+{
+    if (reg)
+        atomic_store(&o->reg, reg);
 }
 
 void nops_orch_destroy(nops_orchestrator *o)

@@ -20,6 +20,8 @@
 #include "api/api.h"
 #include "tests/api/http.h"
 
+#include <jansson.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -371,15 +373,17 @@ static void test_auth_failures_limited_per_address(void **state)
 
 static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_log[64][600];
+static nops_log_level g_log_level[64];
 static int g_nlog;
 
 static void sink(void *ud, nops_log_level level, const char *line)
 {
     (void)ud;
-    (void)level;
     pthread_mutex_lock(&g_log_mu);
-    if (g_nlog < 64)
+    if (g_nlog < 64) {
+        g_log_level[g_nlog] = level;
         snprintf(g_log[g_nlog++], sizeof g_log[0], "%s", line);
+    }
     pthread_mutex_unlock(&g_log_mu);
 }
 
@@ -405,12 +409,68 @@ static void test_jwt_sub_one_log_line(void **state)
     int access = 0;
     for (int i = 0; i < g_nlog; i++) {
         assert_null(strchr(g_log[i], '\n'));
-        if (strstr(g_log[i], "GET /signals 200")) {
+        if (strstr(g_log[i], "method=GET path=/signals status=200")) {
             access++;
             assert_non_null(strstr(g_log[i], "jwt:mallory\\n2026-01-01T00:00:00.000Z"));
         }
     }
     assert_int_equal(access, 1);
+}
+
+/* The access log's facts are JSON members, not text inside "msg"; a successful scrape or
+ * health probe is logged at debug, any other request at info. */
+static void test_access_log_fields(void **state)
+{
+    (void)state;
+    nops_api_params p;
+    base_params(&p);
+    nops_api *api = start_api(&p);
+    int port = nops_api_port(api);
+    const char *h[] = {"X-API-Key: viewer-key-1", NULL};
+    nops_log_configure(NOPS_LOG_DEBUG, NOPS_LOG_JSON);
+    g_nlog = 0;
+    nops_log_set_sink(sink, NULL);
+    const char *paths[] = {"/signals", "/healthz", "/readyz", "/metrics", "/nowhere"};
+    for (size_t i = 0; i < 5; i++) {
+        http_res r = http_do(port, "GET", paths[i], h, NULL, 0);
+        assert_true(r.status > 0);
+        http_free(&r);
+    }
+    nops_api_destroy(api); /* every access line is written by now */
+    nops_log_set_sink(NULL, NULL);
+    nops_log_configure(NOPS_LOG_INFO, NOPS_LOG_TEXT);
+    int seen = 0, debug = 0;
+    for (int i = 0; i < g_nlog; i++) {
+        if (!strstr(g_log[i], "\"module\":\"http\",\"msg\":\"request\""))
+            continue;
+        json_error_t je;
+        json_t *o = json_loads(g_log[i], 0, &je);
+        if (!o)
+            fail_msg("not JSON: %s", g_log[i]);
+        const char *path = json_string_value(json_object_get(o, "path"));
+        assert_non_null(path);
+        assert_string_equal(json_string_value(json_object_get(o, "method")), "GET");
+        assert_true(json_is_integer(json_object_get(o, "status")));
+        assert_true(json_is_number(json_object_get(o, "duration_ms")));
+        assert_string_equal(json_string_value(json_object_get(o, "msg")), "request");
+        long status = (long)json_integer_value(json_object_get(o, "status"));
+        bool routine = strcmp(path, "/signals") != 0 && strcmp(path, "/nowhere") != 0 &&
+                       status < 400; /* /readyz answers 503 here: no pipeline */
+        debug += routine;
+        assert_int_equal(g_log_level[i], routine ? NOPS_LOG_DEBUG : NOPS_LOG_INFO);
+        assert_string_equal(json_string_value(json_object_get(o, "level")),
+                            routine ? "debug" : "info");
+        if (strcmp(path, "/signals") == 0) {
+            assert_int_equal(status, 200);
+            assert_string_equal(json_string_value(json_object_get(o, "caller")), "key:v1");
+        }
+        if (strcmp(path, "/nowhere") == 0)
+            assert_int_equal(status, 404);
+        seen++;
+        json_decref(o);
+    }
+    assert_int_equal(seen, 5);
+    assert_true(debug >= 2); /* /healthz and /metrics at least */
 }
 
 int main(void)
@@ -420,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_per_ip_cap),
         cmocka_unit_test(test_auth_failures_limited_per_address),
         cmocka_unit_test(test_jwt_sub_one_log_line),
+        cmocka_unit_test(test_access_log_fields),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -369,6 +369,40 @@ static void test_routing_and_slack(void **state)
     rx_stop(r);
 }
 
+/* Routes changed on a running notifier (SIGHUP): a warning goes out only after the webhook
+ * route takes warnings; a list that is not valid changes nothing. */
+static void test_routes_changed_while_running(void **state)
+{
+    fx *f = *state;
+    rx *r = rx_start(0, 0, 200);
+    set_hook(f, r->port);
+    snprintf(f->p.webhook_severities, sizeof f->p.webhook_severities, "critical");
+    nops_notifier *n = start(f);
+    nops_incident w1 = nf_incident("00000000000000d1", NOPS_SEVERITY_WARNING, false);
+    nops_incident w2 = nf_incident("00000000000000d2", NOPS_SEVERITY_WARNING, false);
+    assert_int_equal(nops_notify_incident(n, &w1), NOPS_OK);
+    nops_notify_stats st;
+    nops_notifier_get_stats(n, &st);
+    assert_int_equal(st.queued, 0); /* not routed */
+    char err[256] = "";
+    assert_int_equal(nops_notifier_set_routes(n, "warning,critical", "loud", err, sizeof err),
+                     NOPS_CONFIG);
+    assert_non_null(strstr(err, "loud"));
+    assert_int_equal(nops_notify_incident(n, &w1), NOPS_OK);
+    nops_notifier_get_stats(n, &st);
+    assert_int_equal(st.queued, 0); /* the refused lists changed nothing */
+    assert_int_equal(nops_notifier_set_routes(n, "warning,critical", "warning,critical", err,
+                                              sizeof err), NOPS_OK);
+    assert_int_equal(nops_notify_incident(n, &w2), NOPS_OK);
+    uint64_t one = 1;
+    assert_true(nf_wait(n, nf_delivered_at_least, &one, &st));
+    assert_int_equal(st.queued, 1);
+    assert_int_equal(rx_count(r), 1);
+    assert_non_null(strstr(r->req[0].body, "00000000000000d2"));
+    nops_notifier_destroy(n);
+    rx_stop(r);
+}
+
 /* A full queue refuses the newest message and counts it; nothing is spooled for it. */
 static void test_queue_full(void **state)
 {
@@ -665,6 +699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_webhook_retries_and_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing_and_slack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_changed_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_survives_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_refuses_tampered, setup, teardown),
