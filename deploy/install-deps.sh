@@ -15,6 +15,7 @@ PKGS=(
   libcmocka-dev
   libssl-dev libxxhash-dev
   wrk prometheus prometheus-alertmanager
+  python3 python3-yaml binutils
 )
 
 missing=()
