@@ -412,6 +412,16 @@ def needed_packages(binary):
     return pkgs
 
 
+def runtime_packages(stages):
+    """The packages the last stage's apt-get install lines name."""
+    installed = set()
+    for w, r in stages[-1]["lines"]:
+        if w == "RUN" and "apt-get install" in r:
+            seg = r.split("apt-get install", 1)[1].split("&&")[0]
+            installed.update(x for x in seg.split() if not x.startswith("-"))
+    return installed
+
+
 def check_dockerfile_text(text, needed, ini_text):
     problems = []
     stages = dockerfile_stages(text)
@@ -425,11 +435,7 @@ def check_dockerfile_text(text, needed, ini_text):
         problems.append("the build stage does not run deploy/install-deps.sh")
     if not any(w == "RUN" and "Release" in r for w, r in build):
         problems.append("the build stage does not build Release")
-    installed = set()
-    for w, r in rt:
-        if w == "RUN" and "apt-get install" in r:
-            seg = r.split("apt-get install", 1)[1].split("&&")[0]
-            installed.update(x for x in seg.split() if not x.startswith("-"))
+    installed = runtime_packages(stages)
     for lib, owners in sorted(needed.items()):
         if owners and not owners & installed and not owners & {"libc6", "libgcc-s1"}:
             problems.append(f"{lib} (from {', '.join(sorted(owners))}) is not installed in the "
@@ -469,6 +475,15 @@ def check_dockerfile(src, binary):
             continue
         if not os.path.exists(os.path.join(src, m.group(2))):
             problems.append(f"COPY {m.group(2)}: no such file in the tree")
+    # the runtime stage's packages exist in Debian 12 (this machine's package index)
+    if glob.glob("/var/lib/apt/lists/*bookworm*Packages*"):
+        pkgs = sorted(runtime_packages(dockerfile_stages(text)))
+        for pkg in pkgs:
+            if run(["apt-cache", "show", "--no-all-versions", pkg]).returncode != 0:
+                problems.append(f"runtime package {pkg} is not in Debian 12's package index")
+        print(f"{len(pkgs)} runtime packages found in the Debian 12 package index")
+    else:
+        skip("runtime package names: no Debian 12 package index here (apt-get update)")
     if shutil.which("docker") and run(["docker", "info"], timeout=30).returncode == 0:
         r = run(["docker", "build", "-f", os.path.join(src, "deploy", "Dockerfile"), "-t",
                  "neuralops:test", src], timeout=3600)
