@@ -34,8 +34,7 @@ int main(int argc, char **argv)
     }
     char boot[1024];
     rd_kafka_t *rk = tu_mock_cluster(3, topics, (size_t)n, boot, sizeof boot);
-    if (!rk)
-        return 1;
+    if (!rk) return 1;
     printf("%s\n", boot);
     fflush(stdout);
     char buf[256];

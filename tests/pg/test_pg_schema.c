@@ -32,9 +32,8 @@ static const char *ddl =
     "CREATE INDEX IF NOT EXISTS race_a_v ON race_a USING gin (v);"
     "CREATE TABLE IF NOT EXISTS race_b (id text PRIMARY KEY, ts timestamptz NOT NULL);"
     "ALTER TABLE race_b ADD COLUMN IF NOT EXISTS extra text;";
-static const char *ddl_more =
-    "CREATE INDEX IF NOT EXISTS race_b_ts ON race_b (ts);"
-    "CREATE TABLE IF NOT EXISTS race_c (k text PRIMARY KEY);";
+static const char *ddl_more = "CREATE INDEX IF NOT EXISTS race_b_ts ON race_b (ts);"
+                              "CREATE TABLE IF NOT EXISTS race_c (k text PRIMARY KEY);";
 
 typedef struct {
     pthread_barrier_t *go;
@@ -76,14 +75,12 @@ static void test_concurrent_schema_creation(void **state)
         for (int i = 0; i < THREADS; i++) {
             pthread_join(t[i], NULL);
             if (!o[i].ok) {
-                if (failures++ < 3)
-                    print_message("round %d, opener %d: %s\n", round, i, o[i].err);
+                if (failures++ < 3) print_message("round %d, opener %d: %s\n", round, i, o[i].err);
             }
         }
         pthread_barrier_destroy(&go);
         char sql[256];
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables WHERE schemaname = '%s'",
-                 schema);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_tables WHERE schemaname = '%s'", schema);
         PGresult *r = PQexec(admin, sql);
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         assert_string_equal(PQgetvalue(r, 0, 0), "3");
