@@ -222,7 +222,8 @@ def check_compose_doc(compose, ini_text, prom_cfg):
         host = svc.get("hostname", name)
         if f"{host}:{port}" not in targets and f"{name}:{port}" not in targets:
             problems.append(f"Prometheus does not scrape {name} at port {port}")
-    if port == "8080" and ini_get(ini_text, "api", "listen").startswith("127."):
+    host = (ini_get(ini_text, "api", "listen") or "127.0.0.1:8080").rsplit(":", 1)[0]
+    if host.startswith("127.") or host in ("localhost", "[::1]"):
         problems.append("api.listen is loopback: nothing outside the container reaches it")
     return problems
 
@@ -654,6 +655,8 @@ def check_selftest(src, binary):
     p["scrape_configs"][0]["static_configs"][0]["targets"] = p["scrape_configs"][0][
         "static_configs"][0]["targets"][:1]
     expect("Prometheus scraping one engine of two", check_compose_doc(compose, ini_text, p))
+    expect("an API on loopback only",
+           check_compose_doc(compose, ini_text.replace("0.0.0.0:8080", "127.0.0.1:8080"), prom))
     expect("a config key the engine does not know",
            check_engine_config(binary, ini_text + "\n[kafka]\nbrokerz = x\n", [], "selftest")
            if "[kafka]" not in ini_text else
