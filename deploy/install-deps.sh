@@ -16,6 +16,7 @@ PKGS=(
   libssl-dev libxxhash-dev
   libsystemd-dev systemd
   wrk prometheus prometheus-alertmanager
+  python3 python3-yaml binutils
 )
 
 missing=()

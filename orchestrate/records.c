@@ -243,7 +243,7 @@ nops_records *nops__records_open(const char *dir, const char *pg_dsn, char *errs
     if (pg_dsn && *pg_dsn) {
         ok = (s->pg = nops_pg_open(pg_dsn, schema_sql, "orchestrations", errstr,
                                    errstr_size)) != NULL &&
-             nops_pg_run(s->pg, schema_more, "orchestrations", errstr, errstr_size);
+             nops_pg_schema(s->pg, schema_more, "orchestrations", errstr, errstr_size);
     } else {
         ok = (s->files = nops__rfiles_open(dir, errstr, errstr_size)) != NULL;
     }

@@ -24,6 +24,29 @@ bool nops_pg_run(PGconn *c, const char *sql, const char *what, char *errstr,
     return ok;
 }
 
+/*
+ * Schema changes under one lock. PostgreSQL checks `IF NOT EXISTS` before it inserts the
+ * catalogue rows, without a lock between the two, so instances starting together on a fresh
+ * database (a compose stack's first `up`, a StatefulSet's pods in parallel) both find the table
+ * missing and the second fails on the catalogue's unique index. A transaction-level advisory
+ * lock, the same key for every schema the engine makes, runs them one after another; the later
+ * ones find everything there. The lock ends with the transaction, also when it fails.
+ */
+#define NOPS_PG_SCHEMA_LOCK "SELECT pg_advisory_xact_lock(7954893450941067120)" /* "neuralop" */
+
+bool nops_pg_schema(PGconn *c, const char *schema, const char *what, char *errstr,
+                    size_t errstr_size)
+{
+    if (!nops_pg_run(c, "BEGIN", what, errstr, errstr_size))
+        return false;
+    if (nops_pg_run(c, NOPS_PG_SCHEMA_LOCK, what, errstr, errstr_size) &&
+        nops_pg_run(c, schema, what, errstr, errstr_size) &&
+        nops_pg_run(c, "COMMIT", what, errstr, errstr_size))
+        return true;
+    PQclear(PQexec(c, "ROLLBACK")); /* the error above is the one to report */
+    return false;
+}
+
 PGconn *nops_pg_open(const char *dsn, const char *schema, const char *what, char *errstr,
                      size_t errstr_size)
 {
@@ -36,7 +59,7 @@ PGconn *nops_pg_open(const char *dsn, const char *schema, const char *what, char
         return NULL;
     }
     if (!nops_pg_run(c, "SET client_min_messages = warning", what, errstr, errstr_size) ||
-        (schema && !nops_pg_run(c, schema, what, errstr, errstr_size))) {
+        (schema && !nops_pg_schema(c, schema, what, errstr, errstr_size))) {
         PQfinish(c);
         return NULL;
     }

@@ -27,6 +27,17 @@ PGconn *nops_pg_open(const char *dsn, const char *schema, const char *what, char
                      size_t errstr_size);
 
 /**
+ * Run `schema` (statements that create or migrate tables idempotently) on `c` so that instances
+ * starting together against one database do not collide: `CREATE TABLE IF NOT EXISTS` run by two
+ * sessions at once can fail in the second ("duplicate key value violates unique constraint
+ * pg_type_typname_nsp_index"), so the statements run in one transaction holding a
+ * transaction-level advisory lock that every NeuralOps schema change takes (nops_pg_open uses
+ * it for its `schema`). False with the server's message in errstr (the transaction rolled back).
+ */
+bool nops_pg_schema(PGconn *c, const char *schema, const char *what, char *errstr,
+                    size_t errstr_size);
+
+/**
  * Run `sql` (no parameters; may hold several statements) once. False with the server's
  * message in errstr.
  */
