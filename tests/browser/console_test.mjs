@@ -273,6 +273,8 @@ async function main() {
   await page.screenshot({ path: join(OUT, "console-420.png"), fullPage: true });
   console.log("# screenshots: " + join(OUT, "console-1400.png") + ", " + join(OUT, "console-420.png"));
 
+  await chartFixture(inc, sigs);
+
   ok(pageErrors.length === 0, "no page errors" + (pageErrors.length ? ": " + pageErrors.join("; ") : ""));
   // after its fleet stopped the demo's pipeline is drained: /readyz says 503 and the pill says so
   const ready = await page.$eval("#ready", (e) => e.textContent);
@@ -280,6 +282,40 @@ async function main() {
                                                 !(ready === "not ready" && /^503 GET .*\/readyz$/.test(r)));
   ok(unexpected.length === 0, "no failed request beyond the expected 401/403" + (unexpected.length ? ": " + [...new Set(unexpected)].slice(0, 8).join("; ") : ""));
   ok(badResponses.some((r) => r.startsWith("401 ")) && badResponses.some((r) => r.startsWith("403 ")), "the expected 401 and 403 were seen");
+}
+
+/* The chart code against the /series contract whatever the engine answers: a second tab whose
+ * GET /series requests get a fixture (50 points, a baseline and band, 3 anomalous points). */
+async function chartFixture(inc, sigs) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  await page.setViewport({ width: 1400, height: 1000 });
+  await page.setRequestInterception(true);
+  const t0 = Date.parse(sigs[0].ts) - 30 * 60e3, anomalous = new Set([20, 21, 35]);
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.pathname !== "/series") { r.continue(); return; }
+    const key = u.searchParams.get("key");
+    const points = Array.from({ length: 50 }, (_, i) => ({ ts: new Date(t0 + i * 60e3).toISOString(),
+      value: anomalous.has(i) ? 140 + i : 100 + 3 * Math.sin(i / 3), anomalous: anomalous.has(i) }));
+    r.respond({ status: 200, contentType: "application/json", body: JSON.stringify({ series: key, points, ts_estimated: false,
+      baseline: { mean: 100, std: 2, lower: 94, upper: 106, z_threshold: 3 },
+      signals: [{ id: "s1", ts: points[20].ts, value: points[20].value, method: "ewma", baseline: { mean: 100, lower: 94, upper: 106 } }] }) });
+  });
+  await page.goto(base + "/#incident=" + encodeURIComponent(inc.id), { waitUntil: "domcontentloaded" });
+  await signIn(page, KEYS.viewer);
+  const c = await until(() => page.$$eval(".chart", (cs) => cs.map((e) => ({ points: Number(e.dataset.points),
+    line: (e.querySelector("polyline.values") || { getAttribute: () => "" }).getAttribute("points").trim().split(/\s+/).length,
+    anomalies: e.querySelectorAll("circle.anomaly").length, band: !!e.querySelector("rect.band"), mean: !!e.querySelector("line.baseline"),
+    signalBand: !!e.querySelector("line.signal-band"), inside: [...e.querySelectorAll("circle.anomaly")].every((a) => {
+      const r = a.getBoundingClientRect(), s = a.ownerSVGElement.getBoundingClientRect();
+      return r.left >= s.left && r.right <= s.right && r.top >= s.top && r.bottom <= s.bottom; }) }))).then((cs) => cs.length && cs[0].points ? cs : null));
+  must(c, "fixture: the charts are drawn");
+  ok(c.every((x) => x.points === 50 && x.line === 50), "fixture: every point of the series is on the line");
+  ok(c.every((x) => x.anomalies === 3 && x.inside), "fixture: the anomalous points are marked, inside the chart");
+  ok(c.every((x) => x.band && x.mean && x.signalBand), "fixture: the baseline, its band and the detector's band at the signal are drawn");
+  await (await page.$(".chart")).screenshot({ path: join(OUT, "console-chart-fixture.png") });
+  await page.close();
 }
 
 try {
