@@ -15,6 +15,7 @@
 // Environment: NEURALOPS_BIN (the engine), CONSOLE_OUT (screenshot dir), CHROMIUM (default
 // /usr/bin/chromium). Prints "ok N - what" per check and "N passed, N failed" at the end.
 import { spawn } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +32,7 @@ const BIN = process.env.NEURALOPS_BIN;
 const OUT = process.env.CONSOLE_OUT || "console-screenshots";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const KEYS = { viewer: "demo-viewer-key", operator: "demo-operator-key", admin: "demo-admin-key" };
+const JWT_SECRET = randomBytes(24).toString("hex"); // the demo's api.jwt_secret for this run
 const LONG = 240000; // ms: a generous deadline for anything the engine does on a loaded machine
 
 let passed = 0, failed = 0;
@@ -62,7 +64,7 @@ function startDemo() {
   const data = join(dir, "data");
   demo = spawn(BIN, ["demo", "--seconds", "12", "--series", "200", "--rate", "20000", "--stay",
                      "--listen", "127.0.0.1:0", "--data-dir", data, "--index", join(data, "index")],
-               { env: { ...process.env, XDG_CONFIG_HOME: join(dir, "cfg") }, stdio: ["ignore", "pipe", "pipe"] });
+               { env: { ...process.env, XDG_CONFIG_HOME: join(dir, "cfg"), NEURALOPS_API_JWT_SECRET: JWT_SECRET }, stdio: ["ignore", "pipe", "pipe"] });
   demo.stdout.on("data", (b) => { out += b.toString(); });
   let err = "";
   demo.stderr.on("data", (b) => { err = (err + b.toString()).slice(-4000); });
@@ -78,6 +80,13 @@ async function stopDemo() {
   }
 }
 
+/* An HS256 bearer token for `role`, valid for an hour. */
+function jwt(role, secret = JWT_SECRET) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const body = b64({ alg: "HS256", typ: "JWT" }) + "." + b64({ sub: "console-test", role, exp: Math.floor(Date.now() / 1000) + 3600 });
+  return body + "." + createHmac("sha256", secret).update(body).digest("base64url");
+}
+
 let base = "";
 async function rest(method, path, key, body) {
   const r = await fetch(base + path, { method, headers: { "X-API-Key": key, ...(body ? { "Content-Type": "application/json" } : {}) },
@@ -90,6 +99,7 @@ const pageErrors = [], badResponses = [];
 let seriesRoute = false; // whether GET /series answers (the route may not be merged yet)
 
 async function signIn(page, key, kind = "key") {
+  await page.$eval("#msg", (e) => { e.textContent = ""; });
   await page.select("#kind", kind);
   await page.$eval("#secret", (e) => { e.value = ""; });
   await page.type("#secret", key);
@@ -117,17 +127,34 @@ async function mouseClick(page, selector, what) {
   }
 }
 
-/* Every visible button: is the element under its centre the button itself? Names of those covered. */
+/* Every visible button: is the element under its centre the button itself? Names of those covered.
+ * A button the page replaced meanwhile (a block re-renders when its data changed) is looked at
+ * again in its new form; a covered one is looked at again after a pause, so a re-render in the
+ * middle of a look does not count as covered, but a button that stays covered does. */
 async function coveredButtons(page) {
   return page.evaluate(async () => {
-    const bad = [];
-    for (const b of document.querySelectorAll("button")) {
-      if (!b.offsetParent) continue;
+    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    const look = async (b) => {
       b.scrollIntoView({ block: "center", inline: "center" });
-      await new Promise((r) => requestAnimationFrame(r));
+      await frame();
+      if (!b.isConnected) return "gone";
       const r = b.getBoundingClientRect();
       const e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-      if (!e || (e !== b && !b.contains(e))) bad.push(b.textContent + " under " + (e ? e.tagName + "#" + e.id + "." + e.className : "nothing"));
+      return !e || (e !== b && !b.contains(e)) ? (e ? e.tagName + "#" + e.id + "." + e.className : "nothing") + " at " +
+        Math.round(r.left + r.width / 2) + "," + Math.round(r.top + r.height / 2) : "";
+    };
+    let bad = [];
+    for (let round = 0; round < 4; round++) {
+      bad = [];
+      let gone = false;
+      for (const b of document.querySelectorAll("button")) {
+        if (!b.offsetParent) continue;
+        let v = await look(b);
+        for (let i = 0; i < 3 && v && v !== "gone"; i++) { await new Promise((r) => setTimeout(r, 300)); v = await look(b); }
+        if (v === "gone") gone = true;
+        else if (v) bad.push(b.textContent + " under " + v);
+      }
+      if (!gone) break;
     }
     window.scrollTo(0, 0);
     return bad;
@@ -177,6 +204,15 @@ async function main() {
   // a wrong key: 401, said in words
   await signIn(page, "not-a-key");
   ok(await until(() => page.$eval("#msg", (e) => e.textContent.includes("401"))), "a refused key says 401 and what to do");
+
+  // a bearer token signed with another secret: 401; one signed with the engine's: signed in
+  await signIn(page, jwt("viewer", "not-the-secret"), "bearer");
+  ok(await until(() => page.$eval("#msg", (e) => e.textContent.includes("401"))), "a refused bearer token says 401");
+  await signIn(page, jwt("viewer"), "bearer");
+  ok(await until(() => page.evaluate(() => document.getElementById("who").textContent.includes("bearer token") &&
+     (!!document.querySelector("#incidents table") || document.getElementById("incidents").textContent === "none"))),
+     "a viewer signs in with a bearer token and sees the (open) incidents");
+  await page.click("#signout-btn");
 
   // viewer: reads everything, may not act
   await signIn(page, KEYS.viewer);
@@ -244,6 +280,7 @@ async function main() {
     await page.setViewport({ width: w, height: 1000 });
     const bad = await coveredButtons(page);
     ok(bad.length === 0, `no button is covered at ${w} px` + (bad.length ? ": " + bad.join("; ") : ""));
+    if (w === 1024) await page.screenshot({ path: join(OUT, "console-1024.png"), fullPage: true });
   }
   await mouseClick(page, sel + ' [data-action="Approve"]', "org-admin's Approve (real mouse click)");
   ok(await until(() => orchState(page, id).then((s) => s === "approved")), "the mouse click approved it (approved)");
