@@ -227,6 +227,24 @@ async function main() {
   await page.select("#f-sev", inc.severity === "critical" ? "warning" : "critical");
   ok(await until(() => page.$(`tr[data-incident="${inc.id}"]`).then((r) => !r)), "the severity filter hides the incident");
   await page.select("#f-sev", inc.severity);
+  const listed = (yes) => until(() => page.$(`tr[data-incident="${inc.id}"]`).then((r) => (yes ? !!r : !r)));
+  const labelsTo = (v) => page.$eval("#f-labels", (e, v) => { e.value = v; e.dispatchEvent(new Event("change", { bubbles: true })); }, v);
+  await labelsTo("service=no-such-service");
+  ok(await listed(false), "the label filter hides the incident (service=no-such-service)");
+  await labelsTo(Object.entries(inc.labels).map(([k, v]) => k + "=" + v).join(","));
+  ok(await listed(true), "the label filter with the incident's labels lists it");
+  await labelsTo("");
+  const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+  const rangeTo = (from, to) => page.evaluate((from, to) => {
+    document.getElementById("f-range").value = "custom";
+    document.getElementById("f-from").value = from; document.getElementById("f-to").value = to;
+    document.getElementById("f-to").dispatchEvent(new Event("change", { bubbles: true }));
+  }, from, to);
+  await rangeTo(local(Date.now() + 86400e3), local(Date.now() + 2 * 86400e3));
+  ok(await listed(false), "a time range in the future hides the incident");
+  await rangeTo(local(Date.parse(inc.opened_at) - 3600e3), local(Date.now() + 3600e3));
+  ok(await listed(true), "a time range around it lists it");
+  await page.select("#f-range", "");
   await mouseClick(page, `tr[data-incident="${inc.id}"]`, "the incident's row");
   const hint = await until(() => page.$eval("#hint", (e) => e.textContent));
   const now = (await rest("GET", "/incidents/" + inc.id, KEYS.viewer)).body;
@@ -362,6 +380,7 @@ try {
 } finally {
   if (browser) await browser.close().catch(() => {});
   await stopDemo();
+  if (demo && base) ok(demo.exitCode === 0, "the demo ended cleanly on SIGTERM (exit " + demo.exitCode + ", signal " + demo.signalCode + ")");
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`${passed} passed, ${failed} failed`);
