@@ -112,7 +112,7 @@ async function signIn(page, key, kind = "key") {
 async function mouseClick(page, selector, what) {
   for (let attempt = 0; ; attempt++) {
     const handle = await until(() => page.$(selector));
-    must(handle, what + ": " + selector + " is on the page");
+    if (!handle) must(false, what + ": " + selector + " is on the page");
     await handle.evaluate((b) => b.scrollIntoView({ block: "center", inline: "center" }));
     await sleep(100);
     const box = await handle.boundingBox();
@@ -245,6 +245,7 @@ async function main() {
   await rangeTo(local(Date.parse(inc.opened_at) - 3600e3), local(Date.now() + 3600e3));
   ok(await listed(true), "a time range around it lists it");
   await page.select("#f-range", "");
+  ok(await until(() => page.$eval("#f-from", (e) => e.offsetParent === null)), "the from/to inputs show only for a custom range");
   await mouseClick(page, `tr[data-incident="${inc.id}"]`, "the incident's row");
   const hint = await until(() => page.$eval("#hint", (e) => e.textContent));
   const now = (await rest("GET", "/incidents/" + inc.id, KEYS.viewer)).body;
