@@ -338,6 +338,7 @@ async function main() {
   const bad = await coveredButtons(page);
   ok(bad.length === 0, "no button is covered at 420 px" + (bad.length ? ": " + bad.join("; ") : ""));
   await page.screenshot({ path: join(OUT, "console-420.png"), fullPage: true });
+  await page.screenshot({ path: join(OUT, "console-420-top.png") }); // the first screen, as a phone shows it
   console.log("# screenshots: " + join(OUT, "console-1400.png") + ", " + join(OUT, "console-420.png"));
 
   await chartFixture(inc, sigs);
