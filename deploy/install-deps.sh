@@ -17,7 +17,10 @@ PKGS=(
   libsystemd-dev systemd
   wrk prometheus prometheus-alertmanager
   python3 python3-yaml binutils
+  chromium nodejs
 )
+# npm: Debian's package, unless node came with its own npm (as some nodejs builds do)
+if ! command -v npm >/dev/null 2>&1; then PKGS+=(npm); fi
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -28,12 +31,21 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deploy: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  echo "deploy: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "deploy: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The browser test's one npm dependency (puppeteer-core, which drives the chromium above; it
+# downloads no browser of its own), pinned by the committed package-lock.json, into
+# tests/browser/node_modules. Reinstalled only when the lock file changed since the last install.
+BROWSER_DIR="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if ! cmp -s "$BROWSER_DIR/package-lock.json" "$BROWSER_DIR/node_modules/.neuralops-lock" 2>/dev/null; then
+  echo "deploy: npm ci in tests/browser"
+  (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$BROWSER_DIR/package-lock.json" "$BROWSER_DIR/node_modules/.neuralops-lock"
+fi

@@ -12,6 +12,7 @@
 #include "synth/loadgen.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ typedef struct demo_cli {
     double rate;
     uint32_t series;
     bool approve;
+    bool stay;
 } demo_cli;
 
 static const cli_opt demo_opts[] = {
@@ -33,6 +35,9 @@ static const cli_opt demo_opts[] = {
     {"approve", 0, false, NULL,
      "approve and run the first suggestion that waits for an approval without asking (as "
      "demo-admin)"},
+    {"stay", 0, false, NULL,
+     "after the report, keep serving the API and the console until Ctrl-C or SIGTERM (the "
+     "default when stdin is a terminal, where Enter also ends it)"},
 };
 #define N_DEMO (sizeof demo_opts / sizeof demo_opts[0])
 
@@ -55,8 +60,8 @@ static void demo_keys(app_ctx *ctx)
 static bool on_opt(void *ud, const cli_opt *opt, const char *v)
 {
     demo_cli *d = ud;
-    if (strcmp(opt->name, "approve") == 0) {
-        d->approve = true;
+    if (strcmp(opt->name, "approve") == 0 || strcmp(opt->name, "stay") == 0) {
+        *(opt->name[0] == 'a' ? &d->approve : &d->stay) = true;
         return true;
     }
     char *end;
@@ -260,6 +265,30 @@ static void report(app_ctx *ctx, app_engine *api, nops_pipeline *p, loadgen *lg,
            ctx->sinks.kafka_topic);
 }
 
+/* After the report: the API and the console stay up for a person at the page (stdin is a
+ * terminal: until Enter or Ctrl-C) or for a test that asked with --stay (until SIGINT/SIGTERM).
+ * Otherwise (a pipe, /dev/null, as in tests/app/test_demo) the demo ends at once, as before. */
+static void stay(const app_engine *api, const demo_cli *d, atomic_bool *stop)
+{
+    const bool tty = isatty(STDIN_FILENO);
+    if (!api->api || !(tty || d->stay))
+        return;
+    atomic_store(stop, false); /* a Ctrl-C that gave up an approval prompt: serve on */
+    printf("\nThe console stays at http://127.0.0.1:%d/ (sign in with demo-operator-key or "
+           "demo-admin-key); %s to stop.\n",
+           nops_api_port(api->api), tty ? "Enter or Ctrl-C" : "Ctrl-C or SIGTERM");
+    while (!atomic_load(stop)) {
+        struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
+        if (tty && poll(&pf, 1, 500) > 0) {
+            char line[64];
+            (void)!fgets(line, sizeof line, stdin);
+            break;
+        }
+        if (!tty)
+            nanosleep(&(struct timespec){0, 200000000}, NULL);
+    }
+}
+
 /* Everything after the command line: the exit status. */
 static int demo_run(app_ctx *ctx, const demo_cli *d)
 {
@@ -311,9 +340,11 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
            "records in %s\n",
            boot, d->series, d->rate, d->seconds, ctx->storage.data_dir);
     if (api.api)
-        printf("HTTP API on http://127.0.0.1:%d (GET /openapi.json); demo keys: X-API-Key "
-               "demo-viewer-key | demo-operator-key | demo-admin-key\n",
-               nops_api_port(api.api));
+        printf("HTTP API on http://127.0.0.1:%d (GET /openapi.json); console at "
+               "http://127.0.0.1:%d/ — sign in with an API key; demo-only keys (printed because "
+               "this is the demo, never use them elsewhere): org-admin demo-admin-key, operator "
+               "demo-operator-key, viewer demo-viewer-key\n",
+               nops_api_port(api.api), nops_api_port(api.api));
     const uint64_t t0 = nops_now_ns();
     uint64_t last_pts = 0;
     double last_el = 0;
@@ -326,6 +357,8 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
                 isatty(STDERR_FILENO));
     fprintf(stderr, "\n");
     report(ctx, &api, p, lg, lo.tick_s, drained, d, stop, user_stopped, rx);
+    if (!user_stopped)
+        stay(&api, d, stop);
     status = e == NOPS_OK ? NOPS_EXIT_OK : NOPS_EXIT_FAIL;
 done:
     app_engine_stop(&api); /* API, then the pipeline (drained already), then the rest */
@@ -340,7 +373,7 @@ int nops_cmd_demo(int argc, char **argv)
     app_ctx ctx;
     if (!app_ctx_init(&ctx))
         return NOPS_EXIT_FAIL;
-    demo_cli d = {30, 100000, 2000, false};
+    demo_cli d = {30, 100000, 2000, false, false};
     /* the demo runs at the library defaults: calibrated thresholds (about one false signal
      * per 10⁶ points of a stationary series, docs/detection.md), no preset of its own */
     snprintf(ctx.sinks.kafka_topic, sizeof ctx.sinks.kafka_topic, "neuralops.signals");
@@ -350,7 +383,7 @@ int nops_cmd_demo(int argc, char **argv)
     if (!cli_parse(&ctx, "demo", argc, argv, demo_opts, N_DEMO, on_opt, &d, &help)) {
         /* status stays: usage */
     } else if (help) {
-        printf("Usage: neuralops demo [--seconds N] [--series N] [--rate POINTS/S] [--approve]\n\n"
+        printf("Usage: neuralops demo [--seconds N] [--series N] [--rate POINTS/S] [--approve] [--stay]\n\n"
                "The embedded default, end to end: an in-process Kafka (librdkafka mock\n"
                "cluster, 3 brokers, 32 partitions), a synthetic fleet with injected incidents,\n"
                "the streaming pipeline, and records in %s. The closed loop runs live:\n"
@@ -359,7 +392,8 @@ int nops_cmd_demo(int argc, char **argv)
                "(scale-out) on its own, and notifies a local receiver (printed lines) of\n"
                "incidents and pending approvals. At the end the first run that waits for an\n"
                "approval is offered: approve it at the prompt, over the API or with\n"
-               "--approve. Ctrl-C stops cleanly.\n\n",
+               "--approve. Then, at a terminal (or with --stay), the API and the console\n"
+               "stay up until Enter or Ctrl-C. Ctrl-C stops cleanly.\n\n",
                ctx.storage.data_dir);
         cli_print_opts(&ctx, demo_opts, N_DEMO, stdout);
         status = NOPS_EXIT_OK;

@@ -206,10 +206,11 @@ static void approve_and_run(app_ctx *ctx, app_engine *api, json_t *rec, bool app
             return;
         }
         int port = api->api ? nops_api_port(api->api) : 0;
-        printf("    Approve and run it as %s? [y/N] (or over the API: curl -X POST "
-               "-H 'X-API-Key: demo-admin-key' http://127.0.0.1:%d/orchestrations/%s/approve, "
-               "then .../execute) ",
-               APPROVER.id, port, id);
+        printf("    Approve and run it as %s? [y/N] (or in the console, http://127.0.0.1:%d/ "
+               "signed in with demo-admin-key: Approve, then Execute; or over the API: curl -X "
+               "POST -H 'X-API-Key: demo-admin-key' "
+               "http://127.0.0.1:%d/orchestrations/%s/approve, then .../execute) ",
+               APPROVER.id, port, port, id);
         fflush(stdout);
         a = wait_for_decision(o, id, stop);
         if (a == ANSWER_NO) {
