@@ -14,6 +14,7 @@ PKGS=(
   libpq-dev postgresql
   libcmocka-dev
   libssl-dev libxxhash-dev
+  libsnappy-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
   wrk prometheus prometheus-alertmanager
 )
 
