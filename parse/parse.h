@@ -1,13 +1,15 @@
 /*
  * parse.h — parsers of outside input: timestamps, the `timestamp,value` CSV of
  * `neuralops analyze`, and the metric formats of a Kafka message or a POST /ingest body
- * (Influx line protocol, prometheus-kafka-adapter JSON, Telegraf JSON). They depend on core
- * only; the pipeline (ingest/) and the HTTP ingest (api/) call them.
+ * (Influx line protocol, prometheus-kafka-adapter JSON, Telegraf JSON), gzip request bodies
+ * and Prometheus remote write. The pipeline (ingest/) and the HTTP ingest (api/) call them.
  *
  * Parsers never allocate and never copy: results point into the caller's buffer, which must
  * outlive them (the two decoders of encoded bodies at the end — gzip, remote write — are the
- * exception, and say so). Errors come back as nops_err plus a short reason (static storage) suitable for
- * "line N: <reason>" messages. They keep no state: any thread may call them at any time.
+ * exception, and say so). Errors come back as nops_err plus a short reason (static storage)
+ * suitable for "line N: <reason>" messages. They keep no state: any thread may call them at
+ * any time. They depend on core, jansson, zlib, libsnappy and protobuf-c (the last three for
+ * gzip bodies and Prometheus remote write).
  */
 #ifndef NOPS_PARSE_H
 #define NOPS_PARSE_H
@@ -149,7 +151,10 @@ bool nops_ingest_precision_parse(const char *s, size_t len, nops_ts_precision *o
 /**
  * Parse one Kafka message (or POST /ingest body) holding Influx line protocol lines, a
  * prometheus-kafka-adapter JSON object, a Telegraf JSON object (or {"metrics":[...]}), or
- * newline-separated JSON objects; the format is detected from the first non-blank byte. Every
+ * newline-separated JSON objects; the format is detected from the first non-blank byte (a
+ * message no parser takes — binary data, a JSON array, a JSON object of neither shape — is
+ * rejected with NOPS_REJECT_FORMAT; a prometheus-kafka-adapter "value":"NaN" is skipped and
+ * counted in st->stale, not rejected). Every
  * good point goes to `fn`; bad lines or objects are counted in `st` and skipped, so one bad
  * point never loses its neighbours. `now_ns` stamps points without a timestamp.
  * @return NOPS_OK when at least one point was delivered or the message had none to give,

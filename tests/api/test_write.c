@@ -193,8 +193,9 @@ static void test_influx_each_precision(void **state)
             fail_msg("%s: %ld %s", path, r.status, r.body);
         assert_int_equal(r.len, 0);
         http_free(&r);
-        snprintf(msg, sizeof msg, "inflx%zu,host=a,zone=b|inflx%zu,host=a,zone=b usage_user=12.5 %s",
-                 i, i, want[i]);
+        snprintf(msg, sizeof msg,
+                 "inflx%zu,host=a,zone=b|inflx%zu,host=a,zone=b usage_user=12.5 %s", i, i,
+                 want[i]);
         expect_message(msg);
         snprintf(msg, sizeof msg, "inflx%zu,host=a,zone=b|inflx%zu,host=a,zone=b n=3 %s", i, i,
                  want[i]);
