@@ -399,6 +399,25 @@ static void test_remote_write(void **state)
     http_free(&r);
 }
 
+/* A prometheus-kafka-adapter body of staleness markers alone, posted to /ingest: accepted with
+ * nothing to produce (not "no point"), the markers counted. */
+static void test_ingest_stale_only(void **state)
+{
+    (void)state;
+    const char *hj[] = {"X-API-Key: operator-key-1", "Content-Type: application/json", NULL};
+    http_res r = http_do(g_port, "POST", "/ingest", hj,
+                         "{\"name\":\"st_up\",\"value\":\"NaN\",\"labels\":{\"job\":\"a\"}}\n"
+                         "{\"name\":\"st_up\",\"value\":\"NaN\",\"labels\":{\"job\":\"b\"}}",
+                         (size_t)-1);
+    if (r.status != 202 || !strstr(r.body, "\"accepted\":0") || !strstr(r.body, "\"stale\":2"))
+        fail_msg("/ingest of markers: %ld %s", r.status, r.body);
+    http_free(&r);
+    r = http_do(g_port, "GET", "/metrics", NULL, NULL, 0);
+    assert_non_null(strstr(r.body, "neuralops_api_ingest_stale_total 3\n")); /* 1 + 2 */
+    http_free(&r);
+    expect_no_message("st_up");
+}
+
 /* Kafka down: 5xx (Prometheus retries), never 204; back up: 204 again. */
 static void test_remote_write_kafka_down(void **state)
 {
@@ -430,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_influx_errors_and_auth),
         cmocka_unit_test(test_gzip_bodies),
         cmocka_unit_test(test_remote_write),
+        cmocka_unit_test(test_ingest_stale_only),
         cmocka_unit_test(test_remote_write_kafka_down),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
