@@ -324,8 +324,10 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
     if (!key && authz && strncasecmp(authz, "Token ", 6) == 0) {
-        key = authz + 6; /* InfluxDB's "Authorization: Token <t>" (Telegraf, Influx clients) is
-                            the API key <t> */
+        key = authz + 6; /* InfluxDB's "Authorization: Token <t>" (Telegraf, Influx clients,
+                            Prometheus' remote_write authorization) is the API key <t> */
+        while (*key == ' ')
+            key++;
         authz = NULL;
     }
     char why[160] = "";
@@ -338,7 +340,8 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
                       "429 until its allowance refills", addr, api->p.auth_failures_per_min);
         nops__api_error(res, 401, "%s",
                         ar == NOPS_AUTH_MISSING
-                            ? "authentication required: send X-API-Key or Authorization: Bearer"
+                            ? "authentication required: send X-API-Key, Authorization: Bearer "
+                              "or Authorization: Token"
                             : why);
         return false;
     }

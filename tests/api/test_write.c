@@ -224,6 +224,11 @@ static void test_influx_errors_and_auth(void **state)
                 (size_t)-1);
     assert_int_equal(r.status, 400);
     http_free(&r);
+    /* the scheme in any case, blanks after it */
+    const char *loose[] = {"Authorization: token   operator-key-1", NULL};
+    r = http_do(g_port, "POST", "/api/v2/write", loose, "tok_loose v=1 1", (size_t)-1);
+    assert_int_equal(r.status, 204);
+    http_free(&r);
     /* a wrong token is a wrong key; no credentials at all is 401 too */
     const char *bad[] = {"Authorization: Token nope", NULL};
     r = http_do(g_port, "POST", "/api/v2/write", bad, "tok v=1 1", (size_t)-1);
