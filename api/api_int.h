@@ -16,6 +16,8 @@
 #define NOPS_ROUTES(X)                                                                         \
     X(ANALYZE, "/analyze")                                                                     \
     X(INGEST, "/ingest")                                                                       \
+    X(REMOTE_WRITE, "/api/v1/write")                                                           \
+    X(INFLUX_WRITE, "/api/v2/write")                                                           \
     X(RECOMMEND, "/recommend")                                                                 \
     X(ORCHESTRATE, "/orchestrate")                                                             \
     X(ORCHESTRATIONS, "/orchestrations")                                                       \
@@ -48,7 +50,7 @@ typedef enum route_id {
 extern const char *const nops__route_paths[ROUTE_COUNT];
 
 /* Status codes counted in neuralops_http_requests_total (others count as the last). */
-#define NOPS_HTTP_CODES 18
+#define NOPS_HTTP_CODES 19
 extern const int nops__http_codes[NOPS_HTTP_CODES];
 
 /* Request latency histogram bounds, seconds. */
@@ -65,6 +67,7 @@ typedef struct http_metrics {
     atomic_uint_fast64_t slow_cut;        /* connections cut by api.request_timeout_s */
     atomic_uint_fast64_t ingest_points;   /* sent by POST /ingest and acknowledged by Kafka */
     atomic_uint_fast64_t ingest_rejected; /* refused lines of POST /ingest */
+    atomic_uint_fast64_t ingest_stale;    /* NaN samples skipped (staleness markers) */
     atomic_int_fast64_t ingest_waiting;   /* POST /ingest requests waiting for Kafka now */
 } http_metrics;
 
@@ -152,6 +155,29 @@ void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, res
 /* POST /ingest: true when the request was suspended to wait for Kafka (answered later through
  * nops__api_ingest_answer when MHD calls again), false when `res` holds the answer (ingest.c). */
 bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+/* How a route's answer reads once its points are in Kafka: /ingest's 202 with counts, or the
+ * 204/400 of Influx's /api/v2/write and Prometheus' /api/v1/write. */
+typedef enum nops__ingest_kind {
+    NOPS__INGEST_202 = 0,
+    NOPS__INGEST_INFLUX,
+    NOPS__INGEST_REMOTE_WRITE,
+} nops__ingest_kind;
+/* A route's body parser: every point of body[0..len) to fn (nops_ingest_parse's contract);
+ * NOPS_RANGE (over the limit) or NOPS_NOMEM only before any point was given. */
+typedef nops_err (*nops__body_parser)(void *src, const char *body, size_t len, int64_t now_ns,
+                                      nops_point_fn fn, void *ud, nops_parse_stats *st);
+/* Parse rq->body with `parse` and produce every point to the metrics topic keyed by series, as
+ * /ingest does; true when suspended to wait for Kafka, false when `res` holds the answer
+ * (ingest.c). */
+bool nops__api_ingest_points(nops_api *api, struct MHD_Connection *c, request *rq,
+                             response *res, nops__ingest_kind kind, nops__body_parser parse,
+                             void *src);
+/* Replace rq->body by its decoding per Content-Encoding (identity, gzip); false with `res` set
+ * (413 past api.body_limit once decompressed, 400 corrupt, 415 another encoding) (write.c). */
+bool nops__api_body_decode(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+/* POST /api/v2/write, POST /api/v1/write: as nops__api_ingest (write.c). */
+bool nops__api_influx_write(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+bool nops__api_remote_write(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
 /* The answer of a request whose job is done (ingest.c). */
 void nops__api_ingest_answer(nops_api *api, request *rq, response *res);
 /* Drop the request's reference to its job (ingest.c). */

@@ -22,6 +22,11 @@
  * same bound, so librdkafka gives up on those messages about then too). Suspend, resume and the
  * list of waiting jobs are all under jobs_mu, so a connection is resumed exactly once and only
  * while suspended; nops__api_ingest_stop answers every waiting job before the daemon stops.
+ *
+ * The same path serves /api/v2/write (Influx line protocol) and /api/v1/write (Prometheus
+ * remote write), write.c: each gives its own body parser to nops__api_ingest_points, so every
+ * route produces and keys its points here, and only the answer differs (202 with counts here,
+ * 204 there).
  */
 #include "api/api_int.h"
 #include "kafka/kafka.h"
@@ -51,6 +56,8 @@ struct ingest_job {
     uint32_t first_bad;            /* the first of them (1-based) */
     nops_reject reason;            /* and why */
     char detail[160];
+    nops__ingest_kind kind;        /* which route: how the answer reads */
+    uint32_t stale;                /* NaN samples skipped (staleness markers) */
     ingest_job *prev, *next;       /* api->waiting */
 };
 
@@ -216,6 +223,8 @@ static void ingest_accepted(response *res, const ingest_job *j)
 {
     json_t *o = json_pack("{s:I, s:I}", "accepted", (json_int_t)j->produced, "rejected",
                           (json_int_t)j->rejected);
+    if (o && j->stale)
+        json_object_set_new(o, "stale", json_integer((json_int_t)j->stale));
     if (o && j->rejected)
         json_object_set_new(o, "first_error",
                             json_pack("{s:I, s:s, s:s}", "line", (json_int_t)j->first_bad,
@@ -345,6 +354,14 @@ static bool wait_or_answer(nops_api *api, struct MHD_Connection *c, ingest_job *
     return wait;
 }
 
+/* /ingest's parser: either format, detected from the body. */
+static nops_err parse_any(void *src, const char *body, size_t len, int64_t now_ns,
+                          nops_point_fn fn, void *ud, nops_parse_stats *st)
+{
+    (void)src;
+    return nops_ingest_parse(body, len, now_ns, fn, ud, st);
+}
+
 bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res)
 {
     if (!content_type_ok(c)) {
@@ -352,8 +369,18 @@ bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, resp
                                   "application/json");
         return false;
     }
+    if (!nops__api_body_decode(api, c, rq, res))
+        return false;
+    return nops__api_ingest_points(api, c, rq, res, NOPS__INGEST_202, parse_any, NULL);
+}
+
+bool nops__api_ingest_points(nops_api *api, struct MHD_Connection *c, request *rq,
+                             response *res, nops__ingest_kind kind, nops__body_parser parse,
+                             void *src)
+{
     if (!api->producer) {
-        nops__api_error(res, 503, "no Kafka producer is configured for /ingest");
+        nops__api_error(res, 503, "no Kafka producer is configured for %s",
+                        nops__route_paths[rq->route]);
         return false;
     }
     ingest_job *j = nops_calloc(1, sizeof *j);
@@ -363,12 +390,23 @@ bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, resp
     }
     atomic_init(&j->refs, 1);
     j->api = api;
+    j->kind = kind;
     rq->job = j; /* the request's reference, dropped when MHD is done with it */
     ingest_ctx x = {.api = api, .job = j, .now_ns = nops_wall_ns()};
     nops_parse_stats ps = {0};
-    nops_ingest_parse(rq->body.b ? rq->body.b : "", rq->body.len, x.now_ns, on_point, &x, &ps);
+    nops_err pe = parse(src, rq->body.b ? rq->body.b : "", rq->body.len, x.now_ns, on_point, &x,
+                        &ps);
     nops_free(x.line.b);
+    if (pe == NOPS_RANGE || pe == NOPS_NOMEM) { /* refused before any point was given */
+        if (pe == NOPS_RANGE)
+            nops__api_error(res, 413, "request body decompresses past api.body_limit (%lld "
+                            "bytes)", (long long)api->p.body_limit);
+        else
+            nops__api_error(res, 500, "out of memory");
+        return false;
+    }
     j->rejected = ps.rejected + x.out_of_time;
+    j->stale = ps.stale;
     j->first_bad = ps.first_bad;
     j->reason = ps.reason;
     snprintf(j->detail, sizeof j->detail, "%s", ps.detail ? ps.detail : "");
@@ -379,10 +417,31 @@ bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, resp
                  x.late_detail ? x.late_detail : "outside pipeline.max_past_s/max_future_s");
     }
     atomic_fetch_add(&api->m.ingest_rejected, j->rejected);
+    atomic_fetch_add(&api->m.ingest_stale, j->stale);
     if (wait_or_answer(api, c, j))
         return true;
     nops__api_ingest_answer(api, rq, res);
     return false;
+}
+
+/* The answer of /api/v2/write and /api/v1/write once Kafka has every point: 204, or 400 naming
+ * the first refusal (the other points were written: Influx's "partial write", and what Prometheus
+ * must not retry). */
+static void write_answer(response *res, const ingest_job *j)
+{
+    const bool rw = j->kind == NOPS__INGEST_REMOTE_WRITE;
+    if (!j->rejected && (j->produced || j->stale || rw)) {
+        res->status = 204;
+        return;
+    }
+    if (!j->rejected) {
+        nops__api_error(res, 400, "the body holds no point");
+        return;
+    }
+    nops__api_error(res, 400, "partial write: %u point(s) written, %u %s rejected; %s %u: %s "
+                    "(%s)", j->produced, j->rejected, rw ? "sample(s)" : "line(s)",
+                    rw ? "series" : "line", j->first_bad, j->detail[0] ? j->detail : "rejected",
+                    nops_ingest_reject_name(j->reason));
 }
 
 void nops__api_ingest_answer(nops_api *api, request *rq, response *res)
@@ -406,6 +465,10 @@ void nops__api_ingest_answer(nops_api *api, request *rq, response *res)
     else if (perr || failed)
         nops__api_error(res, 503, "Kafka refused points (%s): %u of %u delivered; %s",
                         rd_kafka_err2str(perr ? perr : rerr), acked, tried, again);
+    else if (j->kind != NOPS__INGEST_202)
+        write_answer(res, j);
+    else if (produced == 0 && j->stale && !j->rejected)
+        ingest_accepted(res, j);
     else if (produced == 0 && j->rejected)
         nops__api_error(res, 400, "no point accepted: line %u: %s (%s)", j->first_bad,
                         j->detail[0] ? j->detail : "rejected", nops_ingest_reject_name(j->reason));

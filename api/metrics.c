@@ -77,6 +77,9 @@ static const stat_row pipeline_rows[] = {
     ROW("neuralops_state_snapshots_rejected_total", "counter",
         "State snapshots refused on assignment (damaged, foreign or not keyed with the engine "
         "key); the partition started cold.", snapshots_rejected),
+    ROW("neuralops_ingest_stale_total", "counter",
+        "NaN samples skipped on the Kafka path (Prometheus staleness markers): not rejected, "
+        "not dead-lettered.", stale),
     ROW("neuralops_state_snapshot_series_skipped_total", "counter",
         "Series left out of a state snapshot (record did not fit, or no memory): cold after a "
         "restart.", snapshot_series_skipped),
@@ -192,14 +195,18 @@ static void http_metrics_out(response *r, nops_api *api)
     pthread_mutex_unlock(&api->conns_mu);
     one(r, "neuralops_http_connections", "gauge", "HTTP connections open now.", (double)conns);
     one(r, "neuralops_api_ingest_points_total", "counter",
-        "Points sent by POST /ingest and acknowledged by Kafka.",
+        "Points sent by POST /ingest, /api/v2/write and /api/v1/write and acknowledged by "
+        "Kafka.",
         (double)atomic_load(&api->m.ingest_points));
     one(r, "neuralops_api_ingest_waiting", "gauge",
         "POST /ingest requests waiting for Kafka's acknowledgements now.",
         (double)atomic_load(&api->m.ingest_waiting));
     one(r, "neuralops_api_ingest_rejected_total", "counter",
-        "Lines or objects of POST /ingest bodies refused.",
-        (double)atomic_load(&api->m.ingest_rejected));
+        "Lines, objects or samples of POST /ingest, /api/v2/write and /api/v1/write bodies "
+        "refused.", (double)atomic_load(&api->m.ingest_rejected));
+    one(r, "neuralops_api_ingest_stale_total", "counter",
+        "NaN samples (Prometheus staleness markers) skipped by POST /ingest and /api/v1/write.",
+        (double)atomic_load(&api->m.ingest_stale));
 }
 
 /* The remediation flow: steps by outcome, refusals, lost audit entries, steps running. */

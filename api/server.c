@@ -28,7 +28,7 @@ const char *const nops__route_paths[ROUTE_COUNT] = {
 #undef NOPS__ROUTE_PATH
 };
 
-const int nops__http_codes[NOPS_HTTP_CODES] = {200, 201, 202, 400, 401, 403, 404, 405, 409,
+const int nops__http_codes[NOPS_HTTP_CODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409,
                                                413, 415, 429, 500, 501, 502, 503, 504, 0};
 const double nops__http_buckets[NOPS_HTTP_BUCKETS] = {0.0001, 0.00025, 0.0005, 0.001,
                                                       0.0025, 0.005,   0.01,   0.025,
@@ -59,7 +59,8 @@ static const nops_cfg_entry api_entries[] = {
     {"burst", NOPS_CFG_DOUBLE, OFF(burst), 1, 1e9, "200", NULL, NULL, 0,
      "Token bucket size: requests a caller may make at once."},
     {"body_limit", NOPS_CFG_INT, OFF(body_limit), 64, 1 << 30, "1048576", NULL, NULL, 0,
-     "Largest request body in bytes; larger bodies get 413."},
+     "Largest request body in bytes, also once decompressed (Content-Encoding gzip, remote "
+     "write's snappy); larger bodies get 413."},
     {"timeout_s", NOPS_CFG_INT, OFF(timeout_s), 1, 3600, "10", NULL, NULL, 0,
      "A connection that sends nothing for this long is closed (a client that trickles its "
      "request is bounded by request_timeout_s)."},
@@ -217,6 +218,8 @@ typedef struct route {
 
 static const route routes[] = {
     {ROUTE_ANALYZE, "POST", NOPS_ROLE_VIEWER},   {ROUTE_INGEST, "POST", NOPS_ROLE_OPERATOR},
+    {ROUTE_REMOTE_WRITE, "POST", NOPS_ROLE_OPERATOR},
+    {ROUTE_INFLUX_WRITE, "POST", NOPS_ROLE_OPERATOR},
     {ROUTE_RECOMMEND, "POST", NOPS_ROLE_VIEWER},  {ROUTE_ORCHESTRATE, "POST", NOPS_ROLE_OPERATOR},
     {ROUTE_ORCHESTRATION, "GET", NOPS_ROLE_VIEWER}, {ROUTE_ORCHESTRATIONS, "GET", NOPS_ROLE_VIEWER},
     {ROUTE_ORCH_DRY_RUN, "POST", NOPS_ROLE_OPERATOR},
@@ -322,6 +325,13 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
     const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!key && authz && strncasecmp(authz, "Token ", 6) == 0) {
+        key = authz + 6; /* InfluxDB's "Authorization: Token <t>" (Telegraf, Influx clients,
+                            Prometheus' remote_write authorization) is the API key <t> */
+        while (*key == ' ')
+            key++;
+        authz = NULL;
+    }
     char why[160] = "";
     nops_auth_result ar = nops__auth_check(auth, key, authz, nops_wall_ns() / 1000000000,
                                            &rq->who, why, sizeof why);
@@ -332,7 +342,8 @@ static bool admit(nops_api *api, struct MHD_Connection *c, const route *rt, requ
                       "429 until its allowance refills", addr, api->p.auth_failures_per_min);
         nops__api_error(res, 401, "%s",
                         ar == NOPS_AUTH_MISSING
-                            ? "authentication required: send X-API-Key or Authorization: Bearer"
+                            ? "authentication required: send X-API-Key, Authorization: Bearer "
+                              "or Authorization: Token"
                             : why);
         return false;
     }
@@ -385,6 +396,8 @@ static bool dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     switch (rt->id) {
     case ROUTE_ANALYZE: nops__api_analyze(api, c, rq, res); break;
     case ROUTE_INGEST: return !nops__api_ingest(api, c, rq, res);
+    case ROUTE_REMOTE_WRITE: return !nops__api_remote_write(api, c, rq, res);
+    case ROUTE_INFLUX_WRITE: return !nops__api_influx_write(api, c, rq, res);
     case ROUTE_RECOMMEND: nops__api_recommend(api, c, rq, res); break;
     case ROUTE_SIGNALS: nops__api_list(api, c, NOPS_SINK_SIGNAL, res); break;
     case ROUTE_INCIDENTS: nops__api_list(api, c, NOPS_SINK_INCIDENT, res); break;

@@ -15,6 +15,7 @@ PKGS=(
   libcmocka-dev
   libssl-dev libxxhash-dev
   libsystemd-dev systemd
+  libsnappy-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev
   wrk prometheus prometheus-alertmanager
   python3 python3-yaml binutils
   chromium nodejs

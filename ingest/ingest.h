@@ -104,6 +104,9 @@ typedef struct nops_pipeline_stats {
     uint64_t points;            /**< points detected on */
     uint64_t rejected[NOPS_REJECT_COUNT]; /**< rejected lines/objects/points by nops_reject */
     uint64_t dlq;               /**< messages sent to the dead-letter topic */
+    uint64_t stale;             /**< NaN samples skipped (Prometheus staleness markers from a
+                                     prometheus-kafka-adapter's "value":"NaN"): not rejected,
+                                     not dead-lettered */
     uint64_t dlq_lost;          /**< dead-letter copies refused by the producer or not delivered:
                                      from the first, offsets are no longer committed (a restart
                                      replays the messages and copies them again) */

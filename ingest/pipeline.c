@@ -271,8 +271,9 @@ static nops_reject resolve_again(worker *w, size_t j, uint32_t *slot, const char
     reparse_ctx x = {w, &w->pend_ref[j], w->pend_rank[j], 0, 0, NOPS_REJECT_SYNTAX,
                      "line parsed differently the second time (internal error)"};
     nops_parse_stats st;
-    nops_ingest_parse_lineproto(line, (size_t)((nl ? nl : w->msg_end) - line), w->recv_ns,
-                                reparse_point, &x, &st);
+    nops_ingest_parse_lineproto_prec(line, (size_t)((nl ? nl : w->msg_end) - line), w->recv_ns,
+                                     (nops_ts_precision)w->p->kp.timestamp_precision,
+                                     reparse_point, &x, &st);
     *slot = x.slot;
     *detail = x.detail;
     return x.r;
@@ -568,7 +569,10 @@ static void take_message(worker *w, rd_kafka_message_t *m)
      * points waiting: either way what was not taken is counted and the message copied to the
      * dead-letter topic (reason memory), never dropped unseen */
     w->parse_oom = false;
-    nops_ingest_parse(msg, m->len, w->recv_ns, on_point_hashed, w, &w->ps);
+    nops_ingest_parse_prec(msg, m->len, w->recv_ns, (nops_ts_precision)p->kp.timestamp_precision,
+                           on_point_hashed, w, &w->ps);
+    if (w->ps.stale)
+        STAT_ADD(p, stale, w->ps.stale);
     resolve_pending(w); /* counts the points it could not take */
     if (w->parse_oom) /* the points of the lines not parsed: one refusal for them all */
         point_reject(w, NOPS_REJECT_MEMORY, "out of memory: the rest of the message not taken");

@@ -646,6 +646,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(messages);
     LD(points);
     LD(dlq);
+    LD(stale);
     LD(dlq_lost);
     LD(uncorrelated);
     LD(key_unsplit);

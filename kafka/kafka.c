@@ -24,6 +24,11 @@ static const nops_cfg_entry kafka_entries[] = {
      NULL, 0, "Group session timeout; a dead instance's partitions move after this long."},
     {"extra", NOPS_CFG_STRING, K(extra), 0, 1024, "", NULL, NULL, NOPS_CFG_SECRET,
      "More librdkafka properties as k=v,k=v (e.g. security settings)."},
+    {"timestamp_precision", NOPS_CFG_ENUM, K(timestamp_precision), 0, 0, "ns", "ns|us|ms|s",
+     NULL, 0,
+     "Unit of the integer timestamps of line protocol read from the metrics topic (Influx's "
+     "precision: Telegraf's Kafka output writes ns unless its precision says otherwise); JSON "
+     "timestamps keep their own rules."},
 };
 #undef K
 const nops_cfg_section nops_kafka_cfg_section = {

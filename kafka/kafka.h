@@ -29,6 +29,8 @@ typedef struct nops_kafka_params {
     char dlq_topic[256];        /**< dead-letter topic for rejected messages */
     int64_t session_timeout_ms; /**< group session timeout */
     char extra[1024];           /**< more librdkafka properties: "k=v,k=v" */
+    int timestamp_precision;    /**< unit of line-protocol timestamps on the metrics topic:
+                                     0 ns, 1 us, 2 ms, 3 s (parse.h's nops_ts_precision) */
 } nops_kafka_params;
 
 extern const nops_cfg_section nops_kafka_cfg_section;

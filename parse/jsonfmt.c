@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct json_ctx {
     int64_t now_ns;        /* stamp for points without a timestamp */
@@ -155,7 +156,14 @@ static void json_object_points(json_ctx *c, json_t *o)
     nops_label tags[NOPS_INGEST_MAX_TAGS];
     size_t n_tags;
     json_t *name = json_object_get(o, "name");
-    if (!json_is_object(o) || !json_is_string(name) || json_string_length(name) == 0) {
+    if (!json_is_object(o) || !name ||
+        (!json_object_get(o, "fields") && !json_object_get(o, "value"))) {
+        reject(c, NOPS_REJECT_FORMAT, "unsupported format: not an object of the "
+                                      "prometheus-kafka-adapter shape {name, value, labels} nor "
+                                      "of Telegraf's {name, fields, tags}");
+        return;
+    }
+    if (!json_is_string(name) || json_string_length(name) == 0) {
         reject(c, NOPS_REJECT_SYNTAX, "object has no \"name\" string");
         return;
     }
@@ -193,7 +201,12 @@ static void json_object_points(json_ctx *c, json_t *o)
         return;
     }
     double d;
-    if (!json_value_number(json_object_get(o, "value"), &d)) { /* prometheus-kafka-adapter */
+    json_t *value = json_object_get(o, "value");
+    if (json_is_string(value) && strcasecmp(json_string_value(value), "nan") == 0) {
+        c->st->stale++; /* a staleness marker (or another NaN): no value to take, no error */
+        return;
+    }
+    if (!json_value_number(value, &d)) { /* prometheus-kafka-adapter */
         reject(c, NOPS_REJECT_VALUE, "\"value\" is not a finite number");
         return;
     }
@@ -264,10 +277,36 @@ nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nop
 nops_err nops_ingest_parse(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
                            void *ud, nops_parse_stats *st)
 {
+    return nops_ingest_parse_prec(msg, len, now_ns, NOPS_TS_NS, fn, ud, st);
+}
+
+/* The whole message refused as one of a shape no parser takes. */
+static nops_err unsupported(nops_parse_stats *st, const char *detail)
+{
+    memset(st, 0, sizeof *st);
+    st->rejected = 1;
+    st->first_bad = 1;
+    st->reason = NOPS_REJECT_FORMAT;
+    st->detail = detail;
+    return NOPS_PARSE;
+}
+
+nops_err nops_ingest_parse_prec(const char *msg, size_t len, int64_t now_ns,
+                                nops_ts_precision prec, nops_point_fn fn, void *ud,
+                                nops_parse_stats *st)
+{
     size_t i = 0;
     while (i < len && (msg[i] == ' ' || msg[i] == '\t' || msg[i] == '\r' || msg[i] == '\n'))
         i++;
     if (i < len && msg[i] == '{')
         return nops_ingest_parse_json(msg, len, now_ns, fn, ud, st);
-    return nops_ingest_parse_lineproto(msg, len, now_ns, fn, ud, st);
+    /* text starts with a printable byte: a control byte first is binary (a Confluent schema
+     * registry magic 0, gzip's 0x1f 0x8b, snappy, a protobuf tag) */
+    if (i < len && ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f))
+        return unsupported(st, "unsupported format: binary data (compressed, Avro or Protobuf?); "
+                               "send line protocol or JSON text");
+    if (i < len && msg[i] == '[')
+        return unsupported(st, "unsupported format: a JSON array; send one object per line or "
+                               "Telegraf's {\"metrics\":[...]}");
+    return nops_ingest_parse_lineproto_prec(msg, len, now_ns, prec, fn, ud, st);
 }

@@ -29,13 +29,14 @@ typedef struct lp_line {
     size_t used;        /* bytes of scratch in use */
     nops_label tags[NOPS_INGEST_MAX_TAGS];
     size_t n_tags;
+    int64_t ts_mult;    /* nanoseconds per timestamp unit (the precision) */
 } lp_line;
 
 const char *nops_ingest_reject_name(nops_reject r)
 {
     static const char *names[] = {"none",  "syntax", "value",       "timestamp",
                                   "too_large", "empty", "utf8", "series_limit", "memory",
-                                  "name"};
+                                  "name", "unsupported_format"};
     _Static_assert(sizeof names / sizeof names[0] == NOPS_REJECT_COUNT, "a name per reason");
     return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "unknown";
 }
@@ -307,8 +308,20 @@ static nops_reject lp_fields(lp_line *l, lp_field *fields, size_t *n, const char
     }
 }
 
-/* The optional timestamp ending the line (integer nanoseconds) into *ts, left as it is when
- * the line has none. */
+bool nops_ingest_precision_parse(const char *s, size_t len, nops_ts_precision *out)
+{
+    static const char *names[] = {"ns", "us", "ms", "s"};
+    _Static_assert(sizeof names / sizeof names[0] == NOPS_TS_PRECISION_COUNT, "a name each");
+    for (size_t i = 0; s && i < NOPS_TS_PRECISION_COUNT; i++)
+        if (len == strlen(names[i]) && memcmp(s, names[i], len) == 0) {
+            *out = (nops_ts_precision)i;
+            return true;
+        }
+    return false;
+}
+
+/* The optional timestamp ending the line (an integer of l->ts_mult nanoseconds) into *ts in
+ * nanoseconds, left as it is when the line has none. */
 static nops_reject lp_timestamp(lp_line *l, int64_t *ts, const char **detail)
 {
     while (l->p < l->end && *l->p == ' ')
@@ -330,9 +343,14 @@ static nops_reject lp_timestamp(lp_line *l, int64_t *ts, const char **detail)
     while (l->p < l->end && (*l->p == ' ' || *l->p == '\r'))
         l->p++;
     if (l->p == ds || l->p != l->end || v > (uint64_t)INT64_MAX) {
-        *detail = "timestamp is not an integer of nanoseconds";
+        *detail = "timestamp is not an integer";
         return NOPS_REJECT_TIMESTAMP;
     }
+    if (v > (uint64_t)INT64_MAX / (uint64_t)l->ts_mult) {
+        *detail = "timestamp does not fit in int64 nanoseconds at its precision";
+        return NOPS_REJECT_TIMESTAMP;
+    }
+    v *= (uint64_t)l->ts_mult;
     *ts = neg ? -(int64_t)v : (int64_t)v;
     return NOPS_REJECT_NONE;
 }
@@ -410,7 +428,17 @@ static bool lp_ascii(const char *s, size_t n)
 nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns,
                                      nops_point_fn fn, void *ud, nops_parse_stats *st)
 {
+    return nops_ingest_parse_lineproto_prec(msg, len, now_ns, NOPS_TS_NS, fn, ud, st);
+}
+
+nops_err nops_ingest_parse_lineproto_prec(const char *msg, size_t len, int64_t now_ns,
+                                          nops_ts_precision prec, nops_point_fn fn, void *ud,
+                                          nops_parse_stats *st)
+{
+    static const int64_t mult[] = {1, 1000, 1000000, 1000000000};
+    _Static_assert(sizeof mult / sizeof mult[0] == NOPS_TS_PRECISION_COUNT, "a unit each");
     lp_line l;
+    l.ts_mult = (unsigned)prec < NOPS_TS_PRECISION_COUNT ? mult[prec] : 1;
     memset(st, 0, sizeof *st);
     const char *p = msg, *end = msg + len;
     uint32_t lineno = 0, lines = 0;

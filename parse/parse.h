@@ -1,12 +1,15 @@
 /*
  * parse.h — parsers of outside input: timestamps, the `timestamp,value` CSV of
  * `neuralops analyze`, and the metric formats of a Kafka message or a POST /ingest body
- * (Influx line protocol, prometheus-kafka-adapter JSON, Telegraf JSON). They depend on core
- * only; the pipeline (ingest/) and the HTTP ingest (api/) call them.
+ * (Influx line protocol, prometheus-kafka-adapter JSON, Telegraf JSON), gzip request bodies
+ * and Prometheus remote write. The pipeline (ingest/) and the HTTP ingest (api/) call them.
  *
  * Parsers never allocate and never copy: results point into the caller's buffer, which must
- * outlive them. Errors come back as nops_err plus a short reason (static storage) suitable for
- * "line N: <reason>" messages. They keep no state: any thread may call them at any time.
+ * outlive them (the two decoders of encoded bodies at the end — gzip, remote write — are the
+ * exception, and say so). Errors come back as nops_err plus a short reason (static storage)
+ * suitable for "line N: <reason>" messages. They keep no state: any thread may call them at
+ * any time. They depend on core, jansson, zlib, libsnappy and protobuf-c (the last three for
+ * gzip bodies and Prometheus remote write).
  */
 #ifndef NOPS_PARSE_H
 #define NOPS_PARSE_H
@@ -93,6 +96,9 @@ typedef enum nops_reject {
     NOPS_REJECT_NAME,        /**< a metric name with `{`, `}`, `"` or a control character, or a
                                   label key with `=`, `"`, `,`, `{`, `}` or a control character:
                                   a series key could not be split back into it */
+    NOPS_REJECT_FORMAT,      /**< a message in a shape no parser takes ("unsupported_format"):
+                                  binary data, a JSON value that is not an object, an object
+                                  that is neither prometheus-kafka-adapter nor Telegraf */
     NOPS_REJECT_COUNT        /**< number of reasons (not a reason) */
 } nops_reject;
 
@@ -122,12 +128,33 @@ typedef struct nops_parse_stats {
     nops_reject reason;   /**< reason of the first rejection */
     uint32_t first_bad;   /**< 1-based line (or JSON object) of the first rejection */
     const char *detail;   /**< a human sentence for the first rejection (static storage) */
+    uint32_t stale;       /**< NaN values skipped, not rejected: Prometheus staleness markers
+                               (prometheus-kafka-adapter's "value":"NaN", remote write's
+                               0x7ff0000000000002) and other NaN samples, which carry no value */
 } nops_parse_stats;
+
+/** The unit of integer line-protocol timestamps (Influx's `precision`). */
+typedef enum nops_ts_precision {
+    NOPS_TS_NS = 0, /**< nanoseconds (the default, as Influx) */
+    NOPS_TS_US,     /**< microseconds */
+    NOPS_TS_MS,     /**< milliseconds */
+    NOPS_TS_S,      /**< seconds */
+    NOPS_TS_PRECISION_COUNT
+} nops_ts_precision;
+
+/** "ns|us|ms|s": the choices, in enum order (a config ENUM's `choices`). */
+#define NOPS_TS_PRECISION_CHOICES "ns|us|ms|s"
+
+/** `s[0..len)` ("ns", "us", "ms", "s") into *out; false (and *out untouched) otherwise. */
+bool nops_ingest_precision_parse(const char *s, size_t len, nops_ts_precision *out);
 
 /**
  * Parse one Kafka message (or POST /ingest body) holding Influx line protocol lines, a
  * prometheus-kafka-adapter JSON object, a Telegraf JSON object (or {"metrics":[...]}), or
- * newline-separated JSON objects; the format is detected from the first non-blank byte. Every
+ * newline-separated JSON objects; the format is detected from the first non-blank byte (a
+ * message no parser takes — binary data, a JSON array, a JSON object of neither shape — is
+ * rejected with NOPS_REJECT_FORMAT; a prometheus-kafka-adapter "value":"NaN" is skipped and
+ * counted in st->stale, not rejected). Every
  * good point goes to `fn`; bad lines or objects are counted in `st` and skipped, so one bad
  * point never loses its neighbours. `now_ns` stamps points without a timestamp.
  * @return NOPS_OK when at least one point was delivered or the message had none to give,
@@ -136,11 +163,54 @@ typedef struct nops_parse_stats {
 nops_err nops_ingest_parse(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
                            void *ud, nops_parse_stats *st);
 
+/** nops_ingest_parse with line-protocol timestamps in `prec` units (JSON timestamps keep
+ * their own rules). A timestamp that does not fit int64 nanoseconds once scaled is rejected
+ * (NOPS_REJECT_TIMESTAMP). */
+nops_err nops_ingest_parse_prec(const char *msg, size_t len, int64_t now_ns,
+                                nops_ts_precision prec, nops_point_fn fn, void *ud,
+                                nops_parse_stats *st);
+
 /** Line protocol only (exposed for tests and the parse benchmark). */
 nops_err nops_ingest_parse_lineproto(const char *msg, size_t len, int64_t now_ns,
                                      nops_point_fn fn, void *ud, nops_parse_stats *st);
+/** Line protocol only, timestamps in `prec` units. */
+nops_err nops_ingest_parse_lineproto_prec(const char *msg, size_t len, int64_t now_ns,
+                                          nops_ts_precision prec, nops_point_fn fn, void *ud,
+                                          nops_parse_stats *st);
 /** JSON only: one object, {"metrics":[...]}, or newline-separated objects. */
 nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,
                                 void *ud, nops_parse_stats *st);
+
+/* ---- encoded bodies ----------------------------------------------------------------------
+ * These two allocate (through nops_malloc), unlike the parsers above: a decompressed copy,
+ * and for remote write the unpacked message. Both stop at a caller's cap on the decompressed
+ * size before allocating past it, so a small body cannot make them allocate much. */
+
+/**
+ * Decompress a gzip body (RFC 1952; several members one after another are read in turn) into
+ * `out`, which is emptied first, holds at most `max` bytes plus a NUL after them, and is the
+ * caller's (nops_free(out->b)), whatever the result.
+ * @return NOPS_OK; NOPS_RANGE as soon as the output passes `max` (a zip bomb: the caller
+ *         answers 413); NOPS_PARSE for a body that is not gzip, corrupt or truncated; NOPS_NOMEM.
+ *         *why (may be NULL) gets a sentence for the last two.
+ */
+nops_err nops_ingest_gunzip(const void *in, size_t len, size_t max, nops_buf *out,
+                            const char **why);
+
+/**
+ * Decode a Prometheus remote-write 1.0 body — a snappy (block format) compressed protobuf
+ * WriteRequest — into points: one per sample, named by its `__name__` label, the other labels
+ * as tags (empty ones dropped), field "", the sample's milliseconds as nanoseconds, `series`
+ * NULL. NaN samples (the staleness marker 0x7ff0000000000002 and any other NaN) are skipped
+ * and counted in st->stale. The samples of a series that cannot be keyed (no `__name__`, a NUL,
+ * bad UTF-8, more than 64 labels, names nops_ingest_check_names refuses) and infinite or
+ * out-of-range samples are rejected, each counted in st->rejected (st->first_bad is then the
+ * 1-based series); the rest go on. Metadata, exemplars and native histograms are ignored.
+ * @return NOPS_OK (even when samples were rejected: see st); NOPS_PARSE when the body is not
+ *         snappy or not a WriteRequest (nothing delivered; st->reason syntax, st->detail says);
+ *         NOPS_RANGE when it decompresses past `max` bytes; NOPS_NOMEM.
+ */
+nops_err nops_ingest_parse_remote_write(const void *body, size_t len, size_t max,
+                                        nops_point_fn fn, void *ud, nops_parse_stats *st);
 
 #endif /* NOPS_PARSE_H */

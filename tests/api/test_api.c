@@ -643,8 +643,9 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 22);
-    const char *routes[] = {"/analyze", "/ingest", "/recommend", "/orchestrate", "/orchestrations",
+    assert_int_equal(walked, 24);
+    const char *routes[] = {"/analyze", "/ingest", "/api/v1/write", "/api/v2/write",
+                            "/recommend", "/orchestrate", "/orchestrations",
                             "/orchestrations/{id}", "/orchestrations/{id}/approve",
                             "/orchestrations/{id}/dry-run", "/orchestrations/{id}/execute",
                             "/playbooks", "/audit", "/automation", "/automation/pause",

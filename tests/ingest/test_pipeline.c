@@ -110,7 +110,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
     fprintf(f, "bad|cpu,host=zz usage=lots 1\n");                       /* value */
     fprintf(f, "bad|cpu,host=zz usage=1 yesterday\n");                  /* timestamp */
     fprintf(f, "bad|{\"name\":\"cpu\",\"value\":\n");                   /* JSON syntax */
-    fprintf(f, "bad|{\"name\":\"cpu\",\"value\":\"NaN\"}\n");            /* JSON value */
+    fprintf(f, "bad|{\"name\":\"cpu\",\"value\":\"+Inf\"}\n");           /* JSON value */
     fprintf(f, "bad|m");
     for (int i = 0; i < 70; i++)
         fprintf(f, ",t%d=v", i);

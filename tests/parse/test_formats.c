@@ -184,10 +184,10 @@ static void test_json_rejects(void **state)
 {
     static const bad cases[] = {
         {"{", NOPS_REJECT_SYNTAX},
-        {"{\"value\":1}", NOPS_REJECT_SYNTAX},
+        {"{\"value\":1}", NOPS_REJECT_FORMAT},
         {"{\"name\":\"\",\"value\":1}", NOPS_REJECT_SYNTAX},
         {"{\"name\":7,\"value\":1}", NOPS_REJECT_SYNTAX},
-        {"{\"name\":\"a\",\"value\":\"NaN\"}", NOPS_REJECT_VALUE},
+        {"{\"name\":\"a\",\"value\":\"Inf\"}", NOPS_REJECT_VALUE},
         {"{\"name\":\"a\",\"value\":\"12abc\"}", NOPS_REJECT_VALUE},
         {"{\"name\":\"a\",\"value\":[1]}", NOPS_REJECT_VALUE},
         {"{\"name\":\"a\",\"value\":1,\"labels\":{\"h\":1}}", NOPS_REJECT_SYNTAX},
@@ -327,6 +327,105 @@ static void test_names_that_break_a_key(void **state)
     assert_string_equal(nops_ingest_reject_name(NOPS_REJECT_NAME), "name");
 }
 
+/* precision=ns|us|ms|s scales integer line-protocol timestamps; ns stays the default; a time
+ * that overflows int64 nanoseconds once scaled is refused, never wrapped. */
+static void test_precision(void **state)
+{
+    (void)state;
+    static const struct { const char *name; nops_ts_precision p; const char *ts; } cases[] = {
+        {"ns", NOPS_TS_NS, "1700000000123456789"},
+        {"us", NOPS_TS_US, "1700000000123456"},
+        {"ms", NOPS_TS_MS, "1700000000123"},
+        {"s", NOPS_TS_S, "1700000000"},
+    };
+    static const int64_t want[] = {1700000000123456789ll, 1700000000123456000ll,
+                                   1700000000123000000ll, 1700000000000000000ll};
+    for (size_t i = 0; i < 4; i++) {
+        nops_ts_precision p = NOPS_TS_PRECISION_COUNT;
+        assert_true(nops_ingest_precision_parse(cases[i].name, strlen(cases[i].name), &p));
+        assert_int_equal(p, cases[i].p);
+        char msg[128];
+        snprintf(msg, sizeof msg, "cpu,host=a value=1 %s\nmem value=2", cases[i].ts);
+        got g = {0};
+        nops_parse_stats st;
+        assert_int_equal(nops_ingest_parse_prec(msg, strlen(msg), 42, p, collect, &g, &st),
+                         NOPS_OK);
+        assert_int_equal(g.n, 2);
+        assert_int_equal(g.ts[0], want[i]);
+        assert_int_equal(g.ts[1], 42); /* no timestamp: now, whatever the precision */
+    }
+    nops_ts_precision p = NOPS_TS_MS;
+    assert_false(nops_ingest_precision_parse("h", 1, &p));
+    assert_false(nops_ingest_precision_parse("nss", 3, &p));
+    assert_false(nops_ingest_precision_parse("", 0, &p));
+    assert_int_equal(p, NOPS_TS_MS);
+    /* seconds that do not fit once scaled: refused with reason timestamp */
+    got g = {0};
+    nops_parse_stats st;
+    const char *big = "cpu value=1 9300000000\ncpu value=2 -9300000000\ncpu value=3 9200000000";
+    assert_int_equal(nops_ingest_parse_prec(big, strlen(big), 0, NOPS_TS_S, collect, &g, &st),
+                     NOPS_OK);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(g.ts[0], 9200000000000000000ll);
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(st.reason, NOPS_REJECT_TIMESTAMP);
+    /* JSON keeps its own magnitude rule whatever the line-protocol precision */
+    const char *js = "{\"name\":\"a\",\"value\":1,\"timestamp\":1700000000}";
+    g = (got){0};
+    assert_int_equal(nops_ingest_parse_prec(js, strlen(js), 0, NOPS_TS_MS, collect, &g, &st),
+                     NOPS_OK);
+    assert_int_equal(g.ts[0], 1700000000000000000ll);
+    /* the default entry point reads nanoseconds */
+    g = parse("cpu value=1 1700000000", NOPS_OK, NULL);
+    assert_int_equal(g.ts[0], 1700000000ll);
+}
+
+/* prometheus-kafka-adapter writes a staleness marker as "value":"NaN": skipped and counted,
+ * never a rejection, so a message of markers alone is fine (no DLQ) and its neighbours go on. */
+static void test_staleness_nan_skipped(void **state)
+{
+    (void)state;
+    nops_parse_stats st;
+    got g = parse("{\"name\":\"up\",\"value\":\"NaN\",\"labels\":{\"job\":\"a\"}}\n"
+                  "{\"name\":\"up\",\"value\":\"1\",\"labels\":{\"job\":\"b\"}}\n"
+                  "{\"name\":\"up\",\"value\":\"nan\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n",
+                  NOPS_OK, &st);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.series[0], "up||job=b");
+    assert_int_equal(st.stale, 2);
+    assert_int_equal(st.rejected, 0);
+    g = parse("{\"name\":\"up\",\"value\":\"NaN\"}", NOPS_OK, &st);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(st.stale, 1);
+    assert_int_equal(st.rejected, 0);
+}
+
+/* Shapes no parser takes are refused as a whole with reason unsupported_format (not a
+ * misleading syntax or value error), and say what was expected. */
+static void test_unsupported_format(void **state)
+{
+    (void)state;
+    static const struct { const char *msg; size_t len; } cases[] = {
+        {"\x1f\x8b\x08\x00\x00\x00\x00\x00", 8},        /* gzip */
+        {"\x00\x00\x00\x00\x01\x02\x03", 7},            /* Confluent schema-registry framing */
+        {"\n\x0a\x12\x08\x0a\x06\x6a\x6f\x62", 10},   /* protobuf */
+        {"[{\"name\":\"a\",\"value\":1}]", 0},       /* a JSON array */
+        {"{\"metric\":\"cpu\",\"points\":[[1,2]]}", 0}, /* some other JSON shape */
+        {"{\"name\":\"cpu\",\"val\":1}", 0},          /* a name and neither value nor fields */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        nops_parse_stats st;
+        got g = {0};
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].msg);
+        nops_err e = nops_ingest_parse(cases[i].msg, len, 0, collect, &g, &st);
+        if (e != NOPS_PARSE || g.n || st.reason != NOPS_REJECT_FORMAT ||
+            !strstr(st.detail, "unsupported format"))
+            fail_msg("case %zu: %s, %d points, reason %s", i, nops_err_name(e), g.n,
+                     nops_ingest_reject_name(st.reason));
+    }
+    assert_string_equal(nops_ingest_reject_name(NOPS_REJECT_FORMAT), "unsupported_format");
+}
+
 static void test_consumer_can_stop(void **state)
 {
     got g = {0};
@@ -349,6 +448,9 @@ int main(void)
         cmocka_unit_test(test_check_time),
         cmocka_unit_test(test_names_that_break_a_key),
         cmocka_unit_test(test_consumer_can_stop),
+        cmocka_unit_test(test_precision),
+        cmocka_unit_test(test_staleness_nan_skipped),
+        cmocka_unit_test(test_unsupported_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
