@@ -5,6 +5,7 @@
 #define NOPS_TESTS_HTTP_H
 
 #include <curl/curl.h>
+#include <stdbool.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
@@ -46,6 +47,8 @@ static inline size_t http__header(char *p, size_t sz, size_t n, void *ud)
 typedef struct http_opts {
     long timeout_s;   /* whole request; default 30 */
     const char *from; /* local address to connect from (e.g. "127.0.0.2"); default any */
+    bool expect_100;  /* send "Expect: 100-continue" and wait for the server's go-ahead before
+                         the body (default: no such round trip) */
 } http_opts;
 
 /*
@@ -64,7 +67,8 @@ static inline http_res http_do_ex(int port, const char *method, const char *path
     struct curl_slist *sl = NULL;
     for (size_t i = 0; hdrs && hdrs[i]; i++)
         sl = curl_slist_append(sl, hdrs[i]);
-    sl = curl_slist_append(sl, "Expect:"); /* no 100-continue round trip */
+    sl = curl_slist_append(sl, o.expect_100 ? "Expect: 100-continue"
+                                            : "Expect:"); /* no 100-continue round trip */
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, sl);

@@ -510,13 +510,16 @@ static void test_limits_and_bad_clients(void **state)
                              "Transfer-Encoding: chunked", NULL};
     expect_error(http_do(g_port, "POST", "/analyze", chunked, b, big), 413, "limit");
     free(b);
-    /* announced far over it (more than 16 times the limit): refused before any of it is read
-     * (curl waits for "100 Continue" on a body this large, so the answer comes first) */
+    /* announced far over it (more than 16 times the limit): refused before any of it is read.
+     * The client asks for "100 Continue" first, as curl does by default for large bodies: a
+     * client that sends the body unasked gets the 413 and a closed connection while it still
+     * writes, which it may see as a reset before it reads the answer (a loaded machine did) */
     size_t huge = 2u << 20;
     b = malloc(huge + 1);
     memset(b, ' ', huge);
     b[huge] = '\0';
-    expect_error(http_do(g_port, "POST", "/analyze", H_ADMIN_JSON, b, huge), 413, "limit");
+    expect_error(http_do_ex(g_port, "POST", "/analyze", H_ADMIN_JSON, b, huge,
+                            (http_opts){.expect_100 = true}), 413, "limit");
     free(b);
     /* unknown path, wrong method */
     expect_error(http_do(g_port, "GET", "/nope", H_ADMIN, NULL, 0), 404, "no such endpoint");
