@@ -30,7 +30,7 @@ bool app_ctx_init(app_ctx *ctx)
     if (!ctx->cfg || nops_cfg_add(ctx->cfg, &log_section, &ctx->log, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_detect_cfg_section, &ctx->detect, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_correlate_cfg_section, &ctx->correlate, err, sizeof err) ||
-        nops_cfg_add(ctx->cfg, &nops_kafka_cfg_section, &ctx->kafka, err, sizeof err) ||
+        nops_kafka_cfg_add(ctx->cfg, &ctx->kafka, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_pipeline_cfg_section, &ctx->pipeline, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_storage_cfg_section, &ctx->storage, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_sinks_cfg_section, &ctx->sinks, err, sizeof err) ||
