@@ -190,6 +190,10 @@ static bool apply_sources(app_ctx *ctx, parse_state *ps)
     }
     nops_log_configure((nops_log_level)ctx->log.level, (nops_log_format)ctx->log.format);
     nops_cfg_warn_unknown_env(ctx->cfg); /* a typo must not leave a default silently in force */
+    if (ctx->kafka.extra[0]) /* its value is never logged: it may hold a password */
+        NOPS_WARN("config", "kafka.extra is deprecated (a value cannot hold a comma there): give "
+                  "each property on its own line in [kafka.librdkafka], which every Kafka client "
+                  "gets");
     return true;
 }
 

@@ -233,11 +233,58 @@ static void test_loadgen_client(void **state)
     free(text);
 }
 
+/* `config show` masks the secrets of both forms; kafka.extra is warned about as deprecated
+ * (without its value); a property librdkafka does not know stops the command at its line. */
+static void test_config_show_and_errors(void **state)
+{
+    (void)state;
+    char cfg[300], cmd[1400], out[300], err[300];
+    snprintf(cfg, sizeof cfg, "%s/neuralops.ini", g_dir);
+    snprintf(out, sizeof out, "%s/show.out", g_dir);
+    snprintf(err, sizeof err, "%s/show.err", g_dir);
+    write_config(cfg);
+    snprintf(cmd, sizeof cmd,
+             "NEURALOPS_KAFKA_EXTRA='sasl.username=u,sasl.password=ex-secret' "
+             "NEURALOPS_KAFKA_LIBRDKAFKA_SSL_KEY_PASSWORD='k,ey' %s config show -c %s > %s 2> %s",
+             NEURALOPS_BIN, cfg, out, err);
+    assert_int_equal(system(cmd), 0);
+    char *o = tu_read_file(out), *e = tu_read_file(err);
+    assert_non_null(o);
+    assert_non_null(e);
+    assert_non_null(strstr(o, "\n[kafka.librdkafka]\n"));
+    assert_non_null(strstr(o, "\n" PROPERTY "\n"));
+    assert_non_null(strstr(o, "\nsasl.password = ********\n"));
+    assert_non_null(strstr(o, "\nssl.key.password = ********\n"));
+    assert_non_null(strstr(o, "\nextra = ********\n"));
+    assert_non_null(strstr(e, "kafka.extra is deprecated"));
+    for (const char *t = o; t; t = t == o ? e : NULL) {
+        assert_null(strstr(t, "p@ss"));
+        assert_null(strstr(t, "ex-secret"));
+        assert_null(strstr(t, "k,ey"));
+    }
+    free(o);
+    free(e);
+
+    FILE *f = fopen(cfg, "a");
+    assert_non_null(f);
+    fputs("[kafka.librdkafka]\nsasl.pasword = x\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s config show -c %s > %s 2> %s", NEURALOPS_BIN, cfg, out, err);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    e = tu_read_file(err);
+    assert_non_null(e);
+    if (!strstr(e, "neuralops.ini:") || !strstr(e, "sasl.pasword"))
+        fail_msg("the unknown property was not named with its line:\n%s", e);
+    free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve_clients),
         cmocka_unit_test(test_loadgen_client),
+        cmocka_unit_test(test_config_show_and_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
