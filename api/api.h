@@ -112,7 +112,8 @@ typedef struct nops_api_deps {
     const nops_detect_params *detect;   /**< analyze defaults; required */
     const char *brokers;                /**< POST /ingest produces to these; NULL = 503 */
     const char *metrics_topic;          /**< ... on this topic, one message per series */
-    const char *kafka_extra;            /**< more producer properties "k=v,k=v", or NULL */
+    const struct nops_kafka_params *kafka; /**< Kafka client settings (kafka/kafka.h: extra,
+                                              [kafka.librdkafka]) for the producer; NULL: none */
     int64_t ingest_max_past_s;          /**< /ingest refuses points this far behind the wall
                                              clock (pipeline.max_past_s; 0 = off) */
     int64_t ingest_max_future_s;        /**< ... and this far ahead (pipeline.max_future_s) */

@@ -143,7 +143,7 @@ nops_err nops__api_producer(nops_api *api, char *errstr, size_t errstr_size)
                                      {"compression.codec", "lz4"},
                                      {"message.timeout.ms", timeout},
                                      {"enable.idempotence", "true"}};
-    rd_kafka_conf_t *c = nops_kafka_conf_new(api->d.brokers, api->d.kafka_extra, props,
+    rd_kafka_conf_t *c = nops_kafka_conf_new(api->d.kafka, api->d.brokers, "ingest-api", props,
                                              sizeof props / sizeof props[0], err, sizeof err);
     if (c)
         rd_kafka_conf_set_dr_msg_cb(c, on_delivery);

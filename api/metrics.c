@@ -5,9 +5,21 @@
  */
 #include "api/api_int.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#ifndef NOPS_COMMIT
+#define NOPS_COMMIT "unknown" /* api/CMakeLists.txt sets it from git at configure time */
+#endif
+#ifndef NOPS_COMPILER
+#define NOPS_COMPILER "unknown"
+#endif
 
 static void out(response *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -341,13 +353,137 @@ static void loop_metrics(response *r, nops_loop *l)
     }
 }
 
+/*
+ * The process_* families of the Prometheus client libraries (client_golang's process collector:
+ * same names, types, units and sources), read from /proc/self at each scrape — a few small
+ * reads on the HTTP thread, never on a data path. A value that cannot be read is left out
+ * rather than reported as 0, so an alert on it does not fire on a read error.
+ */
+typedef struct proc_sample {
+    double start_s;   /* process start, seconds since the epoch; < 0 unknown */
+    double cpu_s;     /* user + system CPU seconds; < 0 unknown */
+    double rss_bytes; /* resident set; < 0 unknown */
+    double vm_bytes;  /* virtual memory size; < 0 unknown */
+    double open_fds;  /* descriptors open; < 0 unknown */
+    double max_fds;   /* RLIMIT_NOFILE's soft limit; < 0 unknown */
+} proc_sample;
+
+/* The boot time ("btime" of /proc/stat), seconds since the epoch; -1 if unreadable. */
+static double boot_time(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    double bt = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "btime ", 6) == 0) {
+            bt = strtod(line + 6, NULL);
+            break;
+        }
+    fclose(f);
+    return bt;
+}
+
+/* Fields 14, 15, 22, 23, 24 of /proc/self/stat (proc(5)); false if unreadable. */
+static bool self_stat(proc_sample *ps)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name (field 2) may hold spaces and ')' */
+    if (!p)
+        return false;
+    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+    long long rss = 0;
+    /* from field 3 (state) on */
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+                      "%*d %*d %llu %llu %lld", &utime, &stime, &start, &vsize, &rss) != 5)
+        return false;
+    const double hz = (double)sysconf(_SC_CLK_TCK);
+    const double bt = boot_time();
+    ps->cpu_s = hz > 0 ? (double)(utime + stime) / hz : -1;
+    ps->start_s = hz > 0 && bt > 0 ? bt + (double)start / hz : -1;
+    ps->vm_bytes = (double)vsize;
+    ps->rss_bytes = (double)rss * (double)sysconf(_SC_PAGESIZE);
+    return true;
+}
+
+static proc_sample proc_read(void)
+{
+    proc_sample ps = {-1, -1, -1, -1, -1, -1};
+    self_stat(&ps);
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long count = 0;
+        for (struct dirent *de; (de = readdir(d));)
+            count += de->d_name[0] != '.';
+        ps.open_fds = (double)(count - 1); /* not the descriptor of the listing itself */
+        closedir(d);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        ps.max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
+    return ps;
+}
+
+static void process_metrics(response *r)
+{
+    const proc_sample ps = proc_read();
+    const struct {
+        const char *name, *type, *help;
+        double v;
+    } rows[] = {
+        {"process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.", ps.start_s},
+        {"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+         ps.cpu_s},
+        {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+         ps.rss_bytes},
+        {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", ps.vm_bytes},
+        {"process_open_fds", "gauge", "Number of open file descriptors.", ps.open_fds},
+        {"process_max_fds", "gauge", "Maximum number of open file descriptors.", ps.max_fds},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (rows[i].v >= 0)
+            one(r, rows[i].name, rows[i].type, rows[i].help, rows[i].v);
+}
+
+/* A label value as the exposition format wants it: \\, \" and \n escaped. */
+static void label_value(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0;
+    for (; *src && o + 3 < cap; src++) {
+        if (*src == '\\' || *src == '"' || *src == '\n') {
+            dst[o++] = '\\';
+            dst[o++] = *src == '\n' ? 'n' : *src;
+        } else {
+            dst[o++] = *src;
+        }
+    }
+    dst[o] = '\0';
+}
+
 void nops__api_metrics(nops_api *api, response *r)
 {
     r->status = 200;
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    head(r, "neuralops_build_info", "gauge", "Build information; the value is always 1.");
-    out(r, "neuralops_build_info{version=\"%s\"} 1\n", NOPS_VERSION);
-    one(r, "neuralops_uptime_seconds", "gauge", "Seconds since the API started.",
+    char ver[64], commit[64], cc[128];
+    label_value(ver, sizeof ver, NOPS_VERSION);
+    label_value(commit, sizeof commit, NOPS_COMMIT);
+    label_value(cc, sizeof cc, NOPS_COMPILER);
+    head(r, "neuralops_build_info", "gauge",
+         "Build information (version, git commit, compiler); the value is always 1.");
+    out(r, "neuralops_build_info{version=\"%s\",commit=\"%s\",compiler=\"%s\"} 1\n", ver, commit,
+        cc);
+    process_metrics(r);
+    one(r, "neuralops_uptime_seconds", "gauge",
+        "Seconds since the API started (kept for existing dashboards; prefer "
+        "time() - process_start_time_seconds).",
         (double)(nops_now_ns() - api->started_ns) / 1e9);
     one(r, "neuralops_memory_bytes", "gauge", "Bytes held through the engine's allocator.",
         (double)nops_alloc_bytes_in_use());

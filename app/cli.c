@@ -30,7 +30,7 @@ bool app_ctx_init(app_ctx *ctx)
     if (!ctx->cfg || nops_cfg_add(ctx->cfg, &log_section, &ctx->log, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_detect_cfg_section, &ctx->detect, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_correlate_cfg_section, &ctx->correlate, err, sizeof err) ||
-        nops_cfg_add(ctx->cfg, &nops_kafka_cfg_section, &ctx->kafka, err, sizeof err) ||
+        nops_kafka_cfg_add(ctx->cfg, &ctx->kafka, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_pipeline_cfg_section, &ctx->pipeline, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_storage_cfg_section, &ctx->storage, err, sizeof err) ||
         nops_cfg_add(ctx->cfg, &nops_sinks_cfg_section, &ctx->sinks, err, sizeof err) ||
@@ -198,6 +198,10 @@ static bool apply_sources(app_ctx *ctx, parse_state *ps)
     }
     nops_log_configure((nops_log_level)ctx->log.level, (nops_log_format)ctx->log.format);
     nops_cfg_warn_unknown_env(ctx->cfg); /* a typo must not leave a default silently in force */
+    if (ctx->kafka.extra[0]) /* its value is never logged: it may hold a password */
+        NOPS_WARN("config", "kafka.extra is deprecated (a value cannot hold a comma there): give "
+                  "each property on its own line in [kafka.librdkafka], which every Kafka client "
+                  "gets");
     return true;
 }
 

@@ -147,6 +147,7 @@ int nops_cmd_loadgen(int argc, char **argv)
         goto out;
     }
     c.o.brokers = ctx.kafka.brokers;
+    c.o.kafka = &ctx.kafka;
     c.o.topic = ctx.kafka.topic;
     char err[512];
     loadgen *lg = loadgen_new(&c.o, NULL, err, sizeof err);

@@ -24,8 +24,8 @@ static bool start_pipeline(app_ctx *ctx, app_engine *a, const char *cmd)
     if (e == NOPS_OK && ctx->sinks.jsonl)
         e = nops_sinks_add_jsonl(sinks, ctx->storage.data_dir, 0, err, sizeof err);
     if (e == NOPS_OK && ctx->sinks.kafka_topic[0])
-        e = nops_sinks_add_kafka(sinks, ctx->kafka.brokers, ctx->kafka.extra,
-                                 ctx->sinks.kafka_topic, err, sizeof err);
+        e = nops_sinks_add_kafka(sinks, &ctx->kafka, ctx->sinks.kafka_topic, err,
+                                 sizeof err);
     if (e == NOPS_OK && ctx->sinks.postgres_dsn[0])
         e = nops_sinks_add_postgres(sinks, ctx->sinks.postgres_dsn, 0, err, sizeof err);
     if (e != NOPS_OK) {
@@ -132,7 +132,7 @@ static bool start_orchestration(app_ctx *ctx, app_engine *a, const char *cmd)
                            .history_jsonl = hist,
                            .pg_dsn = ctx->sinks.postgres_dsn,
                            .brokers = ctx->kafka.brokers,
-                           .kafka_extra = ctx->kafka.extra,
+                           .kafka = &ctx->kafka,
                            .allowed_commands = ctx->orchestrate.allowed_commands,
                            .workers = (int)ctx->orchestrate.workers,
                            .max_open = ctx->orchestrate.max_open,
@@ -253,7 +253,7 @@ static bool start_api(app_ctx *ctx, app_engine *a, const char *cmd)
                           .detect = &a->api_detect,
                           .brokers = ctx->kafka.brokers,
                           .metrics_topic = ctx->kafka.topic,
-                          .kafka_extra = ctx->kafka.extra,
+                          .kafka = &ctx->kafka,
                           .ingest_max_past_s = ctx->pipeline.max_past_s,
                           .ingest_max_future_s = ctx->pipeline.max_future_s,
                           .recommender = a->reco,

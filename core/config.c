@@ -16,19 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define NOPS__CFG_MAX_SECTIONS 32
 #define NOPS__CFG_MAX_LINE 4096
-#define NOPS__CFG_MAX_VALUE (64 * 1024) /* a value after ${VAR} and @file, NUL included */
-
-typedef struct cfg_slot {
-    const nops_cfg_section *sec; /* static table */
-    void *base;                  /* caller's struct */
-} cfg_slot;
-
-struct nops_cfg {
-    cfg_slot slots[NOPS__CFG_MAX_SECTIONS]; /* registered sections, in order */
-    size_t n;                               /* how many */
-};
 
 nops_cfg *nops_cfg_new(void)
 {
@@ -220,6 +208,10 @@ static const nops_cfg_entry *find(const nops_cfg *cfg, const char *section, size
 nops_err nops_cfg_set(nops_cfg *cfg, const char *name, const char *value, const char *source,
                       char *errstr, size_t errstr_size)
 {
+    const char *mkey = NULL;
+    map_slot *ms = nops__cfg_map_of(cfg, name, &mkey);
+    if (ms)
+        return nops__cfg_map_put(ms, mkey, value, source, errstr, errstr_size);
     const char *dot = strchr(name, '.');
     cfg_slot *slot = NULL;
     const nops_cfg_entry *e = dot ? find(cfg, name, (size_t)(dot - name), dot + 1, &slot) : NULL;
@@ -321,7 +313,7 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
                 nops_errf(errstr, errstr_size, "%s:%zu: bad section name", origin, lineno);
                 return NOPS_PARSE;
             }
-            bool known = false;
+            bool known = nops__cfg_map_find(cfg, name, strlen(name)) != NULL;
             for (size_t i = 0; i < cfg->n; i++)
                 known |= strcmp(cfg->slots[i].sec->name, name) == 0;
             if (!known) {
@@ -346,6 +338,14 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
         char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
         char where[300];
         snprintf(where, sizeof where, "%s:%zu", origin, lineno);
+        map_slot *ms = nops__cfg_map_find(cfg, section, strlen(section));
+        if (ms) { /* a section of arbitrary keys: the value as any other (quotes, comments,
+                   * ${VAR}, @file: a password can come from a mounted secret) */
+            nops_err err = nops__cfg_map_put_raw(ms, key, val, true, where, errstr, errstr_size);
+            if (err != NOPS_OK)
+                return err;
+            continue;
+        }
         cfg_slot *slot = NULL;
         const nops_cfg_entry *e = find(cfg, section, strlen(section), key, &slot);
         if (!e) {
@@ -430,7 +430,7 @@ nops_err nops_cfg_apply_env(nops_cfg *cfg, char *errstr, size_t errstr_size)
                 return err;
         }
     }
-    return NOPS_OK;
+    return nops__cfg_map_apply_env(cfg, errstr, errstr_size);
 }
 
 /*
@@ -514,7 +514,8 @@ size_t nops_cfg_warn_unknown_env(const nops_cfg *cfg)
             continue;
         char closest[160] = "", shown[104];
         size_t dist;
-        if (env_known(cfg, var, len, closest, sizeof closest, &dist))
+        if (nops__cfg_map_env_of(cfg, var, len) ||
+            env_known(cfg, var, len, closest, sizeof closest, &dist))
             continue;
         unknown++;
         size_t n = len < 100 ? len : 100; /* the name only (the value may be a secret), tamed */
@@ -662,7 +663,9 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out)
                     (e->flags & NOPS_CFG_SECRET) ? " Secret: masked in dumps." : "");
         }
         fprintf(out, "\n");
+        nops__cfg_map_print_markdown(cfg, sec->name, out);
     }
+    nops__cfg_map_print_markdown(cfg, NULL, out);
 }
 
 void nops_cfg_print_values(const nops_cfg *cfg, FILE *out)
@@ -675,7 +678,9 @@ void nops_cfg_print_values(const nops_cfg *cfg, FILE *out)
             value_text(&sec->entries[j], cfg->slots[i].base, v, sizeof v);
             fprintf(out, "%s = %s\n", sec->entries[j].key, v);
         }
+        nops__cfg_map_print_values(cfg, sec->name, out);
     }
+    nops__cfg_map_print_values(cfg, NULL, out);
 }
 
 /* Whether entry e holds the same value in base a and base b. */

@@ -273,6 +273,53 @@ void nops_cfg_print_markdown(const nops_cfg *cfg, FILE *out);
 /** Current values as INI text; secrets masked. */
 void nops_cfg_print_values(const nops_cfg *cfg, FILE *out);
 
+/*
+ * Sections of arbitrary keys ("map sections"), for settings passed through to a library that
+ * has its own, open-ended set of properties (e.g. [kafka.librdkafka]). A map section takes any
+ * `key = value` line, one per line; the value is the rest of the line (it may hold commas, '='
+ * and spaces). The same keys come from `--set SECTION.KEY=VALUE` and from the environment:
+ * NEURALOPS_<SECTION>_<KEY> with the section's dots as '_', and in KEY '_' for '.' and '__' for
+ * '_' (NEURALOPS_KAFKA_LIBRDKAFKA_SASL_PASSWORD is sasl.password, ..._LOG__LEVEL is log_level).
+ * A key given again replaces the earlier value (later sources win). The pairs live in a
+ * caller-owned nops_cfg_map (no allocation); values of keys the section calls secret are
+ * masked by `config show`.
+ */
+#define NOPS_CFG_MAP_MAX 64      /**< keys in one map section, at most */
+#define NOPS_CFG_MAP_BYTES 16384 /**< bytes for its keys and values (NULs included) */
+
+/** The pairs of a map section. Zeroed = empty. Copy it by value freely (no pointers). */
+typedef struct nops_cfg_map {
+    uint32_t n;                      /**< pairs held */
+    uint32_t used;                   /**< bytes of `buf` in use */
+    uint32_t key[NOPS_CFG_MAP_MAX];  /**< offset in buf of the i-th key */
+    uint32_t val[NOPS_CFG_MAP_MAX];  /**< offset in buf of its value */
+    char buf[NOPS_CFG_MAP_BYTES];    /**< the text, NUL-terminated pieces */
+} nops_cfg_map;
+
+typedef struct nops_cfg_map_section {
+    const char *name;  /**< "[name]" in the file; may hold dots ("kafka.librdkafka") */
+    const char *doc;   /**< one paragraph for the docs */
+    /** True when the value of `key` must never be shown (may be NULL: none is). */
+    bool (*is_secret)(const char *key);
+    /** Validates one pair as it is set; errors must not quote a secret value (may be NULL). */
+    nops_err (*check)(const char *key, const char *value, char *errstr, size_t errstr_size);
+} nops_cfg_map_section;
+
+/**
+ * Register a map section whose pairs go into `*map` (caller-owned, zeroed here, must outlive
+ * cfg). `sec` must have static storage. Same errors as nops_cfg_add.
+ */
+nops_err nops_cfg_add_map(nops_cfg *cfg, const nops_cfg_map_section *sec, nops_cfg_map *map,
+                          char *errstr, size_t errstr_size);
+/** Set `key` to `value` in `map` (replacing an earlier value); NOPS_FULL when it has no room,
+ *  NOPS_INVAL for an empty key. For programs and tests; files and flags go through nops_cfg. */
+nops_err nops_cfg_map_set(nops_cfg_map *map, const char *key, const char *value);
+/** The value of `key`, or NULL. */
+const char *nops_cfg_map_get(const nops_cfg_map *map, const char *key);
+/** The i-th key and value (i < map->n), in the order they were first set. */
+const char *nops_cfg_map_key(const nops_cfg_map *map, size_t i);
+const char *nops_cfg_map_value(const nops_cfg_map *map, size_t i);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Records shared by detection, sinks and the API (api/openapi.json: Signal, Incident)        */
 /* ------------------------------------------------------------------------------------------ */

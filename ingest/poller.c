@@ -464,7 +464,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         {"fetch.wait.max.ms", "10"},
         {"max.partition.fetch.bytes", "8388608"},
     };
-    rd_kafka_conf_t *cc = nops_kafka_conf_new(kp->brokers, kp->extra, cprops,
+    rd_kafka_conf_t *cc = nops_kafka_conf_new(kp, NULL, "pipeline", cprops,
                                               sizeof cprops / sizeof cprops[0], kerr, sizeof kerr);
     if (cc) {
         rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
@@ -480,7 +480,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     const nops_kafka_prop pprops[] = {{"linger.ms", "20"},
                                       {"enable.idempotence", "false"},
                                       {"delivery.report.only.error", "true"}};
-    rd_kafka_conf_t *pc = p->rk ? nops_kafka_conf_new(kp->brokers, kp->extra, pprops,
+    rd_kafka_conf_t *pc = p->rk ? nops_kafka_conf_new(kp, NULL, "dlq", pprops,
                                                       sizeof pprops / sizeof pprops[0], kerr,
                                                       sizeof kerr)
                                 : NULL;

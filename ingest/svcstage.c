@@ -637,7 +637,7 @@ svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char
         {"session.timeout.ms", sess},
         {"fetch.wait.max.ms", "10"},
     };
-    rd_kafka_conf_t *pc = nops_kafka_conf_new(p->kp.brokers, p->kp.extra, pprops, 2, kerr,
+    rd_kafka_conf_t *pc = nops_kafka_conf_new(&p->kp, NULL, "service-stage", pprops, 2, kerr,
                                               sizeof kerr);
     if (pc) {
         rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
@@ -645,7 +645,7 @@ svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char
         if (!(s->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr)))
             rd_kafka_conf_destroy(pc);
     }
-    rd_kafka_conf_t *cc = s->prod ? nops_kafka_conf_new(p->kp.brokers, p->kp.extra, cprops,
+    rd_kafka_conf_t *cc = s->prod ? nops_kafka_conf_new(&p->kp, NULL, "service-stage", cprops,
                                                         sizeof cprops / sizeof cprops[0], kerr,
                                                         sizeof kerr)
                                   : NULL;

@@ -1,14 +1,25 @@
 /*
- * kafka.h — every Kafka client the engine makes is configured here: the [kafka] settings, and
- * one function that builds an rd_kafka_conf_t from them (bootstrap servers, the caller's role
- * properties, the kafka.extra passthrough, the log callback). The consumer and dead-letter
- * producer of ingest/, the Kafka sink, the /ingest producer of api/, the `kafka` playbook steps
- * of orchestrate/, loadgen and the mock cluster all go through it, so a security setting
- * given once in kafka.extra reaches every client. The librdkafka mock cluster that the demo,
- * the benchmarks and the integration tests host is made here too (nops_kafka_mock_new), once.
+ * kafka.h — every Kafka client the engine makes is configured here: the [kafka] settings, the
+ * [kafka.librdkafka] section (any librdkafka property, one per line), and one function that
+ * builds an rd_kafka_conf_t from them (bootstrap servers, the passthrough properties, the
+ * caller's role properties, the log callback). The consumer and dead-letter producer of
+ * ingest/, the service stage's producer and consumer, the Kafka sink, the /ingest producer of
+ * api/, the `kafka` playbook steps of orchestrate/, loadgen and the mock cluster all go through
+ * it, each given the same nops_kafka_params, so a security setting given once reaches every
+ * client. The librdkafka mock cluster that the demo, the benchmarks and the integration tests
+ * host is made here too (nops_kafka_mock_new), once.
+ *
+ * Secrets: a property whose name nops_kafka_is_secret() calls secret (`*password*`,
+ * `*secret*`, `sasl.oauthbearer.config`, `ssl.key.*`) is masked by `config show`, never quoted
+ * in an error, and masked in every librdkafka log line (librdkafka redacts its own dumps too).
+ *
+ * Logging: every client's librdkafka lines go through the engine's logger (nops_log, module
+ * "kafka", the client's name in front), so they follow log.level and log.format — in JSON mode
+ * no raw librdkafka line reaches stderr.
  *
  * Ownership: nops_kafka_conf_new returns a configuration the caller owns; rd_kafka_new takes
- * it on success (librdkafka's rule), else the caller destroys it.
+ * it on success (librdkafka's rule), else the caller destroys it. Thread contract: the
+ * functions here keep no state and may be called from any thread.
  */
 #ifndef NOPS_KAFKA_H
 #define NOPS_KAFKA_H
@@ -28,27 +39,51 @@ typedef struct nops_kafka_params {
     char group[128];            /**< consumer group */
     char dlq_topic[256];        /**< dead-letter topic for rejected messages */
     int64_t session_timeout_ms; /**< group session timeout */
-    char extra[1024];           /**< more librdkafka properties: "k=v,k=v" */
+    char extra[1024];           /**< deprecated kafka.extra: librdkafka properties "k=v,k=v" */
+    nops_cfg_map librdkafka;    /**< [kafka.librdkafka]: any librdkafka property (wins over
+                                     extra); values may hold commas */
     int timestamp_precision;    /**< unit of line-protocol timestamps on the metrics topic:
                                      0 ns, 1 us, 2 ms, 3 s (parse.h's nops_ts_precision) */
 } nops_kafka_params;
 
-extern const nops_cfg_section nops_kafka_cfg_section;
+extern const nops_cfg_section nops_kafka_cfg_section;           /**< [kafka] */
+extern const nops_cfg_map_section nops_kafka_librdkafka_section; /**< [kafka.librdkafka] */
+
+/**
+ * Register [kafka] and [kafka.librdkafka] in `cfg` with their values in `*kp` (caller-owned,
+ * must outlive cfg): defaults written, no librdkafka property set. Errors as nops_cfg_add.
+ */
+nops_err nops_kafka_cfg_add(nops_cfg *cfg, nops_kafka_params *kp, char *errstr,
+                            size_t errstr_size);
+
+/** True when the value of librdkafka property `name` is a secret: its name holds "password"
+ *  or "secret" (any case), or it is sasl.oauthbearer.config or an ssl.key.* property. */
+bool nops_kafka_is_secret(const char *name);
+
+/**
+ * `line` into `out` (cap bytes, always NUL-terminated) with the value after every
+ * `SECRET-PROPERTY =` or `SECRET-PROPERTY:` masked ("***", to the end of the line), so a log
+ * line or message quoting a configuration cannot leak a secret. Returns `out`.
+ */
+char *nops_kafka_mask(const char *line, char *out, size_t cap);
 
 /** One librdkafka property of a client's role: {name, value}. */
 typedef const char *nops_kafka_prop[2];
 
 /**
- * A new client configuration: `bootstrap.servers` = `brokers` (NULL or "" sets none, as for a
- * mock cluster), then kafka.extra's `extra` ("k=v,k=v", NULL or "" for none: security settings
- * and tuning), then the role's `n` properties `props` (last, so what the engine relies on —
- * manual commits, idempotence — cannot be overridden), and librdkafka's log lines through
- * nops_log_kafka. NULL with the reason in errstr (naming the bad entry or property).
- * @remark The caller owns the result (see the file comment).
+ * A new client configuration for the client `role` ("pipeline", "dlq", "sink", ...), in this
+ * order, later wins: `client.id` = "neuralops-ROLE"; `bootstrap.servers` = `brokers`, or
+ * kp->brokers when `brokers` is NULL (none when that is "", as for a mock cluster host); kp's
+ * deprecated kafka.extra ("k=v,k=v"); kp's [kafka.librdkafka] properties (security settings,
+ * tuning, client.id); then the role's `n` properties `props` (last, so what the engine relies
+ * on — manual commits, idempotence — cannot be overridden); and librdkafka's log lines through
+ * the engine's logger (see the file comment). `kp` may be NULL: no properties of the user's.
+ * NULL with the reason in errstr (naming the bad entry or property, never a secret's value).
+ * @remark The caller owns the result (see the file comment); `kp` is only read during the call.
  */
-struct rd_kafka_conf_s *nops_kafka_conf_new(const char *brokers, const char *extra,
-                                            const nops_kafka_prop *props, size_t n,
-                                            char *errstr, size_t errstr_size);
+struct rd_kafka_conf_s *nops_kafka_conf_new(const nops_kafka_params *kp, const char *brokers,
+                                            const char *role, const nops_kafka_prop *props,
+                                            size_t n, char *errstr, size_t errstr_size);
 
 /* ---- the mock cluster (the demo, the benchmarks and the integration tests) ---------------- */
 
@@ -67,10 +102,10 @@ typedef void (*nops_kafka_log_fn)(const struct rd_kafka_s *rk, int level, const 
 /**
  * A librdkafka mock cluster — real Kafka protocol on loopback — of `brokers` brokers with the
  * `n` topics created, hosted by the returned producer handle, which can produce to it too
- * (configured by nops_kafka_conf_new with the host's `n_props` properties `props`: batching,
- * compression, log_level). Its bootstrap servers go into `boot` (cap bytes). `log` replaces
- * nops_log_kafka for the host's own log lines (NULL: nops_log_kafka). NULL with the reason in
- * errstr.
+ * (configured by nops_kafka_conf_new, role "mock", with the host's `n_props` properties `props`:
+ * batching, compression, log_level). Its bootstrap servers go into `boot` (cap bytes). `log`
+ * replaces the engine's logger for the host's own log lines (NULL: the logger). NULL with the
+ * reason in errstr.
  * @remark The caller owns the handle; rd_kafka_destroy stops the cluster, so every client of it
  * must be destroyed first.
  */

@@ -35,7 +35,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         free(d);
 }
 
-nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr,
+nops_kstep *nops__kstep_new(const char *brokers, const nops_kafka_params *kp, char *errstr,
                             size_t errstr_size)
 {
     if (!brokers || !*brokers) {
@@ -50,7 +50,7 @@ nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr
                                      {"log_level", "3"}};
     char err[512];
     rd_kafka_conf_t *c =
-        nops_kafka_conf_new(brokers, extra, props, sizeof props / sizeof props[0], err, sizeof err);
+        nops_kafka_conf_new(kp, brokers, "kafka-step", props, sizeof props / sizeof props[0], err, sizeof err);
     if (!c) {
         nops_errf(errstr, errstr_size, "kafka steps: %s", err);
         return NULL;

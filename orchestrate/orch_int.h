@@ -35,7 +35,8 @@ typedef struct nops_kstep nops_kstep;
 
 /* A producer for kafka steps (acks=all, idempotent; `extra` "k=v,k=v" more properties, may be
  * NULL); NULL + sentence on a bad setting. */
-nops_kstep *nops__kstep_new(const char *brokers, const char *extra, char *errstr,
+struct nops_kafka_params; /* kafka/kafka.h */
+nops_kstep *nops__kstep_new(const char *brokers, const struct nops_kafka_params *kp, char *errstr,
                             size_t errstr_size);
 void nops__kstep_destroy(nops_kstep *k);
 /* Publish `value` (compact JSON) keyed by `key` and wait for the broker's acknowledgement until

@@ -322,7 +322,8 @@ typedef struct nops_orch_deps {
     const char *history_jsonl; /**< workflow_runs rows appended here (NULL/"" = not) */
     const char *pg_dsn;        /**< NULL/"": files; else `orchestrations` + `workflow_runs` */
     const char *brokers;       /**< Kafka for kafka steps (NULL/"": those steps fail) */
-    const char *kafka_extra;   /**< more producer properties "k=v,k=v" (may be NULL) */
+    const struct nops_kafka_params *kafka; /**< Kafka client settings (kafka/kafka.h: extra,
+                                              [kafka.librdkafka]) for kafka steps; NULL: none */
     const char *allowed_commands; /**< exec[0] must match one of these fnmatch patterns
                                        (comma-separated); NULL/"" = any absolute path */
     int workers;               /**< threads for nops_orch_start (0 = 4) */

@@ -750,7 +750,7 @@ nops_orchestrator *nops_orch_new(const nops_orch_deps *d, char *errstr, size_t e
     nops__auto_init(&o->au, d);
     if (!(o->rs = nops__records_open(d->state_dir, d->pg_dsn, errstr, errstr_size)) ||
         (d->brokers && *d->brokers &&
-         !(o->kafka = nops__kstep_new(d->brokers, d->kafka_extra, errstr, errstr_size)))) {
+         !(o->kafka = nops__kstep_new(d->brokers, d->kafka, errstr, errstr_size)))) {
         nops_orch_destroy(o);
         return NULL;
     }

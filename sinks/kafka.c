@@ -125,8 +125,8 @@ static void kafka_destroy(void *self)
 
 static const nops_sink_ops kafka_ops = {"kafka", kafka_write, kafka_flush, kafka_destroy};
 
-nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *extra,
-                              const char *topic, char *errstr, size_t errstr_size)
+nops_err nops_sinks_add_kafka(nops_sinks *set, const nops_kafka_params *kp, const char *topic,
+                              char *errstr, size_t errstr_size)
 {
     kafka_sink *s = nops_calloc(1, sizeof *s);
     if (!s) {
@@ -142,7 +142,7 @@ nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *
                                      {"message.timeout.ms", "30000"}};
     char err[512];
     rd_kafka_conf_t *c =
-        nops_kafka_conf_new(brokers, extra, props, sizeof props / sizeof props[0], err, sizeof err);
+        nops_kafka_conf_new(kp, NULL, "sink", props, sizeof props / sizeof props[0], err, sizeof err);
     if (!c) {
         nops_errf(errstr, errstr_size, "kafka sink: %s", err);
         nops_free(s);

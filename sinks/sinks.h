@@ -70,12 +70,14 @@ nops_err nops_sinks_add_indexed(nops_sinks *set, const nops_sink_ops *ops,
 nops_err nops_sinks_add_jsonl(nops_sinks *set, const char *dir, size_t max_buffer, char *errstr,
                               size_t errstr_size);
 
+struct nops_kafka_params; /* kafka/kafka.h */
 /**
  * The Kafka sink: records as JSON on `topic` (header `kind`: signal|incident), keyed by id;
  * failed deliveries are produced again by the next flush, which succeeds only when all arrived.
- * `extra` is kafka.extra ("k=v,k=v" librdkafka properties, e.g. security settings; may be NULL).
+ * Its producer is configured from `kp` (kafka/kafka.h: brokers, [kafka.librdkafka] and
+ * kafka.extra — the security settings every other client gets; read during the call only).
  */
-nops_err nops_sinks_add_kafka(nops_sinks *set, const char *brokers, const char *extra,
+nops_err nops_sinks_add_kafka(nops_sinks *set, const struct nops_kafka_params *kp,
                               const char *topic, char *errstr, size_t errstr_size);
 
 /**

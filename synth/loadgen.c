@@ -91,7 +91,7 @@ loadgen *loadgen_new(const loadgen_opts *o, rd_kafka_t *producer, char *errstr, 
                                      {"compression.codec", "lz4"},
                                      {"queue.buffering.max.messages", "1000000"}};
     rd_kafka_conf_t *c =
-        nops_kafka_conf_new(o->brokers, NULL, props, sizeof props / sizeof props[0], errstr, sz);
+        nops_kafka_conf_new(o->kafka, o->brokers, "loadgen", props, sizeof props / sizeof props[0], errstr, sz);
     if (!c || !(lg->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, errstr, sz))) {
         if (c)
             rd_kafka_conf_destroy(c);

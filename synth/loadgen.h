@@ -19,6 +19,7 @@
 
 typedef struct loadgen_opts {
     const char *brokers;     /* bootstrap servers (ignored when a producer is given) */
+    const struct nops_kafka_params *kafka; /* client settings ([kafka.librdkafka], extra), or NULL */
     const char *topic;       /* metrics topic */
     uint32_t series;         /* about this many series (4 per host) */
     double rate;             /* points per second; 0 = as fast as the producer takes them */

@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -483,6 +484,25 @@ static void test_metrics_promtool(void **state)
         assert_int_equal(system(cmd), 0);
         fail_msg("promtool check metrics exited %d", WEXITSTATUS(rc));
     }
+    /* the process families a Prometheus client library exports, and sane values */
+    const double start = metric(r.body, "process_start_time_seconds");
+    const double now = (double)time(NULL);
+    assert_true(start > 1.6e9);         /* after 2020 */
+    assert_true(start <= now + 1);      /* not in the future (btime is whole seconds) */
+    assert_true(metric(r.body, "process_cpu_seconds_total") >= 0);
+    assert_true(metric(r.body, "process_resident_memory_bytes") > 1 << 20);
+    assert_true(metric(r.body, "process_virtual_memory_bytes") >=
+                metric(r.body, "process_resident_memory_bytes"));
+    const double fds = metric(r.body, "process_open_fds");
+    assert_true(fds >= 3); /* stdin, stdout, stderr at least; the server's sockets too */
+    assert_true(metric(r.body, "process_max_fds") >= fds);
+    assert_non_null(strstr(r.body, "# TYPE process_cpu_seconds_total counter\n"));
+    const char *bi = strstr(r.body, "\nneuralops_build_info{version=\"");
+    assert_non_null(bi);
+    assert_non_null(strstr(bi, ",commit=\""));
+    assert_non_null(strstr(bi, ",compiler=\""));
+    assert_non_null(strstr(bi, "} 1\n"));
+    assert_null(strstr(bi, "commit=\"\"")); /* never empty: a hash, or "unknown" */
     http_free(&r);
 }
 

@@ -91,9 +91,12 @@ static nops_api *start_api_ex(int64_t ingest_timeout_s, int64_t max_future_s)
     assert_int_equal(nops_api_hash_key("operator-key-1", hex), NOPS_OK);
     snprintf(p.keys, sizeof p.keys, "o1:operator:%s", hex);
     /* reconnect quickly once the broker is back, so the test need not wait out a backoff */
+    static nops_kafka_params kp; /* through [kafka.librdkafka], as a config file gives it */
+    memset(&kp, 0, sizeof kp);
+    nops_cfg_map_set(&kp.librdkafka, "reconnect.backoff.ms", "20");
+    nops_cfg_map_set(&kp.librdkafka, "reconnect.backoff.max.ms", "200");
     nops_api_deps d = {.store = g_store, .detect = &g_dp, .brokers = g_boot,
-                       .metrics_topic = TOPIC,
-                       .kafka_extra = "reconnect.backoff.ms=20,reconnect.backoff.max.ms=200",
+                       .metrics_topic = TOPIC, .kafka = &kp,
                        .ingest_max_future_s = max_future_s};
     char err[512];
     nops_api *api = nops_api_new(&p, &d, err, sizeof err);

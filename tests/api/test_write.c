@@ -66,9 +66,12 @@ static int setup(void **state)
     char hex[65];
     assert_int_equal(nops_api_hash_key("operator-key-1", hex), NOPS_OK);
     snprintf(p.keys, sizeof p.keys, "o1:operator:%s", hex);
+    static nops_kafka_params kp; /* reconnect quickly once the broker is back */
+    memset(&kp, 0, sizeof kp);
+    nops_cfg_map_set(&kp.librdkafka, "reconnect.backoff.ms", "20");
+    nops_cfg_map_set(&kp.librdkafka, "reconnect.backoff.max.ms", "200");
     nops_api_deps d = {.store = g_store, .detect = &g_dp, .brokers = g_boot,
-                       .metrics_topic = TOPIC,
-                       .kafka_extra = "reconnect.backoff.ms=20,reconnect.backoff.max.ms=200"};
+                       .metrics_topic = TOPIC, .kafka = &kp};
     char err[512];
     g_api = nops_api_new(&p, &d, err, sizeof err);
     if (!g_api)

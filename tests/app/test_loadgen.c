@@ -207,7 +207,9 @@ static nops_pipeline *start_pipeline(nops_sinks **sinks_out)
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", g_dir);
     nops_sinks *sinks = nops_sinks_new();
     assert_int_equal(nops_sinks_add_jsonl(sinks, g_dir, 0, err, sizeof err), NOPS_OK);
-    assert_int_equal(nops_sinks_add_kafka(sinks, g_boot, NULL, "neuralops.signals", err, sizeof err),
+    static nops_kafka_params skp;
+    tu_kafka_params(&skp, g_boot, "unused");
+    assert_int_equal(nops_sinks_add_kafka(sinks, &skp, "neuralops.signals", err, sizeof err),
                      NOPS_OK);
     if (g_dsn[0])
         assert_int_equal(nops_sinks_add_postgres(sinks, g_dsn, 0, err, sizeof err), NOPS_OK);

@@ -129,7 +129,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
     char err[512];
     nops_sinks *sinks = nops_sinks_new();
     assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    assert_int_equal(nops_sinks_add_kafka(sinks, g_boot, NULL, "sig1", err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_sinks_add_kafka(sinks, &kp, "sig1", err, sizeof err), NOPS_OK);
     nops_storage_params sp;
     snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
     nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);

@@ -10,29 +10,221 @@
 
 #include "kafka/kafka.h"
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+static const char *conf_get(const rd_kafka_conf_t *c, const char *name)
+{
+    static char v[512];
+    size_t vl = sizeof v;
+    return rd_kafka_conf_get(c, name, v, &vl) == RD_KAFKA_CONF_OK ? v : NULL;
+}
 
 static void test_conf_extra(void **state)
 {
     (void)state;
     char err[256];
+    nops_kafka_params kp;
+    memset(&kp, 0, sizeof kp);
+    snprintf(kp.brokers, sizeof kp.brokers, "127.0.0.1:1");
+    snprintf(kp.extra, sizeof kp.extra, "client.id=probe,linger.ms=7");
     const nops_kafka_prop props[] = {{"enable.auto.commit", "false"}};
-    rd_kafka_conf_t *c = nops_kafka_conf_new("127.0.0.1:1", "client.id=probe,linger.ms=7", props,
-                                             1, err, sizeof err);
+    rd_kafka_conf_t *c = nops_kafka_conf_new(&kp, NULL, "pipeline", props, 1, err, sizeof err);
     assert_non_null(c);
-    char v[64];
-    size_t vl = sizeof v;
-    assert_int_equal(rd_kafka_conf_get(c, "client.id", v, &vl), RD_KAFKA_CONF_OK);
-    assert_string_equal(v, "probe");
-    vl = sizeof v;
-    assert_int_equal(rd_kafka_conf_get(c, "bootstrap.servers", v, &vl), RD_KAFKA_CONF_OK);
-    assert_string_equal(v, "127.0.0.1:1");
+    assert_string_equal(conf_get(c, "client.id"), "probe"); /* the user's wins over the role's */
+    assert_string_equal(conf_get(c, "bootstrap.servers"), "127.0.0.1:1");
+    assert_string_equal(conf_get(c, "linger.ms"), "7");
     rd_kafka_conf_destroy(c);
-    assert_null(nops_kafka_conf_new(NULL, "linger.ms", NULL, 0, err, sizeof err));
-    assert_non_null(strstr(err, "\"linger.ms\" is not k=v"));
-    assert_null(nops_kafka_conf_new(NULL, "no.such.property=1", NULL, 0, err, sizeof err));
+    /* brokers given beside kp win over kp's; the role names the client by default */
+    kp.extra[0] = '\0';
+    c = nops_kafka_conf_new(&kp, "127.0.0.1:2", "sink", NULL, 0, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(conf_get(c, "bootstrap.servers"), "127.0.0.1:2");
+    assert_string_equal(conf_get(c, "client.id"), "neuralops-sink");
+    rd_kafka_conf_destroy(c);
+    snprintf(kp.extra, sizeof kp.extra, "linger.ms");
+    assert_null(nops_kafka_conf_new(&kp, NULL, "x", NULL, 0, err, sizeof err));
+    assert_non_null(strstr(err, "entry 1 is not k=v"));
+    snprintf(kp.extra, sizeof kp.extra, "no.such.property=1");
+    assert_null(nops_kafka_conf_new(&kp, NULL, "x", NULL, 0, err, sizeof err));
     assert_non_null(strstr(err, "no.such.property"));
+    /* a comma inside a password in the comma form: refused without quoting any of it */
+    snprintf(kp.extra, sizeof kp.extra, "sasl.password=p@ss,word");
+    assert_null(nops_kafka_conf_new(&kp, NULL, "x", NULL, 0, err, sizeof err));
+    assert_non_null(strstr(err, "entry 2 is not k=v"));
+    assert_non_null(strstr(err, "[kafka.librdkafka]"));
+    assert_null(strstr(err, "word"));
+    assert_null(strstr(err, "p@ss"));
+}
+
+/* The config file, --set and the environment reach [kafka.librdkafka]; values keep commas and
+ * '='; what librdkafka refuses is named with its line; secrets are masked by `config show`. */
+static void test_librdkafka_section(void **state)
+{
+    (void)state;
+    char err[512];
+    static nops_kafka_params kp;
+    nops_cfg *cfg = nops_cfg_new();
+    assert_int_equal(nops_kafka_cfg_add(cfg, &kp, err, sizeof err), NOPS_OK);
+    const char *ini = "[kafka]\n"
+                      "brokers = 127.0.0.1:9\n"
+                      "extra = linger.ms=3,client.id=from-extra\n"
+                      "[kafka.librdkafka]\n"
+                      "security.protocol = sasl_plaintext\n"
+                      "sasl.mechanisms = PLAIN\n"
+                      "sasl.username = CN=svc,OU=ops\n"
+                      "sasl.password = p@ss,word=1\n"
+                      "client.id = from-section\n";
+    assert_int_equal(nops_cfg_load_buffer(cfg, ini, strlen(ini), "t.ini", err, sizeof err),
+                     NOPS_OK);
+    setenv("NEURALOPS_KAFKA_LIBRDKAFKA_SOCKET_KEEPALIVE_ENABLE", "true", 1);
+    setenv("NEURALOPS_KAFKA_LIBRDKAFKA_LOG__LEVEL", "4", 1);
+    assert_int_equal(nops_cfg_apply_env(cfg, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_cfg_warn_unknown_env(cfg), 0); /* they are settings, not typos */
+    unsetenv("NEURALOPS_KAFKA_LIBRDKAFKA_SOCKET_KEEPALIVE_ENABLE");
+    unsetenv("NEURALOPS_KAFKA_LIBRDKAFKA_LOG__LEVEL");
+    assert_int_equal(nops_cfg_set(cfg, "kafka.librdkafka.sasl.username", "CN=svc,OU=ops,O=x",
+                                  "--set", err, sizeof err),
+                     NOPS_OK);
+    assert_string_equal(nops_cfg_map_get(&kp.librdkafka, "sasl.password"), "p@ss,word=1");
+    assert_string_equal(nops_cfg_map_get(&kp.librdkafka, "socket.keepalive.enable"), "true");
+    assert_string_equal(nops_cfg_map_get(&kp.librdkafka, "log_level"), "4");
+
+    const nops_kafka_prop props[] = {{"client.id", "role-wins"}};
+    rd_kafka_conf_t *c = nops_kafka_conf_new(&kp, NULL, "pipeline", NULL, 0, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(conf_get(c, "sasl.password"), "p@ss,word=1");
+    assert_string_equal(conf_get(c, "sasl.username"), "CN=svc,OU=ops,O=x");
+    assert_string_equal(conf_get(c, "client.id"), "from-section"); /* section over extra */
+    assert_string_equal(conf_get(c, "linger.ms"), "3");              /* extra still applied */
+    assert_string_equal(conf_get(c, "security.protocol"), "sasl_plaintext");
+    rd_kafka_conf_destroy(c);
+    c = nops_kafka_conf_new(&kp, NULL, "pipeline", props, 1, err, sizeof err);
+    assert_string_equal(conf_get(c, "client.id"), "role-wins"); /* the role's last */
+    rd_kafka_conf_destroy(c);
+
+    /* config show: the password masked, the rest as given */
+    char *dump = NULL;
+    size_t dlen = 0;
+    FILE *f = open_memstream(&dump, &dlen);
+    nops_cfg_print_values(cfg, f);
+    fclose(f);
+    assert_non_null(strstr(dump, "[kafka.librdkafka]\n"));
+    assert_non_null(strstr(dump, "sasl.password = ********\n"));
+    assert_non_null(strstr(dump, "sasl.username = CN=svc,OU=ops,O=x\n"));
+    assert_null(strstr(dump, "p@ss"));
+    free(dump);
+    f = open_memstream(&dump, &dlen);
+    nops_cfg_print_markdown(cfg, f);
+    fclose(f);
+    assert_non_null(strstr(dump, "## [kafka.librdkafka]"));
+    assert_non_null(strstr(dump, "NEURALOPS_KAFKA_LIBRDKAFKA_"));
+    free(dump);
+
+    /* errors: unknown property (file and line), a refused value of a secret (masked) */
+    const char *bad = "[kafka.librdkafka]\n\nsasl.pasword = x\n";
+    assert_int_equal(nops_cfg_load_buffer(cfg, bad, strlen(bad), "b.ini", err, sizeof err),
+                     NOPS_NOTFOUND);
+    assert_non_null(strstr(err, "b.ini:3"));
+    assert_non_null(strstr(err, "sasl.pasword"));
+    assert_int_not_equal(nops_cfg_set(cfg, "kafka.librdkafka.bad key", "1", "--set", err,
+                                      sizeof err),
+                         NOPS_OK);
+    assert_int_not_equal(nops_cfg_set(cfg, "kafka.librdkafka.linger.ms", "-5", "--set", err,
+                                      sizeof err),
+                         NOPS_OK);
+    assert_non_null(strstr(err, "--set"));
+    nops_cfg_destroy(cfg);
+}
+
+static void test_secret_names_and_mask(void **state)
+{
+    (void)state;
+    assert_true(nops_kafka_is_secret("sasl.password"));
+    assert_true(nops_kafka_is_secret("ssl.keystore.password"));
+    assert_true(nops_kafka_is_secret("sasl.oauthbearer.client.secret"));
+    assert_true(nops_kafka_is_secret("sasl.oauthbearer.config"));
+    assert_true(nops_kafka_is_secret("ssl.key.pem"));
+    assert_true(nops_kafka_is_secret("SSL.KEY.PASSWORD"));
+    assert_false(nops_kafka_is_secret("sasl.username"));
+    assert_false(nops_kafka_is_secret("ssl.ca.location"));
+    char out[256];
+    assert_string_equal(nops_kafka_mask("  sasl.password = p@ss,word", out, sizeof out),
+                        "  sasl.password = ***");
+    assert_string_equal(nops_kafka_mask("set \"ssl.key.password\": hunter2 now", out, sizeof out),
+                        "set \"ssl.key.password\": ***");
+    assert_string_equal(nops_kafka_mask("a=1,sasl.oauthbearer.config=scope=x b", out, sizeof out),
+                        "a=1,sasl.oauthbearer.config= ***");
+    assert_string_equal(nops_kafka_mask("sasl.username = CN=svc,OU=ops", out, sizeof out),
+                        "sasl.username = CN=svc,OU=ops");
+    assert_string_equal(nops_kafka_mask("broker 1: down", out, sizeof out), "broker 1: down");
+    char tiny[4];
+    assert_string_equal(nops_kafka_mask("abcdef", tiny, sizeof tiny), "abc");
+}
+
+/*
+ * librdkafka's own lines go through the engine's logger: with log.format=json every line on
+ * stderr is one JSON object (no raw librdkafka line), the client named, secrets never shown.
+ * debug=conf makes librdkafka dump the client's configuration as it starts.
+ */
+static void test_log_lines_json(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/nops-kafka-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    nops_log_configure(NOPS_LOG_DEBUG, NOPS_LOG_JSON);
+
+    static nops_kafka_params kp;
+    memset(&kp, 0, sizeof kp);
+    snprintf(kp.brokers, sizeof kp.brokers, "127.0.0.1:1"); /* nobody there: errors logged */
+    nops_cfg_map_set(&kp.librdkafka, "debug", "conf");
+    nops_cfg_map_set(&kp.librdkafka, "sasl.kerberos.kinit.cmd", "kinit -k -t /k,tab p=1");
+    nops_cfg_map_set(&kp.librdkafka, "sasl.password", "p@ss,word");
+    char err[256] = "";
+    rd_kafka_conf_t *c = nops_kafka_conf_new(&kp, NULL, "probe", NULL, 0, err, sizeof err);
+    rd_kafka_t *rk = c ? rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err) : NULL;
+    if (rk)
+        rd_kafka_destroy(rk);
+    else if (c)
+        rd_kafka_conf_destroy(c);
+
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO); /* before any assertion, so a failure is seen */
+    close(saved);
+    nops_log_configure(NOPS_LOG_INFO, NOPS_LOG_TEXT);
+    if (!rk)
+        fail_msg("no client: %s", err);
+    FILE *f = fdopen(fd, "r");
+    rewind(f);
+    char line[8192];
+    size_t lines = 0, dumps = 0;
+    while (fgets(line, sizeof line, f)) {
+        lines++;
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        if (!o)
+            fail_msg("not a JSON log line: %s", line);
+        const char *msg = json_string_value(json_object_get(o, "msg"));
+        assert_non_null(msg);
+        assert_null(strstr(msg, "p@ss"));
+        if (strcmp(json_string_value(json_object_get(o, "module")), "kafka") == 0 &&
+            strstr(msg, "neuralops-probe#producer-") == msg &&
+            strstr(msg, "sasl.kerberos.kinit.cmd = kinit -k -t /k,tab p=1"))
+            dumps++;
+        json_decref(o);
+    }
+    fclose(f);
+    unlink(path);
+    assert_true(lines > 0);
+    assert_int_equal(dumps, 1);
 }
 
 static void test_mock_cluster(void **state)
@@ -72,6 +264,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_extra),
+        cmocka_unit_test(test_librdkafka_section),
+        cmocka_unit_test(test_secret_names_and_mask),
+        cmocka_unit_test(test_log_lines_json),
         cmocka_unit_test(test_mock_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -418,9 +418,25 @@ static void test_kafka_sink(void **state)
     const tu_topic topics[] = {{"neuralops.signals", 2}};
     rd_kafka_t *host = tu_mock_cluster(1, topics, 1, boot, sizeof boot);
     assert_non_null(host);
-    nops_sinks *set = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_kafka(set, boot, NULL, "neuralops.signals", err, sizeof err),
+    /* the sink's producer gets the client settings every client gets: kafka.extra (the comma
+     * form, here debug=conf: librdkafka logs the configuration it was given) and
+     * [kafka.librdkafka] (a value holding commas and '=') */
+    static nops_kafka_params kp;
+    tu_kafka_params(&kp, boot, "unused");
+    snprintf(kp.extra, sizeof kp.extra, "debug=conf,socket.keepalive.enable=true");
+    assert_int_equal(nops_cfg_map_set(&kp.librdkafka, "sasl.kerberos.kinit.cmd",
+                                      "kinit -k -t /k,tab p=1"),
                      NOPS_OK);
+    static tu_logcap lc;
+    tu_logcap_start(&lc);
+    nops_sinks *set = nops_sinks_new();
+    nops_err added = nops_sinks_add_kafka(set, &kp, "neuralops.signals", err, sizeof err);
+    tu_logcap_stop(&lc);
+    assert_int_equal(added, NOPS_OK);
+    if (!tu_logcap_has(&lc, "neuralops-sink#producer", "sasl.kerberos.kinit.cmd = kinit -k -t "
+                                                       "/k,tab p=1") ||
+        !tu_logcap_has(&lc, "neuralops-sink#producer", "socket.keepalive.enable = true"))
+        fail_msg("the Kafka sink's producer was not given the client settings:\n%s", lc.buf);
     for (int i = 0; i < 7; i++) {
         nops_signal s = make_signal(i);
         assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);

@@ -9,6 +9,8 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h> /* the tests inject broker errors */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +71,63 @@ static inline rd_kafka_t *tu_mock_cluster(int brokers, const tu_topic *topics, s
                                           char *boot, size_t cap)
 {
     return tu_mock_cluster_log(brokers, topics, n, boot, cap, NULL);
+}
+
+/*
+ * The engine's log lines captured in memory (nops_log_set_sink), at debug level, e.g. to see
+ * the configuration a client was given: with the librdkafka property debug=conf, each client
+ * logs its configuration as rd_kafka_new makes it, one property a line, the client's name
+ * (neuralops-ROLE#producer-N) in front. The first 64 KiB are kept.
+ */
+typedef struct tu_logcap {
+    pthread_mutex_t mu; /* lines arrive from librdkafka's threads too */
+    size_t n;           /* bytes kept */
+    char buf[1 << 16];  /* the lines, each ending in '\n' */
+} tu_logcap;
+
+static inline void tu_logcap_line(void *ud, nops_log_level level, const char *line)
+{
+    (void)level;
+    tu_logcap *lc = ud;
+    pthread_mutex_lock(&lc->mu);
+    size_t len = strlen(line);
+    if (lc->n + len + 2 <= sizeof lc->buf) {
+        memcpy(lc->buf + lc->n, line, len);
+        lc->n += len;
+        lc->buf[lc->n++] = '\n';
+        lc->buf[lc->n] = '\0';
+    }
+    pthread_mutex_unlock(&lc->mu);
+}
+
+static inline void tu_logcap_start(tu_logcap *lc)
+{
+    memset(lc, 0, sizeof *lc);
+    pthread_mutex_init(&lc->mu, NULL);
+    nops_log_configure(NOPS_LOG_DEBUG, NOPS_LOG_TEXT);
+    nops_log_set_sink(tu_logcap_line, lc);
+}
+
+static inline void tu_logcap_stop(tu_logcap *lc)
+{
+    nops_log_set_sink(NULL, NULL);
+    nops_log_configure(NOPS_LOG_INFO, NOPS_LOG_TEXT);
+    pthread_mutex_destroy(&lc->mu);
+}
+
+/* True when one captured line holds both `a` and `b`. */
+static inline bool tu_logcap_has(const tu_logcap *lc, const char *a, const char *b)
+{
+    for (const char *p = lc->buf; (p = strstr(p, a)); p++) {
+        const char *bol = p;
+        while (bol > lc->buf && bol[-1] != '\n')
+            bol--;
+        const char *eol = strchr(p, '\n');
+        const char *hit = strstr(bol, b);
+        if (hit && (!eol || hit < eol))
+            return true;
+    }
+    return false;
 }
 
 #endif
