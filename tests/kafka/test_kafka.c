@@ -63,6 +63,37 @@ static void test_conf_extra(void **state)
 
 /* The config file, --set and the environment reach [kafka.librdkafka]; values keep commas and
  * '='; what librdkafka refuses is named with its line; secrets are masked by `config show`. */
+/* [kafka.librdkafka] values take the syntax of every other value: a comment after a blank, a
+ * quoted value keeping it, ${VAR}, and @file (a SASL password from a mounted secret). */
+static void test_librdkafka_value_syntax(void **state)
+{
+    (void)state;
+    char err[512], path[] = "/tmp/nops-kafka-secret-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "s3cr#t,pw\n", 10), 10);
+    close(fd);
+    setenv("NOPS_TEST_SASL_USER", "svc-ops", 1);
+    static nops_kafka_params kp;
+    nops_cfg *cfg = nops_cfg_new();
+    assert_int_equal(nops_kafka_cfg_add(cfg, &kp, err, sizeof err), NOPS_OK);
+    char ini[512];
+    snprintf(ini, sizeof ini,
+             "[kafka.librdkafka]\n"
+             "sasl.password = @%s\n"
+             "sasl.username = ${NOPS_TEST_SASL_USER}   # from the environment\n"
+             "ssl.ca.location = \"/etc/ssl/ca #1.pem\"\n",
+             path);
+    assert_int_equal(nops_cfg_load_buffer(cfg, ini, strlen(ini), "t.ini", err, sizeof err),
+                     NOPS_OK);
+    assert_string_equal(nops_cfg_map_get(&kp.librdkafka, "sasl.password"), "s3cr#t,pw");
+    assert_string_equal(nops_cfg_map_get(&kp.librdkafka, "sasl.username"), "svc-ops");
+    assert_string_equal(nops_cfg_map_get(&kp.librdkafka, "ssl.ca.location"), "/etc/ssl/ca #1.pem");
+    nops_cfg_destroy(cfg);
+    unlink(path);
+    unsetenv("NOPS_TEST_SASL_USER");
+}
+
 static void test_librdkafka_section(void **state)
 {
     (void)state;
@@ -265,6 +296,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_extra),
         cmocka_unit_test(test_librdkafka_section),
+        cmocka_unit_test(test_librdkafka_value_syntax),
         cmocka_unit_test(test_secret_names_and_mask),
         cmocka_unit_test(test_log_lines_json),
         cmocka_unit_test(test_mock_cluster),
