@@ -177,9 +177,17 @@ static void expect_one(json_t *inc, json_t *sigs, int hosts, const char *what, c
 {
     json_t *big;
     size_t n = incidents_of(inc, sigs, &big);
-    if (n != 1 || !big)
+    if (n != 1 || !big) { /* say what each holds, so a failure seen once can be read */
+        const char *id;
+        json_t *o;
+        json_object_foreach(inc, id, o) {
+            char *d = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+            print_message("  incident %s: %.1500s\n", id, d ? d : "?");
+            free(d);
+        }
         fail_msg("%s: the service's %zu signal(s) are in %zu incidents, expected one", what,
                  json_object_size(sigs), n);
+    }
     const char *sig;
     json_t *x;
     json_object_foreach(sigs, sig, x)
