@@ -225,7 +225,8 @@ static const route routes[] = {
     {ROUTE_AUTOMATION, "GET", NOPS_ROLE_VIEWER}, {ROUTE_AUTOMATION_PAUSE, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_AUTOMATION_RESUME, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
-    {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
+    {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_SERIES, "GET", NOPS_ROLE_VIEWER},
+    {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
     {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
     {ROUTE_OPENAPI, "GET", NOPS_ROLE_NONE},      {ROUTE_DASHBOARD, "GET", NOPS_ROLE_NONE},
 };
@@ -387,6 +388,7 @@ static bool dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_SIGNALS: nops__api_list(api, c, NOPS_SINK_SIGNAL, res); break;
     case ROUTE_INCIDENTS: nops__api_list(api, c, NOPS_SINK_INCIDENT, res); break;
     case ROUTE_INCIDENT: nops__api_incident(api, id, res); break;
+    case ROUTE_SERIES: nops__api_series(api, c, res); break;
     case ROUTE_ORCHESTRATE:
     case ROUTE_ORCHESTRATION:
     case ROUTE_ORCH_DRY_RUN:

@@ -449,6 +449,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     nops__lag_init(p);
     pthread_mutex_init(&p->query_mu, NULL);
     pthread_cond_init(&p->query_cv, NULL);
+    nops__ctx_init(p);
     char kerr[512] = "";
     char sess[32];
     snprintf(sess, sizeof sess, "%lld", (long long)kp->session_timeout_ms);
@@ -619,6 +620,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->ratio);
         nops_free(w->flags);
         nops_free(w->slot_part);
+        nops_free(w->slot_time);
         nops_free(w->slot_mark);
     }
     nops_free(p->workers);
@@ -635,6 +637,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
     nops__lag_fini(p);
     pthread_mutex_destroy(&p->query_mu);
     pthread_cond_destroy(&p->query_cv);
+    nops__ctx_fini(p);
     nops_free(p);
 }
 
@@ -642,6 +645,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
 {
 #define LD(f) st->f = __atomic_load_n(&p->st.f, __ATOMIC_RELAXED)
     LD(messages);
+    LD(signal_contexts_dropped);
     LD(points);
     LD(dlq);
     LD(dlq_lost);

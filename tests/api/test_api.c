@@ -643,12 +643,12 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 22);
+    assert_int_equal(walked, 23);
     const char *routes[] = {"/analyze", "/ingest", "/recommend", "/orchestrate", "/orchestrations",
                             "/orchestrations/{id}", "/orchestrations/{id}/approve",
                             "/orchestrations/{id}/dry-run", "/orchestrations/{id}/execute",
                             "/playbooks", "/audit", "/automation", "/automation/pause",
-                            "/automation/resume", "/signals", "/incidents", "/incidents/{id}",
+                            "/automation/resume", "/signals", "/incidents", "/incidents/{id}", "/series",
                             "/metrics", "/healthz", "/readyz", "/openapi.json", "/"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!json_object_get(paths, routes[i]))
