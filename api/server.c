@@ -145,11 +145,14 @@ static const char *status_code_name(int status)
 
 void nops__api_error(response *r, int status, const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[3 * sizeof raw];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* messages quote what the client sent (a query parameter's name, a cut key): bytes that are
+     * not UTF-8 become U+FFFD, or the JSON could not hold them and the answer was a 500 */
+    nops_utf8_sanitize(raw, strlen(raw), msg, sizeof msg, NULL);
     r->body.len = 0;
     json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", status_code_name(status),
                           "message", msg);

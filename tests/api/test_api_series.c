@@ -336,6 +336,11 @@ static void test_series_errors(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_error(get_series(KEY_A, bad[i][0], H_VIEWER), 400, bad[i][1]);
+    /* a parameter's name or value that is not UTF-8 is named in the message all the same
+     * (it was a 500: the error's JSON could not hold the bytes) */
+    expect_error(get_series(KEY_A, "%FF%FEx=1", H_VIEWER), 400, "unknown query parameter");
+    expect_error(get_series(KEY_A, "from=%C3%28", H_VIEWER), 400, "from");
+    expect_error(http_do(g_port, "GET", "/signals?since=%FF", H_VIEWER, NULL, 0), 400, "since");
     expect_error(get_series("nothing{host=\"x\"}", NULL, H_VIEWER), 404, "neither tracked");
     expect_error(get_series(KEY_A, NULL, NULL), 401, NULL);
     const char *wrong[] = {"X-API-Key: not-a-key", NULL};
