@@ -39,12 +39,12 @@ static bool series_time(const char *v, int64_t *ns)
     const size_t len = strlen(v);
     const char *d = v + (v[0] == '-');
     if (*d && strspn(d, "0123456789") == strlen(d)) {
-        if (strlen(d) > 15) /* |ms| < 1e15 keeps ns within int64 (year ±33658) */
-            return false;
         errno = 0;
-        long long ms = strtoll(v, NULL, 10);
+        const long long ms = strtoll(v, NULL, 10);
+        if (errno || ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000)
+            return false; /* past what nanoseconds in int64 hold (the years 1677 to 2262) */
         *ns = (int64_t)ms * 1000000;
-        return errno == 0;
+        return true;
     }
     if (len < 10 || v[4] != '-')
         return false;

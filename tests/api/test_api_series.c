@@ -330,6 +330,7 @@ static void test_series_errors(void **state)
     const char *bad[][2] = {
         {"from=yesterday", "from"},         {"to=2026-13-45T00:00:00Z", "to"},
         {"from=1.5", "from"},               {"from=99999999999999999999", "from"},
+        {"to=9300000000000", "to"},         {"from=-9300000000000", "from"},
         {"limit=0", "limit"},               {"limit=10001", "limit"},
         {"limit=ten", "limit"},             {"limit=-1", "limit"},
         {"from=2000&to=1000", "after"},     {"colour=red", "unknown query parameter"},
