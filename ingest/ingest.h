@@ -254,8 +254,9 @@ nops_err nops_pipeline_series_view(nops_pipeline *p, const char *key, nops_serie
 /**
  * The window a worker judged when it raised a signal: the series' values up to and including
  * the signal's point, with their times, and the band it was judged against. Kept in memory
- * (NOPS_PIPELINE_SIGNAL_CONTEXTS of them, each 120 + 16 × detect.window bytes at most, copied
- * once per signal: no per-point work) so that the points around an anomaly can be served after
+ * (NOPS_PIPELINE_SIGNAL_CONTEXTS of them, each 88 bytes and 16 per point, at most
+ * detect.window points: ~1 MiB in all at the default window of 60; copied once per signal, no
+ * per-point work) so that the points around an anomaly can be served after
  * the live window moved on. Not written to the sinks; lost at restart.
  */
 typedef struct nops_signal_context {

@@ -164,6 +164,10 @@ nops_err nops_pipeline_series_view(nops_pipeline *p, const char *key, nops_serie
 
 /* ---- signal contexts ---------------------------------------------------------------------- */
 
+/* the size ingest.h states (and the docs repeat) */
+_Static_assert(sizeof(nops_signal_context) == 88 && sizeof(nops_series_point) == 16,
+               "update the memory figures of nops_signal_context in ingest.h");
+
 void nops__ctx_init(nops_pipeline *p)
 {
     pthread_mutex_init(&p->ctx_mu, NULL);
