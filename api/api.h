@@ -3,7 +3,7 @@
  * in-memory store of recent signals and incidents that GET /signals and GET /incidents read.
  *
  * Endpoints: POST /analyze, POST /ingest, POST /recommend, GET /signals, GET /incidents,
- * GET /incidents/{id},
+ * GET /incidents/{id}, GET /series,
  * GET /metrics, GET /healthz, GET /readyz, GET /openapi.json. JSON in and out; every error is
  * {"error":{"code","message"}}. Auth by X-API-Key (keys configured as SHA-256 hashes, each with
  * a role) or an HS256 JWT bearer token; roles viewer < operator < org-admin. Per-principal token

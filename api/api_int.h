@@ -33,6 +33,7 @@
     X(SIGNALS, "/signals")                                                                     \
     X(INCIDENTS, "/incidents")                                                                 \
     X(INCIDENT, "/incidents/{id}")                                                             \
+    X(SERIES, "/series")                                                                       \
     X(METRICS, "/metrics")                                                                     \
     X(HEALTHZ, "/healthz")                                                                     \
     X(READYZ, "/readyz")                                                                       \
@@ -216,6 +217,8 @@ void nops__api_orchestrations(nops_api *api, struct MHD_Connection *c, response 
 void nops__api_audit(nops_api *api, struct MHD_Connection *c, response *res);
 void nops__api_list(nops_api *api, struct MHD_Connection *c, int kind, response *res);
 void nops__api_incident(nops_api *api, const char *id, response *res);
+/* GET /series?key&from&to&limit: a series' points, its band and its signals (series.c). */
+void nops__api_series(nops_api *api, struct MHD_Connection *c, response *res);
 void nops__api_readyz(nops_api *api, response *res);
 void nops__api_healthz(nops_api *api, response *res);
 void nops__api_openapi(response *res);

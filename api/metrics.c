@@ -95,6 +95,9 @@ static const stat_row pipeline_rows[] = {
     ROW("neuralops_state_snapshot_series_skipped_total", "counter",
         "Series left out of a state snapshot (record did not fit, or no memory): cold after a "
         "restart.", snapshot_series_skipped),
+    ROW("neuralops_signal_contexts_dropped_total", "counter",
+        "Signal contexts (the window a signal was judged on, kept for GET /series) replaced by "
+        "newer ones or not kept for want of memory.", signal_contexts_dropped),
 };
 #undef ROW
 

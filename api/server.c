@@ -147,11 +147,14 @@ static const char *status_code_name(int status)
 
 void nops__api_error(response *r, int status, const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[3 * sizeof raw];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* messages quote what the client sent (a query parameter's name, a cut key): bytes that are
+     * not UTF-8 become U+FFFD, or the JSON could not hold them and the answer was a 500 */
+    nops_utf8_sanitize(raw, strlen(raw), msg, sizeof msg, NULL);
     r->body.len = 0;
     json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", status_code_name(status),
                           "message", msg);
@@ -229,7 +232,8 @@ static const route routes[] = {
     {ROUTE_AUTOMATION, "GET", NOPS_ROLE_VIEWER}, {ROUTE_AUTOMATION_PAUSE, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_AUTOMATION_RESUME, "POST", NOPS_ROLE_ADMIN},
     {ROUTE_SIGNALS, "GET", NOPS_ROLE_VIEWER},    {ROUTE_INCIDENTS, "GET", NOPS_ROLE_VIEWER},
-    {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
+    {ROUTE_INCIDENT, "GET", NOPS_ROLE_VIEWER},   {ROUTE_SERIES, "GET", NOPS_ROLE_VIEWER},
+    {ROUTE_METRICS, "GET", NOPS_ROLE_NONE},
     {ROUTE_HEALTHZ, "GET", NOPS_ROLE_NONE},      {ROUTE_READYZ, "GET", NOPS_ROLE_NONE},
     {ROUTE_OPENAPI, "GET", NOPS_ROLE_NONE},      {ROUTE_DASHBOARD, "GET", NOPS_ROLE_NONE},
 };
@@ -402,6 +406,7 @@ static bool dispatch(nops_api *api, struct MHD_Connection *c, const char *url, r
     case ROUTE_SIGNALS: nops__api_list(api, c, NOPS_SINK_SIGNAL, res); break;
     case ROUTE_INCIDENTS: nops__api_list(api, c, NOPS_SINK_INCIDENT, res); break;
     case ROUTE_INCIDENT: nops__api_incident(api, id, res); break;
+    case ROUTE_SERIES: nops__api_series(api, c, res); break;
     case ROUTE_ORCHESTRATE:
     case ROUTE_ORCHESTRATION:
     case ROUTE_ORCH_DRY_RUN:

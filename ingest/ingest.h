@@ -131,6 +131,10 @@ typedef struct nops_pipeline_stats {
     uint64_t snapshots_rejected;/**< snapshots refused on assignment (damaged, foreign, forged) */
     uint64_t snapshot_series_skipped; /**< series left out of a snapshot (their record did not
                                      fit, or no memory): they start cold after a restart */
+    uint64_t signal_contexts_dropped; /**< signal contexts (nops_pipeline_signal_contexts)
+                                     replaced by newer ones (the oldest goes once
+                                     NOPS_PIPELINE_SIGNAL_CONTEXTS are held) or not kept for
+                                     want of memory */
     uint32_t partitions;        /**< partitions assigned now */
     bool paused;                /**< consumption paused because a sink is down */
     int64_t lag;                /**< sum over assigned partitions of high watermark − position */
@@ -217,5 +221,79 @@ nops_err nops_pipeline_set_thresholds(nops_pipeline *p, const nops_detect_params
                                       char *errstr, size_t errstr_size);
 void nops_pipeline_destroy(nops_pipeline *p);
 void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st);
+
+/* ---- the points of a series, for GET /series --------------------------------------------
+ *
+ * Point times. The detector's ring holds values only. Beside it each worker keeps, per series
+ * slot, 24 bytes: the newest point's time, the last positive step between two points, and how
+ * many steps in a row had exactly that length (nops__slot_time in pipeline_int.h; one write per
+ * point, in the loop that already reads the point's flags). The newest `run + 1` values of the
+ * window are then at newest − k·step exactly: the times of the points as they were produced.
+ * Older values of a window whose steps were not regular get times estimated from the last
+ * step (marked `estimated`); values older than what the series' times say anything about (a
+ * window restored from a snapshot, before two new points arrived) have no time and are left
+ * out (counted in `untimed`). No time is invented: each is the point's own or marked.
+ */
+
+/** One point of a series as the engine holds it. */
+typedef struct nops_series_point {
+    int64_t ts_ns;  /**< its time: the point's own unless `estimated` */
+    float value;    /**< its value */
+    bool estimated; /**< ts_ns is newest − k·step (the steps before were not all that long) */
+} nops_series_point;
+
+/** The live window of a series with its points' times and the detector's band. */
+typedef struct nops_series_view {
+    nops_series_point *points; /**< the caller's array of `cap` points (cap ≥ the window) */
+    uint32_t cap;              /**< its room */
+    uint32_t n;                /**< points copied, oldest first */
+    uint32_t untimed;          /**< the oldest window values left out: their time is unknown */
+    double mean, std;          /**< the window's mean and population std now */
+    double z_threshold;        /**< the rolling z-score's threshold (detect.z_threshold) */
+} nops_series_view;
+
+/**
+ * The live window of series `key` (canonical `name{k="v",...}`) with its points' times (see
+ * above), asked of the worker that holds it between its batches. NOPS_NOTFOUND if no worker
+ * tracks the series, NOPS_IO if they did not answer within `timeout_ms`. Thread-safe.
+ */
+nops_err nops_pipeline_series_view(nops_pipeline *p, const char *key, nops_series_view *v,
+                                   int timeout_ms);
+
+/** Signal contexts the pipeline holds (the oldest replaced, and counted, past this). */
+#define NOPS_PIPELINE_SIGNAL_CONTEXTS 1024
+
+/**
+ * The window a worker judged when it raised a signal: the series' values up to and including
+ * the signal's point, with their times, and the band it was judged against. Kept in memory
+ * (NOPS_PIPELINE_SIGNAL_CONTEXTS of them, each 88 bytes and 16 per point, at most
+ * detect.window points: ~1 MiB in all at the default window of 60; copied once per signal, no
+ * per-point work) so that the points around an anomaly can be served after
+ * the live window moved on. Not written to the sinks; lost at restart.
+ */
+typedef struct nops_signal_context {
+    char id[NOPS_ID_LEN];      /**< the signal's id */
+    uint64_t series_id;        /**< XXH3 of its series key */
+    int64_t ts_ns;             /**< the signal's point */
+    double value;              /**< ... its value */
+    nops_method_fired method;  /**< the detector that fired */
+    double mean, std;          /**< the band: mean and population std of the window's values
+                                    before the signal's point */
+    double z_threshold;        /**< the rolling z-score's threshold */
+    uint32_t n;                /**< points, oldest first; the last is the signal's */
+    nops_series_point points[]; /**< n of them */
+} nops_signal_context;
+
+/**
+ * Copies of the signal contexts held for series `key` whose points reach into
+ * [from_ns, to_ns], oldest signal first: *out (NULL when none) is an array of *n contexts the
+ * caller frees with nops_signal_contexts_free; *held (may be NULL) gets how many contexts of the
+ * series are held at all, whatever the range. NOPS_NOMEM (nothing returned). Thread-safe.
+ */
+nops_err nops_pipeline_signal_contexts(nops_pipeline *p, const char *key, int64_t from_ns,
+                                       int64_t to_ns, nops_signal_context ***out, size_t *n,
+                                       size_t *held);
+/** Free what nops_pipeline_signal_contexts returned (NULL is fine). */
+void nops_signal_contexts_free(nops_signal_context **v, size_t n);
 
 #endif /* NOPS_INGEST_H */

@@ -109,6 +109,11 @@ bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part)
         if (!np)
             return false;
         w->slot_part = np;
+        nops__slot_time *nt = nops_realloc(w->slot_time, ncap * sizeof *nt);
+        if (!nt)
+            return false; /* slot_part grown, slot_part_cap not: grown again next time */
+        memset(nt + w->slot_part_cap, 0, (ncap - w->slot_part_cap) * sizeof *nt);
+        w->slot_time = nt;
         w->slot_part_cap = ncap;
     }
     w->slot_part[slot] = (uint16_t)part;
@@ -128,6 +133,8 @@ static void point_reject(worker *w, nops_reject r, const char *detail)
 /* The series limit of one worker, in series: see ingest.h. */
 #define NOPS__INITIAL_SLOTS 1024 /* slots nops_pipeline_new gives each worker's detector */
 #define NOPS__KEY_GUESS 112      /* bytes of a typical series key, for the derived limit */
+/* bytes a worker keeps per detector slot beside the detector: slot_part and slot_time */
+#define NOPS__WORKER_PER_SLOT (sizeof(uint16_t) + sizeof(nops__slot_time))
 
 /* One worker's share of pipeline.series_memory_mb in bytes (0: no budget). */
 static size_t series_budget_share(const nops_pipeline_params *pp)
@@ -143,7 +150,7 @@ uint32_t nops_pipeline_series_limit(const nops_pipeline_params *pp, const nops_d
     const size_t budget = series_budget_share(pp);
     if (budget > 0) {
         uint32_t fit = nops_detect_series_fit(dp, budget, NOPS__INITIAL_SLOTS, NOPS__KEY_GUESS,
-                                              sizeof(uint16_t) /* slot_part */);
+                                              NOPS__WORKER_PER_SLOT);
         lim = fit < lim ? fit : lim;
     }
     return (uint32_t)lim;
@@ -160,7 +167,7 @@ static const char *admit_series(void *ud, size_t key_len)
         nops_detect_mem m;
         nops_detect_memory_after_add(w->det, key_len, &m);
         size_t total = m.state_bytes + m.registry_bytes + m.key_bytes +
-                       (size_t)m.capacity * sizeof(uint16_t);
+                       (size_t)m.capacity * NOPS__WORKER_PER_SLOT;
         if (total > w->series_budget)
             return "new series refused: it would take the worker's detector state past its "
                    "share of pipeline.series_memory_mb";
@@ -477,6 +484,8 @@ static void emit_signals(worker *w, size_t from, size_t to)
     nops_pipeline *p = w->p;
     uint64_t anomalies = 0;
     for (size_t i = from; i < to; i++) {
+        if (w->flags[i] & NOPS_DETECT_VALID) /* in the ring now: its time beside it */
+            nops__slot_time_add(&w->slot_time[w->slots[i]], w->ts[i]);
         if (w->flags[i] & NOPS_DETECT_CLEARED) {
             const uint64_t sid = nops_detect_slot_id(w->det, w->slots[i]);
             nops_correlate_cleared(p->corr, sid, w->ts[i]);
@@ -492,6 +501,7 @@ static void emit_signals(worker *w, size_t from, size_t to)
         /* the window as of the signal's point: the run holds no later point of its series */
         float win[NOPS_DETECT_MAX_WINDOW];
         uint32_t nw = nops_detect_slot_window(w->det, w->slots[i], win, NOPS_DETECT_MAX_WINDOW);
+        nops__keep_context(w, i, &sig, win, nw); /* for GET /series, after the window moved */
         nops_incident inc;
         unsigned events = 0;
         /* The sink set keeps every record it takes until a flush makes it durable; one it
@@ -675,73 +685,9 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
                     nops__svc_evicted(p->svc, gone[k], now_ts);
             }
         } while (n_gone == 64);
+        nops__slot_times_evicted(w); /* a freed slot's times are not its next series' */
         w->last_evict_s = now_s;
     }
-}
-
-/* Answer the pending series question, if any (between batches: the state is at rest). */
-static void answer_query(worker *w)
-{
-    nops_pipeline *p = w->p;
-    if (!atomic_exchange(&w->has_query, false))
-        return;
-    pthread_mutex_lock(&p->query_mu);
-    series_query *q = p->query;
-    uint32_t slot;
-    if (q && nops_detect_lookup(w->det, q->id, &slot) == NOPS_OK) {
-        uint32_t count = 0;
-        q->found = true;
-        q->n = nops_detect_slot_window(w->det, slot, q->out, q->cap);
-        if (nops_detect_slot_stats(w->det, slot, &q->mean, &q->std, &count) != NOPS_OK)
-            q->mean = q->std = 0;
-    }
-    if (q) {
-        q->answered++;
-        pthread_cond_broadcast(&p->query_cv);
-    }
-    pthread_mutex_unlock(&p->query_mu);
-}
-
-nops_err nops_pipeline_series_window(nops_pipeline *p, const char *key, float *out,
-                                     uint32_t cap, uint32_t *n, double *mean, double *std,
-                                     int timeout_ms)
-{
-    series_query q = {.id = nops_detect_key_id(key, strlen(key)), .out = out, .cap = cap};
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&p->query_mu);
-    int rc = 0;
-    while (p->query && rc == 0) /* one question at a time */
-        rc = pthread_cond_timedwait(&p->query_cv, &p->query_mu, &dl);
-    if (rc != 0 || !p->started) {
-        pthread_mutex_unlock(&p->query_mu);
-        return NOPS_IO;
-    }
-    p->query = &q;
-    for (int64_t i = 0; i < p->pp.workers; i++) {
-        worker *w = &p->workers[i];
-        atomic_store(&w->has_query, true);
-        pthread_mutex_lock(&w->q.mu); /* wake it if it waits for messages */
-        pthread_cond_broadcast(&w->q.not_empty);
-        pthread_mutex_unlock(&w->q.mu);
-    }
-    while (!q.found && q.answered < (uint32_t)p->pp.workers && rc == 0)
-        rc = pthread_cond_timedwait(&p->query_cv, &p->query_mu, &dl);
-    p->query = NULL; /* late workers see none and leave q alone */
-    pthread_cond_broadcast(&p->query_cv);
-    pthread_mutex_unlock(&p->query_mu);
-    if (!q.found)
-        return rc != 0 ? NOPS_IO : NOPS_NOTFOUND;
-    *n = q.n;
-    *mean = q.mean;
-    *std = q.std;
-    return NOPS_OK;
 }
 
 /* The worker's series limit and memory share, logged once by worker 0. */
@@ -812,7 +758,7 @@ void *nops__worker_main(void *arg)
     series_limits(w);
     w->sc = nops_ingest_series_cache_new(); /* NULL (out of memory): keys built every time */
     for (;;) {
-        answer_query(w);
+        nops__answer_query(w);
         uint32_t n = nops__msgq_pop(&w->q, msgs, (uint32_t)w->p->pp.batch);
         if (n) {
             take_thresholds(w); /* set while it waited: this batch is judged by them */

@@ -57,9 +57,49 @@ typedef struct series_query {
     float *out;         /* window values, oldest first */
     uint32_t cap, n;    /* room in out, values copied */
     double mean, std;   /* window statistics */
+    nops_series_point *pts; /* NULL, or: the values with their times (nops_pipeline_series_view),
+                           room for cap; n then counts these */
+    uint32_t untimed;   /* ... the oldest values left out: no time known */
     uint32_t answered;  /* workers that have looked */
     bool found;
 } series_query;
+
+/*
+ * The times of a series' points (the essay is in ingest.h, "the points of a series"): per slot
+ * of a worker's detector, beside slot_part. The newest run + 1 valid points were at
+ * last − k·step exactly; `seen` 0 means nothing is known (a slot new, reused after an
+ * eviction, or restored from a snapshot). 24 bytes a series.
+ */
+typedef struct nops__slot_time {
+    int64_t last;  /* the newest valid point's time */
+    int64_t step;  /* the last positive step between two valid points (0 none yet) */
+    uint32_t run;  /* steps in a row, up to the newest point, exactly `step` long */
+    uint32_t seen; /* valid points tracked (saturating); 0: nothing known */
+} nops__slot_time;
+
+/* A valid point of the slot's series at ts (after the detectors took it). */
+static inline void nops__slot_time_add(nops__slot_time *t, int64_t ts)
+{
+    if (t->seen) {
+        const int64_t d = ts - t->last;
+        if (d > 0 && d == t->step)
+            t->run += t->run < 0x40000000u;
+        else if (d > 0) {
+            t->step = d;
+            t->run = 1;
+        } else
+            t->run = 0; /* a repeated or older time: only the newest is known; the step stays
+                           for estimates */
+    }
+    t->last = ts;
+    t->seen += t->seen < 0x40000000u;
+}
+
+/* The times of the last n (≤ the window) values of a slot's window, oldest first, into pts
+ * (values taken from `vals`); returns how many of the oldest had no time (left out: pts then
+ * holds n − that many, from pts[0]). */
+uint32_t nops__slot_time_fill(const nops__slot_time *t, const float *vals, uint32_t n,
+                              nops_series_point *pts);
 
 struct nops_pipeline {
     nops_kafka_params kp;        /* copies of the settings */
@@ -104,6 +144,11 @@ struct nops_pipeline {
     pthread_mutex_t query_mu;           /* guards query; held while a worker answers it */
     pthread_cond_t query_cv;            /* a worker answered */
     series_query *query;                /* the pending question, or NULL */
+    pthread_mutex_t ctx_mu;             /* guards the signal contexts below */
+    nops_signal_context *ctx[NOPS_PIPELINE_SIGNAL_CONTEXTS]; /* ring of signal contexts
+                                           (NULL until used), seriesq.c */
+    uint32_t ctx_head, ctx_n;           /* oldest, how many held */
+    nops_ratelimit ctx_log;             /* "signal context dropped" lines (ctx_mu) */
     const nops_secret *secret;          /* keys the state snapshots; NULL: SHA-256 only (borrowed) */
     nops_incident_hook hook;            /* called with each incident record before the sinks */
     void *hook_ctx;                     /* its context (borrowed) */
@@ -171,7 +216,9 @@ struct worker {
     nops_ratelimit limit_log;  /* "series limit reached" lines */
     int32_t cur_part;           /* partition of the message being parsed */
     uint16_t *slot_part;        /* slot → partition (for per-partition snapshots) */
-    uint32_t slot_part_cap;     /* entries allocated */
+    nops__slot_time *slot_time; /* slot → the times of its points (as long as slot_part) */
+    uint32_t slot_part_cap;     /* entries allocated (in both) */
+    uint64_t seen_evictions;    /* nops_detect_evictions when slot_time was last cleaned */
     uint32_t *slot_mark;        /* slot → run of the batch it last appeared in (detect_runs) */
     uint32_t mark_cap, mark_gen;/* entries allocated, current run */
     uint32_t last_evict_s;      /* last TTL sweep */
@@ -192,6 +239,17 @@ void nops__dlq_lost(nops_pipeline *p, const char *why);
 
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);
+
+/* Series questions and signal contexts (seriesq.c). Answer the pending question, if any
+ * (worker thread, between batches); keep the context of the signal the worker raises for
+ * batch point i (`win`: its window, nw values, the last point i's); forget the times of slots
+ * freed by an eviction (worker thread); init and free the context ring (life cycle). */
+void nops__answer_query(worker *w);
+void nops__keep_context(worker *w, size_t i, const nops_signal *sig, const float *win,
+                        uint32_t nw);
+void nops__slot_times_evicted(worker *w);
+void nops__ctx_init(nops_pipeline *p);
+void nops__ctx_fini(nops_pipeline *p);
 
 /* Give an incident record of `corr` to the incident hook, if any (incident_mu held, or on the
  * service stage's thread, the one writer of its incidents), and keep what it

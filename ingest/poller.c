@@ -450,6 +450,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     pthread_mutex_init(&p->query_mu, NULL);
     pthread_cond_init(&p->query_cv, NULL);
     pthread_mutex_init(&p->thr_mu, NULL);
+    nops__ctx_init(p);
     char kerr[512] = "";
     char sess[32];
     snprintf(sess, sizeof sess, "%lld", (long long)kp->session_timeout_ms);
@@ -620,6 +621,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
         nops_free(w->ratio);
         nops_free(w->flags);
         nops_free(w->slot_part);
+        nops_free(w->slot_time);
         nops_free(w->slot_mark);
     }
     nops_free(p->workers);
@@ -637,6 +639,7 @@ void nops_pipeline_destroy(nops_pipeline *p)
     pthread_mutex_destroy(&p->query_mu);
     pthread_cond_destroy(&p->query_cv);
     pthread_mutex_destroy(&p->thr_mu);
+    nops__ctx_fini(p);
     nops_free(p);
 }
 
@@ -644,6 +647,7 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
 {
 #define LD(f) st->f = __atomic_load_n(&p->st.f, __ATOMIC_RELAXED)
     LD(messages);
+    LD(signal_contexts_dropped);
     LD(points);
     LD(dlq);
     LD(stale);

@@ -325,6 +325,7 @@ static size_t restore_body(nops_pipeline *p, int32_t part, const uint8_t *body, 
         }
         if (!nops__set_slot_part(w, slot, part))
             break;
+        w->slot_time[slot] = (nops__slot_time){0}; /* the restored window's times are unknown */
         off += used;
         restored++;
     }

@@ -666,13 +666,13 @@ static void test_openapi_is_true(void **state)
             walked++;
         }
     }
-    assert_int_equal(walked, 24);
+    assert_int_equal(walked, 25);
     const char *routes[] = {"/analyze", "/ingest", "/api/v1/write", "/api/v2/write",
                             "/recommend", "/orchestrate", "/orchestrations",
                             "/orchestrations/{id}", "/orchestrations/{id}/approve",
                             "/orchestrations/{id}/dry-run", "/orchestrations/{id}/execute",
                             "/playbooks", "/audit", "/automation", "/automation/pause",
-                            "/automation/resume", "/signals", "/incidents", "/incidents/{id}",
+                            "/automation/resume", "/signals", "/incidents", "/incidents/{id}", "/series",
                             "/metrics", "/healthz", "/readyz", "/openapi.json", "/"};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (!json_object_get(paths, routes[i]))
