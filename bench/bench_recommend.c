@@ -6,11 +6,20 @@
  *   - the raw FAISS search of the same index (the peer of both),
  *   - the exact (flat) search of the same vectors,
  * and recall@10 of the index against the exact search, on held-out incidents.
+ *
+ * First, the quality lines (synth/recoeval.h): top-1 accuracy (all known-kind probes, trap
+ * kinds, probes in words the history never uses) and the median top-1 confidence of probes of
+ * kinds absent from the history against known kinds, for two regimes — 350 runs a kind, and 20
+ * runs a kind with 15 % of runs using an unrelated playbook — each beside the exact-kNN baseline
+ * on the same data. `--set recommend.KEY=VALUE` (repeatable) runs the quality lines alone with
+ * those settings instead of the defaults.
  */
 #include "bench/bench.h"
 
 #include "api/api.h"
 #include "synth/history.h"
+#include "synth/recoeval.h"
+#include "loop/loop.h"
 #include "recommend/recommend.h"
 #include "vector/vector.h"
 
@@ -19,6 +28,7 @@
 #include <string.h>
 
 #define QUERIES 2000
+#define SCARCE_HISTORIES 8 /* 20 runs a kind: figures pooled over this many histories */
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -272,10 +282,113 @@ static void one_size(size_t n, size_t nq)
         fprintf(stderr, "bench recommend: cannot remove %s\n", dir);
 }
 
+/* The [recommend] defaults with the --set overrides; false (and a message) on a bad one. */
+static bool quality_params(const bench_opts *o, nops_reco_params *rp)
+{
+    char err[256] = "";
+    nops_cfg *cfg = nops_cfg_new();
+    nops_err e = cfg ? nops_cfg_add(cfg, &nops_reco_cfg_section, rp, err, sizeof err) : NOPS_NOMEM;
+    for (int i = 0; e == NOPS_OK && i < o->n_sets; i++) {
+        char name[128];
+        const char *eq = strchr(o->sets[i], '=');
+        if (!eq || (size_t)(eq - o->sets[i]) >= sizeof name) {
+            snprintf(err, sizeof err, "--set expects section.key=value, not \"%s\"", o->sets[i]);
+            e = NOPS_INVAL;
+            break;
+        }
+        memcpy(name, o->sets[i], (size_t)(eq - o->sets[i]));
+        name[eq - o->sets[i]] = '\0';
+        e = nops_cfg_set(cfg, name, eq + 1, "--set", err, sizeof err);
+        if (e == NOPS_OK)
+            fprintf(stderr, "bench recommend: quality with %s\n", o->sets[i]);
+    }
+    nops_cfg_destroy(cfg);
+    if (e != NOPS_OK)
+        fprintf(stderr, "neuralops-bench recommend: %s\n", *err ? err : nops_strerror(e));
+    return e == NOPS_OK;
+}
+
+/* The quality lines of one regime, the engine beside the exact-kNN baseline. */
+static bool quality_regime(const nops_reco_params *rp, int runs_per_kind, double noise,
+                           uint64_t seed, int histories, double suggest, const char *targets[4])
+{
+    nops_synth_reco_regime rg = {.runs_per_kind = runs_per_kind, .noise = noise, .seed = seed,
+                                 .histories = histories, .suggest = suggest};
+    nops_synth_reco_figures f;
+    char err[512] = "", extra[300];
+    const double t0 = bench_seconds();
+    if (nops_synth_reco_eval(&rg, rp, "/tmp", &f, err, sizeof err) != NOPS_OK) {
+        fprintf(stderr, "bench recommend: quality at %d runs a kind: %s\n", runs_per_kind, err);
+        return false;
+    }
+    fprintf(stderr, "bench recommend: quality at %d runs a kind (%zu runs) in %.1f s\n",
+            runs_per_kind, f.runs, bench_seconds() - t0);
+    const struct {
+        const char *name;
+        double v, peer;
+        size_t n;
+    } fig[] = {
+        {"top1", f.engine.top1, f.baseline.top1, f.probes_known},
+        {"top1_trap_kinds", f.engine.top1_trap, f.baseline.top1_trap, f.probes_trap},
+        {"top1_unseen_words", f.engine.top1_fresh, f.baseline.top1_fresh, f.probes_known},
+        {"confidence_unseen_over_known", f.engine.conf_ratio, f.baseline.conf_ratio,
+         f.probes_unseen},
+    };
+    for (int i = 0; i < 4; i++) {
+        snprintf(extra, sizeof extra, "\"runs_per_kind\":%d,\"noise\":%.2f,\"runs\":%zu,"
+                 "\"histories\":%d,\"probes\":%zu%s%s%s", runs_per_kind, noise, f.runs,
+                 histories, fig[i].n,
+                 targets[i] ? ",\"target\":\"" : "", targets[i] ? targets[i] : "",
+                 targets[i] ? "\"" : "");
+        bench_emit("recommend", fig[i].name, fig[i].v, "fraction", "exact_knn", fig[i].peer,
+                   extra);
+    }
+    snprintf(extra, sizeof extra, "\"runs_per_kind\":%d,\"noise\":%.2f,\"known_median\":%.3f,"
+             "\"unseen_kind_median\":%.3f,\"unseen_words_median\":%.3f", runs_per_kind, noise,
+             f.engine.conf_known, f.engine.conf_unseen, f.engine.conf_fresh);
+    bench_emit("recommend", "confidence_known_median", f.engine.conf_known, "fraction",
+               "exact_knn_mean_similarity", f.baseline.conf_known, extra);
+    snprintf(extra, sizeof extra, "\"runs_per_kind\":%d,\"noise\":%.2f,\"histories\":%d,"
+             "\"trap_kinds\":%.3f", runs_per_kind, noise, histories, f.ceiling_trap);
+    bench_emit("recommend", "history_ceiling_top1", f.ceiling_top1, "fraction", "engine_top1",
+               f.engine.top1, extra);
+    snprintf(extra, sizeof extra, "\"runs_per_kind\":%d,\"noise\":%.2f,\"suggest_confidence\":"
+             "%.2f,\"known_kinds_suggested\":%.3f,\"unseen_kind_max_confidence\":%.3f",
+             runs_per_kind, noise, suggest, f.engine.auto_known, f.engine.conf_unseen_max);
+    bench_emit("recommend", "unseen_kinds_suggested", f.engine.auto_unseen, "fraction",
+               "known_kinds_suggested", f.engine.auto_known, extra);
+    return true;
+}
+
+/* Both regimes' quality lines. */
+static int quality(const bench_opts *o)
+{
+    nops_reco_params rp;
+    if (!quality_params(o, &rp))
+        return 1;
+    const uint64_t seed = o->seed ? o->seed : 18;
+    const char *rich[4] = {"unchanged", "unchanged", "unchanged", "<= 0.3"};
+    const char *scarce[4] = {">= 0.93", ">= 0.87", NULL, "<= 0.3"};
+    double suggest = 0;
+    nops_cfg *cfg = nops_cfg_new();
+    nops_loop_params lp;
+    if (cfg && nops_cfg_add(cfg, &nops_loop_cfg_section, &lp, NULL, 0) == NOPS_OK)
+        suggest = lp.suggest_confidence; /* the automatic-suggestion default */
+    nops_cfg_destroy(cfg);
+    bool ok = quality_regime(&rp, 350, 0, seed, 1, suggest, rich);
+    ok = quality_regime(&rp, 20, 0.15, seed, SCARCE_HISTORIES, suggest, scarce) && ok;
+    return ok ? 0 : 1;
+}
+
 int bench_recommend(const bench_opts *o)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     nops_log_configure(NOPS_LOG_WARN, NOPS_LOG_TEXT);
+    const int q = quality(o);
+    if (o->n_sets) {
+        curl_global_cleanup();
+        return q;
+    }
     if (o->series) {
         one_size(o->series, o->quick ? 200 : QUERIES);
     } else if (o->quick) {
@@ -285,5 +398,5 @@ int bench_recommend(const bench_opts *o)
         one_size(1000000, QUERIES);
     }
     curl_global_cleanup();
-    return 0;
+    return q;
 }

@@ -2,18 +2,24 @@
  * recommend.c — ranking playbooks by what fixed similar incidents (recommend.h); the formula,
  * with a worked example, is docs/recommendation.md:
  *
- *   neighbours i with cosine s_i ≥ min_similarity are the evidence; weight w_i = s_i²;
+ *   neighbours i with cosine s_i ≥ min_similarity are the evidence; s_top the highest;
+ *   weight w_i = s_i² · e^(−(s_top − s_i)/τ), τ = 8 · (1 − nn_low)   (calib.c: 90 % of the
+ *     indexed runs have a neighbour at cosine ≥ nn_low — a dense history gives a narrow
+ *     kernel, a young one a wide kernel);
  *   prior p0 = weighted success share over all the evidence;
  *   per playbook P:  W = Σ w_i,  S = Σ w_i·[run i succeeded],
  *                    rate = (S + a·p0) / (W + a)          (a = prior_weight)
  *                    support = W / (W + 1)
  *                    score = rate · support
- *                    confidence = (1 − e^(−W/2)) · mean s_i of P's evidence
+ *                    near = (max s_i of P − background) / (nn_median − background), in [0, 1]
+ *                    confidence = near² · (1 − e^(−W/2)) · max(rate, 1 − rate)
+ *   (background: the median cosine between two indexed runs; nn_median: of a run to its
+ *   nearest other run — both measured on the generation when it is loaded, calib.c.)
  *
  * Ranges hold whatever the index returns: a non-finite s_i drops its neighbour, the others are
  * clamped to [−1, 1] first, and rate, score and confidence to [0, 1].
  */
-#include "recommend/recommend.h"
+#include "recommend/reco_int.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -24,6 +30,9 @@
 #define MAX_K 1000
 #define MAX_PLAYBOOKS 128
 #define EVIDENCE_SHOWN 5
+#define MIN_SPAN 0.02  /* the least nn_median − background a calibration is read with */
+#define KERNEL_REACH 8 /* evidence kernel width, in units of the history's 90 % NN distance */
+#define MIN_REACH 0.01 /* ... read as at least this (a history of exact duplicates) */
 
 /* ---- config ---------------------------------------------------------------------------- */
 
@@ -57,6 +66,7 @@ const nops_cfg_section nops_reco_cfg_section = {
 
 typedef struct loaded {
     nops_histdir *h;
+    nops__reco_calib calib; /* what "close" means in it, measured at load */
     int refs;     /* queries using it + 1 while current */
 } loaded;
 
@@ -112,6 +122,12 @@ static nops_err reload(nops_recommender *r, char *errstr, size_t errstr_size)
     }
     l->h = h;
     l->refs = 1;
+    nops_err e = nops__reco_calibrate(h, &l->calib, errstr, errstr_size);
+    if (e != NOPS_OK) {
+        nops_histdir_close(h);
+        nops_free(l);
+        return e;
+    }
     pthread_mutex_lock(&r->mu);
     loaded *old = r->cur;
     r->cur = l;
@@ -196,7 +212,7 @@ void nops_recommender_info(nops_recommender *r, size_t *runs, uint64_t *generati
 
 typedef struct pb_stat {
     const char *id;
-    double w, s, sim_sum;
+    double w, s, sim_sum, smax; /* weight, successful weight, Σ s_i, max s_i */
     int n, succ;
     int ev[EVIDENCE_SHOWN]; /* neighbour indices, most similar first */
     int n_ev;
@@ -269,13 +285,33 @@ static double clamp(double x, double lo, double hi)
     return x >= lo ? (x <= hi ? x : hi) : lo;
 }
 
+/* How close similarity `sim` is in this history: 1 at the similarity of a typical run to its
+ * nearest other run, 0 at the similarity of two unrelated runs (calib.c), linear between;
+ * without a calibration (fewer than 2 runs), the similarity itself. */
+static double closeness(const nops__reco_calib *c, double sim)
+{
+    if (!c || !c->ok)
+        return clamp(sim, 0, 1);
+    const double span = c->nn_median - c->background;
+    return clamp((sim - c->background) / (span > MIN_SPAN ? span : MIN_SPAN), 0, 1);
+}
+
 /* The playbooks among the k neighbours with their statistics, best first, into pb (room for
  * MAX_PLAYBOOKS); how many (0: no neighbour is evidence). *n_evidence: the neighbours used. */
-static int rank_stats(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
-                      const float *sims, int k, pb_stat *pb, int *n_evidence)
+static int rank_stats(const nops_reco_params *p, const nops__reco_calib *c,
+                      const nops_histdir *h, const int64_t *ids, const float *sims, int k,
+                      pb_stat *pb, int *n_evidence)
 {
     int np = 0, n_ev = 0;
-    double W = 0, S = 0;
+    double W = 0, S = 0, top = -1;
+    for (int i = 0; i < k; i++)
+        if (ids[i] >= 0 && sims[i] >= p->min_similarity && sims[i] > top &&
+            nops_histdir_meta(h, ids[i]))
+            top = sims[i];
+    /* the kernel's width: KERNEL_REACH times the distance (1 − cosine) within which 90 % of
+     * this history's runs have a neighbour; no calibration (< 2 runs): no kernel */
+    const double reach = c && c->ok ? 1 - c->nn_low : INFINITY;
+    const double tau = KERNEL_REACH * (reach > MIN_REACH ? reach : MIN_REACH);
     for (int i = 0; i < k; i++) {
         const nops_run_meta *m = ids[i] >= 0 ? nops_histdir_meta(h, ids[i]) : NULL;
         if (!m || sims[i] < p->min_similarity)
@@ -289,10 +325,12 @@ static int rank_stats(const nops_reco_params *p, const nops_histdir *h, const in
             memset(&pb[np], 0, sizeof pb[np]);
             pb[np++].id = m->playbook_id;
         }
-        const double w = (double)sims[i] * sims[i];
+        const double w = (double)sims[i] * sims[i] * exp(-(top - sims[i]) / tau);
         const bool ok = m->status == NOPS_RUN_SUCCESS;
         pb[j].w += w;
         pb[j].s += ok ? w : 0;
+        if (pb[j].n == 0 || sims[i] > pb[j].smax)
+            pb[j].smax = sims[i];
         pb[j].sim_sum += sims[i];
         pb[j].n++;
         pb[j].succ += ok;
@@ -312,18 +350,20 @@ static int rank_stats(const nops_reco_params *p, const nops_histdir *h, const in
         pb[j].rate = clamp(wa > 0 ? (pb[j].s + a * p0) / wa : p0, 0, 1);
         pb[j].support = pb[j].w / (pb[j].w + 1);
         pb[j].score = clamp(pb[j].rate * pb[j].support, 0, 1);
-        pb[j].confidence = clamp((1 - exp(-pb[j].w / 2)) * (pb[j].sim_sum / pb[j].n), 0, 1);
+        const double near = closeness(c, pb[j].smax);
+        const double agree = pb[j].rate > 0.5 ? pb[j].rate : 1 - pb[j].rate;
+        pb[j].confidence = clamp(near * near * (1 - exp(-pb[j].w / 2)) * agree, 0, 1);
     }
     qsort(pb, (size_t)np, sizeof pb[0], by_score);
     return np;
 }
 
-static json_t *rank(const nops_reco_params *p, const nops_histdir *h, const int64_t *ids,
-                    const float *sims, int k, int top_n)
+static json_t *rank(const nops_reco_params *p, const nops__reco_calib *c, const nops_histdir *h,
+                    const int64_t *ids, const float *sims, int k, int top_n)
 {
     pb_stat pb[MAX_PLAYBOOKS];
     int n_ev = 0;
-    const int np = rank_stats(p, h, ids, sims, k, pb, &n_ev);
+    const int np = rank_stats(p, c, h, ids, sims, k, pb, &n_ev);
     if (np == 0)
         return no_history(h, ids, sims, k, p->min_similarity);
     json_t *arr = json_array();
@@ -350,11 +390,11 @@ static void sanitize(int64_t *ids, float *sims, int k)
     }
 }
 
-json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
-                        float *sims, int k, int top_n)
+json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h,
+                        const nops__reco_calib *c, int64_t *ids, float *sims, int k, int top_n)
 {
     sanitize(ids, sims, k);
-    return rank(p, h, ids, sims, k, top_n);
+    return rank(p, c, h, ids, sims, k, top_n);
 }
 
 /* The k nearest past runs of query q in the loaded generation (*l, acquired: the caller
@@ -402,7 +442,7 @@ nops_err nops_recommend_at(nops_recommender *r, const json_t *incident, int top_
     if (generation && l)
         *generation = nops_histdir_generation(l->h);
     if (e == NOPS_OK) {
-        *out = rank(&r->p, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
+        *out = rank(&r->p, &l->calib, l->h, ids, sims, k, top_n > 0 ? top_n : 3);
         if (!*out) {
             nops_errf(errstr, errstr_size, "out of memory");
             e = NOPS_NOMEM;
@@ -503,7 +543,7 @@ nops_err nops_recommend_incident(nops_recommender *r, const nops_incident *inc, 
     if (e == NOPS_OK) {
         pb_stat pb[MAX_PLAYBOOKS];
         int n_ev;
-        const int np = rank_stats(&r->p, l->h, ids, sims, k, pb, &n_ev);
+        const int np = rank_stats(&r->p, &l->calib, l->h, ids, sims, k, pb, &n_ev);
         const size_t want = (size_t)(top_n > 0 ? top_n : 3);
         for (int j = 0; j < np && *n < want && *n < cap; j++) {
             nops_incident_reco *o = &out[(*n)++];

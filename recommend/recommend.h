@@ -71,16 +71,6 @@ nops_err nops_recommend_incident(nops_recommender *r, const nops_incident *inc, 
 /** Runs in the loaded index and its generation (0, 0 when none). */
 void nops_recommender_info(nops_recommender *r, size_t *runs, uint64_t *generation);
 
-/**
- * The ranking step of nops_recommend alone (internal; tests feed it extreme similarities):
- * the k neighbours ids[]/sims[] of one query against `h` → the JSON array nops_recommend
- * returns (NULL when out of memory). ids and sims are changed in place: a non-finite
- * similarity drops its neighbour, the others are clamped to [-1, 1]. Whatever the input,
- * "score" and "confidence" are in [0, 1] and every evidence "similarity" in [-1, 1].
- */
-json_t *nops__reco_rank(const nops_reco_params *p, const nops_histdir *h, int64_t *ids,
-                        float *sims, int k, int top_n);
-
 /* ---- the learning loop ---------------------------------------------------------------- */
 /*
  * A learner feeds the index the recommender follows with the workflow runs the orchestrator

@@ -113,6 +113,11 @@ int faiss_Index_search(const FaissIndex *index, idx_t n, const float *x, idx_t k
     return guarded([&] { cxx(index)->search(n, x, k, distances, labels); });
 }
 
+int faiss_Index_reconstruct_n(const FaissIndex *index, idx_t i0, idx_t ni, float *recons)
+{
+    return guarded([&] { cxx(index)->reconstruct_n(i0, ni, recons); });
+}
+
 FaissIndexFlat *faiss_IndexFlat_cast(FaissIndex *index)
 {
     return reinterpret_cast<FaissIndexFlat *>(dynamic_cast<faiss::IndexFlat *>(cxx(index)));

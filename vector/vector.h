@@ -97,7 +97,7 @@ bool nops_redact_rule(size_t i, nops_redact_rule_info *out);
 /* ---- embedding ------------------------------------------------------------------------- */
 
 #define NOPS_EMBED_DIM 256                 /**< vector dimension */
-#define NOPS_EMBED_VERSION "nops-embed-1"  /**< changes whenever vectors would change */
+#define NOPS_EMBED_VERSION "nops-embed-2"  /**< changes whenever vectors would change */
 
 /**
  * Embed a workflow run or an incident (JSON objects; the Incident schema of api/openapi.json, a workflow_runs row: fields
@@ -143,6 +143,13 @@ nops_err nops_vindex_add(nops_vindex *ix, const float *x, size_t n, char *errstr
  */
 nops_err nops_vindex_search(const nops_vindex *ix, const float *q, size_t nq, int k,
                             float *sims, int64_t *ids, char *errstr, size_t errstr_size);
+/**
+ * Copy the n stored vectors with ids i0..i0+n−1 into out[n × dim] (IVF scans its lists once per
+ * call: ask for a block, not one vector at a time). NOPS_INVAL when the range is not in the
+ * index. Read-only: safe beside concurrent searches.
+ */
+nops_err nops_vindex_reconstruct_n(const nops_vindex *ix, int64_t i0, size_t n, float *out,
+                                   char *errstr, size_t errstr_size);
 /** Lists probed per IVF search (no-op for the other types). Not thread-safe: call before the
  *  index is shared (benchmarks sweep it; the default is NOPS_INDEX_IVF_NPROBE). */
 #define NOPS_INDEX_IVF_NPROBE 16

@@ -228,6 +228,19 @@ nops_err nops_vindex_search(const nops_vindex *v, const float *q, size_t nq, int
     return NOPS_OK;
 }
 
+nops_err nops_vindex_reconstruct_n(const nops_vindex *v, int64_t i0, size_t n, float *out,
+                                   char *errstr, size_t errstr_size)
+{
+    if (i0 < 0 || (uint64_t)i0 + n > nops_vindex_count(v)) {
+        nops_errf(errstr, errstr_size, "vectors %lld..%lld are not in the index of %zu",
+                  (long long)i0, (long long)i0 + (long long)n - 1, nops_vindex_count(v));
+        return NOPS_INVAL;
+    }
+    if (n && faiss_Index_reconstruct_n(v->ix, (idx_t)i0, (idx_t)n, out) != 0)
+        return faiss_failed(errstr, errstr_size, "reconstruct");
+    return NOPS_OK;
+}
+
 void nops_vindex_set_nprobe(nops_vindex *v, int nprobe)
 {
     FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);

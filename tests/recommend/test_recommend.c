@@ -18,6 +18,7 @@
 #include "synth/history.h"
 #include "tests/support/recoutil.h"
 #include "recommend/recommend.h"
+#include "recommend/reco_int.h"
 
 #include <math.h>
 #include <openssl/evp.h>
@@ -246,7 +247,7 @@ static void test_bad_directories(void **state)
     struct { const char *edit, *needle; } cases[] = {
         {"sed -i 's/\"dimension\": 256/\"dimension\": 128/' %s/current/manifest.json",
          "dimension 128"},
-        {"sed -i 's/nops-embed-1/nops-embed-0/' %s/current/manifest.json", "embedder version"},
+        {"sed -i 's/nops-embed-2/nops-embed-0/' %s/current/manifest.json", "embedder version"},
         {"truncate -s 1000 %s/current/runs.faiss", "runs.faiss"},
         {"truncate -s 100 %s/current/runs.meta", "runs.meta"},
         {"rm %s/current/manifest.json", "not an index directory"},
@@ -395,6 +396,14 @@ static void test_ranking_ranges_hold_for_any_distance(void **state)
                              1, 0.99f, 0.5f, 0, -0.0f, 1e-45f, -0.5f, -1, -2, 7};
     const double min_sims[] = {0.5, 0, -1, 1};
     const size_t count = nops_histdir_count(h);
+    /* the index's own calibration, none, and calibrations no index should give */
+    nops__reco_calib calib[5];
+    assert_int_equal(nops__reco_calibrate(h, &calib[0], err, sizeof err), NOPS_OK);
+    assert_true(calib[0].ok && calib[0].nn_median > calib[0].background);
+    calib[1] = (nops__reco_calib){.ok = false};
+    calib[2] = (nops__reco_calib){.ok = true, .nn_median = NAN, .nn_low = NAN, .background = NAN};
+    calib[3] = (nops__reco_calib){.ok = true, .nn_median = 0.2, .nn_low = 1, .background = 0.9};
+    calib[4] = (nops__reco_calib){.ok = true, .nn_median = 1, .nn_low = 1, .background = 1};
     for (int round = 0; round < 4000; round++) {
         nops_reco_params p = {.neighbours = 100, .min_similarity = min_sims[round % 4],
                               .prior_weight = (round / 4) % 3 == 0 ? 0 : 2, .reload_s = 1};
@@ -409,7 +418,8 @@ static void test_ranking_ranges_hold_for_any_distance(void **state)
                      : (x >> 20) % 7 == 1 ? (int64_t)(count + (x >> 40))
                                           : (int64_t)((x >> 24) % count);
         }
-        json_t *out = nops__reco_rank(&p, h, ids, sims, k, 1 + round % 5);
+        const nops__reco_calib *c = round % 6 == 5 ? NULL : &calib[round % 6];
+        json_t *out = nops__reco_rank(&p, h, c, ids, sims, k, 1 + round % 5);
         check_ranges(out);
         json_decref(out);
     }
