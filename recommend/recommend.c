@@ -231,10 +231,16 @@ static json_t *evidence(const nops_histdir *h, const int64_t *ids, const float *
     json_t *arr = json_array();
     for (int i = 0; i < n; i++) {
         const nops_run_meta *m = nops_histdir_meta(h, ids[idx[i]]);
-        if (m)
-            json_array_append_new(arr, json_pack("{s:s, s:f, s:s}", "run_id", m->run_id,
-                                                 "similarity", (double)sims[idx[i]], "status",
-                                                 nops_run_status_name(m->status)));
+        if (!m)
+            continue;
+        json_t *e = json_pack("{s:s, s:f, s:s}", "run_id", m->run_id, "similarity",
+                              (double)sims[idx[i]], "status", nops_run_status_name(m->status));
+        if (e && m->finished_ns > 0) { /* when it ran, where the run said (finished_at) */
+            char ts[40];
+            nops_format_ts(m->finished_ns, ts, sizeof ts);
+            json_object_set_new(e, "finished_at", json_string(ts));
+        }
+        json_array_append_new(arr, e);
     }
     return arr;
 }

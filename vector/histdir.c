@@ -15,6 +15,7 @@
  * holds something the redactor finds is stored as a keyed hash ("run:" + 16 hex digits).
  */
 #include "vector/histdir_int.h"
+#include "parse/parse.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -136,6 +137,10 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
         nops_errf(why, why_size, "\"playbook_id\" is not a playbook id (1-47 of [a-z0-9._-])");
         return NOPS_PARSE;
     }
+    const char *fin = json_string_value(json_object_get(run, "finished_at"));
+    if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &meta->finished_ns, NULL) != NOPS_OK ||
+        meta->finished_ns < 0)
+        meta->finished_ns = 0; /* when it ran is shown where known; a run without it is used */
     const int found = redactable(r, pb);
     if (found >= 0) { /* a playbook id never holds a secret: this row is not what it claims */
         nops_errf(why, why_size, "\"playbook_id\" holds what looks like %s; not indexed",

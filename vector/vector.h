@@ -203,7 +203,8 @@ typedef struct nops_run_meta {
  * id of the registry's shape, [a-z0-9._-], holding nothing the redactor finds) and status,
  * redacts the run in place (nops_redact_json), embeds it, and fills `meta`: the playbook id as
  * it is; the run id as it is when it is plain printable ASCII holding nothing the redactor
- * finds, else nops_redact_id(r, "run", id) (finished_ns is left 0 for the caller). NOPS_PARSE
+ * finds, else nops_redact_id(r, "run", id); finished_ns from "finished_at" (0 when absent or
+ * not a timestamp). NOPS_PARSE
  * with the reason in `why` for a run that cannot be used (the reason never repeats what the
  * redactor found); NOPS_NOMEM.
  */

@@ -95,9 +95,6 @@ void nops_vectorize_row(nops_vectorize *v, const char *text, size_t len, const c
                NOPS_OK) {
         skip(v, ref, why);
     } else {
-        const char *fin = json_string_value(json_object_get(run, "finished_at"));
-        if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &m.finished_ns, NULL))
-            m.finished_ns = 0;
         if (m.finished_ns > v->last_finished_ns)
             v->last_finished_ns = m.finished_ns;
         nops_err e = nops_histdir_add(v->w, vec, &m);

@@ -19,6 +19,7 @@
 #include "tests/support/recoutil.h"
 #include "recommend/recommend.h"
 #include "recommend/reco_int.h"
+#include "parse/parse.h"
 
 #include <math.h>
 #include <openssl/evp.h>
@@ -84,6 +85,13 @@ static void test_rarer_better_playbook_wins(void **state)
         json_t *first = json_array_get(out, 0);
         assert_true(json_real_value(json_object_get(first, "confidence")) > 0.5);
         assert_true(json_array_size(json_object_get(first, "evidence")) > 0);
+        /* each past run says when it ran (the generated runs all have finished_at) */
+        const char *when = json_string_value(
+            json_object_get(json_array_get(json_object_get(first, "evidence"), 0), "finished_at"));
+        int64_t when_ns = 0;
+        assert_non_null(when);
+        assert_int_equal(nops_ingest_parse_timestamp(when, strlen(when), &when_ns, NULL), NOPS_OK);
+        assert_true(when_ns > 0);
         assert_non_null(strstr(json_string_value(json_object_get(first, "justification")),
                                "succeeded"));
         /* scores are ordered */
