@@ -517,15 +517,18 @@ int bench_ingest(const bench_opts *o)
     const size_t scale = o->quick ? 20 : 1;
     const bool only_ident = o->variant && strcmp(o->variant, "identity") == 0;
     const bool only_e2e = o->variant && strcmp(o->variant, "e2e") == 0;
-    if (o->variant && !only_ident && !only_e2e) {
-        fprintf(stderr, "bench ingest: --variant is identity or e2e\n");
+    const bool only_parse = o->variant && strcmp(o->variant, "parse") == 0;
+    if (o->variant && !only_ident && !only_e2e && !only_parse) {
+        fprintf(stderr, "bench ingest: --variant is parse, identity or e2e\n");
         return 1;
     }
-    if (!o->variant) {
+    if (!o->variant || only_parse) {
         fprintf(stderr, "bench ingest: parsers...\n");
         bench_parse("parse_lineproto", 0, 20000 / scale);
         bench_parse("parse_json_adapter", 1, 500000 / scale);
         bench_parse("parse_json_telegraf", 2, 10000 / scale);
+        if (only_parse)
+            return 0;
     }
     if (!only_e2e) {
         fprintf(stderr, "bench ingest: parse + series identity...\n");
