@@ -64,20 +64,22 @@ typedef struct jstr {
     size_t n;
 } jstr;
 
-/* The closing quote of the string whose text starts at s; *esc: it holds a backslash. */
-static const char *str_close(const char *s, const char *end, bool *esc)
+/* The closing quote of the string whose text starts at s; *esc: it holds a backslash. A byte
+ * loop, not memchr: the strings of these shapes are a few bytes long. */
+static inline const char *str_close(const char *s, bool *esc)
 {
     const char *p = s;
+    *esc = false;
     for (;;) {
-        const char *q = memchr(p, '"', (size_t)(end - p));
-        const char *b = q;
-        while (b > s && b[-1] == '\\')
-            b--;
-        if (((q - b) & 1) == 0) {
-            *esc = b != q || memchr(s, '\\', (size_t)(q - s)) != NULL;
-            return q;
+        char c = *p;
+        if (c == '"')
+            return p;
+        if (c == '\\') {
+            *esc = true;
+            p += 2; /* the escaped byte (\u's hex digits are plain bytes) */
+            continue;
         }
-        p = q + 1;
+        p++;
     }
 }
 
@@ -85,13 +87,13 @@ static const char *skip_value(const char *p, const char *end)
 {
     bool esc;
     if (*p == '"')
-        return str_close(p + 1, end, &esc) + 1;
+        return str_close(p + 1, &esc) + 1;
     if (*p == '{' || *p == '[') {
         int d = 0;
         for (;;) {
             char c = *p++;
             if (c == '"')
-                p = str_close(p, end, &esc) + 1;
+                p = str_close(p, &esc) + 1;
             else if (c == '{' || c == '[')
                 d++;
             else if ((c == '}' || c == ']') && --d == 0)
@@ -120,7 +122,9 @@ static bool obj_next(const char **it, const char *end, jmember *m)
         return false;
     }
     m->k = p + 1;
-    const char *q = memchr(m->k, '"', (size_t)(end - m->k));
+    const char *q = m->k;
+    while (*q != '"')
+        q++;
     m->kn = (size_t)(q - m->k);
     p = ws(q + 1, end); /* at ':' */
     m->v = ws(p + 1, end);
@@ -157,7 +161,7 @@ static size_t utf8_put(uint32_t u, char *o)
 static jstr get_str(jt *t, const char *v)
 {
     bool esc;
-    const char *s = v + 1, *q = str_close(s, t->end, &esc);
+    const char *s = v + 1, *q = str_close(s, &esc);
     if (!esc)
         return (jstr){s, (size_t)(q - s)};
     char *o = t->scratch + t->used, *o0 = o;
@@ -302,9 +306,10 @@ static bool timestamp(jt *t, const char *v, int64_t now_ns, int64_t *ns)
     }
     if (*v != '-' && !is_digit(*v))
         return false;
-    const char *e = skip_value(v, t->end);
-    bool real = memchr(v, '.', (size_t)(e - v)) || memchr(v, 'e', (size_t)(e - v)) ||
-                memchr(v, 'E', (size_t)(e - v));
+    const char *e = v + (*v == '-');
+    while (is_digit(*e))
+        e++;
+    bool real = *e == '.' || *e == 'e' || *e == 'E';
     if (!real) { /* the token is the integer as "%lld" prints it, but for "-0" */
         if (e - v == 2 && v[0] == '-' && v[1] == '0')
             return nops_ingest_parse_timestamp("0", 1, ns, NULL) == NOPS_OK;
@@ -371,7 +376,7 @@ static bool names_ok(json_ctx *c, jt *t, jstr name, const char *fields, const no
     while (obj_next(&it, t->end, &m)) {
         if (non_numeric(*m.v))
             continue;
-        pt = make_point(name, m.k, m.kn, tags, n_tags, 0, 0);
+        pt = make_point(name, m.k, m.kn, NULL, 0, 0, 0); /* the tags passed above */
         if (nops_ingest_check_names(&pt, &detail) != NOPS_REJECT_NONE) {
             nops_json_reject(c, NOPS_REJECT_NAME, detail);
             return false;
@@ -446,74 +451,104 @@ static void adapter_point(json_ctx *c, jt *t, jstr name, const char *value, cons
     emit(c, &pt);
 }
 
-static bool key_is(const jmember *m, const char *k, size_t n)
+/* The members of an object the two shapes use (NULL: absent). */
+typedef struct jshape {
+    const char *name, *fields, *value, *ts, *tags, *labels, *metrics;
+} jshape;
+
+/*
+ * One walk over the object at v (its '{') noting where the members of interest start: past
+ * the object. With `batch`, a "metrics" array ends the walk at once (s->metrics; NULL
+ * returned): the batch is read element by element, not skipped first.
+ */
+static const char *shape_of(jt *t, const char *v, jshape *s, bool batch)
 {
-    return m->kn == n && memcmp(m->k, k, n) == 0;
+    memset(s, 0, sizeof *s);
+    const char *p = v + 1;
+    for (;;) {
+        p = ws(p, t->end);
+        if (*p == ',')
+            p = ws(p + 1, t->end);
+        if (*p == '}')
+            return p + 1;
+        const char *k = p + 1, *q = k;
+        while (*q != '"') /* keys hold no escapes (the validator) */
+            q++;
+        const size_t kn = (size_t)(q - k);
+        const char *val = ws(ws(q + 1, t->end) + 1, t->end); /* past ':' */
+        const char **slot = NULL;
+        if (kn == 4 && memcmp(k, "name", 4) == 0)
+            slot = &s->name;
+        else if (kn == 6 && memcmp(k, "fields", 6) == 0)
+            slot = &s->fields;
+        else if (kn == 5 && memcmp(k, "value", 5) == 0)
+            slot = &s->value;
+        else if (kn == 9 && memcmp(k, "timestamp", 9) == 0)
+            slot = &s->ts;
+        else if (kn == 4 && memcmp(k, "tags", 4) == 0)
+            slot = &s->tags;
+        else if (kn == 6 && memcmp(k, "labels", 6) == 0)
+            slot = &s->labels;
+        else if (kn == 7 && memcmp(k, "metrics", 7) == 0) {
+            s->metrics = val;
+            if (batch && *val == '[')
+                return NULL;
+        }
+        if (slot)
+            *slot = val;
+        p = skip_value(val, t->end);
+    }
 }
 
-static void object_points(json_ctx *c, jt *t, const char *v)
+static void shape_points(json_ctx *c, jt *t, const jshape *s)
 {
     c->objects++;
-    const char *name = NULL, *fields = NULL, *value = NULL, *ts = NULL, *tags = NULL,
-               *labels = NULL;
-    if (*v == '{') {
-        const char *it = v + 1;
-        jmember m;
-        while (obj_next(&it, t->end, &m)) {
-            if (key_is(&m, "name", 4))
-                name = m.v;
-            else if (key_is(&m, "fields", 6))
-                fields = m.v;
-            else if (key_is(&m, "value", 5))
-                value = m.v;
-            else if (key_is(&m, "timestamp", 9))
-                ts = m.v;
-            else if (key_is(&m, "tags", 4))
-                tags = m.v;
-            else if (key_is(&m, "labels", 6))
-                labels = m.v;
-        }
-    }
-    if (!name || (!fields && !value)) {
+    if (!s->name || (!s->fields && !s->value)) {
         nops_json_reject(c, NOPS_REJECT_FORMAT, nops_json_unsupported);
         return;
     }
     jstr nm = {NULL, 0};
-    if (*name == '"')
-        nm = get_str(t, name);
+    if (*s->name == '"')
+        nm = get_str(t, s->name);
     if (nm.n == 0) {
         nops_json_reject(c, NOPS_REJECT_SYNTAX, "object has no \"name\" string");
         return;
     }
     int64_t ns;
-    if (!timestamp(t, ts, c->now_ns, &ns)) {
+    if (!timestamp(t, s->ts, c->now_ns, &ns)) {
         nops_json_reject(c, NOPS_REJECT_TIMESTAMP, "\"timestamp\" is not a timestamp");
         return;
     }
-    if (fields)
-        telegraf_points(c, t, nm, fields, tags, ns);
+    if (s->fields)
+        telegraf_points(c, t, nm, s->fields, s->tags, ns);
     else
-        adapter_point(c, t, nm, value, labels, ns);
+        adapter_point(c, t, nm, s->value, s->labels, ns);
 }
 
 /* A document the validator vouched for: a Telegraf batch or one object. */
 static void json_document(json_ctx *c, jt *t, const char *doc)
 {
-    const char *it = doc + 1;
-    jmember m;
-    while (obj_next(&it, t->end, &m)) {
-        if (!key_is(&m, "metrics", 7) || *m.v != '[')
-            continue;
-        const char *p = ws(m.v + 1, t->end);
-        while (*p != ']' && !c->stop) {
-            object_points(c, t, p);
-            p = ws(skip_value(p, t->end), t->end);
-            if (*p == ',')
-                p = ws(p + 1, t->end);
-        }
+    jshape s;
+    if (shape_of(t, doc, &s, true)) {
+        shape_points(c, t, &s);
         return;
     }
-    object_points(c, t, doc);
+    const char *p = ws(s.metrics + 1, t->end);
+    while (*p != ']' && !c->stop) {
+        const char *next;
+        if (*p == '{') {
+            jshape e;
+            next = shape_of(t, p, &e, false);
+            shape_points(c, t, &e);
+        } else { /* not an object: of neither shape */
+            c->objects++;
+            nops_json_reject(c, NOPS_REJECT_FORMAT, nops_json_unsupported);
+            next = skip_value(p, t->end);
+        }
+        p = ws(next, t->end);
+        if (*p == ',')
+            p = ws(p + 1, t->end);
+    }
 }
 
 nops_err nops_ingest_parse_json(const char *msg, size_t len, int64_t now_ns, nops_point_fn fn,

@@ -436,9 +436,30 @@ static void test_consumer_can_stop(void **state)
     assert_int_equal(st.points, 2); /* the second was refused, parsing stopped there */
 }
 
+/* nops_ingest_check_names (a byte table in parse/) refuses exactly the bytes core's
+ * nops_series_name_ok and nops_label_key_ok refuse, in names, fields and label keys. */
+static void test_check_names_matches_core(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        char b[3] = {'a', (char)c, 'z'};
+        nops_label tag = {b, 3, "v", 1};
+        nops_point pt = {b, 3, "", 0, NULL, 0, 1.0, 0, NULL, 0};
+        bool name_ok = nops_series_name_ok(b, 3), key_ok = nops_label_key_ok(b, 3);
+        assert_int_equal(nops_ingest_check_names(&pt, NULL) == NOPS_REJECT_NONE, name_ok);
+        pt = (nops_point){"m", 1, b, 3, NULL, 0, 1.0, 0, NULL, 0};
+        assert_int_equal(nops_ingest_check_names(&pt, NULL) == NOPS_REJECT_NONE, name_ok);
+        pt = (nops_point){"m", 1, "", 0, &tag, 1, 1.0, 0, NULL, 0};
+        assert_int_equal(nops_ingest_check_names(&pt, NULL) == NOPS_REJECT_NONE, key_ok);
+    }
+    nops_point empty = {"", 0, "", 0, NULL, 0, 1.0, 0, NULL, 0};
+    assert_int_equal(nops_ingest_check_names(&empty, NULL), NOPS_REJECT_NAME);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_check_names_matches_core),
         cmocka_unit_test(test_lineproto_basic),
         cmocka_unit_test(test_lineproto_escapes_and_numbers),
         cmocka_unit_test(test_lineproto_rejects),
