@@ -64,22 +64,24 @@ typedef struct jstr {
     size_t n;
 } jstr;
 
-/* The closing quote of the string whose text starts at s; *esc: it holds a backslash. A byte
- * loop, not memchr: the strings of these shapes are a few bytes long. */
-static inline const char *str_close(const char *s, bool *esc)
+/* The closing quote of the string whose text starts at s; *esc: it holds a backslash. */
+static inline const char *str_close(const char *s, const char *end, bool *esc)
 {
     const char *p = s;
     *esc = false;
     for (;;) {
-        char c = *p;
-        if (c == '"')
-            return p;
-        if (c == '\\') {
-            *esc = true;
-            p += 2; /* the escaped byte (\u's hex digits are plain bytes) */
-            continue;
+        while (end - p >= 8) {
+            unsigned k = swar_special(p, false);
+            p += k;
+            if (k < 8)
+                break;
         }
-        p++;
+        while (*p != '"' && *p != '\\')
+            p++;
+        if (*p == '"')
+            return p;
+        *esc = true;
+        p += 2; /* the escaped byte (\u's hex digits are plain bytes) */
     }
 }
 
@@ -87,13 +89,13 @@ static const char *skip_value(const char *p, const char *end)
 {
     bool esc;
     if (*p == '"')
-        return str_close(p + 1, &esc) + 1;
+        return str_close(p + 1, end, &esc) + 1;
     if (*p == '{' || *p == '[') {
         int d = 0;
         for (;;) {
             char c = *p++;
             if (c == '"')
-                p = str_close(p, &esc) + 1;
+                p = str_close(p, end, &esc) + 1;
             else if (c == '{' || c == '[')
                 d++;
             else if ((c == '}' || c == ']') && --d == 0)
@@ -161,7 +163,7 @@ static size_t utf8_put(uint32_t u, char *o)
 static jstr get_str(jt *t, const char *v)
 {
     bool esc;
-    const char *s = v + 1, *q = str_close(s, &esc);
+    const char *s = v + 1, *q = str_close(s, t->end, &esc);
     if (!esc)
         return (jstr){s, (size_t)(q - s)};
     char *o = t->scratch + t->used, *o0 = o;

@@ -7,6 +7,8 @@
 
 #include "parse/parse.h"
 
+#include <string.h>
+
 typedef struct json_ctx {
     int64_t now_ns;        /* stamp for points without a timestamp */
     nops_point_fn fn;      /* consumer */
@@ -56,6 +58,25 @@ static inline bool is_digit(char c)
 static inline bool is_alpha(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/*
+ * The first of the next 8 bytes at p that is a quote, a backslash or (with `strict`) a control
+ * or non-ASCII byte: its offset, or 8 when none is. Word-at-a-time (the byte loop it replaces
+ * was a chain of dependent loads); the caller makes sure 8 bytes are there. The lowest flagged
+ * byte of each mask is exact (borrows only run upwards), so the first match is found.
+ */
+static inline unsigned swar_special(const char *p, bool strict)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t x;
+    memcpy(&x, p, 8);
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b);
+    if (strict)
+        hit |= ((x - ones * 0x20) & ~x) | x;
+    hit &= high;
+    return hit ? (unsigned)__builtin_ctzll(hit) >> 3 : 8;
 }
 
 /* Four hex digits at p, or -1. */

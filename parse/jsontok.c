@@ -64,6 +64,12 @@ static const char *v_string(const char *p, const char *end, bool *esc)
     const char *s = ++p;
     *esc = false;
     for (;;) {
+        while (end - p >= 8) {
+            unsigned k = swar_special(p, true);
+            p += k;
+            if (k < 8)
+                break;
+        }
         while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' &&
                *p != '\\')
             p++;
