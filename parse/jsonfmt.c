@@ -268,18 +268,11 @@ static double number(const char *s, const char *end, bool as_int, size_t *len)
     return strtod(buf, NULL);
 }
 
-/* A JSON number token at v, or a string holding one (the adapter sends values as strings),
- * as the tree parser took it: strings through strtod, whole and finite. */
-static bool value_number(jt *t, const char *v, double *out)
+/* A string holding a number (the adapter sends values as strings), as the tree parser took
+ * it: through strtod, whole and finite. */
+static bool string_number(jstr s, double *out)
 {
     size_t n;
-    if (*v == '-' || is_digit(*v)) {
-        *out = number(v, t->end, true, &n);
-        return true; /* the validator vouched for the token, reals included */
-    }
-    if (*v != '"')
-        return false;
-    jstr s = get_str(t, v);
     double d = number(s.s, s.s + s.n, false, &n);
     if (n != s.n || n == 0) { /* not the JSON grammar: strtod's wider one decides */
         char buf[JT_STR_MAX + 1];
@@ -293,6 +286,16 @@ static bool value_number(jt *t, const char *v, double *out)
     if (!isfinite(d))
         return false;
     *out = d;
+    return true;
+}
+
+/* A JSON number token at v (the validator vouched for it, reals included: always finite). */
+static bool token_number(jt *t, const char *v, double *out)
+{
+    size_t n;
+    if (*v != '-' && !is_digit(*v))
+        return false;
+    *out = number(v, t->end, true, &n);
     return true;
 }
 
@@ -413,7 +416,7 @@ static void telegraf_points(json_ctx *c, jt *t, jstr name, const char *fields, c
         double d;
         if (non_numeric(*m.v))
             continue;
-        if (!value_number(t, m.v, &d)) { /* an object or an array */
+        if (!token_number(t, m.v, &d)) { /* an object or an array */
             bad = true;
             continue;
         }
@@ -429,15 +432,19 @@ static void telegraf_points(json_ctx *c, jt *t, jstr name, const char *fields, c
 static void adapter_point(json_ctx *c, jt *t, jstr name, const char *value, const char *labels,
                           int64_t ts)
 {
-    if (*value == '"') {
+    double d;
+    bool ok;
+    if (*value == '"') { /* decoded once: the scratch holds each escaped string once */
         jstr s = get_str(t, value);
         if (s.n == 3 && strncasecmp(s.s, "nan", 3) == 0) {
             c->st->stale++; /* a staleness marker (or another NaN): no value, no error */
             return;
         }
+        ok = string_number(s, &d);
+    } else {
+        ok = token_number(t, value, &d);
     }
-    double d;
-    if (!value_number(t, value, &d)) {
+    if (!ok) {
         nops_json_reject(c, NOPS_REJECT_VALUE, "\"value\" is not a finite number");
         return;
     }

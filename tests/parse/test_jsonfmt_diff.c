@@ -467,6 +467,31 @@ static void test_edge_cases(void **state)
     assert_null(nops_json_validate(cases[10], cases[10] + strlen(cases[10]))); /* duplicate */
 }
 
+/* A document near the scratch bound with a long escaped number string as its value and long
+ * escaped labels: each escaped string is decoded once (the value was once decoded twice, for
+ * the NaN check and again for the number, which ran past the scratch under ASan). */
+static void test_scratch_bound(void **state)
+{
+    (void)state;
+    static gbuf g;
+    g.n = 0;
+    put(&g, "{\"name\":\"c\",\"value\":\"0.");
+    for (int i = 0; i < 3990; i++)
+        put(&g, "0");
+    put(&g, "\\u0031\",\"labels\":{");
+    for (int l = 0; l < 3; l++) {
+        char k[16];
+        snprintf(k, sizeof k, "%s\"l%d\":\"", l ? "," : "", l);
+        put(&g, k);
+        for (int i = 0; i < 4080; i++)
+            put(&g, "a");
+        put(&g, "\\n\"");
+    }
+    put(&g, "}}");
+    assert_non_null(nops_json_validate(g.b, g.b + g.n)); /* the tokenizer's own path */
+    same(g.b, g.n);
+}
+
 static void test_corpus(void **state)
 {
     (void)state;
@@ -529,6 +554,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_scratch_bound),
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_generated),
     };
