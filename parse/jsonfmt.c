@@ -19,16 +19,17 @@
  * operation) and strtod on a bounded copy otherwise, and only the fields the two shapes need
  * are pulled out; everything else is skipped.
  *
- * Each document goes through two passes: validate, then extract. The validator accepts only
- * JSON jansson accepts as the tree parser was called (grammar, UTF-8 as jansson checks it,
- * escapes and surrogate pairs, no U+0000, no duplicate key, integers within int64, reals that
- * do not overflow), so no point of a document is delivered before the whole of it is known to
- * be good, as with the tree. Whatever it does not vouch for — every malformed document, and a
- * few rare shapes it does not track (a key with an escape, nesting past 64, more than 256 keys
- * open, a string past 4 KiB, more than 16 KiB of escaped text, a top-level array, a real that
- * may pass 1e308) — goes whole to the jansson slow path (jsonfmt_jansson.c), so
- * every rejection keeps its old reason (syntax, UTF-8, format) and resynchronisation.
- * Pass 1 lives in jsontok.c. tests/parse/test_jsonfmt_diff.c holds the two equal on corpora and generated messages.
+ * Each document goes through two passes: validate (jsontok.c), then extract. The validator
+ * accepts only JSON jansson accepts as the tree parser was called (grammar, UTF-8 as jansson
+ * checks it, escapes and surrogate pairs, no U+0000, no duplicate key, integers within int64,
+ * reals that do not overflow), so no point of a document is delivered before the whole of it
+ * is known to be good, as with the tree. Whatever it does not vouch for — every malformed
+ * document, and a few rare shapes it does not track (a key with an escape, nesting past 64,
+ * more than 256 keys open, a string past 4 KiB, more than 16 KiB of escaped text, a top-level
+ * array, a real that may pass 1e308) — goes whole to the jansson slow path (jsonfmt_jansson.c),
+ * so every rejection keeps its old reason (syntax, UTF-8, format) and resynchronisation, and
+ * the malformed-input cost is what it was. tests/parse/test_jsonfmt_diff.c and the fuzz target
+ * fuzz_json_diff hold the two parsers equal (points, values bit for bit, reasons, counts).
  */
 #include "parse/jsonfmt_int.h"
 
@@ -403,7 +404,8 @@ static void telegraf_points(json_ctx *c, jt *t, jstr name, const char *fields, c
     nops_label tags[NOPS_INGEST_MAX_TAGS];
     size_t n_tags;
     if (*fields != '{' || !get_tags(t, tagv, tags, &n_tags)) {
-        nops_json_reject(c, NOPS_REJECT_SYNTAX, "Telegraf \"fields\"/\"tags\" are not objects of values");
+        nops_json_reject(c, NOPS_REJECT_SYNTAX,
+                         "Telegraf \"fields\"/\"tags\" are not objects of values");
         return;
     }
     if (!names_ok(c, t, name, fields, tags, n_tags))

@@ -151,7 +151,8 @@ static void json_object_points(json_ctx *c, json_t *o)
     json_t *fields = json_object_get(o, "fields");
     if (fields) { /* Telegraf */
         if (!json_is_object(fields) || !json_tags(json_object_get(o, "tags"), tags, &n_tags)) {
-            nops_json_reject(c, NOPS_REJECT_SYNTAX, "Telegraf \"fields\"/\"tags\" are not objects of values");
+            nops_json_reject(c, NOPS_REJECT_SYNTAX,
+                             "Telegraf \"fields\"/\"tags\" are not objects of values");
             return;
         }
         if (!json_names_ok(c, json_string_value(name), fields, tags, n_tags))
