@@ -623,6 +623,7 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     pthread_mutex_init(&api->jobs_mu, NULL);
     pthread_mutex_init(&api->conns_mu, NULL);
     pthread_mutex_init(&api->reaper_mu, NULL);
+    nops_err an = nops__analyze_init(api);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -639,7 +640,7 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     if (api->p.ingest_timeout_s <= 0)
         api->p.ingest_timeout_s = def.ingest_timeout_s;
     if (api->p.request_timeout_s <= 0 || api->p.max_connections <= 0 ||
-        api->p.ingest_timeout_s <= 0) {
+        api->p.ingest_timeout_s <= 0 || an != NOPS_OK) {
         nops_errf(errstr, errstr_size, "out of memory");
         nops_api_destroy(api);
         return NULL;
@@ -753,6 +754,7 @@ void nops_api_destroy(nops_api *api)
         nops__auth_destroy(api->auth_old[i]);
     nops_free(api->auth_old);
     nops__api_producer_destroy(api);
+    nops__analyze_fini(api); /* after nops_api_stop: no thread uses a context any more */
     pthread_mutex_destroy(&api->jobs_mu);
     pthread_mutex_destroy(&api->conns_mu);
     pthread_mutex_destroy(&api->reaper_mu);
