@@ -206,51 +206,95 @@ static bool digit(const tok *t, const char *q)
     return q < t->e && *q >= '0' && *q <= '9';
 }
 
-/* A JSON number (-?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?) converted as jansson converts it; false
- * when it is not one, or does not convert cleanly (jansson's path then says why). */
+/* 10^0 .. 10^22: every one exact in double precision */
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/*
+ * A JSON number (-?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?) converted as jansson converts it; false
+ * when it is not one, or does not convert cleanly (jansson's path then says why).
+ *
+ * jansson converts an integer token with strtoll and any other with strtod, both exact (glibc's
+ * strtod rounds correctly). Most values take a shorter road to the same double: an integer of
+ * at most 18 digits is exact in int64; a decimal whose digits, read as an integer M, are at most
+ * 2^53 with a decimal exponent e (the exponent less the fraction digits) in [-22, 22] is
+ * M × 10^e or M / 10^−e — both operands exact doubles, so the one IEEE operation rounds
+ * correctly and gives strtod's answer (Clinger's fast path). The rest goes to the C library.
+ */
 static bool number(tok *t, double *out, bool *is_int)
 {
     skip_ws(t);
     const char *q = t->p;
-    if (q < t->e && *q == '-')
+    const bool neg = q < t->e && *q == '-';
+    uint64_t m = 0;            /* the digits as an integer, while `exact` */
+    int digits = 0, frac = 0;  /* digits taken into m; of them after the point */
+    bool exact = true;
+    if (neg)
         q++;
     if (!digit(t, q))
         return false;
+#define TAKE_DIGIT(after_point)                                                                \
+    do {                                                                                       \
+        if (m == 0 && *q == '0' && !(after_point)) { /* a leading zero adds nothing */         \
+        } else if (digits < 18) {                                                              \
+            m = m * 10 + (uint64_t)(*q - '0');                                                 \
+            digits++;                                                                          \
+            frac += (after_point);                                                             \
+        } else                                                                                 \
+            exact = false;                                                                     \
+        q++;                                                                                   \
+    } while (0)
     if (*q == '0')
         q++;
     else
         while (digit(t, q))
-            q++;
+            TAKE_DIGIT(0);
     bool integer = true;
     if (q < t->e && *q == '.') {
         integer = false;
         if (!digit(t, ++q))
             return false;
         while (digit(t, q))
-            q++;
+            TAKE_DIGIT(1);
     }
+#undef TAKE_DIGIT
+    long ex = 0;
     if (q < t->e && (*q == 'e' || *q == 'E')) {
         integer = false;
         q++;
+        bool eneg = false;
         if (q < t->e && (*q == '+' || *q == '-'))
-            q++;
+            eneg = *q++ == '-';
         if (!digit(t, q))
             return false;
-        while (digit(t, q))
+        while (digit(t, q)) {
+            if (ex < 100000)
+                ex = ex * 10 + (*q - '0');
+            else
+                exact = false;
             q++;
+        }
+        ex = eneg ? -ex : ex;
     }
     if (q == t->e) /* a valid body goes on after a number: strto* must not read past the end */
         return false;
-    char *end;
-    errno = 0;
-    if (integer) {
-        long long v = strtoll(t->p, &end, 10);
-        *out = (double)v;
+    const long e10 = ex - frac;
+    if (integer && exact) {
+        *out = (double)(neg ? -(long long)m : (long long)m);
+    } else if (!integer && exact && m <= (1ull << 53) && e10 >= -22 && e10 <= 22) {
+        double d = e10 < 0 ? (double)m / pow10_exact[-e10] : (double)m * pow10_exact[e10];
+        *out = neg ? -d : d;
     } else {
-        *out = strtod(t->p, &end);
+        char *end;
+        errno = 0;
+        if (integer)
+            *out = (double)strtoll(t->p, &end, 10);
+        else
+            *out = strtod(t->p, &end);
+        if (end != q || errno == ERANGE)
+            return false;
     }
-    if (end != q || errno == ERANGE)
-        return false;
     *is_int = integer;
     t->p = q;
     return true;

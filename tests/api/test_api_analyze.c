@@ -7,7 +7,10 @@
  *     says, computed here; then four client threads send them again and again in different
  *     orders, and every answer is byte-identical to the first (no state leaks between requests
  *     served by the same thread);
- *   - near-miss bodies the tokenizer must not take get the jansson path's exact 400 messages.
+ *   - near-miss bodies the tokenizer must not take get the jansson path's exact 400 messages;
+ *   - the tokenizer itself (api_int.h): 200,000 random JSON numbers (integers up to 20 digits,
+ *     decimals with exponents, signs, zeros) convert to the float jansson's path gives, and
+ *     whatever it takes jansson takes too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,11 +19,13 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "api/api_int.h"
 #include "tests/api/http.h"
 
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 static nops_store *g_store;
 static nops_detect_params g_dp;
@@ -288,11 +293,80 @@ static void test_malformed_same_messages(void **state)
     http_free(&r);
 }
 
+/* A random JSON number token; mostly valid, its digits, fraction and exponent varied. */
+static void random_number(char *b, size_t cap, unsigned *seed)
+{
+    size_t at = 0;
+    if (rand_r(seed) % 3 == 0)
+        b[at++] = '-';
+    int ilen = 1 + rand_r(seed) % (rand_r(seed) % 4 == 0 ? 20 : 6);
+    for (int i = 0; i < ilen; i++)
+        b[at++] = (char)('0' + (i == 0 && ilen > 1 ? 1 + rand_r(seed) % 9 : rand_r(seed) % 10));
+    if (rand_r(seed) % 3) {
+        b[at++] = '.';
+        int flen = 1 + rand_r(seed) % (rand_r(seed) % 4 == 0 ? 25 : 8);
+        for (int i = 0; i < flen; i++)
+            b[at++] = (char)('0' + (rand_r(seed) % 4 == 0 ? 0 : rand_r(seed) % 10));
+    }
+    if (rand_r(seed) % 4 == 0)
+        at += (size_t)snprintf(b + at, cap - at, "%c%s%d", rand_r(seed) % 2 ? 'e' : 'E',
+                               rand_r(seed) % 3 == 0 ? "-" : rand_r(seed) % 2 ? "+" : "",
+                               rand_r(seed) % (rand_r(seed) % 5 == 0 ? 400 : 30));
+    b[at] = '\0';
+}
+
+static void test_tokenizer_numbers(void **state)
+{
+    (void)state;
+    analyze_ctx *cx = nops__analyze_ctx(g_api); /* this thread's, freed with the server */
+    assert_non_null(cx);
+    unsigned seed = 14;
+    size_t taken = 0, doubles = 0;
+    for (int i = 0; i < 200000; i++) {
+        char num[96], body[160];
+        random_number(num, sizeof num, &seed);
+        snprintf(body, sizeof body, "{\"values\":[%s,%s]}", num, i % 2 ? "1" : "-0.5");
+        nops_detect_params dp = g_dp;
+        size_t n = 0;
+        bool fast = nops__analyze_fast_body(body, strlen(body), cx, &dp, &n);
+        json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
+        if (!fast) {
+            json_decref(o);
+            continue;
+        }
+        taken++;
+        if (!o || n != 2)
+            fail_msg("%s: taken by the tokenizer (%zu values), not by jansson", body, n);
+        float want = (float)json_number_value(json_array_get(json_object_get(o, "values"), 0));
+        float got = nops__analyze_values(cx)[0];
+        if (memcmp(&want, &got, sizeof want) != 0)
+            fail_msg("%s: the tokenizer gives %.9g, jansson's path %.9g", num, (double)got,
+                     (double)want);
+        json_decref(o);
+        /* a double kept as such: z_threshold (in [0.1, 1e6]) */
+        snprintf(body, sizeof body, "{\"values\":[1],\"z_threshold\":%s}",
+                 num[0] == '-' ? num + 1 : num);
+        if (!nops__analyze_fast_body(body, strlen(body), cx, &dp, &n))
+            continue;
+        o = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(o);
+        double dwant = json_number_value(json_object_get(o, "z_threshold"));
+        if (memcmp(&dwant, &dp.z_threshold, sizeof dwant) != 0)
+            fail_msg("%s: the tokenizer gives %.17g, jansson's path %.17g", num, dp.z_threshold,
+                     dwant);
+        doubles++;
+        json_decref(o);
+    }
+    assert_true(taken > 150000); /* most are taken: the comparison is not vacuous */
+    assert_true(doubles > 20000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reuse_gives_first_answer),
         cmocka_unit_test(test_malformed_same_messages),
+        cmocka_unit_test(test_tokenizer_numbers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
