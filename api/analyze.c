@@ -407,3 +407,92 @@ const float *nops__analyze_values(const analyze_ctx *cx)
 {
     return cx->values;
 }
+
+/* ---- the answer ---------------------------------------------------------------------------- */
+
+/* A real as jansson's compact dump writes it (jsonp_dtostr at precision 17): "%.17g", ".0" when
+ * it would read back as an integer, no '+' nor leading zeros in the exponent. */
+static size_t real_str(char *b, size_t cap, double v)
+{
+    int len = snprintf(b, cap, "%.17g", v);
+    if (len < 0 || (size_t)len + 3 >= cap)
+        return 0;
+    size_t n = (size_t)len;
+    if (!strchr(b, '.') && !strchr(b, 'e')) {
+        memcpy(b + n, ".0", 3);
+        n += 2;
+    }
+    char *start = strchr(b, 'e');
+    if (start) {
+        start++;
+        char *end = start + 1;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, n - (size_t)(end - b) + 1);
+            n -= (size_t)(end - start);
+        }
+    }
+    return n;
+}
+
+/* A string as jansson's dump escapes it (no JSON_ENSURE_ASCII: UTF-8 passes), quoted and
+ * NUL-terminated; 0 when it does not fit. */
+static size_t str_json(char *b, size_t cap, const char *s)
+{
+    size_t n = 0;
+    if (cap < 3)
+        return 0;
+    b[n++] = '"';
+    for (; *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        char esc[8];
+        size_t k = 0;
+        switch (c) {
+        case '"': memcpy(esc, "\\\"", k = 2); break;
+        case '\\': memcpy(esc, "\\\\", k = 2); break;
+        case '\b': memcpy(esc, "\\b", k = 2); break;
+        case '\f': memcpy(esc, "\\f", k = 2); break;
+        case '\n': memcpy(esc, "\\n", k = 2); break;
+        case '\r': memcpy(esc, "\\r", k = 2); break;
+        case '\t': memcpy(esc, "\\t", k = 2); break;
+        default:
+            if (c < 0x20)
+                k = (size_t)snprintf(esc, sizeof esc, "\\u%04X", c);
+            else
+                esc[k++] = (char)c;
+        }
+        if (n + k + 2 > cap)
+            return 0;
+        memcpy(b + n, esc, k);
+        n += k;
+    }
+    b[n++] = '"';
+    b[n] = '\0'; /* room kept by the check above */
+    return n;
+}
+
+bool nops__analyze_answer(response *res, const analyze_answer *a)
+{
+    char score[40], z[40], ze[40], method[64], hint[1024], source[64];
+    if (!isfinite(a->score) || !isfinite(a->zscore) || !isfinite(a->ewma) ||
+        !real_str(score, sizeof score, a->score) || !real_str(z, sizeof z, a->zscore) ||
+        !real_str(ze, sizeof ze, a->ewma) || !str_json(method, sizeof method, a->method) ||
+        !str_json(hint, sizeof hint, a->hint) || !str_json(source, sizeof source, a->source))
+        return false; /* json_pack would have refused these too */
+    char out[1400];
+    int n = snprintf(out, sizeof out,
+                     "{\"score\":%s,\"zscore\":%s,\"ewma\":%s,\"method\":%s,\"hint\":%s,"
+                     "\"points\":%lld,\"anomaly\":%s,\"anomalous_points\":%lld,\"source\":%s,"
+                     "\"window\":%lld}",
+                     score, z, ze, method, hint, (long long)a->points,
+                     a->anomaly ? "true" : "false", (long long)a->anomalous_points, source,
+                     (long long)a->window);
+    if (n < 0 || (size_t)n >= sizeof out)
+        return false;
+    res->status = 200;
+    res->body.len = 0;
+    return nops__api_put(res, out, (size_t)n);
+}

@@ -186,6 +186,19 @@ nops_detector *nops__analyze_run(analyze_ctx *cx, const float *values, size_t n,
 bool nops__analyze_fast_body(const char *body, size_t len, analyze_ctx *cx,
                              nops_detect_params *dp, size_t *n);
 const float *nops__analyze_values(const analyze_ctx *cx);
+/* The fields of /analyze's answer, in the answer's order. */
+typedef struct analyze_answer {
+    double score, zscore, ewma;
+    const char *method, *hint; /* hint: UTF-8 */
+    size_t points;
+    bool anomaly;
+    size_t anomalous_points;
+    const char *source;
+    int64_t window;
+} analyze_answer;
+/* Write the answer as status 200, byte for byte what json_pack and a compact json_dumpb give;
+ * false (res unchanged) when a number is not finite, a string too long or out of memory. */
+bool nops__analyze_answer(response *res, const analyze_answer *a);
 /* POST /ingest: true when the request was suspended to wait for Kafka (answered later through
  * nops__api_ingest_answer when MHD calls again), false when `res` holds the answer (ingest.c). */
 bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);

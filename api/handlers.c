@@ -298,16 +298,11 @@ static void run_analysis(analyze_ctx *cx, const analysis *a, response *res)
                  fabs(zz), zz >= 0 ? "above" : "below",
                  use_z ? "rolling mean" : "moving average",
                  anomalous ? ": anomalous" : ": within the normal range");
-    json_t *o = json_pack("{s:f, s:f, s:f, s:s, s:s, s:I, s:b, s:I, s:s, s:I}", "score",
-                          nops_detect_score(ratio[last]), "zscore", (double)z[last], "ewma",
-                          (double)ze[last], "method", nops_detector_name(which), "hint", hint,
-                          "points", (json_int_t)a->n, "anomaly", anomalous, "anomalous_points",
-                          (json_int_t)anomalies, "source", a->source, "window",
-                          (json_int_t)a->dp.window);
-    if (!o)
+    const analyze_answer ans = {nops_detect_score(ratio[last]), z[last], ze[last],
+                                nops_detector_name(which), hint, a->n, anomalous, anomalies,
+                                a->source, a->dp.window};
+    if (!nops__analyze_answer(res, &ans))
         nops__api_error(res, 500, "out of memory");
-    else
-        nops__api_json(res, 200, o);
 }
 
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res)

@@ -6,7 +6,7 @@
  *     bodies the tokenizer leaves to jansson) equals what a fresh detector of the same params
  *     says, computed here; then four client threads send them again and again in different
  *     orders, and every answer is byte-identical to the first (no state leaks between requests
- *     served by the same thread);
+ *     served by the same thread); each answer is what jansson's compact dump of it gives;
  *   - near-miss bodies the tokenizer must not take get the jansson path's exact 400 messages;
  *   - the tokenizer itself (api_int.h): 200,000 random JSON numbers (integers up to 20 digits,
  *     decimals with exponents, signs, zeros) convert to the float jansson's path gives, and
@@ -202,6 +202,11 @@ static void test_reuse_gives_first_answer(void **state)
             json_integer_value(json_object_get(o, "anomalous_points")) != anomalies)
             fail_msg("body %d: answer %s, a fresh detector says z %g, ewma %g, %lld anomalous",
                      i, g_first[i], z, ze, anomalies);
+        /* written as jansson's compact dump writes it (the answer used to be json_pack'd) */
+        char *again = json_dumps(o, JSON_COMPACT);
+        if (strcmp(again, g_first[i]) != 0)
+            fail_msg("body %d: answer %s, as jansson dumps it %s", i, g_first[i], again);
+        free(again);
         json_decref(o);
     }
     /* the spike is seen, the calm series is calm: the bodies test something */
