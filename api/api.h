@@ -91,7 +91,7 @@ typedef struct nops_api_params {
                                        before 429; 0 = unlimited */
     int64_t ingest_timeout_s;  /**< POST /ingest waits this long for Kafka's acknowledgements;
                                     0 = the table's default */
-    int64_t threads;           /**< server threads */
+    int64_t threads;           /**< server threads (0 = one per core) */
     char prometheus_url[512];  /**< base URL of a Prometheus server for prom_query; "" = 501 */
     bool access_log;           /**< one log line per request */
     int64_t history;           /**< signals kept in memory for GET /signals */

@@ -106,6 +106,11 @@ struct nops_api {
     bool reaper_started, reaper_stop;
     pthread_mutex_t reaper_mu;
     pthread_cond_t reaper_cv; /* wakes the reaper to stop (CLOCK_MONOTONIC) */
+    /* POST /analyze's per-thread contexts (analyze.c) */
+    pthread_key_t an_key;     /* this thread's analyze_ctx */
+    bool an_key_ok;           /* an_key was created */
+    pthread_mutex_t an_mu;    /* an_ctxs (taken once per thread, at its first /analyze) */
+    struct analyze_ctx *an_ctxs; /* every context made, freed with the server */
 };
 
 /* One request in flight (MHD's per-connection-request context). */
@@ -153,6 +158,47 @@ bool nops__api_known_fields(json_t *o, const char *const *known, size_t n, respo
 
 /* Handlers (handlers.c): fill `res` for the request. */
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res);
+
+/* ---- POST /analyze's per-thread detector and body tokenizer (analyze.c) ---------------- */
+
+#define MAX_ANALYZE_VALUES 100000 /* points one /analyze request may send */
+
+/* A thread's reusable detector and arrays. Used only by the thread that owns it (no locks);
+ * freed by nops__analyze_fini, after the server's threads stopped. */
+typedef struct analyze_ctx analyze_ctx;
+/* Called by nops_api_new / nops_api_destroy (fini after the daemon stopped). */
+nops_err nops__analyze_init(nops_api *api);
+void nops__analyze_fini(nops_api *api);
+/* The calling thread's context, made at its first call; NULL when out of memory. */
+analyze_ctx *nops__analyze_ctx(nops_api *api);
+/* Make the context's detector one of `dp` with its series put back to a fresh state, and its
+ * arrays n long. NOPS_CONFIG with nops_detect_new's sentence when dp is refused; NOPS_NOMEM. */
+nops_err nops__analyze_prepare(analyze_ctx *cx, const nops_detect_params *dp, size_t n,
+                               char *errstr, size_t errstr_size);
+/* Run the prepared detector over values[0..n) into the context's arrays (*out points at them,
+ * valid until the thread's next request); returns the detector, its series' slot in *slot. */
+nops_detector *nops__analyze_run(analyze_ctx *cx, const float *values, size_t n,
+                                 nops_detect_out *out, uint32_t *slot);
+/* The common body {"values":[...]} with the optional window, alpha, z_threshold,
+ * ewma_threshold, method: true when the body is exactly that and valid, the values then in
+ * nops__analyze_values(cx)[0..*n) and the overrides applied to *dp; false (nothing changed but
+ * the context's value buffer) for anything else, which the jansson path must then judge. */
+bool nops__analyze_fast_body(const char *body, size_t len, analyze_ctx *cx,
+                             nops_detect_params *dp, size_t *n);
+const float *nops__analyze_values(const analyze_ctx *cx);
+/* The fields of /analyze's answer, in the answer's order. */
+typedef struct analyze_answer {
+    double score, zscore, ewma;
+    const char *method, *hint; /* hint: UTF-8 */
+    size_t points;
+    bool anomaly;
+    size_t anomalous_points;
+    const char *source;
+    int64_t window;
+} analyze_answer;
+/* Write the answer as status 200, byte for byte what json_pack and a compact json_dumpb give;
+ * false (res unchanged) when a number is not finite, a string too long or out of memory. */
+bool nops__analyze_answer(response *res, const analyze_answer *a);
 /* POST /ingest: true when the request was suspended to wait for Kafka (answered later through
  * nops__api_ingest_answer when MHD calls again), false when `res` holds the answer (ingest.c). */
 bool nops__api_ingest(nops_api *api, struct MHD_Connection *c, request *rq, response *res);

@@ -16,8 +16,6 @@
 extern const char nops__openapi_json[];
 extern const char nops__dashboard_html[];
 
-#define MAX_VALUES 100000
-
 /* ---- request bodies ------------------------------------------------------------------------ */
 
 bool nops__api_content_type_is(struct MHD_Connection *c, const char *want)
@@ -124,8 +122,8 @@ static bool overrides(json_t *o, nops_detect_params *dp, response *res)
 
 static bool inline_values(json_t *arr, analysis *a, response *res)
 {
-    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > MAX_VALUES) {
-        nops__api_error(res, 400, "values must be an array of 1 to %d numbers", MAX_VALUES);
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > MAX_ANALYZE_VALUES) {
+        nops__api_error(res, 400, "values must be an array of 1 to %d numbers", MAX_ANALYZE_VALUES);
         return false;
     }
     a->n = json_array_size(arr);
@@ -259,25 +257,20 @@ static bool prom_values(nops_api *api, json_t *o, analysis *a, response *res)
     return true;
 }
 
-/* Run the detectors over the values; the verdict is about the last point. */
-static void run_analysis(const analysis *a, response *res)
+/* Run the detectors over the values, on the thread's reusable detector (analyze.c); the
+ * verdict is about the last point. */
+static void run_analysis(analyze_ctx *cx, const analysis *a, response *res)
 {
-    char err[256];
-    nops_detector *det = nops_detect_new(&a->dp, 1, err, sizeof err);
-    uint32_t slot = 0;
-    float *z = nops_malloc(a->n * sizeof *z), *ze = nops_malloc(a->n * sizeof *ze);
-    uint8_t *flags = nops_malloc(a->n);
-    float *ratio = nops_malloc(a->n * sizeof *ratio);
-    uint32_t *slots = nops_calloc(a->n, sizeof *slots);
-    if (!det || !z || !ze || !flags || !slots || !ratio ||
-        nops_detect_slot(det, 1, NULL, 0, 0, &slot) != NOPS_OK) {
-        nops__api_error(res, 500, "cannot run the detectors: %s", det ? "out of memory" : err);
-        goto out;
+    char err[256] = "out of memory";
+    if (!cx || nops__analyze_prepare(cx, &a->dp, a->n, err, sizeof err) != NOPS_OK) {
+        nops__api_error(res, 500, "cannot run the detectors: %s", err);
+        return;
     }
-    for (size_t i = 0; i < a->n; i++)
-        slots[i] = slot;
-    nops_detect_update_pairs(det, slots, a->values, a->n,
-                             &(nops_detect_out){z, ze, flags, ratio});
+    nops_detect_out out;
+    uint32_t slot;
+    nops_detector *det = nops__analyze_run(cx, a->values, a->n, &out, &slot);
+    const float *z = out.z, *ze = out.ze, *ratio = out.ratio;
+    const uint8_t *flags = out.flags;
     size_t last = a->n - 1, anomalies = 0;
     for (size_t i = 0; i < a->n; i++)
         anomalies += (flags[i] & NOPS_DETECT_ANOM) != 0;
@@ -305,29 +298,26 @@ static void run_analysis(const analysis *a, response *res)
                  fabs(zz), zz >= 0 ? "above" : "below",
                  use_z ? "rolling mean" : "moving average",
                  anomalous ? ": anomalous" : ": within the normal range");
-    json_t *o = json_pack("{s:f, s:f, s:f, s:s, s:s, s:I, s:b, s:I, s:s, s:I}", "score",
-                          nops_detect_score(ratio[last]), "zscore", (double)z[last], "ewma",
-                          (double)ze[last], "method", nops_detector_name(which), "hint", hint,
-                          "points", (json_int_t)a->n, "anomaly", anomalous, "anomalous_points",
-                          (json_int_t)anomalies, "source", a->source, "window",
-                          (json_int_t)a->dp.window);
-    if (!o)
+    const analyze_answer ans = {nops_detect_score(ratio[last]), z[last], ze[last],
+                                nops_detector_name(which), hint, a->n, anomalous, anomalies,
+                                a->source, a->dp.window};
+    if (!nops__analyze_answer(res, &ans))
         nops__api_error(res, 500, "out of memory");
-    else
-        nops__api_json(res, 200, o);
-out:
-    nops_detect_destroy(det);
-    nops_free(z);
-    nops_free(ze);
-    nops_free(flags);
-    nops_free(ratio);
-    nops_free(slots);
 }
 
 void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, response *res)
 {
     if (!nops__api_content_type_is(c, "application/json")) {
         nops__api_error(res, 415, "send the body as application/json");
+        return;
+    }
+    analyze_ctx *cx = nops__analyze_ctx(api);
+    analysis a = {.dp = *api->d.detect};
+    /* the common shape, valid: no jansson tree (anything else is judged below, as before) */
+    if (cx && nops__analyze_fast_body(rq->body.b, rq->body.len, cx, &a.dp, &a.n)) {
+        a.source = "values";
+        a.values = (float *)nops__analyze_values(cx);
+        run_analysis(cx, &a, res);
         return;
     }
     json_t *o = nops__api_body_object(rq, res);
@@ -342,7 +332,6 @@ void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, res
     }
     int forms = !!json_object_get(o, "values") + !!json_object_get(o, "series") +
                 !!json_object_get(o, "prom_query");
-    analysis a = {.dp = *api->d.detect};
     if (forms != 1) {
         nops__api_error(res, 400, "give exactly one of values, series, prom_query");
     } else if (overrides(o, &a.dp, res)) {
@@ -358,7 +347,7 @@ void nops__api_analyze(nops_api *api, struct MHD_Connection *c, request *rq, res
             ok = prom_values(api, o, &a, res);
         }
         if (ok)
-            run_analysis(&a, res);
+            run_analysis(cx, &a, res);
     }
     nops_free(a.values);
     json_decref(o);

@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 const char *const nops__route_paths[ROUTE_COUNT] = {
 #define NOPS__ROUTE_PATH(name, path) path,
@@ -85,8 +86,9 @@ static const nops_cfg_entry api_entries[] = {
      "POST /ingest answers 202 only when Kafka acknowledged every point; it waits this long "
      "(without holding up other requests), then answers 504 with the counts. Also the "
      "producer's message.timeout.ms."},
-    {"threads", NOPS_CFG_INT, OFF(threads), 1, 64, "1", NULL, NULL, 0,
-     "HTTP server threads (each runs its own epoll loop)."},
+    {"threads", NOPS_CFG_INT, OFF(threads), 0, 64, "0", NULL, NULL, 0,
+     "HTTP server threads, each running its own epoll loop and its own POST /analyze "
+     "detector; 0 = one per core (at most 64)."},
     {"prometheus_url", NOPS_CFG_STRING, OFF(prometheus_url), 0,
      sizeof(((nops_api_params *)0)->prometheus_url), "", NULL, NULL, 0,
      "Base URL of a Prometheus server (http://host:9090) for POST /analyze with prom_query; "
@@ -623,6 +625,7 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     pthread_mutex_init(&api->jobs_mu, NULL);
     pthread_mutex_init(&api->conns_mu, NULL);
     pthread_mutex_init(&api->reaper_mu, NULL);
+    nops_err an = nops__analyze_init(api);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -639,7 +642,7 @@ nops_api *nops_api_new(const nops_api_params *params, const nops_api_deps *deps,
     if (api->p.ingest_timeout_s <= 0)
         api->p.ingest_timeout_s = def.ingest_timeout_s;
     if (api->p.request_timeout_s <= 0 || api->p.max_connections <= 0 ||
-        api->p.ingest_timeout_s <= 0) {
+        api->p.ingest_timeout_s <= 0 || an != NOPS_OK) {
         nops_errf(errstr, errstr_size, "out of memory");
         nops_api_destroy(api);
         return NULL;
@@ -704,6 +707,11 @@ nops_err nops_api_start(nops_api *api, char *errstr, size_t errstr_size)
     if (api->addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     check_fd_limit(api);
+    int64_t threads = api->p.threads;
+    if (threads <= 0) { /* one per core */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores < 1 ? 1 : cores > 64 ? 64 : cores;
+    }
     if (nops__guard_start(api, errstr, errstr_size) != NOPS_OK)
         return NOPS_INTERNAL;
     api->mhd = MHD_start_daemon(
@@ -712,7 +720,7 @@ nops_err nops_api_start(nops_api *api, char *errstr, size_t errstr_size)
         on_completed, api, MHD_OPTION_NOTIFY_CONNECTION, nops__guard_notify, api,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)api->p.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)api->p.max_per_ip,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(api->p.threads > 1 ? api->p.threads : 0),
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
         MHD_OPTION_END);
     if (!api->mhd) {
         nops__guard_stop(api);
@@ -753,6 +761,7 @@ void nops_api_destroy(nops_api *api)
         nops__auth_destroy(api->auth_old[i]);
     nops_free(api->auth_old);
     nops__api_producer_destroy(api);
+    nops__analyze_fini(api); /* after nops_api_stop: no thread uses a context any more */
     pthread_mutex_destroy(&api->jobs_mu);
     pthread_mutex_destroy(&api->conns_mu);
     pthread_mutex_destroy(&api->reaper_mu);

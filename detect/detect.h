@@ -203,6 +203,15 @@ uint64_t nops_detect_key_id(const char *key, size_t key_len);
  */
 nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size_t key_len,
                           uint32_t now_s, uint32_t *slot);
+/**
+ * Put the registered series in `slot` back to the state it had when it was registered: no
+ * points seen, window, EWMA, long baseline, hysteresis and seasonal profile cleared, the season
+ * period the params' (as nops_detect_slot gives a new series). The registry (id, key, last seen)
+ * is untouched. O(window). For a detector reused for one throw-away series after another (the
+ * API's POST /analyze). Not thread-safe: call it from the thread that updates this detector.
+ * @retval NOPS_NOTFOUND the slot is free or beyond the slots handed out (nothing changes).
+ */
+nops_err nops_detect_reset_slot(nops_detector *det, uint32_t slot);
 /** Mark a registered series seen at now_s (keeps it from TTL eviction); O(1). */
 void nops_detect_touch(nops_detector *det, uint32_t slot, uint32_t now_s);
 /** Slot of a registered series, or NOPS_NOTFOUND. */

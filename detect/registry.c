@@ -187,6 +187,16 @@ nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size
     return NOPS_OK;
 }
 
+nops_err nops_detect_reset_slot(nops_detector *det, uint32_t slot)
+{
+    if (slot >= det->hwm || !det->slot_id[slot])
+        return NOPS_NOTFOUND;
+    nops__dstate_reset_slot(&det->st, slot); /* as nops_detect_slot does for a new series */
+    if (det->st.seasonal)
+        det->st.sper[slot] = (uint32_t)det->p.season_points;
+    return NOPS_OK;
+}
+
 void nops_detect_touch(nops_detector *det, uint32_t slot, uint32_t now_s)
 {
     if (slot < det->hwm)
