@@ -7,7 +7,7 @@
  * Whatever the query, the server answers 400 (a parameter named) or 503 (no pipeline: the
  * query was valid), always with a JSON error body, and keeps answering.
  */
-#include "api/api.h"
+#include "tests/fuzz/fuzz_api_server.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -20,56 +20,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static nops_api *g_api;
-static int g_port;
-static nops_detect_params g_dp;
-
-static void start(void)
-{
-    static nops_store *store;
-    nops_log_configure(NOPS_LOG_OFF, NOPS_LOG_TEXT);
-    nops_detect_params_default(&g_dp);
-    store = nops_store_new(100, 10);
-    nops_api_params p = {.rate = 1e9, .burst = 1e9, .body_limit = 1 << 20, .timeout_s = 5,
-                         .threads = 1, .history = 100};
-    snprintf(p.listen, sizeof p.listen, "127.0.0.1:0");
-    char hex[65];
-    nops_api_hash_key("fuzz-key", hex);
-    snprintf(p.keys, sizeof p.keys, "f:viewer:%s", hex);
-    nops_api_deps d = {.store = store, .detect = &g_dp};
-    char err[256];
-    if (!(g_api = nops_api_new(&p, &d, err, sizeof err)) ||
-        nops_api_start(g_api, err, sizeof err) != NOPS_OK)
-        abort();
-    g_port = nops_api_port(g_api);
-}
-
-static int dial(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        abort();
-    return fd;
-}
-
-static void write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w <= 0)
-            return;
-        c += w;
-        n -= (size_t)w;
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!g_api)
-        start();
+    fuzz_api_start("viewer");
     /* MHD keeps each argument in the connection's memory pool (32 KiB by default): some
      * hundreds of them exhaust it and MHD closes the connection unanswered, before any route
      * sees the request — its own bound, not the parser's. Keep below it. */
@@ -93,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     at += (size_t)sprintf(req + at, " HTTP/1.1\r\nHost: fuzz\r\nX-API-Key: fuzz-key\r\n"
                                     "Connection: close\r\n\r\n");
-    int fd = dial();
-    write_all(fd, req, at);
+    int fd = fuzz_api_dial();
+    fuzz_api_write_all(fd, req, at);
     free(req);
     char *resp = malloc(1 << 16);
     size_t got = 0;
