@@ -12,6 +12,7 @@
 
 #include "api/api.h"
 #include "tests/api/http.h"
+#include "tests/support/promutil.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -31,18 +32,6 @@ static int g_prom_port;
 
 static const char *H_JSON[] = {"X-API-Key: prom-test-key", "Content-Type: application/json",
                                NULL};
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t l = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static nops_api *start_api(const char *prom_url)
 {
@@ -79,31 +68,15 @@ static int setup(void **state)
             "    static_configs:\n      - targets: ['127.0.0.1:%d']\n",
             nops_api_port(g_api));
     fclose(f);
-    g_prom_port = free_port();
-    char listen[64], tsdb[600], cfgflag[700];
-    snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", g_prom_port);
-    snprintf(tsdb, sizeof tsdb, "--storage.tsdb.path=%s/tsdb", g_dir);
-    snprintf(cfgflag, sizeof cfgflag, "--config.file=%s", cfg);
-    char logpath[600];
-    snprintf(logpath, sizeof logpath, "%s/prometheus.log", g_dir);
-    g_prom = fork();
-    assert_true(g_prom >= 0);
-    if (g_prom == 0) {
-        FILE *lf = freopen(logpath, "w", stderr);
-        (void)lf;
-        execlp("prometheus", "prometheus", cfgflag, tsdb, listen, (char *)NULL);
-        _exit(127);
-    }
+    g_prom_port = tu_free_port();
+    g_prom = tu_prometheus_start(g_dir, cfg, g_prom_port);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (g_prom > 0) {
-        kill(g_prom, SIGTERM);
-        waitpid(g_prom, NULL, 0);
-    }
+    tu_prometheus_stop(g_prom);
     nops_api_destroy(g_api);
     nops_store_destroy(g_store);
     curl_global_cleanup();

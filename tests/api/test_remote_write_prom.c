@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "tests/api/http.h"
+#include "tests/support/promutil.h"
 #include "tests/support/kafkautil.h"
 
 #include <arpa/inet.h>
@@ -45,18 +46,6 @@ static void quiet(const rd_kafka_t *rk, int level, const char *fac, const char *
     (void)rk, (void)level, (void)fac, (void)buf;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    socklen_t l = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -81,7 +70,7 @@ static int setup(void **state)
         fail_msg("nops_api_new: %s", err);
     assert_int_equal(nops_api_start(g_api, err, sizeof err), NOPS_OK);
 
-    g_prom_port = free_port();
+    g_prom_port = tu_free_port();
     char cfg[600];
     snprintf(cfg, sizeof cfg, "%s/prometheus.yml", g_dir);
     FILE *f = fopen(cfg, "w");
@@ -96,29 +85,14 @@ static int setup(void **state)
             "      max_backoff: 1s\n",
             g_prom_port, nops_api_port(g_api));
     fclose(f);
-    char listen[64], tsdb[600], cfgflag[700], logpath[600];
-    snprintf(listen, sizeof listen, "--web.listen-address=127.0.0.1:%d", g_prom_port);
-    snprintf(tsdb, sizeof tsdb, "--storage.tsdb.path=%s/tsdb", g_dir);
-    snprintf(cfgflag, sizeof cfgflag, "--config.file=%s", cfg);
-    snprintf(logpath, sizeof logpath, "%s/prometheus.log", g_dir);
-    g_prom = fork();
-    assert_true(g_prom >= 0);
-    if (g_prom == 0) {
-        FILE *lf = freopen(logpath, "w", stderr);
-        (void)lf;
-        execlp("prometheus", "prometheus", cfgflag, tsdb, listen, (char *)NULL);
-        _exit(127);
-    }
+    g_prom = tu_prometheus_start(g_dir, cfg, g_prom_port);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (g_prom > 0) {
-        kill(g_prom, SIGTERM);
-        waitpid(g_prom, NULL, 0);
-    }
+    tu_prometheus_stop(g_prom);
     nops_api_destroy(g_api);
     nops_store_destroy(g_store);
     rd_kafka_destroy(g_host);

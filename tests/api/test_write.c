@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/gzutil.h"
+
 #include "api/api.h"
 #include "tests/api/http.h"
 #include "tests/support/kafkautil.h"
@@ -245,41 +247,26 @@ static void test_influx_errors_and_auth(void **state)
 
 /* ---- gzip bodies ---------------------------------------------------------------------------- */
 
-static size_t gz(const void *in, size_t n, unsigned char *out, size_t cap)
-{
-    z_stream z = {0};
-    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-                     Z_OK);
-    z.next_in = (unsigned char *)in;
-    z.avail_in = (unsigned)n;
-    z.next_out = out;
-    z.avail_out = (unsigned)cap;
-    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-    size_t len = cap - z.avail_out;
-    deflateEnd(&z);
-    return len;
-}
-
 static void test_gzip_bodies(void **state)
 {
     (void)state;
     static unsigned char zb[1 << 16];
     const char *lp = "gz_ingest,host=a value=1 1700000000000000000\n"
                      "gz_ingest,host=b value=2 1700000000000000000\n";
-    size_t zl = gz(lp, strlen(lp), zb, sizeof zb);
+    size_t zl = tu_gzip(lp, strlen(lp), zb, sizeof zb);
     http_res r = http_do(g_port, "POST", "/ingest", H_GZ, (const char *)zb, zl);
     if (r.status != 202 || !strstr(r.body, "\"accepted\":2"))
         fail_msg("/ingest gzip: %ld %s", r.status, r.body);
     http_free(&r);
     expect_message("gz_ingest,host=b|gz_ingest,host=b value=2 1700000000000000000");
     const char *lp2 = "gz_influx,host=a value=3 1700000000\n";
-    zl = gz(lp2, strlen(lp2), zb, sizeof zb);
+    zl = tu_gzip(lp2, strlen(lp2), zb, sizeof zb);
     r = http_do(g_port, "POST", "/api/v2/write?precision=s", H_GZ, (const char *)zb, zl);
     assert_int_equal(r.status, 204);
     http_free(&r);
     expect_message("gz_influx,host=a|gz_influx,host=a value=3 1700000000000000000");
     /* corrupt (cut short) */
-    zl = gz(lp, strlen(lp), zb, sizeof zb);
+    zl = tu_gzip(lp, strlen(lp), zb, sizeof zb);
     r = http_do(g_port, "POST", "/ingest", H_GZ, (const char *)zb, zl - 10);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "gzip"));
@@ -289,7 +276,7 @@ static void test_gzip_bodies(void **state)
     char *lines = malloc(big);
     for (size_t i = 0; i < big; i++)
         lines[i] = (i % 32 == 31) ? '\n' : 'a';
-    zl = gz(lines, big, zb, sizeof zb);
+    zl = tu_gzip(lines, big, zb, sizeof zb);
     free(lines);
     assert_true(zl < 65536);
     r = http_do(g_port, "POST", "/api/v2/write", H_GZ, (const char *)zb, zl);

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/support/gzutil.h"
+
 #include "parse/parse.h"
 
 #include "remote.pb-c.h"
@@ -243,35 +245,19 @@ static void test_remote_write_bad_series(void **state)
 
 /* ---- gzip ----------------------------------------------------------------------------------- */
 
-/* `in` gzipped into out (cap bytes); its length. */
-static size_t gz(const void *in, size_t n, unsigned char *out, size_t cap)
-{
-    z_stream z = {0};
-    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-                     Z_OK);
-    z.next_in = (unsigned char *)in;
-    z.avail_in = (unsigned)n;
-    z.next_out = out;
-    z.avail_out = (unsigned)cap;
-    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-    size_t len = cap - z.avail_out;
-    deflateEnd(&z);
-    return len;
-}
-
 static void test_gunzip(void **state)
 {
     (void)state;
     static unsigned char zb[1 << 16];
     const char *text = "cpu,host=a value=1 1\ncpu,host=b value=2 2\n";
-    size_t zl = gz(text, strlen(text), zb, sizeof zb);
+    size_t zl = tu_gzip(text, strlen(text), zb, sizeof zb);
     nops_buf out = {0};
     const char *why = NULL;
     assert_int_equal(nops_ingest_gunzip(zb, zl, 1 << 20, &out, &why), NOPS_OK);
     assert_int_equal(out.len, strlen(text));
     assert_string_equal(out.b, text);
     /* two members one after the other */
-    size_t zl2 = gz("mem value=3 3\n", 14, zb + zl, sizeof zb - zl);
+    size_t zl2 = tu_gzip("mem value=3 3\n", 14, zb + zl, sizeof zb - zl);
     assert_int_equal(nops_ingest_gunzip(zb, zl + zl2, 1 << 20, &out, &why), NOPS_OK);
     assert_int_equal(out.len, strlen(text) + 14);
     assert_non_null(strstr(out.b, "mem value=3 3\n"));
@@ -301,7 +287,7 @@ static void test_gunzip_bomb(void **state)
     const size_t big = 64u << 20;
     unsigned char *zeros = calloc(1, big);
     static unsigned char zb[1 << 18];
-    size_t zl = gz(zeros, big, zb, sizeof zb);
+    size_t zl = tu_gzip(zeros, big, zb, sizeof zb);
     free(zeros);
     assert_true(zl < 200000);
     nops_buf out = {0};
