@@ -57,6 +57,20 @@ static void drain(int fd, text *t)
     }
 }
 
+/* Wait (up to 90 s) for serve to exit after a SIGTERM sent before, reading its stderr; it must
+ * exit 0. */
+static void expect_clean_exit(pid_t pid, int fd, text *t)
+{
+    int st = 0;
+    for (int i = 0; i < 1800 && waitpid(pid, &st, WNOHANG) == 0; i++) {
+        drain(fd, t);
+        sleep_ms(50);
+    }
+    drain(fd, t);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("serve did not exit 0 after SIGTERM (status %d); stderr:\n%s", st, t->b);
+}
+
 /* Wait up to `secs` for a datagram on `sock` that contains `want` (other ones are skipped;
  * all are appended to `seen`), reading serve's stderr meanwhile. */
 static bool await_notify(int sock, const char *want, int secs, int errfd, text *t, char *seen,
@@ -212,14 +226,7 @@ static void test_notify_and_reload(void **state)
     assert_int_equal(kill(pid, SIGTERM), 0);
     if (!await_notify(sock, "STOPPING=1", 90, fd, &t, seen, sizeof seen))
         fail_msg("no STOPPING=1 after SIGTERM (got %s); stderr:\n%s", seen, t.b);
-    int st = 0;
-    for (int i = 0; i < 1800 && waitpid(pid, &st, WNOHANG) == 0; i++) {
-        drain(fd, &t);
-        sleep_ms(50);
-    }
-    drain(fd, &t);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("serve did not exit 0 after SIGTERM (status %d); stderr:\n%s", st, t.b);
+    expect_clean_exit(pid, fd, &t);
     close(fd);
     close(sock);
     rd_kafka_destroy(cluster);
@@ -280,13 +287,7 @@ static void test_example_config_serves(void **state)
     assert_null(strstr(t.b, "example-actor-key")); /* the secret is never logged */
     assert_non_null(strstr(t.b, "\"level\":\"info\"")); /* the example asks for JSON logs */
     assert_int_equal(kill(pid, SIGTERM), 0);
-    int st = 0;
-    for (int i = 0; i < 1800 && waitpid(pid, &st, WNOHANG) == 0; i++) {
-        drain(p[0], &t);
-        sleep_ms(50);
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("serve did not exit 0 after SIGTERM (status %d); stderr:\n%s", st, t.b);
+    expect_clean_exit(pid, p[0], &t);
     close(p[0]);
     close(sock);
     rd_kafka_destroy(cluster);
@@ -414,13 +415,7 @@ static void test_reload_playbooks(void **state)
     assert_non_null(strstr(list, "restart-b"));
 
     assert_int_equal(kill(pid, SIGTERM), 0);
-    int st = 0;
-    for (int i = 0; i < 1800 && waitpid(pid, &st, WNOHANG) == 0; i++) {
-        drain(fd, &t);
-        sleep_ms(50);
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("serve did not exit 0 after SIGTERM (status %d); stderr:\n%s", st, t.b);
+    expect_clean_exit(pid, fd, &t);
     close(fd);
     close(sock);
     rd_kafka_destroy(cluster);
