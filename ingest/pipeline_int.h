@@ -153,6 +153,8 @@ struct nops_pipeline {
     nops_incident_hook hook;            /* called with each incident record before the sinks */
     void *hook_ctx;                     /* its context (borrowed) */
     atomic_int_fast64_t high[MAX_PARTITIONS]; /* high watermark last queried, -1 unknown (lag.c) */
+    bool assigned_once;                 /* an assignment (of any size) arrived (poller thread,
+                                           then the stopping thread after it joined the poller) */
     atomic_int_fast64_t lag_as_of;      /* wall ns the last complete query round was sent, 0 none */
     pthread_t lag_thr;                  /* asks the brokers for the high watermarks */
     bool lag_started;                   /* lag_thr runs */

@@ -305,6 +305,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             atomic_store(&p->processed[part], -1);
         }
         atomic_fetch_add(&p->n_assigned, (unsigned)parts->cnt);
+        p->assigned_once = true;
         NOPS_INFO("ingest", "assigned %d partition(s) of %s", parts->cnt, p->kp.topic);
         hand_over(p);
         drain_workers(p);
@@ -588,6 +589,11 @@ nops_err nops_pipeline_stop(nops_pipeline *p, int timeout_ms)
         if (e != NOPS_OK)
             nanosleep(&(struct timespec){0, 200000000}, NULL);
     }
+    /* a consumer still in its first rebalance finishes it before the close (librdkafka < 2.3.0
+     * aborts otherwise); what it is given then is handed on by the close, unread */
+    const int64_t left_ms = ((int64_t)deadline - (int64_t)nops_now_ns()) / 1000000;
+    nops_kafka_await_first_assignment(p->rk, &p->assigned_once,
+                                      (int)(left_ms > 1000 ? left_ms : 1000), "pipeline consumer");
     nops__svc_stop(p->svc); /* after the last flush: it places what the brokers hold */
     rd_kafka_consumer_close(p->rk); /* leaves the group; revoke callback commits again */
     for (int i = 0; i < p->pp.workers; i++) {

@@ -90,6 +90,7 @@ struct svc_stage {
     nops_ratelimit lost_log;          /* "service message lost" lines */
     nops_ratelimit commit_log;        /* "commit failed" lines */
     uint64_t n_placed;                /* messages placed (stage thread) */
+    bool assigned_once;               /* an assignment (of any size) arrived (stage thread) */
 };
 
 /* ---- producing (workers, poller) ---------------------------------------------------------- */
@@ -521,6 +522,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             s->next_off[part] = committed;
         }
         rd_kafka_topic_partition_list_destroy(c);
+        s->assigned_once = true;
         NOPS_INFO("ingest", "service stage: assigned %d partition(s) of %s", parts->cnt,
                   s->topic);
         if (coop) {
@@ -601,6 +603,10 @@ static void *stage_main(void *arg)
         if (checkpoint(s, snap, NULL) && snap)
             last_snap = now;
     }
+    /* a member still in its first rebalance must finish it before it is closed (librdkafka
+     * < 2.3.0 aborts otherwise; an assignment that comes now is placed by the close) */
+    nops_kafka_await_first_assignment(s->cons, &s->assigned_once,
+                                      (int)(2 * p->kp.session_timeout_ms), "service stage");
     checkpoint(s, true, NULL);
     NOPS_INFO("ingest", "service stage: stopped, %llu message(s) placed",
               (unsigned long long)s->n_placed);

@@ -241,3 +241,31 @@ rd_kafka_t *nops_kafka_mock_new(int brokers, const nops_kafka_topic *topics, siz
     snprintf(boot, cap, "%s", rd_kafka_mock_cluster_bootstraps(mc));
     return rk;
 }
+
+bool nops_kafka_close_unsafe(rd_kafka_t *rk, bool assigned_once)
+{
+    if (assigned_once || rd_kafka_version() >= 0x02030000)
+        return false;
+    char *member = rd_kafka_memberid(rk); /* set once a JoinGroup answered */
+    const bool joined = member && member[0];
+    if (member)
+        rd_kafka_mem_free(rk, member);
+    return joined;
+}
+
+bool nops_kafka_await_first_assignment(rd_kafka_t *rk, const bool *assigned_once,
+                                       int timeout_ms, const char *who)
+{
+    for (int waited = 0; nops_kafka_close_unsafe(rk, *assigned_once); waited += 100) {
+        if (waited >= timeout_ms) {
+            NOPS_WARN("kafka", "%s: joined its group but got no assignment in %d ms; closing "
+                      "it anyway (librdkafka %s may abort here: fixed in 2.3.0)", who,
+                      timeout_ms, rd_kafka_version_str());
+            return false;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m) /* not processed: never committed, read again by the next owner */
+            rd_kafka_message_destroy(m);
+    }
+    return true;
+}

@@ -100,6 +100,25 @@ typedef void (*nops_kafka_log_fn)(const struct rd_kafka_s *rk, int level, const 
                                   const char *buf);
 
 /**
+ * Whether closing and destroying consumer `rk` now would hit librdkafka's abort in the
+ * cooperative-sticky assignor (before 2.3.0, #4312/#4381: a consumer that has joined its group
+ * but never received an assignment aborts in rd_kafka_destroy). `assigned_once`: the caller's
+ * rebalance callback has seen an assignment (of any size) since the subscribe. A consumer in
+ * that state should keep polling, a bounded time, until its first assignment arrives.
+ */
+bool nops_kafka_close_unsafe(struct rd_kafka_s *rk, bool assigned_once);
+
+/**
+ * Poll consumer `rk` (its rebalance callback runs) until *assigned_once turns true or
+ * `timeout_ms` pass, when nops_kafka_close_unsafe says so; messages polled meanwhile are
+ * released unprocessed — their offsets are never committed, so the group's next owner reads
+ * them. `who` names the consumer in the warning logged when the time runs out. True when
+ * closing is safe afterwards.
+ */
+bool nops_kafka_await_first_assignment(struct rd_kafka_s *rk, const bool *assigned_once,
+                                       int timeout_ms, const char *who);
+
+/**
  * A librdkafka mock cluster — real Kafka protocol on loopback — of `brokers` brokers with the
  * `n` topics created, hosted by the returned producer handle, which can produce to it too
  * (configured by nops_kafka_conf_new, role "mock", with the host's `n_props` properties `props`:

@@ -258,6 +258,75 @@ static void test_log_lines_json(void **state)
     assert_int_equal(dumps, 1);
 }
 
+/* The rebalance callback of test_first_assignment: records any assignment, and takes it. */
+static void first_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        *(bool *)opaque = true;
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+        if (e)
+            rd_kafka_error_destroy(e);
+    } else {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e)
+            rd_kafka_error_destroy(e);
+    }
+}
+
+/* A cooperative-sticky consumer that has not joined is safe to close; once it has a member id
+ * and no assignment yet it is not (librdkafka < 2.3.0 aborts in its destroy), and the wait
+ * polls until its first assignment makes it safe. */
+static void test_first_assignment(void **state)
+{
+    (void)state;
+    char err[256], boot[256];
+    const nops_kafka_topic topics[] = {{"fa", 2}};
+    rd_kafka_t *host = nops_kafka_mock_new(1, topics, 1, NULL, 0, NULL, boot, sizeof boot, err,
+                                           sizeof err);
+    assert_non_null(host);
+    static nops_kafka_params kp;
+    memset(&kp, 0, sizeof kp);
+    const nops_kafka_prop props[] = {{"group.id", "fa-group"},
+                                     {"partition.assignment.strategy", "cooperative-sticky"}};
+    rd_kafka_conf_t *c = nops_kafka_conf_new(&kp, boot, "test", props, 2, err, sizeof err);
+    assert_non_null(c);
+    bool assigned = false;
+    rd_kafka_conf_set_opaque(c, &assigned);
+    rd_kafka_conf_set_rebalance_cb(c, first_rebalance);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof err);
+    assert_non_null(rk);
+    rd_kafka_poll_set_consumer(rk);
+    assert_false(nops_kafka_close_unsafe(rk, false)); /* not in any group yet */
+    assert_false(nops_kafka_close_unsafe(rk, true));
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, "fa", RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(rk, sub), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(sub);
+    /* joined, and no assignment seen by the caller: unsafe on a librdkafka that aborts */
+    char *member = NULL;
+    for (int i = 0; i < 600 && !(member && member[0]); i++) {
+        if (member)
+            rd_kafka_mem_free(rk, member);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
+        if (m)
+            rd_kafka_message_destroy(m);
+        member = rd_kafka_memberid(rk);
+    }
+    assert_non_null(member);
+    assert_true(member[0] != '\0');
+    rd_kafka_mem_free(rk, member);
+    assert_int_equal(nops_kafka_close_unsafe(rk, false), rd_kafka_version() < 0x02030000);
+    assert_false(nops_kafka_close_unsafe(rk, true));
+    /* the wait ends with the first assignment (or at once where librdkafka is fixed) */
+    assert_true(nops_kafka_await_first_assignment(rk, &assigned, 60000, "test consumer"));
+    assert_true(assigned || rd_kafka_version() >= 0x02030000);
+    assert_false(nops_kafka_close_unsafe(rk, assigned));
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    rd_kafka_destroy(host);
+}
+
 static void test_mock_cluster(void **state)
 {
     (void)state;
@@ -297,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_conf_extra),
         cmocka_unit_test(test_librdkafka_section),
         cmocka_unit_test(test_librdkafka_value_syntax),
+        cmocka_unit_test(test_first_assignment),
         cmocka_unit_test(test_secret_names_and_mask),
         cmocka_unit_test(test_log_lines_json),
         cmocka_unit_test(test_mock_cluster),
