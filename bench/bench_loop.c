@@ -238,6 +238,45 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Prints the medians of the rounds and the hook's time per incident; nonzero when no
+ * incident got a recommendation. */
+static int report(loop_ctx *ctx, double *rate_plain, double *rate_hook, int n_ok,
+                  const loop_result *last_hook, size_t hosts, size_t runs)
+{
+    qsort(rate_plain, (size_t)n_ok, sizeof rate_plain[0], cmp_d);
+    qsort(rate_hook, (size_t)n_ok, sizeof rate_hook[0], cmp_d);
+    const double with = rate_hook[n_ok / 2], without = rate_plain[n_ok / 2];
+    const uint64_t asked = atomic_load(&ctx->asked), attached = atomic_load(&ctx->attached);
+    char extra[640];
+    snprintf(extra, sizeof extra, "\"hosts\":%zu,\"runs\":%zu,\"incidents\":%llu,"
+             "\"expected\":%zu,\"uncorrelated\":%llu,\"recommendations\":%llu,"
+             "\"with_playbook\":%llu,\"errors\":%llu,\"rounds\":%d,"
+             "\"min\":%.1f,\"max\":%.1f,\"peer_min\":%.1f,\"peer_max\":%.1f",
+             hosts, runs, (unsigned long long)last_hook->opened, hosts * SPIKES,
+             (unsigned long long)last_hook->uncorrelated, (unsigned long long)asked,
+             (unsigned long long)attached, (unsigned long long)atomic_load(&ctx->failed),
+             n_ok, rate_hook[0], rate_hook[n_ok - 1], rate_plain[0], rate_plain[n_ok - 1]);
+    bench_emit("loop", "incidents/s with recommendations attached (median)", with,
+               "incidents/s", "the same pipeline without the hook", without, extra);
+    qsort(ctx->samples, ctx->n_samples, sizeof ctx->samples[0], cmp_d);
+    double sum = 0;
+    for (size_t i = 0; i < ctx->n_samples; i++)
+        sum += ctx->samples[i];
+    const double mean_us = ctx->n_samples ? sum / (double)ctx->n_samples * 1e6 : 0;
+    const double p99_us =
+        ctx->n_samples ? ctx->samples[(size_t)(0.99 * (double)(ctx->n_samples - 1))] * 1e6
+                       : 0;
+    snprintf(extra, sizeof extra, "\"p99_us\":%.1f,\"samples\":%zu,\"runs\":%zu", p99_us,
+             ctx->n_samples, runs);
+    bench_emit("loop", "recommendation per incident in the hook, mean", mean_us, "us",
+               "plain pipeline wall time per incident", 1e6 / without, extra);
+    if (attached == 0) {
+        fprintf(stderr, "bench loop: no incident got a recommendation\n");
+        return 1;
+    }
+    return 0;
+}
+
 int bench_loop(const bench_opts *o)
 {
     nops_log_configure(NOPS_LOG_WARN, NOPS_LOG_TEXT);
@@ -299,37 +338,7 @@ int bench_loop(const bench_opts *o)
         }
     }
     if (rc == 0 && n_ok > 0) {
-        qsort(rate_plain, (size_t)n_ok, sizeof rate_plain[0], cmp_d);
-        qsort(rate_hook, (size_t)n_ok, sizeof rate_hook[0], cmp_d);
-        const double with = rate_hook[n_ok / 2], without = rate_plain[n_ok / 2];
-        const uint64_t asked = atomic_load(&ctx->asked), attached = atomic_load(&ctx->attached);
-        char extra[640];
-        snprintf(extra, sizeof extra, "\"hosts\":%zu,\"runs\":%zu,\"incidents\":%llu,"
-                 "\"expected\":%zu,\"uncorrelated\":%llu,\"recommendations\":%llu,"
-                 "\"with_playbook\":%llu,\"errors\":%llu,\"rounds\":%d,"
-                 "\"min\":%.1f,\"max\":%.1f,\"peer_min\":%.1f,\"peer_max\":%.1f",
-                 hosts, runs, (unsigned long long)last_hook.opened, hosts * SPIKES,
-                 (unsigned long long)last_hook.uncorrelated, (unsigned long long)asked,
-                 (unsigned long long)attached, (unsigned long long)atomic_load(&ctx->failed),
-                 n_ok, rate_hook[0], rate_hook[n_ok - 1], rate_plain[0], rate_plain[n_ok - 1]);
-        bench_emit("loop", "incidents/s with recommendations attached (median)", with,
-                   "incidents/s", "the same pipeline without the hook", without, extra);
-        qsort(ctx->samples, ctx->n_samples, sizeof ctx->samples[0], cmp_d);
-        double sum = 0;
-        for (size_t i = 0; i < ctx->n_samples; i++)
-            sum += ctx->samples[i];
-        const double mean_us = ctx->n_samples ? sum / (double)ctx->n_samples * 1e6 : 0;
-        const double p99_us =
-            ctx->n_samples ? ctx->samples[(size_t)(0.99 * (double)(ctx->n_samples - 1))] * 1e6
-                           : 0;
-        snprintf(extra, sizeof extra, "\"p99_us\":%.1f,\"samples\":%zu,\"runs\":%zu", p99_us,
-                 ctx->n_samples, runs);
-        bench_emit("loop", "recommendation per incident in the hook, mean", mean_us, "us",
-                   "plain pipeline wall time per incident", 1e6 / without, extra);
-        if (attached == 0) {
-            fprintf(stderr, "bench loop: no incident got a recommendation\n");
-            rc = 1;
-        }
+        rc = report(ctx, rate_plain, rate_hook, n_ok, &last_hook, hosts, runs);
     } else if (rc == 0) {
         fprintf(stderr, "bench loop: no complete run within the deadline\n");
         rc = 1;

@@ -274,6 +274,67 @@ static char *trim(char *s, char *end)
     return s;
 }
 
+/* A "[section]" line: the section must be known (a table or a map section). */
+static nops_err load_section(nops_cfg *cfg, char *s, const char *origin, size_t lineno,
+                             char *section, size_t section_size, char *errstr,
+                             size_t errstr_size)
+{
+    char *close = strchr(s, ']');
+    const char *after = close ? close + 1 + strspn(close + 1, " \t") : NULL;
+    if (!close || (*after != '\0' && *after != '#' && *after != ';')) {
+        nops_errf(errstr, errstr_size, "%s:%zu: expected [section], got \"%s\"", origin,
+                  lineno, s);
+        return NOPS_PARSE;
+    }
+    char *name = trim(s + 1, close);
+    if (strlen(name) >= section_size || *name == '\0') {
+        nops_errf(errstr, errstr_size, "%s:%zu: bad section name", origin, lineno);
+        return NOPS_PARSE;
+    }
+    bool known = nops__cfg_map_find(cfg, name, strlen(name)) != NULL;
+    for (size_t i = 0; i < cfg->n; i++)
+        known |= strcmp(cfg->slots[i].sec->name, name) == 0;
+    if (!known) {
+        nops_errf(errstr, errstr_size, "%s:%zu: unknown section [%s]", origin, lineno, name);
+        return NOPS_NOTFOUND;
+    }
+    snprintf(section, section_size, "%s", name);
+    return NOPS_OK;
+}
+
+/* A "key = value" line of section. */
+static nops_err load_key(nops_cfg *cfg, char *s, const char *section, const char *origin,
+                         size_t lineno, char *errstr, size_t errstr_size)
+{
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        nops_errf(errstr, errstr_size, "%s:%zu: expected key = value, got \"%s\"", origin,
+                  lineno, s);
+        return NOPS_PARSE;
+    }
+    if (section[0] == '\0') {
+        nops_errf(errstr, errstr_size, "%s:%zu: key outside any [section]", origin, lineno);
+        return NOPS_PARSE;
+    }
+    char *key = trim(s, eq);
+    char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+    char where[300];
+    snprintf(where, sizeof where, "%s:%zu", origin, lineno);
+    map_slot *ms = nops__cfg_map_find(cfg, section, strlen(section));
+    if (ms) /* a section of arbitrary keys: the value as any other (quotes, comments, ${VAR},
+             * @file: a password can come from a mounted secret) */
+        return nops__cfg_map_put_raw(ms, key, val, true, where, errstr, errstr_size);
+    cfg_slot *slot = NULL;
+    const nops_cfg_entry *e = find(cfg, section, strlen(section), key, &slot);
+    if (!e) {
+        nops_errf(errstr, errstr_size, "%s: unknown key \"%s\" in [%s]", where, key, section);
+        return NOPS_NOTFOUND;
+    }
+    char what[700];
+    snprintf(what, sizeof what, "%s: %s.%.200s", where, section, key);
+    return resolve_and_set(slot, e, val, true, where, what, errstr, errstr_size);
+}
+
 nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const char *origin,
                               char *errstr, size_t errstr_size)
 {
@@ -300,61 +361,10 @@ nops_err nops_cfg_load_buffer(nops_cfg *cfg, const char *text, size_t len, const
         char *s = trim(line, line + llen);
         if (*s == '\0' || *s == '#' || *s == ';')
             continue;
-        if (*s == '[') {
-            char *close = strchr(s, ']');
-            const char *after = close ? close + 1 + strspn(close + 1, " \t") : NULL;
-            if (!close || (*after != '\0' && *after != '#' && *after != ';')) {
-                nops_errf(errstr, errstr_size, "%s:%zu: expected [section], got \"%s\"", origin,
-                          lineno, s);
-                return NOPS_PARSE;
-            }
-            char *name = trim(s + 1, close);
-            if (strlen(name) >= sizeof section || *name == '\0') {
-                nops_errf(errstr, errstr_size, "%s:%zu: bad section name", origin, lineno);
-                return NOPS_PARSE;
-            }
-            bool known = nops__cfg_map_find(cfg, name, strlen(name)) != NULL;
-            for (size_t i = 0; i < cfg->n; i++)
-                known |= strcmp(cfg->slots[i].sec->name, name) == 0;
-            if (!known) {
-                nops_errf(errstr, errstr_size, "%s:%zu: unknown section [%s]", origin, lineno,
-                          name);
-                return NOPS_NOTFOUND;
-            }
-            snprintf(section, sizeof section, "%s", name);
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            nops_errf(errstr, errstr_size, "%s:%zu: expected key = value, got \"%s\"", origin,
-                      lineno, s);
-            return NOPS_PARSE;
-        }
-        if (section[0] == '\0') {
-            nops_errf(errstr, errstr_size, "%s:%zu: key outside any [section]", origin, lineno);
-            return NOPS_PARSE;
-        }
-        char *key = trim(s, eq);
-        char *val = trim(eq + 1, eq + 1 + strlen(eq + 1));
-        char where[300];
-        snprintf(where, sizeof where, "%s:%zu", origin, lineno);
-        map_slot *ms = nops__cfg_map_find(cfg, section, strlen(section));
-        if (ms) { /* a section of arbitrary keys: the value as any other (quotes, comments,
-                   * ${VAR}, @file: a password can come from a mounted secret) */
-            nops_err err = nops__cfg_map_put_raw(ms, key, val, true, where, errstr, errstr_size);
-            if (err != NOPS_OK)
-                return err;
-            continue;
-        }
-        cfg_slot *slot = NULL;
-        const nops_cfg_entry *e = find(cfg, section, strlen(section), key, &slot);
-        if (!e) {
-            nops_errf(errstr, errstr_size, "%s: unknown key \"%s\" in [%s]", where, key, section);
-            return NOPS_NOTFOUND;
-        }
-        char what[700];
-        snprintf(what, sizeof what, "%s: %s.%.200s", where, section, key);
-        nops_err err = resolve_and_set(slot, e, val, true, where, what, errstr, errstr_size);
+        nops_err err = *s == '['
+                           ? load_section(cfg, s, origin, lineno, section, sizeof section,
+                                          errstr, errstr_size)
+                           : load_key(cfg, s, section, origin, lineno, errstr, errstr_size);
         if (err != NOPS_OK)
             return err;
     }

@@ -37,92 +37,9 @@
 #include <string.h>
 #include <xxhash.h>
 
-/* ---- labels of a signal ----------------------------------------------------------------- */
-
-typedef struct sig_labels {
-    const nops_correlator *c;
-    char host[VAL_MAX];              /* value of the first host label present */
-    int host_rank;                   /* its rank in host_names (MAX_LABELS: none) */
-    char service[VAL_MAX];
-    int svc_rank;
-    size_t name_len;                 /* the metric name: the key's first name_len bytes */
-} sig_labels;
-
-static int rank_of(const char names[][64], size_t n, const char *k, size_t kl)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strlen(names[i]) == kl && memcmp(names[i], k, kl) == 0)
-            return (int)i;
-    return MAX_LABELS;
-}
-
-static void pick_label(sig_labels *sl, const nops_label *l)
-{
-    const nops_correlator *c = sl->c;
-    int r = rank_of(c->host_names, c->n_host_names, l->key, l->key_len);
-    if (r < sl->host_rank && l->value_len < VAL_MAX) {
-        memcpy(sl->host, l->value, l->value_len);
-        sl->host[l->value_len] = '\0';
-        sl->host_rank = r;
-    }
-    r = rank_of(c->svc_names, c->n_svc_names, l->key, l->key_len);
-    if (r < sl->svc_rank && l->value_len < VAL_MAX) {
-        memcpy(sl->service, l->value, l->value_len);
-        sl->service[l->value_len] = '\0';
-        sl->svc_rank = r;
-    }
-}
-
-/* The signal's host key (its host value, or its whole series key when it names no host) and
- * service (empty when none). */
-static void signal_labels(const nops_correlator *c, const nops_signal *sig, sig_labels *sl)
-{
-    memset(sl, 0, sizeof *sl);
-    sl->c = c;
-    sl->host_rank = sl->svc_rank = MAX_LABELS;
-    sl->name_len = sig->metric_len;
-    for (uint32_t i = 0; i < sig->labels.n; i++) {
-        nops_label l = nops_labels_at(&sig->labels, i);
-        pick_label(sl, &l);
-    }
-    if (sl->host_rank == MAX_LABELS) /* no host label: the series is a host of its own */
-        snprintf(sl->host, sizeof sl->host, "%.*s", VAL_MAX - 1, sig->series);
-}
-
-bool nops_correlate_service_of(const nops_correlator *c, const nops_labels *labels, char *out,
-                               size_t cap)
-{
-    int best = MAX_LABELS;
-    for (uint32_t i = 0; i < labels->n; i++) {
-        nops_label l = nops_labels_at(labels, i);
-        int r = rank_of(c->svc_names, c->n_svc_names, l.key, l.key_len);
-        if (r < best && l.value_len > 0 && l.value_len < cap && l.value_len < VAL_MAX) {
-            memcpy(out, l.value, l.value_len);
-            out[l.value_len] = '\0';
-            best = r;
-        }
-    }
-    return best < MAX_LABELS;
-}
-
 static uint64_t hash_str(const char *s)
 {
     return *s ? XXH3_64bits(s, strlen(s)) | 1 : 0; /* never 0: 0 means none */
-}
-
-static size_t split_names(const char *s, char names[][64])
-{
-    size_t n = 0;
-    while (*s && n < MAX_LABELS) {
-        const char *comma = strchr(s, ',');
-        size_t len = comma ? (size_t)(comma - s) : strlen(s);
-        if (len && len < 64) {
-            memcpy(names[n], s, len);
-            names[n++][len] = '\0';
-        }
-        s += len + (comma ? 1 : 0);
-    }
-    return n;
 }
 
 /* OpenBLAS's threaded build keeps one pool of worker threads per process; two application
@@ -149,8 +66,8 @@ nops_correlator *nops_correlate_new(const nops_correlate_params *p, uint32_t win
     memset(c->mat, 0, (size_t)RECENT * window * sizeof(float));
     c->p = *p;
     c->W = window;
-    c->n_host_names = split_names(p->host_labels, c->host_names);
-    c->n_svc_names = split_names(p->service_labels, c->svc_names);
+    c->n_host_names = nops__split_names(p->host_labels, c->host_names);
+    c->n_svc_names = nops__split_names(p->service_labels, c->svc_names);
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -675,7 +592,7 @@ nops_err nops_correlate_place(nops_correlator *c, const nops_signal *sig, int32_
 {
     bool opened = false;
     sig_labels sl;
-    signal_labels(c, sig, &sl);
+    nops__signal_labels(c, sig, &sl);
     const uint64_t host_h = hash_str(sl.host), service_h = hash_str(sl.service);
     const uint64_t metric_h = XXH3_64bits(sig->series, sl.name_len);
     const uint64_t sig_h = XXH3_64bits(sig->id, strnlen(sig->id, NOPS_ID_LEN));
@@ -830,58 +747,4 @@ void nops_correlate_counts(nops_correlator *c, uint64_t *open, uint64_t *opened,
     if (resolved)
         *resolved = c->resolved_total;
     pthread_mutex_unlock(&c->lock);
-}
-
-/* ---- the [correlate] table -------------------------------------------------------------- */
-
-#define C(f) offsetof(nops_correlate_params, f)
-static const nops_cfg_entry correlate_entries[] = {
-    {"window_s", NOPS_CFG_INT, C(window_s), 1, 86400, "120", NULL, NULL, 0,
-     "Signals at most this many seconds apart may join one incident."},
-    {"min_r", NOPS_CFG_DOUBLE, C(min_r), 0.0, 1.0, "0.8", NULL, NULL, 0,
-     "Hosts of one service join one incident when their windows, as captured at detection, "
-     "correlate at least this much (|Pearson r|)."},
-    {"host_labels", NOPS_CFG_STRING, C(host_labels), 0, 128, "host,hostname,instance", NULL,
-     NULL, 0, "Comma-separated labels naming a series' host, first present wins (at most 4); "
-     "signals of one host join one incident. A series with none is a host of its own."},
-    {"service_labels", NOPS_CFG_STRING, C(service_labels), 0, 128, "service,job,app", NULL,
-     NULL, 0, "Comma-separated labels naming a series' service, first present wins (at most 4); "
-     "only hosts of one service can share an incident."},
-    {"resolve_s", NOPS_CFG_INT, C(resolve_s), 0, 86400 * 7, "300", NULL, NULL, 0,
-     "An incident resolves once all its series have been normal this many seconds."},
-    {"reopen_s", NOPS_CFG_INT, C(reopen_s), 0, 86400, "1800", NULL, NULL, 0,
-     "A resolved one-host incident whose host signals again within this many seconds of "
-     "resolving reopens (same id) instead of paging with a new one; 0: resolved is final."},
-    {"strong_score", NOPS_CFG_DOUBLE, C(strong_score), 0.0, 1.0, "0.9", NULL, NULL, 0,
-     "A signal at least this strong (score; 0.9 is about 1.8x the detector threshold) makes "
-     "its incident at least warning; weaker single-series incidents are info (not paging)."},
-    {"warning_after_s", NOPS_CFG_INT, C(warning_after_s), 0, 86400 * 7, "600", NULL, NULL, 0,
-     "A series whose signals span this many seconds makes its incident at least warning."},
-    {"critical_after_s", NOPS_CFG_INT, C(critical_after_s), 0, 86400 * 7, "1800", NULL, NULL, 0,
-     "Several series whose signals span this many seconds make their incident critical."},
-    {"service_topic", NOPS_CFG_STRING, C(service_topic), 0, 256, "", NULL, NULL, 0,
-     "Topic of the service stage: signals of series naming a service go there keyed by the "
-     "service, and one instance of the group correlates each service, so service-wide "
-     "incidents stay whole however many instances run (docs/incidents.md). Empty: "
-     "<sinks.kafka_topic>.service when a Kafka signals topic is set, else in-process (one "
-     "instance sees only its partitions' hosts); off: always in-process."},
-};
-#undef C
-
-const nops_cfg_section nops_correlate_cfg_section = {
-    "correlate",
-    "Grouping of signals into incidents (host first, service-wide when hosts move together) "
-    "and their severity.",
-    correlate_entries,
-    sizeof correlate_entries / sizeof correlate_entries[0],
-    NULL,
-};
-
-void nops_correlate_defaults(nops_correlate_params *p)
-{
-    memset(p, 0, sizeof *p);
-    nops_cfg *cfg = nops_cfg_new();
-    if (cfg)
-        nops_cfg_add(cfg, &nops_correlate_cfg_section, p, NULL, 0);
-    nops_cfg_destroy(cfg);
 }

@@ -69,4 +69,20 @@ struct nops_correlator {
  * when every slot holds an open incident. */
 int nops__correlate_free_slot(nops_correlator *c);
 
+/* The labels of a signal that place it (labels.c). */
+typedef struct sig_labels {
+    const nops_correlator *c;
+    char host[VAL_MAX];              /* value of the first host label present */
+    int host_rank;                   /* its rank in host_names (MAX_LABELS: none) */
+    char service[VAL_MAX];
+    int svc_rank;
+    size_t name_len;                 /* the metric name: the key's first name_len bytes */
+} sig_labels;
+
+/* The signal's host key (its host value, or its whole series key when it names no host) and
+ * service (empty when none). */
+void nops__signal_labels(const nops_correlator *c, const nops_signal *sig, sig_labels *sl);
+/* Splits a comma-separated list of label names into names (at most MAX_LABELS); the count. */
+size_t nops__split_names(const char *s, char names[][64]);
+
 #endif /* NOPS_CORRELATE_INT_H */
