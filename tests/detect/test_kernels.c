@@ -245,6 +245,58 @@ static void test_pairs_equals_range(void **state)
     }
 }
 
+/* The default method (all) gives the same bits through the range kernel as through the gather
+ * kernel: the pipeline hands a run's consecutive slots to the one and the rest to the other
+ * (ingest/pipeline.c, detect_update), so a series' signals must not depend on which it took.
+ * Here b takes a stretch by range and the rest, shuffled, by pairs; a takes all by range. */
+static void test_range_and_pairs_same_bits(void **state)
+{
+    (void)state;
+    nops_detect_params p = params(NOPS_METHOD_ALL);
+    for (int v = NOPS_VARIANT_SCALAR; v <= NOPS_VARIANT_AVX512; v++) {
+        if (!nops_detect_variant_supported((nops_detect_variant)v))
+            continue;
+        nops_detector *a = make(&p, (nops_detect_variant)v, S);
+        nops_detector *b = make(&p, (nops_detect_variant)v, S);
+        rng r = {7};
+        float x[S], xb[S], za[S], zea[S], ra[S], zb[S], zeb[S], rb[S];
+        uint8_t fa[S], fb[S];
+        uint32_t slots[S];
+        const int cut = 20; /* b: slots [0, cut) by range, the rest by pairs */
+        for (int t = 0; t < 600; t++) {
+            for (int s = 0; s < S; s++)
+                x[s] = gen(t % 3 ? K_SPIKE : K_NAN, &r, t, s);
+            nops_detect_out oa = {za, zea, fa, ra};
+            assert_int_equal(nops_detect_update_range(a, 0, S, x, &oa), NOPS_OK);
+            for (int s = 0; s < S; s++)
+                slots[s] = (uint32_t)s;
+            for (int s = S - 1; s > cut; s--) {
+                int j = cut + (int)(urand(&r) * (s - cut + 1));
+                uint32_t tmp = slots[s];
+                slots[s] = slots[j];
+                slots[j] = tmp;
+            }
+            for (int s = 0; s < S; s++)
+                xb[s] = x[slots[s]];
+            nops_detect_out o1 = {zb, zeb, fb, rb};
+            assert_int_equal(nops_detect_update_range(b, 0, (uint32_t)cut, xb, &o1), NOPS_OK);
+            nops_detect_out o2 = {zb + cut, zeb + cut, fb + cut, rb + cut};
+            assert_int_equal(
+                nops_detect_update_pairs(b, slots + cut, xb + cut, (size_t)(S - cut), &o2),
+                NOPS_OK);
+            for (int i = 0; i < S; i++) {
+                const uint32_t s = slots[i];
+                assert_memory_equal(&zb[i], &za[s], sizeof(float));
+                assert_memory_equal(&zeb[i], &zea[s], sizeof(float));
+                assert_memory_equal(&rb[i], &ra[s], sizeof(float));
+                assert_int_equal(fb[i], fa[s]);
+            }
+        }
+        nops_detect_destroy(a);
+        nops_detect_destroy(b);
+    }
+}
+
 /* ---- known cases ------------------------------------------------------------------------ */
 
 /* Run one series through a detector; returns flags per point. */
@@ -523,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_variants_all_kinds),
         cmocka_unit_test(test_variants_single_methods),
         cmocka_unit_test(test_pairs_equals_range),
+        cmocka_unit_test(test_range_and_pairs_same_bits),
         cmocka_unit_test(test_spike_flagged_at_its_row),
         cmocka_unit_test(test_constant_never_fires),
         cmocka_unit_test(test_zero_std_gives_defined_z),
