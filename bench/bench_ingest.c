@@ -558,6 +558,22 @@ static void latency_run(const char *topic, const char *label, double rate, doubl
     pipe_stop(&r);
 }
 
+/* The latency runs at ½ (`half`), ¼ and 1/10 of the maximum rate, `secs` seconds each. */
+static void latency_runs(double half, double secs)
+{
+    /* the producer in a process of its own, as in production (the target's figure) ... */
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half);
+    latency_run("benchlat", "half_max_rate", half, secs, true);
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half / 2);
+    latency_run("benchlat4", "quarter_max_rate", half / 2, secs, true);
+    /* longer: windows warm after 400k points, and only then are spikes injected */
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half / 5);
+    latency_run("benchlat2", "tenth_max_rate", half / 5, secs * 2, true);
+    /* ... and in this process, formatting with snprintf on the cores the pipeline uses */
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer in-process...\n", half);
+    latency_run("benchlat3", "half_max_rate_inproc_producer", half, secs, false);
+}
+
 int bench_ingest(const bench_opts *o)
 {
     const size_t scale = o->quick ? 20 : 1;
@@ -632,18 +648,7 @@ int bench_ingest(const bench_opts *o)
         return 0;
     }
     const double half = pipe100 > 0 ? pipe100 / 2 : 100000;
-    const double secs = o->quick ? 3 : 10;
-    /* the producer in a process of its own, as in production (the target's figure) ... */
-    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half);
-    latency_run("benchlat", "half_max_rate", half, secs, true);
-    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half / 2);
-    latency_run("benchlat4", "quarter_max_rate", half / 2, secs, true);
-    /* longer: windows warm after 400k points, and only then are spikes injected */
-    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half / 5);
-    latency_run("benchlat2", "tenth_max_rate", half / 5, secs * 2, true);
-    /* ... and in this process, formatting with snprintf on the cores the pipeline uses */
-    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer in-process...\n", half);
-    latency_run("benchlat3", "half_max_rate_inproc_producer", half, secs, false);
+    latency_runs(half, o->quick ? 3 : 10);
     rd_kafka_destroy(g_host);
     return 0;
 }
