@@ -558,7 +558,7 @@ static void latency_run(const char *topic, const char *label, double rate, doubl
     pipe_stop(&r);
 }
 
-/* The latency runs at ½ (`half`), ¼ and 1/10 of the maximum rate, `secs` seconds each. */
+/* The latency runs at ½ (`half`), ¼ and 1/10 of the maximum rate, `secs` s each (1/10: 2×). */
 static void latency_runs(double half, double secs)
 {
     /* the producer in a process of its own, as in production (the target's figure) ... */
