@@ -306,7 +306,7 @@ static void sink_destroy(void *self)
     /* the store belongs to its creator */
 }
 
-static const nops_sink_ops store_ops = {"memory", sink_write, sink_flush, sink_destroy};
+static const nops_sink_ops store_ops = {"memory", sink_write, sink_flush, sink_destroy, false};
 
 nops_err nops_store_attach(nops_store *st, nops_sinks *set, char *errstr, size_t errstr_size)
 {

@@ -34,4 +34,13 @@ int bench_audit(const bench_opts *o);
 int bench_quality(const bench_opts *o);
 int bench_loop(const bench_opts *o);
 
+/* `neuralops-bench ingest-produce ...` (argv after the suite name): the latency runs' producer
+ * process (bench_ingest_prod.c). */
+int bench_ingest_produce(int argc, char **argv);
+/* Run that producer as a child for `seconds` at `rate` points/s over `series` series and wait
+ * for it; *achieved: the points/s it sent, *behind_ms: how far it fell behind its schedule at
+ * most. 0, or -1 when it could not be run or failed (its reason on stderr). */
+int bench_ingest_spawn(const char *boot, const char *topic, double rate, double seconds,
+                       uint32_t series, double *achieved, double *behind_ms);
+
 #endif

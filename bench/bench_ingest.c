@@ -13,8 +13,11 @@
  *                  a bare librdkafka consumer that only counts the same topic's messages, and
  *                  (100-line messages) beside the ceiling: parse alone of the same messages
  *                  times the pipeline's workers;
- *   latency_*      ingest-to-signal p50/p99 while producing at half the measured end-to-end
- *                  rate with spikes injected.
+ *   latency_*      ingest-to-signal p50/p99 while producing at half (and a tenth) of the
+ *                  measured 100-line end-to-end rate with spikes injected, the producer a
+ *                  process of its own (bench_ingest_prod.c) as in production; and, for
+ *                  comparison, at half the rate with the producer formatting messages in this
+ *                  process (`_inproc_producer`).
  */
 #include "bench/bench.h"
 #include "ingest/ingest.h"
@@ -297,7 +300,8 @@ static bool start_cluster(void)
                                      {"queue.buffering.max.messages", "2000000"},
                                      {"log_level", "3"}};
     const nops_kafka_topic topics[] = {{"bench1", 32}, {"bench100", 32}, {"benchlat", 32},
-                                       {"benchlat2", 32}, {"dlq", 32}};
+                                       {"benchlat2", 32}, {"benchlat3", 32},
+                                       {"benchlat4", 32}, {"dlq", 32}};
     g_host = nops_kafka_mock_new(3, topics, sizeof topics / sizeof topics[0], props,
                                  sizeof props / sizeof props[0], NULL, g_boot, sizeof g_boot,
                                  err, sizeof err);
@@ -334,6 +338,15 @@ static double process_cpu_seconds(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* CPU seconds of the waited-for children (the producer process of the latency runs). */
+static double children_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
@@ -460,16 +473,9 @@ static double pipe_consume(const char *topic, uint64_t points, uint64_t *series,
     return el > 0 ? (double)(st.points - p0) / el : 0;
 }
 
-/* Produce at `rate` points/s (100 per message) with spikes; report signal latency. */
-static void latency_run(const char *topic, const char *label, double rate, double seconds)
+/* The in-process producer: `rate` points/s (100 per message) with spikes for `seconds`. */
+static void produce_inproc(const char *topic, double rate, double seconds, uint32_t series)
 {
-    pipe_run r;
-    char group[64];
-    snprintf(group, sizeof group, "pipe-%s", topic);
-    if (!pipe_start(&r, topic, group))
-        return;
-    usleep(4000000); /* let the group settle before measuring */
-    const uint32_t series = 10000; /* windows warm after 40 points each: 400k points */
     char msg[16384], key[16];
     double t0 = bench_seconds();
     uint64_t sent = 0;
@@ -494,15 +500,55 @@ static void latency_run(const char *topic, const char *label, double rate, doubl
             usleep((useconds_t)((due - el) * 1e6));
     }
     rd_kafka_flush(g_host, 10000);
+}
+
+/* Produce at `rate` points/s (100 per message) with spikes, from this process or (`separate`)
+ * from a producer process of its own (bench_ingest_prod.c); report signal latency. */
+static void latency_run(const char *topic, const char *label, double rate, double seconds,
+                        bool separate)
+{
+    pipe_run r;
+    char group[64];
+    snprintf(group, sizeof group, "pipe-%s", topic);
+    if (!pipe_start(&r, topic, group))
+        return;
+    usleep(4000000); /* let the group settle before measuring */
+    const uint32_t series = 10000; /* windows warm after 40 points each: 400k points */
+    double achieved = 0, behind_ms = 0;
+    const double cpu0 = process_cpu_seconds(), kids0 = children_cpu_seconds();
+    nops_pipeline_stats st0;
+    nops_pipeline_get_stats(r.p, &st0);
+    if (!separate)
+        produce_inproc(topic, rate, seconds, series);
+    else if (bench_ingest_spawn(g_boot, topic, rate, seconds, series, &achieved, &behind_ms))
+        fprintf(stderr, "bench ingest: the producer process failed\n");
     usleep(2000000);
     nops_pipeline_stats st;
     nops_pipeline_get_stats(r.p, &st);
-    char extra[200];
-    snprintf(extra, sizeof extra,
-             "\"rate_points_per_s\":%.4g,\"signals\":%llu,\"note\":\"log2 histogram bucket "
-             "upper bounds; producer in the same process\"",
-             rate, (unsigned long long)st.signals);
-    char fig[64];
+    /* CPU per point: this process (mock brokers, the pipeline, and an in-process producer)
+     * and the producer process */
+    const double pts = st.points > st0.points ? (double)(st.points - st0.points) : 1;
+    const double cpu_ns = (process_cpu_seconds() - cpu0) / pts * 1e9;
+    const double kid_ns = (children_cpu_seconds() - kids0) / pts * 1e9;
+    char hist[400] = "", extra[800];
+    for (int b = 0, o = 0; b < 32 && o < (int)sizeof hist - 24; b++)
+        if (st.latency_us_log2[b]) /* bucket b: below 2^b us */
+            o += snprintf(hist + o, sizeof hist - (size_t)o, "%s%d:%llu", o ? "," : "", b,
+                          (unsigned long long)st.latency_us_log2[b]);
+    if (separate)
+        snprintf(extra, sizeof extra,
+                 "\"rate_points_per_s\":%.4g,\"sent_points_per_s\":%.4g,\"producer_behind_ms\":"
+                 "%.1f,\"points\":%.0f,\"signals\":%llu,\"log2_us_buckets\":\"%s\",\"cpu_ns_per_point\":%.0f,"
+                 "\"producer_cpu_ns_per_point\":%.0f,\"note\":\"log2 histogram bucket upper "
+                 "bounds; producer in a separate process\"", rate, achieved, behind_ms,
+                 st.points > st0.points ? pts : 0, (unsigned long long)st.signals, hist, cpu_ns, kid_ns);
+    else
+        snprintf(extra, sizeof extra,
+                 "\"rate_points_per_s\":%.4g,\"signals\":%llu,\"log2_us_buckets\":\"%s\","
+                 "\"cpu_ns_per_point\":%.0f,\"note\":\"log2 histogram bucket upper bounds; "
+                 "producer in the same process\"", rate, (unsigned long long)st.signals, hist,
+                 cpu_ns);
+    char fig[96];
     snprintf(fig, sizeof fig, "latency_p50_%s", label);
     bench_emit("ingest", fig, nops_pipeline_latency_quantile(&st, 0.5) / 1000.0, "ms",
                "target_p99", 100.0, extra);
@@ -512,14 +558,31 @@ static void latency_run(const char *topic, const char *label, double rate, doubl
     pipe_stop(&r);
 }
 
+/* The latency runs at ½ (`half`), ¼ and 1/10 of the maximum rate, `secs` s each (1/10: 2×). */
+static void latency_runs(double half, double secs)
+{
+    /* the producer in a process of its own, as in production (the target's figure) ... */
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half);
+    latency_run("benchlat", "half_max_rate", half, secs, true);
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half / 2);
+    latency_run("benchlat4", "quarter_max_rate", half / 2, secs, true);
+    /* longer: windows warm after 400k points, and only then are spikes injected */
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer process...\n", half / 5);
+    latency_run("benchlat2", "tenth_max_rate", half / 5, secs * 2, true);
+    /* ... and in this process, formatting with snprintf on the cores the pipeline uses */
+    fprintf(stderr, "bench ingest: latency at %.0f points/s, producer in-process...\n", half);
+    latency_run("benchlat3", "half_max_rate_inproc_producer", half, secs, false);
+}
+
 int bench_ingest(const bench_opts *o)
 {
     const size_t scale = o->quick ? 20 : 1;
     const bool only_ident = o->variant && strcmp(o->variant, "identity") == 0;
     const bool only_e2e = o->variant && strcmp(o->variant, "e2e") == 0;
     const bool only_parse = o->variant && strcmp(o->variant, "parse") == 0;
-    if (o->variant && !only_ident && !only_e2e && !only_parse) {
-        fprintf(stderr, "bench ingest: --variant is parse, identity or e2e\n");
+    const bool only_lat = o->variant && strcmp(o->variant, "latency") == 0;
+    if (o->variant && !only_ident && !only_e2e && !only_parse && !only_lat) {
+        fprintf(stderr, "bench ingest: --variant is parse, identity, e2e or latency\n");
         return 1;
     }
     if (!o->variant || only_parse) {
@@ -530,12 +593,13 @@ int bench_ingest(const bench_opts *o)
         if (only_parse)
             return 0;
     }
-    if (!only_e2e) {
+    if (!only_e2e && !only_lat) {
         fprintf(stderr, "bench ingest: parse + series identity...\n");
         bench_identity("identity_lineproto_5tags", 4, 5000 / scale);
     }
     /* the ceiling of the 100-line end-to-end run: parse alone of its messages × workers */
-    const double parse_e2e = bench_identity("identity_lineproto_e2e_msgs", 3, 5000 / scale);
+    const double parse_e2e =
+        only_lat ? 0 : bench_identity("identity_lineproto_e2e_msgs", 3, 5000 / scale);
     if (only_ident)
         return 0;
     if (!start_cluster()) {
@@ -544,23 +608,25 @@ int bench_ingest(const bench_opts *o)
     }
     const uint32_t series = o->series ? (uint32_t)o->series : 100000;
     const size_t m1 = 1000000 / scale, m100 = 30000 / scale;
-    fprintf(stderr, "bench ingest: pre-filling bench1 with %zu one-point messages...\n", m1);
-    prefill("bench1", m1, 1, series);
     fprintf(stderr, "bench ingest: pre-filling bench100 with %zu 100-line messages...\n", m100);
     prefill("bench100", m100, 100, series);
     char extra[400];
-    fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
     double bare_cpu = 0, pipe_cpu = 0;
-    double bare1 = bare_consume("bench1", m1, &bare_cpu);
     uint64_t ser = 0;
     double bps = 0;
-    double pipe1 = pipe_consume("bench1", m1, &ser, &bps, &pipe_cpu);
-    snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":1", m1,
-             (unsigned long long)ser);
-    bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s", "bare_consumer_msgs_per_s",
-               bare1, extra);
+    if (!only_lat) {
+        fprintf(stderr, "bench ingest: pre-filling bench1 with %zu one-point messages...\n", m1);
+        prefill("bench1", m1, 1, series);
+        fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
+        double bare1 = bare_consume("bench1", m1, &bare_cpu);
+        double pipe1 = pipe_consume("bench1", m1, &ser, &bps, &pipe_cpu);
+        snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,"
+                 "\"points_per_message\":1", m1, (unsigned long long)ser);
+        bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s",
+                   "bare_consumer_msgs_per_s", bare1, extra);
+    }
     fprintf(stderr, "bench ingest: bare consumer and pipeline, 100 lines per message...\n");
-    double bare100 = bare_consume("bench100", m100, &bare_cpu);
+    double bare100 = only_lat ? 0 : bare_consume("bench100", m100, &bare_cpu);
     double pipe100 = pipe_consume("bench100", m100 * 100, &ser, &bps, &pipe_cpu);
     /* CPU per point: the bare consumer's (mock brokers and librdkafka: what any consumer of
      * this topic pays here) and the pipeline run's, all threads of the process */
@@ -569,21 +635,20 @@ int bench_ingest(const bench_opts *o)
              (unsigned long long)ser, bare_cpu / 100 * 1e9, pipe_cpu * 1e9);
     bench_emit("ingest", "e2e_points_per_s_100pt_msgs", pipe100, "points/s",
                "bare_consumer_points_per_s", bare100 * 100, extra);
-    snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g",
-             E2E_WORKERS, parse_e2e);
-    bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", pipe100, "points/s",
-               "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
-    snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)ser);
-    bench_emit("ingest", "bytes_per_active_series", bps, "bytes", "target", 1024.0, extra);
+    if (!only_lat) {
+        snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g",
+                 E2E_WORKERS, parse_e2e);
+        bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", pipe100, "points/s",
+                   "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
+        snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)ser);
+        bench_emit("ingest", "bytes_per_active_series", bps, "bytes", "target", 1024.0, extra);
+    }
     if (only_e2e) {
         rd_kafka_destroy(g_host);
         return 0;
     }
     const double half = pipe100 > 0 ? pipe100 / 2 : 100000;
-    fprintf(stderr, "bench ingest: latency at %.0f points/s...\n", half);
-    latency_run("benchlat", "half_max_rate", half, o->quick ? 3 : 10);
-    fprintf(stderr, "bench ingest: latency at %.0f points/s...\n", half / 5);
-    latency_run("benchlat2", "tenth_max_rate", half / 5, o->quick ? 3 : 10);
+    latency_runs(half, o->quick ? 3 : 10);
     rd_kafka_destroy(g_host);
     return 0;
 }

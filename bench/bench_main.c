@@ -35,7 +35,9 @@ static void usage(FILE *out)
             "           bandwidth limit (a triad); bytes per series\n"
             "  ingest   parsers (MB/s beside a memchr scan), end-to-end points/s over a\n"
             "           pre-filled mock-cluster topic beside a bare consumer, and\n"
-            "           ingest-to-signal latency p50/p99 at half that rate\n"
+            "           ingest-to-signal latency p50/p99 at half that rate, the producer\n"
+            "           in a process of its own (`neuralops-bench ingest-produce`, which the\n"
+            "           suite runs itself) and, for comparison, in the bench's process\n"
             "  vectorize  runs/s of redact+embed from JSONL beside read+parse, and from\n"
             "           PostgreSQL beside the raw COPY row rate (--dsn or NEURALOPS_TEST_PG_DSN)\n"
             "  recommend  quality first: top-1 (all, trap kinds, unseen words) and the unseen-\n"
@@ -56,8 +58,9 @@ static void usage(FILE *out)
             "Options:\n"
             "  --quick          small sizes (a smoke run, seconds)\n"
             "  --variant NAME   detect: only scalar|avx2|avx512; ingest: only parse (the\n"
-            "                   parsers), identity (parse and parse + series identity) or e2e\n"
-            "                   (without the latency runs)\n"
+            "                   parsers), identity (parse and parse + series identity), e2e\n"
+            "                   (without the latency runs) or latency (the 100-line end-to-end\n"
+            "                   rate, then the latency runs at half of it)\n"
             "  --series N       only this series (or runs; loop: index runs) count\n"
             "  --dsn DSN        PostgreSQL for the vectorize and audit suites\n"
             "  --seed N         generator seed of the quality suite (default 14; recommend's\n"
@@ -77,6 +80,8 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "ingest-produce") == 0) /* the ingest suite's producer process */
+        return bench_ingest_produce(argc - 2, argv + 2);
     bench_opts o = {0};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {

@@ -146,9 +146,14 @@ typedef struct nops_pipeline_stats {
     /** ingest-to-signal latency (wall clock at emission − point timestamp, for points stamped
      *  within the last hour): bucket i counts latencies below 2^i µs (the last is the rest) */
     uint64_t latency_us_log2[32];
+    /** the same latencies, bucket i (i ≥ 3, below 31) split into the quarters of its range
+     *  [2^(i-1), 2^i) µs: [i][k] counts those below 2^(i-1) + (k+1)·2^(i-3) µs (buckets 0–2
+     *  and 31 count in [i][3]) — the quantiles to a quarter octave (~19 %), not a factor of 2 */
+    uint64_t latency_us_q[32][4];
 } nops_pipeline_stats;
 
-/** The q-quantile (0..1) of the latency histogram in microseconds (bucket upper bound). */
+/** The q-quantile (0..1) of the latencies in microseconds: the upper bound of the quarter
+ *  bucket (latency_us_q) it falls in. */
 double nops_pipeline_latency_quantile(const nops_pipeline_stats *st, double q);
 
 /**

@@ -516,6 +516,9 @@ static void emit_signals(worker *w, size_t from, size_t to)
             while (b < 31 && us >= (1ull << b))
                 b++;
             STAT_ADD(p, latency_us_log2[b], 1);
+            /* and its quarter of [2^(b-1), 2^b) */
+            const int k = b >= 3 && b < 31 ? (int)((us - (1ull << (b - 1))) >> (b - 3)) : 3;
+            STAT_ADD(p, latency_us_q[b][k], 1);
         }
         if (p->svc && nops__svc_signal(p->svc, &sig, win, nw))
             continue; /* a series of a service: the service stage places it (svcstage.c) */
@@ -676,7 +679,8 @@ static void detect_runs(worker *w)
     }
 }
 
-static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
+/* Parse, detect and emit messages [0, n), part of a turn (worker_batch). */
+static void worker_part(worker *w, rd_kafka_message_t **msgs, uint32_t n)
 {
     nops_pipeline *p = w->p;
     w->n = 0;
@@ -697,6 +701,17 @@ static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
     STAT_ADD(p, points, w->n);
     STAT_ADD(p, anomalies, w->anomalies);
     w->anomalies = 0;
+}
+
+static void worker_batch(worker *w, rd_kafka_message_t **msgs, uint32_t n)
+{
+    nops_pipeline *p = w->p;
+    for (uint32_t i = 0, j; i < n; i = j) { /* parts of about NOPS__TURN_BYTES */
+        size_t bytes = 0;
+        for (j = i; j < n && (j == i || bytes < NOPS__TURN_BYTES); j++)
+            bytes += msgs[j]->len;
+        worker_part(w, msgs + i, j - i);
+    }
     uint32_t now_s = (uint32_t)(w->recv_ns / 1000000000);
     if (now_s - w->last_evict_s >= 10) {
         /* a series evicted while anomalous will never clear by itself: tell its incident, or

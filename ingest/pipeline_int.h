@@ -51,6 +51,15 @@ typedef struct svc_stage svc_stage;
 #define NOPS__TS_RING 64
 #define NOPS__TS_KTH 8
 
+/*
+ * A worker's turn (up to pipeline.batch messages) is parsed, detected and emitted in parts of
+ * about this many message bytes (~6k line-protocol points): a full turn of 2048 messages of 100
+ * lines is 200k points, and a point of its first message used to wait for all of them to be
+ * parsed before its detection — tens of ms added to every signal whenever a backlog made turns
+ * full, at any rate. A part this size still spreads the per-part costs over thousands of points.
+ */
+#define NOPS__TURN_BYTES (256u << 10)
+
 /* A question from another thread about one series, answered by whichever worker holds it. */
 typedef struct series_query {
     uint64_t id;        /* series id */

@@ -673,8 +673,11 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     LD(snapshot_series_skipped);
     for (int i = 0; i < NOPS_REJECT_COUNT; i++)
         LD(rejected[i]);
-    for (int i = 0; i < 32; i++)
+    for (int i = 0; i < 32; i++) {
         LD(latency_us_log2[i]);
+        for (int k = 0; k < 4; k++)
+            LD(latency_us_q[i][k]);
+    }
 #undef LD
     nops_correlate_counts(p->corr, &st->incidents_open, NULL, NULL);
     st->incidents_open += nops__svc_open(p->svc);
@@ -691,14 +694,18 @@ double nops_pipeline_latency_quantile(const nops_pipeline_stats *st, double q)
 {
     uint64_t total = 0;
     for (int i = 0; i < 32; i++)
-        total += st->latency_us_log2[i];
+        for (int k = 0; k < 4; k++)
+            total += st->latency_us_q[i][k];
     if (!total)
         return 0.0;
     uint64_t want = (uint64_t)(q * (double)total + 0.5), acc = 0;
-    for (int i = 0; i < 32; i++) {
-        acc += st->latency_us_log2[i];
-        if (acc >= want && acc)
-            return (double)(1ull << i);
-    }
+    for (int i = 0; i < 32; i++)
+        for (int k = 0; k < 4; k++) {
+            acc += st->latency_us_q[i][k];
+            if (acc >= want && acc)
+                return i >= 3 && i < 31 ? (double)((1ull << (i - 1)) + (uint64_t)(k + 1) *
+                                                                       (1ull << (i - 3)))
+                                        : (double)(1ull << i);
+        }
     return (double)(1ull << 31);
 }

@@ -123,7 +123,7 @@ static void kafka_destroy(void *self)
     nops_free(s);
 }
 
-static const nops_sink_ops kafka_ops = {"kafka", kafka_write, kafka_flush, kafka_destroy};
+static const nops_sink_ops kafka_ops = {"kafka", kafka_write, kafka_flush, kafka_destroy, false};
 
 nops_err nops_sinks_add_kafka(nops_sinks *set, const nops_kafka_params *kp, const char *topic,
                               char *errstr, size_t errstr_size)

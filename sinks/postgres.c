@@ -147,7 +147,7 @@ static void pg_destroy(void *self)
     nops_free(s);
 }
 
-static const nops_sink_ops pg_ops = {"postgres", pg_write, pg_flush, pg_destroy};
+static const nops_sink_ops pg_ops = {"postgres", pg_write, pg_flush, pg_destroy, false};
 
 nops_err nops_sinks_add_postgres(nops_sinks *set, const char *dsn, size_t max_buffer,
                                  char *errstr, size_t errstr_size)

@@ -29,6 +29,7 @@
 #define NOPS__HELD_MAX (64u << 20) /* bytes of refused records kept per sink */
 
 struct nops_sinks {
+    pthread_mutex_t flush_mu;             /* one flush at a time (taken before lock) */
     pthread_mutex_t lock;                 /* guards everything below */
     const nops_sink_ops *ops[NOPS__MAX_SINKS]; /* sink tables */
     void *self[NOPS__MAX_SINKS];          /* sink instances */
@@ -44,8 +45,10 @@ struct nops_sinks {
 nops_sinks *nops_sinks_new(void)
 {
     nops_sinks *set = nops_calloc(1, sizeof *set);
-    if (set)
+    if (set) {
+        pthread_mutex_init(&set->flush_mu, NULL);
         pthread_mutex_init(&set->lock, NULL);
+    }
     return set;
 }
 
@@ -58,6 +61,7 @@ void nops_sinks_destroy(nops_sinks *set)
         nops_free(set->held[i].b);
     }
     pthread_mutex_destroy(&set->lock);
+    pthread_mutex_destroy(&set->flush_mu);
     nops_free(set);
 }
 
@@ -418,16 +422,26 @@ static size_t replay_held(nops_sinks *set, size_t i, nops_err *refusal)
     return taken;
 }
 
-/* Flush sink i, then give it its kept records (flushing to make room) until all are in. */
+/* Flush sink i, then give it its kept records (flushing to make room) until all are in. Called
+ * with set->lock held, except for a flush_concurrent sink: then its flushes run unlocked and
+ * the lock is taken only to hand it the kept records (writes, in order behind them). */
 static nops_err flush_one(nops_sinks *set, size_t i, char *err, size_t err_size)
 {
+    const bool unlocked = set->ops[i]->flush_concurrent;
     nops_err e = set->ops[i]->flush(set->self[i], err, err_size);
-    while (e == NOPS_OK && set->n_held[i]) {
+    while (e == NOPS_OK) {
+        if (unlocked)
+            pthread_mutex_lock(&set->lock);
+        const size_t held = set->n_held[i];
         nops_err refusal = NOPS_OK;
-        size_t taken = replay_held(set, i, &refusal);
+        const size_t taken = held ? replay_held(set, i, &refusal) : 0;
+        if (unlocked)
+            pthread_mutex_unlock(&set->lock);
+        if (!held)
+            break;
         if (taken == 0) {
             nops_errf(err, err_size, "%zu refused record(s) wait for the sink (it refuses them: "
-                      "%s)", set->n_held[i], nops_strerror(refusal));
+                      "%s)", held, nops_strerror(refusal));
             return NOPS_IO;
         }
         e = set->ops[i]->flush(set->self[i], err, err_size);
@@ -438,10 +452,16 @@ static nops_err flush_one(nops_sinks *set, size_t i, char *err, size_t err_size)
 nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size)
 {
     nops_err first = NOPS_OK;
+    pthread_mutex_lock(&set->flush_mu);
     pthread_mutex_lock(&set->lock);
     for (size_t i = 0; i < set->n; i++) {
         char err[256] = "";
+        const bool unlocked = set->ops[i]->flush_concurrent;
+        if (unlocked) /* the workers go on writing meanwhile */
+            pthread_mutex_unlock(&set->lock);
         nops_err e = flush_one(set, i, err, sizeof err);
+        if (unlocked)
+            pthread_mutex_lock(&set->lock);
         if (e != NOPS_OK && first == NOPS_OK) {
             first = e;
             nops_errf(errstr, errstr_size, "%s sink: %s", set->ops[i]->name, err);
@@ -458,6 +478,7 @@ nops_err nops_sinks_flush(nops_sinks *set, char *errstr, size_t errstr_size)
     else
         set->st.flush_failures++;
     pthread_mutex_unlock(&set->lock);
+    pthread_mutex_unlock(&set->flush_mu);
     return first;
 }
 

@@ -4,7 +4,8 @@
  * (nops_sink_ops) added to one set; a new sink plugs in the same way.
  *
  * Ownership: a nops_sinks set owns the sinks added to it; records passed in are copied (encoded)
- * before the call returns. The set is thread-safe: workers write and flush concurrently.
+ * before the call returns. The set is thread-safe: workers write and flush concurrently (one
+ * flush at a time; a write never waits for the I/O of a sink whose ops say flush_concurrent).
  *
  * Delivery contract: a write only buffers; nops_sinks_flush()
  * returns NOPS_OK only when every sink has made everything written before it durable. A sink
@@ -26,6 +27,12 @@ typedef struct nops_sink_ops {
     /** Make everything buffered durable; keep it on failure. */
     nops_err (*flush)(void *self, char *errstr, size_t errstr_size);
     void (*destroy)(void *self);
+    /** flush may run while write is called from other threads (the sink locks what they
+     *  share): the set then flushes it without holding its own lock, so the workers' signals
+     *  do not wait for the sink's I/O (an fsync, tens of ms on a busy disk). Writes that come
+     *  in during such a flush go to the next one. false (the default): flush and write are
+     *  never called at the same time. */
+    bool flush_concurrent;
 } nops_sink_ops;
 
 /** Record kinds: the `kind` argument of write. */

@@ -368,7 +368,7 @@ static void rs_destroy(void *self)
     (void)self;
 }
 
-static const nops_sink_ops refusing_ops = {"refusing", rs_write, rs_flush, rs_destroy};
+static const nops_sink_ops refusing_ops = {"refusing", rs_write, rs_flush, rs_destroy, false};
 
 /* A consumer of `group` that only asks for its committed offsets (never subscribes). */
 static rd_kafka_t *group_reader(const char *group)
@@ -769,6 +769,27 @@ static void test_message_judged_in_point_order(void **state)
     rm_rf(dir);
 }
 
+/* Latency quantiles to a quarter octave: 99 signals between 64 and 80 ms and one of 1 s give a
+ * p99 of 80 ms (the log2 bucket alone said 131 ms: a p99 met at 100 ms read as missed). */
+static void test_latency_quantile_resolution(void **state)
+{
+    (void)state;
+    nops_pipeline_stats st;
+    memset(&st, 0, sizeof st);
+    st.latency_us_log2[17] = 99; /* [65536, 131072) us */
+    st.latency_us_q[17][0] = 99; /* [65536, 81920) us */
+    st.latency_us_log2[20] = 1;
+    st.latency_us_q[20][3] = 1; /* [917504, 1048576) us */
+    assert_true(nops_pipeline_latency_quantile(&st, 0.5) == 81920.0);
+    assert_true(nops_pipeline_latency_quantile(&st, 0.99) == 81920.0);
+    assert_true(nops_pipeline_latency_quantile(&st, 1.0) == 1048576.0);
+    memset(&st, 0, sizeof st);
+    st.latency_us_q[2][3] = 1; /* below 4 us: the small buckets keep their bound */
+    assert_true(nops_pipeline_latency_quantile(&st, 0.5) == 4.0);
+    memset(&st, 0, sizeof st);
+    assert_true(nops_pipeline_latency_quantile(&st, 0.99) == 0.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +801,7 @@ int main(void)
         cmocka_unit_test_teardown(test_out_of_memory_is_counted, allocations_back),
         cmocka_unit_test(test_signals_past_the_incident_limit),
         cmocka_unit_test(test_message_judged_in_point_order),
+        cmocka_unit_test(test_latency_quantile_resolution),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,6 +14,8 @@
 #include "tests/support/pgutil.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <time.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -146,7 +148,88 @@ static void ts_destroy(void *self)
     (void)self;
 }
 
-static const nops_sink_ops test_ops = {"test", ts_write, ts_flush, ts_destroy};
+static const nops_sink_ops test_ops = {"test", ts_write, ts_flush, ts_destroy, false};
+
+/* A flush_concurrent sink whose flush waits (up to 10 s) for a write from another thread: the
+ * write of a worker during a flush's I/O (the JSONL sink's fsync). */
+typedef struct slow_sink {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool in_flush;       /* the flush has started its "I/O" */
+    int written;         /* records written */
+    int written_during;  /* records written while the flush waited */
+    int flushes;
+} slow_sink;
+
+static nops_err ss_write(void *self, int kind, const char *json, size_t len)
+{
+    slow_sink *t = self;
+    (void)kind, (void)json, (void)len;
+    pthread_mutex_lock(&t->mu);
+    t->written++;
+    t->written_during += t->in_flush;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    return NOPS_OK;
+}
+
+static nops_err ss_flush(void *self, char *errstr, size_t errstr_size)
+{
+    slow_sink *t = self;
+    (void)errstr, (void)errstr_size;
+    pthread_mutex_lock(&t->mu);
+    t->in_flush = true;
+    pthread_cond_broadcast(&t->cv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10; /* a bound, not a timing: a write blocked by the set never comes */
+    while (t->written_during == 0 && t->flushes == 0 &&
+           pthread_cond_timedwait(&t->cv, &t->mu, &until) == 0)
+        ;
+    t->in_flush = false;
+    t->flushes++;
+    pthread_mutex_unlock(&t->mu);
+    return NOPS_OK;
+}
+
+static const nops_sink_ops slow_ops = {"slow", ss_write, ss_flush, ts_destroy, true};
+
+static void *flush_thread(void *set)
+{
+    char err[256];
+    return (void *)(intptr_t)nops_sinks_flush(set, err, sizeof err);
+}
+
+/* A signal given to the set while a flush_concurrent sink is inside its flush is taken at once,
+ * not after the flush: the pipeline's workers used to wait for every checkpoint's fsync (tens
+ * of ms on a busy disk, added to those signals' latency) because the set held its lock through
+ * the sinks' flushes. */
+static void test_write_during_concurrent_flush(void **state)
+{
+    (void)state;
+    slow_sink t = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add(set, &slow_ops, &t), NOPS_OK);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flush_thread, set), 0);
+    pthread_mutex_lock(&t.mu);
+    while (!t.in_flush)
+        pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+    nops_signal s = make_signal(7);
+    assert_int_equal(nops_sinks_signal(set, &s), NOPS_OK);
+    void *ret;
+    assert_int_equal(pthread_join(th, &ret), 0);
+    assert_int_equal((nops_err)(intptr_t)ret, NOPS_OK);
+    assert_int_equal(t.written, 1);
+    assert_int_equal(t.written_during, 1); /* it did not wait for the flush to end */
+    assert_int_equal(t.flushes, 1);
+    nops_sinks_stats st;
+    nops_sinks_get_stats(set, &st);
+    assert_int_equal(st.signals, 1);
+    assert_int_equal(st.flushes, 1);
+    nops_sinks_destroy(set);
+}
 
 /* A sink that refuses a signal: the set keeps it (and what follows, in order), every flush
  * fails until the sink takes it, and then it arrives; nothing is lost on the way. */
@@ -580,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_signal_json_shape),
         cmocka_unit_test(test_jsonl_sink),
         cmocka_unit_test(test_refused_signal_is_kept_and_flush_fails),
+        cmocka_unit_test(test_write_during_concurrent_flush),
         cmocka_unit_test(test_lost_record_fails_every_flush),
         cmocka_unit_test(test_large_and_broken_records_written_whole),
         cmocka_unit_test(test_kafka_sink),
