@@ -33,11 +33,26 @@ typedef struct arena {
     bool full; /* a write did not fit (cannot happen within NOPS_RUN_SCRATCH) */
 } arena;
 
+/* A label value the redactor left unchanged, remembered for the rest of the row: a signal
+ * repeats the run's host, service and region, and redacting the same bytes again gives the
+ * same text and finds nothing again. Keyed by the raw bytes between the quotes (equal raw
+ * bytes decode to equal text). Values in which something was found are not remembered, so a
+ * hit never has counts to add. */
+typedef struct seen_value {
+    const char *raw;  /* the value's raw text in the document */
+    size_t rawn;      /* its length */
+    const char *text; /* its decoded (and unchanged) text in the arena */
+} seen_value;
+
+#define SEEN_MAX 16
+
 typedef struct rt {
     const nops_redactor *r;
     nops_redact_stats *st;
     const char *end;
     arena a;
+    seen_value seen[SEEN_MAX]; /* label values of this row that hold nothing to redact */
+    int n_seen;
 } rt;
 
 /* Room for n bytes in the arena, or NULL (full). */
@@ -85,6 +100,34 @@ static const char *red(rt *t, const char *v)
     return s;
 }
 
+/* A label value redacted, through the row's memory of clean values. *keep: the arena must
+ * keep what the call added (a value now remembered). */
+static const char *red_label(rt *t, const char *v, bool *keep)
+{
+    *keep = false;
+    if (!v || *v != '"')
+        return NULL;
+    const size_t rawn = nops_json_string_raw(v, t->end);
+    for (int i = 0; i < t->n_seen; i++)
+        if (t->seen[i].rawn == rawn && memcmp(t->seen[i].raw, v + 1, rawn) == 0)
+            return t->seen[i].text;
+    nops_redact_stats st = {{0}}, *outer = t->st;
+    t->st = &st;
+    const char *s = red(t, v);
+    t->st = outer;
+    bool found = false;
+    for (int k = 0; k < NOPS_REDACT_N; k++) {
+        found = found || st.found[k];
+        if (outer)
+            outer->found[k] += st.found[k];
+    }
+    if (s && !found && t->n_seen < SEEN_MAX) {
+        t->seen[t->n_seen++] = (seen_value){v + 1, rawn, s};
+        *keep = true;
+    }
+    return s;
+}
+
 /* The members of the labels object at v: every string value redacted (and counted), each pair
  * embedded at `scale`. Returns the number of members (0 when v is not an object). */
 static size_t labels(rt *t, nops__feats *f, const char *v, float scale)
@@ -97,14 +140,17 @@ static size_t labels(rt *t, nops__feats *f, const char *v, float scale)
     while (nops_json_next_member(&it, t->end, &m)) {
         n++;
         const size_t used = t->a.used;
+        bool keep;
+        const char *val = red_label(t, m.v, &keep);
+        const size_t kept = t->a.used;
         char *k = take(&t->a, m.kn + 1);
-        const char *val = red(t, m.v);
         if (k) {
             memcpy(k, m.k, m.kn);
             k[m.kn] = '\0';
             nops__feats_label(f, k, val, scale);
         }
-        t->a.used = used; /* the pair is hashed: its text is not needed any more */
+        /* the pair is hashed: its text is not needed any more, but a remembered value is */
+        t->a.used = keep ? kept : used;
     }
     return n;
 }
@@ -218,7 +264,7 @@ nops_err nops_vector_prepare_text(const nops_redactor *r, const char *text, size
         nops_errf(why, why_size, "not read without a tree: take the jansson path");
         return NOPS_UNSUPPORTED;
     }
-    rt t = {r, st, text + len, {scratch, 0, scratch_size, false}};
+    rt t = {.r = r, .st = st, .end = text + len, .a = {scratch, 0, scratch_size, false}};
     fields fd;
     top_fields(&t, body, &fd);
     const char *id = str(&t, fd.id), *pb = str(&t, fd.pb), *status = str(&t, fd.status);
