@@ -17,6 +17,7 @@
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A generated history of n runs as JSON lines in `path`. */
@@ -27,18 +28,30 @@ static void write_history(const char *path, size_t n, uint64_t seed)
     fclose(f);
 }
 
-/* Runs/s over the file: the vectorize job's own reader (nops_vectorize_jsonl) when `v` is given,
- * else the peer: read and parse only. */
-static double jsonl_pass(const char *path, nops_vectorize *v)
+/* The vectorize job's own reader (nops_vectorize_jsonl) when `v` is given, else the peer: read
+ * and parse only. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs/s over the file (wall clock); *cpu_rate (may be NULL): runs per CPU-second of the
+ * calling thread — on a shared machine the per-core cost, whatever the other load (only
+ * meaningful when the pass runs on the calling thread alone). */
+static double jsonl_pass(const char *path, nops_vectorize *v, size_t *tree_rows,
+                         double *cpu_rate)
 {
     FILE *f = fopen(path, "r");
-    double t0 = bench_seconds();
+    double t0 = bench_seconds(), c0 = thread_cpu_s();
     size_t n = 0;
     if (v) {
         nops_vectorize_jsonl(v, f);
         nops_vectorize_stats st;
         nops_vectorize_get_stats(v, &st);
         n = st.rows;
+        *tree_rows = st.tree_rows;
     } else {
         char *line = NULL;
         size_t cap = 0;
@@ -50,6 +63,8 @@ static double jsonl_pass(const char *path, nops_vectorize *v)
         free(line);
     }
     double dt = bench_seconds() - t0;
+    if (cpu_rate)
+        *cpu_rate = (double)n / (thread_cpu_s() - c0);
     fclose(f);
     return (double)n / dt;
 }
@@ -157,19 +172,32 @@ int bench_vectorize(const bench_opts *o)
     snprintf(path, sizeof path, "%s/runs.jsonl", dir);
     fprintf(stderr, "bench vectorize: generating %zu runs\n", n);
     write_history(path, n, 3);
-    double peer = jsonl_pass(path, NULL);
+    size_t tree_rows = 0;
+    double peer_cpu = 0, cpu1 = 0;
+    double peer = jsonl_pass(path, NULL, NULL, &peer_cpu);
     nops_vectorize_opts vo = {.actor_key = "bench", .dir = dir, .type = NOPS_INDEX_AUTO};
     nops_vectorize *v = nops_vectorize_begin(&vo, err, sizeof err);
     if (!v) {
         fprintf(stderr, "bench vectorize: %s\n", err);
         return 1;
     }
-    double rate = jsonl_pass(path, v);
-    char extra[160];
-    snprintf(extra, sizeof extra, "\"runs\":%zu,\"target\":100000,\"note\":\"index training "
-             "excluded\"", n);
+    /* the same path on the calling thread alone (opts.threads = 1), into a scratch dir */
+    char dir1[] = "/tmp/nops-bench-vec1-XXXXXX";
+    nops_vectorize_opts vo1 = {.actor_key = "bench", .dir = mkdtemp(dir1), .threads = 1};
+    nops_vectorize *v1 = vo1.dir ? nops_vectorize_begin(&vo1, err, sizeof err) : NULL;
+    double rate1 = v1 ? jsonl_pass(path, v1, &tree_rows, &cpu1) : 0;
+    nops_vectorize_destroy(v1);
+    rmdir(dir1);
+    double rate = jsonl_pass(path, v, &tree_rows, NULL);
+    char extra[200];
+    snprintf(extra, sizeof extra, "\"runs\":%zu,\"tree_rows\":%zu,\"target\":100000,\"note\":"
+             "\"index training excluded\"", n, tree_rows);
     bench_emit("vectorize", "jsonl_runs_per_s", rate, "runs/s", "read_and_parse_runs_per_s", peer,
                extra);
+    bench_emit("vectorize", "jsonl_runs_per_s_one_thread", rate1, "runs/s",
+               "read_and_parse_runs_per_s", peer, extra);
+    bench_emit("vectorize", "jsonl_runs_per_cpu_s_one_thread", cpu1, "runs/cpu-s",
+               "read_and_parse_runs_per_cpu_s", peer_cpu, extra);
     double t0 = bench_seconds();
     nops_vectorize_commit(v, err, sizeof err);
     snprintf(extra, sizeof extra, "\"runs\":%zu,\"index\":\"%s\"", n,

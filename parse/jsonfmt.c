@@ -269,6 +269,64 @@ static double number(const char *s, const char *end, bool as_int, size_t *len)
     return strtod(buf, NULL);
 }
 
+/* ---- the same walkers for other modules (parse.h) -------------------------------------------
+ * The statics above, exported; vectorize reads its workflow runs through them. */
+
+bool nops_json_object_ok(const char *doc, size_t len, const char **body)
+{
+    const char *end = doc + len, *p = ws(doc, end);
+    *body = p;
+    if (p >= end)
+        return false;
+    const char *q = nops_json_validate(p, end);
+    return q && ws(q, end) == end;
+}
+
+bool nops_json_next_member(const char **it, const char *end, nops_json_member *m)
+{
+    jmember jm;
+    if (!obj_next(it, end, &jm))
+        return false;
+    *m = (nops_json_member){jm.k, jm.kn, jm.v};
+    return true;
+}
+
+bool nops_json_next_element(const char **it, const char *end, const char **v)
+{
+    const char *p = ws(*it, end);
+    if (*p == ',')
+        p = ws(p + 1, end);
+    if (*p == ']') {
+        *it = p + 1;
+        return false;
+    }
+    *v = p;
+    *it = skip_value(p, end);
+    return true;
+}
+
+size_t nops_json_string(const char *v, const char *end, char *out)
+{
+    jt t = {end, out, 0};
+    jstr s = get_str(&t, v);
+    if (s.s != out) /* no escapes: the document's bytes */
+        memcpy(out, s.s, s.n);
+    out[s.n] = '\0';
+    return s.n;
+}
+
+size_t nops_json_string_raw(const char *v, const char *end)
+{
+    bool esc;
+    return (size_t)(str_close(v + 1, end, &esc) - (v + 1));
+}
+
+double nops_json_number(const char *v, const char *end)
+{
+    size_t n;
+    return number(v, end, true, &n);
+}
+
 /* A string holding a number (the adapter sends values as strings), as the tree parser took
  * it: through strtod, whole and finite. */
 static bool string_number(jstr s, double *out)

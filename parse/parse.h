@@ -213,4 +213,42 @@ nops_err nops_ingest_gunzip(const void *in, size_t len, size_t max, nops_buf *ou
 nops_err nops_ingest_parse_remote_write(const void *body, size_t len, size_t max,
                                         nops_point_fn fn, void *ud, nops_parse_stats *st);
 
+/* ---- JSON objects for other modules --------------------------------------------------------
+ * The JSON metric tokenizer's two passes (jsontok.c, jsonfmt.c) for a module that wants a few
+ * fields of a JSON object without a jansson tree (vectorize's workflow runs). First
+ * nops_json_object_ok vouches for the whole text; the walkers below may then be used on it
+ * only (they trust the text and do no checks). Nothing allocates; nothing is copied except by
+ * nops_json_string into the caller's buffer. Stateless: safe from any number of threads. */
+
+/** One member of an object: its key (never escaped) and the first byte of its value. */
+typedef struct nops_json_member {
+    const char *k; /**< key text (points into the document, not NUL-terminated) */
+    size_t kn;     /**< its length */
+    const char *v; /**< the value's first byte ('"', '{', '[', 't', 'f', 'n', '-' or a digit) */
+} nops_json_member;
+
+/**
+ * True when doc[0..len) is one JSON object (whitespace around it allowed) that jansson's
+ * json_loadb(doc, len, 0) would accept and that holds no duplicate key, within the tokenizer's
+ * limits (nesting 64, 256 keys open, strings up to 4 KiB, 16 KiB of escaped text, keys
+ * without escapes, no real that may pass 1e308). False says only "not vouched for": a caller
+ * then takes the jansson path, which decides. *body is set to the object's '{'.
+ */
+bool nops_json_object_ok(const char *doc, size_t len, const char **body);
+/** The next member of the object whose members *it walks: start with *it just past '{';
+ *  false at its end. */
+bool nops_json_next_member(const char **it, const char *end, nops_json_member *m);
+/** The next element of the array whose elements *it walks: start with *it just past '[';
+ *  false at its end. */
+bool nops_json_next_element(const char **it, const char *end, const char **v);
+/**
+ * The string at v (its opening quote) decoded (escapes, \u and surrogate pairs to UTF-8) into
+ * out, NUL-terminated; out holds at least its raw length + 1 bytes. Returns the length.
+ */
+size_t nops_json_string(const char *v, const char *end, char *out);
+/** The raw length (between the quotes) of the string at v: a bound of its decoded length. */
+size_t nops_json_string_raw(const char *v, const char *end);
+/** The number at v as jansson's json_number_value gives it (an integer token as int64 → double). */
+double nops_json_number(const char *v, const char *end);
+
 #endif /* NOPS_PARSE_H */

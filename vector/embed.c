@@ -18,7 +18,7 @@
  *              share of EWMA signals, share of "above" hints — each scaled to about [0, 1].
  * The whole vector is L2-normalised, so inner product = cosine. Version: NOPS_EMBED_VERSION.
  */
-#include "vector/vector.h"
+#include "vector/run_int.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -29,13 +29,7 @@
 
 enum { F_METRIC = 1, F_METRIC_HEAD, F_LABEL, F_METHOD, F_DIR, F_WORD };
 
-typedef struct feats {
-    float *v;
-    int signals, metrics, ewma, above;
-    double max_score, sum_score;
-    float per_signal; /* weight of one signal's labels, method and direction: 1/#signals */
-    const char *seen_metrics[64];
-} feats;
+typedef nops__feats feats;
 
 static void add_token(float *v, int family, const char *s, size_t n, float w)
 {
@@ -43,7 +37,7 @@ static void add_token(float *v, int family, const char *s, size_t n, float w)
     v[h % HASHED] += (h >> 63) ? -w : w;
 }
 
-static void add_metric(feats *f, const char *m)
+void nops__feats_metric(feats *f, const char *m)
 {
     if (!m || !*m)
         return;
@@ -59,24 +53,25 @@ static void add_metric(feats *f, const char *m)
     add_token(f->v, F_METRIC_HEAD, m, us ? (size_t)(us - m) : n, 0.7f);
 }
 
+void nops__feats_label(feats *f, const char *k, const char *s, float scale)
+{
+    if (!s || strcmp(k, "__name__") == 0)
+        return;
+    float w = strcmp(k, "service") == 0 ? 0.6f
+              : strcmp(k, "host") == 0 || strcmp(k, "pod") == 0 || strcmp(k, "instance") == 0
+                  ? 0.25f
+                  : 0.5f;
+    char pair[256];
+    int n = snprintf(pair, sizeof pair, "%s=%s", k, s);
+    add_token(f->v, F_LABEL, pair, n > 0 && (size_t)n < sizeof pair ? (size_t)n : 0, w * scale);
+}
+
 static void add_labels(feats *f, const json_t *labels, float scale)
 {
     const char *k;
     json_t *val;
-    json_object_foreach((json_t *)labels, k, val) {
-        const char *s = json_string_value(val);
-        if (!s || strcmp(k, "__name__") == 0)
-            continue;
-        float w = strcmp(k, "service") == 0 ? 0.6f
-                  : strcmp(k, "host") == 0 || strcmp(k, "pod") == 0 ||
-                          strcmp(k, "instance") == 0
-                      ? 0.25f
-                      : 0.5f;
-        char pair[256];
-        int n = snprintf(pair, sizeof pair, "%s=%s", k, s);
-        add_token(f->v, F_LABEL, pair, n > 0 && (size_t)n < sizeof pair ? (size_t)n : 0,
-                  w * scale);
-    }
+    json_object_foreach((json_t *)labels, k, val) nops__feats_label(f, k, json_string_value(val),
+                                                                    scale);
 }
 
 static bool stopword(const char *w, size_t n)
@@ -92,7 +87,7 @@ static bool stopword(const char *w, size_t n)
 }
 
 /* Words of free text: letters only, lowercased, placeholders (<EMAIL>) and stopwords skipped. */
-static void add_words(feats *f, const char *text)
+void nops__feats_words(feats *f, const char *text)
 {
     if (!text)
         return;
@@ -124,29 +119,38 @@ static void add_words(feats *f, const char *text)
         add_token(f->v, F_WORD, words[i], lens[i], w);
 }
 
-static void add_signal(feats *f, const json_t *s)
+void nops__feats_signal(feats *f, const char *metric)
 {
-    if (!json_is_object(s))
-        return;
     f->signals++;
-    add_metric(f, json_string_value(json_object_get(s, "metric")));
-    add_labels(f, json_object_get(s, "labels"), f->per_signal);
-    const char *method = json_string_value(json_object_get(s, "method"));
+    nops__feats_metric(f, metric);
+}
+
+void nops__feats_signal_end(feats *f, const char *method, const char *hint, double sc)
+{
     if (method) {
         add_token(f->v, F_METHOD, method, strlen(method), 0.5f * f->per_signal);
         f->ewma += strcmp(method, "ewma") == 0;
     }
-    const char *hint = json_string_value(json_object_get(s, "hint"));
     if (hint) {
         bool above = strstr(hint, " above ") != NULL;
         f->above += above;
         add_token(f->v, F_DIR, above ? "above" : "below", 5, 0.8f * f->per_signal);
     }
-    double sc = json_number_value(json_object_get(s, "score"));
     if (isfinite(sc)) {
         f->sum_score += sc;
         f->max_score = sc > f->max_score ? sc : f->max_score;
     }
+}
+
+static void add_signal(feats *f, const json_t *s)
+{
+    if (!json_is_object(s))
+        return;
+    nops__feats_signal(f, json_string_value(json_object_get(s, "metric")));
+    add_labels(f, json_object_get(s, "labels"), f->per_signal);
+    nops__feats_signal_end(f, json_string_value(json_object_get(s, "method")),
+                           json_string_value(json_object_get(s, "hint")),
+                           json_number_value(json_object_get(s, "score")));
 }
 
 static const char *text_of(const json_t *o, const char *a, const char *b)
@@ -155,32 +159,26 @@ static const char *text_of(const json_t *o, const char *a, const char *b)
     return s ? s : json_string_value(json_object_get(o, b));
 }
 
-nops_err nops_embed_json(const json_t *obj, float out[NOPS_EMBED_DIM])
+void nops__feats_begin(feats *f, float out[NOPS_EMBED_DIM], size_t n_sig)
 {
     memset(out, 0, NOPS_EMBED_DIM * sizeof *out);
-    if (!json_is_object(obj))
-        return NOPS_PARSE;
-    const json_t *sigs = json_object_get(obj, "signals");
-    const size_t n_sig = json_array_size(sigs);
-    feats f = {.v = out, .per_signal = n_sig ? 1.0f / (float)n_sig : 1.0f};
-    size_t i;
-    json_t *x;
-    json_array_foreach(json_object_get(obj, "metrics"), i, x) add_metric(&f, json_string_value(x));
-    json_array_foreach(sigs, i, x) add_signal(&f, x);
-    add_labels(&f, json_object_get(obj, "labels"), 1.0f);
-    const char *summary = text_of(obj, "incident_summary", "summary");
-    add_words(&f, summary);
-    add_words(&f, json_string_value(json_object_get(obj, "root_cause_hint")));
-    if (!f.metrics && !f.signals && !json_object_size(json_object_get(obj, "labels")) &&
-        !(summary && *summary))
+    memset(f, 0, sizeof *f);
+    f->v = out;
+    f->per_signal = n_sig ? 1.0f / (float)n_sig : 1.0f;
+}
+
+nops_err nops__feats_end(feats *f, bool has_labels, const char *summary)
+{
+    float *out = f->v;
+    if (!f->metrics && !f->signals && !has_labels && !(summary && *summary))
         return NOPS_PARSE;
     float *num = out + HASHED;
-    num[0] = (float)(log1p(f.signals) / 3.0);
-    num[1] = (float)(log1p(f.metrics) / 3.0);
-    num[2] = (float)f.max_score;
-    num[3] = f.signals ? (float)(f.sum_score / f.signals) : 0;
-    num[4] = f.signals ? (float)f.ewma / (float)f.signals : 0;
-    num[5] = f.signals ? (float)f.above / (float)f.signals : 0;
+    num[0] = (float)(log1p(f->signals) / 3.0);
+    num[1] = (float)(log1p(f->metrics) / 3.0);
+    num[2] = (float)f->max_score;
+    num[3] = f->signals ? (float)(f->sum_score / f->signals) : 0;
+    num[4] = f->signals ? (float)f->ewma / (float)f->signals : 0;
+    num[5] = f->signals ? (float)f->above / (float)f->signals : 0;
     double norm = 0;
     for (int d = 0; d < NOPS_EMBED_DIM; d++)
         norm += (double)out[d] * out[d];
@@ -190,4 +188,24 @@ nops_err nops_embed_json(const json_t *obj, float out[NOPS_EMBED_DIM])
     for (int d = 0; d < NOPS_EMBED_DIM; d++)
         out[d] *= inv;
     return NOPS_OK;
+}
+
+nops_err nops_embed_json(const json_t *obj, float out[NOPS_EMBED_DIM])
+{
+    memset(out, 0, NOPS_EMBED_DIM * sizeof *out);
+    if (!json_is_object(obj))
+        return NOPS_PARSE;
+    const json_t *sigs = json_object_get(obj, "signals");
+    feats f;
+    nops__feats_begin(&f, out, json_array_size(sigs));
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(obj, "metrics"), i, x)
+        nops__feats_metric(&f, json_string_value(x));
+    json_array_foreach(sigs, i, x) add_signal(&f, x);
+    add_labels(&f, json_object_get(obj, "labels"), 1.0f);
+    const char *summary = text_of(obj, "incident_summary", "summary");
+    nops__feats_words(&f, summary);
+    nops__feats_words(&f, json_string_value(json_object_get(obj, "root_cause_hint")));
+    return nops__feats_end(&f, json_object_size(json_object_get(obj, "labels")) != 0, summary);
 }

@@ -15,6 +15,7 @@
  * holds something the redactor finds is stored as a keyed hash ("run:" + 16 hex digits).
  */
 #include "vector/histdir_int.h"
+#include "vector/run_int.h"
 #include "parse/parse.h"
 
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -112,12 +114,10 @@ static int redactable(const nops_redactor *r, const char *id)
     return -1;
 }
 
-nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
-                                 float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
-                                 nops_redact_stats *st, char *why, size_t why_size)
+nops_err nops__run_check(const nops_redactor *r, const char *id, const char *pb,
+                         const char *status_s, const char *fin, nops_run_meta *meta, char *why,
+                         size_t why_size)
 {
-    const char *id = json_string_value(json_object_get(run, "id"));
-    const char *pb = json_string_value(json_object_get(run, "playbook_id"));
     nops_run_status status;
     memset(meta, 0, sizeof *meta);
     if (!usable_id(id)) {
@@ -128,8 +128,7 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
         nops_errf(why, why_size, "no usable \"playbook_id\" (a string of 1-47 characters)");
         return NOPS_PARSE;
     }
-    if (nops_run_status_parse(json_string_value(json_object_get(run, "status")), &status) !=
-        NOPS_OK) {
+    if (nops_run_status_parse(status_s, &status) != NOPS_OK) {
         nops_errf(why, why_size, "\"status\" must be success, failure or aborted");
         return NOPS_PARSE;
     }
@@ -137,7 +136,6 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
         nops_errf(why, why_size, "\"playbook_id\" is not a playbook id (1-47 of [a-z0-9._-])");
         return NOPS_PARSE;
     }
-    const char *fin = json_string_value(json_object_get(run, "finished_at"));
     if (!fin || nops_ingest_parse_timestamp(fin, strlen(fin), &meta->finished_ns, NULL) != NOPS_OK ||
         meta->finished_ns < 0)
         meta->finished_ns = 0; /* when it ran is shown where known; a run without it is used */
@@ -147,14 +145,14 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
                   nops_redact_placeholder((nops_redact_class)found));
         return NOPS_PARSE;
     }
-    if (nops_redact_json(r, run, st) != NOPS_OK) {
-        nops_errf(why, why_size, "out of memory");
-        return NOPS_NOMEM;
-    }
-    if (nops_embed_json(run, vec) != NOPS_OK) {
-        nops_errf(why, why_size, "nothing to embed (no metrics, labels, signals or summary)");
-        return NOPS_PARSE;
-    }
+    return NOPS_OK;
+}
+
+void nops__run_finish(const nops_redactor *r, const char *id, const char *pb,
+                      const char *status_s, nops_run_meta *meta, nops_redact_stats *st)
+{
+    nops_run_status status = NOPS_RUN_SUCCESS;
+    nops_run_status_parse(status_s, &status); /* checked by nops__run_check */
     const int in_id = redactable(r, id);
     if (in_id < 0 && plain_ascii(id)) {
         snprintf(meta->run_id, sizeof meta->run_id, "%s", id);
@@ -165,6 +163,30 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
     }
     snprintf(meta->playbook_id, sizeof meta->playbook_id, "%s", pb);
     meta->status = (uint8_t)status;
+}
+
+nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
+                                 float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
+                                 nops_redact_stats *st, char *why, size_t why_size)
+{
+    const char *id = json_string_value(json_object_get(run, "id"));
+    const char *pb = json_string_value(json_object_get(run, "playbook_id"));
+    const char *status = json_string_value(json_object_get(run, "status"));
+    nops_err e = nops__run_check(r, id, pb, status,
+                                 json_string_value(json_object_get(run, "finished_at")), meta,
+                                 why, why_size);
+    if (e != NOPS_OK)
+        return e;
+    if (nops_redact_json(r, run, st) != NOPS_OK) {
+        nops_errf(why, why_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    /* the id and playbook id strings survive redaction (neither field is rewritten) */
+    if (nops_embed_json(run, vec) != NOPS_OK) {
+        nops_errf(why, why_size, "nothing to embed (no metrics, labels, signals or summary)");
+        return NOPS_PARSE;
+    }
+    nops__run_finish(r, id, pb, status, meta, st);
     return NOPS_OK;
 }
 
@@ -260,6 +282,26 @@ nops_histdir_writer *nops_histdir_begin(const char *dir, nops_index_type type, c
     return w;
 }
 
+/*
+ * Ask for transparent huge pages under the buffered vectors (1 KiB a run, written once, in
+ * order): with 4 KiB pages the first touch of each page faulted, and on this machine's VM
+ * those faults were 70 % of nops_histdir_add and the largest serial cost of vectorize. A hint
+ * only: ignored where THP is off or the call is missing.
+ */
+static void huge_pages(void *p, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t two_mb = (uintptr_t)2 << 20;
+    const uintptr_t a = ((uintptr_t)p + two_mb - 1) & ~(two_mb - 1);
+    const uintptr_t b = ((uintptr_t)p + len) & ~(two_mb - 1);
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)len;
+#endif
+}
+
 nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM],
                           const nops_run_meta *meta)
 {
@@ -281,6 +323,7 @@ nops_err nops_histdir_add(nops_histdir_writer *w, const float vec[NOPS_EMBED_DIM
         if (!v)
             return NOPS_NOMEM;
         w->vecs = v;
+        huge_pages(v, (cap - w->n_base) * NOPS_EMBED_DIM * sizeof *v);
         nops_run_meta *m = nops_realloc(w->meta, cap * sizeof *m);
         if (!m)
             return NOPS_NOMEM;

@@ -212,6 +212,24 @@ nops_err nops_vector_prepare_run(const nops_redactor *r, json_t *run,
                                  float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
                                  nops_redact_stats *st, char *why, size_t why_size);
 
+/**
+ * nops_vector_prepare_run from the run's JSON text, without building a tree (vector/runtok.c):
+ * for text that json_loadb(text, len, 0) parses, the same result, vector (bit for bit),
+ * metadata, redaction counts and reason as json_loadb + nops_vector_prepare_run — except that
+ * executed_by is not hashed (it reaches neither the vector nor the metadata). NOPS_UNSUPPORTED
+ * when the tokenizer does not vouch for the text (malformed JSON, a duplicate or escaped key, a
+ * string past 4 KiB, nesting past 64, …) or `scratch` is too small: the caller then takes the
+ * tree path, which decides. `scratch` (scratch_size ≥ NOPS_RUN_SCRATCH(len) is always enough)
+ * holds the decoded and redacted strings during the call. Counts go to `st` as they are found:
+ * give it a per-row struct and drop it unless NOPS_OK when the row may be retried. Never
+ * allocates; thread-safe with distinct scratch, vec, meta and st.
+ */
+#define NOPS_RUN_SCRATCH(len) (16 * (len) + 64)
+nops_err nops_vector_prepare_text(const nops_redactor *r, const char *text, size_t len,
+                                  char *scratch, size_t scratch_size,
+                                  float vec[NOPS_EMBED_DIM], nops_run_meta *meta,
+                                  nops_redact_stats *st, char *why, size_t why_size);
+
 typedef struct nops_histdir_writer nops_histdir_writer;
 
 /** Start a new generation under `dir` (created if missing). */
@@ -260,7 +278,9 @@ uint64_t nops_histdir_current(const char *dir);
 /*
  * Rows (workflow runs as JSON text) → nops_vector_prepare_run → nops_histdir_add, the source
  * hashed as it streams, then one commit: what `neuralops vectorize`, the demo and the
- * benchmark run. Single-threaded; the job owns its redactor and writer.
+ * benchmark run. A job is used from one thread at a time; its readers (JSONL, PostgreSQL)
+ * prepare rows on a worker thread too (opts.threads) and take the results in input order, so
+ * the output does not depend on the number of threads. The job owns its redactor and writer.
  */
 
 typedef struct nops_vectorize_stats {
@@ -271,6 +291,8 @@ typedef struct nops_vectorize_stats {
     uint64_t redacted; /* values the redactor replaced */
     double elapsed_s;  /* since begin */
     int64_t last_finished_ns; /* latest finished_at among the usable rows (0 = none) */
+    size_t tree_rows;  /* rows read through the jansson tree (the tokenizer did not vouch for
+                          them, or they were skipped: the tree path words the reason) */
 } nops_vectorize_stats;
 
 typedef struct nops_vectorize_opts {
@@ -283,6 +305,8 @@ typedef struct nops_vectorize_opts {
     /** Called at most once a second while rows stream. May be NULL. */
     void (*on_progress)(void *ud, const nops_vectorize_stats *st);
     void *ud;                /* passed to the callbacks */
+    int threads;             /* threads preparing rows in the readers: 0 = 2 when the machine
+                                has 2 or more cores, else 1; 1 = the calling thread only */
 } nops_vectorize_opts;
 
 typedef struct nops_vectorize nops_vectorize;
