@@ -164,6 +164,15 @@ int bench_detect(const bench_opts *o)
         sizes[0] = (uint32_t)o->series;
         nsizes = 1;
     }
+    if (o->method) {
+        int known = 0;
+        for (int m = 0; m <= NOPS_METHOD_N; m++)
+            known |= strcmp(o->method, method_fig[m]) == 0;
+        if (!known) {
+            fprintf(stderr, "bench detect: unknown --method %s\n", o->method);
+            return 2;
+        }
+    }
     fprintf(stderr, "bench detect: measuring memory bandwidth (triad)...\n");
     const double bw = triad_bandwidth(o->quick ? (1u << 22) : (64u << 20));
     bench_emit("detect", "memory_bandwidth_triad", bw / 1e9, "GB/s", "none", 0.0,
@@ -186,6 +195,8 @@ int bench_detect(const bench_opts *o)
         if (o->quick)
             ticks = W;
         for (int method = 0; method <= NOPS_METHOD_N; method++) {
+            if (o->method && strcmp(o->method, method_fig[method]) != 0)
+                continue;
             double scalar_rate = 0.0;
             for (int vi = 0; vi < 3; vi++) {
                 nops_detect_variant v = variants[vi];
@@ -194,6 +205,8 @@ int bench_detect(const bench_opts *o)
                             nops_detect_variant_name(v));
                     continue;
                 }
+                if (o->no_scalar && v == NOPS_VARIANT_SCALAR)
+                    continue;
                 if (o->variant && v != NOPS_VARIANT_SCALAR &&
                     strcmp(o->variant, nops_detect_variant_name(v)) != 0)
                     continue;

@@ -209,8 +209,11 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         const float big = 3.0e38f;
         const float cand = (step > 0.0f) & (ag > 0) & valid ? step : big;
         const float cur = rs > 0.0f ? rs : big;
-        const float rn = cand < cur ? cand : cur;
-        res[i] = rn < big ? rn : 0.0f;
+        /* stored only when it shrinks (rarely, once a series has run a while): a line that no
+         * lane of a vector changes is not written back, 4 bytes less per update. cand < cur is
+         * exactly when the old "min(cand, cur), 0 for none" differs from rs */
+        if (cand < cur)
+            res[i] = cand;
         last[i] = valid ? x : lst;
         float z = 0.0f, ze = 0.0f, rc = 0.0f;
 
@@ -241,8 +244,10 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         if (do_z) {
             /* the first point of a series becomes its shift, so its sums start exact at 0 */
             const float K0 = shift[i];
-            const float Kf = (c == 0) & valid ? x : K0;
-            shift[i] = Kf;
+            const uint32_t first = (c == 0) & valid;
+            const float Kf = first ? x : K0;
+            if (first) /* only then: K is read-only on every other update (as bytes counted) */
+                shift[i] = Kf;
             const double K = Kf;
             const double S1 = sum[i], S2 = sumsq[i];
             const double inv = uniform ? inv_u : (full ? invW : 1.0 / (double)(c + !c));
