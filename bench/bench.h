@@ -11,6 +11,8 @@
 typedef struct bench_opts {
     bool quick;          /* small sizes: a smoke run for tests */
     const char *variant; /* only this kernel variant, or NULL for all */
+    const char *method;  /* detect: only this method (its figure's name), or NULL for all */
+    bool no_scalar;      /* detect: without the scalar peer run (long at S = 16M) */
     uint64_t series;     /* override the series (or runs) counts (0 = the suite's defaults) */
     const char *dsn;     /* PostgreSQL for the vectorize suite, or NULL */
     uint64_t seed;       /* generator seed of the quality suite (0 = its default) */

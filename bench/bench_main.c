@@ -61,6 +61,9 @@ static void usage(FILE *out)
             "                   parsers), identity (parse and parse + series identity), e2e\n"
             "                   (without the latency runs) or latency (the 100-line end-to-end\n"
             "                   rate, then the latency runs at half of it)\n"
+            "  --method NAME    detect: only rolling_z|ewma|both_one_pass|all_detectors|\n"
+            "                   all_with_season\n"
+            "  --no-scalar      detect: skip the scalar peer (S = 16M runs it for minutes)\n"
             "  --series N       only this series (or runs; loop: index runs) count\n"
             "  --dsn DSN        PostgreSQL for the vectorize and audit suites\n"
             "  --seed N         generator seed of the quality suite (default 14; recommend's\n"
@@ -88,6 +91,10 @@ int main(int argc, char **argv)
             o.quick = true;
         } else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
             o.variant = argv[++i];
+        } else if (strcmp(argv[i], "--method") == 0 && i + 1 < argc) {
+            o.method = argv[++i];
+        } else if (strcmp(argv[i], "--no-scalar") == 0) {
+            o.no_scalar = true;
         } else if (strcmp(argv[i], "--series") == 0 && i + 1 < argc) {
             char *end;
             o.series = strtoull(argv[++i], &end, 10);

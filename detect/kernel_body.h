@@ -167,6 +167,7 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
                            double *restrict lm, double *restrict lv, double *restrict gm,
                            double *restrict gv, float *restrict lc, float *restrict cp,
                            float *restrict cn_, float *restrict last, float *restrict res,
+                           const float *restrict prev,
                            uint32_t *restrict age, uint32_t *restrict lage,
                            uint32_t *restrict meta, float *restrict sk0, float *restrict sk1,
                            const uint32_t *restrict sper, uint32_t *restrict sage,
@@ -201,7 +202,8 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         const double xd = valid ? (double)x : 0.0; /* keeps NaN out of the arithmetic */
         const double ia = 1.0 / (double)(ag + 1u);
         /* resolution: judged against the steps seen before this point */
-        const float rs = res[i], lst = last[i];
+        /* the previous valid value: `prev` with a window (the ring's, see lastv), else `last` */
+        const float rs = res[i], lst = do_z ? prev[i] : last[i];
         const double rfl = (double)rs;
         /* float selects only (mixing float compares into integer masks defeats if-conversion):
          * 0 means "none yet", so both sides are mapped to +big before taking the minimum */
@@ -209,9 +211,13 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         const float big = 3.0e38f;
         const float cand = (step > 0.0f) & (ag > 0) & valid ? step : big;
         const float cur = rs > 0.0f ? rs : big;
-        const float rn = cand < cur ? cand : cur;
-        res[i] = rn < big ? rn : 0.0f;
-        last[i] = valid ? x : lst;
+        /* stored only when it shrinks (rarely, once a series has run a while): a line that no
+         * lane of a vector changes is not written back, 4 bytes less per update. cand < cur is
+         * exactly when the old "min(cand, cur), 0 for none" differs from rs */
+        if (cand < cur)
+            res[i] = cand;
+        if (!do_z)
+            last[i] = valid ? x : lst;
         float z = 0.0f, ze = 0.0f, rc = 0.0f;
 
         /* the seasonal baseline: y = x − S(phase) once the first period is collected (boot);
@@ -241,8 +247,10 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
         if (do_z) {
             /* the first point of a series becomes its shift, so its sums start exact at 0 */
             const float K0 = shift[i];
-            const float Kf = (c == 0) & valid ? x : K0;
-            shift[i] = Kf;
+            const uint32_t first = (c == 0) & valid;
+            const float Kf = first ? x : K0;
+            if (first) /* only then: K is read-only on every other update (as bytes counted) */
+                shift[i] = Kf;
             const double K = Kf;
             const double S1 = sum[i], S2 = sumsq[i];
             const double inv = uniform ? inv_u : (full ? invW : 1.0 / (double)(c + !c));
@@ -429,6 +437,21 @@ NOPS__INLINE uint32_t kcompute(const nops__kconst *restrict k, const uint32_t n,
 }
 
 /*
+ * A series' previous valid value. The detectors with a window (all but EWMA alone) hold it in
+ * the ring, at the position before the next one, as soon as the window has a point: the kernel
+ * reads it there and `last` is neither read nor written for them then (4 bytes less per
+ * update); `last` serves the EWMA-only kernel and a window without points (a new or restored
+ * series). nops_detect_save_series() reads it the same way.
+ */
+NOPS__INLINE float lastv(const nops__dstate *st, size_t s, uint32_t meta, bool do_z)
+{
+    const uint32_t p = NOPS__META_POS(meta);
+    if (do_z && NOPS__META_CNT(meta) > 0)
+        return st->ring[(size_t)(p ? p - 1u : st->W - 1u) * st->cap + s];
+    return st->last[s];
+}
+
+/*
  * Exact recompute of K, Σ(x−K), Σ(x−K)² for one series from its ring. A window that is not yet
  * full holds its values at ring positions 0 … count−1 (positions start at 0 with the count).
  */
@@ -523,7 +546,7 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
     const bool do_s = method == NOPS__METHOD_ALL_SEASON;
     const bool do_c = method == NOPS_METHOD_ALL || do_s;
     float ring[NOPS__BLOCK], shift[NOPS__BLOCK], cp[NOPS__BLOCK], cn[NOPS__BLOCK];
-    float last[NOPS__BLOCK], res[NOPS__BLOCK], r32[NOPS__BLOCK];
+    float last[NOPS__BLOCK], prev[NOPS__BLOCK], res[NOPS__BLOCK], r32[NOPS__BLOCK];
     float sk0[NOPS__BLOCK], sk1[NOPS__BLOCK];
     uint32_t sper[NOPS__BLOCK], sage[NOPS__BLOCK], kb0[NOPS__BLOCK], kb1[NOPS__BLOCK];
     double sum[NOPS__BLOCK], sumsq[NOPS__BLOCK], em[NOPS__BLOCK], ev[NOPS__BLOCK];
@@ -535,7 +558,10 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
         const size_t s = slots ? slots[i] : base + i;
         meta[i] = st->meta[s];
         age[i] = st->age[s];
-        last[i] = st->last[s];
+        if (do_z)
+            prev[i] = lastv(st, s, meta[i], do_z);
+        else
+            last[i] = st->last[s];
         res[i] = st->res[s];
         if (do_z) {
             ring[i] = st->ring[(size_t)NOPS__META_POS(meta[i]) * cap + s];
@@ -567,7 +593,7 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
         }
     }
     const uint32_t any = kcompute(k, n, x, ring, sum, sumsq, shift, em, ev, lm, lv, gm, gv, lc, cp, cn, last,
-                                  res, age, lage, meta, sk0, sk1, sper, sage, zo, zeo, r32, f32,
+                                  res, prev, age, lage, meta, sk0, sk1, sper, sage, zo, zeo, r32, f32,
                                   method, false, 0);
     for (uint32_t i = 0; i < n; i++) {
         const size_t s = slots ? slots[i] : base + i;
@@ -599,7 +625,8 @@ NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_
         }
         st->meta[s] = meta[i];
         st->age[s] = age[i];
-        st->last[s] = last[i];
+        if (!do_z)
+            st->last[s] = last[i];
         st->res[s] = res[i];
     }
     if (any)
@@ -630,10 +657,14 @@ NOPS__INLINE void kuniform(const nops__kconst *k, nops__dstate *st, size_t s0, u
         memcpy(sk0, row0, n * sizeof *sk0);
         memcpy(sk1, row1, n * sizeof *sk1);
     }
+    /* the previous value: with the window, the ring row before this one once it holds a point */
+    const bool do_z = method != NOPS_METHOD_EWMA;
+    const float *lastp = do_z && uc > 0 ? st->ring + (size_t)(up ? up - 1u : k->W - 1u) * st->cap + s0
+                                        : st->last + s0;
     const uint32_t any =
         kcompute(k, n, x, st->ring + (size_t)up * st->cap + s0, st->sum + s0, st->sumsq + s0,
                  st->shift + s0, st->em + s0, st->ev + s0, st->lm + s0, st->lv + s0, st->gm + s0, st->gv + s0,
-                 st->lc + s0, st->cp + s0, st->cn + s0, st->last + s0, st->res + s0, st->age + s0,
+                 st->lc + s0, st->cp + s0, st->cn + s0, st->last + s0, st->res + s0, lastp, st->age + s0,
                  st->lage + s0, st->meta + s0, sk0, sk1, sper, sage, zo, zeo,
                  r32, f32, method, true, uc);
     if (method == NOPS__METHOD_ALL_SEASON) {

@@ -401,7 +401,13 @@ size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t 
     memcpy(p, &det->st.ev[slot], 8);
     p += 8;
     memcpy(p, &det->st.age[slot], 4);
-    memcpy(p + 4, &det->st.last[slot], 4);
+    /* the previous value: a detector with a window keeps it in the ring once the window holds
+     * a point (kernel_body.h, lastv), `last` is stale then */
+    const uint32_t pos = NOPS__META_POS(meta);
+    const float last = det->p.method != NOPS_METHOD_EWMA && cnt > 0
+                           ? det->st.ring[(size_t)(pos ? pos - 1u : det->st.W - 1u) * det->st.cap + slot]
+                           : det->st.last[slot];
+    memcpy(p + 4, &last, 4);
     memcpy(p + 8, &det->st.res[slot], 4);
     memcpy(p + 12, &det->st.lm[slot], 8);
     memcpy(p + 20, &det->st.lv[slot], 8);
@@ -516,6 +522,8 @@ nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size
     st->ev[slot] = ev;
     st->age[slot] = age;
     st->lage[slot] = lage;
+    /* with a window (not EWMA alone) and cnt > 0 the kernel takes the previous value from the
+     * ring, win[cnt − 1]: a record saved by such a detector has last = win[cnt − 1] */
     st->last[slot] = v2 ? last : (cnt ? win[cnt - 1] : 0.0f);
     st->res[slot] = res;
     st->lm[slot] = lm;
