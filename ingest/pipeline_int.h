@@ -242,6 +242,9 @@ struct worker {
 
 /* Remember which partition a slot's series arrives on (pipeline.c). */
 bool nops__set_slot_part(worker *w, uint32_t slot, int32_t part);
+/* The signals of the anomalous points of the batch's slots [from, to): to the sinks, the
+ * correlator or the service stage, incidents to the sinks (emit.c; the worker's thread). */
+void nops__emit_signals(worker *w, size_t from, size_t to);
 
 /* A dead-letter copy was lost (refused by the producer, or its delivery failed): counted in
  * st.dlq_lost, which fails every later checkpoint, and logged (rate-limited). Any thread
