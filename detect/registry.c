@@ -436,127 +436,168 @@ size_t nops_detect_save_series(const nops_detector *det, uint32_t slot, uint8_t 
     return (size_t)(p - buf);
 }
 
-nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size_t len,
-                                    uint32_t now_s, size_t *used, uint32_t *slot_out)
+/* One saved series as read from its record (nops_detect_save_series's layout, v1–v3). */
+typedef struct snap_rec {
+    const char *key;
+    uint32_t key_len, meta, cnt, age, lage, sper, sage;
+    double em, ev, lm, lv, gm, gv;
+    float last, res, cp, cn, lc;
+    bool v2, v3;
+    float knots[NOPS_DETECT_SEASON_BINS];
+    float win[NOPS_DETECT_MAX_WINDOW];
+    size_t used; /* bytes of the record */
+} snap_rec;
+
+/* The v2 and v3 parts after the EWMA moments at p; returns the end of what was read. */
+static const uint8_t *decode_extra(const nops_detector *det, snap_rec *r, const uint8_t *p)
+{
+    if (r->v2) {
+        memcpy(&r->age, p, 4);
+        memcpy(&r->last, p + 4, 4);
+        memcpy(&r->res, p + 8, 4);
+        memcpy(&r->lm, p + 12, 8);
+        memcpy(&r->lv, p + 20, 8);
+        memcpy(&r->cp, p + 28, 4);
+        memcpy(&r->cn, p + 32, 4);
+        memcpy(&r->gm, p + 36, 8);
+        memcpy(&r->gv, p + 44, 8);
+        memcpy(&r->lage, p + 52, 4);
+        p += NOPS__SNAP_EXTRA2;
+    }
+    r->sper = (uint32_t)det->p.season_points;
+    if (r->v3) {
+        memcpy(&r->lc, p, 4);
+        memcpy(&r->sper, p + 4, 4);
+        memcpy(&r->sage, p + 8, 4);
+        memcpy(r->knots, p + 12, sizeof r->knots);
+        p += 4 + NOPS__SNAP_SEASON;
+    }
+    return p;
+}
+
+/* Whether every value read is one the detector could have saved. */
+static bool snap_valid(const snap_rec *r, uint32_t W)
+{
+    bool ok = isfinite(r->lc);
+    for (uint32_t b = 0; b < NOPS_DETECT_SEASON_BINS; b++)
+        ok = ok && isfinite(r->knots[b]);
+    ok = ok && (!r->v3 || r->sper == 0 ||
+                (r->sper >= NOPS_DETECT_SEASON_MIN && r->sper <= NOPS_DETECT_SEASON_MAX &&
+                 (r->sage & 0xffffffu) < r->sper));
+    ok = ok && r->cnt <= W && isfinite(r->em) && r->ev >= 0 && isfinite(r->ev) &&
+         !memchr(r->key, '\0', r->key_len) && r->age >= r->cnt && r->age <= NOPS__AGE_MAX &&
+         r->lage <= r->age && isfinite(r->last) && r->res >= 0 && isfinite(r->res) &&
+         isfinite(r->lm) && r->lv >= 0 && isfinite(r->lv) && r->cp >= 0 && isfinite(r->cp) &&
+         r->cn >= 0 && isfinite(r->cn) && isfinite(r->gm) && r->gv >= 0 && isfinite(r->gv);
+    for (uint32_t i = 0; ok && i < r->cnt; i++)
+        ok = isfinite(r->win[i]);
+    return ok;
+}
+
+/* Reads and checks one record; NOPS_PARSE for anything the detector could not have saved. */
+static nops_err decode_record(const nops_detector *det, const uint8_t *rec, size_t len,
+                              snap_rec *r)
 {
     uint32_t hdr[3];
     if (len < sizeof hdr)
         return NOPS_PARSE;
     memcpy(hdr, rec, sizeof hdr);
-    const bool v3 = hdr[0] == NOPS__SNAP_MAGIC;
-    const bool v2 = v3 || hdr[0] == NOPS__SNAP_MAGIC2;
-    const size_t extra = v3 ? NOPS__SNAP_EXTRA : v2 ? NOPS__SNAP_EXTRA2 : 0;
-    if ((!v2 && hdr[0] != NOPS__SNAP_MAGIC1) || hdr[1] != det->st.W || hdr[2] == 0 ||
+    memset(r, 0, offsetof(snap_rec, knots));
+    memset(r->knots, 0, sizeof r->knots);
+    r->v3 = hdr[0] == NOPS__SNAP_MAGIC;
+    r->v2 = r->v3 || hdr[0] == NOPS__SNAP_MAGIC2;
+    const size_t extra = r->v3 ? NOPS__SNAP_EXTRA : r->v2 ? NOPS__SNAP_EXTRA2 : 0;
+    if ((!r->v2 && hdr[0] != NOPS__SNAP_MAGIC1) || hdr[1] != det->st.W || hdr[2] == 0 ||
         hdr[2] >= NOPS_KEY_MAX || len < sizeof hdr + hdr[2] + 20 + extra)
         return NOPS_PARSE;
-    const char *key = (const char *)rec + sizeof hdr;
+    r->key = (const char *)rec + sizeof hdr;
+    r->key_len = hdr[2];
     const uint8_t *p = rec + sizeof hdr + hdr[2];
-    uint32_t meta;
-    double em, ev;
-    memcpy(&meta, p, 4);
-    memcpy(&em, p + 4, 8);
-    memcpy(&ev, p + 12, 8);
-    p += 20;
-    const uint32_t cnt = NOPS__META_CNT(meta), W = det->st.W;
-    uint32_t age = cnt, lage = cnt;
-    float last = 0.0f, res = 0.0f, cp = 0.0f, cn = 0.0f;
-    double lm = em, lv = ev, gm = em, gv = ev;
-    if (v2) {
-        memcpy(&age, p, 4);
-        memcpy(&last, p + 4, 4);
-        memcpy(&res, p + 8, 4);
-        memcpy(&lm, p + 12, 8);
-        memcpy(&lv, p + 20, 8);
-        memcpy(&cp, p + 28, 4);
-        memcpy(&cn, p + 32, 4);
-        memcpy(&gm, p + 36, 8);
-        memcpy(&gv, p + 44, 8);
-        memcpy(&lage, p + 52, 4);
-        p += NOPS__SNAP_EXTRA2;
-    }
-    uint32_t sper = (uint32_t)det->p.season_points, sage = 0;
-    float knots[NOPS_DETECT_SEASON_BINS] = {0};
-    bool knots_ok = true;
-    float lc = 0.0f;
-    if (v3) {
-        memcpy(&lc, p, 4);
-        memcpy(&sper, p + 4, 4);
-        memcpy(&sage, p + 8, 4);
-        memcpy(knots, p + 12, sizeof knots);
-        p += 4 + NOPS__SNAP_SEASON;
-        knots_ok = isfinite(lc);
-        for (uint32_t b = 0; b < NOPS_DETECT_SEASON_BINS; b++)
-            knots_ok = knots_ok && isfinite(knots[b]);
-        knots_ok = knots_ok && (sper == 0 || (sper >= NOPS_DETECT_SEASON_MIN &&
-                                              sper <= NOPS_DETECT_SEASON_MAX &&
-                                              (sage & 0xffffffu) < sper));
-        /* a season the detector cannot run (method not all) is dropped, not refused */
-        if (det->p.method != NOPS_METHOD_ALL)
-            sper = sage = 0;
-    }
-    if (!knots_ok)
+    memcpy(&r->meta, p, 4);
+    memcpy(&r->em, p + 4, 8);
+    memcpy(&r->ev, p + 12, 8);
+    r->cnt = NOPS__META_CNT(r->meta);
+    r->age = r->lage = r->cnt;
+    r->lm = r->gm = r->em;
+    r->lv = r->gv = r->ev;
+    p = decode_extra(det, r, p + 20);
+    if (r->cnt > det->st.W || (size_t)(p - rec) + (size_t)r->cnt * 4 > len)
         return NOPS_PARSE;
-    if (sper && nops__dstate_enable_season(&det->st) != NOPS_OK)
-        return NOPS_NOMEM;
-    if (cnt > W || (size_t)(p - rec) + (size_t)cnt * 4 > len || !isfinite(em) || !(ev >= 0) ||
-        !isfinite(ev) || memchr(key, '\0', hdr[2]) || age < cnt || age > NOPS__AGE_MAX || lage > age ||
-        !isfinite(last) || !(res >= 0) || !isfinite(res) || !isfinite(lm) || !(lv >= 0) ||
-        !isfinite(lv) || !(cp >= 0) || !isfinite(cp) || !(cn >= 0) || !isfinite(cn) ||
-        !isfinite(gm) || !(gv >= 0) || !isfinite(gv))
+    memcpy(r->win, p, (size_t)r->cnt * 4);
+    r->used = (size_t)(p - rec) + (size_t)r->cnt * 4;
+    if (!snap_valid(r, det->st.W))
         return NOPS_PARSE;
-    float win[NOPS_DETECT_MAX_WINDOW];
-    memcpy(win, p, (size_t)cnt * 4);
-    for (uint32_t i = 0; i < cnt; i++)
-        if (!isfinite(win[i]))
-            return NOPS_PARSE;
-    uint32_t slot;
-    nops_err e = nops_detect_slot(det, nops_detect_key_id(key, hdr[2]), key, hdr[2], now_s, &slot);
-    if (e != NOPS_OK)
-        return e;
+    /* a season the detector cannot run (method not all) is dropped, not refused */
+    if (r->v3 && det->p.method != NOPS_METHOD_ALL)
+        r->sper = r->sage = 0;
+    return NOPS_OK;
+}
+
+/* Puts a decoded record into the (reset) slot. */
+static void install_record(nops_detector *det, uint32_t slot, const snap_rec *r)
+{
     nops__dstate *st = &det->st;
+    const uint32_t cnt = r->cnt, W = st->W;
     nops__dstate_reset_slot(st, slot);
     for (uint32_t i = 0; i < cnt; i++) /* oldest at 0: the next point goes to cnt % W */
-        st->ring[(size_t)i * st->cap + slot] = win[i];
-    st->meta[slot] = NOPS__META(cnt, cnt % W, NOPS__META_HYST(meta));
-    st->em[slot] = em;
-    st->ev[slot] = ev;
-    st->age[slot] = age;
-    st->lage[slot] = lage;
+        st->ring[(size_t)i * st->cap + slot] = r->win[i];
+    st->meta[slot] = NOPS__META(cnt, cnt % W, NOPS__META_HYST(r->meta));
+    st->em[slot] = r->em;
+    st->ev[slot] = r->ev;
+    st->age[slot] = r->age;
+    st->lage[slot] = r->lage;
     /* with a window (not EWMA alone) and cnt > 0 the kernel takes the previous value from the
      * ring, win[cnt − 1]: a record saved by such a detector has last = win[cnt − 1] */
-    st->last[slot] = v2 ? last : (cnt ? win[cnt - 1] : 0.0f);
-    st->res[slot] = res;
-    st->lm[slot] = lm;
-    st->lv[slot] = lv;
-    st->cp[slot] = cp;
-    st->cn[slot] = cn;
-    st->gm[slot] = gm;
-    st->gv[slot] = gv;
-    st->lc[slot] = lc;
-    nops__season_reset_slot(st, slot, sper);
+    st->last[slot] = r->v2 ? r->last : (cnt ? r->win[cnt - 1] : 0.0f);
+    st->res[slot] = r->res;
+    st->lm[slot] = r->lm;
+    st->lv[slot] = r->lv;
+    st->cp[slot] = r->cp;
+    st->cn[slot] = r->cn;
+    st->gm[slot] = r->gm;
+    st->gv[slot] = r->gv;
+    st->lc[slot] = r->lc;
+    nops__season_reset_slot(st, slot, r->sper);
     if (st->seasonal)
-        st->sage[slot] = sage;
-    if (v3 && st->seasonal) {
+        st->sage[slot] = r->sage;
+    if (r->v3 && st->seasonal) {
         for (uint32_t b = 0; b < NOPS_DETECT_SEASON_BINS; b++)
-            st->sk[(size_t)b * st->cap + slot] = knots[b];
-    } else if (!v3 && sper) {
+            st->sk[(size_t)b * st->cap + slot] = r->knots[b];
+    } else if (!r->v3 && r->sper) {
         det->season_relearned++; /* an older record: the profile starts over, the rest is warm */
     }
     /* exact sums from the window (the same as recompute at a wrap) */
     double acc = 0;
     for (uint32_t i = 0; i < cnt; i++)
-        acc += win[i];
+        acc += r->win[i];
     const float K = cnt ? (float)(acc / cnt) : 0.0f;
     double s1 = 0, s2 = 0;
     for (uint32_t i = 0; i < cnt; i++) {
-        const double d = (double)win[i] - K;
+        const double d = (double)r->win[i] - K;
         s1 += d;
         s2 += d * d;
     }
     st->shift[slot] = K;
     st->sum[slot] = s1;
     st->sumsq[slot] = s2;
-    *used = (size_t)(p - rec) + (size_t)cnt * 4;
+}
+
+nops_err nops_detect_restore_series(nops_detector *det, const uint8_t *rec, size_t len,
+                                    uint32_t now_s, size_t *used, uint32_t *slot_out)
+{
+    snap_rec r;
+    nops_err e = decode_record(det, rec, len, &r);
+    if (e != NOPS_OK)
+        return e;
+    if (r.sper && nops__dstate_enable_season(&det->st) != NOPS_OK)
+        return NOPS_NOMEM;
+    uint32_t slot;
+    e = nops_detect_slot(det, nops_detect_key_id(r.key, r.key_len), r.key, r.key_len, now_s,
+                         &slot);
+    if (e != NOPS_OK)
+        return e;
+    install_record(det, slot, &r);
+    *used = r.used;
     if (slot_out)
         *slot_out = slot;
     return NOPS_OK;
