@@ -169,6 +169,50 @@ out:
 static const char *method_fig[] = {"rolling_z", "ewma", "both_one_pass", "all_detectors",
                                    "all_with_season"};
 
+/* The figures of one measured run: the rate beside the scalar kernel's (*scalar_rate, set by
+ * the scalar run) and the bandwidth bound, per CPU second too; bytes per series once. */
+static void emit_run(const run_cfg *rc, double rate, double cpu_rate, const nops_detect_mem *mem,
+                     double bw, double bw_cpu, double *scalar_rate)
+{
+    const double bpu = bytes_per_update(rc->method);
+    const double bound = bw / bpu;
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             "\"variant\":\"%s\",\"series\":%u,\"window\":%d,\"bytes_per_update\":%.0f",
+             nops_detect_variant_name(rc->variant), rc->series, W, bpu);
+    char fig[64];
+    snprintf(fig, sizeof fig, "%s_updates_per_s", method_fig[rc->method]);
+    if (rc->variant == NOPS_VARIANT_SCALAR) {
+        *scalar_rate = rate;
+        bench_emit("detect", fig, rate, "updates/s", "bandwidth_bound", bound, extra);
+    } else {
+        bench_emit("detect", fig, rate, "updates/s", "scalar", *scalar_rate, extra);
+        char fig2[80];
+        snprintf(fig2, sizeof fig2, "%s_vs_bandwidth", method_fig[rc->method]);
+        bench_emit("detect", fig2, rate, "updates/s", "bandwidth_bound", bound, extra);
+        /* the same per CPU second of the kernel and of the triad */
+        snprintf(fig2, sizeof fig2, "%s_cpu_time_vs_bandwidth", method_fig[rc->method]);
+        bench_emit("detect", fig2, cpu_rate, "updates/s", "bandwidth_bound",
+                   bw_cpu / bpu, extra);
+    }
+    if (rc->method == NOPS_METHOD_ALL && rc->variant == NOPS_VARIANT_SCALAR) {
+        const double per = (double)(mem->state_bytes + mem->registry_bytes) / mem->active;
+        const double with_keys =
+            (double)(mem->state_bytes + mem->registry_bytes + mem->key_bytes) /
+            mem->active;
+        snprintf(extra, sizeof extra,
+                 "\"series\":%u,\"window\":%d,\"capacity\":%u,\"state\":%.0f,"
+                 "\"registry\":%.0f,\"keys\":%.0f",
+                 rc->series, W, mem->capacity, (double)mem->state_bytes / mem->active,
+                 (double)mem->registry_bytes / mem->active,
+                 (double)mem->key_bytes / mem->active);
+        bench_emit("detect", "bytes_per_series", per, "bytes", "target", 1024.0,
+                   extra);
+        bench_emit("detect", "bytes_per_series_with_keys", with_keys, "bytes",
+                   "target", 1024.0, extra);
+    }
+}
+
 int bench_detect(const bench_opts *o)
 {
     uint32_t sizes[2] = {100000, 16u << 20};
@@ -240,43 +284,7 @@ int bench_detect(const bench_opts *o)
                     free(vals);
                     return 1;
                 }
-                const double bpu = bytes_per_update(method);
-                const double bound = bw / bpu;
-                char extra[256];
-                snprintf(extra, sizeof extra,
-                         "\"variant\":\"%s\",\"series\":%u,\"window\":%d,\"bytes_per_update\":%.0f",
-                         nops_detect_variant_name(v), S, W, bpu);
-                char fig[64];
-                snprintf(fig, sizeof fig, "%s_updates_per_s", method_fig[method]);
-                if (v == NOPS_VARIANT_SCALAR) {
-                    scalar_rate = rate;
-                    bench_emit("detect", fig, rate, "updates/s", "bandwidth_bound", bound, extra);
-                } else {
-                    bench_emit("detect", fig, rate, "updates/s", "scalar", scalar_rate, extra);
-                    char fig2[80];
-                    snprintf(fig2, sizeof fig2, "%s_vs_bandwidth", method_fig[method]);
-                    bench_emit("detect", fig2, rate, "updates/s", "bandwidth_bound", bound, extra);
-                    /* the same per CPU second of the kernel and of the triad */
-                    snprintf(fig2, sizeof fig2, "%s_cpu_time_vs_bandwidth", method_fig[method]);
-                    bench_emit("detect", fig2, cpu_rate, "updates/s", "bandwidth_bound",
-                               bw_cpu / bpu, extra);
-                }
-                if (method == NOPS_METHOD_ALL && v == NOPS_VARIANT_SCALAR) {
-                    const double per = (double)(mem.state_bytes + mem.registry_bytes) / mem.active;
-                    const double with_keys =
-                        (double)(mem.state_bytes + mem.registry_bytes + mem.key_bytes) /
-                        mem.active;
-                    snprintf(extra, sizeof extra,
-                             "\"series\":%u,\"window\":%d,\"capacity\":%u,\"state\":%.0f,"
-                             "\"registry\":%.0f,\"keys\":%.0f",
-                             S, W, mem.capacity, (double)mem.state_bytes / mem.active,
-                             (double)mem.registry_bytes / mem.active,
-                             (double)mem.key_bytes / mem.active);
-                    bench_emit("detect", "bytes_per_series", per, "bytes", "target", 1024.0,
-                               extra);
-                    bench_emit("detect", "bytes_per_series_with_keys", with_keys, "bytes",
-                               "target", 1024.0, extra);
-                }
+                emit_run(&rc, rate, cpu_rate, &mem, bw, bw_cpu, &scalar_rate);
             }
         }
         free(vals);

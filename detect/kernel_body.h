@@ -536,7 +536,9 @@ NOPS__INLINE void narrow_flags(const uint32_t *restrict f32, uint8_t *restrict f
         memcpy(ro, r32, n * sizeof *ro);
 }
 
-/* Gather path: copy lane state in, compute, copy it back. `slots == NULL` means base + i. */
+/* Gather path: copy lane state in, compute, copy it back. `slots == NULL` means base + i.
+ * One function for the same reason as kcompute: the block-local copies must be visible to the
+ * compiler in the same body as the gather and scatter loops so they stay on the stack. */
 NOPS__INLINE void kgather(const nops__kconst *k, nops__dstate *st, const uint32_t *slots,
                           size_t base, uint32_t n, const float *x, float *zo, float *zeo,
                           uint8_t *fo, float *ro, const int method)

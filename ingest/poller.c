@@ -423,6 +423,53 @@ static void *poller_main(void *arg)
 
 /* ---- life cycle ------------------------------------------------------------------------- */
 
+/* The pipeline's consumer (p->rk) and dead-letter producer (p->dlq); false with the reason in
+ * kerr when either cannot be made. */
+static bool make_clients(nops_pipeline *p, const nops_kafka_params *kp, char *kerr,
+                         size_t kerr_size)
+{
+    char sess[32];
+    snprintf(sess, sizeof sess, "%lld", (long long)kp->session_timeout_ms);
+    const nops_kafka_prop cprops[] = {
+        {"group.id", kp->group},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"session.timeout.ms", sess},
+        {"queued.min.messages", "1000000"},
+        {"fetch.wait.max.ms", "10"},
+        {"max.partition.fetch.bytes", "8388608"},
+    };
+    rd_kafka_conf_t *cc = nops_kafka_conf_new(kp, NULL, "pipeline", cprops,
+                                              sizeof cprops / sizeof cprops[0], kerr, kerr_size);
+    if (cc) {
+        rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+        rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
+        rd_kafka_conf_set_opaque(cc, p);
+        p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, kerr_size);
+        if (!p->rk)
+            rd_kafka_conf_destroy(cc);
+    }
+    /* delivery.report.only.error: a delivered copy leaves the producer's queue at once instead
+     * of holding a queue.buffering.max.messages slot until a poll serves its report (only the
+     * checkpoint's flush polls this producer): a burst of refused messages cannot fill it */
+    const nops_kafka_prop pprops[] = {{"linger.ms", "20"},
+                                      {"enable.idempotence", "false"},
+                                      {"delivery.report.only.error", "true"}};
+    rd_kafka_conf_t *pc = p->rk ? nops_kafka_conf_new(kp, NULL, "dlq", pprops,
+                                                      sizeof pprops / sizeof pprops[0], kerr,
+                                                      kerr_size)
+                                : NULL;
+    if (pc) {
+        rd_kafka_conf_set_dr_msg_cb(pc, on_dlq_delivery);
+        rd_kafka_conf_set_opaque(pc, p);
+    }
+    if (pc && !(p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, kerr_size)))
+        rd_kafka_conf_destroy(pc);
+    return p->rk && p->dlq;
+}
+
 nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipeline_params *pp,
                                  const nops_detect_params *dp, const nops_correlate_params *cp,
                                  const nops_storage_params *sp, nops_sinks *sinks, char *errstr,
@@ -453,46 +500,7 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
     pthread_mutex_init(&p->thr_mu, NULL);
     nops__ctx_init(p);
     char kerr[512] = "";
-    char sess[32];
-    snprintf(sess, sizeof sess, "%lld", (long long)kp->session_timeout_ms);
-    const nops_kafka_prop cprops[] = {
-        {"group.id", kp->group},
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", "earliest"},
-        {"partition.assignment.strategy", "cooperative-sticky"},
-        {"session.timeout.ms", sess},
-        {"queued.min.messages", "1000000"},
-        {"fetch.wait.max.ms", "10"},
-        {"max.partition.fetch.bytes", "8388608"},
-    };
-    rd_kafka_conf_t *cc = nops_kafka_conf_new(kp, NULL, "pipeline", cprops,
-                                              sizeof cprops / sizeof cprops[0], kerr, sizeof kerr);
-    if (cc) {
-        rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
-        rd_kafka_conf_set_offset_commit_cb(cc, on_commit);
-        rd_kafka_conf_set_opaque(cc, p);
-        p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
-        if (!p->rk)
-            rd_kafka_conf_destroy(cc);
-    }
-    /* delivery.report.only.error: a delivered copy leaves the producer's queue at once instead
-     * of holding a queue.buffering.max.messages slot until a poll serves its report (only the
-     * checkpoint's flush polls this producer): a burst of refused messages cannot fill it */
-    const nops_kafka_prop pprops[] = {{"linger.ms", "20"},
-                                      {"enable.idempotence", "false"},
-                                      {"delivery.report.only.error", "true"}};
-    rd_kafka_conf_t *pc = p->rk ? nops_kafka_conf_new(kp, NULL, "dlq", pprops,
-                                                      sizeof pprops / sizeof pprops[0], kerr,
-                                                      sizeof kerr)
-                                : NULL;
-    if (pc) {
-        rd_kafka_conf_set_dr_msg_cb(pc, on_dlq_delivery);
-        rd_kafka_conf_set_opaque(pc, p);
-    }
-    if (pc && !(p->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr)))
-        rd_kafka_conf_destroy(pc);
-    if (!p->rk || !p->dlq) {
+    if (!make_clients(p, kp, kerr, sizeof kerr)) {
         nops_errf(errstr, errstr_size, "kafka: %s", kerr);
         nops_pipeline_destroy(p);
         return NULL;
@@ -505,8 +513,12 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         nops_pipeline_destroy(p);
         return NULL;
     }
+    if (!p->corr) {
+        nops_pipeline_destroy(p);
+        return NULL;
+    }
     p->workers = nops_calloc((size_t)pp->workers, sizeof *p->workers);
-    if (!p->corr || !p->workers) {
+    if (!p->workers) {
         nops_errf(errstr, errstr_size, "out of memory");
         nops_pipeline_destroy(p);
         return NULL;
@@ -516,7 +528,10 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         w->p = p;
         w->id = i;
         w->det = nops_detect_new(dp, 1024, errstr, errstr_size);
-        if (!w->det || !nops__msgq_init(&w->q, (uint32_t)pp->queue_depth)) {
+        bool ok = w->det != NULL;
+        if (ok && !(ok = nops__msgq_init(&w->q, (uint32_t)pp->queue_depth)))
+            nops_errf(errstr, errstr_size, "out of memory");
+        if (!ok) {
             nops_pipeline_destroy(p);
             return NULL;
         }
