@@ -183,6 +183,31 @@ static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *
     free(exact);
 }
 
+/* How many vectors the default search scans per query, beside the lists' sizes (the cause of
+ * the IVF's tail: on a clustered history some lists are many times the mean). */
+static void scan_stats(const nops_vindex *ix, const float *q, size_t nq, size_t n)
+{
+    nops_vindex_ivf_stats st;
+    size_t *scanned = malloc(nq * sizeof *scanned);
+    double *sd = malloc(nq * sizeof *sd);
+    char err[256], extra[400];
+    if (scanned && sd && nops_vindex_ivf_scan(ix, q, nq, &st, scanned, err, sizeof err) == NOPS_OK) {
+        for (size_t i = 0; i < nq; i++)
+            sd[i] = (double)scanned[i];
+        const double p50 = pct(sd, nq, 0.5), p99 = pct(sd, nq, 0.99), max = pct(sd, nq, 1);
+        snprintf(extra, sizeof extra, "\"runs\":%zu,\"lists\":%zu,\"mean_list\":%.0f,"
+                 "\"largest_list\":%zu,\"largest_over_mean\":%.1f,\"empty_lists\":%zu,"
+                 "\"nprobe\":%zu,\"max_codes\":%zu,\"scanned_p50\":%.0f,\"scanned_max\":%.0f",
+                 n, st.lists, st.mean_list, st.largest_list,
+                 (double)st.largest_list / st.mean_list, st.empty_lists, st.nprobe, st.max_codes,
+                 p50, max);
+        bench_emit("recommend", "ivf_scanned_p99", p99, "vectors", "nprobe_x_mean_list",
+                   (double)st.nprobe * st.mean_list, extra);
+    }
+    free(scanned);
+    free(sd);
+}
+
 /* The figures of one size: lat[0] recommend, [1] raw ANN search, [2] exact search (n_exact of
  * them), [3] POST /recommend (when http). */
 static void emit_figures(size_t n, const char *type, double *lat[4], size_t nq, size_t n_exact,
@@ -256,6 +281,8 @@ static void one_size(size_t n, size_t nq)
     size_t n_exact = n > 200000 && nq > 300 ? 300 : nq; /* exact: ~0.15 s/query at 1M */
     const size_t hit = search_top10(flat, q, n_exact, ann_ids, NULL, lat[2]);
     free(ann_ids);
+    if (nops_vindex_type(nops_histdir_index(h)) == NOPS_INDEX_IVF)
+        scan_stats(nops_histdir_index(h), q, nq, n);
     sweep_nprobe(h, flat, q, nq < 200 ? nq : 200, n);
     nops_store *store = nops_store_new(10, 10);
     nops_detect_params dp;

@@ -41,11 +41,13 @@
 #define HNSW_EF_CONSTRUCTION 80
 #define HNSW_EF_SEARCH 256
 #define IVF_TRAIN_PER_LIST 64
+#define IVF_SCAN_CAP 2.0
 
 struct nops_vindex {
     FaissIndex *ix;
     nops_index_type type;
     bool l2; /* an L2 index (written by older builds): similarities are 1 − d²/2 */
+    size_t max_codes; /* IVF: FAISS's cap on the vectors one search scans (0: none) */
 };
 
 static const char *type_names[] = {"auto", "flat", "ivf", "hnsw"};
@@ -105,12 +107,33 @@ static int set_param(FaissIndex *ix, const char *name, double value)
     return rc;
 }
 
+/*
+ * IVF: at most IVF_SCAN_CAP × nprobe × the mean list's size scanned per search (FAISS's
+ * max_codes: it stops after the probed list that reaches the cap, nearest lists first). On a
+ * clustered history a few lists hold many times the mean, and a query landing among them
+ * scanned ... (bench/RESULTS.md, "recommend", 2026-12-01).
+ * Follows the count: set when the index is loaded or built and after every add.
+ */
+static nops_err cap_scan(nops_vindex *v, char *errstr, size_t errstr_size)
+{
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
+    if (!ivf || IVF_SCAN_CAP == 0)
+        return NOPS_OK;
+    const double mean = (double)nops_vindex_count(v) / (double)faiss_IndexIVF_nlist(ivf);
+    const size_t cap = (size_t)(IVF_SCAN_CAP * (double)faiss_IndexIVF_nprobe(ivf) * mean);
+    if (set_param(v->ix, "max_codes", (double)cap) != 0)
+        return faiss_failed(errstr, errstr_size, "max_codes");
+    v->max_codes = cap;
+    return NOPS_OK;
+}
+
 /* Search-time parameters, set once before the index is shared. */
 static nops_err tune(nops_vindex *v, char *errstr, size_t errstr_size)
 {
     FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
     if (v->type == NOPS_INDEX_IVF && ivf) {
         faiss_IndexIVF_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
+        return cap_scan(v, errstr, errstr_size);
     } else if (v->type == NOPS_INDEX_HNSW) {
         if (set_param(v->ix, "efSearch", HNSW_EF_SEARCH) != 0)
             return faiss_failed(errstr, errstr_size, "efSearch");
@@ -206,7 +229,7 @@ nops_err nops_vindex_add(nops_vindex *v, const float *x, size_t n, char *errstr,
     }
     if (n && faiss_Index_add(v->ix, (idx_t)n, x) != 0)
         return faiss_failed(errstr, errstr_size, "add");
-    return NOPS_OK;
+    return v->type == NOPS_INDEX_IVF ? cap_scan(v, errstr, errstr_size) : NOPS_OK;
 }
 
 nops_err nops_vindex_search(const nops_vindex *v, const float *q, size_t nq, int k, float *sims,
@@ -244,8 +267,11 @@ nops_err nops_vindex_reconstruct_n(const nops_vindex *v, int64_t i0, size_t n, f
 void nops_vindex_set_nprobe(nops_vindex *v, int nprobe)
 {
     FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
-    if (ivf && nprobe > 0)
+    char err[8];
+    if (ivf && nprobe > 0) {
         faiss_IndexIVF_set_nprobe(ivf, (size_t)nprobe);
+        cap_scan(v, err, sizeof err); /* FAISS takes max_codes from any IVF index */
+    }
 }
 
 size_t nops_vindex_count(const nops_vindex *v)
@@ -354,4 +380,50 @@ nops_vindex *nops_vindex_read(FILE *f, const char *name, int dim, char *errstr,
         return NULL;
     }
     return loaded(v, faiss_read_index(f, 0, &v->ix), name, dim, errstr, errstr_size);
+}
+
+nops_err nops_vindex_ivf_scan(const nops_vindex *v, const float *q, size_t nq,
+                              nops_vindex_ivf_stats *st, size_t *scanned, char *errstr,
+                              size_t errstr_size)
+{
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
+    if (!ivf) {
+        nops_errf(errstr, errstr_size, "the %s index has no inverted lists",
+                  nops_index_type_name(v->type));
+        return NOPS_INVAL;
+    }
+    *st = (nops_vindex_ivf_stats){.lists = faiss_IndexIVF_nlist(ivf),
+                                  .nprobe = faiss_IndexIVF_nprobe(ivf),
+                                  .max_codes = v->max_codes};
+    for (size_t l = 0; l < st->lists; l++) {
+        const size_t sz = faiss_IndexIVF_get_list_size(ivf, l);
+        st->largest_list = sz > st->largest_list ? sz : st->largest_list;
+        st->empty_lists += sz == 0;
+    }
+    st->mean_list = (double)nops_vindex_count(v) / (double)(st->lists ? st->lists : 1);
+    float *d = nops_malloc(st->nprobe * sizeof *d);
+    idx_t *probed = nops_malloc(st->nprobe * sizeof *probed);
+    nops_err e = d && probed ? NOPS_OK : NOPS_NOMEM;
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (size_t i = 0; e == NOPS_OK && i < nq; i++) {
+        if (faiss_Index_search(faiss_IndexIVF_quantizer(ivf), 1, q + i * (size_t)faiss_Index_d(v->ix),
+                               (idx_t)st->nprobe, d, probed) != 0) {
+            e = faiss_failed(errstr, errstr_size, "quantizer search");
+            break;
+        }
+        size_t n = 0;
+        for (size_t j = 0; j < st->nprobe && probed[j] >= 0; j++) {
+            n += faiss_IndexIVF_get_list_size(ivf, (size_t)probed[j]);
+            if (v->max_codes && n >= v->max_codes)
+                break;
+        }
+        scanned[i] = n;
+    }
+    omp_set_num_threads(threads);
+    if (e == NOPS_NOMEM)
+        nops_errf(errstr, errstr_size, "out of memory");
+    nops_free(d);
+    nops_free(probed);
+    return e;
 }
