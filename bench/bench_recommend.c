@@ -158,7 +158,8 @@ static size_t search_top10(const nops_vindex *ix, const float *q, size_t n, cons
     return hit;
 }
 
-/* Raw IVF search latency and recall@10 for a few nprobe values (the default is marked). */
+/* Raw IVF search latency and recall@10 for a few nprobe values, then for a few caps on the
+ * vectors scanned (the defaults are marked). */
 static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *q, size_t nq,
                          size_t n)
 {
@@ -179,6 +180,19 @@ static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *
         bench_emit("recommend", "ivf_sweep_p50_ms", pct(lat, nq, 0.5), "ms", "none", 0, extra);
     }
     nops_vindex_set_nprobe(ix, NOPS_INDEX_IVF_NPROBE);
+    /* the cap on vectors scanned, at the default nprobe (0: none, FAISS's own behaviour) */
+    const double caps[] = {0, 1, 1.5, 2, 3};
+    for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+        nops_vindex_set_scan_cap(ix, caps[c]);
+        const size_t hit = search_top10(ix, q, nq, exact, NULL, lat);
+        char extra[200];
+        snprintf(extra, sizeof extra, "\"runs\":%zu,\"nprobe\":%d,\"scan_cap\":%.1f,\"p99_ms\":"
+                 "%.4f,\"recall_at_10\":%.4f%s", n, NOPS_INDEX_IVF_NPROBE, caps[c],
+                 pct(lat, nq, 0.99), (double)hit / (double)(nq * 10),
+                 caps[c] == NOPS_INDEX_IVF_SCAN_CAP ? ",\"default\":true" : "");
+        bench_emit("recommend", "ivf_cap_sweep_p50_ms", pct(lat, nq, 0.5), "ms", "none", 0, extra);
+    }
+    nops_vindex_set_scan_cap(ix, NOPS_INDEX_IVF_SCAN_CAP);
     free(lat);
     free(exact);
 }

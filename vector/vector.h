@@ -154,6 +154,10 @@ nops_err nops_vindex_reconstruct_n(const nops_vindex *ix, int64_t i0, size_t n, 
  *  index is shared (benchmarks sweep it; the default is NOPS_INDEX_IVF_NPROBE). */
 #define NOPS_INDEX_IVF_NPROBE 16
 void nops_vindex_set_nprobe(nops_vindex *ix, int nprobe);
+/** IVF searches scan at most factor × nprobe × the mean list's size (0: no cap; no-op for the
+ *  other types). Same thread contract as set_nprobe; the default is NOPS_INDEX_IVF_SCAN_CAP. */
+#define NOPS_INDEX_IVF_SCAN_CAP 2.0
+void nops_vindex_set_scan_cap(nops_vindex *ix, double factor);
 /** What an IVF index's searches scan (benchmarks report it; its cause is the list sizes). */
 typedef struct nops_vindex_ivf_stats {
     size_t lists, nprobe, max_codes; /**< max_codes 0: no cap */

@@ -41,13 +41,13 @@
 #define HNSW_EF_CONSTRUCTION 80
 #define HNSW_EF_SEARCH 256
 #define IVF_TRAIN_PER_LIST 64
-#define IVF_SCAN_CAP 2.0
 
 struct nops_vindex {
     FaissIndex *ix;
     nops_index_type type;
     bool l2; /* an L2 index (written by older builds): similarities are 1 − d²/2 */
     size_t max_codes; /* IVF: FAISS's cap on the vectors one search scans (0: none) */
+    double cap_factor; /* of nprobe × the mean list */
 };
 
 static const char *type_names[] = {"auto", "flat", "ivf", "hnsw"};
@@ -108,7 +108,7 @@ static int set_param(FaissIndex *ix, const char *name, double value)
 }
 
 /*
- * IVF: at most IVF_SCAN_CAP × nprobe × the mean list's size scanned per search (FAISS's
+ * IVF: at most NOPS_INDEX_IVF_SCAN_CAP × nprobe × the mean list's size scanned per search (FAISS's
  * max_codes: it stops after the probed list that reaches the cap, nearest lists first). On a
  * clustered history a few lists hold many times the mean, and a query landing among them
  * scanned ... (bench/RESULTS.md, "recommend", 2026-12-01).
@@ -117,10 +117,10 @@ static int set_param(FaissIndex *ix, const char *name, double value)
 static nops_err cap_scan(nops_vindex *v, char *errstr, size_t errstr_size)
 {
     FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
-    if (!ivf || IVF_SCAN_CAP == 0)
+    if (!ivf)
         return NOPS_OK;
     const double mean = (double)nops_vindex_count(v) / (double)faiss_IndexIVF_nlist(ivf);
-    const size_t cap = (size_t)(IVF_SCAN_CAP * (double)faiss_IndexIVF_nprobe(ivf) * mean);
+    const size_t cap = (size_t)(v->cap_factor * (double)faiss_IndexIVF_nprobe(ivf) * mean);
     if (set_param(v->ix, "max_codes", (double)cap) != 0)
         return faiss_failed(errstr, errstr_size, "max_codes");
     v->max_codes = cap;
@@ -164,6 +164,7 @@ nops_vindex *nops_vindex_new(int dim, nops_index_type type, size_t expected_n, c
         return NULL;
     }
     v->type = type;
+    v->cap_factor = NOPS_INDEX_IVF_SCAN_CAP;
     if (faiss_index_factory(&v->ix, dim, desc, METRIC_INNER_PRODUCT) != 0 ||
         (type == NOPS_INDEX_HNSW &&
          set_param(v->ix, "efConstruction", HNSW_EF_CONSTRUCTION) != 0)) {
@@ -274,6 +275,13 @@ void nops_vindex_set_nprobe(nops_vindex *v, int nprobe)
     }
 }
 
+void nops_vindex_set_scan_cap(nops_vindex *v, double factor)
+{
+    char err[8];
+    v->cap_factor = factor > 0 ? factor : 0;
+    cap_scan(v, err, sizeof err);
+}
+
 size_t nops_vindex_count(const nops_vindex *v)
 {
     return (size_t)faiss_Index_ntotal(v->ix);
@@ -368,6 +376,7 @@ nops_vindex *nops_vindex_load(const char *path, int dim, char *errstr, size_t er
         nops_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    v->cap_factor = NOPS_INDEX_IVF_SCAN_CAP;
     return loaded(v, faiss_read_index_fname(path, 0, &v->ix), path, dim, errstr, errstr_size);
 }
 
@@ -379,6 +388,7 @@ nops_vindex *nops_vindex_read(FILE *f, const char *name, int dim, char *errstr,
         nops_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    v->cap_factor = NOPS_INDEX_IVF_SCAN_CAP;
     return loaded(v, faiss_read_index(f, 0, &v->ix), name, dim, errstr, errstr_size);
 }
 

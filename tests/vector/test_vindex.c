@@ -290,9 +290,10 @@ static void test_history_recall(void **state)
     free(q);
 }
 
-/* What an IVF search scans: the probed lists' sizes, stopped at the cap of IVF_SCAN_CAP × nprobe
- * × the mean list (FAISS's max_codes, not stored in its files: set again on load and after an
- * add); exact search has no lists. */
+/* What an IVF search scans: the probed lists' sizes, stopped at the cap of NOPS_INDEX_IVF_SCAN_CAP ×
+ * nprobe
+ * × the mean list (FAISS's max_codes, not stored in its files: set again on load and after an add;
+ * 0 turns it off); exact search has no lists. */
 static void test_ivf_scan_is_capped(void **state)
 {
     const size_t n = 20000, nq = 50;
@@ -310,7 +311,8 @@ static void test_ivf_scan_is_capped(void **state)
     assert_int_equal(st.nprobe, NOPS_INDEX_IVF_NPROBE);
     assert_true(st.mean_list > 39 && st.mean_list < 40);
     const size_t cap = st.max_codes;
-    assert_true(cap > 0 && cap == (size_t)(2.0 * NOPS_INDEX_IVF_NPROBE * st.mean_list));
+    assert_true(cap > 0 &&
+                cap == (size_t)(NOPS_INDEX_IVF_SCAN_CAP * NOPS_INDEX_IVF_NPROBE * st.mean_list));
     assert_true(st.largest_list > st.mean_list);
     for (size_t i = 0; i < nq; i++)
         assert_true(scanned[i] > 0 && scanned[i] < cap + st.largest_list);
@@ -318,7 +320,18 @@ static void test_ivf_scan_is_capped(void **state)
     nops_vindex_set_nprobe(ivf, 512);
     assert_int_equal(nops_vindex_ivf_scan(ivf, q, nq, &st, scanned, err, sizeof err), NOPS_OK);
     assert_int_equal(st.max_codes, 32 * cap);
+    for (size_t i = 0; i < nq; i++)
+        assert_true(scanned[i] < 32 * cap + st.largest_list);
     nops_vindex_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
+    /* no cap: every probed list in full, never less than with it */
+    size_t capped[50];
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, nq, &st, capped, err, sizeof err), NOPS_OK);
+    nops_vindex_set_scan_cap(ivf, 0);
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, nq, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_int_equal(st.max_codes, 0);
+    for (size_t i = 0; i < nq; i++)
+        assert_true(scanned[i] >= capped[i]);
+    nops_vindex_set_scan_cap(ivf, NOPS_INDEX_IVF_SCAN_CAP);
     /* the cap follows the count, and comes back with a saved index */
     assert_int_equal(nops_vindex_add(ivf, x, n, err, sizeof err), NOPS_OK);
     assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
