@@ -205,7 +205,8 @@ static void scan_stats(const nops_vindex *ix, const float *q, size_t nq, size_t 
     size_t *scanned = malloc(nq * sizeof *scanned);
     double *sd = malloc(nq * sizeof *sd);
     char err[256], extra[400];
-    if (scanned && sd && nops_vindex_ivf_scan(ix, q, nq, &st, scanned, err, sizeof err) == NOPS_OK) {
+    if (scanned && sd &&
+        nops_vindex_ivf_scan(ix, q, nq, &st, scanned, err, sizeof err) == NOPS_OK) {
         for (size_t i = 0; i < nq; i++)
             sd[i] = (double)scanned[i];
         const double p50 = pct(sd, nq, 0.5), p99 = pct(sd, nq, 0.99), max = pct(sd, nq, 1);

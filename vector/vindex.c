@@ -421,9 +421,10 @@ nops_err nops_vindex_ivf_scan(const nops_vindex *v, const float *q, size_t nq,
     nops_err e = d && probed ? NOPS_OK : NOPS_NOMEM;
     const int threads = omp_get_max_threads();
     omp_set_num_threads(1);
+    const size_t dim = (size_t)faiss_Index_d(v->ix);
     for (size_t i = 0; e == NOPS_OK && i < nq; i++) {
-        if (faiss_Index_search(faiss_IndexIVF_quantizer(ivf), 1, q + i * (size_t)faiss_Index_d(v->ix),
-                               (idx_t)st->nprobe, d, probed) != 0) {
+        if (faiss_Index_search(faiss_IndexIVF_quantizer(ivf), 1, q + i * dim, (idx_t)st->nprobe,
+                               d, probed) != 0) {
             e = faiss_failed(errstr, errstr_size, "quantizer search");
             break;
         }

@@ -290,10 +290,9 @@ static void test_history_recall(void **state)
     free(q);
 }
 
-/* What an IVF search scans: the probed lists' sizes, stopped at the cap of NOPS_INDEX_IVF_SCAN_CAP ×
- * nprobe
- * × the mean list (FAISS's max_codes, not stored in its files: set again on load and after an add;
- * 0 turns it off); exact search has no lists. */
+/* What an IVF search scans: the probed lists' sizes, stopped at the cap of
+ * NOPS_INDEX_IVF_SCAN_CAP × nprobe × the mean list (FAISS's max_codes, not stored in its files:
+ * set again on load and after an add; 0 turns it off); exact search has no lists. */
 static void test_ivf_scan_is_capped(void **state)
 {
     const size_t n = 20000, nq = 50;
