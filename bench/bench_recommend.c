@@ -158,7 +158,8 @@ static size_t search_top10(const nops_vindex *ix, const float *q, size_t n, cons
     return hit;
 }
 
-/* Raw IVF search latency and recall@10 for a few nprobe values (the default is marked). */
+/* Raw IVF search latency and recall@10 for a few nprobe values, then for a few caps on the
+ * vectors scanned (the defaults are marked). */
 static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *q, size_t nq,
                          size_t n)
 {
@@ -179,8 +180,47 @@ static void sweep_nprobe(nops_histdir *h, const nops_vindex *flat, const float *
         bench_emit("recommend", "ivf_sweep_p50_ms", pct(lat, nq, 0.5), "ms", "none", 0, extra);
     }
     nops_vindex_set_nprobe(ix, NOPS_INDEX_IVF_NPROBE);
+    /* the cap on vectors scanned, at the default nprobe (0: none, FAISS's own behaviour) */
+    const double caps[] = {0, 1, 1.5, 2, 3};
+    for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+        nops_vindex_set_scan_cap(ix, caps[c]);
+        const size_t hit = search_top10(ix, q, nq, exact, NULL, lat);
+        char extra[200];
+        snprintf(extra, sizeof extra, "\"runs\":%zu,\"nprobe\":%d,\"scan_cap\":%.1f,\"p99_ms\":"
+                 "%.4f,\"recall_at_10\":%.4f%s", n, NOPS_INDEX_IVF_NPROBE, caps[c],
+                 pct(lat, nq, 0.99), (double)hit / (double)(nq * 10),
+                 caps[c] == NOPS_INDEX_IVF_SCAN_CAP ? ",\"default\":true" : "");
+        bench_emit("recommend", "ivf_cap_sweep_p50_ms", pct(lat, nq, 0.5), "ms", "none", 0, extra);
+    }
+    nops_vindex_set_scan_cap(ix, NOPS_INDEX_IVF_SCAN_CAP);
     free(lat);
     free(exact);
+}
+
+/* How many vectors the default search scans per query, beside the lists' sizes (the cause of
+ * the IVF's tail: on a clustered history some lists are many times the mean). */
+static void scan_stats(const nops_vindex *ix, const float *q, size_t nq, size_t n)
+{
+    nops_vindex_ivf_stats st;
+    size_t *scanned = malloc(nq * sizeof *scanned);
+    double *sd = malloc(nq * sizeof *sd);
+    char err[256], extra[400];
+    if (scanned && sd &&
+        nops_vindex_ivf_scan(ix, q, nq, &st, scanned, err, sizeof err) == NOPS_OK) {
+        for (size_t i = 0; i < nq; i++)
+            sd[i] = (double)scanned[i];
+        const double p50 = pct(sd, nq, 0.5), p99 = pct(sd, nq, 0.99), max = pct(sd, nq, 1);
+        snprintf(extra, sizeof extra, "\"runs\":%zu,\"lists\":%zu,\"mean_list\":%.0f,"
+                 "\"largest_list\":%zu,\"largest_over_mean\":%.1f,\"empty_lists\":%zu,"
+                 "\"nprobe\":%zu,\"max_codes\":%zu,\"scanned_p50\":%.0f,\"scanned_max\":%.0f",
+                 n, st.lists, st.mean_list, st.largest_list,
+                 (double)st.largest_list / st.mean_list, st.empty_lists, st.nprobe, st.max_codes,
+                 p50, max);
+        bench_emit("recommend", "ivf_scanned_p99", p99, "vectors", "nprobe_x_mean_list",
+                   (double)st.nprobe * st.mean_list, extra);
+    }
+    free(scanned);
+    free(sd);
 }
 
 /* The figures of one size: lat[0] recommend, [1] raw ANN search, [2] exact search (n_exact of
@@ -256,6 +296,8 @@ static void one_size(size_t n, size_t nq)
     size_t n_exact = n > 200000 && nq > 300 ? 300 : nq; /* exact: ~0.15 s/query at 1M */
     const size_t hit = search_top10(flat, q, n_exact, ann_ids, NULL, lat[2]);
     free(ann_ids);
+    if (nops_vindex_type(nops_histdir_index(h)) == NOPS_INDEX_IVF)
+        scan_stats(nops_histdir_index(h), q, nq, n);
     sweep_nprobe(h, flat, q, nq < 200 ? nq : 200, n);
     nops_store *store = nops_store_new(10, 10);
     nops_detect_params dp;

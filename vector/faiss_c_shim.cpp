@@ -143,6 +143,17 @@ size_t faiss_IndexIVF_nlist(const FaissIndexIVF *index)
     return reinterpret_cast<const faiss::IndexIVF *>(index)->nlist;
 }
 
+FaissIndex *faiss_IndexIVF_quantizer(const FaissIndexIVF *index)
+{
+    return reinterpret_cast<FaissIndex *>(
+        reinterpret_cast<const faiss::IndexIVF *>(index)->quantizer);
+}
+
+size_t faiss_IndexIVF_get_list_size(const FaissIndexIVF *index, size_t list_no)
+{
+    return reinterpret_cast<const faiss::IndexIVF *>(index)->get_list_size(list_no);
+}
+
 int faiss_ParameterSpace_new(FaissParameterSpace **space)
 {
     return guarded([&] {

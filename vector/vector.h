@@ -154,6 +154,25 @@ nops_err nops_vindex_reconstruct_n(const nops_vindex *ix, int64_t i0, size_t n, 
  *  index is shared (benchmarks sweep it; the default is NOPS_INDEX_IVF_NPROBE). */
 #define NOPS_INDEX_IVF_NPROBE 16
 void nops_vindex_set_nprobe(nops_vindex *ix, int nprobe);
+/** IVF searches scan at most factor × nprobe × the mean list's size (0: no cap; no-op for the
+ *  other types). Same thread contract as set_nprobe; the default is NOPS_INDEX_IVF_SCAN_CAP. */
+#define NOPS_INDEX_IVF_SCAN_CAP 2.0
+void nops_vindex_set_scan_cap(nops_vindex *ix, double factor);
+/** What an IVF index's searches scan (benchmarks report it; its cause is the list sizes). */
+typedef struct nops_vindex_ivf_stats {
+    size_t lists, nprobe, max_codes; /**< max_codes 0: no cap */
+    size_t largest_list, empty_lists;
+    double mean_list;
+} nops_vindex_ivf_stats;
+/**
+ * IVF only (NOPS_INVAL for the other types): the lists' sizes into *st and, for each of the nq
+ * queries q, how many stored vectors its search scans — the sizes of the nprobe nearest lists
+ * in order, stopping at the first that reaches max_codes, as FAISS does — into scanned[nq].
+ * Read-only; one thread.
+ */
+nops_err nops_vindex_ivf_scan(const nops_vindex *ix, const float *q, size_t nq,
+                              nops_vindex_ivf_stats *st, size_t *scanned, char *errstr,
+                              size_t errstr_size);
 size_t nops_vindex_count(const nops_vindex *ix);
 int nops_vindex_dim(const nops_vindex *ix);
 nops_index_type nops_vindex_type(const nops_vindex *ix);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DIM 256 /* = NOPS_EMBED_DIM */
 
@@ -289,6 +290,69 @@ static void test_history_recall(void **state)
     free(q);
 }
 
+/* What an IVF search scans: the probed lists' sizes, stopped at the cap of
+ * NOPS_INDEX_IVF_SCAN_CAP × nprobe × the mean list (FAISS's max_codes, not stored in its files:
+ * set again on load and after an add; 0 turns it off); exact search has no lists. */
+static void test_ivf_scan_is_capped(void **state)
+{
+    const size_t n = 20000, nq = 50;
+    char err[256] = "", path[] = "/tmp/nops-test-ivfscan-XXXXXX";
+    float *x = clustered(n + nq, DIM, 12); /* few clusters: uneven lists */
+    nops_vindex *flat = build(NOPS_INDEX_FLAT, x, 100, DIM);
+    nops_vindex_ivf_stats st;
+    size_t scanned[50];
+    assert_int_equal(nops_vindex_ivf_scan(flat, x, 1, &st, scanned, err, sizeof err), NOPS_INVAL);
+    assert_non_null(strstr(err, "no inverted lists"));
+    nops_vindex *ivf = build(NOPS_INDEX_IVF, x, n, DIM);
+    const float *q = x + n * DIM;
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, nq, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_int_equal(st.lists, 512); /* n/39 */
+    assert_int_equal(st.nprobe, NOPS_INDEX_IVF_NPROBE);
+    assert_true(st.mean_list > 39 && st.mean_list < 40);
+    const size_t cap = st.max_codes;
+    assert_true(cap > 0 &&
+                cap == (size_t)(NOPS_INDEX_IVF_SCAN_CAP * NOPS_INDEX_IVF_NPROBE * st.mean_list));
+    assert_true(st.largest_list > st.mean_list);
+    for (size_t i = 0; i < nq; i++)
+        assert_true(scanned[i] > 0 && scanned[i] < cap + st.largest_list);
+    /* probing every list scans no more than the cap and the list that reached it */
+    nops_vindex_set_nprobe(ivf, 512);
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, nq, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_int_equal(st.max_codes, 32 * cap);
+    for (size_t i = 0; i < nq; i++)
+        assert_true(scanned[i] < 32 * cap + st.largest_list);
+    nops_vindex_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
+    /* no cap: every probed list in full, never less than with it */
+    size_t capped[50];
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, nq, &st, capped, err, sizeof err), NOPS_OK);
+    nops_vindex_set_scan_cap(ivf, 0);
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, nq, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_int_equal(st.max_codes, 0);
+    for (size_t i = 0; i < nq; i++)
+        assert_true(scanned[i] >= capped[i]);
+    nops_vindex_set_scan_cap(ivf, NOPS_INDEX_IVF_SCAN_CAP);
+    /* the cap follows the count, and comes back with a saved index */
+    assert_int_equal(nops_vindex_add(ivf, x, n, err, sizeof err), NOPS_OK);
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_true(st.max_codes >= 2 * cap - 1 && st.max_codes <= 2 * cap + 1);
+    assert_non_null(mkdtemp(path));
+    char file[128];
+    snprintf(file, sizeof file, "%s/ix.faiss", path);
+    assert_int_equal(nops_vindex_save(ivf, file, err, sizeof err), NOPS_OK);
+    nops_vindex *back = nops_vindex_load(file, DIM, err, sizeof err);
+    assert_non_null(back);
+    nops_vindex_ivf_stats st2;
+    assert_int_equal(nops_vindex_ivf_scan(back, q, 1, &st2, scanned, err, sizeof err), NOPS_OK);
+    assert_int_equal(st2.max_codes, st.max_codes);
+    assert_int_equal(st2.largest_list, st.largest_list);
+    unlink(file);
+    rmdir(path);
+    nops_vindex_destroy(back);
+    nops_vindex_destroy(ivf);
+    nops_vindex_destroy(flat);
+    free(x);
+}
+
 typedef struct job {
     const nops_vindex *ix;
     const float *q;
@@ -389,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_flat_is_exact),
         cmocka_unit_test(test_ann_recall),
         cmocka_unit_test(test_history_recall),
+        cmocka_unit_test(test_ivf_scan_is_capped),
         cmocka_unit_test(test_save_load_and_bad_files),
         cmocka_unit_test(test_concurrent_search),
         cmocka_unit_test(test_known_runs_cost_one_compare),
