@@ -13,6 +13,8 @@
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
@@ -27,6 +29,8 @@ extern "C" {
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+
+#include "vector/faiss_ext.h"
 }
 
 namespace {
@@ -197,6 +201,25 @@ int faiss_read_index(FILE *f, int io_flags, FaissIndex **p_out)
     return guarded([&] {
         *p_out = reinterpret_cast<FaissIndex *>(faiss::read_index(f, io_flags));
     });
+}
+
+/* faiss_ext.h: only IVF-Flat, inner product, lists in memory — anything else is −1, and the
+ * caller searches through FAISS. */
+int nops_faiss_ivf_flat_list(const FaissIndexIVF *index, size_t list_no, const float **codes,
+                             const int64_t **ids, size_t *n)
+{
+    const auto *ivf = dynamic_cast<const faiss::IndexIVFFlat *>(
+        reinterpret_cast<const faiss::IndexIVF *>(index));
+    if (!ivf || ivf->metric_type != faiss::METRIC_INNER_PRODUCT || list_no >= ivf->nlist ||
+        ivf->code_size != ivf->d * sizeof(float))
+        return -1;
+    const auto *al = dynamic_cast<const faiss::ArrayInvertedLists *>(ivf->invlists);
+    if (!al)
+        return -1;
+    *codes = reinterpret_cast<const float *>(al->codes[list_no].data());
+    *ids = al->ids[list_no].data();
+    *n = al->ids[list_no].size();
+    return 0;
 }
 
 } // extern "C"

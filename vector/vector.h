@@ -158,11 +158,17 @@ void nops_vindex_set_nprobe(nops_vindex *ix, int nprobe);
  *  other types). Same thread contract as set_nprobe; the default is NOPS_INDEX_IVF_SCAN_CAP. */
 #define NOPS_INDEX_IVF_SCAN_CAP 2.0
 void nops_vindex_set_scan_cap(nops_vindex *ix, double factor);
+/** IVF: search with vindex.c's own scan of FAISS's lists where the index allows it (true, the
+ *  default) or always with FAISS's search (false: benchmarks compare the two). Same thread
+ *  contract as set_nprobe. */
+void nops_vindex_set_in_place(nops_vindex *ix, bool on);
 /** What an IVF index's searches scan (benchmarks report it; its cause is the list sizes). */
 typedef struct nops_vindex_ivf_stats {
     size_t lists, nprobe, max_codes; /**< max_codes 0: no cap */
     size_t largest_list, empty_lists;
     double mean_list;
+    bool in_place; /**< searched by vindex.c's own list scan (OpenBLAS inner products), not
+                        FAISS's search: an inner-product IVF-Flat index in memory */
 } nops_vindex_ivf_stats;
 /**
  * IVF only (NOPS_INVAL for the other types): the lists' sizes into *st and, for each of the nq

@@ -25,6 +25,8 @@
  */
 #include "vector/vector.h"
 
+#include "vector/faiss_ext.h"
+
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/IndexIVF_c.h>
@@ -32,7 +34,9 @@
 #include <faiss/c_api/error_c.h>
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
+#include <cblas.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -42,6 +46,9 @@
 #define HNSW_EF_CONSTRUCTION 80
 #define HNSW_EF_SEARCH 256
 #define IVF_TRAIN_PER_LIST 64
+#define SCAN_ROWS 32     /* rows per sgemv: m·n = 8192 < OpenBLAS's 9216 threading threshold at
+                          * d = 256, so a search never wakes BLAS threads (correlate.c says why) */
+#define MAX_NPROBE 1024  /* probes the in-place scan takes (more: FAISS searches) */
 
 struct nops_vindex {
     FaissIndex *ix;
@@ -49,9 +56,15 @@ struct nops_vindex {
     bool l2; /* an L2 index (written by older builds): similarities are 1 − d²/2 */
     size_t max_codes; /* IVF: FAISS's cap on the vectors one search scans (0: none) */
     double cap_factor; /* of nprobe × the mean list */
+    float *cent;       /* IVF scanned in place (faiss_ext.h): the nlist × d centroids; NULL:
+                        * searches go through FAISS */
+    size_t nlist;
+    bool faiss_only; /* nops_vindex_set_in_place(false) */
 };
 
 static const char *type_names[] = {"auto", "flat", "ivf", "hnsw"};
+
+static nops_err direct_scan(nops_vindex *v, char *errstr, size_t errstr_size);
 
 const char *nops_index_type_name(nops_index_type t)
 {
@@ -190,6 +203,7 @@ void nops_vindex_destroy(nops_vindex *v)
         return;
     if (v->ix)
         faiss_Index_free(v->ix);
+    nops_free(v->cent);
     nops_free(v);
 }
 
@@ -222,7 +236,7 @@ nops_err nops_vindex_train(nops_vindex *v, const float *x, size_t n, char *errst
     int rc = faiss_Index_train(v->ix, (idx_t)want, sample);
     if (sample != x)
         nops_free(sample);
-    return rc ? faiss_failed(errstr, errstr_size, "train") : NOPS_OK;
+    return rc ? faiss_failed(errstr, errstr_size, "train") : direct_scan(v, errstr, errstr_size);
 }
 
 nops_err nops_vindex_add(nops_vindex *v, const float *x, size_t n, char *errstr,
@@ -238,12 +252,167 @@ nops_err nops_vindex_add(nops_vindex *v, const float *x, size_t n, char *errstr,
     return v->type == NOPS_INDEX_IVF ? cap_scan(v, errstr, errstr_size) : NOPS_OK;
 }
 
+/*
+ * IVF searched in place. FAISS's own IVF search is right but slow here: Debian's libfaiss is
+ * built for baseline x86-64 and computes every inner product with its scalar reference loop
+ * (44 % of a 1 M-run search's time, and the coarse quantizer's nlist products on top). So an
+ * inner-product IVF-Flat index whose lists FAISS keeps in memory (faiss_ext.h) is searched here
+ * with the same algorithm — the nprobe centroids of highest inner product, their lists scanned
+ * nearest first, stopping after the list that brings the scan to max_codes — and the inner
+ * products computed by OpenBLAS (cblas_sgemv, its kernel chosen for the CPU at run time).
+ * Results equal FAISS's up to float rounding of the products (summation order). The centroids
+ * are copied once (nlist × d floats: 4 MB at 1 M runs) when the index is trained or loaded; a
+ * search allocates nothing and writes only its own outputs and stack.
+ */
+static nops_err direct_scan(nops_vindex *v, char *errstr, size_t errstr_size)
+{
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(v->ix);
+    const float *codes;
+    const int64_t *lid;
+    size_t n;
+    nops_free(v->cent);
+    v->cent = NULL;
+    if (!ivf || v->l2 || !faiss_Index_is_trained(v->ix) ||
+        nops_faiss_ivf_flat_list(ivf, 0, &codes, &lid, &n) != 0)
+        return NOPS_OK; /* FAISS searches */
+    FaissIndex *quant = faiss_IndexIVF_quantizer(ivf);
+    const size_t nlist = faiss_IndexIVF_nlist(ivf), d = (size_t)faiss_Index_d(v->ix);
+    if (!quant || (size_t)faiss_Index_ntotal(quant) != nlist || faiss_Index_d(quant) != (int)d)
+        return NOPS_OK;
+    float *cent = nops_malloc(nlist * d * sizeof *cent);
+    if (!cent) {
+        nops_errf(errstr, errstr_size, "out of memory");
+        return NOPS_NOMEM;
+    }
+    if (faiss_Index_reconstruct_n(quant, 0, (idx_t)nlist, cent) != 0) {
+        nops_free(cent);
+        return faiss_failed(errstr, errstr_size, "centroids");
+    }
+    v->cent = cent;
+    v->nlist = nlist;
+    return NOPS_OK;
+}
+
+/* Offer (s, id) to the min-heap hs/hi of k entries (the k highest seen; root the lowest). */
+static void heap_offer(float *hs, int64_t *hi, size_t k, float s, int64_t id)
+{
+    if (!(s > hs[0]))
+        return;
+    size_t i = 0;
+    for (;;) {
+        const size_t l = 2 * i + 1, r = l + 1;
+        size_t m = i;
+        float ms = s;
+        if (l < k && hs[l] < ms)
+            ms = hs[m = l];
+        if (r < k && hs[r] < ms)
+            m = r;
+        if (m == i)
+            break;
+        hs[i] = hs[m];
+        hi[i] = hi[m];
+        i = m;
+    }
+    hs[i] = s;
+    hi[i] = id;
+}
+
+/* The heap as a list, highest first (heapsort: the lowest goes to the end each round). */
+static void heap_sorted(float *hs, int64_t *hi, size_t k)
+{
+    for (size_t n = k; n > 1; n--) {
+        const float s = hs[n - 1];
+        const int64_t id = hi[n - 1];
+        hs[n - 1] = hs[0];
+        hi[n - 1] = hi[0];
+        size_t i = 0; /* sift s down from the root of the n − 1 left */
+        for (;;) {
+            const size_t l = 2 * i + 1, r = l + 1;
+            size_t m = i;
+            float ms = s;
+            if (l < n - 1 && hs[l] < ms)
+                ms = hs[m = l];
+            if (r < n - 1 && hs[r] < ms)
+                m = r;
+            if (m == i)
+                break;
+            hs[i] = hs[m];
+            hi[i] = hi[m];
+            i = m;
+        }
+        hs[i] = s;
+        hi[i] = id;
+    }
+}
+
+/* Every row's inner product with q, offered to the heap hs/hi (k), ids from ids (NULL: the row
+ * number + base). */
+static void scan_rows(const float *rows, size_t n, size_t d, const float *q, const int64_t *ids,
+                      int64_t base, float *hs, int64_t *hi, size_t k)
+{
+    float dot[SCAN_ROWS];
+    for (size_t i = 0; i < n; i += SCAN_ROWS) {
+        const size_t m = n - i < SCAN_ROWS ? n - i : SCAN_ROWS;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, (int)d, 1.0f, rows + i * d, (int)d, q,
+                    1, 0.0f, dot, 1);
+        for (size_t j = 0; j < m; j++)
+            heap_offer(hs, hi, k, dot[j], ids ? ids[i + j] : base + (int64_t)(i + j));
+    }
+}
+
+/* One query, k results (highest first; −1 ids and −FLT_MAX past the last found), as FAISS's
+ * IVF search gives them; false if a list cannot be read in place. */
+static bool search_in_place(const nops_vindex *v, FaissIndexIVF *ivf, const float *q, int k,
+                            float *sims, int64_t *ids)
+{
+    const size_t d = (size_t)faiss_Index_d(v->ix);
+    size_t np = faiss_IndexIVF_nprobe(ivf);
+    np = np < v->nlist ? np : v->nlist;
+    float ps[MAX_NPROBE];
+    int64_t pl[MAX_NPROBE];
+    for (size_t j = 0; j < np; j++) {
+        ps[j] = -FLT_MAX;
+        pl[j] = -1;
+    }
+    scan_rows(v->cent, v->nlist, d, q, NULL, 0, ps, pl, np);
+    heap_sorted(ps, pl, np);
+    for (int i = 0; i < k; i++) {
+        sims[i] = -FLT_MAX;
+        ids[i] = -1;
+    }
+    size_t scanned = 0;
+    for (size_t j = 0; j < np && pl[j] >= 0; j++) {
+        const float *codes;
+        const int64_t *lid;
+        size_t n;
+        if (nops_faiss_ivf_flat_list(ivf, (size_t)pl[j], &codes, &lid, &n) != 0)
+            return false;
+        scan_rows(codes, n, d, q, lid, 0, sims, ids, (size_t)k);
+        scanned += n;
+        if (v->max_codes && scanned >= v->max_codes)
+            break;
+    }
+    heap_sorted(sims, ids, (size_t)k);
+    return true;
+}
+
 nops_err nops_vindex_search(const nops_vindex *v, const float *q, size_t nq, int k, float *sims,
                             int64_t *ids, char *errstr, size_t errstr_size)
 {
     if (k <= 0) {
         nops_errf(errstr, errstr_size, "k must be positive");
         return NOPS_INVAL;
+    }
+    FaissIndexIVF *ivf = v->cent && !v->faiss_only ? faiss_IndexIVF_cast(v->ix) : NULL;
+    if (ivf && faiss_IndexIVF_nprobe(ivf) <= MAX_NPROBE) {
+        const size_t d = (size_t)faiss_Index_d(v->ix);
+        for (size_t i = 0; i < nq; i++)
+            if (!search_in_place(v, ivf, q + i * d, k, sims + i * (size_t)k,
+                                 ids + i * (size_t)k)) {
+                nops_errf(errstr, errstr_size, "an IVF list could not be read in place");
+                return NOPS_INTERNAL;
+            }
+        return NOPS_OK;
     }
     const int threads = omp_get_max_threads();
     omp_set_num_threads(1); /* this call runs on the calling thread only */
@@ -285,6 +454,11 @@ void nops_vindex_set_scan_cap(nops_vindex *v, double factor)
     char err[8];
     v->cap_factor = factor > 0 ? factor : 0;
     cap_scan(v, err, sizeof err);
+}
+
+void nops_vindex_set_in_place(nops_vindex *v, bool on)
+{
+    v->faiss_only = !on;
 }
 
 size_t nops_vindex_count(const nops_vindex *v)
@@ -367,7 +541,8 @@ static nops_vindex *loaded(nops_vindex *v, int rc, const char *path, int dim, ch
         nops_vindex_destroy(v);
         return NULL;
     }
-    if (recover_type(v, path, errstr, errstr_size) != NOPS_OK) {
+    if (recover_type(v, path, errstr, errstr_size) != NOPS_OK ||
+        direct_scan(v, errstr, errstr_size) != NOPS_OK) {
         nops_vindex_destroy(v);
         return NULL;
     }
@@ -409,7 +584,8 @@ nops_err nops_vindex_ivf_scan(const nops_vindex *v, const float *q, size_t nq,
     }
     *st = (nops_vindex_ivf_stats){.lists = faiss_IndexIVF_nlist(ivf),
                                   .nprobe = faiss_IndexIVF_nprobe(ivf),
-                                  .max_codes = v->max_codes};
+                                  .max_codes = v->max_codes,
+                                  .in_place = v->cent && !v->faiss_only};
     for (size_t l = 0; l < st->lists; l++) {
         const size_t sz = faiss_IndexIVF_get_list_size(ivf, l);
         st->largest_list = sz > st->largest_list ? sz : st->largest_list;

@@ -353,6 +353,99 @@ static void test_ivf_scan_is_capped(void **state)
     free(x);
 }
 
+/* The in-place IVF search (vindex.c: FAISS's lists scanned with OpenBLAS) is FAISS's algorithm:
+ * probing every list without a cap it is exact search, results highest first; with few probes
+ * and a k larger than what they hold, the rest is −1; it is kept by save and load. */
+static void test_ivf_in_place_is_exact_when_probing_all(void **state)
+{
+    const size_t n = 4000, nq = 40;
+    char err[256] = "", path[] = "/tmp/nops-test-ivfin-XXXXXX";
+    float *x = clustered(n + nq, DIM, 20);
+    const float *q = x + n * DIM;
+    nops_vindex *flat = build(NOPS_INDEX_FLAT, x, n, DIM);
+    nops_vindex *ivf = build(NOPS_INDEX_IVF, x, n, DIM);
+    nops_vindex_ivf_stats st;
+    size_t scanned[40];
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_true(st.in_place);
+    const size_t lists = st.lists;
+    nops_vindex_set_nprobe(ivf, (int)lists);
+    nops_vindex_set_scan_cap(ivf, 0);
+    for (size_t i = 0; i < nq; i++) {
+        float se[20], sa[20];
+        int64_t ie[20], ia[20];
+        assert_int_equal(nops_vindex_search(flat, q + i * DIM, 1, 20, se, ie, err, sizeof err),
+                         NOPS_OK);
+        assert_int_equal(nops_vindex_search(ivf, q + i * DIM, 1, 20, sa, ia, err, sizeof err),
+                         NOPS_OK);
+        for (int j = 0; j < 20; j++) {
+            assert_true(fabsf(se[j] - sa[j]) < 1e-5f); /* the same similarities, in order */
+            assert_true(j == 0 || sa[j] <= sa[j - 1]);
+            assert_true(ia[j] >= 0);
+            const bool tied = (j > 0 && se[j - 1] - se[j] < 1e-5f) ||
+                              (j < 19 && se[j] - se[j + 1] < 1e-5f);
+            if (!tied) /* the same vector at each rank, but for near-equal similarities */
+                assert_int_equal(ia[j], ie[j]);
+        }
+    }
+    /* at the default probes and cap, the same answers as FAISS's own search */
+    nops_vindex_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
+    nops_vindex_set_scan_cap(ivf, NOPS_INDEX_IVF_SCAN_CAP);
+    for (size_t i = 0; i < nq; i++) {
+        float sf[10], sa[10];
+        int64_t idf[10], ida[10];
+        nops_vindex_set_in_place(ivf, false);
+        assert_int_equal(nops_vindex_search(ivf, q + i * DIM, 1, 10, sf, idf, err, sizeof err),
+                         NOPS_OK);
+        nops_vindex_set_in_place(ivf, true);
+        assert_int_equal(nops_vindex_search(ivf, q + i * DIM, 1, 10, sa, ida, err, sizeof err),
+                         NOPS_OK);
+        for (int j = 0; j < 10; j++) {
+            assert_true(fabsf(sf[j] - sa[j]) < 1e-5f);
+            const bool tied = (j > 0 && sf[j - 1] - sf[j] < 1e-5f) ||
+                              (j < 9 && sf[j] - sf[j + 1] < 1e-5f);
+            if (!tied)
+                assert_int_equal(ida[j], idf[j]);
+        }
+    }
+    nops_vindex_set_in_place(ivf, false);
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_false(st.in_place);
+    nops_vindex_set_in_place(ivf, true);
+    /* one probe, k past what its list holds: the list's vectors, then −1 */
+    nops_vindex_set_nprobe(ivf, 1);
+    const int k = (int)st.largest_list + 10;
+    float *s = malloc((size_t)k * sizeof *s);
+    int64_t *id = malloc((size_t)k * sizeof *id);
+    assert_int_equal(nops_vindex_search(ivf, q, 1, k, s, id, err, sizeof err), NOPS_OK);
+    int found = 0;
+    while (found < k && id[found] >= 0)
+        found++;
+    assert_true(found > 0 && found <= (int)st.largest_list);
+    for (int j = found; j < k; j++)
+        assert_true(id[j] == -1);
+    for (int j = 1; j < found; j++)
+        assert_true(s[j] <= s[j - 1]);
+    free(s);
+    free(id);
+    nops_vindex_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
+    nops_vindex_set_scan_cap(ivf, NOPS_INDEX_IVF_SCAN_CAP);
+    assert_non_null(mkdtemp(path));
+    char file[128];
+    snprintf(file, sizeof file, "%s/ix.faiss", path);
+    assert_int_equal(nops_vindex_save(ivf, file, err, sizeof err), NOPS_OK);
+    nops_vindex *back = nops_vindex_load(file, DIM, err, sizeof err);
+    assert_non_null(back);
+    assert_int_equal(nops_vindex_ivf_scan(back, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_true(st.in_place);
+    unlink(file);
+    rmdir(path);
+    nops_vindex_destroy(back);
+    nops_vindex_destroy(ivf);
+    nops_vindex_destroy(flat);
+    free(x);
+}
+
 typedef struct job {
     const nops_vindex *ix;
     const float *q;
@@ -454,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_ann_recall),
         cmocka_unit_test(test_history_recall),
         cmocka_unit_test(test_ivf_scan_is_capped),
+        cmocka_unit_test(test_ivf_in_place_is_exact_when_probing_all),
         cmocka_unit_test(test_save_load_and_bad_files),
         cmocka_unit_test(test_concurrent_search),
         cmocka_unit_test(test_known_runs_cost_one_compare),
