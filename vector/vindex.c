@@ -7,7 +7,8 @@
  *   IVF  "IVF<nlist>,Flat", nlist ≈ 4·√n bounded to 16..16384 and to ≤ n/39 (k-means wants 39
  *        training points per list); trained on an evenly spread sample of ≤ 64 points per
  *        list; searched with nprobe = NOPS_INDEX_IVF_NPROBE, at most NOPS_INDEX_IVF_SCAN_CAP ×
- *        nprobe × the mean list's size scanned (FAISS's max_codes).
+ *        nprobe × the mean list's size scanned (FAISS's max_codes) — by search_in_place
+ *        below (FAISS's lists, OpenBLAS inner products) where the index allows it.
  *   HNSW "HNSW32", efConstruction HNSW_EF_CONSTRUCTION (FAISS's default 40 leaves clustered
  *        data with islands: recall stalls near 0.99), efSearch HNSW_EF_SEARCH (p99 ≈ 1.6 ms at
  *        1M; 512 and more cost 2–4× the time for ≤ 1 point of recall).
