@@ -307,13 +307,25 @@ static void one_size(size_t n, size_t nq)
     double *lat[4];
     for (int k = 0; k < 4; k++)
         lat[k] = malloc(nq * sizeof(double));
-    /* each kind of query in its own loop, so that one does not evict the other's caches */
-    for (size_t i = 0; i < nq; i++) {
-        double t0 = bench_seconds();
-        json_t *out = NULL;
-        nops_recommend(r, incs[i], 3, &out, err, sizeof err);
-        lat[0][i] = (bench_seconds() - t0) * 1e3;
-        json_decref(out);
+    /* each kind of query in its own loop, so that one does not evict the other's caches; the
+     * recommend path twice: right after the recommender loaded its copy of the index (cold:
+     * its pages and the process's allocator still warming up), then as a serving engine runs */
+    double *cold = malloc(nq * sizeof *cold);
+    for (int pass = 0; pass < 2 && cold; pass++)
+        for (size_t i = 0; i < nq; i++) {
+            double t0 = bench_seconds();
+            json_t *out = NULL;
+            nops_recommend(r, incs[i], 3, &out, err, sizeof err);
+            (pass == 0 ? cold : lat[0])[i] = (bench_seconds() - t0) * 1e3;
+            json_decref(out);
+        }
+    if (cold) {
+        char extra[160];
+        snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
+                 pct(cold, nq, 0.5), pct(lat[0], nq, 0.5));
+        bench_emit("recommend", "recommend_first_pass_p99_ms", pct(cold, nq, 0.99), "ms",
+                   "recommend_second_pass_p99_ms", pct(lat[0], nq, 0.99), extra);
+        free(cold);
     }
     int64_t *ann_ids = malloc(nq * 10 * sizeof *ann_ids);
     for (size_t i = 0; i < nq; i++) {
