@@ -294,11 +294,10 @@ static nops_err direct_scan(nops_vindex *v, char *errstr, size_t errstr_size)
     return NOPS_OK;
 }
 
-/* Offer (s, id) to the min-heap hs/hi of k entries (the k highest seen; root the lowest). */
-static void heap_offer(float *hs, int64_t *hi, size_t k, float s, int64_t id)
+/* Put (s, id) at the root of the min-heap hs/hi of k entries (the k highest seen; root the
+ * lowest) and sift it down to its place. */
+static void sift_down(float *hs, int64_t *hi, size_t k, float s, int64_t id)
 {
-    if (!(s > hs[0]))
-        return;
     size_t i = 0;
     for (;;) {
         const size_t l = 2 * i + 1, r = l + 1;
@@ -318,6 +317,13 @@ static void heap_offer(float *hs, int64_t *hi, size_t k, float s, int64_t id)
     hi[i] = id;
 }
 
+/* Offer (s, id) to the heap: it replaces the lowest when higher. */
+static void heap_offer(float *hs, int64_t *hi, size_t k, float s, int64_t id)
+{
+    if (s > hs[0])
+        sift_down(hs, hi, k, s, id);
+}
+
 /* The heap as a list, highest first (heapsort: the lowest goes to the end each round). */
 static void heap_sorted(float *hs, int64_t *hi, size_t k)
 {
@@ -326,23 +332,7 @@ static void heap_sorted(float *hs, int64_t *hi, size_t k)
         const int64_t id = hi[n - 1];
         hs[n - 1] = hs[0];
         hi[n - 1] = hi[0];
-        size_t i = 0; /* sift s down from the root of the n − 1 left */
-        for (;;) {
-            const size_t l = 2 * i + 1, r = l + 1;
-            size_t m = i;
-            float ms = s;
-            if (l < n - 1 && hs[l] < ms)
-                ms = hs[m = l];
-            if (r < n - 1 && hs[r] < ms)
-                m = r;
-            if (m == i)
-                break;
-            hs[i] = hs[m];
-            hi[i] = hi[m];
-            i = m;
-        }
-        hs[i] = s;
-        hi[i] = id;
+        sift_down(hs, hi, n - 1, s, id);
     }
 }
 
