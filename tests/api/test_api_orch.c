@@ -455,18 +455,13 @@ static json_t *audit_entries(int port, const char *action, const char *subject)
     return e;
 }
 
-/* POST /orchestrate without playbook_id takes the best-ranked recommendation that is a signed
- * playbook here, says which and its score, and the recommendation is audited; with no index or
- * nothing similar it is 422; the request is checked strictly. */
-static void test_orchestrate_takes_the_recommendation(void **state)
+/* The request rules of POST /orchestrate's recommendation form (the fixture's API has no
+ * recommender: 422 saying so). */
+static void orchestrate_request_rules(void)
 {
-    (void)state;
-    store_incident("inc-reco-1", "sig-reco-1", "disk_used_percent");
-    /* the fixture's API has no recommender: 422 saying so */
     expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON,
                          "{\"incident_id\":\"inc-reco-1\"}", (size_t)-1),
                  422, "recommend.index_dir");
-    /* strict request checks */
     expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON, "{\"incident_id\":5}",
                          (size_t)-1), 400, "incident_id must be a non-empty string");
     expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON,
@@ -480,7 +475,11 @@ static void test_orchestrate_takes_the_recommendation(void **state)
                  "top");
     expect_error(http_do(g_port, "POST", "/orchestrate", OP_JSON, "{\"signal_id\":\"nope\"}",
                          (size_t)-1), 404, "no signal nope");
+}
 
+/* An API with a recommender over a fresh index and a learner over the fixture's history. */
+static nops_api *api_with_recommender(void)
+{
     char idx[300], err[512];
     build_index(idx, sizeof idx);
     nops_reco_params rp = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
@@ -497,10 +496,13 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     assert_non_null(g_learner);
     nops_api_params ap;
     api_params(&ap);
-    nops_api *api = start_api(&ap, g_boot);
-    const int port = nops_api_port(api);
+    return start_api(&ap, g_boot);
+}
 
-    /* unsigned-fix ranks first but is not signed here: echo (second) is taken */
+/* unsigned-fix ranks first but is not signed here: echo (second) is taken, by incident and by
+ * signal; nothing similar is 422 with the reason; the recommendation that chose is audited. */
+static void orchestrate_takes_echo(int port)
+{
     http_res r = http_do(port, "POST", "/orchestrate", OP_JSON, "{\"incident_id\":\"inc-reco-1\"}",
                          (size_t)-1);
     assert_int_equal(r.status, 201);
@@ -513,7 +515,6 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     const double score = json_real_value(json_object_get(pick, "score"));
     assert_true(score > 0 && score < 1);
     json_decref(o);
-    /* the signal form too */
     r = http_do(port, "POST", "/orchestrate", OP_JSON, "{\"signal_id\":\"sig-reco-1\"}",
                 (size_t)-1);
     assert_int_equal(r.status, 201);
@@ -521,12 +522,10 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     http_free(&r);
     assert_string_equal(json_string_value(json_object_get(o, "playbook_id")), "echo");
     json_decref(o);
-    /* nothing similar in the history: 422 with the reason */
     expect_error(http_do(port, "POST", "/orchestrate", OP_JSON,
                          "{\"incident\":{\"summary\":\"quantum flux capacitor overheated\","
                          "\"labels\":{\"service\":\"time-machine\"}}}", (size_t)-1),
                  422, "nothing to recommend");
-
     /* audited: the recommendation that chose it, with the top ids, scores and generation */
     json_t *entries = audit_entries(port, "recommend", "inc-reco-1");
     assert_int_equal(json_array_size(entries), 1);
@@ -540,13 +539,19 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(top, 1),
                                                           "playbook_id")), "echo");
     json_decref(entries);
+}
 
-    /* every POST /recommend is audited (viewers too), inline ones as subject "inline" */
-    const char *v_json[] = {"X-API-Key: viewer-key-1", "Content-Type: application/json", NULL};
+static const char *v_json[] = {"X-API-Key: viewer-key-1", "Content-Type: application/json",
+                               NULL};
+
+/* Every POST /recommend is audited (viewers too), inline ones as subject "inline". */
+static void recommend_is_audited(int port)
+{
     json_t *before = audit_entries(port, "recommend", "inline");
-    r = http_do(port, "POST", "/recommend", v_json,
-                "{\"incident\":{\"summary\":\"disk filling on ledger/db-1\",\"metrics\":"
-                "[\"disk_used_percent\"],\"labels\":{\"service\":\"ledger\"}}}", (size_t)-1);
+    http_res r = http_do(port, "POST", "/recommend", v_json,
+                         "{\"incident\":{\"summary\":\"disk filling on ledger/db-1\",\"metrics\":"
+                         "[\"disk_used_percent\"],\"labels\":{\"service\":\"ledger\"}}}",
+                         (size_t)-1);
     assert_int_equal(r.status, 200);
     http_free(&r);
     json_t *after = audit_entries(port, "recommend", "inline");
@@ -555,8 +560,12 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     assert_string_equal(json_string_value(json_object_get(last, "actor")), "key:v1");
     json_decref(before);
     json_decref(after);
+}
 
-    /* an audit entry that cannot be written: no recommendation, the caller is told */
+/* An audit entry that cannot be written: no recommendation, the caller is told, the trail
+ * still verifies. */
+static void unwritable_audit_refuses(int port)
+{
     char apath[300];
     snprintf(apath, sizeof apath, "%s/audit.jsonl", g_dir);
     struct stat sb;
@@ -567,8 +576,8 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     lim.rlim_cur = (rlim_t)sb.st_size + 10; /* room for a part of a line, not a whole one */
     lim.rlim_max = old.rlim_max;
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    r = http_do(port, "POST", "/recommend", v_json, "{\"incident_id\":\"inc-reco-1\"}",
-                (size_t)-1);
+    http_res r = http_do(port, "POST", "/recommend", v_json, "{\"incident_id\":\"inc-reco-1\"}",
+                         (size_t)-1);
     http_res r2 = http_do(port, "POST", "/orchestrate", OP_JSON,
                           "{\"incident_id\":\"inc-reco-1\"}", (size_t)-1);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
@@ -577,13 +586,17 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     expect_error(r2, 500, "audit trail refused");
     nops_audit_report rep;
     assert_int_equal(nops_audit_verify_file(apath, g_audit_key, &rep), NOPS_OK);
+}
 
-    /* the learning loop in /metrics: the runs executed here appended as a new generation */
+/* The learning loop in /metrics: the runs executed here appended as a new generation. */
+static void learner_in_metrics(int port)
+{
+    char err[512];
     size_t appended = 0;
     if (nops_learner_run_once(g_learner, &appended, err, sizeof err) != NOPS_OK)
         fail_msg("learn: %s", err);
     assert_true(appended > 0);
-    r = http_do(port, "GET", "/metrics", NULL, NULL, 0);
+    http_res r = http_do(port, "GET", "/metrics", NULL, NULL, 0);
     assert_int_equal(r.status, 200);
     char want[80];
     snprintf(want, sizeof want, "neuralops_learn_runs_appended_total %zu\n", appended);
@@ -592,7 +605,23 @@ static void test_orchestrate_takes_the_recommendation(void **state)
     assert_non_null(strstr(r.body, "neuralops_learn_generation 2\n"));
     assert_non_null(strstr(r.body, "neuralops_learn_failures_total 0\n"));
     http_free(&r);
+}
 
+/* POST /orchestrate without playbook_id takes the best-ranked recommendation that is a signed
+ * playbook here, says which and its score, and the recommendation is audited; with no index or
+ * nothing similar it is 422; the request is checked strictly. One scenario in steps: each step
+ * works on the state the one before left (the recommender, the audit trail, the history). */
+static void test_orchestrate_takes_the_recommendation(void **state)
+{
+    (void)state;
+    store_incident("inc-reco-1", "sig-reco-1", "disk_used_percent");
+    orchestrate_request_rules();
+    nops_api *api = api_with_recommender();
+    const int port = nops_api_port(api);
+    orchestrate_takes_echo(port);
+    recommend_is_audited(port);
+    unwritable_audit_refuses(port);
+    learner_in_metrics(port);
     nops_api_destroy(api);
     nops_learner_destroy(g_learner);
     g_learner = NULL;
