@@ -91,17 +91,17 @@ static char *kcat_read(const char *topic, const char *format, const char *dir)
     return tu_read_file(path);
 }
 
-static void test_kcat_to_signals_and_dlq(void **state)
+enum { KC_HOSTS = 4, KC_T = 400 }; /* the kcat test's hosts and points per host */
+
+/* KC_HOSTS × KC_T points with spikes (key|value, one message each), then one malformed
+ * message of every kind, produced by kcat — an outside Kafka client — to topic m1. */
+static void kcat_produce_input(const char *dir)
 {
-    char dir[] = "/tmp/nops-pipe-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256], cmd[1024];
+    char path[256], cmd[1024], line[256];
     snprintf(path, sizeof path, "%s/in.txt", dir);
     FILE *f = fopen(path, "w");
-    char line[256];
-    enum { HOSTS = 4, T = 400 };
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < HOSTS; h++) {
+    for (int t = 0; t < KC_T; t++)
+        for (int h = 0; h < KC_HOSTS; h++) {
             spike_line(line, sizeof line, h, t);
             fprintf(f, "h%02d|%s\n", h, line); /* key|value */
         }
@@ -120,7 +120,12 @@ static void test_kcat_to_signals_and_dlq(void **state)
     /* kcat: an outside Kafka client producing to the mock cluster */
     snprintf(cmd, sizeof cmd, "kcat -P -b '%s' -t m1 -K '|' < %s", g_boot, path);
     assert_int_equal(system(cmd), 0);
+}
 
+/* The pipeline over m1 into a JSONL sink in dir and the Kafka topic sig1: every message read,
+ * every point taken, every bad one refused by its reason and sent to the dead-letter topic. */
+static void run_pipeline_over_m1(const char *dir)
+{
     nops_kafka_params kp;
     nops_pipeline_params pp;
     nops_detect_params dp;
@@ -138,14 +143,14 @@ static void test_kcat_to_signals_and_dlq(void **state)
     nops_pipeline_stats st;
     for (int i = 0; i < 300; i++) {
         nops_pipeline_get_stats(p, &st);
-        if (st.messages >= HOSTS * T + 7)
+        if (st.messages >= KC_HOSTS * KC_T + 7)
             break;
         sleep_ms(100);
     }
     assert_int_equal(nops_pipeline_stop(p, 10000), NOPS_OK);
     nops_pipeline_get_stats(p, &st);
-    assert_int_equal(st.messages, HOSTS * T + 7);
-    assert_int_equal(st.points, HOSTS * T);
+    assert_int_equal(st.messages, KC_HOSTS * KC_T + 7);
+    assert_int_equal(st.points, KC_HOSTS * KC_T);
     assert_int_equal(st.rejected[NOPS_REJECT_SYNTAX], 2);
     assert_int_equal(st.rejected[NOPS_REJECT_VALUE], 2);
     assert_int_equal(st.rejected[NOPS_REJECT_TIMESTAMP], 1);
@@ -155,12 +160,18 @@ static void test_kcat_to_signals_and_dlq(void **state)
     nops_pipeline_destroy(p);
     nops_sinks_destroy(sinks);
 
-    /* exactly one signal per spike: spikes at t = 130, 230, 330 on each host */
+}
+
+/* Exactly one signal per spike (t = 130, 230, 330 on each host); every signal joined exactly
+ * one incident. */
+static void check_signals_and_incidents(const char *dir)
+{
+    char path[256];
     snprintf(path, sizeof path, "%s/signals.jsonl", dir);
     char *sigs = tu_read_file(path);
-    assert_int_equal(tu_count_lines(sigs), HOSTS * 3);
-    for (int h = 0; h < HOSTS; h++)
-        for (int t = 130; t < T; t += 100) {
+    assert_int_equal(tu_count_lines(sigs), KC_HOSTS * 3);
+    for (int h = 0; h < KC_HOSTS; h++)
+        for (int t = 130; t < KC_T; t += 100) {
             char ts[40], needle[128];
             nops_format_ts(1700000000000000000ll + (long long)t * 1000000000ll, ts, sizeof ts);
             snprintf(needle, sizeof needle, "\"labels\":{\"host\":\"h%02d\",\"service\":\"s%d\"},"
@@ -173,7 +184,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
     char *inc = tu_read_file(path);
     /* every signal joined exactly one incident: one record per signal, and the final
      * signal_count of the incidents adds up to the number of signals */
-    assert_int_equal(tu_count_lines(inc), HOSTS * 3);
+    assert_int_equal(tu_count_lines(inc), KC_HOSTS * 3);
     json_t *final = json_object(); /* id -> last signal_count */
     for (char *l = strtok(inc, "\n"); l; l = strtok(NULL, "\n")) {
         json_t *o = json_loads(l, 0, NULL);
@@ -187,11 +198,20 @@ static void test_kcat_to_signals_and_dlq(void **state)
     const char *k;
     json_t *v;
     json_object_foreach(final, k, v) joined += json_integer_value(v);
-    assert_int_equal(joined, HOSTS * 3);
-    print_message("  %d signals in %zu incident(s)\n", HOSTS * 3, json_object_size(final));
+    assert_int_equal(joined, KC_HOSTS * 3);
+    print_message("  %d signals in %zu incident(s)\n", KC_HOSTS * 3, json_object_size(final));
     json_decref(final);
     free(inc);
+}
 
+static void test_kcat_to_signals_and_dlq(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nops-pipe-XXXXXX", cmd[1024];
+    assert_non_null(mkdtemp(dir));
+    kcat_produce_input(dir);
+    run_pipeline_over_m1(dir);
+    check_signals_and_incidents(dir);
     /* the dead-letter topic holds every bad message, its reason in a header */
     char *dlq = kcat_read("dlq1", "%h|%s", dir);
     const char *reasons[] = {"syntax", "value", "timestamp", "too_large", "empty"};
@@ -210,7 +230,7 @@ static void test_kcat_to_signals_and_dlq(void **state)
     int on_topic = 0;
     for (char *l = topic; (l = strstr(l, "kind=signal {")) != NULL; l++)
         on_topic++;
-    assert_int_equal(on_topic, HOSTS * 3);
+    assert_int_equal(on_topic, KC_HOSTS * 3);
     assert_non_null(strstr(topic, "kind=incident {"));
     free(topic);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
