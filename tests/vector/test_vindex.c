@@ -353,22 +353,12 @@ static void test_ivf_scan_is_capped(void **state)
     free(x);
 }
 
-/* The in-place IVF search (vindex.c: FAISS's lists scanned with OpenBLAS) is FAISS's algorithm:
- * probing every list without a cap it is exact search, results highest first; with few probes
- * and a k larger than what they hold, the rest is −1; it is kept by save and load. */
-static void test_ivf_in_place_is_exact_when_probing_all(void **state)
+/* Probing every list without a cap, the in-place search is the exact search: the same
+ * similarities in order, the same vectors but for near-equal similarities. */
+static void in_place_equals_exact(nops_vindex *ivf, const nops_vindex *flat, const float *q,
+                                  size_t nq, size_t lists)
 {
-    const size_t n = 4000, nq = 40;
-    char err[256] = "", path[] = "/tmp/nops-test-ivfin-XXXXXX";
-    float *x = clustered(n + nq, DIM, 20);
-    const float *q = x + n * DIM;
-    nops_vindex *flat = build(NOPS_INDEX_FLAT, x, n, DIM);
-    nops_vindex *ivf = build(NOPS_INDEX_IVF, x, n, DIM);
-    nops_vindex_ivf_stats st;
-    size_t scanned[40];
-    assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
-    assert_true(st.in_place);
-    const size_t lists = st.lists;
+    char err[256] = "";
     nops_vindex_set_nprobe(ivf, (int)lists);
     nops_vindex_set_scan_cap(ivf, 0);
     for (size_t i = 0; i < nq; i++) {
@@ -388,7 +378,12 @@ static void test_ivf_in_place_is_exact_when_probing_all(void **state)
                 assert_int_equal(ia[j], ie[j]);
         }
     }
-    /* at the default probes and cap, the same answers as FAISS's own search */
+}
+
+/* At the default probes and cap, the same answers as FAISS's own search of the index. */
+static void in_place_equals_faiss(nops_vindex *ivf, const float *q, size_t nq)
+{
+    char err[256] = "";
     nops_vindex_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
     nops_vindex_set_scan_cap(ivf, NOPS_INDEX_IVF_SCAN_CAP);
     for (size_t i = 0; i < nq; i++) {
@@ -408,6 +403,26 @@ static void test_ivf_in_place_is_exact_when_probing_all(void **state)
                 assert_int_equal(ida[j], idf[j]);
         }
     }
+}
+
+/* The in-place IVF search (vindex.c: FAISS's lists scanned with OpenBLAS) is FAISS's algorithm:
+ * probing every list without a cap it is exact search, results highest first; with few probes
+ * and a k larger than what they hold, the rest is −1; it is kept by save and load. */
+static void test_ivf_in_place_is_exact_when_probing_all(void **state)
+{
+    const size_t n = 4000, nq = 40;
+    char err[256] = "", path[] = "/tmp/nops-test-ivfin-XXXXXX";
+    float *x = clustered(n + nq, DIM, 20);
+    const float *q = x + n * DIM;
+    nops_vindex *flat = build(NOPS_INDEX_FLAT, x, n, DIM);
+    nops_vindex *ivf = build(NOPS_INDEX_IVF, x, n, DIM);
+    nops_vindex_ivf_stats st;
+    size_t scanned[40];
+    assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
+    assert_true(st.in_place);
+    const size_t lists = st.lists;
+    in_place_equals_exact(ivf, flat, q, nq, lists);
+    in_place_equals_faiss(ivf, q, nq);
     nops_vindex_set_in_place(ivf, false);
     assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
     assert_false(st.in_place);
