@@ -72,7 +72,9 @@ static inline void ref_ew(double *m, double *v, double x, long age, double a, do
     *v += (av > w ? av : w) * (e2 - *v);
 }
 
-/* One point; returns NOPS_DETECT_* flags, fills z and ze. */
+/* One point; returns NOPS_DETECT_* flags, fills z and ze. One function on purpose: it is the
+ * plain, step-by-step statement of the kernel's contract (kernel_body.h's kcompute), read side
+ * by side with it, so it keeps the kernel's order of steps in one body. */
 static inline unsigned ref_update(ref_det *r, float xf, double *z, double *ze)
 {
     *z = *ze = 0.0;
