@@ -126,8 +126,7 @@ void nops__emit_signals(worker *w, size_t from, size_t to)
             int b = 0;
             while (b < 31 && us >= (1ull << b))
                 b++;
-            STAT_ADD(p, latency_us_log2[b], 1);
-            /* and its quarter of [2^(b-1), 2^b) */
+            /* its quarter of [2^(b-1), 2^b); the log2 buckets are their sums (get_stats) */
             const int k = b >= 3 && b < 31 ? (int)((us - (1ull << (b - 1))) >> (b - 3)) : 3;
             STAT_ADD(p, latency_us_q[b][k], 1);
         }

@@ -146,7 +146,8 @@ typedef struct nops_pipeline_stats {
     /** ingest-to-signal latency (wall clock at emission − point timestamp, for points stamped
      *  within the last hour): bucket i counts latencies below 2^i µs (the last is the rest) */
     uint64_t latency_us_log2[32];
-    /** the same latencies, bucket i (i ≥ 3, below 31) split into the quarters of its range
+    /** the same latencies (latency_us_log2[i] is the sum of [i][0..3]), bucket i (i ≥ 3,
+     *  below 31) split into the quarters of its range
      *  [2^(i-1), 2^i) µs: [i][k] counts those below 2^(i-1) + (k+1)·2^(i-3) µs (buckets 0–2
      *  and 31 count in [i][3]) — the quantiles to a quarter octave (~19 %), not a factor of 2 */
     uint64_t latency_us_q[32][4];

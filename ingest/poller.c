@@ -689,9 +689,11 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     for (int i = 0; i < NOPS_REJECT_COUNT; i++)
         LD(rejected[i]);
     for (int i = 0; i < 32; i++) {
-        LD(latency_us_log2[i]);
-        for (int k = 0; k < 4; k++)
+        st->latency_us_log2[i] = 0; /* derived: the sum of the bucket's quarters */
+        for (int k = 0; k < 4; k++) {
             LD(latency_us_q[i][k]);
+            st->latency_us_log2[i] += st->latency_us_q[i][k];
+        }
     }
 #undef LD
     nops_correlate_counts(p->corr, &st->incidents_open, NULL, NULL);

@@ -192,6 +192,20 @@ static void test_hook_events_and_recos_carried(void **state)
     stop(&r);
     assert_true(st.restored_series > 0); /* warm: state came from the snapshot */
     assert_int_equal(st.incidents_opened, 0);
+    /* every signal's latency (its points are 53-57 min old) in the quarter-octave histogram,
+     * and the log2 one (what /metrics exports) its sums */
+    uint64_t in_q = 0, in_log2 = 0;
+    for (int b = 0; b < 32; b++) {
+        uint64_t quarters = 0;
+        for (int k = 0; k < 4; k++)
+            quarters += st.latency_us_q[b][k];
+        assert_int_equal(st.latency_us_log2[b], quarters);
+        in_q += quarters;
+        in_log2 += st.latency_us_log2[b];
+    }
+    assert_true(st.signals > 0);
+    assert_int_equal(in_q, st.signals);
+    assert_int_equal(in_log2, st.signals);
     const int n2 = calls(&two);
     assert_true(n2 >= 2 && n2 <= MAX_CALLS);
     int resolved = 0, updated = 0;

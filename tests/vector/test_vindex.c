@@ -290,13 +290,28 @@ static void test_history_recall(void **state)
     free(q);
 }
 
+/* ix written to a file and read back (the file removed). */
+static nops_vindex *saved_and_loaded(const nops_vindex *ix)
+{
+    char err[256] = "", dir[] = "/tmp/nops-test-vindex-XXXXXX", file[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/ix.faiss", dir);
+    assert_int_equal(nops_vindex_save(ix, file, err, sizeof err), NOPS_OK);
+    nops_vindex *back = nops_vindex_load(file, DIM, err, sizeof err);
+    if (!back)
+        fail_msg("load: %s", err);
+    unlink(file);
+    rmdir(dir);
+    return back;
+}
+
 /* What an IVF search scans: the probed lists' sizes, stopped at the cap of
  * NOPS_INDEX_IVF_SCAN_CAP × nprobe × the mean list (FAISS's max_codes, not stored in its files:
  * set again on load and after an add; 0 turns it off); exact search has no lists. */
 static void test_ivf_scan_is_capped(void **state)
 {
     const size_t n = 20000, nq = 50;
-    char err[256] = "", path[] = "/tmp/nops-test-ivfscan-XXXXXX";
+    char err[256] = "";
     float *x = clustered(n + nq, DIM, 12); /* few clusters: uneven lists */
     nops_vindex *flat = build(NOPS_INDEX_FLAT, x, 100, DIM);
     nops_vindex_ivf_stats st;
@@ -335,18 +350,11 @@ static void test_ivf_scan_is_capped(void **state)
     assert_int_equal(nops_vindex_add(ivf, x, n, err, sizeof err), NOPS_OK);
     assert_int_equal(nops_vindex_ivf_scan(ivf, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
     assert_true(st.max_codes >= 2 * cap - 1 && st.max_codes <= 2 * cap + 1);
-    assert_non_null(mkdtemp(path));
-    char file[128];
-    snprintf(file, sizeof file, "%s/ix.faiss", path);
-    assert_int_equal(nops_vindex_save(ivf, file, err, sizeof err), NOPS_OK);
-    nops_vindex *back = nops_vindex_load(file, DIM, err, sizeof err);
-    assert_non_null(back);
+    nops_vindex *back = saved_and_loaded(ivf);
     nops_vindex_ivf_stats st2;
     assert_int_equal(nops_vindex_ivf_scan(back, q, 1, &st2, scanned, err, sizeof err), NOPS_OK);
     assert_int_equal(st2.max_codes, st.max_codes);
     assert_int_equal(st2.largest_list, st.largest_list);
-    unlink(file);
-    rmdir(path);
     nops_vindex_destroy(back);
     nops_vindex_destroy(ivf);
     nops_vindex_destroy(flat);
@@ -411,7 +419,7 @@ static void in_place_equals_faiss(nops_vindex *ivf, const float *q, size_t nq)
 static void test_ivf_in_place_is_exact_when_probing_all(void **state)
 {
     const size_t n = 4000, nq = 40;
-    char err[256] = "", path[] = "/tmp/nops-test-ivfin-XXXXXX";
+    char err[256] = "";
     float *x = clustered(n + nq, DIM, 20);
     const float *q = x + n * DIM;
     nops_vindex *flat = build(NOPS_INDEX_FLAT, x, n, DIM);
@@ -445,16 +453,9 @@ static void test_ivf_in_place_is_exact_when_probing_all(void **state)
     free(id);
     nops_vindex_set_nprobe(ivf, NOPS_INDEX_IVF_NPROBE);
     nops_vindex_set_scan_cap(ivf, NOPS_INDEX_IVF_SCAN_CAP);
-    assert_non_null(mkdtemp(path));
-    char file[128];
-    snprintf(file, sizeof file, "%s/ix.faiss", path);
-    assert_int_equal(nops_vindex_save(ivf, file, err, sizeof err), NOPS_OK);
-    nops_vindex *back = nops_vindex_load(file, DIM, err, sizeof err);
-    assert_non_null(back);
+    nops_vindex *back = saved_and_loaded(ivf);
     assert_int_equal(nops_vindex_ivf_scan(back, q, 1, &st, scanned, err, sizeof err), NOPS_OK);
     assert_true(st.in_place);
-    unlink(file);
-    rmdir(path);
     nops_vindex_destroy(back);
     nops_vindex_destroy(ivf);
     nops_vindex_destroy(flat);
