@@ -3,95 +3,66 @@
  * instances, with Kafka as the distributed engine.
  *
  * The problem. A pipeline correlates the signals of the partitions it owns. Producers key the
- * metrics topic by host, so a host's signals all meet in one instance and host incidents do
- * not depend on how many instances share the group; a service's hosts are spread over every
- * partition, so with several instances each one saw only its share of a service moving and
- * opened its own "service-wide" incident.
+ * metrics topic by host, so a host's signals all meet in one instance and host incidents do not
+ * depend on how many instances share the group; a service's hosts are spread over every
+ * partition, so with several instances each one saw only its share of a service moving and opened
+ * its own "service-wide" incident.
  *
- * The stage. With correlate.service_topic set, a worker does not correlate a signal whose
- * series names a service (correlate.service_labels): it produces it — with the window the
- * detector held at that point, as captured at detection — to the service topic, keyed by the
- * service, so all of a service's signals land in one partition of it. Every instance also runs
- * a consumer of that topic in its own group (`<kafka.group>.service`): each partition, so each
- * service, is consumed by exactly one instance, whose correlator (the same rules as in one
- * process: host first, then service-wide, stragglers held at info) places them and writes the
- * incidents to the sinks. Series without a service stay with the workers' correlator.
+ * The stage. With correlate.service_topic set, a worker does not correlate a signal whose series
+ * names a service (correlate.service_labels): it produces it — with the window the detector held
+ * at that point, as captured at detection — to the service topic, keyed by the service, so all of
+ * a service's signals land in one partition of it. Every instance also runs a consumer of that
+ * topic in its own group (`<kafka.group>.service`): each partition, so each service, is consumed
+ * by exactly one instance, whose correlator (the same rules as in one process: host first, then
+ * service-wide, stragglers held at info) places them and writes the incidents to the sinks.
+ * Series without a service stay with the workers' correlator.
  *
  *   worker ── signal + window, cleared ──► <service topic> (key: service) ──► stage (one per
  *   instance, group <group>.service) ── incidents ──► sinks
  *   poller checkpoint ── tick (newest point time) to every partition ──┘
  *
  * Order. Signals of several instances interleave in a partition in whatever order they were
- * produced. The stage takes what it polled over stage_hold (a few hundred ms of wall time) as
- * one batch and places it in data order (time, then signal id), so the hosts of one tick are
- * placed the same way whatever instance produced them first: the same host opens the service's
- * incident (its id) when the signals of one moment reach the stage within one batch.
+ * produced. The stage places a partition's messages in batches, each in data order (time, then
+ * signal id, then offset), and a batch is what lies between two ticks of the partition (every
+ * instance sends one to every partition at each of its checkpoints; see Time), or SVC_BATCH
+ * messages. So what is placed, and in what order, depends on the partition's log alone, never on
+ * when the stage polled it: a replay from a committed offset — the next owner after a rebalance
+ * that refused the last commits, or a restart — opens the same incidents (their ids: the opening
+ * host and signal) as the first reading did. (Batches gathered over wall time put a service's
+ * signals that had been placed apart into one batch on replay, and a different signal opened a
+ * second incident for the same event.) A partition whose ticks stop — every instance gone quiet
+ * or dead — has what it holds placed after SVC_STALE_NS.
  *
  * Time. The stage resolves an incident by the data time of its partition of the service topic:
  * signals and clears carry theirs, and every checkpoint of every instance sends a tick (its
- * newest robust point time) to every partition, so a service that has gone quiet still sees
- * time pass. A cleared series is sent to its service's partition; a series evicted while
- * anomalous (its key gone) to every partition.
+ * newest robust point time) to every partition, so a service that has gone quiet still sees time
+ * pass (and batches close: a checkpoint sends its tick even when its time did not move, once the
+ * instance has seen data). A cleared series is sent to its service's partition; a series evicted
+ * while anomalous (its key gone) to every partition.
  *
  * Delivery. The producer is flushed in every checkpoint of the pipeline before it commits the
- * metrics offsets, and a message it lost fails every later checkpoint (as a lost dead-letter
- * copy does), so a metrics offset is never committed past a signal the stage did not get. The
- * stage commits its own offsets only after the sinks flushed its incidents, and snapshots its
- * correlator per partition at the committed offset (state/<group>.service-<topic>-<p>.snap,
- * keyed like the detector snapshots; the previous one and the one at the last commit that
- * landed kept); an instance that takes a
- * partition over — after a rebalance or a kill -9 — restores it and replays from the committed
- * offset: replayed signals are recognised (their ids), later ones update the same incidents.
+ * metrics offsets, and a message it lost fails every later checkpoint (as a lost dead-letter copy
+ * does), so a metrics offset is never committed past a signal the stage did not get. The stage
+ * commits its own offsets — up to the last placed batch; messages held for the next one are read
+ * again by whoever owns the partition next — only after the sinks flushed its incidents, and
+ * snapshots its correlator per partition at the committed offset (svcsnap.c:
+ * state/<group>.service-<topic>-<p>.snap, keyed like the detector snapshots; the previous one and
+ * the one at the last commit that landed kept); an instance that takes a partition over — after a
+ * rebalance or a kill -9 — restores it and replays from the committed offset: replayed signals
+ * are recognised (their ids), later ones update the same incidents.
  *
- * Threads: the stage thread owns the consumer and the stage's correlator calls; workers and
- * the poller call nops__svc_signal/_cleared/_evicted/_flush (the producer is thread-safe).
+ * Threads: the stage thread owns the consumer and the stage's correlator calls; workers and the
+ * poller call nops__svc_signal/_cleared/_evicted/_flush (the producer is thread-safe).
  */
-#include "ingest/pipeline_int.h"
+#include "ingest/svcstage_int.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <xxhash.h>
-
-#define SVC_MAGIC 0x31435653504f4e00ull /* "\0NOPSVC1" */
-#define SVC_PURPOSE "service-snapshot"
-#define SVC_TAG_LEN 32
-#define SVC_HOLD_NS 300000000ll /* a batch gathers this long (see Order above) */
-#define SVC_BATCH 4096          /* messages per batch at most */
-
-struct svc_stage {
-    nops_pipeline *p;                 /* owner */
-    char topic[256];                  /* the service topic */
-    char group[300];                  /* <kafka.group>.service */
-    rd_kafka_t *prod;                 /* producer of signals, clears and ticks */
-    rd_kafka_t *cons;                 /* the stage's consumer */
-    nops_correlator *corr;            /* the stage's correlator (stage thread, and stats) */
-    pthread_t thr;                    /* the stage thread */
-    bool started;                     /* thr runs */
-    atomic_bool stop;                 /* drain and leave */
-    atomic_uint_fast64_t lost;        /* messages the producer refused or lost */
-    atomic_int_fast32_t n_parts;      /* partitions of the topic (0: not known yet) */
-    int64_t meta_ns;                  /* when n_parts was last asked (poller only) */
-    int64_t tick_sent;                /* newest time sent as a tick (poller only) */
-    bool assigned[MAX_PARTITIONS];    /* partitions the stage owns (stage thread) */
-    int64_t next_off[MAX_PARTITIONS]; /* next offset to place, -1 unknown (stage thread) */
-    int64_t committed[MAX_PARTITIONS];/* last committed (stage thread) */
-    int64_t part_now[MAX_PARTITIONS]; /* data time per partition (stage thread) */
-    rd_kafka_message_t **batch;       /* messages gathered (stage thread) */
-    size_t nb;                        /* how many */
-    bool derived;                     /* the topic was derived, not configured */
-    nops_ratelimit lost_log;          /* "service message lost" lines */
-    nops_ratelimit commit_log;        /* "commit failed" lines */
-    uint64_t n_placed;                /* messages placed (stage thread) */
-    bool assigned_once;               /* an assignment (of any size) arrived (stage thread) */
-};
 
 /* ---- producing (workers, poller) ---------------------------------------------------------- */
 
@@ -210,10 +181,9 @@ nops_err nops__svc_flush(svc_stage *s, int64_t now_ts, char *err, size_t cap)
 {
     refresh_parts(s);
     const int32_t n = (int32_t)atomic_load(&s->n_parts);
-    if (now_ts > s->tick_sent && n > 0) { /* time passes in every partition */
+    if (now_ts > 0 && n > 0) { /* time passes in every partition; its batches close */
         for (int32_t i = 0; i < n; i++)
             produce(s, json_pack("{s:s, s:I}", "t", "t", "ts", (json_int_t)now_ts), NULL, i);
-        s->tick_sent = now_ts;
     }
     if (rd_kafka_flush(s->prod, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(err, cap, "the service topic's producer did not flush in 5 s");
@@ -228,130 +198,7 @@ nops_err nops__svc_flush(svc_stage *s, int64_t now_ts, char *err, size_t cap)
     return NOPS_OK;
 }
 
-/* ---- snapshots of the stage's correlator -------------------------------------------------- */
-
-typedef struct svc_hdr {
-    uint64_t magic;    /* SVC_MAGIC */
-    int64_t offset;    /* next message the state has not seen */
-    int64_t part_now;  /* the partition's data time */
-    int32_t partition; /* whose state */
-    uint32_t keyed;    /* 1: HMAC under the engine key, 0: SHA-256 */
-    uint64_t body_len; /* correlator bytes after the header; then the tag */
-} svc_hdr;
-
-/* kind 0: the newest snapshot, 1: the one before, 2: the one at the last commit that landed
- * (a hard link, so that refused commits in a row cannot push it out: snapshot.c says why) */
-static void svc_path(const svc_stage *s, int32_t part, int kind, char *buf, size_t cap)
-{
-    static const char *const suffix[3] = {"", ".prev", ".committed"};
-    snprintf(buf, cap, "%s/%s-%s-%d.snap%s", s->p->state_dir, s->group, s->topic, (int)part,
-             suffix[kind]);
-}
-
-/* The commit of the snapshot just written for `part` landed: keep it as .snap.committed. */
-static void snap_keep_committed(svc_stage *s, int32_t part)
-{
-    char path[1200], keep[1200], tmp[1300];
-    svc_path(s, part, 0, path, sizeof path);
-    svc_path(s, part, 2, keep, sizeof keep);
-    snprintf(tmp, sizeof tmp, "%s.tmp", keep);
-    (void)unlink(tmp);
-    if (link(path, tmp) != 0 || rename(tmp, keep) != 0) {
-        (void)unlink(tmp);
-        NOPS_WARN("ingest", "service stage: cannot keep %s as %s: %s", path, keep,
-                  strerror(errno));
-    }
-}
-
-static void svc_tag(const svc_stage *s, const void *data, size_t len, unsigned char *out)
-{
-    if (s->p->secret) {
-        nops_secret_mac(s->p->secret, SVC_PURPOSE, data, len, out);
-        return;
-    }
-    unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
-        memset(out, 0, SVC_TAG_LEN);
-}
-
-static void snap_write(svc_stage *s, int32_t part)
-{
-    void *body = NULL;
-    size_t len = 0;
-    if (nops_correlate_save(s->corr, part, &body, &len) != NOPS_OK) {
-        NOPS_WARN("ingest", "service stage: no memory to snapshot partition %d", (int)part);
-        return;
-    }
-    const size_t total = sizeof(svc_hdr) + len + SVC_TAG_LEN;
-    unsigned char *b = nops_malloc(total);
-    if (b) {
-        svc_hdr h = {SVC_MAGIC, s->next_off[part], s->part_now[part], part,
-                     s->p->secret != NULL, len};
-        memcpy(b, &h, sizeof h);
-        memcpy(b + sizeof h, body, len);
-        svc_tag(s, b, sizeof h + len, b + sizeof h + len);
-        char path[1200], prev[1200];
-        svc_path(s, part, 0, path, sizeof path);
-        svc_path(s, part, 1, prev, sizeof prev);
-        (void)rename(path, prev); /* keep the one before: its commit may not land */
-        if (nops_file_replace(path, b, total) != 0)
-            NOPS_WARN("ingest", "service stage: cannot write %s", path);
-    }
-    nops_free(b);
-    nops_free(body);
-}
-
-/* Restore partition `part` from the snapshot taken at `committed`, if one verifies. */
-static bool snap_restore(svc_stage *s, int32_t part, int64_t committed)
-{
-    for (int k = 0; k < 3; k++) {
-        char path[1200];
-        svc_path(s, part, k, path, sizeof path);
-        size_t len = 0;
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            continue;
-        unsigned char *b = NULL;
-        if (fseek(f, 0, SEEK_END) == 0 && (len = (size_t)ftell(f)) > sizeof(svc_hdr) &&
-            len < (64u << 20) && fseek(f, 0, SEEK_SET) == 0 && (b = nops_malloc(len)) &&
-            fread(b, 1, len, f) != len) {
-            nops_free(b);
-            b = NULL;
-        }
-        fclose(f);
-        svc_hdr h;
-        unsigned char tag[SVC_TAG_LEN];
-        bool ok = b != NULL;
-        if (ok) {
-            memcpy(&h, b, sizeof h);
-            ok = h.magic == SVC_MAGIC && h.partition == part && h.offset == committed &&
-                 h.keyed == (s->p->secret != NULL) && h.body_len == len - sizeof h - SVC_TAG_LEN;
-        }
-        if (ok) {
-            svc_tag(s, b, sizeof h + h.body_len, tag);
-            ok = CRYPTO_memcmp(tag, b + sizeof h + h.body_len, SVC_TAG_LEN) == 0 &&
-                 nops_correlate_load(s->corr, part, b + sizeof h, h.body_len) == NOPS_OK;
-        }
-        if (ok)
-            s->part_now[part] = h.part_now;
-        nops_free(b);
-        if (ok) {
-            NOPS_INFO("ingest", "service stage: partition %d restored at offset %lld",
-                      (int)part, (long long)committed);
-            return true;
-        }
-    }
-    return false;
-}
-
 /* ---- the stage thread --------------------------------------------------------------------- */
-
-typedef struct placed {
-    json_t *o;              /* the message */
-    int64_t ts;             /* its data time */
-    const char *id;         /* signal id ("" for others) */
-    int32_t part;           /* its partition */
-} placed;
 
 static int cmp_placed(const void *a, const void *b)
 {
@@ -361,7 +208,7 @@ static int cmp_placed(const void *a, const void *b)
     int c = strcmp(x->id, y->id);
     if (c)
         return c;
-    return x->part - y->part;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
 static uint64_t parse_hex(const char *h)
@@ -369,13 +216,13 @@ static uint64_t parse_hex(const char *h)
     return h ? strtoull(h, NULL, 16) : 0;
 }
 
-/* Place one message of the stage (stage thread). */
-static void place_one(svc_stage *s, const placed *m)
+/* Place one message of partition `part` (stage thread). */
+static void place_one(svc_stage *s, int32_t part, const placed *m)
 {
     nops_pipeline *p = s->p;
     const char *t = json_string_value(json_object_get(m->o, "t"));
-    if (m->ts > s->part_now[m->part])
-        s->part_now[m->part] = m->ts;
+    if (m->ts > s->part_now[part])
+        s->part_now[part] = m->ts;
     if (!t || strcmp(t, "t") == 0)
         return;
     const uint64_t sid = parse_hex(json_string_value(json_object_get(m->o, "sid")));
@@ -400,7 +247,7 @@ static void place_one(svc_stage *s, const placed *m)
         win[n++] = (float)json_number_value(json_array_get(w, i));
     nops_incident inc;
     unsigned events = 0;
-    if (nops_correlate_place(s->corr, &sig, m->part, n ? win : NULL, n, &inc, &events) ==
+    if (nops_correlate_place(s->corr, &sig, part, n ? win : NULL, n, &inc, &events) ==
         NOPS_OK) {
         /* the stage is the one writer of its incidents: no incident_mu needed for their order */
         nops__pipeline_incident_hook(p, s->corr, &inc, events); /* may attach recos */
@@ -412,47 +259,10 @@ static void place_one(svc_stage *s, const placed *m)
     }
 }
 
-/* Place the gathered batch in data order and let the messages go. */
-static void place_batch(svc_stage *s)
-{
-    if (!s->nb)
-        return;
-    placed *v = nops_calloc(s->nb, sizeof *v);
-    size_t n = 0;
-    for (size_t i = 0; i < s->nb; i++) {
-        rd_kafka_message_t *m = s->batch[i];
-        json_t *o = v && m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
-        if (m->partition >= 0 && m->partition < MAX_PARTITIONS &&
-            m->offset + 1 > s->next_off[m->partition])
-            s->next_off[m->partition] = m->offset + 1;
-        if (!o || m->partition < 0 || m->partition >= MAX_PARTITIONS) {
-            json_decref(o); /* not ours to place (damaged, or no memory): counted */
-            STAT_ADD(s->p, uncorrelated, 1);
-            continue;
-        }
-        const char *id = json_string_value(json_object_get(o, "id"));
-        v[n++] = (placed){o, json_integer_value(json_object_get(o, "ts")), id ? id : "",
-                          m->partition};
-    }
-    if (n)
-        qsort(v, n, sizeof *v, cmp_placed);
-    s->n_placed += n;
-    for (size_t i = 0; i < n; i++) {
-        place_one(s, &v[i]);
-        json_decref(v[i].o);
-    }
-    nops_free(v);
-    for (size_t i = 0; i < s->nb; i++)
-        rd_kafka_message_destroy(s->batch[i]);
-    s->nb = 0;
-}
-
-/* Resolve, flush the sinks and, with `snap`, snapshot and commit the partitions marked there
- * (NULL: all assigned). Stage thread. */
-static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_list_t *only)
+/* Incidents whose partitions' data time passed their resolution, to the sinks. */
+static void resolve(svc_stage *s)
 {
     nops_pipeline *p = s->p;
-    place_batch(s);
     int64_t now = 0;
     for (int i = 0; i < MAX_PARTITIONS; i++)
         now = s->part_now[i] > now ? s->part_now[i] : now;
@@ -466,8 +276,100 @@ static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_l
         }
         STAT_ADD(p, incidents_resolved, n);
     }
+}
+
+/* Let the messages held for `part` go unplaced (the partition is no longer ours). */
+static void drop_held(svc_stage *s, int32_t part)
+{
+    held *h = &s->held[part];
+    for (uint32_t i = 0; i < h->n; i++)
+        json_decref(h->v[i].o);
+    h->n = 0;
+}
+
+/* Place what `part` holds as one batch, in data order; resolve what its time passed. */
+static void place_part(svc_stage *s, int32_t part)
+{
+    held *h = &s->held[part];
+    if (!h->n)
+        return;
+    const int64_t next = h->v[h->n - 1].offset + 1;
+    qsort(h->v, h->n, sizeof *h->v, cmp_placed);
+    for (uint32_t i = 0; i < h->n; i++)
+        if (h->v[i].o)
+            place_one(s, part, &h->v[i]);
+    s->n_placed += h->n;
+    drop_held(s, part);
+    s->next_off[part] = next;
+    resolve(s);
+}
+
+/* A message read: held for its partition's batch, which a tick (or SVC_BATCH) closes. */
+static void take(svc_stage *s, rd_kafka_message_t *m, int64_t now)
+{
+    const int32_t part = m->partition;
+    if (part < 0 || part >= MAX_PARTITIONS || !s->assigned[part]) {
+        rd_kafka_message_destroy(m); /* not ours (any more): its owner reads it */
+        return;
+    }
+    held *h = &s->held[part];
+    if (h->n == h->cap) {
+        const uint32_t cap = h->cap ? 2 * h->cap : 64;
+        placed *v = nops_realloc(h->v, cap * sizeof *v);
+        if (v) {
+            h->v = v;
+            h->cap = cap;
+        } else { /* no memory to hold more: what is held is a batch (logged: not a replay's) */
+            NOPS_WARN("ingest", "service stage: no memory to hold more of partition %d: "
+                      "placing the %u message(s) it holds early", (int)part, h->n);
+            place_part(s, part);
+        }
+    }
+    json_t *o = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+    if (!o)
+        STAT_ADD(s->p, uncorrelated, 1); /* damaged: counted, placed as nothing */
+    const char *id = json_string_value(json_object_get(o, "id"));
+    const char *t = json_string_value(json_object_get(o, "t"));
+    const placed one = {o, json_integer_value(json_object_get(o, "ts")), id ? id : "",
+                        m->offset};
+    s->read_off[part] = m->offset + 1;
+    rd_kafka_message_destroy(m);
+    if (h->n == h->cap) { /* nothing held and no memory to hold it: placed on its own */
+        if (o)
+            place_one(s, part, &one);
+        json_decref(o);
+        s->n_placed++;
+        s->next_off[part] = one.offset + 1;
+        resolve(s);
+        return;
+    }
+    if (!h->n)
+        h->since = now;
+    h->v[h->n++] = one;
+    if ((t && strcmp(t, "t") == 0) || h->n == SVC_BATCH)
+        place_part(s, part);
+}
+
+/* Partitions whose ticks stopped (Order, above): place what they hold. */
+static void place_stale(svc_stage *s, int64_t now)
+{
+    const int64_t stale = SVC_STALE_NS + 2 * s->p->pp.flush_ms * 1000000ll;
+    for (int32_t i = 0; i < MAX_PARTITIONS; i++) {
+        if (!s->assigned[i] || !s->held[i].n || now - s->held[i].since < stale)
+            continue;
+        NOPS_WARN("ingest", "service stage: no tick in partition %d for %lld s: placing the "
+                  "%u message(s) it holds (a replay may batch them otherwise)", (int)i,
+                  (long long)(stale / 1000000000ll), s->held[i].n);
+        place_part(s, i);
+    }
+}
+
+/* Flush the sinks and, with `snap`, snapshot and commit the partitions marked there (NULL: all
+ * assigned) at their last placed batch. Stage thread. */
+static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_list_t *only)
+{
     char err[512];
-    if (nops_sinks_flush(p->sinks, err, sizeof err) != NOPS_OK)
+    if (nops_sinks_flush(s->p->sinks, err, sizeof err) != NOPS_OK)
         return false; /* the poller logs failed flushes; offsets stay */
     if (!snap)
         return true;
@@ -477,7 +379,7 @@ static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_l
             continue;
         if (only && !rd_kafka_topic_partition_list_find(only, s->topic, i))
             continue;
-        snap_write(s, i);
+        nops__svc_snap_write(s, i);
         rd_kafka_topic_partition_list_add(l, s->topic, i)->offset = s->next_off[i];
     }
     bool ok = true;
@@ -486,7 +388,8 @@ static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_l
         ok = e == RD_KAFKA_RESP_ERR_NO_ERROR;
         for (int i = 0; ok && i < l->cnt; i++) {
             s->committed[l->elems[i].partition] = l->elems[i].offset;
-            snap_keep_committed(s, l->elems[i].partition); /* a synchronous commit: landed */
+            /* a synchronous commit: landed */
+            nops__svc_snap_keep_committed(s, l->elems[i].partition);
         }
         uint64_t missed;
         if (!ok && nops_ratelimit_due(&s->commit_log, nops_wall_ns(), &missed))
@@ -497,34 +400,39 @@ static bool checkpoint(svc_stage *s, bool snap, const rd_kafka_topic_partition_l
     return ok;
 }
 
+static void on_assign(svc_stage *s, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk, c, 5000);
+    for (int i = 0; i < parts->cnt; i++) {
+        const int32_t part = parts->elems[i].partition;
+        if (part < 0 || part >= MAX_PARTITIONS)
+            continue;
+        const int64_t committed = e || c->elems[i].err || c->elems[i].offset < 0
+                                      ? -1 : c->elems[i].offset;
+        nops_correlate_release(s->corr, part);
+        drop_held(s, part);
+        s->part_now[part] = 0;
+        if (committed >= 0) {
+            nops__svc_snap_restore(s, part, committed);
+            parts->elems[i].offset = committed;
+        }
+        s->assigned[part] = true;
+        s->committed[part] = committed;
+        s->next_off[part] = s->read_off[part] = committed;
+    }
+    rd_kafka_topic_partition_list_destroy(c);
+    s->assigned_once = true;
+    NOPS_INFO("ingest", "service stage: assigned %d partition(s) of %s", parts->cnt, s->topic);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     svc_stage *s = opaque;
     const bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(parts);
-        rd_kafka_resp_err_t e = rd_kafka_committed(rk, c, 5000);
-        for (int i = 0; i < parts->cnt; i++) {
-            const int32_t part = parts->elems[i].partition;
-            if (part < 0 || part >= MAX_PARTITIONS)
-                continue;
-            const int64_t committed = e || c->elems[i].err || c->elems[i].offset < 0
-                                          ? -1 : c->elems[i].offset;
-            nops_correlate_release(s->corr, part);
-            s->part_now[part] = 0;
-            if (committed >= 0) {
-                snap_restore(s, part, committed);
-                parts->elems[i].offset = committed;
-            }
-            s->assigned[part] = true;
-            s->committed[part] = committed;
-            s->next_off[part] = committed;
-        }
-        rd_kafka_topic_partition_list_destroy(c);
-        s->assigned_once = true;
-        NOPS_INFO("ingest", "service stage: assigned %d partition(s) of %s", parts->cnt,
-                  s->topic);
+        on_assign(s, rk, parts);
         if (coop) {
             rd_kafka_error_t *ae = rd_kafka_incremental_assign(rk, parts);
             if (ae)
@@ -534,16 +442,21 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         return;
     }
-    NOPS_INFO("ingest", "service stage: %d partition(s) of %s revoked", parts->cnt, s->topic);
+    uint32_t left = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        const int32_t part = parts->elems[i].partition;
+        left += part >= 0 && part < MAX_PARTITIONS ? s->held[part].n : 0;
+    }
+    NOPS_INFO("ingest", "service stage: %d partition(s) of %s revoked (%u message(s) after "
+              "their last batch left to the next owner)", parts->cnt, s->topic, left);
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
-        checkpoint(s, true, parts);
-    else
-        place_batch(s);
+        checkpoint(s, true, parts); /* lost ones (not revoked) are no longer ours to commit */
     for (int i = 0; i < parts->cnt; i++) {
         const int32_t part = parts->elems[i].partition;
         if (part < 0 || part >= MAX_PARTITIONS)
             continue;
         s->assigned[part] = false;
+        drop_held(s, part); /* the next owner reads them from the committed offset */
         nops_correlate_release(s->corr, part); /* saved above: the next owner goes on */
     }
     if (coop) {
@@ -555,7 +468,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Has the stage placed everything of its partitions the brokers hold (the drain at stop)? */
+/* Has the stage read everything of its partitions the brokers hold (the drain at stop)? */
 static bool caught_up(svc_stage *s)
 {
     for (int i = 0; i < MAX_PARTITIONS; i++) {
@@ -563,7 +476,7 @@ static bool caught_up(svc_stage *s)
             continue;
         int64_t lo = 0, hi = 0;
         if (rd_kafka_query_watermark_offsets(s->cons, s->topic, i, &lo, &hi, 2000) ||
-            (hi > lo && s->next_off[i] < hi))
+            (hi > lo && s->read_off[i] < hi))
             return false;
     }
     return true;
@@ -573,7 +486,7 @@ static void *stage_main(void *arg)
 {
     svc_stage *s = arg;
     const nops_pipeline *p = s->p;
-    int64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, first = 0, drain_until = 0;
+    int64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, drain_until = 0;
     for (;;) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(s->cons, 20);
         const int64_t now = nops_now_ns();
@@ -583,22 +496,19 @@ static void *stage_main(void *arg)
             rd_kafka_message_destroy(m);
             m = NULL;
         }
-        if (m) {
-            if (!s->nb)
-                first = now;
-            s->batch[s->nb++] = m;
-        }
-        if (s->nb && (s->nb == SVC_BATCH || now - first >= SVC_HOLD_NS))
-            place_batch(s);
-        if (atomic_load(&s->stop)) { /* drain: up to 10 s to place what the brokers hold */
+        const bool got = m != NULL;
+        if (m)
+            take(s, m, now);
+        if (atomic_load(&s->stop)) { /* drain: up to 10 s to read what the brokers hold */
             if (!drain_until)
                 drain_until = now + 10000000000ll;
-            if (!m && (now > drain_until || caught_up(s)))
+            if (!got && (now > drain_until || caught_up(s)))
                 break;
         }
         if (now - last_ckpt < p->pp.flush_ms * 1000000ll)
             continue;
         last_ckpt = now;
+        place_stale(s, now);
         const bool snap = now - last_snap >= p->pp.snapshot_ms * 1000000ll;
         if (checkpoint(s, snap, NULL) && snap)
             last_snap = now;
@@ -619,7 +529,7 @@ svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char
                          size_t errstr_size)
 {
     svc_stage *s = nops_calloc(1, sizeof *s);
-    if (!s || !(s->batch = nops_calloc(SVC_BATCH, sizeof *s->batch))) {
+    if (!s || !(s->held = nops_calloc(MAX_PARTITIONS, sizeof *s->held))) {
         nops_free(s);
         nops_errf(errstr, errstr_size, "out of memory");
         return NULL;
@@ -629,7 +539,7 @@ svc_stage *nops__svc_new(nops_pipeline *p, const nops_correlate_params *cp, char
     s->derived = cp->service_topic_derived;
     snprintf(s->group, sizeof s->group, "%s.service", p->kp.group);
     for (int i = 0; i < MAX_PARTITIONS; i++)
-        s->next_off[i] = s->committed[i] = -1;
+        s->next_off[i] = s->committed[i] = s->read_off[i] = -1;
     char kerr[512] = "", sess[32];
     snprintf(sess, sizeof sess, "%lld", (long long)p->kp.session_timeout_ms);
     const nops_kafka_prop pprops[] = {{"linger.ms", "5"},
@@ -736,7 +646,11 @@ void nops__svc_destroy(svc_stage *s)
         rd_kafka_destroy(s->prod);
     }
     nops_correlate_destroy(s->corr);
-    nops_free(s->batch);
+    for (int i = 0; s->held && i < MAX_PARTITIONS; i++) {
+        drop_held(s, i);
+        nops_free(s->held[i].v);
+    }
+    nops_free(s->held);
     nops_free(s);
 }
 

@@ -8,7 +8,9 @@
  *     of their signals; service `db` steps at the same moment and is one incident of its own;
  *   - without the stage (correlate.service_topic off) two instances split `web` (the defect);
  *   - kill -9: `neuralops serve` killed while the service's incident is open, the way back
- *     produced while it is down, a restart: the way back updates the same incident.
+ *     produced while it is down, a restart: the way back updates the same incident;
+ *   - a replay places as the first reading did: a stage group that reads the service topic
+ *     later, all at once, opens the same incident (its id) as the one that read it as it came.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,7 +49,8 @@ static int setup(void **state)
     (void)state;
     static const tu_topic topics[] = {
         {"svc-m1", PARTS}, {"svc-m2", PARTS}, {"svc-m3", PARTS}, {"svc-moff", PARTS},
-        {"svc-mkill", PARTS}, {"svc-s1", 4}, {"svc-s2", 4}, {"svc-s3", 4}, {"svc-skill", 4}};
+        {"svc-mkill", PARTS}, {"svc-s1", 4}, {"svc-s2", 4}, {"svc-s3", 4}, {"svc-skill", 4},
+        {"svc-mrep", 1}, {"svc-srep", 1}};
     g_cluster = tu_mock_cluster(3, topics, sizeof topics / sizeof topics[0], g_boot,
                                 sizeof g_boot);
     assert_non_null(g_cluster);
@@ -475,6 +478,104 @@ static void test_kill9_updates_the_same_service_incident(void **state)
     rm_rf(dir);
 }
 
+/* ---- a replay places as the first reading did ---------------------------------------------- */
+
+static void produce_stage(const char *json)
+{
+    assert_int_equal(rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC("svc-srep"),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_VALUE((void *)json, strlen(json)),
+                                       RD_KAFKA_V_KEY("web", 3), RD_KAFKA_V_END), 0);
+    assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
+}
+
+/* The incidents in dir/incidents.jsonl (id → latest record), once one holds `sig` (or 60 s). */
+static json_t *incidents_holding(const char *dir, const char *sig)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
+    json_t *inc = NULL;
+    for (int i = 0; i < 600; i++) {
+        json_decref(inc);
+        inc = json_object();
+        read_incidents(path, inc);
+        const char *id;
+        json_t *o;
+        bool found = false;
+        json_object_foreach(inc, id, o)
+            found = found || has_signal(o, sig);
+        if (found)
+            break;
+        sleep_ms(100);
+    }
+    return inc;
+}
+
+/*
+ * The owner of a stage partition placed messages and could not commit before the partition
+ * moved (a rebalance refuses commits): the next owner replays them from the committed offset.
+ * Stage messages as two instances would have produced them: the host's later signal X arrives
+ * first and is placed on its own; the earlier signal Y comes a second later. A second group
+ * reads the same partition afterwards, every message at once. The stage must place them as
+ * the first reading did — X opens the incident, so its id is the same — or the replay writes
+ * a second incident for the same event (the three-instance split seen in CI, stop 22: batches
+ * gathered by wall time put X and Y in one batch on replay, and Y opened a new incident).
+ */
+static void test_replay_places_as_the_first_reading(void **state)
+{
+    (void)state;
+    char d1[] = "/tmp/nops-svcrep1-XXXXXX", d2[] = "/tmp/nops-svcrep2-XXXXXX";
+    assert_non_null(mkdtemp(d1));
+    assert_non_null(mkdtemp(d2));
+    const long long t = g_base + 1000ll * 1000000000ll;
+    char x[512], y[512], tick[128];
+    snprintf(x, sizeof x, "{\"t\":\"s\",\"id\":\"00000000000000aa\",\"series\":"
+             "\"lat{host=\\\"h01\\\",service=\\\"web\\\"}\",\"sid\":\"00000000000000a1\","
+             "\"ts\":%lld,\"score\":0.9,\"w\":null}", t + 1000000000ll);
+    snprintf(y, sizeof y, "{\"t\":\"s\",\"id\":\"00000000000000bb\",\"series\":"
+             "\"cpu{host=\\\"h01\\\",service=\\\"web\\\"}\",\"sid\":\"00000000000000b1\","
+             "\"ts\":%lld,\"score\":0.9,\"w\":null}", t);
+
+    running r = start("svc-mrep", "svc-srep", "svc-rep1", d1, d1);
+    produce_stage(x); /* X, and a tick after it: what the stage holds so far is a batch */
+    snprintf(tick, sizeof tick, "{\"t\":\"t\",\"ts\":%lld}", t + 1000000000ll);
+    produce_stage(tick);
+    json_t *first = incidents_holding(d1, "00000000000000aa");
+    assert_int_equal(json_object_size(first), 1);
+    produce_stage(y); /* Y, a moment older, after X was placed */
+    snprintf(tick, sizeof tick, "{\"t\":\"t\",\"ts\":%lld}", t + 2000000000ll);
+    produce_stage(tick);
+    json_decref(first);
+    first = incidents_holding(d1, "00000000000000bb");
+    assert_int_equal(nops_pipeline_stop(r.p, 15000), NOPS_OK);
+    nops_pipeline_destroy(r.p);
+    nops_sinks_destroy(r.sinks);
+
+    r = start("svc-mrep", "svc-srep", "svc-rep2", d2, d2); /* the replay: everything at once */
+    json_t *again = incidents_holding(d2, "00000000000000bb");
+    assert_int_equal(nops_pipeline_stop(r.p, 15000), NOPS_OK);
+    nops_pipeline_destroy(r.p);
+    nops_sinks_destroy(r.sinks);
+    const char *id1 = NULL, *id2 = NULL, *k;
+    json_t *o;
+    json_object_foreach(first, k, o)
+        id1 = k;
+    json_object_foreach(again, k, o)
+        id2 = k;
+    print_message("  first reading: %zu incident(s) (%s); replay: %zu (%s)\n",
+                  json_object_size(first), id1 ? id1 : "-", json_object_size(again),
+                  id2 ? id2 : "-");
+    assert_int_equal(json_object_size(first), 1);
+    assert_int_equal(json_object_size(again), 1);
+    assert_string_equal(id1, id2);
+    assert_true(has_signal(json_object_get(again, id2), "00000000000000aa"));
+    assert_true(has_signal(json_object_get(again, id2), "00000000000000bb"));
+    json_decref(first);
+    json_decref(again);
+    rm_rf(d1);
+    rm_rf(d2);
+}
+
 /* A service topic the cluster lacks: configured, the pipeline refuses to start with a sentence
  * that says what to do (before, every signal of a service would have been lost to the
  * producer and the pipeline stalled); derived by the engine, it runs in-process. */
@@ -527,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_without_the_stage_two_instances_split),
         cmocka_unit_test(test_kill9_updates_the_same_service_incident),
         cmocka_unit_test(test_missing_service_topic),
+        cmocka_unit_test(test_replay_places_as_the_first_reading),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
