@@ -12,7 +12,8 @@
  *                  JSONL sink) over a pre-filled mock-cluster topic (lz4, 32 partitions), beside
  *                  a bare librdkafka consumer that only counts the same topic's messages, and
  *                  (100-line messages) beside the ceiling: parse alone of the same messages
- *                  times the pipeline's workers;
+ *                  times the pipeline's workers — with two workers, and with one (the other
+ *                  vCPU of this machine left to the in-process brokers and librdkafka);
  *   latency_*      ingest-to-signal p50/p99 while producing at half (and a tenth) of the
  *                  measured 100-line end-to-end rate with spikes injected, the producer a
  *                  process of its own (bench_ingest_prod.c) as in production; and, for
@@ -398,7 +399,7 @@ typedef struct pipe_run {
     char dir[64];
 } pipe_run;
 
-static bool pipe_start(pipe_run *r, const char *topic, const char *group)
+static bool pipe_start(pipe_run *r, const char *topic, const char *group, int workers)
 {
     nops_kafka_params kp = {0};
     snprintf(kp.brokers, sizeof kp.brokers, "%s", g_boot);
@@ -406,7 +407,7 @@ static bool pipe_start(pipe_run *r, const char *topic, const char *group)
     snprintf(kp.group, sizeof kp.group, "%s", group);
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "dlq");
     kp.session_timeout_ms = 6000;
-    nops_pipeline_params pp = {E2E_WORKERS, 65536, 2048, 500, 10000000, 60000, 0, 0, 0};
+    nops_pipeline_params pp = {workers, 65536, 2048, 500, 10000000, 60000, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     nops_correlate_params cp;
@@ -439,15 +440,15 @@ static void pipe_stop(pipe_run *r)
         fprintf(stderr, "bench ingest: could not remove %s\n", r->dir);
 }
 
-/* Points per second of the pipeline over a pre-filled topic (from its first point);
+/* Points per second of `workers` workers over a pre-filled topic (from its first point);
  * *cpu_per_point: process CPU seconds per point meanwhile. */
-static double pipe_consume(const char *topic, uint64_t points, uint64_t *series,
+static double pipe_consume(const char *topic, int workers, uint64_t points, uint64_t *series,
                            double *bytes_per_series, double *cpu_per_point)
 {
     pipe_run r;
     char group[64];
-    snprintf(group, sizeof group, "pipe-%s", topic);
-    if (!pipe_start(&r, topic, group))
+    snprintf(group, sizeof group, "pipe-%s-%d", topic, workers);
+    if (!pipe_start(&r, topic, group, workers))
         return 0;
     nops_pipeline_stats st;
     double t0 = 0, c0 = 0, deadline = bench_seconds() + 300;
@@ -510,7 +511,7 @@ static void latency_run(const char *topic, const char *label, double rate, doubl
     pipe_run r;
     char group[64];
     snprintf(group, sizeof group, "pipe-%s", topic);
-    if (!pipe_start(&r, topic, group))
+    if (!pipe_start(&r, topic, group, E2E_WORKERS))
         return;
     usleep(4000000); /* let the group settle before measuring */
     const uint32_t series = 10000; /* windows warm after 40 points each: 400k points */
@@ -619,7 +620,7 @@ int bench_ingest(const bench_opts *o)
         prefill("bench1", m1, 1, series);
         fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
         double bare1 = bare_consume("bench1", m1, &bare_cpu);
-        double pipe1 = pipe_consume("bench1", m1, &ser, &bps, &pipe_cpu);
+        double pipe1 = pipe_consume("bench1", E2E_WORKERS, m1, &ser, &bps, &pipe_cpu);
         snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,"
                  "\"points_per_message\":1", m1, (unsigned long long)ser);
         bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s",
@@ -627,7 +628,7 @@ int bench_ingest(const bench_opts *o)
     }
     fprintf(stderr, "bench ingest: bare consumer and pipeline, 100 lines per message...\n");
     double bare100 = only_lat ? 0 : bare_consume("bench100", m100, &bare_cpu);
-    double pipe100 = pipe_consume("bench100", m100 * 100, &ser, &bps, &pipe_cpu);
+    double pipe100 = pipe_consume("bench100", E2E_WORKERS, m100 * 100, &ser, &bps, &pipe_cpu);
     /* CPU per point: the bare consumer's (mock brokers and librdkafka: what any consumer of
      * this topic pays here) and the pipeline run's, all threads of the process */
     snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":100,"
@@ -640,6 +641,17 @@ int bench_ingest(const bench_opts *o)
                  E2E_WORKERS, parse_e2e);
         bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", pipe100, "points/s",
                    "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
+        /* one worker: this machine's other vCPU left to the in-process brokers and librdkafka's
+         * threads (35-40 % of both vCPUs in the 2-worker run: RESULTS.md), as a deployment
+         * sizes workers to the cores Kafka's threads leave */
+        fprintf(stderr, "bench ingest: pipeline, 100 lines per message, one worker...\n");
+        double cpu1 = 0, bps1 = 0;
+        uint64_t ser1 = 0;
+        double pipe100_1 = pipe_consume("bench100", 1, m100 * 100, &ser1, &bps1, &cpu1);
+        snprintf(extra, sizeof extra, "\"workers\":1,\"parse_alone_points_per_s\":%.4g,"
+                 "\"pipeline_cpu_ns_per_point\":%.1f", parse_e2e, cpu1 * 1e9);
+        bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling_1_worker", pipe100_1,
+                   "points/s", "ceiling_parse_alone_x_workers", parse_e2e, extra);
         snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)ser);
         bench_emit("ingest", "bytes_per_active_series", bps, "bytes", "target", 1024.0, extra);
     }

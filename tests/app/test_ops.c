@@ -365,13 +365,8 @@ static void produce_fleet(rd_kafka_t *rk, const char *topic, int hosts, int tick
             double v = 100.0 + h + ((t % 100) == 30 && t >= 130 ? 50.0 : 0.0);
             int n = snprintf(line, sizeof line, "cpu,host=h%02d,service=s%d usage=%.1f %lld", h,
                              h % 3, v, (now_s - ticks + t) * 1000000000ll);
-            int kl = snprintf(key, sizeof key, "h%02d", h);
-            while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_VALUE(line, (size_t)n),
-                                     RD_KAFKA_V_KEY(key, (size_t)kl),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(rk, 10);
+            snprintf(key, sizeof key, "h%02d", h);
+            assert_int_equal(tu_produce(rk, topic, RD_KAFKA_PARTITION_UA, key, line, (size_t)n), 0);
         }
     assert_int_equal(rd_kafka_flush(rk, 30000), 0);
 }

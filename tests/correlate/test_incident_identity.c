@@ -93,12 +93,8 @@ static void produce(const char *topic, int t0, int t1)
                 n += (size_t)snprintf(buf + n, sizeof buf - n, "%s,host=h%02d,service=svc%02d "
                                       "v=%.3f %lld\n", names[m], h, h, value(h, m, t),
                                       g_base + (long long)t * 1000000000ll);
-            int kl = snprintf(key, sizeof key, "h%02d", h);
-            while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC(topic),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_VALUE(buf, n), RD_KAFKA_V_KEY(key, (size_t)kl),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(g_cluster, 10);
+            snprintf(key, sizeof key, "h%02d", h);
+            assert_int_equal(tu_produce(g_cluster, topic, RD_KAFKA_PARTITION_UA, key, buf, n), 0);
         }
     assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
 }

@@ -99,11 +99,8 @@ static void produce(int from, int to, const int *cpu_spikes, int n_spikes, int m
             double v = 100.0 + noise((uint64_t)s + 1, (uint64_t)t) + (spike ? 60.0 : 0.0);
             int n = snprintf(buf, sizeof buf, "%s,host=web-1,service=shop v=%.4f %lld",
                              s ? "mem" : "cpu", v, (long long)(t0 + (int64_t)t * 10000000000ll));
-            while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC(TOPIC),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_VALUE(buf, (size_t)n), RD_KAFKA_V_KEY("web-1", 5),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(g_cluster, 10);
+            assert_int_equal(tu_produce(g_cluster, TOPIC, RD_KAFKA_PARTITION_UA,
+                                        "web-1", buf, (size_t)n), 0);
         }
     assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
 }

@@ -251,13 +251,9 @@ static void produce_spikes_nf(const char *topic, int hosts, int t0, int t1, bool
     for (int t = t0; t < t1; t++)
         for (int h = 0; h < hosts; h++) {
             int n = spike_line(line, sizeof line, h, t);
-            int kl = snprintf(key, sizeof key, "h%02d", h);
-            while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC(topic),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_VALUE(line, (size_t)n),
-                                     RD_KAFKA_V_KEY(key, (size_t)kl),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(g_cluster, 10);
+            snprintf(key, sizeof key, "h%02d", h);
+            assert_int_equal(tu_produce(g_cluster, topic, RD_KAFKA_PARTITION_UA,
+                                        key, line, (size_t)n), 0);
         }
     if (flush)
         assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
@@ -568,11 +564,7 @@ static int batching_line(char *buf, size_t cap, const char *name, int s, int t, 
 
 static void produce_one(const char *topic, const char *buf, size_t len)
 {
-    while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC(topic),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_VALUE((void *)buf, len), RD_KAFKA_V_KEY("k", 1),
-                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(g_cluster, 10);
+    assert_int_equal(tu_produce(g_cluster, topic, RD_KAFKA_PARTITION_UA, "k", buf, len), 0);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -710,11 +702,7 @@ static void produce_quiet_line(int part, const char *host, int t, int spike_t, i
     double v = 100.0 + det_noise((uint64_t)part + 7, (uint64_t)t) + (t == spike_t ? 60.0 : 0.0);
     int n = snprintf(buf, sizeof buf, "cpu,host=%s,service=%s usage=%.4f %lld", host, host, v,
                      (long long)(t0 + (int64_t)t * 10000000000ll));
-    while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC("m7"), RD_KAFKA_V_PARTITION(part),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_VALUE(buf, (size_t)n), RD_KAFKA_V_END) ==
-           RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(g_cluster, 10);
+    assert_int_equal(tu_produce(g_cluster, "m7", part, NULL, buf, (size_t)n), 0);
 }
 
 /* A host whose partition goes quiet after its spike (a dead host that was the partition's only

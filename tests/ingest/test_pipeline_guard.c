@@ -83,12 +83,7 @@ static void params(nops_kafka_params *kp, nops_pipeline_params *pp, nops_detect_
 
 static void produce(const char *topic, const char *key, const char *value, size_t len)
 {
-    while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC(topic),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_VALUE((void *)value, len),
-                             RD_KAFKA_V_KEY((void *)key, strlen(key)),
-                             RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(g_cluster, 10);
+    assert_int_equal(tu_produce(g_cluster, topic, RD_KAFKA_PARTITION_UA, key, value, len), 0);
 }
 
 static void producef(const char *topic, const char *key, const char *fmt, ...)

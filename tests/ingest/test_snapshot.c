@@ -100,13 +100,9 @@ static void produce_hosts(const char *topic, int t0, int t1, int hosts)
         for (int h = 0; h < hosts; h++) {
             int n = snprintf(line, sizeof line, "cpu,host=h%02d usage=%d %lld", h, 50 + h % 3,
                              base + (long long)t * 1000000000ll);
-            int kl = snprintf(key, sizeof key, "h%02d", h);
-            while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC(topic),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_VALUE(line, (size_t)n),
-                                     RD_KAFKA_V_KEY(key, (size_t)kl),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(g_cluster, 10);
+            snprintf(key, sizeof key, "h%02d", h);
+            assert_int_equal(tu_produce(g_cluster, topic, RD_KAFKA_PARTITION_UA,
+                                        key, line, (size_t)n), 0);
         }
     assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
 }
@@ -542,11 +538,8 @@ static void test_long_key_full_window_restored(void **state)
     for (int t = 0; t < TICKS; t++) {
         int n = snprintf(line, sizeof line, "cpu,host=h00,pad=%s usage=%d %lld", pad, 50 + t % 3,
                          base + (long long)t * 1000000000ll);
-        while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC("s7"),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_VALUE(line, (size_t)n), RD_KAFKA_V_KEY("h00", 3),
-                                 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(g_cluster, 10);
+        assert_int_equal(tu_produce(g_cluster, "s7", RD_KAFKA_PARTITION_UA,
+                                    "h00", line, (size_t)n), 0);
     }
     assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
     running r = start("s7", "g-long", dir, NULL);

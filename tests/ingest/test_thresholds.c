@@ -50,13 +50,9 @@ static void produce(int from, int to)
             double v = 100.0 + noise(h, t) + ((t % 100) == 50 && t >= 150 ? 60.0 : 0.0);
             int n = snprintf(line, sizeof line, "cpu,host=t%d usage=%.4f %lld", h, v,
                              1700000000000000000ll + (long long)t * 1000000000ll);
-            int kl = snprintf(key, sizeof key, "t%d", h);
-            while (rd_kafka_producev(g_cluster, RD_KAFKA_V_TOPIC("th"),
-                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_VALUE(line, (size_t)n),
-                                     RD_KAFKA_V_KEY(key, (size_t)kl),
-                                     RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(g_cluster, 10);
+            snprintf(key, sizeof key, "t%d", h);
+            assert_int_equal(tu_produce(g_cluster, "th", RD_KAFKA_PARTITION_UA,
+                                        key, line, (size_t)n), 0);
         }
     assert_int_equal(rd_kafka_flush(g_cluster, 30000), 0);
 }

@@ -67,6 +67,22 @@ static inline rd_kafka_t *tu_consumer(const char *boot, const char *group)
     return rk;
 }
 
+/* Produce a copy of `len` bytes at `value` to `topic` — to partition `part`, or by `key` with
+ * RD_KAFKA_PARTITION_UA (key NULL: none) — waiting while the producer's queue is full;
+ * librdkafka's answer otherwise (0: queued). */
+static inline rd_kafka_resp_err_t tu_produce(rd_kafka_t *rk, const char *topic, int32_t part,
+                                             const char *key, const void *value, size_t len)
+{
+    rd_kafka_resp_err_t e;
+    while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_VALUE((void *)value, len),
+                                  RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        rd_kafka_poll(rk, 10);
+    return e;
+}
+
 static inline rd_kafka_t *tu_mock_cluster(int brokers, const tu_topic *topics, size_t n,
                                           char *boot, size_t cap)
 {
