@@ -78,6 +78,35 @@ static void test_alloc_counts(void **state)
     assert_null(nops_aligned_alloc(3, 10));
 }
 
+/* Aligned blocks are zero and aligned whatever the heap held before, small and large (the large
+ * ones come from calloc's fresh pages, the small ones from reused, dirtied chunks). */
+static void test_aligned_alloc_zeroed(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 100, 4096, 100000, 1 << 20, 5 << 20};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        char *dirty[4];
+        for (int i = 0; i < 4; i++) { /* leave dirty chunks of about this size behind */
+            dirty[i] = malloc(sizes[k] + 64 * (size_t)i);
+            assert_non_null(dirty[i]);
+            memset(dirty[i], 0xa5, sizes[k] + 64 * (size_t)i);
+        }
+        for (int i = 0; i < 4; i++)
+            free(dirty[i]);
+        for (size_t align = 16; align <= 4096; align *= 2) {
+            unsigned char *b = nops_aligned_alloc(align, sizes[k]);
+            assert_non_null(b);
+            assert_int_equal((uintptr_t)b % align, 0);
+            for (size_t i = 0; i < sizes[k]; i++)
+                if (b[i])
+                    fail_msg("byte %zu of a %zu-byte block aligned to %zu is %u", i, sizes[k],
+                             align, b[i]);
+            memset(b, 0x5a, sizes[k]); /* the whole block is the caller's */
+            nops_free(b);
+        }
+    }
+}
+
 static void test_alloc_fail_injection(void **state)
 {
     nops_alloc_fail_after(2, false);
@@ -598,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_series_key_round_trip),
         cmocka_unit_test(test_labels_bounds),
         cmocka_unit_test(test_alloc_counts),
+        cmocka_unit_test(test_aligned_alloc_zeroed),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),
         cmocka_unit_test(test_log_levels_and_json),
