@@ -170,6 +170,19 @@ static bool parse_arg(app_ctx *ctx, parse_state *ps, int argc, char **argv, int 
     return on_opt(ud, opt, value);
 }
 
+/* Paths left at their defaults follow storage.data_dir: recommend.index_dir is
+ * `<data_dir>/index` unless it was set (an engine given a data dir elsewhere looked for, and
+ * tried to make, ./neuralops-data/index beside it). */
+static void follow_data_dir(app_ctx *ctx)
+{
+    const char *idx = nops_cfg_default(ctx->cfg, "recommend.index_dir");
+    const char *data = nops_cfg_default(ctx->cfg, "storage.data_dir");
+    if (idx && data && strcmp(ctx->recommend.index_dir, idx) == 0 &&
+        strcmp(ctx->storage.data_dir, data) != 0)
+        snprintf(ctx->recommend.index_dir, sizeof ctx->recommend.index_dir, "%.500s/index",
+                 ctx->storage.data_dir);
+}
+
 /* File, environment, queued flags, then the cross-field checks; prints nothing. */
 static nops_err load_sources(app_ctx *ctx, parse_state *ps, char *err, size_t err_size)
 {
@@ -183,6 +196,8 @@ static nops_err load_sources(app_ctx *ctx, parse_state *ps, char *err, size_t er
                          err_size);
     if (e == NOPS_OK)
         e = nops_cfg_finalize(ctx->cfg, err, err_size);
+    if (e == NOPS_OK)
+        follow_data_dir(ctx);
     ctx->config_file = ps->config_file;
     return e;
 }

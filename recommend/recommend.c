@@ -40,7 +40,8 @@
 static const nops_cfg_entry reco_entries[] = {
     {"index_dir", NOPS_CFG_STRING, OFF(index_dir), 0,
      sizeof(((nops_reco_params *)0)->index_dir), "./neuralops-data/index", NULL, "index", 0,
-     "Index directory written by `neuralops vectorize` (followed: rebuilds are picked up)."},
+     "Index directory written by `neuralops vectorize` (followed: rebuilds are picked up); "
+     "left at the default, it is `<storage.data_dir>/index`."},
     {"neighbours", NOPS_CFG_INT, OFF(neighbours), 1, MAX_K, "100", NULL, NULL, 0,
      "Nearest past runs looked at per recommendation."},
     {"min_similarity", NOPS_CFG_DOUBLE, OFF(min_similarity), -1, 1, "0.5", NULL, NULL, 0,

@@ -303,9 +303,6 @@ static int demo_run(app_ctx *ctx, const demo_cli *d)
     snprintf(ctx->kafka.brokers, sizeof ctx->kafka.brokers, "%s", boot);
     ctx->kafka.session_timeout_ms = 6000;
     rotate(ctx->storage.data_dir);
-    if (strcmp(ctx->recommend.index_dir, "./neuralops-data/index") == 0) /* follow the data dir */
-        snprintf(ctx->recommend.index_dir, sizeof ctx->recommend.index_dir, "%.500s/index",
-                 ctx->storage.data_dir);
     int status = NOPS_EXIT_FAIL;
     loadgen *lg = NULL;
     app_engine api;

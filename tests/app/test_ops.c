@@ -130,6 +130,33 @@ static void test_misspelt_variable_is_named(void **state)
     free(err);
 }
 
+/* recommend.index_dir left at its default follows storage.data_dir; set, it is kept */
+static void test_index_dir_follows_the_data_dir(void **state)
+{
+    (void)state;
+    char *out, *err;
+    int rc = run("NEURALOPS_VECTOR_ACTOR_KEY=k NEURALOPS_STORAGE_DATA_DIR=/var/lib/nops-x",
+                 "config show", &out, &err);
+    assert_int_equal(rc, 0);
+    if (!strstr(out, "index_dir = /var/lib/nops-x/index"))
+        fail_msg("the index does not follow the data dir:\n%s", out);
+    free(out);
+    free(err);
+    rc = run("NEURALOPS_VECTOR_ACTOR_KEY=k NEURALOPS_STORAGE_DATA_DIR=/var/lib/nops-x "
+             "NEURALOPS_RECOMMEND_INDEX_DIR=/srv/idx", "config show", &out, &err);
+    assert_int_equal(rc, 0);
+    if (!strstr(out, "index_dir = /srv/idx"))
+        fail_msg("a set index dir was not kept:\n%s", out);
+    free(out);
+    free(err);
+    rc = run("NEURALOPS_VECTOR_ACTOR_KEY=k", "config show", &out, &err);
+    assert_int_equal(rc, 0);
+    if (!strstr(out, "index_dir = ./neuralops-data/index"))
+        fail_msg("the default index dir changed:\n%s", out);
+    free(out);
+    free(err);
+}
+
 /* ---- 16b: the published actor key ------------------------------------------------------- */
 
 static void expect_refused(int rc, const char *err, const char *what)
@@ -487,6 +514,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_misspelt_variable_is_named),
+        cmocka_unit_test(test_index_dir_follows_the_data_dir),
         cmocka_unit_test(test_default_actor_key_refused),
         cmocka_unit_test(test_keygen_keeps_existing_keys),
         cmocka_unit_test(test_file_size_limit_commands),
