@@ -36,9 +36,10 @@
  * Time. The stage resolves an incident by the data time of its partition of the service topic:
  * signals and clears carry theirs, and every checkpoint of every instance sends a tick (its
  * newest robust point time) to every partition, so a service that has gone quiet still sees time
- * pass (and batches close: a checkpoint sends its tick even when its time did not move, once the
- * instance has seen data). A cleared series is sent to its service's partition; a series evicted
- * while anomalous (its key gone) to every partition.
+ * pass (and batches close: a checkpoint also sends its ticks when its time did not move but the
+ * instance produced a signal or a clear since its last ones; an idle instance sends none). A
+ * cleared series is sent to its service's partition; a series evicted while anomalous (its key
+ * gone) to every partition.
  *
  * Delivery. The producer is flushed in every checkpoint of the pipeline before it commits the
  * metrics offsets, and a message it lost fails every later checkpoint (as a lost dead-letter copy
@@ -137,6 +138,7 @@ bool nops__svc_signal(svc_stage *s, const nops_signal *sig, const float *win, ui
                           (json_int_t)sig->ts_ns, "score",
                           isfinite(sig->score) ? sig->score : 0.0, "w", w ? w : json_null());
     produce(s, o, service, 0);
+    atomic_store(&s->untold, true); /* after it is queued: a tick then follows it */
     return true;
 }
 
@@ -149,6 +151,7 @@ void nops__svc_cleared(svc_stage *s, const char *key, uint64_t series_id, int64_
         return;
     produce(s, json_pack("{s:s, s:o, s:I}", "t", "c", "sid", hex_id(series_id), "ts",
                          (json_int_t)ts), service, 0);
+    atomic_store(&s->untold, true);
 }
 
 void nops__svc_evicted(svc_stage *s, uint64_t series_id, int64_t ts)
@@ -157,6 +160,7 @@ void nops__svc_evicted(svc_stage *s, uint64_t series_id, int64_t ts)
     for (int32_t i = 0; i < n; i++) /* its service is not known any more: every partition */
         produce(s, json_pack("{s:s, s:o, s:I}", "t", "c", "sid", hex_id(series_id), "ts",
                              (json_int_t)ts), NULL, i);
+    atomic_store(&s->untold, true);
 }
 
 /* The topic's partition count, asked at most every 10 s (poller). */
@@ -181,9 +185,13 @@ nops_err nops__svc_flush(svc_stage *s, int64_t now_ts, char *err, size_t cap)
 {
     refresh_parts(s);
     const int32_t n = (int32_t)atomic_load(&s->n_parts);
-    if (now_ts > 0 && n > 0) { /* time passes in every partition; its batches close */
+    /* time passes in every partition, and batches close: a tick when the data time moved, or
+     * when this instance produced a signal or a clear since its last ticks (so each of them is
+     * followed by one within a checkpoint); none while it is idle */
+    if (now_ts > 0 && n > 0 && (now_ts > s->tick_sent || atomic_exchange(&s->untold, false))) {
         for (int32_t i = 0; i < n; i++)
             produce(s, json_pack("{s:s, s:I}", "t", "t", "ts", (json_int_t)now_ts), NULL, i);
+        s->tick_sent = now_ts;
     }
     if (rd_kafka_flush(s->prod, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(err, cap, "the service topic's producer did not flush in 5 s");

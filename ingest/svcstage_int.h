@@ -44,6 +44,8 @@ struct svc_stage {
     atomic_uint_fast64_t lost;        /* messages the producer refused or lost */
     atomic_int_fast32_t n_parts;      /* partitions of the topic (0: not known yet) */
     int64_t meta_ns;                  /* when n_parts was last asked (poller only) */
+    int64_t tick_sent;                /* newest time sent as a tick (poller only) */
+    atomic_bool untold;               /* signals or clears produced since the last ticks */
     bool assigned[MAX_PARTITIONS];    /* partitions the stage owns (stage thread) */
     int64_t next_off[MAX_PARTITIONS]; /* next offset to place, -1 unknown (stage thread) */
     int64_t committed[MAX_PARTITIONS];/* last committed (stage thread) */

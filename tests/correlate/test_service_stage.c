@@ -198,6 +198,19 @@ static void expect_one(json_t *inc, json_t *sigs, int hosts, const char *what, c
     snprintf(id_out, 17, "%s", json_string_value(json_object_get(big, "id")));
 }
 
+/* Messages in every partition of `topic` (the sum of the high watermarks). */
+static int64_t topic_messages(const char *topic, int parts)
+{
+    int64_t sum = 0;
+    for (int i = 0; i < parts; i++) {
+        int64_t lo = 0, hi = 0;
+        assert_int_equal(rd_kafka_query_watermark_offsets(g_cluster, topic, i, &lo, &hi, 5000),
+                         0);
+        sum += hi;
+    }
+    return sum;
+}
+
 /* ---- in-process pipelines ----------------------------------------------------------------- */
 
 typedef struct running {
@@ -315,6 +328,15 @@ static void scaled(int n, const char *topic, const char *svc_topic, char ids[2][
         if (messages >= (uint64_t)HOSTS * TICKS && all_placed(inc, web) && all_placed(inc, db))
             break;
         sleep_ms(100);
+    }
+    if (n == 1) { /* idle now: no ticks (time does not move and nothing is produced) */
+        sleep_ms(1000);
+        const int64_t before = topic_messages(svc_topic, 4);
+        sleep_ms(1500); /* 15 checkpoints at flush_ms 100 */
+        const int64_t after = topic_messages(svc_topic, 4);
+        print_message("  idle: %lld message(s) to %s in 1.5 s\n", (long long)(after - before),
+                      svc_topic);
+        assert_int_equal(after, before);
     }
     for (int k = 0; k < n; k++) {
         nops_err e = nops_pipeline_stop(r[k].p, 15000);
