@@ -575,6 +575,39 @@ static void latency_runs(double half, double secs)
     latency_run("benchlat3", "half_max_rate_inproc_producer", half, secs, false);
 }
 
+/* The one-point-per-message topic: the pipeline beside a bare consumer. */
+static void e2e_one_point(size_t m1, uint32_t series)
+{
+    char extra[400];
+    double bare_cpu = 0, pipe_cpu = 0, bps = 0;
+    uint64_t ser = 0;
+    fprintf(stderr, "bench ingest: pre-filling bench1 with %zu one-point messages...\n", m1);
+    prefill("bench1", m1, 1, series);
+    fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
+    double bare1 = bare_consume("bench1", m1, &bare_cpu);
+    double pipe1 = pipe_consume("bench1", E2E_WORKERS, m1, &ser, &bps, &pipe_cpu);
+    snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,"
+             "\"points_per_message\":1", m1, (unsigned long long)ser);
+    bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s",
+               "bare_consumer_msgs_per_s", bare1, extra);
+}
+
+/* The 100-line topic with one worker, beside parse alone × 1: this machine's other vCPU left
+ * to the in-process brokers and librdkafka's threads (35-40 % of both vCPUs in the two-worker
+ * run: RESULTS.md), as a deployment sizes workers to the cores Kafka's threads leave. */
+static void e2e_one_worker(size_t m100, double parse_e2e)
+{
+    char extra[400];
+    fprintf(stderr, "bench ingest: pipeline, 100 lines per message, one worker...\n");
+    double cpu1 = 0, bps1 = 0;
+    uint64_t ser1 = 0;
+    double pipe100_1 = pipe_consume("bench100", 1, m100 * 100, &ser1, &bps1, &cpu1);
+    snprintf(extra, sizeof extra, "\"workers\":1,\"parse_alone_points_per_s\":%.4g,"
+             "\"pipeline_cpu_ns_per_point\":%.1f", parse_e2e, cpu1 * 1e9);
+    bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling_1_worker", pipe100_1,
+               "points/s", "ceiling_parse_alone_x_workers", parse_e2e, extra);
+}
+
 int bench_ingest(const bench_opts *o)
 {
     const size_t scale = o->quick ? 20 : 1;
@@ -615,17 +648,8 @@ int bench_ingest(const bench_opts *o)
     double bare_cpu = 0, pipe_cpu = 0;
     uint64_t ser = 0;
     double bps = 0;
-    if (!only_lat) {
-        fprintf(stderr, "bench ingest: pre-filling bench1 with %zu one-point messages...\n", m1);
-        prefill("bench1", m1, 1, series);
-        fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
-        double bare1 = bare_consume("bench1", m1, &bare_cpu);
-        double pipe1 = pipe_consume("bench1", E2E_WORKERS, m1, &ser, &bps, &pipe_cpu);
-        snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,"
-                 "\"points_per_message\":1", m1, (unsigned long long)ser);
-        bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s",
-                   "bare_consumer_msgs_per_s", bare1, extra);
-    }
+    if (!only_lat)
+        e2e_one_point(m1, series);
     fprintf(stderr, "bench ingest: bare consumer and pipeline, 100 lines per message...\n");
     double bare100 = only_lat ? 0 : bare_consume("bench100", m100, &bare_cpu);
     double pipe100 = pipe_consume("bench100", E2E_WORKERS, m100 * 100, &ser, &bps, &pipe_cpu);
@@ -641,17 +665,7 @@ int bench_ingest(const bench_opts *o)
                  E2E_WORKERS, parse_e2e);
         bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", pipe100, "points/s",
                    "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
-        /* one worker: this machine's other vCPU left to the in-process brokers and librdkafka's
-         * threads (35-40 % of both vCPUs in the 2-worker run: RESULTS.md), as a deployment
-         * sizes workers to the cores Kafka's threads leave */
-        fprintf(stderr, "bench ingest: pipeline, 100 lines per message, one worker...\n");
-        double cpu1 = 0, bps1 = 0;
-        uint64_t ser1 = 0;
-        double pipe100_1 = pipe_consume("bench100", 1, m100 * 100, &ser1, &bps1, &cpu1);
-        snprintf(extra, sizeof extra, "\"workers\":1,\"parse_alone_points_per_s\":%.4g,"
-                 "\"pipeline_cpu_ns_per_point\":%.1f", parse_e2e, cpu1 * 1e9);
-        bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling_1_worker", pipe100_1,
-                   "points/s", "ceiling_parse_alone_x_workers", parse_e2e, extra);
+        e2e_one_worker(m100, parse_e2e);
         snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)ser);
         bench_emit("ingest", "bytes_per_active_series", bps, "bytes", "target", 1024.0, extra);
     }
