@@ -136,6 +136,53 @@ static long get_status(int port, const char *key)
     return s;
 }
 
+/* Start `neuralops serve -c conf` with NOTIFY_SOCKET bound at `sockpath` (returned in *sock)
+ * and stderr into the non-blocking pipe *errfd. */
+static pid_t spawn_serve(const char *conf, const char *sockpath, int *sock, int *errfd)
+{
+    *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(*sock >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    assert_true(strlen(sockpath) < sizeof sa.sun_path);
+    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+    assert_int_equal(bind(*sock, (struct sockaddr *)&sa, sizeof sa), 0);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        setenv("NOTIFY_SOCKET", sockpath, 1);
+        char *argv[] = {"neuralops", "serve", "-c", (char *)conf, NULL};
+        execv(NEURALOPS_BIN, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    *errfd = p[0];
+    return pid;
+}
+
+/* The API answers `accepted`'s requests (200) and refuses `refused`'s (401), in that order. */
+static void expect_keys(int port, const char *accepted, const char *refused)
+{
+    assert_int_equal(get_status(port, accepted), 200);
+    assert_int_equal(get_status(port, refused), 401);
+}
+
+/* The first "reloaded " line in `log` says what was applied and what needs a restart. */
+static void expect_reload_line(const char *log)
+{
+    const char *line = strstr(log, "reloaded ");
+    const char *eol = strchr(line, '\n');
+    char l[1024];
+    snprintf(l, sizeof l, "%.*s", eol ? (int)(eol - line) : (int)strlen(line), line);
+    if (!strstr(l, "applied: detect.z_threshold, api.keys;") ||
+        !strstr(l, "restart to take effect: detect.window"))
+        fail_msg("the reload line does not say what changed: %s", l);
+}
+
 static void test_notify_and_reload(void **state)
 {
     (void)state;
@@ -153,27 +200,8 @@ static void test_notify_and_reload(void **state)
     assert_true(nops_sha256_hex("new-key-2", 9, new_hex));
     write_config(conf, boot, data, old_hex, "");
 
-    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(sock >= 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1); /* < 100 bytes, fits */
-    assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof sa), 0);
-
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], STDERR_FILENO);
-        close(p[0]);
-        setenv("NOTIFY_SOCKET", sockpath, 1);
-        char *argv[] = {"neuralops", "serve", "-c", conf, NULL};
-        execv(NEURALOPS_BIN, argv);
-        _exit(127);
-    }
-    close(p[1]);
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    int fd = p[0];
+    int sock, fd;
+    pid_t pid = spawn_serve(conf, sockpath, &sock, &fd);
 
     if (!await_notify(sock, "READY=1", 120, fd, &t, seen, sizeof seen))
         fail_msg("no READY=1 (got %s); stderr:\n%s", seen, t.b);
@@ -183,8 +211,7 @@ static void test_notify_and_reload(void **state)
     if (!lp)
         fail_msg("READY=1 before the API listened; stderr:\n%s", t.b);
     int port = atoi(lp + 6);
-    assert_int_equal(get_status(port, "old-key-1"), 200);
-    assert_int_equal(get_status(port, "new-key-2"), 401);
+    expect_keys(port, "old-key-1", "new-key-2");
 
     /* a new key and a changed threshold (that one needs a restart) */
     write_config(conf, boot, data, new_hex, "\n[detect]\nz_threshold = 7.5\nwindow = 90\n");
@@ -196,16 +223,9 @@ static void test_notify_and_reload(void **state)
         fail_msg("no RELOADING=1 then READY=1 after SIGHUP (got %s); stderr:\n%s", seen, t.b);
     if (!await_log(fd, &t, mark, "reloaded ", 30))
         fail_msg("no reload line; stderr:\n%s", t.b + mark);
-    const char *line = strstr(t.b + mark, "reloaded ");
-    const char *eol = strchr(line, '\n');
-    char l[1024];
-    snprintf(l, sizeof l, "%.*s", eol ? (int)(eol - line) : (int)strlen(line), line);
-    if (!strstr(l, "applied: detect.z_threshold, api.keys;") ||
-        !strstr(l, "restart to take effect: detect.window"))
-        fail_msg("the reload line does not say what changed: %s", l);
+    expect_reload_line(t.b + mark);
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* alive */
-    assert_int_equal(get_status(port, "new-key-2"), 200);
-    assert_int_equal(get_status(port, "old-key-1"), 401);
+    expect_keys(port, "new-key-2", "old-key-1");
 
     /* a broken file: refused, the running keys stay */
     FILE *f = fopen(conf, "a");
@@ -218,8 +238,7 @@ static void test_notify_and_reload(void **state)
         fail_msg("no refusal line; stderr:\n%s", t.b + mark);
     assert_non_null(strstr(t.b + mark, "detect.window expects an integer"));
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
-    assert_int_equal(get_status(port, "new-key-2"), 200);
-    assert_int_equal(get_status(port, "old-key-1"), 401);
+    expect_keys(port, "new-key-2", "old-key-1");
 
     /* SIGTERM: STOPPING=1, a clean drain */
     seen[0] = '\0';
@@ -291,34 +310,6 @@ static void test_example_config_serves(void **state)
     close(p[0]);
     close(sock);
     rd_kafka_destroy(cluster);
-}
-
-/* Start `neuralops serve -c conf` with NOTIFY_SOCKET bound at `sockpath` (returned in *sock)
- * and stderr into the non-blocking pipe *errfd. */
-static pid_t spawn_serve(const char *conf, const char *sockpath, int *sock, int *errfd)
-{
-    *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(*sock >= 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    assert_true(strlen(sockpath) < sizeof sa.sun_path);
-    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
-    assert_int_equal(bind(*sock, (struct sockaddr *)&sa, sizeof sa), 0);
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], STDERR_FILENO);
-        close(p[0]);
-        setenv("NOTIFY_SOCKET", sockpath, 1);
-        char *argv[] = {"neuralops", "serve", "-c", (char *)conf, NULL};
-        execv(NEURALOPS_BIN, argv);
-        _exit(127);
-    }
-    close(p[1]);
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    *errfd = p[0];
-    return pid;
 }
 
 static void run_ok(const char *cmd)

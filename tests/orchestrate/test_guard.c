@@ -217,6 +217,48 @@ static void expect_refused(nops_orchestrator *o, const char *id, const char *why
     free(log);
 }
 
+/* The review's replay: the "started" entry about `id` edited in place (never the last one) as
+ * well — the trail is refused as it is opened, so the flow stays off instead of running it
+ * again; then the entry put back and the trail opened again for the other tests. */
+static void edited_started_entry_is_refused(const char *id)
+{
+    char aerr[512];
+    nops_audit_close(g_a);
+    FILE *af = fopen(g_d.audit, "r+");
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, af);
+    text[n] = '\0';
+    char needle[128];
+    snprintf(needle, sizeof needle, "\"subject\":\"%s\"", id);
+    char *hit = NULL;
+    for (char *p = strstr(text, "\"decision\":\"started\""); p && !hit;
+         p = strstr(p + 1, "\"decision\":\"started\"")) {
+        char *bol = p;
+        while (bol > text && bol[-1] != '\n')
+            bol--;
+        char *eol = strchr(p, '\n');
+        char keep = *eol;
+        *eol = '\0';
+        if (strstr(bol, needle))
+            hit = p;
+        *eol = keep;
+    }
+    assert_non_null(hit);
+    memcpy(hit + strlen("\"decision\":\"start"), "ex", 2);
+    rewind(af);
+    assert_int_equal(fwrite(text, 1, n, af), n);
+    fclose(af);
+    assert_null(nops_audit_open(g_d.audit, NULL, g_secret, NULL, aerr, sizeof aerr));
+    assert_non_null(strstr(aerr, "refusing to continue the chain"));
+    /* put it back so the other tests have their trail */
+    memcpy(hit + strlen("\"decision\":\"start"), "ed", 2);
+    af = fopen(g_d.audit, "w");
+    assert_int_equal(fwrite(text, 1, n, af), n);
+    fclose(af);
+    g_a = nops_audit_open(g_d.audit, NULL, g_secret, NULL, aerr, sizeof aerr);
+    assert_non_null(g_a);
+}
+
 static void test_edited_record_file_runs_nothing(void **state)
 {
     (void)state;
@@ -275,42 +317,8 @@ static void test_edited_record_file_runs_nothing(void **state)
     o = orch();
     expect_refused(o, id, "was started before (audit entry");
     nops_orch_destroy(o);
-    /* the review's replay: the "started" entry edited in place (never the last one) as well —
-     * the trail is refused as it is opened, so the flow stays off instead of running it again */
-    nops_audit_close(g_a);
-    FILE *af = fopen(g_d.audit, "r+");
-    static char text[1 << 20];
-    size_t n = fread(text, 1, sizeof text - 1, af);
-    text[n] = '\0';
-    char needle[128];
-    snprintf(needle, sizeof needle, "\"subject\":\"%s\"", id);
-    char *hit = NULL;
-    for (char *p = strstr(text, "\"decision\":\"started\""); p && !hit;
-         p = strstr(p + 1, "\"decision\":\"started\"")) {
-        char *bol = p;
-        while (bol > text && bol[-1] != '\n')
-            bol--;
-        char *eol = strchr(p, '\n');
-        char keep = *eol;
-        *eol = '\0';
-        if (strstr(bol, needle))
-            hit = p;
-        *eol = keep;
-    }
-    assert_non_null(hit);
-    memcpy(hit + strlen("\"decision\":\"start"), "ex", 2);
-    rewind(af);
-    assert_int_equal(fwrite(text, 1, n, af), n);
-    fclose(af);
-    assert_null(nops_audit_open(g_d.audit, NULL, g_secret, NULL, aerr, sizeof aerr));
-    assert_non_null(strstr(aerr, "refusing to continue the chain"));
-    /* put it back so the other tests have their trail */
-    memcpy(hit + strlen("\"decision\":\"start"), "ed", 2);
-    af = fopen(g_d.audit, "w");
-    assert_int_equal(fwrite(text, 1, n, af), n);
-    fclose(af);
-    g_a = nops_audit_open(g_d.audit, NULL, g_secret, NULL, aerr, sizeof aerr);
-    assert_non_null(g_a);
+    /* ... nor with its "started" entry edited in place: the trail itself is refused */
+    edited_started_entry_is_refused(id);
 }
 
 /* Edits of what is sealed: the context, the playbook, the policy's decision, the dry-run. */

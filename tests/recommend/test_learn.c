@@ -152,6 +152,53 @@ static char *run_playbook(nops_orchestrator *o, const char *pb, const json_t *in
     return state;
 }
 
+/* A recommender following `idx` (100 neighbours, similarity 0.5, prior weight 2, reloaded
+ * every second). */
+static nops_recommender *recommender(const char *idx)
+{
+    nops_reco_params rp = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
+                           .reload_s = 1};
+    snprintf(rp.index_dir, sizeof rp.index_dir, "%s", idx);
+    char err[512];
+    nops_recommender *r = nops_recommender_new(&rp, err, sizeof err);
+    if (!r)
+        fail_msg("recommender: %s", err);
+    return r;
+}
+
+/* One cycle of `l` appends the `fails` new runs and makes a generation of `idx` past `gen0`; a
+ * second cycle finds nothing new and makes none. The generation made. */
+static uint64_t learn_runs_once(nops_learner *l, const char *idx, size_t fails, uint64_t gen0)
+{
+    char err[512];
+    size_t appended = 0;
+    if (nops_learner_run_once(l, &appended, err, sizeof err) != NOPS_OK)
+        fail_msg("learn: %s", err);
+    assert_int_equal(appended, fails);
+    nops_learn_stats ls;
+    nops_learner_get_stats(l, &ls);
+    assert_int_equal(ls.appended, fails);
+    assert_int_equal(ls.cycles, 1);
+    assert_true(ls.generation > gen0);
+    /* nothing new: no generation, the runs stay appended once */
+    assert_int_equal(nops_learner_run_once(l, &appended, err, sizeof err), NOPS_OK);
+    assert_int_equal(appended, 0);
+    assert_int_equal(nops_histdir_current(idx), ls.generation);
+    return ls.generation;
+}
+
+/* Whether the evidence shown for recommendation `rank` of `recs` holds a failed run. */
+static bool shows_failure(json_t *recs, int rank)
+{
+    json_t *ev = json_object_get(json_array_get(recs, (size_t)rank), "evidence");
+    bool saw_failure = false;
+    size_t i;
+    json_t *x;
+    json_array_foreach(ev, i, x) saw_failure =
+        saw_failure || strcmp(json_string_value(json_object_get(x, "status")), "failure") == 0;
+    return saw_failure;
+}
+
 static void test_failed_runs_lower_the_rank(void **state)
 {
     (void)state;
@@ -164,13 +211,8 @@ static void test_failed_runs_lower_the_rank(void **state)
     write_history(seed_hist, 900, 11);
     vectorize(seed_hist, idx);
 
-    nops_reco_params rp = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
-                           .reload_s = 1};
-    snprintf(rp.index_dir, sizeof rp.index_dir, "%s", idx);
+    nops_recommender *r = recommender(idx);
     char err[512];
-    nops_recommender *r = nops_recommender_new(&rp, err, sizeof err);
-    if (!r)
-        fail_msg("recommender: %s", err);
     size_t runs0;
     uint64_t gen0;
     nops_recommender_info(r, &runs0, &gen0);
@@ -203,22 +245,10 @@ static void test_failed_runs_lower_the_rank(void **state)
     }
 
     nops_learner *l = learner(idx, hist, 0, 20);
-    size_t appended = 0;
-    if (nops_learner_run_once(l, &appended, err, sizeof err) != NOPS_OK)
-        fail_msg("learn: %s", err);
-    assert_int_equal(appended, FAILS);
-    nops_learn_stats ls;
-    nops_learner_get_stats(l, &ls);
-    assert_int_equal(ls.appended, FAILS);
-    assert_int_equal(ls.cycles, 1);
-    assert_true(ls.generation > gen0);
-    /* nothing new: no generation, the runs stay appended once */
-    assert_int_equal(nops_learner_run_once(l, &appended, err, sizeof err), NOPS_OK);
-    assert_int_equal(appended, 0);
-    assert_int_equal(nops_histdir_current(idx), ls.generation);
+    const uint64_t learnt = learn_runs_once(l, idx, FAILS, gen0);
 
     const uint64_t gen1 = wait_generation(r, gen0);
-    assert_int_equal(gen1, ls.generation);
+    assert_int_equal(gen1, learnt);
     size_t runs1;
     nops_recommender_info(r, &runs1, &(uint64_t){0});
     assert_int_equal(runs1, 900 + FAILS);
@@ -227,13 +257,7 @@ static void test_failed_runs_lower_the_rank(void **state)
     assert_true(rank1 != 0); /* another playbook now ranks first (or rotate-logs is gone) */
     assert_true(score1 < score0);
     /* and the evidence shown for it holds the failed runs */
-    json_t *ev = json_object_get(json_array_get(after, (size_t)(rank1 < 0 ? 0 : rank1)),
-                                 "evidence");
-    bool saw_failure = false;
-    size_t i;
-    json_t *x;
-    json_array_foreach(ev, i, x) saw_failure =
-        saw_failure || strcmp(json_string_value(json_object_get(x, "status")), "failure") == 0;
+    const bool saw_failure = shows_failure(after, rank1 < 0 ? 0 : rank1);
     assert_true(rank1 < 0 || saw_failure);
 
     json_decref(before);

@@ -227,13 +227,10 @@ static void on_skip(void *ud, const char *where, const char *why)
         snprintf(s->text[s->n++], sizeof s->text[0], "%s: %s", where, why);
 }
 
-static void test_pipeline_threads_and_tree(void **state)
+/* 2000 generated runs as JSON lines into `path`, a few bad and unusual rows among them: a
+ * bad status, duplicate keys, a line that is not JSON, a repeated run. */
+static void write_runs(const char *path)
 {
-    (void)state;
-    char root[] = "/tmp/nops-runtok-XXXXXX";
-    assert_non_null(mkdtemp(root));
-    char path[300], d1[300], d2[300], d3[300], err[256];
-    snprintf(path, sizeof path, "%s/runs.jsonl", root);
     FILE *f = fopen(path, "w");
     history_gen g;
     history_init(&g, 11);
@@ -254,30 +251,42 @@ static void test_pipeline_threads_and_tree(void **state)
         json_decref(run);
     }
     fclose(f);
-    snprintf(d1, sizeof d1, "%s/one", root);
-    snprintf(d2, sizeof d2, "%s/two", root);
-    snprintf(d3, sizeof d3, "%s/tree", root);
-    nops_vectorize_stats st[2];
-    skips sk[2] = {{.n = 0}};
-    for (int t = 0; t < 2; t++) {
-        nops_vectorize_opts o = {.actor_key = "k", .dir = t ? d2 : d1, .type = NOPS_INDEX_FLAT,
-                                 .threads = t + 1, .on_skip = on_skip, .ud = &sk[t]};
-        nops_vectorize *v = nops_vectorize_begin(&o, err, sizeof err);
-        assert_non_null(v);
-        f = fopen(path, "r");
-        assert_int_equal(nops_vectorize_jsonl(v, f), NOPS_OK);
-        fclose(f);
-        nops_vectorize_get_stats(v, &st[t]);
-        assert_int_equal(nops_vectorize_commit(v, err, sizeof err), NOPS_OK);
-        nops_vectorize_destroy(v);
-    }
-    /* the tree path by hand, as vectorize ran it before the tokenizer */
+}
+
+/* The vectorize pipeline with `threads` threads from `path` into a flat index at `dir`; its
+ * stats into `st`, the rows it skipped into `sk`. */
+static void pipeline_run(const char *path, const char *dir, int threads,
+                         nops_vectorize_stats *st, skips *sk)
+{
+    char err[256];
+    nops_vectorize_opts o = {.actor_key = "k", .dir = dir, .type = NOPS_INDEX_FLAT,
+                             .threads = threads, .on_skip = on_skip, .ud = sk};
+    nops_vectorize *v = nops_vectorize_begin(&o, err, sizeof err);
+    assert_non_null(v);
+    FILE *f = fopen(path, "r");
+    assert_int_equal(nops_vectorize_jsonl(v, f), NOPS_OK);
+    fclose(f);
+    nops_vectorize_get_stats(v, st);
+    assert_int_equal(nops_vectorize_commit(v, err, sizeof err), NOPS_OK);
+    nops_vectorize_destroy(v);
+}
+
+typedef struct tree_counts {
+    size_t rows, skipped, known;
+    uint64_t redacted; /* PII found, all kinds */
+} tree_counts;
+
+/* The tree path by hand (json_loadb + nops_vector_prepare_run + nops_histdir_add) from `path`
+ * into a flat index at `dir`; what it counted. */
+static tree_counts tree_run(const char *path, const char *dir)
+{
+    char err[256];
     nops_redactor *red = nops_redactor_new("k", err, sizeof err);
-    nops_histdir_writer *w = nops_histdir_begin(d3, NOPS_INDEX_FLAT, err, sizeof err);
+    nops_histdir_writer *w = nops_histdir_begin(dir, NOPS_INDEX_FLAT, err, sizeof err);
     assert_non_null(w);
     nops_redact_stats rs = {{0}};
     size_t skipped = 0, rows = 0, known = 0;
-    f = fopen(path, "r");
+    FILE *f = fopen(path, "r");
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -300,16 +309,36 @@ static void test_pipeline_threads_and_tree(void **state)
     uint64_t redacted = 0;
     for (int k = 0; k < NOPS_REDACT_N; k++)
         redacted += rs.found[k];
+    return (tree_counts){.rows = rows, .skipped = skipped, .known = known, .redacted = redacted};
+}
+
+static void test_pipeline_threads_and_tree(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/nops-runtok-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char path[300], d1[300], d2[300], d3[300];
+    snprintf(path, sizeof path, "%s/runs.jsonl", root);
+    write_runs(path);
+    snprintf(d1, sizeof d1, "%s/one", root);
+    snprintf(d2, sizeof d2, "%s/two", root);
+    snprintf(d3, sizeof d3, "%s/tree", root);
+    nops_vectorize_stats st[2];
+    skips sk[2] = {{.n = 0}};
+    for (int t = 0; t < 2; t++)
+        pipeline_run(path, t ? d2 : d1, t + 1, &st[t], &sk[t]);
+    /* the tree path by hand, as vectorize ran it before the tokenizer */
+    const tree_counts tc = tree_run(path, d3);
     for (int t = 0; t < 2; t++) {
-        assert_int_equal(st[t].rows, rows);
-        assert_int_equal(st[t].skipped, skipped);
-        assert_int_equal(st[t].known, known);
-        assert_int_equal(st[t].redacted, redacted);
+        assert_int_equal(st[t].rows, tc.rows);
+        assert_int_equal(st[t].skipped, tc.skipped);
+        assert_int_equal(st[t].known, tc.known);
+        assert_int_equal(st[t].redacted, tc.redacted);
         /* the skipped rows and the duplicate-key rows: read by the tree */
-        assert_int_equal(st[t].tree_rows, skipped + 4);
-        assert_int_equal(sk[t].n, (int)skipped);
+        assert_int_equal(st[t].tree_rows, tc.skipped + 4);
+        assert_int_equal(sk[t].n, (int)tc.skipped);
     }
-    assert_true(skipped >= 9 && known == 1);
+    assert_true(tc.skipped >= 9 && tc.known == 1);
     for (int i = 0; i < sk[0].n; i++)
         assert_string_equal(sk[0].text[i], sk[1].text[i]);
     assert_non_null(strstr(sk[0].text[0], "\"status\" must be"));
