@@ -285,6 +285,58 @@ static void emit_figures(size_t n, const char *type, double *lat[4], size_t nq, 
     bench_emit("recommend", "recall_at_10", recall, "fraction", "exact", 1.0, extra);
 }
 
+/* The nq query incidents (kinds in rotation, a fixed seed) in incs, their embeddings in q. */
+static void make_queries(json_t **incs, float *q, size_t nq)
+{
+    history_gen g;
+    history_init(&g, 9191);
+    for (size_t i = 0; i < nq; i++) {
+        incs[i] = history_incident(&g, (int)(i % HISTORY_KINDS));
+        nops_embed_json(incs[i], q + i * NOPS_EMBED_DIM);
+    }
+}
+
+/* The recommend path's latencies, twice: right after the recommender loaded its copy of the
+ * index (cold: its pages and the process's allocator still warming up), then as a serving
+ * engine runs (those in lat); the line of the first pass beside the second. */
+static void recommend_latencies(nops_recommender *r, json_t **incs, size_t nq, size_t n,
+                                double *lat)
+{
+    char err[256];
+    double *cold = malloc(nq * sizeof *cold);
+    for (int pass = 0; pass < 2 && cold; pass++)
+        for (size_t i = 0; i < nq; i++) {
+            double t0 = bench_seconds();
+            json_t *out = NULL;
+            nops_recommend(r, incs[i], 3, &out, err, sizeof err);
+            (pass == 0 ? cold : lat)[i] = (bench_seconds() - t0) * 1e3;
+            json_decref(out);
+        }
+    if (cold) {
+        char extra[160];
+        snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
+                 pct(cold, nq, 0.5), pct(lat, nq, 0.5));
+        bench_emit("recommend", "recommend_first_pass_p99_ms", pct(cold, nq, 0.99), "ms",
+                   "recommend_second_pass_p99_ms", pct(lat, nq, 0.99), extra);
+        free(cold);
+    }
+}
+
+/* The raw ANN search's latencies (k = 100) in lat, each query's first 10 ids in ann_ids. */
+static void ann_latencies(const nops_vindex *ix, const float *q, size_t nq, double *lat,
+                          int64_t *ann_ids)
+{
+    char err[256];
+    for (size_t i = 0; i < nq; i++) {
+        float s[100];
+        int64_t id[100];
+        double t0 = bench_seconds();
+        nops_vindex_search(ix, q + i * NOPS_EMBED_DIM, 1, 100, s, id, err, sizeof err);
+        lat[i] = (bench_seconds() - t0) * 1e3;
+        memcpy(ann_ids + i * 10, id, 10 * sizeof *id);
+    }
+}
+
 static void one_size(size_t n, size_t nq)
 {
     char dir[] = "/tmp/nops-bench-reco-XXXXXX", err[256];
@@ -298,45 +350,14 @@ static void one_size(size_t n, size_t nq)
     nops_histdir *h = nops_histdir_open(dir, err, sizeof err);
     json_t **incs = malloc(nq * sizeof *incs);
     float *q = malloc(nq * NOPS_EMBED_DIM * sizeof *q);
-    history_gen g;
-    history_init(&g, 9191);
-    for (size_t i = 0; i < nq; i++) {
-        incs[i] = history_incident(&g, (int)(i % HISTORY_KINDS));
-        nops_embed_json(incs[i], q + i * NOPS_EMBED_DIM);
-    }
+    make_queries(incs, q, nq);
     double *lat[4];
     for (int k = 0; k < 4; k++)
         lat[k] = malloc(nq * sizeof(double));
-    /* each kind of query in its own loop, so that one does not evict the other's caches; the
-     * recommend path twice: right after the recommender loaded its copy of the index (cold:
-     * its pages and the process's allocator still warming up), then as a serving engine runs */
-    double *cold = malloc(nq * sizeof *cold);
-    for (int pass = 0; pass < 2 && cold; pass++)
-        for (size_t i = 0; i < nq; i++) {
-            double t0 = bench_seconds();
-            json_t *out = NULL;
-            nops_recommend(r, incs[i], 3, &out, err, sizeof err);
-            (pass == 0 ? cold : lat[0])[i] = (bench_seconds() - t0) * 1e3;
-            json_decref(out);
-        }
-    if (cold) {
-        char extra[160];
-        snprintf(extra, sizeof extra, "\"runs\":%zu,\"p50_ms\":%.4f,\"peer_p50_ms\":%.4f", n,
-                 pct(cold, nq, 0.5), pct(lat[0], nq, 0.5));
-        bench_emit("recommend", "recommend_first_pass_p99_ms", pct(cold, nq, 0.99), "ms",
-                   "recommend_second_pass_p99_ms", pct(lat[0], nq, 0.99), extra);
-        free(cold);
-    }
+    /* each kind of query in its own loop, so that one does not evict the other's caches */
+    recommend_latencies(r, incs, nq, n, lat[0]);
     int64_t *ann_ids = malloc(nq * 10 * sizeof *ann_ids);
-    for (size_t i = 0; i < nq; i++) {
-        float s[100];
-        int64_t id[100];
-        double t0 = bench_seconds();
-        nops_vindex_search(nops_histdir_index(h), q + i * NOPS_EMBED_DIM, 1, 100, s, id, err,
-                           sizeof err);
-        lat[1][i] = (bench_seconds() - t0) * 1e3;
-        memcpy(ann_ids + i * 10, id, 10 * sizeof *id);
-    }
+    ann_latencies(nops_histdir_index(h), q, nq, lat[1], ann_ids);
     size_t n_exact = n > 200000 && nq > 300 ? 300 : nq; /* exact: ~0.15 s/query at 1M */
     const size_t hit = search_top10(flat, q, n_exact, ann_ids, NULL, lat[2]);
     free(ann_ids);

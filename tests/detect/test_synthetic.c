@@ -105,6 +105,70 @@ static int generate(uint64_t seed, float *x, event *ev)
     return n_ev;
 }
 
+/* What the detector did over the series so far: per kind, events and those found within the
+ * allowed delay (and their delays); signals explained by an event or not. */
+typedef struct tally {
+    int found[EV_N], total[EV_N];
+    long delay_sum[EV_N];
+    long tp, fp;
+} tally;
+
+/* The detector of p over series x (one series, batches of 1000 points): z, ze, flags f. */
+static void detect_series(const nops_detect_params *p, const float *x, float *z, float *ze,
+                          uint8_t *f, uint32_t *slots)
+{
+    char err[128];
+    nops_detector *d = nops_detect_new(p, 1, err, sizeof err);
+    assert_non_null(d);
+    uint32_t slot;
+    assert_int_equal(nops_detect_slot(d, 1, NULL, 0, 0, &slot), NOPS_OK);
+    nops_detect_out o = {z, ze, f, NULL};
+    for (int t = 0; t < N; t += 1000) /* one series, batches of points */
+        nops_detect_update_pairs(d, slots, x + t, N - t < 1000 ? N - t : 1000,
+                                 &(nops_detect_out){o.z + t, o.ze + t, o.flags + t, NULL});
+    nops_detect_destroy(d);
+}
+
+/* Count the events, and those the detector fired on within their kind's allowed delay. */
+static void count_found(const event *ev, int n_ev, const uint8_t *f, tally *c)
+{
+    for (int e = 0; e < n_ev; e++) {
+        c->total[ev[e].kind]++;
+        for (int t = ev[e].at; t <= ev[e].at + ev_max_delay[ev[e].kind] && t < N; t++) {
+            if (f[t] & NOPS_DETECT_FIRED) {
+                c->found[ev[e].kind]++;
+                c->delay_sum[ev[e].kind] += t - ev[e].at;
+                break;
+            }
+        }
+    }
+}
+
+/* Count the signals, true when within an event (or a window after it), false otherwise; with
+ * SYN_DEBUG set, print each false one beside the event before it. */
+static void count_signals(const event *ev, int n_ev, const uint8_t *f, const float *z,
+                          const float *ze, int64_t window, tally *c)
+{
+    for (int t = 0; t < N; t++) {
+        if (!(f[t] & NOPS_DETECT_FIRED))
+            continue;
+        bool explained = false;
+        for (int e = 0; e < n_ev && !explained; e++)
+            explained = t >= ev[e].at && t < ev[e].at + ev_duration[ev[e].kind] + window;
+        explained ? c->tp++ : c->fp++;
+        if (!explained && getenv("SYN_DEBUG")) {
+            int pe = -1;
+            for (int e = 0; e < n_ev; e++)
+                if (ev[e].at <= t)
+                    pe = e;
+            print_message("    fp t=%d which=%u z=%.2f ze=%.2f prev %s at %d (+%d)\n", t,
+                          NOPS_DETECT_WHICH(f[t]), z[t], ze[t],
+                          pe >= 0 ? ev_names[ev[pe].kind] : "-", pe >= 0 ? ev[pe].at : 0,
+                          pe >= 0 ? t - ev[pe].at : 0);
+        }
+    }
+}
+
 static void test_detection_quality(void **state)
 {
     nops_detect_params p;
@@ -118,68 +182,31 @@ static void test_detection_quality(void **state)
     uint8_t *f = malloc(N);
     uint32_t *slots = calloc(N, sizeof *slots);
     event ev[MAX_EV];
-    int found[EV_N] = {0}, total[EV_N] = {0};
-    long delay_sum[EV_N] = {0};
-    long tp = 0, fp = 0;
+    tally c = {{0}, {0}, {0}, 0, 0};
     for (uint64_t seed = 1; seed <= 12; seed++) {
         int n_ev = generate(seed * 7919, x, ev);
-        char err[128];
-        nops_detector *d = nops_detect_new(&p, 1, err, sizeof err);
-        assert_non_null(d);
-        uint32_t slot;
-        assert_int_equal(nops_detect_slot(d, 1, NULL, 0, 0, &slot), NOPS_OK);
-        nops_detect_out o = {z, ze, f, NULL};
-        for (int t = 0; t < N; t += 1000) /* one series, batches of points */
-            nops_detect_update_pairs(d, slots, x + t, N - t < 1000 ? N - t : 1000,
-                                     &(nops_detect_out){o.z + t, o.ze + t, o.flags + t, NULL});
-        for (int e = 0; e < n_ev; e++) {
-            total[ev[e].kind]++;
-            for (int t = ev[e].at; t <= ev[e].at + ev_max_delay[ev[e].kind] && t < N; t++) {
-                if (f[t] & NOPS_DETECT_FIRED) {
-                    found[ev[e].kind]++;
-                    delay_sum[ev[e].kind] += t - ev[e].at;
-                    break;
-                }
-            }
-        }
-        for (int t = 0; t < N; t++) {
-            if (!(f[t] & NOPS_DETECT_FIRED))
-                continue;
-            bool explained = false;
-            for (int e = 0; e < n_ev && !explained; e++)
-                explained = t >= ev[e].at && t < ev[e].at + ev_duration[ev[e].kind] + p.window;
-            explained ? tp++ : fp++;
-            if (!explained && getenv("SYN_DEBUG")) {
-                int pe = -1;
-                for (int e = 0; e < n_ev; e++)
-                    if (ev[e].at <= t)
-                        pe = e;
-                print_message("    fp t=%d which=%u z=%.2f ze=%.2f prev %s at %d (+%d)\n", t,
-                              NOPS_DETECT_WHICH(f[t]), z[t], ze[t],
-                              pe >= 0 ? ev_names[ev[pe].kind] : "-", pe >= 0 ? ev[pe].at : 0,
-                              pe >= 0 ? t - ev[pe].at : 0);
-            }
-        }
-        nops_detect_destroy(d);
+        detect_series(&p, x, z, ze, f, slots);
+        count_found(ev, n_ev, f, &c);
+        count_signals(ev, n_ev, f, z, ze, p.window, &c);
     }
     double recall[EV_N];
     for (int k = 0; k < EV_N; k++) {
-        recall[k] = total[k] ? (double)found[k] / total[k] : 0.0;
+        recall[k] = c.total[k] ? (double)c.found[k] / c.total[k] : 0.0;
         print_message("  %-15s recall %.3f (%d/%d)  mean delay %.1f points\n", ev_names[k],
-                      recall[k], found[k], total[k],
-                      found[k] ? (double)delay_sum[k] / found[k] : 0.0);
+                      recall[k], c.found[k], c.total[k],
+                      c.found[k] ? (double)c.delay_sum[k] / c.found[k] : 0.0);
     }
-    double precision = (double)tp / (double)(tp + fp);
+    double precision = (double)c.tp / (double)(c.tp + c.fp);
     print_message("  precision %.3f (%ld true, %ld false signals over %d points)\n", precision,
-                  tp, fp, 12 * N);
+                  c.tp, c.fp, 12 * N);
     /* floors, documented in README.md */
     /* spikes of 6–10σ against a ≈ 5.8σ threshold: the 6σ ones are at the detection limit */
     assert_true(recall[EV_SPIKE] >= 0.90);
     assert_true(recall[EV_SHIFT] >= 0.95);
     assert_true(recall[EV_VARIANCE] >= 0.90);
     assert_true(precision >= 0.98);
-    assert_true(fp <= 5); /* ≈ 1 per 100k points (1 with these seeds) */
-    assert_true((double)delay_sum[EV_SHIFT] / found[EV_SHIFT] <= 3.0);
+    assert_true(c.fp <= 5); /* ≈ 1 per 100k points (1 with these seeds) */
+    assert_true((double)c.delay_sum[EV_SHIFT] / c.found[EV_SHIFT] <= 3.0);
     free(x);
     free(z);
     free(ze);

@@ -157,6 +157,71 @@ static void await_event(hook_log *l, unsigned bit, const char *what)
     fail_msg("the hook never saw %s", what);
 }
 
+/* Every signal's latency (its points are 53-57 min old) in the quarter-octave histogram, and
+ * the log2 one (what /metrics exports) its sums. */
+static void check_latency_histograms(const nops_pipeline_stats *st)
+{
+    uint64_t in_q = 0, in_log2 = 0;
+    for (int b = 0; b < 32; b++) {
+        uint64_t quarters = 0;
+        for (int k = 0; k < 4; k++)
+            quarters += st->latency_us_q[b][k];
+        assert_int_equal(st->latency_us_log2[b], quarters);
+        in_q += quarters;
+        in_log2 += st->latency_us_log2[b];
+    }
+    assert_true(st->signals > 0);
+    assert_int_equal(in_q, st->signals);
+    assert_int_equal(in_log2, st->signals);
+}
+
+/* Phase 2's hook calls: all of incident `id` (restored, never opened again), updated at least
+ * once and resolved once. Returns how many there were. */
+static int check_phase2_calls(hook_log *two, const char *id)
+{
+    const int n2 = calls(two);
+    assert_true(n2 >= 2 && n2 <= MAX_CALLS);
+    int resolved = 0, updated = 0;
+    for (int k = 0; k < n2; k++) {
+        assert_false(two->events[k] & NOPS_INC_OPENED); /* the restored incident carried on */
+        assert_string_equal(two->ids[k], id);
+        resolved += two->events[k] == NOPS_INC_RESOLVED;
+        updated += (two->events[k] & NOPS_INC_UPDATED) != 0;
+    }
+    assert_int_equal(resolved, 1);
+    assert_true(updated >= 1);
+    return n2;
+}
+
+/* Every record of dir/incidents.jsonl is of incident `id`, carries phase 1's recommendation and
+ * not the hook's summary. Returns how many records there were; *resolved_lines: resolved ones. */
+static int check_jsonl_records(const char *dir, const char *id, int *resolved_lines)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
+    char *all = tu_read_file(path);
+    assert_non_null(all);
+    int lines = 0, resolved = 0;
+    for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *o = json_loads(line, 0, NULL);
+        assert_non_null(o);
+        assert_string_equal(json_string_value(json_object_get(o, "id")), id);
+        json_t *recos = json_object_get(o, "recommendations");
+        assert_int_equal(json_array_size(recos), 1);
+        json_t *first = json_array_get(recos, 0);
+        assert_string_equal(json_string_value(json_object_get(first, "playbook_id")), "phase-1");
+        assert_true(json_real_value(json_object_get(first, "score")) == 0.5);
+        assert_int_equal(json_integer_value(json_object_get(first, "evidence")), 7);
+        assert_null(strstr(json_string_value(json_object_get(o, "summary")), "the hook"));
+        resolved += strcmp(json_string_value(json_object_get(o, "status")), "resolved") == 0;
+        json_decref(o);
+        lines++;
+    }
+    free(all);
+    *resolved_lines = resolved;
+    return lines;
+}
+
 static void test_hook_events_and_recos_carried(void **state)
 {
     (void)state;
@@ -189,54 +254,12 @@ static void test_hook_events_and_recos_carried(void **state)
     stop(&r);
     assert_true(st.restored_series > 0); /* warm: state came from the snapshot */
     assert_int_equal(st.incidents_opened, 0);
-    /* every signal's latency (its points are 53-57 min old) in the quarter-octave histogram,
-     * and the log2 one (what /metrics exports) its sums */
-    uint64_t in_q = 0, in_log2 = 0;
-    for (int b = 0; b < 32; b++) {
-        uint64_t quarters = 0;
-        for (int k = 0; k < 4; k++)
-            quarters += st.latency_us_q[b][k];
-        assert_int_equal(st.latency_us_log2[b], quarters);
-        in_q += quarters;
-        in_log2 += st.latency_us_log2[b];
-    }
-    assert_true(st.signals > 0);
-    assert_int_equal(in_q, st.signals);
-    assert_int_equal(in_log2, st.signals);
-    const int n2 = calls(&two);
-    assert_true(n2 >= 2 && n2 <= MAX_CALLS);
-    int resolved = 0, updated = 0;
-    for (int k = 0; k < n2; k++) {
-        assert_false(two.events[k] & NOPS_INC_OPENED); /* the restored incident carried on */
-        assert_string_equal(two.ids[k], one.ids[0]);
-        resolved += two.events[k] == NOPS_INC_RESOLVED;
-        updated += (two.events[k] & NOPS_INC_UPDATED) != 0;
-    }
-    assert_int_equal(resolved, 1);
-    assert_true(updated >= 1);
+    check_latency_histograms(&st);
+    const int n2 = check_phase2_calls(&two, one.ids[0]);
 
     /* every record in the JSONL sink carries phase 1's recommendation, none the hook's summary */
-    char path[256];
-    snprintf(path, sizeof path, "%s/incidents.jsonl", dir);
-    char *all = tu_read_file(path);
-    assert_non_null(all);
-    int lines = 0, resolved_lines = 0;
-    for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n")) {
-        json_t *o = json_loads(line, 0, NULL);
-        assert_non_null(o);
-        assert_string_equal(json_string_value(json_object_get(o, "id")), one.ids[0]);
-        json_t *recos = json_object_get(o, "recommendations");
-        assert_int_equal(json_array_size(recos), 1);
-        json_t *first = json_array_get(recos, 0);
-        assert_string_equal(json_string_value(json_object_get(first, "playbook_id")), "phase-1");
-        assert_true(json_real_value(json_object_get(first, "score")) == 0.5);
-        assert_int_equal(json_integer_value(json_object_get(first, "evidence")), 7);
-        assert_null(strstr(json_string_value(json_object_get(o, "summary")), "the hook"));
-        resolved_lines += strcmp(json_string_value(json_object_get(o, "status")), "resolved") == 0;
-        json_decref(o);
-        lines++;
-    }
-    free(all);
+    int resolved_lines;
+    const int lines = check_jsonl_records(dir, one.ids[0], &resolved_lines);
     print_message("  %d incident record(s), hook calls %d + %d\n", lines, calls(&one), n2);
     assert_int_equal(lines, calls(&one) + n2); /* one call per record written */
     assert_int_equal(resolved_lines, 1);

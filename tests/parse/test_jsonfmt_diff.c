@@ -264,6 +264,85 @@ static void gts(gbuf *g, bool clean)
         put(g, ts[rnd(11)]);
 }
 
+/* The telegraf shape's "fields" member: one to three fields, mostly numbers. */
+static void gfields_member(gbuf *g, bool clean)
+{
+    put(g, "\"fields\":{");
+    for (uint32_t f = 0, n = 1 + rnd(3); f < n; f++) {
+        static const char *fk[] = {"usage", "value", "idle", "up\\\"", "x}"};
+        char k[32];
+        snprintf(k, sizeof k, "%s\"%s%u\":", f ? "," : "", fk[rnd(20) ? rnd(3) : rnd(5)], f);
+        put(g, k);
+        gws(g);
+        if (rnd(4))
+            gnum(g, clean);
+        else
+            gunknown(g, 2, clean);
+    }
+    put(g, "}");
+}
+
+/* The other shape's "value" member: a number as a string (odd ones too), a number or anything. */
+static void gvalue_member(gbuf *g, bool clean)
+{
+    put(g, "\"value\":");
+    uint32_t k = rnd(8);
+    static const char *sv[] = {"\"0.53\"", "\"NaN\"", "\"nan\"", "\"n\\u0061N\"",
+                               "\"-Inf\"", "\" 1.5\"", "\"0x1p3\"", "\"1e5\"",
+                               "\"abc\"", "\"\"", "\"-0\"", "\"1.5 \"", "null",
+                               "\"12345678901234567890\"", "\"-nan\"", "\"1e999\""};
+    if (k < 4)
+        put(g, sv[rnd(16)]);
+    else if (k < 7)
+        gnum(g, clean);
+    else
+        gunknown(g, 2, clean);
+}
+
+/* Member m of an object (0 name, 1 fields or value, 2 tags or labels, 3 timestamp, 4 the other
+ * shape's member or an unrelated one, 5-7 unknown ones), without its separator. */
+static void gmember(gbuf *g, int m, bool telegraf, bool clean)
+{
+    switch (m) {
+    case 0:
+        put(g, "\"name\":");
+        if (rnd(10))
+            gstr(g, clean);
+        else
+            gunknown(g, 2, clean);
+        break;
+    case 1:
+        if (telegraf)
+            gfields_member(g, clean);
+        else
+            gvalue_member(g, clean);
+        break;
+    case 2:
+        put(g, telegraf ? "\"tags\":" : "\"labels\":");
+        if (rnd(12))
+            gtags(g, clean, !telegraf && rnd(2));
+        else
+            gunknown(g, 2, clean);
+        break;
+    case 3:
+        put(g, "\"timestamp\":");
+        gts(g, clean);
+        break;
+    case 4:
+        if (rnd(3) == 0)
+            put(g, telegraf ? "\"value\":1" : "\"fields\":{\"f\":2}");
+        else
+            put(g, "\"other\":1");
+        break;
+    default: {
+        char k[16];
+        snprintf(k, sizeof k, "\"u%d\":", m);
+        put(g, k);
+        gunknown(g, 0, clean);
+    }
+    }
+}
+
 /* One object: member order shuffled, some members left out, unknown ones added. */
 static void gobject(gbuf *g, bool clean)
 {
@@ -287,68 +366,7 @@ static void gobject(gbuf *g, bool clean)
             put(g, ",");
         first = false;
         gws(g);
-        switch (m) {
-        case 0:
-            put(g, "\"name\":");
-            if (rnd(10))
-                gstr(g, clean);
-            else
-                gunknown(g, 2, clean);
-            break;
-        case 1:
-            if (telegraf) {
-                put(g, "\"fields\":{");
-                for (uint32_t f = 0, n = 1 + rnd(3); f < n; f++) {
-                    static const char *fk[] = {"usage", "value", "idle", "up\\\"", "x}"};
-                    char k[32];
-                    snprintf(k, sizeof k, "%s\"%s%u\":", f ? "," : "", fk[rnd(20) ? rnd(3) : rnd(5)], f);
-                    put(g, k);
-                    gws(g);
-                    if (rnd(4))
-                        gnum(g, clean);
-                    else
-                        gunknown(g, 2, clean);
-                }
-                put(g, "}");
-            } else {
-                put(g, "\"value\":");
-                uint32_t k = rnd(8);
-                static const char *sv[] = {"\"0.53\"", "\"NaN\"", "\"nan\"", "\"n\\u0061N\"",
-                                           "\"-Inf\"", "\" 1.5\"", "\"0x1p3\"", "\"1e5\"",
-                                           "\"abc\"", "\"\"", "\"-0\"", "\"1.5 \"", "null",
-                                           "\"12345678901234567890\"", "\"-nan\"", "\"1e999\""};
-                if (k < 4)
-                    put(g, sv[rnd(16)]);
-                else if (k < 7)
-                    gnum(g, clean);
-                else
-                    gunknown(g, 2, clean);
-            }
-            break;
-        case 2:
-            put(g, telegraf ? "\"tags\":" : "\"labels\":");
-            if (rnd(12))
-                gtags(g, clean, !telegraf && rnd(2));
-            else
-                gunknown(g, 2, clean);
-            break;
-        case 3:
-            put(g, "\"timestamp\":");
-            gts(g, clean);
-            break;
-        case 4:
-            if (rnd(3) == 0)
-                put(g, telegraf ? "\"value\":1" : "\"fields\":{\"f\":2}");
-            else
-                put(g, "\"other\":1");
-            break;
-        default: {
-            char k[16];
-            snprintf(k, sizeof k, "\"u%d\":", m);
-            put(g, k);
-            gunknown(g, 0, clean);
-        }
-        }
+        gmember(g, m, telegraf, clean);
         gws(g);
     }
     put(g, "}");

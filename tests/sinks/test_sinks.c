@@ -563,10 +563,11 @@ static long pg_count(PGconn *c, const char *sql)
     return n;
 }
 
-static void test_postgres_sink(void **state)
+/* A fresh schema holding an incidents table of an earlier version (no severity, no
+ * recommendations) for the sink to upgrade; its connection string goes to dsn. */
+static void pg_old_schema(char *dsn, size_t dsn_size)
 {
-    char dsn[600], err[512];
-    PGconn *old = tu_pg_schema("sinks_test", dsn, sizeof dsn); /* the sink creates its tables */
+    PGconn *old = tu_pg_schema("sinks_test", dsn, dsn_size); /* the sink creates its tables */
     /* an incidents table of an earlier version (no severity): the sink adds the column */
     PGresult *res = PQexec(old, "CREATE TABLE incidents (id text PRIMARY KEY, status text NOT "
                                 "NULL, opened_at timestamptz NOT NULL, updated_at timestamptz "
@@ -575,13 +576,12 @@ static void test_postgres_sink(void **state)
     assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
     PQclear(res);
     PQfinish(old);
-    nops_sinks *set = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_postgres(set, dsn, 0, err, sizeof err), NOPS_OK);
-    nops_sinks *again = nops_sinks_new(); /* the schema step is idempotent */
-    assert_int_equal(nops_sinks_add_postgres(again, dsn, 0, err, sizeof err), NOPS_OK);
-    nops_sinks_destroy(again);
-    PGconn *c = PQconnectdb(dsn);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
+}
+
+/* Hand the set four signals and a replay of one, then incident 00..dd opened and resolved
+ * (critical, with add_recos' two; the resolved record is left in *b) and 00..de without any. */
+static void pg_write_first_records(nops_sinks *set, nops_incident *b)
+{
     for (int i = 0; i < 4; i++) {
         nops_signal s = make_signal(i);
         nops_sinks_signal(set, &s);
@@ -589,14 +589,19 @@ static void test_postgres_sink(void **state)
     nops_signal dup = make_signal(2); /* a replay: same id */
     nops_sinks_signal(set, &dup);
     nops_incident a = make_incident("00000000000000dd", 1, false);
-    nops_incident b = make_incident("00000000000000dd", 3, true); /* the same incident, later */
-    b.severity = NOPS_SEVERITY_CRITICAL;
-    add_recos(&b);
+    *b = make_incident("00000000000000dd", 3, true); /* the same incident, later */
+    b->severity = NOPS_SEVERITY_CRITICAL;
+    add_recos(b);
     nops_incident plain = make_incident("00000000000000de", 1, false); /* none attached */
     nops_sinks_incident(set, &a);
-    nops_sinks_incident(set, &b);
+    nops_sinks_incident(set, b);
     nops_sinks_incident(set, &plain);
-    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+}
+
+/* The tables after the first flush: one row per signal id, the incident's later record (with
+ * its recommendations, in the column added to the earlier table), [] for the one without. */
+static void pg_check_first_records(PGconn *c)
+{
     assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals"), 4);
     assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals WHERE "
                                  "labels->>'host' = 'web-1' AND method = 'ewma' AND "
@@ -617,17 +622,27 @@ static void test_postgres_sink(void **state)
     assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE id = '00000000000000de' "
                                  "AND recommendations = '[]'::jsonb"),
                      1);
-    /* an upsert replaces them with the newer record's */
-    b.n_recos = 1;
-    snprintf(b.recos[0].playbook_id, sizeof b.recos[0].playbook_id, "rollback-deploy");
-    nops_sinks_incident(set, &b);
+}
+
+/* An upsert of incident *b with one other recommendation replaces its two in the table. */
+static void pg_check_upsert_replaces_recos(nops_sinks *set, PGconn *c, nops_incident *b)
+{
+    char err[512];
+    b->n_recos = 1;
+    snprintf(b->recos[0].playbook_id, sizeof b->recos[0].playbook_id, "rollback-deploy");
+    nops_sinks_incident(set, b);
     assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
     assert_int_equal(pg_count(c, "SELECT count(*) FROM incidents WHERE id = '00000000000000dd' "
                                  "AND jsonb_array_length(recommendations) = 1 AND "
                                  "recommendations->0->>'playbook_id' = 'rollback-deploy'"),
                      1);
+}
 
-    /* the server goes down: flushes fail and keep the records; it comes back: they arrive */
+/* The server goes down: flushes fail and keep three more signals; it comes back: they arrive
+ * (seen on a new connection, which then drops the schema; c is closed). */
+static void pg_check_outage_then_recovery(nops_sinks *set, PGconn *c, const char *dsn)
+{
+    char err[512];
     const char *stop = getenv("NEURALOPS_TEST_PG_STOP"), *start = getenv("NEURALOPS_TEST_PG_START");
     assert_non_null(stop);
     assert_int_equal(system(stop), 0);
@@ -644,6 +659,28 @@ static void test_postgres_sink(void **state)
     c = PQconnectdb(dsn);
     assert_int_equal(pg_count(c, "SELECT count(*) FROM insight_signals"), 7);
     tu_pg_drop_schema(c, "sinks_test");
+}
+
+static void test_postgres_sink(void **state)
+{
+    char dsn[600], err[512];
+    pg_old_schema(dsn, sizeof dsn);
+    nops_sinks *set = nops_sinks_new();
+    assert_int_equal(nops_sinks_add_postgres(set, dsn, 0, err, sizeof err), NOPS_OK);
+    nops_sinks *again = nops_sinks_new(); /* the schema step is idempotent */
+    assert_int_equal(nops_sinks_add_postgres(again, dsn, 0, err, sizeof err), NOPS_OK);
+    nops_sinks_destroy(again);
+    PGconn *c = PQconnectdb(dsn);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    nops_incident b;
+    pg_write_first_records(set, &b);
+    assert_int_equal(nops_sinks_flush(set, err, sizeof err), NOPS_OK);
+    pg_check_first_records(c);
+    /* an upsert replaces them with the newer record's */
+    pg_check_upsert_replaces_recos(set, c, &b);
+
+    /* the server goes down: flushes fail and keep the records; it comes back: they arrive */
+    pg_check_outage_then_recovery(set, c, dsn);
     nops_sinks_stats st;
     nops_sinks_get_stats(set, &st);
     assert_int_equal(st.flush_failures, 2);
