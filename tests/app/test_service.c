@@ -136,9 +136,11 @@ static long get_status(int port, const char *key)
     return s;
 }
 
-/* Start `neuralops serve -c conf` with NOTIFY_SOCKET bound at `sockpath` (returned in *sock)
- * and stderr into the non-blocking pipe *errfd. */
-static pid_t spawn_serve(const char *conf, const char *sockpath, int *sock, int *errfd)
+/* Start `neuralops serve -c conf` with NOTIFY_SOCKET bound at `sockpath` (returned in *sock),
+ * the NAME=VALUE strings of `env` (NULL-terminated; NULL: none) in its environment, and stderr
+ * into the non-blocking pipe *errfd. */
+static pid_t spawn_serve(const char *conf, char *const *env, const char *sockpath, int *sock,
+                         int *errfd)
 {
     *sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     assert_true(*sock >= 0);
@@ -153,6 +155,8 @@ static pid_t spawn_serve(const char *conf, const char *sockpath, int *sock, int 
     if (pid == 0) {
         dup2(p[1], STDERR_FILENO);
         close(p[0]);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv(env[i]);
         setenv("NOTIFY_SOCKET", sockpath, 1);
         char *argv[] = {"neuralops", "serve", "-c", (char *)conf, NULL};
         execv(NEURALOPS_BIN, argv);
@@ -201,7 +205,7 @@ static void test_notify_and_reload(void **state)
     write_config(conf, boot, data, old_hex, "");
 
     int sock, fd;
-    pid_t pid = spawn_serve(conf, sockpath, &sock, &fd);
+    pid_t pid = spawn_serve(conf, NULL, sockpath, &sock, &fd);
 
     if (!await_notify(sock, "READY=1", 120, fd, &t, seen, sizeof seen))
         fail_msg("no READY=1 (got %s); stderr:\n%s", seen, t.b);
@@ -276,38 +280,18 @@ static void test_example_config_serves(void **state)
     snprintf(env[2], sizeof env[2], "NEURALOPS_SECURITY_KEY_FILE=%s/ex-keys/engine.key", g_dir);
     snprintf(env[3], sizeof env[3], "CREDENTIALS_DIRECTORY=%s", cred);
     snprintf(sockpath, sizeof sockpath, "%s/notify2.sock", g_dir);
-    int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(sock >= 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
-    assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof sa), 0);
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], STDERR_FILENO);
-        close(p[0]);
-        for (int i = 0; i < 4; i++)
-            putenv(env[i]);
-        setenv("NEURALOPS_API_LISTEN", "127.0.0.1:0", 1);
-        setenv("NEURALOPS_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
-        setenv("NOTIFY_SOCKET", sockpath, 1);
-        char *argv[] = {"neuralops", "serve", "-c", NOPS_SOURCE_DIR "/deploy/neuralops.ini",
-                        NULL};
-        execv(NEURALOPS_BIN, argv);
-        _exit(127);
-    }
-    close(p[1]);
-    fcntl(p[0], F_SETFL, O_NONBLOCK);
-    if (!await_notify(sock, "READY=1", 120, p[0], &t, seen, sizeof seen))
+    char *const envs[] = {env[0], env[1], env[2], env[3], "NEURALOPS_API_LISTEN=127.0.0.1:0",
+                          "NEURALOPS_KAFKA_SESSION_TIMEOUT_MS=6000", NULL};
+    int sock, fd;
+    pid_t pid = spawn_serve(NOPS_SOURCE_DIR "/deploy/neuralops.ini", envs, sockpath, &sock, &fd);
+    if (!await_notify(sock, "READY=1", 120, fd, &t, seen, sizeof seen))
         fail_msg("serve -c deploy/neuralops.ini: no READY=1 (got %s); stderr:\n%s", seen, t.b);
-    drain(p[0], &t);
+    drain(fd, &t);
     assert_null(strstr(t.b, "example-actor-key")); /* the secret is never logged */
     assert_non_null(strstr(t.b, "\"level\":\"info\"")); /* the example asks for JSON logs */
     assert_int_equal(kill(pid, SIGTERM), 0);
-    expect_clean_exit(pid, p[0], &t);
-    close(p[0]);
+    expect_clean_exit(pid, fd, &t);
+    close(fd);
     close(sock);
     rd_kafka_destroy(cluster);
 }
@@ -374,7 +358,7 @@ static void test_reload_playbooks(void **state)
              pub);
     write_config(conf, boot, data, hex, extra);
     int sock, fd;
-    pid_t pid = spawn_serve(conf, sockpath, &sock, &fd);
+    pid_t pid = spawn_serve(conf, NULL, sockpath, &sock, &fd);
     if (!await_notify(sock, "READY=1", 120, fd, &t, seen, sizeof seen))
         fail_msg("no READY=1 (got %s); stderr:\n%s", seen, t.b);
     drain(fd, &t);

@@ -22,6 +22,7 @@
 #include "synth/history.h"
 #include "tests/support/orchutil.h"
 #include "tests/support/pgutil.h"
+#include "tests/support/recoutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,20 +153,6 @@ static char *run_playbook(nops_orchestrator *o, const char *pb, const json_t *in
     return state;
 }
 
-/* A recommender following `idx` (100 neighbours, similarity 0.5, prior weight 2, reloaded
- * every second). */
-static nops_recommender *recommender(const char *idx)
-{
-    nops_reco_params rp = {.neighbours = 100, .min_similarity = 0.5, .prior_weight = 2,
-                           .reload_s = 1};
-    snprintf(rp.index_dir, sizeof rp.index_dir, "%s", idx);
-    char err[512];
-    nops_recommender *r = nops_recommender_new(&rp, err, sizeof err);
-    if (!r)
-        fail_msg("recommender: %s", err);
-    return r;
-}
-
 /* One cycle of `l` appends the `fails` new runs and makes a generation of `idx` past `gen0`; a
  * second cycle finds nothing new and makes none. The generation made. */
 static uint64_t learn_runs_once(nops_learner *l, const char *idx, size_t fails, uint64_t gen0)
@@ -211,7 +198,7 @@ static void test_failed_runs_lower_the_rank(void **state)
     write_history(seed_hist, 900, 11);
     vectorize(seed_hist, idx);
 
-    nops_recommender *r = recommender(idx);
+    nops_recommender *r = tu_reco_open(idx, 1);
     char err[512];
     size_t runs0;
     uint64_t gen0;
