@@ -365,9 +365,13 @@ static void place_stale(svc_stage *s, int64_t now)
     for (int32_t i = 0; i < MAX_PARTITIONS; i++) {
         if (!s->assigned[i] || !s->held[i].n || now - s->held[i].since < stale)
             continue;
-        NOPS_WARN("ingest", "service stage: no tick in partition %d for %lld s: placing the "
-                  "%u message(s) it holds (a replay may batch them otherwise)", (int)i,
-                  (long long)(stale / 1000000000ll), s->held[i].n);
+        uint64_t missed;
+        if (nops_ratelimit_due(&s->stale_log, nops_wall_ns(), &missed))
+            NOPS_WARN("ingest", "service stage: no tick in partition %d for %lld s: placing the "
+                      "%u message(s) it holds (a replay may batch them otherwise; %llu more "
+                      "partition(s) not logged in the last 10 s)", (int)i,
+                      (long long)(stale / 1000000000ll), s->held[i].n,
+                      (unsigned long long)missed);
         place_part(s, i);
     }
 }

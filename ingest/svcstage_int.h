@@ -55,6 +55,7 @@ struct svc_stage {
     bool derived;                     /* the topic was derived, not configured */
     nops_ratelimit lost_log;          /* "service message lost" lines */
     nops_ratelimit commit_log;        /* "commit failed" lines */
+    nops_ratelimit stale_log;         /* "no tick in partition" lines (stage thread) */
     uint64_t n_placed;                /* messages placed (stage thread) */
     bool assigned_once;               /* an assignment (of any size) arrived (stage thread) */
 };
