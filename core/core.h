@@ -68,6 +68,10 @@ void *nops_calloc(size_t n, size_t size);
 void *nops_realloc(void *ptr, size_t size);
 /** Zeroed memory aligned to `align` (a power of two, 16..4096). */
 void *nops_aligned_alloc(size_t align, size_t size);
+/** Block `ptr` from nops_aligned_alloc (or NULL) grown to `size` bytes: its contents kept, the
+ *  new bytes zero; it may move (the old pointer is then invalid). Large blocks grow in place in
+ *  memory terms (pages remapped, not copied). On failure NULL, and the old block stays. */
+void *nops_aligned_grow(void *ptr, size_t align, size_t size);
 char *nops_strdup(const char *s);
 char *nops_strndup(const char *s, size_t n);
 void nops_free(void *ptr);

@@ -273,56 +273,67 @@ uint32_t nops_detect_series_fit(const nops_detect_params *p, size_t budget, uint
 
 #define NOPS__ALIGN 64
 
-static void *grow_array(void *old, size_t old_bytes, size_t new_bytes)
+/* Grow the array at *p to nc slots of `size` bytes (contents kept, new slots zero; in place in
+ * memory terms for large arrays: nops_aligned_grow); *p is replaced only on success. */
+static bool grow_field(void *p, size_t size, size_t nc)
 {
-    void *n = nops_aligned_alloc(NOPS__ALIGN, new_bytes);
-    if (n && old)
-        memcpy(n, old, old_bytes);
-    return n;
+    void **at = p;
+    void *n = nops_aligned_grow(*at, NOPS__ALIGN, nc * size);
+    if (n)
+        *at = n;
+    return n != NULL;
 }
 
-/* Allocate every array at new_cap, copy the first old_cap slots, then swap (all or nothing). */
+/*
+ * `rows` rows of oc slots, in a block already grown to rows × nc (nc > oc), laid out again with
+ * nc slots a row: the last row moves first, each to at or above where it was, so none is
+ * overwritten before it moves; then the part of each row past its oc slots that held old rows
+ * is zeroed (the rest of the block is new, and zero).
+ */
+static void relayout_rows(float *a, size_t rows, size_t oc, size_t nc)
+{
+    for (size_t k = rows; k-- > 1;)
+        memmove(a + k * nc, a + k * oc, oc * sizeof(float));
+    const size_t old_end = rows * oc;
+    for (size_t k = 0; k < rows; k++) {
+        const size_t from = k * nc + oc, to = (k + 1) * nc < old_end ? (k + 1) * nc : old_end;
+        if (from < to)
+            memset(a + from, 0, (to - from) * sizeof(float));
+    }
+}
+
+/*
+ * Every array grown to new_cap slots, the first cap slots kept. Each array grows in turn and
+ * its pointer is replaced as it does: a failure leaves those grown so far larger than cap with
+ * their contents (and the rows' layout) as they were, which is still a consistent state at cap,
+ * and the next attempt finds them grown already. The rows are laid out again only once every
+ * array has grown. Growing in place (nops_aligned_grow) keeps the pages already faulted in; the
+ * one copy left is the ring's rows moving to their new stride.
+ */
 static nops_err realloc_all(nops__dstate *st, uint32_t new_cap)
 {
     const size_t oc = st->cap, nc = new_cap, W = st->W;
-    nops__dstate n = *st;
-    n.cap = new_cap;
-    n.ring = nops_aligned_alloc(NOPS__ALIGN, W * nc * sizeof(float));
-    n.sum = grow_array(st->sum, oc * sizeof(double), nc * sizeof(double));
-    n.sumsq = grow_array(st->sumsq, oc * sizeof(double), nc * sizeof(double));
-    n.shift = grow_array(st->shift, oc * sizeof(float), nc * sizeof(float));
-    n.em = grow_array(st->em, oc * sizeof(double), nc * sizeof(double));
-    n.ev = grow_array(st->ev, oc * sizeof(double), nc * sizeof(double));
-    n.lm = grow_array(st->lm, oc * sizeof(double), nc * sizeof(double));
-    n.lv = grow_array(st->lv, oc * sizeof(double), nc * sizeof(double));
-    n.gm = grow_array(st->gm, oc * sizeof(double), nc * sizeof(double));
-    n.gv = grow_array(st->gv, oc * sizeof(double), nc * sizeof(double));
-    n.cp = grow_array(st->cp, oc * sizeof(float), nc * sizeof(float));
-    n.lc = grow_array(st->lc, oc * sizeof(float), nc * sizeof(float));
-    n.cn = grow_array(st->cn, oc * sizeof(float), nc * sizeof(float));
-    n.last = grow_array(st->last, oc * sizeof(float), nc * sizeof(float));
-    n.res = grow_array(st->res, oc * sizeof(float), nc * sizeof(float));
-    n.age = grow_array(st->age, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
-    n.lage = grow_array(st->lage, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
-    n.meta = grow_array(st->meta, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
-    if (st->seasonal) {
-        n.sk = nops_aligned_alloc(NOPS__ALIGN, NOPS_DETECT_SEASON_BINS * nc * sizeof(float));
-        n.sper = grow_array(st->sper, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
-        n.sage = grow_array(st->sage, oc * sizeof(uint32_t), nc * sizeof(uint32_t));
-    }
-    if ((st->seasonal && (!n.sk || !n.sper || !n.sage)) || !n.ring || !n.sum || !n.sumsq || !n.shift || !n.em || !n.ev || !n.lm || !n.lv || !n.gm || !n.gv || !n.cp || !n.lc ||
-        !n.cn || !n.last || !n.res || !n.age || !n.lage || !n.meta) {
-        nops__dstate_fini(&n);
+    const bool ok =
+        grow_field(&st->ring, W * sizeof(float), nc) && grow_field(&st->sum, sizeof(double), nc) &&
+        grow_field(&st->sumsq, sizeof(double), nc) && grow_field(&st->shift, sizeof(float), nc) &&
+        grow_field(&st->em, sizeof(double), nc) && grow_field(&st->ev, sizeof(double), nc) &&
+        grow_field(&st->lm, sizeof(double), nc) && grow_field(&st->lv, sizeof(double), nc) &&
+        grow_field(&st->gm, sizeof(double), nc) && grow_field(&st->gv, sizeof(double), nc) &&
+        grow_field(&st->cp, sizeof(float), nc) && grow_field(&st->lc, sizeof(float), nc) &&
+        grow_field(&st->cn, sizeof(float), nc) && grow_field(&st->last, sizeof(float), nc) &&
+        grow_field(&st->res, sizeof(float), nc) && grow_field(&st->age, sizeof(uint32_t), nc) &&
+        grow_field(&st->lage, sizeof(uint32_t), nc) &&
+        grow_field(&st->meta, sizeof(uint32_t), nc) &&
+        (!st->seasonal ||
+         (grow_field(&st->sk, NOPS_DETECT_SEASON_BINS * sizeof(float), nc) &&
+          grow_field(&st->sper, sizeof(uint32_t), nc) &&
+          grow_field(&st->sage, sizeof(uint32_t), nc)));
+    if (!ok)
         return NOPS_NOMEM;
-    }
-    if (st->ring)
-        for (size_t k = 0; k < W; k++)
-            memcpy(n.ring + k * nc, st->ring + k * oc, oc * sizeof(float));
-    if (st->sk)
-        for (size_t k = 0; k < NOPS_DETECT_SEASON_BINS; k++)
-            memcpy(n.sk + k * nc, st->sk + k * oc, oc * sizeof(float));
-    nops__dstate_fini(st);
-    *st = n;
+    relayout_rows(st->ring, W, oc, nc);
+    if (st->seasonal)
+        relayout_rows(st->sk, NOPS_DETECT_SEASON_BINS, oc, nc);
+    st->cap = new_cap;
     return NOPS_OK;
 }
 

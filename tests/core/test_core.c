@@ -107,6 +107,36 @@ static void test_aligned_alloc_zeroed(void **state)
     }
 }
 
+/* A grown aligned block keeps its contents and its new bytes are zero, small or large, across
+ * the size where blocks start to be mapped; a failed growth leaves the old block as it was. */
+static void test_aligned_grow(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {100, 60000, 700000, 3 << 20, 9 << 20};
+    const size_t base = nops_alloc_bytes_in_use();
+    unsigned char *b = nops_aligned_grow(NULL, 64, sizes[0]);
+    assert_non_null(b);
+    memset(b, 0x11, sizes[0]);
+    for (size_t k = 1; k < sizeof sizes / sizeof sizes[0]; k++) {
+        nops_alloc_fail_after(0, false); /* the next allocation fails: nothing changes */
+        assert_null(nops_aligned_grow(b, 64, sizes[k]));
+        for (size_t i = 0; i < sizes[k - 1]; i++)
+            if (b[i] != (unsigned char)(0x11 * k))
+                fail_msg("byte %zu changed by a failed growth", i);
+        b = nops_aligned_grow(b, 64, sizes[k]);
+        assert_non_null(b);
+        assert_int_equal((uintptr_t)b % 64, 0);
+        assert_int_equal(nops_alloc_bytes_in_use(), base + sizes[k]);
+        for (size_t i = 0; i < sizes[k]; i++)
+            if (b[i] != (i < sizes[k - 1] ? (unsigned char)(0x11 * k) : 0))
+                fail_msg("growth %zu → %zu: byte %zu is %u", sizes[k - 1], sizes[k], i, b[i]);
+        memset(b, (int)(0x11 * (k + 1)), sizes[k]);
+    }
+    assert_true(nops_aligned_grow(b, 64, 10) == b); /* not smaller: the same block */
+    nops_free(b);
+    assert_int_equal(nops_alloc_bytes_in_use(), base);
+}
+
 static void test_alloc_fail_injection(void **state)
 {
     nops_alloc_fail_after(2, false);
@@ -628,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_labels_bounds),
         cmocka_unit_test(test_alloc_counts),
         cmocka_unit_test(test_aligned_alloc_zeroed),
+        cmocka_unit_test(test_aligned_grow),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),
         cmocka_unit_test(test_log_levels_and_json),

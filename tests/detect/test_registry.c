@@ -128,6 +128,61 @@ static void test_growth_keeps_state(void **state)
     nops_detect_destroy(d);
 }
 
+/* A detector that doubles from 2 slots to 20,000 (its large arrays grown in place, the ring's
+ * rows moved to their new stride) answers bit for bit as one made for 32,768 from the start:
+ * every series keeps its window through each growth and every new slot starts from zero. */
+static void test_growth_matches_presized(void **state)
+{
+    (void)state;
+    enum { N = 20000, STEP = 2500, TICKS = 70 };
+    nops_detector *a = make(2, 0), *b = make(32768, 0);
+    float *x = calloc(N, sizeof *x), *z[2], *ze[2], *r[2];
+    uint8_t *f[2];
+    for (int k = 0; k < 2; k++) {
+        z[k] = calloc(N, sizeof(float));
+        ze[k] = calloc(N, sizeof(float));
+        r[k] = calloc(N, sizeof(float));
+        f[k] = calloc(N, 1);
+        assert_non_null(z[k]);
+        assert_non_null(ze[k]);
+        assert_non_null(r[k]);
+        assert_non_null(f[k]);
+    }
+    assert_non_null(x);
+    nops_detect_out oa = {z[0], ze[0], f[0], r[0]}, ob = {z[1], ze[1], f[1], r[1]};
+    for (uint32_t n = STEP; n <= N; n += STEP) {
+        for (uint64_t id = n - STEP + 1; id <= n; id++) {
+            uint32_t sa, sb;
+            assert_int_equal(nops_detect_slot(a, id, NULL, 0, 0, &sa), NOPS_OK);
+            assert_int_equal(nops_detect_slot(b, id, NULL, 0, 0, &sb), NOPS_OK);
+            assert_int_equal(sa, sb);
+        }
+        for (int t = 0; t < TICKS; t++) {
+            for (uint32_t i = 0; i < n; i++)
+                x[i] = (float)((i * 7u + (uint32_t)t * 13u) % 17u) +
+                       (t == TICKS - 3 && i % 97 == 0 ? 60.0f : 0.0f);
+            assert_int_equal(nops_detect_update_range(a, 0, n, x, &oa), NOPS_OK);
+            assert_int_equal(nops_detect_update_range(b, 0, n, x, &ob), NOPS_OK);
+            if (memcmp(z[0], z[1], n * sizeof(float)) || memcmp(ze[0], ze[1], n * sizeof(float)) ||
+                memcmp(r[0], r[1], n * sizeof(float)) || memcmp(f[0], f[1], n))
+                fail_msg("%u series, tick %d: the grown detector answers differently", n, t);
+        }
+    }
+    uint8_t any = 0;
+    for (uint32_t i = 0; i < N; i++)
+        any |= f[0][i];
+    assert_true(any != 0); /* the spikes were seen: the comparison covered signals too */
+    for (int k = 0; k < 2; k++) {
+        free(z[k]);
+        free(ze[k]);
+        free(r[k]);
+        free(f[k]);
+    }
+    free(x);
+    nops_detect_destroy(a);
+    nops_detect_destroy(b);
+}
+
 /* Random insert/evict against a simple model: the hash table never loses or confuses a series. */
 static void test_eviction_against_model(void **state)
 {
@@ -444,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_key_escaping_and_errors),
         cmocka_unit_test(test_slots_dense_and_stable),
         cmocka_unit_test(test_growth_keeps_state),
+        cmocka_unit_test(test_growth_matches_presized),
         cmocka_unit_test(test_eviction_against_model),
         cmocka_unit_test(test_evicted_slot_is_reset),
         cmocka_unit_test(test_evicted_anomalous_is_reported),
