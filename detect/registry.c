@@ -172,8 +172,11 @@ nops_err nops_detect_slot(nops_detector *det, uint64_t id, const char *key, size
         if (!copy)
             return NOPS_NOMEM;
     }
-    uint32_t s = det->n_free ? det->free_slots[--det->n_free] : det->hwm++;
-    nops__dstate_reset_slot(&det->st, s);
+    const bool reused = det->n_free > 0;
+    uint32_t s = reused ? det->free_slots[--det->n_free] : det->hwm++;
+    if (reused) /* a slot past the high-water mark was never written: zero already (state.c,
+                   realloc_all); the reset's W strided writes were most of a new series' cost */
+        nops__dstate_reset_slot(&det->st, s);
     if (det->st.seasonal)
         det->st.sper[s] = (uint32_t)det->p.season_points;
     det->slot_id[s] = id;

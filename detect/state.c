@@ -308,7 +308,9 @@ static void relayout_rows(float *a, size_t rows, size_t oc, size_t nc)
  * their contents (and the rows' layout) as they were, which is still a consistent state at cap,
  * and the next attempt finds them grown already. The rows are laid out again only once every
  * array has grown. Growing in place (nops_aligned_grow) keeps the pages already faulted in; the
- * one copy left is the ring's rows moving to their new stride.
+ * one copy left is the ring's rows moving to their new stride. Slots past the old ones are
+ * zero afterwards, as they are in a new state: registration relies on it (it resets only slots
+ * it reuses), and the kernels write no slot they are not given.
  */
 static nops_err realloc_all(nops__dstate *st, uint32_t new_cap)
 {
