@@ -19,9 +19,7 @@ static void key_unsplit(worker *w, const char *key, nops_err e)
     nops_pipeline *p = w->p;
     const uint64_t n = __atomic_add_fetch(&p->st.key_unsplit, 1, __ATOMIC_RELAXED);
     uint64_t missed;
-    pthread_mutex_lock(&p->st_mu);
-    const bool due = nops_ratelimit_due(&p->unsplit_log, w->recv_ns, &missed);
-    pthread_mutex_unlock(&p->st_mu);
+    const bool due = nops__log_due(p, &p->unsplit_log, w->recv_ns, &missed);
     if (due)
         NOPS_WARN("ingest", "series key \"%.200s\" could not be split into labels (%s): its "
                   "signal carries the whole key as the metric name and no labels (%llu such "
@@ -80,9 +78,7 @@ static void uncorrelated(worker *w, const char *id)
     nops_pipeline *p = w->p;
     const uint64_t n = __atomic_add_fetch(&p->st.uncorrelated, 1, __ATOMIC_RELAXED);
     uint64_t missed;
-    pthread_mutex_lock(&p->st_mu);
-    const bool due = nops_ratelimit_due(&p->uncorrelated_log, w->recv_ns, &missed);
-    pthread_mutex_unlock(&p->st_mu);
+    const bool due = nops__log_due(p, &p->uncorrelated_log, w->recv_ns, &missed);
     if (due)
         NOPS_WARN("ingest", "signal %s is in no incident: the correlator holds as many open "
                   "incidents as it can (%llu such signal(s) so far, %llu more not logged in the "

@@ -250,6 +250,9 @@ void nops__emit_signals(worker *w, size_t from, size_t to);
  * st.dlq_lost, which fails every later checkpoint, and logged (rate-limited). Any thread
  * (poller.c). */
 void nops__dlq_lost(nops_pipeline *p, const char *why);
+/* Whether a line of `rl` (one of the logs st_mu guards) is due at now_ns; *missed as
+ * nops_ratelimit_due. Takes st_mu: any thread. */
+bool nops__log_due(nops_pipeline *p, nops_ratelimit *rl, int64_t now_ns, uint64_t *missed);
 
 /* The worker thread (pipeline.c). */
 void *nops__worker_main(void *arg);

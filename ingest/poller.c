@@ -102,13 +102,19 @@ static void set_paused(nops_pipeline *p, bool pause)
                               : "sinks are back: consumption resumed");
 }
 
+bool nops__log_due(nops_pipeline *p, nops_ratelimit *rl, int64_t now_ns, uint64_t *missed)
+{
+    pthread_mutex_lock(&p->st_mu);
+    const bool due = nops_ratelimit_due(rl, now_ns, missed);
+    pthread_mutex_unlock(&p->st_mu);
+    return due;
+}
+
 void nops__dlq_lost(nops_pipeline *p, const char *why)
 {
     const uint64_t n = __atomic_add_fetch(&p->st.dlq_lost, 1, __ATOMIC_RELAXED);
     uint64_t missed;
-    pthread_mutex_lock(&p->st_mu);
-    const bool due = nops_ratelimit_due(&p->dlq_lost_log, nops_wall_ns(), &missed);
-    pthread_mutex_unlock(&p->st_mu);
+    const bool due = nops__log_due(p, &p->dlq_lost_log, nops_wall_ns(), &missed);
     if (due)
         NOPS_ERROR("ingest", "a copy of a refused message did not reach the dead-letter topic "
                    "%s (%s): %llu lost so far; offsets are no longer committed, restart to "

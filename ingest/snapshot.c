@@ -143,9 +143,7 @@ static nops_buf *collect_series(nops_pipeline *p, const bool *which)
     if (skipped) {
         STAT_ADD(p, snapshot_series_skipped, skipped);
         uint64_t missed;
-        pthread_mutex_lock(&p->st_mu);
-        const bool due = nops_ratelimit_due(&p->snap_skip_log, nops_wall_ns(), &missed);
-        pthread_mutex_unlock(&p->st_mu);
+        const bool due = nops__log_due(p, &p->snap_skip_log, nops_wall_ns(), &missed);
         if (due)
             NOPS_WARN("ingest", "%llu series left out of the state snapshot (they start cold "
                       "after a restart); the last, \"%.200s\": %s (%llu more such line(s) not "

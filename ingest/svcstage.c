@@ -71,9 +71,7 @@ static void svc_lost(svc_stage *s, const char *why)
 {
     const uint64_t n = atomic_fetch_add(&s->lost, 1) + 1;
     uint64_t missed;
-    pthread_mutex_lock(&s->p->st_mu);
-    const bool due = nops_ratelimit_due(&s->lost_log, nops_wall_ns(), &missed);
-    pthread_mutex_unlock(&s->p->st_mu);
+    const bool due = nops__log_due(s->p, &s->lost_log, nops_wall_ns(), &missed);
     if (due)
         NOPS_ERROR("ingest", "a message to the service topic %s was lost (%s): %llu so far; "
                    "offsets are no longer committed, restart to replay them (%llu more not "
