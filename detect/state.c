@@ -361,9 +361,7 @@ nops_err nops__dstate_enable_season(nops__dstate *st)
         nops_free(sage);
         return NOPS_NOMEM;
     }
-    memset(sk, 0, NOPS_DETECT_SEASON_BINS * nc * sizeof(float));
-    memset(sper, 0, nc * sizeof(uint32_t));
-    memset(sage, 0, nc * sizeof(uint32_t));
+    /* zero already (nops_aligned_alloc): a memset would fault every page in now */
     st->sk = sk;
     st->sper = sper;
     st->sage = sage;

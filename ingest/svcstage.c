@@ -186,7 +186,8 @@ nops_err nops__svc_flush(svc_stage *s, int64_t now_ts, char *err, size_t cap)
     /* time passes in every partition, and batches close: a tick when the data time moved, or
      * when this instance produced a signal or a clear since its last ticks (so each of them is
      * followed by one within a checkpoint); none while it is idle */
-    if (now_ts > 0 && n > 0 && (now_ts > s->tick_sent || atomic_exchange(&s->untold, false))) {
+    if (now_ts > 0 && n > 0 && (now_ts > s->tick_sent || atomic_load(&s->untold))) {
+        atomic_store(&s->untold, false); /* before the ticks: what comes after asks again */
         for (int32_t i = 0; i < n; i++)
             produce(s, json_pack("{s:s, s:I}", "t", "t", "ts", (json_int_t)now_ts), NULL, i);
         s->tick_sent = now_ts;
@@ -332,8 +333,14 @@ static void take(svc_stage *s, rd_kafka_message_t *m, int64_t now)
         }
     }
     json_t *o = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
-    if (!o)
-        STAT_ADD(s->p, uncorrelated, 1); /* damaged: counted, placed as nothing */
+    uint64_t missed;
+    if (!o) { /* damaged: counted and logged, placed as nothing (its offset goes with the batch) */
+        STAT_ADD(s->p, uncorrelated, 1);
+        if (nops_ratelimit_due(&s->damaged_log, now, &missed))
+            NOPS_WARN("ingest", "service stage: partition %d offset %lld is not a stage message "
+                      "(not JSON): skipped (%llu more not logged in the last 10 s)", (int)part,
+                      (long long)m->offset, (unsigned long long)missed);
+    }
     const char *id = json_string_value(json_object_get(o, "id"));
     const char *t = json_string_value(json_object_get(o, "t"));
     const placed one = {o, json_integer_value(json_object_get(o, "ts")), id ? id : "",

@@ -56,6 +56,7 @@ struct svc_stage {
     nops_ratelimit lost_log;          /* "service message lost" lines */
     nops_ratelimit commit_log;        /* "commit failed" lines */
     nops_ratelimit stale_log;         /* "no tick in partition" lines (stage thread) */
+    nops_ratelimit damaged_log;       /* "not a stage message" lines (stage thread) */
     uint64_t n_placed;                /* messages placed (stage thread) */
     bool assigned_once;               /* an assignment (of any size) arrived (stage thread) */
 };

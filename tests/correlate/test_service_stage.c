@@ -50,7 +50,7 @@ static int setup(void **state)
     static const tu_topic topics[] = {
         {"svc-m1", PARTS}, {"svc-m2", PARTS}, {"svc-m3", PARTS}, {"svc-moff", PARTS},
         {"svc-mkill", PARTS}, {"svc-s1", 4}, {"svc-s2", 4}, {"svc-s3", 4}, {"svc-skill", 4},
-        {"svc-mrep", 1}, {"svc-srep", 1}};
+        {"svc-mrep", 1}, {"svc-srep", 1}, {"svc-sstale", 1}};
     g_cluster = tu_mock_cluster(3, topics, sizeof topics / sizeof topics[0], g_boot,
                                 sizeof g_boot);
     assert_non_null(g_cluster);
@@ -498,6 +498,13 @@ static void test_kill9_updates_the_same_service_incident(void **state)
 
 /* ---- a replay places as the first reading did ---------------------------------------------- */
 
+static void produce_to(const char *topic, const char *json)
+{
+    assert_int_equal(tu_produce(g_cluster, topic, RD_KAFKA_PARTITION_UA, "web", json,
+                                strlen(json)), 0);
+    assert_int_equal(rd_kafka_flush(g_cluster, 10000), 0);
+}
+
 static void produce_stage(const char *json)
 {
     assert_int_equal(tu_produce(g_cluster, "svc-srep", RD_KAFKA_PARTITION_UA, "web", json,
@@ -592,6 +599,39 @@ static void test_replay_places_as_the_first_reading(void **state)
     rm_rf(d2);
 }
 
+/*
+ * A partition whose ticks never come (here: the only instance has seen no data, so it sends
+ * none) still has its messages placed, after 5 s and two flush intervals, with a warning; a
+ * message that is not JSON is counted and skipped, and the signal after it is placed all the
+ * same.
+ */
+static void test_without_ticks_placed_after_a_while(void **state)
+{
+    (void)state;
+    char d[] = "/tmp/nops-svcstale-XXXXXX", sig[512];
+    assert_non_null(mkdtemp(d));
+    snprintf(sig, sizeof sig, "{\"t\":\"s\",\"id\":\"00000000000000cc\",\"series\":"
+             "\"lat{host=\\\"h02\\\",service=\\\"web\\\"}\",\"sid\":\"00000000000000c1\","
+             "\"ts\":%lld,\"score\":0.9,\"w\":null}", g_base + 500ll * 1000000000ll);
+    running r = start("svc-mrep", "svc-sstale", "svc-stale", d, d);
+    produce_to("svc-sstale", "not json {");
+    produce_to("svc-sstale", sig);
+    const long long t0 = (long long)(nops_wall_ns() / 1000000);
+    json_t *inc = incidents_holding(d, "00000000000000cc");
+    const long long waited = (long long)(nops_wall_ns() / 1000000) - t0;
+    nops_pipeline_stats st;
+    nops_pipeline_get_stats(r.p, &st);
+    assert_int_equal(nops_pipeline_stop(r.p, 15000), NOPS_OK);
+    nops_pipeline_destroy(r.p);
+    nops_sinks_destroy(r.sinks);
+    print_message("  placed %lld ms after it was produced, without a tick; %llu skipped\n",
+                  waited, (unsigned long long)st.uncorrelated);
+    assert_int_equal(json_object_size(inc), 1); /* placed (incidents_holding gives up at 60 s) */
+    assert_true(st.uncorrelated >= 1);           /* the damaged message, counted */
+    json_decref(inc);
+    rm_rf(d);
+}
+
 /* A service topic the cluster lacks: configured, the pipeline refuses to start with a sentence
  * that says what to do (before, every signal of a service would have been lost to the
  * producer and the pipeline stalled); derived by the engine, it runs in-process. */
@@ -645,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_kill9_updates_the_same_service_incident),
         cmocka_unit_test(test_missing_service_topic),
         cmocka_unit_test(test_replay_places_as_the_first_reading),
+        cmocka_unit_test(test_without_ticks_placed_after_a_while),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
