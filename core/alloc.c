@@ -125,6 +125,67 @@ static size_t page_round(size_t n)
     return (n + page - 1) & ~(page - 1);
 }
 
+#define NOPS__HUGE ((size_t)2 << 20) /* a transparent huge page on x86-64 and arm64 (4K base) */
+
+/*
+ * Anonymous read-write pages at a NOPS__HUGE boundary with room for `len` bytes: either a new
+ * range (old == NULL), or the pages of [old, old + old_len) moved there, contents and all, by
+ * page-table moves (mremap with MREMAP_FIXED: no copy). A range is reserved with `pad` spare
+ * bytes and its ends are given back. NULL when the kernel refuses; `old` then stays mapped.
+ */
+static char *map_huge_aligned(char *old, size_t old_len, size_t len)
+{
+    const size_t pad = NOPS__HUGE;
+    char *r = mmap(NULL, len + pad, old ? PROT_NONE : PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | (old ? MAP_NORESERVE : 0), -1, 0);
+    if (r == MAP_FAILED)
+        return NULL;
+    char *a = (char *)(((uintptr_t)r + pad - 1) & ~(uintptr_t)(pad - 1));
+    if (old && mremap(old, old_len, len, MREMAP_MAYMOVE | MREMAP_FIXED, a) == MAP_FAILED) {
+        munmap(r, len + pad);
+        return NULL;
+    }
+    if (a > r)
+        munmap(r, (size_t)(a - r));
+    if (r + len + pad > a + len)
+        munmap(a + len, (size_t)(r + len + pad - (a + len)));
+    return a;
+}
+
+/*
+ * Pages for a mapped block: `len` bytes, a new range (old == NULL) or [old, old + old_len)
+ * grown. A range of NOPS__HUGE or more starts at a huge-page boundary and asks for transparent
+ * huge pages (MADV_HUGEPAGE; the kernel may decline): a detector of 100k series holds ~70 MB,
+ * and a 4 KiB page's first touch cost ~16 µs on the VM the benchmarks ran on, so faulting it
+ * in 4 KiB pages was most of a new series' cost (bench/RESULTS.md). A grown range stays
+ * where it is when the pages after it are free; moved, it keeps the boundary, so the huge pages
+ * it holds move whole instead of being split.
+ */
+static char *map_pages(char *old, size_t old_len, size_t len)
+{
+    char *m;
+    if (old) {
+        const bool huge = len >= NOPS__HUGE;
+        const bool aligned = ((uintptr_t)old & (NOPS__HUGE - 1)) == 0;
+        m = !huge || aligned ? mremap(old, old_len, len, 0) : MAP_FAILED; /* in place */
+        if (m == MAP_FAILED && huge)
+            m = map_huge_aligned(old, old_len, len);
+        if (m == MAP_FAILED || !m)
+            m = mremap(old, old_len, len, MREMAP_MAYMOVE);
+    } else {
+        m = len >= NOPS__HUGE ? map_huge_aligned(NULL, 0, len) : NULL;
+        if (!m)
+            m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
+    if (m == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (len >= NOPS__HUGE)
+        (void)madvise(m, len, MADV_HUGEPAGE); /* advice only: small pages work as well */
+#endif
+    return m;
+}
+
 /*
  * Large aligned blocks (≥ NOPS__MAP_MIN) are anonymous mappings: zero without being written, and
  * nops_aligned_grow extends them with mremap, which keeps the pages already there (no copy, no
@@ -140,9 +201,8 @@ void *nops_aligned_alloc(size_t align, size_t size)
     if (should_fail())
         return NULL;
     if (size + align >= NOPS__MAP_MIN) {
-        void *map = mmap(NULL, page_round(size + align), PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (map == MAP_FAILED)
+        char *map = map_pages(NULL, 0, page_round(size + align));
+        if (!map)
             return NULL;
         void *p = finish(map, (uint32_t)align, size); /* pages are 4096-aligned, ≥ align */
         ((nops__alloc_hdr *)((char *)p - NOPS__HDR))->magic = NOPS__MAPPED_MAGIC;
@@ -173,9 +233,8 @@ void *nops_aligned_grow(void *ptr, size_t align, size_t size)
     }
     if (should_fail())
         return NULL;
-    char *map = mremap((char *)ptr - back, page_round(old + back), page_round(size + back),
-                       MREMAP_MAYMOVE);
-    if (map == MAP_FAILED)
+    char *map = map_pages((char *)ptr - back, page_round(old + back), page_round(size + back));
+    if (!map)
         return NULL; /* the old mapping stays as it was */
     account_sub(old);
     void *p = finish(map, (uint32_t)back, size);

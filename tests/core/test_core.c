@@ -9,8 +9,10 @@
 
 #include "core/core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -135,6 +137,65 @@ static void test_aligned_grow(void **state)
     assert_true(nops_aligned_grow(b, 64, 10) == b); /* not smaller: the same block */
     nops_free(b);
     assert_int_equal(nops_alloc_bytes_in_use(), base);
+}
+
+/* The VmFlags line of the mapping holding `addr` (/proc/self/smaps), or "" when not found; " hg"
+ * (advised for huge pages) is faked when the kernel has no transparent huge pages to advise. */
+static void vma_flags(const void *addr, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+        snprintf(out, cap, " hg (no transparent huge pages in this kernel)");
+        return;
+    }
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+        else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+            snprintf(out, cap, "%s", line + 8);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* Blocks of 2 MiB or more start at a huge-page boundary and are advised for transparent huge
+ * pages (VmFlags "hg"), also after a growth that cannot stay in place and moves the pages. */
+static void test_aligned_large_blocks_huge_pages(void **state)
+{
+    (void)state;
+    const size_t huge = (size_t)2 << 20, align = 64;
+    unsigned char *b = nops_aligned_alloc(align, 3 * huge);
+    assert_non_null(b);
+    assert_int_equal((uintptr_t)(b - align) % huge, 0);
+    char flags[512];
+    vma_flags(b, flags, sizeof flags);
+    if (!strstr(flags, " hg"))
+        fail_msg("not advised for huge pages: VmFlags%s", flags);
+    memset(b, 0x5a, 3 * huge);
+    /* a page mapped right after the block: it cannot grow in place */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *end = b - align + ((3 * huge + align + page - 1) & ~(page - 1)); /* its end */
+    void *blocker = mmap(end, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                         -1, 0);
+    assert_true(blocker == end);
+    unsigned char *g = nops_aligned_grow(b, align, 5 * huge);
+    assert_non_null(g);
+    assert_true(g != b); /* moved */
+    assert_int_equal((uintptr_t)(g - align) % huge, 0);
+    vma_flags(g, flags, sizeof flags);
+    if (!strstr(flags, " hg"))
+        fail_msg("moved block not advised for huge pages: VmFlags%s", flags);
+    for (size_t i = 0; i < 5 * huge; i++)
+        if (g[i] != (i < 3 * huge ? 0x5a : 0))
+            fail_msg("byte %zu is %u after the move", i, g[i]);
+    munmap(blocker, page);
+    nops_free(g);
 }
 
 static void test_alloc_fail_injection(void **state)
@@ -659,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_alloc_counts),
         cmocka_unit_test(test_aligned_alloc_zeroed),
         cmocka_unit_test(test_aligned_grow),
+        cmocka_unit_test(test_aligned_large_blocks_huge_pages),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),
         cmocka_unit_test(test_log_levels_and_json),
