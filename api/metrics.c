@@ -119,6 +119,9 @@ static void pipeline_metrics(response *r, nops_pipeline *p)
         (double)st.partitions);
     one(r, "neuralops_consumer_paused", "gauge", "1 while consumption is paused on a sink failure.",
         st.paused ? 1 : 0);
+    one(r, "neuralops_worker_cpu_seconds_total", "counter",
+        "CPU time of the pipeline's worker threads (parse, series identity, detection, "
+        "emission), as of each worker's last turn.", (double)st.worker_cpu_ns / 1e9);
     one(r, "neuralops_consumer_lag_messages", "gauge",
         "Messages behind the high watermark, summed over the assigned partitions.",
         (double)(st.lag > 0 ? st.lag : 0));

@@ -441,9 +441,12 @@ static void pipe_stop(pipe_run *r)
 }
 
 /* Points per second of `workers` workers over a pre-filled topic (from its first point);
- * *cpu_per_point: process CPU seconds per point meanwhile. */
+ * *cpu_per_point: process CPU seconds per point meanwhile; *worker_cpu_per_point (NULL: not
+ * wanted): the worker threads' own CPU seconds per point (nops_pipeline_stats.worker_cpu_ns,
+ * as of each worker's last turn, so a few turns either side of the window). */
 static double pipe_consume(const char *topic, int workers, uint64_t points, uint64_t *series,
-                           double *bytes_per_series, double *cpu_per_point)
+                           double *bytes_per_series, double *cpu_per_point,
+                           double *worker_cpu_per_point)
 {
     pipe_run r;
     char group[64];
@@ -452,7 +455,7 @@ static double pipe_consume(const char *topic, int workers, uint64_t points, uint
         return 0;
     nops_pipeline_stats st;
     double t0 = 0, c0 = 0, deadline = bench_seconds() + 300;
-    uint64_t p0 = 0;
+    uint64_t p0 = 0, w0 = 0;
     for (;;) {
         usleep(2000);
         nops_pipeline_get_stats(r.p, &st);
@@ -460,12 +463,16 @@ static double pipe_consume(const char *topic, int workers, uint64_t points, uint
             t0 = bench_seconds();
             c0 = process_cpu_seconds();
             p0 = st.points;
+            w0 = st.worker_cpu_ns;
         }
         if (st.points >= points || bench_seconds() > deadline)
             break;
     }
     double el = bench_seconds() - t0;
     *cpu_per_point = st.points > p0 ? (process_cpu_seconds() - c0) / (double)(st.points - p0) : 0;
+    if (worker_cpu_per_point)
+        *worker_cpu_per_point =
+            st.points > p0 ? (double)(st.worker_cpu_ns - w0) * 1e-9 / (double)(st.points - p0) : 0;
     *series = st.series;
     /* everything the engine holds through the allocator (detectors, registries, queues, sink
      * buffers, correlator) per active series */
@@ -585,7 +592,7 @@ static void e2e_one_point(size_t m1, uint32_t series)
     prefill("bench1", m1, 1, series);
     fprintf(stderr, "bench ingest: bare consumer and pipeline, one point per message...\n");
     double bare1 = bare_consume("bench1", m1, &bare_cpu);
-    double pipe1 = pipe_consume("bench1", E2E_WORKERS, m1, &ser, &bps, &pipe_cpu);
+    double pipe1 = pipe_consume("bench1", E2E_WORKERS, m1, &ser, &bps, &pipe_cpu, NULL);
     snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,"
              "\"points_per_message\":1", m1, (unsigned long long)ser);
     bench_emit("ingest", "e2e_points_per_s_1pt_msgs", pipe1, "points/s",
@@ -599,13 +606,19 @@ static void e2e_one_worker(size_t m100, double parse_e2e)
 {
     char extra[400];
     fprintf(stderr, "bench ingest: pipeline, 100 lines per message, one worker...\n");
-    double cpu1 = 0, bps1 = 0;
+    double cpu1 = 0, bps1 = 0, wcpu1 = 0;
     uint64_t ser1 = 0;
-    double pipe100_1 = pipe_consume("bench100", 1, m100 * 100, &ser1, &bps1, &cpu1);
+    double pipe100_1 = pipe_consume("bench100", 1, m100 * 100, &ser1, &bps1, &cpu1, &wcpu1);
     snprintf(extra, sizeof extra, "\"workers\":1,\"parse_alone_points_per_s\":%.4g,"
-             "\"pipeline_cpu_ns_per_point\":%.1f", parse_e2e, cpu1 * 1e9);
+             "\"pipeline_cpu_ns_per_point\":%.1f,\"worker_cpu_ns_per_point\":%.1f", parse_e2e,
+             cpu1 * 1e9, wcpu1 * 1e9);
     bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling_1_worker", pipe100_1,
                "points/s", "ceiling_parse_alone_x_workers", parse_e2e, extra);
+    /* the same run by the worker's own CPU: what a point costs the worker against parse alone,
+     * whatever share of the machine the brokers and librdkafka's threads left it */
+    if (wcpu1 > 0 && parse_e2e > 0)
+        bench_emit("ingest", "e2e_worker_points_per_cpu_s_1_worker", 1.0 / wcpu1,
+                   "points/cpu-s", "parse_alone_points_per_s", parse_e2e, extra);
 }
 
 int bench_ingest(const bench_opts *o)
@@ -652,7 +665,9 @@ int bench_ingest(const bench_opts *o)
         e2e_one_point(m1, series);
     fprintf(stderr, "bench ingest: bare consumer and pipeline, 100 lines per message...\n");
     double bare100 = only_lat ? 0 : bare_consume("bench100", m100, &bare_cpu);
-    double pipe100 = pipe_consume("bench100", E2E_WORKERS, m100 * 100, &ser, &bps, &pipe_cpu);
+    double wcpu = 0;
+    double pipe100 =
+        pipe_consume("bench100", E2E_WORKERS, m100 * 100, &ser, &bps, &pipe_cpu, &wcpu);
     /* CPU per point: the bare consumer's (mock brokers and librdkafka: what any consumer of
      * this topic pays here) and the pipeline run's, all threads of the process */
     snprintf(extra, sizeof extra, "\"messages\":%zu,\"series\":%llu,\"points_per_message\":100,"
@@ -661,8 +676,8 @@ int bench_ingest(const bench_opts *o)
     bench_emit("ingest", "e2e_points_per_s_100pt_msgs", pipe100, "points/s",
                "bare_consumer_points_per_s", bare100 * 100, extra);
     if (!only_lat) {
-        snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g",
-                 E2E_WORKERS, parse_e2e);
+        snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g,"
+                 "\"worker_cpu_ns_per_point\":%.1f", E2E_WORKERS, parse_e2e, wcpu * 1e9);
         bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", pipe100, "points/s",
                    "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
         e2e_one_worker(m100, parse_e2e);

@@ -102,6 +102,9 @@ extern const nops_cfg_section nops_pipeline_cfg_section;
 typedef struct nops_pipeline_stats {
     uint64_t messages;          /**< Kafka messages processed */
     uint64_t points;            /**< points detected on */
+    uint64_t worker_cpu_ns;     /**< CPU time the worker threads have used, as of each one's
+                                     last turn (a worker's parse, identity, detection and
+                                     emission: the pipeline's own per-point cost) */
     uint64_t rejected[NOPS_REJECT_COUNT]; /**< rejected lines/objects/points by nops_reject */
     uint64_t dlq;               /**< messages sent to the dead-letter topic */
     uint64_t stale;             /**< NaN samples skipped (Prometheus staleness markers from a

@@ -106,6 +106,8 @@ bool nops__lag_start(nops_pipeline *p)
 {
     p->lag_stop = false;
     p->lag_started = pthread_create(&p->lag_thr, NULL, lag_main, p) == 0;
+    if (p->lag_started)
+        (void)pthread_setname_np(p->lag_thr, "nops-lag");
     return p->lag_started;
 }
 

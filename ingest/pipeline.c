@@ -666,6 +666,10 @@ void *nops__worker_main(void *arg)
             take_thresholds(w); /* set while it waited: this batch is judged by them */
             worker_batch(w, msgs, n);
             nops__msgq_done(&w->q, n);
+            struct timespec cpu; /* one system call per turn */
+            if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+                __atomic_store_n(&w->cpu_ns, (uint64_t)cpu.tv_sec * 1000000000u +
+                                                 (uint64_t)cpu.tv_nsec, __ATOMIC_RELAXED);
             continue;
         }
         pthread_mutex_lock(&w->q.mu);

@@ -234,6 +234,7 @@ struct worker {
     uint32_t mark_cap, mark_gen;/* entries allocated, current run */
     uint32_t last_evict_s;      /* last TTL sweep */
     atomic_bool has_query;      /* a series_query waits for this worker */
+    uint64_t cpu_ns;            /* its thread's CPU time after its last turn (relaxed atomic) */
 };
 
 #define STAT_ADD(p, field, v) __atomic_fetch_add(&(p)->st.field, (v), __ATOMIC_RELAXED)

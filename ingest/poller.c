@@ -578,15 +578,20 @@ nops_err nops_pipeline_start(nops_pipeline *p, char *errstr, size_t errstr_size)
     } else if (se != NOPS_OK) {
         return se;
     }
-    for (int i = 0; i < p->pp.workers; i++)
+    for (int i = 0; i < p->pp.workers; i++) {
         if (pthread_create(&p->workers[i].thr, NULL, nops__worker_main, &p->workers[i]) != 0) {
             nops_errf(errstr, errstr_size, "cannot start worker threads");
             return NOPS_INTERNAL;
         }
+        char name[16]; /* as top -H and perf show it */
+        snprintf(name, sizeof name, "nops-worker%u", (unsigned)i % 1000u);
+        (void)pthread_setname_np(p->workers[i].thr, name);
+    }
     if (pthread_create(&p->poller, NULL, poller_main, p) != 0) {
         nops_errf(errstr, errstr_size, "cannot start the poller thread");
         return NOPS_INTERNAL;
     }
+    (void)pthread_setname_np(p->poller, "nops-poller");
     if (!nops__lag_start(p)) /* lag then comes from the fetched watermarks alone */
         NOPS_WARN("ingest", "cannot start the lag thread: consumer lag may read stale");
     p->started = true;
@@ -705,8 +710,11 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     nops_correlate_counts(p->corr, &st->incidents_open, NULL, NULL);
     st->incidents_open += nops__svc_open(p->svc);
     st->series = 0; /* read racily from the workers' registries: a gauge, good enough */
-    for (int i = 0; i < p->pp.workers; i++)
+    st->worker_cpu_ns = 0;
+    for (int i = 0; i < p->pp.workers; i++) {
         st->series += nops_detect_series_count(p->workers[i].det);
+        st->worker_cpu_ns += __atomic_load_n(&p->workers[i].cpu_ns, __ATOMIC_RELAXED);
+    }
     st->partitions = atomic_load(&p->n_assigned);
     st->paused = atomic_load(&p->paused);
     st->lag = nops__lag_sum(p, &st->lag_partitions);

@@ -635,6 +635,7 @@ nops_err nops__svc_start(svc_stage *s, char *errstr, size_t errstr_size)
         nops_errf(errstr, errstr_size, "cannot start the service stage thread");
         return NOPS_INTERNAL;
     }
+    (void)pthread_setname_np(s->thr, "nops-svcstage");
     s->started = true;
     NOPS_INFO("ingest", "service stage: signals of series with a service go through %s "
               "(group %s)", s->topic, s->group);
