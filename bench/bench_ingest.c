@@ -13,7 +13,9 @@
  *                  a bare librdkafka consumer that only counts the same topic's messages, and
  *                  (100-line messages) beside the ceiling: parse alone of the same messages
  *                  times the pipeline's workers — with two workers, and with one (the other
- *                  vCPU of this machine left to the in-process brokers and librdkafka);
+ *                  vCPU of this machine left to the in-process brokers and librdkafka), the
+ *                  one-worker runs also by the worker's own CPU per point, and over 10k series
+ *                  (bench100w: 300 points a series) beside 100k (bench100: 30);
  *   latency_*      ingest-to-signal p50/p99 while producing at half (and a tenth) of the
  *                  measured 100-line end-to-end rate with spikes injected, the producer a
  *                  process of its own (bench_ingest_prod.c) as in production; and, for
