@@ -4,6 +4,8 @@
 #ifndef NOPS_TESTUTIL_H
 #define NOPS_TESTUTIL_H
 
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,6 @@ static inline char *tu_read_file(const char *path)
     return b;
 }
 
-/* Newlines in s. */
 /* rm -rf dir (a test's own temporary directory); 0 on success. */
 static inline int tu_remove_tree(const char *dir)
 {
@@ -34,12 +35,33 @@ static inline int tu_remove_tree(const char *dir)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Newlines in s. */
 static inline int tu_count_lines(const char *s)
 {
     int n = 0;
     for (; *s; s++)
         n += *s == '\n';
     return n;
+}
+
+/* Whether a thread of this process is named `name` (/proc/self/task/<tid>/comm). */
+static inline bool tu_thread_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        char path[300], line[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (f && fgets(line, sizeof line, f))
+            found = strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == '\n';
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    return found;
 }
 
 #endif

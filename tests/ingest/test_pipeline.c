@@ -23,7 +23,6 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,25 +122,6 @@ static void kcat_produce_input(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
-/* Whether a thread of this process is named `name` (/proc/self/task/<tid>/comm). */
-static bool thread_named(const char *name)
-{
-    DIR *d = opendir("/proc/self/task");
-    assert_non_null(d);
-    bool found = false;
-    for (struct dirent *e; !found && (e = readdir(d));) {
-        char path[300], line[64] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
-        if (f && fgets(line, sizeof line, f))
-            found = strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == '\n';
-        if (f)
-            fclose(f);
-    }
-    closedir(d);
-    return found;
-}
-
 /* The pipeline over m1 into a JSONL sink in dir and the Kafka topic sig1: every message read,
  * every point taken, every bad one refused by its reason and sent to the dead-letter topic. */
 static void run_pipeline_over_m1(const char *dir)
@@ -167,8 +147,8 @@ static void run_pipeline_over_m1(const char *dir)
             break;
         sleep_ms(100);
     }
-    assert_true(thread_named("nops-worker0")); /* as top -H and perf show the threads */
-    assert_true(thread_named("nops-poller"));
+    assert_true(tu_thread_named("nops-worker0")); /* as top -H and perf show the threads */
+    assert_true(tu_thread_named("nops-poller"));
     assert_int_equal(nops_pipeline_stop(p, 10000), NOPS_OK);
     nops_pipeline_get_stats(p, &st);
     assert_int_equal(st.messages, KC_HOSTS * KC_T + 7);
