@@ -67,6 +67,7 @@ static int stdout_written(int status, const char *cmd)
 int main(int argc, char **argv)
 {
     signal(SIGXFSZ, SIG_IGN); /* EFBIG from write(2), reported, rather than death unlogged */
+    (void)nops_alloc_tune_process(); /* before any thread; false: the environment's own */
     if (argc < 2) {
         usage(stderr);
         return NOPS_EXIT_USAGE;

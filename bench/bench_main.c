@@ -3,6 +3,7 @@
  * the peer or physical limit measured in the same run.
  */
 #include "bench/bench.h"
+#include "core/core.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    (void)nops_alloc_tune_process(); /* as the engine's main does */
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -9,6 +9,7 @@
  */
 #include "core/core.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,16 @@ void nops_free(void *ptr)
         munmap((char *)ptr - back, page_round(size + back));
     else
         free((char *)ptr - back);
+}
+
+bool nops_alloc_tune_process(void)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    if ((t && strstr(t, "glibc.malloc.")) || getenv("MALLOC_MMAP_THRESHOLD_") ||
+        getenv("MALLOC_TRIM_THRESHOLD_"))
+        return false;
+    /* fixed values also stop glibc's own adjustment of the two (which starts at 128 KiB) */
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
 }
 
 size_t nops_alloc_bytes_in_use(void)

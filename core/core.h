@@ -76,6 +76,18 @@ char *nops_strdup(const char *s);
 char *nops_strndup(const char *s, size_t n);
 void nops_free(void *ptr);
 
+/**
+ * Process-wide malloc settings for a streaming engine, called once at the start of main(),
+ * before any thread: blocks up to 32 MiB come from the heap and up to 256 MiB free at its top
+ * are kept (glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD). librdkafka's fetch and lz4 buffers
+ * (MBs each) were otherwise mapped and unmapped, or trimmed and grown again, on every fetch,
+ * and each new page faulted in: the end-to-end benchmark took 39 % fewer page faults with
+ * these (bench/RESULTS.md). Left alone, returning false, when the environment sets malloc
+ * tunables (GLIBC_TUNABLES with "glibc.malloc.", MALLOC_MMAP_THRESHOLD_,
+ * MALLOC_TRIM_THRESHOLD_): the operator's settings win.
+ */
+bool nops_alloc_tune_process(void);
+
 /** Bytes currently held through this layer (requested sizes, headers excluded). */
 size_t nops_alloc_bytes_in_use(void);
 /** Highest value nops_alloc_bytes_in_use() has reached. */

@@ -10,6 +10,7 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,45 @@ static void test_aligned_large_blocks_huge_pages(void **state)
     if (blocker != MAP_FAILED)
         munmap(blocker, page);
     nops_free(g);
+}
+
+/* The process-wide malloc settings: refused when the environment has its own; applied, blocks
+ * up to 32 MiB come from the heap (no mapping of their own) and larger ones are mapped. */
+static void test_alloc_tune_process(void **state)
+{
+    (void)state;
+    const char *was = getenv("GLIBC_TUNABLES");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1", 1);
+    assert_false(nops_alloc_tune_process());
+    if (saved && strstr(saved, "glibc.malloc.")) { /* the environment's own settings stay */
+        setenv("GLIBC_TUNABLES", saved, 1);
+        free(saved);
+        assert_false(nops_alloc_tune_process());
+        return;
+    }
+    if (saved)
+        setenv("GLIBC_TUNABLES", saved, 1);
+    else
+        unsetenv("GLIBC_TUNABLES");
+    free(saved);
+#if defined(__SANITIZE_ADDRESS__)
+    assert_false(nops_alloc_tune_process()); /* the sanitizer's malloc takes no mallopt */
+#else
+    assert_true(nops_alloc_tune_process());
+    const struct mallinfo2 m0 = mallinfo2();
+    char *a = malloc((size_t)8 << 20);
+    assert_non_null(a);
+    a[0] = 1;
+    const struct mallinfo2 m1 = mallinfo2();
+    assert_int_equal(m1.hblks, m0.hblks); /* 8 MiB: from the heap */
+    char *b = malloc((size_t)40 << 20);
+    assert_non_null(b);
+    b[0] = 1;
+    assert_int_equal(mallinfo2().hblks, m1.hblks + 1); /* 40 MiB: a mapping of its own */
+    free(b);
+    free(a);
+#endif
 }
 
 static void test_alloc_fail_injection(void **state)
@@ -726,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_aligned_alloc_zeroed),
         cmocka_unit_test(test_aligned_grow),
         cmocka_unit_test(test_aligned_large_blocks_huge_pages),
+        cmocka_unit_test(test_alloc_tune_process),
         cmocka_unit_test(test_alloc_fail_injection),
         cmocka_unit_test(test_buf_reserve),
         cmocka_unit_test(test_log_levels_and_json),
