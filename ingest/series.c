@@ -139,18 +139,19 @@ static bool make_room(nops_ingest_series_cache *c, const nops_detector *det)
 static nops_reject canonical_key(const nops_point *pt, char *key, size_t *klen, uint64_t *id,
                                  const char **detail)
 {
-    char name[512];
-    size_t nl;
-    if (pt->field_len)
-        nl = (size_t)snprintf(name, sizeof name, "%.*s_%.*s", (int)pt->measurement_len,
-                              pt->measurement, (int)pt->field_len, pt->field);
-    else
-        nl = (size_t)snprintf(name, sizeof name, "%.*s", (int)pt->measurement_len,
-                              pt->measurement);
+    char name[512]; /* measurement, or measurement_field (copied: snprintf was 7 % of this) */
+    const size_t ml = pt->measurement_len, fl = pt->field_len;
+    const size_t nl = ml + (fl ? 1 + fl : 0);
     if (nl >= sizeof name) {
         *detail = "series name longer than 511 bytes";
         return NOPS_REJECT_TOO_LARGE;
     }
+    memcpy(name, pt->measurement, ml);
+    if (fl) {
+        name[ml] = '_';
+        memcpy(name + ml + 1, pt->field, fl);
+    }
+    name[nl] = '\0';
     nops_label labels[NOPS_INGEST_MAX_TAGS]; /* sorted in place: the point's stay as they are */
     memcpy(labels, pt->tags, pt->n_tags * sizeof *labels);
     if (nops_detect_series_key(name, nl, labels, pt->n_tags, key, NOPS_KEY_MAX, klen, id) !=

@@ -14,6 +14,7 @@
 
 #include "ingest/ingest.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -198,6 +199,32 @@ static void test_refused_and_bad_series_are_not_cached(void **state)
     assert_int_equal(nops__ingest_series_cache_size(f->sc), 1);
 }
 
+/* The series name is measurement_field: up to 511 bytes it is a series, from 512 refused. */
+static void test_series_name_length_limit(void **state)
+{
+    fixture *f = *state;
+    char m[1200], meas[600], field[600];
+    memset(meas, 'm', sizeof meas);
+    memset(field, 'f', sizeof field);
+    nops_parse_stats st;
+    static const int lens[][3] = {{255, 255, NOPS_REJECT_NONE}, {256, 255, NOPS_REJECT_TOO_LARGE},
+                                  {511, 0, NOPS_REJECT_NONE}, {100, 411, NOPS_REJECT_TOO_LARGE},
+                                  {512, 0, NOPS_REJECT_TOO_LARGE}};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        /* a field named "value" is dropped from the name: a field of length 0 stands for it */
+        if (lens[i][1])
+            snprintf(m, sizeof m, "%.*s,host=a %.*s=1 1000", lens[i][0], meas, lens[i][1], field);
+        else
+            snprintf(m, sizeof m, "%.*s,host=a value=1 1000", lens[i][0], meas);
+        f->n = 0;
+        assert_int_equal(nops_ingest_parse(m, strlen(m), 1, on_point, f, &st), NOPS_OK);
+        assert_int_equal(f->n, 1);
+        if (f->r[0] != (nops_reject)lens[i][2])
+            fail_msg("measurement %d, field %d: verdict %d, not %d", lens[i][0], lens[i][1],
+                     (int)f->r[0], lens[i][2]);
+    }
+}
+
 static void test_many_series_grow_the_cache(void **state)
 {
     fixture *f = *state;
@@ -312,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_eviction_forgets_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_and_bad_series_are_not_cached, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_series_name_length_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_series_grow_the_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_steps_match_one, setup, teardown),
     };
