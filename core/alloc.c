@@ -131,25 +131,25 @@ static size_t page_round(size_t n)
 /*
  * Anonymous read-write pages at a NOPS__HUGE boundary with room for `len` bytes: either a new
  * range (old == NULL), or the pages of [old, old + old_len) moved there, contents and all, by
- * page-table moves (mremap with MREMAP_FIXED: no copy). A range is reserved with `pad` spare
- * bytes and its ends are given back. NULL when the kernel refuses; `old` then stays mapped.
+ * page-table moves (mremap with MREMAP_FIXED: no copy). A range is reserved with NOPS__HUGE
+ * spare bytes and its ends are given back. MAP_FAILED when the kernel refuses; `old` then stays
+ * mapped.
  */
-static char *map_huge_aligned(char *old, size_t old_len, size_t len)
+static void *map_huge_aligned(char *old, size_t old_len, size_t len)
 {
-    const size_t pad = NOPS__HUGE;
-    char *r = mmap(NULL, len + pad, old ? PROT_NONE : PROT_READ | PROT_WRITE,
+    const size_t span = len + NOPS__HUGE;
+    char *r = mmap(NULL, span, old ? PROT_NONE : PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | (old ? MAP_NORESERVE : 0), -1, 0);
     if (r == MAP_FAILED)
-        return NULL;
-    char *a = (char *)(((uintptr_t)r + pad - 1) & ~(uintptr_t)(pad - 1));
+        return MAP_FAILED;
+    char *a = (char *)(((uintptr_t)r + NOPS__HUGE - 1) & ~(uintptr_t)(NOPS__HUGE - 1));
     if (old && mremap(old, old_len, len, MREMAP_MAYMOVE | MREMAP_FIXED, a) == MAP_FAILED) {
-        munmap(r, len + pad);
-        return NULL;
+        munmap(r, span);
+        return MAP_FAILED;
     }
     if (a > r)
         munmap(r, (size_t)(a - r));
-    if (r + len + pad > a + len)
-        munmap(a + len, (size_t)(r + len + pad - (a + len)));
+    munmap(a + len, (size_t)(r + span - (a + len))); /* never empty: a < r + NOPS__HUGE */
     return a;
 }
 
@@ -164,24 +164,19 @@ static char *map_huge_aligned(char *old, size_t old_len, size_t len)
  */
 static char *map_pages(char *old, size_t old_len, size_t len)
 {
-    char *m;
-    if (old) {
-        const bool huge = len >= NOPS__HUGE;
-        const bool aligned = ((uintptr_t)old & (NOPS__HUGE - 1)) == 0;
-        m = !huge || aligned ? mremap(old, old_len, len, 0) : MAP_FAILED; /* in place */
-        if (m == MAP_FAILED && huge)
-            m = map_huge_aligned(old, old_len, len);
-        if (m == MAP_FAILED || !m)
-            m = mremap(old, old_len, len, MREMAP_MAYMOVE);
-    } else {
-        m = len >= NOPS__HUGE ? map_huge_aligned(NULL, 0, len) : NULL;
-        if (!m)
-            m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    }
+    const bool huge = len >= NOPS__HUGE;
+    void *m = MAP_FAILED;
+    if (old && (!huge || ((uintptr_t)old & (NOPS__HUGE - 1)) == 0))
+        m = mremap(old, old_len, len, 0); /* in place */
+    if (m == MAP_FAILED && huge)
+        m = map_huge_aligned(old, old_len, len);
+    if (m == MAP_FAILED) /* anywhere: small pages work as well */
+        m = old ? mremap(old, old_len, len, MREMAP_MAYMOVE)
+                : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
 #ifdef MADV_HUGEPAGE
-    if (len >= NOPS__HUGE)
+    if (huge)
         (void)madvise(m, len, MADV_HUGEPAGE); /* advice only: small pages work as well */
 #endif
     return m;

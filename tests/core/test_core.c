@@ -83,7 +83,7 @@ static void test_alloc_counts(void **state)
 }
 
 /* Aligned blocks are zero and aligned whatever the heap held before, small and large (the large
- * ones come from calloc's fresh pages, the small ones from reused, dirtied chunks). */
+ * ones are mappings of their own, the small ones come from reused, dirtied chunks). */
 static void test_aligned_alloc_zeroed(void **state)
 {
     (void)state;
