@@ -122,6 +122,9 @@ static void pipeline_metrics(response *r, nops_pipeline *p)
     one(r, "neuralops_worker_cpu_seconds_total", "counter",
         "CPU time of the pipeline's worker threads (parse, series identity, detection, "
         "emission), as of each worker's last turn.", (double)st.worker_cpu_ns / 1e9);
+    one(r, "neuralops_pipeline_queued_bytes", "gauge",
+        "Message bytes waiting in the workers' queues (each bounded by pipeline.queue_mb).",
+        (double)st.queued_bytes);
     one(r, "neuralops_consumer_lag_messages", "gauge",
         "Messages behind the high watermark, summed over the assigned partitions.",
         (double)(st.lag > 0 ? st.lag : 0));

@@ -178,7 +178,7 @@ static bool run_once(const char *topic, size_t messages, const char *group, loop
     kp.session_timeout_ms = 6000;
     /* checkpoints (which resolve incidents) every 20 ms: the correlator holds at most 1024
      * incidents, and at this rate they would pile up between slower ones */
-    nops_pipeline_params pp = {2, 65536, 2048, 20, 10000000, 60000, 0, 0, 0};
+    nops_pipeline_params pp = {2, 65536, 2048, 20, 10000000, 60000, 0, 0, 0, 512};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     dp.window = 16; /* thresholds and warm-up (32 points) derived again for it */

@@ -269,14 +269,21 @@ void nops_free(void *ptr)
         free((char *)ptr - back);
 }
 
+int nops_alloc_arena_limit(void)
+{
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus >= 8 ? (int)(cpus / 4) : 1;
+}
+
 bool nops_alloc_tune_process(void)
 {
     const char *t = getenv("GLIBC_TUNABLES");
     if ((t && strstr(t, "glibc.malloc.")) || getenv("MALLOC_MMAP_THRESHOLD_") ||
-        getenv("MALLOC_TRIM_THRESHOLD_"))
+        getenv("MALLOC_TRIM_THRESHOLD_") || getenv("MALLOC_ARENA_MAX"))
         return false;
     /* fixed values also stop glibc's own adjustment of the two (which starts at 128 KiB) */
-    return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1;
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 256 << 20) == 1 &&
+           mallopt(M_ARENA_MAX, nops_alloc_arena_limit()) == 1;
 }
 
 size_t nops_alloc_bytes_in_use(void)

@@ -78,15 +78,23 @@ void nops_free(void *ptr);
 
 /**
  * Process-wide malloc settings for a streaming engine, called once at the start of main(),
- * before any thread: blocks up to 32 MiB come from the heap and up to 256 MiB free at its top
- * are kept (glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD). librdkafka's fetch and lz4 buffers
- * (MBs each) were otherwise mapped and unmapped, or trimmed and grown again, on every fetch,
- * and each new page faulted in: the end-to-end benchmark took 39 % fewer page faults with
- * these (bench/RESULTS.md). Left alone, returning false, when the environment sets malloc
- * tunables (GLIBC_TUNABLES with "glibc.malloc.", MALLOC_MMAP_THRESHOLD_,
- * MALLOC_TRIM_THRESHOLD_): the operator's settings win.
+ * before any thread:
+ *  - blocks up to 32 MiB come from the heap and up to 256 MiB free at its top are kept
+ *    (glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD). librdkafka's fetch and lz4 buffers (MBs
+ *    each) were otherwise mapped and unmapped, or trimmed and grown again, on every fetch, and
+ *    each new page faulted in: 39 % fewer page faults in the end-to-end benchmark;
+ *  - at most nops_alloc_arena_limit() malloc arenas (M_ARENA_MAX; glibc's default is 8 per
+ *    CPU). Each of librdkafka's broker threads otherwise grew an arena of its own to hold the
+ *    messages it decompressed, faulting in fresh pages for data the process already had pages
+ *    for: the end-to-end benchmark's faults fell by another ~45 % (bench/RESULTS.md). The
+ *    threads that allocate are librdkafka's and the poller; the workers' hot loop does not.
+ * Left alone, returning false, when the environment sets malloc tunables (GLIBC_TUNABLES with
+ * "glibc.malloc.", MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_ARENA_MAX): the
+ * operator's settings win.
  */
 bool nops_alloc_tune_process(void);
+/** The arena limit nops_alloc_tune_process sets: one per 4 online CPUs, 1 below 8 CPUs. */
+int nops_alloc_arena_limit(void);
 
 /** Bytes currently held through this layer (requested sizes, headers excluded). */
 size_t nops_alloc_bytes_in_use(void);

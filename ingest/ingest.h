@@ -94,6 +94,8 @@ typedef struct nops_pipeline_params {
     int64_t max_future_s;     /**< points this far ahead of the wall clock are refused (0 = off) */
     int64_t max_past_s;       /**< points this far behind the wall clock are refused (0 = off) */
     int64_t series_memory_mb; /**< detector memory of all workers together (0 = no budget) */
+    int64_t queue_mb;    /**< message bytes (MiB) queued per worker before the poller waits,
+                              beside queue_depth (0 = count only) */
 } nops_pipeline_params;
 
 extern const nops_cfg_section nops_pipeline_cfg_section;
@@ -102,6 +104,8 @@ extern const nops_cfg_section nops_pipeline_cfg_section;
 typedef struct nops_pipeline_stats {
     uint64_t messages;          /**< Kafka messages processed */
     uint64_t points;            /**< points detected on */
+    uint64_t queued_bytes;      /**< message bytes waiting in the workers' queues now */
+    uint64_t queued_bytes_peak; /**< the most message bytes one worker's queue has held */
     uint64_t worker_cpu_ns;     /**< CPU time the worker threads have used, as of each one's
                                      last turn (a worker's parse, identity, detection and
                                      emission: the pipeline's own per-point cost) */

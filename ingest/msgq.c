@@ -8,10 +8,11 @@
 
 #include <time.h>
 
-bool nops__msgq_init(msgq *q, uint32_t cap)
+bool nops__msgq_init(msgq *q, uint32_t cap, size_t cap_bytes)
 {
     q->ring = nops_calloc(cap, sizeof *q->ring);
     q->cap = cap;
+    q->cap_bytes = cap_bytes;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->not_empty, NULL);
     pthread_cond_init(&q->not_full, NULL);
@@ -32,14 +33,26 @@ void nops__msgq_fini(msgq *q)
     pthread_cond_destroy(&q->drained);
 }
 
-/* Push n messages, waiting while full (the poller's backpressure). */
+/* Full for one more message: by count, or by bytes unless empty (see pipeline_int.h). */
+static bool full(const msgq *q)
+{
+    return q->len == q->cap || (q->cap_bytes && q->len && q->bytes >= q->cap_bytes);
+}
+
+/* Push n messages, waiting while full by count or bytes (the poller's backpressure). */
 void nops__msgq_push(msgq *q, rd_kafka_message_t **m, uint32_t n)
 {
     pthread_mutex_lock(&q->mu);
     for (uint32_t i = 0; i < n; i++) {
-        while (q->len == q->cap)
-            pthread_cond_wait(&q->not_full, &q->mu);
+        if (full(q)) {
+            pthread_cond_signal(&q->not_empty); /* what is queued so far: the worker's to take */
+            while (full(q))
+                pthread_cond_wait(&q->not_full, &q->mu);
+        }
         q->ring[(q->head + q->len++) % q->cap] = m[i];
+        q->bytes += m[i]->len;
+        if (q->bytes > q->bytes_peak)
+            q->bytes_peak = q->bytes;
     }
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
@@ -61,7 +74,8 @@ uint32_t nops__msgq_pop(msgq *q, rd_kafka_message_t **out, uint32_t max)
     }
     uint32_t n = 0;
     while (n < max && q->len) {
-        out[n++] = q->ring[q->head];
+        out[n] = q->ring[q->head];
+        q->bytes -= out[n++]->len;
         q->head = (q->head + 1) % q->cap;
         q->len--;
     }

@@ -51,6 +51,13 @@ static const nops_cfg_entry pipeline_entries[] = {
      "Detector threads; partition p is handled by worker p % workers."},
     {"queue_depth", NOPS_CFG_INT, P(queue_depth), 16, 1 << 20, "65536", NULL, NULL, 0,
      "Messages queued per worker before the poller waits (backpressure)."},
+    {"queue_mb", NOPS_CFG_INT, P(queue_mb), 0, 1 << 16, "512", NULL, NULL, 0,
+     "Message bytes (MiB) queued per worker before the poller waits, whichever of this and "
+     "queue_depth comes first: what a backlog may hold in memory beside librdkafka's own "
+     "prefetch (kafka.librdkafka queued.max.messages.kbytes). A larger message still passes "
+     "when the queue is empty. 0: queue_depth alone. Lower it with care: librdkafka 2.0 stops "
+     "fetching a partition for a second once its own prefetch is full, so a bound the workers "
+     "drain in well under a second slows the catch-up of a backlog."},
     {"batch", NOPS_CFG_INT, P(batch), 1, 1 << 16, "2048", NULL, NULL, 0,
      "Messages a worker takes per turn."},
     {"flush_ms", NOPS_CFG_INT, P(flush_ms), 10, 60000, "500", NULL, NULL, 0,

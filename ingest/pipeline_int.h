@@ -14,19 +14,28 @@
 #define MAX_PARTITIONS 4096
 #define MAX_WORKERS 64
 
-/* A bounded queue of Kafka messages from the poller to one worker. */
+/*
+ * A bounded queue of Kafka messages from the poller to one worker, bounded twice: by count
+ * (pipeline.queue_depth) and by payload bytes (pipeline.queue_mb). The byte bound is what keeps
+ * a backlog's memory in check: without it a worker's queue of 65536 messages held 400 MB of
+ * 100-line messages, and 64 GB of 1 MB ones, every byte of it on pages the process had to fault
+ * in fresh. A message is let in whenever the queue is empty, so one larger than the byte bound
+ * still passes; the bytes queued are thus below the bound plus one message.
+ */
 typedef struct msgq {
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full, drained;
     rd_kafka_message_t **ring; /* bounded ring */
     uint32_t cap, head, len;   /* capacity, first, count */
     uint32_t busy;             /* messages taken by the worker and not finished */
+    size_t cap_bytes;          /* payload bytes queued before push waits (0: no byte bound) */
+    size_t bytes, bytes_peak;  /* payload bytes queued now, and the most ever queued */
     bool closed;               /* no more messages will come */
 } msgq;
 
-bool nops__msgq_init(msgq *q, uint32_t cap);
+bool nops__msgq_init(msgq *q, uint32_t cap, size_t cap_bytes);
 void nops__msgq_fini(msgq *q);
-/* Push n messages, waiting while full (the poller's backpressure). */
+/* Push n messages, waiting while full by count or bytes (the poller's backpressure). */
 void nops__msgq_push(msgq *q, rd_kafka_message_t **m, uint32_t n);
 /* Wait until the worker has finished everything queued so far. */
 void nops__msgq_wait_drained(msgq *q);
@@ -131,6 +140,7 @@ struct nops_pipeline {
                                            ends, -1 none (poller only; start_partitions) */
     rd_kafka_message_t **pend;          /* messages gathered per worker (poller only) */
     uint32_t *npend;                    /* how many per worker */
+    size_t *pend_bytes;                 /* their payload bytes per worker */
     bool assigned[MAX_PARTITIONS];      /* partitions we own (poller only) */
     atomic_uint n_assigned;             /* how many */
     atomic_bool paused;                 /* consumption paused on a sink failure */

@@ -17,6 +17,9 @@
 /* ---- poller: checkpoints, rebalance, pause/resume ---------------------------------------- */
 
 #define CHUNK 256 /* messages the poller gathers per worker before handing them over */
+/* ... or fewer, once they hold this many payload bytes: 256 messages of 1 MB each would be
+ * 256 MB waiting outside the worker queue's byte bound */
+#define CHUNK_BYTES (256u << 10)
 
 /* Hand the gathered messages to their workers (poller thread: the loop, and the rebalance
  * callback before it drains, so a revoked partition's state holds everything polled of it). */
@@ -26,6 +29,7 @@ static void hand_over(nops_pipeline *p)
         if (p->npend[i]) {
             nops__msgq_push(&p->workers[i].q, &p->pend[i * CHUNK], p->npend[i]);
             p->npend[i] = 0;
+            p->pend_bytes[i] = 0;
         }
 }
 
@@ -373,9 +377,11 @@ static void *poller_main(void *arg)
     nops_pipeline *p = arg;
     rd_kafka_message_t **pend = nops_calloc((size_t)p->pp.workers * CHUNK, sizeof *pend);
     uint32_t *npend = nops_calloc((size_t)p->pp.workers, sizeof *npend);
-    if (pend && npend) {
+    size_t *pend_bytes = nops_calloc((size_t)p->pp.workers, sizeof *pend_bytes);
+    if (pend && npend && pend_bytes) {
         p->pend = pend;
         p->npend = npend;
+        p->pend_bytes = pend_bytes;
     }
     uint64_t last_ckpt = nops_now_ns(), last_snap = last_ckpt, backoff_ms = 100, next_retry = 0;
     uint64_t last_handover = last_ckpt;
@@ -390,9 +396,11 @@ static void *poller_main(void *arg)
         if (m) {
             int wi = (m->partition < 0 ? 0 : m->partition) % (int)p->pp.workers;
             pend[wi * CHUNK + npend[wi]++] = m;
-            if (npend[wi] == CHUNK) {
-                nops__msgq_push(&p->workers[wi].q, &pend[wi * CHUNK], CHUNK);
+            pend_bytes[wi] += m->len;
+            if (npend[wi] == CHUNK || pend_bytes[wi] >= CHUNK_BYTES) {
+                nops__msgq_push(&p->workers[wi].q, &pend[wi * CHUNK], npend[wi]);
                 npend[wi] = 0;
+                pend_bytes[wi] = 0;
             }
         }
         uint64_t now = nops_now_ns();
@@ -422,8 +430,10 @@ static void *poller_main(void *arg)
     hand_over(p);
     p->pend = NULL;
     p->npend = NULL;
+    p->pend_bytes = NULL;
     nops_free(pend);
     nops_free(npend);
+    nops_free(pend_bytes);
     return NULL;
 }
 
@@ -535,7 +545,8 @@ nops_pipeline *nops_pipeline_new(const nops_kafka_params *kp, const nops_pipelin
         w->id = i;
         w->det = nops_detect_new(dp, 1024, errstr, errstr_size);
         bool ok = w->det != NULL;
-        if (ok && !(ok = nops__msgq_init(&w->q, (uint32_t)pp->queue_depth)))
+        if (ok && !(ok = nops__msgq_init(&w->q, (uint32_t)pp->queue_depth,
+                                              (size_t)pp->queue_mb << 20)))
             nops_errf(errstr, errstr_size, "out of memory");
         if (!ok) {
             nops_pipeline_destroy(p);
@@ -711,7 +722,14 @@ void nops_pipeline_get_stats(nops_pipeline *p, nops_pipeline_stats *st)
     st->incidents_open += nops__svc_open(p->svc);
     st->series = 0; /* read racily from the workers' registries: a gauge, good enough */
     st->worker_cpu_ns = 0;
+    st->queued_bytes = st->queued_bytes_peak = 0;
     for (int i = 0; i < p->pp.workers; i++) {
+        msgq *q = &p->workers[i].q;
+        pthread_mutex_lock(&q->mu);
+        st->queued_bytes += q->bytes;
+        st->queued_bytes_peak =
+            q->bytes_peak > st->queued_bytes_peak ? q->bytes_peak : st->queued_bytes_peak;
+        pthread_mutex_unlock(&q->mu);
         st->series += nops_detect_series_count(p->workers[i].det);
         st->worker_cpu_ns += __atomic_load_n(&p->workers[i].cpu_ns, __ATOMIC_RELAXED);
     }

@@ -139,7 +139,7 @@ int tapi_setup(void **state)
 
     nops_kafka_params kp;
     tu_kafka_params(&kp, g_boot, "api-test");
-    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0, 0};
     nops_detect_params_default(&g_dp);
     /* the series here are 41–60 points long: a 30-point warm-up (the default is 2W = 120) */
     g_dp.warmup = 30;

@@ -463,6 +463,7 @@ static void test_ingest_counters(void **state)
     assert_true(metric(r.body, "neuralops_api_ingest_points_total") >= 12 * 41);
     assert_true(metric(r.body, "neuralops_api_ingest_rejected_total") >= 1);
     assert_true(metric(r.body, "neuralops_worker_cpu_seconds_total") > 0); /* workers ran */
+    assert_true(metric(r.body, "neuralops_pipeline_queued_bytes") >= 0); /* -1: missing */
     http_free(&r);
 }
 

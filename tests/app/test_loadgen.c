@@ -195,7 +195,7 @@ static nops_pipeline *start_pipeline(nops_sinks **sinks_out)
     char err[512];
     nops_kafka_params kp;
     tu_kafka_params(&kp, g_boot, "loadgen-test");
-    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     dp.window = WINDOW;

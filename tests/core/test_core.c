@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,65 @@ static void test_aligned_large_blocks_huge_pages(void **state)
 
 /* The process-wide malloc settings: refused when the environment has its own; applied, blocks
  * up to 32 MiB come from the heap (no mapping of their own) and larger ones are mapped. */
+#if !defined(__SANITIZE_ADDRESS__)
+/* malloc arenas in use now: malloc_info() writes one <heap nr=...> per arena */
+static int malloc_arenas(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_int_equal(malloc_info(0, f), 0);
+    fclose(f);
+    int n = 0;
+    for (const char *s = text; (s = strstr(s, "<heap nr=")); s++)
+        n++;
+    free(text);
+    return n;
+}
+
+typedef struct arena_probe {
+    pthread_barrier_t *all_in;
+    void *block;
+} arena_probe;
+
+/* a thread that allocates while all the others are alive and holding their blocks */
+static void *arena_probe_main(void *arg)
+{
+    arena_probe *a = arg;
+    a->block = malloc(1 << 20);
+    memset(a->block, 1, 1 << 20);
+    pthread_barrier_wait(a->all_in);
+    pthread_barrier_wait(a->all_in); /* the arenas are counted in between */
+    free(a->block);
+    return NULL;
+}
+
+/* threads that allocate at once stay within the arena limit */
+static void check_arena_limit(void)
+{
+    const int before = malloc_arenas(), limit = nops_alloc_arena_limit();
+    enum { N = 6 };
+    pthread_t t[N];
+    arena_probe a[N];
+    pthread_barrier_t all_in;
+    const int n = limit + 3 < N ? limit + 3 : N;
+    pthread_barrier_init(&all_in, NULL, (unsigned)n + 1);
+    for (int i = 0; i < n; i++) {
+        a[i].all_in = &all_in;
+        assert_int_equal(pthread_create(&t[i], NULL, arena_probe_main, &a[i]), 0);
+    }
+    pthread_barrier_wait(&all_in);
+    const int during = malloc_arenas();
+    pthread_barrier_wait(&all_in);
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&all_in);
+    /* glibc's default would give each new thread an arena of its own */
+    assert_true(during <= (before > limit ? before : limit));
+}
+#endif
+
 static void test_alloc_tune_process(void **state)
 {
     (void)state;
@@ -213,6 +273,10 @@ static void test_alloc_tune_process(void **state)
     char *saved = was ? strdup(was) : NULL;
     setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1", 1);
     assert_false(nops_alloc_tune_process());
+    setenv("MALLOC_ARENA_MAX", "4", 1);
+    unsetenv("GLIBC_TUNABLES");
+    assert_false(nops_alloc_tune_process()); /* the operator's arena limit wins too */
+    unsetenv("MALLOC_ARENA_MAX");
     if (saved && strstr(saved, "glibc.malloc.")) { /* the environment's own settings stay */
         setenv("GLIBC_TUNABLES", saved, 1);
         free(saved);
@@ -240,6 +304,7 @@ static void test_alloc_tune_process(void **state)
     assert_int_equal(mallinfo2().hblks, m1.hblks + 1); /* 40 MiB: a mapping of its own */
     free(b);
     free(a);
+    check_arena_limit();
 #endif
 }
 

@@ -194,7 +194,7 @@ static running start(const char *topic, const char *group, const char *dir,
     snprintf(kp.group, sizeof kp.group, "%s", group);
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "dlq");
     kp.session_timeout_ms = 6000;
-    nops_pipeline_params pp = {workers, 4096, 512, 100, 1000000, 300, 0, 0, 0};
+    nops_pipeline_params pp = {workers, 4096, 512, 100, 1000000, 300, 0, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     nops_correlate_params cp;

@@ -224,7 +224,7 @@ static running start(const char *topic, const char *svc_topic, const char *group
     nops_kafka_params kp;
     tu_kafka_params(&kp, g_boot, group);
     snprintf(kp.topic, sizeof kp.topic, "%s", topic);
-    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 300, 0, 0, 0};
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 300, 0, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     nops_correlate_params cp;
@@ -648,7 +648,7 @@ static void test_missing_service_topic(void **state)
         nops_kafka_params kp;
         tu_kafka_params(&kp, g_boot, "svc-miss");
         snprintf(kp.topic, sizeof kp.topic, "svc-m1");
-        nops_pipeline_params pp = {1, 4096, 512, 100, 1000000, 300, 0, 0, 0};
+        nops_pipeline_params pp = {1, 4096, 512, 100, 1000000, 300, 0, 0, 0, 0};
         nops_detect_params dp;
         nops_detect_params_default(&dp);
         nops_correlate_params cp;

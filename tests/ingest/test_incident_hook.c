@@ -116,7 +116,7 @@ static running start(const char *dir, hook_log *log)
     tu_kafka_params(&kp, g_boot, "g-hook");
     snprintf(kp.topic, sizeof kp.topic, TOPIC);
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, TOPIC ".dlq");
-    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     nops_correlate_params cp;

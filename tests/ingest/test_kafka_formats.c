@@ -69,7 +69,7 @@ static void run(const char *topic, int prec, const char *dir, nops_pipeline_stat
     snprintf(kp.topic, sizeof kp.topic, "%s", topic);
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "kfdlq");
     kp.timestamp_precision = prec;
-    nops_pipeline_params pp = {1, 4096, 512, 100, 0, 1000, 0, 0, 0};
+    nops_pipeline_params pp = {1, 4096, 512, 100, 0, 1000, 0, 0, 0, 0};
     pp.max_past_s = 20ll * 365 * 86400; /* 2023 is in, 1970 is out */
     nops_detect_params dp;
     nops_detect_params_default(&dp);

@@ -60,7 +60,7 @@ static void params(nops_kafka_params *kp, nops_pipeline_params *pp, nops_detect_
     snprintf(kp->group, sizeof kp->group, "%s", group);
     snprintf(kp->dlq_topic, sizeof kp->dlq_topic, "dlq1");
     kp->session_timeout_ms = 6000;
-    *pp = (nops_pipeline_params){2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
+    *pp = (nops_pipeline_params){2, 4096, 512, 100, 1000000, 1000, 0, 0, 0, 0};
     nops_detect_params_default(dp);
     nops_correlate_defaults(cp);
 }

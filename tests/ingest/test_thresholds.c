@@ -79,7 +79,7 @@ static void test_thresholds_change_while_running(void **state)
     tu_kafka_params(&kp, g_boot, "g-thr");
     snprintf(kp.topic, sizeof kp.topic, "th");
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "th.dlq");
-    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0};
+    nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0, 0};
     nops_detect_params dp;
     nops_detect_params_default(&dp);
     nops_correlate_params cp;
