@@ -679,6 +679,34 @@ static void e2e_steady(size_t m100, double parse_e2e)
     e2e_one_worker("bench100w", "_10k_series", m100, parse_e2e);
 }
 
+/* The two-worker run `r` over bench100 against its ceiling (parse alone × workers) and the
+ * machine's bound, then the one-worker runs. bare_cpu: the bare consumer's CPU seconds per
+ * 100-point message; parse_start: parse alone measured before the runs. */
+static void e2e_against_ceiling(const pipe_result *r, double bare_cpu, double parse_start,
+                                size_t m100)
+{
+    char extra[600];
+    /* the ceiling: the faster of parse alone before the runs and right after this one (the
+     * VM's speed drifts; one run had measured parse alone at a slow minute and read 0.53) */
+    const double again = parse_alone_e2e(5000);
+    const double parse_e2e = again > parse_start ? again : parse_start;
+    /* the machine's bound: its CPUs spent on nothing but what a bare consumer pays per point
+     * (the in-process brokers, fetch, lz4) and parse alone: no detection at all */
+    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    const double per_point = bare_cpu / 100 + (parse_e2e > 0 ? 1.0 / parse_e2e : 0);
+    snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g,"
+             "\"worker_cpu_ns_per_point\":%.1f,\"cpus\":%ld,"
+             "\"machine_bound_points_per_s\":%.4g", E2E_WORKERS, parse_e2e,
+             r->worker_cpu_per_point * 1e9, cpus, per_point > 0 ? (double)cpus / per_point : 0);
+    bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", r->points_per_s, "points/s",
+               "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
+    e2e_one_worker("bench100", "", m100, parse_e2e);
+    e2e_steady(m100, parse_e2e);
+    snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)r->series);
+    bench_emit("ingest", "bytes_per_active_series", r->bytes_per_series, "bytes", "target",
+               1024.0, extra);
+}
+
 int bench_ingest(const bench_opts *o)
 {
     const size_t scale = o->quick ? 20 : 1;
@@ -732,27 +760,8 @@ int bench_ingest(const bench_opts *o)
              r.faults_per_kpoint, (unsigned long long)r.queued_peak);
     bench_emit("ingest", "e2e_points_per_s_100pt_msgs", pipe100, "points/s",
                "bare_consumer_points_per_s", bare100 * 100, extra);
-    if (!only_lat) {
-        /* the ceiling: the faster of parse alone before the runs and right after this one (the
-         * VM's speed drifts; one run had measured parse alone at a slow minute and read 0.53) */
-        const double again = parse_alone_e2e(5000);
-        const double parse_e2e = again > parse_start ? again : parse_start;
-        /* the machine's bound: its CPUs spent on nothing but what a bare consumer pays per point
-         * (the in-process brokers, fetch, lz4) and parse alone: no detection at all */
-        const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        const double per_point = bare_cpu / 100 + (parse_e2e > 0 ? 1.0 / parse_e2e : 0);
-        snprintf(extra, sizeof extra, "\"workers\":%d,\"parse_alone_points_per_s\":%.4g,"
-                 "\"worker_cpu_ns_per_point\":%.1f,\"cpus\":%ld,"
-                 "\"machine_bound_points_per_s\":%.4g", E2E_WORKERS, parse_e2e,
-                 r.worker_cpu_per_point * 1e9, cpus, per_point > 0 ? (double)cpus / per_point : 0);
-        bench_emit("ingest", "e2e_points_per_s_100pt_msgs_vs_ceiling", pipe100, "points/s",
-                   "ceiling_parse_alone_x_workers", parse_e2e * E2E_WORKERS, extra);
-        e2e_one_worker("bench100", "", m100, parse_e2e);
-        e2e_steady(m100, parse_e2e);
-        snprintf(extra, sizeof extra, "\"series\":%llu", (unsigned long long)r.series);
-        bench_emit("ingest", "bytes_per_active_series", r.bytes_per_series, "bytes", "target",
-                   1024.0, extra);
-    }
+    if (!only_lat)
+        e2e_against_ceiling(&r, bare_cpu, parse_start, m100);
     if (only_e2e) {
         rd_kafka_destroy(g_host);
         return 0;
