@@ -17,6 +17,7 @@
 
 #include "tests/testutil.h"
 #include "tests/support/kafkautil.h"
+#include "tests/support/pipeutil.h"
 
 #include "ingest/ingest.h"
 
@@ -117,20 +118,10 @@ static running start(const char *dir, hook_log *log)
     snprintf(kp.topic, sizeof kp.topic, TOPIC);
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, TOPIC ".dlq");
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0, 0};
-    nops_detect_params dp;
-    nops_detect_params_default(&dp);
-    nops_correlate_params cp;
-    nops_correlate_defaults(&cp);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    char err[512];
-    running r = {nops_sinks_new(), NULL};
-    assert_int_equal(nops_sinks_add_jsonl(r.sinks, dir, 0, err, sizeof err), NOPS_OK);
-    r.p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, r.sinks, err, sizeof err);
-    if (!r.p)
-        fail_msg("pipeline: %s", err);
+    running r;
+    r.p = tu_pipeline_new(dir, &kp, &pp, &r.sinks);
     nops_pipeline_set_incident_hook(r.p, hook, log);
-    assert_int_equal(nops_pipeline_start(r.p, err, sizeof err), NOPS_OK);
+    tu_pipeline_start(r.p);
     return r;
 }
 

@@ -13,6 +13,7 @@
 
 #include "tests/testutil.h"
 #include "tests/support/kafkautil.h"
+#include "tests/support/pipeutil.h"
 
 #include "ingest/ingest.h"
 
@@ -71,19 +72,9 @@ static void run(const char *topic, int prec, const char *dir, nops_pipeline_stat
     kp.timestamp_precision = prec;
     nops_pipeline_params pp = {1, 4096, 512, 100, 0, 1000, 0, 0, 0, 0};
     pp.max_past_s = 20ll * 365 * 86400; /* 2023 is in, 1970 is out */
-    nops_detect_params dp;
-    nops_detect_params_default(&dp);
-    nops_correlate_params cp;
-    nops_correlate_defaults(&cp);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    if (!p)
-        fail_msg("pipeline: %s", err);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_sinks *sinks;
+    nops_pipeline *p = tu_pipeline_new(dir, &kp, &pp, &sinks);
+    tu_pipeline_start(p);
     for (int i = 0; i < 1200; i++) { /* up to 120 s on a loaded machine */
         nops_pipeline_get_stats(p, st);
         if (st->messages >= MSGS && st->dlq >= 1)

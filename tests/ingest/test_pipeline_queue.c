@@ -15,6 +15,7 @@
 
 #include "tests/testutil.h"
 #include "tests/support/kafkautil.h"
+#include "tests/support/pipeutil.h"
 
 #include "ingest/ingest.h"
 
@@ -83,20 +84,9 @@ static void test_queue_holds_at_most_queue_mb(void **state)
     nops_pipeline_params pp = {.workers = 1, .queue_depth = 4096, .batch = 512, .flush_ms = 100,
                                .snapshot_ms = 1000, .max_future_s = 86400,
                                .series_memory_mb = 512, .queue_mb = 1};
-    nops_detect_params dp;
-    nops_detect_params_default(&dp);
-    nops_correlate_params cp;
-    nops_correlate_defaults(&cp);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
-    char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_non_null(sinks);
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    if (!p)
-        fail_msg("pipeline: %s", err);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
+    nops_sinks *sinks;
+    nops_pipeline *p = tu_pipeline_new(dir, &kp, &pp, &sinks);
+    tu_pipeline_start(p);
     nops_pipeline_stats st;
     for (int i = 0; i < 2400; i++) { /* 120 s: a loaded machine */
         nops_pipeline_get_stats(p, &st);

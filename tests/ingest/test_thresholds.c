@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tests/support/kafkautil.h"
+#include "tests/support/pipeutil.h"
 
 #include "ingest/ingest.h"
 
@@ -80,19 +81,12 @@ static void test_thresholds_change_while_running(void **state)
     snprintf(kp.topic, sizeof kp.topic, "th");
     snprintf(kp.dlq_topic, sizeof kp.dlq_topic, "th.dlq");
     nops_pipeline_params pp = {2, 4096, 512, 100, 1000000, 1000, 0, 0, 0, 0};
-    nops_detect_params dp;
+    nops_sinks *sinks;
+    nops_pipeline *p = tu_pipeline_new(dir, &kp, &pp, &sinks);
+    tu_pipeline_start(p);
+    nops_detect_params dp; /* the thresholds it runs with: the defaults */
     nops_detect_params_default(&dp);
-    nops_correlate_params cp;
-    nops_correlate_defaults(&cp);
-    nops_storage_params sp;
-    snprintf(sp.data_dir, sizeof sp.data_dir, "%s", dir);
     char err[512];
-    nops_sinks *sinks = nops_sinks_new();
-    assert_int_equal(nops_sinks_add_jsonl(sinks, dir, 0, err, sizeof err), NOPS_OK);
-    nops_pipeline *p = nops_pipeline_new(&kp, &pp, &dp, &cp, &sp, sinks, err, sizeof err);
-    if (!p)
-        fail_msg("%s", err);
-    assert_int_equal(nops_pipeline_start(p, err, sizeof err), NOPS_OK);
     nops_pipeline_stats st;
 
     produce(0, 200); /* one spike per host, at t = 150 */
